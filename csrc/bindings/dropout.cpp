@@ -1,0 +1,8 @@
+#include "bindings/arrays.h"
+#include "bindings/families.h"
+
+namespace kiln::bind {
+
+void bind_dropout(py::module_& m) { (void)m; }
+
+}  // namespace kiln::bind

@@ -1,0 +1,22 @@
+// GEMM through OpenBLAS (the scipy-openblas32 build, whose symbols carry a
+// scipy_ prefix). Row-major throughout:
+//   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C[M,N]
+// with op(X) = X or X^T; lda/ldb/ldc are row strides of the matrices as stored.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln {
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+          int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+          const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
+          int64_t ldc);
+
+// Threading: OpenBLAS itself runs single-threaded; a large gemm called from
+// outside a parallel region is split into blocks over kiln's thread pool, one
+// called from inside a parallel_for chunk runs on that thread alone.
+
+}  // namespace kiln

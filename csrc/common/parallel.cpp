@@ -1,0 +1,146 @@
+#include "common/parallel.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/check.h"
+
+namespace kiln {
+namespace {
+
+thread_local bool t_in_parallel = false;
+
+// A fixed set of workers that sleep on a condition variable; each job is a
+// range of chunk indices handed out through an atomic counter.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int workers) { resize(workers); }
+  ~ThreadPool() { stop_all(); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int threads) {
+    stop_all();
+    stopping_ = false;
+    for (int i = 0; i + 1 < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+
+  void run(int64_t chunks, const std::function<void(int64_t)>& body) {
+    std::unique_lock<std::mutex> job_lock(job_mutex_);  // one job at a time
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      body_ = &body;
+      chunks_.store(chunks);
+      next_.store(0);
+      done_ = 0;
+      error_ = nullptr;
+      ++generation_;
+    }
+    cv_.notify_all();
+    drain();
+    std::unique_lock<std::mutex> lk(mutex_);
+    done_cv_.wait(lk, [&] { return done_ == chunks_; });
+    body_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void stop_all() {
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  void work() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mutex_);
+        cv_.wait(lk, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      drain();
+    }
+  }
+
+  // Claims chunks until none are left; used by workers and the caller alike.
+  void drain() {
+    t_in_parallel = true;
+    for (;;) {
+      int64_t i = next_.fetch_add(1);
+      if (i >= chunks_) break;
+      try {
+        (*body_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lk(mutex_);
+      if (++done_ == chunks_) done_cv_.notify_all();
+    }
+    t_in_parallel = false;
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex job_mutex_, mutex_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int64_t)>* body_ = nullptr;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> chunks_{0};
+  int64_t done_ = 0;
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
+int default_threads() {
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(default_threads());
+  return p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  KILN_CHECK(n >= 1, "set_num_threads: expected a positive thread count, got ", n);
+  pool().resize(n);
+}
+
+int get_num_threads() { return pool().size(); }
+
+bool in_parallel_region() { return t_in_parallel; }
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn) {
+  if (end <= begin) return;
+  const int64_t n = end - begin;
+  grain = std::max<int64_t>(grain, 1);
+  const int threads = get_num_threads();
+  if (threads == 1 || n <= grain || t_in_parallel) {
+    fn(begin, end);
+    return;
+  }
+  const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  const int64_t step = (n + chunks - 1) / chunks;
+  pool().run(chunks, [&](int64_t c) {
+    const int64_t b = begin + c * step;
+    const int64_t e = std::min(end, b + step);
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace kiln
