@@ -1,7 +1,47 @@
 """kiln: training convolutional networks with a C++ core and a PyTorch-shaped API."""
 
-from kiln import _C
+from kiln import autograd, kernels
 from kiln._C import get_num_threads, set_num_threads
+from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from kiln.random import get_rng_state, initial_seed, manual_seed, set_rng_state
+from kiln.tensor import (
+    Tensor,
+    arange,
+    bool_,
+    cat,
+    double,
+    empty,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    int32,
+    int64,
+    is_tensor,
+    linspace,
+    long,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    randperm,
+    stack,
+    tensor,
+    uint8,
+    where,
+    zeros,
+    zeros_like,
+)
 
-__all__ = ["get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "arange", "autograd", "bool_", "cat", "double", "empty", "enable_grad",
+    "float16", "float32", "float64", "from_numpy", "full", "get_num_threads", "get_rng_state",
+    "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels", "linspace",
+    "long", "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint", "randn",
+    "randperm", "set_grad_enabled", "set_num_threads", "set_rng_state", "stack", "tensor",
+    "uint8", "where", "zeros", "zeros_like",
+]

@@ -1,0 +1,16 @@
+"""Reverse-mode automatic differentiation on a tape of Functions."""
+
+from kiln.autograd.function import Context, Function, Node
+from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from kiln.autograd.gradcheck import gradcheck
+
+__all__ = [
+    "Context",
+    "Function",
+    "Node",
+    "enable_grad",
+    "gradcheck",
+    "is_grad_enabled",
+    "no_grad",
+    "set_grad_enabled",
+]

@@ -1,0 +1,198 @@
+"""The autograd tape: Function (an op with forward and backward), Node, and the engine.
+
+A differentiable op subclasses Function with two static methods working on NumPy
+arrays: ``forward(ctx, *args)`` returns the output array(s); ``backward(ctx,
+*grad_outputs)`` returns one gradient (or None) per forward argument.
+``Function.apply`` unwraps kiln Tensors to arrays, runs forward, wraps the
+outputs and, when any input requires grad, links a Node into the graph.
+``Tensor.backward`` walks the nodes in reverse topological order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kiln.autograd.grad_mode import is_grad_enabled
+
+if TYPE_CHECKING:
+    from kiln.tensor import Tensor
+
+
+class Context:
+    """What forward hands to backward: saved arrays, attributes, needs_input_grad."""
+
+    needs_input_grad: tuple[bool, ...]
+
+    def __init__(self) -> None:
+        self.saved_tensors: tuple[Any, ...] = ()
+        self._non_differentiable: set[int] = set()
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self.saved_tensors = arrays
+
+    def mark_non_differentiable(self, *arrays: np.ndarray) -> None:
+        """Outputs (e.g. argmax indices) that never receive a gradient."""
+        self._non_differentiable.update(id(a) for a in arrays)
+
+
+class Node:
+    """One recorded op: its Function, context, input tensors and output metadata."""
+
+    __slots__ = ("function", "ctx", "inputs", "output_meta")
+
+    def __init__(
+        self,
+        function: type[Function],
+        ctx: Context,
+        inputs: list[Tensor | None],
+        output_meta: list[tuple[tuple[int, ...], np.dtype]],
+    ) -> None:
+        self.function = function
+        self.ctx: Context | None = ctx
+        self.inputs = inputs
+        self.output_meta = output_meta
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__.lstrip("_")
+
+
+class Function:
+    """Base class of differentiable ops; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, *grad_outputs: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any) -> Any:
+        from kiln.tensor import Tensor
+
+        ctx = Context()
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        ctx.needs_input_grad = needs
+        raw = [a._data if isinstance(a, Tensor) else a for a in args]
+        result = cls.forward(ctx, *raw)
+        multiple = isinstance(result, tuple)
+        arrays = result if multiple else (result,)
+        outputs = tuple(Tensor._wrap(np.asarray(a)) for a in arrays)
+        if is_grad_enabled() and any(needs):
+            node = Node(
+                cls,
+                ctx,
+                [a if n else None for a, n in zip(args, needs)],
+                [(o._data.shape, o._data.dtype) for o in outputs],
+            )
+            for index, (array, out) in enumerate(zip(arrays, outputs)):
+                if id(array) in ctx._non_differentiable:
+                    continue
+                out._node = node
+                out._output_index = index
+                out.requires_grad = True
+        return outputs if multiple else outputs[0]
+
+
+def _topological_order(roots: Sequence[Node]) -> list[Node]:
+    """Nodes reachable from roots, each after every node that consumes its outputs."""
+    order: list[Node] = []
+    visited: set[int] = set()
+    for root in roots:
+        if id(root) in visited:
+            continue
+        visited.add(id(root))
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i < len(node.inputs):
+                stack.append((node, i + 1))
+                parent = node.inputs[i]
+                child = parent._node if parent is not None else None
+                if child is not None and id(child) not in visited:
+                    visited.add(id(child))
+                    stack.append((child, 0))
+            else:
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def run_backward(
+    tensors: Sequence[Tensor], grads: Sequence[np.ndarray], retain_graph: bool = False
+) -> None:
+    """Accumulates d(sum_i <tensors[i], grads[i]>)/d(leaf) into every leaf's ``.grad``."""
+    pending: dict[int, list[np.ndarray | None]] = {}
+    roots: list[Node] = []
+    for tensor, grad in zip(tensors, grads):
+        if tensor._node is None:
+            _accumulate_leaf(tensor, grad)
+            continue
+        node = tensor._node
+        if node.ctx is None:
+            raise RuntimeError(
+                "backward: trying to backward through the graph a second time; "
+                "pass retain_graph=True to the first backward call"
+            )
+        slot = pending.setdefault(id(node), [None] * len(node.output_meta))
+        index = tensor._output_index
+        slot[index] = grad if slot[index] is None else slot[index] + grad
+        roots.append(node)
+    for node in _topological_order(roots):
+        grad_outputs = pending.pop(id(node), None)
+        if grad_outputs is None:
+            continue
+        ctx = node.ctx
+        if ctx is None:
+            raise RuntimeError(
+                f"backward: the graph through {node.name} was already freed; "
+                "pass retain_graph=True to the first backward call"
+            )
+        filled = [
+            g if g is not None else np.zeros(shape, dtype)
+            for g, (shape, dtype) in zip(grad_outputs, node.output_meta)
+        ]
+        result = node.function.backward(ctx, *filled)
+        input_grads = result if isinstance(result, tuple) else (result,)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(
+                f"{node.name}.backward returned {len(input_grads)} gradients "
+                f"for {len(node.inputs)} inputs"
+            )
+        if not retain_graph:
+            node.ctx = None
+        for parent, grad in zip(node.inputs, input_grads):
+            if parent is None or grad is None:
+                continue
+            grad = np.asarray(grad)
+            if grad.shape != parent.shape:
+                raise RuntimeError(
+                    f"{node.name}.backward returned a gradient of shape {grad.shape} "
+                    f"for an input of shape {parent.shape}"
+                )
+            if grad.dtype != parent.dtype:
+                grad = grad.astype(parent.dtype)
+            if parent._node is None:
+                _accumulate_leaf(parent, grad)
+                continue
+            parent_node = parent._node
+            slot = pending.setdefault(id(parent_node), [None] * len(parent_node.output_meta))
+            index = parent._output_index
+            # Not in place: a backward may hand the same array to several inputs.
+            slot[index] = grad if slot[index] is None else slot[index] + grad
+
+
+def _accumulate_leaf(leaf: Tensor, grad: np.ndarray) -> None:
+    from kiln.tensor import Tensor
+
+    if not leaf.requires_grad:
+        return
+    if leaf.grad is None:
+        leaf.grad = Tensor._wrap(np.array(grad, dtype=leaf.dtype, copy=True))
+    else:
+        leaf.grad._data += grad

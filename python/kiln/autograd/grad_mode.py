@@ -1,0 +1,78 @@
+"""Switches for recording the autograd tape (per thread, as in PyTorch)."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True when differentiable ops record their backward on the tape."""
+    return getattr(_state, "enabled", True)
+
+
+def _set_enabled(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that sets recording on or off."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self.prev = is_grad_enabled()
+        _set_enabled(self.mode)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        _set_enabled(self.prev)
+
+    def __call__(self, fn: _F) -> _F:
+        mode = self.mode
+        _set_enabled(self.prev)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class _GradMode:
+    mode = True
+
+    def __enter__(self) -> None:
+        self.prev = is_grad_enabled()
+        _set_enabled(self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        _set_enabled(self.prev)
+
+    def __call__(self, fn: _F) -> _F:
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_GradMode):
+    """``with kiln.no_grad():`` ops inside record nothing; also usable as a decorator."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Turns recording back on inside a ``no_grad`` block."""
+
+    mode = True

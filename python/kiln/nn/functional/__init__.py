@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+"""Differentiable ops with PyTorch's names, argument order and defaults.
+
+Each op calls a C++ forward kernel and records the matching C++ backward kernel
+on the autograd tape. Shapes follow PyTorch: images are (N, C, H, W).
+"""
+
+from kiln.nn.functional.activation import *  # noqa: F403
+from kiln.nn.functional.conv import *  # noqa: F403
+from kiln.nn.functional.dropout import *  # noqa: F403
+from kiln.nn.functional.linear import *  # noqa: F403
+from kiln.nn.functional.loss import *  # noqa: F403
+from kiln.nn.functional.norm import *  # noqa: F403
+from kiln.nn.functional.pool import *  # noqa: F403

@@ -1,0 +1,784 @@
+"""kiln.Tensor: a NumPy array with an autograd history.
+
+On the CPU a Tensor wraps its storage directly: ``kiln.from_numpy(a)`` and
+``t.numpy()`` share memory. Differentiable methods record a Node on the tape
+(see kiln.autograd); ``loss.backward()`` fills ``.grad`` of the leaves.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kiln import _tensor_ops as ops
+from kiln.autograd.function import Node, run_backward
+from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.random import numpy_generator
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int64 = np.dtype(np.int64)
+int32 = np.dtype(np.int32)
+uint8 = np.dtype(np.uint8)
+bool_ = np.dtype(np.bool_)
+float = float32  # noqa: A001  (PyTorch's alias)
+double = float64
+long = int64
+
+_ALLOWED_KINDS = "fiub"
+
+return_types_max = namedtuple("max", ["values", "indices"])
+return_types_min = namedtuple("min", ["values", "indices"])
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Converts Python data the way torch.tensor does: floats become float32."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if isinstance(data, np.ndarray):
+        array = data
+    else:
+        array = np.asarray(data)
+        if dtype is None and array.dtype == np.float64:
+            array = array.astype(np.float32)
+    if dtype is not None:
+        array = array.astype(np.dtype(dtype), copy=False)
+    if array.dtype.kind not in _ALLOWED_KINDS:
+        raise TypeError(f"tensor: unsupported dtype {array.dtype}")
+    return array
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it.
+
+    Args:
+        data: a NumPy array (shared, not copied) or nested Python sequence.
+        requires_grad: record operations on this tensor for ``backward``.
+    """
+
+    __slots__ = ("_data", "requires_grad", "_grad", "_node", "_output_index", "__weakref__")
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        self._data = _as_array(data)
+        self._grad: Tensor | None = None
+        self._node: Node | None = None
+        self._output_index = 0
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, array: np.ndarray) -> Tensor:
+        t = object.__new__(Tensor)
+        t._data = array
+        t._grad = None
+        t._node = None
+        t._output_index = 0
+        t.requires_grad = False
+        return t
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Node | None:
+        return self._node
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802
+        return self.permute(*reversed(range(self.ndim)))
+
+    def size(self, dim: int | None = None) -> Any:
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared memory, no copy)."""
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "numpy: can't call numpy() on a tensor that requires grad; "
+                "use tensor.detach().numpy()"
+            )
+        return self._data
+
+    def item(self) -> Any:
+        if self._data.size != 1:
+            raise ValueError(
+                f"item: only one-element tensors can be converted to a Python scalar, "
+                f"got shape {self.shape}"
+            )
+        return self._data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self._data.tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        extra = ""
+        if self._data.dtype not in (float32, int64):
+            extra += f", dtype=kiln.{self._data.dtype}"
+        if self._node is not None:
+            extra += f", grad_fn=<{self._node.name}Backward>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"bool value of a tensor with {self._data.size} elements is ambiguous"
+            )
+        return bool(self._data.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+    # --------------------------------------------------------------- autograd
+    @property
+    def grad(self) -> Tensor | None:
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"grad: expected a Tensor or None, got {type(value).__name__}")
+            if value.shape != self.shape:
+                raise ValueError(
+                    f"grad: assigned grad of shape {value.shape} to a tensor of shape {self.shape}"
+                )
+        self._grad = value
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self._data.dtype.kind != "f":
+            raise RuntimeError(
+                f"requires_grad: only floating point tensors can require gradients, "
+                f"got {self._data.dtype}"
+            )
+        if not requires_grad and self._node is not None:
+            raise RuntimeError(
+                "requires_grad_: can't turn gradients off on a non-leaf tensor; use detach()"
+            )
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's storage, cut from the graph."""
+        return Tensor._wrap(self._data)
+
+    def detach_(self) -> Tensor:
+        self._node = None
+        self.requires_grad = False
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
+        self._data = value._data
+
+    def backward(
+        self, gradient: Tensor | np.ndarray | None = None, retain_graph: bool = False
+    ) -> None:
+        """Accumulates the gradient of this tensor into every leaf's ``.grad``.
+
+        ``gradient`` may be omitted only for a one-element tensor (a loss).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no grad_fn"
+            )
+        if gradient is None:
+            if self._data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be implicitly created only for scalar outputs, "
+                    f"got shape {self.shape}"
+                )
+            grad = np.ones(self.shape, self.dtype)
+        else:
+            grad = _as_array(gradient, self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"backward: gradient of shape {grad.shape} does not match tensor shape "
+                    f"{self.shape}"
+                )
+        run_backward([self], [grad], retain_graph=retain_graph)
+
+    # -------------------------------------------------------------- arithmetic
+    def _operand(self, other: Any) -> Any:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, np.ndarray):
+            return Tensor._wrap(other)
+        return other  # a Python scalar keeps this tensor's dtype (NumPy's NEP 50 rule)
+
+    def __add__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self, self._operand(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self._operand(other), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(self, self._operand(other))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(self._operand(other), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self, self._operand(other))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self._operand(other), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self, self._operand(other))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self._operand(other), self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return ops.Pow.apply(self, self._operand(other))
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return ops.Pow.apply(self._operand(other), self)
+
+    def __neg__(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __matmul__(self, other: Any) -> Tensor:
+        from kiln.nn.functional import matmul
+
+        return matmul(self, self._operand(other))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        from kiln.nn.functional import matmul
+
+        return matmul(self._operand(other), self)
+
+    def _inplace(self, other: Any, ufunc: np.ufunc) -> Tensor:
+        if is_grad_enabled() and self.requires_grad:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation; "
+                "wrap the update in kiln.no_grad()"
+            )
+        value = other._data if isinstance(other, Tensor) else other
+        ufunc(self._data, value, out=self._data, casting="same_kind")
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(other, np.add)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(other, np.subtract)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(other, np.multiply)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(other, np.true_divide)
+
+    def add_(self, other: Any, alpha: Any = 1) -> Tensor:
+        return self._inplace(other * alpha if alpha != 1 else other, np.add)
+
+    def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
+        return self._inplace(other * alpha if alpha != 1 else other, np.subtract)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace(other, np.multiply)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace(other, np.true_divide)
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> Tensor:
+        self._inplace(0, np.multiply)
+        self._data[...] = value
+        return self
+
+    def copy_(self, src: Any) -> Tensor:
+        source = src._data if isinstance(src, Tensor) else np.asarray(src)
+        try:
+            np.copyto(self._data, np.broadcast_to(source, self.shape), casting="unsafe")
+        except ValueError as e:
+            raise ValueError(
+                f"copy_: source of shape {np.shape(source)} can't be copied into {self.shape}"
+            ) from e
+        return self
+
+    # comparisons: no gradient, boolean results as in PyTorch
+    def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
+        value = other._data if isinstance(other, Tensor) else other
+        return Tensor._wrap(np.asarray(ufunc(self._data, value)))
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    # ------------------------------------------------------- elementwise math
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return self ** exponent
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return ops.Clamp.apply(self, min, max)
+
+    clip = clamp
+
+    def relu(self) -> Tensor:
+        from kiln.nn.functional import relu
+
+        return relu(self)
+
+    def sigmoid(self) -> Tensor:
+        from kiln.nn.functional import sigmoid
+
+        return sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        from kiln.nn.functional import tanh
+
+        return tanh(self)
+
+    def softmax(self, dim: int) -> Tensor:
+        from kiln.nn.functional import softmax
+
+        return softmax(self, dim)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        from kiln.nn.functional import log_softmax
+
+        return log_softmax(self, dim)
+
+    # ------------------------------------------------------------- reductions
+    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return ops.Sum.apply(self, ops._norm_dims(dim, self.ndim, "sum"), keepdim)
+
+    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        if self.dtype.kind != "f":
+            raise TypeError(f"mean: expected a floating point tensor, got {self.dtype}")
+        return ops.Mean.apply(self, ops._norm_dims(dim, self.ndim, "mean"), keepdim)
+
+    def _extreme(self, dim: Any, keepdim: bool, is_max: bool) -> Any:
+        name = "max" if is_max else "min"
+        if dim is None:
+            return ops.MaxMinAll.apply(self, is_max)
+        (d,) = ops._norm_dims(dim, self.ndim, name)
+        if self.shape and self.shape[d] == 0:
+            raise IndexError(f"{name}: cannot reduce over an empty dimension {d} of {self.shape}")
+        values, indices = ops.MaxMin.apply(self, d, keepdim, is_max)
+        return (return_types_max if is_max else return_types_min)(values, indices)
+
+    def max(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """Largest element, or (values, indices) along ``dim``."""
+        return self._extreme(dim, keepdim, True)
+
+    def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+        return self._extreme(dim, keepdim, False)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        if dim is None:
+            return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64))
+        (d,) = ops._norm_dims(dim, self.ndim, "argmax")
+        return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64))
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        if dim is None:
+            return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64))
+        (d,) = ops._norm_dims(dim, self.ndim, "argmin")
+        return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64))
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, *shape: Any) -> Tensor:
+        return ops.Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape))
+
+    view = reshape
+
+    def view_as(self, other: Tensor) -> Tensor:
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = ops._norm_dims((start_dim, end_dim), self.ndim, "flatten")
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        merged = int(np.prod(self.shape[start : end + 1]))
+        shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
+        return ops.Reshape.apply(self, shape)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        d = dim if dim >= 0 else dim + self.ndim + 1
+        if not 0 <= d <= self.ndim:
+            raise IndexError(f"unsqueeze: dimension {dim} out of range for {self.ndim} dimensions")
+        return ops.Reshape.apply(self, self.shape[:d] + (1,) + self.shape[d:])
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        if dim is None:
+            shape = tuple(n for n in self.shape if n != 1)
+        else:
+            (d,) = ops._norm_dims(dim, self.ndim, "squeeze")
+            shape = self.shape[:d] + self.shape[d + 1 :] if self.shape[d] == 1 else self.shape
+        return ops.Reshape.apply(self, shape)
+
+    def permute(self, *dims: Any) -> Tensor:
+        order = ops._norm_dims(_shape_args(dims), self.ndim, "permute")
+        if order is None or sorted(order) != list(range(self.ndim)):
+            raise ValueError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
+        return ops.Permute.apply(self, order)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        a, b = ops._norm_dims((dim0, dim1), self.ndim, "transpose")
+        order = list(range(self.ndim))
+        order[a], order[b] = order[b], order[a]
+        return ops.Permute.apply(self, tuple(order))
+
+    def t(self) -> Tensor:
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor with <= 2 dimensions, got {self.shape}")
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    def expand(self, *shape: Any) -> Tensor:
+        target = tuple(
+            s if t == -1 else t
+            for s, t in zip((1,) * (len(_shape_args(shape)) - self.ndim) + self.shape,
+                            _shape_args(shape))
+        )
+        return ops.Expand.apply(self, target)
+
+    def contiguous(self) -> Tensor:
+        if self._data.flags.c_contiguous:
+            return self
+        return _Contiguous.apply(self)
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def clone(self) -> Tensor:
+        return ops.Mul.apply(self, np.ones((), self.dtype))
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.GetItem.apply(self, _unwrap_index(index))
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        value_needs_grad = isinstance(value, Tensor) and value.requires_grad
+        if is_grad_enabled() and (self.requires_grad or value_needs_grad):
+            raise RuntimeError(
+                "__setitem__: in-place assignment is not differentiable; use no_grad()"
+            )
+        self._data[_unwrap_index(index)] = value._data if isinstance(value, Tensor) else value
+
+    # ------------------------------------------------------------------ dtype
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``to(dtype)`` or ``to('cpu')``; a CUDA device raises until the CUDA build exists."""
+        dtype = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, str):
+                _check_device(a)
+            else:
+                dtype = a
+        if "device" in kwargs:
+            _check_device(kwargs["device"])
+        if dtype is None or np.dtype(dtype) == self.dtype:
+            return self
+        return self.type(dtype)
+
+    def type(self, dtype: Any) -> Tensor:
+        dtype = np.dtype(dtype)
+        if self.requires_grad and dtype.kind == "f":
+            return _Cast.apply(self, dtype)
+        return Tensor._wrap(self._data.astype(dtype))
+
+    def float(self) -> Tensor:
+        return self.to(float32)
+
+    def double(self) -> Tensor:
+        return self.to(float64)
+
+    def long(self) -> Tensor:
+        return self.to(int64)
+
+    def int(self) -> Tensor:
+        return self.to(int32)
+
+    def bool(self) -> Tensor:
+        return self.to(bool_)
+
+    def cpu(self) -> Tensor:
+        return self
+
+
+class _Cast(ops.Function):
+    @staticmethod
+    def forward(ctx: ops.Context, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: ops.Context, g: np.ndarray) -> tuple:
+        return g.astype(ctx.dtype), None
+
+
+class _Contiguous(ops.Function):
+    @staticmethod
+    def forward(ctx: ops.Context, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def backward(ctx: ops.Context, g: np.ndarray) -> np.ndarray:
+        return g
+
+
+def _check_device(device: str) -> None:
+    if str(device) != "cpu":
+        raise RuntimeError(
+            f"to: device {device!r} is not available; this build of kiln runs on the CPU only"
+        )
+
+
+def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _resolve_shape(target: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    numel = int(np.prod(shape))
+    unknown = [i for i, n in enumerate(target) if n == -1]
+    known = int(np.prod([n for n in target if n != -1]))
+    bad = len(unknown) > 1 or any(n < -1 for n in target)
+    if not bad and unknown:
+        bad = known == 0 or numel % known != 0
+        if not bad:
+            target = tuple(numel // known if n == -1 else n for n in target)
+    if bad or int(np.prod(target)) != numel:
+        raise RuntimeError(f"reshape: shape {target} is invalid for input of shape {shape}")
+    return target
+
+
+def _unwrap_index(index: Any) -> Any:
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, tuple):
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+# ---------------------------------------------------------------- factories
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """A new tensor holding a copy of ``data`` (Python floats become float32)."""
+    array = _as_array(data, dtype)
+    return Tensor(np.array(array, copy=True), requires_grad=requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def _size(size: Sequence[Any]) -> tuple[int, ...]:
+    shape = _shape_args(size)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"negative dimension in size {shape}")
+    return shape
+
+
+def _factory(array: np.ndarray, requires_grad: bool) -> Tensor:
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def zeros(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+    return _factory(np.zeros(_size(size), np.dtype(dtype)), requires_grad)
+
+
+def ones(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+    return _factory(np.ones(_size(size), np.dtype(dtype)), requires_grad)
+
+
+def full(size: Sequence[int], fill_value: Any, dtype: Any = float32,
+         requires_grad: bool = False) -> Tensor:
+    return _factory(np.full(_size(size), fill_value, np.dtype(dtype)), requires_grad)
+
+
+def empty(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+    return _factory(np.empty(_size(size), np.dtype(dtype)), requires_grad)
+
+
+def zeros_like(t: Tensor, dtype: Any = None) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype)
+
+
+def ones_like(t: Tensor, dtype: Any = None) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype)
+
+
+def randn(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from kiln's seeded generator."""
+    array = numpy_generator().standard_normal(_size(size), dtype=np.dtype(dtype))
+    return _factory(array, requires_grad)
+
+
+def rand(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from kiln's seeded generator."""
+    array = numpy_generator().random(_size(size), dtype=np.dtype(dtype))
+    return _factory(array, requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Sequence[int] = (),
+            dtype: Any = int64) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    array = numpy_generator().integers(low, high, _size(size)).astype(np.dtype(dtype))
+    return Tensor(array)
+
+
+def randperm(n: int, dtype: Any = int64) -> Tensor:
+    return Tensor(numpy_generator().permutation(n).astype(np.dtype(dtype)))
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """Values start, start+step, ... below end; int64 for integer arguments, else float32."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = int64 if is_int else float32
+    return _factory(np.arange(start, end, step).astype(np.dtype(dtype)), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = float32) -> Tensor:
+    return Tensor(np.linspace(start, end, steps).astype(np.dtype(dtype)))
+
+
+def _tensors(tensors: Iterable[Any], op: str) -> list[Tensor]:
+    items = list(tensors)
+    if not items:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    for t in items:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: expected a sequence of Tensors, got {type(t).__name__}")
+    return items
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Joins tensors along an existing dimension."""
+    items = _tensors(tensors, "cat")
+    (d,) = ops._norm_dims(dim, items[0].ndim, "cat")
+    for t in items[1:]:
+        if t.ndim != items[0].ndim or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, items[0].shape)) if i != d
+        ):
+            raise ValueError(
+                f"cat: sizes of tensors must match except in dimension {d}; got "
+                f"{[x.shape for x in items]}"
+            )
+    return ops.Cat.apply(d, *items)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Joins same-shaped tensors along a new dimension."""
+    items = _tensors(tensors, "stack")
+    if any(t.shape != items[0].shape for t in items):
+        raise ValueError(f"stack: expects tensors of equal size, got {[x.shape for x in items]}")
+    ndim = items[0].ndim + 1
+    d = dim if dim >= 0 else dim + ndim
+    if not 0 <= d < ndim:
+        raise IndexError(f"stack: dimension {dim} out of range for {ndim} dimensions")
+    return ops.Stack.apply(d, *items)
+
+
+def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    return ops.Where.apply(cond.astype(bool), input, other)
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
