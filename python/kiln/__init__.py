@@ -1,6 +1,7 @@
 """kiln: training convolutional networks with a C++ core and a PyTorch-shaped API."""
 
-from kiln import autograd, kernels
+# _openblas loads the GEMM library before anything imports the extension.
+from kiln import _openblas, autograd, kernels  # noqa: F401
 from kiln._C import get_num_threads, set_num_threads
 from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.random import get_rng_state, initial_seed, manual_seed, set_rng_state
