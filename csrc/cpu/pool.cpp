@@ -1,0 +1,385 @@
+#include "cpu/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "common/parallel.h"
+
+namespace kiln {
+namespace {
+
+Shape pair(const int64_t v[2]) { return {v[0], v[1]}; }
+
+// Planes per parallel chunk, so that a chunk is worth waking a worker for.
+int64_t plane_grain(int64_t elems_per_plane) {
+  return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, elems_per_plane));
+}
+
+// Calls f(p) for every plane p, threaded over planes.
+template <typename F>
+void for_each_plane(const Pool2dSizes& s, F&& f) {
+  const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
+  parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) f(p);
+  });
+}
+
+// Smallest j >= 0 with a + j*step >= bound (step > 0).
+int64_t first_reaching(int64_t a, int64_t step, int64_t bound) {
+  return a >= bound ? 0 : (bound - a + step - 1) / step;
+}
+
+// Kernel taps [first, last) of a window starting at `start` that land inside [0, in).
+struct TapRange {
+  int64_t first, last;
+};
+TapRange taps_inside(int64_t start, int64_t in, int64_t kernel, int64_t dilation) {
+  const int64_t first = std::min(kernel, first_reaching(start, dilation, 0));
+  const int64_t last = std::max(first, std::min(kernel, first_reaching(start, dilation, in)));
+  return {first, last};
+}
+
+// Column tap kw seen from the output row: outputs ow in [lo, hi) read input
+// column ow*stride + offset, all in bounds. Looping over ow inside a fixed tap
+// keeps the inner loop branch-free, so it vectorizes along W.
+struct ColumnTap {
+  int64_t lo, hi, offset;
+};
+
+// The per-call geometry every plane shares.
+struct Geometry {
+  Pool2dSizes s;
+  int64_t kh, sh, ph, dh, sw;
+  std::vector<ColumnTap> cols;
+
+  Geometry(const Pool2dSizes& sizes, const Pool2dWindow& w)
+      : s(sizes), kh(w.kernel[0]), sh(w.stride[0]), ph(w.padding[0]), dh(w.dilation[0]),
+        sw(w.stride[1]) {
+    for (int64_t j = 0; j < w.kernel[1]; ++j) {
+      const int64_t offset = j * w.dilation[1] - w.padding[1];
+      const int64_t lo = std::min(s.out_w, first_reaching(offset, sw, 0));
+      const int64_t hi = std::max(lo, std::min(s.out_w, first_reaching(offset, sw, s.in_w)));
+      cols.push_back({lo, hi, offset});
+    }
+  }
+
+  // Calls f(ih, tap) for every in-bounds kernel row ih of output row oh and every column tap.
+  template <typename F>
+  void for_each_tap(int64_t oh, F&& f) const {
+    const int64_t h0 = oh * sh - ph;
+    const TapRange rows = taps_inside(h0, s.in_h, kh, dh);
+    for (int64_t r = rows.first; r < rows.last; ++r)
+      for (const ColumnTap& tap : cols) f(h0 + r * dh, tap);
+  }
+};
+
+template <typename T>
+constexpr T neg_inf() {
+  return -std::numeric_limits<T>::infinity();
+}
+
+// PyTorch's max rule: a later element wins when strictly larger or NaN.
+template <typename T>
+inline bool takes_max(T v, T current) {
+  return v > current || v != v;
+}
+
+// Divisors of one output row of avg_pool2d; 0 marks a window wholly in padding.
+template <typename T>
+void avg_divisors(int64_t oh, const Pool2dSizes& s, const Pool2dWindow& w,
+                  bool count_include_pad, std::optional<int64_t> divisor_override, T* div) {
+  const auto clipped = [](int64_t o, int64_t in, int64_t k, int64_t st, int64_t p) {
+    const int64_t start = o * st - p;
+    const int64_t end = std::min(start + k, in + p);  // ceil_mode windows may hang past this
+    const int64_t valid = std::min(end, in) - std::max<int64_t>(start, 0);
+    return std::pair<int64_t, int64_t>{end - start, valid};
+  };
+  const auto [h_pool, h_valid] = clipped(oh, s.in_h, w.kernel[0], w.stride[0], w.padding[0]);
+  for (int64_t ow = 0; ow < s.out_w; ++ow) {
+    const auto [w_pool, w_valid] = clipped(ow, s.in_w, w.kernel[1], w.stride[1], w.padding[1]);
+    int64_t d = 0;
+    if (h_valid > 0 && w_valid > 0)
+      d = divisor_override ? *divisor_override
+                           : (count_include_pad ? h_pool * w_pool : h_valid * w_valid);
+    div[ow] = static_cast<T>(d);
+  }
+}
+
+// Window of one adaptive-pool output: rows [h0, h1), columns [w0, w1).
+struct AdaptiveWindow {
+  int64_t h0, h1, w0, w1;
+  int64_t size() const { return (h1 - h0) * (w1 - w0); }
+};
+
+// Calls f(plane, flat output index, window) for every output, threaded over
+// planes; a plane's outputs come in order on one thread.
+template <typename F>
+void for_each_adaptive_window(const Pool2dSizes& s, F&& f) {
+  const auto start = [](int64_t o, int64_t in, int64_t out) { return o * in / out; };
+  const auto end = [](int64_t o, int64_t in, int64_t out) { return ((o + 1) * in + out - 1) / out; };
+  for_each_plane(s, [&](int64_t p) {
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+      for (int64_t ow = 0; ow < s.out_w; ++ow) {
+        const AdaptiveWindow win{start(oh, s.in_h, s.out_h), end(oh, s.in_h, s.out_h),
+                                 start(ow, s.in_w, s.out_w), end(ow, s.in_w, s.out_w)};
+        f(p, (p * s.out_h + oh) * s.out_w + ow, win);
+      }
+  });
+}
+
+void check_input_shape(const char* op, const Shape& input) {
+  if (input.size() != 3 && input.size() != 4)
+    fail(op, ": expected input of shape (N, C, H, W) or (C, H, W), got ", shape_str(input));
+  for (size_t i = input.size() - 3; i < input.size(); ++i)
+    if (input[i] <= 0)
+      fail(op, ": expected input with non-zero C, H and W, got ", shape_str(input));
+  if (input[0] < 0) fail(op, ": negative batch size in input ", shape_str(input));
+}
+
+int64_t planes_of(const Shape& input) {
+  return input.size() == 4 ? input[0] * input[1] : input[0];
+}
+
+}  // namespace
+
+int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                         int64_t dilation, bool ceil_mode) {
+  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t out = (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
+  // The last window must start inside the input or its left padding.
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+Pool2dSizes pool2d_sizes(const char* op, const Shape& input, const Pool2dWindow& w) {
+  check_input_shape(op, input);
+  for (int i = 0; i < 2; ++i) {
+    if (w.kernel[i] <= 0)
+      fail(op, ": kernel_size must be positive, got ", shape_str(pair(w.kernel)));
+    if (w.stride[i] <= 0) fail(op, ": stride must be positive, got ", shape_str(pair(w.stride)));
+    if (w.dilation[i] <= 0)
+      fail(op, ": dilation must be positive, got ", shape_str(pair(w.dilation)));
+    if (w.padding[i] < 0)
+      fail(op, ": padding must be non-negative, got ", shape_str(pair(w.padding)));
+    if (w.padding[i] > w.kernel[i] / 2)
+      fail(op, ": padding ", shape_str(pair(w.padding)), " must be at most half of kernel_size ",
+           shape_str(pair(w.kernel)));
+  }
+  const size_t r = input.size();
+  Pool2dSizes s;
+  s.planes = planes_of(input);
+  s.in_h = input[r - 2];
+  s.in_w = input[r - 1];
+  s.out_h = pool_output_size(s.in_h, w.kernel[0], w.stride[0], w.padding[0], w.dilation[0],
+                             w.ceil_mode);
+  s.out_w = pool_output_size(s.in_w, w.kernel[1], w.stride[1], w.padding[1], w.dilation[1],
+                             w.ceil_mode);
+  if (s.out_h < 1 || s.out_w < 1)
+    fail(op, ": input ", shape_str(input), " is too small for kernel_size ",
+         shape_str(pair(w.kernel)), " with padding ", shape_str(pair(w.padding)), ", dilation ",
+         shape_str(pair(w.dilation)), ", stride ", shape_str(pair(w.stride)),
+         ": the output would be ", s.out_h, "x", s.out_w);
+  return s;
+}
+
+Pool2dSizes adaptive_pool2d_sizes(const char* op, const Shape& input, int64_t out_h,
+                                  int64_t out_w) {
+  check_input_shape(op, input);
+  if (out_h < 0 || out_w < 0)
+    fail(op, ": output_size must be non-negative, got (", out_h, ", ", out_w, ")");
+  const size_t r = input.size();
+  return {planes_of(input), input[r - 2], input[r - 1], out_h, out_w};
+}
+
+Shape pool2d_output_shape(const Shape& input, int64_t out_h, int64_t out_w) {
+  Shape out = input;
+  out[out.size() - 2] = out_h;
+  out[out.size() - 1] = out_w;
+  return out;
+}
+
+void check_pool2d_grad(const char* op, const Shape& grad_output, const Shape& input,
+                       const Pool2dSizes& s) {
+  const Shape want = pool2d_output_shape(input, s.out_h, s.out_w);
+  if (grad_output != want)
+    fail(op, ": expected grad_output of shape ", shape_str(want), " for input ",
+         shape_str(input), ", got ", shape_str(grad_output));
+}
+
+Pool2dSizes pool2d_grad_sizes(const char* op, const Shape& grad_output, const Shape& input) {
+  check_input_shape(op, input);
+  const size_t r = input.size();
+  if (grad_output.size() != r || !std::equal(input.begin(), input.end() - 2, grad_output.begin()))
+    fail(op, ": grad_output ", shape_str(grad_output), " does not match input ",
+         shape_str(input), " in its leading (batch, channel) dimensions");
+  return {planes_of(input), input[r - 2], input[r - 1], grad_output[r - 2], grad_output[r - 1]};
+}
+
+void check_divisor_override(const char* op, std::optional<int64_t> divisor_override) {
+  if (divisor_override && *divisor_override == 0)
+    fail(op, ": divisor_override must be non-zero");
+}
+
+template <typename T>
+void max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2dSizes& s,
+                        const Pool2dWindow& w) {
+  const Geometry g(s, w);
+  // First in-bounds column of each output column's window (-1: none); with the
+  // first in-bounds row it names the argmax when every value is -inf, as in PyTorch.
+  std::vector<int64_t> first_col(s.out_w);
+  for (int64_t ow = 0; ow < s.out_w; ++ow) {
+    const int64_t w0 = ow * w.stride[1] - w.padding[1];
+    const TapRange t = taps_inside(w0, s.in_w, w.kernel[1], w.dilation[1]);
+    first_col[ow] = t.first < t.last ? w0 + t.first * w.dilation[1] : -1;
+  }
+  for_each_plane(s, [&](int64_t p) {
+    const T* xp = x + p * s.in_h * s.in_w;
+    for (int64_t oh = 0; oh < s.out_h; ++oh) {
+      T* yr = y + (p * s.out_h + oh) * s.out_w;
+      int64_t* ir = indices + (p * s.out_h + oh) * s.out_w;
+      const int64_t h0 = oh * g.sh - g.ph;
+      const TapRange rows = taps_inside(h0, s.in_h, g.kh, g.dh);
+      const int64_t first_row = rows.first < rows.last ? h0 + rows.first * g.dh : -1;
+      for (int64_t ow = 0; ow < s.out_w; ++ow) {
+        yr[ow] = neg_inf<T>();
+        ir[ow] = first_row >= 0 && first_col[ow] >= 0 ? first_row * s.in_w + first_col[ow] : -1;
+      }
+      g.for_each_tap(oh, [&](int64_t ih, const ColumnTap& tap) {
+        const T* xr = xp + ih * s.in_w;
+        const int64_t base = ih * s.in_w + tap.offset;
+        for (int64_t ow = tap.lo; ow < tap.hi; ++ow) {
+          const T v = xr[ow * g.sw + tap.offset];
+          const bool take = takes_max(v, yr[ow]);
+          yr[ow] = take ? v : yr[ow];
+          ir[ow] = take ? base + ow * g.sw : ir[ow];
+        }
+      });
+    }
+  });
+}
+
+template <typename T>
+void max_pool2d_backward(const char* op, const T* dy, const int64_t* indices, T* dx,
+                         const Pool2dSizes& s) {
+  const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
+  for_each_plane(s, [&](int64_t p) {
+    T* dxp = dx + p * in_plane;
+    std::fill(dxp, dxp + in_plane, T(0));
+    const T* dyp = dy + p * out_plane;
+    const int64_t* ip = indices + p * out_plane;
+    for (int64_t o = 0; o < out_plane; ++o) {
+      const int64_t i = ip[o];
+      if (i >= 0 && i < in_plane) {
+        dxp[i] += dyp[o];
+      } else if (i != -1) {
+        fail(op, ": index ", i, " at flat position ", p * out_plane + o,
+             " is out of range for an input plane of ", s.in_h, "x", s.in_w);
+      }
+    }
+  });
+}
+
+template <typename T>
+void avg_pool2d_forward(const T* x, T* y, const Pool2dSizes& s, const Pool2dWindow& w,
+                        bool count_include_pad, std::optional<int64_t> divisor_override) {
+  const Geometry g(s, w);
+  for_each_plane(s, [&](int64_t p) {
+    std::vector<T> div(s.out_w);
+    const T* xp = x + p * s.in_h * s.in_w;
+    for (int64_t oh = 0; oh < s.out_h; ++oh) {
+      T* yr = y + (p * s.out_h + oh) * s.out_w;
+      std::fill(yr, yr + s.out_w, T(0));
+      g.for_each_tap(oh, [&](int64_t ih, const ColumnTap& tap) {
+        const T* xr = xp + ih * s.in_w;
+        for (int64_t ow = tap.lo; ow < tap.hi; ++ow) yr[ow] += xr[ow * g.sw + tap.offset];
+      });
+      avg_divisors(oh, s, w, count_include_pad, divisor_override, div.data());
+      for (int64_t ow = 0; ow < s.out_w; ++ow)
+        yr[ow] = div[ow] != T(0) ? yr[ow] / div[ow] : T(0);
+    }
+  });
+}
+
+template <typename T>
+void avg_pool2d_backward(const T* dy, T* dx, const Pool2dSizes& s, const Pool2dWindow& w,
+                         bool count_include_pad, std::optional<int64_t> divisor_override) {
+  const Geometry g(s, w);
+  for_each_plane(s, [&](int64_t p) {
+    std::vector<T> div(s.out_w), share(s.out_w);
+    T* dxp = dx + p * s.in_h * s.in_w;
+    std::fill(dxp, dxp + s.in_h * s.in_w, T(0));
+    for (int64_t oh = 0; oh < s.out_h; ++oh) {
+      const T* dyr = dy + (p * s.out_h + oh) * s.out_w;
+      avg_divisors(oh, s, w, count_include_pad, divisor_override, div.data());
+      for (int64_t ow = 0; ow < s.out_w; ++ow)
+        share[ow] = div[ow] != T(0) ? dyr[ow] / div[ow] : T(0);
+      g.for_each_tap(oh, [&](int64_t ih, const ColumnTap& tap) {
+        T* dxr = dxp + ih * s.in_w;
+        for (int64_t ow = tap.lo; ow < tap.hi; ++ow) dxr[ow * g.sw + tap.offset] += share[ow];
+      });
+    }
+  });
+}
+
+template <typename T>
+void adaptive_avg_pool2d_forward(const T* x, T* y, const Pool2dSizes& s) {
+  for_each_adaptive_window(s, [&](int64_t p, int64_t o, const AdaptiveWindow& win) {
+    const T* xp = x + p * s.in_h * s.in_w;
+    double sum = 0;
+    for (int64_t ih = win.h0; ih < win.h1; ++ih)
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * s.in_w + iw];
+    y[o] = static_cast<T>(sum / static_cast<double>(win.size()));
+  });
+}
+
+template <typename T>
+void adaptive_avg_pool2d_backward(const T* dy, T* dx, const Pool2dSizes& s) {
+  const int64_t in_plane = s.in_h * s.in_w;
+  for_each_plane(s, [&](int64_t p) { std::fill(dx + p * in_plane, dx + (p + 1) * in_plane, T(0)); });
+  // Windows of one plane may overlap; each plane is visited by one thread only.
+  for_each_adaptive_window(s, [&](int64_t p, int64_t o, const AdaptiveWindow& win) {
+    T* dxp = dx + p * in_plane;
+    const T share = dy[o] / static_cast<T>(win.size());
+    for (int64_t ih = win.h0; ih < win.h1; ++ih)
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) dxp[ih * s.in_w + iw] += share;
+  });
+}
+
+template <typename T>
+void adaptive_max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2dSizes& s) {
+  for_each_adaptive_window(s, [&](int64_t p, int64_t o, const AdaptiveWindow& win) {
+    const T* xp = x + p * s.in_h * s.in_w;
+    T best = neg_inf<T>();
+    int64_t arg = win.h0 * s.in_w + win.w0;
+    for (int64_t ih = win.h0; ih < win.h1; ++ih)
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+        const T v = xp[ih * s.in_w + iw];
+        if (takes_max(v, best)) {
+          best = v;
+          arg = ih * s.in_w + iw;
+        }
+      }
+    y[o] = best;
+    indices[o] = arg;
+  });
+}
+
+#define KILN_POOL_INSTANTIATE(T)                                                              \
+  template void max_pool2d_forward<T>(const T*, T*, int64_t*, const Pool2dSizes&,             \
+                                      const Pool2dWindow&);                                   \
+  template void max_pool2d_backward<T>(const char*, const T*, const int64_t*, T*,             \
+                                       const Pool2dSizes&);                                   \
+  template void avg_pool2d_forward<T>(const T*, T*, const Pool2dSizes&, const Pool2dWindow&,  \
+                                      bool, std::optional<int64_t>);                          \
+  template void avg_pool2d_backward<T>(const T*, T*, const Pool2dSizes&, const Pool2dWindow&, \
+                                       bool, std::optional<int64_t>);                         \
+  template void adaptive_avg_pool2d_forward<T>(const T*, T*, const Pool2dSizes&);             \
+  template void adaptive_avg_pool2d_backward<T>(const T*, T*, const Pool2dSizes&);            \
+  template void adaptive_max_pool2d_forward<T>(const T*, T*, int64_t*, const Pool2dSizes&);
+KILN_POOL_INSTANTIATE(float)
+KILN_POOL_INSTANTIATE(double)
+#undef KILN_POOL_INSTANTIATE
+
+}  // namespace kiln
