@@ -1,0 +1,181 @@
+"""One module per activation function; each forwards to kiln.nn.functional.
+
+All are elementwise (any input shape, output the same shape) except Softmax and
+LogSoftmax, which normalize along ``dim``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+
+from kiln.nn import functional as F
+from kiln.nn import init
+from kiln.nn.modules.module import Module
+from kiln.nn.modules.utils import _factory_dtype, _int
+from kiln.nn.parameter import Parameter
+from kiln.tensor import Tensor
+
+__all__ = [
+    "ELU", "GELU", "LeakyReLU", "LogSoftmax", "PReLU", "ReLU", "SELU", "Sigmoid", "Softmax",
+    "Tanh",
+]
+
+
+def _number(value: Any, op: str, name: str) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__}")
+    return value
+
+
+class _Inplace(Module):
+    """An activation with PyTorch's ``inplace`` flag (shown in the repr when set)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+    def _suffix(self) -> str:
+        return ", inplace=True" if self.inplace else ""
+
+
+class ReLU(_Inplace):
+    """max(0, x)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.relu(input, inplace=self.inplace)
+
+
+class LeakyReLU(_Inplace):
+    """x if x >= 0 else negative_slope * x."""
+
+    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
+        super().__init__(inplace)
+        self.negative_slope = _number(negative_slope, "LeakyReLU", "negative_slope")
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.leaky_relu(input, self.negative_slope, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}{self._suffix()}"
+
+
+class ELU(_Inplace):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__(inplace)
+        self.alpha = _number(alpha, "ELU", "alpha")
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.elu(input, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}{self._suffix()}"
+
+
+class SELU(_Inplace):
+    """scale * (x if x > 0 else alpha * (exp(x) - 1)), alpha ~ 1.6733, scale ~ 1.0507."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.selu(input, self.inplace)
+
+
+class PReLU(Module):
+    """x if x >= 0 else a * x with a learnable slope ``weight`` (num_parameters,): one
+    shared slope (num_parameters=1) or one per channel (dim 1 of the input)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        self.num_parameters = _int(num_parameters, "PReLU", "num_parameters", 1)
+        self.init = _number(init, "PReLU", "init")
+        dt = _factory_dtype(device, dtype, "PReLU")
+        self.weight = Parameter(Tensor(np.empty((self.num_parameters,), dt)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.constant_(self.weight, self.init)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class GELU(Module):
+    """x * Phi(x) (``approximate='none'``) or its tanh approximation (``'tanh'``)."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(
+                f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}"
+            )
+        self.approximate = approximate
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x))."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.sigmoid(input)
+
+
+class Tanh(Module):
+    """tanh(x)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.tanh(input)
+
+
+class _SoftmaxBase(Module):
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        if dim is not None and (not isinstance(dim, numbers.Integral) or isinstance(dim, bool)):
+            raise TypeError(f"{type(self).__name__}: dim must be an int or None, got {dim!r}")
+        self.dim = dim
+
+    def _dim(self, input: Tensor) -> int:  # noqa: A002
+        if self.dim is not None:
+            return self.dim
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{type(self).__name__}: input must be a kiln.Tensor, got "
+                            f"{type(input).__name__}")
+        # PyTorch's legacy implicit choice: dim 0 for 0-, 1- and 3-D input, else dim 1.
+        warnings.warn(
+            f"Implicit dimension choice for {type(self).__name__.lower()} has been deprecated. "
+            "Change the call to include dim=X as an argument.",
+            stacklevel=3,
+        )
+        return 0 if input.ndim in (0, 1, 3) else 1
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_SoftmaxBase):
+    """exp(x) / sum(exp(x)) along ``dim`` (the outputs along ``dim`` sum to 1)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.softmax(input, self._dim(input))
+
+
+class LogSoftmax(_SoftmaxBase):
+    """x - log(sum(exp(x))) along ``dim`` (the log of Softmax, computed stably)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.log_softmax(input, self._dim(input))

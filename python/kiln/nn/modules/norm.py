@@ -1,0 +1,151 @@
+"""BatchNorm1d and BatchNorm2d: normalize each channel over the batch (and space).
+
+y = (x - mean) / sqrt(var + eps) * weight + bias, per channel C. In training the
+batch statistics are used and the running estimates updated:
+running = (1 - momentum) * running + momentum * batch (unbiased variance), or, with
+momentum=None, the cumulative average over the num_batches_tracked batches seen.
+In eval (or with track_running_stats=False buffers absent) the running estimates are used.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections import ChainMap
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from kiln.nn import functional as F
+from kiln.nn import init
+from kiln.nn.modules.module import Module
+from kiln.nn.modules.utils import _factory_dtype, _int
+from kiln.nn.parameter import Parameter
+from kiln.tensor import Tensor
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+class _BatchNorm(Module):
+    _expected_ndims: tuple[int, ...] = ()
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+        affine: bool = True, track_running_stats: bool = True,
+        device: Any = None, dtype: Any = None, *, bias: bool = True,
+    ) -> None:
+        super().__init__()
+        op = type(self).__name__
+        self.num_features = _int(num_features, op, "num_features", 1)
+        if not isinstance(eps, numbers.Real) or not eps >= 0:
+            raise ValueError(f"{op}: eps must be a non-negative number, got {eps!r}")
+        if momentum is not None and (
+            not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1
+        ):
+            raise ValueError(f"{op}: momentum must be in [0, 1] or None, got {momentum!r}")
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        dt = _factory_dtype(device, dtype, op)
+        if affine:
+            self.weight = Parameter(Tensor(np.empty((self.num_features,), dt)))
+            if bias:
+                self.bias = Parameter(Tensor(np.empty((self.num_features,), dt)))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros((self.num_features,), dt)))
+            self.register_buffer("running_var", Tensor(np.ones((self.num_features,), dt)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        """running_mean 0, running_var 1, num_batches_tracked 0."""
+        if self.track_running_stats:
+            init.zeros_(self.running_mean)
+            init.ones_(self.running_var)
+            init.zeros_(self.num_batches_tracked)
+
+    def reset_parameters(self) -> None:
+        """Resets the running statistics; weight 1, bias 0."""
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def _check_input_dim(self, input: Any) -> None:  # noqa: A002
+        op = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{op}: input must be a kiln.Tensor, got {type(input).__name__}")
+        if input.ndim not in self._expected_ndims:
+            ranks = " or ".join(f"{n}D" for n in self._expected_ndims)
+            raise ValueError(
+                f"{op}: expected {ranks} input (got {input.ndim}D input of shape "
+                f"{tuple(input.shape)})"
+            )
+        if input.shape[1] != self.num_features:
+            raise ValueError(
+                f"{op}: input of shape {tuple(input.shape)} has {input.shape[1]} channels, "
+                f"expected num_features={self.num_features}"
+            )
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.detach().numpy()[...] += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked.item())
+        # Batch statistics in training, or whenever there are no running estimates to use.
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        keep_running = not self.training or self.track_running_stats
+        return F.batch_norm(
+            input,
+            self.running_mean if keep_running else None,
+            self.running_var if keep_running else None,
+            self.weight, self.bias, use_batch_stats, factor, self.eps,
+        )
+
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, *args: Any
+    ) -> None:
+        # Checkpoints from before num_batches_tracked existed lack it: keep the current
+        # count instead of reporting a missing key, as PyTorch does for such state dicts.
+        key = prefix + "num_batches_tracked"
+        if self.num_batches_tracked is not None and key not in state_dict:
+            state_dict = ChainMap({key: self.num_batches_tracked}, state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (N, C) or (N, C, L) input over N (and L), per channel C.
+
+    Parameters weight (C,) = 1 and bias (C,) = 0 when ``affine``; buffers running_mean (C,),
+    running_var (C,), num_batches_tracked () int64 when ``track_running_stats``.
+    """
+
+    _expected_ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of (N, C, H, W) input over N, H and W, per channel C.
+
+    Parameters weight (C,) = 1 and bias (C,) = 0 when ``affine``; buffers running_mean (C,),
+    running_var (C,), num_batches_tracked () int64 when ``track_running_stats``.
+    """
+
+    _expected_ndims = (4,)

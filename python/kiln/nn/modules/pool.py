@@ -1,0 +1,117 @@
+"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d over (N, C, H, W) input.
+
+Output size per spatial dim (ceil_mode rounds up, keeping the last window inside the
+padded input): floor((H + 2*padding - dilation*(kernel-1) - 1) / stride) + 1.
+Arguments are kept as given (int or pair), as PyTorch's layers do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kiln.nn import functional as F
+from kiln.nn.modules.module import Module
+from kiln.nn.modules.utils import _pair
+from kiln.tensor import Tensor
+
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> None:
+        super().__init__()
+        op = type(self).__name__
+        kernel = _pair(kernel_size, op, "kernel_size", 1)
+        pad = _pair(padding, op, "padding", 0)
+        dil = _pair(dilation, op, "dilation", 1)
+        if stride is not None:
+            _pair(stride, op, "stride", 1)
+        effective = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+        if pad[0] > effective[0] // 2 or pad[1] > effective[1] // 2:
+            raise ValueError(f"{op}: padding {padding} should be at most half of the effective "
+                             f"kernel size {tuple(effective)}")
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+
+class MaxPool2d(_Pool2d):
+    """Maximum over each kernel window; stride defaults to kernel_size.
+
+    ``return_indices=True`` also returns the flat index (into H*W) of each maximum.
+    """
+
+    def __init__(
+        self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
+        return_indices: bool = False, ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, dilation)
+        self.dilation = dilation
+        self.return_indices = return_indices
+        self.ceil_mode = ceil_mode
+
+    def forward(self, input: Tensor) -> Any:  # noqa: A002
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over each kernel window; stride defaults to kernel_size.
+
+    ``count_include_pad`` counts zero padding in the divisor; ``divisor_override`` replaces it.
+    """
+
+    def __init__(
+        self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0, ceil_mode: bool = False,
+        count_include_pad: bool = True, divisor_override: int | None = None,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        if divisor_override is not None and (
+            not isinstance(divisor_override, int) or divisor_override <= 0
+        ):
+            raise ValueError(f"AvgPool2d: divisor_override must be a positive int or None, "
+                             f"got {divisor_override!r}")
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        if self.divisor_override is None:
+            return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding,
+                                self.ceil_mode, self.count_include_pad)
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Averages (N, C, H, W) input down to (N, C, *output_size) with windows that tile the
+    input; ``output_size`` is an int, a pair, or a pair with None (keep that input size).
+    ``AdaptiveAvgPool2d(1)`` is global average pooling."""
+
+    def __init__(self, output_size: int | Sequence[int | None]) -> None:
+        super().__init__()
+        if isinstance(output_size, (tuple, list)):
+            if len(output_size) != 2:
+                raise ValueError(f"AdaptiveAvgPool2d: output_size must be an int or a pair, "
+                                 f"got {output_size!r}")
+            for size in output_size:
+                if size is not None:
+                    _pair(size, "AdaptiveAvgPool2d", "output_size", 1)
+        else:
+            _pair(output_size, "AdaptiveAvgPool2d", "output_size", 1)
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

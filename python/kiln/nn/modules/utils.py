@@ -1,0 +1,72 @@
+"""Argument checks shared by the layer constructors (early, clear errors naming the layer)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from kiln.nn import init
+from kiln.nn.parameter import Parameter
+from kiln.tensor import Tensor, _check_device
+
+
+def _int(value: Any, op: str, name: str, minimum: int) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        qualifier = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{op}: {name} must be {qualifier}, got {value}")
+    return int(value)
+
+
+def _pair(value: Any, op: str, name: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+        return (_int(value[0], op, name, minimum), _int(value[1], op, name, minimum))
+    v = _int(value, op, name, minimum)
+    return (v, v)
+
+
+def _factory_dtype(device: Any, dtype: Any, op: str) -> np.dtype:
+    """The dtype for a layer's parameters (float32 by default; floating types only)."""
+    if device is not None:
+        _check_device(device)
+    if dtype is None:
+        return np.dtype(np.float32)
+    try:
+        result = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{op}: dtype {dtype!r} is not a dtype") from e
+    if result.kind != "f":
+        raise TypeError(f"{op}: parameters must have a floating point dtype, got {result}")
+    return result
+
+
+def _make_weight_and_bias(
+    module: Any, op: str, weight_shape: tuple[int, ...], out_features: int, bias: bool,
+    device: Any, dtype: Any,
+) -> None:
+    """Registers ``weight`` (weight_shape) and ``bias`` (out_features,), or bias=None, on
+    ``module`` with uninitialized values; the layer's reset_parameters fills them."""
+    dt = _factory_dtype(device, dtype, op)
+    module.weight = Parameter(Tensor(np.empty(weight_shape, dt)))
+    if bias:
+        module.bias = Parameter(Tensor(np.empty((out_features,), dt)))
+    else:
+        module.register_parameter("bias", None)
+
+
+def _default_reset(weight: Parameter, bias: Parameter | None) -> None:
+    """PyTorch's reset_parameters for Linear and conv layers: weight from
+    kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias from the same range."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        if fan_in != 0:
+            bound = 1 / math.sqrt(fan_in)
+            init.uniform_(bias, -bound, bound)

@@ -1,0 +1,35 @@
+"""Parameter: a Tensor that a Module registers as learnable when assigned as an attribute."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kiln.tensor import Tensor
+
+__all__ = ["Parameter"]
+
+
+class Parameter(Tensor):
+    """A leaf tensor that ``Module.__setattr__`` registers in ``parameters()``.
+
+    Args:
+        data: a kiln.Tensor whose storage the parameter shares (not copied); None gives
+            an empty float32 tensor.
+        requires_grad: whether the parameter collects ``.grad`` (default True).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Tensor | None = None, requires_grad: bool = True) -> None:
+        if data is None:
+            array = np.empty((0,), np.float32)
+        elif isinstance(data, Tensor):
+            array = data.detach().numpy()
+        else:
+            raise TypeError(
+                f"Parameter: data must be a kiln.Tensor or None, got {type(data).__name__}"
+            )
+        super().__init__(array, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
