@@ -1,0 +1,381 @@
+#include "cpu/conv.h"
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "common/parallel.h"
+#include "cpu/gemm_tile.h"
+
+namespace kiln::cpu {
+namespace {
+
+// Output pixels per block: one 64-wide panel of the micro-kernel, so a block's
+// im2col rows (C/G*R*S x 64) stay in L2 while the weights stream past them.
+constexpr int64_t kBlock = 64;
+// Below about this many FLOPs a chunk of work is not worth a thread wake-up.
+constexpr int64_t kGrainFlops = 1 << 20;
+// Sizes and arguments above this would overflow the index arithmetic.
+constexpr int64_t kMaxArg = int64_t(1) << 31;
+
+std::string pair_str(Pair p) { return shape_str({p[0], p[1]}); }
+
+void check_args(const char* op, Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  for (int i = 0; i < 2; ++i) {
+    KILN_CHECK(stride[i] >= 1 && stride[i] <= kMaxArg, op,
+               ": stride must be positive, got ", pair_str(stride));
+    KILN_CHECK(dilation[i] >= 1 && dilation[i] <= kMaxArg, op,
+               ": dilation must be positive, got ", pair_str(dilation));
+    KILN_CHECK(padding[i] >= 0 && padding[i] <= kMaxArg, op,
+               ": padding must be non-negative, got ", pair_str(padding));
+  }
+  KILN_CHECK(groups >= 1 && groups <= kMaxArg, op, ": groups must be positive, got ", groups);
+}
+
+void check_ranks(const char* op, const Shape& input, const Shape& weight, const char* weight_dims) {
+  KILN_CHECK(input.size() == 4, op, ": expected input of shape (N, C, H, W), got ",
+             shape_str(input));
+  KILN_CHECK(weight.size() == 4, op, ": expected weight of shape ", weight_dims, ", got ",
+             shape_str(weight));
+  KILN_CHECK(input[0] >= 0 && input[0] <= kMaxArg && input[2] >= 0 && input[2] <= kMaxArg &&
+                 input[3] >= 0 && input[3] <= kMaxArg,
+             op, ": input ", shape_str(input), " has a negative or too large size");
+  KILN_CHECK(input[1] >= 1 && input[1] <= kMaxArg, op, ": input ", shape_str(input),
+             " has no channels");
+  for (int64_t d : weight)
+    KILN_CHECK(d >= 1 && d <= kMaxArg, op, ": weight ", shape_str(weight),
+               " has a zero or negative size");
+}
+
+// First and one-past-last t in [0, count) with 0 <= start + t*step < limit.
+std::pair<int64_t, int64_t> valid_range(int64_t start, int64_t step, int64_t count,
+                                        int64_t limit) {
+  const int64_t lo = start >= 0 ? 0 : (-start + step - 1) / step;
+  const int64_t hi = start >= limit ? 0 : (limit - start + step - 1) / step;
+  const int64_t a = std::min(lo, count), b = std::clamp(hi, a, count);
+  return {a, b};
+}
+
+// Walks the im2col matrix of one image and group restricted to the output
+// pixels [pq0, pq0 + cols): for every row (c, r, s) and every run of pixels
+// within one output row p, calls
+//   fn(row, j, seg, src, lo, hi)
+// meaning: of the columns j .. j+seg-1 of the row, those with t in [lo, hi)
+// read x[src + t*stride_w] (an offset into the group's channel planes; src
+// itself may lie before the row when the window starts in the padding); all
+// other columns are padding.
+template <typename F>
+void walk_im2col(const ConvGeometry& g, int64_t pq0, int64_t cols, F&& fn) {
+  const int64_t Cg = g.C / g.groups;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s = 0; s < g.S; ++s) {
+        const int64_t row = (c * g.R + r) * g.S + s;
+        int64_t p = pq0 / g.Q, q = pq0 % g.Q;
+        for (int64_t j = 0; j < cols; q = 0, ++p) {
+          const int64_t seg = std::min(g.Q - q, cols - j);
+          const int64_t ih = p * g.stride_h - g.pad_h + r * g.dil_h;
+          const int64_t iw0 = q * g.stride_w - g.pad_w + s * g.dil_w;
+          if (ih < 0 || ih >= g.H) {
+            fn(row, j, seg, int64_t(0), int64_t(0), int64_t(0));
+          } else {
+            const auto [lo, hi] = valid_range(iw0, g.stride_w, seg, g.W);
+            fn(row, j, seg, (c * g.H + ih) * g.W + iw0, lo, hi);
+          }
+          j += seg;
+        }
+      }
+}
+
+// col[row * ld + j] = the im2col matrix for pixels [pq0, pq0 + cols); x points
+// at the group's first channel plane of one image.
+template <typename T>
+void im2col(const ConvGeometry& g, const T* x, int64_t pq0, int64_t cols, T* col, int64_t ld) {
+  const int64_t sw = g.stride_w;
+  walk_im2col(g, pq0, cols, [&](int64_t row, int64_t j, int64_t seg, int64_t src, int64_t lo,
+                                int64_t hi) {
+    T* dst = col + row * ld + j;
+    std::fill(dst, dst + lo, T(0));
+    const T* in = x + src;
+    if (sw == 1)
+      std::copy(in + lo, in + hi, dst + lo);
+    else
+      for (int64_t t = lo; t < hi; ++t) dst[t] = in[t * sw];
+    std::fill(dst + hi, dst + seg, T(0));
+  });
+}
+
+// The adjoint of im2col: dx[...] += dcol for every in-range entry.
+template <typename T>
+void col2im_add(const ConvGeometry& g, const T* col, int64_t ld, int64_t pq0, int64_t cols,
+                T* dx) {
+  const int64_t sw = g.stride_w;
+  walk_im2col(g, pq0, cols, [&](int64_t row, int64_t j, int64_t, int64_t src, int64_t lo,
+                                int64_t hi) {
+    const T* from = col + row * ld + j;
+    T* out = dx + src;
+    for (int64_t t = lo; t < hi; ++t) out[t * sw] += from[t];
+  });
+}
+
+int64_t blocks_of(const ConvGeometry& g) { return (g.P * g.Q + kBlock - 1) / kBlock; }
+
+int64_t grain_for(int64_t flops_per_task) {
+  return std::max<int64_t>(1, kGrainFlops / std::max<int64_t>(flops_per_task, 1));
+}
+
+// The stride-1 input gradient as a forward convolution: dx = conv(dy, w'),
+// w'[g*C/G + c, k, r, s] = w[g*K/G + k, c, R-1-r, S-1-s], padding dil*(R-1) - pad
+// (negative padding crops; the window walk handles either sign).
+template <typename T>
+void backward_input_as_forward(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
+  auto flipped = scratch<T>(static_cast<size_t>(g.C * Kg * RS));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t c = 0; c < Cg; ++c) {
+        const T* from = w + ((grp * Kg + k) * Cg + c) * RS;
+        T* to = flipped.get() + ((grp * Cg + c) * Kg + k) * RS;
+        std::reverse_copy(from, from + RS, to);  // (r, s) -> (R-1-r, S-1-s)
+      }
+  ConvGeometry t = g;
+  t.C = g.K;
+  t.H = g.P;
+  t.W = g.Q;
+  t.K = g.C;
+  t.P = g.H;
+  t.Q = g.W;
+  t.pad_h = g.dil_h * (g.R - 1) - g.pad_h;
+  t.pad_w = g.dil_w * (g.S - 1) - g.pad_w;
+  conv2d_forward(t, dy, flipped.get(), static_cast<const T*>(nullptr), dx);
+}
+
+// Any stride: dcol = W^T . dY block by block, scattered into dx by col2im.
+// Blocks of one image overlap in dx, so an image and group is one task.
+template <typename T>
+void backward_input_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+  const int64_t tasks = g.N * g.groups;
+  parallel_for(0, tasks, grain_for(2 * CRS * Kg * PQ), [&](int64_t t0, int64_t t1) {
+    auto dcol = scratch<T>(static_cast<size_t>(CRS * kBlock));
+    auto dyb = scratch<T>(static_cast<size_t>(Kg * kBlock));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / g.groups, grp = t % g.groups;
+      T* dxg = dx + (n * g.C + grp * Cg) * HW;
+      std::fill(dxg, dxg + Cg * HW, T(0));
+      const T* dyg = dy + (n * g.K + grp * Kg) * PQ;
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t pq0 = blk * kBlock, cols = std::min(kBlock, PQ - pq0);
+        for (int64_t k = 0; k < Kg; ++k)
+          std::copy(dyg + k * PQ + pq0, dyg + k * PQ + pq0 + cols, dyb.get() + k * kBlock);
+        gemm_tile<T>(CRS, cols, Kg, w + grp * Kg * CRS, 1, CRS, dyb.get(), kBlock, dcol.get(),
+                     kBlock, false);
+        col2im_add(g, dcol.get(), kBlock, pq0, cols, dxg);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+ConvGeometry conv2d_geometry(const char* op, const Shape& input, const Shape& weight,
+                             Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  check_ranks(op, input, weight, "(out_channels, in_channels / groups, kH, kW)");
+  check_args(op, stride, padding, dilation, groups);
+  const int64_t C = input[1], K = weight[0];
+  KILN_CHECK(C % groups == 0, op, ": input ", shape_str(input), " has ", C,
+             " channels, not divisible by groups=", groups);
+  KILN_CHECK(K % groups == 0, op, ": weight ", shape_str(weight), " has ", K,
+             " output channels, not divisible by groups=", groups);
+  KILN_CHECK(weight[1] * groups == C, op, ": input ", shape_str(input), " has ", C,
+             " channels but weight ", shape_str(weight), " expects ", weight[1] * groups,
+             " (groups=", groups, ")");
+  ConvGeometry g{};
+  g.N = input[0];
+  g.C = C;
+  g.H = input[2];
+  g.W = input[3];
+  g.K = K;
+  g.R = weight[2];
+  g.S = weight[3];
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.pad_h = padding[0];
+  g.pad_w = padding[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  g.groups = groups;
+  const int64_t span_h = g.dil_h * (g.R - 1) + 1, span_w = g.dil_w * (g.S - 1) + 1;
+  const int64_t padded_h = g.H + 2 * g.pad_h, padded_w = g.W + 2 * g.pad_w;
+  KILN_CHECK(span_h <= padded_h && span_w <= padded_w, op, ": kernel ",
+             pair_str({g.R, g.S}), " with dilation ", pair_str(dilation), " spans ",
+             pair_str({span_h, span_w}), ", larger than the padded input ",
+             pair_str({padded_h, padded_w}), " (input ", shape_str(input), ", padding ",
+             pair_str(padding), ")");
+  g.P = (padded_h - span_h) / g.stride_h + 1;
+  g.Q = (padded_w - span_w) / g.stride_w + 1;
+  return g;
+}
+
+ConvGeometry conv_transpose2d_geometry(const char* op, const Shape& input, const Shape& weight,
+                                       Pair stride, Pair padding, Pair output_padding,
+                                       Pair dilation, int64_t groups) {
+  check_ranks(op, input, weight, "(in_channels, out_channels / groups, kH, kW)");
+  check_args(op, stride, padding, dilation, groups);
+  for (int i = 0; i < 2; ++i)
+    KILN_CHECK(output_padding[i] >= 0 &&
+                   (output_padding[i] < stride[i] || output_padding[i] < dilation[i]),
+               op, ": output_padding must be non-negative and smaller than either stride or "
+               "dilation, got output_padding ", pair_str(output_padding), ", stride ",
+               pair_str(stride), ", dilation ", pair_str(dilation));
+  const int64_t Cin = input[1];
+  KILN_CHECK(Cin % groups == 0, op, ": input ", shape_str(input), " has ", Cin,
+             " channels, not divisible by groups=", groups);
+  KILN_CHECK(weight[0] == Cin, op, ": input ", shape_str(input), " has ", Cin,
+             " channels but weight ", shape_str(weight), " expects ", weight[0],
+             " (groups=", groups, ")");
+  KILN_CHECK(input[2] >= 1 && input[3] >= 1, op, ": input ", shape_str(input),
+             " has an empty spatial size");
+  ConvGeometry g{};
+  g.N = input[0];
+  g.C = weight[1] * groups;
+  g.K = Cin;
+  g.R = weight[2];
+  g.S = weight[3];
+  g.P = input[2];
+  g.Q = input[3];
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.pad_h = padding[0];
+  g.pad_w = padding[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  g.groups = groups;
+  g.H = (g.P - 1) * g.stride_h - 2 * g.pad_h + g.dil_h * (g.R - 1) + output_padding[0] + 1;
+  g.W = (g.Q - 1) * g.stride_w - 2 * g.pad_w + g.dil_w * (g.S - 1) + output_padding[1] + 1;
+  KILN_CHECK(g.H >= 1 && g.W >= 1, op, ": output size ", pair_str({g.H, g.W}),
+             " is not positive for input ", shape_str(input), ", weight ", shape_str(weight),
+             ", stride ", pair_str(stride), ", padding ", pair_str(padding), ", dilation ",
+             pair_str(dilation), ", output_padding ", pair_str(output_padding));
+  return g;
+}
+
+void check_shape(const char* op, const char* name, const Shape& got, const Shape& want) {
+  KILN_CHECK(got == want, op, ": expected ", name, " of shape ", shape_str(want), ", got ",
+             shape_str(got));
+}
+
+template <typename T>
+void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+  const int64_t tasks = g.N * g.groups * blocks;
+  parallel_for(0, tasks, grain_for(2 * Kg * CRS * kBlock), [&](int64_t t0, int64_t t1) {
+    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t blk = t % blocks, grp = (t / blocks) % g.groups, n = t / blocks / g.groups;
+      const int64_t pq0 = blk * kBlock, cols = std::min(kBlock, PQ - pq0);
+      im2col(g, x + (n * g.C + grp * Cg) * HW, pq0, cols, col.get(), kBlock);
+      T* out = y + (n * g.K + grp * Kg) * PQ + pq0;
+      gemm_tile<T>(Kg, cols, CRS, w + grp * Kg * CRS, CRS, 1, col.get(), kBlock, out, PQ, false);
+      if (bias != nullptr)
+        for (int64_t k = 0; k < Kg; ++k)
+          for (int64_t j = 0; j < cols; ++j) out[k * PQ + j] += bias[grp * Kg + k];
+    }
+  });
+}
+
+template <typename T>
+void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (g.stride_h == 1 && g.stride_w == 1)
+    backward_input_as_forward(g, dy, w, dx);
+  else
+    backward_input_col2im(g, dy, w, dx);
+}
+
+template <typename T>
+void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+  // dW^T is accumulated with its output channels padded to whole vectors.
+  const int64_t Kp = (Kg + 15) / 16 * 16, part_size = g.groups * CRS * Kp;
+  std::mutex parts_mutex;
+  std::vector<Scratch<T>> parts;
+  const int64_t tasks = g.N * blocks;
+  parallel_for(0, tasks, grain_for(2 * g.K * CRS * kBlock), [&](int64_t t0, int64_t t1) {
+    auto part = scratch<T>(static_cast<size_t>(part_size));  // one per chunk, zeroed
+    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock));
+    auto dyt = scratch<T>(static_cast<size_t>(kBlock * Kp));  // dY^T, padding stays zero
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / blocks, pq0 = (t % blocks) * kBlock;
+      const int64_t cols = std::min(kBlock, PQ - pq0);
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        im2col(g, x + (n * g.C + grp * Cg) * HW, pq0, cols, col.get(), kBlock);
+        const T* dyg = dy + (n * g.K + grp * Kg) * PQ + pq0;
+        for (int64_t k = 0; k < Kg; ++k)
+          for (int64_t j = 0; j < cols; ++j) dyt[j * Kp + k] = dyg[k * PQ + j];
+        gemm_tile<T>(CRS, Kg, cols, col.get(), kBlock, 1, dyt.get(), Kp,
+                     part.get() + grp * CRS * Kp, Kp, true);
+      }
+    }
+    std::lock_guard<std::mutex> lock(parts_mutex);
+    parts.push_back(std::move(part));
+  });
+  // dw[g*Kg + k, crs] = sum over the chunks' dW^T[g, crs, k].
+  parallel_for(0, g.K, grain_for(CRS * static_cast<int64_t>(parts.size())),
+               [&](int64_t k0, int64_t k1) {
+                 for (int64_t kk = k0; kk < k1; ++kk) {
+                   const int64_t grp = kk / Kg, k = kk % Kg;
+                   T* out = dw + kk * CRS;
+                   std::fill(out, out + CRS, T(0));
+                   for (const auto& part : parts) {
+                     const T* from = part.get() + grp * CRS * Kp + k;
+                     for (int64_t i = 0; i < CRS; ++i) out[i] += from[i * Kp];
+                   }
+                 }
+               });
+}
+
+template <typename T>
+void channel_sum(int64_t N, int64_t C, int64_t pixels, const T* dy, T* db) {
+  parallel_for(0, C, grain_for(N * pixels), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      // 16 running sums: vectorizes, and keeps float rounding error small.
+      T lanes[16] = {};
+      for (int64_t n = 0; n < N; ++n) {
+        const T* row = dy + (n * C + c) * pixels;
+        int64_t i = 0;
+        for (; i + 16 <= pixels; i += 16)
+          for (int l = 0; l < 16; ++l) lanes[l] += row[i + l];
+        for (; i < pixels; ++i) lanes[i % 16] += row[i];
+      }
+      T total = 0;
+      for (T v : lanes) total += v;
+      db[c] = total;
+    }
+  });
+}
+
+template <typename T>
+void add_channel_bias(int64_t N, int64_t C, int64_t pixels, const T* bias, T* y) {
+  parallel_for(0, N * C, grain_for(pixels), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T b = bias[r % C];
+      T* row = y + r * pixels;
+      for (int64_t i = 0; i < pixels; ++i) row[i] += b;
+    }
+  });
+}
+
+#define KILN_CONV_INSTANTIATE(T)                                                           \
+  template void conv2d_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*);  \
+  template void conv2d_backward_input<T>(const ConvGeometry&, const T*, const T*, T*);     \
+  template void conv2d_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*);    \
+  template void channel_sum<T>(int64_t, int64_t, int64_t, const T*, T*);                   \
+  template void add_channel_bias<T>(int64_t, int64_t, int64_t, const T*, T*);
+KILN_CONV_INSTANTIATE(float)
+KILN_CONV_INSTANTIATE(double)
+#undef KILN_CONV_INSTANTIATE
+
+}  // namespace kiln::cpu

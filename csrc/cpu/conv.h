@@ -1,0 +1,90 @@
+// 2-D convolution (cross-correlation, as PyTorch) and its transpose, NCHW.
+//
+// conv2d, forward and backward side by side. Shapes: x (N, C, H, W),
+// w (K, C/G, R, S), y (N, K, P, Q), groups G; channel k of group g = k / (K/G)
+// sees input channels g*C/G .. (g+1)*C/G - 1.
+//
+//   forward:          y[n,k,p,q]  = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n, gC+c, ih, iw]
+//                     ih = p*stride_h - pad_h + r*dil_h,  iw = q*stride_w - pad_w + s*dil_w
+//                     (x is zero outside [0,H) x [0,W))
+//                     P = (H + 2*pad_h - dil_h*(R-1) - 1) / stride_h + 1   (Q likewise)
+//   backward input:   dx[n, gC+c, ih, iw] = sum_{k,r,s,p,q with ih, iw as above} w[k,c,r,s] * dy[n,k,p,q]
+//   backward weight:  dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n, gC+c, ih, iw]
+//   backward bias:    db[k]       = sum_{n,p,q} dy[n,k,p,q]
+//
+// As matrices, per image n and group g, with the im2col matrix
+// col[(c,r,s), (p,q)] = x[n, gC+c, ih, iw]  (C/G*R*S rows, P*Q columns):
+//
+//   forward:          Y[K/G, PQ]      = W[K/G, CRS] . col[CRS, PQ]
+//   backward input:   dcol[CRS, PQ]   = W^T . dY[K/G, PQ], then col2im adds dcol into dx;
+//                     with stride 1 it is instead a forward convolution of dy by
+//                     the flipped, transposed weight (no scatter)
+//   backward weight:  dW^T[CRS, K/G] += col[CRS, PQ] . dY^T[PQ, K/G]   (summed over n)
+//
+// conv_transpose2d is the same pair of maps swapped: its forward is conv2d's
+// backward input, its backward input is conv2d's forward, and its weight
+// gradient is conv2d's with the roles of x and dy exchanged. Shapes:
+// x (N, Cin, H, W), w (Cin, Cout/G, R, S), y (N, Cout, Hout, Wout) with
+//   Hout = (H-1)*stride_h - 2*pad_h + dil_h*(R-1) + output_padding_h + 1   (Wout likewise).
+//
+// The matrix products run block by block (64 output pixels at a time, the
+// block's im2col rows in cache) on gemm_tile; images, groups and blocks are
+// spread over the thread pool.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "common/check.h"
+
+namespace kiln::cpu {
+
+using Pair = std::array<int64_t, 2>;
+
+// One sliding-window problem in conv2d's forward direction: input (N, C, H, W),
+// weight (K, C/groups, R, S), output (N, K, P, Q). P and Q are stored, not
+// derived: the transposed convolution's output_padding makes H taller than the
+// windows of a P-row output reach, and those extra input rows get no windows.
+struct ConvGeometry {
+  int64_t N, C, H, W;
+  int64_t K, R, S;
+  int64_t P, Q;
+  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int64_t groups;
+
+  Shape input_shape() const { return {N, C, H, W}; }
+  Shape weight_shape() const { return {K, C / groups, R, S}; }
+  Shape output_shape() const { return {N, K, P, Q}; }
+};
+
+// Validates conv2d's arguments (ValueError naming `op` and the shapes) and
+// returns the geometry.
+ConvGeometry conv2d_geometry(const char* op, const Shape& input, const Shape& weight,
+                             Pair stride, Pair padding, Pair dilation, int64_t groups);
+
+// conv_transpose2d's arguments, returned as the conv2d whose backward-input map
+// it is: that conv2d's input is the transposed convolution's output
+// (N, Cout, Hout, Wout) and its output is x (N, Cin, H, W).
+ConvGeometry conv_transpose2d_geometry(const char* op, const Shape& input, const Shape& weight,
+                                       Pair stride, Pair padding, Pair output_padding,
+                                       Pair dilation, int64_t groups);
+
+// Throws ValueError "<op>: expected <name> of shape <want>, got <got>" on mismatch.
+void check_shape(const char* op, const char* name, const Shape& got, const Shape& want);
+
+// bias may be null.
+template <typename T>
+void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx);
+template <typename T>
+void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw);
+
+// db[c] = sum over n and pixels of dy[n, c, pixel]: the bias gradient of both convolutions.
+template <typename T>
+void channel_sum(int64_t N, int64_t C, int64_t pixels, const T* dy, T* db);
+// y[n, c, pixel] += bias[c].
+template <typename T>
+void add_channel_bias(int64_t N, int64_t C, int64_t pixels, const T* bias, T* y);
+
+}  // namespace kiln::cpu
