@@ -1,0 +1,270 @@
+#include "cpu/activation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/check.h"
+#include "common/parallel.h"
+
+namespace kiln {
+namespace {
+
+// Elementwise work below this many elements runs on the calling thread.
+constexpr int64_t kGrain = 1 << 15;
+
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSqrtHalf = 0.70710678118654752440;    // 1 / sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1 / sqrt(2 pi)
+constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2 / pi)
+constexpr double kGeluCubic = 0.044715;
+
+void check_count(const char* op, int64_t n) {
+  KILN_CHECK(n >= 0, op, ": negative element count ", n);
+}
+
+template <typename T, typename F>
+void map_unary(const T* x, T* y, int64_t n, F f) {
+  parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
+  });
+}
+
+template <typename T, typename F>
+void map_binary(const T* a, const T* g, T* out, int64_t n, F f) {
+  parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) out[i] = f(a[i], g[i]);
+  });
+}
+
+template <typename T>
+T gelu_tanh_arg(T v) {
+  return T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
+}
+
+}  // namespace
+
+bool backward_uses_output(Pointwise op) { return op == Pointwise::Sigmoid || op == Pointwise::Tanh; }
+
+template <typename T>
+void activation_forward(Pointwise op, T alpha, const T* x, T* y, int64_t n) {
+  check_count("activation_forward", n);
+  switch (op) {
+    case Pointwise::ReLU:  // v < 0 (not v > 0) so that NaN passes through, as in PyTorch
+      return map_unary(x, y, n, [](T v) { return v < T(0) ? T(0) : v; });
+    case Pointwise::LeakyReLU:
+      return map_unary(x, y, n, [=](T v) { return v > T(0) ? v : alpha * v; });
+    case Pointwise::ELU:
+      return map_unary(x, y, n, [=](T v) { return v > T(0) ? v : alpha * std::expm1(v); });
+    case Pointwise::SELU:
+      return map_unary(x, y, n, [](T v) {
+        return T(kSeluScale) * (v > T(0) ? v : T(kSeluAlpha) * std::expm1(v));
+      });
+    case Pointwise::GELU:
+      return map_unary(x, y, n,
+                       [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(kSqrtHalf))); });
+    case Pointwise::GELUTanh:
+      return map_unary(x, y, n,
+                       [](T v) { return T(0.5) * v * (T(1) + std::tanh(gelu_tanh_arg(v))); });
+    case Pointwise::Sigmoid:
+      return map_unary(x, y, n, [](T v) { return T(1) / (T(1) + std::exp(-v)); });
+    case Pointwise::Tanh:
+      return map_unary(x, y, n, [](T v) { return std::tanh(v); });
+  }
+}
+
+template <typename T>
+void activation_backward(Pointwise op, T alpha, const T* s, const T* dy, T* dx, int64_t n) {
+  check_count("activation_backward", n);
+  switch (op) {
+    case Pointwise::ReLU:
+      return map_binary(s, dy, dx, n, [](T v, T g) { return v > T(0) ? g : T(0); });
+    case Pointwise::LeakyReLU:
+      return map_binary(s, dy, dx, n, [=](T v, T g) { return v > T(0) ? g : alpha * g; });
+    case Pointwise::ELU:
+      return map_binary(s, dy, dx, n,
+                        [=](T v, T g) { return v > T(0) ? g : g * alpha * std::exp(v); });
+    case Pointwise::SELU:
+      return map_binary(s, dy, dx, n, [](T v, T g) {
+        return T(kSeluScale) * g * (v > T(0) ? T(1) : T(kSeluAlpha) * std::exp(v));
+      });
+    case Pointwise::GELU:
+      return map_binary(s, dy, dx, n, [](T v, T g) {
+        const T cdf = T(0.5) * (T(1) + std::erf(v * T(kSqrtHalf)));
+        const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
+        return g * (cdf + v * pdf);
+      });
+    case Pointwise::GELUTanh:
+      return map_binary(s, dy, dx, n, [](T v, T g) {
+        const T t = std::tanh(gelu_tanh_arg(v));
+        const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * v * v);
+        return g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
+      });
+    case Pointwise::Sigmoid:
+      return map_binary(s, dy, dx, n, [](T y, T g) { return g * y * (T(1) - y); });
+    case Pointwise::Tanh:
+      return map_binary(s, dy, dx, n, [](T y, T g) { return g * (T(1) - y * y); });
+  }
+}
+
+namespace {
+
+void check_prelu(const char* op, int64_t outer, int64_t channels, int64_t inner,
+                 int64_t weight_numel) {
+  KILN_CHECK(outer >= 0 && channels >= 0 && inner >= 0, op, ": negative size in (outer=", outer,
+             ", channels=", channels, ", inner=", inner, ")");
+  KILN_CHECK(weight_numel == 1 || weight_numel == channels, op, ": weight has ", weight_numel,
+             " elements but the input has ", channels, " channels (expected 1 or ", channels, ")");
+}
+
+// Calls f(c, begin, end) over flat ranges of one channel each, in parallel over
+// the (outer, channel) planes.
+template <typename F>
+void for_each_plane(int64_t outer, int64_t channels, int64_t inner, F f) {
+  const int64_t planes = outer * channels;
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1));
+  parallel_for(0, planes, grain, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) f(p % channels, p * inner, (p + 1) * inner);
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void prelu_forward(const T* x, const T* w, T* y, int64_t outer, int64_t channels, int64_t inner,
+                   int64_t weight_numel) {
+  check_prelu("prelu_forward", outer, channels, inner, weight_numel);
+  for_each_plane(outer, channels, inner, [&](int64_t c, int64_t b, int64_t e) {
+    const T a = w[weight_numel == 1 ? 0 : c];
+    for (int64_t i = b; i < e; ++i) y[i] = x[i] > T(0) ? x[i] : a * x[i];
+  });
+}
+
+template <typename T>
+void prelu_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, int64_t outer,
+                    int64_t channels, int64_t inner, int64_t weight_numel) {
+  check_prelu("prelu_backward", outer, channels, inner, weight_numel);
+  if (dx) {
+    for_each_plane(outer, channels, inner, [&](int64_t c, int64_t b, int64_t e) {
+      const T a = w[weight_numel == 1 ? 0 : c];
+      for (int64_t i = b; i < e; ++i) dx[i] = x[i] > T(0) ? dy[i] : a * dy[i];
+    });
+  }
+  if (!dw) return;
+  // The weight gradient reduces over outer and inner: one accumulator per channel,
+  // each channel owned by one chunk, so no two threads write the same sum.
+  std::vector<double> acc(static_cast<size_t>(channels), 0.0);
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(outer * inner, 1));
+  parallel_for(0, channels, grain, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double s = 0;
+      for (int64_t o = 0; o < outer; ++o) {
+        const int64_t base = (o * channels + c) * inner;
+        T part = 0;
+        for (int64_t i = base; i < base + inner; ++i) part += x[i] > T(0) ? T(0) : x[i] * dy[i];
+        s += part;
+      }
+      acc[c] = s;
+    }
+  });
+  if (weight_numel == 1) {
+    double s = 0;
+    for (double v : acc) s += v;
+    dw[0] = static_cast<T>(s);
+  } else {
+    for (int64_t c = 0; c < channels; ++c) dw[c] = static_cast<T>(acc[c]);
+  }
+}
+
+namespace {
+
+void check_softmax(const char* op, int64_t outer, int64_t dim, int64_t inner) {
+  KILN_CHECK(outer >= 0 && dim >= 0 && inner >= 0, op, ": negative size in (outer=", outer,
+             ", dim=", dim, ", inner=", inner, ")");
+}
+
+// Softmax work is split into units of (one outer index, a tile of inner columns);
+// a unit's columns are reduced together over dim, so the loops over the tile are
+// contiguous and vectorize. With inner == 1 a unit is one contiguous row.
+constexpr int64_t kTile = 256;
+
+template <typename F>
+void for_each_unit(int64_t outer, int64_t dim, int64_t inner, F f) {
+  const int64_t tiles = (inner + kTile - 1) / kTile;
+  const int64_t per_unit = std::max<int64_t>(1, dim * std::min(inner, kTile));
+  parallel_for(0, outer * tiles, std::max<int64_t>(1, kGrain / per_unit),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t u = b; u < e; ++u) {
+                   const int64_t o = u / tiles, i0 = (u % tiles) * kTile;
+                   f(o * dim * inner + i0, std::min(kTile, inner - i0));
+                 }
+               });
+}
+
+}  // namespace
+
+template <typename T>
+void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner, bool log) {
+  check_softmax(log ? "log_softmax_forward" : "softmax_forward", outer, dim, inner);
+  if (dim == 0) return;
+  for_each_unit(outer, dim, inner, [&](int64_t base, int64_t w) {
+    T m[kTile], s[kTile];
+    const T* xs = x + base;
+    T* ys = y + base;
+    std::copy(xs, xs + w, m);
+    for (int64_t d = 1; d < dim; ++d)
+      for (int64_t i = 0; i < w; ++i) m[i] = std::max(m[i], xs[d * inner + i]);
+    std::fill(s, s + w, T(0));
+    for (int64_t d = 0; d < dim; ++d)
+      for (int64_t i = 0; i < w; ++i) {
+        const T e = std::exp(xs[d * inner + i] - m[i]);
+        s[i] += e;
+        if (!log) ys[d * inner + i] = e;
+      }
+    if (log) {
+      for (int64_t i = 0; i < w; ++i) m[i] += std::log(s[i]);
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i) ys[d * inner + i] = xs[d * inner + i] - m[i];
+    } else {
+      for (int64_t i = 0; i < w; ++i) s[i] = T(1) / s[i];
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i) ys[d * inner + i] *= s[i];
+    }
+  });
+}
+
+template <typename T>
+void softmax_backward(const T* y, const T* dy, T* dx, int64_t outer, int64_t dim, int64_t inner,
+                      bool log) {
+  check_softmax(log ? "log_softmax_backward" : "softmax_backward", outer, dim, inner);
+  if (dim == 0) return;
+  for_each_unit(outer, dim, inner, [&](int64_t base, int64_t w) {
+    T s[kTile];
+    const T *ys = y + base, *gs = dy + base;
+    T* xs = dx + base;
+    std::fill(s, s + w, T(0));
+    for (int64_t d = 0; d < dim; ++d)
+      for (int64_t i = 0; i < w; ++i)
+        s[i] += log ? gs[d * inner + i] : gs[d * inner + i] * ys[d * inner + i];
+    for (int64_t d = 0; d < dim; ++d)
+      for (int64_t i = 0; i < w; ++i) {
+        const int64_t k = d * inner + i;
+        xs[k] = log ? gs[k] - std::exp(ys[k]) * s[i] : ys[k] * (gs[k] - s[i]);
+      }
+  });
+}
+
+#define KILN_INSTANTIATE(T)                                                                   \
+  template void activation_forward<T>(Pointwise, T, const T*, T*, int64_t);                   \
+  template void activation_backward<T>(Pointwise, T, const T*, const T*, T*, int64_t);        \
+  template void prelu_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t); \
+  template void prelu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t,     \
+                                  int64_t, int64_t);                                          \
+  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, int64_t, bool);            \
+  template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, bool);
+KILN_INSTANTIATE(float)
+KILN_INSTANTIATE(double)
+#undef KILN_INSTANTIATE
+
+}  // namespace kiln

@@ -1,0 +1,356 @@
+#include "cpu/loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/check.h"
+#include "common/parallel.h"
+#include "cpu/activation.h"
+
+namespace kiln {
+namespace {
+
+// Per-element work below this many (element x class) steps runs on the caller.
+constexpr int64_t kGrain = 1 << 14;
+// Reductions sum fixed blocks, then the block sums in order: the same bits for
+// any thread count.
+constexpr int64_t kBlock = 1 << 12;
+
+int64_t grain_for(int64_t cost) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cost, 1)); }
+
+template <typename F>
+double blocked_sum(int64_t n, int64_t cost, F term) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> part(static_cast<size_t>(blocks), 0.0);
+  parallel_for(0, blocks, grain_for(kBlock * cost), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      double s = 0;
+      for (int64_t i = b * kBlock, e = std::min(n, (b + 1) * kBlock); i < e; ++i) s += term(i);
+      part[b] = s;
+    }
+  });
+  double s = 0;
+  for (double v : part) s += v;
+  return s;
+}
+
+// Writes the n terms (None) or their sum, divided by z for Mean, into loss.
+// cost: rough work per term, to size the parallel chunks.
+template <typename T, typename F>
+void reduce_terms(int64_t n, int64_t cost, Reduction r, double z, T* loss, F term) {
+  if (r == Reduction::None) {
+    parallel_for(0, n, grain_for(cost), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) loss[i] = static_cast<T>(term(i));
+    });
+    return;
+  }
+  const double s = blocked_sum(n, cost, term);
+  loss[0] = static_cast<T>(r == Reduction::Mean ? s / z : s);
+}
+
+// dL/dl_i for term i: the incoming gradient, scaled by 1/Z under Mean.
+template <typename T>
+class Upstream {
+ public:
+  Upstream(const T* dloss, Reduction r, double z)
+      : g_(dloss),
+        per_term_(r == Reduction::None),
+        scale_(r == Reduction::None ? T(0)
+                                    : static_cast<T>(r == Reduction::Mean ? dloss[0] / z
+                                                                          : double(dloss[0]))) {}
+  T operator()(int64_t i) const { return per_term_ ? g_[i] : scale_; }
+
+ private:
+  const T* g_;
+  bool per_term_;
+  T scale_;
+};
+
+void check_count(const char* op, int64_t n) {
+  KILN_CHECK(n >= 0, op, ": negative element count ", n);
+}
+
+void check_dims(const char* op, ClassDims d) {
+  KILN_CHECK(d.N >= 0 && d.C >= 0 && d.S >= 0, op, ": negative size in (N=", d.N, ", C=", d.C,
+             ", S=", d.S, ")");
+}
+
+template <typename T>
+void check_smoothing(const char* op, T eps) {
+  KILN_CHECK(eps >= T(0) && eps <= T(1), op, ": label_smoothing must be between 0.0 and 1.0, got ",
+             eps);
+}
+
+// Every target must be a class in [0, C) or ignore_index: checked before any lookup.
+void check_class_targets(const char* op, const int64_t* target, int64_t n, int64_t C,
+                         int64_t ignore_index, bool has_ignore) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = target[i];
+    if ((has_ignore && t == ignore_index) || (t >= 0 && t < C)) continue;
+    fail<ValueError>(op, ": target class index ", t, " at position ", i, " is out of range for ",
+                     C, " classes (expected 0 to ", C - 1,
+                     has_ignore ? ", or ignore_index " : "",
+                     has_ignore ? std::to_string(ignore_index) : std::string(), ")");
+  }
+}
+
+template <typename T>
+void check_class_args(const char* op, ClassDims d, const ClassTargets<T>& t) {
+  check_dims(op, d);
+  check_smoothing(op, t.label_smoothing);
+  check_class_targets(op, t.target, d.N * d.S, d.C, t.ignore_index, true);
+}
+
+// Element (position i, class c) of an (N, C, S) array.
+inline int64_t at(ClassDims d, int64_t i, int64_t c) {
+  return (i / d.S * d.C + c) * d.S + i % d.S;
+}
+
+template <typename T>
+double class_weight(const T* w, int64_t c) {
+  return w ? static_cast<double>(w[c]) : 1.0;
+}
+
+}  // namespace
+
+Reduction parse_reduction(const std::string& reduction, const char* op) {
+  if (reduction == "mean") return Reduction::Mean;
+  if (reduction == "sum") return Reduction::Sum;
+  if (reduction == "none") return Reduction::None;
+  fail<ValueError>(op, ": reduction must be 'mean', 'sum' or 'none', got '", reduction, "'");
+}
+
+template <typename T>
+T nll_loss_forward(const T* logp, ClassDims d, const ClassTargets<T>& t, Reduction r, T* loss) {
+  check_class_args("nll_loss", d, t);
+  const int64_t n = d.N * d.S;
+  const double eps = t.label_smoothing, smooth = d.C > 0 ? eps / d.C : 0.0;
+  double z = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (t.target[i] != t.ignore_index) z += class_weight(t.weight, t.target[i]);
+  reduce_terms(n, eps > 0 ? d.C : 1, r, z, loss, [&](int64_t i) -> double {
+    const int64_t c = t.target[i];
+    if (c == t.ignore_index) return 0.0;
+    double l = -(1 - eps) * class_weight(t.weight, c) * logp[at(d, i, c)];
+    if (eps > 0) {
+      double s = 0;
+      for (int64_t k = 0; k < d.C; ++k) s += class_weight(t.weight, k) * logp[at(d, i, k)];
+      l -= smooth * s;
+    }
+    return l;
+  });
+  return static_cast<T>(z);
+}
+
+template <typename T>
+void nll_loss_backward(const T* dloss, ClassDims d, const ClassTargets<T>& t, Reduction r, T z,
+                       T* dlogp) {
+  check_class_args("nll_loss_backward", d, t);
+  const Upstream<T> g(dloss, r, z);
+  const T eps = t.label_smoothing, smooth = d.C > 0 ? eps / T(d.C) : T(0);
+  parallel_for(0, d.N * d.S, grain_for(d.C), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t c = t.target[i];
+      const T gi = c == t.ignore_index ? T(0) : g(i);
+      for (int64_t k = 0; k < d.C; ++k)
+        dlogp[at(d, i, k)] = -gi * smooth * (t.weight ? t.weight[k] : T(1));
+      if (c != t.ignore_index) dlogp[at(d, i, c)] -= gi * (1 - eps) * (t.weight ? t.weight[c] : T(1));
+    }
+  });
+}
+
+template <typename T>
+T cross_entropy_forward(const T* x, ClassDims d, const ClassTargets<T>& t, Reduction r, T* logp,
+                        T* loss) {
+  check_class_args("cross_entropy", d, t);
+  softmax_forward(x, logp, d.N, d.C, d.S, /*log=*/true);
+  return nll_loss_forward(logp, d, t, r, loss);
+}
+
+template <typename T>
+void cross_entropy_backward(const T* dloss, const T* logp, ClassDims d, const ClassTargets<T>& t,
+                            Reduction r, T z, T* dx) {
+  nll_loss_backward(dloss, d, t, r, z, dx);
+  softmax_backward(logp, dx, dx, d.N, d.C, d.S, /*log=*/true);
+}
+
+template <typename T>
+void soft_cross_entropy_forward(const T* x, const T* probs, const T* weight, ClassDims d,
+                                T label_smoothing, Reduction r, T* logp, T* loss) {
+  check_dims("cross_entropy", d);
+  check_smoothing("cross_entropy", label_smoothing);
+  softmax_forward(x, logp, d.N, d.C, d.S, /*log=*/true);
+  const double eps = label_smoothing, smooth = d.C > 0 ? eps / d.C : 0.0;
+  reduce_terms(d.N * d.S, d.C, r, double(d.N * d.S), loss, [&](int64_t i) -> double {
+    double s = 0;
+    for (int64_t k = 0; k < d.C; ++k) {
+      const int64_t j = at(d, i, k);
+      s += class_weight(weight, k) * ((1 - eps) * probs[j] + smooth) * logp[j];
+    }
+    return -s;
+  });
+}
+
+template <typename T>
+void soft_cross_entropy_backward(const T* dloss, const T* logp, const T* probs, const T* weight,
+                                 ClassDims d, T label_smoothing, Reduction r, T* dx, T* dprobs) {
+  check_dims("cross_entropy_backward", d);
+  check_smoothing("cross_entropy_backward", label_smoothing);
+  const Upstream<T> g(dloss, r, double(d.N * d.S));
+  const T eps = label_smoothing, smooth = d.C > 0 ? eps / T(d.C) : T(0);
+  parallel_for(0, d.N * d.S, grain_for(d.C), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T gi = g(i);
+      for (int64_t k = 0; k < d.C; ++k) {
+        const int64_t j = at(d, i, k);
+        const T w = weight ? weight[k] : T(1);
+        dx[j] = -gi * w * ((1 - eps) * probs[j] + smooth);
+        if (dprobs) dprobs[j] = -gi * (1 - eps) * w * logp[j];
+      }
+    }
+  });
+  softmax_backward(logp, dx, dx, d.N, d.C, d.S, /*log=*/true);
+}
+
+template <typename T>
+void regression_loss_forward(Regression kind, const T* x, const T* y, int64_t n, Reduction r,
+                             T* loss) {
+  check_count(kind == Regression::MSE ? "mse_loss" : "l1_loss", n);
+  reduce_terms(n, 1, r, double(n), loss, [&](int64_t i) {
+    const T diff = x[i] - y[i];
+    return kind == Regression::MSE ? diff * diff : std::abs(diff);
+  });
+}
+
+template <typename T>
+void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y, int64_t n,
+                              Reduction r, T* dx, T* dy) {
+  check_count(kind == Regression::MSE ? "mse_loss_backward" : "l1_loss_backward", n);
+  const Upstream<T> g(dloss, r, double(n));
+  parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T diff = x[i] - y[i];
+      const T d = kind == Regression::MSE ? T(2) * diff
+                                          : T((diff > T(0)) - (diff < T(0)));  // sign, 0 at 0
+      const T v = g(i) * d;
+      if (dx) dx[i] = v;
+      if (dy) dy[i] = -v;
+    }
+  });
+}
+
+namespace {
+
+template <typename T>
+T log_sigmoid(T v) {
+  return std::min(v, T(0)) - std::log1p(std::exp(-std::abs(v)));
+}
+
+}  // namespace
+
+template <typename T>
+void bce_with_logits_forward(const T* x, const T* y, const T* weight, const T* pos_weight,
+                             int64_t n, Reduction r, T* loss) {
+  check_count("binary_cross_entropy_with_logits", n);
+  reduce_terms(n, 4, r, double(n), loss, [&](int64_t i) {
+    const T lw = pos_weight ? T(1) + (pos_weight[i] - T(1)) * y[i] : T(1);
+    const T l = (T(1) - y[i]) * x[i] - lw * log_sigmoid(x[i]);
+    return weight ? weight[i] * l : l;
+  });
+}
+
+template <typename T>
+void bce_with_logits_backward(const T* dloss, const T* x, const T* y, const T* weight,
+                              const T* pos_weight, int64_t n, Reduction r, T* dx, T* dy) {
+  check_count("binary_cross_entropy_with_logits_backward", n);
+  const Upstream<T> g(dloss, r, double(n));
+  parallel_for(0, n, kGrain / 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T gw = weight ? g(i) * weight[i] : g(i);
+      const T pw1 = pos_weight ? pos_weight[i] - T(1) : T(0);
+      if (dx) dx[i] = gw * ((T(1) - y[i]) - (T(1) + pw1 * y[i]) / (T(1) + std::exp(x[i])));
+      if (dy) dy[i] = gw * (-x[i] - pw1 * log_sigmoid(x[i]));
+    }
+  });
+}
+
+namespace {
+
+template <typename T>
+void check_margin_args(const char* op, const int64_t* target, int64_t N, int64_t C, int p) {
+  KILN_CHECK(N >= 0 && C >= 0, op, ": negative size in (N=", N, ", C=", C, ")");
+  KILN_CHECK(p == 1 || p == 2, op, ": only p == 1 and p == 2 are supported, got p=", p);
+  check_class_targets(op, target, N, C, 0, false);
+}
+
+}  // namespace
+
+template <typename T>
+void multi_margin_forward(const T* x, const int64_t* target, const T* weight, int64_t N,
+                          int64_t C, int p, T margin, Reduction r, T* loss) {
+  check_margin_args<T>("multi_margin_loss", target, N, C, p);
+  reduce_terms(N, C, r, double(N), loss, [&](int64_t n) -> double {
+    const T* row = x + n * C;
+    const int64_t t = target[n];
+    double s = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double h = double(margin) - row[t] + row[c];
+      if (c != t && h > 0) s += p == 1 ? h : h * h;
+    }
+    return s * class_weight(weight, t) / double(C);
+  });
+}
+
+template <typename T>
+void multi_margin_backward(const T* dloss, const T* x, const int64_t* target, const T* weight,
+                           int64_t N, int64_t C, int p, T margin, Reduction r, T* dx) {
+  check_margin_args<T>("multi_margin_loss_backward", target, N, C, p);
+  const Upstream<T> g(dloss, r, double(N));
+  parallel_for(0, N, grain_for(C), [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) {
+      const T* row = x + n * C;
+      T* drow = dx + n * C;
+      const int64_t t = target[n];
+      const T gn = g(n) * (weight ? weight[t] : T(1)) / T(C);
+      T total = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const T h = margin - row[t] + row[c];
+        const T v = (c != t && h > T(0)) ? gn * (p == 1 ? T(1) : T(2) * h) : T(0);
+        drow[c] = v;
+        total += v;
+      }
+      drow[t] = -total;
+    }
+  });
+}
+
+#define KILN_INSTANTIATE(T)                                                                       \
+  template T nll_loss_forward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T*);     \
+  template void nll_loss_backward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T,   \
+                                     T*);                                                         \
+  template T cross_entropy_forward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T*, \
+                                      T*);                                                        \
+  template void cross_entropy_backward<T>(const T*, const T*, ClassDims, const ClassTargets<T>&,  \
+                                          Reduction, T, T*);                                      \
+  template void soft_cross_entropy_forward<T>(const T*, const T*, const T*, ClassDims, T,         \
+                                              Reduction, T*, T*);                                 \
+  template void soft_cross_entropy_backward<T>(const T*, const T*, const T*, const T*, ClassDims, \
+                                               T, Reduction, T*, T*);                             \
+  template void regression_loss_forward<T>(Regression, const T*, const T*, int64_t, Reduction,    \
+                                           T*);                                                   \
+  template void regression_loss_backward<T>(Regression, const T*, const T*, const T*, int64_t,    \
+                                            Reduction, T*, T*);                                   \
+  template void bce_with_logits_forward<T>(const T*, const T*, const T*, const T*, int64_t,       \
+                                           Reduction, T*);                                        \
+  template void bce_with_logits_backward<T>(const T*, const T*, const T*, const T*, const T*,     \
+                                            int64_t, Reduction, T*, T*);                          \
+  template void multi_margin_forward<T>(const T*, const int64_t*, const T*, int64_t, int64_t,     \
+                                        int, T, Reduction, T*);                                   \
+  template void multi_margin_backward<T>(const T*, const T*, const int64_t*, const T*, int64_t,   \
+                                         int64_t, int, T, Reduction, T*);
+KILN_INSTANTIATE(float)
+KILN_INSTANTIATE(double)
+#undef KILN_INSTANTIATE
+
+}  // namespace kiln

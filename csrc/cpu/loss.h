@@ -1,0 +1,115 @@
+// Losses, forward and backward. Every loss produces one term l_i per element
+// (or per sample/position) and reduces:
+//   'none' -> L = (l_i)            dL/dl_i = g_i           (g: the incoming gradient, same shape)
+//   'sum'  -> L = sum_i l_i        dL/dl_i = g
+//   'mean' -> L = sum_i l_i / Z    dL/dl_i = g / Z         (Z per loss, below)
+//
+// Classification losses see the input as (N, C, S): C classes along dimension 1,
+// S = d1*d2*... positions per sample (S = 1 for (N, C)); a position is i = (n, s).
+//
+// nll_loss / cross_entropy with class indices t_i (w: class weights, default 1;
+// eps: label smoothing; positions with t_i == ignore_index contribute nothing):
+//   q_ic = (1 - eps) w_c [c == t_i] + (eps / C) w_c        (soft "target" of position i)
+//   l_i  = -sum_c q_ic logp_ic
+//   Z    = sum over non-ignored i of w_{t_i}                (PyTorch's weighted mean)
+//   dlogp_ic = -g_i q_ic
+// cross_entropy first takes logp = log_softmax(x) over C, then the above; its
+// backward goes through log_softmax's:  dx_ic = dlogp_ic - p_ic sum_c dlogp_ic,
+// i.e. dx_ic = g_i (p_ic sum_c q_ic - q_ic).
+//
+// cross_entropy with class probabilities P (same shape as x; ignore_index does not apply):
+//   q_ic = w_c ((1 - eps) P_ic + eps / C),  l_i = -sum_c q_ic logp_ic,  Z = N * S
+//   dx as above;  dP_ic = -g_i (1 - eps) w_c logp_ic
+//
+// mse_loss:  l_i = (x_i - y_i)^2      dx_i = 2 g_i (x_i - y_i)     dy_i = -dx_i    Z = n
+// l1_loss:   l_i = |x_i - y_i|        dx_i = g_i sign(x_i - y_i)   dy_i = -dx_i    Z = n
+//
+// binary_cross_entropy_with_logits (w: weight, pw: pos_weight, both already broadcast
+// to x's shape or absent; log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)) stays finite):
+//   l_i  = w_i ((1 - y_i) x_i - (1 + (pw_i - 1) y_i) log(sigmoid(x_i)))          Z = n
+//   dx_i = g_i w_i ((1 - y_i) - (1 + (pw_i - 1) y_i) sigmoid(-x_i))
+//   dy_i = g_i w_i (-x_i - (pw_i - 1) log(sigmoid(x_i)))
+//
+// multi_margin_loss (x: (N, C), t_n class indices, p in {1, 2}, w: class weights):
+//   l_n  = sum_{c != t_n} w_{t_n} max(0, margin - x_{n,t_n} + x_{n,c})^p / C      Z = N
+//   dx_{n,c}   = g_n w_{t_n} p h^(p-1) / C   for each c != t_n with h = margin - x_t + x_c > 0
+//   dx_{n,t_n} = -sum_{c != t_n} dx_{n,c}
+//
+// Reductions sum in double over fixed-size blocks, so the result does not depend
+// on the thread count. Class indices are range-checked before any is used.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace kiln {
+
+enum class Reduction { None, Mean, Sum };
+
+// 'none' | 'mean' | 'sum'; anything else throws ValueError naming op.
+Reduction parse_reduction(const std::string& reduction, const char* op);
+
+struct ClassDims {
+  int64_t N, C, S;
+};
+
+// Class-index targets for nll_loss and cross_entropy.
+template <typename T>
+struct ClassTargets {
+  const int64_t* target;  // (N * S)
+  const T* weight;        // (C) or null
+  int64_t ignore_index;
+  T label_smoothing;  // 0 for nll_loss
+};
+
+// loss: N*S values for Reduction::None, one value otherwise.
+// Returns Z, the mean's normalizer, which backward needs again.
+template <typename T>
+T nll_loss_forward(const T* logp, ClassDims d, const ClassTargets<T>& t, Reduction r, T* loss);
+template <typename T>
+void nll_loss_backward(const T* dloss, ClassDims d, const ClassTargets<T>& t, Reduction r, T z,
+                       T* dlogp);
+
+// Fused log_softmax + nll: writes logp (N, C, S), which backward reads.
+template <typename T>
+T cross_entropy_forward(const T* x, ClassDims d, const ClassTargets<T>& t, Reduction r, T* logp,
+                        T* loss);
+template <typename T>
+void cross_entropy_backward(const T* dloss, const T* logp, ClassDims d, const ClassTargets<T>& t,
+                            Reduction r, T z, T* dx);
+
+// Class probabilities P (N, C, S); weight (C) or null. dprobs may be null.
+template <typename T>
+void soft_cross_entropy_forward(const T* x, const T* probs, const T* weight, ClassDims d,
+                                T label_smoothing, Reduction r, T* logp, T* loss);
+template <typename T>
+void soft_cross_entropy_backward(const T* dloss, const T* logp, const T* probs, const T* weight,
+                                 ClassDims d, T label_smoothing, Reduction r, T* dx, T* dprobs);
+
+enum class Regression { MSE, L1 };
+
+// x, y: n elements each; dx and dy may each be null.
+template <typename T>
+void regression_loss_forward(Regression kind, const T* x, const T* y, int64_t n, Reduction r,
+                             T* loss);
+template <typename T>
+void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y, int64_t n,
+                              Reduction r, T* dx, T* dy);
+
+// weight and pos_weight: n elements or null; dx and dy may each be null.
+template <typename T>
+void bce_with_logits_forward(const T* x, const T* y, const T* weight, const T* pos_weight,
+                             int64_t n, Reduction r, T* loss);
+template <typename T>
+void bce_with_logits_backward(const T* dloss, const T* x, const T* y, const T* weight,
+                              const T* pos_weight, int64_t n, Reduction r, T* dx, T* dy);
+
+// x: (N, C); target: (N); weight: (C) or null; p: 1 or 2.
+template <typename T>
+void multi_margin_forward(const T* x, const int64_t* target, const T* weight, int64_t N,
+                          int64_t C, int p, T margin, Reduction r, T* loss);
+template <typename T>
+void multi_margin_backward(const T* dloss, const T* x, const int64_t* target, const T* weight,
+                           int64_t N, int64_t C, int p, T margin, Reduction r, T* dx);
+
+}  // namespace kiln
