@@ -1,0 +1,124 @@
+"""Dropout: inverted dropout (dropout) and whole-channel dropout (dropout2d).
+
+In training each element (dropout) or each channel input[n, c] (dropout2d) is zeroed
+with probability p and the survivors are scaled by 1/(1 - p), so the expectation is
+unchanged; out of training both are the identity. Masks come from the C++ Philox
+generator seeded by kiln.manual_seed, so they do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+
+from kiln import _C
+from kiln import random as krandom
+from kiln.autograd import Function, is_grad_enabled
+from kiln.nn.functional.pool import _tensor
+from kiln.tensor import Tensor
+
+__all__ = ["dropout", "dropout2d"]
+
+
+class _Dropout(Function):
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray, p: float, channelwise: bool) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        groups = x.shape[0] * x.shape[1] if channelwise else x.size
+        seed, offset = krandom.philox_state(-(-groups // 4))  # 4 draws per Philox counter
+        kernel = _C.dropout2d_forward if channelwise else _C.dropout_forward
+        y, mask = kernel(x, p, seed, offset)
+        ctx.mask = mask
+        ctx.p = p
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
+        return _C.dropout_backward(np.ascontiguousarray(grad), ctx.mask, ctx.p), None, None
+
+
+def _check_p(p: Any, op: str) -> float:
+    if not isinstance(p, numbers.Real):
+        raise TypeError(f"{op}: p must be a float, got {type(p).__name__}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return float(p)
+
+
+def _apply(input: Tensor, p: float, inplace: bool, channelwise: bool) -> Tensor:  # noqa: A002
+    if not inplace:
+        return _Dropout.apply(input, p, channelwise)
+    if not (is_grad_enabled() and input.requires_grad):
+        input._data[...] = _Dropout.apply(input.detach(), p, channelwise)._data
+        return input
+    if input.grad_fn is None:
+        raise RuntimeError(
+            "dropout: a leaf Variable that requires grad is being used in an in-place operation"
+        )
+    # In place on a recorded tensor: the op reads a stand-in that keeps input's history,
+    # then input takes the op's output and history (dropout's backward needs only the mask).
+    source = Tensor._wrap(input._data)
+    source._node, source._output_index = input._node, input._output_index
+    source.requires_grad = True
+    out = _Dropout.apply(source, p, channelwise)
+    input._data[...] = out._data
+    input._node, input._output_index = out._node, out._output_index
+    return input
+
+
+def dropout(
+    input: Tensor,  # noqa: A002
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+) -> Tensor:
+    """Inverted dropout on any shape: in training, zeroes each element with probability p
+    and scales the others by 1/(1 - p); returns input itself when not training.
+    ``inplace=True`` writes the result into input and returns it."""
+    p = _check_p(p, "dropout")
+    _tensor(input, "dropout")
+    if not training:
+        return input
+    return _apply(input, p, bool(inplace), channelwise=False)
+
+
+def dropout2d(
+    input: Tensor,  # noqa: A002
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+) -> Tensor:
+    """Channel dropout on (N, C, H, W): in training, zeroes each whole channel input[n, c]
+    with probability p and scales the others by 1/(1 - p).
+
+    As in PyTorch, a 3-D input is read as (N, C, L) (with a warning) and other ranks
+    >= 2 as (N, C, *) (with a deprecation warning).
+    """
+    p = _check_p(p, "dropout2d")
+    _tensor(input, "dropout2d")
+    ndim = input.ndim
+    if ndim not in (3, 4):
+        warnings.warn(
+            f"dropout2d: Received a {ndim}-D input to dropout2d, which is deprecated and will "
+            "result in an error in a future release. To retain the behavior and silence this "
+            "warning, please use dropout instead.",
+            stacklevel=2,
+        )
+    if ndim == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D "
+            "dropout behavior is desired - input is interpreted as shape (N, C, L), where C is "
+            "the channel dim.",
+            stacklevel=2,
+        )
+    if not training:
+        return input
+    if ndim < 2:
+        raise ValueError(
+            f"dropout2d: expected input of shape (N, C, *) with at least 2 dimensions, got "
+            f"{tuple(input.shape)}"
+        )
+    return _apply(input, p, bool(inplace), channelwise=True)

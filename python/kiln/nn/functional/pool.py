@@ -1,0 +1,173 @@
+"""Pooling over (N, C, H, W) or unbatched (C, H, W) input, with PyTorch's arguments.
+
+Output size per spatial dimension (H shown; W alike):
+    OH = floor((H + 2*padding - dilation*(kernel-1) - 1 [+ stride-1 if ceil_mode]) / stride) + 1
+and with ceil_mode the last window must start inside the input or its left padding.
+kernel_size, stride, padding and dilation are an int or a pair (h, w); stride=None
+means stride = kernel_size; padding is at most half the kernel. The C++ kernels in
+kiln.kernels (max_pool2d_forward, ...) check every argument and compute forward and
+backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from kiln import _C
+from kiln.autograd import Function
+from kiln.tensor import Tensor
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "max_pool2d",
+]
+
+_Size2 = Union[int, Sequence[int]]
+_OptSize2 = Union[int, None, Sequence[Union[int, None]]]
+
+
+def _tensor(value: Any, op: str, name: str = "input") -> Tensor:
+    """PyTorch accepts only tensors for tensor arguments: TypeError naming op otherwise."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a kiln.Tensor, got {type(value).__name__}")
+    return value
+
+
+class _MaxPool2d(Function):
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any,
+                dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
+        y, indices = _C.max_pool2d_forward(np.ascontiguousarray(x), kernel_size, stride,
+                                           padding, dilation, ceil_mode)
+        ctx.indices = indices
+        ctx.input_shape = x.shape
+        if not return_indices:
+            return y
+        ctx.mark_non_differentiable(indices)
+        return y, indices
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray, *_: np.ndarray) -> tuple[Any, ...]:
+        gx = _C.max_pool2d_backward(np.ascontiguousarray(grad), ctx.indices, ctx.input_shape)
+        return (gx,) + (None,) * 6
+
+
+class _AdaptiveMaxPool2d(Function):
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray, output_size: Any, return_indices: bool) -> Any:
+        y, indices = _C.adaptive_max_pool2d_forward(np.ascontiguousarray(x), output_size)
+        ctx.indices = indices
+        ctx.input_shape = x.shape
+        if not return_indices:
+            return y
+        ctx.mark_non_differentiable(indices)
+        return y, indices
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray, *_: np.ndarray) -> tuple[Any, ...]:
+        gx = _C.max_pool2d_backward(np.ascontiguousarray(grad), ctx.indices, ctx.input_shape)
+        return gx, None, None
+
+
+class _AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray, *args: Any) -> np.ndarray:
+        ctx.args = args
+        ctx.input_shape = x.shape
+        return _C.avg_pool2d_forward(np.ascontiguousarray(x), *args)
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
+        gx = _C.avg_pool2d_backward(np.ascontiguousarray(grad), ctx.input_shape, *ctx.args)
+        return (gx,) + (None,) * len(ctx.args)
+
+
+class _AdaptiveAvgPool2d(Function):
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray, output_size: Any) -> np.ndarray:
+        ctx.input_shape = x.shape
+        return _C.adaptive_avg_pool2d_forward(np.ascontiguousarray(x), output_size)
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
+        gx = _C.adaptive_avg_pool2d_backward(np.ascontiguousarray(grad), ctx.input_shape)
+        return gx, None
+
+
+def _flag(value: Any, op: str, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_, int, np.integer)):
+        raise TypeError(f"{op}: {name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def max_pool2d(
+    input: Tensor,  # noqa: A002
+    kernel_size: _Size2,
+    stride: _Size2 | None = None,
+    padding: _Size2 = 0,
+    dilation: _Size2 = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """2-D max pooling: (N, C, H, W) -> (N, C, OH, OW), or (C, H, W) -> (C, OH, OW).
+
+    Padding counts as -inf. With ``return_indices=True`` also returns the int64 flat
+    index h*W + w of each maximum within its input plane (what max_unpool expects).
+    A NaN in a window is its maximum.
+    """
+    op = "max_pool2d"
+    _tensor(input, op)
+    return _MaxPool2d.apply(input, kernel_size, stride, padding, dilation,
+                            _flag(ceil_mode, op, "ceil_mode"),
+                            _flag(return_indices, op, "return_indices"))
+
+
+def avg_pool2d(
+    input: Tensor,  # noqa: A002
+    kernel_size: _Size2,
+    stride: _Size2 | None = None,
+    padding: _Size2 = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """2-D average pooling: (N, C, H, W) -> (N, C, OH, OW), or (C, H, W) -> (C, OH, OW).
+
+    Each window's sum is divided by ``divisor_override`` when given (non-zero int), else
+    by the number of window positions inside the zero-padded input
+    (``count_include_pad=True``) or inside the input alone (False). With ceil_mode a last
+    window may reach past the padded input; those positions never count.
+    """
+    op = "avg_pool2d"
+    _tensor(input, op)
+    return _AvgPool2d.apply(input, kernel_size, stride, padding, _flag(ceil_mode, op, "ceil_mode"),
+                            _flag(count_include_pad, op, "count_include_pad"), divisor_override)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: _OptSize2) -> Tensor:  # noqa: A002
+    """Adaptive average pooling: (N, C, H, W) -> (N, C, OH, OW), or (C, H, W) -> (C, OH, OW).
+
+    ``output_size`` is an int or a pair (oh, ow); a None entry keeps that input size.
+    Output row i averages input rows [floor(i*H/OH), ceil((i+1)*H/OH)), columns alike;
+    ``output_size=1`` is global average pooling.
+    """
+    _tensor(input, "adaptive_avg_pool2d")
+    return _AdaptiveAvgPool2d.apply(input, output_size)
+
+
+def adaptive_max_pool2d(
+    input: Tensor,  # noqa: A002
+    output_size: _OptSize2,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Adaptive max pooling with adaptive_avg_pool2d's windows; ``return_indices=True``
+    also returns the int64 flat index h*W + w of each maximum."""
+    op = "adaptive_max_pool2d"
+    _tensor(input, op)
+    return _AdaptiveMaxPool2d.apply(input, output_size,
+                                    _flag(return_indices, op, "return_indices"))
