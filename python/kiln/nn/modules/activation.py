@@ -7,7 +7,6 @@ LogSoftmax, which normalize along ``dim``.
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
@@ -143,25 +142,13 @@ class Tanh(Module):
 
 
 class _SoftmaxBase(Module):
+    """dim=None picks PyTorch's legacy implicit dim (with its deprecation warning)."""
+
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         if dim is not None and (not isinstance(dim, numbers.Integral) or isinstance(dim, bool)):
             raise TypeError(f"{type(self).__name__}: dim must be an int or None, got {dim!r}")
         self.dim = dim
-
-    def _dim(self, input: Tensor) -> int:  # noqa: A002
-        if self.dim is not None:
-            return self.dim
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{type(self).__name__}: input must be a kiln.Tensor, got "
-                            f"{type(input).__name__}")
-        # PyTorch's legacy implicit choice: dim 0 for 0-, 1- and 3-D input, else dim 1.
-        warnings.warn(
-            f"Implicit dimension choice for {type(self).__name__.lower()} has been deprecated. "
-            "Change the call to include dim=X as an argument.",
-            stacklevel=3,
-        )
-        return 0 if input.ndim in (0, 1, 3) else 1
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -171,11 +158,11 @@ class Softmax(_SoftmaxBase):
     """exp(x) / sum(exp(x)) along ``dim`` (the outputs along ``dim`` sum to 1)."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.softmax(input, self._dim(input))
+        return F.softmax(input, self.dim)
 
 
 class LogSoftmax(_SoftmaxBase):
     """x - log(sum(exp(x))) along ``dim`` (the log of Softmax, computed stably)."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        return F.log_softmax(input, self._dim(input))
+        return F.log_softmax(input, self.dim)

@@ -82,9 +82,6 @@ class AvgPool2d(_Pool2d):
         self.divisor_override = divisor_override
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        if self.divisor_override is None:
-            return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding,
-                                self.ceil_mode, self.count_include_pad)
         return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, self.divisor_override)
 
