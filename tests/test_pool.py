@@ -1,0 +1,237 @@
+"""Pooling: max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d against
+PyTorch (forward, indices, input gradient), finite-difference gradchecks in float64, and
+bad input."""
+
+from __future__ import annotations
+
+import kiln
+import kiln.nn.functional as F
+import numpy as np
+import pytest
+from kiln.autograd import gradcheck
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6)) if b.size else 0.0
+
+
+def rand(shape: tuple[int, ...], seed: int = 0, dtype: type = np.float32) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def parity(kiln_fn, torch_fn, x: np.ndarray, seed: int = 1) -> None:
+    """Forward, indices (if returned) and input gradient of kiln_fn match torch_fn."""
+    torch = pytest.importorskip("torch")
+    xk = kiln.tensor(x, requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    yk, yt = kiln_fn(xk), torch_fn(xt)
+    if isinstance(yt, tuple):
+        (yk, ik), (yt, it) = yk, yt
+        np.testing.assert_array_equal(ik.numpy(), it.numpy())
+    assert yk.shape == tuple(yt.shape)
+    assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < 1e-5
+    g = rand(yk.shape, seed)
+    yk.backward(kiln.tensor(g))
+    yt.backward(torch.tensor(g))
+    assert xk.grad.shape == x.shape
+    assert rel_err(xk.grad.numpy(), xt.grad.numpy()) < 1e-5
+
+
+# shape, kernel_size, stride, padding, dilation, ceil_mode
+MAX_CASES = [
+    ((2, 3, 8, 8), 2, None, 0, 1, False),
+    ((2, 3, 9, 7), 3, 2, 1, 1, False),
+    ((1, 4, 13, 11), 3, 2, 1, 1, True),
+    ((3, 2, 10, 10), (3, 2), (2, 1), (1, 0), (2, 1), False),
+    ((1, 1, 9, 9), 7, 1, 3, 1, False),
+    ((2, 2, 7, 7), 7, 3, 2, 1, True),
+    ((2, 3, 5, 6), 1, 2, 0, 1, False),
+    ((4, 5, 5), 2, 1, 1, 2, True),  # unbatched (C, H, W)
+    ((1, 2, 6, 11), (2, 4), (3, 2), (1, 2), (1, 2), True),
+    ((1, 1, 4, 4), 3, 3, 1, 1, True),
+]
+
+
+@pytest.mark.parametrize("shape, k, s, p, d, ceil", MAX_CASES)
+def test_max_pool2d_matches_torch(shape, k, s, p, d, ceil):
+    x = rand(shape)
+    parity(lambda t: F.max_pool2d(t, k, s, p, d, ceil, return_indices=True),
+           lambda t: pytest.importorskip("torch").nn.functional.max_pool2d(
+               t, k, s, p, d, ceil, return_indices=True), x)
+    parity(lambda t: F.max_pool2d(t, k, s, p, d, ceil),
+           lambda t: pytest.importorskip("torch").nn.functional.max_pool2d(t, k, s, p, d, ceil),
+           x)
+
+
+def test_max_pool2d_nan_and_ties_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.zeros((1, 2, 6, 6), np.float32)  # all ties: the first position of each window wins
+    x[0, 1, 2, 3] = np.nan
+    x[0, 1, 1, 1] = -np.inf
+    yk, ik = F.max_pool2d(kiln.tensor(x), 3, 2, 1, return_indices=True)
+    yt, it = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(ik.numpy(), it.numpy())
+    np.testing.assert_array_equal(yk.numpy(), yt.numpy())
+
+
+# shape, kernel_size, stride, padding, ceil_mode
+AVG_CASES = [
+    ((2, 3, 8, 8), 2, None, 0, False),
+    ((2, 3, 9, 7), 3, 2, 1, False),
+    ((1, 4, 13, 11), 3, 2, 1, True),
+    ((1, 1, 5, 5), 3, 2, 1, True),
+    ((3, 2, 10, 9), (3, 2), (2, 1), (1, 0), True),
+    ((1, 2, 9, 9), 7, 2, 3, True),
+    ((2, 3, 5, 6), 1, 1, 0, False),
+    ((4, 5, 6), 2, 2, 1, True),
+    ((1, 1, 1, 1), 2, 2, 1, True),  # a ceil_mode window past the padded edge
+]
+
+
+@pytest.mark.parametrize("shape, k, s, p, ceil", AVG_CASES)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("divisor_override", [None, 3, -2])
+def test_avg_pool2d_matches_torch(shape, k, s, p, ceil, count_include_pad, divisor_override):
+    def torch_fn(t):
+        return pytest.importorskip("torch").nn.functional.avg_pool2d(
+            t, k, s, p, ceil, count_include_pad, divisor_override)
+
+    parity(lambda t: F.avg_pool2d(t, k, s, p, ceil, count_include_pad, divisor_override),
+           torch_fn, rand(shape))
+
+
+@pytest.mark.parametrize("shape, output_size", [
+    ((2, 3, 7, 9), 1),
+    ((2, 3, 7, 9), (3, 4)),
+    ((1, 2, 8, 8), (None, 3)),
+    ((2, 2, 5, 7), (5, 7)),
+    ((1, 3, 5, 6), (7, 9)),  # larger than the input: windows overlap
+    ((3, 10, 10), 4),
+])
+def test_adaptive_pools_match_torch(shape, output_size):
+    torch = pytest.importorskip("torch")
+    x = rand(shape)
+    parity(lambda t: F.adaptive_avg_pool2d(t, output_size),
+           lambda t: torch.nn.functional.adaptive_avg_pool2d(t, output_size), x)
+    parity(lambda t: F.adaptive_max_pool2d(t, output_size, return_indices=True),
+           lambda t: torch.nn.functional.adaptive_max_pool2d(t, output_size, True), x)
+
+
+def test_adaptive_pool_to_zero_size():
+    x = kiln.tensor(rand((2, 3, 6, 6)), requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, (0, 2))
+    assert y.shape == (2, 3, 0, 2)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 3, 6, 6), np.float32))
+
+
+def test_empty_batch_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.zeros((0, 3, 6, 6), np.float32)
+    assert F.max_pool2d(kiln.tensor(x), 2).shape == tuple(
+        torch.nn.functional.max_pool2d(torch.tensor(x), 2).shape)
+    assert F.avg_pool2d(kiln.tensor(x), 3, 2, 1).shape == (0, 3, 3, 3)
+
+
+def test_float64_and_noncontiguous_input():
+    x = rand((2, 3, 6, 8), dtype=np.float64)
+    view = kiln.tensor(x.transpose(0, 1, 3, 2).copy()).permute(0, 1, 3, 2)  # strided view
+    assert not view.numpy().flags.c_contiguous
+    np.testing.assert_array_equal(F.max_pool2d(view, 2).numpy(),
+                                  F.max_pool2d(kiln.tensor(x), 2).numpy())
+    assert F.avg_pool2d(view, 2).dtype == np.float64
+
+
+def test_thread_count_does_not_change_results():
+    x = kiln.tensor(rand((8, 16, 17, 17)))
+    before = kiln.get_num_threads()
+    try:
+        kiln.set_num_threads(1)
+        one = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+        kiln.set_num_threads(2)
+        two = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    finally:
+        kiln.set_num_threads(before)
+    np.testing.assert_array_equal(one[0].numpy(), two[0].numpy())
+    np.testing.assert_array_equal(one[1].numpy(), two[1].numpy())
+
+
+# ---------------------------------------------------------------- gradchecks (no torch)
+def f64(shape: tuple[int, ...], seed: int = 0) -> kiln.Tensor:
+    # Distinct values spaced far beyond eps so no max changes under a finite-difference step.
+    values = np.random.default_rng(seed).permutation(int(np.prod(shape))).reshape(shape)
+    return kiln.tensor(values * 0.01, dtype=kiln.float64, requires_grad=True)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: F.max_pool2d(x, 3, 2, 1),
+    lambda x: F.max_pool2d(x, (2, 3), 1, (1, 0), (2, 1), ceil_mode=True),
+    lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+    lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+    lambda x: F.avg_pool2d(x, 2, divisor_override=3),
+    lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
+    lambda x: F.adaptive_max_pool2d(x, (2, 3)),
+    lambda x: F.adaptive_avg_pool2d(x, 1),
+])
+def test_gradcheck(fn):
+    assert gradcheck(fn, [f64((2, 2, 5, 6))])
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("call, error, match", [
+    (lambda x: F.max_pool2d(x[0, 0], 2), ValueError, r"max_pool2d: .*\(5, 6\)"),
+    (lambda x: F.max_pool2d(x.reshape(1, 2, 2, 5, 6), 2), ValueError, "max_pool2d"),
+    (lambda x: F.max_pool2d(x, 7), ValueError, r"max_pool2d: input \(2, 2, 5, 6\) is too small"),
+    (lambda x: F.max_pool2d(x, 3, padding=2), ValueError, "max_pool2d: padding .* half"),
+    (lambda x: F.max_pool2d(x, 0), ValueError, "max_pool2d: kernel_size must be positive"),
+    (lambda x: F.max_pool2d(x, 2, -1), ValueError, "max_pool2d: stride must be positive"),
+    (lambda x: F.max_pool2d(x, 2, padding=-1), ValueError, "max_pool2d: padding"),
+    (lambda x: F.max_pool2d(x, 2, dilation=0), ValueError, "max_pool2d: dilation"),
+    (lambda x: F.max_pool2d(x, 2.0), TypeError, "max_pool2d: kernel_size"),
+    (lambda x: F.max_pool2d(x, (2, 2, 2)), TypeError, "max_pool2d: kernel_size"),
+    (lambda x: F.max_pool2d(x, 2, ceil_mode="yes"), TypeError, "max_pool2d: ceil_mode"),
+    (lambda x: F.max_pool2d(x.numpy(), 2), TypeError, "max_pool2d: input must be a kiln.Tensor"),
+    (lambda x: F.max_pool2d(kiln.tensor(np.ones((1, 1, 4, 4), np.int64)), 2), TypeError,
+     r"max_pool2d: .*int64"),
+    (lambda x: F.max_pool2d(kiln.zeros(1, 0, 4, 4), 2), ValueError, r"\(1, 0, 4, 4\)"),
+    (lambda x: F.avg_pool2d(x, 3, padding=2), ValueError, "avg_pool2d: padding"),
+    (lambda x: F.avg_pool2d(x, 8), ValueError, "avg_pool2d: input .* too small"),
+    (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, "avg_pool2d: divisor"),
+    (lambda x: F.avg_pool2d(x, 2, divisor_override=1.5), TypeError, "divisor_override"),
+    (lambda x: F.avg_pool2d(kiln.tensor(np.ones((1, 1, 4, 4), np.float16)), 2), TypeError,
+     "avg_pool2d: .*float16"),
+    (lambda x: F.adaptive_avg_pool2d(x, -1), ValueError, "adaptive_avg_pool2d: output_size"),
+    (lambda x: F.adaptive_avg_pool2d(x, (2, 2, 2)), TypeError, "adaptive_avg_pool2d"),
+    (lambda x: F.adaptive_avg_pool2d(x, [3]), TypeError, "adaptive_avg_pool2d"),
+    (lambda x: F.adaptive_avg_pool2d(x[0, 0], 2), ValueError, "adaptive_avg_pool2d"),
+    (lambda x: F.adaptive_avg_pool2d(kiln.zeros(1, 2, 0, 4), 2), ValueError,
+     r"adaptive_avg_pool2d: .*\(1, 2, 0, 4\)"),
+    (lambda x: F.adaptive_max_pool2d(x, None), TypeError, "adaptive_max_pool2d: output_size"),
+])
+def test_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call(kiln.tensor(rand((2, 2, 5, 6))))
+
+
+def test_kernels_check_their_arguments():
+    k = kiln.kernels
+    x = rand((1, 2, 4, 4))
+    y, ind = k.max_pool2d_forward(x, 2)
+    assert "indices" in k.max_pool2d_forward.__doc__
+    with pytest.raises(ValueError, match="max_pool2d_backward: index 16"):
+        k.max_pool2d_backward(y, np.full(ind.shape, 16, np.int64), x.shape)
+    with pytest.raises(ValueError, match="max_pool2d_backward: indices"):
+        k.max_pool2d_backward(y, ind[:, :1], x.shape)
+    with pytest.raises(TypeError, match="max_pool2d_backward: expected indices of dtype int64"):
+        k.max_pool2d_backward(y, ind.astype(np.int32), x.shape)
+    with pytest.raises(ValueError, match="max_pool2d_backward: grad_output"):
+        k.max_pool2d_backward(y[:, :1], ind[:, :1], x.shape)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        k.max_pool2d_forward(np.asfortranarray(rand((1, 2, 4, 4)))[..., ::2], 2)
+    with pytest.raises(ValueError, match="avg_pool2d_backward: expected grad_output of shape"):
+        k.avg_pool2d_backward(y[:, :1].copy(), x.shape, 2)
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d_backward"):
+        k.adaptive_avg_pool2d_backward(y, (1, 3, 4, 4))
+    with pytest.raises(ValueError, match="max_pool2d: kernel_size .* out of range"):
+        k.max_pool2d_forward(x, 2**40)
+    np.testing.assert_array_equal(k.adaptive_avg_pool2d_backward(y, x.shape).shape, x.shape)
