@@ -99,10 +99,6 @@ int64_t margin_rows(const py::array& x, const py::array& target, const char* op)
   return N;
 }
 
-Shape margin_loss_shape(const py::array& x) {
-  return x.ndim() == 2 ? Shape{x.shape(0)} : Shape{};
-}
-
 void def_class_losses(py::module_& m) {
   m.def(
       "cross_entropy_forward",
@@ -234,53 +230,72 @@ void def_class_losses(py::module_& m) {
       "Gradient of nll_loss with respect to input (same shape as input).");
 }
 
+// The optional per-element weight of mse_loss / l1_loss: the input's shape.
+template <typename T>
+const T* element_weight(const OptArray& weight, const py::array& x, const char* op) {
+  if (!weight) return nullptr;
+  const T* p = data<T>(*weight, op, "weight");
+  check_same_shape(*weight, x, op, "weight", "input");
+  return p;
+}
+
 void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression kind,
                     const char* formula) {
   m.def(
       fwd,
-      [kind, fwd](const py::array& x, const py::array& y, const std::string& reduction) {
+      [kind, fwd](const py::array& x, const py::array& y, const std::string& reduction,
+                  const OptArray& weight) {
         return dispatch_float(x, fwd, "input", [&](auto tag) -> py::array {
           using T = decltype(tag);
           const T* px = data<T>(x, fwd, "input");
           const T* py_ = data<T>(y, fwd, "target");
           check_same_shape(y, x, fwd, "target", "input");
+          const T* pw = element_weight<T>(weight, x, fwd);
           const Reduction r = parse_reduction(reduction, fwd);
           auto loss = loss_array<T>(r, shape_of(x));
           T* pl = loss.mutable_data();
           const int64_t n = x.size();
           py::gil_scoped_release nogil;
-          regression_loss_forward<T>(kind, px, py_, n, r, pl);
+          regression_loss_forward<T>(kind, px, py_, pw, n, r, pl);
           return loss;
         });
       },
       py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
-      (std::string(formula) + " per element; input and target of one shape and dtype. Returns "
-                              "the loss: 0-D, or input's shape for reduction='none'.")
+      py::arg("weight") = py::none(),
+      (std::string(formula) + " per element, times weight when given; input, target and weight "
+                              "of one shape and dtype. 'mean' divides by the number of elements "
+                              "(by the sum of the weights when weighted). Returns the loss: 0-D, "
+                              "or input's shape for reduction='none'.")
           .c_str());
   m.def(
       bwd,
       [kind, bwd](const py::array& dloss, const py::array& x, const py::array& y,
-                  const std::string& reduction, bool input_grad, bool target_grad) {
+                  const std::string& reduction, const OptArray& weight, bool input_grad,
+                  bool target_grad, bool weight_grad) {
         return dispatch_float(x, bwd, "input", [&](auto tag) -> py::tuple {
           using T = decltype(tag);
           const T* px = data<T>(x, bwd, "input");
           const T* py_ = data<T>(y, bwd, "target");
           check_same_shape(y, x, bwd, "target", "input");
+          const T* pw = element_weight<T>(weight, x, bwd);
           const Reduction r = parse_reduction(reduction, bwd);
           const T* pg = upstream<T>(dloss, r, shape_of(x), bwd);
           auto [dx, pdx] = maybe_empty<T>(input_grad, shape_of(x));
           auto [dy, pdy] = maybe_empty<T>(target_grad, shape_of(x));
+          auto [dw, pdw] = maybe_empty<T>(weight_grad && pw, shape_of(x));
           const int64_t n = x.size();
           {
             py::gil_scoped_release nogil;
-            regression_loss_backward<T>(kind, pg, px, py_, n, r, pdx, pdy);
+            regression_loss_backward<T>(kind, pg, px, py_, pw, n, r, pdx, pdy, pdw);
           }
-          return py::make_tuple(dx, dy);
+          return py::make_tuple(dx, dy, dw);
         });
       },
       py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
-      py::arg("input_grad") = true, py::arg("target_grad") = false,
-      "Returns (grad_input, grad_target), each None when not requested.");
+      py::arg("weight") = py::none(), py::arg("input_grad") = true,
+      py::arg("target_grad") = false, py::arg("weight_grad") = false,
+      "Returns (grad_input, grad_target, grad_weight), each None when not requested (grad_weight "
+      "also None without a weight).");
 }
 
 void def_bce(py::module_& m) {
@@ -358,7 +373,7 @@ void def_multi_margin(py::module_& m) {
           const int64_t N = margin_rows(x, target, op), C = x.shape(x.ndim() - 1);
           const T* pw = class_weight<T>(weight, C, op);
           const Reduction r = parse_reduction(reduction, op);
-          auto loss = loss_array<T>(r, margin_loss_shape(x));
+          auto loss = loss_array<T>(r, shape_of(target));
           T* pl = loss.mutable_data();
           py::gil_scoped_release nogil;
           multi_margin_forward<T>(px, pt, pw, N, C, p, T(margin), r, pl);
@@ -368,7 +383,8 @@ void def_multi_margin(py::module_& m) {
       py::arg("input"), py::arg("target"), py::arg("p") = 1, py::arg("margin") = 1.0,
       py::arg("weight") = py::none(), py::arg("reduction") = "mean",
       "Multiclass hinge loss: sum over c != y of weight[y] * max(0, margin - x[y] + x[c])^p / C. "
-      "input: (N, C) or (C,); target: int64 (N,) or (); p: 1 or 2; weight: (C,) or None.");
+      "input: (N, C) or (C,); target: int64 (N,) or (); p: 1 or 2; weight: (C,) or None. The "
+      "loss is 0-D, or target's shape for reduction='none'.");
   m.def(
       "multi_margin_loss_backward",
       [](const py::array& dloss, const py::array& x, const py::array& target, int p,
@@ -381,7 +397,7 @@ void def_multi_margin(py::module_& m) {
           const int64_t N = margin_rows(x, target, op), C = x.shape(x.ndim() - 1);
           const T* pw = class_weight<T>(weight, C, op);
           const Reduction r = parse_reduction(reduction, op);
-          const T* pg = upstream<T>(dloss, r, margin_loss_shape(x), op);
+          const T* pg = upstream<T>(dloss, r, shape_of(target), op);
           auto dx = empty<T>(shape_of(x));
           T* pdx = dx.mutable_data();
           py::gil_scoped_release nogil;

@@ -213,29 +213,47 @@ void soft_cross_entropy_backward(const T* dloss, const T* logp, const T* probs, 
   softmax_backward(logp, dx, dx, d.N, d.C, d.S, /*log=*/true);
 }
 
+namespace {
+
+// Z of a weighted regression loss's mean: the weights' sum, or n without weights.
 template <typename T>
-void regression_loss_forward(Regression kind, const T* x, const T* y, int64_t n, Reduction r,
-                             T* loss) {
+double regression_divisor(const T* weight, int64_t n) {
+  return weight ? blocked_sum(n, 1, [&](int64_t i) { return double(weight[i]); }) : double(n);
+}
+
+// The unweighted term (x - y)^2 or |x - y|.
+template <typename T>
+T regression_term(Regression kind, T diff) {
+  return kind == Regression::MSE ? diff * diff : std::abs(diff);
+}
+
+}  // namespace
+
+template <typename T>
+void regression_loss_forward(Regression kind, const T* x, const T* y, const T* weight, int64_t n,
+                             Reduction r, T* loss) {
   check_count(kind == Regression::MSE ? "mse_loss" : "l1_loss", n);
-  reduce_terms(n, 1, r, double(n), loss, [&](int64_t i) {
-    const T diff = x[i] - y[i];
-    return kind == Regression::MSE ? diff * diff : std::abs(diff);
+  const double z = r == Reduction::Mean ? regression_divisor(weight, n) : 1.0;
+  reduce_terms(n, 1, r, z, loss, [&](int64_t i) {
+    const T l = regression_term(kind, x[i] - y[i]);
+    return weight ? weight[i] * l : l;
   });
 }
 
 template <typename T>
-void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y, int64_t n,
-                              Reduction r, T* dx, T* dy) {
+void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y,
+                              const T* weight, int64_t n, Reduction r, T* dx, T* dy, T* dweight) {
   check_count(kind == Regression::MSE ? "mse_loss_backward" : "l1_loss_backward", n);
-  const Upstream<T> g(dloss, r, double(n));
+  const Upstream<T> g(dloss, r, r == Reduction::Mean ? regression_divisor(weight, n) : 1.0);
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T diff = x[i] - y[i];
       const T d = kind == Regression::MSE ? T(2) * diff
                                           : T((diff > T(0)) - (diff < T(0)));  // sign, 0 at 0
-      const T v = g(i) * d;
+      const T v = g(i) * (weight ? weight[i] * d : d);
       if (dx) dx[i] = v;
       if (dy) dy[i] = -v;
+      if (dweight) dweight[i] = g(i) * regression_term(kind, diff);
     }
   });
 }
@@ -337,10 +355,10 @@ void multi_margin_backward(const T* dloss, const T* x, const int64_t* target, co
                                               Reduction, T*, T*);                                 \
   template void soft_cross_entropy_backward<T>(const T*, const T*, const T*, const T*, ClassDims, \
                                                T, Reduction, T*, T*);                             \
-  template void regression_loss_forward<T>(Regression, const T*, const T*, int64_t, Reduction,    \
-                                           T*);                                                   \
-  template void regression_loss_backward<T>(Regression, const T*, const T*, const T*, int64_t,    \
-                                            Reduction, T*, T*);                                   \
+  template void regression_loss_forward<T>(Regression, const T*, const T*, const T*, int64_t,     \
+                                           Reduction, T*);                                        \
+  template void regression_loss_backward<T>(Regression, const T*, const T*, const T*, const T*,   \
+                                            int64_t, Reduction, T*, T*, T*);                      \
   template void bce_with_logits_forward<T>(const T*, const T*, const T*, const T*, int64_t,       \
                                            Reduction, T*);                                        \
   template void bce_with_logits_backward<T>(const T*, const T*, const T*, const T*, const T*,     \

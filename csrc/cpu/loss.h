@@ -21,8 +21,10 @@
 //   q_ic = w_c ((1 - eps) P_ic + eps / C),  l_i = -sum_c q_ic logp_ic,  Z = N * S
 //   dx as above;  dP_ic = -g_i (1 - eps) w_c logp_ic
 //
-// mse_loss:  l_i = (x_i - y_i)^2      dx_i = 2 g_i (x_i - y_i)     dy_i = -dx_i    Z = n
-// l1_loss:   l_i = |x_i - y_i|        dx_i = g_i sign(x_i - y_i)   dy_i = -dx_i    Z = n
+// mse_loss:  l_i = w_i (x_i - y_i)^2   dx_i = 2 g_i w_i (x_i - y_i)    dy_i = -dx_i
+// l1_loss:   l_i = w_i |x_i - y_i|     dx_i = g_i w_i sign(x_i - y_i)  dy_i = -dx_i
+//            optional per-element weights w (default 1): dw_i = g_i (x_i - y_i)^2 (or |.|),
+//            and the mean divides by Z = sum_i w_i (= n without weights)
 //
 // binary_cross_entropy_with_logits (w: weight, pw: pos_weight, both already broadcast
 // to x's shape or absent; log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)) stays finite):
@@ -88,13 +90,13 @@ void soft_cross_entropy_backward(const T* dloss, const T* logp, const T* probs, 
 
 enum class Regression { MSE, L1 };
 
-// x, y: n elements each; dx and dy may each be null.
+// x, y, weight: n elements each (weight may be null); dx, dy, dweight may each be null.
 template <typename T>
-void regression_loss_forward(Regression kind, const T* x, const T* y, int64_t n, Reduction r,
-                             T* loss);
+void regression_loss_forward(Regression kind, const T* x, const T* y, const T* weight, int64_t n,
+                             Reduction r, T* loss);
 template <typename T>
-void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y, int64_t n,
-                              Reduction r, T* dx, T* dy);
+void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y,
+                              const T* weight, int64_t n, Reduction r, T* dx, T* dy, T* dweight);
 
 // weight and pos_weight: n elements or null; dx and dy may each be null.
 template <typename T>

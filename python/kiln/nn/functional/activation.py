@@ -1,0 +1,193 @@
+"""Activations with PyTorch's names, arguments and defaults, on C++ kernels.
+
+Every op accepts tensors of any shape (float32 or float64) and returns a new tensor
+of the same shape. ``inplace=True`` is accepted where PyTorch has it, but kiln
+always computes out of place: the input is left unchanged and a new tensor is
+returned, which keeps every gradient correct (PyTorch's in-place variants would
+overwrite a value that backward may still need).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from kiln import _C
+from kiln.autograd import Context, Function
+from kiln.nn.functional._args import check_float_tensor, contiguous
+from kiln.tensor import Tensor
+
+__all__ = [
+    "elu",
+    "gelu",
+    "leaky_relu",
+    "log_softmax",
+    "prelu",
+    "relu",
+    "selu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+]
+
+# op -> (forward kernel, backward kernel, backward reads the output instead of the input)
+_POINTWISE: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray], bool]] = {
+    "relu": (_C.relu_forward, _C.relu_backward, False),
+    "leaky_relu": (_C.leaky_relu_forward, _C.leaky_relu_backward, False),
+    "elu": (_C.elu_forward, _C.elu_backward, False),
+    "selu": (_C.selu_forward, _C.selu_backward, False),
+    "gelu": (_C.gelu_forward, _C.gelu_backward, False),
+    "sigmoid": (_C.sigmoid_forward, _C.sigmoid_backward, True),
+    "tanh": (_C.tanh_forward, _C.tanh_backward, True),
+}
+
+
+class _Pointwise(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, op: str, params: tuple) -> np.ndarray:
+        fwd, _, from_output = _POINTWISE[op]
+        x = contiguous(x)
+        y = fwd(x, *params)
+        ctx.save_for_backward(y if from_output else x)
+        ctx.op, ctx.params = op, params
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        (saved,) = ctx.saved_tensors
+        bwd = _POINTWISE[ctx.op][1]
+        return bwd(contiguous(grad, saved.dtype), saved, *ctx.params), None, None
+
+
+def _pointwise(op: str, input: Tensor, *params: Any) -> Tensor:
+    check_float_tensor(op, "input", input)
+    return _Pointwise.apply(input, op, params)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(input, 0) elementwise. input: any shape; output: same shape."""
+    return _pointwise("relu", input)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """input if input > 0 else negative_slope * input. input: any shape; output: same shape."""
+    return _pointwise("leaky_relu", input, float(negative_slope))
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """input if input > 0 else alpha * (exp(input) - 1). input: any shape; output: same."""
+    return _pointwise("elu", input, float(alpha))
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(input, alpha) with scale = 1.0507..., alpha = 1.6733... (self-normalizing).
+
+    input: any shape; output: same shape.
+    """
+    return _pointwise("selu", input)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """input * Phi(input) with Phi the standard normal CDF (approximate='none'), or the
+    tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (approximate='tanh').
+
+    input: any shape; output: same shape.
+    """
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _pointwise("gelu", input, approximate)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """1 / (1 + exp(-input)) elementwise. input: any shape; output: same shape."""
+    return _pointwise("sigmoid", input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    """tanh(input) elementwise. input: any shape; output: same shape."""
+    return _pointwise("tanh", input)
+
+
+class _Softmax(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, dim: int, log: bool) -> np.ndarray:
+        y = (_C.log_softmax_forward if log else _C.softmax_forward)(contiguous(x), dim)
+        ctx.save_for_backward(y)
+        ctx.dim, ctx.log = dim, log
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        (y,) = ctx.saved_tensors
+        bwd = _C.log_softmax_backward if ctx.log else _C.softmax_backward
+        return bwd(contiguous(grad, y.dtype), y, ctx.dim), None, None
+
+
+def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> Tensor:
+    check_float_tensor(op, "input", input)
+    if dim is None:
+        # PyTorch's legacy implicit choice, with its deprecation warning.
+        warnings.warn(
+            f"Implicit dimension choice for {op} has been deprecated. "
+            "Change the call to include dim=X as an argument.",
+            stacklevel=3,
+        )
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    if dtype is not None:
+        input = input.to(dtype)
+        check_float_tensor(op, "input", input)
+    return _Softmax.apply(input, int(dim), log)
+
+
+def softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
+) -> Tensor:
+    """exp(x_i - max) / sum_j exp(x_j - max) along ``dim`` (negative counts from the end).
+
+    input: any shape; output: same shape, summing to 1 along dim. dtype: cast input first.
+    """
+    return _softmax("softmax", input, dim, dtype, log=False)
+
+
+def log_softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
+) -> Tensor:
+    """log(softmax(input, dim)), computed as x - max - log(sum exp(x - max)) so it stays finite.
+
+    input: any shape; output: same shape. dtype: cast input first.
+    """
+    return _softmax("log_softmax", input, dim, dtype, log=True)
+
+
+class _PReLU(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        x, weight = contiguous(x), contiguous(weight)
+        ctx.save_for_backward(x, weight)
+        return _C.prelu_forward(x, weight)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, weight = ctx.saved_tensors
+        gx, gw = _C.prelu_backward(contiguous(grad, x.dtype), x, weight)
+        needs = ctx.needs_input_grad
+        return (gx if needs[0] else None), (gw if needs[1] else None)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """input if input > 0 else weight[c] * input, with c the channel (dimension 1).
+
+    input: (N, C, ...) or of rank < 2 (one channel); weight: (1,) or 0-D shared by all
+    channels, or (C,) one slope per channel. Output: input's shape; gradients flow to both.
+    """
+    check_float_tensor("prelu", "input", input)
+    check_float_tensor("prelu", "weight", weight)
+    if weight.dtype != input.dtype:
+        raise TypeError(
+            f"prelu: weight dtype {weight.dtype} does not match input dtype {input.dtype}"
+        )
+    return _PReLU.apply(input, weight)

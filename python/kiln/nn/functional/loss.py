@@ -1,0 +1,436 @@
+"""Losses with PyTorch's names, argument order, defaults and mean normalization.
+
+``reduction`` is 'mean', 'sum' or 'none'; the deprecated ``size_average`` / ``reduce``
+arguments are honoured as PyTorch honours them (with its warning). Class-index
+targets are int64 (uint8 is accepted and widened, as PyTorch accepts Byte);
+out-of-range indices raise ValueError before any memory is read. Class weights,
+``weight`` / ``pos_weight`` of binary_cross_entropy_with_logits and multi_margin_loss
+receive no gradient (PyTorch refuses one too).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from kiln import _C
+from kiln.autograd import Context, Function
+from kiln.nn.functional._args import check_float_tensor, check_tensor, contiguous
+from kiln.tensor import Tensor
+
+__all__ = [
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "l1_loss",
+    "mse_loss",
+    "multi_margin_loss",
+    "nll_loss",
+]
+
+
+def _reduction(op: str, size_average: Any, reduce: Any, reduction: Any) -> str:
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+        warnings.warn(
+            "size_average and reduce args will be deprecated, please use "
+            f"reduction='{reduction}' instead.",
+            stacklevel=3,
+        )
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum", "none"):
+        raise ValueError(
+            f"{op}: {reduction!r} is not a valid value for reduction "
+            "(expected 'mean', 'sum' or 'none')"
+        )
+    return reduction
+
+
+def _class_indices(op: str, target: Tensor) -> Tensor:
+    check_tensor(op, "target", target)
+    if target.dtype == np.uint8:
+        return Tensor._wrap(target.numpy().astype(np.int64))
+    if target.dtype != np.int64:
+        raise TypeError(
+            f"{op}: expected target of dtype int64 (class indices), got {target.dtype} "
+            f"with shape {tuple(target.shape)}"
+        )
+    return target
+
+
+def _common_float(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """Promotes float32 operands to float64 when any is float64, as PyTorch does."""
+    if len({t.dtype for t in tensors if t is not None}) <= 1:
+        return tensors
+    return tuple(None if t is None else t.to(np.float64) for t in tensors)
+
+
+def _float_or_none(a: np.ndarray | None, dtype: np.dtype) -> np.ndarray | None:
+    return None if a is None else contiguous(a, dtype)
+
+
+def _unbatched(op: str, input: Tensor, target: Tensor, soft: bool) -> tuple[Tensor, Tensor, bool]:
+    """(C,) inputs with a 0-D class index (or (C,) probabilities) become a batch of one."""
+    if input.ndim != 1:
+        return input, target, False
+    if soft:
+        return input.reshape(1, -1), target.reshape(1, -1), True
+    if target.numel() != 1:
+        raise ValueError(
+            f"{op}: unbatched input of shape {tuple(input.shape)} takes a 0-D target, "
+            f"got shape {tuple(target.shape)}"
+        )
+    return input.reshape(1, -1), target.reshape(1), True
+
+
+class _CrossEntropy(Function):
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None,
+        ignore_index: int,
+        reduction: str,
+        label_smoothing: float,
+    ) -> np.ndarray:
+        x = contiguous(x)
+        target = contiguous(target, x.dtype if target.dtype.kind == "f" else None)
+        weight = _float_or_none(weight, x.dtype)
+        loss, logp, total = _C.cross_entropy_forward(
+            x, target, weight, ignore_index, reduction, label_smoothing
+        )
+        ctx.save_for_backward(logp, target, weight)
+        ctx.args = (total, ignore_index, reduction, label_smoothing)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        logp, target, weight = ctx.saved_tensors
+        total, ignore_index, reduction, smoothing = ctx.args
+        gx, gt = _C.cross_entropy_backward(
+            contiguous(grad, logp.dtype),
+            logp,
+            target,
+            total,
+            weight,
+            ignore_index,
+            reduction,
+            smoothing,
+            ctx.needs_input_grad[1],
+        )
+        return (gx if ctx.needs_input_grad[0] else None), gt, None, None, None, None
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Cross entropy between softmax(input) over dimension 1 and the target.
+
+    input: (N, C), (N, C, d1, ...) or unbatched (C,) logits. target: int64 class indices
+    (N,) / (N, d1, ...) / (), or class probabilities with input's shape (soft targets,
+    e.g. from mixup; ignore_index does not apply to them). weight: (C,) class weights.
+    'mean' divides by the summed weights of the non-ignored targets (class indices) or by
+    N * d1 * ... (probabilities); label_smoothing mixes the target with the uniform
+    distribution. Output: 0-D, or the target's per-position shape for reduction='none'.
+    """
+    op = "cross_entropy"
+    check_float_tensor(op, "input", input)
+    check_tensor(op, "target", target)
+    check_float_tensor(op, "weight", weight, optional=True)
+    reduction = _reduction(op, size_average, reduce, reduction)
+    label_smoothing = float(label_smoothing)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(
+            f"{op}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}"
+        )
+    soft = tuple(target.shape) == tuple(input.shape)
+    if soft:
+        if target.dtype.kind != "f":
+            raise TypeError(
+                f"{op}: a target of the input's shape {tuple(input.shape)} holds class "
+                f"probabilities and must be floating point, got {target.dtype}"
+            )
+        if ignore_index >= 0:
+            raise ValueError(f"{op}: ignore_index is not supported for class-probability targets")
+        input, target = _common_float(input, target)
+    else:
+        target = _class_indices(op, target)
+    input, target, unbatched = _unbatched(op, input, target, soft)
+    loss = _CrossEntropy.apply(input, target, weight, int(ignore_index), reduction, label_smoothing)
+    return loss.reshape(()) if unbatched and reduction == "none" else loss
+
+
+class _NLLLoss(Function):
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        target: np.ndarray,
+        weight: np.ndarray | None,
+        ignore_index: int,
+        reduction: str,
+    ) -> np.ndarray:
+        x = contiguous(x)
+        target = contiguous(target)
+        weight = _float_or_none(weight, x.dtype)
+        loss, total = _C.nll_loss_forward(x, target, weight, ignore_index, reduction)
+        ctx.save_for_backward(x, target, weight)
+        ctx.args = (total, ignore_index, reduction)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, target, weight = ctx.saved_tensors
+        total, ignore_index, reduction = ctx.args
+        gx = _C.nll_loss_backward(
+            contiguous(grad, x.dtype), x, target, total, weight, ignore_index, reduction
+        )
+        return gx, None, None, None, None
+
+
+def nll_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Negative log likelihood: -weight[t] * input[n, t] for each position's class t.
+
+    input: log-probabilities (N, C), (N, C, d1, ...) or (C,); target: int64 (N,) /
+    (N, d1, ...) / (); weight: (C,). 'mean' divides by the summed weights of the
+    non-ignored targets. Output: 0-D, or the target's shape for reduction='none'.
+    """
+    op = "nll_loss"
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "weight", weight, optional=True)
+    target = _class_indices(op, target)
+    reduction = _reduction(op, size_average, reduce, reduction)
+    input, target, unbatched = _unbatched(op, input, target, False)
+    loss = _NLLLoss.apply(input, target, weight, int(ignore_index), reduction)
+    return loss.reshape(()) if unbatched and reduction == "none" else loss
+
+
+_REGRESSION = {
+    "mse_loss": (_C.mse_loss_forward, _C.mse_loss_backward),
+    "l1_loss": (_C.l1_loss_forward, _C.l1_loss_backward),
+}
+
+
+class _Regression(Function):
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None,
+        op: str,
+        reduction: str,
+    ) -> np.ndarray:
+        x = contiguous(x)
+        y = contiguous(y, x.dtype)
+        weight = _float_or_none(weight, x.dtype)
+        ctx.save_for_backward(x, y, weight)
+        ctx.op, ctx.reduction = op, reduction
+        return _REGRESSION[op][0](x, y, reduction, weight)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, y, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grads = _REGRESSION[ctx.op][1](
+            contiguous(grad, x.dtype), x, y, ctx.reduction, weight, *needs[:3]
+        )
+        return (*grads, None, None)
+
+
+def _regression(
+    op: str,
+    input: Tensor,
+    target: Tensor,
+    size_average: Any,
+    reduce: Any,
+    reduction: str,
+    weight: Tensor | None,
+) -> Tensor:
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "target", target)
+    check_float_tensor(op, "weight", weight, optional=True)
+    reduction = _reduction(op, size_average, reduce, reduction)
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(
+            f"{op}: weight shape {tuple(weight.shape)} must match input shape {tuple(input.shape)}"
+        )
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(
+            f"{op}: using a target size ({tuple(target.shape)}) that is different to the input "
+            f"size ({tuple(input.shape)}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.",
+            stacklevel=3,
+        )
+        try:
+            shape = np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        except ValueError:
+            raise ValueError(
+                f"{op}: input shape {tuple(input.shape)} and target shape "
+                f"{tuple(target.shape)} cannot be broadcast together"
+            ) from None
+        input, target = input.expand(*shape), target.expand(*shape)
+        weight = None if weight is None else weight.expand(*shape)
+    input, target, weight = _common_float(input, target, weight)
+    return _Regression.apply(input, target, weight, op, reduction)
+
+
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Mean squared error (input - target)^2, optionally times per-element weights.
+
+    input, target: same shape (a different but broadcastable target is broadcast, with
+    PyTorch's warning); weight: input's shape ('mean' then divides by its sum). Output:
+    0-D, or the broadcast shape for reduction='none'. Gradients flow to input and target.
+    """
+    return _regression("mse_loss", input, target, size_average, reduce, reduction, weight)
+
+
+def l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Mean absolute error |input - target|, optionally times per-element weights.
+
+    Shapes and weighting as mse_loss; the gradient at input == target is 0.
+    """
+    return _regression("l1_loss", input, target, size_average, reduce, reduction, weight)
+
+
+class _BCEWithLogits(Function):
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None,
+        pos_weight: np.ndarray | None,
+        reduction: str,
+    ) -> np.ndarray:
+        x = contiguous(x)
+        y = contiguous(y, x.dtype)
+        weight, pos_weight = _float_or_none(weight, x.dtype), _float_or_none(pos_weight, x.dtype)
+        ctx.save_for_backward(x, y, weight, pos_weight)
+        ctx.reduction = reduction
+        return _C.binary_cross_entropy_with_logits_forward(x, y, weight, pos_weight, reduction)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, y, weight, pos_weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx, gy = _C.binary_cross_entropy_with_logits_backward(
+            contiguous(grad, x.dtype), x, y, weight, pos_weight, ctx.reduction, needs[0], needs[1]
+        )
+        return gx, gy, None, None, None
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
+    """Binary cross entropy of sigmoid(input) against target, computed from the logits stably:
+    (1 - y) x - (1 + (pos_weight - 1) y) log(sigmoid(x)), times weight.
+
+    input, target: same shape (targets in [0, 1]); weight: broadcastable to input;
+    pos_weight: broadcastable to input, typically (C,) over the last dimension, weighting
+    the positive term. Output: 0-D, or input's shape for reduction='none'.
+    """
+    op = "binary_cross_entropy_with_logits"
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "target", target)
+    check_float_tensor(op, "weight", weight, optional=True)
+    check_float_tensor(op, "pos_weight", pos_weight, optional=True)
+    reduction = _reduction(op, size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"{op}: target size {tuple(target.shape)} must be the same as input size "
+            f"{tuple(input.shape)}"
+        )
+    input, target = _common_float(input, target)
+    return _BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
+
+
+class _MultiMargin(Function):
+    @staticmethod
+    def forward(
+        ctx: Context,
+        x: np.ndarray,
+        target: np.ndarray,
+        p: int,
+        margin: float,
+        weight: np.ndarray | None,
+        reduction: str,
+    ) -> np.ndarray:
+        x, target = contiguous(x), contiguous(target)
+        weight = _float_or_none(weight, x.dtype)
+        ctx.save_for_backward(x, target, weight)
+        ctx.args = (p, margin, reduction)
+        return _C.multi_margin_loss_forward(x, target, p, margin, weight, reduction)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, target, weight = ctx.saved_tensors
+        p, margin, reduction = ctx.args
+        gx = _C.multi_margin_loss_backward(
+            contiguous(grad, x.dtype), x, target, p, margin, weight, reduction
+        )
+        return gx, None, None, None, None, None
+
+
+def multi_margin_loss(
+    input: Tensor,
+    target: Tensor,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Multiclass hinge (SVM) loss: per sample, sum over classes c != y of
+    weight[y] * max(0, margin - x[y] + x[c])^p, divided by C.
+
+    input: (N, C) or (C,); target: int64 (N,) or (); p: 1 or 2; weight: (C,).
+    'mean' averages over the N samples. Output: 0-D, or target's shape for 'none'.
+    """
+    op = "multi_margin_loss"
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "weight", weight, optional=True)
+    target = _class_indices(op, target)
+    reduction = _reduction(op, size_average, reduce, reduction)
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"{op}: only p == 1 and p == 2 are supported, got p={p!r}")
+    return _MultiMargin.apply(input, target, int(p), float(margin), weight, reduction)
