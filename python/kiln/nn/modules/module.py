@@ -103,22 +103,19 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {what} before Module.__init__() call")
 
+    def _check_new_name(self, kind: str, name: Any, registry: dict) -> None:
+        self._require_init(kind)
+        _check_name(kind, name)
+        if hasattr(self, name) and name not in registry:
+            raise KeyError(f"attribute '{name}' already exists")
+
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Adds ``param`` (a Parameter or None) under ``name``."""
-        self._require_init("parameter")
-        _check_name("parameter", name)
-        if hasattr(self, name) and name not in self._parameters:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_new_name("parameter", name, self.__dict__.get("_parameters", {}))
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(
                 f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
                 "(kiln.nn.Parameter or None required)"
-            )
-        if param is not None and param.grad_fn is not None:
-            raise ValueError(
-                f"cannot assign non-leaf Tensor to parameter '{name}'. Model parameters must "
-                "be created explicitly; to express '{name}' as a function of another Tensor, "
-                "compute the value in the forward() method."
             )
         self._parameters[name] = param
 
@@ -127,10 +124,7 @@ class Module:
 
         Persistent buffers are part of ``state_dict()``; all buffers follow ``to()``.
         """
-        self._require_init("buffer")
-        _check_name("buffer", name)
-        if hasattr(self, name) and name not in self._buffers:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_new_name("buffer", name, self.__dict__.get("_buffers", {}))
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(
                 f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
@@ -144,12 +138,9 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Adds a child module, reachable as the attribute ``name``."""
-        self._require_init("module")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        _check_name("module", name)
-        if hasattr(self, name) and name not in self._modules:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_new_name("module", name, self.__dict__.get("_modules", {}))
         self._modules[name] = module
 
     register_module = add_module
