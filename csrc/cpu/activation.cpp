@@ -222,10 +222,10 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner
         s[i] += e;
         if (!log) ys[d * inner + i] = e;
       }
-    if (log) {
-      for (int64_t i = 0; i < w; ++i) m[i] += std::log(s[i]);
+    if (log) {  // (x - m) - log(s), not x - (m + log(s)): m + log(s) would round at |m|'s scale
+      for (int64_t i = 0; i < w; ++i) s[i] = std::log(s[i]);
       for (int64_t d = 0; d < dim; ++d)
-        for (int64_t i = 0; i < w; ++i) ys[d * inner + i] = xs[d * inner + i] - m[i];
+        for (int64_t i = 0; i < w; ++i) ys[d * inner + i] = (xs[d * inner + i] - m[i]) - s[i];
     } else {
       for (int64_t i = 0; i < w; ++i) s[i] = T(1) / s[i];
       for (int64_t d = 0; d < dim; ++d)

@@ -30,5 +30,6 @@ def check_float_tensor(op: str, name: str, value: Any, optional: bool = False) -
 
 
 def contiguous(array: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """The C-contiguous array the kernels need (no copy when it already is one)."""
-    return np.ascontiguousarray(array, dtype=dtype)
+    """The C-contiguous array the kernels need (no copy when it already is one; unlike
+    np.ascontiguousarray, a 0-D array stays 0-D)."""
+    return np.asarray(array, dtype=dtype, order="C")
