@@ -115,10 +115,12 @@ void batch_norm_forward(const T* x, T* y, const BatchNormSizes& sz, const T* wei
     save_mean[c] = T(mean);
     save_invstd[c] = T(invstd);
     // Centering before scaling keeps float32 accurate when |mean| >> std
-    // (x * scale + shift would cancel two large terms).
+    // (x * scale + shift would cancel two large terms); x - center is exact for
+    // x near the mean, and shift absorbs the rounding of center itself.
     const T center = T(mean);
-    const T scale = T((weight ? double(weight[c]) : 1.0) * invstd);
-    const T shift = bias ? bias[c] : T(0);
+    const double a = (weight ? double(weight[c]) : 1.0) * invstd;
+    const T scale = T(a);
+    const T shift = T((bias ? double(bias[c]) : 0.0) - (mean - double(center)) * a);
     for (int64_t n = 0; n < sz.n; ++n) {
       const int64_t off = (n * sz.c + c) * sz.s;
       const T* xr = x + off;
