@@ -244,7 +244,15 @@ template <typename T>
 void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y,
                               const T* weight, int64_t n, Reduction r, T* dx, T* dy, T* dweight) {
   check_count(kind == Regression::MSE ? "mse_loss_backward" : "l1_loss_backward", n);
-  const Upstream<T> g(dloss, r, r == Reduction::Mean ? regression_divisor(weight, n) : 1.0);
+  const double z = r == Reduction::Mean ? regression_divisor(weight, n) : 1.0;
+  const Upstream<T> g(dloss, r, z);
+  // The weighted mean sum(w l) / sum(w) also depends on w through its divisor:
+  // dL/dw_i = (l_i - L) / Z, with L the loss value.
+  T mean = 0;
+  if (dweight && weight && r == Reduction::Mean)
+    mean = static_cast<T>(
+        blocked_sum(n, 1, [&](int64_t i) { return weight[i] * regression_term(kind, x[i] - y[i]); }) /
+        z);
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T diff = x[i] - y[i];
@@ -253,7 +261,7 @@ void regression_loss_backward(Regression kind, const T* dloss, const T* x, const
       const T v = g(i) * (weight ? weight[i] * d : d);
       if (dx) dx[i] = v;
       if (dy) dy[i] = -v;
-      if (dweight) dweight[i] = g(i) * regression_term(kind, diff);
+      if (dweight) dweight[i] = g(i) * (regression_term(kind, diff) - mean);
     }
   });
 }

@@ -21,10 +21,11 @@
 //   q_ic = w_c ((1 - eps) P_ic + eps / C),  l_i = -sum_c q_ic logp_ic,  Z = N * S
 //   dx as above;  dP_ic = -g_i (1 - eps) w_c logp_ic
 //
-// mse_loss:  l_i = w_i (x_i - y_i)^2   dx_i = 2 g_i w_i (x_i - y_i)    dy_i = -dx_i
-// l1_loss:   l_i = w_i |x_i - y_i|     dx_i = g_i w_i sign(x_i - y_i)  dy_i = -dx_i
-//            optional per-element weights w (default 1): dw_i = g_i (x_i - y_i)^2 (or |.|),
-//            and the mean divides by Z = sum_i w_i (= n without weights)
+// mse_loss:  e_i = (x_i - y_i)^2    de_i/dx_i = 2 (x_i - y_i)
+// l1_loss:   e_i = |x_i - y_i|      de_i/dx_i = sign(x_i - y_i)   (0 at x_i == y_i)
+//   l_i = w_i e_i with optional per-element weights w (default 1), Z = sum_i w_i (= n)
+//   dx_i = g_i w_i de_i/dx_i,   dy_i = -dx_i,
+//   dw_i = g_i e_i ('none', 'sum');  dw_i = g (e_i - L) / Z ('mean': Z depends on w too)
 //
 // binary_cross_entropy_with_logits (w: weight, pw: pos_weight, both already broadcast
 // to x's shape or absent; log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)) stays finite):

@@ -48,6 +48,13 @@ def _reduction(op: str, size_average: Any, reduce: Any, reduction: Any) -> str:
     return reduction
 
 
+def _check_class_input(op: str, input: Tensor) -> None:
+    if input.ndim == 0:
+        raise ValueError(
+            f"{op}: expected input of shape (N, C), (N, C, d1, ...) or (C,), got shape ()"
+        )
+
+
 def _class_indices(op: str, target: Tensor) -> Tensor:
     check_tensor(op, "target", target)
     if target.dtype == np.uint8:
@@ -145,6 +152,7 @@ def cross_entropy(
     """
     op = "cross_entropy"
     check_float_tensor(op, "input", input)
+    _check_class_input(op, input)
     check_tensor(op, "target", target)
     check_float_tensor(op, "weight", weight, optional=True)
     reduction = _reduction(op, size_average, reduce, reduction)
@@ -215,6 +223,7 @@ def nll_loss(
     """
     op = "nll_loss"
     check_float_tensor(op, "input", input)
+    _check_class_input(op, input)
     check_float_tensor(op, "weight", weight, optional=True)
     target = _class_indices(op, target)
     reduction = _reduction(op, size_average, reduce, reduction)
