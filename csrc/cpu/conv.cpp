@@ -7,6 +7,10 @@
 #include "common/parallel.h"
 #include "cpu/gemm_tile.h"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 namespace kiln::cpu {
 namespace {
 
@@ -47,74 +51,120 @@ void check_ranks(const char* op, const Shape& input, const Shape& weight, const 
                " has a zero or negative size");
 }
 
-// First and one-past-last t in [0, count) with 0 <= start + t*step < limit.
-std::pair<int64_t, int64_t> valid_range(int64_t start, int64_t step, int64_t count,
-                                        int64_t limit) {
-  const int64_t lo = start >= 0 ? 0 : (-start + step - 1) / step;
-  const int64_t hi = start >= limit ? 0 : (limit - start + step - 1) / step;
-  const int64_t a = std::min(lo, count), b = std::clamp(hi, a, count);
-  return {a, b};
+// One image's channels copied with the padding made explicit: padded row i
+// holds input row i - pad_h (zeros outside the input), and it has exactly the
+// rows and columns the output grid's windows reach, so im2col reads it with
+// no bounds checks. A negative padding (the stride-1 input gradient's
+// transform) crops instead.
+struct Padded {
+  int64_t H, W;  // padded plane size
+  explicit Padded(const ConvGeometry& g)
+      : H((g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1),
+        W((g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1) {}
+  int64_t plane() const { return H * W; }
+};
+
+// dst[t] = src[t * stride] for t < n.
+template <typename T>
+inline void copy_run(T* dst, const T* src, int64_t stride, int64_t n) {
+  if (stride != 1) {
+    for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
+    return;
+  }
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {
+    // Runs are output rows: often 8 to 32 pixels, too short for memmove's setup.
+    int64_t t = 0;
+    for (; t + 16 <= n; t += 16) _mm512_storeu_ps(dst + t, _mm512_loadu_ps(src + t));
+    if (t < n) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (n - t)) - 1);
+      _mm512_mask_storeu_ps(dst + t, m, _mm512_maskz_loadu_ps(m, src + t));
+    }
+    return;
+  }
+#endif
+  std::copy(src, src + n, dst);
 }
 
-// Walks the im2col matrix of one image and group restricted to the output
-// pixels [pq0, pq0 + cols): for every row (c, r, s) and every run of pixels
-// within one output row p, calls
-//   fn(row, j, seg, src, lo, hi)
-// meaning: of the columns j .. j+seg-1 of the row, those with t in [lo, hi)
-// read x[src + t*stride_w] (an offset into the group's channel planes; src
-// itself may lie before the row when the window starts in the padding); all
-// other columns are padding.
+// dst[t * stride] += src[t] for t < n.
+template <typename T>
+inline void add_run(T* dst, const T* src, int64_t stride, int64_t n) {
+  for (int64_t t = 0; t < n; ++t) dst[t * stride] += src[t];
+}
+
+// xp (C planes of pd.H x pd.W) = the C channel planes at x, padded.
+template <typename T>
+void pad_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* x, T* xp) {
+  // Padded column j reads input column j - pad_w: valid for j in [j0, j1).
+  const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
+  const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < pd.H; ++i) {
+      T* out = xp + (c * pd.H + i) * pd.W;
+      const int64_t ih = i - g.pad_h;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(out, out + pd.W, T(0));
+        continue;
+      }
+      std::fill(out, out + j0, T(0));
+      copy_run(out + j0, x + (c * g.H + ih) * g.W + (j0 - g.pad_w), 1, j1 - j0);
+      std::fill(out + j1, out + pd.W, T(0));
+    }
+}
+
+// The adjoint of pad_planes: dx = the input-sized window of dxp.
+template <typename T>
+void crop_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* dxp, T* dx) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t ih = 0; ih < g.H; ++ih) {
+      T* out = dx + (c * g.H + ih) * g.W;
+      const int64_t i = ih + g.pad_h;
+      if (i < 0 || i >= pd.H) {
+        std::fill(out, out + g.W, T(0));
+        continue;
+      }
+      for (int64_t iw = 0; iw < g.W; ++iw) {
+        const int64_t j = iw + g.pad_w;
+        out[iw] = j >= 0 && j < pd.W ? dxp[(c * pd.H + i) * pd.W + j] : T(0);
+      }
+    }
+}
+
+// Walks the im2col matrix of one group restricted to the output pixels
+// [pq0, pq0 + cols): for every row (c, r, s) and every run of pixels within
+// one output row, calls fn(row, j, n, offset): columns j .. j+n-1 of the row
+// are xp[offset + t * stride_w], xp being the group's padded planes.
 template <typename F>
-void walk_im2col(const ConvGeometry& g, int64_t pq0, int64_t cols, F&& fn) {
-  const int64_t Cg = g.C / g.groups;
+void walk_im2col(const ConvGeometry& g, const Padded& pd, int64_t pq0, int64_t cols, F&& fn) {
+  const int64_t Cg = g.C / g.groups, p0 = pq0 / g.Q, q0 = pq0 % g.Q;
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s) {
         const int64_t row = (c * g.R + r) * g.S + s;
-        int64_t p = pq0 / g.Q, q = pq0 % g.Q;
-        for (int64_t j = 0; j < cols; q = 0, ++p) {
-          const int64_t seg = std::min(g.Q - q, cols - j);
-          const int64_t ih = p * g.stride_h - g.pad_h + r * g.dil_h;
-          const int64_t iw0 = q * g.stride_w - g.pad_w + s * g.dil_w;
-          if (ih < 0 || ih >= g.H) {
-            fn(row, j, seg, int64_t(0), int64_t(0), int64_t(0));
-          } else {
-            const auto [lo, hi] = valid_range(iw0, g.stride_w, seg, g.W);
-            fn(row, j, seg, (c * g.H + ih) * g.W + iw0, lo, hi);
-          }
-          j += seg;
+        const int64_t base = (c * pd.H + r * g.dil_h) * pd.W + s * g.dil_w;
+        int64_t n = 0;
+        for (int64_t j = 0, p = p0, q = q0; j < cols; j += n, q = 0, ++p) {
+          n = std::min(g.Q - q, cols - j);
+          fn(row, j, n, base + p * g.stride_h * pd.W + q * g.stride_w);
         }
       }
 }
 
-// col[row * ld + j] = the im2col matrix for pixels [pq0, pq0 + cols); x points
-// at the group's first channel plane of one image.
+// col[row * ld + j] = the im2col matrix of pixels [pq0, pq0 + cols).
 template <typename T>
-void im2col(const ConvGeometry& g, const T* x, int64_t pq0, int64_t cols, T* col, int64_t ld) {
-  const int64_t sw = g.stride_w;
-  walk_im2col(g, pq0, cols, [&](int64_t row, int64_t j, int64_t seg, int64_t src, int64_t lo,
-                                int64_t hi) {
-    T* dst = col + row * ld + j;
-    std::fill(dst, dst + lo, T(0));
-    const T* in = x + src;
-    if (sw == 1)
-      std::copy(in + lo, in + hi, dst + lo);
-    else
-      for (int64_t t = lo; t < hi; ++t) dst[t] = in[t * sw];
-    std::fill(dst + hi, dst + seg, T(0));
+void im2col(const ConvGeometry& g, const Padded& pd, const T* xp, int64_t pq0, int64_t cols,
+            T* col, int64_t ld) {
+  walk_im2col(g, pd, pq0, cols, [&](int64_t row, int64_t j, int64_t n, int64_t offset) {
+    copy_run(col + row * ld + j, xp + offset, g.stride_w, n);
   });
 }
 
-// The adjoint of im2col: dx[...] += dcol for every in-range entry.
+// The adjoint of im2col: dxp[...] += col.
 template <typename T>
-void col2im_add(const ConvGeometry& g, const T* col, int64_t ld, int64_t pq0, int64_t cols,
-                T* dx) {
-  const int64_t sw = g.stride_w;
-  walk_im2col(g, pq0, cols, [&](int64_t row, int64_t j, int64_t, int64_t src, int64_t lo,
-                                int64_t hi) {
-    const T* from = col + row * ld + j;
-    T* out = dx + src;
-    for (int64_t t = lo; t < hi; ++t) out[t * sw] += from[t];
+void col2im_add(const ConvGeometry& g, const Padded& pd, const T* col, int64_t ld, int64_t pq0,
+                int64_t cols, T* dxp) {
+  walk_im2col(g, pd, pq0, cols, [&](int64_t row, int64_t j, int64_t n, int64_t offset) {
+    add_run(dxp + offset, col + row * ld + j, g.stride_w, n);
   });
 }
 
@@ -156,23 +206,24 @@ template <typename T>
 void backward_input_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+  const Padded pd(g);
   const int64_t tasks = g.N * g.groups;
   parallel_for(0, tasks, grain_for(2 * CRS * Kg * PQ), [&](int64_t t0, int64_t t1) {
+    auto dxp = scratch<T>(static_cast<size_t>(Cg * pd.plane()));
     auto dcol = scratch<T>(static_cast<size_t>(CRS * kBlock));
     auto dyb = scratch<T>(static_cast<size_t>(Kg * kBlock));
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / g.groups, grp = t % g.groups;
-      T* dxg = dx + (n * g.C + grp * Cg) * HW;
-      std::fill(dxg, dxg + Cg * HW, T(0));
-      const T* dyg = dy + (n * g.K + grp * Kg) * PQ;
+    for (int64_t t = t0; t < t1; ++t) {  // t = n * groups + grp
+      std::fill(dxp.get(), dxp.get() + Cg * pd.plane(), T(0));
+      const T* dyg = dy + t * Kg * PQ;
       for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t pq0 = blk * kBlock, cols = std::min(kBlock, PQ - pq0);
         for (int64_t k = 0; k < Kg; ++k)
           std::copy(dyg + k * PQ + pq0, dyg + k * PQ + pq0 + cols, dyb.get() + k * kBlock);
-        gemm_tile<T>(CRS, cols, Kg, w + grp * Kg * CRS, 1, CRS, dyb.get(), kBlock, dcol.get(),
-                     kBlock, false);
-        col2im_add(g, dcol.get(), kBlock, pq0, cols, dxg);
+        gemm_tile<T>(CRS, cols, Kg, w + (t % g.groups) * Kg * CRS, 1, CRS, dyb.get(), kBlock,
+                     dcol.get(), kBlock, false);
+        col2im_add(g, pd, dcol.get(), kBlock, pq0, cols, dxp.get());
       }
+      crop_planes(g, pd, Cg, dxp.get(), dx + t * Cg * HW);
     }
   });
 }
@@ -270,14 +321,21 @@ template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+  const Padded pd(g);
   const int64_t tasks = g.N * g.groups * blocks;
   parallel_for(0, tasks, grain_for(2 * Kg * CRS * kBlock), [&](int64_t t0, int64_t t1) {
+    auto xp = scratch<T>(static_cast<size_t>(Cg * pd.plane()));
     auto col = scratch<T>(static_cast<size_t>(CRS * kBlock));
+    int64_t in_xp = -1;  // which image and group xp holds
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t blk = t % blocks, grp = (t / blocks) % g.groups, n = t / blocks / g.groups;
-      const int64_t pq0 = blk * kBlock, cols = std::min(kBlock, PQ - pq0);
-      im2col(g, x + (n * g.C + grp * Cg) * HW, pq0, cols, col.get(), kBlock);
-      T* out = y + (n * g.K + grp * Kg) * PQ + pq0;
+      const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
+      const int64_t pq0 = (t % blocks) * kBlock, cols = std::min(kBlock, PQ - pq0);
+      if (img != in_xp) {
+        pad_planes(g, pd, Cg, x + img * Cg * HW, xp.get());
+        in_xp = img;
+      }
+      im2col(g, pd, xp.get(), pq0, cols, col.get(), kBlock);
+      T* out = y + img * Kg * PQ + pq0;
       gemm_tile<T>(Kg, cols, CRS, w + grp * Kg * CRS, CRS, 1, col.get(), kBlock, out, PQ, false);
       if (bias != nullptr)
         for (int64_t k = 0; k < Kg; ++k)
@@ -300,18 +358,25 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* d
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
   // dW^T is accumulated with its output channels padded to whole vectors.
   const int64_t Kp = (Kg + 15) / 16 * 16, part_size = g.groups * CRS * Kp;
+  const Padded pd(g);
   std::mutex parts_mutex;
   std::vector<Scratch<T>> parts;
   const int64_t tasks = g.N * blocks;
   parallel_for(0, tasks, grain_for(2 * g.K * CRS * kBlock), [&](int64_t t0, int64_t t1) {
     auto part = scratch<T>(static_cast<size_t>(part_size));  // one per chunk, zeroed
+    auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane()));
     auto col = scratch<T>(static_cast<size_t>(CRS * kBlock));
     auto dyt = scratch<T>(static_cast<size_t>(kBlock * Kp));  // dY^T, padding stays zero
+    int64_t in_xp = -1;  // which image xp holds
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / blocks, pq0 = (t % blocks) * kBlock;
       const int64_t cols = std::min(kBlock, PQ - pq0);
+      if (n != in_xp) {
+        pad_planes(g, pd, g.C, x + n * g.C * HW, xp.get());
+        in_xp = n;
+      }
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        im2col(g, x + (n * g.C + grp * Cg) * HW, pq0, cols, col.get(), kBlock);
+        im2col(g, pd, xp.get() + grp * Cg * pd.plane(), pq0, cols, col.get(), kBlock);
         const T* dyg = dy + (n * g.K + grp * Kg) * PQ + pq0;
         for (int64_t k = 0; k < Kg; ++k)
           for (int64_t j = 0; j < cols; ++j) dyt[j * Kp + k] = dyg[k * PQ + j];

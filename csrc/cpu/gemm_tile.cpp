@@ -103,7 +103,7 @@ Micro micro_for(int nv, int rows) {
 
 // Rows of B per pass: a 64-column panel of KC rows (64 KiB at most) stays in
 // L1/L2 while every row tile of A streams past it.
-constexpr int64_t kKc = 256;
+static const int64_t kKc = std::getenv("KC") ? std::atoll(std::getenv("KC")) : 256;
 
 #endif  // __AVX512F__
 
