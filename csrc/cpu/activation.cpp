@@ -45,7 +45,9 @@ T gelu_tanh_arg(T v) {
 
 }  // namespace
 
-bool backward_uses_output(Pointwise op) { return op == Pointwise::Sigmoid || op == Pointwise::Tanh; }
+bool backward_uses_output(Pointwise op) {
+  return op == Pointwise::Sigmoid || op == Pointwise::Tanh;
+}
 
 template <typename T>
 void activation_forward(Pointwise op, T alpha, const T* x, T* y, int64_t n) {

@@ -17,7 +17,9 @@ constexpr int64_t kGrain = 1 << 14;
 // any thread count.
 constexpr int64_t kBlock = 1 << 12;
 
-int64_t grain_for(int64_t cost) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cost, 1)); }
+int64_t grain_for(int64_t cost) {
+  return std::max<int64_t>(1, kGrain / std::max<int64_t>(cost, 1));
+}
 
 template <typename F>
 double blocked_sum(int64_t n, int64_t cost, F term) {
@@ -155,7 +157,8 @@ void nll_loss_backward(const T* dloss, ClassDims d, const ClassTargets<T>& t, Re
       const T gi = c == t.ignore_index ? T(0) : g(i);
       for (int64_t k = 0; k < d.C; ++k)
         dlogp[at(d, i, k)] = -gi * smooth * (t.weight ? t.weight[k] : T(1));
-      if (c != t.ignore_index) dlogp[at(d, i, c)] -= gi * (1 - eps) * (t.weight ? t.weight[c] : T(1));
+      if (c != t.ignore_index)
+        dlogp[at(d, i, c)] -= gi * (1 - eps) * (t.weight ? t.weight[c] : T(1));
     }
   });
 }
@@ -250,9 +253,10 @@ void regression_loss_backward(Regression kind, const T* dloss, const T* x, const
   // dL/dw_i = (l_i - L) / Z, with L the loss value.
   T mean = 0;
   if (dweight && weight && r == Reduction::Mean)
-    mean = static_cast<T>(
-        blocked_sum(n, 1, [&](int64_t i) { return weight[i] * regression_term(kind, x[i] - y[i]); }) /
-        z);
+    mean = static_cast<T>(blocked_sum(n, 1, [&](int64_t i) {
+                            return weight[i] * regression_term(kind, x[i] - y[i]);
+                          }) /
+                          z);
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T diff = x[i] - y[i];
