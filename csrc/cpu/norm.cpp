@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "common/parallel.h"
 
@@ -13,52 +14,64 @@ namespace {
 template <typename F>
 double lane_sum(int64_t n, F&& term) {
   constexpr int kLanes = 16;
+  if (n < kLanes) {  // (N, C) input has rows of one value: skip the lane setup
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += term(i);
+    return sum;
+  }
   double acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int j = 0; j < kLanes; ++j) acc[j] += term(i + j);
-  for (int j = 0; i < n; ++i, ++j) acc[j] += term(i);
+  const int64_t rest = n - i;
+  for (int j = 0; j < rest && j < kLanes; ++j) acc[j] += term(i + j);
   for (int width = kLanes / 2; width > 0; width /= 2)
     for (int j = 0; j < width; ++j) acc[j] += acc[j + width];
   return acc[0];
 }
 
-// Calls f(c) for every channel, threaded over channels: a channel's N rows of
-// S values are one thread's work, and its statistics need no cross-thread merge.
+// Calls f(r) for every row r = n*C + c (S contiguous values), threaded over
+// contiguous ranges of rows: memory streams in order whatever C is, and a row's
+// second pass hits L1.
 template <typename F>
-void for_each_channel(const BatchNormSizes& sz, F&& f) {
-  const int64_t per_channel = std::max<int64_t>(1, sz.n * sz.s);
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / per_channel);
-  parallel_for(0, sz.c, grain, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) f(c);
+void for_each_row(const BatchNormSizes& sz, F&& f) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, sz.s));
+  parallel_for(0, sz.n * sz.c, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) f(r);
   });
 }
 
-struct Moments {
-  double mean = 0, var = 0;  // var is biased (divided by the count)
-};
-
-// Mean and biased variance of channel c: each contiguous row of S values gets
-// an exact two-pass mean / squared deviation (the row sits in L1 for the second
-// pass), and rows merge by Chan et al.'s pairwise update.
+// Per-channel mean and biased variance. Each (n, c) row gets an exact two-pass
+// mean and sum of squared deviations; rows then merge per channel in n order by
+// Chan et al.'s pairwise update (stable, and independent of the thread count).
 template <typename T>
-Moments channel_moments(const T* x, const BatchNormSizes& sz, int64_t c) {
-  double count = 0, mean = 0, m2 = 0;
-  if (sz.s == 0) return {};
-  for (int64_t n = 0; n < sz.n; ++n) {
-    const T* row = x + (n * sz.c + c) * sz.s;
-    const double row_mean = lane_sum(sz.s, [&](int64_t i) { return double(row[i]); }) / sz.s;
-    const double row_m2 = lane_sum(sz.s, [&](int64_t i) {
-      const double d = double(row[i]) - row_mean;
-      return d * d;
+void channel_moments(const T* x, const BatchNormSizes& sz, std::vector<double>& mean,
+                     std::vector<double>& var) {
+  const int64_t rows = sz.n * sz.c;
+  std::vector<double> row_mean(rows), row_m2(rows);
+  if (sz.s > 0)
+    for_each_row(sz, [&](int64_t r) {
+      const T* xr = x + r * sz.s;
+      const double m = lane_sum(sz.s, [&](int64_t i) { return double(xr[i]); }) / sz.s;
+      row_mean[r] = m;
+      row_m2[r] = lane_sum(sz.s, [&](int64_t i) {
+        const double d = double(xr[i]) - m;
+        return d * d;
+      });
     });
-    const double total = count + sz.s;
-    const double delta = row_mean - mean;
-    mean += delta * (sz.s / total);
-    m2 += row_m2 + delta * delta * (count * sz.s / total);
-    count = total;
+  mean.assign(sz.c, 0.0);
+  var.assign(sz.c, 0.0);  // holds M2 until the final division
+  for (int64_t n = 0; n < sz.n && sz.s > 0; ++n) {
+    const double before = double(n) * sz.s, total = before + sz.s;
+    const double weight = sz.s / total, cross = before * sz.s / total;
+    for (int64_t c = 0; c < sz.c; ++c) {
+      const double delta = row_mean[n * sz.c + c] - mean[c];
+      mean[c] += delta * weight;
+      var[c] += row_m2[n * sz.c + c] + delta * delta * cross;
+    }
   }
-  return {mean, count > 0 ? m2 / count : 0.0};
+  const int64_t count = sz.n * sz.s;
+  for (double& v : var) v = count > 0 ? v / count : 0.0;
 }
 
 }  // namespace
@@ -96,37 +109,36 @@ void batch_norm_forward(const T* x, T* y, const BatchNormSizes& sz, const T* wei
                         const T* bias, T* running_mean, T* running_var, bool training,
                         double momentum, double eps, T* save_mean, T* save_invstd) {
   const int64_t count = sz.n * sz.s;
-  for_each_channel(sz, [&](int64_t c) {
-    double mean, var;
-    if (training) {
-      const Moments mo = channel_moments(x, sz, c);
-      mean = mo.mean;
-      var = mo.var;
-      if (running_mean && count > 0) {
-        const double unbiased = count > 1 ? var * count / (count - 1) : var;
-        running_mean[c] = T((1 - momentum) * running_mean[c] + momentum * mean);
+  std::vector<double> mean(sz.c), var(sz.c);
+  if (training) {
+    channel_moments(x, sz, mean, var);
+    if (running_mean && count > 0)
+      for (int64_t c = 0; c < sz.c; ++c) {
+        const double unbiased = count > 1 ? var[c] * count / (count - 1) : var[c];
+        running_mean[c] = T((1 - momentum) * running_mean[c] + momentum * mean[c]);
         running_var[c] = T((1 - momentum) * running_var[c] + momentum * unbiased);
       }
-    } else {
-      mean = running_mean[c];
-      var = running_var[c];
-    }
-    const double invstd = 1.0 / std::sqrt(var + eps);
-    save_mean[c] = T(mean);
-    save_invstd[c] = T(invstd);
-    // Centering before scaling keeps float32 accurate when |mean| >> std
-    // (x * scale + shift would cancel two large terms); x - center is exact for
-    // x near the mean, and shift absorbs the rounding of center itself.
-    const T center = T(mean);
+  } else {
+    for (int64_t c = 0; c < sz.c; ++c) mean[c] = running_mean[c], var[c] = running_var[c];
+  }
+  // y = (x - center) * scale + shift. Centering before scaling keeps float32
+  // accurate when |mean| >> std (x * a + b would cancel two large terms); x -
+  // center is exact for x near the mean, and shift absorbs center's rounding.
+  std::vector<T> center(sz.c), scale(sz.c), shift(sz.c);
+  for (int64_t c = 0; c < sz.c; ++c) {
+    const double invstd = 1.0 / std::sqrt(var[c] + eps);
     const double a = (weight ? double(weight[c]) : 1.0) * invstd;
-    const T scale = T(a);
-    const T shift = T((bias ? double(bias[c]) : 0.0) - (mean - double(center)) * a);
-    for (int64_t n = 0; n < sz.n; ++n) {
-      const int64_t off = (n * sz.c + c) * sz.s;
-      const T* xr = x + off;
-      T* yr = y + off;
-      for (int64_t i = 0; i < sz.s; ++i) yr[i] = (xr[i] - center) * scale + shift;
-    }
+    save_mean[c] = center[c] = T(mean[c]);
+    save_invstd[c] = T(invstd);
+    scale[c] = T(a);
+    shift[c] = T((bias ? double(bias[c]) : 0.0) - (mean[c] - double(center[c])) * a);
+  }
+  for_each_row(sz, [&](int64_t r) {
+    const int64_t c = r % sz.c;
+    const T m = center[c], a = scale[c], b = shift[c];
+    const T* xr = x + r * sz.s;
+    T* yr = y + r * sz.s;
+    for (int64_t i = 0; i < sz.s; ++i) yr[i] = (xr[i] - m) * a + b;
   });
 }
 
@@ -134,37 +146,40 @@ template <typename T>
 void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, const T* weight,
                          const T* save_mean, const T* save_invstd, bool training, T* dx,
                          T* dweight, T* dbias) {
-  const int64_t count = sz.n * sz.s;
-  for_each_channel(sz, [&](int64_t c) {
-    const T mean = save_mean[c];
-    const double invstd = save_invstd[c];
-    double sum_dy = 0, sum_dy_xc = 0;  // sum dy, sum dy * (x - mean)
+  // Per row: sum dy and sum dy * (x - mean); then per channel, summed in n order.
+  const int64_t rows = sz.n * sz.c, count = sz.n * sz.s;
+  std::vector<double> row_dy(rows), row_dy_xc(rows);
+  for_each_row(sz, [&](int64_t r) {
+    const T m = save_mean[r % sz.c];
+    const T* dyr = dy + r * sz.s;
+    const T* xr = x + r * sz.s;
+    row_dy[r] = lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]); });
+    row_dy_xc[r] = lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]) * double(xr[i] - m); });
+  });
+  // dx = dy * a + (x - mean) * b + k per channel; in eval mode the statistics
+  // are constants, so only the first term remains.
+  std::vector<T> a(sz.c), b(sz.c), k(sz.c);
+  for (int64_t c = 0; c < sz.c; ++c) {
+    double sum_dy = 0, sum_dy_xc = 0;
     for (int64_t n = 0; n < sz.n; ++n) {
-      const int64_t off = (n * sz.c + c) * sz.s;
-      const T* dyr = dy + off;
-      const T* xr = x + off;
-      sum_dy += lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]); });
-      sum_dy_xc += lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]) * double(xr[i] - mean); });
+      sum_dy += row_dy[n * sz.c + c];
+      sum_dy_xc += row_dy_xc[n * sz.c + c];
     }
-    const double gamma = weight ? double(weight[c]) : 1.0;
+    const double invstd = save_invstd[c];
+    const double ac = (weight ? double(weight[c]) : 1.0) * invstd;
     dbias[c] = T(sum_dy);
     dweight[c] = T(sum_dy_xc * invstd);
-    // dx = dy * a + (x - mean) * b + k; in eval mode the statistics are
-    // constants, so only the first term remains.
-    const double a = gamma * invstd;
-    double b = 0, k = 0;
-    if (training && count > 0) {
-      b = -a * invstd * invstd * sum_dy_xc / count;
-      k = -a * sum_dy / count;
-    }
-    const T ta = T(a), tb = T(b), tk = T(k);
-    for (int64_t n = 0; n < sz.n; ++n) {
-      const int64_t off = (n * sz.c + c) * sz.s;
-      const T* dyr = dy + off;
-      const T* xr = x + off;
-      T* dxr = dx + off;
-      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = dyr[i] * ta + (xr[i] - mean) * tb + tk;
-    }
+    a[c] = T(ac);
+    b[c] = T(training && count > 0 ? -ac * invstd * invstd * sum_dy_xc / count : 0.0);
+    k[c] = T(training && count > 0 ? -ac * sum_dy / count : 0.0);
+  }
+  for_each_row(sz, [&](int64_t r) {
+    const int64_t c = r % sz.c;
+    const T m = save_mean[c], ac = a[c], bc = b[c], kc = k[c];
+    const T* dyr = dy + r * sz.s;
+    const T* xr = x + r * sz.s;
+    T* dxr = dx + r * sz.s;
+    for (int64_t i = 0; i < sz.s; ++i) dxr[i] = dyr[i] * ac + (xr[i] - m) * bc + kc;
   });
 }
 
