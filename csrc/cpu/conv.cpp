@@ -67,23 +67,26 @@ struct Padded {
 // dst[t] = src[t * stride] for t < n.
 template <typename T>
 inline void copy_run(T* dst, const T* src, int64_t stride, int64_t n) {
-  if (stride != 1) {
-    for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
-    return;
-  }
+  for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
+}
+
+// The same for im2col, whose buffers end in kSlack spare elements: contiguous
+// float runs (output rows, often only 8 to 32 pixels) move in whole vectors,
+// and the up to 15 elements written past a run are rewritten by the next run
+// or fall in the block's unused columns. (Masked stores measured slower.)
+constexpr int64_t kSlack = 16;
+
+template <typename T>
+inline void copy_run_over(T* dst, const T* src, int64_t stride, int64_t n) {
 #ifdef __AVX512F__
   if constexpr (std::is_same_v<T, float>) {
-    // Runs are output rows: often 8 to 32 pixels, too short for memmove's setup.
-    int64_t t = 0;
-    for (; t + 16 <= n; t += 16) _mm512_storeu_ps(dst + t, _mm512_loadu_ps(src + t));
-    if (t < n) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (n - t)) - 1);
-      _mm512_mask_storeu_ps(dst + t, m, _mm512_maskz_loadu_ps(m, src + t));
+    if (stride == 1) {
+      for (int64_t t = 0; t < n; t += 16) _mm512_storeu_ps(dst + t, _mm512_loadu_ps(src + t));
+      return;
     }
-    return;
   }
 #endif
-  std::copy(src, src + n, dst);
+  copy_run(dst, src, stride, n);
 }
 
 // dst[t * stride] += src[t] for t < n.
@@ -92,24 +95,20 @@ inline void add_run(T* dst, const T* src, int64_t stride, int64_t n) {
   for (int64_t t = 0; t < n; ++t) dst[t * stride] += src[t];
 }
 
-// xp (C planes of pd.H x pd.W) = the C channel planes at x, padded.
+// Copies the C channel planes at x into the inside of xp (C planes of
+// pd.H x pd.W, plus kSlack). The padding border is never written, so a buffer
+// zeroed once serves every image.
 template <typename T>
 void pad_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* x, T* xp) {
-  // Padded column j reads input column j - pad_w: valid for j in [j0, j1).
+  // Padded row i / column j reads input row i - pad_h / column j - pad_w.
+  const int64_t i0 = std::clamp<int64_t>(g.pad_h, 0, pd.H);
+  const int64_t i1 = std::clamp<int64_t>(g.pad_h + g.H, i0, pd.H);
   const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
   const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
   for (int64_t c = 0; c < C; ++c)
-    for (int64_t i = 0; i < pd.H; ++i) {
-      T* out = xp + (c * pd.H + i) * pd.W;
-      const int64_t ih = i - g.pad_h;
-      if (ih < 0 || ih >= g.H) {
-        std::fill(out, out + pd.W, T(0));
-        continue;
-      }
-      std::fill(out, out + j0, T(0));
-      copy_run(out + j0, x + (c * g.H + ih) * g.W + (j0 - g.pad_w), 1, j1 - j0);
-      std::fill(out + j1, out + pd.W, T(0));
-    }
+    for (int64_t i = i0; i < i1; ++i)
+      std::copy_n(x + (c * g.H + i - g.pad_h) * g.W + (j0 - g.pad_w), j1 - j0,
+                  xp + (c * pd.H + i) * pd.W + j0);
 }
 
 // The adjoint of pad_planes: dx = the input-sized window of dxp.
@@ -155,7 +154,7 @@ template <typename T>
 void im2col(const ConvGeometry& g, const Padded& pd, const T* xp, int64_t pq0, int64_t cols,
             T* col, int64_t ld) {
   walk_im2col(g, pd, pq0, cols, [&](int64_t row, int64_t j, int64_t n, int64_t offset) {
-    copy_run(col + row * ld + j, xp + offset, g.stride_w, n);
+    copy_run_over(col + row * ld + j, xp + offset, g.stride_w, n);
   });
 }
 
@@ -324,8 +323,8 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const Padded pd(g);
   const int64_t tasks = g.N * g.groups * blocks;
   parallel_for(0, tasks, grain_for(2 * Kg * CRS * kBlock), [&](int64_t t0, int64_t t1) {
-    auto xp = scratch<T>(static_cast<size_t>(Cg * pd.plane()));
-    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock));
+    auto xp = scratch<T>(static_cast<size_t>(Cg * pd.plane() + kSlack));
+    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
     int64_t in_xp = -1;  // which image and group xp holds
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
@@ -364,8 +363,8 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* d
   const int64_t tasks = g.N * blocks;
   parallel_for(0, tasks, grain_for(2 * g.K * CRS * kBlock), [&](int64_t t0, int64_t t1) {
     auto part = scratch<T>(static_cast<size_t>(part_size));  // one per chunk, zeroed
-    auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane()));
-    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock));
+    auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane() + kSlack));
+    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
     auto dyt = scratch<T>(static_cast<size_t>(kBlock * Kp));  // dY^T, padding stays zero
     int64_t in_xp = -1;  // which image xp holds
     for (int64_t t = t0; t < t1; ++t) {
