@@ -18,8 +18,10 @@ py::array pointwise_forward(Pointwise act, double alpha, const py::array& x, con
     auto y = empty<T>(shape_of(x));
     T* py_ = y.mutable_data();
     const int64_t n = x.size();
-    py::gil_scoped_release nogil;
-    activation_forward<T>(act, static_cast<T>(alpha), px, py_, n);
+    {
+      py::gil_scoped_release nogil;
+      activation_forward<T>(act, static_cast<T>(alpha), px, py_, n);
+    }
     return y;
   });
 }
@@ -35,8 +37,10 @@ py::array pointwise_backward(Pointwise act, double alpha, const py::array& dy,
     auto dx = empty<T>(shape_of(dy));
     T* pd = dx.mutable_data();
     const int64_t n = dy.size();
-    py::gil_scoped_release nogil;
-    activation_backward<T>(act, static_cast<T>(alpha), ps, pg, pd, n);
+    {
+      py::gil_scoped_release nogil;
+      activation_backward<T>(act, static_cast<T>(alpha), ps, pg, pd, n);
+    }
     return dx;
   });
 }
@@ -99,8 +103,10 @@ void def_softmax(py::module_& m, bool log) {
           const SoftmaxView v = softmax_view(shape_of(x), dim, fwd);
           auto y = empty<T>(shape_of(x));
           T* py_ = y.mutable_data();
-          py::gil_scoped_release nogil;
-          softmax_forward<T>(px, py_, v.outer, v.dim, v.inner, log);
+          {
+            py::gil_scoped_release nogil;
+            softmax_forward<T>(px, py_, v.outer, v.dim, v.inner, log);
+          }
           return y;
         });
       },
@@ -119,8 +125,10 @@ void def_softmax(py::module_& m, bool log) {
           const SoftmaxView v = softmax_view(shape_of(y), dim, bwd);
           auto dx = empty<T>(shape_of(y));
           T* pd = dx.mutable_data();
-          py::gil_scoped_release nogil;
-          softmax_backward<T>(py_, pg, pd, v.outer, v.dim, v.inner, log);
+          {
+            py::gil_scoped_release nogil;
+            softmax_backward<T>(py_, pg, pd, v.outer, v.dim, v.inner, log);
+          }
           return dx;
         });
       },
@@ -217,8 +225,10 @@ void bind_activation(py::module_& m) {
           const SoftmaxView v = prelu_view(shape_of(x));
           auto y = empty<T>(shape_of(x));
           T* py_ = y.mutable_data();
-          py::gil_scoped_release nogil;
-          prelu_forward<T>(px, pw, py_, v.outer, v.dim, v.inner, wn);
+          {
+            py::gil_scoped_release nogil;
+            prelu_forward<T>(px, pw, py_, v.outer, v.dim, v.inner, wn);
+          }
           return y;
         });
       },

@@ -90,8 +90,10 @@ void bind_linear(py::module_& m) {
           }
           auto y = empty<T>(d.out);
           T* py_ = y.mutable_data();
-          py::gil_scoped_release nogil;
-          linear_forward<T>(px, pw, pb, py_, d.M, d.K, d.N);
+          {
+            py::gil_scoped_release nogil;
+            linear_forward<T>(px, pw, pb, py_, d.M, d.K, d.N);
+          }
           return y;
         });
       },
@@ -136,8 +138,10 @@ void bind_linear(py::module_& m) {
           const MatmulDims d = matmul_dims(a, b, op);
           auto c = empty<T>(d.out);
           T* pc = c.mutable_data();
-          py::gil_scoped_release nogil;
-          matmul_forward<T>(pa, pb, pc, d.bb, d.M, d.K, d.N);
+          {
+            py::gil_scoped_release nogil;
+            matmul_forward<T>(pa, pb, pc, d.bb, d.M, d.K, d.N);
+          }
           return c;
         });
       },

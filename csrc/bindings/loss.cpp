@@ -49,7 +49,6 @@ const T* class_weight(const OptArray& weight, int64_t C, const char* op) {
   return p;
 }
 
-
 // The loss array: `per_term` shaped under 'none', 0-D otherwise.
 template <typename T>
 py::array_t<T> loss_array(Reduction r, const Shape& per_term) {
@@ -66,7 +65,6 @@ const T* upstream(const py::array& g, Reduction r, const Shape& per_term, const 
                      shape_str(want));
   return p;
 }
-
 
 // binary_cross_entropy_with_logits' weight / pos_weight broadcast to the input's
 // shape (NumPy rules), contiguous; nullopt when absent.
@@ -99,6 +97,41 @@ int64_t margin_rows(const py::array& x, const py::array& target, const char* op)
   return N;
 }
 
+// What every class loss checks the same way: input (N, C, ...) of dtype T, the
+// reduction, class weights, and (for class-index targets) the int64 targets.
+template <typename T>
+struct ClassArgs {
+  const T* x;
+  ClassDims d;
+  Reduction r;
+  const T* weight;
+};
+
+template <typename T>
+ClassArgs<T> class_args(const py::array& x, const char* x_name, const OptArray& weight,
+                        const std::string& reduction, const char* op) {
+  const T* px = data<T>(x, op, x_name);
+  const ClassDims d = class_dims(x, op);
+  return {px, d, parse_reduction(reduction, op), class_weight<T>(weight, d.C, op)};
+}
+
+template <typename T>
+ClassTargets<T> index_targets(const ClassArgs<T>& a, const py::array& target,
+                              const py::array& x, int64_t ignore_index, double smoothing,
+                              const char* op) {
+  return {class_targets(target, x, op), a.weight, ignore_index, T(smoothing)};
+}
+
+// Class-probability targets: the input's shape and dtype.
+template <typename T>
+const T* probability_targets(const py::array& target, const py::array& x, const char* op) {
+  const T* p = data<T>(target, op, "target");
+  check_same_shape(target, x, op, "target (class probabilities)", "input");
+  return p;
+}
+
+bool holds_probabilities(const py::array& target) { return target.dtype().kind() == 'f'; }
+
 void def_class_losses(py::module_& m) {
   m.def(
       "cross_entropy_forward",
@@ -107,25 +140,20 @@ void def_class_losses(py::module_& m) {
         const char* op = "cross_entropy";
         return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
           using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const ClassDims d = class_dims(x, op);
-          const Reduction r = parse_reduction(reduction, op);
-          const T* pw = class_weight<T>(weight, d.C, op);
+          const ClassArgs<T> a = class_args<T>(x, "input", weight, reduction, op);
           auto logp = empty<T>(shape_of(x));
-          auto loss = loss_array<T>(r, per_position_shape(x));
+          auto loss = loss_array<T>(a.r, per_position_shape(x));
           T *plp = logp.mutable_data(), *pl = loss.mutable_data();
-          T z = 0;
-          if (target.dtype().kind() == 'f') {
-            const T* pp = data<T>(target, op, "target");
-            check_same_shape(target, x, op, "target (class probabilities)", "input");
+          T z = static_cast<T>(a.d.N * a.d.S);
+          if (holds_probabilities(target)) {
+            const T* pp = probability_targets<T>(target, x, op);
             py::gil_scoped_release nogil;
-            soft_cross_entropy_forward<T>(px, pp, pw, d, T(label_smoothing), r, plp, pl);
-            z = static_cast<T>(d.N * d.S);
+            soft_cross_entropy_forward<T>(a.x, pp, a.weight, a.d, T(label_smoothing), a.r, plp,
+                                          pl);
           } else {
-            const ClassTargets<T> t{class_targets(target, x, op), pw, ignore_index,
-                                    T(label_smoothing)};
+            const auto t = index_targets(a, target, x, ignore_index, label_smoothing, op);
             py::gil_scoped_release nogil;
-            z = cross_entropy_forward<T>(px, d, t, r, plp, pl);
+            z = cross_entropy_forward<T>(a.x, a.d, t, a.r, plp, pl);
           }
           return py::make_tuple(loss, logp, double(z));
         });
@@ -146,28 +174,24 @@ void def_class_losses(py::module_& m) {
         const char* op = "cross_entropy_backward";
         return dispatch_float(logp, op, "log_probs", [&](auto tag) -> py::tuple {
           using T = decltype(tag);
-          const T* plp = data<T>(logp, op, "log_probs");
-          const ClassDims d = class_dims(logp, op);
-          const Reduction r = parse_reduction(reduction, op);
-          const T* pg = upstream<T>(dloss, r, per_position_shape(logp), op);
-          const T* pw = class_weight<T>(weight, d.C, op);
+          const ClassArgs<T> a = class_args<T>(logp, "log_probs", weight, reduction, op);
+          const T* pg = upstream<T>(dloss, a.r, per_position_shape(logp), op);
           auto dx = empty<T>(shape_of(logp));
           T* pdx = dx.mutable_data();
-          if (target.dtype().kind() == 'f') {
-            const T* pp = data<T>(target, op, "target");
-            check_same_shape(target, logp, op, "target (class probabilities)", "log_probs");
+          if (holds_probabilities(target)) {
+            const T* pp = probability_targets<T>(target, logp, op);
             auto [dt, pdt] = maybe_empty<T>(target_grad, shape_of(target));
             {
               py::gil_scoped_release nogil;
-              soft_cross_entropy_backward<T>(pg, plp, pp, pw, d, T(label_smoothing), r, pdx, pdt);
+              soft_cross_entropy_backward<T>(pg, a.x, pp, a.weight, a.d, T(label_smoothing), a.r,
+                                             pdx, pdt);
             }
             return py::make_tuple(dx, dt);
           }
-          const ClassTargets<T> t{class_targets(target, logp, op), pw, ignore_index,
-                                  T(label_smoothing)};
+          const auto t = index_targets(a, target, logp, ignore_index, label_smoothing, op);
           {
             py::gil_scoped_release nogil;
-            cross_entropy_backward<T>(pg, plp, d, t, r, T(total_weight), pdx);
+            cross_entropy_backward<T>(pg, a.x, a.d, t, a.r, T(total_weight), pdx);
           }
           return py::make_tuple(dx, py::none());
         });
@@ -185,17 +209,14 @@ void def_class_losses(py::module_& m) {
         const char* op = "nll_loss";
         return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
           using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const ClassDims d = class_dims(x, op);
-          const Reduction r = parse_reduction(reduction, op);
-          const ClassTargets<T> t{class_targets(target, x, op), class_weight<T>(weight, d.C, op),
-                                  ignore_index, T(0)};
-          auto loss = loss_array<T>(r, per_position_shape(x));
+          const ClassArgs<T> a = class_args<T>(x, "input", weight, reduction, op);
+          const auto t = index_targets(a, target, x, ignore_index, 0.0, op);
+          auto loss = loss_array<T>(a.r, per_position_shape(x));
           T* pl = loss.mutable_data();
           T z = 0;
           {
             py::gil_scoped_release nogil;
-            z = nll_loss_forward<T>(px, d, t, r, pl);
+            z = nll_loss_forward<T>(a.x, a.d, t, a.r, pl);
           }
           return py::make_tuple(loss, double(z));
         });
@@ -211,16 +232,15 @@ void def_class_losses(py::module_& m) {
         const char* op = "nll_loss_backward";
         return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
           using T = decltype(tag);
-          data<T>(x, op, "input");
-          const ClassDims d = class_dims(x, op);
-          const Reduction r = parse_reduction(reduction, op);
-          const T* pg = upstream<T>(dloss, r, per_position_shape(x), op);
-          const ClassTargets<T> t{class_targets(target, x, op), class_weight<T>(weight, d.C, op),
-                                  ignore_index, T(0)};
+          const ClassArgs<T> a = class_args<T>(x, "input", weight, reduction, op);
+          const T* pg = upstream<T>(dloss, a.r, per_position_shape(x), op);
+          const auto t = index_targets(a, target, x, ignore_index, 0.0, op);
           auto dx = empty<T>(shape_of(x));
           T* pdx = dx.mutable_data();
-          py::gil_scoped_release nogil;
-          nll_loss_backward<T>(pg, d, t, r, T(total_weight), pdx);
+          {
+            py::gil_scoped_release nogil;
+            nll_loss_backward<T>(pg, a.d, t, a.r, T(total_weight), pdx);
+          }
           return dx;
         });
       },
@@ -228,6 +248,25 @@ void def_class_losses(py::module_& m) {
       py::arg("weight") = py::none(), py::arg("ignore_index") = -100,
       py::arg("reduction") = "mean",
       "Gradient of nll_loss with respect to input (same shape as input).");
+}
+
+// What the elementwise losses check the same way: input and target of one shape
+// and dtype, and the reduction.
+template <typename T>
+struct PairArgs {
+  const T* x;
+  const T* y;
+  int64_t n;
+  Reduction r;
+};
+
+template <typename T>
+PairArgs<T> pair_args(const py::array& x, const py::array& y, const std::string& reduction,
+                      const char* op) {
+  const T* px = data<T>(x, op, "input");
+  const T* py_ = data<T>(y, op, "target");
+  check_same_shape(y, x, op, "target", "input");
+  return {px, py_, static_cast<int64_t>(x.size()), parse_reduction(reduction, op)};
 }
 
 // The optional per-element weight of mse_loss / l1_loss: the input's shape.
@@ -247,16 +286,14 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
                   const OptArray& weight) {
         return dispatch_float(x, fwd, "input", [&](auto tag) -> py::array {
           using T = decltype(tag);
-          const T* px = data<T>(x, fwd, "input");
-          const T* py_ = data<T>(y, fwd, "target");
-          check_same_shape(y, x, fwd, "target", "input");
+          const PairArgs<T> a = pair_args<T>(x, y, reduction, fwd);
           const T* pw = element_weight<T>(weight, x, fwd);
-          const Reduction r = parse_reduction(reduction, fwd);
-          auto loss = loss_array<T>(r, shape_of(x));
+          auto loss = loss_array<T>(a.r, shape_of(x));
           T* pl = loss.mutable_data();
-          const int64_t n = x.size();
-          py::gil_scoped_release nogil;
-          regression_loss_forward<T>(kind, px, py_, pw, n, r, pl);
+          {
+            py::gil_scoped_release nogil;
+            regression_loss_forward<T>(kind, a.x, a.y, pw, a.n, a.r, pl);
+          }
           return loss;
         });
       },
@@ -274,19 +311,15 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
                   bool target_grad, bool weight_grad) {
         return dispatch_float(x, bwd, "input", [&](auto tag) -> py::tuple {
           using T = decltype(tag);
-          const T* px = data<T>(x, bwd, "input");
-          const T* py_ = data<T>(y, bwd, "target");
-          check_same_shape(y, x, bwd, "target", "input");
+          const PairArgs<T> a = pair_args<T>(x, y, reduction, bwd);
           const T* pw = element_weight<T>(weight, x, bwd);
-          const Reduction r = parse_reduction(reduction, bwd);
-          const T* pg = upstream<T>(dloss, r, shape_of(x), bwd);
+          const T* pg = upstream<T>(dloss, a.r, shape_of(x), bwd);
           auto [dx, pdx] = maybe_empty<T>(input_grad, shape_of(x));
           auto [dy, pdy] = maybe_empty<T>(target_grad, shape_of(x));
           auto [dw, pdw] = maybe_empty<T>(weight_grad && pw, shape_of(x));
-          const int64_t n = x.size();
           {
             py::gil_scoped_release nogil;
-            regression_loss_backward<T>(kind, pg, px, py_, pw, n, r, pdx, pdy, pdw);
+            regression_loss_backward<T>(kind, pg, a.x, a.y, pw, a.n, a.r, pdx, pdy, pdw);
           }
           return py::make_tuple(dx, dy, dw);
         });
@@ -298,6 +331,25 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
       "also None without a weight).");
 }
 
+// binary_cross_entropy_with_logits' weight and pos_weight, broadcast to the input's
+// shape; the arrays own the broadcast copies the pointers read.
+template <typename T>
+struct BceWeights {
+  OptArray weight, pos_weight;
+  const T* w = nullptr;
+  const T* pw = nullptr;
+};
+
+template <typename T>
+BceWeights<T> bce_weights(const OptArray& weight, const OptArray& pos_weight, const py::array& x,
+                          const char* op) {
+  BceWeights<T> b{broadcast_to(weight, x, op, "weight"),
+                  broadcast_to(pos_weight, x, op, "pos_weight")};
+  b.w = optional_data<T>(b.weight, op, "weight");
+  b.pw = optional_data<T>(b.pos_weight, op, "pos_weight");
+  return b;
+}
+
 void def_bce(py::module_& m) {
   m.def(
       "binary_cross_entropy_with_logits_forward",
@@ -306,19 +358,14 @@ void def_bce(py::module_& m) {
         const char* op = "binary_cross_entropy_with_logits";
         return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
           using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const T* py_ = data<T>(y, op, "target");
-          check_same_shape(y, x, op, "target", "input");
-          const Reduction r = parse_reduction(reduction, op);
-          const OptArray w = broadcast_to(weight, x, op, "weight");
-          const OptArray pw = broadcast_to(pos_weight, x, op, "pos_weight");
-          const T* pwt = optional_data<T>(w, op, "weight");
-          const T* ppw = optional_data<T>(pw, op, "pos_weight");
-          auto loss = loss_array<T>(r, shape_of(x));
+          const PairArgs<T> a = pair_args<T>(x, y, reduction, op);
+          const BceWeights<T> w = bce_weights<T>(weight, pos_weight, x, op);
+          auto loss = loss_array<T>(a.r, shape_of(x));
           T* pl = loss.mutable_data();
-          const int64_t n = x.size();
-          py::gil_scoped_release nogil;
-          bce_with_logits_forward<T>(px, py_, pwt, ppw, n, r, pl);
+          {
+            py::gil_scoped_release nogil;
+            bce_with_logits_forward<T>(a.x, a.y, w.w, w.pw, a.n, a.r, pl);
+          }
           return loss;
         });
       },
@@ -335,21 +382,14 @@ void def_bce(py::module_& m) {
         const char* op = "binary_cross_entropy_with_logits_backward";
         return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
           using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const T* py_ = data<T>(y, op, "target");
-          check_same_shape(y, x, op, "target", "input");
-          const Reduction r = parse_reduction(reduction, op);
-          const T* pg = upstream<T>(dloss, r, shape_of(x), op);
-          const OptArray w = broadcast_to(weight, x, op, "weight");
-          const OptArray pw = broadcast_to(pos_weight, x, op, "pos_weight");
-          const T* pwt = optional_data<T>(w, op, "weight");
-          const T* ppw = optional_data<T>(pw, op, "pos_weight");
+          const PairArgs<T> a = pair_args<T>(x, y, reduction, op);
+          const BceWeights<T> w = bce_weights<T>(weight, pos_weight, x, op);
+          const T* pg = upstream<T>(dloss, a.r, shape_of(x), op);
           auto [dx, pdx] = maybe_empty<T>(input_grad, shape_of(x));
           auto [dy, pdy] = maybe_empty<T>(target_grad, shape_of(x));
-          const int64_t n = x.size();
           {
             py::gil_scoped_release nogil;
-            bce_with_logits_backward<T>(pg, px, py_, pwt, ppw, n, r, pdx, pdy);
+            bce_with_logits_backward<T>(pg, a.x, a.y, w.w, w.pw, a.n, a.r, pdx, pdy);
           }
           return py::make_tuple(dx, dy);
         });
@@ -360,6 +400,25 @@ void def_bce(py::module_& m) {
       "Returns (grad_input, grad_target), each None when not requested.");
 }
 
+// multi_margin_loss' arguments: input (N, C) or (C,), int64 target (N,) or (), weight (C,).
+template <typename T>
+struct MarginArgs {
+  const T* x;
+  const int64_t* target;
+  const T* weight;
+  int64_t N, C;
+  Reduction r;
+};
+
+template <typename T>
+MarginArgs<T> margin_args(const py::array& x, const py::array& target, const OptArray& weight,
+                          const std::string& reduction, const char* op) {
+  const T* px = data<T>(x, op, "input");
+  const int64_t* pt = data<int64_t>(target, op, "target");
+  const int64_t N = margin_rows(x, target, op), C = x.shape(x.ndim() - 1);
+  return {px, pt, class_weight<T>(weight, C, op), N, C, parse_reduction(reduction, op)};
+}
+
 void def_multi_margin(py::module_& m) {
   m.def(
       "multi_margin_loss_forward",
@@ -368,15 +427,13 @@ void def_multi_margin(py::module_& m) {
         const char* op = "multi_margin_loss";
         return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
           using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const int64_t* pt = data<int64_t>(target, op, "target");
-          const int64_t N = margin_rows(x, target, op), C = x.shape(x.ndim() - 1);
-          const T* pw = class_weight<T>(weight, C, op);
-          const Reduction r = parse_reduction(reduction, op);
-          auto loss = loss_array<T>(r, shape_of(target));
+          const MarginArgs<T> a = margin_args<T>(x, target, weight, reduction, op);
+          auto loss = loss_array<T>(a.r, shape_of(target));
           T* pl = loss.mutable_data();
-          py::gil_scoped_release nogil;
-          multi_margin_forward<T>(px, pt, pw, N, C, p, T(margin), r, pl);
+          {
+            py::gil_scoped_release nogil;
+            multi_margin_forward<T>(a.x, a.target, a.weight, a.N, a.C, p, T(margin), a.r, pl);
+          }
           return loss;
         });
       },
@@ -392,16 +449,14 @@ void def_multi_margin(py::module_& m) {
         const char* op = "multi_margin_loss_backward";
         return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
           using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const int64_t* pt = data<int64_t>(target, op, "target");
-          const int64_t N = margin_rows(x, target, op), C = x.shape(x.ndim() - 1);
-          const T* pw = class_weight<T>(weight, C, op);
-          const Reduction r = parse_reduction(reduction, op);
-          const T* pg = upstream<T>(dloss, r, shape_of(target), op);
+          const MarginArgs<T> a = margin_args<T>(x, target, weight, reduction, op);
+          const T* pg = upstream<T>(dloss, a.r, shape_of(target), op);
           auto dx = empty<T>(shape_of(x));
           T* pdx = dx.mutable_data();
-          py::gil_scoped_release nogil;
-          multi_margin_backward<T>(pg, px, pt, pw, N, C, p, T(margin), r, pdx);
+          {
+            py::gil_scoped_release nogil;
+            multi_margin_backward<T>(pg, a.x, a.target, a.weight, a.N, a.C, p, T(margin), a.r, pdx);
+          }
           return dx;
         });
       },
