@@ -1,0 +1,207 @@
+"""2-D convolution and transposed convolution, differentiable, on kiln's C++ kernels.
+
+Shapes (PyTorch's; an unbatched (C, H, W) input gives an unbatched output):
+
+    conv2d            input (N, C, H, W), weight (K, C/groups, kH, kW), bias (K,)
+                      -> (N, K, OH, OW), OH = (H + 2*padding - dilation*(kH-1) - 1) // stride + 1
+    conv_transpose2d  input (N, C, H, W), weight (C, K/groups, kH, kW), bias (K,)
+                      -> (N, K, OH, OW),
+                      OH = (H-1)*stride - 2*padding + dilation*(kH-1) + output_padding + 1
+
+(OW likewise.) stride, padding, dilation and output_padding are an int or a pair (h, w).
+The backward kernels are kiln.kernels.conv2d_backward_input / _weight / _bias and the
+conv_transpose2d ones; each op's backward is the other op's forward.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from kiln import _C
+from kiln.autograd import Context, Function
+from kiln.nn.functional._args import check_float_tensor, contiguous
+from kiln.tensor import Tensor
+
+__all__ = ["conv2d", "conv_transpose2d"]
+
+_Size2 = Union[int, Sequence[int]]
+_Pair = tuple[int, int]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _pair(op: str, name: str, value: Any) -> _Pair:
+    """An int or a sequence of one or two ints (PyTorch expands a single one)."""
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        items = list(value)
+        if len(items) in (1, 2) and all(_is_int(v) for v in items):
+            return int(items[0]), int(items[-1])
+    raise TypeError(f"{op}: expected {name} to be an int or a pair of ints, got {value!r}")
+
+
+def _groups(op: str, value: Any) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{op}: expected groups to be an int, got {value!r}")
+    return int(value)
+
+
+def _check_operands(op: str, input: Any, weight: Any, bias: Any) -> None:  # noqa: A002
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "weight", weight)
+    check_float_tensor(op, "bias", bias, optional=True)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != input.dtype:
+            raise TypeError(
+                f"{op}: {name} dtype {t.dtype} does not match input dtype {input.dtype} "
+                f"(shapes {tuple(t.shape)} and {tuple(input.shape)})"
+            )
+    if input.ndim not in (3, 4):
+        raise ValueError(
+            f"{op}: expected 3-D (unbatched) or 4-D (batched) input, got shape "
+            f"{tuple(input.shape)}"
+        )
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D weight, got shape {tuple(weight.shape)}")
+
+
+def _batched(apply: Any, input: Tensor, *args: Any) -> Tensor:  # noqa: A002
+    """Runs a 4-D op on a 3-D (unbatched) input as a batch of one."""
+    if input.ndim == 4:
+        return apply(input, *args)
+    out = apply(input.reshape((1, *input.shape)), *args)
+    return out.reshape(tuple(out.shape[1:]))
+
+
+class _Conv2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                stride: _Pair, padding: _Pair, dilation: _Pair, groups: int) -> np.ndarray:
+        x, weight = contiguous(x), contiguous(weight)
+        ctx.save_for_backward(x, weight)
+        ctx.args = (stride, padding, dilation, groups)
+        return _C.conv2d_forward(x, weight, None if bias is None else contiguous(bias),
+                                 *ctx.args)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
+        x, weight = ctx.saved_tensors
+        grad = contiguous(grad, x.dtype)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = _C.conv2d_backward_input(grad, weight, x.shape, *ctx.args) if need_x else None
+        gw = _C.conv2d_backward_weight(grad, x, weight.shape, *ctx.args) if need_w else None
+        gb = _C.conv2d_backward_bias(grad) if need_b else None
+        return gx, gw, gb, None, None, None, None
+
+
+class _ConvTranspose2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                stride: _Pair, padding: _Pair, output_padding: _Pair, groups: int,
+                dilation: _Pair) -> np.ndarray:
+        x, weight = contiguous(x), contiguous(weight)
+        ctx.save_for_backward(x, weight)
+        ctx.args = (stride, padding, output_padding, groups, dilation)
+        return _C.conv_transpose2d_forward(x, weight, None if bias is None else contiguous(bias),
+                                           *ctx.args)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
+        x, weight = ctx.saved_tensors
+        grad = contiguous(grad, x.dtype)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = (_C.conv_transpose2d_backward_input(grad, weight, x.shape, *ctx.args)
+              if need_x else None)
+        gw = (_C.conv_transpose2d_backward_weight(grad, x, weight.shape, *ctx.args)
+              if need_w else None)
+        gb = _C.conv_transpose2d_backward_bias(grad) if need_b else None
+        return gx, gw, gb, None, None, None, None, None
+
+
+def _same_padding(op: str, weight: Tensor, stride: _Pair,
+                  dilation: _Pair) -> tuple[_Pair, _Pair]:
+    """padding='same': (before, after) per spatial dim; the odd one out goes after."""
+    if stride != (1, 1):
+        raise ValueError(
+            f"{op}: padding='same' is not supported for strided convolutions (stride={stride})"
+        )
+    totals = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+    (top, left), (bottom, right) = [t // 2 for t in totals], [t - t // 2 for t in totals]
+    return (top, left), (bottom, right)
+
+
+def conv2d(
+    input: Tensor,  # noqa: A002
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: _Size2 = 1,
+    padding: _Size2 | str = 0,
+    dilation: _Size2 = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D convolution (cross-correlation, as PyTorch computes it).
+
+    input (N, C, H, W) or unbatched (C, H, W); weight (K, C/groups, kH, kW); bias (K,) or
+    None. Output (N, K, OH, OW) with OH = (H + 2*padding - dilation*(kH-1) - 1) // stride + 1
+    (OW likewise). stride, padding, dilation: int or (h, w). padding may also be 'valid'
+    (no padding) or 'same' (output size = input size; stride 1 only; an odd total padding
+    puts the extra row/column at the bottom/right). groups splits the channels: C and K
+    must be divisible by it, each group of K/groups filters sees C/groups channels
+    (groups == C is a depthwise convolution). float32 or float64.
+    """
+    op = "conv2d"
+    _check_operands(op, input, weight, bias)
+    stride, dilation = _pair(op, "stride", stride), _pair(op, "dilation", dilation)
+    groups = _groups(op, groups)
+    if not isinstance(padding, str):
+        return _batched(_Conv2d.apply, input, weight, bias, stride,
+                        _pair(op, "padding", padding), dilation, groups)
+    if padding == "valid":
+        return _batched(_Conv2d.apply, input, weight, bias, stride, (0, 0), dilation, groups)
+    if padding != "same":
+        raise ValueError(
+            f"{op}: invalid padding string {padding!r}, should be one of ['valid', 'same']"
+        )
+    before, after = _same_padding(op, weight, stride, dilation)
+    out = _batched(_Conv2d.apply, input, weight, bias, stride, after, dilation, groups)
+    if before == after:
+        return out
+    # The larger padding on both sides gives one surplus leading row/column to drop.
+    h, w = input.shape[-2:]
+    dh, dw = after[0] - before[0], after[1] - before[1]
+    return out[..., dh:dh + h, dw:dw + w]
+
+
+def conv_transpose2d(
+    input: Tensor,  # noqa: A002
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: _Size2 = 1,
+    padding: _Size2 = 0,
+    output_padding: _Size2 = 0,
+    groups: int = 1,
+    dilation: _Size2 = 1,
+) -> Tensor:
+    """Transposed 2-D convolution: the gradient of conv2d with respect to its input.
+
+    input (N, C, H, W) or unbatched (C, H, W); weight (C, K/groups, kH, kW); bias (K,) or
+    None. Output (N, K, OH, OW) with
+    OH = (H-1)*stride - 2*padding + dilation*(kH-1) + output_padding + 1 (OW likewise).
+    output_padding (extra rows/columns at the bottom/right) must be smaller than stride or
+    dilation. Note the argument order: groups before dilation, as in PyTorch.
+    """
+    op = "conv_transpose2d"
+    _check_operands(op, input, weight, bias)
+    if isinstance(padding, str):
+        raise TypeError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
+    return _batched(_ConvTranspose2d.apply, input, weight, bias, _pair(op, "stride", stride),
+                    _pair(op, "padding", padding),
+                    _pair(op, "output_padding", output_padding), _groups(op, groups),
+                    _pair(op, "dilation", dilation))
