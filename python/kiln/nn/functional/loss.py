@@ -31,6 +31,9 @@ __all__ = [
 
 
 def _reduction(op: str, size_average: Any, reduce: Any, reduction: Any) -> str:
+    for name, value in (("size_average", size_average), ("reduce", reduce)):
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{op}: {name} must be a bool or None, got {type(value).__name__}")
     if size_average is not None or reduce is not None:
         size_average = True if size_average is None else size_average
         reduce = True if reduce is None else reduce
@@ -440,6 +443,6 @@ def multi_margin_loss(
     check_float_tensor(op, "weight", weight, optional=True)
     target = _class_indices(op, target)
     reduction = _reduction(op, size_average, reduce, reduction)
-    if isinstance(p, bool) or p not in (1, 2):
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p not in (1, 2):
         raise ValueError(f"{op}: only p == 1 and p == 2 are supported, got p={p!r}")
     return _MultiMargin.apply(input, target, int(p), float(margin), weight, reduction)
