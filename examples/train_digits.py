@@ -13,9 +13,10 @@ import argparse
 import math
 import time
 
+import numpy as np
+
 import kiln
 import kiln.nn.functional as F
-import numpy as np
 from kiln import nn
 
 

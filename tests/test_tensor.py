@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import kiln
 import numpy as np
 import pytest
+
+import kiln
 from kiln.autograd import gradcheck
 
 
