@@ -1,0 +1,205 @@
+// Convolution kernels against a direct loop over the definition in conv.h, and
+// the tile GEMM against a naive product.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "common/check.h"
+#include "common/parallel.h"
+#include "cpu/conv.h"
+#include "cpu/gemm_tile.h"
+
+namespace kiln::cpu {
+namespace {
+
+template <typename T>
+std::vector<T> random_vector(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> dist;
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(dist(gen));
+  return v;
+}
+
+int64_t numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+// Calls fn(n, k, c, p, q, r, s, ih, iw) for every in-range term of the sum
+// y[n,k,p,q] += w[k,c,r,s] * x[n, g*C/G + c, ih, iw].
+template <typename F>
+void for_each_term(const ConvGeometry& g, F&& fn) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t p = 0; p < g.P; ++p)
+          for (int64_t q = 0; q < g.Q; ++q)
+            for (int64_t r = 0; r < g.R; ++r)
+              for (int64_t s = 0; s < g.S; ++s) {
+                const int64_t ih = p * g.stride_h - g.pad_h + r * g.dil_h;
+                const int64_t iw = q * g.stride_w - g.pad_w + s * g.dil_w;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                fn(((n * g.K + k) * g.P + p) * g.Q + q, ((k * Cg + c) * g.R + r) * g.S + s,
+                   ((n * g.C + (k / Kg) * Cg + c) * g.H + ih) * g.W + iw);
+              }
+}
+
+struct Case {
+  Shape input, weight;
+  Pair stride, padding, dilation;
+  int64_t groups;
+};
+
+const Case kCases[] = {
+    {{2, 3, 9, 11}, {4, 3, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+    {{1, 4, 13, 7}, {6, 2, 3, 5}, {2, 3}, {1, 2}, {2, 1}, 2},
+    {{3, 6, 10, 10}, {6, 1, 3, 3}, {2, 2}, {0, 0}, {1, 1}, 6},
+    {{2, 5, 12, 12}, {70, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},  // several row tiles
+    {{1, 8, 20, 21}, {16, 8, 3, 3}, {1, 1}, {2, 2}, {2, 2}, 1},  // several pixel blocks
+    {{2, 4, 9, 9}, {4, 4, 7, 7}, {1, 1}, {3, 3}, {1, 1}, 1},
+    {{2, 3, 8, 8}, {5, 3, 1, 1}, {3, 3}, {0, 0}, {1, 1}, 1},
+    {{1, 2, 4, 4}, {3, 2, 3, 3}, {1, 1}, {4, 4}, {1, 1}, 1},  // padding beyond the kernel
+};
+
+template <typename T>
+void check_against_naive(const Case& cs, double tol) {
+  const ConvGeometry g = conv2d_geometry("conv2d", cs.input, cs.weight, cs.stride, cs.padding,
+                                         cs.dilation, cs.groups);
+  const auto x = random_vector<T>(numel(cs.input), 1);
+  const auto w = random_vector<T>(numel(cs.weight), 2);
+  const auto b = random_vector<T>(static_cast<size_t>(g.K), 3);
+  const auto dy = random_vector<T>(numel(g.output_shape()), 4);
+  std::vector<double> y_ref(dy.size()), dx_ref(x.size()), dw_ref(w.size());
+  for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] = b[(i / (g.P * g.Q)) % g.K];
+  for_each_term(g, [&](int64_t yi, int64_t wi, int64_t xi) {
+    y_ref[yi] += double(w[wi]) * x[xi];
+    dx_ref[xi] += double(w[wi]) * dy[yi];
+    dw_ref[wi] += double(x[xi]) * dy[yi];
+  });
+  std::vector<T> y(dy.size()), dx(x.size()), dw(w.size());
+  conv2d_forward<T>(g, x.data(), w.data(), b.data(), y.data());
+  conv2d_backward_input<T>(g, dy.data(), w.data(), dx.data());
+  conv2d_backward_weight<T>(g, dy.data(), x.data(), dw.data());
+  auto expect_close = [&](const std::vector<T>& got, const std::vector<double>& want,
+                          const char* what) {
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i])))
+          << what << " element " << i << " input " << shape_str(cs.input);
+  };
+  expect_close(y, y_ref, "forward");
+  expect_close(dx, dx_ref, "backward input");
+  expect_close(dw, dw_ref, "backward weight");
+}
+
+TEST(Conv2d, MatchesNaiveFloat) {
+  set_num_threads(2);
+  for (const Case& cs : kCases) check_against_naive<float>(cs, 1e-4);
+}
+
+TEST(Conv2d, MatchesNaiveDouble) {
+  set_num_threads(2);
+  for (const Case& cs : kCases) check_against_naive<double>(cs, 1e-10);
+}
+
+TEST(Conv2d, OneThreadMatchesNaive) {
+  set_num_threads(1);
+  check_against_naive<float>(kCases[1], 1e-4);
+  set_num_threads(2);
+}
+
+TEST(Conv2d, BiasGradientIsChannelSum) {
+  const auto dy = random_vector<float>(2 * 3 * 5, 5);
+  std::vector<float> db(3);
+  channel_sum<float>(2, 3, 5, dy.data(), db.data());
+  for (int c = 0; c < 3; ++c) {
+    double want = 0;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 5; ++i) want += dy[(n * 3 + c) * 5 + i];
+    EXPECT_NEAR(db[c], want, 1e-5);
+  }
+}
+
+// conv_transpose2d with output_padding >= stride (allowed below dilation): its
+// output has rows no window of the P-row conv2d reaches.
+TEST(ConvTranspose2d, GeometryWithOutputPaddingBeyondStride) {
+  const ConvGeometry g = conv_transpose2d_geometry("conv_transpose2d", {2, 4, 6, 5},
+                                                   {4, 3, 3, 3}, {1, 1}, {0, 0}, {1, 1},
+                                                   {2, 2}, 2);
+  EXPECT_EQ(g.output_shape(), (Shape{2, 4, 6, 5}));
+  EXPECT_EQ(g.input_shape(), (Shape{2, 6, 11, 10}));  // (6-1) + 2*2 + 1 + 1
+  const auto x = random_vector<float>(numel(g.output_shape()), 6);
+  const auto w = random_vector<float>(numel(g.weight_shape()), 7);
+  std::vector<double> ref(numel(g.input_shape()));
+  for_each_term(g, [&](int64_t yi, int64_t wi, int64_t xi) { ref[xi] += double(w[wi]) * x[yi]; });
+  std::vector<float> y(ref.size());
+  conv2d_backward_input<float>(g, x.data(), w.data(), y.data());
+  for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-4 * (1 + std::abs(ref[i])));
+}
+
+TEST(Conv2d, BadArgumentsThrow) {
+  auto geometry = [](Shape x, Shape w, Pair stride, Pair pad, Pair dil, int64_t groups) {
+    return conv2d_geometry("conv2d", x, w, stride, pad, dil, groups);
+  };
+  EXPECT_THROW(geometry({2, 3, 8}, {4, 3, 3, 3}, {1, 1}, {0, 0}, {1, 1}, 1), ValueError);
+  EXPECT_THROW(geometry({2, 3, 8, 8}, {4, 2, 3, 3}, {1, 1}, {0, 0}, {1, 1}, 1), ValueError);
+  EXPECT_THROW(geometry({2, 6, 8, 8}, {4, 3, 3, 3}, {1, 1}, {0, 0}, {1, 1}, 4), ValueError);
+  EXPECT_THROW(geometry({2, 3, 2, 2}, {4, 3, 3, 3}, {1, 1}, {0, 0}, {1, 1}, 1), ValueError);
+  EXPECT_THROW(geometry({2, 3, 8, 8}, {4, 3, 3, 3}, {0, 1}, {0, 0}, {1, 1}, 1), ValueError);
+  EXPECT_THROW(geometry({2, 3, 8, 8}, {4, 3, 3, 3}, {1, 1}, {-1, 0}, {1, 1}, 1), ValueError);
+  EXPECT_THROW(geometry({2, 3, 8, 8}, {4, 3, 3, 3}, {1, 1}, {0, 0}, {1, 0}, 1), ValueError);
+  EXPECT_THROW(geometry({2, 3, 8, 8}, {4, 3, 0, 3}, {1, 1}, {0, 0}, {1, 1}, 1), ValueError);
+  EXPECT_THROW(geometry({2, 3, 8, 8}, {4, 3, 3, 3}, {1, 1}, {int64_t(1) << 40, 0}, {1, 1}, 1),
+               ValueError);
+  EXPECT_THROW(conv_transpose2d_geometry("conv_transpose2d", {2, 4, 5, 5}, {4, 2, 3, 3},
+                                         {2, 2}, {0, 0}, {2, 0}, {1, 1}, 1),
+               ValueError);
+  EXPECT_THROW(conv_transpose2d_geometry("conv_transpose2d", {2, 4, 1, 1}, {4, 2, 1, 1},
+                                         {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1),
+               ValueError);
+  try {
+    geometry({8, 3, 32, 32}, {16, 4, 3, 3}, {1, 1}, {0, 0}, {1, 1}, 1);
+    FAIL();
+  } catch (const ValueError& e) {
+    EXPECT_STREQ(e.what(),
+                 "conv2d: input (8, 3, 32, 32) has 3 channels but weight (16, 4, 3, 3) "
+                 "expects 4 (groups=1)");
+  }
+}
+
+// gemm_tile with every A layout the convolutions use, edge tiles included.
+TEST(GemmTile, MatchesNaive) {
+  for (int64_t M : {1, 5, 6, 13, 64, 70})
+    for (int64_t N : {1, 15, 16, 33, 64, 100})
+      for (int64_t K : {1, 7, 300})
+        for (bool col_major : {false, true})
+          for (bool accumulate : {false, true}) {
+            const int64_t ldb = (N + 15) / 16 * 16 + 3, ldc = N + 5;
+            const auto a = random_vector<float>(M * K, 1);
+            const auto b = random_vector<float>(K * ldb, 2);
+            auto c = random_vector<float>(M * ldc, 3);
+            const auto c0 = c;
+            const int64_t a_rs = col_major ? 1 : K, a_cs = col_major ? M : 1;
+            gemm_tile<float>(M, N, K, a.data(), a_rs, a_cs, b.data(), ldb, c.data(), ldc,
+                             accumulate);
+            for (int64_t i = 0; i < M; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                double want = c0[i * ldc + j];
+                if (j < N) {
+                  double sum = 0;
+                  for (int64_t k = 0; k < K; ++k)
+                    sum += double(a[i * a_rs + k * a_cs]) * b[k * ldb + j];
+                  want = accumulate ? want + sum : sum;
+                }
+                ASSERT_NEAR(c[i * ldc + j], want, 1e-4 * (1 + std::abs(want)))
+                    << "M=" << M << " N=" << N << " K=" << K << " i=" << i << " j=" << j;
+              }
+          }
+}
+
+}  // namespace
+}  // namespace kiln::cpu
