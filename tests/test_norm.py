@@ -3,10 +3,11 @@ of input, weight and bias), float64 gradchecks, and bad input."""
 
 from __future__ import annotations
 
-import kiln
-import kiln.nn.functional as F
 import numpy as np
 import pytest
+
+import kiln
+import kiln.nn.functional as F
 from kiln.autograd import gradcheck
 
 

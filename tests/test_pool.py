@@ -4,10 +4,11 @@ bad input."""
 
 from __future__ import annotations
 
-import kiln
-import kiln.nn.functional as F
 import numpy as np
 import pytest
+
+import kiln
+import kiln.nn.functional as F
 from kiln.autograd import gradcheck
 
 
@@ -61,6 +62,17 @@ def test_max_pool2d_matches_torch(shape, k, s, p, d, ceil):
     parity(lambda t: F.max_pool2d(t, k, s, p, d, ceil),
            lambda t: pytest.importorskip("torch").nn.functional.max_pool2d(t, k, s, p, d, ceil),
            x)
+
+
+@pytest.mark.parametrize("shape, k, s, p, d, ceil", MAX_CASES)
+def test_max_pool2d_without_grad_matches_torch(shape, k, s, p, d, ceil):
+    torch = pytest.importorskip("torch")
+    x = rand(shape, 3)
+    x[..., 0, :] = np.nan  # the maxima-only kernel keeps PyTorch's NaN rule
+    y = F.max_pool2d(kiln.tensor(x), k, s, p, d, ceil)  # no grad: maxima without argmax
+    np.testing.assert_array_equal(y.numpy(),
+                                  torch.nn.functional.max_pool2d(torch.tensor(x), k, s, p, d,
+                                                                 ceil).numpy())
 
 
 def test_max_pool2d_nan_and_ties_match_torch():

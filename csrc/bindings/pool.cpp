@@ -69,11 +69,11 @@ Pool2dWindow make_window(const char* op, py::handle kernel_size, py::handle stri
   return w;
 }
 
-py::tuple max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
-                                py::handle stride, py::handle padding, py::handle dilation,
-                                bool ceil_mode) {
+py::object max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
+                                 py::handle stride, py::handle padding, py::handle dilation,
+                                 bool ceil_mode, bool return_indices) {
   const char* op = "max_pool2d";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
+  return dispatch_float(input, op, "input", [&](auto tag) -> py::object {
     using T = decltype(tag);
     const T* x = data<T>(input, op, "input");
     const Pool2dWindow w = make_window(op, kernel_size, stride, padding, dilation, ceil_mode);
@@ -81,8 +81,13 @@ py::tuple max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
     const Pool2dSizes s = pool2d_sizes(op, in_shape, w);
     const Shape out_shape = pool2d_output_shape(in_shape, s.out_h, s.out_w);
     auto y = empty<T>(out_shape);
-    auto indices = empty<int64_t>(out_shape);
     T* yp = y.mutable_data();
+    if (!return_indices) {
+      py::gil_scoped_release nogil;
+      max_pool2d_forward(x, yp, static_cast<int64_t*>(nullptr), s, w);
+      return std::move(y);
+    }
+    auto indices = empty<int64_t>(out_shape);
     int64_t* ip = indices.mutable_data();
     {
       py::gil_scoped_release nogil;
@@ -224,15 +229,16 @@ py::tuple adaptive_max_pool2d_forward_py(const py::array& input, py::handle outp
 void bind_pool(py::module_& m) {
   m.def("max_pool2d_forward", &max_pool2d_forward_py, py::arg("input"), py::arg("kernel_size"),
         py::arg("stride") = py::none(), py::arg("padding") = 0, py::arg("dilation") = 1,
-        py::arg("ceil_mode") = false,
-        R"doc(2-D max pooling: returns (output, indices).
+        py::arg("ceil_mode") = false, py::arg("return_indices") = true,
+        R"doc(2-D max pooling: returns (output, indices), or output alone when return_indices=False.
 
 input (N, C, H, W) or (C, H, W), float32 or float64, C-contiguous. kernel_size,
 stride (None: kernel_size), padding, dilation: int or (h, w); padding at most
 half the kernel. output (N, C, OH, OW) with OH = floor((H + 2*pad - dilation*(k-1)
 - 1 [+ stride-1 if ceil_mode]) / stride) + 1; indices int64 of the same shape,
 the flat position h*W + w of each maximum in its input plane (-1 for a window
-lying wholly in padding).)doc");
+lying wholly in padding). Without indices (no backward to feed) the kernel
+is cheaper.)doc");
   m.def("max_pool2d_backward", &max_pool2d_backward_py, py::arg("grad_output"),
         py::arg("indices"), py::arg("input_shape"),
         R"doc(Gradient of max_pool2d (and adaptive_max_pool2d) with respect to its input.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <limits>
 #include <vector>
 
@@ -84,6 +86,148 @@ constexpr T neg_inf() {
 template <typename T>
 inline bool takes_max(T v, T current) {
   return v > current || v != v;
+}
+
+// float max pooling on 64-bit keys. The high half maps the value to an unsigned
+// integer of the same order; the low half ranks the position so that the
+// larger key is PyTorch's pick: among equal values the first position in
+// row-major (scan) order, and any NaN above every number, the last NaN winning.
+// An integer max then replaces compare-and-track-index, and a window's max is
+// the max of its column maxima, so the work separates into a contiguous
+// vertical pass and a short horizontal one. Key 0 marks "no element".
+inline uint64_t max_key(float v, uint32_t pos) {
+  uint32_t bits;
+  const float z = v + 0.0f;  // -0 -> +0: signed zeros tie, as they compare equal
+  std::memcpy(&bits, &z, sizeof bits);
+  const uint32_t sign = static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31);
+  const uint32_t ordered = bits ^ (sign | 0x80000000u);
+  return v != v ? (uint64_t{0xFFFFFFFFu} << 32) | pos
+                : (uint64_t{ordered} << 32) | (0xFFFFFFFFu - pos);
+}
+
+// Branch-free (it vectorizes): NaN keys decode to the NaN pattern 0x7FFFFFFF.
+inline void from_max_key(uint64_t key, float& v, int64_t& pos) {
+  const uint32_t hi = static_cast<uint32_t>(key >> 32), lo = static_cast<uint32_t>(key);
+  const uint32_t sign = static_cast<uint32_t>(static_cast<int32_t>(hi) >> 31);
+  const uint32_t bits = hi ^ (~sign | 0x80000000u);
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  v = key == 0 ? neg_inf<float>() : value;
+  pos = key == 0 ? -1 : (hi == 0xFFFFFFFFu ? int64_t{lo} : int64_t{0xFFFFFFFFu - lo});
+}
+
+// out[ow] = pick(out[ow], col[ow * stride + offset]) for every column tap and
+// its outputs: the horizontal half of a separable max pool. A compile-time
+// stride lets strides 1 and 2 vectorize with permutes instead of inserts.
+template <int kStride, typename V, typename Pick>
+void reduce_columns_strided(V* out, const V* col, const Geometry& g, Pick pick) {
+  const int64_t st = kStride > 0 ? kStride : g.sw;
+  for (const ColumnTap& tap : g.cols) {
+    const int64_t lo = tap.lo, hi = tap.hi, off = tap.offset;
+    for (int64_t ow = lo; ow < hi; ++ow) out[ow] = pick(out[ow], col[ow * st + off]);
+  }
+}
+
+template <typename V, typename Pick>
+void reduce_columns(V* out, const V* col, const Geometry& g, Pick pick) {
+  if (g.sw == 1) {
+    reduce_columns_strided<1>(out, col, g, pick);
+  } else if (g.sw == 2) {
+    reduce_columns_strided<2>(out, col, g, pick);
+  } else {
+    reduce_columns_strided<0>(out, col, g, pick);
+  }
+}
+
+// Scratch for one plane: column maxima (value, row) and keys of one output
+// row, and the output keys of the plane.
+struct KeyedScratch {
+  std::vector<float> col_value;
+  std::vector<int32_t> col_row;
+  std::vector<uint64_t> col, out;
+  explicit KeyedScratch(const Pool2dSizes& s)
+      : col_value(s.in_w), col_row(s.in_w), col(s.in_w), out(s.out_h * s.out_w) {}
+};
+
+void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Geometry& g,
+                          KeyedScratch& scratch) {
+  // Sizes in locals: they could alias the int64 index stores through a
+  // reference, which would keep the compiler from vectorizing the loops.
+  const int64_t in_h = g.s.in_h, in_w = g.s.in_w, out_h = g.s.out_h, out_w = g.s.out_w;
+  const int64_t kh = g.kh, sh = g.sh, ph = g.ph, dh = g.dh;
+  float* cv = scratch.col_value.data();
+  int32_t* cr = scratch.col_row.data();
+  uint64_t* col = scratch.col.data();
+  for (int64_t oh = 0; oh < out_h; ++oh) {
+    uint64_t* out = scratch.out.data() + oh * out_w;
+    const int64_t h0 = oh * sh - ph;
+    const TapRange rows = taps_inside(h0, in_h, kh, dh);
+    if (rows.first < rows.last) {
+      // Column maxima in float, PyTorch's rule down each column (first max row,
+      // last NaN row); keys are built for the maxima only.
+      std::fill(cv, cv + in_w, neg_inf<float>());
+      std::fill(cr, cr + in_w, static_cast<int32_t>(h0 + rows.first * dh));
+      for (int64_t r = rows.first; r < rows.last; ++r) {
+        const int32_t ih = static_cast<int32_t>(h0 + r * dh);
+        const float* xr = xp + ih * in_w;
+        for (int64_t iw = 0; iw < in_w; ++iw) {
+          const bool take = takes_max(xr[iw], cv[iw]);
+          cv[iw] = take ? xr[iw] : cv[iw];
+          cr[iw] = take ? ih : cr[iw];
+        }
+      }
+      for (int64_t iw = 0; iw < in_w; ++iw)
+        col[iw] = max_key(cv[iw], static_cast<uint32_t>(cr[iw] * in_w + iw));
+    } else {
+      std::fill(col, col + in_w, 0);
+    }
+    std::fill(out, out + out_w, 0);
+    reduce_columns(out, col, g, [](uint64_t a, uint64_t b) { return std::max(a, b); });
+  }
+  const uint64_t* keys = scratch.out.data();
+  for (int64_t o = 0; o < out_h * out_w; ++o) from_max_key(keys[o], yp[o], ip[o]);
+}
+
+// Maxima only (no argmax, so no backward): column maxima down the window rows,
+// then the horizontal pass; PyTorch's NaN rule in both.
+template <typename T>
+void max_pool2d_values(const T* x, T* y, const Pool2dSizes& s, const Pool2dWindow& w) {
+  const Geometry g(s, w);
+  const auto pick = [](T current, T v) { return takes_max(v, current) ? v : current; };
+  const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
+  parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
+    const int64_t in_h = s.in_h, in_w = s.in_w, out_h = s.out_h, out_w = s.out_w;
+    std::vector<T> col(in_w);
+    T* cp = col.data();
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* xp = x + p * in_h * in_w;
+      for (int64_t oh = 0; oh < out_h; ++oh) {
+        T* yr = y + (p * out_h + oh) * out_w;
+        std::fill(yr, yr + out_w, neg_inf<T>());
+        std::fill(cp, cp + in_w, neg_inf<T>());
+        const int64_t h0 = oh * g.sh - g.ph;
+        const TapRange rows = taps_inside(h0, in_h, g.kh, g.dh);
+        if (rows.first == rows.last) continue;
+        for (int64_t r = rows.first; r < rows.last; ++r) {
+          const T* xr = xp + (h0 + r * g.dh) * in_w;
+          for (int64_t iw = 0; iw < in_w; ++iw) cp[iw] = pick(cp[iw], xr[iw]);
+        }
+        reduce_columns(yr, cp, g, pick);
+      }
+    }
+  });
+}
+
+void max_pool2d_forward_keyed(const float* x, float* y, int64_t* indices, const Pool2dSizes& s,
+                              const Pool2dWindow& w) {
+  const Geometry g(s, w);
+  const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
+  parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
+    KeyedScratch scratch(s);
+    for (int64_t p = p0; p < p1; ++p)
+      max_pool_plane_keyed(x + p * s.in_h * s.in_w, y + p * s.out_h * s.out_w,
+                           indices + p * s.out_h * s.out_w, g, scratch);
+  });
 }
 
 // Divisors of one output row of avg_pool2d; 0 marks a window wholly in padding.
@@ -225,6 +369,17 @@ void check_divisor_override(const char* op, std::optional<int64_t> divisor_overr
 template <typename T>
 void max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2dSizes& s,
                         const Pool2dWindow& w) {
+  if (!indices) {
+    max_pool2d_values(x, y, s, w);
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.in_h * s.in_w < int64_t{0xFFFFFFFF}) {  // positions fit the key's low half
+      max_pool2d_forward_keyed(x, y, indices, s, w);
+      return;
+    }
+  }
+  // Compare and track the index (float64, or planes too large for the keys).
   const Geometry g(s, w);
   // First in-bounds column of each output column's window (-1: none); with the
   // first in-bounds row it names the argmax when every value is -inf, as in PyTorch.

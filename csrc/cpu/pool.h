@@ -61,6 +61,8 @@ void check_pool2d_grad(const char* op, const Shape& grad_output, const Shape& in
 // shape (same rank, same leading dims).
 Pool2dSizes pool2d_grad_sizes(const char* op, const Shape& grad_output, const Shape& input);
 
+// indices may be null: then only the maxima are computed (for a forward that
+// needs no backward), which is several times cheaper.
 template <typename T>
 void max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2dSizes& s,
                         const Pool2dWindow& win);

@@ -124,6 +124,9 @@ void check_max_pool(const Case& c) {
   max_pool2d_forward(x.data(), y.data(), ind.data(), s, c.w);
   EXPECT_EQ(ind, want_ind);
   for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], want[i]) << i;
+  std::vector<T> values_only(want.size());
+  max_pool2d_forward(x.data(), values_only.data(), static_cast<int64_t*>(nullptr), s, c.w);
+  EXPECT_EQ(values_only, want);
 
   const auto dy = random_vector<T>(y.size(), 8);
   std::vector<T> want_dx(x.size(), T(0)), dx(x.size());
@@ -167,6 +170,9 @@ TEST(MaxPool2d, NanWinsAndMinusInfKeepsFirstIndex) {
   EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[1]));
   EXPECT_EQ(ind[0], 3);  // the last NaN in scan order, as PyTorch
   EXPECT_EQ(ind[1], 1);
+  std::vector<float> values_only(2);
+  max_pool2d_forward(x.data(), values_only.data(), static_cast<int64_t*>(nullptr), s, w);
+  EXPECT_TRUE(std::isnan(values_only[0]) && std::isnan(values_only[1]));
   x.assign(6, -inf);
   max_pool2d_forward(x.data(), y.data(), ind.data(), s, w);
   EXPECT_EQ(ind[0], 0);

@@ -17,7 +17,7 @@ from typing import Any, Union
 import numpy as np
 
 from kiln import _C
-from kiln.autograd import Function
+from kiln.autograd import Function, is_grad_enabled
 from kiln.tensor import Tensor
 
 __all__ = [
@@ -42,8 +42,12 @@ class _MaxPool2d(Function):
     @staticmethod
     def forward(ctx: Any, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any,
                 dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
-        y, indices = _C.max_pool2d_forward(np.ascontiguousarray(x), kernel_size, stride,
-                                           padding, dilation, ceil_mode)
+        x = np.ascontiguousarray(x)
+        if not (return_indices or ctx.needs_input_grad[0] and is_grad_enabled()):
+            # No backward will run: the maxima alone are cheaper than maxima + argmax.
+            return _C.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                         False)
+        y, indices = _C.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
         ctx.indices = indices
         ctx.input_shape = x.shape
         if not return_indices:
