@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "common/parallel.h"
+#include "cpu/vmath.h"
 
 namespace kiln {
 namespace {
@@ -58,21 +59,21 @@ void activation_forward(Pointwise op, T alpha, const T* x, T* y, int64_t n) {
     case Pointwise::LeakyReLU:
       return map_unary(x, y, n, [=](T v) { return v > T(0) ? v : alpha * v; });
     case Pointwise::ELU:
-      return map_unary(x, y, n, [=](T v) { return v > T(0) ? v : alpha * std::expm1(v); });
+      return map_unary(x, y, n, [=](T v) { return v > T(0) ? v : alpha * vmath::expm1(v); });
     case Pointwise::SELU:
       return map_unary(x, y, n, [](T v) {
-        return T(kSeluScale) * (v > T(0) ? v : T(kSeluAlpha) * std::expm1(v));
+        return T(kSeluScale) * (v > T(0) ? v : T(kSeluAlpha) * vmath::expm1(v));
       });
     case Pointwise::GELU:
       return map_unary(x, y, n,
-                       [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(kSqrtHalf))); });
+                       [](T v) { return T(0.5) * v * (T(1) + vmath::erf(v * T(kSqrtHalf))); });
     case Pointwise::GELUTanh:
       return map_unary(x, y, n,
-                       [](T v) { return T(0.5) * v * (T(1) + std::tanh(gelu_tanh_arg(v))); });
+                       [](T v) { return T(0.5) * v * (T(1) + vmath::tanh(gelu_tanh_arg(v))); });
     case Pointwise::Sigmoid:
-      return map_unary(x, y, n, [](T v) { return T(1) / (T(1) + std::exp(-v)); });
+      return map_unary(x, y, n, [](T v) { return T(1) / (T(1) + vmath::exp(-v)); });
     case Pointwise::Tanh:
-      return map_unary(x, y, n, [](T v) { return std::tanh(v); });
+      return map_unary(x, y, n, [](T v) { return vmath::tanh(v); });
   }
 }
 
@@ -86,20 +87,20 @@ void activation_backward(Pointwise op, T alpha, const T* s, const T* dy, T* dx, 
       return map_binary(s, dy, dx, n, [=](T v, T g) { return v > T(0) ? g : alpha * g; });
     case Pointwise::ELU:
       return map_binary(s, dy, dx, n,
-                        [=](T v, T g) { return v > T(0) ? g : g * alpha * std::exp(v); });
+                        [=](T v, T g) { return v > T(0) ? g : g * alpha * vmath::exp(v); });
     case Pointwise::SELU:
       return map_binary(s, dy, dx, n, [](T v, T g) {
-        return T(kSeluScale) * g * (v > T(0) ? T(1) : T(kSeluAlpha) * std::exp(v));
+        return T(kSeluScale) * g * (v > T(0) ? T(1) : T(kSeluAlpha) * vmath::exp(v));
       });
     case Pointwise::GELU:
       return map_binary(s, dy, dx, n, [](T v, T g) {
-        const T cdf = T(0.5) * (T(1) + std::erf(v * T(kSqrtHalf)));
-        const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
+        const T cdf = T(0.5) * (T(1) + vmath::erf(v * T(kSqrtHalf)));
+        const T pdf = T(kInvSqrt2Pi) * vmath::exp(T(-0.5) * v * v);
         return g * (cdf + v * pdf);
       });
     case Pointwise::GELUTanh:
       return map_binary(s, dy, dx, n, [](T v, T g) {
-        const T t = std::tanh(gelu_tanh_arg(v));
+        const T t = vmath::tanh(gelu_tanh_arg(v));
         const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * v * v);
         return g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
       });
@@ -220,7 +221,7 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner
     std::fill(s, s + w, T(0));
     for (int64_t d = 0; d < dim; ++d)
       for (int64_t i = 0; i < w; ++i) {
-        const T e = std::exp(xs[d * inner + i] - m[i]);
+        const T e = vmath::exp(xs[d * inner + i] - m[i]);
         s[i] += e;
         if (!log) ys[d * inner + i] = e;
       }
@@ -252,7 +253,7 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t outer, int64_t dim
     for (int64_t d = 0; d < dim; ++d)
       for (int64_t i = 0; i < w; ++i) {
         const int64_t k = d * inner + i;
-        xs[k] = log ? gs[k] - std::exp(ys[k]) * s[i] : ys[k] * (gs[k] - s[i]);
+        xs[k] = log ? gs[k] - vmath::exp(ys[k]) * s[i] : ys[k] * (gs[k] - s[i]);
       }
   });
 }

@@ -25,7 +25,8 @@
 // the saved output, so the input need not be kept.
 //
 // Derivatives at the kinks follow PyTorch: relu 0 and leaky_relu/prelu/elu/selu
-// the negative branch at x == 0.
+// the negative branch at x == 0. In float, exp/expm1/tanh/erf come from cpu/vmath.h
+// so that the loops vectorize (erf: the same approximation as PyTorch's float path).
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include "common/check.h"
 #include "common/parallel.h"
 #include "cpu/activation.h"
+#include "cpu/vmath.h"
 #include "tests/finite_diff.h"
 
 namespace kiln {
@@ -55,6 +56,30 @@ TEST(Activation, ForwardMatchesReferenceAndBackwardMatchesFiniteDifferences) {
       EXPECT_NEAR(dx[i], g[i] * num, 1e-6) << "op " << int(op) << " at x=" << x[i];
     }
   }
+}
+
+// The vectorizable float functions against glibc's, in double, over their range.
+TEST(VMath, FloatFunctionsMatchLibm) {
+  double worst_exp = 0, worst_expm1 = 0, worst_tanh = 0, worst_erf = 0;
+  for (float x = -110.f; x < 90.f; x += std::max(std::abs(x) * 1e-4f, 1e-6f)) {
+    const double e = std::exp(double(x));
+    if (e > 1e-37 && e < 3e38) worst_exp = std::max(worst_exp, std::abs(vmath::exp(x) / e - 1));
+    const double m = std::expm1(double(x));
+    if (m > -1 && m < 3e38) worst_expm1 = std::max(worst_expm1, std::abs(vmath::expm1(x) / m - 1));
+    const double t = std::tanh(double(x));
+    worst_tanh = std::max(worst_tanh, std::abs(vmath::tanh(x) - t) / std::max(std::abs(t), 1e-30));
+    worst_erf = std::max(worst_erf, std::abs(vmath::erf(x) - std::erf(double(x))));
+  }
+  EXPECT_LT(worst_exp, 2e-7);
+  EXPECT_LT(worst_expm1, 3e-7);
+  EXPECT_LT(worst_tanh, 5e-7);
+  EXPECT_LT(worst_erf, 1e-6);
+  EXPECT_TRUE(std::isinf(vmath::exp(89.f)));
+  EXPECT_EQ(vmath::exp(-200.f), 0.f);
+  EXPECT_EQ(vmath::tanh(-30.f), -1.f);
+  EXPECT_EQ(vmath::expm1(-100.f), -1.f);
+  EXPECT_TRUE(std::isnan(vmath::exp(NAN)) && std::isnan(vmath::tanh(NAN)) &&
+              std::isnan(vmath::erf(NAN)) && std::isnan(vmath::expm1(NAN)));
 }
 
 TEST(Activation, RejectsNegativeCount) {
