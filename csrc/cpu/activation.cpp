@@ -25,18 +25,39 @@ void check_count(const char* op, int64_t n) {
   KILN_CHECK(n >= 0, op, ": negative element count ", n);
 }
 
+// Each chunk works on its own copy of f: a captured parameter (alpha) read through
+// the closure could alias the output, which would stop vectorization.
 template <typename T, typename F>
 void map_unary(const T* x, T* y, int64_t n, F f) {
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
+    const F fn = f;
+    for (int64_t i = b; i < e; ++i) y[i] = fn(x[i]);
   });
 }
 
 template <typename T, typename F>
 void map_binary(const T* a, const T* g, T* out, int64_t n, F f) {
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) out[i] = f(a[i], g[i]);
+    const F fn = f;
+    for (int64_t i = b; i < e; ++i) out[i] = fn(a[i], g[i]);
   });
+}
+
+// Reductions keep kLanes partial sums, so their loops vectorize without
+// reassociating one floating-point sum.
+constexpr int64_t kLanes = 16;
+
+// sum_{d < n} f(d) in kLanes partial sums.
+template <typename T, typename F>
+T lane_sum(int64_t n, F f) {
+  T acc[kLanes] = {};
+  int64_t d = 0;
+  for (; d + kLanes <= n; d += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += f(d + l);
+  T s = 0;
+  for (; d < n; ++d) s += f(d);
+  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
 }
 
 template <typename T>
@@ -163,10 +184,9 @@ void prelu_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, int64_t o
     for (int64_t c = c0; c < c1; ++c) {
       double s = 0;
       for (int64_t o = 0; o < outer; ++o) {
-        const int64_t base = (o * channels + c) * inner;
-        T part = 0;
-        for (int64_t i = base; i < base + inner; ++i) part += x[i] > T(0) ? T(0) : x[i] * dy[i];
-        s += part;
+        const T* xs = x + (o * channels + c) * inner;
+        const T* gs = dy + (o * channels + c) * inner;
+        s += lane_sum<T>(inner, [&](int64_t i) { return xs[i] > T(0) ? T(0) : xs[i] * gs[i]; });
       }
       acc[c] = s;
     }
@@ -187,22 +207,43 @@ void check_softmax(const char* op, int64_t outer, int64_t dim, int64_t inner) {
              ", dim=", dim, ", inner=", inner, ")");
 }
 
-// Softmax work is split into units of (one outer index, a tile of inner columns);
-// a unit's columns are reduced together over dim, so the loops over the tile are
-// contiguous and vectorize. With inner == 1 a unit is one contiguous row.
+// Softmax work comes in slices reduced independently: with inner == 1 a slice is
+// one contiguous row, reduced in lanes (lane_sum, row_max); otherwise it is (one
+// outer index, a tile of up to kTile inner columns), the columns reduced side by
+// side over dim. Either way the innermost loops are contiguous and vectorize.
 constexpr int64_t kTile = 256;
 
-template <typename F>
-void for_each_unit(int64_t outer, int64_t dim, int64_t inner, F f) {
+// row(base) for each contiguous row, or tile(base, width) for each column tile.
+template <typename Row, typename Tile>
+void for_each_slice(int64_t outer, int64_t dim, int64_t inner, Row row, Tile tile) {
+  if (inner == 1) {
+    parallel_for(0, outer, std::max<int64_t>(1, kGrain / dim), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) row(o * dim);
+    });
+    return;
+  }
   const int64_t tiles = (inner + kTile - 1) / kTile;
   const int64_t per_unit = std::max<int64_t>(1, dim * std::min(inner, kTile));
   parallel_for(0, outer * tiles, std::max<int64_t>(1, kGrain / per_unit),
                [&](int64_t b, int64_t e) {
                  for (int64_t u = b; u < e; ++u) {
                    const int64_t o = u / tiles, i0 = (u % tiles) * kTile;
-                   f(o * dim * inner + i0, std::min(kTile, inner - i0));
+                   tile(o * dim * inner + i0, std::min(kTile, inner - i0));
                  }
                });
+}
+
+template <typename T>
+T row_max(const T* x, int64_t n) {
+  T acc[kLanes];
+  std::fill(acc, acc + kLanes, x[0]);
+  int64_t d = 0;
+  for (; d + kLanes <= n; d += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] = std::max(acc[l], x[d + l]);
+  T m = x[0];
+  for (; d < n; ++d) m = std::max(m, x[d]);
+  for (int64_t l = 0; l < kLanes; ++l) m = std::max(m, acc[l]);
+  return m;
 }
 
 }  // namespace
@@ -211,7 +252,20 @@ template <typename T>
 void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner, bool log) {
   check_softmax(log ? "log_softmax_forward" : "softmax_forward", outer, dim, inner);
   if (dim == 0) return;
-  for_each_unit(outer, dim, inner, [&](int64_t base, int64_t w) {
+  auto row = [&](int64_t base) {
+    const T* xs = x + base;
+    T* ys = y + base;
+    const T m = row_max(xs, dim);
+    if (log) {  // (x - m) - log(s), not x - (m + log(s)): m + log(s) would round at |m|'s scale
+      const T ls = std::log(lane_sum<T>(dim, [&](int64_t d) { return vmath::exp(xs[d] - m); }));
+      for (int64_t d = 0; d < dim; ++d) ys[d] = (xs[d] - m) - ls;
+    } else {
+      for (int64_t d = 0; d < dim; ++d) ys[d] = vmath::exp(xs[d] - m);
+      const T inv = T(1) / lane_sum<T>(dim, [&](int64_t d) { return ys[d]; });
+      for (int64_t d = 0; d < dim; ++d) ys[d] *= inv;
+    }
+  };
+  auto tile = [&](int64_t base, int64_t w) {
     T m[kTile], s[kTile];
     const T* xs = x + base;
     T* ys = y + base;
@@ -225,7 +279,7 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner
         s[i] += e;
         if (!log) ys[d * inner + i] = e;
       }
-    if (log) {  // (x - m) - log(s), not x - (m + log(s)): m + log(s) would round at |m|'s scale
+    if (log) {
       for (int64_t i = 0; i < w; ++i) s[i] = std::log(s[i]);
       for (int64_t d = 0; d < dim; ++d)
         for (int64_t i = 0; i < w; ++i) ys[d * inner + i] = (xs[d * inner + i] - m[i]) - s[i];
@@ -234,7 +288,8 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner
       for (int64_t d = 0; d < dim; ++d)
         for (int64_t i = 0; i < w; ++i) ys[d * inner + i] *= s[i];
     }
-  });
+  };
+  for_each_slice(outer, dim, inner, row, tile);
 }
 
 template <typename T>
@@ -242,20 +297,24 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t outer, int64_t dim
                       bool log) {
   check_softmax(log ? "log_softmax_backward" : "softmax_backward", outer, dim, inner);
   if (dim == 0) return;
-  for_each_unit(outer, dim, inner, [&](int64_t base, int64_t w) {
+  // dx = dy - exp(y) sum(dy)  (log)   or   y (dy - sum(dy y))
+  auto term = [&](int64_t k) { return log ? dy[k] : dy[k] * y[k]; };
+  auto grad = [&](int64_t k, T s) {
+    return log ? dy[k] - vmath::exp(y[k]) * s : y[k] * (dy[k] - s);
+  };
+  auto row = [&](int64_t base) {
+    const T s = lane_sum<T>(dim, [&](int64_t d) { return term(base + d); });
+    for (int64_t d = 0; d < dim; ++d) dx[base + d] = grad(base + d, s);
+  };
+  auto tile = [&](int64_t base, int64_t w) {
     T s[kTile];
-    const T *ys = y + base, *gs = dy + base;
-    T* xs = dx + base;
     std::fill(s, s + w, T(0));
     for (int64_t d = 0; d < dim; ++d)
-      for (int64_t i = 0; i < w; ++i)
-        s[i] += log ? gs[d * inner + i] : gs[d * inner + i] * ys[d * inner + i];
+      for (int64_t i = 0; i < w; ++i) s[i] += term(base + d * inner + i);
     for (int64_t d = 0; d < dim; ++d)
-      for (int64_t i = 0; i < w; ++i) {
-        const int64_t k = d * inner + i;
-        xs[k] = log ? gs[k] - vmath::exp(ys[k]) * s[i] : ys[k] * (gs[k] - s[i]);
-      }
-  });
+      for (int64_t i = 0; i < w; ++i) dx[base + d * inner + i] = grad(base + d * inner + i, s[i]);
+  };
+  for_each_slice(outer, dim, inner, row, tile);
 }
 
 #define KILN_INSTANTIATE(T)                                                                   \
