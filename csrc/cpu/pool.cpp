@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "cpu/lane_sum.h"
 
 namespace kiln {
 namespace {
@@ -480,11 +481,19 @@ void avg_pool2d_backward(const T* dy, T* dx, const Pool2dSizes& s, const Pool2dW
 
 template <typename T>
 void adaptive_avg_pool2d_forward(const T* x, T* y, const Pool2dSizes& s) {
+  const int64_t in_w = s.in_w;
   for_each_adaptive_window(s, [&](int64_t p, int64_t o, const AdaptiveWindow& win) {
-    const T* xp = x + p * s.in_h * s.in_w;
+    const T* xp = x + p * s.in_h * in_w;
     double sum = 0;
-    for (int64_t ih = win.h0; ih < win.h1; ++ih)
-      for (int64_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * s.in_w + iw];
+    if (win.w0 == 0 && win.w1 == in_w) {  // whole rows: one contiguous run (global pooling)
+      const T* run = xp + win.h0 * in_w;
+      sum = lane_sum((win.h1 - win.h0) * in_w, [&](int64_t i) { return double(run[i]); });
+    } else {
+      for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+        const T* run = xp + ih * in_w + win.w0;
+        sum += lane_sum(win.w1 - win.w0, [&](int64_t i) { return double(run[i]); });
+      }
+    }
     y[o] = static_cast<T>(sum / static_cast<double>(win.size()));
   });
 }
