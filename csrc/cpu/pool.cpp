@@ -117,50 +117,74 @@ inline void from_max_key(uint64_t key, float& v, int64_t& pos) {
   pos = key == 0 ? -1 : (hi == 0xFFFFFFFFu ? int64_t{lo} : int64_t{0xFFFFFFFFu - lo});
 }
 
-// out[ow] = pick(out[ow], col[ow * stride + offset]) for every column tap and
-// its outputs: the horizontal half of a separable max pool. A compile-time
-// stride lets strides 1 and 2 vectorize with permutes instead of inserts.
+// The horizontal half of a separable max pool: out[ow] = pick over kernel
+// columns k of col[ow * sw + k * dw], where col holds one value per input
+// column preceded by the left padding and followed by enough right padding,
+// all padding being pick's identity (-inf, or key 0). No range checks remain,
+// and the common windows get compile-time sizes: short runtime loops of 16 or
+// 32 outputs otherwise cost more in loop overhead than in arithmetic.
+struct PaddedColumns {
+  int64_t left, length;  // col[left + iw] is input column iw; `length` entries in all
+  PaddedColumns(const Pool2dSizes& s, const Pool2dWindow& w)
+      : left(w.padding[1]),
+        length(std::max(w.padding[1] + s.in_w,
+                        (s.out_w - 1) * w.stride[1] + (w.kernel[1] - 1) * w.dilation[1] + 1)) {}
+};
+
+template <int kKernel, int kStride, typename V, typename Pick>
+void reduce_window_fixed(V* out, const V* col, int64_t out_w, Pick pick) {
+  for (int64_t ow = 0; ow < out_w; ++ow) {
+    V m = col[ow * kStride];
+    for (int k = 1; k < kKernel; ++k) m = pick(m, col[ow * kStride + k]);
+    out[ow] = m;
+  }
+}
+
 template <int kStride, typename V, typename Pick>
-void reduce_columns_strided(V* out, const V* col, const Geometry& g, Pick pick) {
-  const int64_t st = kStride > 0 ? kStride : g.sw;
-  for (const ColumnTap& tap : g.cols) {
-    const int64_t lo = tap.lo, hi = tap.hi, off = tap.offset;
-    for (int64_t ow = lo; ow < hi; ++ow) out[ow] = pick(out[ow], col[ow * st + off]);
+void reduce_window_strided(V* out, const V* col, int64_t out_w, int64_t kernel, int64_t stride,
+                           int64_t dilation, Pick pick) {
+  const int64_t st = kStride > 0 ? kStride : stride;
+  for (int64_t ow = 0; ow < out_w; ++ow) out[ow] = col[ow * st];
+  for (int64_t k = 1; k < kernel; ++k) {
+    const V* ck = col + k * dilation;
+    for (int64_t ow = 0; ow < out_w; ++ow) out[ow] = pick(out[ow], ck[ow * st]);
   }
 }
 
 template <typename V, typename Pick>
-void reduce_columns(V* out, const V* col, const Geometry& g, Pick pick) {
-  if (g.sw == 1) {
-    reduce_columns_strided<1>(out, col, g, pick);
-  } else if (g.sw == 2) {
-    reduce_columns_strided<2>(out, col, g, pick);
-  } else {
-    reduce_columns_strided<0>(out, col, g, pick);
-  }
+void reduce_window(V* out, const V* col, int64_t out_w, const Pool2dWindow& w, Pick pick) {
+  const int64_t k = w.kernel[1], s = w.stride[1], d = w.dilation[1];
+  if (d == 1 && k == 2 && s == 2) return reduce_window_fixed<2, 2>(out, col, out_w, pick);
+  if (d == 1 && k == 3 && s == 2) return reduce_window_fixed<3, 2>(out, col, out_w, pick);
+  if (d == 1 && k == 3 && s == 1) return reduce_window_fixed<3, 1>(out, col, out_w, pick);
+  if (d == 1 && k == 2 && s == 1) return reduce_window_fixed<2, 1>(out, col, out_w, pick);
+  if (s == 1) return reduce_window_strided<1>(out, col, out_w, k, s, d, pick);
+  if (s == 2) return reduce_window_strided<2>(out, col, out_w, k, s, d, pick);
+  reduce_window_strided<0>(out, col, out_w, k, s, d, pick);
 }
 
-// Scratch for one plane: column maxima (value, row) and keys of one output
-// row, and the output keys of the plane.
+// Scratch for one plane: column maxima (value, row) of one output row, their
+// keys (padded), and the output keys of the plane.
 struct KeyedScratch {
+  PaddedColumns pad;
   std::vector<float> col_value;
   std::vector<int32_t> col_row;
   std::vector<uint64_t> col, out;
-  explicit KeyedScratch(const Pool2dSizes& s)
-      : col_value(s.in_w), col_row(s.in_w), col(s.in_w), out(s.out_h * s.out_w) {}
+  KeyedScratch(const Pool2dSizes& s, const Pool2dWindow& w)
+      : pad(s, w), col_value(s.in_w), col_row(s.in_w), col(pad.length, 0),
+        out(s.out_h * s.out_w) {}
 };
 
-void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Geometry& g,
-                          KeyedScratch& scratch) {
+void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Pool2dSizes& s,
+                          const Pool2dWindow& w, KeyedScratch& scratch) {
   // Sizes in locals: they could alias the int64 index stores through a
   // reference, which would keep the compiler from vectorizing the loops.
-  const int64_t in_h = g.s.in_h, in_w = g.s.in_w, out_h = g.s.out_h, out_w = g.s.out_w;
-  const int64_t kh = g.kh, sh = g.sh, ph = g.ph, dh = g.dh;
+  const int64_t in_h = s.in_h, in_w = s.in_w, out_h = s.out_h, out_w = s.out_w;
+  const int64_t kh = w.kernel[0], sh = w.stride[0], ph = w.padding[0], dh = w.dilation[0];
   float* cv = scratch.col_value.data();
   int32_t* cr = scratch.col_row.data();
-  uint64_t* col = scratch.col.data();
+  uint64_t* col = scratch.col.data() + scratch.pad.left;
   for (int64_t oh = 0; oh < out_h; ++oh) {
-    uint64_t* out = scratch.out.data() + oh * out_w;
     const int64_t h0 = oh * sh - ph;
     const TapRange rows = taps_inside(h0, in_h, kh, dh);
     if (rows.first < rows.last) {
@@ -182,8 +206,8 @@ void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Geometr
     } else {
       std::fill(col, col + in_w, 0);
     }
-    std::fill(out, out + out_w, 0);
-    reduce_columns(out, col, g, [](uint64_t a, uint64_t b) { return std::max(a, b); });
+    reduce_window(scratch.out.data() + oh * out_w, scratch.col.data(), out_w, w,
+                  [](uint64_t a, uint64_t b) { return std::max(a, b); });
   }
   const uint64_t* keys = scratch.out.data();
   for (int64_t o = 0; o < out_h * out_w; ++o) from_max_key(keys[o], yp[o], ip[o]);
@@ -193,27 +217,25 @@ void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Geometr
 // then the horizontal pass; PyTorch's NaN rule in both.
 template <typename T>
 void max_pool2d_values(const T* x, T* y, const Pool2dSizes& s, const Pool2dWindow& w) {
-  const Geometry g(s, w);
   const auto pick = [](T current, T v) { return takes_max(v, current) ? v : current; };
+  const PaddedColumns pad(s, w);
   const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
   parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
     const int64_t in_h = s.in_h, in_w = s.in_w, out_h = s.out_h, out_w = s.out_w;
-    std::vector<T> col(in_w);
-    T* cp = col.data();
+    const int64_t kh = w.kernel[0], sh = w.stride[0], ph = w.padding[0], dh = w.dilation[0];
+    std::vector<T> padded(pad.length, neg_inf<T>());
+    T* cp = padded.data() + pad.left;
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * in_h * in_w;
       for (int64_t oh = 0; oh < out_h; ++oh) {
-        T* yr = y + (p * out_h + oh) * out_w;
-        std::fill(yr, yr + out_w, neg_inf<T>());
         std::fill(cp, cp + in_w, neg_inf<T>());
-        const int64_t h0 = oh * g.sh - g.ph;
-        const TapRange rows = taps_inside(h0, in_h, g.kh, g.dh);
-        if (rows.first == rows.last) continue;
+        const int64_t h0 = oh * sh - ph;
+        const TapRange rows = taps_inside(h0, in_h, kh, dh);
         for (int64_t r = rows.first; r < rows.last; ++r) {
-          const T* xr = xp + (h0 + r * g.dh) * in_w;
+          const T* xr = xp + (h0 + r * dh) * in_w;
           for (int64_t iw = 0; iw < in_w; ++iw) cp[iw] = pick(cp[iw], xr[iw]);
         }
-        reduce_columns(yr, cp, g, pick);
+        reduce_window(y + (p * out_h + oh) * out_w, padded.data(), out_w, w, pick);
       }
     }
   });
@@ -221,13 +243,12 @@ void max_pool2d_values(const T* x, T* y, const Pool2dSizes& s, const Pool2dWindo
 
 void max_pool2d_forward_keyed(const float* x, float* y, int64_t* indices, const Pool2dSizes& s,
                               const Pool2dWindow& w) {
-  const Geometry g(s, w);
   const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
   parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
-    KeyedScratch scratch(s);
+    KeyedScratch scratch(s, w);
     for (int64_t p = p0; p < p1; ++p)
       max_pool_plane_keyed(x + p * s.in_h * s.in_w, y + p * s.out_h * s.out_w,
-                           indices + p * s.out_h * s.out_w, g, scratch);
+                           indices + p * s.out_h * s.out_w, s, w, scratch);
   });
 }
 
