@@ -227,6 +227,194 @@ void backward_input_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx
   });
 }
 
+
+// Output channels padded to whole vectors: the width of the B and C blocks.
+int64_t padded_channels(int64_t k) { return (k + 15) / 16 * 16; }
+
+// y[img] (+ bias) = the im2col blocks times the weights, 64 pixels at a time.
+template <typename T>
+void forward_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+  const Padded pd(g);
+  const int64_t tasks = g.N * g.groups * blocks;
+  parallel_for(0, tasks, grain_for(2 * Kg * CRS * kBlock), [&](int64_t t0, int64_t t1) {
+    auto xp = scratch<T>(static_cast<size_t>(Cg * pd.plane() + kSlack));
+    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
+    int64_t in_xp = -1;  // which image and group xp holds
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
+      const int64_t pq0 = (t % blocks) * kBlock, cols = std::min(kBlock, PQ - pq0);
+      if (img != in_xp) {
+        pad_planes(g, pd, Cg, x + img * Cg * HW, xp.get());
+        in_xp = img;
+      }
+      im2col(g, pd, xp.get(), pq0, cols, col.get(), kBlock);
+      T* out = y + img * Kg * PQ + pq0;
+      gemm_tile<T>(Kg, cols, CRS, w + grp * Kg * CRS, CRS, 1, col.get(), kBlock, out, PQ, false);
+      if (bias != nullptr)
+        for (int64_t k = 0; k < Kg; ++k)
+          for (int64_t j = 0; j < cols; ++j) out[k * PQ + j] += bias[grp * Kg + k];
+    }
+  });
+}
+
+// The direct convolution: for a block of output pixels, yt[pixel, k] =
+// sum over taps (r, s) and channels c of xp[c, window(pixel) + tap] * wt[g, r, s, c, k],
+// one tap_gemm reading the padded image in place; then yt is transposed into y.
+template <typename T>
+void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, Kp = padded_channels(Kg);
+  const Padded pd(g);
+  // B: wt[g, r, s, c, k], zero beyond Kg.
+  auto wt = scratch<T>(static_cast<size_t>(g.groups * RS * Cg * Kp));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          wt[((grp * RS + rs) * Cg + c) * Kp + k] = w[((grp * Kg + k) * Cg + c) * RS + rs];
+  std::vector<int64_t> window(static_cast<size_t>(PQ)), tap(static_cast<size_t>(RS));
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q) window[p * g.Q + q] = p * g.stride_h * pd.W + q * g.stride_w;
+  for (int64_t r = 0; r < g.R; ++r)
+    for (int64_t s = 0; s < g.S; ++s) tap[r * g.S + s] = r * g.dil_h * pd.W + s * g.dil_w;
+  // Pixels per block: a multiple of every tile height, yt within 32 KiB (L1).
+  const int64_t block = 24 * std::max<int64_t>(1, 8192 / (24 * Kp));
+  const int64_t blocks = (PQ + block - 1) / block, tasks = g.N * g.groups * blocks;
+  parallel_for(0, tasks, grain_for(2 * Kg * Cg * RS * block), [&](int64_t t0, int64_t t1) {
+    auto xp = scratch<T>(static_cast<size_t>(Cg * pd.plane()));
+    auto yt = scratch<T>(static_cast<size_t>(block * Kp));
+    int64_t in_xp = -1;  // which image and group xp holds
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
+      const int64_t px0 = (t % blocks) * block, cols = std::min(block, PQ - px0);
+      if (img != in_xp) {
+        pad_planes(g, pd, Cg, x + img * Cg * HW, xp.get());
+        in_xp = img;
+      }
+      tap_gemm<T>(cols, Kg, Cg, RS, xp.get(), window.data() + px0, tap.data(), pd.plane(),
+                  wt.get() + grp * RS * Cg * Kp, Kp, yt.get(), Kp, false);
+      T* out = y + img * Kg * PQ + px0;
+      for (int64_t k = 0; k < Kg; ++k) {
+        const T b = bias != nullptr ? bias[grp * Kg + k] : T(0);
+        for (int64_t i = 0; i < cols; ++i) out[k * PQ + i] = yt[i * Kp + k] + b;
+      }
+    }
+  });
+}
+
+// Runs body(t0, t1, part) over chunks of [0, tasks), each chunk adding into its
+// own zeroed accumulator of part_size elements; returns the accumulators.
+template <typename T, typename F>
+std::vector<Scratch<T>> accumulate_chunks(int64_t tasks, int64_t grain, int64_t part_size,
+                                          F&& body) {
+  std::mutex mutex;
+  std::vector<Scratch<T>> parts;
+  parallel_for(0, tasks, grain, [&](int64_t t0, int64_t t1) {
+    auto part = scratch<T>(static_cast<size_t>(part_size));
+    body(t0, t1, part.get());
+    std::lock_guard<std::mutex> lock(mutex);
+    parts.push_back(std::move(part));
+  });
+  return parts;
+}
+
+// dw[g*Kg + k, c, r, s] = sum over the accumulators of part[at(g, c, r*S + s) + k].
+template <typename T, typename At>
+void sum_weight_parts(const ConvGeometry& g, const std::vector<Scratch<T>>& parts, At&& at,
+                      T* dw) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
+  parallel_for(0, g.K, grain_for(Cg * RS * static_cast<int64_t>(parts.size())),
+               [&](int64_t k0, int64_t k1) {
+                 for (int64_t kk = k0; kk < k1; ++kk) {
+                   const int64_t grp = kk / Kg, k = kk % Kg;
+                   for (int64_t c = 0; c < Cg; ++c)
+                     for (int64_t rs = 0; rs < RS; ++rs) {
+                       T sum = 0;
+                       for (const auto& part : parts) sum += part[at(grp, c, rs) + k];
+                       dw[(kk * Cg + c) * RS + rs] = sum;
+                     }
+                 }
+               });
+}
+
+// dW^T[g, crs, k] += im2col block . dY^T block, 64 pixels at a time.
+template <typename T>
+void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+  const int64_t Kp = padded_channels(Kg);
+  const Padded pd(g);
+  const auto parts = accumulate_chunks<T>(
+      g.N * blocks, grain_for(2 * g.K * CRS * kBlock), g.groups * CRS * Kp,
+      [&](int64_t t0, int64_t t1, T* part) {
+        auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane() + kSlack));
+        auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
+        auto dyt = scratch<T>(static_cast<size_t>(kBlock * Kp));  // padding stays zero
+        int64_t in_xp = -1;  // which image xp holds
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n = t / blocks, pq0 = (t % blocks) * kBlock;
+          const int64_t cols = std::min(kBlock, PQ - pq0);
+          if (n != in_xp) {
+            pad_planes(g, pd, g.C, x + n * g.C * HW, xp.get());
+            in_xp = n;
+          }
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            im2col(g, pd, xp.get() + grp * Cg * pd.plane(), pq0, cols, col.get(), kBlock);
+            const T* dyg = dy + (n * g.K + grp * Kg) * PQ + pq0;
+            for (int64_t k = 0; k < Kg; ++k)
+              for (int64_t j = 0; j < cols; ++j) dyt[j * Kp + k] = dyg[k * PQ + j];
+            gemm_tile<T>(CRS, Kg, cols, col.get(), kBlock, 1, dyt.get(), Kp,
+                         part + grp * CRS * Kp, Kp, true);
+          }
+        }
+      });
+  const int64_t RS = g.R * g.S;
+  sum_weight_parts(g, parts, [&](int64_t grp, int64_t c, int64_t rs) {
+    return (grp * CRS + c * RS + rs) * Kp;
+  }, dw);
+}
+
+// The direct weight gradient, per image, group and tap (r, s):
+// dW^T[g, r, s, c, k] += sum over output pixels (p, q) of
+// xp[c, window(p, q) + tap(r, s)] * dY^T[p*Q + q, k]: a tap_gemm whose "taps" are
+// the output rows p, reading the padded image in place.
+template <typename T>
+void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, Kp = padded_channels(Kg);
+  const Padded pd(g);
+  std::vector<int64_t> channel(static_cast<size_t>(Cg)), out_row(static_cast<size_t>(g.P));
+  for (int64_t c = 0; c < Cg; ++c) channel[c] = c * pd.plane();
+  for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W;
+  const auto parts = accumulate_chunks<T>(
+      g.N, grain_for(2 * g.K * Cg * RS * PQ), g.groups * RS * Cg * Kp,
+      [&](int64_t n0, int64_t n1, T* part) {
+        auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane()));
+        auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
+        for (int64_t n = n0; n < n1; ++n) {
+          pad_planes(g, pd, g.C, x + n * g.C * HW, xp.get());
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            const T* dyg = dy + (n * g.K + grp * Kg) * PQ;
+            for (int64_t k = 0; k < Kg; ++k)
+              for (int64_t i = 0; i < PQ; ++i) dyt[i * Kp + k] = dyg[k * PQ + i];
+            for (int64_t r = 0; r < g.R; ++r)
+              for (int64_t s = 0; s < g.S; ++s) {
+                const T* window = xp.get() + grp * Cg * pd.plane() + r * g.dil_h * pd.W +
+                                  s * g.dil_w;
+                tap_gemm<T>(Cg, Kg, g.Q, g.P, window, channel.data(), out_row.data(),
+                            g.stride_w, dyt.get(), Kp,
+                            part + ((grp * RS + r * g.S + s) * Cg) * Kp, Kp, true);
+              }
+          }
+        }
+      });
+  sum_weight_parts(g, parts, [&](int64_t grp, int64_t c, int64_t rs) {
+    return ((grp * RS + rs) * Cg + c) * Kp;
+  }, dw);
+}
+
 }  // namespace
 
 ConvGeometry conv2d_geometry(const char* op, const Shape& input, const Shape& weight,
@@ -318,29 +506,10 @@ void check_shape(const char* op, const char* name, const Shape& got, const Shape
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
-  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
-  const Padded pd(g);
-  const int64_t tasks = g.N * g.groups * blocks;
-  parallel_for(0, tasks, grain_for(2 * Kg * CRS * kBlock), [&](int64_t t0, int64_t t1) {
-    auto xp = scratch<T>(static_cast<size_t>(Cg * pd.plane() + kSlack));
-    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
-    int64_t in_xp = -1;  // which image and group xp holds
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
-      const int64_t pq0 = (t % blocks) * kBlock, cols = std::min(kBlock, PQ - pq0);
-      if (img != in_xp) {
-        pad_planes(g, pd, Cg, x + img * Cg * HW, xp.get());
-        in_xp = img;
-      }
-      im2col(g, pd, xp.get(), pq0, cols, col.get(), kBlock);
-      T* out = y + img * Kg * PQ + pq0;
-      gemm_tile<T>(Kg, cols, CRS, w + grp * Kg * CRS, CRS, 1, col.get(), kBlock, out, PQ, false);
-      if (bias != nullptr)
-        for (int64_t k = 0; k < Kg; ++k)
-          for (int64_t j = 0; j < cols; ++j) out[k * PQ + j] += bias[grp * Kg + k];
-    }
-  });
+  if constexpr (has_fast_tile<T>())
+    forward_direct(g, x, w, bias, y);
+  else
+    forward_im2col(g, x, w, bias, y);
 }
 
 template <typename T>
@@ -353,52 +522,10 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
-  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
-  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
-  // dW^T is accumulated with its output channels padded to whole vectors.
-  const int64_t Kp = (Kg + 15) / 16 * 16, part_size = g.groups * CRS * Kp;
-  const Padded pd(g);
-  std::mutex parts_mutex;
-  std::vector<Scratch<T>> parts;
-  const int64_t tasks = g.N * blocks;
-  parallel_for(0, tasks, grain_for(2 * g.K * CRS * kBlock), [&](int64_t t0, int64_t t1) {
-    auto part = scratch<T>(static_cast<size_t>(part_size));  // one per chunk, zeroed
-    auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane() + kSlack));
-    auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
-    auto dyt = scratch<T>(static_cast<size_t>(kBlock * Kp));  // dY^T, padding stays zero
-    int64_t in_xp = -1;  // which image xp holds
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / blocks, pq0 = (t % blocks) * kBlock;
-      const int64_t cols = std::min(kBlock, PQ - pq0);
-      if (n != in_xp) {
-        pad_planes(g, pd, g.C, x + n * g.C * HW, xp.get());
-        in_xp = n;
-      }
-      for (int64_t grp = 0; grp < g.groups; ++grp) {
-        im2col(g, pd, xp.get() + grp * Cg * pd.plane(), pq0, cols, col.get(), kBlock);
-        const T* dyg = dy + (n * g.K + grp * Kg) * PQ + pq0;
-        for (int64_t k = 0; k < Kg; ++k)
-          for (int64_t j = 0; j < cols; ++j) dyt[j * Kp + k] = dyg[k * PQ + j];
-        gemm_tile<T>(CRS, Kg, cols, col.get(), kBlock, 1, dyt.get(), Kp,
-                     part.get() + grp * CRS * Kp, Kp, true);
-      }
-    }
-    std::lock_guard<std::mutex> lock(parts_mutex);
-    parts.push_back(std::move(part));
-  });
-  // dw[g*Kg + k, crs] = sum over the chunks' dW^T[g, crs, k].
-  parallel_for(0, g.K, grain_for(CRS * static_cast<int64_t>(parts.size())),
-               [&](int64_t k0, int64_t k1) {
-                 for (int64_t kk = k0; kk < k1; ++kk) {
-                   const int64_t grp = kk / Kg, k = kk % Kg;
-                   T* out = dw + kk * CRS;
-                   std::fill(out, out + CRS, T(0));
-                   for (const auto& part : parts) {
-                     const T* from = part.get() + grp * CRS * Kp + k;
-                     for (int64_t i = 0; i < CRS; ++i) out[i] += from[i * Kp];
-                   }
-                 }
-               });
+  if constexpr (has_fast_tile<T>())
+    backward_weight_direct(g, dy, x, dw);
+  else
+    backward_weight_im2col(g, dy, x, dw);
 }
 
 template <typename T>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <utility>
+#include <vector>
 
 #include "common/blas.h"
 #include "common/check.h"
@@ -14,7 +15,26 @@
 namespace kiln::cpu {
 namespace {
 
-// The BLAS fallback: A must be row-major or column-major.
+// The definition, as a loop nest whose inner loop runs along contiguous B and C rows.
+template <typename T>
+void tap_gemm_loops(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a,
+                    const int64_t* rows, const int64_t* tap, int64_t a_cs, const T* b,
+                    int64_t ldb, T* c, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i) {
+    T* out = c + i * ldc;
+    if (!accumulate) std::fill(out, out + N, T(0));
+    for (int64_t t = 0; t < taps; ++t) {
+      const T* ai = a + rows[i] + tap[t];
+      for (int64_t k = 0; k < K; ++k) {
+        const T av = ai[k * a_cs];
+        const T* bk = b + (t * K + k) * ldb;
+        for (int64_t j = 0; j < N; ++j) out[j] += av * bk[j];
+      }
+    }
+  }
+}
+
+// kiln::gemm (OpenBLAS) for one product; A must be row-major or column-major.
 template <typename T>
 void blas_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_t a_cs,
                const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate) {
@@ -32,29 +52,34 @@ void blas_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_
 
 #ifdef __AVX512F__
 
-// One MR x (16 * NV) tile of C, all K steps in registers. Each step loads NV
+// One MR x (16 * NV) tile of C, the whole sum in registers. Each step loads NV
 // vectors of B and broadcasts MR scalars of A: MR * NV FMAs per MR + NV loads,
 // so with MR * NV = 24 the two FMA pipes, not the loads, are the limit.
 template <int MR, int NV>
-void micro(int64_t K, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
-           float* c, int64_t ldc, int64_t n_valid, bool accumulate) {
+void micro(int64_t taps, const int64_t* tap, int64_t K, const float* a, const int64_t* rows,
+           int64_t a_cs, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t n_valid,
+           bool accumulate) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
-    __m512 bv[NV];
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) bv[j] = _mm512_loadu_ps(b + 16 * j);
+  for (int64_t t = 0; t < taps; ++t) {
+    const float* ap[MR];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i * a_rs]);
+    for (int i = 0; i < MR; ++i) ap[i] = a + rows[i] + tap[t];
+    for (int64_t k = 0; k < K; ++k) {
+      __m512 bv[NV];
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+      for (int j = 0; j < NV; ++j) bv[j] = _mm512_loadu_ps(b + 16 * j);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const __m512 av = _mm512_set1_ps(ap[i][k * a_cs]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+      }
+      b += ldb;
     }
-    a += a_cs;
-    b += ldb;
   }
   __mmask16 mask[NV];
 #pragma GCC unroll 4
@@ -74,8 +99,8 @@ void micro(int64_t K, const float* a, int64_t a_rs, int64_t a_cs, const float* b
     }
 }
 
-using Micro = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*,
-                       int64_t, int64_t, bool);
+using Micro = void (*)(int64_t, const int64_t*, int64_t, const float*, const int64_t*, int64_t,
+                       const float*, int64_t, float*, int64_t, int64_t, bool);
 
 // Rows per tile for each width NV = 1..4: about 24 accumulators, leaving
 // registers for the B vectors and the broadcast.
@@ -86,7 +111,7 @@ constexpr std::array<Micro, sizeof...(R)> row_variants(std::integer_sequence<int
   return {&micro<R + 1, NV>...};
 }
 
-// kMicro[NV - 1][rows - 1]: the full tile and every shorter one for the last rows.
+// The full tile of each width and every shorter one for the last rows.
 const std::array<Micro, 12> kMicro1 = row_variants<1>(std::make_integer_sequence<int, 12>());
 const std::array<Micro, 12> kMicro2 = row_variants<2>(std::make_integer_sequence<int, 12>());
 const std::array<Micro, 8> kMicro3 = row_variants<3>(std::make_integer_sequence<int, 8>());
@@ -101,49 +126,56 @@ Micro micro_for(int nv, int rows) {
   }
 }
 
-// Rows of B per pass: a 64-column panel of KC rows (64 KiB at most) stays in
-// L1/L2 while every row tile of A streams past it.
-static const int64_t kKc = std::getenv("KC") ? std::atoll(std::getenv("KC")) : 256;
-
 #endif  // __AVX512F__
 
 }  // namespace
 
-template <>
-void gemm_tile<float>(int64_t M, int64_t N, int64_t K, const float* a, int64_t a_rs,
-                      int64_t a_cs, const float* b, int64_t ldb, float* c, int64_t ldc,
-                      bool accumulate) {
-#ifdef __AVX512F__
+template <typename T>
+void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const int64_t* rows,
+              const int64_t* tap, int64_t a_cs, const T* b, int64_t ldb, T* c, int64_t ldc,
+              bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
-    return;
-  }
-  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-    const int64_t kc = std::min(kKc, K - k0);
-    const bool acc = accumulate || k0 > 0;
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {
+    // 64-column panels of B; within one, every row tile of A streams past it.
     for (int64_t j0 = 0; j0 < N; j0 += 64) {
       const int64_t cols = std::min<int64_t>(64, N - j0);
       const int nv = static_cast<int>((cols + 15) / 16);
       const int mr = kRows[nv - 1];
       for (int64_t i0 = 0; i0 < M; i0 += mr) {
-        const int rows = static_cast<int>(std::min<int64_t>(mr, M - i0));
-        micro_for(nv, rows)(kc, a + i0 * a_rs + k0 * a_cs, a_rs, a_cs, b + k0 * ldb + j0, ldb,
-                            c + i0 * ldc + j0, ldc, cols, acc);
+        const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
+        micro_for(nv, m)(taps, tap, K, a, rows + i0, a_cs, b + j0, ldb, c + i0 * ldc + j0, ldc,
+                         cols, accumulate);
       }
     }
+    return;
   }
-#else
-  blas_tile<float>(M, N, K, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
 #endif
+  tap_gemm_loops(M, N, K, taps, a, rows, tap, a_cs, b, ldb, c, ldc, accumulate);
 }
 
-template <>
-void gemm_tile<double>(int64_t M, int64_t N, int64_t K, const double* a, int64_t a_rs,
-                       int64_t a_cs, const double* b, int64_t ldb, double* c, int64_t ldc,
-                       bool accumulate) {
-  blas_tile<double>(M, N, K, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+template <typename T>
+void gemm_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_t a_cs,
+               const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate) {
+  if constexpr (has_fast_tile<T>()) {
+    std::vector<int64_t> rows(static_cast<size_t>(std::max<int64_t>(M, 0)));
+    for (int64_t i = 0; i < M; ++i) rows[i] = i * a_rs;
+    const int64_t no_shift = 0;
+    tap_gemm<T>(M, N, K, 1, a, rows.data(), &no_shift, a_cs, b, ldb, c, ldc, accumulate);
+  } else {
+    blas_tile<T>(M, N, K, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+  }
 }
+
+template void tap_gemm<float>(int64_t, int64_t, int64_t, int64_t, const float*, const int64_t*,
+                              const int64_t*, int64_t, const float*, int64_t, float*, int64_t,
+                              bool);
+template void tap_gemm<double>(int64_t, int64_t, int64_t, int64_t, const double*,
+                               const int64_t*, const int64_t*, int64_t, const double*, int64_t,
+                               double*, int64_t, bool);
+template void gemm_tile<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                               const float*, int64_t, float*, int64_t, bool);
+template void gemm_tile<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                                const double*, int64_t, double*, int64_t, bool);
 
 }  // namespace kiln::cpu

@@ -1,19 +1,26 @@
-// A single-threaded GEMM on blocks that already sit in cache, for kernels that
-// build their operands themselves (convolution's im2col blocks):
+// Single-threaded matrix products on blocks that already sit in cache, for
+// kernels that address their operands themselves (convolution). Called from
+// inside parallel_for chunks, one block per call.
 //
-//   C[M, N] = A[M, K] . B[K, N]          (accumulate == false)
-//   C[M, N] += A[M, K] . B[K, N]         (accumulate == true)
+// tap_gemm: a sum of products whose A operands are shifted windows of one array,
 //
-//   A(i, k) = a[i * a_rs + k * a_cs]     any strides: row-major (a_cs == 1) or
-//                                        column-major (a_rs == 1)
-//   B(k, j) = b[k * ldb + j]             rows contiguous; each row readable up to
-//                                        N rounded up to a multiple of 16
-//   C(i, j) = c[i * ldc + j]             only the N valid columns are written
+//   C[M, N] (+)= sum_{t < taps} A_t[M, K] . B_t[K, N]
+//   A_t(i, k) = a[rows[i] + tap[t] + k * a_cs]   (rows, tap: element offsets)
+//   B_t(k, j) = b[(t * K + k) * ldb + j]         (rows contiguous; each readable up
+//                                                 to N rounded up to a multiple of 16)
+//   C(i, j)   = c[i * ldc + j]                   (only the N valid columns are written)
 //
-// It is called from inside parallel_for chunks, one block per call. For float
-// on AVX-512 it runs kiln's own register-tiled micro-kernel (MR rows of A
-// broadcast against NR = 16 * NV columns of B, MR * NV accumulators); otherwise
-// it falls back to kiln::gemm (OpenBLAS), which then needs a_cs == 1 or a_rs == 1.
+// A direct convolution is one tap_gemm per block of output pixels: rows[i] is
+// where pixel i's window starts in the padded input, tap[t] the offset of
+// kernel tap (r, s), a_cs the channel-plane stride, and B the weights; so the
+// im2col matrix is never built. For float on AVX-512 it runs kiln's
+// register-tiled micro-kernel (MR rows of A broadcast against NR = 16 * NV
+// columns of B, MR * NV accumulators, the whole sum in registers);
+// has_fast_tile<T>() says so. Otherwise it is a plain loop nest, correct but slow.
+//
+// gemm_tile: one product with A(i, k) = a[i * a_rs + k * a_cs]; the micro-kernel
+// on AVX-512 floats, kiln::gemm (OpenBLAS) otherwise, which then needs a_cs == 1
+// or a_rs == 1.
 #pragma once
 
 #include <cstddef>
@@ -22,8 +29,23 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <type_traits>
 
 namespace kiln::cpu {
+
+template <typename T>
+constexpr bool has_fast_tile() {
+#ifdef __AVX512F__
+  return std::is_same_v<T, float>;
+#else
+  return false;
+#endif
+}
+
+template <typename T>
+void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const int64_t* rows,
+              const int64_t* tap, int64_t a_cs, const T* b, int64_t ldb, T* c, int64_t ldc,
+              bool accumulate);
 
 template <typename T>
 void gemm_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_t a_cs,
