@@ -38,7 +38,26 @@ def _tensor(value: Any, op: str, name: str = "input") -> Tensor:
     return value
 
 
-class _MaxPool2d(Function):
+class _ArgmaxPool(Function):
+    """Max pools whose backward scatters the gradient through the argmax indices."""
+
+    @staticmethod
+    def _outputs(ctx: Any, x: np.ndarray, y: np.ndarray, indices: np.ndarray,
+                 return_indices: bool) -> Any:
+        ctx.indices = indices
+        ctx.input_shape = x.shape
+        if not return_indices:
+            return y
+        ctx.mark_non_differentiable(indices)
+        return y, indices
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray, *_: np.ndarray) -> tuple[Any, ...]:
+        gx = _C.max_pool2d_backward(np.ascontiguousarray(grad), ctx.indices, ctx.input_shape)
+        return (gx,) + (None,) * (len(ctx.needs_input_grad) - 1)
+
+
+class _MaxPool2d(_ArgmaxPool):
     @staticmethod
     def forward(ctx: Any, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any,
                 dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
@@ -48,34 +67,15 @@ class _MaxPool2d(Function):
             return _C.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
                                          False)
         y, indices = _C.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
-        ctx.indices = indices
-        ctx.input_shape = x.shape
-        if not return_indices:
-            return y
-        ctx.mark_non_differentiable(indices)
-        return y, indices
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray, *_: np.ndarray) -> tuple[Any, ...]:
-        gx = _C.max_pool2d_backward(np.ascontiguousarray(grad), ctx.indices, ctx.input_shape)
-        return (gx,) + (None,) * 6
+        return _ArgmaxPool._outputs(ctx, x, y, indices, return_indices)
 
 
-class _AdaptiveMaxPool2d(Function):
+class _AdaptiveMaxPool2d(_ArgmaxPool):
     @staticmethod
     def forward(ctx: Any, x: np.ndarray, output_size: Any, return_indices: bool) -> Any:
-        y, indices = _C.adaptive_max_pool2d_forward(np.ascontiguousarray(x), output_size)
-        ctx.indices = indices
-        ctx.input_shape = x.shape
-        if not return_indices:
-            return y
-        ctx.mark_non_differentiable(indices)
-        return y, indices
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray, *_: np.ndarray) -> tuple[Any, ...]:
-        gx = _C.max_pool2d_backward(np.ascontiguousarray(grad), ctx.indices, ctx.input_shape)
-        return gx, None, None
+        x = np.ascontiguousarray(x)
+        y, indices = _C.adaptive_max_pool2d_forward(x, output_size)
+        return _ArgmaxPool._outputs(ctx, x, y, indices, return_indices)
 
 
 class _AvgPool2d(Function):
