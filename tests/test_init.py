@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import warnings
 
-import kiln
 import numpy as np
 import pytest
+
+import kiln
 from kiln import nn
 from kiln.nn import init
 

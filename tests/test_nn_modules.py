@@ -7,12 +7,12 @@ import copy
 import pickle
 from collections import OrderedDict
 
-import kiln
 import numpy as np
 import pytest
+
+import kiln
 from kiln import nn
 from kiln.autograd import gradcheck
-from kiln.nn import functional as F
 
 
 @pytest.fixture
@@ -20,21 +20,18 @@ def torch():
     return pytest.importorskip("torch")
 
 
-def needs(*ops: str):
-    """Skips while a functional op the test relies on is still being written."""
-    missing = [op for op in ops if not callable(getattr(F, op, None))]
-    return pytest.mark.skipif(bool(missing), reason=f"kiln.nn.functional lacks {missing}")
-
-
 def arr(t) -> np.ndarray:
     """The values of a kiln or torch tensor as a NumPy array."""
     return t.detach().numpy()
 
 
-def assert_close(actual, expected, rtol: float = 1e-4, what: str = "") -> None:
+def assert_close(actual, expected, rtol: float = 1e-4, what: str = "",
+                 scale: float = 0.0) -> None:
+    """|a - b| <= rtol * (|b| + max(|b|, scale)): relative to the largest value (or to
+    ``scale``, for gradients that are zero up to rounding)."""
     a, b = arr(actual), arr(expected)
     assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
-    scale = max(float(np.abs(b).max()) if b.size else 0.0, 1e-6)
+    scale = max(float(np.abs(b).max()) if b.size else 0.0, scale, 1e-6)
     np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
@@ -525,22 +522,6 @@ LAYER_CASES = [
     ("dropout_p0", lambda lib: lib.Dropout(0.0), (3, 5)),
 ]
 
-LAYER_OPS = {
-    "conv": ["conv2d"], "tconv": ["conv_transpose2d"], "linear": ["linear"],
-    "bn": ["batch_norm"], "maxpool": ["max_pool2d"], "avgpool": ["avg_pool2d"],
-    "adaptive": ["adaptive_avg_pool2d"], "relu": ["relu"], "leaky": ["leaky_relu"],
-    "prelu": ["prelu"], "elu": ["elu"], "selu": ["selu"], "gelu": ["gelu"],
-    "sigmoid": ["sigmoid"], "tanh": ["tanh"], "softmax": ["softmax"],
-    "log": ["log_softmax"], "dropout": ["dropout"],
-}
-
-
-def _layer_params():
-    for name, build, shape in LAYER_CASES:
-        ops = next((v for k, v in LAYER_OPS.items() if name.startswith(k)), [])
-        yield pytest.param(build, shape, id=name, marks=needs(*ops))
-
-
 def run_pair(torch, k_mod, t_mod, x: np.ndarray, train: bool = True, steps: int = 1):
     """Runs both modules ``steps`` times on x, comparing output, gradients and buffers."""
     k_mod.train(train)
@@ -563,7 +544,8 @@ def run_pair(torch, k_mod, t_mod, x: np.ndarray, train: bool = True, steps: int 
         assert_close(kb, t_buffers[name], what=f"buffer {name}")
 
 
-@pytest.mark.parametrize("build, shape", list(_layer_params()))
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("build, shape", [pytest.param(b, s, id=n) for n, b, s in LAYER_CASES])
 def test_layer_matches_torch(torch, build, shape):
     torch.manual_seed(0)
     k_mod, t_mod = build(nn), build(torch.nn)
@@ -575,7 +557,6 @@ def test_layer_matches_torch(torch, build, shape):
     run_pair(torch, k_mod, t_mod, x, train=False)
 
 
-@needs("conv_transpose2d")
 def test_conv_transpose_output_size_matches_torch(torch):
     k_mod = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)
     t_mod = torch.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)
@@ -590,7 +571,6 @@ def test_conv_transpose_output_size_matches_torch(torch):
         k_mod(kiln.tensor(x), output_size=(9,))
 
 
-@needs("dropout")
 def test_dropout_train_and_eval():
     drop = nn.Dropout(0.25)
     x = kiln.ones(200, 100)
@@ -603,7 +583,6 @@ def test_dropout_train_and_eval():
     assert repr(drop) == "Dropout(p=0.25, inplace=False)"
 
 
-@needs("softmax", "log_softmax")
 def test_softmax_without_dim_uses_the_legacy_choice(torch):
     x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
     for cls in ("Softmax", "LogSoftmax"):
@@ -643,8 +622,6 @@ LOSS_CASES = [
                                         weight=T(np.linspace(1, 2, 5, dtype=np.float32)),
                                         reduction="none"), (6, 5), "index"),
 ]
-LOSS_OPS = {"ce": "cross_entropy", "nll": "nll_loss", "mse": "mse_loss", "l1": "l1_loss",
-            "bce": "binary_cross_entropy_with_logits", "mm": "multi_margin_loss"}
 
 
 def _target(kind: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -661,8 +638,7 @@ def _target(kind: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "build, shape, kind",
-    [pytest.param(b, s, k, id=n, marks=needs(LOSS_OPS[n.split("_")[0]]))
-     for n, b, s, k in LOSS_CASES],
+    [pytest.param(b, s, k, id=n) for n, b, s, k in LOSS_CASES],
 )
 def test_loss_matches_torch(torch, build, shape, kind):
     rng = np.random.default_rng(0)
@@ -697,8 +673,6 @@ def small_cnn(lib):
     )
 
 
-@needs("conv2d", "batch_norm", "relu", "max_pool2d", "adaptive_avg_pool2d", "linear",
-       "cross_entropy")
 def test_small_cnn_forward_backward_and_training_match_torch(torch):
     torch.manual_seed(0)
     k_net, t_net = small_cnn(nn), small_cnn(torch.nn)
@@ -715,9 +689,13 @@ def test_small_cnn_forward_backward_and_training_match_torch(torch):
         t_net.zero_grad()
         k_loss.backward()
         t_loss.backward()
+        # The first conv's bias feeds a BatchNorm, so its true gradient is 0 and both
+        # libraries return rounding noise: compare it on the scale of the other gradients.
         k_params = dict(k_net.named_parameters())
+        largest = max(float(tp.grad.abs().max()) for tp in t_net.parameters())
         for name, tp in t_net.named_parameters():
-            assert_close(k_params[name].grad, tp.grad, rtol=2e-4, what=f"grad of {name}")
+            assert_close(k_params[name].grad, tp.grad, rtol=2e-4, what=f"grad of {name}",
+                         scale=largest * 1e-2)
         with kiln.no_grad():
             for p in k_net.parameters():
                 p -= lr * p.grad
@@ -731,7 +709,6 @@ def test_small_cnn_forward_backward_and_training_match_torch(torch):
     assert_close(k_net(kiln.tensor(x)), t_net(torch.tensor(x)), rtol=2e-4, what="eval")
 
 
-@needs("conv2d", "batch_norm", "tanh", "linear", "max_pool2d")
 def test_small_module_gradcheck_in_float64():
     kiln.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Tanh(),
@@ -815,7 +792,6 @@ def test_bad_forward_input(module, x, error, match):
         module()(x())
 
 
-@needs("conv2d", "linear")
 @pytest.mark.parametrize(
     "module, x",
     [

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kiln.nn import functional as F
+from kiln.nn.functional.conv import _same_padding
 from kiln.nn.modules.module import Module
 from kiln.nn.modules.utils import _default_reset, _int, _make_weight_and_bias, _pair
 from kiln.tensor import Tensor
@@ -103,36 +104,32 @@ class Conv2d(_ConvBase):
                          groups, bias, padding_mode, device, dtype)
 
     def _init_padding(self, padding: Any, op: str) -> Any:
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
-                                 "['same', 'valid']")
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"{op}: padding='same' is not supported for strided "
-                                 f"convolutions (stride={self.stride})")
-            if padding == "valid":
-                self._pads = ((0, 0), (0, 0))
-            else:
-                totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-                self._pads = tuple((t // 2, t - t // 2) for t in totals)
-            return padding
-        pair = _pair(padding, op, "padding", 0)
-        self._pads = tuple((p, p) for p in pair)
-        return pair
+        if not isinstance(padding, str):
+            return _pair(padding, op, "padding", 0)
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
+                             "['same', 'valid']")
+        if padding == "same" and self.stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided "
+                             f"convolutions (stride={self.stride})")
+        return padding
+
+    def _side_pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(before, after) padding of H and W."""
+        if self.padding == "valid":
+            return ((0, 0), (0, 0))
+        if self.padding == "same":
+            before, after = _same_padding(type(self).__name__, self.weight, self.stride,
+                                          self.dilation)
+            return ((before[0], after[0]), (before[1], after[1]))
+        return ((self.padding[0],) * 2, (self.padding[1],) * 2)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if self.padding_mode != "zeros":
-            input = _pad_by_gather(input, self._pads, self.padding_mode, type(self).__name__)
-            return F.conv2d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
-        (top, bottom), (left, right) = self._pads
-        ph, pw = max(top, bottom), max(left, right)
-        out = F.conv2d(input, weight, bias, self.stride, (ph, pw), self.dilation, self.groups)
-        if (top, left) == (bottom, right):
-            return out
-        # padding='same' with an even kernel extent: pad the larger side on both and drop
-        # the surplus leading row/column (stride is 1 here, so output rows map 1:1).
-        h, w = input.shape[-2:]
-        return out[..., ph - top: ph - top + h, pw - left: pw - left + w]
+        if self.padding_mode == "zeros":
+            return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+        input = _pad_by_gather(input, self._side_pads(), self.padding_mode, type(self).__name__)
+        return F.conv2d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self._conv_forward(input, self.weight, self.bias)
