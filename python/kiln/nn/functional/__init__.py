@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 """Differentiable ops with PyTorch's names, argument order and defaults.
 
 Each op calls a C++ forward kernel and records the matching C++ backward kernel
