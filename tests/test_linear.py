@@ -3,10 +3,11 @@ gradchecks, and bad input."""
 
 from __future__ import annotations
 
-import kiln
-import kiln.nn.functional as F
 import numpy as np
 import pytest
+
+import kiln
+import kiln.nn.functional as F
 from kiln.autograd import gradcheck
 
 
@@ -112,6 +113,17 @@ def test_matmul_operator_and_float64():
     y = kiln.tensor(a) @ kiln.tensor(b)
     assert y.dtype == np.float64
     assert rel_err(y.numpy(), (torch.tensor(a) @ torch.tensor(b)).numpy()) < 1e-12
+
+
+def test_matmul_integers():
+    a, b = np.arange(6).reshape(2, 3), np.arange(12).reshape(2, 3, 2)
+    y = F.matmul(kiln.tensor(a), kiln.tensor(b))
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y.numpy(), a @ b)
+    with pytest.raises(ValueError, match="matmul"):
+        F.matmul(kiln.tensor(a), kiln.tensor(a))
+    with pytest.raises(TypeError, match="matmul.*dtype"):
+        F.matmul(kiln.tensor(a), kiln.tensor(b.astype(np.float32)))
 
 
 def test_kernels_match_numpy():

@@ -7,10 +7,11 @@ from __future__ import annotations
 import itertools
 import warnings
 
-import kiln
-import kiln.nn.functional as F
 import numpy as np
 import pytest
+
+import kiln
+import kiln.nn.functional as F
 from kiln.autograd import gradcheck
 
 REDUCTIONS = ["mean", "sum", "none"]

@@ -6,7 +6,7 @@ import numpy as np
 
 from kiln import _C
 from kiln.autograd import Context, Function
-from kiln.nn.functional._args import check_float_tensor, contiguous
+from kiln.nn.functional._args import check_float_tensor, check_tensor, contiguous
 from kiln.tensor import Tensor
 
 __all__ = ["linear", "matmul"]
@@ -71,9 +71,21 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
 
     (..., M, K) @ (..., K, N) -> (..., M, N) with the batch dimensions broadcast; a 1-D
     first operand is a row vector and a 1-D second operand a column vector, and that unit
-    dimension is removed from the result (1-D @ 1-D gives a 0-D dot product).
+    dimension is removed from the result (1-D @ 1-D gives a 0-D dot product). float32 and
+    float64 run on the C++ gemm kernels with gradients; integer tensors multiply exactly
+    (through NumPy) without gradients.
     """
-    check_float_tensor("matmul", "input", input)
-    check_float_tensor("matmul", "other", other)
+    check_tensor("matmul", "input", input)
+    check_tensor("matmul", "other", other)
     _check_same_dtype("matmul", ("input", input), ("other", other))
+    if input.dtype.kind in "iu":
+        # Integer products (no gradient) go to NumPy, which follows the same shape rules.
+        try:
+            return Tensor._wrap(np.matmul(input.numpy(), other.numpy()))
+        except ValueError as e:
+            raise ValueError(
+                f"matmul: shapes {tuple(input.shape)} and {tuple(other.shape)} cannot be "
+                f"multiplied ({e})"
+            ) from None
+    check_float_tensor("matmul", "input", input)
     return _Matmul.apply(input, other)
