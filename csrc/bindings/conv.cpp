@@ -122,8 +122,9 @@ py::array conv2d_backward_weight(const py::array& dy, const py::array& x,
                                  const py::object& padding, const py::object& dilation,
                                  int64_t groups) {
   const char* op = "conv2d_backward_weight";
-  const ConvGeometry g = conv2d_geometry(op, shape_of(x), to_shape(weight_shape, op, "weight_shape"),
-                                         stride, padding, dilation, groups);
+  const ConvGeometry g = conv2d_geometry(
+      op, shape_of(x), to_shape(weight_shape, op, "weight_shape"), stride, padding, dilation,
+      groups);
   cpu::check_shape(op, "grad_output", shape_of(dy), g.output_shape());
   return run(op, {{&dy, "grad_output"}, {&x, "input"}}, g.weight_shape(),
              [&](const auto& p, auto* dw) { cpu::conv2d_backward_weight(g, p[0], p[1], dw); });

@@ -64,10 +64,79 @@ struct Padded {
   int64_t plane() const { return H * W; }
 };
 
+#ifdef __AVX512F__
+// out rows j = in columns j for one 16 x 16 block (unpack, then 128-bit lane
+// shuffles). The all-ones maskz forms only keep GCC 12 from a false
+// "uninitialized" warning about the unmasked intrinsics.
+inline void transpose16x16(const float* in, int64_t ldi, float* out, int64_t ldo) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * ldi);
+  for (int i = 0; i < 16; i += 2) {  // t[i] = a0 b0 a1 b1 | a4 b4 a5 b5 | ...
+    t[i] = _mm512_maskz_unpacklo_ps(0xFFFF, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, r[i], r[i + 1]);
+  }
+  auto lo = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(
+        _mm512_maskz_unpacklo_pd(0xFF, _mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  auto hi = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(
+        _mm512_maskz_unpackhi_pd(0xFF, _mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  for (int i = 0; i < 16; i += 4) {  // r[i + c] = column c of rows i..i+3, per 128-bit lane
+    r[i] = lo(t[i], t[i + 2]);
+    r[i + 1] = hi(t[i], t[i + 2]);
+    r[i + 2] = lo(t[i + 1], t[i + 3]);
+    r[i + 3] = hi(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {  // lanes 0, 2 and 1, 3 of row groups 0 and 4, 8 and 12
+    t[i] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    _mm512_storeu_ps(out + i * ldo, _mm512_maskz_shuffle_f32x4(0xFFFF, t[i], t[i + 8], 0x88));
+    _mm512_storeu_ps(out + (i + 8) * ldo, _mm512_maskz_shuffle_f32x4(0xFFFF, t[i], t[i + 8], 0xdd));
+  }
+}
+#endif
+
 // dst[t] = src[t * stride] for t < n.
 template <typename T>
 inline void copy_run(T* dst, const T* src, int64_t stride, int64_t n) {
-  for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
+  if (stride != 1) {
+    for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
+    return;
+  }
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {  // image rows are short: no memmove call
+    int64_t t = 0;
+    for (; t + 16 <= n; t += 16) _mm512_storeu_ps(dst + t, _mm512_loadu_ps(src + t));
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - t)) - 1);
+    if (m != 0) _mm512_mask_storeu_ps(dst + t, m, _mm512_maskz_loadu_ps(m, src + t));
+    return;
+  }
+#endif
+  std::copy(src, src + n, dst);
+}
+
+// out[j * ldo + i] = in[i * ldi + j] for i < rows, j < cols: between the
+// pixel-major blocks of the direct convolution and NCHW.
+template <typename T>
+void transpose(const T* in, int64_t ldi, int64_t rows, int64_t cols, T* out, int64_t ldo) {
+  int64_t i0 = 0, j0 = 0;
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {
+    // Along each band of 16 out rows, so that out (often NCHW, rows 4 KiB apart)
+    // fills whole cache lines in order.
+    for (; j0 + 16 <= cols; j0 += 16)
+      for (i0 = 0; i0 + 16 <= rows; i0 += 16)
+        transpose16x16(in + i0 * ldi + j0, ldi, out + j0 * ldo + i0, ldo);
+  }
+#endif
+  for (int64_t j = 0; j < cols; ++j)  // what the 16 x 16 blocks left: a bottom and a right edge
+    for (int64_t i = j < j0 ? i0 : 0; i < rows; ++i) out[j * ldo + i] = in[i * ldi + j];
 }
 
 // The same for im2col, whose buffers end in kSlack spare elements: contiguous
@@ -107,8 +176,8 @@ void pad_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* x, 
   const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
   for (int64_t c = 0; c < C; ++c)
     for (int64_t i = i0; i < i1; ++i)
-      std::copy_n(x + (c * g.H + i - g.pad_h) * g.W + (j0 - g.pad_w), j1 - j0,
-                  xp + (c * pd.H + i) * pd.W + j0);
+      copy_run(xp + (c * pd.H + i) * pd.W + j0, x + (c * g.H + i - g.pad_h) * g.W + (j0 - g.pad_w),
+               1, j1 - j0);
 }
 
 // The adjoint of pad_planes: dx = the input-sized window of dxp.
@@ -296,10 +365,10 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
       tap_gemm<T>(cols, Kg, Cg, RS, xp.get(), window.data() + px0, tap.data(), pd.plane(),
                   wt.get() + grp * RS * Cg * Kp, Kp, yt.get(), Kp, false);
       T* out = y + img * Kg * PQ + px0;
-      for (int64_t k = 0; k < Kg; ++k) {
-        const T b = bias != nullptr ? bias[grp * Kg + k] : T(0);
-        for (int64_t i = 0; i < cols; ++i) out[k * PQ + i] = yt[i * Kp + k] + b;
-      }
+      transpose(yt.get(), Kp, cols, Kg, out, PQ);
+      if (bias != nullptr)
+        for (int64_t k = 0; k < Kg; ++k)
+          for (int64_t i = 0; i < cols; ++i) out[k * PQ + i] += bias[grp * Kg + k];
     }
   });
 }
@@ -396,9 +465,7 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
         for (int64_t n = n0; n < n1; ++n) {
           pad_planes(g, pd, g.C, x + n * g.C * HW, xp.get());
           for (int64_t grp = 0; grp < g.groups; ++grp) {
-            const T* dyg = dy + (n * g.K + grp * Kg) * PQ;
-            for (int64_t k = 0; k < Kg; ++k)
-              for (int64_t i = 0; i < PQ; ++i) dyt[i * Kp + k] = dyg[k * PQ + i];
+            transpose(dy + (n * g.K + grp * Kg) * PQ, PQ, Kg, PQ, dyt.get(), Kp);
             for (int64_t r = 0; r < g.R; ++r)
               for (int64_t s = 0; s < g.S; ++s) {
                 const T* window = xp.get() + grp * Cg * pd.plane() + r * g.dil_h * pd.W +
