@@ -120,58 +120,77 @@ inline void from_max_key(uint64_t key, float& v, int64_t& pos) {
 // The horizontal half of a separable max pool: out[ow] = pick over kernel
 // columns k of col[ow * sw + k * dw], where col holds one value per input
 // column preceded by the left padding and followed by enough right padding,
-// all padding being pick's identity (-inf, or key 0). No range checks remain,
-// and the common windows get compile-time sizes: short runtime loops of 16 or
-// 32 outputs otherwise cost more in loop overhead than in arithmetic.
-struct PaddedColumns {
-  int64_t left, length;  // col[left + iw] is input column iw; `length` entries in all
-  PaddedColumns(const Pool2dSizes& s, const Pool2dWindow& w)
-      : left(w.padding[1]),
-        length(std::max(w.padding[1] + s.in_w,
-                        (s.out_w - 1) * w.stride[1] + (w.kernel[1] - 1) * w.dilation[1] + 1)) {}
+// all padding being pick's identity (-inf, or key 0), so no range checks
+// remain. Rows are short (16 or 32 outputs), so loop shape matters more than
+// arithmetic here.
+template <typename V>
+class WindowReducer {
+ public:
+  WindowReducer(const Pool2dSizes& s, const Pool2dWindow& w)
+      : out_w_(s.out_w), kernel_(w.kernel[1]), stride_(w.stride[1]), dilation_(w.dilation[1]),
+        left_(w.padding[1]),
+        length_(std::max(left_ + s.in_w, s.out_w * stride_ + kernel_ * dilation_) + 2),
+        even_(length_ / 2 + 1), odd_(length_ / 2 + 1) {}
+
+  int64_t left() const { return left_; }      // col[left() + iw] holds input column iw
+  int64_t length() const { return length_; }  // entries col needs
+
+  template <typename Pick>
+  void operator()(V* __restrict__ out, const V* __restrict__ col, Pick pick) {
+    const int64_t out_w = out_w_, kernel = kernel_, stride = stride_, dilation = dilation_;
+    // 16 float lanes: a stride-2 tap beyond the first pair makes the compiler
+    // peel a scalar tail as long as a whole 16-output row, so floats split col
+    // into even and odd columns, and every tap reads a contiguous run. 8-lane
+    // keys run faster with the taps unrolled at compile time.
+    const bool pair_only = dilation == 1 && kernel == 2;
+    if (sizeof(V) < 8 && stride == 2 && !pair_only) {
+      V* __restrict__ even = even_.data();
+      V* __restrict__ odd = odd_.data();
+      for (int64_t j = 0; j < length_ / 2; ++j) {
+        even[j] = col[2 * j];
+        odd[j] = col[2 * j + 1];
+      }
+      for (int64_t k = 0; k < kernel; ++k) {
+        const int64_t offset = k * dilation;  // col[2 ow + offset]
+        const V* run = (offset % 2 ? odd : even) + offset / 2;
+        for (int64_t ow = 0; ow < out_w; ++ow) out[ow] = k == 0 ? run[ow] : pick(out[ow], run[ow]);
+      }
+      return;
+    }
+    if (pair_only && stride == 2) return fixed<2, 2>(out, col, pick);
+    if (dilation == 1 && kernel == 3 && stride == 2) return fixed<3, 2>(out, col, pick);
+    if (dilation == 1 && kernel == 3 && stride == 1) return fixed<3, 1>(out, col, pick);
+    if (pair_only && stride == 1) return fixed<2, 1>(out, col, pick);
+    for (int64_t k = 0; k < kernel; ++k) {
+      const V* tap = col + k * dilation;
+      for (int64_t ow = 0; ow < out_w; ++ow)
+        out[ow] = k == 0 ? tap[ow * stride] : pick(out[ow], tap[ow * stride]);
+    }
+  }
+
+ private:
+  template <int kKernel, int kStride, typename Pick>
+  void fixed(V* __restrict__ out, const V* __restrict__ col, Pick pick) const {
+    for (int64_t ow = 0; ow < out_w_; ++ow) {
+      V m = col[ow * kStride];
+      for (int k = 1; k < kKernel; ++k) m = pick(m, col[ow * kStride + k]);
+      out[ow] = m;
+    }
+  }
+
+  int64_t out_w_, kernel_, stride_, dilation_, left_, length_;
+  std::vector<V> even_, odd_;
 };
 
-template <int kKernel, int kStride, typename V, typename Pick>
-void reduce_window_fixed(V* out, const V* col, int64_t out_w, Pick pick) {
-  for (int64_t ow = 0; ow < out_w; ++ow) {
-    V m = col[ow * kStride];
-    for (int k = 1; k < kKernel; ++k) m = pick(m, col[ow * kStride + k]);
-    out[ow] = m;
-  }
-}
-
-template <int kStride, typename V, typename Pick>
-void reduce_window_strided(V* out, const V* col, int64_t out_w, int64_t kernel, int64_t stride,
-                           int64_t dilation, Pick pick) {
-  const int64_t st = kStride > 0 ? kStride : stride;
-  for (int64_t ow = 0; ow < out_w; ++ow) out[ow] = col[ow * st];
-  for (int64_t k = 1; k < kernel; ++k) {
-    const V* ck = col + k * dilation;
-    for (int64_t ow = 0; ow < out_w; ++ow) out[ow] = pick(out[ow], ck[ow * st]);
-  }
-}
-
-template <typename V, typename Pick>
-void reduce_window(V* out, const V* col, int64_t out_w, const Pool2dWindow& w, Pick pick) {
-  const int64_t k = w.kernel[1], s = w.stride[1], d = w.dilation[1];
-  if (d == 1 && k == 2 && s == 2) return reduce_window_fixed<2, 2>(out, col, out_w, pick);
-  if (d == 1 && k == 3 && s == 2) return reduce_window_fixed<3, 2>(out, col, out_w, pick);
-  if (d == 1 && k == 3 && s == 1) return reduce_window_fixed<3, 1>(out, col, out_w, pick);
-  if (d == 1 && k == 2 && s == 1) return reduce_window_fixed<2, 1>(out, col, out_w, pick);
-  if (s == 1) return reduce_window_strided<1>(out, col, out_w, k, s, d, pick);
-  if (s == 2) return reduce_window_strided<2>(out, col, out_w, k, s, d, pick);
-  reduce_window_strided<0>(out, col, out_w, k, s, d, pick);
-}
-
 // Scratch for one plane: column maxima (value, row) of one output row, their
-// keys (padded), and the output keys of the plane.
+// keys (padded for the reducer), and the output keys of the plane.
 struct KeyedScratch {
-  PaddedColumns pad;
+  WindowReducer<uint64_t> reduce;
   std::vector<float> col_value;
   std::vector<int32_t> col_row;
   std::vector<uint64_t> col, out;
   KeyedScratch(const Pool2dSizes& s, const Pool2dWindow& w)
-      : pad(s, w), col_value(s.in_w), col_row(s.in_w), col(pad.length, 0),
+      : reduce(s, w), col_value(s.in_w), col_row(s.in_w), col(reduce.length(), 0),
         out(s.out_h * s.out_w) {}
 };
 
@@ -183,7 +202,7 @@ void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Pool2dS
   const int64_t kh = w.kernel[0], sh = w.stride[0], ph = w.padding[0], dh = w.dilation[0];
   float* cv = scratch.col_value.data();
   int32_t* cr = scratch.col_row.data();
-  uint64_t* col = scratch.col.data() + scratch.pad.left;
+  uint64_t* col = scratch.col.data() + scratch.reduce.left();
   for (int64_t oh = 0; oh < out_h; ++oh) {
     const int64_t h0 = oh * sh - ph;
     const TapRange rows = taps_inside(h0, in_h, kh, dh);
@@ -206,8 +225,8 @@ void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Pool2dS
     } else {
       std::fill(col, col + in_w, 0);
     }
-    reduce_window(scratch.out.data() + oh * out_w, scratch.col.data(), out_w, w,
-                  [](uint64_t a, uint64_t b) { return std::max(a, b); });
+    scratch.reduce(scratch.out.data() + oh * out_w, scratch.col.data(),
+                   [](uint64_t a, uint64_t b) { return std::max(a, b); });
   }
   const uint64_t* keys = scratch.out.data();
   for (int64_t o = 0; o < out_h * out_w; ++o) from_max_key(keys[o], yp[o], ip[o]);
@@ -218,13 +237,13 @@ void max_pool_plane_keyed(const float* xp, float* yp, int64_t* ip, const Pool2dS
 template <typename T>
 void max_pool2d_values(const T* x, T* y, const Pool2dSizes& s, const Pool2dWindow& w) {
   const auto pick = [](T current, T v) { return takes_max(v, current) ? v : current; };
-  const PaddedColumns pad(s, w);
   const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
   parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
     const int64_t in_h = s.in_h, in_w = s.in_w, out_h = s.out_h, out_w = s.out_w;
     const int64_t kh = w.kernel[0], sh = w.stride[0], ph = w.padding[0], dh = w.dilation[0];
-    std::vector<T> padded(pad.length, neg_inf<T>());
-    T* cp = padded.data() + pad.left;
+    WindowReducer<T> reduce(s, w);
+    std::vector<T> padded(reduce.length(), neg_inf<T>());
+    T* cp = padded.data() + reduce.left();
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * in_h * in_w;
       for (int64_t oh = 0; oh < out_h; ++oh) {
@@ -235,7 +254,7 @@ void max_pool2d_values(const T* x, T* y, const Pool2dSizes& s, const Pool2dWindo
           const T* xr = xp + (h0 + r * dh) * in_w;
           for (int64_t iw = 0; iw < in_w; ++iw) cp[iw] = pick(cp[iw], xr[iw]);
         }
-        reduce_window(y + (p * out_h + oh) * out_w, padded.data(), out_w, w, pick);
+        reduce(y + (p * out_h + oh) * out_w, padded.data(), pick);
       }
     }
   });
