@@ -60,6 +60,13 @@ T lane_sum(int64_t n, F f) {
   return s;
 }
 
+// max by value: std::max returns a reference, a select between addresses that the
+// vectorizer does not take.
+template <typename T>
+T max_of(T a, T b) {
+  return a < b ? b : a;
+}
+
 template <typename T>
 T gelu_tanh_arg(T v) {
   return T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
@@ -239,10 +246,10 @@ T row_max(const T* x, int64_t n) {
   std::fill(acc, acc + kLanes, x[0]);
   int64_t d = 0;
   for (; d + kLanes <= n; d += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] = std::max(acc[l], x[d + l]);
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] = max_of(acc[l], x[d + l]);
   T m = x[0];
-  for (; d < n; ++d) m = std::max(m, x[d]);
-  for (int64_t l = 0; l < kLanes; ++l) m = std::max(m, acc[l]);
+  for (; d < n; ++d) m = max_of(m, x[d]);
+  for (int64_t l = 0; l < kLanes; ++l) m = max_of(m, acc[l]);
   return m;
 }
 
@@ -271,19 +278,20 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner
     T* ys = y + base;
     std::copy(xs, xs + w, m);
     for (int64_t d = 1; d < dim; ++d)
-      for (int64_t i = 0; i < w; ++i) m[i] = std::max(m[i], xs[d * inner + i]);
+      for (int64_t i = 0; i < w; ++i) m[i] = max_of(m[i], xs[d * inner + i]);
     std::fill(s, s + w, T(0));
-    for (int64_t d = 0; d < dim; ++d)
-      for (int64_t i = 0; i < w; ++i) {
-        const T e = vmath::exp(xs[d * inner + i] - m[i]);
-        s[i] += e;
-        if (!log) ys[d * inner + i] = e;
-      }
     if (log) {
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i) s[i] += vmath::exp(xs[d * inner + i] - m[i]);
       for (int64_t i = 0; i < w; ++i) s[i] = std::log(s[i]);
       for (int64_t d = 0; d < dim; ++d)
         for (int64_t i = 0; i < w; ++i) ys[d * inner + i] = (xs[d * inner + i] - m[i]) - s[i];
     } else {
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i) {
+          ys[d * inner + i] = vmath::exp(xs[d * inner + i] - m[i]);
+          s[i] += ys[d * inner + i];
+        }
       for (int64_t i = 0; i < w; ++i) s[i] = T(1) / s[i];
       for (int64_t d = 0; d < dim; ++d)
         for (int64_t i = 0; i < w; ++i) ys[d * inner + i] *= s[i];
@@ -297,22 +305,38 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t outer, int64_t dim
                       bool log) {
   check_softmax(log ? "log_softmax_backward" : "softmax_backward", outer, dim, inner);
   if (dim == 0) return;
-  // dx = dy - exp(y) sum(dy)  (log)   or   y (dy - sum(dy y))
-  auto term = [&](int64_t k) { return log ? dy[k] : dy[k] * y[k]; };
-  auto grad = [&](int64_t k, T s) {
-    return log ? dy[k] - vmath::exp(y[k]) * s : y[k] * (dy[k] - s);
+  // dx = dy - exp(y) sum(dy)  (log)   or   y (dy - sum(dy y)). The pointers are
+  // copied into each slice's locals: read through the closure they could alias dx,
+  // and the loops would not vectorize.
+  auto row = [&, log](int64_t base) {
+    const T *ys = y + base, *gs = dy + base;
+    T* xs = dx + base;
+    if (log) {
+      const T s = lane_sum<T>(dim, [&](int64_t d) { return gs[d]; });
+      for (int64_t d = 0; d < dim; ++d) xs[d] = gs[d] - vmath::exp(ys[d]) * s;
+    } else {
+      const T s = lane_sum<T>(dim, [&](int64_t d) { return gs[d] * ys[d]; });
+      for (int64_t d = 0; d < dim; ++d) xs[d] = ys[d] * (gs[d] - s);
+    }
   };
-  auto row = [&](int64_t base) {
-    const T s = lane_sum<T>(dim, [&](int64_t d) { return term(base + d); });
-    for (int64_t d = 0; d < dim; ++d) dx[base + d] = grad(base + d, s);
-  };
-  auto tile = [&](int64_t base, int64_t w) {
+  auto tile = [&, log](int64_t base, int64_t w) {
+    const T *ys = y + base, *gs = dy + base;
+    T* xs = dx + base;
     T s[kTile];
     std::fill(s, s + w, T(0));
-    for (int64_t d = 0; d < dim; ++d)
-      for (int64_t i = 0; i < w; ++i) s[i] += term(base + d * inner + i);
-    for (int64_t d = 0; d < dim; ++d)
-      for (int64_t i = 0; i < w; ++i) dx[base + d * inner + i] = grad(base + d * inner + i, s[i]);
+    if (log) {
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i) s[i] += gs[d * inner + i];
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i)
+          xs[d * inner + i] = gs[d * inner + i] - vmath::exp(ys[d * inner + i]) * s[i];
+    } else {
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i) s[i] += gs[d * inner + i] * ys[d * inner + i];
+      for (int64_t d = 0; d < dim; ++d)
+        for (int64_t i = 0; i < w; ++i)
+          xs[d * inner + i] = ys[d * inner + i] * (gs[d * inner + i] - s[i]);
+    }
   };
   for_each_slice(outer, dim, inner, row, tile);
 }
