@@ -43,23 +43,6 @@ void map_binary(const T* a, const T* g, T* out, int64_t n, F f) {
   });
 }
 
-// Reductions keep kLanes partial sums, so their loops vectorize without
-// reassociating one floating-point sum.
-constexpr int64_t kLanes = 16;
-
-// sum_{d < n} f(d) in kLanes partial sums.
-template <typename T, typename F>
-T lane_sum(int64_t n, F f) {
-  T acc[kLanes] = {};
-  int64_t d = 0;
-  for (; d + kLanes <= n; d += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] += f(d + l);
-  T s = 0;
-  for (; d < n; ++d) s += f(d);
-  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
-}
-
 // max by value: std::max returns a reference, a select between addresses that the
 // vectorizer does not take.
 template <typename T>
@@ -193,7 +176,8 @@ void prelu_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, int64_t o
       for (int64_t o = 0; o < outer; ++o) {
         const T* xs = x + (o * channels + c) * inner;
         const T* gs = dy + (o * channels + c) * inner;
-        s += lane_sum<T>(inner, [&](int64_t i) { return xs[i] > T(0) ? T(0) : xs[i] * gs[i]; });
+        s += vmath::lane_sum<T>(inner,
+                                [&](int64_t i) { return xs[i] > T(0) ? T(0) : xs[i] * gs[i]; });
       }
       acc[c] = s;
     }
@@ -215,8 +199,8 @@ void check_softmax(const char* op, int64_t outer, int64_t dim, int64_t inner) {
 }
 
 // Softmax work comes in slices reduced independently: with inner == 1 a slice is
-// one contiguous row, reduced in lanes (lane_sum, row_max); otherwise it is (one
-// outer index, a tile of up to kTile inner columns), the columns reduced side by
+// one contiguous row, reduced in lanes (vmath::lane_sum, row_max); otherwise it is
+// (one outer index, a tile of up to kTile inner columns), the columns reduced side by
 // side over dim. Either way the innermost loops are contiguous and vectorize.
 constexpr int64_t kTile = 256;
 
@@ -242,14 +226,14 @@ void for_each_slice(int64_t outer, int64_t dim, int64_t inner, Row row, Tile til
 
 template <typename T>
 T row_max(const T* x, int64_t n) {
-  T acc[kLanes];
-  std::fill(acc, acc + kLanes, x[0]);
+  T acc[vmath::kLanes];
+  std::fill(acc, acc + vmath::kLanes, x[0]);
   int64_t d = 0;
-  for (; d + kLanes <= n; d += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] = max_of(acc[l], x[d + l]);
+  for (; d + vmath::kLanes <= n; d += vmath::kLanes)
+    for (int64_t l = 0; l < vmath::kLanes; ++l) acc[l] = max_of(acc[l], x[d + l]);
   T m = x[0];
   for (; d < n; ++d) m = max_of(m, x[d]);
-  for (int64_t l = 0; l < kLanes; ++l) m = max_of(m, acc[l]);
+  for (int64_t l = 0; l < vmath::kLanes; ++l) m = max_of(m, acc[l]);
   return m;
 }
 
@@ -264,11 +248,12 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner
     T* ys = y + base;
     const T m = row_max(xs, dim);
     if (log) {  // (x - m) - log(s), not x - (m + log(s)): m + log(s) would round at |m|'s scale
-      const T ls = std::log(lane_sum<T>(dim, [&](int64_t d) { return vmath::exp(xs[d] - m); }));
+      const T ls =
+          std::log(vmath::lane_sum<T>(dim, [&](int64_t d) { return vmath::exp(xs[d] - m); }));
       for (int64_t d = 0; d < dim; ++d) ys[d] = (xs[d] - m) - ls;
     } else {
       for (int64_t d = 0; d < dim; ++d) ys[d] = vmath::exp(xs[d] - m);
-      const T inv = T(1) / lane_sum<T>(dim, [&](int64_t d) { return ys[d]; });
+      const T inv = T(1) / vmath::lane_sum<T>(dim, [&](int64_t d) { return ys[d]; });
       for (int64_t d = 0; d < dim; ++d) ys[d] *= inv;
     }
   };
@@ -312,10 +297,10 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t outer, int64_t dim
     const T *ys = y + base, *gs = dy + base;
     T* xs = dx + base;
     if (log) {
-      const T s = lane_sum<T>(dim, [&](int64_t d) { return gs[d]; });
+      const T s = vmath::lane_sum<T>(dim, [&](int64_t d) { return gs[d]; });
       for (int64_t d = 0; d < dim; ++d) xs[d] = gs[d] - vmath::exp(ys[d]) * s;
     } else {
-      const T s = lane_sum<T>(dim, [&](int64_t d) { return gs[d] * ys[d]; });
+      const T s = vmath::lane_sum<T>(dim, [&](int64_t d) { return gs[d] * ys[d]; });
       for (int64_t d = 0; d < dim; ++d) xs[d] = ys[d] * (gs[d] - s);
     }
   };

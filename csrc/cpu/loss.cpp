@@ -7,6 +7,7 @@
 #include "common/check.h"
 #include "common/parallel.h"
 #include "cpu/activation.h"
+#include "cpu/vmath.h"
 
 namespace kiln {
 namespace {
@@ -135,10 +136,11 @@ T nll_loss_forward(const T* logp, ClassDims d, const ClassTargets<T>& t, Reducti
     const int64_t c = t.target[i];
     if (c == t.ignore_index) return 0.0;
     double l = -(1 - eps) * class_weight(t.weight, c) * logp[at(d, i, c)];
-    if (eps > 0) {
-      double s = 0;
-      for (int64_t k = 0; k < d.C; ++k) s += class_weight(t.weight, k) * logp[at(d, i, k)];
-      l -= smooth * s;
+    if (eps > 0) {  // sum_k w_k logp_k, the classes S apart
+      const T* lp = logp + at(d, i, 0);
+      const T* w = t.weight;
+      l -= smooth * (w ? vmath::lane_sum<T>(d.C, [&](int64_t k) { return w[k] * lp[k * d.S]; })
+                       : vmath::lane_sum<T>(d.C, [&](int64_t k) { return lp[k * d.S]; }));
     }
     return l;
   });

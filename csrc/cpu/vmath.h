@@ -1,6 +1,7 @@
-// exp, expm1 and tanh in branch-free float arithmetic that the compiler
-// vectorizes. glibc's expf/expm1f/tanhf are opaque scalar calls: a loop calling
-// them runs one element at a time unless built with -ffast-math, which kiln avoids.
+// exp, expm1, tanh and erf in branch-free float arithmetic that the compiler
+// vectorizes, and a lane-wise sum. glibc's expf/expm1f/tanhf are opaque scalar
+// calls: a loop calling them runs one element at a time unless built with
+// -ffast-math, which kiln avoids.
 // double keeps the std:: functions (gradient checks want their last bit).
 //
 //   exp(x)   = 2^n exp(r),  n = round(x / ln2),  r = x - n ln2 in [-ln2/2, ln2/2]
@@ -83,6 +84,23 @@ inline float erf(float x) {
   p = p * t - 0.284496736f;
   p = p * t + 0.254829592f;
   return std::copysign(1.0f - p * t * vmath::exp(-a * a), x);
+}
+
+// Reductions keep kLanes partial sums, so their loops vectorize without
+// reassociating one floating-point sum (which only -ffast-math would allow).
+constexpr int64_t kLanes = 16;
+
+// sum_{i < n} f(i), in kLanes partial sums.
+template <typename T, typename F>
+T lane_sum(int64_t n, F f) {
+  T acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += f(i + l);
+  T s = 0;
+  for (; i < n; ++i) s += f(i);
+  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
 }
 
 inline double exp(double x) { return std::exp(x); }
