@@ -110,11 +110,14 @@ inline void copy_run(T* dst, const T* src, int64_t stride, int64_t n) {
     return;
   }
 #ifdef __AVX512F__
-  if constexpr (std::is_same_v<T, float>) {  // image rows are short: no memmove call
-    int64_t t = 0;
+  if constexpr (std::is_same_v<T, float>) {  // image rows are short: no memmove call,
+    int64_t t = 0;                              // no masked stores (slow here)
     for (; t + 16 <= n; t += 16) _mm512_storeu_ps(dst + t, _mm512_loadu_ps(src + t));
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - t)) - 1);
-    if (m != 0) _mm512_mask_storeu_ps(dst + t, m, _mm512_maskz_loadu_ps(m, src + t));
+    if (t + 8 <= n) {
+      _mm256_storeu_ps(dst + t, _mm256_loadu_ps(src + t));
+      t += 8;
+    }
+    for (; t < n; ++t) dst[t] = src[t];
     return;
   }
 #endif
@@ -336,13 +339,10 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, Kp = padded_channels(Kg);
   const Padded pd(g);
-  // B: wt[g, r, s, c, k], zero beyond Kg.
-  auto wt = scratch<T>(static_cast<size_t>(g.groups * RS * Cg * Kp));
+  // B: wt[g, c, r, s, k] = w[g*Kg + k, c, r, s], zero beyond Kg.
+  auto wt = scratch<T>(static_cast<size_t>(g.groups * Cg * RS * Kp));
   for (int64_t grp = 0; grp < g.groups; ++grp)
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t rs = 0; rs < RS; ++rs)
-          wt[((grp * RS + rs) * Cg + c) * Kp + k] = w[((grp * Kg + k) * Cg + c) * RS + rs];
+    transpose(w + grp * Kg * Cg * RS, Cg * RS, Kg, Cg * RS, wt.get() + grp * Cg * RS * Kp, Kp);
   std::vector<int64_t> window(static_cast<size_t>(PQ)), tap(static_cast<size_t>(RS));
   for (int64_t p = 0; p < g.P; ++p)
     for (int64_t q = 0; q < g.Q; ++q) window[p * g.Q + q] = p * g.stride_h * pd.W + q * g.stride_w;
@@ -363,7 +363,7 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
         in_xp = img;
       }
       tap_gemm<T>(cols, Kg, Cg, RS, xp.get(), window.data() + px0, tap.data(), pd.plane(),
-                  wt.get() + grp * RS * Cg * Kp, Kp, yt.get(), Kp, false);
+                  wt.get() + grp * Cg * RS * Kp, Kp, RS * Kp, yt.get(), Kp, false);
       T* out = y + img * Kg * PQ + px0;
       transpose(yt.get(), Kp, cols, Kg, out, PQ);
       if (bias != nullptr)
@@ -389,23 +389,24 @@ std::vector<Scratch<T>> accumulate_chunks(int64_t tasks, int64_t grain, int64_t 
   return parts;
 }
 
-// dw[g*Kg + k, c, r, s] = sum over the accumulators of part[at(g, c, r*S + s) + k].
-template <typename T, typename At>
-void sum_weight_parts(const ConvGeometry& g, const std::vector<Scratch<T>>& parts, At&& at,
+// The weight gradient from the chunks' accumulators dW^T[g, c*R*S + r*S + s, k]
+// (output channels padded to Kp): summed, then transposed into dw (K, C/G, R, S).
+template <typename T>
+void sum_weight_parts(const ConvGeometry& g, std::vector<Scratch<T>>& parts, int64_t Kp,
                       T* dw) {
-  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
-  parallel_for(0, g.K, grain_for(Cg * RS * static_cast<int64_t>(parts.size())),
-               [&](int64_t k0, int64_t k1) {
-                 for (int64_t kk = k0; kk < k1; ++kk) {
-                   const int64_t grp = kk / Kg, k = kk % Kg;
-                   for (int64_t c = 0; c < Cg; ++c)
-                     for (int64_t rs = 0; rs < RS; ++rs) {
-                       T sum = 0;
-                       for (const auto& part : parts) sum += part[at(grp, c, rs) + k];
-                       dw[(kk * Cg + c) * RS + rs] = sum;
-                     }
-                 }
-               });
+  const int64_t Kg = g.K / g.groups, CRS = g.C / g.groups * g.R * g.S;
+  const int64_t size = g.groups * CRS * Kp;
+  T* total = parts.empty() ? nullptr : parts[0].get();
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const T* part = parts[i].get();
+    for (int64_t e = 0; e < size; ++e) total[e] += part[e];
+  }
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    if (total != nullptr)
+      transpose(total + grp * CRS * Kp, Kp, CRS, Kg, dw + grp * Kg * CRS, CRS);
+    else
+      std::fill(dw + grp * Kg * CRS, dw + (grp + 1) * Kg * CRS, T(0));
+  }
 }
 
 // dW^T[g, crs, k] += im2col block . dY^T block, 64 pixels at a time.
@@ -415,7 +416,7 @@ void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* d
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
   const int64_t Kp = padded_channels(Kg);
   const Padded pd(g);
-  const auto parts = accumulate_chunks<T>(
+  auto parts = accumulate_chunks<T>(
       g.N * blocks, grain_for(2 * g.K * CRS * kBlock), g.groups * CRS * Kp,
       [&](int64_t t0, int64_t t1, T* part) {
         auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane() + kSlack));
@@ -439,14 +440,11 @@ void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* d
           }
         }
       });
-  const int64_t RS = g.R * g.S;
-  sum_weight_parts(g, parts, [&](int64_t grp, int64_t c, int64_t rs) {
-    return (grp * CRS + c * RS + rs) * Kp;
-  }, dw);
+  sum_weight_parts(g, parts, Kp, dw);
 }
 
 // The direct weight gradient, per image, group and tap (r, s):
-// dW^T[g, r, s, c, k] += sum over output pixels (p, q) of
+// dW^T[g, c*R*S + r*S + s, k] += sum over output pixels (p, q) of
 // xp[c, window(p, q) + tap(r, s)] * dY^T[p*Q + q, k]: a tap_gemm whose "taps" are
 // the output rows p, reading the padded image in place.
 template <typename T>
@@ -457,8 +455,8 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
   std::vector<int64_t> channel(static_cast<size_t>(Cg)), out_row(static_cast<size_t>(g.P));
   for (int64_t c = 0; c < Cg; ++c) channel[c] = c * pd.plane();
   for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W;
-  const auto parts = accumulate_chunks<T>(
-      g.N, grain_for(2 * g.K * Cg * RS * PQ), g.groups * RS * Cg * Kp,
+  auto parts = accumulate_chunks<T>(
+      g.N, grain_for(2 * g.K * Cg * RS * PQ), g.groups * Cg * RS * Kp,
       [&](int64_t n0, int64_t n1, T* part) {
         auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane()));
         auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
@@ -471,15 +469,13 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
                 const T* window = xp.get() + grp * Cg * pd.plane() + r * g.dil_h * pd.W +
                                   s * g.dil_w;
                 tap_gemm<T>(Cg, Kg, g.Q, g.P, window, channel.data(), out_row.data(),
-                            g.stride_w, dyt.get(), Kp,
-                            part + ((grp * RS + r * g.S + s) * Cg) * Kp, Kp, true);
+                            g.stride_w, dyt.get(), g.Q * Kp, Kp,
+                            part + (grp * Cg * RS + r * g.S + s) * Kp, RS * Kp, true);
               }
           }
         }
       });
-  sum_weight_parts(g, parts, [&](int64_t grp, int64_t c, int64_t rs) {
-    return ((grp * RS + rs) * Cg + c) * Kp;
-  }, dw);
+  sum_weight_parts(g, parts, Kp, dw);
 }
 
 }  // namespace

@@ -1,25 +1,31 @@
 // 2-D convolution (cross-correlation, as PyTorch) and its transpose, NCHW.
 //
 // conv2d, forward and backward side by side. Shapes: x (N, C, H, W),
-// w (K, C/G, R, S), y (N, K, P, Q), groups G; channel k of group g = k / (K/G)
-// sees input channels g*C/G .. (g+1)*C/G - 1.
+// w (K, C/G, R, S), y (N, K, P, Q), groups G; output channel k belongs to group
+// g = k / (K/G), which sees input channels gC' .. gC' + C' - 1 (C' = C/G).
 //
-//   forward:          y[n,k,p,q]  = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n, gC+c, ih, iw]
+//   forward:          y[n,k,p,q]  = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n, gC'+c, ih, iw]
 //                     ih = p*stride_h - pad_h + r*dil_h,  iw = q*stride_w - pad_w + s*dil_w
 //                     (x is zero outside [0,H) x [0,W))
 //                     P = (H + 2*pad_h - dil_h*(R-1) - 1) / stride_h + 1   (Q likewise)
-//   backward input:   dx[n, gC+c, ih, iw] = sum_{k,r,s,p,q with ih, iw as above} w[k,c,r,s] * dy[n,k,p,q]
-//   backward weight:  dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n, gC+c, ih, iw]
+//   backward input:   dx[n, gC'+c, ih, iw] = sum over (k, r, s, p, q) reaching (ih, iw)
+//                                            of w[k,c,r,s] * dy[n,k,p,q]
+//   backward weight:  dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n, gC'+c, ih, iw]
 //   backward bias:    db[k]       = sum_{n,p,q} dy[n,k,p,q]
 //
-// As matrices, per image n and group g, with the im2col matrix
-// col[(c,r,s), (p,q)] = x[n, gC+c, ih, iw]  (C/G*R*S rows, P*Q columns):
-//
-//   forward:          Y[K/G, PQ]      = W[K/G, CRS] . col[CRS, PQ]
-//   backward input:   dcol[CRS, PQ]   = W^T . dY[K/G, PQ], then col2im adds dcol into dx;
-//                     with stride 1 it is instead a forward convolution of dy by
-//                     the flipped, transposed weight (no scatter)
-//   backward weight:  dW^T[CRS, K/G] += col[CRS, PQ] . dY^T[PQ, K/G]   (summed over n)
+// How (per image and group; xp = the image zero-padded once, so no window
+// needs a bounds check):
+//   forward, direct (float, AVX-512): for a block of output pixels,
+//     Y^T[pixel, k] = sum_{r,s} sum_c xp[c, window(pixel) + tap(r,s)] * w[k,c,r,s]
+//     one tap_gemm (gemm_tile.h) reading xp in place, then transposed into y;
+//   forward, im2col (float64, or no AVX-512): Y[K/G, PQ] = W[K/G, C'RS] . col[C'RS, PQ],
+//     col[(c,r,s), (p,q)] = xp[c, window(p,q) + tap(r,s)], 64 pixels at a time;
+//   backward input: with stride 1, a forward convolution of dy by the flipped,
+//     transposed weight (w'[c,k,r,s] = w[k,c,R-1-r,S-1-s], padding dil*(R-1) - pad);
+//     otherwise dcol = W^T . dY block by block, scattered into dx (col2im);
+//   backward weight: dW^T[(c,r,s), k] += sum over pixels of
+//     xp[c, window(pixel) + tap(r,s)] * dY^T[pixel, k], summed over images
+//     (directly with tap_gemm, or as col . dY^T).
 //
 // conv_transpose2d is the same pair of maps swapped: its forward is conv2d's
 // backward input, its backward input is conv2d's forward, and its weight
@@ -27,9 +33,7 @@
 // x (N, Cin, H, W), w (Cin, Cout/G, R, S), y (N, Cout, Hout, Wout) with
 //   Hout = (H-1)*stride_h - 2*pad_h + dil_h*(R-1) + output_padding_h + 1   (Wout likewise).
 //
-// The matrix products run block by block (64 output pixels at a time, the
-// block's im2col rows in cache) on gemm_tile; images, groups and blocks are
-// spread over the thread pool.
+// Images, groups and pixel blocks are spread over the thread pool.
 #pragma once
 
 #include <array>

@@ -19,7 +19,7 @@ namespace {
 template <typename T>
 void tap_gemm_loops(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a,
                     const int64_t* rows, const int64_t* tap, int64_t a_cs, const T* b,
-                    int64_t ldb, T* c, int64_t ldc, bool accumulate) {
+                    int64_t b_tap, int64_t ldb, T* c, int64_t ldc, bool accumulate) {
   for (int64_t i = 0; i < M; ++i) {
     T* out = c + i * ldc;
     if (!accumulate) std::fill(out, out + N, T(0));
@@ -27,7 +27,7 @@ void tap_gemm_loops(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a,
       const T* ai = a + rows[i] + tap[t];
       for (int64_t k = 0; k < K; ++k) {
         const T av = ai[k * a_cs];
-        const T* bk = b + (t * K + k) * ldb;
+        const T* bk = b + t * b_tap + k * ldb;
         for (int64_t j = 0; j < N; ++j) out[j] += av * bk[j];
       }
     }
@@ -57,8 +57,8 @@ void blas_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_
 // so with MR * NV = 24 the two FMA pipes, not the loads, are the limit.
 template <int MR, int NV>
 void micro(int64_t taps, const int64_t* tap, int64_t K, const float* a, const int64_t* rows,
-           int64_t a_cs, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t n_valid,
-           bool accumulate) {
+           int64_t a_cs, const float* b, int64_t b_tap, int64_t ldb, float* c, int64_t ldc,
+           int64_t n_valid, bool accumulate) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -68,17 +68,18 @@ void micro(int64_t taps, const int64_t* tap, int64_t K, const float* a, const in
     const float* ap[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) ap[i] = a + rows[i] + tap[t];
+    const float* bk = b + t * b_tap;
     for (int64_t k = 0; k < K; ++k) {
       __m512 bv[NV];
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = _mm512_loadu_ps(b + 16 * j);
+      for (int j = 0; j < NV; ++j) bv[j] = _mm512_loadu_ps(bk + 16 * j);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const __m512 av = _mm512_set1_ps(ap[i][k * a_cs]);
 #pragma GCC unroll 4
         for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
       }
-      b += ldb;
+      bk += ldb;
     }
   }
   __mmask16 mask[NV];
@@ -100,7 +101,7 @@ void micro(int64_t taps, const int64_t* tap, int64_t K, const float* a, const in
 }
 
 using Micro = void (*)(int64_t, const int64_t*, int64_t, const float*, const int64_t*, int64_t,
-                       const float*, int64_t, float*, int64_t, int64_t, bool);
+                       const float*, int64_t, int64_t, float*, int64_t, int64_t, bool);
 
 // Rows per tile for each width NV = 1..4: about 24 accumulators, leaving
 // registers for the B vectors and the broadcast.
@@ -132,8 +133,8 @@ Micro micro_for(int nv, int rows) {
 
 template <typename T>
 void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const int64_t* rows,
-              const int64_t* tap, int64_t a_cs, const T* b, int64_t ldb, T* c, int64_t ldc,
-              bool accumulate) {
+              const int64_t* tap, int64_t a_cs, const T* b, int64_t b_tap, int64_t ldb, T* c,
+              int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
 #ifdef __AVX512F__
   if constexpr (std::is_same_v<T, float>) {
@@ -144,14 +145,14 @@ void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const i
       const int mr = kRows[nv - 1];
       for (int64_t i0 = 0; i0 < M; i0 += mr) {
         const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
-        micro_for(nv, m)(taps, tap, K, a, rows + i0, a_cs, b + j0, ldb, c + i0 * ldc + j0, ldc,
-                         cols, accumulate);
+        micro_for(nv, m)(taps, tap, K, a, rows + i0, a_cs, b + j0, b_tap, ldb,
+                         c + i0 * ldc + j0, ldc, cols, accumulate);
       }
     }
     return;
   }
 #endif
-  tap_gemm_loops(M, N, K, taps, a, rows, tap, a_cs, b, ldb, c, ldc, accumulate);
+  tap_gemm_loops(M, N, K, taps, a, rows, tap, a_cs, b, b_tap, ldb, c, ldc, accumulate);
 }
 
 template <typename T>
@@ -161,18 +162,18 @@ void gemm_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_
     std::vector<int64_t> rows(static_cast<size_t>(std::max<int64_t>(M, 0)));
     for (int64_t i = 0; i < M; ++i) rows[i] = i * a_rs;
     const int64_t no_shift = 0;
-    tap_gemm<T>(M, N, K, 1, a, rows.data(), &no_shift, a_cs, b, ldb, c, ldc, accumulate);
+    tap_gemm<T>(M, N, K, 1, a, rows.data(), &no_shift, a_cs, b, 0, ldb, c, ldc, accumulate);
   } else {
     blas_tile<T>(M, N, K, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
   }
 }
 
 template void tap_gemm<float>(int64_t, int64_t, int64_t, int64_t, const float*, const int64_t*,
-                              const int64_t*, int64_t, const float*, int64_t, float*, int64_t,
-                              bool);
+                              const int64_t*, int64_t, const float*, int64_t, int64_t, float*,
+                              int64_t, bool);
 template void tap_gemm<double>(int64_t, int64_t, int64_t, int64_t, const double*,
                                const int64_t*, const int64_t*, int64_t, const double*, int64_t,
-                               double*, int64_t, bool);
+                               int64_t, double*, int64_t, bool);
 template void gemm_tile<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                                const float*, int64_t, float*, int64_t, bool);
 template void gemm_tile<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,

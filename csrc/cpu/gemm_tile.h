@@ -6,7 +6,7 @@
 //
 //   C[M, N] (+)= sum_{t < taps} A_t[M, K] . B_t[K, N]
 //   A_t(i, k) = a[rows[i] + tap[t] + k * a_cs]   (rows, tap: element offsets)
-//   B_t(k, j) = b[(t * K + k) * ldb + j]         (rows contiguous; each readable up
+//   B_t(k, j) = b[t * b_tap + k * ldb + j]       (rows contiguous; each readable up
 //                                                 to N rounded up to a multiple of 16)
 //   C(i, j)   = c[i * ldc + j]                   (only the N valid columns are written)
 //
@@ -44,8 +44,8 @@ constexpr bool has_fast_tile() {
 
 template <typename T>
 void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const int64_t* rows,
-              const int64_t* tap, int64_t a_cs, const T* b, int64_t ldb, T* c, int64_t ldc,
-              bool accumulate);
+              const int64_t* tap, int64_t a_cs, const T* b, int64_t b_tap, int64_t ldb, T* c,
+              int64_t ldc, bool accumulate);
 
 template <typename T>
 void gemm_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_t a_cs,
