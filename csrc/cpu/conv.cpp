@@ -303,6 +303,14 @@ void backward_input_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx
 // Output channels padded to whole vectors: the width of the B and C blocks.
 int64_t padded_channels(int64_t k) { return (k + 15) / 16 * 16; }
 
+// The direct convolution needs the fast micro-kernel. (It vectorizes over
+// output channels, so few channels waste lanes; im2col, vectorized over pixels,
+// measured slower still on such layers, its copying then dominating.)
+template <typename T>
+bool use_direct(const ConvGeometry&) {
+  return has_fast_tile<T>();
+}
+
 // y[img] (+ bias) = the im2col blocks times the weights, 64 pixels at a time.
 template <typename T>
 void forward_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
@@ -569,7 +577,7 @@ void check_shape(const char* op, const char* name, const Shape& got, const Shape
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  if constexpr (has_fast_tile<T>())
+  if (use_direct<T>(g))
     forward_direct(g, x, w, bias, y);
   else
     forward_im2col(g, x, w, bias, y);
@@ -585,7 +593,7 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
-  if constexpr (has_fast_tile<T>())
+  if (use_direct<T>(g))
     backward_weight_direct(g, dy, x, dw);
   else
     backward_weight_im2col(g, dy, x, dw);
