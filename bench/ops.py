@@ -3,8 +3,8 @@
 
     python bench/ops.py [--threads 2] [--repeats 15] [--only conv]
 
-Prints, for each op and shape, the median time of kiln and of PyTorch (their runs
-interleaved, so a busy machine slows both alike), the rate each reaches (GFLOP/s for
+Prints, for each op and shape, the median time of kiln and of PyTorch (timed in
+alternating blocks, so a busy machine slows both alike), the rate each reaches (GFLOP/s for
 convolution and linear, GB/s of the minimum memory traffic for pooling and batch
 norm) and the speed ratio torch_time / kiln_time (above 1: kiln is faster). The
 header gives the ceilings measured here and now: OpenBLAS sgemm through kiln on
@@ -45,20 +45,26 @@ class Row:
     note: str = ""
 
 
-def interleaved_medians(
+def block_medians(
     kiln_fn: Callable[[], object] | None, torch_fn: Callable[[], object] | None, repeats: int
 ) -> tuple[float | None, float | None]:
-    """Median seconds of each function; warm-up calls first, then the runs alternate."""
+    """Median seconds of each function, timed in alternating blocks of runs.
+
+    Not call by call: PyTorch's OpenMP workers keep spinning for a while after each
+    op, which would slow whatever runs next on a small machine. Each block starts
+    after a pause and a warm-up call.
+    """
     fns = [f for f in (kiln_fn, torch_fn) if f is not None]
-    for f in fns:
-        for _ in range(3):
-            f()
     times: dict[int, list[float]] = {id(f): [] for f in fns}
-    for _ in range(repeats):
+    rounds = 3
+    for _ in range(rounds):
         for f in fns:
-            start = time.perf_counter()
+            time.sleep(0.05)
             f()
-            times[id(f)].append(time.perf_counter() - start)
+            for _ in range(max(1, repeats // rounds)):
+                start = time.perf_counter()
+                f()
+                times[id(f)].append(time.perf_counter() - start)
 
     def median(f: Callable[[], object] | None) -> float | None:
         return statistics.median(times[id(f)]) if f is not None else None
@@ -77,17 +83,17 @@ def sgemm_ceilings(threads: int, repeats: int) -> list[str]:
     lines = []
     for t in sorted({1, threads}):
         kiln.set_num_threads(t)
-        seconds, _ = interleaved_medians(lambda: kernels.matmul_forward(a, b), None, repeats)
+        seconds, _ = block_medians(lambda: kernels.matmul_forward(a, b), None, repeats)
         lines.append(f"OpenBLAS sgemm via kiln, {t} thread(s): "
                      f"{flops / seconds / 1e9:6.1f} GFLOP/s")
     kiln.set_num_threads(threads)
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        _, seconds = interleaved_medians(None, lambda: torch.mm(ta, tb), repeats)
+        _, seconds = block_medians(None, lambda: torch.mm(ta, tb), repeats)
         lines.append(f"torch.mm, {threads} thread(s):               "
                      f"{flops / seconds / 1e9:6.1f} GFLOP/s")
     src, dst = rand(1 << 24), np.empty(1 << 24, np.float32)  # 64 MiB
-    seconds, _ = interleaved_medians(lambda: np.copyto(dst, src), None, repeats)
+    seconds, _ = block_medians(lambda: np.copyto(dst, src), None, repeats)
     lines.append(f"memory copy (NumPy, 1 thread):             "
                  f"{2 * src.nbytes / seconds / 1e9:6.1f} GB/s")
     return lines
@@ -134,7 +140,7 @@ def conv_rows(n: int, c: int, h: int, k: int, r: int, pad: int, repeats: int) ->
     names = ["conv2d forward", "conv2d backward input", "conv2d backward weight",
              "conv2d fwd+bwd (autograd)"]
     work = [flops, flops, flops, 3 * flops]
-    return [Row(name, shape, *interleaved_medians(kf, tf, repeats), fl)
+    return [Row(name, shape, *block_medians(kf, tf, repeats), fl)
             for name, kf, tf, fl in zip(names, kiln_fns, torch_fns, work)]
 
 
@@ -174,10 +180,10 @@ def pool_rows(repeats: int) -> list[Row]:
 
         tf_fwd, tf_step = torch_fwd, torch_step
     return [
-        Row("max_pool2d forward", shape, *interleaved_medians(kf_fwd, tf_fwd, repeats),
+        Row("max_pool2d forward", shape, *block_medians(kf_fwd, tf_fwd, repeats),
             bytes_fwd, "GB/s"),
         # backward: read the gradient and the argmax, write the input gradient
-        Row("max_pool2d fwd+bwd", shape, *interleaved_medians(kiln_step, tf_step, repeats),
+        Row("max_pool2d fwd+bwd", shape, *block_medians(kiln_step, tf_step, repeats),
             bytes_fwd + x.nbytes * 1.25, "GB/s"),
     ]
 
@@ -210,7 +216,7 @@ def batch_norm_rows(repeats: int) -> list[Row]:
             TF.batch_norm(xt, mean_t, var_t, wt, bt, training=True).backward(gt)
 
     # Minimum traffic: forward reads x and writes y; backward reads x and dy, writes dx.
-    return [Row("batch_norm fwd+bwd", shape, *interleaved_medians(kiln_step, torch_step,
+    return [Row("batch_norm fwd+bwd", shape, *block_medians(kiln_step, torch_step,
                                                                    repeats),
                 5 * x.nbytes, "GB/s")]
 
@@ -252,8 +258,8 @@ def linear_rows(repeats: int) -> list[Row]:
             TF.linear(xt, wt, bt).backward(gt)
 
     return [
-        Row("linear forward", shape, *interleaved_medians(kiln_fwd, torch_fwd, repeats), flops),
-        Row("linear fwd+bwd", shape, *interleaved_medians(kiln_step, torch_step, repeats),
+        Row("linear forward", shape, *block_medians(kiln_fwd, torch_fwd, repeats), flops),
+        Row("linear fwd+bwd", shape, *block_medians(kiln_step, torch_step, repeats),
             3 * flops),
     ]
 
@@ -278,7 +284,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"kiln {kiln.__version__} vs "
           f"{'PyTorch ' + torch.__version__ if torch is not None else 'no PyTorch'}, "
-          f"{args.threads} thread(s) each, median of {args.repeats} interleaved runs "
+          f"{args.threads} thread(s) each, median of {args.repeats} runs in alternating blocks "
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
     for line in sgemm_ceilings(args.threads, max(5, args.repeats // 3)):
         print("  " + line)

@@ -339,39 +339,70 @@ void forward_im2col(const ConvGeometry& g, const T* x, const T* w, const T* bias
   });
 }
 
+// The direct paths' copy of one image: channels last, zero-padded,
+// xh[(i * pd.W + j) * C + c] = x[c, i - pad_h, j - pad_w], so a window's channels
+// and neighbouring taps are contiguous. As with pad_planes the border is never
+// written: a buffer zeroed once serves every image.
+template <typename T>
+void pad_channels_last(const ConvGeometry& g, const Padded& pd, int64_t C, const T* x, T* xh) {
+  const int64_t i0 = std::clamp<int64_t>(g.pad_h, 0, pd.H);
+  const int64_t i1 = std::clamp<int64_t>(g.pad_h + g.H, i0, pd.H);
+  const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
+  const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+  for (int64_t i = i0; i < i1; ++i)
+    transpose(x + (i - g.pad_h) * g.W + (j0 - g.pad_w), g.H * g.W, C, j1 - j0,
+              xh + (i * pd.W + j0) * C, C);
+}
+
 // The direct convolution: for a block of output pixels, yt[pixel, k] =
-// sum over taps (r, s) and channels c of xp[c, window(pixel) + tap] * wt[g, r, s, c, k],
+// sum over taps r, s and channels c of xh[window(pixel) + tap(r, s) + c] * wt[g, r, s, c, k],
 // one tap_gemm reading the padded image in place; then yt is transposed into y.
+// With dil_w == 1 the taps of one kernel row are contiguous in xh, so (s, c)
+// makes one run of S*C' and there are only R taps.
 template <typename T>
 void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S, CRS = Cg * RS;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, Kp = padded_channels(Kg);
   const Padded pd(g);
-  // B: wt[g, c, r, s, k] = w[g*Kg + k, c, r, s], zero beyond Kg.
-  auto wt = scratch<T>(static_cast<size_t>(g.groups * Cg * RS * Kp));
-  for (int64_t grp = 0; grp < g.groups; ++grp)
-    transpose(w + grp * Kg * Cg * RS, Cg * RS, Kg, Cg * RS, wt.get() + grp * Cg * RS * Kp, Kp);
-  std::vector<int64_t> window(static_cast<size_t>(PQ)), tap(static_cast<size_t>(RS));
+  // B: wt[g, r, s, c, k] = w[g*Kg + k, c, r, s], zero beyond Kg.
+  auto wt = scratch<T>(static_cast<size_t>(g.groups * CRS * Kp));
+  {
+    auto crs_major = scratch<T>(static_cast<size_t>(CRS * Kp));
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      transpose(w + grp * Kg * CRS, CRS, Kg, CRS, crs_major.get(), Kp);
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          std::copy_n(crs_major.get() + (c * RS + rs) * Kp, Kp,
+                      wt.get() + (grp * RS * Cg + rs * Cg + c) * Kp);
+    }
+  }
+  std::vector<int64_t> window(static_cast<size_t>(PQ));
   for (int64_t p = 0; p < g.P; ++p)
-    for (int64_t q = 0; q < g.Q; ++q) window[p * g.Q + q] = p * g.stride_h * pd.W + q * g.stride_w;
-  for (int64_t r = 0; r < g.R; ++r)
-    for (int64_t s = 0; s < g.S; ++s) tap[r * g.S + s] = r * g.dil_h * pd.W + s * g.dil_w;
+    for (int64_t q = 0; q < g.Q; ++q)
+      window[p * g.Q + q] = (p * g.stride_h * pd.W + q * g.stride_w) * Cg;
+  const bool merged = g.dil_w == 1;
+  const int64_t taps = merged ? g.R : RS, run = merged ? g.S * Cg : Cg;
+  std::vector<int64_t> tap(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
+    tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * Cg;
+  }
   // Pixels per block: a multiple of every tile height, yt within 32 KiB (L1).
   const int64_t block = 24 * std::max<int64_t>(1, 8192 / (24 * Kp));
   const int64_t blocks = (PQ + block - 1) / block, tasks = g.N * g.groups * blocks;
-  parallel_for(0, tasks, grain_for(2 * Kg * Cg * RS * block), [&](int64_t t0, int64_t t1) {
-    auto xp = scratch<T>(static_cast<size_t>(Cg * pd.plane()));
+  parallel_for(0, tasks, grain_for(2 * Kg * CRS * block), [&](int64_t t0, int64_t t1) {
+    auto xh = scratch<T>(static_cast<size_t>(pd.plane() * Cg));
     auto yt = scratch<T>(static_cast<size_t>(block * Kp));
-    int64_t in_xp = -1;  // which image and group xp holds
+    int64_t in_xh = -1;  // which image and group xh holds
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
       const int64_t px0 = (t % blocks) * block, cols = std::min(block, PQ - px0);
-      if (img != in_xp) {
-        pad_planes(g, pd, Cg, x + img * Cg * HW, xp.get());
-        in_xp = img;
+      if (img != in_xh) {
+        pad_channels_last(g, pd, Cg, x + img * Cg * HW, xh.get());
+        in_xh = img;
       }
-      tap_gemm<T>(cols, Kg, Cg, RS, xp.get(), window.data() + px0, tap.data(), pd.plane(),
-                  wt.get() + grp * Cg * RS * Kp, Kp, RS * Kp, yt.get(), Kp, false);
+      tap_gemm<T>(cols, Kg, run, taps, xh.get(), window.data() + px0, tap.data(), 1,
+                  wt.get() + grp * CRS * Kp, run * Kp, Kp, yt.get(), Kp, false);
       T* out = y + img * Kg * PQ + px0;
       transpose(yt.get(), Kp, cols, Kg, out, PQ);
       if (bias != nullptr)
@@ -451,35 +482,34 @@ void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* d
   sum_weight_parts(g, parts, Kp, dw);
 }
 
-// The direct weight gradient, per image, group and tap (r, s):
-// dW^T[g, c*R*S + r*S + s, k] += sum over output pixels (p, q) of
-// xp[c, window(p, q) + tap(r, s)] * dY^T[p*Q + q, k]: a tap_gemm whose "taps" are
-// the output rows p, reading the padded image in place.
+// The direct weight gradient, per image and group:
+// dW^T[g, (c, r, s), k] += sum over output pixels (p, q) of
+// xh[window(p, q) + tap(r, s) + c] * dY^T[p*Q + q, k], one tap_gemm whose rows
+// are the (c, r, s) and whose "taps" are the output rows p, reading the
+// channels-last padded image in place.
 template <typename T>
 void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
-  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S, CRS = Cg * RS;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, Kp = padded_channels(Kg);
   const Padded pd(g);
-  std::vector<int64_t> channel(static_cast<size_t>(Cg)), out_row(static_cast<size_t>(g.P));
-  for (int64_t c = 0; c < Cg; ++c) channel[c] = c * pd.plane();
-  for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W;
+  std::vector<int64_t> crs(static_cast<size_t>(CRS)), out_row(static_cast<size_t>(g.P));
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s = 0; s < g.S; ++s)
+        crs[(c * g.R + r) * g.S + s] = (r * g.dil_h * pd.W + s * g.dil_w) * g.C + c;
+  for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W * g.C;
   auto parts = accumulate_chunks<T>(
-      g.N, grain_for(2 * g.K * Cg * RS * PQ), g.groups * Cg * RS * Kp,
+      g.N, grain_for(2 * g.K * CRS * PQ), g.groups * CRS * Kp,
       [&](int64_t n0, int64_t n1, T* part) {
-        auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane()));
+        auto xh = scratch<T>(static_cast<size_t>(pd.plane() * g.C));
         auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
         for (int64_t n = n0; n < n1; ++n) {
-          pad_planes(g, pd, g.C, x + n * g.C * HW, xp.get());
+          pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get());
           for (int64_t grp = 0; grp < g.groups; ++grp) {
             transpose(dy + (n * g.K + grp * Kg) * PQ, PQ, Kg, PQ, dyt.get(), Kp);
-            for (int64_t r = 0; r < g.R; ++r)
-              for (int64_t s = 0; s < g.S; ++s) {
-                const T* window = xp.get() + grp * Cg * pd.plane() + r * g.dil_h * pd.W +
-                                  s * g.dil_w;
-                tap_gemm<T>(Cg, Kg, g.Q, g.P, window, channel.data(), out_row.data(),
-                            g.stride_w, dyt.get(), g.Q * Kp, Kp,
-                            part + (grp * Cg * RS + r * g.S + s) * Kp, RS * Kp, true);
-              }
+            tap_gemm<T>(CRS, Kg, g.Q, g.P, xh.get() + grp * Cg, crs.data(), out_row.data(),
+                        g.stride_w * g.C, dyt.get(), g.Q * Kp, Kp, part + grp * CRS * Kp, Kp,
+                        true);
           }
         }
       });
