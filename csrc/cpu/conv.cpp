@@ -164,7 +164,10 @@ inline void copy_run_over(T* dst, const T* src, int64_t stride, int64_t n) {
 // dst[t * stride] += src[t] for t < n.
 template <typename T>
 inline void add_run(T* dst, const T* src, int64_t stride, int64_t n) {
-  for (int64_t t = 0; t < n; ++t) dst[t * stride] += src[t];
+  if (stride == 1)  // the common case, vectorized
+    for (int64_t t = 0; t < n; ++t) dst[t] += src[t];
+  else
+    for (int64_t t = 0; t < n; ++t) dst[t * stride] += src[t];
 }
 
 // Copies the C channel planes at x into the inside of xp (C planes of
@@ -615,7 +618,11 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 
 template <typename T>
 void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
-  if (g.stride_h == 1 && g.stride_w == 1)
+  // As a forward convolution its output channels are the C/G input channels:
+  // with few of them the direct path would leave most vector lanes idle.
+  const int64_t Cg = g.C / g.groups;
+  const bool few_channels = has_fast_tile<T>() && 4 * Cg < 3 * padded_channels(Cg);
+  if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
     backward_input_as_forward(g, dy, w, dx);
   else
     backward_input_col2im(g, dy, w, dx);
