@@ -95,7 +95,9 @@ def _unbatched(op: str, input: Tensor, target: Tensor, soft: bool) -> tuple[Tens
     return input.reshape(1, -1), target.reshape(1), True
 
 
-class _CrossEntropy(Function):
+class _ClassLoss(Function):
+    """cross_entropy (log_softmax fused in front, fused=True) or nll_loss."""
+
     @staticmethod
     def forward(
         ctx: Context,
@@ -105,33 +107,43 @@ class _CrossEntropy(Function):
         ignore_index: int,
         reduction: str,
         label_smoothing: float,
+        fused: bool,
     ) -> np.ndarray:
         x = contiguous(x)
         target = contiguous(target, x.dtype if target.dtype.kind == "f" else None)
         weight = _float_or_none(weight, x.dtype)
-        loss, logp, total = _C.cross_entropy_forward(
-            x, target, weight, ignore_index, reduction, label_smoothing
-        )
-        ctx.save_for_backward(logp, target, weight)
-        ctx.args = (total, ignore_index, reduction, label_smoothing)
+        if fused:  # backward reads log-probabilities, not the logits
+            loss, saved, total = _C.cross_entropy_forward(
+                x, target, weight, ignore_index, reduction, label_smoothing
+            )
+        else:
+            loss, total = _C.nll_loss_forward(x, target, weight, ignore_index, reduction)
+            saved = x
+        ctx.save_for_backward(saved, target, weight)
+        ctx.args = (total, ignore_index, reduction, label_smoothing, fused)
         return loss
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        logp, target, weight = ctx.saved_tensors
-        total, ignore_index, reduction, smoothing = ctx.args
-        gx, gt = _C.cross_entropy_backward(
-            contiguous(grad, logp.dtype),
-            logp,
-            target,
-            total,
-            weight,
-            ignore_index,
-            reduction,
-            smoothing,
-            ctx.needs_input_grad[1],
-        )
-        return (gx if ctx.needs_input_grad[0] else None), gt, None, None, None, None
+        saved, target, weight = ctx.saved_tensors
+        total, ignore_index, reduction, smoothing, fused = ctx.args
+        grad = contiguous(grad, saved.dtype)
+        if fused:
+            gx, gt = _C.cross_entropy_backward(
+                grad,
+                saved,
+                target,
+                total,
+                weight,
+                ignore_index,
+                reduction,
+                smoothing,
+                ctx.needs_input_grad[1],
+            )
+        else:
+            gx = _C.nll_loss_backward(grad, saved, target, total, weight, ignore_index, reduction)
+            gt = None
+        return (gx if ctx.needs_input_grad[0] else None), gt, None, None, None, None, None
 
 
 def cross_entropy(
@@ -177,36 +189,10 @@ def cross_entropy(
     else:
         target = _class_indices(op, target)
     input, target, unbatched = _unbatched(op, input, target, soft)
-    loss = _CrossEntropy.apply(input, target, weight, int(ignore_index), reduction, label_smoothing)
+    loss = _ClassLoss.apply(
+        input, target, weight, int(ignore_index), reduction, label_smoothing, True
+    )
     return loss.reshape(()) if unbatched and reduction == "none" else loss
-
-
-class _NLLLoss(Function):
-    @staticmethod
-    def forward(
-        ctx: Context,
-        x: np.ndarray,
-        target: np.ndarray,
-        weight: np.ndarray | None,
-        ignore_index: int,
-        reduction: str,
-    ) -> np.ndarray:
-        x = contiguous(x)
-        target = contiguous(target)
-        weight = _float_or_none(weight, x.dtype)
-        loss, total = _C.nll_loss_forward(x, target, weight, ignore_index, reduction)
-        ctx.save_for_backward(x, target, weight)
-        ctx.args = (total, ignore_index, reduction)
-        return loss
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        x, target, weight = ctx.saved_tensors
-        total, ignore_index, reduction = ctx.args
-        gx = _C.nll_loss_backward(
-            contiguous(grad, x.dtype), x, target, total, weight, ignore_index, reduction
-        )
-        return gx, None, None, None, None
 
 
 def nll_loss(
@@ -231,7 +217,7 @@ def nll_loss(
     target = _class_indices(op, target)
     reduction = _reduction(op, size_average, reduce, reduction)
     input, target, unbatched = _unbatched(op, input, target, False)
-    loss = _NLLLoss.apply(input, target, weight, int(ignore_index), reduction)
+    loss = _ClassLoss.apply(input, target, weight, int(ignore_index), reduction, 0.0, False)
     return loss.reshape(()) if unbatched and reduction == "none" else loss
 
 
