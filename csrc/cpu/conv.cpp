@@ -531,6 +531,22 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
   sum_weight_parts(g, parts, Kp, dw);
 }
 
+// A geometry holding the kernel size and window arguments; sizes are the caller's.
+ConvGeometry window_geometry(const Shape& weight, Pair stride, Pair padding, Pair dilation,
+                             int64_t groups) {
+  ConvGeometry g{};
+  g.R = weight[2];
+  g.S = weight[3];
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.pad_h = padding[0];
+  g.pad_w = padding[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  g.groups = groups;
+  return g;
+}
+
 }  // namespace
 
 ConvGeometry conv2d_geometry(const char* op, const Shape& input, const Shape& weight,
@@ -545,21 +561,12 @@ ConvGeometry conv2d_geometry(const char* op, const Shape& input, const Shape& we
   KILN_CHECK(weight[1] * groups == C, op, ": input ", shape_str(input), " has ", C,
              " channels but weight ", shape_str(weight), " expects ", weight[1] * groups,
              " (groups=", groups, ")");
-  ConvGeometry g{};
+  ConvGeometry g = window_geometry(weight, stride, padding, dilation, groups);
   g.N = input[0];
   g.C = C;
   g.H = input[2];
   g.W = input[3];
   g.K = K;
-  g.R = weight[2];
-  g.S = weight[3];
-  g.stride_h = stride[0];
-  g.stride_w = stride[1];
-  g.pad_h = padding[0];
-  g.pad_w = padding[1];
-  g.dil_h = dilation[0];
-  g.dil_w = dilation[1];
-  g.groups = groups;
   const int64_t span_h = g.dil_h * (g.R - 1) + 1, span_w = g.dil_w * (g.S - 1) + 1;
   const int64_t padded_h = g.H + 2 * g.pad_h, padded_w = g.W + 2 * g.pad_w;
   KILN_CHECK(span_h <= padded_h && span_w <= padded_w, op, ": kernel ",
@@ -591,21 +598,12 @@ ConvGeometry conv_transpose2d_geometry(const char* op, const Shape& input, const
              " (groups=", groups, ")");
   KILN_CHECK(input[2] >= 1 && input[3] >= 1, op, ": input ", shape_str(input),
              " has an empty spatial size");
-  ConvGeometry g{};
+  ConvGeometry g = window_geometry(weight, stride, padding, dilation, groups);
   g.N = input[0];
   g.C = weight[1] * groups;
   g.K = Cin;
-  g.R = weight[2];
-  g.S = weight[3];
   g.P = input[2];
   g.Q = input[3];
-  g.stride_h = stride[0];
-  g.stride_w = stride[1];
-  g.pad_h = padding[0];
-  g.pad_w = padding[1];
-  g.dil_h = dilation[0];
-  g.dil_w = dilation[1];
-  g.groups = groups;
   g.H = (g.P - 1) * g.stride_h - 2 * g.pad_h + g.dil_h * (g.R - 1) + output_padding[0] + 1;
   g.W = (g.Q - 1) * g.stride_w - 2 * g.pad_w + g.dil_w * (g.S - 1) + output_padding[1] + 1;
   KILN_CHECK(g.H >= 1 && g.W >= 1, op, ": output size ", pair_str({g.H, g.W}),

@@ -80,49 +80,40 @@ def _batched(apply: Any, input: Tensor, *args: Any) -> Tensor:  # noqa: A002
     return out.reshape(tuple(out.shape[1:]))
 
 
-class _Conv2d(Function):
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                stride: _Pair, padding: _Pair, dilation: _Pair, groups: int) -> np.ndarray:
+class _Conv(Function):
+    """conv2d or conv_transpose2d, by the kernel family in ``prefix``: forward(x, weight,
+    bias, *window_args) runs _C.<prefix>_forward; backward the three gradient kernels."""
+
+    prefix = ""
+
+    @classmethod
+    def forward(cls, ctx: Context, x: np.ndarray, weight: np.ndarray,  # type: ignore[override]
+                bias: np.ndarray | None, *args: Any) -> np.ndarray:
         x, weight = contiguous(x), contiguous(weight)
         ctx.save_for_backward(x, weight)
-        ctx.args = (stride, padding, dilation, groups)
-        return _C.conv2d_forward(x, weight, None if bias is None else contiguous(bias),
-                                 *ctx.args)
+        ctx.args = args
+        forward = getattr(_C, f"{cls.prefix}_forward")
+        return forward(x, weight, None if bias is None else contiguous(bias), *args)
 
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
+    @classmethod
+    def backward(cls, ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:  # type: ignore[override]
         x, weight = ctx.saved_tensors
         grad = contiguous(grad, x.dtype)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = _C.conv2d_backward_input(grad, weight, x.shape, *ctx.args) if need_x else None
-        gw = _C.conv2d_backward_weight(grad, x, weight.shape, *ctx.args) if need_w else None
-        gb = _C.conv2d_backward_bias(grad) if need_b else None
-        return gx, gw, gb, None, None, None, None
+        kernels = {name: getattr(_C, f"{cls.prefix}_backward_{name}")
+                   for name in ("input", "weight", "bias")}
+        gx = kernels["input"](grad, weight, x.shape, *ctx.args) if need_x else None
+        gw = kernels["weight"](grad, x, weight.shape, *ctx.args) if need_w else None
+        gb = kernels["bias"](grad) if need_b else None
+        return (gx, gw, gb) + (None,) * len(ctx.args)
 
 
-class _ConvTranspose2d(Function):
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                stride: _Pair, padding: _Pair, output_padding: _Pair, groups: int,
-                dilation: _Pair) -> np.ndarray:
-        x, weight = contiguous(x), contiguous(weight)
-        ctx.save_for_backward(x, weight)
-        ctx.args = (stride, padding, output_padding, groups, dilation)
-        return _C.conv_transpose2d_forward(x, weight, None if bias is None else contiguous(bias),
-                                           *ctx.args)
+class _Conv2d(_Conv):  # window args: stride, padding, dilation, groups
+    prefix = "conv2d"
 
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
-        x, weight = ctx.saved_tensors
-        grad = contiguous(grad, x.dtype)
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = (_C.conv_transpose2d_backward_input(grad, weight, x.shape, *ctx.args)
-              if need_x else None)
-        gw = (_C.conv_transpose2d_backward_weight(grad, x, weight.shape, *ctx.args)
-              if need_w else None)
-        gb = _C.conv_transpose2d_backward_bias(grad) if need_b else None
-        return gx, gw, gb, None, None, None, None, None
+
+class _ConvTranspose2d(_Conv):  # window args: stride, padding, output_padding, groups, dilation
+    prefix = "conv_transpose2d"
 
 
 def _same_padding(op: str, weight: Tensor, stride: _Pair,
