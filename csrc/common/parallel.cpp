@@ -1,7 +1,10 @@
 #include "common/parallel.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -15,6 +18,11 @@ namespace {
 
 thread_local bool t_in_parallel = false;
 
+// A worker that finished a job spins this long before it sleeps: the next op
+// of a network usually follows within microseconds, and a futex wake-up costs
+// tens of them (OpenMP runtimes spin for the same reason).
+constexpr auto kSpin = std::chrono::microseconds(200);
+
 // A fixed set of workers that sleep on a condition variable; each job is a
 // range of chunk indices handed out through an atomic counter.
 class ThreadPool {
@@ -25,6 +33,7 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   void resize(int threads) {
+    std::lock_guard<std::mutex> job_lock(job_mutex_);
     stop_all();
     stopping_ = false;
     for (int i = 0; i + 1 < threads; ++i) workers_.emplace_back([this] { work(); });
@@ -37,14 +46,14 @@ class ThreadPool {
       body_ = &body;
       chunks_.store(chunks);
       next_.store(0);
-      done_ = 0;
+      done_.store(0);
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1);
     }
     cv_.notify_all();
     drain();
     std::unique_lock<std::mutex> lk(mutex_);
-    done_cv_.wait(lk, [&] { return done_ == chunks_; });
+    done_cv_.wait(lk, [&] { return done_.load() == chunks_.load(); });
     body_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -63,11 +72,16 @@ class ThreadPool {
   void work() {
     uint64_t seen = 0;
     for (;;) {
+      const auto deadline = std::chrono::steady_clock::now() + kSpin;
+      for (int i = 1; generation_.load() == seen && !stopping_.load(); ++i) {
+        _mm_pause();
+        if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) break;
+      }
       {
         std::unique_lock<std::mutex> lk(mutex_);
-        cv_.wait(lk, [&] { return stopping_ || generation_ != seen; });
+        cv_.wait(lk, [&] { return stopping_.load() || generation_.load() != seen; });
         if (stopping_) return;
-        seen = generation_;
+        seen = generation_.load();
       }
       drain();
     }
@@ -85,8 +99,10 @@ class ThreadPool {
         std::lock_guard<std::mutex> lk(mutex_);
         if (!error_) error_ = std::current_exception();
       }
-      std::lock_guard<std::mutex> lk(mutex_);
-      if (++done_ == chunks_) done_cv_.notify_all();
+      if (done_.fetch_add(1) + 1 == chunks_.load()) {
+        std::lock_guard<std::mutex> lk(mutex_);  // the caller checks done_ under it
+        done_cv_.notify_all();
+      }
     }
     t_in_parallel = false;
   }
@@ -97,9 +113,9 @@ class ThreadPool {
   const std::function<void(int64_t)>* body_ = nullptr;
   std::atomic<int64_t> next_{0};
   std::atomic<int64_t> chunks_{0};
-  int64_t done_ = 0;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<int64_t> done_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
   std::exception_ptr error_;
 };
 
@@ -134,7 +150,10 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
     fn(begin, end);
     return;
   }
-  const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  // A few chunks per thread, claimed dynamically, so one descheduled thread
+  // does not hold up the whole op.
+  constexpr int64_t kChunksPerThread = 4;
+  const int64_t chunks = std::min<int64_t>(kChunksPerThread * threads, (n + grain - 1) / grain);
   const int64_t step = (n + chunks - 1) / chunks;
   pool().run(chunks, [&](int64_t c) {
     const int64_t b = begin + c * step;
