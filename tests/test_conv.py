@@ -302,7 +302,7 @@ BAD_TRANSPOSE = [
     (ValueError, lambda: F.conv_transpose2d(t((2, 4, 5, 5)), t((4, 2, 3, 3)),
                                             output_padding=1), "output_padding"),
     (ValueError, lambda: F.conv_transpose2d(t((2, 4, 1, 1)), t((4, 2, 1, 1)), padding=1),
-     "not positive"),
+     "negative"),
     (ValueError, lambda: F.conv_transpose2d(t((2, 4, 5, 5)), t((4, 2, 3, 3)), t((3,))),
      "bias"),
     (ValueError, lambda: F.conv_transpose2d(t((4, 5)), t((4, 2, 3, 3))), "4-D"),
@@ -369,3 +369,13 @@ def test_huge_arguments_do_not_overflow():
 def test_empty_batch():
     y = F.conv2d(t((0, 3, 8, 8)), t((4, 3, 3, 3)), padding=1)
     assert y.shape == (0, 4, 8, 8)
+
+
+def test_conv_transpose2d_empty_output_as_torch():
+    """PyTorch returns an empty tensor when the output width works out to 0."""
+    x = kiln.tensor(rand((3, 2, 8, 4)), requires_grad=True)
+    w = kiln.tensor(rand((2, 16, 5, 1), 1), requires_grad=True)
+    y = F.conv_transpose2d(x, w, None, (2, 1), (3, 2), (1, 0))
+    assert y.shape == (3, 16, 14, 0)
+    y.sum().backward()
+    assert not x.grad.numpy().any() and not w.grad.numpy().any()

@@ -606,8 +606,9 @@ ConvGeometry conv_transpose2d_geometry(const char* op, const Shape& input, const
   g.Q = input[3];
   g.H = (g.P - 1) * g.stride_h - 2 * g.pad_h + g.dil_h * (g.R - 1) + output_padding[0] + 1;
   g.W = (g.Q - 1) * g.stride_w - 2 * g.pad_w + g.dil_w * (g.S - 1) + output_padding[1] + 1;
-  KILN_CHECK(g.H >= 1 && g.W >= 1, op, ": output size ", pair_str({g.H, g.W}),
-             " is not positive for input ", shape_str(input), ", weight ", shape_str(weight),
+  // An empty output is allowed, as in PyTorch; a negative one is not.
+  KILN_CHECK(g.H >= 0 && g.W >= 0, op, ": output size ", pair_str({g.H, g.W}),
+             " is negative for input ", shape_str(input), ", weight ", shape_str(weight),
              ", stride ", pair_str(stride), ", padding ", pair_str(padding), ", dilation ",
              pair_str(dilation), ", output_padding ", pair_str(output_padding));
   return g;
