@@ -53,8 +53,8 @@ void check_ranks(const char* op, const Shape& input, const Shape& weight, const 
 
 // One image's channels copied with the padding made explicit: padded row i
 // holds input row i - pad_h (zeros outside the input), and it has exactly the
-// rows and columns the output grid's windows reach, so im2col reads it with
-// no bounds checks. A negative padding (the stride-1 input gradient's
+// rows and columns the output grid's windows reach, so the kernels read it
+// with no bounds checks. A negative padding (the stride-1 input gradient's
 // transform) crops instead.
 struct Padded {
   int64_t H, W;  // padded plane size
@@ -302,17 +302,8 @@ void backward_input_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx
   });
 }
 
-
 // Output channels padded to whole vectors: the width of the B and C blocks.
 int64_t padded_channels(int64_t k) { return (k + 15) / 16 * 16; }
-
-// The direct convolution needs the fast micro-kernel. (It vectorizes over
-// output channels, so few channels waste lanes; im2col, vectorized over pixels,
-// measured slower still on such layers, its copying then dominating.)
-template <typename T>
-bool use_direct(const ConvGeometry&) {
-  return has_fast_tile<T>();
-}
 
 // y[img] (+ bias) = the im2col blocks times the weights, 64 pixels at a time.
 template <typename T>
@@ -621,7 +612,7 @@ void check_shape(const char* op, const char* name, const Shape& got, const Shape
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  if (use_direct<T>(g))
+  if constexpr (has_fast_tile<T>())  // the direct path needs the fast micro-kernel
     forward_direct(g, x, w, bias, y);
   else
     forward_im2col(g, x, w, bias, y);
@@ -641,7 +632,7 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
-  if (use_direct<T>(g))
+  if constexpr (has_fast_tile<T>())
     backward_weight_direct(g, dy, x, dw);
   else
     backward_weight_im2col(g, dy, x, dw);
