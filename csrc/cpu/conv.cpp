@@ -492,31 +492,31 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
       for (int64_t s = 0; s < g.S; ++s)
         crs[(c * g.R + r) * g.S + s] = (r * g.dil_h * pd.W + s * g.dil_w) * g.C + c;
   for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W * g.C;
-  // A task is one image's rows [i0, i1) of dW^T; images are split into row
-  // ranges only when there are too few of them to keep every thread busy.
+  // A task is rows [i0, i1) of one image's and group's dW^T; images are split
+  // into row ranges only when there are too few of them to keep every thread busy.
   const int64_t splits =
-      std::clamp<int64_t>(2 * get_num_threads() / std::max<int64_t>(g.N, 1), 1, CRS);
+      std::clamp<int64_t>(2 * get_num_threads() / std::max<int64_t>(g.N * g.groups, 1), 1, CRS);
   const int64_t rows_per_task = (CRS + splits - 1) / splits;
   auto parts = accumulate_chunks<T>(
-      g.N * splits, grain_for(2 * g.K * rows_per_task * PQ), g.groups * CRS * Kp,
+      g.N * g.groups * splits, grain_for(2 * Kg * rows_per_task * PQ), g.groups * CRS * Kp,
       [&](int64_t t0, int64_t t1, T* part) {
         auto xh = scratch<T>(static_cast<size_t>(pd.plane() * g.C));
-        auto dyt = scratch<T>(static_cast<size_t>(g.groups * PQ * Kp));  // padding stays zero
-        int64_t in_buffers = -1;  // which image xh and dyt hold
+        auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
+        int64_t in_xh = -1, in_dyt = -1;  // which image, which image and group they hold
         for (int64_t t = t0; t < t1; ++t) {
-          const int64_t n = t / splits, i0 = (t % splits) * rows_per_task;
-          const int64_t i1 = std::min(CRS, i0 + rows_per_task);
-          if (n != in_buffers) {
+          const int64_t img = t / splits, n = img / g.groups, grp = img % g.groups;
+          const int64_t i0 = (t % splits) * rows_per_task, i1 = std::min(CRS, i0 + rows_per_task);
+          if (n != in_xh) {
             pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get());
-            for (int64_t grp = 0; grp < g.groups; ++grp)
-              transpose(dy + (n * g.K + grp * Kg) * PQ, PQ, Kg, PQ,
-                        dyt.get() + grp * PQ * Kp, Kp);
-            in_buffers = n;
+            in_xh = n;
           }
-          for (int64_t grp = 0; grp < g.groups; ++grp)
-            tap_gemm<T>(i1 - i0, Kg, g.Q, g.P, xh.get() + grp * Cg, crs.data() + i0,
-                        out_row.data(), g.stride_w * g.C, dyt.get() + grp * PQ * Kp, g.Q * Kp,
-                        Kp, part + (grp * CRS + i0) * Kp, Kp, true);
+          if (img != in_dyt) {
+            transpose(dy + img * Kg * PQ, PQ, Kg, PQ, dyt.get(), Kp);
+            in_dyt = img;
+          }
+          tap_gemm<T>(i1 - i0, Kg, g.Q, g.P, xh.get() + grp * Cg, crs.data() + i0,
+                      out_row.data(), g.stride_w * g.C, dyt.get(), g.Q * Kp, Kp,
+                      part + (grp * CRS + i0) * Kp, Kp, true);
         }
       });
   sum_weight_parts(g, parts, Kp, dw);
