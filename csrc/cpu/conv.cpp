@@ -522,6 +522,111 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
   sum_weight_parts(g, parts, Kp, dw);
 }
 
+// Depthwise layers: every output channel k reads the one input channel
+// k / (K/G) (C/G == 1, so no sum over channels and nothing for a matrix
+// product to share). Each output row is R*S scaled, shifted input rows added
+// together, vectorized along the row.
+bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
+
+// out[t] += v * in[t * stride] for t < n.
+template <typename T>
+inline void axpy_run(T* out, const T* in, int64_t stride, int64_t n, T v) {
+  if (stride == 1)
+    for (int64_t t = 0; t < n; ++t) out[t] += v * in[t];
+  else
+    for (int64_t t = 0; t < n; ++t) out[t] += v * in[t * stride];
+}
+
+// One task per image and output channel, reading the padded input plane.
+template <typename T>
+void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  const Padded pd(g);
+  parallel_for(0, g.N * g.K, grain_for(2 * RS * PQ), [&](int64_t t0, int64_t t1) {
+    auto xp = scratch<T>(static_cast<size_t>(pd.plane()));
+    int64_t in_xp = -1;  // which input plane xp holds
+    for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
+      const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
+      if (plane != in_xp) {
+        pad_planes(g, pd, 1, x + plane * HW, xp.get());
+        in_xp = plane;
+      }
+      for (int64_t p = 0; p < g.P; ++p) {
+        T* out = y + t * PQ + p * g.Q;
+        std::fill(out, out + g.Q, bias != nullptr ? bias[k] : T(0));
+        for (int64_t r = 0; r < g.R; ++r)
+          for (int64_t s = 0; s < g.S; ++s)
+            axpy_run(out, xp.get() + (p * g.stride_h + r * g.dil_h) * pd.W + s * g.dil_w,
+                     g.stride_w, g.Q, w[k * RS + r * g.S + s]);
+      }
+    }
+  });
+}
+
+// One task per image and input channel c: the adjoint of forward_depthwise,
+// scattering each of c's output channels back into a padded plane.
+template <typename T>
+void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  const Padded pd(g);
+  parallel_for(0, g.N * g.C, grain_for(2 * Kg * RS * PQ), [&](int64_t t0, int64_t t1) {
+    auto dxp = scratch<T>(static_cast<size_t>(pd.plane()));
+    for (int64_t t = t0; t < t1; ++t) {  // t = n * C + c
+      std::fill(dxp.get(), dxp.get() + pd.plane(), T(0));
+      for (int64_t j = 0; j < Kg; ++j) {
+        const int64_t k = (t % g.C) * Kg + j;
+        const T* grad = dy + ((t / g.C) * g.K + k) * PQ;
+        for (int64_t p = 0; p < g.P; ++p)
+          for (int64_t r = 0; r < g.R; ++r)
+            for (int64_t s = 0; s < g.S; ++s) {
+              T* in = dxp.get() + (p * g.stride_h + r * g.dil_h) * pd.W + s * g.dil_w;
+              const T v = w[k * RS + r * g.S + s];
+              const T* row = grad + p * g.Q;
+              if (g.stride_w == 1)
+                for (int64_t q = 0; q < g.Q; ++q) in[q] += v * row[q];
+              else
+                for (int64_t q = 0; q < g.Q; ++q) in[q * g.stride_w] += v * row[q];
+            }
+      }
+      crop_planes(g, pd, 1, dxp.get(), dx + t * HW);
+    }
+  });
+}
+
+// dw[k, r, s] = sum over images and output pixels of dy * the shifted input:
+// per task (image, output channel) a row of products per tap, summed once.
+template <typename T>
+void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  const Padded pd(g);
+  auto parts = accumulate_chunks<T>(
+      g.N * g.K, grain_for(2 * RS * PQ), g.K * RS, [&](int64_t t0, int64_t t1, T* part) {
+        auto xp = scratch<T>(static_cast<size_t>(pd.plane()));
+        std::vector<T> products(static_cast<size_t>(g.Q));
+        int64_t in_xp = -1;  // which input plane xp holds
+        for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
+          const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
+          if (plane != in_xp) {
+            pad_planes(g, pd, 1, x + plane * HW, xp.get());
+            in_xp = plane;
+          }
+          for (int64_t r = 0; r < g.R; ++r)
+            for (int64_t s = 0; s < g.S; ++s) {
+              std::fill(products.begin(), products.end(), T(0));
+              for (int64_t p = 0; p < g.P; ++p)
+                for (int64_t q = 0; q < g.Q; ++q)  // (a dot product would not vectorize)
+                  products[q] += dy[t * PQ + p * g.Q + q] *
+                                 xp[(p * g.stride_h + r * g.dil_h) * pd.W + s * g.dil_w +
+                                    q * g.stride_w];
+              for (T v : products) part[k * RS + r * g.S + s] += v;
+            }
+        }
+      });
+  std::fill(dw, dw + g.K * RS, T(0));
+  for (const auto& part : parts)
+    for (int64_t i = 0; i < g.K * RS; ++i) dw[i] += part[i];
+}
+
 // A geometry holding the kernel size and window arguments; sizes are the caller's.
 ConvGeometry window_geometry(const Shape& weight, Pair stride, Pair padding, Pair dilation,
                              int64_t groups) {
@@ -612,7 +717,9 @@ void check_shape(const char* op, const char* name, const Shape& got, const Shape
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  if constexpr (has_fast_tile<T>())  // the direct path needs the fast micro-kernel
+  if (depthwise(g))
+    forward_depthwise(g, x, w, bias, y);
+  else if constexpr (has_fast_tile<T>())  // the direct path needs the fast micro-kernel
     forward_direct(g, x, w, bias, y);
   else
     forward_im2col(g, x, w, bias, y);
@@ -624,7 +731,9 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   // with few of them the direct path would leave most vector lanes idle.
   const int64_t Cg = g.C / g.groups;
   const bool few_channels = has_fast_tile<T>() && 4 * Cg < 3 * padded_channels(Cg);
-  if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
+  if (depthwise(g))
+    backward_input_depthwise(g, dy, w, dx);
+  else if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
     backward_input_as_forward(g, dy, w, dx);
   else
     backward_input_col2im(g, dy, w, dx);
@@ -632,7 +741,9 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
-  if constexpr (has_fast_tile<T>())
+  if (depthwise(g))
+    backward_weight_depthwise(g, dy, x, dw);
+  else if constexpr (has_fast_tile<T>())
     backward_weight_direct(g, dy, x, dw);
   else
     backward_weight_im2col(g, dy, x, dw);
