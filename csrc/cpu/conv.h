@@ -25,7 +25,10 @@
 //     otherwise dcol = W^T . dY block by block, scattered into dx (col2im);
 //   backward weight: dW^T[(c,r,s), k] += sum over pixels of
 //     xp[c, window(pixel) + tap(r,s)] * dY^T[pixel, k], summed over images
-//     (directly with tap_gemm, or as col . dY^T).
+//     (directly with tap_gemm, or as col . dY^T);
+//   depthwise (C/G == 1), all three: each output row is R*S shifted, scaled
+//     input rows summed, vectorized along the row (there is no sum over
+//     channels for a matrix product to share).
 //
 // conv_transpose2d is the same pair of maps swapped: its forward is conv2d's
 // backward input, its backward input is conv2d's forward, and its weight
