@@ -26,4 +26,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::bind::bind_activation(m);
   kiln::bind::bind_loss(m);
   kiln::bind::bind_dropout(m);
+  kiln::bind::bind_augment(m);
 }

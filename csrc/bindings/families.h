@@ -13,5 +13,6 @@ void bind_linear(pybind11::module_& m);
 void bind_activation(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
 void bind_dropout(pybind11::module_& m);
+void bind_augment(pybind11::module_& m);
 
 }  // namespace kiln::bind

@@ -1,0 +1,302 @@
+// Augmentation kernels on NumPy image batches, exposed as kiln.kernels.augment_*.
+// Images are C-contiguous (N, C, H, W) uint8 or float32 arrays; per-image
+// parameters arrive as arrays with one row per image. kiln.data.transforms
+// draws the parameters; these functions only apply them.
+#include <pybind11/stl.h>
+
+#include <string>
+#include <utility>
+
+#include "bindings/arrays.h"
+#include "bindings/families.h"
+#include "cpu/augment.h"
+
+namespace kiln::bind {
+namespace {
+
+ImageBatch batch_of(const py::array& images, const char* op) {
+  check_ndim(images, {4}, op, "images (N, C, H, W)");
+  const Shape s = shape_of(images);
+  ImageBatch b{s[0], s[1], s[2], s[3]};
+  check_image_batch(op, b);
+  return b;
+}
+
+// Calls f(uint8_t{}) or f(float{}) by the dtype of `images`; TypeError otherwise.
+template <typename F>
+auto dispatch_image(const py::array& images, const char* op, F&& f) {
+  if (images.dtype().is(py::dtype::of<uint8_t>())) return f(uint8_t{});
+  if (images.dtype().is(py::dtype::of<float>())) return f(float{});
+  fail<TypeError>(op, ": expected images of dtype uint8 or float32, got ", dtype_name(images),
+                  " with shape ", shape_str(shape_of(images)));
+}
+
+// A parameter array of dtype T and exactly `shape`.
+template <typename T>
+const T* param(const py::array& a, const char* op, const char* name, const Shape& shape) {
+  const T* p = data<T>(a, op, name);
+  if (shape_of(a) != shape)
+    fail(op, ": expected ", name, " of shape ", shape_str(shape), ", got ", shape_str(shape_of(a)));
+  return p;
+}
+
+template <typename T>
+py::array_t<T> like(const ImageBatch& b, int64_t h, int64_t w) {
+  return empty<T>({b.n, b.c, h, w});
+}
+
+py::array uniform_py(int64_t n, int64_t k, uint64_t seed, uint64_t offset) {
+  if (n < 0 || k < 0) fail("augment_uniform: expected n, k >= 0, got n=", n, ", k=", k);
+  auto out = empty<double>({n, k});
+  double* p = out.mutable_data();
+  py::gil_scoped_release nogil;
+  augment_uniform(p, n, k, seed, offset);
+  return out;
+}
+
+py::array flip_py(const py::array& images, const std::optional<py::array>& horizontal,
+                  const std::optional<py::array>& vertical) {
+  const char* op = "augment_flip";
+  const ImageBatch b = batch_of(images, op);
+  const uint8_t* fh = horizontal ? param<uint8_t>(*horizontal, op, "horizontal", {b.n}) : nullptr;
+  const uint8_t* fv = vertical ? param<uint8_t>(*vertical, op, "vertical", {b.n}) : nullptr;
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = like<T>(b, b.h, b.w);
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    augment_flip(x, yp, b, fh, fv);
+    return y;
+  });
+}
+
+PadMode pad_mode(const std::string& mode, const char* op) {
+  if (mode == "constant") return PadMode::kConstant;
+  if (mode == "reflect") return PadMode::kReflect;
+  if (mode == "edge") return PadMode::kEdge;
+  fail(op, ": padding_mode must be 'constant', 'reflect' or 'edge', got '", mode, "'");
+}
+
+py::array crop_py(const py::array& images, std::pair<int64_t, int64_t> size, const py::array& top,
+                  const py::array& left, const std::string& padding_mode, const py::array& fill) {
+  const char* op = "augment_crop";
+  const ImageBatch b = batch_of(images, op);
+  const PadMode mode = pad_mode(padding_mode, op);
+  const int64_t* tp = param<int64_t>(top, op, "top", {b.n});
+  const int64_t* lp = param<int64_t>(left, op, "left", {b.n});
+  const float* fp = param<float>(fill, op, "fill", {b.c});
+  const auto [h, w] = size;
+  if (h < 1 || w < 1) fail(op, ": expected a crop size >= 1, got ", h, "x", w);
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = like<T>(b, h, w);
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    augment_crop(x, yp, b, h, w, tp, lp, mode, fp);
+    return y;
+  });
+}
+
+py::array resized_crop_py(const py::array& images, const py::array& boxes,
+                          std::pair<int64_t, int64_t> size, bool antialias) {
+  const char* op = "augment_resized_crop";
+  const ImageBatch b = batch_of(images, op);
+  const int64_t* bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
+  const auto [h, w] = size;
+  if (h < 1 || w < 1) fail(op, ": expected an output size >= 1, got ", h, "x", w);
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = like<T>(b, h, w);
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    augment_resized_crop(x, yp, b, bp, h, w, antialias);
+    return y;
+  });
+}
+
+py::array affine_py(const py::array& images, const py::array& theta, const py::array& fill) {
+  const char* op = "augment_affine";
+  const ImageBatch b = batch_of(images, op);
+  const double* tp = param<double>(theta, op, "theta", {b.n, 2, 3});
+  const float* fp = param<float>(fill, op, "fill", {b.c});
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = like<T>(b, b.h, b.w);
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    augment_affine(x, yp, b, tp, fp);
+    return y;
+  });
+}
+
+py::array color_jitter_py(const py::array& images, const py::array& factors,
+                          const py::array& order) {
+  const char* op = "augment_color_jitter";
+  const ImageBatch b = batch_of(images, op);
+  const float* fp = param<float>(factors, op, "factors", {b.n, 4});
+  const int8_t* orp = param<int8_t>(order, op, "order", {b.n, 4});
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = like<T>(b, b.h, b.w);
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    augment_color_jitter(x, yp, b, fp, orp);
+    return y;
+  });
+}
+
+py::array channel_affine_py(const py::array& images, const py::array& scale,
+                            const py::array& offset, const std::string& out_dtype) {
+  const char* op = "augment_channel_affine";
+  const ImageBatch b = batch_of(images, op);
+  const bool per_image = scale.ndim() == 2;
+  const Shape shape = per_image ? Shape{b.n, b.c} : Shape{b.c};
+  const float* sp = param<float>(scale, op, "scale", shape);
+  const float* op_ = param<float>(offset, op, "offset", shape);
+  if (out_dtype != "uint8" && out_dtype != "float32")
+    fail(op, ": out_dtype must be 'uint8' or 'float32', got '", out_dtype, "'");
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using In = decltype(tag);
+    const In* x = data<In>(images, op, "images");
+    if (out_dtype == "float32") {
+      auto y = like<float>(b, b.h, b.w);
+      float* yp = y.mutable_data();
+      py::gil_scoped_release nogil;
+      augment_channel_affine(x, yp, b, sp, op_, per_image);
+      return y;
+    }
+    if constexpr (std::is_same_v<In, float>)
+      fail(op, ": float32 images map to float32 only (out_dtype='float32')");
+    else {
+      auto y = like<uint8_t>(b, b.h, b.w);
+      uint8_t* yp = y.mutable_data();
+      py::gil_scoped_release nogil;
+      augment_channel_affine(x, yp, b, sp, op_, per_image);
+      return y;
+    }
+  });
+}
+
+py::array box_fill_py(const py::array& images, const py::array& boxes, const std::string& source,
+                      const std::optional<py::array>& value,
+                      const std::optional<py::array>& partner, uint64_t seed, uint64_t offset) {
+  const char* op = "augment_box_fill";
+  const ImageBatch b = batch_of(images, op);
+  const int64_t* bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
+  BoxSource src;
+  const float* vp = nullptr;
+  const int64_t* pp = nullptr;
+  if (source == "value") {
+    src = BoxSource::kValue;
+    if (!value) fail(op, ": source='value' needs value (C,)");
+    vp = param<float>(*value, op, "value", {b.c});
+  } else if (source == "normal") {
+    src = BoxSource::kNormal;
+  } else if (source == "partner") {
+    src = BoxSource::kPartner;
+    if (!partner) fail(op, ": source='partner' needs partner (N,)");
+    pp = param<int64_t>(*partner, op, "partner", {b.n});
+  } else {
+    fail(op, ": source must be 'value', 'normal' or 'partner', got '", source, "'");
+  }
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = like<T>(b, b.h, b.w);
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    augment_box_fill(x, yp, b, bp, src, vp, seed, offset, pp);
+    return y;
+  });
+}
+
+py::array blend_pairs_py(const py::array& images, const py::array& partner,
+                         const py::array& lam) {
+  const char* op = "augment_blend_pairs";
+  const ImageBatch b = batch_of(images, op);
+  const int64_t* pp = param<int64_t>(partner, op, "partner", {b.n});
+  const float* lp = param<float>(lam, op, "lam", {b.n});
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = like<T>(b, b.h, b.w);
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    augment_blend_pairs(x, yp, b, pp, lp);
+    return y;
+  });
+}
+
+}  // namespace
+
+void bind_augment(py::module_& m) {
+  m.def("augment_uniform", &uniform_py, py::arg("n"), py::arg("k"), py::arg("seed"),
+        py::arg("offset"),
+        R"doc(Uniform draws in [0, 1) for per-image augmentation parameters: float64 (n, k).
+
+Row i comes from Philox-4x32-10 under seed at counters offset + i*ceil(k/4) ...,
+4 draws per counter, so row i depends only on (seed, offset, i). The call
+consumes n*ceil(k/4) counters.)doc");
+  m.def("augment_flip", &flip_py, py::arg("images"), py::arg("horizontal") = py::none(),
+        py::arg("vertical") = py::none(),
+        R"doc(Flips image n left-right where horizontal[n] and upside down where vertical[n].
+
+images (N, C, H, W) uint8 or float32; horizontal, vertical: uint8 (N,) or None.
+Returns a new (N, C, H, W) array.)doc");
+  m.def("augment_crop", &crop_py, py::arg("images"), py::arg("size"), py::arg("top"),
+        py::arg("left"), py::arg("padding_mode"), py::arg("fill"),
+        R"doc(Crops an (h, w) window at (top[n], left[n]) of each padded image.
+
+images (N, C, H, W) uint8 or float32; size (h, w); top, left: int64 (N,) in the
+unpadded image's coordinates (negative reaches into the padding); padding_mode
+'constant' (fill: float32 (C,)), 'reflect' (no edge repeat, as numpy/PyTorch,
+repeated for wide pads) or 'edge'. Returns (N, C, h, w).)doc");
+  m.def("augment_resized_crop", &resized_crop_py, py::arg("images"), py::arg("boxes"),
+        py::arg("size"), py::arg("antialias") = true,
+        R"doc(Resamples box n = boxes[n] = (top, left, height, width) of image n to size (h, w).
+
+Bilinear with PIL's filter: when shrinking and antialias, the triangle widens
+by the scale factor (PIL's / torchvision's antialiased bilinear). Boxes lie
+inside the image. images (N, C, H, W) uint8 or float32 -> (N, C, h, w).)doc");
+  m.def("augment_affine", &affine_py, py::arg("images"), py::arg("theta"), py::arg("fill"),
+        R"doc(Affine warp with bilinear sampling.
+
+theta: float64 (N, 2, 3) maps output pixel (j, i) (column, row, pixel-index
+coordinates) to the input position (x, y) it samples; samples outside the
+image read fill (float32 (C,)). images (N, C, H, W) uint8 or float32 -> same shape.)doc");
+  m.def("augment_color_jitter", &color_jitter_py, py::arg("images"), py::arg("factors"),
+        py::arg("order"),
+        R"doc(Brightness, contrast, saturation and hue adjustment with torchvision's semantics.
+
+factors: float32 (N, 4) = (brightness, contrast, saturation, hue) per image;
+order: int8 (N, 4), the ops to apply in turn (0 brightness, 1 contrast,
+2 saturation, 3 hue, -1 none). images (N, C, H, W) with C = 1 or 3: uint8 in
+[0, 255] or float32 in [0, 1]; values are clamped to that range after each op.)doc");
+  m.def("augment_channel_affine", &channel_affine_py, py::arg("images"), py::arg("scale"),
+        py::arg("offset"), py::arg("out_dtype") = "float32",
+        R"doc(y[n, c] = images[n, c] * scale[c] + offset[c] (or scale[n, c], offset[n, c]).
+
+scale, offset: float32 (C,) or (N, C). images uint8 or float32 (N, C, H, W);
+out_dtype 'float32', or 'uint8' for uint8 images (rounded, saturated).)doc");
+  m.def("augment_box_fill", &box_fill_py, py::arg("images"), py::arg("boxes"), py::arg("source"),
+        py::arg("value") = py::none(), py::arg("partner") = py::none(), py::arg("seed") = 0,
+        py::arg("offset") = 0,
+        R"doc(Copies images and overwrites box n = (top, left, height, width) of image n.
+
+source 'value': value[c] (float32 (C,)); 'normal': N(0, 1) draws (float32 images
+only; image n reads Philox(seed, offset + n*ceil(C*H*W/2)), consuming
+N*ceil(C*H*W/2) counters); 'partner': the same box of image partner[n]
+(int64 (N,)). Boxes lie inside the image; an empty box leaves the image as is.)doc");
+  m.def("augment_blend_pairs", &blend_pairs_py, py::arg("images"), py::arg("partner"),
+        py::arg("lam"),
+        R"doc(y[n] = lam[n] * images[n] + (1 - lam[n]) * images[partner[n]].
+
+partner: int64 (N,); lam: float32 (N,). uint8 results are rounded.)doc");
+}
+
+}  // namespace kiln::bind
