@@ -254,6 +254,10 @@ class LRScheduler:
                               if key not in self._not_saved})
 
 
+# the pre-1.14 name, which older code subclasses
+_LRScheduler = LRScheduler
+
+
 class _LambdaScheduler(LRScheduler):
     """LambdaLR and MultiplicativeLR: one user function of the epoch per param group."""
 
@@ -945,15 +949,18 @@ class SequentialLR(_Composite):
         self.last_epoch = last_epoch + 1
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
-        self._undo_initial_steps(self)
+        self.recursive_undo()
         first = self._schedulers[bisect_right(self._milestones, 0)]
         first._initial_step()
         self._last_lr = first.get_last_lr()
 
-    def _undo_initial_steps(self, scheduler: LRScheduler) -> None:
+    def recursive_undo(self, sched: LRScheduler | None = None) -> None:
+        """Undo the initial step of every (nested) child scheduler: its last_epoch goes back
+        by one."""
+        scheduler = self if sched is None else sched
         if isinstance(scheduler, _Composite):
             for child in scheduler._schedulers:
-                self._undo_initial_steps(child)
+                self.recursive_undo(child)
         else:
             scheduler.last_epoch -= 1
 
