@@ -19,19 +19,30 @@ exact conventions are in their docstrings and in docs/schedules.md.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import math
-import numbers
-import types
 import warnings
-import weakref
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, SupportsFloat
 
+from kiln.optim._schedules import (
+    ANNEAL,
+    callable_arg,
+    callable_state,
+    check_optimizer,
+    flag,
+    group_lrs,
+    int_arg,
+    momentum_arg,
+    momentum_key,
+    non_negative,
+    per_group,
+    real_arg,
+    set_momentum,
+    track_optimizer_steps,
+)
 from kiln.optim.optimizer import Optimizer
 
 __all__ = [
@@ -45,109 +56,6 @@ _EPOCH_DEPRECATED = (
     "passing an epoch to scheduler.step() is deprecated (as in PyTorch): it sets last_epoch and "
     "uses the closed form where the schedule has one; call step() without arguments instead"
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# Argument checks. Each names the scheduler, the argument and the value it got.
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _int_arg(op: str, name: str, value: Any, minimum: int) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{op}: {name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        want = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{op}: {name} must be {want}, got {value}")
-    return value
-
-
-def _real_arg(op: str, name: str, value: Any, low: float | None = None, high: float | None = None,
-              low_open: bool = False, high_open: bool = False) -> Any:
-    """Check low <(=) value <(=) high; NaN fails every bound. Returns value unchanged (an int stays
-    an int, so the arithmetic is PyTorch's)."""
-    if not _is_real(value):
-        raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__} {value!r}")
-    bounds = []
-    ok = value == value
-    if low is not None:
-        ok = ok and (value > low if low_open else value >= low)
-        bounds.append(f"{'>' if low_open else '>='} {low}")
-    if high is not None:
-        ok = ok and (value < high if high_open else value <= high)
-        bounds.append(f"{'<' if high_open else '<='} {high}")
-    if not ok:
-        raise ValueError(f"{op}: {name} must be {' and '.join(bounds) or 'a number'}, got {value}")
-    return value
-
-
-def _check_optimizer(op: str, optimizer: Any) -> Optimizer:
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"{op}: {type(optimizer).__name__} is not an Optimizer")
-    return optimizer
-
-
-def _per_group(op: str, name: str, optimizer: Optimizer, value: Any,
-               check: Callable[[str, str, Any], Any]) -> list[Any]:
-    """One value per param group: a list/tuple of that length, or one value for every group."""
-    groups = len(optimizer.param_groups)
-    if isinstance(value, (list, tuple)):
-        if len(value) != groups:
-            raise ValueError(f"{op}: {name} has {len(value)} values but the optimizer has "
-                             f"{groups} param groups")
-        values = list(value)
-    else:
-        values = [value] * groups
-    return [check(op, name, v) for v in values]
-
-
-def _non_negative(op: str, name: str, value: Any) -> Any:
-    return _real_arg(op, name, value, low=0)
-
-
-def _group_lrs(optimizer: Optimizer) -> list[Any]:
-    return [group["lr"] for group in optimizer.param_groups]
-
-
-def _callable_state(fn: Callable[..., Any] | None) -> dict[str, Any] | None:
-    """PyTorch's rule for user callables in a state_dict: a callable object's attributes are saved,
-    a plain function or lambda (code, not state) is not."""
-    if fn is None or isinstance(fn, types.FunctionType):
-        return None
-    return copy.deepcopy(fn.__dict__)
-
-
-@contextlib.contextmanager
-def _flag(scheduler: LRScheduler, name: str) -> Iterator[None]:
-    setattr(scheduler, name, True)
-    try:
-        yield
-    finally:
-        setattr(scheduler, name, False)
-
-
-def _track_optimizer_steps(optimizer: Optimizer) -> None:
-    """Wrap optimizer.step once so a scheduler can warn when it is stepped before the optimizer
-    (the first value of the schedule would be skipped). The wrapper holds the optimizer weakly."""
-    step = optimizer.step
-    if getattr(step, "_kiln_counted", False) or not hasattr(step, "__func__"):
-        return
-    func = step.__func__
-    owner = weakref.ref(optimizer)
-
-    @functools.wraps(func)
-    def counted_step(*args: Any, **kwargs: Any) -> Any:
-        opt = owner()
-        opt._opt_called = True
-        return func(opt, *args, **kwargs)
-
-    counted_step._kiln_counted = True
-    optimizer.step = counted_step
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,8 +76,8 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         op = type(self).__name__
-        self.optimizer = _check_optimizer(op, optimizer)
-        _int_arg(op, "last_epoch", last_epoch, -1)
+        self.optimizer = check_optimizer(op, optimizer)
+        int_arg(op, "last_epoch", last_epoch, -1)
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -182,12 +90,12 @@ class LRScheduler:
                         "last_epoch=-1 to start a new schedule")
         self.base_lrs: list[Any] = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        _track_optimizer_steps(optimizer)
+        track_optimizer_steps(optimizer)
         self._initial_step()
 
     def _initial_step(self) -> None:
         self._step_count = 0
-        with _flag(self, "_is_initial"):
+        with flag(self, "_is_initial"):
             self.step()
 
     def get_lr(self) -> list[Any]:
@@ -221,7 +129,7 @@ class LRScheduler:
         self._update_lr(epoch)
 
     def _update_lr(self, epoch: int | None = None) -> None:
-        with _flag(self, "_get_lr_called_within_step"):
+        with flag(self, "_get_lr_called_within_step"):
             if epoch is None:
                 self.last_epoch += 1
                 values = self.get_lr()
@@ -234,7 +142,7 @@ class LRScheduler:
     def _set_lrs(self, values: Sequence[Any]) -> None:
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
-        self._last_lr = _group_lrs(self.optimizer)
+        self._last_lr = group_lrs(self.optimizer)
 
     def state_dict(self) -> dict[str, Any]:
         """Every attribute except the optimizer (and code: plain functions are not saved)."""
@@ -265,14 +173,14 @@ class _LambdaScheduler(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Any, last_epoch: int) -> None:
         op = type(self).__name__
-        _check_optimizer(op, optimizer)
-        lambdas = _per_group(op, "lr_lambda", optimizer, lr_lambda, _callable_arg)
+        check_optimizer(op, optimizer)
+        lambdas = per_group(op, "lr_lambda", optimizer, lr_lambda, callable_arg)
         self.lr_lambdas: list[Callable[[int], float]] = lambdas
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["lr_lambdas"] = [_callable_state(fn) for fn in self.lr_lambdas]
+        state["lr_lambdas"] = [callable_state(fn) for fn in self.lr_lambdas]
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -280,12 +188,6 @@ class _LambdaScheduler(LRScheduler):
         for fn, saved in zip(self.lr_lambdas, state_dict.get("lr_lambdas", ()), strict=False):
             if saved is not None:
                 fn.__dict__.update(copy.deepcopy(saved))
-
-
-def _callable_arg(op: str, name: str, value: Any) -> Any:
-    if not callable(value):
-        raise TypeError(f"{op}: {name} must be callable, got {type(value).__name__}")
-    return value
 
 
 class LambdaLR(_LambdaScheduler):
@@ -312,7 +214,7 @@ class MultiplicativeLR(_LambdaScheduler):
     def get_lr(self) -> list[Any]:
         self._warn_outside_step()
         if self._is_initial:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         return [group["lr"] * fn(self.last_epoch)
                 for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
 
@@ -322,14 +224,14 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.step_size = _int_arg("StepLR", "step_size", step_size, 1)
-        self.gamma = _real_arg("StepLR", "gamma", gamma, low=0, low_open=True)
+        self.step_size = int_arg("StepLR", "step_size", step_size, 1)
+        self.gamma = real_arg("StepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
         self._warn_outside_step()
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list[Any]:
@@ -348,17 +250,17 @@ class MultiStepLR(LRScheduler):
         if not isinstance(milestones, Iterable) or isinstance(milestones, (str, bytes)):
             raise TypeError(f"MultiStepLR: milestones must be a list of integers, got "
                             f"{type(milestones).__name__}")
-        values = [_int_arg("MultiStepLR", "milestones", m, 0) for m in milestones]
+        values = [int_arg("MultiStepLR", "milestones", m, 0) for m in milestones]
         if any(b < a for a, b in zip(values, values[1:])):
             raise ValueError(f"MultiStepLR: milestones must be increasing, got {values}")
         self.milestones = Counter(values)
-        self.gamma = _real_arg("MultiStepLR", "gamma", gamma, low=0, low_open=True)
+        self.gamma = real_arg("MultiStepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
         self._warn_outside_step()
         if self.last_epoch not in self.milestones:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         decay = self.gamma ** self.milestones[self.last_epoch]
         return [group["lr"] * decay for group in self.optimizer.param_groups]
 
@@ -372,8 +274,8 @@ class ConstantLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
                  last_epoch: int = -1) -> None:
-        self.factor = _real_arg("ConstantLR", "factor", factor, low=0, high=1, low_open=True)
-        self.total_iters = _int_arg("ConstantLR", "total_iters", total_iters, 1)
+        self.factor = real_arg("ConstantLR", "factor", factor, low=0, high=1, low_open=True)
+        self.total_iters = int_arg("ConstantLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
@@ -381,7 +283,7 @@ class ConstantLR(LRScheduler):
         if self.last_epoch == 0:
             return [group["lr"] * self.factor for group in self.optimizer.param_groups]
         if self.last_epoch != self.total_iters:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list[Any]:
@@ -395,10 +297,10 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
                  end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
-        self.start_factor = _real_arg("LinearLR", "start_factor", start_factor, low=0, high=1,
+        self.start_factor = real_arg("LinearLR", "start_factor", start_factor, low=0, high=1,
                                       low_open=True)
-        self.end_factor = _real_arg("LinearLR", "end_factor", end_factor, low=0, high=1)
-        self.total_iters = _int_arg("LinearLR", "total_iters", total_iters, 1)
+        self.end_factor = real_arg("LinearLR", "end_factor", end_factor, low=0, high=1)
+        self.total_iters = int_arg("LinearLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
@@ -406,7 +308,7 @@ class LinearLR(LRScheduler):
         if self.last_epoch == 0:
             return [group["lr"] * self.start_factor for group in self.optimizer.param_groups]
         if self._is_initial or self.last_epoch > self.total_iters:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         delta = self.end_factor - self.start_factor
         ratio = 1.0 + delta / (self.total_iters * self.start_factor + (self.last_epoch - 1) * delta)
         return [group["lr"] * ratio for group in self.optimizer.param_groups]
@@ -421,13 +323,13 @@ class ExponentialLR(LRScheduler):
     """lr = initial_lr * gamma ** epoch."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
-        self.gamma = _real_arg("ExponentialLR", "gamma", gamma, low=0, low_open=True)
+        self.gamma = real_arg("ExponentialLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
         self._warn_outside_step()
         if self._is_initial:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list[Any]:
@@ -439,14 +341,14 @@ class PolynomialLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
                  last_epoch: int = -1) -> None:
-        self.total_iters = _int_arg("PolynomialLR", "total_iters", total_iters, 1)
-        self.power = _real_arg("PolynomialLR", "power", power, low=0)
+        self.total_iters = int_arg("PolynomialLR", "total_iters", total_iters, 1)
+        self.power = real_arg("PolynomialLR", "power", power, low=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
         self._warn_outside_step()
         if self._is_initial or self.last_epoch > self.total_iters:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         decay = ((1.0 - self.last_epoch / self.total_iters)
                  / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
         return [group["lr"] * decay for group in self.optimizer.param_groups]
@@ -467,8 +369,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: float, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        self.T_max = _real_arg("CosineAnnealingLR", "T_max", T_max, low=0, low_open=True)
-        self.eta_min = _real_arg("CosineAnnealingLR", "eta_min", eta_min, low=0)
+        self.T_max = real_arg("CosineAnnealingLR", "T_max", T_max, low=0, low_open=True)
+        self.eta_min = real_arg("CosineAnnealingLR", "eta_min", eta_min, low=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
@@ -476,7 +378,7 @@ class CosineAnnealingLR(LRScheduler):
         t, t_max, eta_min = self.last_epoch, self.T_max, self.eta_min
         groups = self.optimizer.param_groups
         if self._is_initial:
-            return _group_lrs(self.optimizer)
+            return group_lrs(self.optimizer)
         if self._step_count == 1 and t > 0:
             # first step of a resumed schedule: the closed form (there is no previous lr of ours)
             return [eta_min + (base - eta_min) * (1 + math.cos(t * math.pi / t_max)) / 2
@@ -498,27 +400,6 @@ class CosineAnnealingLR(LRScheduler):
 # Schedules that steer momentum too (cyclical learning rates and 1cycle)
 
 
-def _momentum_key(op: str, optimizer: Optimizer) -> bool:
-    """True when the optimizer cycles beta1 (Adam family), False for 'momentum' (SGD, RMSprop)."""
-    defaults = optimizer.defaults
-    if "momentum" not in defaults and "betas" not in defaults:
-        raise ValueError(f"{op}: cycle_momentum=True needs an optimizer with 'momentum' or "
-                         f"'betas' ({type(optimizer).__name__} has neither); pass "
-                         "cycle_momentum=False")
-    return "betas" in defaults
-
-
-def _momentum_arg(op: str, name: str, value: Any) -> Any:
-    return _real_arg(op, name, value, low=0, high=1)
-
-
-def _set_momentum(group: dict[str, Any], value: float, use_beta1: bool) -> None:
-    if use_beta1:
-        group["betas"] = (value, *group["betas"][1:])
-    else:
-        group["momentum"] = value
-
-
 class CyclicLR(LRScheduler):
     """Cyclical learning rate (Smith 2017): the lr moves linearly from base_lr up to max_lr over
     step_size_up steps and back down over step_size_down steps, the amplitude scaled per cycle
@@ -535,12 +416,12 @@ class CyclicLR(LRScheduler):
                  cycle_momentum: bool = True, base_momentum: float | list[float] = 0.8,
                  max_momentum: float | list[float] = 0.9, last_epoch: int = -1) -> None:
         op = "CyclicLR"
-        _check_optimizer(op, optimizer)
-        base_lrs = _per_group(op, "base_lr", optimizer, base_lr, _non_negative)
-        self.max_lrs = _per_group(op, "max_lr", optimizer, max_lr, _non_negative)
-        up = float(_int_arg(op, "step_size_up", step_size_up, 1))
+        check_optimizer(op, optimizer)
+        base_lrs = per_group(op, "base_lr", optimizer, base_lr, non_negative)
+        self.max_lrs = per_group(op, "max_lr", optimizer, max_lr, non_negative)
+        up = float(int_arg(op, "step_size_up", step_size_up, 1))
         down = up if step_size_down is None else float(
-            _int_arg(op, "step_size_down", step_size_down, 1))
+            int_arg(op, "step_size_down", step_size_down, 1))
         self.total_size = up + down
         self.step_ratio = up / self.total_size
         if scale_fn is None and mode not in ("triangular", "triangular2", "exp_range"):
@@ -552,26 +433,26 @@ class CyclicLR(LRScheduler):
             raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', "
                              f"got {scale_mode!r}")
         self.mode = mode
-        self.gamma = _real_arg(op, "gamma", gamma, low=0, low_open=True)
+        self.gamma = real_arg(op, "gamma", gamma, low=0, low_open=True)
         self._scale_fn_custom = scale_fn
         # the built-in modes fix the scale mode, whatever was passed (PyTorch's rule)
         self.scale_mode = scale_mode if scale_fn is not None else (
             "iterations" if mode == "exp_range" else "cycle")
-        _int_arg(op, "last_epoch", last_epoch, -1)
+        int_arg(op, "last_epoch", last_epoch, -1)
         self.cycle_momentum = bool(cycle_momentum)
         if self.cycle_momentum:
-            self.use_beta1 = _momentum_key(op, optimizer)
-            self.base_momentums = _per_group(op, "base_momentum", optimizer, base_momentum,
-                                             _momentum_arg)
-            self.max_momentums = _per_group(op, "max_momentum", optimizer, max_momentum,
-                                            _momentum_arg)
+            self.use_beta1 = momentum_key(op, optimizer)
+            self.base_momentums = per_group(op, "base_momentum", optimizer, base_momentum,
+                                             momentum_arg)
+            self.max_momentums = per_group(op, "max_momentum", optimizer, max_momentum,
+                                            momentum_arg)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
             if self.cycle_momentum:
                 for low, high, group in zip(self.base_momentums, self.max_momentums,
                                             optimizer.param_groups):
-                    _set_momentum(group, high, self.use_beta1)
+                    set_momentum(group, high, self.use_beta1)
                     group["max_momentum"] = high
                     group["base_momentum"] = low
         super().__init__(optimizer, last_epoch)
@@ -602,12 +483,12 @@ class CyclicLR(LRScheduler):
         if self.cycle_momentum:
             for low, high, group in zip(self.base_momentums, self.max_momentums,
                                         self.optimizer.param_groups):
-                _set_momentum(group, high - (high - low) * height * scale, self.use_beta1)
+                set_momentum(group, high - (high - low) * height * scale, self.use_beta1)
         return lrs
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["_scale_fn_custom"] = _callable_state(self._scale_fn_custom)
+        state["_scale_fn_custom"] = callable_state(self._scale_fn_custom)
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -615,17 +496,6 @@ class CyclicLR(LRScheduler):
         saved = state_dict.get("_scale_fn_custom")
         if saved is not None and self._scale_fn_custom is not None:
             self._scale_fn_custom.__dict__.update(copy.deepcopy(saved))
-
-
-def _anneal_cos(start: float, end: float, pct: float) -> float:
-    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-
-
-def _anneal_linear(start: float, end: float, pct: float) -> float:
-    return (end - start) * pct + start
-
-
-_ANNEAL = {"cos": _anneal_cos, "linear": _anneal_linear}
 
 
 class OneCycleLR(LRScheduler):
@@ -649,21 +519,21 @@ class OneCycleLR(LRScheduler):
                  final_div_factor: float = 1e4, three_phase: bool = False,
                  last_epoch: int = -1) -> None:
         op = "OneCycleLR"
-        _check_optimizer(op, optimizer)
+        check_optimizer(op, optimizer)
         if total_steps is not None:
-            self.total_steps = _int_arg(op, "total_steps", total_steps, 1)
+            self.total_steps = int_arg(op, "total_steps", total_steps, 1)
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = (_int_arg(op, "epochs", epochs, 1)
-                                * _int_arg(op, "steps_per_epoch", steps_per_epoch, 1))
+            self.total_steps = (int_arg(op, "epochs", epochs, 1)
+                                * int_arg(op, "steps_per_epoch", steps_per_epoch, 1))
         else:
             raise ValueError("OneCycleLR: pass total_steps, or both epochs and steps_per_epoch")
-        pct_start = _real_arg(op, "pct_start", pct_start, low=0, high=1)
-        if anneal_strategy not in _ANNEAL:
+        pct_start = real_arg(op, "pct_start", pct_start, low=0, high=1)
+        if anneal_strategy not in ANNEAL:
             raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', "
                              f"got {anneal_strategy!r}")
         self.anneal_strategy = anneal_strategy
-        div_factor = _real_arg(op, "div_factor", div_factor, low=0, low_open=True)
-        final_div_factor = _real_arg(op, "final_div_factor", final_div_factor, low=0,
+        div_factor = real_arg(op, "div_factor", div_factor, low=0, low_open=True)
+        final_div_factor = real_arg(op, "final_div_factor", final_div_factor, low=0,
                                      low_open=True)
         # each phase: the step it ends at and the group keys of its start and end values
         warm_end = float(pct_start * self.total_steps) - 1
@@ -680,13 +550,13 @@ class OneCycleLR(LRScheduler):
                 (warm_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                 (last, "max_lr", "min_lr", "base_momentum", "max_momentum"),
             ]
-        max_lrs = _per_group(op, "max_lr", optimizer, max_lr, _non_negative)
-        _int_arg(op, "last_epoch", last_epoch, -1)
+        max_lrs = per_group(op, "max_lr", optimizer, max_lr, non_negative)
+        int_arg(op, "last_epoch", last_epoch, -1)
         self.cycle_momentum = bool(cycle_momentum)
         if self.cycle_momentum:
-            self.use_beta1 = _momentum_key(op, optimizer)
-            highs = _per_group(op, "max_momentum", optimizer, max_momentum, _momentum_arg)
-            lows = _per_group(op, "base_momentum", optimizer, base_momentum, _momentum_arg)
+            self.use_beta1 = momentum_key(op, optimizer)
+            highs = per_group(op, "max_momentum", optimizer, max_momentum, momentum_arg)
+            lows = per_group(op, "base_momentum", optimizer, base_momentum, momentum_arg)
         if last_epoch == -1:
             for high, group in zip(max_lrs, optimizer.param_groups):
                 group["initial_lr"] = high / div_factor
@@ -694,7 +564,7 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
             if self.cycle_momentum:
                 for high, low, group in zip(highs, lows, optimizer.param_groups):
-                    _set_momentum(group, high, self.use_beta1)
+                    set_momentum(group, high, self.use_beta1)
                     group["max_momentum"] = high
                     group["base_momentum"] = low
         super().__init__(optimizer, last_epoch)
@@ -717,13 +587,13 @@ class OneCycleLR(LRScheduler):
         if step > self.total_steps:
             raise ValueError(f"OneCycleLR: stepped {step} times but total_steps is "
                              f"{self.total_steps}")
-        anneal = _ANNEAL[self.anneal_strategy]
+        anneal = ANNEAL[self.anneal_strategy]
         pct, (_, lr_from, lr_to, m_from, m_to) = self._phase(step)
         lrs = []
         for group in self.optimizer.param_groups:
             lrs.append(anneal(group[lr_from], group[lr_to], pct))
             if self.cycle_momentum:
-                _set_momentum(group, anneal(group[m_from], group[m_to], pct), self.use_beta1)
+                set_momentum(group, anneal(group[m_from], group[m_to], pct), self.use_beta1)
         return lrs
 
 
@@ -737,10 +607,10 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
         op = "CosineAnnealingWarmRestarts"
-        self.T_0 = _int_arg(op, "T_0", T_0, 1)
+        self.T_0 = int_arg(op, "T_0", T_0, 1)
         self.T_i = T_0
-        self.T_mult = _int_arg(op, "T_mult", T_mult, 1)
-        self.eta_min = _real_arg(op, "eta_min", eta_min, low=0)
+        self.T_mult = int_arg(op, "T_mult", T_mult, 1)
+        self.eta_min = real_arg(op, "eta_min", eta_min, low=0)
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
 
@@ -761,11 +631,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = self.T_cur % self.T_i
                 self.T_i = self.T_i * self.T_mult
         else:
-            _real_arg("CosineAnnealingWarmRestarts.step", "epoch", epoch, low=0, high=math.inf,
+            real_arg("CosineAnnealingWarmRestarts.step", "epoch", epoch, low=0, high=math.inf,
                       high_open=True)
             self._place(epoch)
         self.last_epoch = math.floor(epoch)
-        with _flag(self, "_get_lr_called_within_step"):
+        with flag(self, "_get_lr_called_within_step"):
             self._set_lrs(self.get_lr())
 
     def _place(self, epoch: float) -> None:
@@ -793,19 +663,19 @@ class ReduceLROnPlateau(LRScheduler):
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: float | list[float] = 0, eps: float = 1e-8) -> None:
         op = "ReduceLROnPlateau"
-        self.factor = _real_arg(op, "factor", factor, low=0, high=1, high_open=True)
-        self.optimizer = _check_optimizer(op, optimizer)
+        self.factor = real_arg(op, "factor", factor, low=0, high=1, high_open=True)
+        self.optimizer = check_optimizer(op, optimizer)
         if isinstance(min_lr, (list, tuple)):
             self.default_min_lr = None
         else:
-            self.default_min_lr = _non_negative(op, "min_lr", min_lr)
-        self.min_lrs = _per_group(op, "min_lr", optimizer, min_lr, _non_negative)
-        self.patience = _int_arg(op, "patience", patience, 0)
-        self.cooldown = _int_arg(op, "cooldown", cooldown, 0)
-        self.eps = _non_negative(op, "eps", eps)
+            self.default_min_lr = non_negative(op, "min_lr", min_lr)
+        self.min_lrs = per_group(op, "min_lr", optimizer, min_lr, non_negative)
+        self.patience = int_arg(op, "patience", patience, 0)
+        self.cooldown = int_arg(op, "cooldown", cooldown, 0)
+        self.eps = non_negative(op, "eps", eps)
         self.last_epoch = 0
-        self._last_lr = _group_lrs(optimizer)
-        self._init_is_better(mode, _non_negative(op, "threshold", threshold), threshold_mode)
+        self._last_lr = group_lrs(optimizer)
+        self._init_is_better(mode, non_negative(op, "threshold", threshold), threshold_mode)
         self._reset()
 
     def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
@@ -861,7 +731,7 @@ class ReduceLROnPlateau(LRScheduler):
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = _group_lrs(self.optimizer)
+        self._last_lr = group_lrs(self.optimizer)
 
     def _reduce_lr(self) -> None:
         groups = self.optimizer.param_groups
@@ -934,17 +804,17 @@ class SequentialLR(_Composite):
     def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
                  milestones: Sequence[int], last_epoch: int = -1) -> None:
         op = "SequentialLR"
-        self._adopt(_check_optimizer(op, optimizer), schedulers)
+        self._adopt(check_optimizer(op, optimizer), schedulers)
         if not isinstance(milestones, Sequence):
             raise TypeError(f"SequentialLR: milestones must be a list of integers, got "
                             f"{type(milestones).__name__}")
-        values = [_int_arg(op, "milestones", m, 1) for m in milestones]
+        values = [int_arg(op, "milestones", m, 1) for m in milestones]
         if len(values) != len(schedulers) - 1:
             raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need "
                              f"{len(schedulers) - 1} milestones, got {len(values)}")
         if any(b <= a for a, b in zip(values, values[1:])):
             raise ValueError(f"SequentialLR: milestones must be increasing, got {values}")
-        _int_arg(op, "last_epoch", last_epoch, -1)
+        int_arg(op, "last_epoch", last_epoch, -1)
         self._milestones = values
         self.last_epoch = last_epoch + 1
         for group in optimizer.param_groups:
@@ -985,15 +855,15 @@ class ChainedScheduler(_Composite):
         if isinstance(schedulers, Sequence) and schedulers and optimizer is None:
             optimizer = getattr(schedulers[0], "optimizer", None)
         if optimizer is not None:
-            _check_optimizer("ChainedScheduler", optimizer)
+            check_optimizer("ChainedScheduler", optimizer)
         self._adopt(optimizer, schedulers)
-        self._last_lr = _group_lrs(optimizer)
+        self._last_lr = group_lrs(optimizer)
 
     def step(self) -> None:  # type: ignore[override]
         """Step each scheduler once, in order."""
         for child in self._schedulers:
             child.step()
-        self._last_lr = _group_lrs(self.optimizer)
+        self._last_lr = group_lrs(self.optimizer)
 
 
 class WarmupLR(_Composite):
@@ -1015,7 +885,7 @@ class WarmupLR(_Composite):
             raise ValueError("warmup: the scheduler already has a warm-up")
         self.optimizer = scheduler.optimizer
         self._schedulers = [scheduler]
-        self.warmup_steps = _int_arg("warmup", "steps", steps, 0)
+        self.warmup_steps = int_arg("warmup", "steps", steps, 0)
         self.target_lrs = scheduler.get_last_lr()
         self.last_epoch = 0
         self._ramp()
@@ -1034,7 +904,7 @@ class WarmupLR(_Composite):
             self._ramp()
             return
         self._schedulers[0].step(*args, **kwargs)
-        self._last_lr = _group_lrs(self.optimizer)
+        self._last_lr = group_lrs(self.optimizer)
 
 
 def warmup(scheduler: LRScheduler, steps: int) -> WarmupLR:
@@ -1068,7 +938,7 @@ class InverseTimeLR(_ClosedForm):
     ``step()`` calls; t = 0 gives initial_lr). k >= 0."""
 
     def __init__(self, optimizer: Optimizer, k: float, last_epoch: int = -1) -> None:
-        self.k = _real_arg("InverseTimeLR", "k", k, low=0)
+        self.k = real_arg("InverseTimeLR", "k", k, low=0)
         super().__init__(optimizer, last_epoch)
 
     def _factor(self, t: int) -> float:
@@ -1088,7 +958,7 @@ class InverseSqrtLR(_ClosedForm):
     """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int = 0, last_epoch: int = -1) -> None:
-        self.warmup_steps = _int_arg("InverseSqrtLR", "warmup_steps", warmup_steps, 0)
+        self.warmup_steps = int_arg("InverseSqrtLR", "warmup_steps", warmup_steps, 0)
         super().__init__(optimizer, last_epoch)
 
     def _factor(self, t: int) -> float:
@@ -1103,7 +973,7 @@ def scale_lr_for_batch_size(base_lr: float, base_batch: int, new_batch: int) -> 
     ``base_batch`` becomes ``base_lr * new_batch / base_batch`` at batch size ``new_batch``
     (pair it with a warm-up when the batch grows a lot)."""
     op = "scale_lr_for_batch_size"
-    _real_arg(op, "base_lr", base_lr, low=0)
-    _int_arg(op, "base_batch", base_batch, 1)
-    _int_arg(op, "new_batch", new_batch, 1)
+    real_arg(op, "base_lr", base_lr, low=0)
+    int_arg(op, "base_batch", base_batch, 1)
+    int_arg(op, "new_batch", new_batch, 1)
     return base_lr * new_batch / base_batch

@@ -1,0 +1,157 @@
+"""Helpers of kiln.optim.lr_scheduler: argument checks that name the scheduler, the argument and
+the value, per-group values, the momentum/beta1 switch and the 1cycle annealing curves."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import math
+import numbers
+import types
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kiln.optim.optimizer import Optimizer
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def int_arg(op: str, name: str, value: Any, minimum: int) -> int:
+    if not is_int(value):
+        raise TypeError(f"{op}: {name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        want = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{op}: {name} must be {want}, got {value}")
+    return value
+
+
+def real_arg(op: str, name: str, value: Any, low: float | None = None, high: float | None = None,
+              low_open: bool = False, high_open: bool = False) -> Any:
+    """Check low <(=) value <(=) high; NaN fails every bound. Returns value unchanged (an int stays
+    an int, so the arithmetic is PyTorch's)."""
+    if not is_real(value):
+        raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__} {value!r}")
+    bounds = []
+    ok = value == value
+    if low is not None:
+        ok = ok and (value > low if low_open else value >= low)
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        ok = ok and (value < high if high_open else value <= high)
+        bounds.append(f"{'<' if high_open else '<='} {high}")
+    if not ok:
+        raise ValueError(f"{op}: {name} must be {' and '.join(bounds) or 'a number'}, got {value}")
+    return value
+
+
+def check_optimizer(op: str, optimizer: Any) -> Optimizer:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{op}: {type(optimizer).__name__} is not an Optimizer")
+    return optimizer
+
+
+def per_group(op: str, name: str, optimizer: Optimizer, value: Any,
+               check: Callable[[str, str, Any], Any]) -> list[Any]:
+    """One value per param group: a list/tuple of that length, or one value for every group."""
+    groups = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != groups:
+            raise ValueError(f"{op}: {name} has {len(value)} values but the optimizer has "
+                             f"{groups} param groups")
+        values = list(value)
+    else:
+        values = [value] * groups
+    return [check(op, name, v) for v in values]
+
+
+def non_negative(op: str, name: str, value: Any) -> Any:
+    return real_arg(op, name, value, low=0)
+
+
+def group_lrs(optimizer: Optimizer) -> list[Any]:
+    return [group["lr"] for group in optimizer.param_groups]
+
+
+def callable_state(fn: Callable[..., Any] | None) -> dict[str, Any] | None:
+    """PyTorch's rule for user callables in a state_dict: a callable object's attributes are saved,
+    a plain function or lambda (code, not state) is not."""
+    if fn is None or isinstance(fn, types.FunctionType):
+        return None
+    return copy.deepcopy(fn.__dict__)
+
+
+@contextlib.contextmanager
+def flag(scheduler: Any, name: str) -> Iterator[None]:
+    setattr(scheduler, name, True)
+    try:
+        yield
+    finally:
+        setattr(scheduler, name, False)
+
+
+def track_optimizer_steps(optimizer: Optimizer) -> None:
+    """Wrap optimizer.step once so a scheduler can warn when it is stepped before the optimizer
+    (the first value of the schedule would be skipped). The wrapper holds the optimizer weakly."""
+    step = optimizer.step
+    if getattr(step, "_kiln_counted", False) or not hasattr(step, "__func__"):
+        return
+    func = step.__func__
+    owner = weakref.ref(optimizer)
+
+    @functools.wraps(func)
+    def counted_step(*args: Any, **kwargs: Any) -> Any:
+        opt = owner()
+        opt._opt_called = True
+        return func(opt, *args, **kwargs)
+
+    counted_step._kiln_counted = True
+    optimizer.step = counted_step
+
+
+
+def callable_arg(op: str, name: str, value: Any) -> Any:
+    if not callable(value):
+        raise TypeError(f"{op}: {name} must be callable, got {type(value).__name__}")
+    return value
+
+
+
+def momentum_key(op: str, optimizer: Optimizer) -> bool:
+    """True when the optimizer cycles beta1 (Adam family), False for 'momentum' (SGD, RMSprop)."""
+    defaults = optimizer.defaults
+    if "momentum" not in defaults and "betas" not in defaults:
+        raise ValueError(f"{op}: cycle_momentum=True needs an optimizer with 'momentum' or "
+                         f"'betas' ({type(optimizer).__name__} has neither); pass "
+                         "cycle_momentum=False")
+    return "betas" in defaults
+
+
+def momentum_arg(op: str, name: str, value: Any) -> Any:
+    return real_arg(op, name, value, low=0, high=1)
+
+
+def set_momentum(group: dict[str, Any], value: float, use_beta1: bool) -> None:
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        group["momentum"] = value
+
+
+
+def anneal_cos(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def anneal_linear(start: float, end: float, pct: float) -> float:
+    return (end - start) * pct + start
+
+
+ANNEAL = {"cos": anneal_cos, "linear": anneal_linear}
