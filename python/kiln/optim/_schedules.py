@@ -6,10 +6,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import math
 import numbers
 import types
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -98,23 +98,21 @@ def flag(scheduler: Any, name: str) -> Iterator[None]:
 
 
 def track_optimizer_steps(optimizer: Optimizer) -> None:
-    """Wrap optimizer.step once so a scheduler can warn when it is stepped before the optimizer
-    (the first value of the schedule would be skipped). The wrapper holds the optimizer weakly."""
-    step = optimizer.step
-    if getattr(step, "_kiln_counted", False) or not hasattr(step, "__func__"):
+    """Wrap the optimizer class's step once so a scheduler can warn when it is stepped before the
+    optimizer (the schedule's first value would be skipped). The class, not the instance, is
+    wrapped: a deep copy or pickle of the optimizer carries no closure over the original."""
+    cls = type(optimizer)
+    func = getattr(cls, "step", None)
+    if not inspect.isfunction(func) or getattr(func, "_kiln_counted", False):
         return
-    func = step.__func__
-    owner = weakref.ref(optimizer)
 
     @functools.wraps(func)
-    def counted_step(*args: Any, **kwargs: Any) -> Any:
-        opt = owner()
-        opt._opt_called = True
-        return func(opt, *args, **kwargs)
+    def counted_step(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._opt_called = True
+        return func(self, *args, **kwargs)
 
     counted_step._kiln_counted = True
-    optimizer.step = counted_step
-
+    cls.step = counted_step
 
 
 def callable_arg(op: str, name: str, value: Any) -> Any:

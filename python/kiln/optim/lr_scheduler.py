@@ -140,7 +140,12 @@ class LRScheduler:
         self._set_lrs(values)
 
     def _set_lrs(self, values: Sequence[Any]) -> None:
-        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
+        groups = self.optimizer.param_groups
+        if len(values) != len(groups):
+            raise ValueError(f"{type(self).__name__}: the optimizer has {len(groups)} param groups "
+                             f"but the schedule has {len(values)} (a group added after the "
+                             "scheduler was created? create the scheduler after the groups)")
+        for group, lr in zip(groups, values):
             group["lr"] = lr
         self._last_lr = group_lrs(self.optimizer)
 
@@ -410,8 +415,8 @@ class CyclicLR(LRScheduler):
     _not_saved = LRScheduler._not_saved + ("_scale_fn_custom",)
 
     def __init__(self, optimizer: Optimizer, base_lr: float | list[float],
-                 max_lr: float | list[float], step_size_up: int = 2000,
-                 step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
+                 max_lr: float | list[float], step_size_up: float = 2000,
+                 step_size_down: float | None = None, mode: str = "triangular", gamma: float = 1.0,
                  scale_fn: Callable[[float], float] | None = None, scale_mode: str = "cycle",
                  cycle_momentum: bool = True, base_momentum: float | list[float] = 0.8,
                  max_momentum: float | list[float] = 0.9, last_epoch: int = -1) -> None:
@@ -419,9 +424,9 @@ class CyclicLR(LRScheduler):
         check_optimizer(op, optimizer)
         base_lrs = per_group(op, "base_lr", optimizer, base_lr, non_negative)
         self.max_lrs = per_group(op, "max_lr", optimizer, max_lr, non_negative)
-        up = float(int_arg(op, "step_size_up", step_size_up, 1))
+        up = float(real_arg(op, "step_size_up", step_size_up, low=0, low_open=True))
         down = up if step_size_down is None else float(
-            int_arg(op, "step_size_down", step_size_down, 1))
+            real_arg(op, "step_size_down", step_size_down, low=0, low_open=True))
         self.total_size = up + down
         self.step_ratio = up / self.total_size
         if scale_fn is None and mode not in ("triangular", "triangular2", "exp_range"):
