@@ -56,7 +56,7 @@ def block_medians(
     """
     fns = [f for f in (kiln_fn, torch_fn) if f is not None]
     times: dict[int, list[float]] = {id(f): [] for f in fns}
-    rounds = 3
+    rounds = 5
     for _ in range(rounds):
         for f in fns:
             time.sleep(0.05)
