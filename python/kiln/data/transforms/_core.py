@@ -1,0 +1,329 @@
+"""The machinery every transform shares: random streams, batch in / batch out,
+argument checks, and Compose.
+
+Randomness: a random transform reserves Philox counters and turns a table of
+uniforms (``kiln.kernels.augment_uniform``; row n depends only on (seed, first
+counter, n)) into per-image parameters, which the C++ kernels apply in parallel
+over the batch. The result is therefore the same for any thread count. The
+stream is, in order of precedence: ``seed=`` / ``generator=`` given to the call
+(the DataLoader passes a per-batch seed), the transform's own ``seed=`` /
+``generator=``, else kiln's global stream (``kiln.manual_seed``).
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kiln import _C
+from kiln import random as krandom
+from kiln.tensor import Tensor
+
+Images = Any  # np.ndarray or kiln.Tensor, (N, C, H, W) or (C, H, W), uint8 or float32
+_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class Generator:
+    """A Philox stream for transforms: a seed and the next free counter.
+
+    ``Generator(seed)`` given to a transform (or to one call) makes its draws
+    reproducible independently of kiln's global stream. Thread-safe.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed: int) -> Generator:
+        if not _is_int(seed):
+            raise TypeError(f"Generator: expected an int seed, got {type(seed).__name__}")
+        with self._lock:
+            self.seed = int(seed) & _MASK64
+            self.offset = 0
+        return self
+
+    def philox_state(self, counters: int) -> tuple[int, int]:
+        """Reserves ``counters`` counters; returns (seed, first counter)."""
+        with self._lock:
+            offset = self.offset
+            self.offset += int(counters)
+        return self.seed, offset
+
+    def get_state(self) -> dict[str, int]:
+        with self._lock:
+            return {"seed": self.seed, "offset": self.offset}
+
+    def set_state(self, state: dict[str, int]) -> None:
+        with self._lock:
+            self.seed, self.offset = int(state["seed"]) & _MASK64, int(state["offset"])
+
+
+StreamArg = Generator | np.random.Generator | None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def make_stream(op: str, seed: Any, generator: Any) -> StreamArg:
+    """The stream a seed= / generator= pair names (None: not given)."""
+    if seed is not None and generator is not None:
+        raise ValueError(f"{op}: pass seed or generator, not both")
+    if seed is not None:
+        if not _is_int(seed):
+            raise TypeError(f"{op}: seed must be an int, got {type(seed).__name__}")
+        return Generator(seed)
+    if generator is not None and not isinstance(generator, (Generator, np.random.Generator)):
+        raise TypeError(
+            f"{op}: generator must be a kiln.data.transforms.Generator or a "
+            f"numpy.random.Generator, got {type(generator).__name__}"
+        )
+    return generator
+
+
+def philox_state(stream: StreamArg, counters: int) -> tuple[int, int]:
+    """(seed, first counter) of ``counters`` fresh counters from the stream."""
+    if stream is None:
+        return krandom.philox_state(counters)
+    if isinstance(stream, np.random.Generator):
+        return int(stream.integers(0, 1 << 64, dtype=np.uint64)), 0
+    return stream.philox_state(counters)
+
+
+def uniforms(stream: StreamArg, n: int, k: int) -> np.ndarray:
+    """(n, k) float64 uniforms in [0, 1); row i is image i's."""
+    seed, offset = philox_state(stream, n * ((k + 3) // 4))
+    return _C.augment_uniform(n, k, seed, offset)
+
+
+def randint(u: np.ndarray, high: np.ndarray | int) -> np.ndarray:
+    """Integers uniform in [0, high) from uniforms u (high >= 1)."""
+    return np.minimum((u * high).astype(np.int64), np.asarray(high, dtype=np.int64) - 1)
+
+
+class Batch:
+    """An image batch as a contiguous NCHW array, and how to hand results back in the
+    caller's kind (NumPy array or kiln.Tensor, with or without the batch axis)."""
+
+    def __init__(self, op: str, images: Any, dtypes: tuple[str, ...] = ("uint8", "float32")):
+        self.tensor = isinstance(images, Tensor)
+        if self.tensor:
+            array = images.numpy()
+        elif isinstance(images, np.ndarray):
+            array = images
+        else:
+            raise TypeError(
+                f"{op}: expected images as a numpy.ndarray or kiln.Tensor, "
+                f"got {type(images).__name__}"
+            )
+        if array.ndim not in (3, 4):
+            raise ValueError(
+                f"{op}: expected images of shape (N, C, H, W) or (C, H, W), got {array.shape}"
+            )
+        if array.dtype.name not in dtypes:
+            raise TypeError(
+                f"{op}: expected images of dtype {' or '.join(dtypes)}, got {array.dtype} "
+                f"with shape {array.shape}"
+            )
+        if min(array.shape[-3:]) < 1:
+            raise ValueError(f"{op}: expected C, H, W >= 1, got images of shape {array.shape}")
+        self.single = array.ndim == 3
+        self.array = np.ascontiguousarray(array[None] if self.single else array)
+
+    @property
+    def n(self) -> int:
+        return self.array.shape[0]
+
+    @property
+    def chw(self) -> tuple[int, int, int]:
+        return self.array.shape[1:]
+
+    def out(self, array: np.ndarray) -> Images:
+        if self.single:
+            array = array[0]
+        return Tensor(array) if self.tensor else array
+
+
+def pair(op: str, name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints (h, w), each >= minimum."""
+    if _is_int(value):
+        value = (value, value)
+    elif isinstance(value, Sequence) and len(value) == 1 and _is_int(value[0]):
+        value = (value[0], value[0])
+    if not (isinstance(value, Sequence) and len(value) == 2 and all(_is_int(v) for v in value)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(value) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(value)}")
+    return int(value[0]), int(value[1])
+
+
+def probability(op: str, p: Any, name: str = "p") -> float:
+    if not _is_real(p):
+        raise TypeError(f"{op}: {name} must be a float, got {type(p).__name__}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: {name} must be a probability in [0, 1], got {p}")
+    return float(p)
+
+
+def real_range(op: str, name: str, value: Any, low: float = -np.inf,
+               high: float = np.inf) -> tuple[float, float]:
+    """A (min, max) pair of reals within [low, high], min <= max."""
+    if not (isinstance(value, Sequence) and len(value) == 2 and all(_is_real(v) for v in value)):
+        raise TypeError(f"{op}: {name} must be a pair of numbers (min, max), got {value!r}")
+    lo, hi = float(value[0]), float(value[1])
+    if not (low <= lo <= hi <= high):
+        raise ValueError(
+            f"{op}: {name} must satisfy {low} <= min <= max <= {high}, got ({lo}, {hi})"
+        )
+    return lo, hi
+
+
+def reals(op: str, name: str, value: Any) -> np.ndarray:
+    """A number or a non-empty sequence (or 1-D array) of numbers, as float64 (K,)."""
+    if _is_real(value):
+        return np.array([float(value)])
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.size \
+            and value.dtype.kind in "iuf":
+        return value.astype(np.float64)
+    if isinstance(value, Sequence) and len(value) > 0 and all(_is_real(v) for v in value):
+        return np.array([float(v) for v in value])
+    raise TypeError(f"{op}: {name} must be a number or a sequence of numbers, got {value!r}")
+
+
+def channel_values(op: str, name: str, value: Any, channels: int) -> np.ndarray:
+    """A number or one number per channel, as float32 (C,)."""
+    values = reals(op, name, value)
+    if values.size == 1:
+        values = np.repeat(values, channels)
+    if values.size != channels:
+        raise ValueError(
+            f"{op}: {name} has {values.size} values but the images have {channels} channels"
+        )
+    return values.astype(np.float32)
+
+
+def check_fill(op: str, fill: Any) -> Any:
+    """fill: a number or a sequence of numbers (checked against the channels at call time)."""
+    reals(op, "fill", fill)
+    return fill
+
+
+class Transform:
+    """A callable on an image batch: ``t(images) -> images`` of the same kind.
+
+    images: np.ndarray or kiln.Tensor, (N, C, H, W) or one (C, H, W) image; uint8
+    (0..255) or float32 (0..1 where values are clamped). Random transforms draw
+    each image's parameters independently; ``seed=`` / ``generator=`` (to the
+    constructor, or to one call) fix the stream, else kiln.manual_seed does.
+    """
+
+    op = "Transform"
+    random = False
+
+    def __init__(self, *, seed: int | None = None, generator: StreamArg = None) -> None:
+        self._stream = make_stream(self.op, seed, generator)
+        if self._stream is not None and not self.random:
+            raise ValueError(f"{self.op}: is deterministic and takes no seed or generator")
+
+    def __call__(self, images: Images, *, seed: int | None = None,
+                 generator: StreamArg = None) -> Images:
+        return self.run(images, make_stream(self.op, seed, generator))
+
+    def run(self, images: Images, stream: StreamArg) -> Images:
+        """Applies the transform drawing from ``stream`` (None: the transform's own)."""
+        batch = Batch(self.op, images)
+        return batch.out(self.apply(batch, stream if stream is not None else self._stream))
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MixingTransform:
+    """A callable on (images, labels) returning (images, targets): MixUp, CutMix."""
+
+    op = "MixingTransform"
+
+    def __init__(self, *, seed: int | None = None, generator: StreamArg = None) -> None:
+        self._stream = make_stream(self.op, seed, generator)
+
+    def __call__(self, images: Images, labels: Any, *, seed: int | None = None,
+                 generator: StreamArg = None) -> tuple[Images, Any]:
+        return self.run(images, labels, make_stream(self.op, seed, generator))
+
+    def run(self, images: Images, labels: Any, stream: StreamArg) -> tuple[Images, Any]:
+        raise NotImplementedError
+
+
+def _apply_step(step: Callable[..., Any], images: Any, stream: StreamArg) -> Any:
+    """One Compose step; multi-view results (tuples of batches) map the next steps over views."""
+    if isinstance(images, (tuple, list)):
+        return tuple(_apply_step(step, view, stream) for view in images)
+    if isinstance(step, Transform):
+        return step.run(images, stream)
+    return step(images)
+
+
+class Compose:
+    """Applies transforms in turn: ``Compose([t1, t2])(images) == t2(t1(images))``.
+
+    Steps may be kiln transforms or any callable on a batch. After a multi-view
+    step (FiveCrop, TenCrop, MultiScaleCrop) the later steps apply to every view.
+    With a MixUp or CutMix step, the Compose is called as ``c(images, labels)`` and
+    returns ``(images, targets)``; the mixing step sees the images as transformed so
+    far, and later image steps apply to the mixed images. ``seed=`` / ``generator=``
+    to a call drive every kiln step from that one stream, one after another.
+    """
+
+    def __new__(cls, transforms: Sequence[Callable[..., Any]]) -> Compose:
+        if cls is Compose and isinstance(transforms, Sequence) and any(
+                isinstance(t, MixingTransform) for t in transforms):
+            cls = _MixingCompose
+        return super().__new__(cls)
+
+    def __init__(self, transforms: Sequence[Callable[..., Any]]) -> None:
+        if not isinstance(transforms, Sequence) or isinstance(transforms, str):
+            raise TypeError(
+                f"Compose: expected a sequence of transforms, got {type(transforms).__name__}"
+            )
+        for t in transforms:
+            if not callable(t):
+                raise TypeError(f"Compose: every step must be callable, got {type(t).__name__}")
+        self.transforms = list(transforms)
+
+    def __call__(self, images: Images, *, seed: int | None = None,
+                 generator: StreamArg = None) -> Images:
+        stream = make_stream("Compose", seed, generator)
+        for t in self.transforms:
+            images = _apply_step(t, images, stream)
+        return images
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n    {t!r}," for t in self.transforms)
+        return f"Compose([{inner}\n])"
+
+
+class _MixingCompose(Compose):
+    """Compose with a mixing step: ``c(images, labels) -> (images, targets)``."""
+
+    def __call__(self, images: Images, labels: Any, *, seed: int | None = None,  # type: ignore[override]
+                 generator: StreamArg = None) -> tuple[Images, Any]:
+        stream = make_stream("Compose", seed, generator)
+        for t in self.transforms:
+            if isinstance(t, MixingTransform):
+                if isinstance(images, (tuple, list)):
+                    raise ValueError("Compose: MixUp/CutMix cannot follow a multi-view step")
+                images, labels = t.run(images, labels, stream)
+            else:
+                images = _apply_step(t, images, stream)
+        return images, labels

@@ -1,0 +1,378 @@
+"""Geometric transforms: flips, crops with padding, resizing, random resized crops
+and random affine warps (rotation, translation, scaling, shear)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kiln import _C
+from kiln.data.transforms._core import (
+    Batch,
+    StreamArg,
+    Transform,
+    _is_int,
+    _is_real,
+    channel_values,
+    check_fill,
+    pair,
+    probability,
+    randint,
+    real_range,
+    uniforms,
+)
+
+__all__ = [
+    "CenterCrop", "RandomAffine", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop",
+    "RandomVerticalFlip", "Resize",
+]
+
+_PADDING_MODES = ("constant", "reflect", "edge")
+
+
+class _RandomFlip(Transform):
+    random = True
+    axis = "horizontal"
+
+    def __init__(self, p: float = 0.5, *, seed: int | None = None,
+                 generator: StreamArg = None) -> None:
+        self.p = probability(self.op, p)
+        super().__init__(seed=seed, generator=generator)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        flags = (uniforms(stream, batch.n, 1)[:, 0] < self.p).astype(np.uint8)
+        return _C.augment_flip(batch.array, **{self.axis: flags})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class RandomHorizontalFlip(_RandomFlip):
+    """Flips each image left-right with probability p (drawn per image)."""
+
+    op = "RandomHorizontalFlip"
+
+
+class RandomVerticalFlip(_RandomFlip):
+    """Flips each image upside down with probability p (drawn per image)."""
+
+    op = "RandomVerticalFlip"
+    axis = "vertical"
+
+
+def _padding(op: str, padding: Any) -> tuple[int, int, int, int]:
+    """torchvision's padding argument as (left, top, right, bottom)."""
+    if padding is None:
+        return 0, 0, 0, 0
+    values = (padding,) if _is_int(padding) else padding
+    if not (isinstance(values, Sequence) and len(values) in (1, 2, 4)
+            and all(_is_int(v) for v in values)):
+        raise TypeError(
+            f"{op}: padding must be an int or a sequence of 1, 2 or 4 ints, got {padding!r}"
+        )
+    if min(values) < 0:
+        raise ValueError(f"{op}: padding must be non-negative, got {padding!r}")
+    if len(values) == 1:
+        return (int(values[0]),) * 4
+    if len(values) == 2:
+        return int(values[0]), int(values[1]), int(values[0]), int(values[1])
+    return tuple(int(v) for v in values)  # type: ignore[return-value]
+
+
+def _crop(batch: Batch, size: tuple[int, int], top: Any, left: Any, mode: str,
+          fill: Any, op: str) -> np.ndarray:
+    n = batch.n
+    return _C.augment_crop(
+        batch.array, size, np.broadcast_to(np.asarray(top, np.int64), (n,)).copy(),
+        np.broadcast_to(np.asarray(left, np.int64), (n,)).copy(), mode,
+        channel_values(op, "fill", fill, batch.chw[0]),
+    )
+
+
+class RandomCrop(Transform):
+    """Crops a random (h, w) window from each image, optionally padded first.
+
+    size: int or (h, w). padding: int, (left/right, top/bottom) or (left, top,
+    right, bottom), added on every side before cropping. pad_if_needed pads an
+    image smaller than the crop by the shortfall on both sides (torchvision's rule).
+    fill: the constant pad value (a number, or one per channel; pixel units: 0..255
+    for uint8). padding_mode: 'constant', 'reflect' (mirror without repeating the
+    edge pixel) or 'edge'. Each image draws its own window.
+    """
+
+    op = "RandomCrop"
+    random = True
+
+    def __init__(self, size: int | Sequence[int], padding: Any = None,
+                 pad_if_needed: bool = False, fill: Any = 0, padding_mode: str = "constant",
+                 *, seed: int | None = None, generator: StreamArg = None) -> None:
+        self.size = pair(self.op, "size", size)
+        self.padding = _padding(self.op, padding)
+        self.pad_if_needed = bool(pad_if_needed)
+        self.fill = check_fill(self.op, fill)
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(
+                f"{self.op}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
+            )
+        self.padding_mode = padding_mode
+        super().__init__(seed=seed, generator=generator)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        _, h, w = batch.chw
+        th, tw = self.size
+        left, top, right, bottom = self.padding
+        if self.pad_if_needed and w + left + right < tw:
+            extra = tw - (w + left + right)
+            left, right = left + extra, right + extra
+        if self.pad_if_needed and h + top + bottom < th:
+            extra = th - (h + top + bottom)
+            top, bottom = top + extra, bottom + extra
+        ph, pw = h + top + bottom, w + left + right
+        if ph < th or pw < tw:
+            raise ValueError(
+                f"{self.op}: crop size {(th, tw)} is larger than the padded image {(ph, pw)} "
+                f"(images {(h, w)}, padding (left, top, right, bottom) = "
+                f"{(left, top, right, bottom)})"
+            )
+        u = uniforms(stream, batch.n, 2)
+        i = randint(u[:, 0], ph - th + 1) - top
+        j = randint(u[:, 1], pw - tw + 1) - left
+        return _crop(batch, self.size, i, j, self.padding_mode, self.fill, self.op)
+
+    def __repr__(self) -> str:
+        return (f"RandomCrop(size={self.size}, padding={self.padding}, "
+                f"pad_if_needed={self.pad_if_needed}, fill={self.fill}, "
+                f"padding_mode={self.padding_mode!r})")
+
+
+def center_offsets(h: int, w: int, th: int, tw: int) -> tuple[int, int]:
+    """torchvision's center_crop corner; negative when the crop is larger (zero-padded)."""
+    top = int(round((h - th) / 2.0)) if h >= th else -((th - h) // 2)
+    left = int(round((w - tw) / 2.0)) if w >= tw else -((tw - w) // 2)
+    return top, left
+
+
+class CenterCrop(Transform):
+    """Crops the central (h, w) window; an image smaller than the crop is zero-padded
+    around (torchvision's rule). size: int or (h, w)."""
+
+    op = "CenterCrop"
+
+    def __init__(self, size: int | Sequence[int]) -> None:
+        self.size = pair(self.op, "size", size)
+        super().__init__()
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        _, h, w = batch.chw
+        top, left = center_offsets(h, w, *self.size)
+        return _crop(batch, self.size, top, left, "constant", 0, self.op)
+
+    def __repr__(self) -> str:
+        return f"CenterCrop(size={self.size})"
+
+
+def resize_shape(op: str, size: int | tuple[int, int], h: int, w: int) -> tuple[int, int]:
+    """Output (h, w): an int matches the shorter side, keeping the aspect ratio (truncated)."""
+    if isinstance(size, tuple):
+        return size
+    if h <= w:
+        return size, max(1, int(size * w / h))
+    return max(1, int(size * h / w)), size
+
+
+def _size_arg(op: str, size: Any) -> int | tuple[int, int]:
+    if _is_int(size):
+        if size < 1:
+            raise ValueError(f"{op}: size must be >= 1, got {size}")
+        return int(size)
+    return pair(op, "size", size)
+
+
+class Resize(Transform):
+    """Resizes every image with bilinear interpolation.
+
+    size: (h, w), or an int that the shorter side becomes (the other side keeps the
+    aspect ratio, truncated, as torchvision). antialias: when shrinking, widen the
+    bilinear filter by the scale factor (PIL's and torchvision's antialiased
+    bilinear; False samples plain bilinear, which aliases). uint8 results round.
+    """
+
+    op = "Resize"
+
+    def __init__(self, size: int | Sequence[int], antialias: bool = True) -> None:
+        self.size = _size_arg(self.op, size)
+        self.antialias = bool(antialias)
+        super().__init__()
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        _, h, w = batch.chw
+        boxes = np.tile(np.array([0, 0, h, w], np.int64), (batch.n, 1))
+        return _C.augment_resized_crop(batch.array, boxes, resize_shape(self.op, self.size, h, w),
+                                       self.antialias)
+
+    def __repr__(self) -> str:
+        return f"Resize(size={self.size}, antialias={self.antialias})"
+
+
+def resized_crop_boxes(u: np.ndarray, h: int, w: int, scale: tuple[float, float],
+                       ratio: tuple[float, float]) -> np.ndarray:
+    """torchvision's RandomResizedCrop.get_params for every image at once: 10 tries of
+    (area, log-ratio, top, left) uniforms in u (N, 40), then the central fallback."""
+    n = u.shape[0]
+    tries = u.reshape(n, 10, 4)
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * tries[..., 0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = np.exp(log_lo + (log_hi - log_lo) * tries[..., 1])
+    cw = np.round(np.sqrt(area * aspect)).astype(np.int64)
+    ch = np.round(np.sqrt(area / aspect)).astype(np.int64)
+    ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    first = np.argmax(ok, axis=1)
+    rows = np.arange(n)
+    ch, cw = ch[rows, first], cw[rows, first]
+    top = randint(tries[rows, first, 2], np.maximum(h - ch + 1, 1))
+    left = randint(tries[rows, first, 3], np.maximum(w - cw + 1, 1))
+    # No try fits: the largest central crop within the ratio bounds.
+    in_ratio = w / h
+    if in_ratio < min(ratio):
+        fw, fh = w, int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        fh, fw = h, int(round(h * max(ratio)))
+    else:
+        fw, fh = w, h
+    fallback = ~ok.any(axis=1)
+    ch[fallback], cw[fallback] = fh, fw
+    top[fallback], left[fallback] = (h - fh) // 2, (w - fw) // 2
+    return np.stack([top, left, ch, cw], axis=1).astype(np.int64)
+
+
+class RandomResizedCrop(Transform):
+    """Crops a random area and aspect ratio of each image and resizes it to size.
+
+    scale: range of the crop's share of the image area; ratio: range of its aspect
+    ratio (width / height), drawn log-uniformly. torchvision's sampling (10 tries,
+    then a central crop); bilinear resampling, antialiased when shrinking.
+    """
+
+    op = "RandomResizedCrop"
+    random = True
+
+    def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.08, 1.0),
+                 ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0), antialias: bool = True,
+                 *, seed: int | None = None, generator: StreamArg = None) -> None:
+        self.size = pair(self.op, "size", size)
+        self.scale = real_range(self.op, "scale", scale, 0.0)
+        self.ratio = real_range(self.op, "ratio", ratio, 0.0)
+        if self.ratio[0] <= 0 or self.scale[1] <= 0:
+            raise ValueError(f"{self.op}: ratio and scale must be positive, got "
+                             f"scale={self.scale}, ratio={self.ratio}")
+        self.antialias = bool(antialias)
+        super().__init__(seed=seed, generator=generator)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        _, h, w = batch.chw
+        boxes = resized_crop_boxes(uniforms(stream, batch.n, 40), h, w, self.scale, self.ratio)
+        return _C.augment_resized_crop(batch.array, boxes, self.size, self.antialias)
+
+    def __repr__(self) -> str:
+        return (f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
+                f"antialias={self.antialias})")
+
+
+def _symmetric(op: str, name: str, value: Any, count: int = 2) -> tuple[float, ...]:
+    """A number d >= 0 as (-d, d), or a sequence of `count` numbers taken as given."""
+    if _is_real(value):
+        if value < 0:
+            raise ValueError(f"{op}: {name} must be non-negative when a single number, got {value}")
+        return -float(value), float(value)
+    if not (isinstance(value, Sequence) and len(value) in (2, count)
+            and all(_is_real(v) for v in value)):
+        raise TypeError(f"{op}: {name} must be a number or a sequence of {count} numbers, "
+                        f"got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def affine_matrices(angle: np.ndarray, tx: np.ndarray, ty: np.ndarray, scale: np.ndarray,
+                    shear_x: np.ndarray, shear_y: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(N, 2, 3) output-to-input maps in pixel-index coordinates: torchvision's
+    _get_inverse_affine_matrix about the image center (angles in degrees, clockwise)."""
+    rot, sx, sy = np.radians(angle), np.radians(shear_x), np.radians(shear_y)
+    a = np.cos(rot - sy) / np.cos(sy)
+    b = -np.cos(rot - sy) * np.tan(sx) / np.cos(sy) - np.sin(rot)
+    c = np.sin(rot - sy) / np.cos(sy)
+    d = -np.sin(rot - sy) * np.tan(sx) / np.cos(sy) + np.cos(rot)
+    m = np.stack([d, -b, np.zeros_like(a), -c, a, np.zeros_like(a)], axis=1) / scale[:, None]
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    m[:, 2] = m[:, 0] * (-cx - tx) + m[:, 1] * (-cy - ty) + cx
+    m[:, 5] = m[:, 3] * (-cx - tx) + m[:, 4] * (-cy - ty) + cy
+    return m.reshape(-1, 2, 3)
+
+
+class RandomAffine(Transform):
+    """Random rotation, translation, scaling and shear per image, bilinear sampling.
+
+    degrees: d (angle uniform in [-d, d]) or (min, max); positive turns the content
+    clockwise (torchvision's affine). translate: (a, b), horizontal shift uniform in
+    [-a*W, a*W] (rounded to pixels), vertical in [-b*H, b*H]. scale: (min, max).
+    shear: s ([-s, s] along x), (min, max) along x, or (xmin, xmax, ymin, ymax), in
+    degrees. fill: value of pixels mapped from outside the image (number or per
+    channel). About the image center; the output has the input's size.
+    """
+
+    op = "RandomAffine"
+    random = True
+
+    def __init__(self, degrees: float | Sequence[float], translate: Sequence[float] | None = None,
+                 scale: Sequence[float] | None = None, shear: Any = None, fill: Any = 0,
+                 *, seed: int | None = None, generator: StreamArg = None) -> None:
+        self.degrees = _symmetric(self.op, "degrees", degrees)
+        if len(self.degrees) != 2 or self.degrees[0] > self.degrees[1]:
+            raise ValueError(f"{self.op}: degrees must be (min, max), got {degrees!r}")
+        self.translate = None
+        if translate is not None:
+            self.translate = _two(self.op, "translate", translate)
+            if not all(0.0 <= t <= 1.0 for t in self.translate):
+                raise ValueError(
+                    f"{self.op}: translate values must lie in [0, 1], got {self.translate}"
+                )
+        self.scale = None if scale is None else real_range(self.op, "scale", scale, 0.0)
+        if self.scale is not None and self.scale[0] <= 0:
+            raise ValueError(f"{self.op}: scale must be positive, got {self.scale}")
+        self.shear = None if shear is None else _symmetric(self.op, "shear", shear, 4)
+        if self.shear is not None and any(abs(s) >= 90 for s in self.shear):
+            raise ValueError(f"{self.op}: shear angles must lie in (-90, 90), got {self.shear}")
+        self.fill = check_fill(self.op, fill)
+        super().__init__(seed=seed, generator=generator)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        c, h, w = batch.chw
+        u = uniforms(stream, batch.n, 6)
+
+        def between(lo: float, hi: float, k: int) -> np.ndarray:
+            return lo + (hi - lo) * u[:, k]
+
+        angle = between(*self.degrees, 0)
+        tx = ty = np.zeros(batch.n)
+        if self.translate is not None:
+            dx, dy = self.translate[0] * w, self.translate[1] * h
+            tx, ty = np.round(between(-dx, dx, 1)), np.round(between(-dy, dy, 2))
+        scale = np.ones(batch.n) if self.scale is None else between(*self.scale, 3)
+        shear_x = shear_y = np.zeros(batch.n)
+        if self.shear is not None:
+            shear_x = between(self.shear[0], self.shear[1], 4)
+            if len(self.shear) == 4:
+                shear_y = between(self.shear[2], self.shear[3], 5)
+        theta = affine_matrices(angle, tx, ty, scale, shear_x, shear_y, h, w)
+        return _C.augment_affine(batch.array, theta, channel_values(self.op, "fill", self.fill, c))
+
+    def __repr__(self) -> str:
+        return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, "
+                f"scale={self.scale}, shear={self.shear}, fill={self.fill})")
+
+
+def _two(op: str, name: str, value: Any) -> tuple[float, float]:
+    if not (isinstance(value, Sequence) and len(value) == 2 and all(_is_real(v) for v in value)):
+        raise TypeError(f"{op}: {name} must be a pair of numbers, got {value!r}")
+    return float(value[0]), float(value[1])
