@@ -1,6 +1,6 @@
 """kiln.data: datasets, a prefetching DataLoader, preprocessing fitted on training data."""
 
-from kiln.data import datasets
+from kiln.data import datasets, preprocess
 from kiln.data.dataset import (
     Dataset,
     Subset,
@@ -20,9 +20,17 @@ from kiln.data.datasets import (
     mnist_sample,
 )
 from kiln.data.loader import DataLoader
+from kiln.data.preprocess import (
+    PCA,
+    ZCA,
+    StandardizeChannels,
+    SubtractChannelMean,
+    SubtractMeanImage,
+)
 
 __all__ = [
-    "CIFAR10", "CIFAR100", "DataLoader", "Dataset", "FashionMNIST", "ImageFolder", "MNIST",
-    "Subset", "TensorDataset", "datasets", "digits", "kfold", "load_npz", "mnist_sample",
+    "CIFAR10", "CIFAR100", "DataLoader", "Dataset", "FashionMNIST", "ImageFolder", "MNIST", "PCA",
+    "StandardizeChannels", "Subset", "SubtractChannelMean", "SubtractMeanImage", "TensorDataset",
+    "ZCA", "datasets", "digits", "kfold", "load_npz", "mnist_sample", "preprocess",
     "random_split", "stratified_split",
 ]
