@@ -19,6 +19,7 @@ from kiln.data.datasets import (
     load_npz,
     mnist_sample,
 )
+from kiln.data.grid import make_grid, save_grid
 from kiln.data.loader import DataLoader
 from kiln.data.preprocess import (
     PCA,
@@ -31,6 +32,6 @@ from kiln.data.preprocess import (
 __all__ = [
     "CIFAR10", "CIFAR100", "DataLoader", "Dataset", "FashionMNIST", "ImageFolder", "MNIST", "PCA",
     "StandardizeChannels", "Subset", "SubtractChannelMean", "SubtractMeanImage", "TensorDataset",
-    "ZCA", "datasets", "digits", "kfold", "load_npz", "mnist_sample", "preprocess",
-    "random_split", "stratified_split",
+    "ZCA", "datasets", "digits", "kfold", "load_npz", "make_grid", "mnist_sample", "preprocess",
+    "random_split", "save_grid", "stratified_split",
 ]
