@@ -888,6 +888,9 @@ class WarmupLR(_Composite):
                             f"{type(scheduler).__name__}")
         if isinstance(scheduler, WarmupLR):
             raise ValueError("warmup: the scheduler already has a warm-up")
+        if getattr(scheduler, "last_epoch", 0) != 0:
+            raise ValueError(f"warmup: wrap a newly created scheduler (this one is at step "
+                             f"{scheduler.last_epoch}): the warm-up hands over at its step 0")
         self.optimizer = scheduler.optimizer
         self._schedulers = [scheduler]
         self.warmup_steps = int_arg("warmup", "steps", steps, 0)
