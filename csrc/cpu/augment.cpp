@@ -46,9 +46,11 @@ void augment_channel_affine(const In* x, Out* y, const ImageBatch& b, const floa
     for (int64_t c = 0; c < b.c; ++c) {
       const int64_t k = per_image ? n * b.c + c : c;
       const float s = scale[k], o = offset[k];
-      const In* src = x + (n * b.c + c) * hw;
-      Out* dst = y + (n * b.c + c) * hw;
-      for (int64_t i = 0; i < hw; ++i) dst[i] = to_pixel<Out>(static_cast<float>(src[i]) * s + o);
+      const int64_t count = hw;  // locals: a uint8 store could alias the captured ones
+      const In* __restrict src = x + (n * b.c + c) * hw;
+      Out* __restrict dst = y + (n * b.c + c) * hw;
+      for (int64_t i = 0; i < count; ++i)
+        dst[i] = to_pixel<Out>(static_cast<float>(src[i]) * s + o);
     }
   });
 }
@@ -114,11 +116,12 @@ void augment_blend_pairs(const T* x, T* y, const ImageBatch& b, const int64_t* p
   check_partners(op, b, partner);
   const int64_t size = b.image();
   for_each_image(b, [&](int64_t n) {
-    const T* a = x + n * size;
-    const T* p = x + partner[n] * size;
+    const int64_t count = size;  // locals: a uint8 store could alias the captured ones
+    const T* __restrict a = x + n * count;
+    const T* __restrict p = x + partner[n] * count;
     const float l = lam[n], m = 1.0f - lam[n];
-    T* dst = y + n * size;
-    for (int64_t i = 0; i < size; ++i)
+    T* __restrict dst = y + n * count;
+    for (int64_t i = 0; i < count; ++i)
       dst[i] = to_pixel<T>(l * static_cast<float>(a[i]) + m * static_cast<float>(p[i]));
   });
 }

@@ -3,6 +3,13 @@
 // clamped to the value range. An image is processed in a float copy of its
 // planes; uint8 images truncate after every op, as torchvision's uint8 ops do,
 // so the result matches theirs. Formulas: augment.h.
+// Without it GCC turns the selects of the hue loop into conditional (possibly
+// trapping) float ops and does not vectorize it; results are the same bits.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -16,7 +23,75 @@ using augment_detail::for_each_image;
 
 namespace {
 
-// One image's planes (c = 1 or 3) held as floats in [0, bound].
+// Clamps to [0, bound] with comparisons (std::fmin/fmax are library calls
+// unless NaN semantics are relaxed; these vectorize). NaN stays NaN.
+inline float clamp_to(float v, float bound) {
+  v = v < 0.0f ? 0.0f : v;
+  return v > bound ? bound : v;
+}
+
+// torchvision's _rgb2hsv, hue turn by f, _hsv2rgb, on values scaled to [0, 1].
+// Every candidate is computed and the result picked by plain selects (no
+// branches, no || ) so the pixel loop vectorizes. Truncate: uint8 images, whose
+// float -> uint8 conversion in torchvision multiplies by 255.999 and truncates.
+template <bool Truncate>
+void hue_planes(float* __restrict r, float* __restrict g, float* __restrict b, int64_t n, float f,
+                float bound) {
+  const float to_unit = 1.0f / bound;
+  for (int64_t i = 0; i < n; ++i) {
+    const float R = r[i] * to_unit, G = g[i] * to_unit, B = b[i] * to_unit;
+    const float max_gb = G > B ? G : B, min_gb = G < B ? G : B;
+    const float maxc = R > max_gb ? R : max_gb, minc = R < min_gb ? R : min_gb;
+    // Gray pixels divide by 1 instead (torchvision's torch.where): cr = 0 there.
+    const float flat = maxc == minc ? 1.0f : 0.0f;
+    const float cr = maxc - minc;
+    const float s = cr / (maxc + flat * (1.0f - maxc));
+    const float div = cr + flat * (1.0f - cr);
+    const float rc = (maxc - R) / div, gc = (maxc - G) / div, bc = (maxc - B) / div;
+    const float h_r = bc - gc, h_g = 2.0f + rc - bc, h_b = 4.0f + gc - rc;
+    float h = maxc == R ? h_r : (maxc == G ? h_g : h_b);
+    h = h / 6.0f + 1.0f;  // in [5/6, 2]: x - floor(x) is fmod(x, 1) exactly here
+    h -= std::floor(h);
+    h += f;
+    h -= std::floor(h);  // torch's remainder: into [0, 1]
+    const float h6 = h * 6.0f, k = std::floor(h6), frac = h6 - k;
+    const float p = clamp_to(maxc * (1 - s), 1.0f);
+    const float q = clamp_to(maxc * (1 - s * frac), 1.0f);
+    const float t = clamp_to(maxc * (1 - s * (1 - frac)), 1.0f);
+    // Sector k of the hue circle (k = 6, h rounded up to 1, is sector 0):
+    //   k:  0  1  2  3  4  5
+    //   R:  v  q  p  p  t  v
+    //   G:  t  v  v  q  p  p
+    //   B:  p  p  t  v  v  q
+    float R2 = p, G2 = p, B2 = p;
+    R2 = k == 1.0f ? q : R2;
+    R2 = k == 4.0f ? t : R2;
+    R2 = k == 0.0f ? maxc : R2;
+    R2 = k == 5.0f ? maxc : R2;
+    R2 = k == 6.0f ? maxc : R2;
+    G2 = k == 3.0f ? q : G2;
+    G2 = k == 0.0f ? t : G2;
+    G2 = k == 6.0f ? t : G2;
+    G2 = k == 1.0f ? maxc : G2;
+    G2 = k == 2.0f ? maxc : G2;
+    B2 = k == 5.0f ? q : B2;
+    B2 = k == 2.0f ? t : B2;
+    B2 = k == 3.0f ? maxc : B2;
+    B2 = k == 4.0f ? maxc : B2;
+    if constexpr (Truncate) {
+      r[i] = std::floor(R2 * 255.999f);
+      g[i] = std::floor(G2 * 255.999f);
+      b[i] = std::floor(B2 * 255.999f);
+    } else {
+      r[i] = R2;
+      g[i] = G2;
+      b[i] = B2;
+    }
+  }
+}
+
+// One image's planes (c = 1 or 3) held as floats in [0, bound]. Members are
+// copied into locals in each loop so the compiler sees no aliasing and vectorizes.
 struct Planes {
   float* v;
   int64_t c, hw;
@@ -24,34 +99,35 @@ struct Planes {
   bool truncate;  // uint8: values are integers after every op
   float* gray;    // hw scratch
 
-  void finish(float* p) const {
-    for (int64_t i = 0; i < hw; ++i) {
-      const float t = std::fmin(std::fmax(p[i], 0.0f), bound);
-      p[i] = truncate ? std::floor(t) : t;
-    }
-  }
-
   void grayscale() const {
+    const int64_t n = hw;
+    float* __restrict out = gray;
     if (c == 1) {
-      for (int64_t i = 0; i < hw; ++i) gray[i] = v[i];
+      for (int64_t i = 0; i < n; ++i) out[i] = v[i];
       return;
     }
-    const float *r = v, *g = v + hw, *b = v + 2 * hw;
-    for (int64_t i = 0; i < hw; ++i) {
-      const float l = 0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i];
-      gray[i] = truncate ? std::floor(l) : l;
-    }
+    const float *__restrict r = v, *__restrict g = v + n, *__restrict b = v + 2 * n;
+    if (truncate)
+      for (int64_t i = 0; i < n; ++i) out[i] = std::floor(0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) out[i] = 0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i];
   }
 
-  // x <- f x + (1 - f) other, other per pixel (or the constant other[0] when per_pixel is false).
+  // x <- clamp(f x + (1 - f) other), other per pixel or (per_pixel false) the constant other[0].
   void blend(float f, const float* other, bool per_pixel) const {
+    const int64_t n = hw;
+    const float hi = bound, keep = f, mix = 1 - f;
     for (int64_t k = 0; k < c; ++k) {
-      float* p = v + k * hw;
-      if (per_pixel)
-        for (int64_t i = 0; i < hw; ++i) p[i] = f * p[i] + (1 - f) * other[i];
-      else
-        for (int64_t i = 0; i < hw; ++i) p[i] = f * p[i] + (1 - f) * other[0];
-      finish(p);
+      float* __restrict p = v + k * n;
+      const float* __restrict o = other;
+      if (per_pixel) {
+        for (int64_t i = 0; i < n; ++i) p[i] = clamp_to(keep * p[i] + mix * o[i], hi);
+      } else {
+        const float m = mix * o[0];
+        for (int64_t i = 0; i < n; ++i) p[i] = clamp_to(keep * p[i] + m, hi);
+      }
+      if (truncate)
+        for (int64_t i = 0; i < n; ++i) p[i] = std::floor(p[i]);
     }
   }
 
@@ -74,43 +150,12 @@ struct Planes {
     blend(f, gray, true);
   }
 
-  // torchvision's _rgb2hsv / _hsv2rgb on values scaled to [0, 1].
   void hue(float f) const {
     if (c == 1) return;
-    float *r = v, *g = v + hw, *b = v + 2 * hw;
-    const float to_unit = 1.0f / bound;
-    for (int64_t i = 0; i < hw; ++i) {
-      const float R = r[i] * to_unit, G = g[i] * to_unit, B = b[i] * to_unit;
-      const float maxc = std::fmax(R, std::fmax(G, B)), minc = std::fmin(R, std::fmin(G, B));
-      const bool flat = maxc == minc;
-      const float cr = maxc - minc;
-      const float s = cr / (flat ? 1.0f : maxc);
-      const float div = flat ? 1.0f : cr;
-      const float rc = (maxc - R) / div, gc = (maxc - G) / div, bc = (maxc - B) / div;
-      float h = maxc == R ? bc - gc : (maxc == G ? 2.0f + rc - bc : 4.0f + gc - rc);
-      h = std::fmod(h / 6.0f + 1.0f, 1.0f);
-      h += f;
-      h -= std::floor(h);  // torch's remainder: into [0, 1)
-      const float h6 = h * 6.0f, sector = std::floor(h6), frac = h6 - sector;
-      const int k = h6 >= 0.0f && h6 < 6.0f ? static_cast<int>(sector) : 0;  // NaN pixels: 0
-      const float p = std::fmin(std::fmax(maxc * (1 - s), 0.0f), 1.0f);
-      const float q = std::fmin(std::fmax(maxc * (1 - s * frac), 0.0f), 1.0f);
-      const float t = std::fmin(std::fmax(maxc * (1 - s * (1 - frac)), 0.0f), 1.0f);
-      float R2, G2, B2;
-      switch (k) {
-        case 0: R2 = maxc, G2 = t, B2 = p; break;
-        case 1: R2 = q, G2 = maxc, B2 = p; break;
-        case 2: R2 = p, G2 = maxc, B2 = t; break;
-        case 3: R2 = p, G2 = q, B2 = maxc; break;
-        case 4: R2 = t, G2 = p, B2 = maxc; break;
-        default: R2 = maxc, G2 = p, B2 = q; break;
-      }
-      // uint8: torchvision's float -> uint8 conversion multiplies by 255.999 and truncates.
-      const float back = truncate ? 255.999f : 1.0f;
-      r[i] = truncate ? std::floor(R2 * back) : R2;
-      g[i] = truncate ? std::floor(G2 * back) : G2;
-      b[i] = truncate ? std::floor(B2 * back) : B2;
-    }
+    if (truncate)
+      hue_planes<true>(v, v + hw, v + 2 * hw, hw, f, bound);
+    else
+      hue_planes<false>(v, v + hw, v + 2 * hw, hw, f, bound);
   }
 };
 
@@ -134,7 +179,12 @@ void augment_color_jitter(const T* x, T* y, const ImageBatch& b, const float* fa
   for_each_image(b, [&](int64_t n) {
     thread_local std::vector<float> buffer;
     buffer.resize(size + hw);
-    for (int64_t i = 0; i < size; ++i) buffer[i] = static_cast<float>(x[n * size + i]);
+    // Locals with __restrict: a uint8 store may alias anything, even the captured sizes.
+    const int64_t count = size;
+    const T* __restrict src = x + n * count;
+    T* __restrict dst = y + n * count;
+    float* __restrict values = buffer.data();
+    for (int64_t i = 0; i < count; ++i) values[i] = static_cast<float>(src[i]);
     const Planes planes{buffer.data(), b.c, hw, is_byte ? 255.0f : 1.0f, is_byte,
                         buffer.data() + size};
     const float* f = factors + 4 * n;
@@ -147,7 +197,7 @@ void augment_color_jitter(const T* x, T* y, const ImageBatch& b, const float* fa
         default: break;
       }
     }
-    for (int64_t i = 0; i < size; ++i) y[n * size + i] = static_cast<T>(buffer[i]);
+    for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<T>(values[i]);
   });
 }
 

@@ -22,13 +22,13 @@ void for_each_image(const ImageBatch& b, Fn&& fn) {
 }
 
 // A computed value as a pixel: uint8 rounds half up and saturates (NaN -> 0),
-// float passes through.
+// float passes through. Selects, not branches, so pixel loops vectorize.
 template <typename T>
 inline T to_pixel(float v) {
   if constexpr (std::is_same_v<T, uint8_t>) {
-    if (!(v > 0.0f)) return 0;
-    if (v >= 255.0f) return 255;
-    return static_cast<uint8_t>(v + 0.5f);
+    v = v > 0.0f ? v : 0.0f;
+    v = v < 255.0f ? v : 255.0f;
+    return static_cast<uint8_t>(static_cast<int32_t>(v + 0.5f));
   } else {
     return v;
   }
