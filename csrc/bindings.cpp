@@ -27,4 +27,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::bind::bind_loss(m);
   kiln::bind::bind_dropout(m);
   kiln::bind::bind_augment(m);
+  kiln::bind::bind_optim(m);
 }

@@ -14,5 +14,6 @@ void bind_activation(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
 void bind_dropout(pybind11::module_& m);
 void bind_augment(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 
 }  // namespace kiln::bind
