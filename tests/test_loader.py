@@ -212,3 +212,42 @@ def test_bad_dataset_and_mixing_transform_on_single_field():
         next(iter(DataLoader(dataset(), 2, transform=lambda im, lab: im)))
     with pytest.raises(ValueError, match="DataLoader.set_epoch"):
         DataLoader(dataset()).set_epoch(-1)
+
+
+def cifar_like(n: int = 40) -> TensorDataset:
+    rng = np.random.default_rng(5)
+    return TensorDataset(rng.integers(0, 256, (n, 3, 8, 8), dtype=np.uint8),
+                         rng.integers(0, 10, n))
+
+
+@pytest.mark.parametrize("mixing", [False, True])
+def test_kiln_transforms_are_seeded_per_batch(mixing):
+    from kiln.data import transforms as T
+
+    steps = [T.RandomCrop(8, padding=2), T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4),
+             T.Normalize([0.5] * 3, [0.25] * 3)]
+    if mixing:
+        steps.append(T.CutMix(1.0, 10))
+    pipeline = T.Compose(steps)
+    runs = []
+    for workers in (0, 3):
+        kiln.manual_seed(100 + workers)  # the global stream must not matter
+        loader = DataLoader(cifar_like(), 8, shuffle=True, transform=pipeline, seed=2,
+                            num_workers=workers)
+        runs.append(collect(loader, 2))
+    assert runs[0][0][0].dtype == np.float32
+    if mixing:
+        assert runs[0][0][1].shape == (8, 10)
+        np.testing.assert_allclose(runs[0][0][1].sum(1), 1, rtol=1e-6)
+    for a, b in zip(*runs):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(runs[0][0][0], runs[0][5][0])  # epochs differ
+
+
+def test_multi_view_transform_yields_a_tuple_of_views():
+    from kiln.data import transforms as T
+
+    views, labels = next(iter(DataLoader(cifar_like(), 4, transform=T.FiveCrop(6))))
+    assert isinstance(views, tuple) and len(views) == 5
+    assert all(isinstance(v, kiln.Tensor) and v.shape == (4, 3, 6, 6) for v in views)

@@ -1,6 +1,6 @@
 """kiln.data: datasets, a prefetching DataLoader, preprocessing fitted on training data."""
 
-from kiln.data import datasets, preprocess
+from kiln.data import datasets, preprocess, transforms
 from kiln.data.dataset import (
     Dataset,
     Subset,
@@ -33,5 +33,5 @@ __all__ = [
     "CIFAR10", "CIFAR100", "DataLoader", "Dataset", "FashionMNIST", "ImageFolder", "MNIST", "PCA",
     "StandardizeChannels", "Subset", "SubtractChannelMean", "SubtractMeanImage", "TensorDataset",
     "ZCA", "datasets", "digits", "kfold", "load_npz", "make_grid", "mnist_sample", "preprocess",
-    "random_split", "save_grid", "stratified_split",
+    "random_split", "save_grid", "stratified_split", "transforms",
 ]

@@ -56,6 +56,8 @@ def batch_seed(base: int, epoch: int, index: int) -> int:
 
 
 def _as_tensor(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):  # the views of a multi-crop transform
+        return tuple(_as_tensor(v) for v in value)
     return value if isinstance(value, Tensor) else Tensor(np.asarray(value))
 
 
