@@ -226,12 +226,9 @@ class Transform:
     """
 
     op = "Transform"
-    random = False
 
     def __init__(self, *, seed: int | None = None, generator: StreamArg = None) -> None:
         self._stream = make_stream(self.op, seed, generator)
-        if self._stream is not None and not self.random:
-            raise ValueError(f"{self.op}: is deterministic and takes no seed or generator")
 
     def __call__(self, images: Images, *, seed: int | None = None,
                  generator: StreamArg = None) -> Images:

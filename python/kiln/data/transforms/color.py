@@ -56,7 +56,6 @@ class ColorJitter(Transform):
     """
 
     op = "ColorJitter"
-    random = True
 
     def __init__(self, brightness: Any = 0, contrast: Any = 0, saturation: Any = 0,
                  hue: Any = 0, random_order: bool = True, *, seed: int | None = None,
@@ -111,7 +110,6 @@ class PCALighting(Transform):
     """
 
     op = "PCALighting"
-    random = True
 
     def __init__(self, alphastd: float, eigval: Any, eigvec: Any, *, seed: int | None = None,
                  generator: StreamArg = None) -> None:

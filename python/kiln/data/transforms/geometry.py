@@ -34,7 +34,6 @@ _PADDING_MODES = ("constant", "reflect", "edge")
 
 
 class _RandomFlip(Transform):
-    random = True
     axis = "horizontal"
 
     def __init__(self, p: float = 0.5, *, seed: int | None = None,
@@ -104,7 +103,6 @@ class RandomCrop(Transform):
     """
 
     op = "RandomCrop"
-    random = True
 
     def __init__(self, size: int | Sequence[int], padding: Any = None,
                  pad_if_needed: bool = False, fill: Any = 0, padding_mode: str = "constant",
@@ -257,7 +255,6 @@ class RandomResizedCrop(Transform):
     """
 
     op = "RandomResizedCrop"
-    random = True
 
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.08, 1.0),
                  ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0), antialias: bool = True,
@@ -322,7 +319,6 @@ class RandomAffine(Transform):
     """
 
     op = "RandomAffine"
-    random = True
 
     def __init__(self, degrees: float | Sequence[float], translate: Sequence[float] | None = None,
                  scale: Sequence[float] | None = None, shear: Any = None, fill: Any = 0,

@@ -46,7 +46,6 @@ class RandomErasing(Transform):
     """
 
     op = "RandomErasing"
-    random = True
 
     def __init__(self, p: float = 0.5, scale: Sequence[float] = (0.02, 0.33),
                  ratio: Sequence[float] = (0.3, 3.3), value: Any = 0, *,
@@ -99,7 +98,6 @@ class Cutout(Transform):
     channel (pixel units)."""
 
     op = "Cutout"
-    random = True
 
     def __init__(self, size: int | Sequence[int], fill: Any = 0, *, seed: int | None = None,
                  generator: StreamArg = None) -> None:
