@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Does the DataLoader keep up with training? Step time of a CIFAR-sized CNN with and
+without the loader feeding it augmented batches.
+
+    python bench/data_loader.py [--threads 2] [--workers 1] [--steps 20] [--blocks 5]
+
+Network (batch 128 of 3x32x32): conv 3->32 3x3, BN, ReLU, max-pool 2; conv 32->64
+3x3, BN, ReLU, max-pool 2; linear 4096->10; cross-entropy; SGD update by hand.
+Data: a TensorDataset of 10,240 random uint8 CIFAR-shaped images in RAM (no
+download), augmented by the CIFAR-10 recipe: flip, 32x32 crop of the image padded
+by 4, color jitter (0.4, 0.4, 0.4, 0.1), normalize; and the same without the color
+jitter (which costs most of the augmentation's CPU time).
+
+- step alone: the training step on one ready float32 batch, over and over.
+- loader + step: the same step on each batch the DataLoader yields (shuffled,
+  augmented in ``--workers`` threads ahead of the step).
+- loader alone: batches per second the DataLoader delivers with nothing else running.
+
+The two step timings alternate in blocks (each a warm-up step, then ``--steps``
+timed steps); the medians of the blocks are compared. Bar: the loader adds < 5%.
+A benchmark, never a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+import kiln
+import kiln.nn.functional as F
+from kiln import nn
+from kiln.data import DataLoader, TensorDataset
+from kiln.data import transforms as T
+
+BATCH = 128
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+
+def augmentation(jitter: bool = True) -> Callable[..., np.ndarray]:
+    steps = [T.RandomHorizontalFlip(), T.RandomCrop(32, padding=4)]
+    if jitter:
+        steps.append(T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1))
+    return T.Compose([*steps, T.Normalize(MEAN, STD)])
+
+
+RECIPES = {"flip+crop+jitter+normalize": True, "flip+crop+normalize": False}
+
+
+def network() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 8 * 8, 10),
+    )
+
+
+def make_step(model: nn.Module, lr: float = 0.01) -> Callable[[kiln.Tensor, kiln.Tensor], float]:
+    params = list(model.parameters())
+
+    def step(images: kiln.Tensor, labels: kiln.Tensor) -> float:
+        loss = F.cross_entropy(model(images), labels)
+        for p in params:
+            p.grad = None
+        loss.backward()
+        with kiln.no_grad():
+            for p in params:
+                p -= lr * p.grad
+        return loss.item()
+
+    return step
+
+
+def dataset(n: int = 10_240) -> TensorDataset:
+    rng = np.random.default_rng(0)
+    return TensorDataset(rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8),
+                         rng.integers(0, 10, n))
+
+
+def forever(loader: DataLoader) -> Iterator[tuple[kiln.Tensor, kiln.Tensor]]:
+    while True:
+        yield from loader
+
+
+def time_steps(step: Callable[[kiln.Tensor, kiln.Tensor], float],
+               batches: Iterator[tuple[kiln.Tensor, kiln.Tensor]], steps: int) -> float:
+    """Seconds per step, after one warm-up step."""
+    step(*next(batches))
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(*next(batches))
+    return (time.perf_counter() - start) / steps
+
+
+def loader_overhead(workers: int, steps: int, blocks: int, jitter: bool) -> dict[str, float]:
+    ds = dataset()
+    kiln.manual_seed(0)
+    step = make_step(network())
+    ready = augmentation(jitter)(ds.tensors[0].numpy()[:BATCH], seed=0)
+    fixed = (kiln.tensor(ready), kiln.tensor(ds.tensors[1].numpy()[:BATCH]))
+    loader = DataLoader(ds, BATCH, shuffle=True, drop_last=True, transform=augmentation(jitter),
+                        num_workers=workers, prefetch=2, seed=0)
+    fed = forever(loader)
+    alone, with_loader = [], []
+    for _ in range(blocks):
+        alone.append(time_steps(step, iter(lambda: fixed, None), steps))
+        with_loader.append(time_steps(step, fed, steps))
+    return {"step": statistics.median(alone), "loader_step": statistics.median(with_loader)}
+
+
+def loader_throughput(workers: int, batches: int, jitter: bool) -> float:
+    """Batches per second the loader delivers with no training step running."""
+    loader = DataLoader(dataset(), BATCH, shuffle=True, drop_last=True,
+                        transform=augmentation(jitter), num_workers=workers, seed=1)
+    fed = forever(loader)
+    next(fed)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(fed)
+    return batches / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=kiln.get_num_threads())
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader worker threads")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per block")
+    parser.add_argument("--blocks", type=int, default=5)
+    args = parser.parse_args()
+    kiln.set_num_threads(args.threads)
+    print(f"kiln threads {args.threads}, loader workers {args.workers}, batch {BATCH} x 3x32x32")
+    for name, jitter in RECIPES.items():
+        rate = loader_throughput(args.workers, 4 * args.steps, jitter)
+        times = loader_overhead(args.workers, args.steps, args.blocks, jitter)
+        step, fed = times["step"], times["loader_step"]
+        overhead = fed / step - 1
+        print(f"\n{name}")
+        print(f"  loader alone    {rate:8.1f} batches/s ({rate * BATCH:,.0f} images/s)")
+        print(f"  step alone      {step * 1e3:8.2f} ms")
+        print(f"  loader + step   {fed * 1e3:8.2f} ms")
+        print(f"  loader overhead {overhead * 100:+8.2f} %  (bar < 5%: "
+              f"{'met' if overhead < 0.05 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
