@@ -47,6 +47,19 @@ def test_tensor_dataset_bad_input():
         ds[5]
     with pytest.raises(TypeError, match="TensorDataset: index must be an int"):
         ds[1.5]
+    with pytest.raises(TypeError, match="TensorDataset: index arrays must hold integers"):
+        ds[[0.5]]
+    with pytest.raises(IndexError, match="TensorDataset: index .* out of range"):
+        ds[[1, 9]]
+
+
+def test_tensor_dataset_slices_and_index_arrays_as_pytorch():
+    ds = dataset(10)
+    x, y = ds[2:5]
+    assert x.shape == (3, 2, 3, 3)
+    np.testing.assert_array_equal(y.numpy(), [2, 3, 4])
+    np.testing.assert_array_equal(ds[[7, 1]][1].numpy(), [2, 1])
+    np.testing.assert_array_equal(ds[kiln.tensor([0, 9])][1].numpy(), [0, 4])
 
 
 def test_subset_and_gather_resolve_to_parent():

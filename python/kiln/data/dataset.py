@@ -95,15 +95,24 @@ class TensorDataset(Dataset):
     def __len__(self) -> int:
         return self._arrays[0].shape[0]
 
-    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
-        n = len(self)
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(
-                f"{type(self).__name__}: index must be an int, got {type(index).__name__}"
-            )
-        if not -n <= index < n:
-            raise IndexError(f"{type(self).__name__}: index {index} out of range for {n} samples")
-        return tuple(Tensor(a[index]) for a in self._arrays)
+    def __getitem__(self, index: Any) -> tuple[Tensor, ...]:
+        """Row(s) of every tensor: an int, a slice, or an integer sequence (as PyTorch)."""
+        if isinstance(index, Tensor):
+            index = index.detach().numpy()
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer, slice, list,
+                                                             tuple, np.ndarray)):
+            raise TypeError(f"{type(self).__name__}: index must be an int, a slice or an "
+                            f"integer sequence, got {type(index).__name__}")
+        if isinstance(index, (list, tuple, np.ndarray)):
+            index = np.asarray(index)
+            if index.size and index.dtype.kind not in "iu":
+                raise TypeError(f"{type(self).__name__}: index arrays must hold integers, got "
+                                f"{index.dtype}")
+        try:
+            return tuple(Tensor(np.asarray(a[index])) for a in self._arrays)
+        except IndexError:
+            raise IndexError(f"{type(self).__name__}: index {index} out of range for "
+                             f"{len(self)} samples") from None
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
         """One gathered array per tensor, first axis = len(indices)."""
