@@ -251,3 +251,16 @@ def test_multi_view_transform_yields_a_tuple_of_views():
     views, labels = next(iter(DataLoader(cifar_like(), 4, transform=T.FiveCrop(6))))
     assert isinstance(views, tuple) and len(views) == 5
     assert all(isinstance(v, kiln.Tensor) and v.shape == (4, 3, 6, 6) for v in views)
+
+
+def test_nested_iteration_over_one_loader_stays_correct():
+    loader = DataLoader(dataset(24), 6, shuffle=True, transform=noisy, num_workers=2, seed=4)
+    reference = DataLoader(dataset(24), 6, shuffle=True, transform=noisy, seed=4)
+    outer_ref = collect(reference)
+    outer = []
+    for batch in loader:  # the inner pass stops the outer pass's threads; it goes on serially
+        outer.append(tuple(t.numpy().copy() for t in batch))
+        assert len(list(loader)) == 4
+    for a, b in zip(outer, outer_ref):
+        np.testing.assert_array_equal(a[0], b[0])
+    assert loader_threads() == 0
