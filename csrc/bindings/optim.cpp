@@ -243,7 +243,9 @@ py::tuple grad_norms_py(const py::sequence& tensors, double norm_type) {
     for (const auto& [f64, k] : t.where) norms.push_back(f64 ? n64[k] : n32[k]);
     total = vector_norm(norms, norm_type);
   }
-  return py::make_tuple(total, py::cast(norms));
+  py::list each;
+  for (double v : norms) each.append(v);
+  return py::make_tuple(total, each);
 }
 
 void scale_py(const py::sequence& tensors, double factor) {

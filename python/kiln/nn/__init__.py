@@ -4,9 +4,9 @@
 the weight initializers.
 """
 
-from kiln.nn import functional, init
+from kiln.nn import functional, init, utils
 from kiln.nn.modules import *  # noqa: F403
 from kiln.nn.modules import __all__ as _modules_all
 from kiln.nn.parameter import Parameter
 
-__all__ = ["Parameter", "functional", "init", *_modules_all]
+__all__ = ["Parameter", "functional", "init", "utils", *_modules_all]
