@@ -308,6 +308,37 @@ def _kiln_sequence(scheduler_factory, lrs=GROUP_LRS, steps=STEPS, kind="sgd", me
     return seq
 
 
+def _sgdr(t: int, t0: int, mult: int) -> float:
+    """cos(pi T_cur / T_i) of SGDR at epoch t."""
+    start, length = 0, t0
+    while t >= start + length:
+        start, length = start + length, length * mult
+    return math.cos(math.pi * (t - start) / length)
+
+
+@pytest.mark.parametrize("name,factory,formula", [
+    ("step", lambda o: ks.StepLR(o, 7, 0.5), lambda t: 0.5 ** (t // 7)),
+    ("multistep", lambda o: ks.MultiStepLR(o, [30, 80, 80], 0.3),
+     lambda t: 0.3 ** ((t >= 30) + 2 * (t >= 80))),
+    ("exponential", lambda o: ks.ExponentialLR(o, 0.98), lambda t: 0.98 ** t),
+    ("cosine", lambda o: ks.CosineAnnealingLR(o, 50),
+     lambda t: (1 + math.cos(math.pi * t / 50)) / 2),
+    ("linear", lambda o: ks.LinearLR(o, 0.1, 0.6, 40), lambda t: 0.1 + 0.5 * min(t, 40) / 40),
+    ("constant", lambda o: ks.ConstantLR(o, 0.25, 20), lambda t: 0.25 if t < 20 else 1.0),
+    ("polynomial", lambda o: ks.PolynomialLR(o, 120, 2.0), lambda t: (1 - min(t, 120) / 120) ** 2),
+    ("warm_restarts", lambda o: ks.CosineAnnealingWarmRestarts(o, 10, 2),
+     lambda t: (1 + _sgdr(t, 10, 2)) / 2),
+    ("lambda", lambda o: ks.LambdaLR(o, lambda t: 1 / (1 + t)), lambda t: 1 / (1 + t)),
+])
+def test_recursive_schedules_follow_their_closed_forms(name, factory, formula):
+    # needs no torch: the recursive updates stay within rounding of the textbook formulas
+    seq = _kiln_sequence(factory)
+    want = [[lr * formula(t) for lr in GROUP_LRS] for t in range(STEPS + 1)]
+    for t, (got, ref) in enumerate(zip(seq, want)):
+        for a, b in zip(got, ref):
+            assert abs(a - b) <= 1e-12 * abs(b) + 1e-15, f"{name} step {t}: {got} vs {ref}"
+
+
 @pytest.mark.parametrize("k", [0.0, 0.01, 0.5])
 def test_inverse_time(k):
     seq = _kiln_sequence(lambda o: ks.InverseTimeLR(o, k))
