@@ -161,7 +161,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"SubtractChannelMean: fitted on samples of shape "
                                          r"\(N, 3, \.\.\.\)"):
         SubtractChannelMean().fit(images())(images(2, (2, 4, 5)))
-    with pytest.raises(TypeError, match="ZCA: expected a numpy.ndarray or kiln.Tensor"):
+    with pytest.raises(TypeError, match="ZCA: expected images as a numpy.ndarray or kiln.Tensor"):
         ZCA().fit([[1.0, 2.0]])
     with pytest.raises(TypeError, match="PCA: expected numeric images"):
         PCA(1).fit(np.array([["a"]]))

@@ -47,6 +47,18 @@ def as_labels(labels: Any, n: int | None, op: str) -> np.ndarray:
     return array
 
 
+def numeric_array(op: str, images: Any, kinds: str = "uif") -> np.ndarray:
+    """The NumPy array of a kiln Tensor or ndarray of images, checked to be numeric."""
+    if isinstance(images, Tensor):
+        images = images.detach().numpy()
+    elif not isinstance(images, np.ndarray):
+        raise TypeError(f"{op}: expected images as a numpy.ndarray or kiln.Tensor, got "
+                        f"{type(images).__name__}")
+    if images.dtype.kind not in kinds:
+        raise TypeError(f"{op}: expected numeric images, got dtype {images.dtype}")
+    return images
+
+
 class Dataset:
     """Base class: subclasses define ``__len__`` and ``__getitem__``."""
 

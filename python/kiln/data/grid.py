@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kiln.data._atomic import atomic_write
+from kiln.data.dataset import numeric_array
 from kiln.tensor import Tensor
 
 __all__ = ["make_grid", "save_grid"]
@@ -56,13 +57,7 @@ def _text_mask(text: str, scale: int, max_width: int) -> np.ndarray:
 
 
 def _as_batch(images: Any) -> np.ndarray:
-    if isinstance(images, Tensor):
-        images = images.detach().numpy()
-    if not isinstance(images, np.ndarray):
-        raise TypeError(f"save_grid: expected images as a numpy.ndarray or kiln.Tensor, got "
-                        f"{type(images).__name__}")
-    if images.dtype.kind not in "uifb":
-        raise TypeError(f"save_grid: expected numeric images, got dtype {images.dtype}")
+    images = numeric_array("save_grid", images, "uifb")
     if images.ndim == 2:
         images = images[None, None]
     elif images.ndim == 3:

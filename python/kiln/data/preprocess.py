@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln.data.dataset import numeric_array
 from kiln.tensor import Tensor
 
 __all__ = ["PCA", "StandardizeChannels", "SubtractChannelMean", "SubtractMeanImage", "ZCA"]
@@ -31,13 +32,7 @@ _CHUNK = 1024
 
 
 def _array(op: str, images: Any, min_ndim: int) -> np.ndarray:
-    if isinstance(images, Tensor):
-        images = images.detach().numpy()
-    elif not isinstance(images, np.ndarray):
-        raise TypeError(f"{op}: expected a numpy.ndarray or kiln.Tensor, got "
-                        f"{type(images).__name__}")
-    if images.dtype.kind not in "uif":
-        raise TypeError(f"{op}: expected numeric images, got dtype {images.dtype}")
+    images = numeric_array(op, images)
     if images.ndim < min_ndim:
         raise ValueError(f"{op}: expected a batch of at least {min_ndim} dims (N, ...), got "
                          f"shape {images.shape}")
