@@ -91,7 +91,8 @@ void check_slots(const char* op, const std::vector<ParamSlot<T>>& slots,
     if (s.numel == 0) continue;
     if (!s.param || !s.grad) fail(op, ": slot ", i, " has no parameter or gradient data");
     for (const Buffer& buf : buffers)
-      if (buf.needed && !s.state[buf.index]) fail(op, ": slot ", i, " has no ", buf.name, " buffer");
+      if (buf.needed && !s.state[buf.index])
+        fail(op, ": slot ", i, " has no ", buf.name, " buffer");
   }
 }
 
@@ -184,7 +185,9 @@ void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
   if (!(o.momentum >= 0)) fail(op, ": invalid momentum ", o.momentum, " (expected >= 0)");
   const bool momentum = o.momentum > 0;
   check_slots(op, slots,
-              {{0, "square_avg", true}, {1, "grad_avg", o.centered}, {2, "momentum_buffer", momentum}},
+              {{0, "square_avg", true},
+               {1, "grad_avg", o.centered},
+               {2, "momentum_buffer", momentum}},
               true);
   advance_steps(slots);
   const T sign = o.maximize ? T(-1) : T(1), wd = T(o.weight_decay), eps = T(o.eps),

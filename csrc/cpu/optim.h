@@ -11,8 +11,9 @@
 // The rules are PyTorch 2.13's single-tensor ones (torch/optim/*.py), with its
 // order of operations, its fused multiply-adds (add with alpha, addcmul, lerp)
 // and scalars rounded to T, so runs agree step for step to a rounding or two
-// (ATen's vectorized sqrt is not correctly rounded; std::sqrt is). Per element, with g = maximize ? -grad : grad and t the
-// slot's step counter (float32, incremented before use, as PyTorch keeps it):
+// (ATen's vectorized sqrt is not correctly rounded; std::sqrt is). Per
+// element, with g = maximize ? -grad : grad and t the slot's step counter
+// (float32, incremented before use, as PyTorch keeps it):
 //
 //   SGD       wd:  g = g + wd*p
 //             mom: b = (first step) ? g : mom*b + (1-dampening)*g
