@@ -537,6 +537,14 @@ def test_dataloader_passes_per_batch_seeds():
         np.testing.assert_array_equal(a, b)
 
 
+def test_dataloader_with_a_mixing_compose_yields_soft_targets():
+    data = TensorDataset(kiln.tensor(u8(n=12)), kiln.tensor(np.arange(12) % 3))
+    tf = T.Compose([T.RandomHorizontalFlip(), T.ToFloat(), T.CutMix(1.0, 3)])
+    images, targets = next(iter(DataLoader(data, batch_size=6, transform=tf, seed=0)))
+    assert images.dtype == np.float32 and targets.shape == (6, 3)
+    np.testing.assert_allclose(targets.numpy().sum(1), 1.0, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------- kinds and shapes
 
 
@@ -547,6 +555,9 @@ def test_tensor_in_tensor_out_and_single_images():
     assert isinstance(out, kiln.Tensor) and out.dtype == np.uint8
     one = T.CenterCrop(5)(x[0])
     assert one.shape == (3, 5, 5)
+    grad = kiln.tensor(x.astype(np.float32), requires_grad=True)
+    np.testing.assert_array_equal(T.RandomVerticalFlip(1.0)(grad).numpy(), x[:, :, ::-1])
+    assert T.Resize([4])(x).shape == T.Resize(4)(x).shape == (4, 3, 4, 4)
     strided = x[:, :, ::2, ::2]
     np.testing.assert_array_equal(T.RandomHorizontalFlip(1.0)(strided), strided[..., ::-1])
 

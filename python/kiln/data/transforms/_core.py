@@ -116,7 +116,7 @@ class Batch:
     def __init__(self, op: str, images: Any, dtypes: tuple[str, ...] = ("uint8", "float32")):
         self.tensor = isinstance(images, Tensor)
         if self.tensor:
-            array = images.numpy()
+            array = images.detach().numpy()  # augmentation is not differentiated
         elif isinstance(images, np.ndarray):
             array = images
         else:

@@ -182,6 +182,8 @@ def resize_shape(op: str, size: int | tuple[int, int], h: int, w: int) -> tuple[
 
 
 def _size_arg(op: str, size: Any) -> int | tuple[int, int]:
+    if isinstance(size, Sequence) and len(size) == 1:  # torchvision: [s] is the shorter side
+        size = size[0]
     if _is_int(size):
         if size < 1:
             raise ValueError(f"{op}: size must be >= 1, got {size}")

@@ -29,7 +29,7 @@ def _one_hot_targets(op: str, labels: Any, n: int, num_classes: int | None) -> n
     """labels as float64 (N, num_classes) probabilities: class indices or soft targets
     (whose second dimension gives num_classes when it is None)."""
     if isinstance(labels, Tensor):
-        labels = labels.numpy()
+        labels = labels.detach().numpy()
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"{op}: expected labels as a numpy.ndarray or kiln.Tensor, "
                         f"got {type(labels).__name__}")
