@@ -25,16 +25,12 @@ void check_dims(int64_t M, int64_t N, int64_t K) {
 // across the pool instead.
 std::once_flag g_serial_blas;
 
-void serial_blas() {
-  std::call_once(g_serial_blas, [] { scipy_openblas_set_num_threads(1); });
-}
-
 constexpr int64_t kParallelFlops = 1 << 21;  // below this one core is faster
 
 template <typename T, typename Call>
 void blocked_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                   const T* B, int64_t ldb, T* C, int64_t ldc, Call call) {
-  serial_blas();
+  init_blas();
   if (M == 0 || N == 0) return;
   check_dims(M, N, K);
   const int threads = get_num_threads();
@@ -56,6 +52,10 @@ void blocked_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
 }
 
 }  // namespace
+
+void init_blas() {
+  std::call_once(g_serial_blas, [] { scipy_openblas_set_num_threads(1); });
+}
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

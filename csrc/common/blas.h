@@ -15,6 +15,10 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double al
           const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
           int64_t ldc);
 
+// Puts OpenBLAS in single-threaded mode (once); its own worker threads would
+// otherwise spin beside kiln's pool. Called when kiln._C loads and by gemm.
+void init_blas();
+
 // Threading: OpenBLAS itself runs single-threaded; a large gemm called from
 // outside a parallel region is split into blocks over kiln's thread pool, one
 // called from inside a parallel_for chunk runs on that thread alone.
