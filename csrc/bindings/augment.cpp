@@ -40,9 +40,20 @@ const T* param(const py::array& a, const char* op, const char* name, const Shape
   return p;
 }
 
-template <typename T>
-py::array_t<T> like(const ImageBatch& b, int64_t h, int64_t w) {
-  return empty<T>({b.n, b.c, h, w});
+// Runs kernel(x, y) (a generic lambda) on images' data and a new (N, C, h, w)
+// output of the same dtype, without the GIL.
+template <typename Kernel>
+py::array map_images(const py::array& images, const char* op, const ImageBatch& b, int64_t h,
+                     int64_t w, Kernel&& kernel) {
+  return dispatch_image(images, op, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const T* x = data<T>(images, op, "images");
+    auto y = empty<T>({b.n, b.c, h, w});
+    T* yp = y.mutable_data();
+    py::gil_scoped_release nogil;
+    kernel(x, yp);
+    return y;
+  });
 }
 
 py::array uniform_py(int64_t n, int64_t k, uint64_t seed, uint64_t offset) {
@@ -60,14 +71,8 @@ py::array flip_py(const py::array& images, const std::optional<py::array>& horiz
   const ImageBatch b = batch_of(images, op);
   const uint8_t* fh = horizontal ? param<uint8_t>(*horizontal, op, "horizontal", {b.n}) : nullptr;
   const uint8_t* fv = vertical ? param<uint8_t>(*vertical, op, "vertical", {b.n}) : nullptr;
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = like<T>(b, b.h, b.w);
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    augment_flip(x, yp, b, fh, fv);
-    return y;
+  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
+    augment_flip(x, y, b, fh, fv);
   });
 }
 
@@ -88,14 +93,8 @@ py::array crop_py(const py::array& images, std::pair<int64_t, int64_t> size, con
   const float* fp = param<float>(fill, op, "fill", {b.c});
   const auto [h, w] = size;
   if (h < 1 || w < 1) fail(op, ": expected a crop size >= 1, got ", h, "x", w);
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = like<T>(b, h, w);
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    augment_crop(x, yp, b, h, w, tp, lp, mode, fp);
-    return y;
+  return map_images(images, op, b, h, w, [&](auto x, auto y) {
+    augment_crop(x, y, b, h, w, tp, lp, mode, fp);
   });
 }
 
@@ -106,14 +105,8 @@ py::array resized_crop_py(const py::array& images, const py::array& boxes,
   const int64_t* bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
   const auto [h, w] = size;
   if (h < 1 || w < 1) fail(op, ": expected an output size >= 1, got ", h, "x", w);
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = like<T>(b, h, w);
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    augment_resized_crop(x, yp, b, bp, h, w, antialias);
-    return y;
+  return map_images(images, op, b, h, w, [&](auto x, auto y) {
+    augment_resized_crop(x, y, b, bp, h, w, antialias);
   });
 }
 
@@ -122,14 +115,8 @@ py::array affine_py(const py::array& images, const py::array& theta, const py::a
   const ImageBatch b = batch_of(images, op);
   const double* tp = param<double>(theta, op, "theta", {b.n, 2, 3});
   const float* fp = param<float>(fill, op, "fill", {b.c});
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = like<T>(b, b.h, b.w);
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    augment_affine(x, yp, b, tp, fp);
-    return y;
+  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
+    augment_affine(x, y, b, tp, fp);
   });
 }
 
@@ -139,14 +126,8 @@ py::array color_jitter_py(const py::array& images, const py::array& factors,
   const ImageBatch b = batch_of(images, op);
   const float* fp = param<float>(factors, op, "factors", {b.n, 4});
   const int8_t* orp = param<int8_t>(order, op, "order", {b.n, 4});
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = like<T>(b, b.h, b.w);
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    augment_color_jitter(x, yp, b, fp, orp);
-    return y;
+  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
+    augment_color_jitter(x, y, b, fp, orp);
   });
 }
 
@@ -164,7 +145,7 @@ py::array channel_affine_py(const py::array& images, const py::array& scale,
     using In = decltype(tag);
     const In* x = data<In>(images, op, "images");
     if (out_dtype == "float32") {
-      auto y = like<float>(b, b.h, b.w);
+      auto y = empty<float>({b.n, b.c, b.h, b.w});
       float* yp = y.mutable_data();
       py::gil_scoped_release nogil;
       augment_channel_affine(x, yp, b, sp, op_, per_image);
@@ -173,7 +154,7 @@ py::array channel_affine_py(const py::array& images, const py::array& scale,
     if constexpr (std::is_same_v<In, float>)
       fail(op, ": float32 images map to float32 only (out_dtype='float32')");
     else {
-      auto y = like<uint8_t>(b, b.h, b.w);
+      auto y = empty<uint8_t>({b.n, b.c, b.h, b.w});
       uint8_t* yp = y.mutable_data();
       py::gil_scoped_release nogil;
       augment_channel_affine(x, yp, b, sp, op_, per_image);
@@ -204,14 +185,8 @@ py::array box_fill_py(const py::array& images, const py::array& boxes, const std
   } else {
     fail(op, ": source must be 'value', 'normal' or 'partner', got '", source, "'");
   }
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = like<T>(b, b.h, b.w);
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    augment_box_fill(x, yp, b, bp, src, vp, seed, offset, pp);
-    return y;
+  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
+    augment_box_fill(x, y, b, bp, src, vp, seed, offset, pp);
   });
 }
 
@@ -221,14 +196,8 @@ py::array blend_pairs_py(const py::array& images, const py::array& partner,
   const ImageBatch b = batch_of(images, op);
   const int64_t* pp = param<int64_t>(partner, op, "partner", {b.n});
   const float* lp = param<float>(lam, op, "lam", {b.n});
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = like<T>(b, b.h, b.w);
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    augment_blend_pairs(x, yp, b, pp, lp);
-    return y;
+  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
+    augment_blend_pairs(x, y, b, pp, lp);
   });
 }
 
