@@ -251,3 +251,11 @@ def test_elementwise_reductions_and_views_match_torch():
     np.testing.assert_allclose(kout.item(), tout.item(), rtol=1e-5)
     np.testing.assert_allclose(ka.grad.numpy(), ta.grad.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(kb.grad.numpy(), tb.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_python_number_conversions():
+    t = kiln.tensor(2.5)
+    assert float(t) == 2.5 and int(kiln.tensor(3)) == 3 and bool(kiln.tensor(1.0))
+    assert kiln.float == np.float32 and kiln.double == np.float64 and kiln.long == np.int64
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(kiln.ones(2))

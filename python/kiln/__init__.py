@@ -37,13 +37,15 @@ from kiln.tensor import (
     zeros_like,
 )
 
+float = float32  # noqa: A001  (PyTorch's alias: kiln.float is float32)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "arange", "autograd", "bool_", "cat", "data", "double", "empty", "enable_grad",
-    "float16", "float32", "float64", "from_numpy", "full", "get_num_threads", "get_rng_state",
-    "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels", "linspace",
-    "long", "manual_seed", "matmul", "nn", "no_grad", "ones", "ones_like", "optim", "rand",
-    "randint", "randn", "randperm", "set_grad_enabled", "set_num_threads", "set_rng_state",
+    "float", "float16", "float32", "float64", "from_numpy", "full", "get_num_threads",
+    "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
+    "linspace", "long", "manual_seed", "matmul", "nn", "no_grad", "ones", "ones_like", "optim",
+    "rand", "randint", "randn", "randperm", "set_grad_enabled", "set_num_threads", "set_rng_state",
     "stack", "tensor", "uint8", "where", "zeros", "zeros_like",
 ]

@@ -25,7 +25,6 @@ int64 = np.dtype(np.int64)
 int32 = np.dtype(np.int32)
 uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
-float = float32  # noqa: A001  (PyTorch's alias)
 double = float64
 long = int64
 
