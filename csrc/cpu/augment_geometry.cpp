@@ -27,12 +27,14 @@ void augment_flip(const T* x, T* y, const ImageBatch& b, const uint8_t* horizont
       const T* src = x + (n * b.c + c) * hw;
       T* dst = y + (n * b.c + c) * hw;
       for (int64_t i = 0; i < b.h; ++i) {
-        const T* s = src + (fv ? b.h - 1 - i : i) * w;
-        T* d = dst + i * w;
+        // Locals with __restrict: a uint8 store could alias the captured sizes.
+        const int64_t width = w;
+        const T* __restrict s = src + (fv ? b.h - 1 - i : i) * width;
+        T* __restrict d = dst + i * width;
         if (fh)
-          for (int64_t j = 0; j < w; ++j) d[j] = s[w - 1 - j];
+          for (int64_t j = 0; j < width; ++j) d[j] = s[width - 1 - j];
         else
-          std::memcpy(d, s, sizeof(T) * w);
+          std::memcpy(d, s, sizeof(T) * width);
       }
     }
   });
