@@ -24,6 +24,9 @@ cmake -S . -B build/ctest -G Ninja -DKILN_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Rele
 cmake --build build/ctest
 ctest --test-dir build/ctest --output-on-failure -j 2
 
+echo "== C++ tests under AddressSanitizer and UBSan"
+bash scripts/asan_tests.sh
+
 echo "== Python tests (pytest)"
 # The package lives under python/, so `import kiln` finds the installed build.
 python -m pytest -q -p no:cacheprovider "$@" tests
