@@ -1,7 +1,7 @@
 """kiln: training convolutional networks with a C++ core and a PyTorch-shaped API."""
 
 # _openblas loads the GEMM library before anything imports the extension.
-from kiln import _openblas, autograd, data, kernels, nn, optim  # noqa: F401
+from kiln import _openblas, autograd, data, kernels, nn, optim, train  # noqa: F401
 from kiln._C import get_num_threads, set_num_threads
 from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.nn.functional import matmul
@@ -47,5 +47,5 @@ __all__ = [
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
     "linspace", "long", "manual_seed", "matmul", "nn", "no_grad", "ones", "ones_like", "optim",
     "rand", "randint", "randn", "randperm", "set_grad_enabled", "set_num_threads", "set_rng_state",
-    "stack", "tensor", "uint8", "where", "zeros", "zeros_like",
+    "stack", "tensor", "train", "uint8", "where", "zeros", "zeros_like",
 ]

@@ -1,0 +1,362 @@
+"""Keras-style callbacks for kiln.train.Trainer.
+
+Hooks (all optional, ``logs`` is a dict of floats):
+``on_train_begin(logs)``, ``on_epoch_begin(epoch, logs)``, ``on_batch_begin(step, logs)``,
+``on_batch_end(step, logs)`` (logs: epoch, step, loss, metrics of the batch, lr, size),
+``on_epoch_end(epoch, logs)`` (logs: the History row: loss, metrics, val_*, lr, time),
+``on_train_end(logs)``. Epochs and steps count from 1. ``self.trainer`` is the Trainer;
+setting ``self.trainer.stop_training = True`` ends ``fit`` after the current batch.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+import time
+import warnings
+from typing import IO, Any
+
+import numpy as np
+
+from kiln.data._atomic import atomic_write
+from kiln.optim import lr_scheduler as _sched
+from kiln.tensor import Tensor
+from kiln.train.history import resolve_mode
+
+Logs = dict[str, Any]
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    trainer: Any = None
+
+    def set_trainer(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, logs: Logs) -> None: ...
+    def on_train_end(self, logs: Logs) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None: ...
+    def on_batch_begin(self, step: int, logs: Logs) -> None: ...
+    def on_batch_end(self, step: int, logs: Logs) -> None: ...
+
+
+def _monitored(op: str, logs: Logs, monitor: str) -> float:
+    if monitor not in logs:
+        have = ", ".join(k for k in logs if k not in ("epoch", "time")) or "nothing"
+        hint = "; pass val_loader to fit()" if monitor.startswith("val_") else ""
+        raise ValueError(f"{op}: monitor {monitor!r} is not in the epoch logs (have: {have}){hint}")
+    return float(logs[monitor])
+
+
+class _Improvement:
+    """Tracks the best value of a monitored quantity (NaN never improves)."""
+
+    def __init__(self, op: str, monitor: str, mode: str, min_delta: float) -> None:
+        if not isinstance(monitor, str):
+            raise TypeError(f"{op}: monitor must be a str, got {type(monitor).__name__}")
+        if not math.isfinite(min_delta) or min_delta < 0:
+            raise ValueError(f"{op}: min_delta must be >= 0, got {min_delta}")
+        self.op, self.monitor, self.min_delta = op, monitor, float(min_delta)
+        self.mode = resolve_mode(op, monitor, mode)
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
+
+    def reset(self) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
+
+    def update(self, epoch: int, logs: Logs) -> bool:
+        value = _monitored(self.op, logs, self.monitor)
+        better = (value < self.best - self.min_delta if self.mode == "min"
+                  else value > self.best + self.min_delta)
+        if better:
+            self.best, self.best_epoch = value, epoch
+        return better
+
+
+def _positive_int(op: str, name: str, value: Any, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{op}: {name} must be >= {low}, got {value}")
+    return int(value)
+
+
+class EarlyStopping(Callback):
+    """Stops training when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs. With ``restore_best`` the weights of the best epoch (kept in
+    memory as copies of the state_dict arrays) are loaded back when fit ends.
+    Attributes after fit: ``best``, ``best_epoch``, ``stopped_epoch`` (0 if it never stopped)."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best: bool = True) -> None:
+        self._track = _Improvement("EarlyStopping", monitor, mode, min_delta)
+        self.patience = _positive_int("EarlyStopping", "patience", patience)
+        self.restore_best = bool(restore_best)
+        self.best_state: dict[str, np.ndarray] | None = None
+        self.wait = 0
+        self.stopped_epoch = 0
+
+    @property
+    def best(self) -> float:
+        return self._track.best
+
+    @property
+    def best_epoch(self) -> int:
+        return self._track.best_epoch
+
+    def on_train_begin(self, logs: Logs) -> None:
+        self._track.reset()
+        self.best_state, self.wait, self.stopped_epoch = None, 0, 0
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        if self._track.update(epoch, logs):
+            self.wait = 0
+            if self.restore_best:
+                self.best_state = {k: np.array(v.numpy(), copy=True)
+                                   for k, v in self.trainer.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.trainer.stop_training = True
+
+    def on_train_end(self, logs: Logs) -> None:
+        if self.restore_best and self.best_state is not None:
+            self.trainer.model.load_state_dict(
+                {k: Tensor(np.array(v, copy=True)) for k, v in self.best_state.items()})
+
+
+class ModelCheckpoint(Callback):
+    """Writes a checkpoint (kiln.checkpoint.save_checkpoint: model, optimizer, scheduler,
+    epoch and history) at the end of an epoch: every epoch, or with ``save_best_only``
+    only when ``monitor`` improved. ``path`` may hold ``{epoch}`` or any epoch-log key,
+    e.g. ``'runs/x/epoch{epoch:02d}-{val_loss:.3f}.safetensors'``."""
+
+    def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
+                 save_best_only: bool = True, mode: str = "auto") -> None:
+        self.path = os.fspath(path)
+        self._track = _Improvement("ModelCheckpoint", monitor, mode, 0.0)
+        self.save_best_only = bool(save_best_only)
+        self.last_saved: str | None = None
+
+    def on_train_begin(self, logs: Logs) -> None:
+        from kiln.checkpoint import save_checkpoint  # written beside this; checked early
+
+        self._save = save_checkpoint
+        self._track.reset()
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        improved = self._track.update(epoch, logs)
+        if self.save_best_only and not improved:
+            return
+        path = self.path.format(**{k: (int(v) if k == "epoch" else v) for k, v in logs.items()})
+        trainer = self.trainer
+        self._save(path, trainer.model, trainer.optimizer, trainer.scheduler, epoch,
+                   trainer.history)
+        self.last_saved = path
+
+
+class ReduceLROnPlateau(Callback):
+    """kiln.optim.lr_scheduler.ReduceLROnPlateau on the Trainer's optimizer, stepped with
+    ``monitor`` at the end of every epoch (same arguments as the scheduler)."""
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr: float | list[float] = 0.0, eps: float = 1e-8) -> None:
+        self.monitor = monitor
+        self.kwargs = dict(mode=resolve_mode("ReduceLROnPlateau", monitor, mode), factor=factor,
+                           patience=patience, threshold=threshold, threshold_mode=threshold_mode,
+                           cooldown=cooldown, min_lr=min_lr, eps=eps)
+        self.scheduler: _sched.ReduceLROnPlateau | None = None
+
+    def on_train_begin(self, logs: Logs) -> None:
+        if self.scheduler is None or self.scheduler.optimizer is not self.trainer.optimizer:
+            self.scheduler = _sched.ReduceLROnPlateau(self.trainer.optimizer, **self.kwargs)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        assert self.scheduler is not None
+        self.scheduler.step(_monitored("ReduceLROnPlateau", logs, self.monitor))
+
+
+_PER_STEP = (_sched.OneCycleLR, _sched.CyclicLR)
+
+
+class LRSchedulerCallback(Callback):
+    """Steps any kiln lr scheduler after every optimizer step (``interval='step'``) or every
+    epoch (``'epoch'``); None picks 'step' for OneCycleLR and CyclicLR, else 'epoch'.
+    A ReduceLROnPlateau scheduler is stepped with ``val_loss`` (``loss`` without
+    validation) at each epoch end."""
+
+    def __init__(self, scheduler: Any, interval: str | None = None) -> None:
+        if not callable(getattr(scheduler, "step", None)):
+            raise TypeError(f"LRSchedulerCallback: scheduler must have a step() method, got "
+                            f"{type(scheduler).__name__}")
+        if interval is None:
+            interval = "step" if isinstance(scheduler, _PER_STEP) else "epoch"
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"LRSchedulerCallback: interval must be 'step' or 'epoch', "
+                             f"got {interval!r}")
+        if interval == "step" and isinstance(scheduler, _sched.ReduceLROnPlateau):
+            raise ValueError("LRSchedulerCallback: ReduceLROnPlateau needs a metric: use "
+                             "interval='epoch'")
+        self.scheduler, self.interval = scheduler, interval
+
+    def on_batch_end(self, step: int, logs: Logs) -> None:
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        if self.interval != "epoch":
+            return
+        if isinstance(self.scheduler, _sched.ReduceLROnPlateau):
+            key = "val_loss" if math.isfinite(logs.get("val_loss", math.nan)) else "loss"
+            self.scheduler.step(logs[key])
+        else:
+            self.scheduler.step()
+
+
+def _format(logs: Logs, keys: list[str]) -> str:
+    parts = []
+    for key in keys:
+        value = logs.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        parts.append(f"{key} {value:.2e}" if key == "lr" else f"{key} {value:.4f}")
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """Shows progress: with tqdm installed, a bar per epoch (batches, running loss and
+    accuracy, images/s, ETA); otherwise one line per epoch with the epoch's numbers,
+    images/s and the estimated time left. ``use_tqdm=False`` forces the plain printer."""
+
+    def __init__(self, file: IO[str] | None = None, use_tqdm: bool | None = None) -> None:
+        self.file = file
+        self.use_tqdm = use_tqdm
+        self._bar: Any = None
+
+    def _out(self) -> IO[str]:
+        return self.file if self.file is not None else sys.stderr
+
+    def on_train_begin(self, logs: Logs) -> None:
+        self._tqdm = None
+        if self.use_tqdm is not False:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                if self.use_tqdm:
+                    warnings.warn("ProgressBar: tqdm is not installed; printing one line per "
+                                  "epoch", stacklevel=2)
+            else:
+                self._tqdm = tqdm
+        self._start = time.perf_counter()
+        self._first_epoch = self.trainer.epoch + 1
+
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        self._loss = 0.0
+        self._acc = 0.0
+        self._n = self._n_acc = 0
+        self._epoch_start = time.perf_counter()
+        if self._tqdm is not None:
+            total = self.trainer.steps_per_epoch
+            self._bar = self._tqdm(total=total, desc=f"epoch {epoch}/{self.trainer.last_epoch}",
+                                   unit="batch", file=self._out(), leave=True, dynamic_ncols=True)
+
+    def on_batch_end(self, step: int, logs: Logs) -> None:
+        n = int(logs["size"])
+        self._loss += logs["loss"] * n
+        self._n += n
+        if not math.isnan(logs.get("accuracy", math.nan)):
+            self._acc += logs["accuracy"] * n
+            self._n_acc += n
+        if self._bar is not None:
+            rate = self._n / max(time.perf_counter() - self._epoch_start, 1e-9)
+            post = {"loss": f"{self._loss / self._n:.4f}", "img/s": f"{rate:.0f}"}
+            if self._n_acc:
+                post["acc"] = f"{self._acc / self._n_acc:.4f}"
+            self._bar.set_postfix(post, refresh=False)
+            self._bar.update(1)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        keys = [k for k in logs if k not in ("epoch", "time")]
+        rate = self._n / max(logs["time"], 1e-9)
+        done = epoch - self._first_epoch + 1
+        eta = (time.perf_counter() - self._start) / done * (self.trainer.last_epoch - epoch)
+        if self._bar is not None:
+            self._bar.set_postfix_str(_format(logs, keys), refresh=True)
+            self._bar.close()
+            self._bar = None
+            return
+        print(f"epoch {epoch}/{self.trainer.last_epoch}  {_format(logs, keys)}  "
+              f"{rate:.0f} img/s  {logs['time']:.1f}s  ETA {eta:.0f}s",
+              file=self._out(), flush=True)
+
+    def on_train_end(self, logs: Logs) -> None:
+        if self._bar is not None:  # fit stopped mid-epoch
+            self._bar.close()
+            self._bar = None
+        reason = getattr(self.trainer, "stop_reason", None)
+        if reason:
+            print(reason, file=self._out(), flush=True)
+
+
+class CSVLogger(Callback):
+    """Rewrites ``path`` as CSV (one row per epoch, the History's columns) at every epoch
+    end, atomically: a crash leaves the previous complete file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        import csv
+
+        rows = self.trainer.history.as_rows()
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (int(v) if k == "epoch" else repr(v)) for k, v in row.items()})
+        with atomic_write(self.path) as handle:
+            handle.write(text.getvalue().encode())
+
+
+class CurvePlot(Callback):
+    """Redraws a PNG of loss, accuracy and learning-rate curves (train and validation) at
+    every epoch end, written atomically. Without matplotlib it warns once and does nothing."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._warned = False
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        from kiln.train.plots import plot_history
+
+        try:
+            plot_history(self.trainer.history, self.path)
+        except ImportError:
+            if not self._warned:
+                warnings.warn("CurvePlot: matplotlib is not installed, no curves are drawn "
+                              "(pip install matplotlib)", stacklevel=2)
+                self._warned = True
+
+
+class NaNGuard(Callback):
+    """Stops training as soon as a batch loss is NaN or infinite, with a plain-language
+    message (a RuntimeWarning, also kept as ``trainer.stop_reason``)."""
+
+    def on_batch_end(self, step: int, logs: Logs) -> None:
+        loss = logs["loss"]
+        if math.isfinite(loss):
+            return
+        kind = "nan" if math.isnan(loss) else "infinite"
+        message = (f"loss became {kind} at epoch {int(logs['epoch'])} step {step}: the "
+                   f"learning rate is probably too high (now {logs['lr']:.3g}); lower it, or "
+                   f"check the inputs for NaN and the loss for log(0)")
+        self.trainer.stop_training = True
+        self.trainer.stop_reason = message
+        warnings.warn(message, RuntimeWarning, stacklevel=2)

@@ -1,0 +1,45 @@
+"""Training curves as a PNG: loss, accuracy and learning rate, train and validation."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from kiln.data._atomic import atomic_write
+
+
+def plot_history(history: Any, path: str | os.PathLike[str]) -> None:
+    """Draws ``history`` (a History) into ``path`` (PNG, written atomically): one panel for
+    the loss, one per metric with train and validation curves, one for the lr (log scale).
+    Raises ImportError without matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    table = history.history
+    epochs = table.get("epoch", [])
+    names = ["loss"] + [k for k in table
+                        if k not in ("epoch", "loss", "lr", "time") and not k.startswith("val_")]
+    panels = names + (["lr"] if "lr" in table else [])
+    fig = Figure(figsize=(4.2 * len(panels), 3.4), dpi=100)
+    for i, name in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for key, label in ((name, "train"), ("val_" + name, "validation")):
+            values = table.get(key)
+            if values and any(math.isfinite(v) for v in values) and key != "val_lr":
+                ax.plot(epochs, values, marker="o", markersize=3, label=label)
+        if name == "lr":
+            positive = [v for v in table["lr"] if v > 0]
+            if positive and max(positive) > 10 * min(positive):
+                ax.set_yscale("log")
+            ax.set_title("learning rate")
+        else:
+            ax.set_title(name)
+            ax.legend()
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png")

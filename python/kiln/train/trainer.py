@@ -1,0 +1,239 @@
+"""Trainer: the mini-batch loop (sample, forward, loss, backprop, update) with monitoring.
+
+    trainer = Trainer(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1),
+                      callbacks=[EarlyStopping(patience=3), ProgressBar()])
+    history = trainer.fit(train_loader, val_loader, epochs=20)
+    trainer.evaluate(test_loader)            # {'loss': ..., 'accuracy': ...}
+    trainer.predict(images, tta=[crop_a, crop_b])   # (N, classes) probabilities
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kiln.autograd import no_grad
+from kiln.tensor import Tensor
+from kiln.train.callbacks import Callback, LRSchedulerCallback
+from kiln.train.history import History
+from kiln.train.metrics import Averages, MetricFn, resolve_metrics
+
+
+def _as_tensor(op: str, name: str, value: Any) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (np.ndarray, list, tuple, int, float, np.generic)):
+        return Tensor(np.asarray(value))
+    raise TypeError(f"{op}: batch {name} must be a kiln.Tensor or a NumPy array, got "
+                    f"{type(value).__name__}")
+
+
+def _split(op: str, batch: Any) -> tuple[Tensor, Tensor]:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        kind = f"a {type(batch).__name__}" + (f" of {len(batch)}" if isinstance(batch, (
+            tuple, list)) else "")
+        raise ValueError(f"{op}: each batch must be a pair (images, labels), got {kind}")
+    return _as_tensor(op, "images", batch[0]), _as_tensor(op, "labels", batch[1])
+
+
+def _batch_values(outputs: Tensor, targets: Tensor, loss: float,
+                  metrics: dict[str, MetricFn]) -> dict[str, float | None]:
+    values: dict[str, float | None] = {"loss": loss}
+    if metrics:
+        out, tgt = outputs.detach().numpy(), targets.detach().numpy()
+        for name, fn in metrics.items():
+            value = fn(out, tgt)
+            values[name] = None if value is None else float(value)
+    return values
+
+
+def _iterable(op: str, name: str, loader: Any) -> Iterable[Any]:
+    if loader is None or isinstance(loader, (Tensor, np.ndarray, str, bytes)) or not hasattr(
+            loader, "__iter__"):
+        raise TypeError(f"{op}: {name} must be an iterable of (images, labels) batches such as "
+                        f"a kiln.data.DataLoader, got {type(loader).__name__}")
+    return loader
+
+
+class Trainer:
+    """Trains ``model`` with ``loss_fn(outputs, targets)`` and ``optimizer``.
+
+    Args:
+        model: a kiln.nn.Module mapping images (N, ...) to logits (N, classes).
+        loss_fn: ``loss_fn(outputs, targets) -> 0-d Tensor`` (a batch mean), e.g.
+            F.cross_entropy or nn.CrossEntropyLoss(); soft (N, classes) targets from
+            mixup work for the loss, accuracy skips them.
+        optimizer: a kiln.optim optimizer over the model's parameters.
+        scheduler: an optional lr scheduler, stepped per epoch or per optimizer step
+            (``scheduler_interval``; None: per step for OneCycleLR/CyclicLR, else per
+            epoch). A ReduceLROnPlateau scheduler is stepped with val_loss (or loss).
+        callbacks: Callback instances (kiln.train.callbacks), called in order.
+        metrics: names ('accuracy', 'top5_accuracy') or callables fn(outputs, targets).
+
+    Attributes: ``history`` (History, kept across fit calls), ``epoch`` (epochs done),
+    ``stop_training`` (a callback sets it to end fit), ``stop_reason`` (why, if given).
+    """
+
+    def __init__(self, model: Any, loss_fn: Any, optimizer: Any, scheduler: Any = None,
+                 callbacks: Sequence[Callback] = (), metrics: Sequence[str | MetricFn] | None = (
+                     "accuracy",), scheduler_interval: str | None = None) -> None:
+        op = "Trainer"
+        if not callable(model) or not hasattr(model, "parameters") or not hasattr(model, "train"):
+            raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise TypeError(f"{op}: loss_fn must be callable, got {type(loss_fn).__name__}")
+        if not all(hasattr(optimizer, a) for a in ("param_groups", "step", "zero_grad")):
+            raise TypeError(f"{op}: optimizer must be a kiln.optim optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if isinstance(callbacks, Callback):
+            callbacks = (callbacks,)
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"{op}: callbacks must be kiln.train.callbacks.Callback "
+                                f"instances, got {type(callback).__name__}")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.scheduler = scheduler
+        self.metrics = resolve_metrics(metrics)
+        # The scheduler steps before the other callbacks so a checkpoint written at an
+        # epoch end holds the scheduler state the next epoch starts from.
+        scheduled = [] if scheduler is None else [LRSchedulerCallback(scheduler,
+                                                                      scheduler_interval)]
+        self.callbacks: list[Callback] = [*scheduled, *callbacks]
+        for callback in self.callbacks:
+            callback.set_trainer(self)
+        self.history = History()
+        self.epoch = 0
+        self.last_epoch = 0
+        self.steps_per_epoch: int | None = None
+        self.stop_training = False
+        self.stop_reason: str | None = None
+
+    @property
+    def lr(self) -> float:
+        """The first param group's learning rate."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None,
+            epochs: int = 1) -> History:
+        """Runs ``epochs`` more epochs (numbered on from ``self.epoch``), evaluating on
+        ``val_loader`` after each; stops early when a callback sets ``stop_training``.
+        Returns ``self.history``."""
+        op = "Trainer.fit"
+        _iterable(op, "train_loader", train_loader)
+        if val_loader is not None:
+            _iterable(op, "val_loader", val_loader)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"{op}: epochs must be an int >= 0, got {epochs!r}")
+        self.stop_training, self.stop_reason = False, None
+        self.last_epoch = self.epoch + int(epochs)
+        self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
+        self._call("on_train_begin", {})
+        while self.epoch < self.last_epoch and not self.stop_training:
+            epoch = self.epoch + 1
+            # Loader epochs follow the trainer's, so a resumed run sees the same batches.
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch - 1)
+            self._call("on_epoch_begin", epoch, {})
+            start = time.perf_counter()
+            logs = self._train_epoch(op, epoch, train_loader)
+            if val_loader is not None:
+                if self.stop_training:  # a NaN stop: validating those weights tells nothing
+                    logs.update({f"val_{k}": math.nan for k in ("loss", *self.metrics)})
+                else:
+                    logs.update(self._evaluate(op, val_loader).means("val_"))
+            logs["lr"] = self.lr
+            logs["time"] = time.perf_counter() - start
+            self.epoch = epoch
+            self.history.log_epoch(logs)
+            self._call("on_epoch_end", epoch, dict(logs))
+        self._call("on_train_end", {})
+        return self.history
+
+    def _train_epoch(self, op: str, epoch: int, loader: Iterable[Any]) -> dict[str, float]:
+        self.model.train()
+        averages = Averages(list(self.metrics))
+        for step, batch in enumerate(loader, start=1):
+            images, targets = _split(op, batch)
+            self._call("on_batch_begin", step, {"epoch": epoch, "step": step})
+            lr = self.lr
+            outputs = self.model(images)
+            loss = self.loss_fn(outputs, targets)
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                raise ValueError(f"{op}: loss_fn must return a one-element Tensor, got "
+                                 f"{type(loss).__name__}")
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            values = _batch_values(outputs, targets, float(loss.item()), self.metrics)
+            n = int(images.shape[0])
+            averages.add(values, n)
+            row = {"epoch": epoch, "step": step, "lr": lr,
+                   **{k: (math.nan if v is None else v) for k, v in values.items()}}
+            self.history.log_step(row)
+            self._call("on_batch_end", step, {**row, "size": n})
+            if self.stop_training:
+                break
+        else:
+            if averages.counts["loss"] == 0:
+                raise ValueError(f"{op}: the training loader yielded no batches")
+        return {"epoch": epoch, **averages.means()}
+
+    def _evaluate(self, op: str, loader: Iterable[Any]) -> Averages:
+        averages = Averages(list(self.metrics))
+        training = self.model.training
+        self.model.eval()
+        try:
+            with no_grad():
+                for batch in loader:
+                    images, targets = _split(op, batch)
+                    outputs = self.model(images)
+                    loss = float(self.loss_fn(outputs, targets).item())
+                    averages.add(_batch_values(outputs, targets, loss, self.metrics),
+                                 int(images.shape[0]))
+        finally:
+            self.model.train(training)
+        if averages.counts["loss"] == 0:
+            raise ValueError(f"{op}: the loader yielded no batches")
+        return averages
+
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
+        """Mean loss and metrics over ``loader`` (eval mode, no autograd), weighted by
+        batch size: ``{'loss': ..., 'accuracy': ...}``."""
+        op = "Trainer.evaluate"
+        return self._evaluate(op, _iterable(op, "loader", loader)).means()
+
+    def predict(self, data: Any, tta: Any = None, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, classes) float32: softmax of the model's outputs in eval
+        mode, averaged over test-time views when ``tta`` is a list of crop transforms (or
+        one transform returning several views, e.g. TenCrop; see
+        kiln.data.transforms.tta_predict). ``data``: images (N, C, H, W) as a Tensor or
+        NumPy array (run in chunks of ``batch_size``), or a loader of (images, labels)
+        batches or of image batches."""
+        from kiln.data.transforms import tta_predict
+
+        op = "Trainer.predict"
+        if isinstance(data, (Tensor, np.ndarray)):
+            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                    or batch_size < 1:
+                raise ValueError(f"{op}: batch_size must be an int >= 1, got {batch_size!r}")
+            array = data.detach().numpy() if isinstance(data, Tensor) else data
+            if array.ndim < 2:
+                raise ValueError(f"{op}: images must be batched (N, ...), got shape "
+                                 f"{tuple(array.shape)}")
+            batches: Iterable[Any] = (array[i:i + batch_size]
+                                      for i in range(0, array.shape[0], batch_size))
+        else:
+            batches = (b[0] if isinstance(b, (tuple, list)) else b
+                       for b in _iterable(op, "data", data))
+        probs = [tta_predict(self.model, images, tta).numpy() for images in batches]
+        if not probs:
+            raise ValueError(f"{op}: no images to predict")
+        return np.concatenate(probs)
