@@ -1,0 +1,322 @@
+"""Weights and training checkpoints in the safetensors format, in pure NumPy.
+
+File layout (https://github.com/huggingface/safetensors):
+
+    8 bytes   header length H, unsigned little-endian
+    H bytes   JSON: {name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+                     "__metadata__": {str: str}}   (optional metadata, strings only)
+    rest      the tensors' raw little-endian bytes; offsets count from the end of the header
+
+Loading parses JSON and reinterprets bytes (np.frombuffer): it never unpickles, so a
+file cannot run code. Writing goes to a temporary file in the same folder, is fsynced
+and renamed over the target, so a crash mid-write leaves the old file whole.
+
+A training checkpoint is one such file: tensors ``model.<key>`` (the state_dict) and
+``optimizer.state.<index>.<name>`` (the optimizer's tensor state), and metadata
+``kiln.checkpoint`` (format version), ``optimizer`` / ``scheduler`` (their non-tensor
+state as JSON), ``rng`` (kiln.random's state), ``epoch``, ``history``, ``extra``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiln.data._atomic import atomic_write
+from kiln.random import get_rng_state, set_rng_state
+from kiln.tensor import Tensor
+
+__all__ = ["load_checkpoint", "load_state", "save_checkpoint", "save_model", "save_state"]
+
+_CODES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+    "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}
+_DTYPES = {code: np.dtype(spec) for code, spec in _CODES.items()}
+_NAMES = {dtype.newbyteorder("="): code for code, dtype in _DTYPES.items()}
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit: a bigger header is a corrupt file
+_FORMAT = "1"
+
+
+# ------------------------------------------------------------------ weights
+def save_state(tensors: Mapping[str, Any], path: str | os.PathLike[str],
+               metadata: Mapping[str, str] | None = None) -> None:
+    """Writes ``{name: kiln.Tensor or np.ndarray}`` to ``path`` as safetensors, atomically.
+
+    ``metadata`` is an optional ``{str: str}`` map stored in the header.
+    """
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"save_state: expected a dict of tensors, got {type(tensors).__name__}")
+    header: dict[str, Any] = {}
+    if metadata is not None:
+        if not isinstance(metadata, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise TypeError("save_state: metadata must be a dict of str to str")
+        header["__metadata__"] = dict(metadata)
+    arrays = []
+    offset = 0
+    for name in sorted(tensors, key=_sort_key):
+        if not isinstance(name, str) or name == "__metadata__" or not name:
+            raise ValueError(f"save_state: invalid tensor name {name!r}")
+        array = _as_array(tensors[name], name)
+        code = _NAMES.get(array.dtype.newbyteorder("="))
+        if code is None:
+            raise TypeError(f"save_state: tensor {name!r} has dtype {array.dtype}, which "
+                            f"safetensors cannot store (supported: {', '.join(_CODES)})")
+        array = np.ascontiguousarray(array, dtype=_DTYPES[code])
+        header[name] = {"dtype": code, "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+        arrays.append(array)
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned, as safetensors pads
+    with atomic_write(path) as handle:
+        handle.write(len(encoded).to_bytes(8, "little"))
+        handle.write(encoded)
+        for array in arrays:
+            handle.write(memoryview(array.reshape(-1)).cast("B"))
+
+
+def load_state(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Reads a safetensors file into ``{name: kiln.Tensor}`` (writable, in file order)."""
+    return {name: Tensor._wrap(array) for name, array in _read(path)[0].items()}
+
+
+def save_model(model: Any, path: str | os.PathLike[str],
+               metadata: Mapping[str, str] | None = None) -> None:
+    """Saves ``model.state_dict()`` (weights and buffers) to a safetensors file."""
+    if not hasattr(model, "state_dict"):
+        raise TypeError(f"save: expected a kiln.nn.Module, got {type(model).__name__}")
+    save_state(model.state_dict(), path, metadata)
+
+
+def _sort_key(name: Any) -> str:
+    return name if isinstance(name, str) else ""
+
+
+def _as_array(value: Any, name: str) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value.detach().numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"save_state: tensor {name!r} must be a kiln.Tensor or numpy.ndarray, "
+                    f"got {type(value).__name__}")
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays (views of one writable buffer) and metadata of a safetensors file."""
+    path = Path(path)
+
+    def corrupt(why: str) -> ValueError:
+        return ValueError(f"load_state: {path} is not a valid safetensors file: {why}")
+
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size < 8:
+                raise corrupt(f"{size} bytes, shorter than the 8-byte header length")
+            length = int.from_bytes(handle.read(8), "little")
+            if length > min(size - 8, _MAX_HEADER):
+                raise corrupt(f"header length {length} exceeds the file's {size - 8} bytes")
+            raw = handle.read(length)
+            data = bytearray(size - 8 - length)
+            handle.readinto(data)
+    except OSError as error:
+        raise ValueError(f"load_state: cannot read {path}: {error.strerror or error}") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise corrupt(f"header is not JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise corrupt("header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise corrupt("__metadata__ is not a map of strings")
+    spans = []
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+            raise corrupt(f"entry {name!r} lacks dtype, shape or data_offsets")
+        dtype, shape, offsets = _DTYPES.get(entry["dtype"]), entry["shape"], entry["data_offsets"]
+        if dtype is None:
+            raise corrupt(f"tensor {name!r} has unknown dtype {entry['dtype']!r}")
+        if not isinstance(shape, list) or not all(_natural(d) for d in shape):
+            raise corrupt(f"tensor {name!r} has invalid shape {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_natural, offsets))
+                or offsets[0] > offsets[1]):
+            raise corrupt(f"tensor {name!r} has invalid data_offsets {offsets!r}")
+        if offsets[1] - offsets[0] != math.prod(shape) * dtype.itemsize:
+            raise corrupt(f"tensor {name!r}: {offsets[1] - offsets[0]} bytes for shape "
+                          f"{tuple(shape)} of {entry['dtype']}")
+        spans.append((offsets[0], offsets[1], name))
+    # As safetensors itself requires: the tensors tile the data exactly, no gap, no overlap.
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            raise corrupt(f"tensor {name!r} starts at byte {begin}, expected {position}")
+        position = end
+    if position != len(data):
+        raise corrupt(f"tensors cover {position} bytes but the file holds {len(data)} "
+                      "(truncated or padded)")
+    arrays = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        dtype = _DTYPES[entry["dtype"]]
+        array = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize,
+                              offset=begin) if end > begin else np.empty(0, dtype)
+        arrays[name] = array.reshape(entry["shape"]).astype(dtype.newbyteorder("="), copy=False)
+    return arrays, metadata
+
+
+def _natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# ---------------------------------------------------------------- JSON state
+def _encode(value: Any, where: str) -> Any:
+    """JSON-able form of state dicts: tuples and non-string-keyed dicts are tagged so
+    they come back as they were."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _encode(value.item(), where)
+    if isinstance(value, Tensor) and value.ndim == 0:
+        return _encode(value.item(), where)
+    if isinstance(value, list):
+        return [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _encode(v, f"{where}.{k}") for k, v in value.items()}
+        return {"__items__": [[_encode(k, where), _encode(v, f"{where}.{k}")]
+                              for k, v in value.items()]}
+    raise TypeError(f"save_checkpoint: cannot store {where} of type {type(value).__name__} "
+                    "(state must be numbers, strings, lists, tuples, dicts or tensors)")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if value.keys() == {"__tuple__"}:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        if value.keys() == {"__items__"}:
+            return {_decode(k): _decode(v) for k, v in value["__items__"]}
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def _dumps(value: Any, where: str) -> str:
+    return json.dumps(_encode(value, where))
+
+
+# ------------------------------------------------------- training checkpoints
+def save_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = None,
+                    scheduler: Any = None, epoch: int = 0, history: Any = None,
+                    extra: Any = None) -> None:
+    """Saves everything needed to resume training exactly, in one safetensors file.
+
+    Stores the model's state_dict, the optimizer's state (tensors as tensors, the rest
+    as JSON), the scheduler's state_dict, kiln's RNG state, ``epoch`` (the number of
+    epochs done), ``history`` and ``extra`` (JSON-able values: numbers, strings, lists,
+    dicts). The file is replaced atomically.
+    """
+    if not hasattr(model, "state_dict"):
+        raise TypeError(f"save_checkpoint: model must be a kiln.nn.Module, "
+                        f"got {type(model).__name__}")
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise ValueError(f"save_checkpoint: epoch must be an int >= 0, got {epoch!r}")
+    tensors: dict[str, Any] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    metadata = {"kiln.checkpoint": _FORMAT, "epoch": str(int(epoch)),
+                "rng": _dumps(get_rng_state(), "rng state"),
+                "history": _dumps(history, "history"), "extra": _dumps(extra, "extra")}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        scalars: dict[Any, dict[str, Any]] = {}
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                if isinstance(value, (Tensor, np.ndarray)) and np.ndim(value) > 0:
+                    tensors[f"optimizer.state.{index}.{name}"] = value
+                elif isinstance(value, Tensor):  # 0-d, e.g. Adam's step: keep its dtype
+                    tensors[f"optimizer.state.{index}.{name}"] = value.detach().numpy()
+                else:
+                    scalars.setdefault(index, {})[name] = value
+        metadata["optimizer"] = _dumps(
+            {"class": type(optimizer).__name__, "param_groups": state["param_groups"],
+             "state": scalars, "indices": list(state["state"])}, "optimizer state")
+    if scheduler is not None:
+        metadata["scheduler"] = _dumps(
+            {"class": type(scheduler).__name__, "state": scheduler.state_dict()},
+            "scheduler state")
+    save_state(tensors, path, metadata)
+
+
+def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = None,
+                    scheduler: Any = None) -> dict[str, Any]:
+    """Restores a ``save_checkpoint`` file into ``model`` (and ``optimizer``, ``scheduler``
+    when given) and restores kiln's RNG state.
+
+    Returns ``{"epoch": int, "history": ..., "extra": ...}``. Raises ValueError naming
+    the file when it is not a kiln checkpoint, is corrupt, or holds another architecture
+    (or another optimizer or scheduler class); nothing is modified in that case except
+    for a model whose load fails half-way on a shape mismatch (checked first, so rare).
+    """
+    arrays, metadata = _read(path)
+    where = f"load_checkpoint: {path}"
+    if metadata.get("kiln.checkpoint") != _FORMAT:
+        raise ValueError(f"{where} is not a kiln training checkpoint (no 'kiln.checkpoint' "
+                         "metadata; use kiln.load_state for weights alone)")
+    try:
+        epoch = int(metadata["epoch"])
+        rng = _decode(json.loads(metadata["rng"]))
+        history = _decode(json.loads(metadata["history"]))
+        extra = _decode(json.loads(metadata["extra"]))
+        saved_opt, saved_sched = (
+            _decode(json.loads(metadata[key])) if key in metadata else None
+            for key in ("optimizer", "scheduler"))
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{where}: damaged metadata ({error})") from None
+    model_state = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+    expected = model.state_dict()
+    problems = sorted(set(expected) ^ set(model_state))
+    problems += [f"{k}: {model_state[k].shape} in the file, {tuple(v.shape)} in the model"
+                 for k, v in expected.items()
+                 if k in model_state and model_state[k].shape != tuple(v.shape)]
+    if problems:
+        raise ValueError(f"{where} holds a different architecture than "
+                         f"{type(model).__name__}: {'; '.join(problems[:5])}"
+                         + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+    for label, obj, saved in (("optimizer", optimizer, saved_opt),
+                              ("scheduler", scheduler, saved_sched)):
+        if obj is None:
+            continue
+        if saved is None:
+            raise ValueError(f"{where} holds no {label} state")
+        if saved["class"] != type(obj).__name__:
+            raise ValueError(f"{where} holds the state of a {saved['class']} {label}, "
+                             f"not of a {type(obj).__name__}")
+    model.load_state_dict(model_state)
+    if optimizer is not None:
+        state: dict[Any, dict[str, Any]] = {index: {} for index in saved_opt["indices"]}
+        for index, values in saved_opt["state"].items():
+            state.setdefault(index, {}).update(values)
+        prefix = "optimizer.state."
+        for key, array in arrays.items():
+            if key.startswith(prefix):
+                index, name = key[len(prefix):].split(".", 1)
+                state.setdefault(int(index), {})[name] = array
+        optimizer.load_state_dict({"state": state, "param_groups": saved_opt["param_groups"]})
+    if scheduler is not None:
+        scheduler.load_state_dict(saved_sched["state"])
+    set_rng_state(rng)
+    return {"epoch": epoch, "history": history, "extra": extra}

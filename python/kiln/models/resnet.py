@@ -1,0 +1,103 @@
+"""The CIFAR ResNets of He et al. 2016 (section 4.2): 6n+2 layers for 32x32 images.
+
+    input (N, C, 32, 32) -> conv3x3 16 -> BN -> ReLU
+    layer1: n BasicBlocks, 16 channels, (N, 16, 32, 32)
+    layer2: n BasicBlocks, 32 channels, first one stride 2, (N, 32, 16, 16)
+    layer3: n BasicBlocks, 64 channels, first one stride 2, (N, 64, 8, 8)
+    global average pool (N, 64) -> fc num_classes
+
+    BasicBlock: out = ReLU(BN2(conv3x3(ReLU(BN1(conv3x3(x))))) + shortcut(x))
+
+Shortcuts are option B of the paper: identity where shapes agree, a strided 1x1
+convolution + BN (``downsample``) where a stage halves the size and doubles the width.
+Option A (zero-padded identity) saves those 2 x (conv + BN) but has no torchvision
+counterpart; B keeps the names of torchvision's ResNet (conv1, bn1, layer1.0.conv1,
+layer2.0.downsample.0, fc), so PyTorch weights map one to one.
+resnet20 (n=3): 272,474 parameters; resnet32 (n=5): 466,906; resnet56 (n=9): 855,770.
+
+Initialisation as torchvision: convolutions Kaiming-normal (fan_out, ReLU gain), BN
+gamma 1 and beta 0, the linear layer PyTorch's default. ``zero_init_residual`` zeroes
+each block's BN2 gamma, so the residual branch outputs 0 and every block starts as
+the identity (Goyal et al. 2017).
+"""
+
+from __future__ import annotations
+
+from kiln import nn
+from kiln.models._util import check_positive_int
+from kiln.nn import functional as F
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with a shortcut: (N, inplanes, H, W) -> (N, planes, H/s, W/s)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + shortcut)
+
+
+class CifarResNet(nn.Module):
+    """ResNet-(6n+2) for 32x32 inputs; any size >= 4x4 works thanks to global pooling."""
+
+    def __init__(self, blocks_per_stage: int, num_classes: int = 10, in_channels: int = 3,
+                 zero_init_residual: bool = False) -> None:
+        super().__init__()
+        op = f"resnet{6 * blocks_per_stage + 2}"
+        check_positive_int(num_classes, op, "num_classes")
+        check_positive_int(in_channels, op, "in_channels")
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = self._stage(16, 16, blocks_per_stage, 1)
+        self.layer2 = self._stage(16, 32, blocks_per_stage, 2)
+        self.layer3 = self._stage(32, 64, blocks_per_stage, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, BasicBlock):
+                    nn.init.zeros_(module.bn2.weight)
+
+    @staticmethod
+    def _stage(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        layers = [BasicBlock(inplanes, planes, stride)]
+        layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def resnet20(num_classes: int = 10, in_channels: int = 3,
+             zero_init_residual: bool = False) -> CifarResNet:
+    """ResNet-20 (3 blocks per stage): (N, in_channels, 32, 32) -> (N, num_classes)."""
+    return CifarResNet(3, num_classes, in_channels, zero_init_residual)
+
+
+def resnet32(num_classes: int = 10, in_channels: int = 3,
+             zero_init_residual: bool = False) -> CifarResNet:
+    """ResNet-32 (5 blocks per stage): (N, in_channels, 32, 32) -> (N, num_classes)."""
+    return CifarResNet(5, num_classes, in_channels, zero_init_residual)
+
+
+def resnet56(num_classes: int = 10, in_channels: int = 3,
+             zero_init_residual: bool = False) -> CifarResNet:
+    """ResNet-56 (9 blocks per stage): (N, in_channels, 32, 32) -> (N, num_classes)."""
+    return CifarResNet(9, num_classes, in_channels, zero_init_residual)
