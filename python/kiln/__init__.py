@@ -1,0 +1,53 @@
+"""kiln: training convolutional networks with a C++ core and a PyTorch-shaped API."""
+
+# _openblas loads the GEMM library before anything imports the extension.
+from kiln import _openblas, autograd, data, kernels, models, nn, optim, train  # noqa: F401
+from kiln._C import get_num_threads, set_num_threads
+from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from kiln.checkpoint import load_state, save_state
+from kiln.nn.functional import matmul
+from kiln.random import get_rng_state, initial_seed, manual_seed, set_rng_state
+from kiln.tensor import (
+    Tensor,
+    arange,
+    bool_,
+    cat,
+    double,
+    empty,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    int32,
+    int64,
+    is_tensor,
+    linspace,
+    long,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    randperm,
+    stack,
+    tensor,
+    uint8,
+    where,
+    zeros,
+    zeros_like,
+)
+
+float = float32  # noqa: A001  (PyTorch's alias: kiln.float is float32)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "arange", "autograd", "bool_", "cat", "data", "double", "empty", "enable_grad",
+    "float", "float16", "float32", "float64", "from_numpy", "full", "get_num_threads",
+    "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
+    "linspace", "load_state", "long", "manual_seed", "matmul", "models", "nn", "no_grad", "ones",
+    "ones_like", "optim", "rand", "randint", "randn", "randperm", "set_grad_enabled",
+    "set_num_threads", "set_rng_state",
+    "save_state", "stack", "tensor", "train", "uint8", "where", "zeros", "zeros_like",
+]
