@@ -1,7 +1,7 @@
 """kiln: training convolutional networks with a C++ core and a PyTorch-shaped API."""
 
 # _openblas loads the GEMM library before anything imports the extension.
-from kiln import _openblas, autograd, data, kernels, models, nn, optim, train  # noqa: F401
+from kiln import _openblas, autograd, data, kernels, models, nn, optim, recipe, train  # noqa: F401
 from kiln._C import get_num_threads, set_num_threads
 from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.checkpoint import load_state, save_state
@@ -47,7 +47,7 @@ __all__ = [
     "float", "float16", "float32", "float64", "from_numpy", "full", "get_num_threads",
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
     "linspace", "load_state", "long", "manual_seed", "matmul", "models", "nn", "no_grad", "ones",
-    "ones_like", "optim", "rand", "randint", "randn", "randperm", "set_grad_enabled",
-    "set_num_threads", "set_rng_state",
-    "save_state", "stack", "tensor", "train", "uint8", "where", "zeros", "zeros_like",
+    "ones_like", "optim", "rand", "randint", "randn", "randperm", "recipe", "save_state",
+    "set_grad_enabled", "set_num_threads", "set_rng_state", "stack", "tensor", "train", "uint8",
+    "where", "zeros", "zeros_like",
 ]

@@ -1,0 +1,96 @@
+"""Helpers shared by the recipe checks: batches, optimizers, losses, optional matplotlib."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from kiln.tensor import Tensor
+
+Batch = tuple[Tensor, Tensor]
+
+
+def as_batch(op: str, batch: Any) -> Batch:
+    """Returns ``(inputs, targets)`` from a pair of tensors (a DataLoader batch)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise TypeError(f"{op}: expected a batch (inputs, targets), got {type(batch).__name__}")
+    x, y = batch[0], batch[1]
+    for name, t in (("inputs", x), ("targets", y)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: batch {name} must be a kiln.Tensor, got {type(t).__name__}")
+    if x.shape[:1] != y.shape[:1] or len(x.shape) == 0:
+        raise ValueError(
+            f"{op}: inputs {x.shape} and targets {y.shape} disagree on the batch size"
+        )
+    return x, y
+
+
+def batches(op: str, loader_or_batch: Any) -> Iterator[Batch]:
+    """Yields batches from a DataLoader-like iterable, or the single batch given."""
+    if isinstance(loader_or_batch, (tuple, list)) and loader_or_batch and isinstance(
+        loader_or_batch[0], Tensor
+    ):
+        yield as_batch(op, loader_or_batch)
+        return
+    if not isinstance(loader_or_batch, Iterable):
+        raise TypeError(
+            f"{op}: expected a DataLoader or a batch (inputs, targets), "
+            f"got {type(loader_or_batch).__name__}"
+        )
+    found = False
+    for batch in loader_or_batch:
+        found = True
+        yield as_batch(op, batch)
+    if not found:
+        raise ValueError(f"{op}: the loader yielded no batch")
+
+
+def default_loss(loss_fn: Callable | None) -> Callable:
+    if loss_fn is not None:
+        return loss_fn
+    from kiln.nn.functional import cross_entropy
+
+    return cross_entropy
+
+
+def make_optimizer(op: str, optimizer: Any, params: list, lr: float) -> Any:
+    """``'sgd'`` (momentum 0.9), ``'adam'``, or a callable ``(params, lr) -> Optimizer``."""
+    from kiln import optim
+
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise ValueError(f"{op}: lr must be a positive number, got {lr!r}")
+    if callable(optimizer):
+        return optimizer(params, lr)
+    if optimizer == "sgd":
+        return optim.SGD(params, lr=lr, momentum=0.9)
+    if optimizer == "adam":
+        return optim.Adam(params, lr=lr)
+    raise ValueError(f"{op}: optimizer must be 'sgd', 'adam' or a callable, got {optimizer!r}")
+
+
+def accuracy(logits: Tensor, targets: Tensor) -> float:
+    """Fraction of rows whose arg-max matches an integer class target."""
+    out = logits.detach().numpy()
+    if out.ndim < 2 or targets.dtype.kind not in "iu":
+        return float("nan")
+    return float(np.mean(out.argmax(axis=1) == targets.detach().numpy()))
+
+
+def pyplot(op: str) -> Any:
+    """matplotlib.pyplot on the Agg backend, or an ImportError that says how to get it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(f"{op}: plotting needs matplotlib (pip install matplotlib)") from exc
+    return plt
+
+
+def positive_int(op: str, name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+    return value
