@@ -157,7 +157,7 @@ class ModelCheckpoint(Callback):
         path = self.path.format(**{k: (int(v) if k == "epoch" else v) for k, v in logs.items()})
         trainer = self.trainer
         self._save(path, trainer.model, trainer.optimizer, trainer.scheduler, epoch,
-                   trainer.history)
+                   trainer.history.state_dict())
         self.last_saved = path
 
 

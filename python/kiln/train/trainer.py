@@ -117,6 +117,18 @@ class Trainer:
         """The first param group's learning rate."""
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def load_checkpoint(self, path: Any) -> dict[str, Any]:
+        """Restores a ModelCheckpoint / kiln.checkpoint.save_checkpoint file: model,
+        optimizer, scheduler, RNG state, ``epoch`` and ``history``, so the next ``fit``
+        continues where that run stopped. Returns load_checkpoint's dict."""
+        from kiln.checkpoint import load_checkpoint
+
+        state = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        self.epoch = int(state["epoch"])
+        if state.get("history"):
+            self.history.load_state_dict(state["history"])
+        return state
+
     def _call(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
