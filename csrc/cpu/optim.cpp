@@ -50,17 +50,11 @@ void with_flag(bool b, F&& f) {
   else f(std::false_type{});
 }
 
-// torch.lerp: weight below 0.5 in magnitude interpolates from `from`, above it
-// from `to` (both as one fma, like ATen's vectorized lerp).
-template <typename T>
-inline T lerp(T from, T to, T w, bool small) {
-  return small ? std::fma(w, to - from, from) : std::fma(w - T(1), to - from, to);
-}
-
-// torch.maximum: NaN if either is NaN.
+// torch.maximum: NaN if either is NaN (a > b is false when b is NaN, so b wins).
 template <typename T>
 inline T nan_max(T a, T b) {
-  return (a != a || b != b) ? a + b : (a > b ? a : b);
+  const T hi = a > b ? a : b;
+  return a != a ? a : hi;
 }
 
 void check_common(const char* op, double lr, double weight_decay) {
@@ -109,7 +103,48 @@ std::vector<double> advance_steps(const std::vector<ParamSlot<T>>& slots) {
 
 }  // namespace
 
+// Each rule's element loop is a function of restrict pointers and a struct of
+// scalars passed by value, so the compiler knows no store changes a scalar or
+// another stream and vectorizes every variant. (Written inside the walk's
+// lambda, with the scalars captured by reference, GCC 12 reloaded them after
+// each store and left the loops scalar.)
+
+// torch.lerp(from, to, w) as ATen's vectorized kernel computes it: one fma,
+// from `from` when |w| < 0.5, else from `to`.
+template <typename T>
+struct Lerp {
+  T coef;
+  // 1 when the lerp starts from `from`, 0 from `to`: a float, because GCC 12
+  // vectorizes a select on a float comparison but not on a scalar bool.
+  T from_start;
+  explicit Lerp(double w)
+      : coef(std::abs(w) < 0.5 ? T(w) : T(w) - T(1)), from_start(std::abs(w) < 0.5 ? 1 : 0) {}
+  T operator()(T from, T to) const {
+    return std::fma(coef, to - from, from_start > T(0) ? from : to);
+  }
+};
+
 // ----------------------------------------------------------------------- SGD
+template <typename T>
+struct SgdScalars {
+  T sign, wd, mom, keep, neg_lr;
+};
+
+template <typename T, bool WD, bool MOM, bool NESTEROV, bool FRESH>
+void sgd_loop(T* __restrict p, const T* __restrict gr, T* __restrict buf, int64_t n,
+              SgdScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    if constexpr (WD) g = std::fma(c.wd, p[k], g);
+    if constexpr (MOM) {
+      const T m = FRESH ? g : std::fma(c.keep, g, buf[k] * c.mom);
+      buf[k] = m;
+      g = NESTEROV ? std::fma(c.mom, m, g) : m;
+    }
+    p[k] = std::fma(c.neg_lr, g, p[k]);
+  }
+}
+
 template <typename T>
 void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdOptions& o) {
   check_common(op, o.lr, o.weight_decay);
@@ -119,28 +154,16 @@ void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdO
     fail(op, ": Nesterov momentum requires a momentum and zero dampening");
   const bool momentum = o.momentum != 0;
   check_slots(op, slots, {{0, "momentum_buffer", momentum}}, false);
-  const T sign = o.maximize ? T(-1) : T(1), wd = T(o.weight_decay), mom = T(o.momentum),
-          keep = T(1 - o.dampening), neg_lr = T(-o.lr);
+  const SgdScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.momentum),
+                        T(1 - o.dampening), T(-o.lr)};
   with_flag(o.weight_decay != 0, [&](auto WD) {
     with_flag(momentum, [&](auto MOM) {
       with_flag(o.nesterov, [&](auto NESTEROV) {
         walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
           const ParamSlot<T>& s = slots[i];
-          T* __restrict p = s.param;
-          const T* __restrict gr = s.grad;
-          T* __restrict buf = s.state[0];
-          const bool fresh = s.fresh;
-          for (int64_t k = b; k < e; ++k) {
-            T g = sign * gr[k];
-            if constexpr (WD) g = std::fma(wd, p[k], g);
-            if constexpr (MOM) {
-              const T m = fresh ? g : std::fma(keep, g, buf[k] * mom);
-              buf[k] = m;
-              if constexpr (NESTEROV) g = std::fma(mom, m, g);
-              else g = m;
-            }
-            p[k] = std::fma(neg_lr, g, p[k]);
-          }
+          T* buf = MOM ? s.state[0] + b : nullptr;
+          if (s.fresh) sgd_loop<T, WD, MOM, NESTEROV, true>(s.param + b, s.grad + b, buf, e - b, c);
+          else sgd_loop<T, WD, MOM, NESTEROV, false>(s.param + b, s.grad + b, buf, e - b, c);
         });
       });
     });
@@ -149,6 +172,23 @@ void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdO
 
 // ------------------------------------------------------------------- Adagrad
 template <typename T>
+struct AdagradScalars {
+  T sign, wd, eps, neg_clr;
+};
+
+template <typename T, bool WD>
+void adagrad_loop(T* __restrict p, const T* __restrict gr, T* __restrict sum, int64_t n,
+                  AdagradScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    if constexpr (WD) g = std::fma(c.wd, p[k], g);
+    const T acc = std::fma(g, g, sum[k]);
+    sum[k] = acc;
+    p[k] += c.neg_clr * g / (std::sqrt(acc) + c.eps);
+  }
+}
+
+template <typename T>
 void adagrad_step(const char* op, const std::vector<ParamSlot<T>>& slots,
                   const AdagradOptions& o) {
   check_common(op, o.lr, o.weight_decay);
@@ -156,26 +196,49 @@ void adagrad_step(const char* op, const std::vector<ParamSlot<T>>& slots,
   if (!(o.lr_decay >= 0)) fail(op, ": invalid lr_decay ", o.lr_decay, " (expected >= 0)");
   check_slots(op, slots, {{0, "sum", true}}, true);
   const std::vector<double> steps = advance_steps(slots);
-  const T sign = o.maximize ? T(-1) : T(1), wd = T(o.weight_decay), eps = T(o.eps);
   with_flag(o.weight_decay != 0, [&](auto WD) {
     walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
       const ParamSlot<T>& s = slots[i];
-      const T neg_clr = T(-(o.lr / (1 + (steps[i] - 1) * o.lr_decay)));
-      T* __restrict p = s.param;
-      const T* __restrict gr = s.grad;
-      T* __restrict sum = s.state[0];
-      for (int64_t k = b; k < e; ++k) {
-        T g = sign * gr[k];
-        if constexpr (WD) g = std::fma(wd, p[k], g);
-        const T acc = std::fma(g, g, sum[k]);
-        sum[k] = acc;
-        p[k] += neg_clr * g / (std::sqrt(acc) + eps);
-      }
+      const AdagradScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.eps),
+                                T(-(o.lr / (1 + (steps[i] - 1) * o.lr_decay)))};
+      adagrad_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, e - b, c);
     });
   });
 }
 
 // ------------------------------------------------------------------- RMSprop
+template <typename T>
+struct RmspropScalars {
+  T sign, wd, eps, alpha, rest, mom, neg_lr;
+  Lerp<T> lerp;
+};
+
+template <typename T, bool WD, bool CENTERED, bool MOM>
+void rmsprop_loop(T* __restrict p, const T* __restrict gr, T* __restrict sq, T* __restrict ga,
+                  T* __restrict buf, int64_t n, RmspropScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    if constexpr (WD) g = std::fma(c.wd, p[k], g);
+    const T v = std::fma(c.rest * g, g, sq[k] * c.alpha);
+    sq[k] = v;
+    T d;
+    if constexpr (CENTERED) {
+      const T a = c.lerp(ga[k], g);
+      ga[k] = a;
+      d = std::sqrt(std::fma(-a, a, v)) + c.eps;
+    } else {
+      d = std::sqrt(v) + c.eps;
+    }
+    if constexpr (MOM) {
+      const T m = buf[k] * c.mom + g / d;
+      buf[k] = m;
+      p[k] = std::fma(c.neg_lr, m, p[k]);
+    } else {
+      p[k] += c.neg_lr * g / d;
+    }
+  }
+}
+
 template <typename T>
 void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
                   const RmspropOptions& o) {
@@ -190,40 +253,17 @@ void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
                {2, "momentum_buffer", momentum}},
               true);
   advance_steps(slots);
-  const T sign = o.maximize ? T(-1) : T(1), wd = T(o.weight_decay), eps = T(o.eps),
-          alpha = T(o.alpha), rest = T(1 - o.alpha), mom = T(o.momentum), neg_lr = T(-o.lr);
-  const bool small = std::abs(1 - o.alpha) < 0.5;
+  const RmspropScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.eps),
+                            T(o.alpha), T(1 - o.alpha), T(o.momentum), T(-o.lr),
+                            Lerp<T>(1 - o.alpha)};
   with_flag(o.weight_decay != 0, [&](auto WD) {
     with_flag(o.centered, [&](auto CENTERED) {
       with_flag(momentum, [&](auto MOM) {
         walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
           const ParamSlot<T>& s = slots[i];
-          T* __restrict p = s.param;
-          const T* __restrict gr = s.grad;
-          T* __restrict sq = s.state[0];
-          T* __restrict ga = s.state[1];
-          T* __restrict buf = s.state[2];
-          for (int64_t k = b; k < e; ++k) {
-            T g = sign * gr[k];
-            if constexpr (WD) g = std::fma(wd, p[k], g);
-            const T v = std::fma(rest * g, g, sq[k] * alpha);
-            sq[k] = v;
-            T d;
-            if constexpr (CENTERED) {
-              const T a = lerp(ga[k], g, rest, small);
-              ga[k] = a;
-              d = std::sqrt(std::fma(-a, a, v)) + eps;
-            } else {
-              d = std::sqrt(v) + eps;
-            }
-            if constexpr (MOM) {
-              const T m = buf[k] * mom + g / d;
-              buf[k] = m;
-              p[k] = std::fma(neg_lr, m, p[k]);
-            } else {
-              p[k] += neg_lr * g / d;
-            }
-          }
+          rmsprop_loop<T, WD, CENTERED, MOM>(s.param + b, s.grad + b, s.state[0] + b,
+                                             CENTERED ? s.state[1] + b : nullptr,
+                                             MOM ? s.state[2] + b : nullptr, e - b, c);
         });
       });
     });
@@ -231,6 +271,33 @@ void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
 }
 
 // ---------------------------------------------------------------------- Adam
+template <typename T>
+struct AdamScalars {
+  T sign, wd, beta2, rest2, shrink, eps, neg_step, bc2_sqrt;
+  Lerp<T> lerp;
+};
+
+// WD: 0 none, 1 L2 added to the gradient (Adam), 2 decoupled (AdamW).
+template <typename T, int WD, bool AMSGRAD>
+void adam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
+               T* __restrict vmax, int64_t n, AdamScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    T w = p[k];
+    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
+    if constexpr (WD == 2) w = w * c.shrink;
+    const T m = c.lerp(m1[k], g);
+    m1[k] = m;
+    T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
+    m2[k] = v;
+    if constexpr (AMSGRAD) {
+      v = nan_max(vmax[k], v);
+      vmax[k] = v;
+    }
+    p[k] = w + c.neg_step * m / (std::sqrt(v) / c.bc2_sqrt + c.eps);
+  }
+}
+
 template <typename T>
 void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamOptions& o) {
   check_common(op, o.lr, o.weight_decay);
@@ -243,46 +310,25 @@ void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const Ada
               {{0, "exp_avg", true}, {1, "exp_avg_sq", true}, {2, "max_exp_avg_sq", o.amsgrad}},
               true);
   const std::vector<double> steps = advance_steps(slots);
+  const AdamScalars<T> base{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
+                            T(1 - o.beta2), T(1 - o.lr * o.weight_decay), T(o.eps), T(0), T(1),
+                            Lerp<T>(1 - o.beta1)};
   // Per slot: -lr / bias_correction1 and sqrt(bias_correction2), in double as PyTorch.
-  std::vector<std::array<T, 2>> scalars(slots.size());
-  for (size_t i = 0; i < slots.size(); ++i)
-    scalars[i] = {T(-(o.lr / (1 - std::pow(o.beta1, steps[i])))),
-                  T(std::pow(1 - std::pow(o.beta2, steps[i]), 0.5))};
-  const T sign = o.maximize ? T(-1) : T(1), wd = T(o.weight_decay), eps = T(o.eps),
-          w1 = T(1 - o.beta1), beta2 = T(o.beta2), rest2 = T(1 - o.beta2),
-          shrink = T(1 - o.lr * o.weight_decay);
-  const bool small = std::abs(1 - o.beta1) < 0.5;
-  // 0: no weight decay, 1: L2 added to the gradient, 2: decoupled (AdamW).
-  const int wd_mode = o.weight_decay == 0 ? 0 : (o.decoupled_weight_decay ? 2 : 1);
+  std::vector<AdamScalars<T>> per_slot(slots.size(), base);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    per_slot[i].neg_step = T(-(o.lr / (1 - std::pow(o.beta1, steps[i]))));
+    per_slot[i].bc2_sqrt = T(std::pow(1 - std::pow(o.beta2, steps[i]), 0.5));
+  }
   auto run = [&](auto WD, auto AMSGRAD) {
     walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
       const ParamSlot<T>& s = slots[i];
-      const T neg_step = scalars[i][0], bc2_sqrt = scalars[i][1];
-      T* __restrict p = s.param;
-      const T* __restrict gr = s.grad;
-      T* __restrict m1 = s.state[0];
-      T* __restrict m2 = s.state[1];
-      T* __restrict vmax = s.state[2];
-      for (int64_t k = b; k < e; ++k) {
-        T g = sign * gr[k];
-        T w = p[k];
-        if constexpr (WD == 1) g = std::fma(wd, w, g);
-        if constexpr (WD == 2) w = w * shrink;
-        const T m = lerp(m1[k], g, w1, small);
-        m1[k] = m;
-        T v = std::fma(rest2 * g, g, m2[k] * beta2);
-        m2[k] = v;
-        if constexpr (AMSGRAD) {
-          v = nan_max(vmax[k], v);
-          vmax[k] = v;
-        }
-        p[k] = w + neg_step * m / (std::sqrt(v) / bc2_sqrt + eps);
-      }
+      adam_loop<T, WD, AMSGRAD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b,
+                                AMSGRAD ? s.state[2] + b : nullptr, e - b, per_slot[i]);
     });
   };
   with_flag(o.amsgrad, [&](auto AMSGRAD) {
-    if (wd_mode == 0) run(std::integral_constant<int, 0>{}, AMSGRAD);
-    else if (wd_mode == 1) run(std::integral_constant<int, 1>{}, AMSGRAD);
+    if (o.weight_decay == 0) run(std::integral_constant<int, 0>{}, AMSGRAD);
+    else if (!o.decoupled_weight_decay) run(std::integral_constant<int, 1>{}, AMSGRAD);
     else run(std::integral_constant<int, 2>{}, AMSGRAD);
   });
 }
