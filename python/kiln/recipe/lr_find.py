@@ -44,6 +44,12 @@ class LRFindResult:
             ax.axvline(self.suggested_lr, color="r", ls="--",
                        label=f"suggested {self.suggested_lr:.2g}")
         ax.set_xscale("log")
+        finite = self.smoothed[np.isfinite(self.smoothed)]
+        if finite.size:
+            # The divergent tail would squash the useful part of the curve.
+            top = float(finite[: int(np.argmin(finite)) + 1].max())
+            low = float(np.min(self.losses[np.isfinite(self.losses)], initial=finite.min()))
+            ax.set_ylim(low - 0.1 * (top - low) - 1e-12, top + 0.5 * (top - low) + 1e-12)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
         ax.legend()
