@@ -69,7 +69,7 @@ def save_state(tensors: Mapping[str, Any], path: str | os.PathLike[str],
         if code is None:
             raise TypeError(f"save_state: tensor {name!r} has dtype {array.dtype}, which "
                             f"safetensors cannot store (supported: {', '.join(_CODES)})")
-        array = np.ascontiguousarray(array, dtype=_DTYPES[code])
+        array = np.asarray(array, dtype=_DTYPES[code], order="C")  # keeps 0-d shapes
         header[name] = {"dtype": code, "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes
