@@ -66,7 +66,16 @@ def test_initial_loss_last_layer_too_large_is_caught():
         report = recipe.check_initial_loss(model, (x, y))
     assert not report.ok and report.loss > 2 * math.log(3)
     assert "last layer" in report.cause and "OFF" in str(report)
-    assert model.training  # the training mode is restored
+
+
+def test_initial_loss_leaves_batch_norm_statistics_alone():
+    kiln.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    model.eval()
+    x, y = blobs()
+    assert recipe.check_initial_loss(model, (x * 100.0, y)).ok  # batch statistics
+    np.testing.assert_array_equal(model[1].running_mean.numpy(), np.zeros(16))
+    assert not model.training
 
 
 def test_initial_loss_single_label_is_suspected():
@@ -260,6 +269,8 @@ def test_diagnose_healthy_training():
 
 @pytest.mark.parametrize("history, kind", [
     ({"loss": [2.3, 1.0, float("nan")]}, "nan"),
+    ({"loss": [2.3, 1.0, 0.5], "val_loss": [2.3, None, float("inf")]}, "nan"),
+    ({"loss": [2.3]}, "too_short"),
     ({"loss": [2.3, 1.5, 1.0, 3.0, 9.0]}, "explosion"),
     ({"loss": [2.30, 2.30, 2.299, 2.30, 2.298]}, "flat"),
     ({"loss": [2.30, 2.30, 2.29, 2.29, 2.2, 1.5, 0.8, 0.3, 0.2, 0.1],

@@ -11,8 +11,8 @@ import numpy as np
 
 @dataclass
 class Finding:
-    """``kind``: 'nan', 'explosion', 'flat', 'slow_start', 'overfitting', 'underfitting'
-    or 'ok'; ``message``: the plain-language reading and advice."""
+    """``kind``: 'nan', 'explosion', 'flat', 'slow_start', 'overfitting', 'underfitting',
+    'too_short' or 'ok'; ``message``: the plain-language reading and advice."""
 
     kind: str
     message: str
@@ -35,8 +35,10 @@ class Diagnosis(list):
 def _series(history: Mapping, *keys: str) -> np.ndarray | None:
     for key in keys:
         values = history.get(key)
-        if values is not None and len(values):
-            return np.array([np.nan if v is None else float(v) for v in values])
+        # None marks an epoch without that record (e.g. validation every k epochs).
+        kept = [float(v) for v in values or () if v is not None]
+        if kept:
+            return np.array(kept)
     return None
 
 
@@ -50,17 +52,18 @@ def diagnose_history(
 
     ``history``: a dict of per-epoch (or per-step) lists like Keras' ``history.history``
     ({'loss', 'val_loss', 'accuracy', 'val_accuracy', 'lr'}; 'acc'/'val_acc' accepted), or
-    any object with such a dict in ``.history``. Only 'loss' is required.
+    any object with such a dict in ``.history``. Only 'loss' is required; None entries are
+    skipped.
 
-    Rules, in order: a NaN/inf loss, or a loss that ends above 2x its minimum after
-    rising, means the learning rate is too high. A loss whose relative change from start to
-    end is below ``flat_tolerance`` is flat (not learning: lr too low or a bug). A loss that
-    stays flat over the first quarter and then falls by more than half is a slow start
-    (initial weights too small). Train/validation accuracy apart by more than ``gap`` (or,
-    without accuracy, a final validation loss above the training loss by more than ``gap``
-    relatively with validation loss rising from its minimum) is overfitting. No gap while
-    the training accuracy stays below ``good_accuracy`` (without accuracy: the final loss
-    is above half the initial) is underfitting.
+    Rules, in order: a NaN/inf training or validation loss, or a loss that ends above 2x
+    its minimum after rising, means the learning rate is too high. A loss whose relative
+    change from start to end is below ``flat_tolerance`` is flat (not learning: lr too low
+    or a bug). A loss that stays flat over the first quarter and then falls by more than
+    half is a slow start (initial weights too small). Train/validation accuracy apart by
+    more than ``gap`` (or, without accuracy, a final validation loss above the training
+    loss by more than ``gap`` relatively, with the validation loss up from its minimum) is
+    overfitting. No gap while the training accuracy stays below ``good_accuracy`` (without
+    accuracy: the final loss is above half the initial) is underfitting.
     """
     op = "diagnose_history"
     data = getattr(history, "history", history)
@@ -74,13 +77,17 @@ def diagnose_history(
     acc = _series(data, "accuracy", "acc")
     val_acc = _series(data, "val_accuracy", "val_acc")
     out = Diagnosis()
-    bad = ~np.isfinite(loss)
-    if bad.any():
-        at = int(np.argmax(bad))
-        out.append(Finding("nan", (
-            f"the training loss became {loss[at]} at index {at}: the learning rate is too "
-            "high (lower it 3-10x, add gradient clipping) or the data contains NaN/inf"
-        )))
+    for name, series in (("training", loss), ("validation", val_loss)):
+        bad = np.zeros(0, bool) if series is None else ~np.isfinite(series)
+        if bad.any():
+            at = int(np.argmax(bad))
+            out.append(Finding("nan", (
+                f"the {name} loss became {series[at]} at index {at}: the learning rate is "
+                "too high (lower it 3-10x, add gradient clipping) or the data contains NaN/inf"
+            )))
+            return out
+    if len(loss) < 2:
+        out.append(Finding("too_short", "one loss value only: train longer to read a curve"))
         return out
     lowest = float(loss.min())
     if loss[-1] > 2 * lowest and loss[-1] > loss[0]:
@@ -106,7 +113,7 @@ def diagnose_history(
         )))
     acc_gap = None if acc is None or val_acc is None else float(acc[-1] - val_acc[-1])
     overfit = acc_gap is not None and acc_gap > gap
-    if acc_gap is None and val_loss is not None and np.isfinite(val_loss).all():
+    if acc_gap is None and val_loss is not None:
         overfit = bool(val_loss[-1] > (1 + gap) * loss[-1] and val_loss[-1] > val_loss.min())
     if overfit:
         detail = (f"train accuracy {acc[-1]:.1%} vs validation {val_acc[-1]:.1%}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable
@@ -48,8 +49,10 @@ def check_initial_loss(
     With small random weights the logits are near zero, the softmax is near uniform and
     cross-entropy is about log C (C = ``num_classes``, read from the output's dim 1 when
     None). The check is off when |loss - log C| > ``tolerance * log C``; it then warns
-    (``warnings.warn``) with the likely cause. Runs under ``no_grad`` in eval mode (the
-    training mode is restored) on at most ``max_batches`` batches of ``loader_or_batch``
+    (``warnings.warn``) with the likely cause. Measures what the first training step sees:
+    a deep copy of the model in training mode (BatchNorm normalizes with batch statistics,
+    the model's running statistics stay untouched) under ``no_grad``, on at most
+    ``max_batches`` batches of ``loader_or_batch``
     (a DataLoader or one ``(inputs, targets)`` batch). ``loss_fn(logits, targets)``
     defaults to ``F.cross_entropy``: pass the loss WITHOUT regularization terms.
     """
@@ -62,24 +65,20 @@ def check_initial_loss(
     loss_fn = default_loss(loss_fn)
     losses, weights, logit_stds = [], [], []
     labels: list[np.ndarray] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for i, (x, y) in enumerate(batches(op, loader_or_batch)):
-                if i == max_batches:
-                    break
-                out = model(x)
-                if len(out.shape) < 2:
-                    raise ValueError(f"{op}: model output {out.shape} has no class dimension")
-                if num_classes is None:
-                    num_classes = out.shape[1]
-                losses.append(float(loss_fn(out, y)))
-                weights.append(x.shape[0])
-                logit_stds.append(float(np.std(out.detach().numpy())))
-                labels.append(np.asarray(y.detach().numpy()).reshape(-1))
-    finally:
-        model.train(was_training)
+    net = copy.deepcopy(model).train()
+    with no_grad():
+        for i, (x, y) in enumerate(batches(op, loader_or_batch)):
+            if i == max_batches:
+                break
+            out = net(x)
+            if len(out.shape) < 2:
+                raise ValueError(f"{op}: model output {out.shape} has no class dimension")
+            if num_classes is None:
+                num_classes = out.shape[1]
+            losses.append(float(loss_fn(out, y)))
+            weights.append(x.shape[0])
+            logit_stds.append(float(np.std(out.detach().numpy())))
+            labels.append(np.asarray(y.detach().numpy()).reshape(-1))
     positive_int(op, "num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(f"{op}: num_classes must be at least 2, got {num_classes}")
