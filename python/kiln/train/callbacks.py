@@ -261,6 +261,7 @@ class ProgressBar(Callback):
         self._loss = 0.0
         self._acc = 0.0
         self._n = self._n_acc = 0
+        self._train_seconds = 0.0
         self._epoch_start = time.perf_counter()
         if self._tqdm is not None:
             total = self.trainer.steps_per_epoch
@@ -269,13 +270,14 @@ class ProgressBar(Callback):
 
     def on_batch_end(self, step: int, logs: Logs) -> None:
         n = int(logs["size"])
+        self._train_seconds = time.perf_counter() - self._epoch_start
         self._loss += logs["loss"] * n
         self._n += n
         if not math.isnan(logs.get("accuracy", math.nan)):
             self._acc += logs["accuracy"] * n
             self._n_acc += n
         if self._bar is not None:
-            rate = self._n / max(time.perf_counter() - self._epoch_start, 1e-9)
+            rate = self._n / max(self._train_seconds, 1e-9)
             post = {"loss": f"{self._loss / self._n:.4f}", "img/s": f"{rate:.0f}"}
             if self._n_acc:
                 post["acc"] = f"{self._acc / self._n_acc:.4f}"
@@ -284,7 +286,7 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         keys = [k for k in logs if k not in ("epoch", "time")]
-        rate = self._n / max(logs["time"], 1e-9)
+        rate = self._n / max(self._train_seconds, 1e-9)  # training images, not validation
         done = epoch - self._first_epoch + 1
         eta = (time.perf_counter() - self._start) / done * (self.trainer.last_epoch - epoch)
         if self._bar is not None:

@@ -13,9 +13,7 @@ def plot_history(history: Any, path: str | os.PathLike[str]) -> None:
     """Draws ``history`` (a History) into ``path`` (PNG, written atomically): one panel for
     the loss, one per metric with train and validation curves, one for the lr (log scale).
     Raises ImportError without matplotlib."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # A bare Figure renders with Agg without touching pyplot or the user's backend.
     from matplotlib.figure import Figure
 
     table = history.history
