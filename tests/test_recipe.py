@@ -376,5 +376,8 @@ def test_bad_input_names_the_op():
         recipe.diagnose_history([1.0, 2.0])
     with pytest.raises(ValueError, match="diagnose_history.*'loss'"):
         recipe.diagnose_history({"val_loss": [1.0]})
-    with pytest.raises(ValueError, match="gradcheck_model"):
-        recipe.gradcheck_model(model, (0, 10))
+    with pytest.raises(ValueError, match="update_ratio.*none of the model's parameters"):
+        recipe.update_ratio(model, kiln.optim.SGD(mlp().parameters(), lr=0.1), (x, y))
+    for shape in ((0, 10), 10, (), (2.0, 10)):
+        with pytest.raises(ValueError, match="gradcheck_model"):
+            recipe.gradcheck_model(model, shape)

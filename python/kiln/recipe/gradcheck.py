@@ -52,7 +52,7 @@ def gradcheck_model(
     op = "gradcheck_model"
     if not isinstance(model, Module):
         raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
-    shape = tuple(input_shape)
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else ()
     if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ValueError(f"{op}: input_shape must be positive ints, got {input_shape!r}")
     if max_elements is not None and (not isinstance(max_elements, int) or max_elements < 1):

@@ -79,6 +79,9 @@ def update_ratio(
     if not 0 < low < high:
         raise ValueError(f"{op}: need 0 < low < high, got low={low!r}, high={high!r}")
     if isinstance(optimizer_or_lr, Optimizer):
+        owned = {id(p) for p in model.parameters()}
+        if not any(id(p) in owned for g in optimizer_or_lr.param_groups for p in g["params"]):
+            raise ValueError(f"{op}: the optimizer holds none of the model's parameters")
         net, opt = copy.deepcopy((model, optimizer_or_lr))
     elif isinstance(optimizer_or_lr, (int, float)) and not isinstance(optimizer_or_lr, bool):
         if not 0 < optimizer_or_lr < math.inf:
