@@ -205,3 +205,15 @@ def test_model_checkpoint_best_only_and_resume_is_bit_exact(tmp_path):
         np.testing.assert_array_equal(weights(resumed.model)[key], value)
     assert resumed.history.history["loss"] == straight.history.history["loss"]
     assert resumed.lr == straight.lr
+
+
+def test_model_checkpoint_path_template_and_missing_monitor(tmp_path):
+    pytest.importorskip("kiln.checkpoint")
+    check = ModelCheckpoint(tmp_path / "e{epoch:02d}-{val_loss:.2f}.safetensors",
+                            save_best_only=False)
+    trainer = make(callbacks=[check])
+    trainer.fit(*loaders(), epochs=2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n[:4] for n in names] == ["e01-", "e02-"] and check.last_saved.endswith(names[1])
+    with pytest.raises(ValueError, match="ModelCheckpoint: monitor 'val_loss'"):
+        make(callbacks=[ModelCheckpoint(tmp_path / "x.safetensors")]).fit(loaders()[0])
