@@ -129,6 +129,11 @@ def test_trainer_bad_input_names_the_op():
         Trainer(base.model, F.cross_entropy, "sgd")
     with pytest.raises(TypeError, match="Trainer: callbacks"):
         Trainer(base.model, F.cross_entropy, base.optimizer, callbacks=[print])
+    with pytest.raises(ValueError, match="Trainer: scheduler_interval"):
+        Trainer(base.model, F.cross_entropy, base.optimizer, scheduler_interval="step")
+    with pytest.raises(ValueError, match="LRSchedulerCallback: interval"):
+        Trainer(base.model, F.cross_entropy, base.optimizer,
+                scheduler=optim.lr_scheduler.StepLR(base.optimizer, 1), scheduler_interval="x")
     with pytest.raises(ValueError, match="unknown metric"):
         Trainer(base.model, F.cross_entropy, base.optimizer, metrics=["f2"])
     with pytest.raises(TypeError, match="Trainer.fit: train_loader"):

@@ -95,6 +95,8 @@ class Trainer:
             if not isinstance(callback, Callback):
                 raise TypeError(f"{op}: callbacks must be kiln.train.callbacks.Callback "
                                 f"instances, got {type(callback).__name__}")
+        if scheduler is None and scheduler_interval is not None:
+            raise ValueError(f"{op}: scheduler_interval={scheduler_interval!r} needs a scheduler")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.scheduler = scheduler
         self.metrics = resolve_metrics(metrics)
