@@ -292,11 +292,33 @@ def test_load_checkpoint_rejects_the_wrong_file_or_architecture(tmp_path):
     kiln.models.save(model, weights)
     with pytest.raises(ValueError, match="not a kiln training checkpoint"):
         load_checkpoint(weights, model)
+    fresh = _Tiny()
+    fresh_weights = {k: v.numpy().copy() for k, v in fresh.state_dict().items()}
+    half = kiln.optim.SGD(list(fresh.parameters())[:2], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="does not fit: .*parameter group"):
+        load_checkpoint(path, fresh, half)  # the model loads, then the optimizer refuses
+    for key, value in fresh.state_dict().items():  # so the model is rolled back
+        np.testing.assert_array_equal(value.numpy(), fresh_weights[key])
     path.write_bytes(path.read_bytes()[:-4])
     with pytest.raises(ValueError, match="ckpt.safetensors"):
         load_checkpoint(path, model)
     for key, value in model.state_dict().items():  # nothing was half-loaded
         np.testing.assert_array_equal(value.numpy(), before[key])
+
+
+def test_reduce_lr_on_plateau_state_round_trip(tmp_path):
+    model = nn.Linear(2, 2)
+    optimizer = kiln.optim.SGD(model.parameters(), lr=1.0)
+    plateau = lr_scheduler.ReduceLROnPlateau(optimizer, patience=1, factor=0.5)
+    for value in (1.0, 1.0, 1.0):
+        plateau.step(value)
+    path = tmp_path / "p.safetensors"
+    save_checkpoint(path, model, optimizer, plateau, epoch=3)
+    optimizer2 = kiln.optim.SGD(model.parameters(), lr=1.0)
+    plateau2 = lr_scheduler.ReduceLROnPlateau(optimizer2, patience=1, factor=0.5)
+    load_checkpoint(path, model, optimizer2, plateau2)
+    assert plateau2.state_dict() == plateau.state_dict()
+    assert optimizer2.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"] == 0.5
 
 
 def test_save_checkpoint_bad_arguments(tmp_path):

@@ -268,8 +268,8 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
 
     Returns ``{"epoch": int, "history": ..., "extra": ...}``. Raises ValueError naming
     the file when it is not a kiln checkpoint, is corrupt, or holds another architecture
-    (or another optimizer or scheduler class); nothing is modified in that case except
-    for a model whose load fails half-way on a shape mismatch (checked first, so rare).
+    (or another optimizer or scheduler class); model, optimizer and scheduler are then
+    left as they were.
     """
     arrays, metadata = _read(path)
     where = f"load_checkpoint: {path}"
@@ -305,18 +305,44 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
         if saved["class"] != type(obj).__name__:
             raise ValueError(f"{where} holds the state of a {saved['class']} {label}, "
                              f"not of a {type(obj).__name__}")
-    model.load_state_dict(model_state)
+    state: dict[Any, dict[str, Any]] = {}
     if optimizer is not None:
-        state: dict[Any, dict[str, Any]] = {index: {} for index in saved_opt["indices"]}
-        for index, values in saved_opt["state"].items():
-            state.setdefault(index, {}).update(values)
+        state = {index: dict(saved_opt["state"].get(index, {})) for index in saved_opt["indices"]}
         prefix = "optimizer.state."
         for key, array in arrays.items():
             if key.startswith(prefix):
                 index, name = key[len(prefix):].split(".", 1)
                 state.setdefault(int(index), {})[name] = array
-        optimizer.load_state_dict({"state": state, "param_groups": saved_opt["param_groups"]})
-    if scheduler is not None:
-        scheduler.load_state_dict(saved_sched["state"])
+    undo = _snapshot(model, optimizer, scheduler)
+    try:
+        model.load_state_dict(model_state)
+        if optimizer is not None:
+            optimizer.load_state_dict({"state": state, "param_groups": saved_opt["param_groups"]})
+        if scheduler is not None:
+            scheduler.load_state_dict(saved_sched["state"])
+    except (ValueError, TypeError, KeyError) as error:
+        undo()
+        raise ValueError(f"{where} does not fit: {error}") from None
     set_rng_state(rng)
     return {"epoch": epoch, "history": history, "extra": extra}
+
+
+def _snapshot(model: Any, optimizer: Any, scheduler: Any) -> Any:
+    """A function that puts model, optimizer and scheduler back as they are now."""
+    weights = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    opt_state = None
+    if optimizer is not None:
+        saved = optimizer.state_dict()
+        opt_state = {"param_groups": saved["param_groups"], "state": {
+            index: {k: v.numpy().copy() if isinstance(v, Tensor) else v for k, v in values.items()}
+            for index, values in saved["state"].items()}}
+    sched_state = None if scheduler is None else scheduler.state_dict()
+
+    def undo() -> None:
+        model.load_state_dict(weights)
+        if optimizer is not None:
+            optimizer.load_state_dict(opt_state)
+        if scheduler is not None:
+            scheduler.load_state_dict(sched_state)
+
+    return undo

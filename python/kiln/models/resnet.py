@@ -26,6 +26,7 @@ from __future__ import annotations
 from kiln import nn
 from kiln.models._util import check_positive_int
 from kiln.nn import functional as F
+from kiln.tensor import Tensor
 
 
 class BasicBlock(nn.Module):
@@ -42,7 +43,7 @@ class BasicBlock(nn.Module):
             self.downsample = nn.Sequential(
                 nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -79,7 +80,7 @@ class CifarResNet(nn.Module):
         layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: Tensor) -> Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(self.avgpool(x).flatten(1))

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from kiln import nn
 from kiln.models._util import check_positive_int
+from kiln.tensor import Tensor
 
 
 class VGG(nn.Module):
@@ -56,7 +57,7 @@ class VGG(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.pool(self.features(x)))
 
 
