@@ -261,6 +261,19 @@ def test_diagnose_lr_10_is_too_high():
     assert "learning rate is too high" in str(findings)
 
 
+def test_diagnose_trainer_history_with_lr_10():
+    from kiln.train import Trainer
+
+    x, y = blobs(192, sep=0.5)
+    model = mlp()
+    trainer = Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=10.0))
+    history = trainer.fit(DataLoader(TensorDataset(x[:128], y[:128]), batch_size=32),
+                          DataLoader(TensorDataset(x[128:], y[128:]), batch_size=64), epochs=4)
+    findings = recipe.diagnose_history(history)
+    assert findings.kinds[0] in ("nan", "explosion")
+    assert "learning rate (10) is too high" in str(findings)
+
+
 def test_diagnose_healthy_training():
     findings = recipe.diagnose_history(train_history(0.5, epochs=30))
     assert "nan" not in findings.kinds and "explosion" not in findings.kinds

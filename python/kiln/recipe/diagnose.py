@@ -52,8 +52,9 @@ def diagnose_history(
 
     ``history``: a dict of per-epoch (or per-step) lists like Keras' ``history.history``
     ({'loss', 'val_loss', 'accuracy', 'val_accuracy', 'lr'}; 'acc'/'val_acc' accepted), or
-    any object with such a dict in ``.history``. Only 'loss' is required; None entries are
-    skipped.
+    any object with such a dict in ``.history`` (kiln.train's History; its per-step
+    ``.steps['loss']`` is also read for NaN and explosion). Only 'loss' is required; None
+    entries are skipped.
 
     Rules, in order: a NaN/inf training or validation loss, or a loss that ends above 2x
     its minimum after rising, means the learning rate is too high. A loss whose relative
@@ -76,26 +77,30 @@ def diagnose_history(
     val_loss = _series(data, "val_loss")
     acc = _series(data, "accuracy", "acc")
     val_acc = _series(data, "val_accuracy", "val_acc")
+    lr = _series(data, "lr")
+    too_high = "the learning rate" + ("" if lr is None else f" ({lr[-1]:g})") + " is too high"
+    steps = getattr(history, "steps", None)
+    step_loss = _series(steps, "loss") if isinstance(steps, Mapping) else None
     out = Diagnosis()
-    for name, series in (("training", loss), ("validation", val_loss)):
+    for name, series in (("training", loss), ("validation", val_loss), ("per-step", step_loss)):
         bad = np.zeros(0, bool) if series is None else ~np.isfinite(series)
         if bad.any():
             at = int(np.argmax(bad))
             out.append(Finding("nan", (
-                f"the {name} loss became {series[at]} at index {at}: the learning rate is "
-                "too high (lower it 3-10x, add gradient clipping) or the data contains NaN/inf"
+                f"the {name} loss became {series[at]} at index {at}: {too_high} (lower it "
+                "3-10x, add gradient clipping) or the data contains NaN/inf"
             )))
             return out
     if len(loss) < 2:
         out.append(Finding("too_short", "one loss value only: train longer to read a curve"))
         return out
-    lowest = float(loss.min())
-    if loss[-1] > 2 * lowest and loss[-1] > loss[0]:
-        out.append(Finding("explosion", (
-            f"the loss exploded ({loss[0]:.4g} at the start, {lowest:.4g} at best, "
-            f"{loss[-1]:.4g} at the end): the learning rate is too high; lower it"
-        )))
-        return out
+    for series in (loss, step_loss):
+        if series is not None and series[-1] > 2 * series.min() and series[-1] > series[0]:
+            out.append(Finding("explosion", (
+                f"the loss exploded ({series[0]:.4g} at the start, {series.min():.4g} at best, "
+                f"{series[-1]:.4g} at the end): {too_high}; lower it"
+            )))
+            return out
     change = (loss[0] - loss[-1]) / max(abs(loss[0]), 1e-12)
     if abs(change) < flat_tolerance:
         out.append(Finding("flat", (
