@@ -1,0 +1,29 @@
+"""Models by name, as torchvision.models.get_model / list_models (for command lines and
+for checkpoints that record which architecture they hold)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln import nn
+from kiln.models.lenet import lenet5
+from kiln.models.resnet import resnet20, resnet32, resnet56
+from kiln.models.vgg import vgg_cifar
+
+_BUILDERS = {f.__name__: f for f in (lenet5, resnet20, resnet32, resnet56, vgg_cifar)}
+
+
+def list_models() -> list[str]:
+    """The names ``get_model`` knows, sorted."""
+    return sorted(_BUILDERS)
+
+
+def get_model(name: str, **config: Any) -> nn.Module:
+    """Builds the model called ``name`` with keyword arguments ``config``, e.g.
+    ``get_model("lenet5", batch_norm=True)``."""
+    if not isinstance(name, str):
+        raise TypeError(f"get_model: name must be a str, got {type(name).__name__}")
+    builder = _BUILDERS.get(name.lower())
+    if builder is None:
+        raise ValueError(f"get_model: unknown model {name!r}; known: {', '.join(list_models())}")
+    return builder(**config)
