@@ -38,8 +38,10 @@ _CODES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
     "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
 }
-_DTYPES = {code: np.dtype(spec) for code, spec in _CODES.items()}
-_NAMES = {dtype.newbyteorder("="): code for code, dtype in _DTYPES.items()}
+_NAMES = {np.dtype(spec).newbyteorder("="): code for code, spec in _CODES.items()}
+# bfloat16 (PyTorch's favourite half type) has no NumPy dtype: it is read as its 16 bits
+# and widened to float32, exactly (a bfloat16 is the top half of a float32).
+_DTYPES = {code: np.dtype(spec) for code, spec in {**_CODES, "BF16": "<u2"}.items()}
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit: a bigger header is a corrupt file
 _FORMAT = "1"
 
@@ -84,7 +86,9 @@ def save_state(tensors: Mapping[str, Any], path: str | os.PathLike[str],
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """Reads a safetensors file into ``{name: kiln.Tensor}`` (writable, in file order)."""
+    """Reads a safetensors file into ``{name: kiln.Tensor}`` (writable, in file order).
+
+    BF16 tensors come back as float32 (exactly); other dtypes keep theirs."""
     return {name: Tensor._wrap(array) for name, array in _read(path)[0].items()}
 
 
@@ -144,7 +148,8 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str
             raise corrupt(f"entry {name!r} lacks dtype, shape or data_offsets")
         dtype, shape, offsets = _DTYPES.get(entry["dtype"]), entry["shape"], entry["data_offsets"]
         if dtype is None:
-            raise corrupt(f"tensor {name!r} has unknown dtype {entry['dtype']!r}")
+            raise ValueError(f"load_state: {path}: tensor {name!r} has dtype {entry['dtype']!r}, "
+                             f"which kiln cannot read (it reads {', '.join(_DTYPES)})")
         if not isinstance(shape, list) or not all(_natural(d) for d in shape):
             raise corrupt(f"tensor {name!r} has invalid shape {shape!r}")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_natural, offsets))
@@ -169,7 +174,10 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str
         dtype = _DTYPES[entry["dtype"]]
         array = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize,
                               offset=begin) if end > begin else np.empty(0, dtype)
-        arrays[name] = array.reshape(entry["shape"]).astype(dtype.newbyteorder("="), copy=False)
+        array = array.reshape(entry["shape"]).astype(dtype.newbyteorder("="), copy=False)
+        if entry["dtype"] == "BF16":
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        arrays[name] = array
     return arrays, metadata
 
 
