@@ -131,6 +131,8 @@ def test_lr_find_sweeps_suggests_and_detects_divergence():
     assert result.diverged and result.diverged_at <= 10.0
     assert result.suggested_lr is not None and 1e-5 < result.suggested_lr < result.diverged_at
     assert "diverged" in str(result)
+    lrs, losses, suggested = result
+    assert lrs is result.lrs and losses is result.losses and suggested == result.suggested_lr
     np.testing.assert_array_equal(model[2].weight.detach().numpy(), before)
 
 

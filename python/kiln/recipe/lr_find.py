@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,8 @@ from kiln.recipe._util import batches, default_loss, make_optimizer, positive_in
 @dataclass
 class LRFindResult:
     """Learning rates tried, raw and smoothed losses, the suggestion (None when the sweep
-    was too short to read), and whether/where the loss diverged."""
+    was too short to read), and whether/where the loss diverged (the lr of the last
+    step). Unpacks as ``(lrs, losses, suggested_lr)``."""
 
     lrs: np.ndarray
     losses: np.ndarray
@@ -25,6 +26,10 @@ class LRFindResult:
     suggested_lr: float | None
     diverged: bool
     diverged_at: float | None
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpacks as ``lrs, losses, suggested_lr = lr_find(...)``."""
+        return iter((self.lrs, self.losses, self.suggested_lr))
 
     def __str__(self) -> str:
         text = f"lr_find: {len(self.lrs)} steps, lr {self.lrs[0]:.3g} .. {self.lrs[-1]:.3g}"
