@@ -203,7 +203,7 @@ class _Tiny(nn.Module):
         return self.fc2(self.drop(F.relu(self.bn(self.fc1(x)))))
 
 
-def _setup(seed):
+def _setup(seed, loader_seed=7):
     kiln.manual_seed(seed)
     model = _Tiny()
     optimizer = kiln.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
@@ -212,7 +212,7 @@ def _setup(seed):
     x = rng.standard_normal((40, 6)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
     loader = DataLoader(TensorDataset(kiln.tensor(x), kiln.tensor(y)), batch_size=8,
-                        shuffle=True, seed=7)
+                        shuffle=True, seed=loader_seed)
     return model, optimizer, scheduler, loader
 
 
@@ -230,15 +230,16 @@ def _train(model, optimizer, scheduler, loader, epochs, history):
         history.append(total)
 
 
-def test_resume_is_bit_exact(tmp_path):
-    model, optimizer, scheduler, loader = _setup(seed=0)
+@pytest.mark.parametrize("loader_seed", [7, None])  # None: shuffles drawn from kiln's RNG
+def test_resume_is_bit_exact(tmp_path, loader_seed):
+    model, optimizer, scheduler, loader = _setup(0, loader_seed)
     straight: list[float] = []
     _train(model, optimizer, scheduler, loader, 4, straight)
     expected = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     expected_lr = optimizer.param_groups[0]["lr"]
     expected_rng = kiln.get_rng_state()
 
-    model, optimizer, scheduler, loader = _setup(seed=0)
+    model, optimizer, scheduler, loader = _setup(0, loader_seed)
     first: list[float] = []
     _train(model, optimizer, scheduler, loader, 2, first)
     path = tmp_path / "ckpt.safetensors"
@@ -247,7 +248,8 @@ def test_resume_is_bit_exact(tmp_path):
     kiln.manual_seed(999)  # whatever happens in between is undone by the load
     kiln.randn(10)
 
-    model2, optimizer2, scheduler2, loader2 = _setup(seed=42)  # fresh objects, other weights
+    # fresh objects with other weights
+    model2, optimizer2, scheduler2, loader2 = _setup(42, loader_seed)
     info = load_checkpoint(path, model2, optimizer2, scheduler2)
     assert info["epoch"] == 2
     assert info["history"] == {"loss": first}
