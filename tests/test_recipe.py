@@ -111,6 +111,19 @@ def test_overfit_tiny_lr_is_not_decreasing():
     assert not report.ok and "not decreasing" in report.problem
 
 
+def test_checks_leave_the_random_stream_alone():
+    x, y = blobs(16)
+    kiln.manual_seed(5)
+    expected = kiln.rand(4).numpy()
+    model = nn.Sequential(nn.Linear(10, 16), nn.Dropout(0.5), nn.ReLU(), nn.Linear(16, 3))
+    kiln.manual_seed(5)
+    recipe.overfit_small_batch(model, (x, y), steps=3)
+    recipe.lr_find(model, DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True),
+                   num_steps=5)
+    assert recipe.check_initial_loss(model, (x, y)).ok  # dropout is off for the check
+    np.testing.assert_array_equal(kiln.rand(4).numpy(), expected)
+
+
 def test_overfit_inplace_trains_the_model():
     x, y = blobs(16)
     model = mlp()

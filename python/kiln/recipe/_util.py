@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from kiln.tensor import Tensor
 
 Batch = tuple[Tensor, Tensor]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def keeps_rng(fn: F) -> F:
+    """Restores kiln's random state after ``fn``: a diagnosis (dropout masks, shuffled
+    batches) does not change the random stream of the training that follows it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from kiln.random import get_rng_state, set_rng_state
+
+        state = get_rng_state()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            set_rng_state(state)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def as_batch(op: str, batch: Any) -> Batch:
@@ -45,6 +64,19 @@ def batches(op: str, loader_or_batch: Any) -> Iterator[Batch]:
         yield as_batch(op, batch)
     if not found:
         raise ValueError(f"{op}: the loader yielded no batch")
+
+
+def train_without_dropout(model: Any) -> Any:
+    """Training mode (BatchNorm on batch statistics) with Dropout off: dropout is random
+    (finite differences need a fixed function) and is regularization (the initial-loss
+    check wants it off)."""
+    from kiln.nn.modules.dropout import Dropout
+
+    model.train()
+    for m in model.modules():
+        if isinstance(m, Dropout):
+            m.eval()
+    return model
 
 
 def default_loss(loss_fn: Callable | None) -> Callable:

@@ -10,7 +10,7 @@ import numpy as np
 from kiln.autograd import no_grad
 from kiln.nn.modules.activation import ReLU, Sigmoid, Tanh
 from kiln.nn.modules.module import Module
-from kiln.recipe._util import pyplot
+from kiln.recipe._util import keeps_rng, pyplot
 from kiln.tensor import Tensor
 
 _NONLINEAR = (ReLU, Tanh, Sigmoid)
@@ -88,6 +88,7 @@ class ActivationStats(list):
         plt.close(fig)
 
 
+@keeps_rng
 def activation_stats(model: Module, batch: Any) -> ActivationStats:
     """Runs ``model`` on ``batch`` (inputs, or an ``(inputs, targets)`` pair) under
     ``no_grad`` in its current mode, recording the output of every leaf module (modules

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from kiln.autograd import Function, gradcheck
-from kiln.nn.modules.dropout import Dropout
 from kiln.nn.modules.module import Module
+from kiln.recipe._util import keeps_rng, train_without_dropout
 from kiln.tensor import Tensor
 
 
@@ -29,6 +29,7 @@ class _Scatter(Function):
         return grad_out.reshape(-1)[ctx.index], None, None
 
 
+@keeps_rng
 def gradcheck_model(
     model: Module,
     input_shape: Sequence[int],
@@ -58,10 +59,7 @@ def gradcheck_model(
     if max_elements is not None and (not isinstance(max_elements, int) or max_elements < 1):
         raise ValueError(f"{op}: max_elements must be a positive int or None, "
                          f"got {max_elements!r}")
-    net = copy.deepcopy(model).double().train()
-    for m in net.modules():
-        if isinstance(m, Dropout):
-            m.eval()
+    net = train_without_dropout(copy.deepcopy(model).double())
     rng = np.random.default_rng(seed)
     x = Tensor(rng.standard_normal(shape))
     named = [(n, m, k, p) for n, m in net.named_modules()

@@ -13,7 +13,7 @@ import numpy as np
 
 from kiln.autograd import no_grad
 from kiln.nn.modules.module import Module
-from kiln.recipe._util import batches, default_loss, positive_int
+from kiln.recipe._util import batches, default_loss, keeps_rng, positive_int, train_without_dropout
 
 
 @dataclass
@@ -36,6 +36,7 @@ class InitialLossReport:
         return text if self.ok else f"{text}\n  likely cause: {self.cause}"
 
 
+@keeps_rng
 def check_initial_loss(
     model: Module,
     loader_or_batch: Any,
@@ -51,7 +52,8 @@ def check_initial_loss(
     None). The check is off when |loss - log C| > ``tolerance * log C``; it then warns
     (``warnings.warn``) with the likely cause. Measures what the first training step sees:
     a deep copy of the model in training mode (BatchNorm normalizes with batch statistics,
-    the model's running statistics stay untouched) under ``no_grad``, on at most
+    the model's running statistics stay untouched) with Dropout off (regularization
+    should be off for this check) under ``no_grad``, on at most
     ``max_batches`` batches of ``loader_or_batch``
     (a DataLoader or one ``(inputs, targets)`` batch). ``loss_fn(logits, targets)``
     defaults to ``F.cross_entropy``: pass the loss WITHOUT regularization terms.
@@ -65,7 +67,7 @@ def check_initial_loss(
     loss_fn = default_loss(loss_fn)
     losses, weights, logit_stds = [], [], []
     labels: list[np.ndarray] = []
-    net = copy.deepcopy(model).train()
+    net = train_without_dropout(copy.deepcopy(model))
     with no_grad():
         for i, (x, y) in enumerate(batches(op, loader_or_batch)):
             if i == max_batches:
@@ -89,7 +91,7 @@ def check_initial_loss(
     cause = "" if ok else _cause(loss, expected, logit_std, np.concatenate(labels))
     report = InitialLossReport(loss, expected, num_classes, logit_std, ok, cause)
     if not ok:
-        warnings.warn(f"{op}: {report}", stacklevel=2)
+        warnings.warn(f"{op}: {report}", stacklevel=3)  # past keeps_rng
     return report
 
 

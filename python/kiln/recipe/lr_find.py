@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from kiln.nn.modules.module import Module
-from kiln.recipe._util import batches, default_loss, make_optimizer, positive_int, pyplot
+from kiln.recipe._util import batches, default_loss, keeps_rng, make_optimizer, positive_int, pyplot
 
 
 @dataclass
@@ -63,6 +63,7 @@ class LRFindResult:
         plt.close(fig)
 
 
+@keeps_rng
 def lr_find(
     model: Module,
     loader: Any,

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.nn.modules.module import Module
-from kiln.recipe._util import accuracy, as_batch, default_loss, make_optimizer, positive_int
+from kiln.recipe._util import (
+    accuracy,
+    as_batch,
+    default_loss,
+    keeps_rng,
+    make_optimizer,
+    positive_int,
+)
 
 
 @dataclass
@@ -32,6 +39,7 @@ class OverfitReport:
         return f"overfit a small batch FAILED after {self.steps} steps: {self.problem}"
 
 
+@keeps_rng
 def overfit_small_batch(
     model: Module,
     batch: Any,

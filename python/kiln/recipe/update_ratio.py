@@ -12,7 +12,7 @@ import numpy as np
 
 from kiln.nn.modules.module import Module
 from kiln.optim import Optimizer
-from kiln.recipe._util import as_batch, default_loss
+from kiln.recipe._util import as_batch, default_loss, keeps_rng
 
 
 @dataclass
@@ -55,6 +55,7 @@ class UpdateRatioReport(list):
         return "\n".join(rows)
 
 
+@keeps_rng
 def update_ratio(
     model: Module,
     optimizer_or_lr: Optimizer | float,
