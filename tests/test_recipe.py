@@ -99,6 +99,16 @@ def test_overfit_healthy_small_batch_succeeds():
     np.testing.assert_array_equal(model[0].weight.detach().numpy(), before)  # copy trained
 
 
+def test_overfit_turns_dropout_off():
+    x, y = blobs(16)
+    kiln.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Dropout(0.9), nn.Linear(32, 3))
+    model[3].eval()
+    report = recipe.overfit_small_batch(model, (x, y), steps=100, inplace=True)
+    assert report.ok
+    assert [m.training for m in model.modules()] == [True, True, True, True, False]
+
+
 def test_overfit_lr_10_diverges():
     x, y = blobs(16)
     report = recipe.overfit_small_batch(mlp(), (x, y), steps=50, lr=10.0, optimizer="sgd")

@@ -16,6 +16,7 @@ from kiln.recipe._util import (
     keeps_rng,
     make_optimizer,
     positive_int,
+    train_without_dropout,
 )
 
 
@@ -52,7 +53,9 @@ def overfit_small_batch(
 ) -> OverfitReport:
     """Trains on one ``(inputs, targets)`` batch until the training accuracy reaches
     ``target_accuracy`` (measured on the forward pass of each step, before its update) or
-    ``steps`` run out. Works on a deep copy of ``model`` unless ``inplace``.
+    ``steps`` run out. Works on a deep copy of ``model`` unless ``inplace``, in training
+    mode with Dropout off (regularization off, as the recipe says); every module's
+    training flag is restored afterwards.
 
     ``optimizer``: ``'adam'``, ``'sgd'`` (momentum 0.9) or ``callable(params, lr)``.
     Failure reasons: the loss turned NaN/inf or rose above 4x its start (diverged: lr too
@@ -72,7 +75,17 @@ def overfit_small_batch(
     if not params:
         raise ValueError(f"{op}: the model has no parameter that requires grad")
     opt = make_optimizer(op, optimizer, params, lr)
-    net.train()
+    modes = [(m, m.training) for m in net.modules()]
+    train_without_dropout(net)
+    try:
+        return _train(net, opt, x, y, steps, lr, loss_fn, target_accuracy)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _train(net: Module, opt: Any, x: Any, y: Any, steps: int, lr: float, loss_fn: Callable,
+           target_accuracy: float) -> OverfitReport:
     losses: list[float] = []
     accuracies: list[float] = []
     for step in range(1, steps + 1):
