@@ -39,33 +39,54 @@ struct Slots {
   std::vector<std::pair<bool, size_t>> where;
 };
 
+// The data of list[i] as T*, checked: dtype T, C-contiguous, writable when the
+// kernel writes it, and `like`'s shape when given. The common case is decided
+// from the array struct alone (a group of 65 tensors costs microseconds, not
+// tens of them); anything else goes through arrays.h's checks, which name the
+// entry in the error.
 template <typename T>
-ParamSlot<T> make_slot(const char* op, size_t i, py::array& param, const py::array& grad,
+const PyObject* descr() {
+  static PyObject* const d = py::dtype::of<T>().release().ptr();  // NumPy's builtin singleton
+  return d;
+}
+
+template <typename T>
+T* array_data(const char* op, const char* list, size_t i, py::array& a, const py::array* like,
+              bool writable) {
+  using api = py::detail::npy_api;
+  const int need = api::NPY_ARRAY_C_CONTIGUOUS_ | (writable ? api::NPY_ARRAY_WRITEABLE_ : 0);
+  const auto* proxy = py::detail::array_proxy(a.ptr());
+  const bool same_shape = !like || (a.ndim() == like->ndim() &&
+                                    std::equal(a.shape(), a.shape() + a.ndim(), like->shape()));
+  if (proxy->descr == descr<T>() && (proxy->flags & need) == need && same_shape)
+    return static_cast<T*>(const_cast<void*>(a.data()));
+  const std::string name = indexed(list, i);
+  T* data_ptr = writable ? mutable_data<T>(a, op, name.c_str())
+                         : const_cast<T*>(data<T>(a, op, name.c_str()));
+  if (!same_shape)
+    fail(op, ": ", name, " has shape ", shape_str(shape_of(a)), " but params[", i,
+         "] has shape ", shape_str(shape_of(*like)));
+  return data_ptr;
+}
+
+template <typename T>
+ParamSlot<T> make_slot(const char* op, size_t i, py::array& param, py::array& grad,
                        const std::vector<BufferList>& buffers, const py::sequence* steps) {
   ParamSlot<T> s;
-  const std::string pname = indexed("params", i);
-  s.param = mutable_data<T>(param, op, pname.c_str());
+  s.param = array_data<T>(op, "params", i, param, nullptr, true);
   s.numel = static_cast<int64_t>(param.size());
-  const std::string gname = indexed("grads", i);
-  s.grad = data<T>(grad, op, gname.c_str());
-  if (shape_of(grad) != shape_of(param))
-    fail(op, ": ", gname, " has shape ", shape_str(shape_of(grad)), " but ", pname,
-         " has shape ", shape_str(shape_of(param)));
+  s.grad = array_data<T>(op, "grads", i, grad, &param, false);
   for (size_t k = 0; k < buffers.size(); ++k) {
     if (!buffers[k].arrays) continue;
     py::array buf = entry(*buffers[k].arrays, i, op, buffers[k].name);
-    const std::string bname = indexed(buffers[k].name, i);
-    s.state[k] = mutable_data<T>(buf, op, bname.c_str());
-    if (shape_of(buf) != shape_of(param))
-      fail(op, ": ", bname, " has shape ", shape_str(shape_of(buf)), " but ", pname,
-           " has shape ", shape_str(shape_of(param)));
+    s.state[k] = array_data<T>(op, buffers[k].name, i, buf, &param, true);
   }
   if (steps) {
     py::array step = entry(*steps, i, op, "state_steps");
-    const std::string sname = indexed("state_steps", i);
-    s.step = mutable_data<float>(step, op, sname.c_str());
+    s.step = array_data<float>(op, "state_steps", i, step, nullptr, true);
     if (step.size() != 1)
-      fail(op, ": ", sname, " must hold one value, got shape ", shape_str(shape_of(step)));
+      fail(op, ": state_steps[", i, "] must hold one value, got shape ",
+           shape_str(shape_of(step)));
   }
   return s;
 }
@@ -87,7 +108,7 @@ Slots gather(const char* op, const py::sequence& params, const py::sequence& gra
   for (size_t i = 0; i < n; ++i) {
     py::array param = entry(params, i, op, "params");
     py::array grad = entry(grads, i, op, "grads");
-    dispatch_float(param, op, indexed("params", i).c_str(), [&](auto tag) {
+    auto add = [&](auto tag) {
       using T = decltype(tag);
       auto& list = [&]() -> std::vector<ParamSlot<T>>& {
         if constexpr (std::is_same_v<T, float>) return out.f32;
@@ -95,7 +116,11 @@ Slots gather(const char* op, const py::sequence& params, const py::sequence& gra
       }();
       out.where.emplace_back(std::is_same_v<T, double>, list.size());
       list.push_back(make_slot<T>(op, i, param, grad, buffers, steps));
-    });
+    };
+    const PyObject* d = py::detail::array_proxy(param.ptr())->descr;
+    if (d == descr<float>()) add(float{});
+    else if (d == descr<double>()) add(double{});
+    else dispatch_float(param, op, indexed("params", i).c_str(), add);
     if (param.size() > 0) seen.emplace_back(param.data(), i);
   }
   // Two slots on one array would race between threads and update it twice.
