@@ -346,3 +346,12 @@ def test_save_checkpoint_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="save_checkpoint: cannot store history"):
         save_checkpoint(path, model, history={"f": object()})
     assert not path.exists()
+
+
+def test_module_save_round_trips_through_load_state(tmp_path):
+    model = kiln.nn.Sequential(kiln.nn.Linear(3, 2), kiln.nn.BatchNorm1d(2))
+    model.save(tmp_path / "m.safetensors")
+    loaded = kiln.load_state(tmp_path / "m.safetensors")
+    assert sorted(loaded) == sorted(model.state_dict())
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(loaded[name].numpy(), value.numpy())

@@ -10,6 +10,7 @@ in registration order, so names and orders match PyTorch's for the same model.
 from __future__ import annotations
 
 import itertools
+import os
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable
@@ -487,6 +488,12 @@ class Module:
         return handle
 
     # --------------------------------------------------------------- state dict
+    def save(self, path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> None:
+        """Writes ``state_dict()`` as safetensors; ``kiln.load_state(path)`` reads it back."""
+        from kiln.checkpoint import save_model  # the checkpoint module imports nn
+
+        save_model(self, path, metadata)
+
     def state_dict(
         self, *, destination: dict | None = None, prefix: str = "", keep_vars: bool = False
     ) -> OrderedDict[str, Tensor]:
