@@ -150,10 +150,10 @@ class Optimizer:
                 )
             if not p.is_leaf:
                 raise ValueError(f"{name}: can't optimize a non-leaf Tensor")
-            if p.dtype.kind != "f":
+            if p.dtype not in (np.float32, np.float64):
                 raise TypeError(
-                    f"{name}: can only optimize floating point Tensors, got {p.dtype} with "
-                    f"shape {p.shape}"
+                    f"{name}: can only optimize float32 or float64 Tensors, got {p.dtype} "
+                    f"with shape {p.shape}"
                 )
         if len({id(p) for p in params}) != len(params):
             raise ValueError(f"{name}: a parameter group contains the same parameter twice")
