@@ -1,0 +1,194 @@
+"""The ``kiln`` command end to end in a temporary folder, on scikit-learn's digits with
+tiny settings; bad input gives one line on stderr, exit code 2 and no files."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kiln
+from kiln import cli
+from kiln.checkpoint import load_state, save_checkpoint
+from kiln.models import lenet5
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                                reason="the digits come with scikit-learn")
+TINY = ["--data", "digits", "--quiet", "--batch-size", "128"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-epoch run on the digits: its run folder."""
+    out = tmp_path_factory.mktemp("runs")
+    assert cli.main(["train", *TINY, "--epochs", "2", "--out", str(out), "--name", "d"]) == 0
+    return out / "d"
+
+
+@pytest.mark.parametrize("command", [None, "train", "eval", "diagnose", "lr-find"])
+def test_help(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"] if command else ["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: kiln")
+    expected = {None: ["train", "eval", "diagnose", "lr-find"],
+                "train": ["--data", "--model", "--epochs", "--batch-size", "--optimizer", "--lr",
+                          "--schedule", "--weight-decay", "--augment", "--seed", "--threads",
+                          "--out", "--resume"],
+                "eval": ["checkpoint", "--data", "--tta"],
+                "diagnose": ["--data", "--model", "--plots"],
+                "lr-find": ["--start", "--end", "--output"]}[command]
+    for word in expected:
+        assert word in text
+
+
+def test_train_writes_the_run(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = {"config.json", "metrics.csv", "best.safetensors", "last.safetensors"}
+    if importlib.util.find_spec("matplotlib"):
+        names.add("curves.png")
+    assert names <= {p.name for p in trained.iterdir()}
+    assert not [p for p in trained.iterdir() if p.name.startswith(".")]  # no temp files
+    config = json.loads((trained / "config.json").read_text())
+    assert config["model"] == "lenet5" and config["data"] == "digits"
+    assert config["model_config"]["batch_norm"] is True
+    with open(trained / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert max(float(r["val_accuracy"]) for r in rows) > 0.8
+
+
+def test_summary_names_the_best_epoch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "train", *TINY, "--epochs", "1", "--out", str(tmp_path),
+                       "--name", "s")
+    assert code == 0
+    assert "best val accuracy" in out and "at epoch 1 of 1" in out and "s per epoch" in out
+    assert str(tmp_path / "s") in out
+
+
+def test_eval_prints_loss_accuracy_and_confusion(trained: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "eval", str(trained / "best.safetensors"), "--tta")
+    assert code == 0, err
+    assert "359 images" in out  # the run's seeded 20% of 1,797 digits
+    line = next(x for x in out.splitlines() if x.startswith("loss"))
+    accuracy = float(line.split("accuracy")[1].split()[0])
+    with open(trained / "metrics.csv") as handle:
+        best = max(float(r["val_accuracy"]) for r in csv.DictReader(handle))
+    assert accuracy == pytest.approx(best, abs=1e-4)  # same split, best weights
+    assert "accuracy with TTA" in line
+    matrix = out.split("columns: predicted)\n")[1].splitlines()[1:]
+    assert len(matrix) == 10 and sum(sum(map(int, r.split()[1:])) for r in matrix) == 359
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One kernel thread: the conv weight gradient sums thread partials in a varying
+    order on more threads, so two runs differ in the last bits there."""
+    threads = kiln.get_num_threads()
+    yield
+    kiln.set_num_threads(threads)
+
+
+def test_resume_is_bit_exact(tmp_path: Path, one_thread: None,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["train", *TINY, "--schedule", "constant", "--warmup", "0", "--threads", "1",
+              "--out", str(tmp_path)]
+    assert cli.main([*common, "--epochs", "2", "--name", "straight"]) == 0
+    assert cli.main([*common, "--epochs", "1", "--name", "split"]) == 0
+    assert cli.main(["train", "--quiet", "--epochs", "2", "--threads", "1", "--resume",
+                     str(tmp_path / "split" / "last.safetensors")]) == 0
+    a = load_state(tmp_path / "straight" / "last.safetensors")
+    b = load_state(tmp_path / "split" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    capsys.readouterr()
+
+
+def test_diagnose_and_lr_find(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "diagnose", "--data", "digits", "--steps", "20",
+                         "--overfit-steps", "60", "--plots", str(tmp_path))
+    assert code == 0, err
+    for title in ("initial loss", "overfit one batch", "learning-rate sweep", "activations"):
+        assert title in out
+    plot = tmp_path / "lr.png"
+    code, out, err = run(capsys, "lr-find", "--data", "digits", "--steps", "20",
+                         "--output", str(plot))
+    assert code == 0, err
+    assert "lr_find:" in out
+    if importlib.util.find_spec("matplotlib"):
+        assert plot.is_file() and (tmp_path / "activations.png").is_file()
+
+
+def _other_architecture(trained: Path, path: Path) -> None:
+    config = json.loads((trained / "config.json").read_text())
+    save_checkpoint(path, lenet5(batch_norm=False), extra={"model": "lenet5", "config": config})
+
+
+@pytest.mark.parametrize("case", ["missing-folder", "unknown-model", "bad-data", "corrupt",
+                                  "missing-checkpoint", "weights-only", "other-architecture",
+                                  "zero-epochs", "resume-longer"])
+def test_bad_input(case: str, trained: Path, tmp_path: Path,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "runs"
+    train = ["train", "--quiet", "--out", str(out)]
+    best = trained / "best.safetensors"
+    if case == "missing-folder":
+        argv = [*train, "--data", f"mnist:{tmp_path / 'nowhere'}"]
+    elif case == "unknown-model":
+        argv = [*train, "--data", "digits", "--model", "lenet6"]
+    elif case == "bad-data":
+        argv = [*train, "--data", "imagenet"]
+    elif case == "zero-epochs":
+        argv = [*train, "--data", "digits", "--epochs", "0"]
+    elif case == "corrupt":
+        path = tmp_path / "corrupt.safetensors"
+        path.write_bytes(best.read_bytes()[:200])
+        argv = ["eval", str(path)]
+    elif case == "missing-checkpoint":
+        argv = ["eval", str(tmp_path / "none.safetensors")]
+    elif case == "weights-only":
+        path = tmp_path / "weights.safetensors"
+        lenet5().save(path)
+        argv = ["eval", str(path)]
+    elif case == "other-architecture":
+        path = tmp_path / "other.safetensors"
+        _other_architecture(trained, path)
+        argv = ["eval", str(path)]
+    else:
+        argv = ["train", "--quiet", "--epochs", "5", "--resume", str(best)]
+    code, stdout, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kiln {argv[0]}: error: "), err
+    assert "Traceback" not in err + stdout
+    assert not out.exists()  # nothing half-written
+    assert sorted(p.name for p in trained.iterdir()) == sorted(
+        ["best.safetensors", "last.safetensors", "config.json", "metrics.csv"]
+        + (["curves.png"] if (trained / "curves.png").exists() else []))
+
+
+def test_console_script_error_has_no_traceback(tmp_path: Path) -> None:
+    """Through a real process: stderr holds exactly the one error line."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-m", "kiln.cli", "eval",
+                           str(tmp_path / "none.safetensors")], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"kiln eval: error: checkpoint "
+                                   f"{tmp_path / 'none.safetensors'} does not exist")
