@@ -449,6 +449,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from kiln.data.transforms import FiveCrop
     from kiln.train import Trainer
 
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     config = _read_checkpoint_extra(args.checkpoint)
     if args.data:
         _source(args.data)
@@ -456,7 +458,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model, split, _, loader = _prepare(config, test=True, augment=False)
     load_checkpoint(args.checkpoint, model)
     if args.batch_size is not None:
-        loader.batch_size = max(1, args.batch_size)
+        loader.batch_size = args.batch_size
     trainer = Trainer(model, nn.CrossEntropyLoss(), kiln.optim.SGD(model.parameters(), lr=0.1))
     result = trainer.evaluate(loader)
     images, labels = split.val
@@ -507,9 +509,9 @@ def _diagnosis_setup(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from kiln.recipe import lr_find
 
-    _, model, loader = _diagnosis_setup(args)
+    config, model, loader = _diagnosis_setup(args)
     result = lr_find(model, loader, start=args.start, end=args.end, num_steps=args.steps,
-                     optimizer=args.sweep_optimizer)
+                     optimizer=_sweep_rule(config))
     print(result)
     try:
         result.plot(args.output)
@@ -518,6 +520,11 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     else:
         print(f"plot: {args.output}")
     return 0
+
+
+def _sweep_rule(config: dict[str, Any]) -> str:
+    """The recipe checks' update rule closest to the run's optimizer."""
+    return "sgd" if config["optimizer"] == "sgd" else "adam"
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -533,8 +540,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         sections = [
             ("1. initial loss", check_initial_loss(model, loader)),
             ("2. overfit one batch", overfit_small_batch(model, batch, steps=args.overfit_steps,
-                                                         lr=config["lr"])),
-            ("3. learning-rate sweep", lr_find(model, loader, num_steps=args.steps)),
+                                                         lr=config["lr"],
+                                                         optimizer=_sweep_rule(config))),
+            ("3. learning-rate sweep", lr_find(model, loader, start=1e-6, end=1.0,
+                                               num_steps=args.steps,
+                                               optimizer=_sweep_rule(config))),
             ("4. activations at initialization", activation_stats(model, batch)),
         ]
     for title, report in sections:
@@ -613,6 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Check the initial loss against log C, overfit one batch, sweep the learning rate "
         "and show activation statistics of the untrained model; prints a report."))
     _data_options(diag, with_training=False)
+    diag.add_argument("--optimizer", choices=_OPTIMIZERS, help="update rule whose lr is "
+                      "swept (adam-like or sgd; default adam)")
     diag.add_argument("--steps", type=int, default=60, help="lr sweep steps (default 60)")
     diag.add_argument("--overfit-steps", type=int, default=200,
                       help="steps allowed to memorize one batch (default 200)")
@@ -627,8 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("--start", type=float, default=1e-6, help="first lr (default 1e-6)")
     lrf.add_argument("--end", type=float, default=1.0, help="last lr (default 1)")
     lrf.add_argument("--steps", type=int, default=100, help="sweep steps (default 100)")
-    lrf.add_argument("--sweep-optimizer", choices=("sgd", "adam"), default="adam",
-                     help="update rule of the sweep (default adam)")
+    lrf.add_argument("--optimizer", choices=_OPTIMIZERS, help="update rule whose lr is "
+                     "swept (adam-like or sgd; default adam)")
     lrf.add_argument("--output", default="lr_find.png", help="plot file (default "
                      "lr_find.png)")
     lrf.set_defaults(func=cmd_lr_find)
