@@ -129,43 +129,39 @@ def _arrays(dataset: Any, spec: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
+def _stratified(images: np.ndarray, labels: np.ndarray, config: dict[str, Any]
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The seeded stratified (1 - val_split, val_split) split, as (images, labels) pairs."""
+    from kiln.data import TensorDataset, stratified_split
+
+    fraction = config["val_split"]
+    parts = stratified_split(TensorDataset(images, labels), (1.0 - fraction, fraction),
+                             seed=config["seed"])
+    return [(images[part.indices], labels[part.indices]) for part in parts]
+
+
 class Split:
     """The train and validation (or test) arrays of one config, with the input size the
     model needs (lenet5 reads 28x28 or 32x32: other sizes are resized once, bilinearly)."""
 
     def __init__(self, config: dict[str, Any], test: bool = False) -> None:
-        from kiln.data import TensorDataset, stratified_split
-
         spec = config["data"]
-        if _has_test_files(spec):
-            full = _load(spec, "test" if test else "train")
-            images, labels = _arrays(full, spec)
-            if test:
-                parts = [None, (images, labels)]
-            else:
-                parts = self._split(TensorDataset(images, labels), config, stratified_split)
+        test_files = test and _has_test_files(spec)
+        images, labels = _arrays(_load(spec, "test" if test_files else "train"), spec)
+        self.train: tuple[np.ndarray, np.ndarray] | None = None
+        if test_files:
+            self.val = (images, labels)
         else:
-            images, labels = _arrays(_load(spec, "train"), spec)
-            parts = self._split(TensorDataset(images, labels), config, stratified_split)
-        self.train, self.val = parts
+            self.train, self.val = _stratified(images, labels, config)
         self.num_classes = int(max(labels.max() + 1, config.get("num_classes", 0)))
         self.channels = int(images.shape[1])
         self.size = int(images.shape[2])
         target = self._input_size(config["model"], images.shape[2:])
         if target is not None:
-            self.train, self.val = (None if p is None else (_resize(p[0], target), p[1])
-                                    for p in (self.train, self.val))
+            if self.train is not None:
+                self.train = (_resize(self.train[0], target), self.train[1])
+            self.val = (_resize(self.val[0], target), self.val[1])
             self.size = target
-
-    @staticmethod
-    def _split(dataset: Any, config: dict[str, Any], stratified_split: Any) -> list[Any]:
-        fraction = config["val_split"]
-        parts = stratified_split(dataset, (1.0 - fraction, fraction), seed=config["seed"])
-        out = []
-        for part in parts:
-            index = part.indices
-            out.append((dataset.tensors[0].numpy()[index], dataset.tensors[1].numpy()[index]))
-        return out
 
     @staticmethod
     def _input_size(model: str, hw: tuple[int, ...]) -> int | None:
@@ -342,10 +338,12 @@ def _read_checkpoint_extra(path: str) -> dict[str, Any]:
     try:
         extra = json.loads(metadata.get("extra", "null"))
         config = extra["config"]
-        config["model"]
+        missing = [k for k in (*_DEFAULTS, "normalize", "model_config") if k not in config]
     except (ValueError, TypeError, KeyError):
         raise UsageError(f"{path} is not a checkpoint written by `kiln train` (no run "
                          "config in its metadata)") from None
+    if missing:
+        raise UsageError(f"{path}: the run config in its metadata lacks {', '.join(missing)}")
     return config
 
 
