@@ -37,7 +37,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -155,8 +154,12 @@ def _reps(step: Callable[[], None], block_s: float) -> int:
     return int(min(50, max(5, block_s / (time.perf_counter() - t0))))
 
 
-def bench_steps(rounds: int, block_s: float) -> list[dict[str, Any]]:
-    rows = []
+def bench_steps(rounds: int, block_s: float) -> None:
+    """Times each network and prints its row as soon as it is measured."""
+    print(f"training step (zero_grad, forward, cross-entropy, backward, SGD momentum 0.9 wd 5e-4);"
+          f" median of {rounds} alternating blocks of `reps` steps each")
+    print(f"{'network':<10} {'batch shape':<13} {'reps':>4} {'kiln ms':>9} {'torch ms':>9} "
+          f"{'speed':>6} {'kiln img/s':>11} {'torch img/s':>11} {'logit diff':>10}")
     for name, build, twin_of, shape in NETWORKS:
         kiln.manual_seed(0)
         model = build()
@@ -174,22 +177,9 @@ def bench_steps(rounds: int, block_s: float) -> list[dict[str, Any]]:
             ktimes += _block(kstep, reps)
             ttimes += _block(tstep, reps)
         k_ms, t_ms = statistics.median(ktimes) * 1e3, statistics.median(ttimes) * 1e3
-        rows.append({"net": name, "shape": "x".join(map(str, shape)), "reps": reps,
-                     "kiln_ms": k_ms, "torch_ms": t_ms, "speed": t_ms / k_ms,
-                     "kiln_ips": shape[0] / k_ms * 1e3, "torch_ips": shape[0] / t_ms * 1e3,
-                     "diff": diff})
-    return rows
-
-
-def print_steps(rows: list[dict[str, Any]], rounds: int) -> None:
-    print(f"training step (zero_grad, forward, cross-entropy, backward, SGD momentum 0.9 wd 5e-4);"
-          f" median of {rounds} alternating blocks of `reps` steps each")
-    print(f"{'network':<10} {'batch shape':<13} {'reps':>4} {'kiln ms':>9} {'torch ms':>9} "
-          f"{'speed':>6} {'kiln img/s':>11} {'torch img/s':>11} {'logit diff':>10}")
-    for r in rows:
-        print(f"{r['net']:<10} {r['shape']:<13} {r['reps']:>4} {r['kiln_ms']:>9.2f} "
-              f"{r['torch_ms']:>9.2f} {r['speed']:>6.2f} {r['kiln_ips']:>11.0f} "
-              f"{r['torch_ips']:>11.0f} {r['diff']:>10.1e}")
+        print(f"{name:<10} {'x'.join(map(str, shape)):<13} {reps:>4} {k_ms:>9.2f} {t_ms:>9.2f} "
+              f"{t_ms / k_ms:>6.2f} {shape[0] / k_ms * 1e3:>11.0f} {shape[0] / t_ms * 1e3:>11.0f} "
+              f"{diff:>10.1e}", flush=True)
 
 
 # ------------------------------------------------------------------ the recipe
@@ -256,8 +246,11 @@ def recipe_cli(threads: int) -> tuple[float, float, float] | None:
         return None
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        cli.main(["train", "--seed", "0", "--threads", str(threads), "--out", out])
+        code = cli.main(["train", "--quiet", "--seed", "0", "--threads", str(threads),
+                         "--out", out])
         wall = time.perf_counter() - t0
+        if code:
+            raise RuntimeError(f"bench/train.py: kiln train exited with {code}")
         metrics = sorted(Path(out).rglob("metrics.csv"))
         if not metrics:
             return wall, float("nan"), float("nan")
@@ -298,7 +291,7 @@ def main() -> None:
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"kiln {getattr(kiln, '__version__', '?')} vs PyTorch {torch.__version__}, "
           f"{args.threads} thread(s) each; load average before: {load}")
-    print_steps(bench_steps(args.rounds, args.block_seconds), args.rounds)
+    bench_steps(args.rounds, args.block_seconds)
     if args.recipe:
         bench_recipe(args.threads, args.epochs)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
