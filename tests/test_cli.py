@@ -17,8 +17,8 @@ import pytest
 
 import kiln
 from kiln import cli
-from kiln.checkpoint import load_state, save_checkpoint
-from kiln.models import lenet5
+from kiln.checkpoint import load_checkpoint, load_state, save_checkpoint
+from kiln.models import get_model, lenet5
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
                                 reason="the digits come with scikit-learn")
@@ -117,7 +117,21 @@ def test_resume_is_bit_exact(tmp_path: Path, one_thread: None,
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    columns = ("epoch", "loss", "val_loss", "val_accuracy", "lr")
+    assert _metrics(tmp_path / "straight", columns) == _metrics(tmp_path / "split", columns)
+    assert _best_epoch(tmp_path / "straight") == _best_epoch(tmp_path / "split")
     capsys.readouterr()
+
+
+def _metrics(run: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
+    with open(run / "metrics.csv") as handle:
+        return [tuple(row[c] for c in columns) for row in csv.DictReader(handle)]
+
+
+def _best_epoch(run: Path) -> int:
+    config = json.loads((run / "config.json").read_text())
+    model = get_model(config["model"], **config["model_config"])
+    return load_checkpoint(run / "best.safetensors", model)["epoch"]
 
 
 def test_diagnose_and_lr_find(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

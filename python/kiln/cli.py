@@ -369,6 +369,11 @@ class _RunCheckpoint(ModelCheckpoint):
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         super().on_train_begin(logs)
         self._save = partial(save_checkpoint, extra=self.extra)
+        # A resumed run keeps its best so far: a worse epoch must not replace best.safetensors.
+        try:
+            self._track.best_epoch, self._track.best = self.trainer.history.best("val_accuracy")
+        except ValueError:  # a new run: nothing recorded yet
+            pass
 
 
 def cmd_train(args: argparse.Namespace) -> int:
