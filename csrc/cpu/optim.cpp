@@ -101,8 +101,6 @@ std::vector<double> advance_steps(const std::vector<ParamSlot<T>>& slots) {
   return steps;
 }
 
-}  // namespace
-
 // Each rule's element loop is a function of restrict pointers and a struct of
 // scalars passed by value, so the compiler knows no store changes a scalar or
 // another stream and vectorizes every variant. (Written inside the walk's
@@ -145,31 +143,6 @@ void sgd_loop(T* __restrict p, const T* __restrict gr, T* __restrict buf, int64_
   }
 }
 
-template <typename T>
-void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdOptions& o) {
-  check_common(op, o.lr, o.weight_decay);
-  if (!(o.momentum >= 0)) fail(op, ": invalid momentum ", o.momentum, " (expected >= 0)");
-  if (!std::isfinite(o.dampening)) fail(op, ": invalid dampening ", o.dampening);
-  if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
-    fail(op, ": Nesterov momentum requires a momentum and zero dampening");
-  const bool momentum = o.momentum != 0;
-  check_slots(op, slots, {{0, "momentum_buffer", momentum}}, false);
-  const SgdScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.momentum),
-                        T(1 - o.dampening), T(-o.lr)};
-  with_flag(o.weight_decay != 0, [&](auto WD) {
-    with_flag(momentum, [&](auto MOM) {
-      with_flag(o.nesterov, [&](auto NESTEROV) {
-        walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-          const ParamSlot<T>& s = slots[i];
-          T* buf = MOM ? s.state[0] + b : nullptr;
-          if (s.fresh) sgd_loop<T, WD, MOM, NESTEROV, true>(s.param + b, s.grad + b, buf, e - b, c);
-          else sgd_loop<T, WD, MOM, NESTEROV, false>(s.param + b, s.grad + b, buf, e - b, c);
-        });
-      });
-    });
-  });
-}
-
 // ------------------------------------------------------------------- Adagrad
 template <typename T>
 struct AdagradScalars {
@@ -186,24 +159,6 @@ void adagrad_loop(T* __restrict p, const T* __restrict gr, T* __restrict sum, in
     sum[k] = acc;
     p[k] += c.neg_clr * g / (std::sqrt(acc) + c.eps);
   }
-}
-
-template <typename T>
-void adagrad_step(const char* op, const std::vector<ParamSlot<T>>& slots,
-                  const AdagradOptions& o) {
-  check_common(op, o.lr, o.weight_decay);
-  check_eps(op, o.eps);
-  if (!(o.lr_decay >= 0)) fail(op, ": invalid lr_decay ", o.lr_decay, " (expected >= 0)");
-  check_slots(op, slots, {{0, "sum", true}}, true);
-  const std::vector<double> steps = advance_steps(slots);
-  with_flag(o.weight_decay != 0, [&](auto WD) {
-    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-      const ParamSlot<T>& s = slots[i];
-      const AdagradScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.eps),
-                                T(-(o.lr / (1 + (steps[i] - 1) * o.lr_decay)))};
-      adagrad_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, e - b, c);
-    });
-  });
 }
 
 // ------------------------------------------------------------------- RMSprop
@@ -239,6 +194,84 @@ void rmsprop_loop(T* __restrict p, const T* __restrict gr, T* __restrict sq, T* 
   }
 }
 
+// ---------------------------------------------------------------------- Adam
+template <typename T>
+struct AdamScalars {
+  T sign, wd, beta2, rest2, shrink, eps, neg_step, bc2_sqrt;
+  Lerp<T> lerp;
+};
+
+// WD: 0 none, 1 L2 added to the gradient (Adam), 2 decoupled (AdamW).
+template <typename T, int WD, bool AMSGRAD>
+void adam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
+               T* __restrict vmax, int64_t n, AdamScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    T w = p[k];
+    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
+    if constexpr (WD == 2) w = w * c.shrink;
+    const T m = c.lerp(m1[k], g);
+    m1[k] = m;
+    T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
+    m2[k] = v;
+    if constexpr (AMSGRAD) {
+      v = nan_max(vmax[k], v);
+      vmax[k] = v;
+    }
+    p[k] = w + c.neg_step * m / (std::sqrt(v) / c.bc2_sqrt + c.eps);
+  }
+}
+
+}  // namespace
+
+// Entry points: validate everything, advance the step counters, walk the group.
+
+// ----------------------------------------------------------------------- SGD
+template <typename T>
+void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdOptions& o) {
+  check_common(op, o.lr, o.weight_decay);
+  if (!(o.momentum >= 0)) fail(op, ": invalid momentum ", o.momentum, " (expected >= 0)");
+  if (!std::isfinite(o.dampening)) fail(op, ": invalid dampening ", o.dampening);
+  if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
+    fail(op, ": Nesterov momentum requires a momentum and zero dampening");
+  const bool momentum = o.momentum != 0;
+  check_slots(op, slots, {{0, "momentum_buffer", momentum}}, false);
+  const SgdScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.momentum),
+                        T(1 - o.dampening), T(-o.lr)};
+  with_flag(o.weight_decay != 0, [&](auto WD) {
+    with_flag(momentum, [&](auto MOM) {
+      with_flag(o.nesterov, [&](auto NESTEROV) {
+        walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+          const ParamSlot<T>& s = slots[i];
+          T* buf = MOM ? s.state[0] + b : nullptr;
+          if (s.fresh) sgd_loop<T, WD, MOM, NESTEROV, true>(s.param + b, s.grad + b, buf, e - b, c);
+          else sgd_loop<T, WD, MOM, NESTEROV, false>(s.param + b, s.grad + b, buf, e - b, c);
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------- Adagrad
+template <typename T>
+void adagrad_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                  const AdagradOptions& o) {
+  check_common(op, o.lr, o.weight_decay);
+  check_eps(op, o.eps);
+  if (!(o.lr_decay >= 0)) fail(op, ": invalid lr_decay ", o.lr_decay, " (expected >= 0)");
+  check_slots(op, slots, {{0, "sum", true}}, true);
+  const std::vector<double> steps = advance_steps(slots);
+  with_flag(o.weight_decay != 0, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      const AdagradScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.eps),
+                                T(-(o.lr / (1 + (steps[i] - 1) * o.lr_decay)))};
+      adagrad_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, e - b, c);
+    });
+  });
+}
+
+// ------------------------------------------------------------------- RMSprop
 template <typename T>
 void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
                   const RmspropOptions& o) {
@@ -271,33 +304,6 @@ void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
 }
 
 // ---------------------------------------------------------------------- Adam
-template <typename T>
-struct AdamScalars {
-  T sign, wd, beta2, rest2, shrink, eps, neg_step, bc2_sqrt;
-  Lerp<T> lerp;
-};
-
-// WD: 0 none, 1 L2 added to the gradient (Adam), 2 decoupled (AdamW).
-template <typename T, int WD, bool AMSGRAD>
-void adam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
-               T* __restrict vmax, int64_t n, AdamScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    T w = p[k];
-    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
-    if constexpr (WD == 2) w = w * c.shrink;
-    const T m = c.lerp(m1[k], g);
-    m1[k] = m;
-    T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
-    m2[k] = v;
-    if constexpr (AMSGRAD) {
-      v = nan_max(vmax[k], v);
-      vmax[k] = v;
-    }
-    p[k] = w + c.neg_step * m / (std::sqrt(v) / c.bc2_sqrt + c.eps);
-  }
-}
-
 template <typename T>
 void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamOptions& o) {
   check_common(op, o.lr, o.weight_decay);
