@@ -66,3 +66,19 @@ def test_kernels_run_concurrently_from_python_threads():
     assert len(results) == 15
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+def test_conv_weight_gradient_is_bitwise_repeatable_on_several_threads():
+    # Per-chunk partial sums are added in chunk order, not in order of completion.
+    before = kiln.get_num_threads()
+    kiln.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((4, 6, 28, 28)).astype(np.float32)
+        dy = rng.standard_normal((4, 16, 24, 24)).astype(np.float32)
+        args = ((16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1)
+        first = kiln.kernels.conv2d_backward_weight(dy, x, *args)
+        for _ in range(50):
+            np.testing.assert_array_equal(kiln.kernels.conv2d_backward_weight(dy, x, *args), first)
+    finally:
+        kiln.set_num_threads(before)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "common/parallel.h"
@@ -407,18 +408,25 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
 }
 
 // Runs body(t0, t1, part) over chunks of [0, tasks), each chunk adding into its
-// own zeroed accumulator of part_size elements; returns the accumulators.
+// own zeroed accumulator of part_size elements; returns the accumulators in
+// chunk order, so the sum over them (and the result's last bits) does not
+// depend on which thread finished first.
 template <typename T, typename F>
 std::vector<Scratch<T>> accumulate_chunks(int64_t tasks, int64_t grain, int64_t part_size,
                                           F&& body) {
   std::mutex mutex;
-  std::vector<Scratch<T>> parts;
+  std::vector<std::pair<int64_t, Scratch<T>>> chunks;
   parallel_for(0, tasks, grain, [&](int64_t t0, int64_t t1) {
     auto part = scratch<T>(static_cast<size_t>(part_size));
     body(t0, t1, part.get());
     std::lock_guard<std::mutex> lock(mutex);
-    parts.push_back(std::move(part));
+    chunks.emplace_back(t0, std::move(part));
   });
+  std::sort(chunks.begin(), chunks.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Scratch<T>> parts;
+  parts.reserve(chunks.size());
+  for (auto& chunk : chunks) parts.push_back(std::move(chunk.second));
   return parts;
 }
 
