@@ -26,6 +26,17 @@ std::string indexed(const char* name, size_t i) {
   return std::string(name) + "[" + std::to_string(i) + "]";
 }
 
+// Fails if two entries of a list updated in place share their data: they
+// would race between threads and be updated twice. seen: (data, index) pairs.
+void check_distinct(const char* op, const char* list,
+                    std::vector<std::pair<const void*, size_t>>& seen) {
+  std::sort(seen.begin(), seen.end());
+  for (size_t k = 1; k < seen.size(); ++k)
+    if (seen[k].first == seen[k - 1].first)
+      fail(op, ": ", list, "[", std::min(seen[k].second, seen[k - 1].second), "] and ", list,
+           "[", std::max(seen[k].second, seen[k - 1].second), "] are the same array");
+}
+
 struct BufferList {
   const char* name;
   const py::sequence* arrays;  // null: the options do not use this buffer
@@ -123,12 +134,7 @@ Slots gather(const char* op, const py::sequence& params, const py::sequence& gra
     else dispatch_float(param, op, indexed("params", i).c_str(), add);
     if (param.size() > 0) seen.emplace_back(param.data(), i);
   }
-  // Two slots on one array would race between threads and update it twice.
-  std::sort(seen.begin(), seen.end());
-  for (size_t k = 1; k < seen.size(); ++k)
-    if (seen[k].first == seen[k - 1].first)
-      fail(op, ": params[", std::min(seen[k].second, seen[k - 1].second), "] and params[",
-           std::max(seen[k].second, seen[k - 1].second), "] are the same array");
+  check_distinct(op, "params", seen);
   return out;
 }
 
@@ -248,11 +254,7 @@ TensorLists<Mutable> spans(const py::sequence& tensors, const char* op) {
     });
     if (Mutable && a.size() > 0) seen.emplace_back(a.data(), i);
   }
-  std::sort(seen.begin(), seen.end());
-  for (size_t k = 1; k < seen.size(); ++k)
-    if (seen[k].first == seen[k - 1].first)
-      fail(op, ": tensors[", std::min(seen[k].second, seen[k - 1].second), "] and tensors[",
-           std::max(seen[k].second, seen[k - 1].second), "] are the same array");
+  check_distinct(op, "tensors", seen);
   return out;
 }
 

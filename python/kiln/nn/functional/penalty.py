@@ -7,9 +7,10 @@ tensor; its gradient flows back to every tensor that requires grad:
     l1_penalty(W)                    = sum |W|                     dR/dW = sign(W)
     elastic_net_penalty(W, l1_ratio) = sum l1_ratio |W| + (1 - l1_ratio) W^2
 
-The sums run over every element of every tensor, accumulated in float64; sign(0)
-is 0, as in PyTorch's abs backward. Multiply by the regularization strength
-yourself: ``loss = F.cross_entropy(out, y) + 1e-4 * F.l2_penalty(model.parameters())``.
+The sums run over every element of every tensor (a tensor listed twice counts
+once), accumulated in float64; sign(0) is 0, as in PyTorch's abs backward.
+Multiply by the regularization strength yourself:
+``loss = F.cross_entropy(out, y) + 1e-4 * F.l2_penalty(model.parameters())``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Union
 import numpy as np
 
 from kiln.autograd import Function
+from kiln.nn.utils._tensors import tensor_list
 from kiln.tensor import Tensor
 
 __all__ = ["elastic_net_penalty", "l1_penalty", "l2_penalty"]
@@ -61,18 +63,8 @@ class _Penalty(Function):
 
 
 def _penalty(params: Tensors, l1: float, l2: float, op: str) -> Tensor:
-    if isinstance(params, Tensor):
-        items = [params]
-    else:
-        try:
-            items = list(params)
-        except TypeError:
-            raise TypeError(
-                f"{op}: expected a Tensor or an iterable of Tensors, got {type(params).__name__}"
-            ) from None
+    items = tensor_list(params, op)
     for t in items:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{op}: expected Tensors, got an element of type {type(t).__name__}")
         if t.dtype.kind != "f":
             raise TypeError(f"{op}: expected floating point tensors, got {t.dtype} "
                             f"with shape {t.shape}")

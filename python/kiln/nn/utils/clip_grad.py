@@ -16,6 +16,7 @@ from typing import Any, Union
 import numpy as np
 
 from kiln import _C
+from kiln.nn.utils._tensors import tensor_list
 from kiln.tensor import Tensor
 
 __all__ = [
@@ -29,28 +30,19 @@ __all__ = [
 TensorOrTensors = Union[Tensor, Iterable[Tensor]]
 
 
-def _tensors(tensors: Any, op: str) -> list[Tensor]:
-    """A Tensor or an iterable of Tensors as a list (each tensor once)."""
-    if isinstance(tensors, Tensor):
-        return [tensors]
-    try:
-        items = list(tensors)
-    except TypeError:
-        raise TypeError(
-            f"{op}: expected a Tensor or an iterable of Tensors, got {type(tensors).__name__}"
-        ) from None
-    for t in items:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{op}: expected Tensors, got an element of type {type(t).__name__}")
-    unique = {id(t): t for t in items}
-    return list(unique.values())
-
-
 def _float(value: Any, op: str, name: str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{op}: {name} must be a number, got {value!r}") from None
+
+
+def _limit(value: Any, op: str, name: str) -> float:
+    """A clipping threshold: a number >= 0."""
+    limit = _float(value, op, name)
+    if not limit >= 0:
+        raise ValueError(f"{op}: {name} must be >= 0, got {value}")
+    return limit
 
 
 def _grads(parameters: list[Tensor], op: str) -> list[np.ndarray]:
@@ -86,7 +78,7 @@ def get_total_norm(tensors: TensorOrTensors, norm_type: float | str = 2.0,
     Returns:
         a 0-d Tensor of the tensors' (promoted) dtype; ``tensor(0.)`` for no tensors.
     """
-    items = _tensors(tensors, "get_total_norm")
+    items = tensor_list(tensors, "get_total_norm")
     q = _float(norm_type, "get_total_norm", "norm_type")
     if math.isnan(q):
         raise ValueError("get_total_norm: norm_type must not be nan")
@@ -117,10 +109,8 @@ def clip_grads_with_norm_(parameters: TensorOrTensors, max_norm: float,
         foreach: accepted for PyTorch compatibility.
     """
     op = "clip_grads_with_norm_"
-    params = _tensors(parameters, op)
-    limit = _float(max_norm, op, "max_norm")
-    if not limit >= 0:
-        raise ValueError(f"{op}: max_norm must be >= 0, got {max_norm}")
+    params = tensor_list(parameters, op)
+    limit = _limit(max_norm, op, "max_norm")
     grads = _grads(params, op)
     if not grads:
         return
@@ -154,7 +144,7 @@ def clip_grad_norm_(parameters: TensorOrTensors, max_norm: float,
     """
     op = "clip_grad_norm_"
     generator = isinstance(parameters, types.GeneratorType)
-    params = _tensors(parameters, op)
+    params = tensor_list(parameters, op)
     if generator and not params:
         warnings.warn("`parameters` is an empty generator, no gradient clipping will occur.",
                       stacklevel=2)
@@ -183,10 +173,8 @@ def clip_grad_value_(parameters: TensorOrTensors, clip_value: float,
         foreach: accepted for PyTorch compatibility.
     """
     op = "clip_grad_value_"
-    params = _tensors(parameters, op)
-    limit = _float(clip_value, op, "clip_value")
-    if not limit >= 0:
-        raise ValueError(f"{op}: clip_value must be >= 0, got {clip_value}")
+    params = tensor_list(parameters, op)
+    limit = _limit(clip_value, op, "clip_value")
     grads = _grads(params, op)
     _in_place(grads, lambda gs: _C.clamp_(gs, -limit, limit),
               lambda g: np.clip(g, -limit, limit, out=g))
