@@ -267,6 +267,15 @@ def test_strided_parameter_is_updated_in_place():
                                rtol=1e-6)
 
 
+def test_read_only_parameter_raises_before_any_update():
+    p = nn.Parameter(kiln.from_numpy(np.broadcast_to(np.float32(1.0), (3, 2))))
+    opt = optim.Adam([p])
+    p.grad = kiln.ones(3, 2)
+    with pytest.raises(ValueError, match="adam_step"):
+        opt.step()
+    assert opt.state[p]["step"].item() == 0
+
+
 def test_float64_and_float32_in_one_group():
     a = kiln.zeros(5, dtype=np.float64, requires_grad=True)
     b = kiln.zeros(5, requires_grad=True)

@@ -287,7 +287,9 @@ class Optimizer:
         try:
             return kernel(arrays, grads, *args)
         except ValueError:
-            if all(a.flags.c_contiguous for a in arrays + grads):
+            if all(a.flags.c_contiguous for a in arrays + grads) or not all(
+                a.flags.writeable for a in arrays
+            ):
                 raise
         copies = [np.ascontiguousarray(a) for a in arrays]
         result = kernel(copies, [np.ascontiguousarray(g) for g in grads], *args)
