@@ -38,7 +38,7 @@ _SCHEDULES = ("cosine", "constant", "onecycle", "plateau")
 _DEFAULTS = {"data": "mnist-sample", "model": "lenet5", "epochs": 30, "batch_size": 64,
              "optimizer": "adam", "lr": 3e-3, "schedule": "cosine", "warmup": 1.0,
              "weight_decay": 0.0, "augment": "auto", "seed": 0, "val_split": 0.2,
-             "patience": 10}
+             "patience": 15}
 
 
 class UsageError(Exception):
