@@ -57,8 +57,10 @@ inline T nan_max(T a, T b) {
   return a != a ? a : hi;
 }
 
+// The sign of lr is checked when the optimizer is built, as PyTorch does: a
+// schedule may round to a tiny negative lr (LinearLR down to 0 gives -2.5e-19).
 void check_common(const char* op, double lr, double weight_decay) {
-  if (!(lr >= 0)) fail(op, ": invalid learning rate ", lr, " (expected lr >= 0)");
+  if (!std::isfinite(lr)) fail(op, ": invalid learning rate ", lr, " (expected a finite lr)");
   if (!(weight_decay >= 0))
     fail(op, ": invalid weight_decay ", weight_decay, " (expected weight_decay >= 0)");
 }

@@ -232,7 +232,10 @@ class Optimizer:
             saved["params"] = group["params"]
             if "param_names" in group and "param_names" not in saved:
                 saved["param_names"] = group["param_names"]
-            self._check_options(saved)
+            # lr's sign is checked at construction only, as PyTorch does: a schedule may
+            # have left a rounding-level negative lr (LinearLR down to 0 gives -2.5e-19).
+            lr = saved.get("lr")
+            self._check_options({**saved, "lr": abs(lr)} if isinstance(lr, float) else saved)
             groups.append(saved)
         self.state = state
         self.param_groups = groups
