@@ -80,6 +80,17 @@ T* array_data(const char* op, const char* list, size_t i, py::array& a, const py
   return data_ptr;
 }
 
+// Calls f(float{}) or f(double{}) by the dtype of list[i] = a: NumPy's
+// descriptor pointer decides the common case, dispatch_float the rest (an
+// equivalent dtype, or the TypeError).
+template <typename F>
+void by_float_type(const py::array& a, const char* op, const char* list, size_t i, F&& f) {
+  const PyObject* d = py::detail::array_proxy(a.ptr())->descr;
+  if (d == descr<float>()) f(float{});
+  else if (d == descr<double>()) f(double{});
+  else dispatch_float(a, op, indexed(list, i).c_str(), f);
+}
+
 template <typename T>
 ParamSlot<T> make_slot(const char* op, size_t i, py::array& param, py::array& grad,
                        const std::vector<BufferList>& buffers, const py::sequence* steps) {
@@ -128,10 +139,7 @@ Slots gather(const char* op, const py::sequence& params, const py::sequence& gra
       out.where.emplace_back(std::is_same_v<T, double>, list.size());
       list.push_back(make_slot<T>(op, i, param, grad, buffers, steps));
     };
-    const PyObject* d = py::detail::array_proxy(param.ptr())->descr;
-    if (d == descr<float>()) add(float{});
-    else if (d == descr<double>()) add(double{});
-    else dispatch_float(param, op, indexed("params", i).c_str(), add);
+    by_float_type(param, op, "params", i, add);
     if (param.size() > 0) seen.emplace_back(param.data(), i);
   }
   check_distinct(op, "params", seen);
@@ -236,21 +244,15 @@ TensorLists<Mutable> spans(const py::sequence& tensors, const char* op) {
   std::vector<std::pair<const void*, size_t>> seen;
   for (size_t i = 0; i < tensors.size(); ++i) {
     py::array a = entry(tensors, i, op, "tensors");
-    const std::string name = indexed("tensors", i);
-    dispatch_float(a, op, name.c_str(), [&](auto tag) {
+    by_float_type(a, op, "tensors", i, [&](auto tag) {
       using T = decltype(tag);
-      const int64_t n = static_cast<int64_t>(a.size());
-      if constexpr (Mutable) {
-        T* p = mutable_data<T>(a, op, name.c_str());
-        if constexpr (std::is_same_v<T, float>) out.f32.push_back({p, n});
-        else out.f64.push_back({p, n});
-      } else {
-        const T* p = data<T>(a, op, name.c_str());
-        if constexpr (std::is_same_v<T, float>) out.f32.push_back({p, n});
-        else out.f64.push_back({p, n});
-      }
-      out.where.emplace_back(std::is_same_v<T, double>,
-                             std::is_same_v<T, double> ? out.f64.size() - 1 : out.f32.size() - 1);
+      T* data_ptr = array_data<T>(op, "tensors", i, a, nullptr, Mutable);
+      auto& list = [&]() -> auto& {
+        if constexpr (std::is_same_v<T, float>) return out.f32;
+        else return out.f64;
+      }();
+      out.where.emplace_back(std::is_same_v<T, double>, list.size());
+      list.push_back({data_ptr, static_cast<int64_t>(a.size())});
     });
     if (Mutable && a.size() > 0) seen.emplace_back(a.data(), i);
   }
