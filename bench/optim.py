@@ -11,11 +11,12 @@ An update is memory-bound, so the table also gives the bytes each rule must move
 per step (every parameter, gradient and state element read once, parameter and
 state written once: SGD 3 (5 with momentum), Adagrad 5, RMSprop 5 (+2 centered,
 +2 momentum), Adam/AdamW 7 (9 amsgrad) floats per parameter), the bandwidth kiln
-achieves, and that bandwidth against two measured ceilings on a buffer the size
-of the set's parameters: a copy (read n + write n bytes; its stores also pull
-the destination into cache first, so an update, which writes only lines it has
-read, can beat it) and an in-place scale x *= c on kiln's pool (read n + write
-n, the access pattern of an update). A last section times clip_grad_norm_.
+achieves, and two ceilings measured next to each rule (on a shared machine the
+bandwidth drifts) on a buffer the size of the set's parameters: "copy" (torch,
+read n + write n bytes; its stores also pull the destination into cache first,
+so an update, which writes only lines it has read, can beat it) and "scale", an
+in-place x *= c on kiln's pool (read n + write n, the access pattern of an
+update). A last section times clip_grad_norm_.
 
 Run: PYTHONPATH=build-dev/stage python bench/optim.py [--repeat N] [--rounds R]
 """
@@ -124,12 +125,12 @@ def bench_set(label: str, shapes: list[tuple[int, ...]], repeat: int, rounds: in
     values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grads = [(rng.standard_normal(s) * 1e-2).astype(np.float32) for s in shapes]
     count = sum(v.size for v in values)
-    copy_bw, rmw_bw = ceilings(count * 4, repeat, rounds)
-    print(f"{label}: {len(shapes)} tensors, {count / 1e6:.2f} M parameters; at "
-          f"{count * 4 / 2**20:.1f} MiB a copy moves {copy_bw / 1e9:.1f} GB/s, an in-place "
-          f"scale {rmw_bw / 1e9:.1f} GB/s")
+    print(f"{label}: {len(shapes)} tensors, {count / 1e6:.2f} M parameters "
+          f"({count * 4 / 2**20:.1f} MiB per array)")
     rows = []
     for name, kwargs, floats in RULES:
+        # Measured next to each rule: on a shared machine the bandwidth drifts.
+        copy_bw, rmw_bw = ceilings(count * 4, repeat, rounds)
         kparams = [nn.Parameter(kiln.tensor(v)) for v in values]
         for p, g in zip(kparams, grads):
             p.grad = kiln.tensor(g)
@@ -146,7 +147,7 @@ def bench_set(label: str, shapes: list[tuple[int, ...]], repeat: int, rounds: in
             "set": label, "rule": f"{name}({options})" if options else name,
             "kiln_ms": k_time * 1e3, "torch_ms": t_time * 1e3, "ratio": t_time / k_time,
             "mb": moved / 1e6, "gbs": moved / k_time / 1e9, "of_copy": moved / k_time / copy_bw,
-            "of_rmw": moved / k_time / rmw_bw,
+            "of_rmw": moved / k_time / rmw_bw, "copy": copy_bw / 1e9, "scale": rmw_bw / 1e9,
         })
     return rows
 
@@ -184,11 +185,11 @@ def main() -> None:
     rows = bench_set("ResNet-20", resnet20_shapes(), args.repeat * 5, args.rounds)
     rows += bench_set("ResNet-50", resnet50_shapes(), args.repeat, args.rounds)
     print(f"\n{'set':<10} {'rule':<48} {'kiln ms':>8} {'torch ms':>8} {'torch/kiln':>10} "
-          f"{'MB/step':>8} {'GB/s':>6} {'of copy':>7} {'of scale':>8}")
+          f"{'MB/step':>8} {'GB/s':>6} {'copy':>6} {'scale':>6} {'of copy':>7} {'of scale':>8}")
     for r in rows:
         print(f"{r['set']:<10} {r['rule']:<48} {r['kiln_ms']:>8.3f} {r['torch_ms']:>8.3f} "
-              f"{r['ratio']:>10.2f} {r['mb']:>8.1f} {r['gbs']:>6.1f} {r['of_copy']:>7.0%} "
-              f"{r['of_rmw']:>8.0%}")
+              f"{r['ratio']:>10.2f} {r['mb']:>8.1f} {r['gbs']:>6.1f} {r['copy']:>6.1f} "
+              f"{r['scale']:>6.1f} {r['of_copy']:>7.0%} {r['of_rmw']:>8.0%}")
     print()
     bench_clip(resnet20_shapes(), "ResNet-20", args.repeat * 5)
     bench_clip(resnet50_shapes(), "ResNet-50", args.repeat)
