@@ -213,7 +213,7 @@ TEST(Optim, BadArgumentsThrowBeforeAnythingChanges) {
   grp.next_grads(1);
   auto slots = grp.slots(true);
   const std::vector<float> before = grp.p[0];
-  EXPECT_THROW(adam_step("adam_step", slots, AdamOptions{-1.0}), ValueError);
+  EXPECT_THROW(adam_step("adam_step", slots, AdamOptions{std::nan("")}), ValueError);
   EXPECT_THROW(adam_step("adam_step", slots, AdamOptions{0.1, 1.0}), ValueError);
   EXPECT_THROW(adam_step("adam_step", slots, AdamOptions{0.1, 0.9, -0.1}), ValueError);
   EXPECT_THROW(adagrad_step("adagrad_step", slots, AdagradOptions{0.1, -1.0}), ValueError);
