@@ -259,3 +259,14 @@ def test_python_number_conversions():
     assert kiln.float == np.float32 and kiln.double == np.float64 and kiln.long == np.int64
     with pytest.raises(RuntimeError, match="ambiguous"):
         bool(kiln.ones(2))
+
+
+def test_factories_reject_bad_sizes_naming_the_op():
+    with pytest.raises(ValueError, match="randperm"):
+        kiln.randperm(-1)
+    with pytest.raises(ValueError, match="randint"):
+        kiln.randint(5, 2, (3,))
+    with pytest.raises(ValueError, match="linspace"):
+        kiln.linspace(0, 1, -2)
+    with pytest.raises(ValueError, match="arange"):
+        kiln.arange(0, 1, 1e-20)

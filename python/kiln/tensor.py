@@ -712,11 +712,15 @@ def randint(low: int, high: int | None = None, size: Sequence[int] = (),
             dtype: Any = int64) -> Tensor:
     if high is None:
         low, high = 0, low
+    if not low < high:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     array = numpy_generator().integers(low, high, _size(size)).astype(np.dtype(dtype))
     return Tensor(array)
 
 
 def randperm(n: int, dtype: Any = int64) -> Tensor:
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
     return Tensor(numpy_generator().permutation(n).astype(np.dtype(dtype)))
 
 
@@ -727,6 +731,9 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
         start, end = 0, start
     if step == 0:
         raise ValueError("arange: step must be nonzero")
+    count = np.ceil((end - start) / step)
+    if count > np.iinfo(np.int64).max // 8:
+        raise ValueError(f"arange: {count:.3g} elements from start={start}, end={end}, step={step}")
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = int64 if is_int else float32
@@ -734,6 +741,8 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
 
 
 def linspace(start: float, end: float, steps: int, dtype: Any = float32) -> Tensor:
+    if steps < 0:
+        raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
     return Tensor(np.linspace(start, end, steps).astype(np.dtype(dtype)))
 
 
