@@ -14,6 +14,7 @@ same model and the same seeded split. User errors print one line on stderr and e
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -565,6 +566,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+# Subcommands that live in their own module under kiln/commands/: each module has
+# add_parser(sub), which adds its parser and sets func to its handler.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
     parser.add_argument("--data", help=f"dataset (default mnist-sample): {_DATA_HELP}")
     parser.add_argument("--model", help="architecture (default lenet5, with batch norm): "
@@ -647,6 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("--output", default="lr_find.png", help="plot file (default "
                      "lr_find.png)")
     lrf.set_defaults(func=cmd_lr_find)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"kiln.commands.{name}").add_parser(sub)
     return parser
 
 
