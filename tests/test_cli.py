@@ -3,6 +3,7 @@ tiny settings; bad input gives one line on stderr, exit code 2 and no files."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import json
@@ -206,3 +207,28 @@ def test_console_script_error_has_no_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (f"kiln eval: error: checkpoint "
                                    f"{tmp_path / 'none.safetensors'} does not exist")
+
+
+def test_runs_started_together_get_folders_of_their_own(tmp_path: Path) -> None:
+    """Two `kiln train` processes with the same name, started at once: each claims a
+    folder of its own and writes its whole run there."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    argv = [sys.executable, "-m", "kiln.cli", "train", *TINY, "--epochs", "1",
+            "--threads", "1", "--out", str(tmp_path), "--name", "same"]
+    runs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)]
+    assert [process.wait(timeout=120) for process in runs] == [0, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same", "same-2"]
+    for folder in tmp_path.iterdir():
+        assert {"best.safetensors", "config.json", "metrics.csv"} <= {
+            p.name for p in folder.iterdir()}
+
+
+def test_run_folder_is_claimed_exclusively(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    args = argparse.Namespace(name=None, out=str(tmp_path / "runs"))
+    config = {"model": "lenet5", "data": "mnist:/data"}
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: cli._create_run_dir(args, config), range(16)))
+    assert len(set(folders)) == 16 and all(folder.is_dir() for folder in folders)

@@ -348,15 +348,22 @@ def _read_checkpoint_extra(path: str) -> dict[str, Any]:
     return config
 
 
-def _run_dir(args: argparse.Namespace, config: dict[str, Any]) -> Path:
+def _create_run_dir(args: argparse.Namespace, config: dict[str, Any]) -> Path:
+    """Creates and returns OUT/NAME, or OUT/NAME-2, -3, ... when NAME is taken. Each
+    name is claimed by an exclusive mkdir, so two runs started in the same second
+    never share a folder."""
     name = args.name or f"{config['model']}-{config['data'].split(':')[0]}-" \
                         f"{time.strftime('%Y%m%d-%H%M%S')}"
     base = Path(args.out) / name
+    base.parent.mkdir(parents=True, exist_ok=True)
     path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
 
 
 class _RunCheckpoint(ModelCheckpoint):
@@ -398,10 +405,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = Path(args.resume).resolve().parent
     else:
         config = _checked_config(args)
-        run = _run_dir(args, config)
     kiln.manual_seed(config["seed"])
     model, split, train_loader, val_loader = _prepare(config)
     _probe(model, val_loader)
+    if not args.resume:  # the inputs are checked: claim the run's folder now
+        run = _create_run_dir(args, config)
     optimizer = _optimizer(config, model)
     scheduler, interval = _scheduler(config, optimizer, len(train_loader))
     stopper = EarlyStopping(monitor="val_accuracy", patience=config["patience"])
@@ -416,7 +424,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.load_checkpoint(args.resume)
     remaining = config["epochs"] - trainer.epoch
-    run.mkdir(parents=True, exist_ok=True)
     _write_json(run / "config.json", config)
     print(f"kiln train: {config['model']} on {config['data']} ({len(split.train[0])} train, "
           f"{len(split.val[0])} val, {split.num_classes} classes), {config['optimizer']} lr "
