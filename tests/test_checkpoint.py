@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -83,27 +85,37 @@ def _with_header(header: dict, data: bytes) -> bytes:
     return len(encoded).to_bytes(8, "little") + encoded + data
 
 
+def _nested_header(depth: int) -> bytes:
+    """A header whose one tensor entry carries a value nested ``depth`` lists deep."""
+    encoded = (b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":'
+               + b"[" * depth + b"]" * depth + b"}}")
+    return len(encoded).to_bytes(8, "little") + encoded + bytes(4)
+
+
 @pytest.mark.parametrize("damage, why", [
-    (lambda raw: raw[:5], "shorter than the 8-byte header length"),
-    (lambda raw: raw[:-3], "truncated"),
-    (lambda raw: raw + b"\0" * 8, "truncated or padded"),
-    (lambda raw: (10**9).to_bytes(8, "little") + raw[8:], "header length"),
-    (lambda raw: raw[:8] + b"!" + raw[9:], "not JSON"),
-    (lambda raw: _with_header([1, 2], b""), "not a JSON object"),
+    (lambda raw: raw[:5], "header too small"),
+    (lambda raw: raw[:-3], "not fully covered"),
+    (lambda raw: raw + b"\0" * 8, "not fully covered"),
+    (lambda raw: (10**9).to_bytes(8, "little") + raw[8:], "header too large"),
+    (lambda raw: raw[:8] + b"!" + raw[9:], "invalid JSON"),
+    (lambda raw: _with_header([1, 2], b""), "expected struct"),
     (lambda raw: _with_header({"a": {"dtype": "F32", "shape": [4]}}, bytes(16)),
-     "lacks dtype, shape or data_offsets"),
+     "missing field `data_offsets`"),
     (lambda raw: _with_header({"a": {"dtype": "Q7", "shape": [4], "data_offsets": [0, 16]}},
-                              bytes(16)), "dtype 'Q7', which kiln cannot read"),
+                              bytes(16)), "unknown variant `Q7`"),
     (lambda raw: _with_header({"a": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}},
-                              bytes(16)), "invalid shape"),
+                              bytes(16)), "expected usize"),
     (lambda raw: _with_header({"a": {"dtype": "F32", "shape": [5], "data_offsets": [0, 16]}},
-                              bytes(16)), "16 bytes for shape"),
+                              bytes(16)), "invalid shape, data type, or offset"),
     (lambda raw: _with_header({"a": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}},
-                              bytes(16)), "invalid data_offsets"),
+                              bytes(16)), "invalid offset for tensor `a`"),
     (lambda raw: _with_header({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
                                "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}},
-                              bytes(24)), "starts at byte 8, expected 16"),
-    (lambda raw: _with_header({"__metadata__": {"k": 1}}, b""), "__metadata__"),
+                              bytes(24)), "invalid offset for tensor `b`"),
+    (lambda raw: _with_header({"__metadata__": {"k": 1}}, b""), "expected a string"),
+    (lambda raw: _nested_header(100_000), "recursion limit"),
+    (lambda raw: _with_header({"a": {"dtype": "C64", "shape": [2], "data_offsets": [0, 16]}},
+                              bytes(16)), "dtype 'C64', which kiln cannot read"),
     (lambda raw: pickle.dumps({"a": np.zeros(3)}), "not a valid safetensors file"),
 ])
 def test_damaged_files_raise_value_error_naming_the_file(tmp_path, damage, why):
@@ -355,3 +367,39 @@ def test_module_save_round_trips_through_load_state(tmp_path):
     assert sorted(loaded) == sorted(model.state_dict())
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(loaded[name].numpy(), value.numpy())
+
+
+_KILLED_WRITER = """
+import sys, time
+from kiln.data._atomic import atomic_write
+with atomic_write(sys.argv[1]) as handle:
+    handle.write(b"half a file")
+    handle.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_later_save_removes_what_killed_writers_left(tmp_path):
+    """A writer killed with SIGKILL cannot clean up its partial file; the next
+    successful save of the same target removes it, but never a live writer's."""
+    target = tmp_path / "best.safetensors"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    writers = [subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(target)], env=env,
+                                stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    try:
+        for writer in writers:
+            assert writer.stdout.readline().strip() == "writing"
+        for writer in writers[:2]:
+            writer.kill()
+            writer.wait(timeout=60)
+        parts = sorted(tmp_path.glob(".best.safetensors.*.part"))
+        assert len(parts) == 3 and not target.exists()
+        kiln.save_state({"w": np.ones(3, np.float32)}, target)
+        left = sorted(tmp_path.glob(".best.safetensors.*.part"))
+        assert [p.name.split(".")[3] for p in left] == [str(writers[2].pid)]  # the live one
+        np.testing.assert_array_equal(kiln.load_state(target)["w"].numpy(), np.ones(3))
+    finally:
+        for writer in writers:
+            writer.kill()
+            writer.wait(timeout=60)

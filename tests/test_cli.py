@@ -232,3 +232,15 @@ def test_run_folder_is_claimed_exclusively(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         folders = list(pool.map(lambda _: cli._create_run_dir(args, config), range(16)))
     assert len(set(folders)) == 16 and all(folder.is_dir() for folder in folders)
+
+
+def test_eval_of_a_deeply_nested_header_is_one_line(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    encoded = b'{"__metadata__":{"extra":"x"},"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    path = tmp_path / "nested.safetensors"
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded)
+    code, out, err = run(capsys, "eval", str(path))
+    assert code == 2 and "Traceback" not in out + err
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"kiln eval: error: load_state: {path} is not a valid safetensors "
+                           "file: ") and "recursion limit exceeded" in line

@@ -1,4 +1,4 @@
-"""Weights and training checkpoints in the safetensors format, in pure NumPy.
+"""Weights and training checkpoints in the safetensors format.
 
 File layout (https://github.com/huggingface/safetensors):
 
@@ -7,9 +7,12 @@ File layout (https://github.com/huggingface/safetensors):
                      "__metadata__": {str: str}}   (optional metadata, strings only)
     rest      the tensors' raw little-endian bytes; offsets count from the end of the header
 
-Loading parses JSON and reinterprets bytes (np.frombuffer): it never unpickles, so a
-file cannot run code. Writing goes to a temporary file in the same folder, is fsynced
-and renamed over the target, so a crash mid-write leaves the old file whole.
+Files are written and parsed by the ``safetensors`` library (small, fuzzed and
+maintained; its parser bounds the header's size and nesting and checks that the
+tensors tile the data). Loading never unpickles, so a file cannot run code.
+Writing goes to a temporary file in the same folder, is fsynced and renamed over
+the target, so a crash mid-write leaves the old file whole; a later save removes
+the partial files that killed writers left behind.
 
 A training checkpoint is one such file: tensors ``model.<key>`` (the state_dict) and
 ``optimizer.state.<index>.<name>`` (the optimizer's tensor state), and metadata
@@ -20,15 +23,16 @@ state as JSON), ``rng`` (kiln.random's state), ``epoch``, ``history``, ``extra``
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
+import safetensors.numpy
 
-from kiln.data._atomic import atomic_write
+from kiln.data._atomic import atomic_path
 from kiln.random import get_rng_state, set_rng_state
 from kiln.tensor import Tensor
 
@@ -38,11 +42,10 @@ _CODES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
     "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
 }
-_NAMES = {np.dtype(spec).newbyteorder("="): code for code, spec in _CODES.items()}
+_STORABLE = {np.dtype(spec).newbyteorder("=") for spec in _CODES.values()}
 # bfloat16 (PyTorch's favourite half type) has no NumPy dtype: it is read as its 16 bits
 # and widened to float32, exactly (a bfloat16 is the top half of a float32).
 _DTYPES = {code: np.dtype(spec) for code, spec in {**_CODES, "BF16": "<u2"}.items()}
-_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit: a bigger header is a corrupt file
 _FORMAT = "1"
 
 
@@ -55,34 +58,21 @@ def save_state(tensors: Mapping[str, Any], path: str | os.PathLike[str],
     """
     if not isinstance(tensors, Mapping):
         raise TypeError(f"save_state: expected a dict of tensors, got {type(tensors).__name__}")
-    header: dict[str, Any] = {}
-    if metadata is not None:
-        if not isinstance(metadata, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-            raise TypeError("save_state: metadata must be a dict of str to str")
-        header["__metadata__"] = dict(metadata)
-    arrays = []
-    offset = 0
-    for name in sorted(tensors, key=_sort_key):
+    if metadata is not None and (not isinstance(metadata, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise TypeError("save_state: metadata must be a dict of str to str")
+    arrays = {}
+    for name in tensors:
         if not isinstance(name, str) or name == "__metadata__" or not name:
             raise ValueError(f"save_state: invalid tensor name {name!r}")
         array = _as_array(tensors[name], name)
-        code = _NAMES.get(array.dtype.newbyteorder("="))
-        if code is None:
+        if array.dtype.newbyteorder("=") not in _STORABLE:
             raise TypeError(f"save_state: tensor {name!r} has dtype {array.dtype}, which "
                             f"safetensors cannot store (supported: {', '.join(_CODES)})")
-        array = np.asarray(array, dtype=_DTYPES[code], order="C")  # keeps 0-d shapes
-        header[name] = {"dtype": code, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + array.nbytes]}
-        offset += array.nbytes
-        arrays.append(array)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned, as safetensors pads
-    with atomic_write(path) as handle:
-        handle.write(len(encoded).to_bytes(8, "little"))
-        handle.write(encoded)
-        for array in arrays:
-            handle.write(memoryview(array.reshape(-1)).cast("B"))
+        arrays[name] = np.asarray(array, order="C")  # keeps 0-d shapes
+    with atomic_path(path) as temp:
+        safetensors.numpy.save_file(arrays, temp,
+                                    metadata=None if metadata is None else dict(metadata))
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -100,10 +90,6 @@ def save_model(model: Any, path: str | os.PathLike[str],
     save_state(model.state_dict(), path, metadata)
 
 
-def _sort_key(name: Any) -> str:
-    return name if isinstance(name, str) else ""
-
-
 def _as_array(value: Any, name: str) -> np.ndarray:
     if isinstance(value, Tensor):
         return value.detach().numpy()
@@ -114,75 +100,34 @@ def _as_array(value: Any, name: str) -> np.ndarray:
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The arrays (views of one writable buffer) and metadata of a safetensors file."""
+    """The arrays (writable, in file order) and metadata of a safetensors file."""
     path = Path(path)
-
-    def corrupt(why: str) -> ValueError:
-        return ValueError(f"load_state: {path} is not a valid safetensors file: {why}")
-
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size < 8:
-                raise corrupt(f"{size} bytes, shorter than the 8-byte header length")
-            length = int.from_bytes(handle.read(8), "little")
-            if length > min(size - 8, _MAX_HEADER):
-                raise corrupt(f"header length {length} exceeds the file's {size - 8} bytes")
-            raw = handle.read(length)
-            data = bytearray(size - 8 - length)
-            handle.readinto(data)
+        content = path.read_bytes()
     except OSError as error:
         raise ValueError(f"load_state: cannot read {path}: {error.strerror or error}") from None
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise corrupt(f"header is not JSON ({error})") from None
-    if not isinstance(header, dict):
-        raise corrupt("header is not a JSON object")
+        entries = dict(safetensors.deserialize(content))
+    except (safetensors.SafetensorError, ValueError, TypeError, OverflowError) as error:
+        raise ValueError(f"load_state: {path} is not a valid safetensors file: "
+                         f"{' '.join(str(error).split())}") from None
+    # The library has validated the header (bounded size and depth, strings-only
+    # metadata), so reading it again here is safe; it gives the metadata and file order.
+    header = json.loads(content[8:8 + int.from_bytes(content[:8], "little")])
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise corrupt("__metadata__ is not a map of strings")
-    spans = []
-    for name, entry in header.items():
-        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
-            raise corrupt(f"entry {name!r} lacks dtype, shape or data_offsets")
-        dtype, shape, offsets = _DTYPES.get(entry["dtype"]), entry["shape"], entry["data_offsets"]
+    arrays = {}
+    for name in sorted(header, key=lambda key: header[key]["data_offsets"]):
+        entry = entries[name]
+        dtype = _DTYPES.get(entry["dtype"])
         if dtype is None:
             raise ValueError(f"load_state: {path}: tensor {name!r} has dtype {entry['dtype']!r}, "
                              f"which kiln cannot read (it reads {', '.join(_DTYPES)})")
-        if not isinstance(shape, list) or not all(_natural(d) for d in shape):
-            raise corrupt(f"tensor {name!r} has invalid shape {shape!r}")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_natural, offsets))
-                or offsets[0] > offsets[1]):
-            raise corrupt(f"tensor {name!r} has invalid data_offsets {offsets!r}")
-        if offsets[1] - offsets[0] != math.prod(shape) * dtype.itemsize:
-            raise corrupt(f"tensor {name!r}: {offsets[1] - offsets[0]} bytes for shape "
-                          f"{tuple(shape)} of {entry['dtype']}")
-        spans.append((offsets[0], offsets[1], name))
-    # As safetensors itself requires: the tensors tile the data exactly, no gap, no overlap.
-    position = 0
-    for begin, end, name in sorted(spans):
-        if begin != position:
-            raise corrupt(f"tensor {name!r} starts at byte {begin}, expected {position}")
-        position = end
-    if position != len(data):
-        raise corrupt(f"tensors cover {position} bytes but the file holds {len(data)} "
-                      "(truncated or padded)")
-    arrays = {}
-    for name, entry in header.items():
-        begin, end = entry["data_offsets"]
-        dtype = _DTYPES[entry["dtype"]]
-        array = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize,
-                              offset=begin) if end > begin else np.empty(0, dtype)
-        array = array.reshape(entry["shape"]).astype(dtype.newbyteorder("="), copy=False)
+        array = np.frombuffer(entry["data"], dtype=dtype).reshape(entry["shape"])
+        array = array.astype(dtype.newbyteorder("="), copy=False)
         if entry["dtype"] == "BF16":
             array = (array.astype(np.uint32) << 16).view(np.float32)
         arrays[name] = array
     return arrays, metadata
-
-
-def _natural(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # ---------------------------------------------------------------- JSON state
