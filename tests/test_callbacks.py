@@ -142,6 +142,36 @@ def test_curve_plot_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_curve_plot_draws_off_the_training_thread_at_most_every_interval(tmp_path,
+                                                                        monkeypatch):
+    import threading
+    import time
+
+    from kiln.train import plots
+
+    drawn = []
+
+    def slow_plot(table, path):
+        drawn.append((threading.current_thread() is threading.main_thread(),
+                      list(table["epoch"])))
+        time.sleep(0.2)  # a slow drawing must not hold up the epochs
+
+    monkeypatch.setattr(plots, "plot_history", slow_plot)
+    trainer = make(callbacks=[CurvePlot(tmp_path / "c.png", interval=3600)])
+    start = time.perf_counter()
+    trainer.fit(loaders()[0], epochs=4)
+    assert drawn == [(False, [1, 2, 3, 4])]  # only the final picture, drawn by the thread
+    assert time.perf_counter() - start < 10
+
+    drawn.clear()
+    trainer = make(callbacks=[CurvePlot(tmp_path / "c.png", interval=0)])
+    trainer.fit(loaders()[0], epochs=3)
+    assert drawn and drawn[-1] == (False, [1, 2, 3])
+    assert all(not on_main for on_main, _ in drawn)
+    with pytest.raises(ValueError, match="CurvePlot: interval"):
+        CurvePlot(tmp_path / "c.png", interval=-1)
+
+
 def test_curve_plot_without_matplotlib_warns_once(tmp_path, monkeypatch):
     import sys
 
@@ -217,3 +247,27 @@ def test_model_checkpoint_path_template_and_missing_monitor(tmp_path):
     assert [n[:4] for n in names] == ["e01-", "e02-"] and check.last_saved.endswith(names[1])
     with pytest.raises(ValueError, match="ModelCheckpoint: monitor 'val_loss'"):
         make(callbacks=[ModelCheckpoint(tmp_path / "x.safetensors")]).fit(loaders()[0])
+
+
+def test_ctrl_c_mid_epoch_still_ends_training_cleanly():
+    """on_train_end runs when fit is interrupted: the bar is closed (the next message
+    starts on a line of its own) and EarlyStopping's best weights come back."""
+    pytest.importorskip("tqdm")
+
+    class Interrupt(Callback):
+        def on_batch_end(self, step, logs):
+            if logs["epoch"] == 2 and step == 2:
+                raise KeyboardInterrupt
+
+    out = io.StringIO()
+    ended = []
+
+    class Ended(Callback):
+        def on_train_end(self, logs):
+            ended.append(True)
+
+    trainer = make(callbacks=[ProgressBar(file=out, use_tqdm=True), Interrupt(), Ended()])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(*loaders(), epochs=3)
+    assert ended == [True]
+    assert out.getvalue().endswith("\n")

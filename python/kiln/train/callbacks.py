@@ -14,6 +14,7 @@ import io
 import math
 import os
 import sys
+import threading
 import time
 import warnings
 from typing import IO, Any
@@ -328,23 +329,75 @@ class CSVLogger(Callback):
 
 
 class CurvePlot(Callback):
-    """Redraws a PNG of loss, accuracy and learning-rate curves (train and validation) at
-    every epoch end, written atomically. Without matplotlib it warns once and does nothing."""
+    """Keeps a PNG of loss, accuracy and learning-rate curves (train and validation)
+    current, written atomically, without slowing training: a background thread draws
+    the newest epochs at most once every ``interval`` seconds, and the final curves
+    are drawn when training ends. Without matplotlib it warns once and does nothing.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Drawing costs about 0.3 s (0.5 s more for the first import of matplotlib), as
+    long as an epoch of a small network: on the training thread at every epoch it
+    doubled a short run's time."""
+
+    def __init__(self, path: str | os.PathLike[str], interval: float = 10.0) -> None:
+        if not interval >= 0:
+            raise ValueError(f"CurvePlot: interval must be >= 0 seconds, got {interval!r}")
         self.path = os.fspath(path)
+        self.interval = float(interval)
         self._warned = False
+        self._missing = False
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Condition()
+        self._table: dict[str, list[Any]] | None = None
+        self._closing = False
+
+    def on_train_begin(self, logs: Logs) -> None:
+        self._closing, self._table = False, None
+        self._thread = threading.Thread(target=self._draw_loop, name="kiln-CurvePlot",
+                                        daemon=True)
+        self._thread.start()
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        self._warn_if_missing()
+        with self._wake:
+            self._table = {k: list(v) for k, v in self.trainer.history.history.items()}
+            self._wake.notify()
+
+    def on_train_end(self, logs: Logs) -> None:
+        if self._thread is None:
+            return
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join()
+        self._thread = None
+        self._warn_if_missing()
+
+    def _draw_loop(self) -> None:
         from kiln.train.plots import plot_history
 
-        try:
-            plot_history(self.trainer.history, self.path)
-        except ImportError:
-            if not self._warned:
-                warnings.warn("CurvePlot: matplotlib is not installed, no curves are drawn "
-                              "(pip install matplotlib)", stacklevel=2)
-                self._warned = True
+        last = time.monotonic()  # the first picture waits a whole interval too
+        while True:
+            with self._wake:
+                while not self._closing and (
+                        self._table is None or time.monotonic() - last < self.interval):
+                    wait = None if self._table is None else self.interval - (
+                        time.monotonic() - last)
+                    self._wake.wait(wait)
+                table, self._table, closing = self._table, None, self._closing
+            if table is not None and not self._missing:
+                try:
+                    plot_history(table, self.path)
+                except ImportError:
+                    self._missing = True
+                last = time.monotonic()
+            if closing:
+                return
+
+    def _warn_if_missing(self) -> None:
+        if self._missing and not self._warned:
+            warnings.warn("CurvePlot: matplotlib is not installed, no curves are drawn "
+                          "(pip install matplotlib)", stacklevel=3)
+            self._warned = True
 
 
 class NaNGuard(Callback):

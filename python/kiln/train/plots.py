@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from kiln.data._atomic import atomic_write
 
 
 def plot_history(history: Any, path: str | os.PathLike[str]) -> None:
-    """Draws ``history`` (a History) into ``path`` (PNG, written atomically): one panel for
-    the loss, one per metric with train and validation curves, one for the lr (log scale).
-    Raises ImportError without matplotlib."""
+    """Draws ``history`` (a History, or its ``.history`` table of per-epoch lists) into
+    ``path`` (PNG, written atomically): one panel for the loss, one per metric with
+    train and validation curves, one for the lr (log scale). Raises ImportError
+    without matplotlib."""
     # A bare Figure renders with Agg without touching pyplot or the user's backend.
     from matplotlib.figure import Figure
 
-    table = history.history
+    table = history if isinstance(history, Mapping) else history.history
     epochs = table.get("epoch", [])
     names = ["loss"] + [k for k in table
                         if k not in ("epoch", "loss", "lr", "time") and not k.startswith("val_")]

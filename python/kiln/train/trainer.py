@@ -150,25 +150,29 @@ class Trainer:
         self.last_epoch = self.epoch + int(epochs)
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self._call("on_train_begin", {})
-        while self.epoch < self.last_epoch and not self.stop_training:
-            epoch = self.epoch + 1
-            # Loader epochs follow the trainer's, so a resumed run sees the same batches.
-            if hasattr(train_loader, "set_epoch"):
-                train_loader.set_epoch(epoch - 1)
-            self._call("on_epoch_begin", epoch, {})
-            start = time.perf_counter()
-            logs = self._train_epoch(op, epoch, train_loader)
-            if val_loader is not None:
-                if self.stop_training:  # a NaN stop: validating those weights tells nothing
-                    logs.update({f"val_{k}": math.nan for k in ("loss", *self.metrics)})
-                else:
-                    logs.update(self._evaluate(op, val_loader).means("val_"))
-            logs["lr"] = self.lr
-            logs["time"] = time.perf_counter() - start
-            self.epoch = epoch
-            self.history.log_epoch(logs)
-            self._call("on_epoch_end", epoch, dict(logs))
-        self._call("on_train_end", {})
+        # on_train_end runs on an error or Ctrl-C too: progress bars close, best
+        # weights come back, background writers finish.
+        try:
+            while self.epoch < self.last_epoch and not self.stop_training:
+                epoch = self.epoch + 1
+                # Loader epochs follow the trainer's, so a resumed run sees the same batches.
+                if hasattr(train_loader, "set_epoch"):
+                    train_loader.set_epoch(epoch - 1)
+                self._call("on_epoch_begin", epoch, {})
+                start = time.perf_counter()
+                logs = self._train_epoch(op, epoch, train_loader)
+                if val_loader is not None:
+                    if self.stop_training:  # a NaN stop: validating those weights tells nothing
+                        logs.update({f"val_{k}": math.nan for k in ("loss", *self.metrics)})
+                    else:
+                        logs.update(self._evaluate(op, val_loader).means("val_"))
+                logs["lr"] = self.lr
+                logs["time"] = time.perf_counter() - start
+                self.epoch = epoch
+                self.history.log_epoch(logs)
+                self._call("on_epoch_end", epoch, dict(logs))
+        finally:
+            self._call("on_train_end", {})
         return self.history
 
     def _train_epoch(self, op: str, epoch: int, loader: Iterable[Any]) -> dict[str, float]:
