@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -396,12 +396,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         kiln.set_num_threads(args.threads)
     if args.resume:
         saved = _read_checkpoint_extra(args.resume)
-        if args.epochs not in (None, saved["epochs"]) and saved["schedule"] in (
-                "cosine", "onecycle"):
+        if args.epochs not in (None, saved["epochs"]) and saved["schedule"] == "onecycle":
             raise UsageError(f"--resume continues the saved run of {saved['epochs']} epochs: "
-                             f"its {saved['schedule']} schedule is laid out for that length, "
-                             "so --epochs cannot change it")
-        config = _checked_config(argparse.Namespace(epochs=args.epochs), saved)
+                             "its one-cycle schedule is laid out for that length, so --epochs "
+                             "cannot change it (cosine, constant and plateau runs can be "
+                             "extended or shortened)")
+        # The schedule is rebuilt as saved, loaded, then re-planned for the new length.
+        config = _checked_config(argparse.Namespace(), saved)
         run = Path(args.resume).resolve().parent
     else:
         config = _checked_config(args)
@@ -423,6 +424,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       scheduler_interval=interval)
     if args.resume:
         trainer.load_checkpoint(args.resume)
+        if args.epochs is not None and args.epochs != config["epochs"]:
+            _replan(config, scheduler, args.epochs, trainer.epoch, len(train_loader))
     remaining = config["epochs"] - trainer.epoch
     _write_json(run / "config.json", config)
     print(f"kiln train: {config['model']} on {config['data']} ({len(split.train[0])} train, "
@@ -433,6 +436,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = trainer.fit(train_loader, val_loader, epochs=max(remaining, 0))
     _summary(trainer, history, time.perf_counter() - start, run)
     return 0
+
+
+def _replan(config: dict[str, Any], scheduler: Any, epochs: int, done: int,
+            steps_per_epoch: int) -> None:
+    """Changes a resumed run's length to ``epochs``. A cosine schedule is re-laid for the
+    new total: from here on the lr is what a run planned for ``epochs`` would have at
+    this step (so a finished run extended restarts from mid-cosine, not from 0), and it
+    reaches 0 at the new last step. Constant and plateau schedules need no change."""
+    if epochs <= done:
+        raise UsageError(f"--epochs {epochs}: the run has already trained {done} epochs; "
+                         "give a larger total")
+    if config["schedule"] == "cosine":
+        cosine = scheduler._schedulers[0]  # the schedule after the warm-up
+        cosine.T_max = max(epochs * steps_per_epoch - scheduler.warmup_steps, 1)
+        if scheduler.last_epoch > scheduler.warmup_steps:  # the cosine has begun
+            factor = (1 + math.cos(math.pi * cosine.last_epoch / cosine.T_max)) / 2
+            for group, base in zip(scheduler.optimizer.param_groups, cosine.base_lrs):
+                group["lr"] = cosine.eta_min + (base - cosine.eta_min) * factor
+    config["epochs"] = epochs
 
 
 def _summary(trainer: Any, history: Any, elapsed: float, run: Path) -> None:
@@ -482,9 +504,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         probs = trainer.predict(_normalized(config, images))
     predicted = probs.argmax(1)
     accuracy = float((predicted == labels).mean())
-    which = "test files" if _has_test_files(config["data"]) else \
-        f"held-out {config['val_split']:.0%} (seed {config['seed']})"
-    print(f"{config['model']} on {config['data']} {which}: {len(labels)} images")
+    if _has_test_files(config["data"]):
+        print(f"{config['model']} on {config['data']} test files: {len(labels)} images")
+    else:
+        print(f"{config['model']} on {config['data']}, the held-out {config['val_split']:.0%} "
+              f"(seed {config['seed']}): {len(labels)} images. This is the validation split "
+              "that chose the checkpoint, so its accuracy is optimistic; a dataset with test "
+              "files (e.g. --data mnist:DIR) gives an independent estimate.")
     print(f"loss {result['loss']:.4f}  accuracy {result['accuracy']:.4f}"
           + (f"  accuracy with TTA {accuracy:.4f}" if args.tta else ""))
     print(_confusion(labels, predicted, split.num_classes))
@@ -579,32 +605,44 @@ _COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
-    parser.add_argument("--data", help=f"dataset (default mnist-sample): {_DATA_HELP}")
-    parser.add_argument("--model", help="architecture (default lenet5, with batch norm): "
-                        "lenet5, vgg_cifar, resnet20, resnet32, resnet56")
-    parser.add_argument("--batch-size", type=int, help="mini-batch size (default 64)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
+    d = _DEFAULTS  # the help states the defaults the run uses
+    parser.add_argument("--data", help=f"dataset (default {d['data']}): {_DATA_HELP}")
+    parser.add_argument("--model", help=f"architecture (default {d['model']}, with batch "
+                        "norm): lenet5, vgg_cifar, resnet20, resnet32, resnet56")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"mini-batch size (default {d['batch_size']})")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate (default {d['lr']:g})")
     parser.add_argument("--seed", type=int, help="seed of split, init, shuffling and "
-                        "augmentation (default 0)")
-    parser.add_argument("--val-split", type=float, help="validation fraction (default 0.2)")
+                        f"augmentation (default {d['seed']})")
+    parser.add_argument("--val-split", type=float,
+                        help=f"validation fraction (default {d['val_split']:g})")
     if with_training:
-        parser.add_argument("--epochs", type=int, help="epochs (default 30)")
-        parser.add_argument("--optimizer", choices=_OPTIMIZERS,
-                            help="update rule (default adam; sgd uses Nesterov momentum 0.9)")
+        parser.add_argument("--epochs", type=int, help=f"epochs (default {d['epochs']})")
+        parser.add_argument("--optimizer", choices=_OPTIMIZERS, help="update rule (default "
+                            f"{d['optimizer']}; sgd uses Nesterov momentum 0.9)")
         parser.add_argument("--schedule", choices=_SCHEDULES, help="lr schedule after the "
-                            "warm-up (default cosine, stepped every batch)")
+                            f"warm-up (default {d['schedule']}, stepped every batch)")
         parser.add_argument("--warmup", type=float, help="linear warm-up length in epochs "
-                            "(default 1)")
-        parser.add_argument("--weight-decay", type=float, help="L2 penalty (default 0)")
+                            f"(default {d['warmup']:g})")
+        parser.add_argument("--weight-decay", type=float,
+                            help=f"L2 penalty (default {d['weight_decay']:g})")
         parser.add_argument("--augment", choices=_AUGMENTS, help="training augmentation "
-                            "(default auto: padded random crops + small random affine for "
-                            "grayscale, crops + flips for color)")
+                            f"(default {d['augment']}: padded random crops + small random "
+                            "affine for grayscale, crops + flips for color)")
         parser.add_argument("--patience", type=int, help="early stopping: epochs without "
-                            "a better validation accuracy (default 10)")
+                            f"a better validation accuracy (default {d['patience']})")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with kiln's one-line errors: ``kiln train: error: argument --lr: invalid
+    float value: 'abc'`` and exit 2, instead of the usage block (``--help`` shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiln", description="Train, evaluate and diagnose "
+    parser = _Parser(prog="kiln", description="Train, evaluate and diagnose "
                                      "convolutional networks with kiln.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -618,7 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="runs", help="folder of the runs (default runs)")
     train.add_argument("--name", help="run name (default MODEL-DATA-TIME)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run that wrote "
-                       "this checkpoint (its config; --epochs may raise the total)")
+                       "this checkpoint, with its config; --epochs sets a new total (a cosine "
+                       "schedule is re-laid for it; a one-cycle run cannot change length)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
