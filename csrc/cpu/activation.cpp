@@ -92,16 +92,18 @@ template <typename T>
 void activation_backward(Pointwise op, T alpha, const T* s, const T* dy, T* dx, int64_t n) {
   check_count("activation_backward", n);
   switch (op) {
+    // ReLU, ELU and SELU test v <= 0 (not v > 0) so that a NaN input passes the
+    // gradient through unchanged, as PyTorch's threshold and elu backwards do.
     case Pointwise::ReLU:
-      return map_binary(s, dy, dx, n, [](T v, T g) { return v > T(0) ? g : T(0); });
+      return map_binary(s, dy, dx, n, [](T v, T g) { return v <= T(0) ? T(0) : g; });
     case Pointwise::LeakyReLU:
       return map_binary(s, dy, dx, n, [=](T v, T g) { return v > T(0) ? g : alpha * g; });
     case Pointwise::ELU:
       return map_binary(s, dy, dx, n,
-                        [=](T v, T g) { return v > T(0) ? g : g * alpha * vmath::exp(v); });
+                        [=](T v, T g) { return v <= T(0) ? g * alpha * vmath::exp(v) : g; });
     case Pointwise::SELU:
       return map_binary(s, dy, dx, n, [](T v, T g) {
-        return T(kSeluScale) * g * (v > T(0) ? T(1) : T(kSeluAlpha) * vmath::exp(v));
+        return T(kSeluScale) * g * (v <= T(0) ? T(kSeluAlpha) * vmath::exp(v) : T(1));
       });
     case Pointwise::GELU:
       return map_binary(s, dy, dx, n, [](T v, T g) {

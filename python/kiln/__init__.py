@@ -3,6 +3,7 @@
 # _openblas loads the GEMM library before anything imports the extension.
 from kiln import _openblas, autograd, data, kernels, models, nn, optim, recipe, train  # noqa: F401
 from kiln._C import get_num_threads, set_num_threads
+from kiln._device import device
 from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.checkpoint import load_state, save_state
 from kiln.nn.functional import matmul
@@ -14,11 +15,13 @@ from kiln.tensor import (
     cat,
     double,
     empty,
+    empty_like,
     float16,
     float32,
     float64,
     from_numpy,
     full,
+    full_like,
     int32,
     int64,
     is_tensor,
@@ -27,8 +30,10 @@ from kiln.tensor import (
     ones,
     ones_like,
     rand,
+    rand_like,
     randint,
     randn,
+    randn_like,
     randperm,
     stack,
     tensor,
@@ -43,11 +48,13 @@ float = float32  # noqa: A001  (PyTorch's alias: kiln.float is float32)
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "arange", "autograd", "bool_", "cat", "data", "double", "empty", "enable_grad",
-    "float", "float16", "float32", "float64", "from_numpy", "full", "get_num_threads",
+    "Tensor", "arange", "autograd", "bool_", "cat", "data", "device", "double", "empty",
+    "empty_like", "enable_grad", "float", "float16", "float32", "float64", "from_numpy", "full",
+    "full_like", "get_num_threads",
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
     "linspace", "load_state", "long", "manual_seed", "matmul", "models", "nn", "no_grad", "ones",
-    "ones_like", "optim", "rand", "randint", "randn", "randperm", "recipe", "save_state",
+    "ones_like", "optim", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
+    "recipe", "save_state",
     "set_grad_enabled", "set_num_threads", "set_rng_state", "stack", "tensor", "train", "uint8",
     "where", "zeros", "zeros_like",
 ]

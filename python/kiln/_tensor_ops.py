@@ -1,8 +1,9 @@
 """Differentiable elementwise, reduction and shape ops behind Tensor's methods.
 
 These are memory-bound NumPy expressions; the heavy CNN kernels live in C++
-(kiln.nn.functional). Broadcasting follows NumPy; a gradient flowing to a
-broadcast operand is summed back to that operand's shape.
+(kiln.nn.functional). Broadcasting follows NumPy; result dtypes follow PyTorch's
+type promotion (kiln._promotion), not NumPy's; a gradient flowing to a broadcast
+operand is summed back to that operand's shape.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln._promotion import category, promoted, result_type
 from kiln.autograd.function import Context, Function
 
 
@@ -31,10 +33,18 @@ def _shape(x: Any) -> tuple[int, ...]:
     return np.shape(x)
 
 
+def _operands(a: Any, b: Any) -> list[Any]:
+    """a and b converted to their PyTorch result dtype (no work when they agree)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == b.dtype:
+        return [a, b]
+    return promoted(a, b)[1]
+
+
 class Add(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
         ctx.shapes = (_shape(a), _shape(b))
+        a, b = _operands(a, b)
         return np.add(a, b)
 
     @staticmethod
@@ -48,6 +58,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
         ctx.shapes = (_shape(a), _shape(b))
+        a, b = _operands(a, b)
         return np.subtract(a, b)
 
     @staticmethod
@@ -60,6 +71,7 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
+        a, b = _operands(a, b)
         ctx.save_for_backward(a, b)
         return np.multiply(a, b)
 
@@ -76,11 +88,12 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
+        dtype = result_type(a, b)
+        if category(dtype) < 2:  # true division of integers gives the default float dtype
+            dtype = np.dtype(np.float32)
+        _, (a, b) = promoted(a, b, dtype=dtype)
         ctx.save_for_backward(a, b)
-        out = np.true_divide(a, b)
-        if out.dtype.kind != "f":
-            out = out.astype(np.float32)
-        return out
+        return np.true_divide(a, b)
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:
@@ -95,6 +108,7 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> np.ndarray:
+        a, b = _operands(a, b)
         out = np.power(a, b)
         ctx.save_for_backward(a, b, out)
         return out
@@ -362,7 +376,7 @@ class Where(Function):
     @staticmethod
     def forward(ctx: Context, condition: np.ndarray, a: Any, b: Any) -> np.ndarray:
         ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
-        return np.where(condition, a, b)
+        return np.where(condition, *_operands(a, b))
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:

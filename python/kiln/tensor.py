@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from kiln import _tensor_ops as ops
+from kiln._device import CPU, check_device, device
+from kiln._promotion import result_type
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.random import numpy_generator
@@ -95,8 +97,13 @@ class Tensor:
         return self._data.ndim
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> device:
+        """Where the storage lives: ``kiln.device('cpu')``."""
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
 
     @property
     def is_leaf(self) -> bool:
@@ -550,15 +557,18 @@ class Tensor:
 
     # ------------------------------------------------------------------ dtype
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
-        """``to(dtype)`` or ``to('cpu')``; a CUDA device raises until the CUDA build exists."""
-        dtype = kwargs.get("dtype")
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other)`` (its device
+        and dtype); returns self when nothing changes. A device this build cannot
+        compute on raises RuntimeError."""
+        dtype, target = kwargs.get("dtype"), kwargs.get("device")
         for a in args:
-            if isinstance(a, str):
-                _check_device(a)
-            else:
+            if isinstance(a, Tensor):
+                target, dtype = a.device, a.dtype
+            elif isinstance(a, (str, device)):
+                target = a
+            elif not isinstance(a, bool):  # a positional non_blocking is accepted, as in PyTorch
                 dtype = a
-        if "device" in kwargs:
-            _check_device(kwargs["device"])
+        check_device(target, "to")
         if dtype is None or np.dtype(dtype) == self.dtype:
             return self
         return self.type(dtype)
@@ -609,13 +619,6 @@ class _Contiguous(ops.Function):
         return g
 
 
-def _check_device(device: str) -> None:
-    if str(device) != "cpu":
-        raise RuntimeError(
-            f"to: device {device!r} is not available; this build of kiln runs on the CPU only"
-        )
-
-
 def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -647,10 +650,25 @@ def _unwrap_index(index: Any) -> Any:
 
 
 # ---------------------------------------------------------------- factories
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+# PyTorch's factory keywords: dtype (None: float32 for floats, int64 for ints), device
+# ('cpu' or kiln.device('cpu'); others raise naming the factory) and requires_grad.
+def _make(op: str, array: np.ndarray, device: Any, requires_grad: bool) -> Tensor:
+    check_device(device, op)
+    if requires_grad and array.dtype.kind != "f":
+        raise RuntimeError(f"{op}: only tensors of floating point dtype can require "
+                           f"gradients, got {array.dtype}")
+    return Tensor(array, requires_grad=bool(requires_grad))
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    return float32 if dtype is None else np.dtype(dtype)
+
+
+def tensor(data: Any, *, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (Python floats become float32)."""
     array = _as_array(data, dtype)
-    return Tensor(np.array(array, copy=True), requires_grad=requires_grad)
+    return _make("tensor", np.array(array, copy=True), device, requires_grad)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -660,73 +678,162 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
 
 
-def _size(size: Sequence[Any]) -> tuple[int, ...]:
+def _size(size: Sequence[Any], op: str = "size") -> tuple[int, ...]:
     shape = _shape_args(size)
     if any(s < 0 for s in shape):
-        raise ValueError(f"negative dimension in size {shape}")
+        raise ValueError(f"{op}: negative dimension in size {shape}")
     return shape
 
 
-def _factory(array: np.ndarray, requires_grad: bool) -> Tensor:
-    return Tensor(array, requires_grad=requires_grad)
+def zeros(*size: Any, dtype: Any = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` filled with 0."""
+    return _make("zeros", np.zeros(_size(size, "zeros"), _float_dtype(dtype)), device,
+                 requires_grad)
 
 
-def zeros(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
-    return _factory(np.zeros(_size(size), np.dtype(dtype)), requires_grad)
-
-
-def ones(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
-    return _factory(np.ones(_size(size), np.dtype(dtype)), requires_grad)
-
-
-def full(size: Sequence[int], fill_value: Any, dtype: Any = float32,
+def ones(*size: Any, dtype: Any = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
-    return _factory(np.full(_size(size), fill_value, np.dtype(dtype)), requires_grad)
+    """A tensor of shape ``size`` filled with 1."""
+    return _make("ones", np.ones(_size(size, "ones"), _float_dtype(dtype)), device,
+                 requires_grad)
 
 
-def empty(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
-    return _factory(np.empty(_size(size), np.dtype(dtype)), requires_grad)
+def _fill_dtype(fill_value: Any, dtype: Any) -> np.dtype:
+    """full()'s dtype: given, or inferred from the fill value as PyTorch does."""
+    if dtype is not None:
+        return np.dtype(dtype)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return result_type(fill_value) if not isinstance(fill_value, np.ndarray) else \
+        fill_value.dtype
 
 
-def zeros_like(t: Tensor, dtype: Any = None) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype)
+def full(size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` filled with ``fill_value`` (dtype from the value: bool,
+    int64 or float32, unless given)."""
+    dtype = _fill_dtype(fill_value, dtype)
+    value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
+    return _make("full", np.full(_size(size, "full"), value, dtype), device, requires_grad)
 
 
-def ones_like(t: Tensor, dtype: Any = None) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype)
+def empty(*size: Any, dtype: Any = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """An uninitialized tensor of shape ``size``."""
+    return _make("empty", np.empty(_size(size, "empty"), _float_dtype(dtype)), device,
+                 requires_grad)
 
 
-def randn(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+def _like(op: str, input: Tensor, dtype: Any) -> tuple[tuple[int, ...], np.dtype]:  # noqa: A002
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
+    return input.shape, input.dtype if dtype is None else np.dtype(dtype)
+
+
+def zeros_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
+               requires_grad: bool = False) -> Tensor:
+    """Zeros of ``input``'s shape (and dtype, unless given)."""
+    shape, dtype = _like("zeros_like", input, dtype)
+    return _make("zeros_like", np.zeros(shape, dtype), device, requires_grad)
+
+
+def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
+              requires_grad: bool = False) -> Tensor:
+    """Ones of ``input``'s shape (and dtype, unless given)."""
+    shape, dtype = _like("ones_like", input, dtype)
+    return _make("ones_like", np.ones(shape, dtype), device, requires_grad)
+
+
+def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None,  # noqa: A002
+              device: Any = None, requires_grad: bool = False) -> Tensor:
+    """``fill_value`` in ``input``'s shape (and dtype, unless given)."""
+    shape, dtype = _like("full_like", input, dtype)
+    return _make("full_like", np.full(shape, fill_value, dtype), device, requires_grad)
+
+
+def empty_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
+               requires_grad: bool = False) -> Tensor:
+    """An uninitialized tensor of ``input``'s shape (and dtype, unless given)."""
+    shape, dtype = _like("empty_like", input, dtype)
+    return _make("empty_like", np.empty(shape, dtype), device, requires_grad)
+
+
+def _draw(op: str, sample: str, size: Sequence[Any], dtype: Any, device: Any,
+          requires_grad: bool) -> Tensor:
+    """Samples of kiln's seeded NumPy generator (its method ``sample``) in ``dtype``."""
+    shape, dtype = _size(size, op), _float_dtype(dtype)
+    check_device(device, op)
+    native = dtype if dtype in (float32, float64) else float64  # what NumPy draws directly
+    array = getattr(numpy_generator(), sample)(shape, dtype=native).astype(dtype, copy=False)
+    return _make(op, array, device, requires_grad)
+
+
+def randn(*size: Any, dtype: Any = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
     """Standard normal samples from kiln's seeded generator."""
-    array = numpy_generator().standard_normal(_size(size), dtype=np.dtype(dtype))
-    return _factory(array, requires_grad)
+    return _draw("randn", "standard_normal", size, dtype, device, requires_grad)
 
 
-def rand(*size: Any, dtype: Any = float32, requires_grad: bool = False) -> Tensor:
+def rand(*size: Any, dtype: Any = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from kiln's seeded generator."""
-    array = numpy_generator().random(_size(size), dtype=np.dtype(dtype))
-    return _factory(array, requires_grad)
+    return _draw("rand", "random", size, dtype, device, requires_grad)
 
 
-def randint(low: int, high: int | None = None, size: Sequence[int] = (),
-            dtype: Any = int64) -> Tensor:
+def randn_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
+               requires_grad: bool = False) -> Tensor:
+    """randn in ``input``'s shape (and dtype, unless given)."""
+    shape, dtype = _like("randn_like", input, dtype)
+    return _draw("randn_like", "standard_normal", shape, dtype, device, requires_grad)
+
+
+def rand_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
+              requires_grad: bool = False) -> Tensor:
+    """rand in ``input``'s shape (and dtype, unless given)."""
+    shape, dtype = _like("rand_like", input, dtype)
+    return _draw("rand_like", "random", shape, dtype, device, requires_grad)
+
+
+def randint(low: Any, high: Any = None, size: Any = None, *, dtype: Any = None,
+            device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)``, as in PyTorch; int64 unless ``dtype`` is given."""
+    if size is None and isinstance(high, (tuple, list)):  # the randint(high, size) form
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint() missing required argument 'size' (a tuple of ints)")
     if high is None:
         low, high = 0, low
+    low, high = (int(v.item()) if isinstance(v, Tensor) else v for v in (low, high))
     if not low < high:
         raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
-    array = numpy_generator().integers(low, high, _size(size)).astype(np.dtype(dtype))
-    return Tensor(array)
+    shape = _size(size, "randint")
+    check_device(device, "randint")
+    array = numpy_generator().integers(low, high, shape).astype(
+        int64 if dtype is None else np.dtype(dtype))
+    return _make("randint", array, device, requires_grad)
 
 
-def randperm(n: int, dtype: Any = int64) -> Tensor:
+def randperm(n: int, *, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64 unless ``dtype`` is given)."""
     if n < 0:
         raise ValueError(f"randperm: n must be non-negative, got {n}")
-    return Tensor(numpy_generator().permutation(n).astype(np.dtype(dtype)))
+    check_device(device, "randperm")
+    array = numpy_generator().permutation(n).astype(int64 if dtype is None else np.dtype(dtype))
+    return _make("randperm", array, device, requires_grad)
 
 
-def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
-           requires_grad: bool = False) -> Tensor:
+def _number(value: Any) -> Any:
+    """A Python number from a number or a one-element tensor."""
+    return value.item() if isinstance(value, (Tensor, np.ndarray)) else value
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None,
+           device: Any = None, requires_grad: bool = False) -> Tensor:
     """Values start, start+step, ... below end; int64 for integer arguments, else float32."""
+    start, end, step = (_number(v) for v in (start, end, step))
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -737,13 +844,28 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = int64 if is_int else float32
-    return _factory(np.arange(start, end, step).astype(np.dtype(dtype)), requires_grad)
+    return _make("arange", np.arange(start, end, step).astype(np.dtype(dtype)), device,
+                 requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = float32) -> Tensor:
+def linspace(start: Any, end: Any, steps: int, *, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """``steps`` values from start to end, evenly spaced, computed in ``dtype`` (float32
+    by default) the way PyTorch does: the first half counts up from start, the second
+    half down from end."""
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
-    return Tensor(np.linspace(start, end, steps).astype(np.dtype(dtype)))
+    dtype = _float_dtype(dtype)
+    work = dtype if dtype.kind == "f" else np.dtype(np.float64)
+    start, end = (np.asarray(_number(v), dtype=work)[()] for v in (start, end))
+    index = np.arange(steps)
+    step = (end - start) / work.type(max(steps - 1, 1))
+    half = steps // 2
+    values = np.where(index < half, start + step * index.astype(work),
+                      end - step * (steps - 1 - index).astype(work))
+    if steps == 1:
+        values = np.array([start])
+    return _make("linspace", values.astype(dtype), device, requires_grad)
 
 
 def _tensors(tensors: Iterable[Any], op: str) -> list[Tensor]:
@@ -759,6 +881,10 @@ def _tensors(tensors: Iterable[Any], op: str) -> list[Tensor]:
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Joins tensors along an existing dimension."""
     items = _tensors(tensors, "cat")
+    for position, t in enumerate(items):
+        if t.ndim == 0:
+            raise ValueError(f"cat: zero-dimensional tensor (at position {position}) cannot "
+                             "be concatenated")
     (d,) = ops._norm_dims(dim, items[0].ndim, "cat")
     for t in items[1:]:
         if t.ndim != items[0].ndim or any(

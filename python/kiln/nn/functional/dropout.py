@@ -26,18 +26,22 @@ __all__ = ["dropout", "dropout2d"]
 class _Dropout(Function):
     @staticmethod
     def forward(ctx: Any, x: np.ndarray, p: float, channelwise: bool) -> np.ndarray:
-        x = np.ascontiguousarray(x)
+        ctx.shape = x.shape
+        # Elementwise dropout sees any shape (0-d included) as the flat vector it is.
+        x = np.ascontiguousarray(x if channelwise else x.reshape(-1))
+        ctx.kernel_shape = x.shape
         groups = x.shape[0] * x.shape[1] if channelwise else x.size
         seed, offset = krandom.philox_state(-(-groups // 4))  # 4 draws per Philox counter
         kernel = _C.dropout2d_forward if channelwise else _C.dropout_forward
         y, mask = kernel(x, p, seed, offset)
         ctx.mask = mask
         ctx.p = p
-        return y
+        return y.reshape(ctx.shape)
 
     @staticmethod
     def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        return _C.dropout_backward(np.ascontiguousarray(grad), ctx.mask, ctx.p), None, None
+        grad = np.ascontiguousarray(grad).reshape(ctx.kernel_shape)
+        return _C.dropout_backward(grad, ctx.mask, ctx.p).reshape(ctx.shape), None, None
 
 
 def _check_p(p: Any, op: str) -> float:

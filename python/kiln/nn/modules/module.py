@@ -17,8 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kiln._device import check_device
+from kiln._device import device as _device_type
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor, _check_device
+from kiln.tensor import Tensor
 
 __all__ = ["Module", "RemovableHandle"]
 
@@ -371,14 +373,13 @@ class Module:
         for arg in args:
             if isinstance(arg, Tensor):
                 device, dtype = arg.device, arg.dtype
-            elif isinstance(arg, str):
+            elif isinstance(arg, (str, _device_type)):
                 device = arg
             elif isinstance(arg, bool):  # positional non_blocking
                 continue
             else:
                 dtype = arg
-        if device is not None:
-            _check_device(device)
+        check_device(device, "Module.to")
         if dtype is None:
             return self
         try:
@@ -403,7 +404,7 @@ class Module:
         return self
 
     def cuda(self, device: Any = None) -> Module:
-        _check_device("cuda" if device is None else f"cuda:{device}")
+        check_device("cuda" if device is None else f"cuda:{device}", "Module.cuda")
         return self
 
     # ------------------------------------------------------------------ forward

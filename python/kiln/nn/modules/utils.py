@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from kiln._device import check_device
 from kiln.nn import init
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor, _check_device
+from kiln.tensor import Tensor
 
 
 def _int(value: Any, op: str, name: str, minimum: int) -> int:
@@ -34,8 +35,7 @@ def _pair(value: Any, op: str, name: str, minimum: int) -> tuple[int, int]:
 
 def _factory_dtype(device: Any, dtype: Any, op: str) -> np.dtype:
     """The dtype for a layer's parameters (float32 by default; floating types only)."""
-    if device is not None:
-        _check_device(device)
+    check_device(device, op)
     if dtype is None:
         return np.dtype(np.float32)
     try:
