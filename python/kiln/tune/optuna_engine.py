@@ -76,12 +76,15 @@ class _Pruner:
         self.search, self.asked = search, asked
         self.reported = dict.fromkeys(asked, 0)
 
-    def __call__(self, stage: int, values: dict[int, float], last: bool) -> list[int]:
+    def __call__(self, stage: int, values: dict[int, float], budget: int, last: bool
+                 ) -> list[int]:
         keep = []
-        for i in values:
-            record = self.search.journal.get(stage, i)
-            steps = list(enumerate(record.get("curve") or [], start=1)) or \
-                [(record["epochs"], record["value"])]
+        for i, value in values.items():
+            if value is None or not math.isfinite(value):
+                continue  # exploded or failed: told as failed at the batch's end
+            curve = (self.search.journal.get(stage, i).get("curve") or [])[:budget]
+            steps = list(enumerate(curve, start=1)) if len(curve) == budget else \
+                [(budget, value)]
             for step, value in steps:
                 if step > self.reported[i] and value is not None and math.isfinite(value):
                     self.asked[i].report(float(value), step)

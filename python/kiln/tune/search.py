@@ -274,8 +274,11 @@ class Search:
                    if stage is None or r["stage"] == stage]
         return sorted(records, key=lambda r: (r["stage"], r["index"]))
 
-    def _halving_cut(self, stage: int, values: dict[int, float], last: bool) -> list[int]:
-        return list(values) if last else survivors(values, self.settings["halving"],
+    def _halving_cut(self, stage: int, values: dict[int, float], budget: int, last: bool
+                     ) -> list[int]:
+        if last:
+            return [i for i, v in values.items() if score(v, self.settings["mode"]) > -math.inf]
+        return survivors(values, self.settings["halving"],
                                                    self.settings["mode"])
 
     def _record(self, stage: int, index: int, params: dict[str, Any]) -> dict[str, Any]:
@@ -297,9 +300,10 @@ class Search:
 
     def _run_rungs(self, workers: Workers, stage: int, params: dict[int, dict[str, Any]],
                    budgets: list[int],
-                   cut: Callable[[int, dict[int, float], bool], list[int]]) -> None:
-        """Trains the trials ``params`` rung by rung; ``cut(stage, values, last)`` picks the
-        trials that go on to the next rung. Results already in the journal are reused."""
+                   cut: Callable[[int, dict[int, float], int, bool], list[int]]) -> None:
+        """Trains the trials ``params`` rung by rung; ``cut(stage, values, budget, last)``
+        picks the trials that go on to the next rung (``values``: trial -> its value after
+        ``budget`` epochs). Results already in the journal are reused."""
         seed = self.settings["seed"]
         records = {i: self._record(stage, i, p) for i, p in params.items()}
         alive = list(params)
@@ -317,6 +321,7 @@ class Search:
                 record = records[task[1].index]
                 if not ok:
                     record.update(status="failed", error=out)
+                    record["rungs"].append({"epochs": budget, "value": None})
                 else:
                     record["rungs"].append({"epochs": budget, "value": out["value"]})
                     record.update(value=out["value"], status=out["status"], epochs=budget,
@@ -325,11 +330,12 @@ class Search:
                     if out["status"] == "complete" and r < len(budgets) - 1:
                         record["status"] = "running"
                 self._put(record)
-            values = {i: records[i]["value"] for i in alive
-                      if records[i]["status"] not in ("exploded", "failed")}
-            keep = cut(stage, values, r == len(budgets) - 1)
+            # Each trial's value at this rung (a resumed record may hold later rungs too).
+            values = {i: g["value"] for i in alive for g in records[i]["rungs"]
+                      if g["epochs"] == budget}
+            keep = cut(stage, values, budget, r == len(budgets) - 1)
             for i in alive:
-                if i in values and i not in keep and records[i]["status"] != "pruned":
+                if i not in keep and records[i]["status"] in ("running", "complete"):
                     records[i]["status"] = "pruned"
                     self._put(records[i])
             alive = [i for i in alive if i in keep]
