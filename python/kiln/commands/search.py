@@ -252,7 +252,12 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"{settings['epochs']} epochs, {settings['engine']} engine, {jobs} job(s); trials "
           f"scored by {scoring}; writing {run}", file=sys.stderr)
     search.callbacks.append(_Progress(search, run, names, args.quiet))
-    result = search.run()
+    try:
+        result = search.run()
+    except KeyboardInterrupt:
+        print(f"kiln search: stopped; the finished trials are in {run / 'journal.json'}; "
+              f"continue with: kiln search --resume {run}", file=sys.stderr)
+        raise
     _outputs(run, result, settings, names)
     best = result.best
     if best is None:
