@@ -313,7 +313,7 @@ def _outputs(run: Path, result: Any, settings: dict[str, Any], names: list[str])
     write_trials_csv(run / "trials.csv", result.trials, _space_of(settings), "val_accuracy")
     try:
         plot_search(run / "search.png", result.trials, result.spaces[0],
-                    "validation accuracy", result.best)
+                    "validation accuracy", result.best, result.spaces)
     except ImportError as error:
         print(f"kiln search: no plot: {error}", file=sys.stderr)
 

@@ -50,12 +50,14 @@ def _cell(value: Any) -> Any:
 
 def plot_search(path: str | os.PathLike[str], trials: Sequence[Mapping[str, Any]],
                 space: Mapping[str, Any], value_name: str = "validation accuracy",
-                best: Mapping[str, Any] | None = None) -> None:
+                best: Mapping[str, Any] | None = None,
+                spaces: Sequence[Mapping[str, Any]] = ()) -> None:
     """Draws the value of every trial against each searched parameter of ``space`` (the
     first stage's), one panel per parameter, one colour per stage: filled dots for
     trials trained to their stage's full budget, hollow ones for trials successive
     halving stopped earlier, crosses along the bottom for exploded or failed trials, a
-    star on the best. Raises ImportError without matplotlib."""
+    star on the best; ``spaces`` (each stage's space) shades the narrowed ranges of the
+    later stages. Raises ImportError without matplotlib."""
     from matplotlib.figure import Figure
 
     dists = searched(space)
@@ -95,6 +97,11 @@ def plot_search(path: str | os.PathLike[str], trials: Sequence[Mapping[str, Any]
                 ax.scatter([x_of(r["params"][name]) for r in bad], [floor] * len(bad),
                            marker="x", color=colour, s=28,
                            label=f"stage {stage + 1}, exploded" if n == 0 else None)
+        for stage, narrowed in enumerate(spaces):
+            dist_s = narrowed.get(name)
+            if stage and isinstance(dist_s, Distribution) and not isinstance(dist_s, Choice):
+                ax.axvspan(dist_s.low, dist_s.high, color=colours[stage % len(colours)],
+                           alpha=0.1, label=f"stage {stage + 1} range" if n == 0 else None)
         if best is not None and name in best["params"]:
             ax.scatter([x_of(best["params"][name])], [best["value"]], marker="*", s=160,
                        color="gold", edgecolors="black", zorder=5, label="best")
