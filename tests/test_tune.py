@@ -375,6 +375,8 @@ needs_digits = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
 @pytest.mark.parametrize("argv, words", [
     (["--lr", "1e-1:1e-4:log"], ["--lr 1e-1:1e-4:log", "below the high end"]),
     (["--param", "momentum=0.5:0.99"], ["unknown parameter 'momentum'", "lr, weight_decay"]),
+    (["--momentum", "0.5:0.99"], ["unknown parameter or option '--momentum 0.5:0.99'",
+                                  "--lr, --weight-decay"]),
     (["--batch-size", "32:256"], ["--batch-size 32:256", "LOW:HIGH:int"]),
     (["--optimizer", "adam,lion"], ["'lion' is not one of adam, adamw, sgd, rmsprop"]),
     (["--weight-decay=-1:1"], ["--weight-decay -1:1", ">= 0"]),
@@ -390,6 +392,16 @@ def test_search_bad_specs_give_one_line(argv: list[str], words: list[str], tmp_p
     for word in words:
         assert word in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_search_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["search", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("--lr", "--weight-decay", "--trials", "--stages", "--jobs", "--resume",
+                 "--ensemble", "--engine", "--cv", "--halving", "LOW:HIGH:log", "--data"):
+        assert word in text
 
 
 @needs_digits

@@ -83,6 +83,21 @@ def add_parser(sub: Any) -> None:
                    "(OUT/search-NAME) from its journal")
     p.add_argument("--quiet", action="store_true", help="no line per trial")
     p.set_defaults(func=cmd_search)
+    _collect_unknown(p)
+
+
+def _collect_unknown(parser: argparse.ArgumentParser) -> None:
+    """Unknown options (``--momentum 0.5:0.9``) go to ``args.unknown`` instead of
+    argparse's usage dump, so cmd_search reports them in one line with what can be
+    searched."""
+    original = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        namespace, extras = original(args, namespace)
+        namespace.unknown = extras
+        return namespace, []
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------- options
@@ -187,6 +202,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     from kiln.tune.training import TrainObjective, complete_config
 
     start = time.perf_counter()
+    if getattr(args, "unknown", None):
+        raise UsageError(f"unknown parameter or option {' '.join(args.unknown)!r}; searchable: "
+                         f"--{', --'.join(k.replace('_', '-') for k in _SEARCHABLE)} (see "
+                         "kiln search --help)")
     for name in ("trials", "stages", "epoch_factor", "jobs", "epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
