@@ -3,12 +3,13 @@
     kiln search --lr 1e-4:1e-1:log --weight-decay 1e-6:1e-2:log --trials 20 --epochs 3 \\
                 --stages 2 --jobs 2 --ensemble 3
 
-Writes OUT/search-NAME/: journal.json (rewritten after every trial; ``--resume`` goes on
-from it), trials.csv, best.json, search.png, best.safetensors (the best configuration
-trained on the whole training split, readable by ``kiln eval``) and, with
-``--ensemble K``, ensemble/ with the K best configurations' models and their
-accuracy as an ensemble. Trials never see kiln train's validation split: they are scored
-on a split of the training part (or by --cv folds of it), and the final models on it.
+Writes OUT/search-NAME/: journal.json (rewritten after every trial: ``--resume`` goes on
+from it and from the trials' checkpoints, kept in trials/ until the search ends),
+trials.csv, best.json, search.png, best.safetensors (the best configuration trained on
+the whole training split, readable by ``kiln eval``) and, with ``--ensemble K``,
+ensemble/ with the K best configurations' models and their accuracy as an ensemble.
+Trials never see kiln train's validation split: they are scored on a split of the
+training part (or by --cv folds of it), and the final models on it.
 """
 
 from __future__ import annotations
@@ -278,6 +279,7 @@ def cmd_search(args: argparse.Namespace) -> int:
               f"continue with: kiln search --resume {run}", file=sys.stderr)
         raise
     _outputs(run, result, settings, names)
+    shutil.rmtree(run / "trials", ignore_errors=True)  # the trials' checkpoints: done with
     best = result.best
     if best is None:
         print("kiln search: every trial exploded or failed; see trials.csv (lower the "
