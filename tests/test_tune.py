@@ -443,3 +443,36 @@ def test_search_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     assert cli.main(["search", "--resume", str(run), "--trials", "5"]) == 2
     assert "cannot change --trials" in capsys.readouterr().err
+
+
+@pytest.fixture
+def one_thread() -> Any:
+    """One kernel thread, so that two trainings agree to the last bit."""
+    import kiln
+
+    threads = kiln.get_num_threads()
+    kiln.set_num_threads(1)
+    yield
+    kiln.set_num_threads(threads)
+
+
+@needs_digits
+def test_train_objective_continues_trials_and_stops_explosions(tmp_path: Path,
+                                                               one_thread: None) -> None:
+    import argparse
+
+    from kiln.tune.training import TrainObjective, complete_config
+
+    base = cli._checked_config(argparse.Namespace(data="digits", batch_size=128))
+    objective = TrainObjective(complete_config(base))
+    params = {"lr": 3e-3}
+    straight = objective(Trial(0, 0, params, 2, 2, 0, str(tmp_path / "a")))
+    first = objective(Trial(0, 1, params, 1, 2, 0, str(tmp_path / "b")))
+    then = objective(Trial(0, 1, params, 2, 2, 0, str(tmp_path / "b")))
+    assert straight["status"] == first["status"] == "complete"
+    assert len(first["curve"]) == 1 and then["curve"] == straight["curve"]
+    assert then["curve"][0] == first["curve"][0] and then["value"] == max(then["curve"])
+    assert 0.5 < then["value"] <= 1 and then["best_epoch"] in (1, 2)
+    exploded = objective(Trial(0, 2, {"lr": 30.0, "optimizer": "sgd"}, 2, 2, 0, None))
+    assert exploded["status"] == "exploded" and math.isnan(exploded["value"])
+    assert "first batch" in exploded["reason"] or "nan" in exploded["reason"]

@@ -158,6 +158,7 @@ class TrainObjective:
         callbacks: list[Any] = [guard]
         path = None
         if trial.workdir is not None:
+            os.makedirs(trial.workdir, exist_ok=True)
             path = os.path.join(trial.workdir, f"fold{index}.safetensors")
             callbacks.append(ModelCheckpoint(path, monitor="val_accuracy",
                                              save_best_only=False))
