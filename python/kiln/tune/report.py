@@ -135,5 +135,5 @@ def _finite(record: Mapping[str, Any]) -> bool:
 def _log_axis(dist: Distribution) -> bool:
     if isinstance(dist, Choice):
         values = dist.options
-        return bool(dist.ordered and values[0] > 0 and values[-1] >= 100 * values[0])
+        return bool(dist.ordered and values[0] > 0 and values[-1] >= 10 * values[0])
     return bool(dist.log)
