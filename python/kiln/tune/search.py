@@ -190,9 +190,9 @@ class Search:
                             ("jobs", jobs), ("halving", halving), ("seed", seed)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
-            if value < (0 if name in ("halving", "seed") else 1):
-                raise ValueError(f"{op}: {name} must be >= {0 if name == 'halving' else 1}, "
-                                 f"got {value}")
+            low = 0 if name in ("halving", "seed") else 1
+            if value < low:
+                raise ValueError(f"{op}: {name} must be >= {low}, got {value}")
         if strategy not in _STRATEGIES:
             raise ValueError(f"{op}: strategy must be one of {_STRATEGIES}, got {strategy!r}")
         if engine not in _ENGINES:
