@@ -42,7 +42,7 @@ _DEFAULTS = {"data": "mnist-sample", "model": "lenet5", "epochs": 30, "batch_siz
              "patience": 15}
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """A problem with the command line or its inputs: reported in one line, exit 2."""
 
 
@@ -601,7 +601,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("search",)
 
 
 def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
