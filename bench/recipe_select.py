@@ -33,6 +33,10 @@ RECIPES: dict[str, list[str]] = {
     "val10": ["--val-split", "0.1"],
     "b128-e20": ["--batch-size", "128", "--epochs", "20", "--lr", "4e-3"],
     "crop-only": ["--augment", "crop"],
+    "wd": ["--lr", "8e-3", "--weight-decay", "2e-3"],
+    "wd-b128": ["--batch-size", "128", "--lr", "8e-3", "--weight-decay", "2e-3"],
+    "wd-b128-val10": ["--batch-size", "128", "--lr", "8e-3", "--weight-decay", "2e-3",
+                      "--val-split", "0.1"],
 }
 
 

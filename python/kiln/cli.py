@@ -349,21 +349,13 @@ def _read_checkpoint_extra(path: str) -> dict[str, Any]:
 
 
 def _create_run_dir(args: argparse.Namespace, config: dict[str, Any]) -> Path:
-    """Creates and returns OUT/NAME, or OUT/NAME-2, -3, ... when NAME is taken. Each
-    name is claimed by an exclusive mkdir, so two runs started in the same second
-    never share a folder."""
+    """Claims OUT/NAME (or NAME-2, -3, ... when taken): two runs started in the same
+    second never share a folder."""
+    from kiln.data._atomic import claim_folder
+
     name = args.name or f"{config['model']}-{config['data'].split(':')[0]}-" \
                         f"{time.strftime('%Y%m%d-%H%M%S')}"
-    base = Path(args.out) / name
-    base.parent.mkdir(parents=True, exist_ok=True)
-    path, n = base, 1
-    while True:
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
+    return claim_folder(Path(args.out) / name)
 
 
 class _RunCheckpoint(ModelCheckpoint):

@@ -24,6 +24,7 @@ from typing import Any
 
 from kiln import cli
 from kiln.cli import UsageError
+from kiln.data._atomic import claim_folder
 
 # The kiln train options a search may range over (config key: kind of value).
 _SEARCHABLE = {"lr": float, "weight_decay": float, "warmup": float, "batch_size": int,
@@ -174,18 +175,9 @@ def _space(texts: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
 
 
 def _search_dir(args: argparse.Namespace) -> Path:
-    """OUT/search-NAME, created here (a suffix -2, -3, ... when it exists)."""
+    """OUT/search-NAME, claimed here (a suffix -2, -3, ... when it exists)."""
     name = args.name or time.strftime("%Y%m%d-%H%M%S")
-    base = Path(args.out) / f"search-{name}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    path, n = base, 1
-    while True:
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
+    return claim_folder(Path(args.out) / f"search-{name}")
 
 
 def _plain(value: Any) -> str:

@@ -51,6 +51,22 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         yield handle
 
 
+def claim_folder(base: str | os.PathLike[str]) -> Path:
+    """Creates and returns ``base``, or ``base-2``, ``base-3``, ... when it is taken
+    (parents made as needed). Each name is claimed by an exclusive mkdir, so two
+    processes started at the same moment never get the same folder."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
 def remove_stale_parts(path: str | os.PathLike[str]) -> list[Path]:
     """Deletes the partial files of ``path`` whose writing process has ended (and those
     of kiln versions that did not record the process); returns what it deleted."""
