@@ -1,7 +1,7 @@
 """kiln: training convolutional networks with a C++ core and a PyTorch-shaped API."""
 
 # _openblas loads the GEMM library before anything imports the extension.
-from kiln import _openblas, autograd, data, kernels, models, nn, optim, recipe, train  # noqa: F401
+from kiln import _openblas, autograd, data, kernels, models, nn, onnx, optim, recipe, train  # noqa: F401,E501
 from kiln._C import get_num_threads, set_num_threads
 from kiln._dlpack import from_dlpack
 from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled

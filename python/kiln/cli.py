@@ -568,7 +568,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("export",)
 
 
 def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
