@@ -254,8 +254,8 @@ def test_max_pool_indices_used_is_an_error():
                      kiln.randn(2, 3, 4, 4))
 
 
-def test_in_place_ops_are_caught(tmp_path):
-    class InPlaceResidual(nn.Module):  # torchvision's `out += identity`
+def test_augmented_assignment_exports_and_in_place_methods_are_caught(tmp_path):
+    class AugmentedResidual(nn.Module):  # torchvision's `out += identity`
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(2, 2, 3, padding=1)
@@ -263,11 +263,25 @@ def test_in_place_ops_are_caught(tmp_path):
         def forward(self, x):
             out = self.conv(x)
             out += x
+            out *= 0.5
+            return F.relu(out)
+
+    model = AugmentedResidual()
+    _run(model, (2, 4, 4), tmp_path)
+    y = kiln.ones(2)  # kiln's own in-place += is back after the export
+    alias = y
+    y += 1
+    assert y is alias and alias[0].item() == 2.0
+
+    class InPlaceMethod(AugmentedResidual):
+        def forward(self, x):
+            out = self.conv(x)
+            out.add_(x)
             return F.relu(out)
 
     with pytest.raises(kiln.onnx.UnsupportedOperatorError,
                        match=r"output of Conv2d in module 'conv' \(Conv2d\) was changed in place"):
-        kiln.onnx.export(InPlaceResidual(), kiln.randn(2, 2, 4, 4))
+        kiln.onnx.export(InPlaceMethod(), kiln.randn(2, 2, 4, 4))
 
 
 def test_bad_arguments():

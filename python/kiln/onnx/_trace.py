@@ -56,6 +56,14 @@ class _Recorder:
         self.calls.append(Call(function, args, outputs, path, module_type, snapshots))
 
 
+_AUGMENTED = {
+    "__iadd__": lambda self, other: self + other,
+    "__isub__": lambda self, other: self - other,
+    "__imul__": lambda self, other: self * other,
+    "__itruediv__": lambda self, other: self / other,
+}
+
+
 @contextlib.contextmanager
 def record(model: Module) -> Iterator[list[Call]]:
     """Within the block, every op run by ``model`` (or anything else) is appended to the
@@ -75,10 +83,18 @@ def record(model: Module) -> Iterator[list[Call]]:
 
         handles.append(module.register_forward_pre_hook(push))
         handles.append(module.register_forward_hook(pop, always_call=True))
+    # `out += x` (torchvision's residual blocks) rebinds ``out`` to what __iadd__ returns:
+    # while tracing that is the recorded out-of-place op. Methods that return self for the
+    # caller to ignore (add_, mul_) stay in place and are caught by the snapshots.
+    saved = {name: getattr(Tensor, name) for name in _AUGMENTED}
+    for name, op in _AUGMENTED.items():
+        setattr(Tensor, name, op)
     _function.apply_observers.append(recorder)
     try:
         yield recorder.calls
     finally:
         _function.apply_observers.remove(recorder)
+        for name, method in saved.items():
+            setattr(Tensor, name, method)
         for handle in handles:
             handle.remove()
