@@ -78,3 +78,26 @@ def test_bad_inputs():
 
     with pytest.raises(RuntimeError, match=r"device \(2, 0\)"):
         kiln.from_dlpack(FakeCuda())
+
+
+def test_jax_both_ways():
+    jnp = pytest.importorskip("jax.numpy")
+    # JAX to kiln: the imported tensor views JAX's buffer (read-only: JAX arrays are
+    # immutable).
+    a = jnp.arange(20, dtype=jnp.float32).reshape(4, 5) * 3
+    k = kiln.from_dlpack(a)
+    assert k.shape == (4, 5) and k.dtype == kiln.float32
+    assert k.numpy().ctypes.data == a.unsafe_buffer_pointer()
+    np.testing.assert_array_equal(k.numpy(), np.asarray(a))
+    # kiln to JAX: XLA's CPU client adopts a buffer without a copy when it is 64-byte
+    # aligned (else JAX copies, with equal values).
+    raw = np.empty(12 * 4 + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    aligned = raw[start:start + 48].view(np.float32).reshape(3, 4)
+    aligned[...] = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = kiln.from_numpy(aligned)
+    j = jnp.from_dlpack(t)
+    assert j.unsafe_buffer_pointer() == aligned.ctypes.data
+    np.testing.assert_array_equal(np.asarray(j), aligned)
+    np.testing.assert_array_equal(np.asarray(jnp.from_dlpack(kiln.randn(3, 5) * 0 + 1)),
+                                  np.ones((3, 5), np.float32))
