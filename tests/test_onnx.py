@@ -318,3 +318,16 @@ def test_kiln_export_command(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "missing.safetensors"), "--onnx", "x.onnx"]) == 2
     assert cli.main(["export", str(checkpoint), "--onnx", str(target), "--input-size", "a"]) == 2
     assert "--input-size" in capsys.readouterr().err
+
+
+def test_node_names_follow_modules_and_outside_values_warn():
+    proto = kiln.onnx.export(kiln.models.resnet20(), kiln.randn(2, 3, 32, 32))
+    names = [n.name for n in proto.graph.node]
+    assert any(n.startswith("layer1.0.conv1/Conv") for n in names)
+    assert any(n.startswith("layer2.0.downsample.1/BatchNormalization") for n in names)
+    # A block's residual add and F.relu run in the block itself, not in a leaf layer.
+    assert any(n.startswith("layer3.2/Add") for n in names)
+
+    mask_model = _Lambda(lambda x: kiln.where(x > 0, x, x * 0.1))  # `>` is not recorded
+    with pytest.warns(UserWarning, match="computed outside kiln's ops.*constant"):
+        kiln.onnx.export(mask_model, kiln.randn(2, 3))

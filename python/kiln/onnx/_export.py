@@ -49,8 +49,9 @@ def _live_calls(calls: list[Call], outputs: Sequence[Tensor]) -> list[Call]:
 
 
 class _Exporter:
-    def __init__(self, model: Module, opset: int, dynamic_batch: bool) -> None:
+    def __init__(self, model: Module, opset: int, dynamic_batch: bool, batch: int) -> None:
         self.g = GraphBuilder(opset)
+        self.batch = batch  # the example's batch size: dim 0 of values that carry it
         self.dynamic_batch = dynamic_batch
         self.values: dict[int, Value | None] = {}
         self.arrays: dict[int, Value] = {}  # id of a Tensor's array: another Tensor on it
@@ -85,16 +86,21 @@ class _Exporter:
                                                 array.shape, array.dtype)
             return self.state_values[name]
         array = tensor._data
-        if call is not None and array.ndim >= 1 and self.batch in array.shape[:1] and \
-                array.size > 1:
+        if call is not None:
+            self.warn_if_batched_constant(array, call)
+        value = Value(self.g.initializer(array, "constant"), array.shape, array.dtype)
+        self.bind(tensor, value)
+        return value
+
+    def warn_if_batched_constant(self, array: np.ndarray, call: Call) -> None:
+        """A constant as long as the batch was most likely computed from the input by
+        something the tracer cannot see (a comparison, a cast, NumPy)."""
+        if array.ndim >= 1 and array.shape[0] == self.batch and array.size > 1:
             warnings.warn(
                 f"kiln.onnx.export: a tensor of shape {array.shape} used by "
                 f"{call.function.__name__.lstrip('_')} in {call.where} was computed outside "
                 "kiln's ops and is exported as a constant; the graph will not follow the "
-                "input for it", stacklevel=4)
-        value = Value(self.g.initializer(array, "constant"), array.shape, array.dtype)
-        self.bind(tensor, value)
-        return value
+                "input for it", stacklevel=5)
 
     def convert(self, call: Call) -> None:
         fn = CONVERTERS.get(call.function)
@@ -111,6 +117,9 @@ class _Exporter:
                 "after it was computed (an in-place op such as +=, add_ or copy_, which the "
                 "tracer does not see); write it out of place (out = out + x) to export")
         args = [self.value_of(a, call) if isinstance(a, Tensor) else a for a in call.args]
+        for arg in args:
+            if isinstance(arg, np.ndarray):
+                self.warn_if_batched_constant(arg, call)
         batched_in = any(isinstance(a, Value) and a.batched for a in args)
         self.g.scope = call.path or "model"
         result = fn(self.g, call, args)
@@ -175,8 +184,7 @@ def export(
         raise ValueError("kiln.onnx.export: example inputs need a batch dimension, got a 0-d "
                          "tensor")
     inputs = tuple(Tensor._wrap(t._data) for t in inputs)  # fresh objects, never parameters
-    exporter = _Exporter(model, opset, dynamic_batch)
-    exporter.batch = inputs[0].shape[0]
+    exporter = _Exporter(model, opset, dynamic_batch, inputs[0].shape[0])
     in_names = list(input_names) if input_names is not None else (
         ["input"] if len(inputs) == 1 else [f"input_{k}" for k in range(len(inputs))])
     if len(in_names) != len(inputs):
