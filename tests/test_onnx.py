@@ -119,7 +119,8 @@ def _layer_cases():
             y = x[:, 1:3, ::2, 1] + x[..., -1, None, 2:5].mean(dim=2)[:, :2]
             z = y.permute(0, 2, 1).clamp(-0.5, 0.7).exp().sqrt() ** 3
             m = x.abs().max(dim=1).values.sum(dim=(1, 2))
-            return z.reshape(z.shape[0], -1), m.log(), x[:, :, [0, 2]].transpose(1, 3).abs() ** 1.5
+            picked = x[:, :, [0, 2]].transpose(1, 3).abs() ** 1.5
+            return z.reshape(z.shape[0], -1), m.log(), picked, x[:, kiln.tensor(1), -2:]
 
     class Heads(nn.Module):
         def __init__(self):

@@ -133,6 +133,8 @@ def _expand(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
 def _index_items(index: Any, ndim: int, call: Call) -> list[Any]:
     items = list(index) if isinstance(index, tuple) else [index]
     items = [np.asarray(i) if isinstance(i, list) else i for i in items]
+    items = [int(i) if isinstance(i, np.ndarray) and i.ndim == 0 and i.dtype.kind in "iu"
+             else i for i in items]
     for item in items:
         ok = (item is None or item is Ellipsis or isinstance(item, (slice, int, np.integer))
               or (isinstance(item, np.ndarray) and item.dtype.kind in "iu" and item.ndim == 1))
