@@ -1,9 +1,21 @@
 """kiln: training convolutional networks with a C++ core and a PyTorch-shaped API."""
 
 # _openblas loads the GEMM library before anything imports the extension.
-from kiln import _openblas, autograd, data, kernels, models, nn, optim, recipe, train  # noqa: F401
+from kiln import (  # noqa: F401
+    _openblas,
+    autograd,
+    data,
+    kernels,
+    models,
+    nn,
+    onnx,
+    optim,
+    recipe,
+    train,
+)
 from kiln._C import get_num_threads, set_num_threads
 from kiln._device import device
+from kiln._dlpack import from_dlpack
 from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.checkpoint import load_state, save_state
 from kiln.nn.functional import matmul
@@ -49,8 +61,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "arange", "autograd", "bool_", "cat", "data", "device", "double", "empty",
-    "empty_like", "enable_grad", "float", "float16", "float32", "float64", "from_numpy", "full",
-    "full_like", "get_num_threads",
+    "empty_like", "enable_grad", "float", "float16", "float32", "float64", "from_dlpack",
+    "from_numpy", "full", "full_like", "get_num_threads",
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
     "linspace", "load_state", "long", "manual_seed", "matmul", "models", "nn", "no_grad", "ones",
     "ones_like", "optim", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",

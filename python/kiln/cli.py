@@ -412,6 +412,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                  CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
     if not args.quiet:
         callbacks.append(ProgressBar())
+    if args.tensorboard:
+        from kiln.train import TensorBoard
+
+        callbacks.append(TensorBoard(run / "tensorboard"))
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks,
                       scheduler_interval=interval)
     if args.resume:
@@ -427,6 +431,10 @@ def cmd_train(args: argparse.Namespace) -> int:
           file=sys.stderr)
     history = trainer.fit(train_loader, val_loader, epochs=max(remaining, 0))
     _summary(trainer, history, time.perf_counter() - start, run)
+    if args.report:
+        from kiln.commands.report import write_report
+
+        print(f"report: {write_report(run)}")
     return 0
 
 
@@ -593,7 +601,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES: tuple[str, ...] = ("search",)
+_COMMAND_MODULES: tuple[str, ...] = ("search", "export", "report")
 
 
 def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
@@ -651,6 +659,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "this checkpoint, with its config; --epochs sets a new total (a cosine "
                        "schedule is re-laid for it; a one-cycle run cannot change length)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard "
+                       "logs into OUT/NAME/tensorboard (needs tensorboardX)")
+    train.add_argument("--report", action="store_true", help="write OUT/NAME/report.html "
+                       "at the end (see kiln report)")
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on the test split",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln import _dlpack
 from kiln import _tensor_ops as ops
 from kiln._device import CPU, check_device, device
 from kiln._promotion import result_type
@@ -153,6 +154,14 @@ class Tensor:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self._data if dtype is None else self._data.astype(dtype)
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None,
+                   dl_device: Any = None, copy: Any = None) -> Any:
+        """A DLPack capsule sharing this tensor's memory (see kiln.from_dlpack)."""
+        return _dlpack.dlpack(self, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return _dlpack.dlpack_device(self)
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", prefix="tensor(")

@@ -16,10 +16,11 @@ from kiln.train.callbacks import (
 from kiln.train.ensemble import Ensemble
 from kiln.train.history import History
 from kiln.train.plots import plot_history
+from kiln.train.tensorboard import TensorBoard
 from kiln.train.trainer import Trainer
 
 __all__ = [
     "CSVLogger", "Callback", "CurvePlot", "EarlyStopping", "Ensemble", "History",
     "LRSchedulerCallback", "ModelCheckpoint", "NaNGuard", "ProgressBar", "ReduceLROnPlateau",
-    "Trainer", "callbacks", "metrics", "plot_history",
+    "TensorBoard", "Trainer", "callbacks", "metrics", "plot_history",
 ]
