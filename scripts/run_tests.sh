@@ -4,17 +4,23 @@
 # test: the C++ kernel tests (GoogleTest through CTest, then again under ASan and
 # UBSan) and the Python suite (pytest, with the PyTorch parity tests).
 # Needs: Python >= 3.9 with pip, a C++17 compiler, and GoogleTest (Debian's
-# libgtest-dev, installed here when run as root). CMake, Ninja and pybind11 come
-# from the `test` extra. Under CI=true every optional dependency is required, so
-# a missing install step fails instead of skipping tests.
+# libgtest-dev; installed here when run as root, with Chromium for the report's
+# browser test). CMake, Ninja and pybind11 come from the `test` extra. Under CI=true
+# every optional dependency is required, so a missing install step fails instead
+# of skipping tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ ! -f /usr/include/gtest/gtest.h ]]; then
+# Debian packages: GoogleTest (required) and Chromium (the HTML report's browser
+# test; it skips without it, except in CI). Installed with apt-get when root.
+missing=()
+[[ -f /usr/include/gtest/gtest.h ]] || missing+=(libgtest-dev)
+command -v chromium > /dev/null || missing+=(chromium)
+if (( ${#missing[@]} )); then
   if [[ "$(id -u)" == 0 ]]; then
-    apt-get update -qq && apt-get install -y -qq libgtest-dev > /dev/null
-  else
-    echo "run_tests: GoogleTest missing; install Debian's libgtest-dev (or run as root)" >&2
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" > /dev/null
+  elif [[ " ${missing[*]} " == *" libgtest-dev "* || "${CI:-}" == true ]]; then
+    echo "run_tests: missing Debian packages ${missing[*]}; install them (or run as root)" >&2
     exit 1
   fi
 fi
