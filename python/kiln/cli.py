@@ -378,6 +378,18 @@ class _RunCheckpoint(ModelCheckpoint):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from kiln import distributed
+
+    if not distributed.launched():
+        return _train(args, False)
+    # Under mpiexec -n N: data-parallel over the ranks; rank 0 alone prints and writes.
+    distributed.init()
+    with distributed.abort_on_error("kiln train", (UsageError, ValueError, TypeError,
+                                                  OSError, ImportError)):
+        return _train(args, True)
+
+
+def _train(args: argparse.Namespace, distributed: bool) -> int:
     import kiln
     from kiln import nn
     from kiln.train import CSVLogger, CurvePlot, EarlyStopping, NaNGuard, ProgressBar, Trainer
@@ -412,19 +424,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         callbacks.append(ProgressBar())
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks,
-                      scheduler_interval=interval)
+                      scheduler_interval=interval, distributed=distributed)
     if args.resume:
         trainer.load_checkpoint(args.resume)
     remaining = config["epochs"] - trainer.epoch
-    run.mkdir(parents=True, exist_ok=True)
-    _write_json(run / "config.json", config)
-    print(f"kiln train: {config['model']} on {config['data']} ({len(split.train[0])} train, "
-          f"{len(split.val[0])} val, {split.num_classes} classes), {config['optimizer']} lr "
-          f"{config['lr']:g}, batch {config['batch_size']}, up to {config['epochs']} epochs"
-          + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
-          file=sys.stderr)
+    main = not distributed or kiln.distributed.is_main()
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        _write_json(run / "config.json", config)
+        print(f"kiln train: {config['model']} on {config['data']} ({len(split.train[0])} "
+              f"train, {len(split.val[0])} val, {split.num_classes} classes), "
+              f"{config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, up to "
+              f"{config['epochs']} epochs"
+              + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
+              file=sys.stderr)
     history = trainer.fit(train_loader, val_loader, epochs=max(remaining, 0))
-    _summary(trainer, history, time.perf_counter() - start, run)
+    if main:
+        _summary(trainer, history, time.perf_counter() - start, run)
     return 0
 
 
