@@ -296,7 +296,8 @@ def _install_failure_handlers(world: _World) -> None:
 # The watcher: reads its rank's pipe until EOF. A rank that ends normally (or reports its
 # own failure) writes a byte first; EOF without it means the rank was killed or crashed.
 # The first rank of this machine to go is the culprit: the watcher reports it only if the
-# machine's other ranks are still alive (those mpiexec kills afterwards stay silent).
+# machine's other ranks are still alive (those mpiexec kills afterwards stay silent). A
+# rank alone on its machine cannot tell, and says so.
 _WATCHER = r"""
 import os, sys
 rank, size, pid, host = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -313,7 +314,11 @@ def alive(p):
             return True
         except OSError:
             return False
-if all(alive(p) for p in peers):
+if not peers:  # alone on this machine: whether it went first cannot be told from here
+    print(f"kiln.distributed: rank {rank} of {size} (pid {pid} on {host}) ended without "
+          f"finishing (killed, crashed, or stopped by mpiexec after another rank ended)",
+          file=sys.stderr, flush=True)
+elif all(alive(p) for p in peers):
     print(f"kiln.distributed: rank {rank} of {size} (pid {pid} on {host}) ended abruptly "
           f"(killed by a signal or crashed) while the job was running; mpiexec stops the "
           f"other ranks", file=sys.stderr, flush=True)
