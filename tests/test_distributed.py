@@ -242,14 +242,21 @@ def test_kiln_train_under_mpiexec_writes_one_run_from_rank_0(tmp_path):
     np.savez(tmp_path / "tiny.npz", images=rng.integers(0, 255, (64, 1, 28, 28), np.uint8),
              labels=rng.integers(0, 3, 64))
     result = _job(["-m", "kiln.cli", "train", "--data", f"npz:{tmp_path / 'tiny.npz'}",
-                   "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "runs"),
-                   "--name", "job", "--quiet"], tmp_path)
+                   "--epochs", "1", "--batch-size", "8", "--schedule", "plateau", "--out",
+                   str(tmp_path / "runs"), "--name", "job", "--quiet"], tmp_path)
     assert result.returncode == 0, result.stdout
     assert result.stdout.count("kiln train: lenet5") == 1
     assert "2 ranks x batch 8 = effective batch 16" in result.stdout
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["job"]
-    files = {p.name for p in (tmp_path / "runs" / "job").iterdir()}
+    run = tmp_path / "runs" / "job"
+    files = {p.name for p in run.iterdir()}
     assert {"best.safetensors", "last.safetensors", "config.json", "metrics.csv"} <= files
+    # Every rank resumes from the same checkpoint; rank 0 appends the next epoch.
+    result = _job(["-m", "kiln.cli", "train", "--resume", str(run / "last.safetensors"),
+                   "--epochs", "2", "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("resuming after epoch 1") == 1
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + 2 epochs
 
 
 @mpi

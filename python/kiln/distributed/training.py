@@ -93,12 +93,17 @@ class TrainingJob:
         group = optimizer.param_groups[0]
         lr = float(group.get("initial_lr", group["lr"]))  # a schedule's base, not its step 0
         if batch is None:
-            size = f"{n} ranks, each with its own batches"
-        else:
-            size = f"{n} ranks x batch {batch} = effective batch {n * batch}"
-        print(f"kiln.distributed: {size}; gradients averaged over the ranks, lr {lr:g} used "
-              f"as given (linear scaling rule: a run tuned on one rank at lr L needs about "
-              f"{n} x L here, reached by a few epochs of warm-up)", file=sys.stderr, flush=True)
+            print(f"kiln.distributed: {n} ranks, each with its own batches; gradients averaged "
+                  f"over the ranks, lr {lr:g} used as given", file=sys.stderr, flush=True)
+            return
+        from kiln.optim.lr_scheduler import scale_lr_for_batch_size
+
+        scaled = scale_lr_for_batch_size(lr, batch, n * batch)
+        print(f"kiln.distributed: {n} ranks x batch {batch} = effective batch {n * batch}; "
+              f"gradients averaged over the ranks; lr {lr:g} used as given (if it was tuned "
+              f"for batch {batch} on one process, the linear scaling rule "
+              f"scale_lr_for_batch_size(lr, {batch}, {n * batch}) gives {scaled:g}, to reach "
+              f"through a warm-up)", file=sys.stderr, flush=True)
 
     def reduce(self, averages: Any) -> None:
         """Sums an Averages' per-key sums and counts over all ranks, in place."""
