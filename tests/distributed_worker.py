@@ -70,11 +70,22 @@ def scenario_equivalence(out: str, sync_bn: bool) -> None:
     if r == 0:
         reference = small_net(batch_norm=sync_bn)
         model.load_state_dict(reference.state_dict())
+    # Record, at every bucket launch, how many gradients backward had yet to produce.
+    launches: list[int] = []
+    launch = dist.DistributedDataParallel._launch_ready
+
+    def logged(self: dist.DistributedDataParallel) -> None:
+        before = self._started
+        launch(self)
+        if self._started > before:
+            launches.append(sum(b.pending for b in self._buckets))
+
+    dist.DistributedDataParallel._launch_ready = logged  # type: ignore[method-assign]
     ddp = dist.DistributedDataParallel(model, bucket_cap_mb=0.001)  # several buckets
     shard = slice(r * per_rank, (r + 1) * per_rank)
     losses = train(model, ddp, images[:, shard], labels[:, shard])
     np.savez(os.path.join(out, f"rank{r}.npz"), **state(model))
-    info = {"buckets": len(ddp.buckets), "losses": losses}
+    info = {"buckets": len(ddp.buckets), "losses": losses, "launches": launches}
     if r == 0:
         single = train(reference, reference, images, labels)  # one process, batch 2B
         np.savez(os.path.join(out, "single.npz"), **state(reference))

@@ -162,7 +162,7 @@ class DistributedDataParallel(Module):
                 f"the previous iteration before starting a new one: {waiting} parameter(s) "
                 "received no gradient in its backward (layers the forward skipped, or a "
                 "backward through only part of the outputs); pass find_unused_parameters=True")
-        if self.training and self.broadcast_buffers and is_grad_enabled():
+        if self.module.training and self.broadcast_buffers and is_grad_enabled():
             self.sync_buffers()
         output = self.module(*args, **kwargs)
         if sync:
