@@ -141,6 +141,63 @@ def scenario_trainer(out: str) -> None:
         json.dump(info, f)
 
 
+class TwoHeads(nn.Module):
+    """A trunk and three heads; forward(x, head) uses one of them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(4, 4)
+        self.heads = nn.ModuleList([nn.Linear(4, 3) for _ in range(3)])
+
+    def forward(self, x: kiln.Tensor, head: int) -> kiln.Tensor:
+        return self.heads[head](self.trunk(x).relu())
+
+
+def scenario_options(out: str) -> None:
+    """no_sync accumulation, find_unused_parameters, and the error without it."""
+    r, n = dist.rank(), dist.world_size()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, 2, 3, 4)).astype(np.float32)  # rank, micro-batch, rows
+    y = rng.integers(0, 3, (n, 2, 3))
+    kiln.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    reference = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    reference.load_state_dict(model.state_dict())
+    ddp = dist.DistributedDataParallel(model)
+    info: dict[str, object] = {}
+    # no_sync: rank r accumulates micro-batch 0 locally; micro-batch 1 reduces the sums.
+    with ddp.no_sync():
+        F.cross_entropy(ddp(kiln.tensor(x[r, 0])), kiln.tensor(y[r, 0])).backward()
+    F.cross_entropy(ddp(kiln.tensor(x[r, 1])), kiln.tensor(y[r, 1])).backward()
+    for q in range(n):  # what that must give: the sum over micro-batches, mean over ranks
+        for m in range(2):
+            loss = F.cross_entropy(reference(kiln.tensor(x[q, m])), kiln.tensor(y[q, m]))
+            (loss / n).backward()
+    info["no_sync_error"] = max(float(np.abs(p.grad.numpy() - q.grad.numpy()).max())
+                                for p, q in zip(model.parameters(), reference.parameters()))
+    # Parameters no backward reaches leave their buckets unfinished: the next forward
+    # says so.
+    kiln.manual_seed(0)
+    model = TwoHeads()
+    ddp = dist.DistributedDataParallel(model)
+    F.cross_entropy(ddp(kiln.tensor(x[r, 0]), 0), kiln.tensor(y[r, 0])).backward()
+    try:
+        ddp(kiln.tensor(x[r, 0]), 0)
+    except RuntimeError as error:
+        info["unused_error"] = str(error)
+    # find_unused_parameters: rank r uses head r; head 2 is used by nobody.
+    kiln.manual_seed(0)
+    model = TwoHeads()
+    ddp = dist.DistributedDataParallel(model, find_unused_parameters=True)
+    for _ in range(2):
+        model.zero_grad()
+        F.cross_entropy(ddp(kiln.tensor(x[r, 0]), r), kiln.tensor(y[r, 0])).backward()
+    info["head_grads"] = [None if h.weight.grad is None else h.weight.grad.numpy().tolist()
+                          for h in model.heads]
+    with open(os.path.join(out, f"rank{r}.json"), "w") as f:
+        json.dump(info, f)
+
+
 def scenario_failure(out: str, how: str) -> None:
     """Rank 1 dies (SIGKILL), raises, or hangs at step 3 of a DDP loop."""
     r = dist.rank()
@@ -174,6 +231,8 @@ def main() -> None:
         scenario_identical(out)
     elif scenario == "trainer":
         scenario_trainer(out)
+    elif scenario == "options":
+        scenario_options(out)
     else:
         scenario_failure(out, scenario)
 

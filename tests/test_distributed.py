@@ -217,6 +217,21 @@ def test_two_ranks_of_batch_b_match_one_process_of_batch_2b(tmp_path, scenario):
 
 
 @mpi
+def test_no_sync_and_unused_parameters(tmp_path):
+    result = _scenario("options", tmp_path)
+    assert result.returncode == 0, result.stdout
+    infos = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for info in infos:
+        assert info["no_sync_error"] < 1e-6
+        assert "find_unused_parameters=True" in info["unused_error"]
+        assert "4 parameter(s) received no gradient" in info["unused_error"]
+        head0, head1, head2 = info["head_grads"]
+        assert head2 is None  # used by no rank: untouched
+        assert np.abs(head0).max() > 0 and np.abs(head1).max() > 0
+    assert infos[0]["head_grads"] == infos[1]["head_grads"]  # the same averages everywhere
+
+
+@mpi
 def test_trainer_distributed_shards_evaluates_exactly_and_writes_on_rank_0(tmp_path):
     result = _scenario("trainer", tmp_path)
     assert result.returncode == 0, result.stdout
