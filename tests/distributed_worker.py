@@ -209,7 +209,6 @@ def scenario_failure(out: str, how: str) -> None:
     for step in range(1000):
         if r == 1 and step == 3:
             if how == "kill":
-                time.sleep(0.5)  # as mid-run: the watcher process is up by now
                 os.kill(os.getpid(), signal.SIGKILL)
             elif how == "raise":
                 raise RuntimeError("a deliberate failure at step 3")

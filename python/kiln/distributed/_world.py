@@ -13,9 +13,9 @@ Failure handling (a dead or stuck rank must never leave the others waiting forev
 - an exception no one catches on a rank prints its traceback and
   ``kiln.distributed: rank R of N failed ...``, then aborts the job;
 - a rank killed outright (SIGKILL, a crash) cannot speak for itself: a small watcher
-  process per rank notices its rank end without saying goodbye and prints
-  ``kiln.distributed: rank R of N (pid P on HOST) ended abruptly ...``; mpiexec (Hydra)
-  then stops the other ranks itself.
+  process per rank (see ``_WATCHER``) notices the first rank of its machine to end
+  without saying goodbye and prints ``kiln.distributed: rank R of N (pid P on HOST)
+  ended abruptly ...``; mpiexec (Hydra) then stops the other ranks itself.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def abort(message: str, code: int = 1) -> NoReturn:
     world = _world
     if world is None or world.size == 1:
         raise SystemExit(code)
-    _said_goodbye(world)
+    _said_goodbye(world, failed=True)
     world.MPI.COMM_WORLD.Abort(code)
     raise SystemExit(code)  # not reached: Abort ends the process
 
@@ -293,61 +293,115 @@ def _install_failure_handlers(world: _World) -> None:
     atexit.register(_said_goodbye, world)
 
 
-# The watcher: reads its rank's pipe until EOF. A rank that ends normally (or reports its
-# own failure) writes a byte first; EOF without it means the rank was killed or crashed.
-# The first rank of this machine to go is the culprit: the watcher reports it only if the
-# machine's other ranks are still alive (those mpiexec kills afterwards stay silent). A
-# rank alone on its machine cannot tell, and says so.
+# The watcher of one rank. It reads the rank's pipe: "." when the rank ends normally, "!"
+# when it reports its own failure and aborts, EOF without either when it is killed or
+# crashes. It also holds a pidfd of every other rank on this machine, so it sees them
+# end, in order. When its rank dies, the culprit is the first rank of this machine seen
+# dead: a peer that died while this rank still ran, else this rank if no peer is dead
+# yet. One watcher per machine speaks (an O_EXCL claim file); a rank that reported its
+# own failure claims it first, silencing the rest. A rank alone on its machine cannot
+# tell who went first, and says so.
 _WATCHER = r"""
-import os, sys
-rank, size, pid, host = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-peers = [int(p) for p in sys.argv[5].split(",") if p]
-if sys.stdin.buffer.read(1):
-    sys.exit(0)
-def alive(p):
-    try:
-        with open(f"/proc/{p}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
+import os, select, sys, time
+rank, size, host = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+local = dict((int(r), int(p)) for r, p in (x.split(":") for x in sys.argv[4].split(",")))
+claim_path = os.path.join("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
+                          "kiln-watch-" + "-".join(str(p) for p in sorted(local.values())))
+peers = {}
+for r, p in local.items():
+    if r != rank:
         try:
-            os.kill(p, 0)
-            return True
-        except OSError:
-            return False
-if not peers:  # alone on this machine: whether it went first cannot be told from here
-    print(f"kiln.distributed: rank {rank} of {size} (pid {pid} on {host}) ended without "
-          f"finishing (killed, crashed, or stopped by mpiexec after another rank ended)",
-          file=sys.stderr, flush=True)
-elif all(alive(p) for p in peers):
-    print(f"kiln.distributed: rank {rank} of {size} (pid {pid} on {host}) ended abruptly "
-          f"(killed by a signal or crashed) while the job was running; mpiexec stops the "
-          f"other ranks", file=sys.stderr, flush=True)
+            peers[os.pidfd_open(p)] = r
+        except (AttributeError, OSError):
+            pass
+os.write(int(sys.argv[5]), b"+")  # watching from here on
+os.close(int(sys.argv[5]))
+
+def claim():
+    try:
+        os.close(os.open(claim_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except OSError:
+        return False
+
+def say(culprit, text):
+    print(f"kiln.distributed: rank {culprit} of {size} (pid {local[culprit]} on {host}) "
+          + text, file=sys.stderr, flush=True)
+    time.sleep(1.0)  # the other watchers of this machine decide within milliseconds
+    os.unlink(claim_path)
+
+first_dead = None
+while True:
+    ready = select.select([0, *peers], [], [])[0]
+    if 0 not in ready:
+        for fd in ready:
+            if first_dead is None:
+                first_dead = peers[fd]
+            del peers[fd]
+        continue
+    said = os.read(0, 1)
+    if said == b"!" and claim():
+        time.sleep(1.0)
+        os.unlink(claim_path)
+    if said:
+        sys.exit(0)
+    dead_now = sorted(peers[fd] for fd in select.select(list(peers), [], [], 0)[0]) \
+        if peers else []
+    if len(local) == 1:
+        print(f"kiln.distributed: rank {rank} of {size} (pid {local[rank]} on {host}) ended "
+              f"without finishing (killed, crashed, or stopped by mpiexec after a rank on "
+              f"another machine ended)", file=sys.stderr, flush=True)
+    elif first_dead is not None or not dead_now:
+        culprit = rank if first_dead is None else first_dead
+        if claim():
+            say(culprit, "ended abruptly (killed by a signal or crashed) while the job was "
+                         "running; mpiexec stops the other ranks")
+    else:  # this rank and others were found dead at once: wait for a better-placed watcher
+        time.sleep(0.2)
+        if claim():
+            ranks = " or ".join(str(r) for r in sorted({rank, *dead_now}))
+            print(f"kiln.distributed: rank {ranks} of {size} (on {host}) ended abruptly first "
+                  f"(killed by a signal or crashed); mpiexec stops the other ranks",
+                  file=sys.stderr, flush=True)
+            time.sleep(1.0)
+            os.unlink(claim_path)
+    sys.exit(0)
 """
 
 
 def _start_watcher(world: _World) -> None:
-    peers = ",".join(str(pid) for r, (pid, host) in enumerate(world.peers)
-                     if r != world.rank and host == world.host)
-    read_end, write_end = os.pipe()
+    local = ",".join(f"{r}:{pid}" for r, (pid, host) in enumerate(world.peers)
+                     if host == world.host)
+    goodbye_read, goodbye_write = os.pipe()
+    ready_read, ready_write = os.pipe()
     try:
         world.watcher = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", _WATCHER, str(world.rank), str(world.size),
-             str(os.getpid()), world.host, peers],
-            stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True)
+             world.host, local, str(ready_write)],
+            stdin=goodbye_read, stdout=subprocess.DEVNULL, pass_fds=(ready_write,),
+            start_new_session=True)
     except OSError:  # no watcher: a killed rank is then reported by mpiexec alone
-        os.close(write_end)
+        os.close(goodbye_write)
         world.watcher = None
     else:
-        world.watcher_pipe = write_end  # type: ignore[attr-defined]
+        world.watcher_pipe = goodbye_write  # type: ignore[attr-defined]
+        os.close(ready_write)
+        ready_write = -1
+        os.read(ready_read, 1)  # it is watching from here on
     finally:
-        os.close(read_end)
+        os.close(goodbye_read)
+        os.close(ready_read)
+        if ready_write >= 0:
+            os.close(ready_write)
 
 
-def _said_goodbye(world: _World) -> None:
+def _said_goodbye(world: _World, failed: bool = False) -> None:
+    """Tells the watcher that this rank ends on purpose ("!": after reporting its own
+    failure, so no other watcher speaks)."""
     pipe = getattr(world, "watcher_pipe", None)
     if pipe is None:
         return
     world.watcher_pipe = None  # type: ignore[attr-defined]
     with contextlib.suppress(OSError):
-        os.write(pipe, b".")
+        os.write(pipe, b"!" if failed else b".")
         os.close(pipe)
