@@ -100,6 +100,8 @@ def scenario_identical(out: str) -> None:
     kiln.manual_seed(r)
     model = small_net(batch_norm=True)
     ddp = dist.DistributedDataParallel(model)
+    if r == 0:
+        np.save(os.path.join(out, "init.npy"), model[0].weight.detach().numpy())
     images, labels = data(6, 8)
     train(model, ddp, images + r, labels)  # each rank its own batches
     np.savez(os.path.join(out, f"rank{r}.npz"), **state(model))
@@ -223,6 +225,8 @@ def scenario_failure(out: str, how: str) -> None:
 def main() -> None:
     scenario, out = sys.argv[1], sys.argv[2]
     dist.init()
+    with open(os.path.join(out, f"threads{dist.rank()}.txt"), "w") as f:
+        f.write(str(kiln.get_num_threads()))  # what init chose: cores / local ranks
     kiln.set_num_threads(1)
     if scenario in ("equivalence", "syncbn"):
         scenario_equivalence(out, sync_bn=scenario == "syncbn")

@@ -195,6 +195,10 @@ def test_parameters_stay_bit_identical_across_ranks(tmp_path):
     for key in a:
         if "running" not in key:  # buffers follow rank 0 at the next forward, as PyTorch
             assert np.array_equal(a[key], b[key]), key
+    assert not np.array_equal(a["0.weight"], np.load(tmp_path / "init.npy"))  # it trained
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for r in range(2):  # init gives each rank cores / (ranks on this machine) threads
+        assert (tmp_path / f"threads{r}.txt").read_text() == str(max(1, cores // 2))
 
 
 @mpi
