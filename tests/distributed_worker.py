@@ -86,12 +86,36 @@ def scenario_equivalence(out: str, sync_bn: bool) -> None:
     losses = train(model, ddp, images[:, shard], labels[:, shard])
     np.savez(os.path.join(out, f"rank{r}.npz"), **state(model))
     info = {"buckets": len(ddp.buckets), "losses": losses, "launches": launches}
+    if sync_bn:
+        info["uneven_error"] = uneven_sync_bn_error(r)
     if r == 0:
         single = train(reference, reference, images, labels)  # one process, batch 2B
         np.savez(os.path.join(out, "single.npz"), **state(reference))
         info["single_losses"] = single
     with open(os.path.join(out, f"rank{r}.json"), "w") as f:
         json.dump(info, f)
+
+
+def uneven_sync_bn_error(r: int) -> float:
+    """SyncBatchNorm over shards of 5 and 3 samples against BatchNorm2d over all 8: the
+    largest difference in output, input gradient, summed weight gradient, running stats."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((8, 3, 4, 4)) * 2 + 1).astype(np.float32)
+    g = rng.standard_normal((8, 3, 4, 4)).astype(np.float32)
+    mine = slice(0, 5) if r == 0 else slice(5, 8)
+    sync, reference = nn.SyncBatchNorm(3), nn.BatchNorm2d(3)
+    xs = kiln.tensor(x[mine], requires_grad=True)
+    ys = sync(xs)
+    (ys * kiln.tensor(g[mine])).sum().backward()
+    xr = kiln.tensor(x, requires_grad=True)
+    yr = reference(xr)
+    (yr * kiln.tensor(g)).sum().backward()
+    weight_grad = dist.all_reduce(np.array(sync.weight.grad.numpy(), copy=True))
+    return max(float(np.abs(ys.detach().numpy() - yr.detach().numpy()[mine]).max()),
+               float(np.abs(xs.grad.numpy() - xr.grad.numpy()[mine]).max()),
+               float(np.abs(weight_grad - reference.weight.grad.numpy()).max()),
+               float(np.abs(sync.running_var.numpy() - reference.running_var.numpy()).max()),
+               float(np.abs(sync.running_mean.numpy() - reference.running_mean.numpy()).max()))
 
 
 def scenario_identical(out: str) -> None:
