@@ -224,6 +224,30 @@ def scenario_options(out: str) -> None:
         json.dump(info, f)
 
 
+def scenario_stop(out: str) -> None:
+    """A callback on rank 1 alone stops training at step 2: every rank stops there."""
+    from kiln.data import DataLoader, TensorDataset
+    from kiln.train import Callback, Trainer
+
+    r = dist.rank()
+
+    class StopOnRank1(Callback):
+        def on_batch_end(self, step: int, logs: dict) -> None:
+            if r == 1 and step == 2:
+                self.trainer.stop_training = True
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 3, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 5, 40).astype(np.int64)
+    kiln.manual_seed(0)
+    model = small_net(batch_norm=False)
+    trainer = Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=0.1),
+                      callbacks=[StopOnRank1()], distributed=True)
+    trainer.fit(DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, seed=1), epochs=3)
+    with open(os.path.join(out, f"rank{r}.json"), "w") as f:
+        json.dump({"epoch": trainer.epoch, "steps": len(trainer.history.steps["loss"])}, f)
+
+
 def scenario_failure(out: str, how: str) -> None:
     """Rank 1 dies (SIGKILL), raises, or hangs at step 3 of a DDP loop."""
     r = dist.rank()
@@ -260,6 +284,8 @@ def main() -> None:
         scenario_trainer(out)
     elif scenario == "options":
         scenario_options(out)
+    elif scenario == "stop":
+        scenario_stop(out)
     else:
         scenario_failure(out, scenario)
 

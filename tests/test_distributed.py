@@ -258,6 +258,14 @@ def test_trainer_distributed_shards_evaluates_exactly_and_writes_on_rank_0(tmp_p
 
 
 @mpi
+def test_a_stop_asked_on_one_rank_stops_every_rank_at_that_step(tmp_path):
+    result = _scenario("stop", tmp_path)
+    assert result.returncode == 0, result.stdout
+    for r in range(2):
+        assert json.loads((tmp_path / f"rank{r}.json").read_text()) == {"epoch": 1, "steps": 2}
+
+
+@mpi
 def test_kiln_train_under_mpiexec_writes_one_run_from_rank_0(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "tiny.npz", images=rng.integers(0, 255, (64, 1, 28, 28), np.uint8),
