@@ -117,6 +117,21 @@ def test_sync_batchnorm_is_batchnorm_outside_a_job_and_conversion_shares_state()
         nn.SyncBatchNorm(4, process_group="world")
 
 
+def test_ddp_bad_arguments():
+    model = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="kiln.nn.Module"):
+        dist.DistributedDataParallel(lambda x: x)
+    with pytest.raises(ValueError, match="device_ids"):
+        dist.DistributedDataParallel(model, device_ids=[0])
+    with pytest.raises(ValueError, match="process_group"):
+        dist.DistributedDataParallel(model, process_group="world")
+    with pytest.raises(ValueError, match="bucket_cap_mb"):
+        dist.DistributedDataParallel(model, bucket_cap_mb=0)
+    if not dist.is_initialized():
+        with pytest.raises(RuntimeError, match="init"):
+            dist.DistributedDataParallel(model)
+
+
 def test_init_without_mpi4py_names_the_packages(monkeypatch):
     if dist.is_initialized():
         pytest.skip("the job is already initialized in this process")
