@@ -252,6 +252,15 @@ def test_no_sync_and_unused_parameters(tmp_path):
 
 
 @mpi
+def test_one_rank_job_trains_exactly_as_without_ddp(tmp_path):
+    result = _job([str(WORKER), "equivalence", str(tmp_path)], tmp_path, ranks=1)
+    assert result.returncode == 0, result.stdout
+    ddp, single = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "single.npz")
+    for key in single:
+        assert np.array_equal(ddp[key], single[key]), key
+
+
+@mpi
 def test_trainer_distributed_shards_evaluates_exactly_and_writes_on_rank_0(tmp_path):
     result = _scenario("trainer", tmp_path)
     assert result.returncode == 0, result.stdout
