@@ -298,15 +298,14 @@ def _install_failure_handlers(world: _World) -> None:
 # crashes. It also holds a pidfd of every other rank on this machine, so it sees them
 # end, in order. When its rank dies, the culprit is the first rank of this machine seen
 # dead: a peer that died while this rank still ran, else this rank if no peer is dead
-# yet. One watcher per machine speaks (an O_EXCL claim file); a rank that reported its
-# own failure claims it first, silencing the rest. A rank alone on its machine cannot
-# tell who went first, and says so.
+# yet. One watcher per machine speaks (the holder of an abstract Unix socket name); a
+# rank that reported its own failure claims it first, silencing the rest. A rank alone
+# on its machine cannot tell who went first, and says so.
 _WATCHER = r"""
-import os, select, sys, time
+import errno, os, select, socket, sys, time
 rank, size, host = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 local = dict((int(r), int(p)) for r, p in (x.split(":") for x in sys.argv[4].split(",")))
-claim_path = os.path.join("/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
-                          "kiln-watch-" + "-".join(str(p) for p in sorted(local.values())))
+claim_name = "\0kiln-watch-" + "-".join(str(p) for p in sorted(local.values()))
 peers = {}
 for r, p in local.items():
     if r != rank:
@@ -317,18 +316,25 @@ for r, p in local.items():
 os.write(int(sys.argv[5]), b"+")  # watching from here on
 os.close(int(sys.argv[5]))
 
+held = []
+
 def claim():
+    # An abstract Unix socket name: one holder at a time, gone when the holder exits.
     try:
-        os.close(os.open(claim_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        return True
-    except OSError:
-        return False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(claim_name)
+    except OSError as error:
+        return error.errno != errno.EADDRINUSE  # no claims possible here: speak anyway
+    held.append(sock)
+    return True
+
+def release():
+    time.sleep(1.0)  # the other watchers of this machine decide within milliseconds
 
 def say(culprit, text):
     print(f"kiln.distributed: rank {culprit} of {size} (pid {local[culprit]} on {host}) "
           + text, file=sys.stderr, flush=True)
-    time.sleep(1.0)  # the other watchers of this machine decide within milliseconds
-    os.unlink(claim_path)
+    release()
 
 first_dead = None
 while True:
@@ -341,8 +347,7 @@ while True:
         continue
     said = os.read(0, 1)
     if said == b"!" and claim():
-        time.sleep(1.0)
-        os.unlink(claim_path)
+        release()
     if said:
         sys.exit(0)
     dead_now = sorted(peers[fd] for fd in select.select(list(peers), [], [], 0)[0]) \
@@ -363,8 +368,7 @@ while True:
             print(f"kiln.distributed: rank {ranks} of {size} (on {host}) ended abruptly first "
                   f"(killed by a signal or crashed); mpiexec stops the other ranks",
                   file=sys.stderr, flush=True)
-            time.sleep(1.0)
-            os.unlink(claim_path)
+            release()
     sys.exit(0)
 """
 
