@@ -358,6 +358,22 @@ def _create_run_dir(args: argparse.Namespace, config: dict[str, Any]) -> Path:
     return claim_folder(Path(args.out) / name)
 
 
+def _shared_run_dir(args: argparse.Namespace, config: dict[str, Any], distributed: bool
+                    ) -> Path:
+    """The run folder: claimed here, or under mpiexec claimed by rank 0 alone and sent
+    to the other ranks (which write nothing there but need the same paths)."""
+    if not distributed:
+        return _create_run_dir(args, config)
+    from kiln import distributed as dist
+
+    path = np.zeros(4096, np.uint8)
+    if dist.is_main():
+        encoded = os.fsencode(_create_run_dir(args, config))
+        path[:len(encoded)] = np.frombuffer(encoded, np.uint8)
+    dist.broadcast(path, 0, "the run folder's name from rank 0")
+    return Path(os.fsdecode(path.tobytes().rstrip(b"\0")))
+
+
 class _RunCheckpoint(ModelCheckpoint):
     """A ModelCheckpoint on val_accuracy whose files also store the run config (in the
     checkpoint's ``extra``), which ``kiln eval`` and ``--resume`` rebuild the run from."""
@@ -377,6 +393,18 @@ class _RunCheckpoint(ModelCheckpoint):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from kiln import distributed
+
+    if not distributed.launched():
+        return _train(args, False)
+    # Under mpiexec -n N: data-parallel over the ranks; rank 0 alone prints and writes.
+    distributed.init()
+    with distributed.abort_on_error("kiln train", (UsageError, ValueError, TypeError,
+                                                  OSError, ImportError)):
+        return _train(args, True)
+
+
+def _train(args: argparse.Namespace, distributed: bool) -> int:
     import kiln
     from kiln import nn
     from kiln.train import CSVLogger, CurvePlot, EarlyStopping, NaNGuard, ProgressBar, Trainer
@@ -402,7 +430,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model, split, train_loader, val_loader = _prepare(config)
     _probe(model, val_loader)
     if not args.resume:  # the inputs are checked: claim the run's folder now
-        run = _create_run_dir(args, config)
+        run = _shared_run_dir(args, config, distributed)
     optimizer = _optimizer(config, model)
     scheduler, interval = _scheduler(config, optimizer, len(train_loader))
     stopper = EarlyStopping(monitor="val_accuracy", patience=config["patience"])
@@ -417,24 +445,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         callbacks.append(TensorBoard(run / "tensorboard"))
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks,
-                      scheduler_interval=interval)
+                      scheduler_interval=interval, distributed=distributed)
     if args.resume:
         trainer.load_checkpoint(args.resume)
         if args.epochs is not None and args.epochs != config["epochs"]:
             _replan(config, scheduler, args.epochs, trainer.epoch, len(train_loader))
     remaining = config["epochs"] - trainer.epoch
-    _write_json(run / "config.json", config)
-    print(f"kiln train: {config['model']} on {config['data']} ({len(split.train[0])} train, "
-          f"{len(split.val[0])} val, {split.num_classes} classes), {config['optimizer']} lr "
-          f"{config['lr']:g}, batch {config['batch_size']}, up to {config['epochs']} epochs"
-          + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
-          file=sys.stderr)
+    main = not distributed or kiln.distributed.is_main()
+    if main:
+        _write_json(run / "config.json", config)
+        print(f"kiln train: {config['model']} on {config['data']} ({len(split.train[0])} "
+              f"train, {len(split.val[0])} val, {split.num_classes} classes), "
+              f"{config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, up to "
+              f"{config['epochs']} epochs"
+              + (f", resuming after epoch {trainer.epoch}" if args.resume else ""),
+              file=sys.stderr)
     history = trainer.fit(train_loader, val_loader, epochs=max(remaining, 0))
-    _summary(trainer, history, time.perf_counter() - start, run)
-    if args.report:
-        from kiln.commands.report import write_report
+    if main:
+        _summary(trainer, history, time.perf_counter() - start, run)
+        if args.report:
+            from kiln.commands.report import write_report
 
-        print(f"report: {write_report(run)}")
+            print(f"report: {write_report(run)}")
     return 0
 
 

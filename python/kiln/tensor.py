@@ -62,7 +62,8 @@ class Tensor:
         requires_grad: record operations on this tensor for ``backward``.
     """
 
-    __slots__ = ("_data", "requires_grad", "_grad", "_node", "_output_index", "__weakref__")
+    __slots__ = ("_data", "requires_grad", "_grad", "_node", "_output_index",
+                 "_post_accumulate_grad_hooks", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -70,6 +71,7 @@ class Tensor:
         self._grad: Tensor | None = None
         self._node: Node | None = None
         self._output_index = 0
+        self._post_accumulate_grad_hooks: dict[int, Any] | None = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -81,6 +83,7 @@ class Tensor:
         t._grad = None
         t._node = None
         t._output_index = 0
+        t._post_accumulate_grad_hooks = None
         t.requires_grad = False
         return t
 
@@ -222,6 +225,28 @@ class Tensor:
             )
         self.requires_grad = bool(requires_grad)
         return self
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Runs ``hook(tensor)`` once per ``backward``, after every gradient that backward
+        sends to this leaf has been added to ``.grad`` (PyTorch's semantics: not run when
+        the backward reaches the leaf with no gradient). Returns a handle whose
+        ``remove()`` unregisters the hook."""
+        from kiln.nn.modules.module import RemovableHandle
+
+        if self._node is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks "
+                               "cannot be registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on "
+                               "a tensor that doesn't require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: expected a callable, got "
+                            f"{type(hook).__name__}")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = {}
+        handle = RemovableHandle(self._post_accumulate_grad_hooks)
+        self._post_accumulate_grad_hooks[handle.id] = hook
+        return handle
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's storage, cut from the graph."""

@@ -140,6 +140,8 @@ def run_backward(
     for tensor, grad in zip(tensors, grads):
         if tensor._node is None:
             _accumulate_leaf(tensor, grad)
+            if tensor.requires_grad and tensor._post_accumulate_grad_hooks:
+                _run_post_accumulate_hooks(tensor)
             continue
         node = tensor._node
         if node.ctx is None:
@@ -151,9 +153,13 @@ def run_backward(
         index = tensor._output_index
         slot[index] = grad if slot[index] is None else slot[index] + grad
         roots.append(node)
-    for node in _topological_order(roots):
+    order = _topological_order(roots)
+    hooked = _hooked_leaf_edges(order)
+    for node in order:
         grad_outputs = pending.pop(id(node), None)
         if grad_outputs is None:
+            if hooked:
+                _leaf_edges_done(node, hooked)
             continue
         ctx = node.ctx
         if ctx is None:
@@ -187,12 +193,47 @@ def run_backward(
                 grad = grad.astype(parent.dtype)
             if parent._node is None:
                 _accumulate_leaf(parent, grad)
+                if hooked and id(parent) in hooked:
+                    hooked[id(parent)][2] = True
                 continue
             parent_node = parent._node
             slot = pending.setdefault(id(parent_node), [None] * len(parent_node.output_meta))
             index = parent._output_index
             # Not in place: a backward may hand the same array to several inputs.
             slot[index] = grad if slot[index] is None else slot[index] + grad
+        if hooked:
+            _leaf_edges_done(node, hooked)
+
+
+def _hooked_leaf_edges(order: Sequence[Node]) -> dict[int, list[Any]]:
+    """{id(leaf): [leaf, edges left, got a gradient]} for the leaves with post-accumulate
+    hooks that nodes of ``order`` feed: a leaf's gradient is final once every node that
+    feeds it has run (or been skipped for want of a gradient)."""
+    hooked: dict[int, list[Any]] = {}
+    for node in order:
+        for parent in node.inputs:
+            if (parent is not None and parent._node is None
+                    and parent._post_accumulate_grad_hooks):
+                entry = hooked.setdefault(id(parent), [parent, 0, False])
+                entry[1] += 1
+    return hooked
+
+
+def _leaf_edges_done(node: Node, hooked: dict[int, list[Any]]) -> None:
+    for parent in node.inputs:
+        entry = hooked.get(id(parent)) if parent is not None else None
+        if entry is None:
+            continue
+        entry[1] -= 1
+        if entry[1] == 0:
+            del hooked[id(parent)]
+            if entry[2]:
+                _run_post_accumulate_hooks(parent)
+
+
+def _run_post_accumulate_hooks(leaf: Tensor) -> None:
+    for hook in list((leaf._post_accumulate_grad_hooks or {}).values()):
+        hook(leaf)
 
 
 def _accumulate_leaf(leaf: Tensor, grad: np.ndarray) -> None:

@@ -67,7 +67,9 @@ class _Epoch:
 
     def __init__(self, loader: DataLoader, base: int, epoch: int) -> None:
         n = len(loader.dataset)
-        if loader.shuffle:
+        if loader.sampler is not None:
+            self.order = np.fromiter(iter(loader.sampler), np.int64)
+        elif loader.shuffle:
             self.order = np.random.default_rng([base, epoch]).permutation(n)
         else:
             self.order = np.arange(n)
@@ -228,6 +230,9 @@ class DataLoader:
         prefetch: batches each worker may build ahead (up to num_workers * prefetch).
         seed: fixes shuffling and augmentation; None draws a base seed from kiln's
             global generator at each ``iter()`` (so ``kiln.manual_seed`` fixes it too).
+        sampler: an iterable of dataset indices with ``__len__`` (e.g.
+            kiln.distributed.DistributedSampler), iterated once per epoch, instead of
+            ``shuffle``; ``set_epoch`` is passed on to it when it has one.
 
     Yields a tuple of Tensors per batch (one per field: e.g. images (B, C, H, W),
     labels (B,)) or a single Tensor for a dataset whose samples are single arrays.
@@ -244,6 +249,7 @@ class DataLoader:
         num_workers: int = 0,
         prefetch: int = 2,
         seed: int | None = None,
+        sampler: Any = None,
     ) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(
@@ -263,6 +269,12 @@ class DataLoader:
             raise TypeError(
                 f"DataLoader: transform must be callable, got {type(transform).__name__}"
             )
+        if sampler is not None and not (hasattr(sampler, "__iter__")
+                                        and hasattr(sampler, "__len__")):
+            raise TypeError(f"DataLoader: sampler must be an iterable of indices with __len__, "
+                            f"got {type(sampler).__name__}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
         if seed is not None and not _is_int(seed):
             raise TypeError(f"DataLoader: seed must be an int or None, got {type(seed).__name__}")
         self.dataset = dataset
@@ -270,6 +282,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform
+        self.sampler = sampler
         self.num_workers = int(num_workers)
         self.prefetch = int(prefetch)
         self.seed = None if seed is None else int(seed) & 0xFFFF_FFFF_FFFF_FFFF
@@ -278,7 +291,7 @@ class DataLoader:
         self._live: weakref.ref[_LoaderIterator] | None = None
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     @property
@@ -291,6 +304,8 @@ class DataLoader:
         if not _is_int(epoch) or epoch < 0:
             raise ValueError(f"DataLoader.set_epoch: expected an int >= 0, got {epoch!r}")
         self._epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(int(epoch))
 
     def __iter__(self) -> Iterator[Batch]:
         # A new pass ends the previous one: its threads stop before new ones start.

@@ -57,6 +57,8 @@ class TensorBoard(Callback):
         max_images: images in the input grid.
     """
 
+    main_process_only = True  # under data-parallel training, rank 0 alone writes the logs
+
     def __init__(self, log_dir: str | os.PathLike[str] = "logs", histogram_freq: int = 1,
                  update_freq: int | str = "epoch", write_images: bool = True,
                  max_images: int = 32) -> None:

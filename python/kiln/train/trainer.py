@@ -73,6 +73,10 @@ class Trainer:
             epoch). A ReduceLROnPlateau scheduler is stepped with val_loss (or loss).
         callbacks: Callback instances (kiln.train.callbacks), called in order.
         metrics: names ('accuracy', 'top5_accuracy') or callables fn(outputs, targets).
+        distributed: train data-parallel over the ranks of an MPI job (``mpiexec -n N``;
+            kiln.distributed.training): gradients averaged over the ranks, loaders split
+            among them, epoch metrics summed over all of them, files and printing on
+            rank 0 only. Needs ``pip install 'kiln[mpi]'``.
 
     Attributes: ``history`` (History, kept across fit calls), ``epoch`` (epochs done),
     ``stop_training`` (a callback sets it to end fit), ``stop_reason`` (why, if given).
@@ -80,7 +84,8 @@ class Trainer:
 
     def __init__(self, model: Any, loss_fn: Any, optimizer: Any, scheduler: Any = None,
                  callbacks: Sequence[Callback] = (), metrics: Sequence[str | MetricFn] | None = (
-                     "accuracy",), scheduler_interval: str | None = None) -> None:
+                     "accuracy",), scheduler_interval: str | None = None,
+                 distributed: bool = False) -> None:
         op = "Trainer"
         if not callable(model) or not hasattr(model, "parameters") or not hasattr(model, "train"):
             raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
@@ -105,6 +110,13 @@ class Trainer:
         scheduled = [] if scheduler is None else [LRSchedulerCallback(scheduler,
                                                                       scheduler_interval)]
         self.callbacks: list[Callback] = [*scheduled, *callbacks]
+        self._job: Any = None  # the distributed side (kiln.distributed.training.TrainingJob)
+        self._net = model  # what the loop calls: the model, or its DistributedDataParallel
+        if distributed:
+            from kiln.distributed.training import TrainingJob
+
+            self._job = TrainingJob(model, self.callbacks)
+            self._net, self.callbacks = self._job.ddp, self._job.callbacks
         for callback in self.callbacks:
             callback.set_trainer(self)
         self.history = History()
@@ -148,6 +160,9 @@ class Trainer:
             raise ValueError(f"{op}: epochs must be an int >= 0, got {epochs!r}")
         self.stop_training, self.stop_reason = False, None
         self.last_epoch = self.epoch + int(epochs)
+        if self._job is not None:
+            train_loader, val_loader = self._job.loaders(train_loader, val_loader)
+            self._job.report(train_loader, self.optimizer)
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self._call("on_train_begin", {})
         # on_train_end runs on an error or Ctrl-C too: progress bars close, best
@@ -182,7 +197,7 @@ class Trainer:
             images, targets = _split(op, batch)
             self._call("on_batch_begin", step, {"epoch": epoch, "step": step})
             lr = self.lr
-            outputs = self.model(images)
+            outputs = self._net(images)
             loss = self.loss_fn(outputs, targets)
             if not isinstance(loss, Tensor) or loss.numel() != 1:
                 raise ValueError(f"{op}: loss_fn must return a one-element Tensor, got "
@@ -197,11 +212,15 @@ class Trainer:
                    **{k: (math.nan if v is None else v) for k, v in values.items()}}
             self.history.log_step(row)
             self._call("on_batch_end", step, {**row, "size": n})
+            if self._job is not None:  # a stop on any rank stops all at this step
+                self.stop_training = self._job.agree(self.stop_training)
             if self.stop_training:
                 break
         else:
             if averages.counts["loss"] == 0:
                 raise ValueError(f"{op}: the training loader yielded no batches")
+        if self._job is not None:
+            self._job.end_epoch(averages)
         return {"epoch": epoch, **averages.means()}
 
     def _evaluate(self, op: str, loader: Iterable[Any]) -> Averages:
@@ -218,6 +237,8 @@ class Trainer:
                                  int(images.shape[0]))
         finally:
             self.model.train(training)
+        if self._job is not None:
+            self._job.reduce(averages)
         if averages.counts["loss"] == 0:
             raise ValueError(f"{op}: the loader yielded no batches")
         return averages
@@ -226,7 +247,10 @@ class Trainer:
         """Mean loss and metrics over ``loader`` (eval mode, no autograd), weighted by
         batch size: ``{'loss': ..., 'accuracy': ...}``."""
         op = "Trainer.evaluate"
-        return self._evaluate(op, _iterable(op, "loader", loader)).means()
+        _iterable(op, "loader", loader)
+        if self._job is not None:
+            loader = self._job.loaders(None, loader)[1]
+        return self._evaluate(op, loader).means()
 
     def predict(self, data: Any, tta: Any = None, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, classes) float32: softmax of the model's outputs in eval
