@@ -4,10 +4,12 @@ from kiln.nn.modules.activation import (
     ELU,
     GELU,
     SELU,
+    Hardtanh,
     LeakyReLU,
     LogSoftmax,
     PReLU,
     ReLU,
+    ReLU6,
     Sigmoid,
     Softmax,
     Tanh,
@@ -32,7 +34,7 @@ from kiln.nn.modules.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 __all__ = [
     "ELU", "GELU", "SELU", "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d",
     "BatchNorm2d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Flatten",
-    "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module",
-    "ModuleDict", "ModuleList", "MultiMarginLoss", "NLLLoss", "PReLU", "ReLU", "RemovableHandle",
+    "Hardtanh", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module",
+    "ModuleDict", "ModuleList", "MultiMarginLoss", "NLLLoss", "PReLU", "ReLU", "ReLU6", "RemovableHandle",
     "Sequential", "Sigmoid", "Softmax", "StateDictError", "Tanh", "Unflatten",
 ]
