@@ -52,9 +52,10 @@ _BUILTINS = {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list,
 _StorageType = namedtuple("_StorageType", ["name", "dtype"])
 
 
-class UnsafeWeightsError(pickle.UnpicklingError):
+class UnsafeWeightsError(pickle.UnpicklingError, ValueError):
     """A weights file asked the unpickler for something other than tensors, ordered dicts
-    and plain values; nothing it named was imported or run."""
+    and plain values; nothing it named was imported or run. (A ValueError too, so
+    callers that report bad input files report this one.)"""
 
 
 class _Storage:
@@ -74,6 +75,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storages = storages  # persistent id -> _Storage
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # protocol 2 pickles written by Python 3 name it so
+            module = "builtins"
         if module == "collections" and name == "OrderedDict":
             return OrderedDict
         if module == "torch._utils":

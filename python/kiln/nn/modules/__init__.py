@@ -34,7 +34,7 @@ from kiln.nn.modules.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 __all__ = [
     "ELU", "GELU", "SELU", "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d",
     "BatchNorm2d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Flatten",
-    "Hardtanh", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module",
-    "ModuleDict", "ModuleList", "MultiMarginLoss", "NLLLoss", "PReLU", "ReLU", "ReLU6", "RemovableHandle",
-    "Sequential", "Sigmoid", "Softmax", "StateDictError", "Tanh", "Unflatten",
+    "Hardtanh", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d",
+    "Module", "ModuleDict", "ModuleList", "MultiMarginLoss", "NLLLoss", "PReLU", "ReLU", "ReLU6",
+    "RemovableHandle", "Sequential", "Sigmoid", "Softmax", "StateDictError", "Tanh", "Unflatten",
 ]
