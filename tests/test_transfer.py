@@ -203,8 +203,14 @@ def test_finetune_usage_errors(tmp_path: Path, capsys) -> None:
     (tmp_path / "a").mkdir()
     assert main(["finetune", "--data", f"folder:{tmp_path}", "--backbone-lr", "-1"]) == 2
     assert "--backbone-lr must be a positive number" in capsys.readouterr().err
-    assert main(["predict", "lenet5", str(tmp_path)]) == 2
+    assert main(["predict", "efficientnet_lite0", str(tmp_path / "no.jpg")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    photo = tmp_path / "a" / "x.png"
+    pytest.importorskip("PIL.Image").new("RGB", (40, 30)).save(photo)
+    assert main(["predict", "lenet5", str(photo)]) == 2
+    assert "neither a checkpoint file nor an ImageNet-layout model" in capsys.readouterr().err
+    assert main(["finetune", "--data", f"folder:{tmp_path}", "--model", "resnet20"]) == 2
+    assert "needs an ImageNet-layout model" in capsys.readouterr().err
 
 
 @needs_lite0

@@ -107,17 +107,15 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _pretrained(config: dict[str, Any]) -> Any:
-    from kiln.models import ImageNetModel, get_model, list_models
+    from kiln.models import get_model
+    from kiln.models._registry import IMAGENET_MODELS
 
     name = config["model"].lower()
-    if name not in list_models():
-        raise UsageError(f"unknown model {config['model']!r}; known: {', '.join(list_models())}")
+    if name not in IMAGENET_MODELS:
+        raise UsageError(f"--model {config['model']}: kiln finetune needs an ImageNet-layout "
+                         f"model: {', '.join(IMAGENET_MODELS)}")
     weights = None if config["weights"] == "none" else config["weights"]
-    model = get_model(name, weights=weights)
-    if not isinstance(model, ImageNetModel):
-        raise UsageError(f"{name} is not an ImageNet-layout model (resnet18/34/50, "
-                         "vgg11/16(_bn), mobilenet_v2, efficientnet_lite0)")
-    return model
+    return get_model(name, weights=weights)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:

@@ -49,15 +49,13 @@ def _from_checkpoint(path: str) -> tuple[Any, Any, list[str] | None]:
 
 
 def _from_name(name: str, weights: str | None) -> tuple[Any, Any, None]:
-    from kiln.models import ImageNetModel, get_model, list_models
+    from kiln.models import get_model
+    from kiln.models._registry import IMAGENET_MODELS
 
-    if name.lower() not in list_models():
-        raise UsageError(f"{name!r} is neither a checkpoint file nor a model name; known "
-                         f"models: {', '.join(list_models())}")
+    if name.lower() not in IMAGENET_MODELS:
+        raise UsageError(f"{name!r} is neither a checkpoint file nor an ImageNet-layout "
+                         f"model ({', '.join(IMAGENET_MODELS)})")
     model = get_model(name, weights=weights or "imagenet")
-    if not isinstance(model, ImageNetModel):
-        raise UsageError(f"{name} is not an ImageNet-layout model; kiln predict needs one "
-                         "of resnet18/34/50, vgg11/16(_bn), mobilenet_v2, efficientnet_lite0")
     return model, model.preprocess, None
 
 

@@ -19,6 +19,11 @@ _BUILDERS = {f.__name__: f for f in (
     vgg11_bn, vgg16, vgg16_bn, mobilenet_v2, efficientnet_lite0)}
 
 
+# The ImageNet-layout networks (torchvision names, ``weights=`` argument, preprocessing).
+IMAGENET_MODELS = ("efficientnet_lite0", "mobilenet_v2", "resnet18", "resnet34", "resnet50",
+                   "vgg11", "vgg11_bn", "vgg16", "vgg16_bn")
+
+
 def list_models() -> list[str]:
     """The names ``get_model`` knows, sorted."""
     return sorted(_BUILDERS)
