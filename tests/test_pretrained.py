@@ -257,14 +257,30 @@ def _logits_match(kiln_model, torch_model, x: np.ndarray) -> None:
 @pytest.mark.parametrize("zip_layout", [True, False])
 def test_resnet18_matches_torch(tmp_path: Path, zip_layout: bool) -> None:
     torch = pytest.importorskip("torch")
-    from _torch_reference_nets import TorchResNet18, randomize_bn
+    from _torch_reference_nets import TorchResNet, randomize_bn
 
     torch.manual_seed(0)
-    ref = TorchResNet18()
+    ref = TorchResNet()
     randomize_bn(ref)
     torch.save(ref.state_dict(), tmp_path / "r18.pth", _use_new_zipfile_serialization=zip_layout)
     model = models.get_model("resnet18", weights=tmp_path / "r18.pth")
+    assert list(model.state_dict()) == list(ref.state_dict())
     x = np.random.default_rng(0).standard_normal((2, 3, 160, 160)).astype(np.float32)
+    _logits_match(model, ref, x)
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "mobilenet_v2"])
+def test_torchvision_layouts_match_torch(tmp_path: Path, arch: str) -> None:
+    torch = pytest.importorskip("torch")
+    from _torch_reference_nets import TorchMobileNetV2, TorchResNet, randomize_bn
+
+    torch.manual_seed(1)
+    ref = TorchResNet(True, (3, 4, 6, 3), 10) if arch == "resnet50" else TorchMobileNetV2(10)
+    randomize_bn(ref, seed=2)
+    torch.save(ref.state_dict(), tmp_path / "w.pth")
+    model = models.get_model(arch, num_classes=10, weights=tmp_path / "w.pth")
+    assert list(model.state_dict()) == list(ref.state_dict())
+    x = np.random.default_rng(3).standard_normal((1, 3, 96, 96)).astype(np.float32)
     _logits_match(model, ref, x)
 
 
