@@ -12,6 +12,7 @@ from kiln.models._imagenet import ImageNetModel, Preprocess
 from kiln.models._registry import get_model, list_models
 from kiln.models._torch_pickle import UnsafeWeightsError
 from kiln.models.efficientnet import EfficientNetLite, efficientnet_lite0
+from kiln.models.imagenet_classes import IMAGENET_CLASSES
 from kiln.models.imagenet_resnet import Bottleneck, ResNet, resnet18, resnet34, resnet50
 from kiln.models.imagenet_vgg import ImageNetVGG, vgg11, vgg11_bn, vgg16, vgg16_bn
 from kiln.models.lenet import lenet5
@@ -20,7 +21,8 @@ from kiln.models.resnet import BasicBlock, CifarResNet, resnet20, resnet32, resn
 from kiln.models.vgg import VGG, vgg_cifar
 from kiln.models.weights import load_pretrained, read_weights
 
-__all__ = ["VGG", "BasicBlock", "Bottleneck", "CifarResNet", "EfficientNetLite", "ImageNetModel",
+__all__ = ["IMAGENET_CLASSES", "VGG", "BasicBlock", "Bottleneck", "CifarResNet", "EfficientNetLite",
+           "ImageNetModel",
            "ImageNetVGG", "MobileNetV2", "Preprocess", "ResNet", "UnsafeWeightsError",
            "efficientnet_lite0", "get_model", "lenet5", "list_models", "load_pretrained",
            "mobilenet_v2", "read_weights", "resnet18", "resnet20", "resnet32", "resnet34",
