@@ -62,6 +62,9 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
                          bias)
 
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", padding=TF 'SAME'"
+
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         x = input
         before = []
