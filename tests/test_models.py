@@ -237,12 +237,15 @@ def test_state_dict_names_and_outputs_match_torch(name):
 
 
 def test_get_model_by_name():
-    assert models.list_models() == ["lenet5", "resnet20", "resnet32", "resnet56", "vgg_cifar"]
+    assert models.list_models() == [
+        "efficientnet_lite0", "lenet5", "mobilenet_v2", "resnet18", "resnet20", "resnet32",
+        "resnet34", "resnet50", "resnet56", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "vgg_cifar"]
     model = models.get_model("lenet5", batch_norm=True, num_classes=4)
     assert _count(model) == 61_932 - 6 * 85  # 6 fewer classes: 84 weights + 1 bias each
     assert isinstance(models.get_model("ResNet20"), models.CifarResNet)
-    with pytest.raises(ValueError, match="get_model: unknown model 'resnet18'; known: lenet5"):
-        models.get_model("resnet18")
+    with pytest.raises(ValueError, match="get_model: unknown model 'resnet19'; known: "
+                       "efficientnet_lite0, lenet5"):
+        models.get_model("resnet19")
     with pytest.raises(TypeError, match="get_model: name"):
         models.get_model(None)
     with pytest.raises(TypeError, match="depth"):

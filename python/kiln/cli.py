@@ -88,9 +88,10 @@ def _npz(path: str) -> Any:
     return TensorDataset(images, labels)
 
 
-def _load(spec: str, split: str) -> Any:
+def _load(spec: str, split: str, image_size: int | None = None) -> Any:
     """The dataset ``spec`` names; ``split`` 'train' or 'test' picks the official files of
-    sources that have both (mnist, fashion-mnist, cifar10), others return everything."""
+    sources that have both (mnist, fashion-mnist, cifar10), others return everything.
+    ``image_size`` resizes the images of an image folder to that square size."""
     from kiln import data
 
     kind, where = _source(spec)
@@ -106,7 +107,7 @@ def _load(spec: str, split: str) -> Any:
     if kind == "cifar10":
         return data.CIFAR10(where, train=train)
     if kind == "folder":
-        return data.ImageFolder(where)
+        return data.ImageFolder(where, size=image_size)
     return _npz(where)
 
 
@@ -148,7 +149,8 @@ class Split:
     def __init__(self, config: dict[str, Any], test: bool = False) -> None:
         spec = config["data"]
         test_files = test and _has_test_files(spec)
-        images, labels = _arrays(_load(spec, "test" if test_files else "train"), spec)
+        images, labels = _arrays(_load(spec, "test" if test_files else "train",
+                                       config.get("image_size")), spec)
         self.train: tuple[np.ndarray, np.ndarray] | None = None
         if test_files:
             self.val = (images, labels)
@@ -242,11 +244,12 @@ def _build_model(config: dict[str, Any]) -> Any:
     return get_model(config["model"], **config["model_config"])
 
 
-def _optimizer(config: dict[str, Any], model: Any) -> Any:
+def _optimizer(config: dict[str, Any], model: Any, params: Any = None) -> Any:
+    """The run's update rule over ``model``'s parameters (or the given parameter groups)."""
     from kiln import optim
 
     name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
-    params = model.parameters()
+    params = model.parameters() if params is None else params
     if name == "adam":
         return optim.Adam(params, lr=lr, weight_decay=wd)
     if name == "adamw":
@@ -633,7 +636,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES: tuple[str, ...] = ("search", "export", "report")
+_COMMAND_MODULES: tuple[str, ...] = ("search", "export", "report", "predict", "finetune")
 
 
 def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:

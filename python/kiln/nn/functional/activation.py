@@ -22,10 +22,12 @@ from kiln.tensor import Tensor
 __all__ = [
     "elu",
     "gelu",
+    "hardtanh",
     "leaky_relu",
     "log_softmax",
     "prelu",
     "relu",
+    "relu6",
     "selu",
     "sigmoid",
     "softmax",
@@ -98,6 +100,21 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return _pointwise("gelu", input, approximate)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    """input clamped to [min_val, max_val] elementwise. input: any shape; output: same."""
+    check_float_tensor("hardtanh", "input", input)
+    if not float(min_val) < float(max_val):
+        raise ValueError(f"hardtanh: min_val ({min_val}) must be less than max_val ({max_val})")
+    return input.clamp(float(min_val), float(max_val))
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(input, 0), 6) elementwise (MobileNet's activation). input: any shape;
+    output: same shape."""
+    return hardtanh(input, 0.0, 6.0)
 
 
 def sigmoid(input: Tensor) -> Tensor:

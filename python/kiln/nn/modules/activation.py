@@ -19,8 +19,8 @@ from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
 __all__ = [
-    "ELU", "GELU", "LeakyReLU", "LogSoftmax", "PReLU", "ReLU", "SELU", "Sigmoid", "Softmax",
-    "Tanh",
+    "ELU", "GELU", "Hardtanh", "LeakyReLU", "LogSoftmax", "PReLU", "ReLU", "ReLU6", "SELU",
+    "Sigmoid", "Softmax", "Tanh",
 ]
 
 
@@ -49,6 +49,35 @@ class ReLU(_Inplace):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.relu(input, inplace=self.inplace)
+
+
+class Hardtanh(_Inplace):
+    """x clamped to [min_val, max_val]."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0,
+                 inplace: bool = False) -> None:
+        super().__init__(inplace)
+        self.min_val = _number(min_val, type(self).__name__, "min_val")
+        self.max_val = _number(max_val, type(self).__name__, "max_val")
+        if not self.min_val < self.max_val:
+            raise ValueError(f"{type(self).__name__}: min_val ({min_val}) must be less than "
+                             f"max_val ({max_val})")
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}{self._suffix()}"
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(_Inplace):
