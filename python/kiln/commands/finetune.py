@@ -27,10 +27,10 @@ from kiln.cli import (
     Split,
     UsageError,
     _checked_config,
+    _create_run_dir,
     _loaders,
     _optimizer,
     _probe,
-    _run_dir,
     _RunCheckpoint,
     _scheduler,
     _source,
@@ -130,7 +130,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
         kiln.set_num_threads(args.threads)
     config = _config(args)
-    run = _run_dir(args, config)
     kiln.manual_seed(config["seed"])
     model = _pretrained(config)
     pre = model.preprocess
@@ -152,6 +151,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         freeze(model, until=None if config["freeze"] == "backbone" else config["freeze"])
     train_loader, val_loader = _loaders(config, split)
     _probe(model, val_loader)
+    run = _create_run_dir(args, config)  # the inputs are checked: claim the run's folder
     groups = head_backbone_groups(model, config["head_lr"], config["backbone_lr"])
     optimizer = _optimizer(config, model, groups)
     scheduler, interval = _scheduler(config, optimizer, len(train_loader))
@@ -163,7 +163,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         callbacks.append(ProgressBar())
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks,
                       scheduler_interval=interval)
-    run.mkdir(parents=True, exist_ok=True)
     _write_json(run / "config.json", config)
     trainable = sum(p.numel() for g in groups for p in g["params"])
     print(f"kiln finetune: {config['model']} ({config['weights']} weights"

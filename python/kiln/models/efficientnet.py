@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import kiln
 from kiln import nn
 from kiln.models._imagenet import (
     ImageNetModel,
@@ -66,17 +65,13 @@ class Conv2dSame(nn.Conv2d):
         return super().extra_repr() + ", padding=TF 'SAME'"
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        x = input
-        before = []
-        for axis, (size, k, s, d) in enumerate(zip(x.shape[-2:], self.kernel_size,
-                                                     self.stride, self.dilation)):
+        before, odd = [], []
+        for size, k, s, d in zip(input.shape[-2:], self.kernel_size, self.stride,
+                                 self.dilation):
             total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-            extra = total - total // 2 - total // 2  # the odd pixel, after
-            if extra:
-                zeros = kiln.zeros(*x.shape[:-2 + axis], extra, *x.shape[x.ndim - 1 + axis:],
-                                   dtype=x.dtype)
-                x = kiln.cat([x, zeros], dim=x.ndim - 2 + axis)
             before.append(total // 2)
+            odd.append(total - 2 * (total // 2))  # the odd pixel goes after, as in TensorFlow
+        x = F.pad(input, (0, odd[1], 0, odd[0])) if any(odd) else input
         return F.conv2d(x, self.weight, self.bias, self.stride, tuple(before), self.dilation,
                         self.groups)
 

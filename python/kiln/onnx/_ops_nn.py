@@ -13,6 +13,7 @@ from kiln.nn.functional.activation import _Pointwise, _PReLU, _Softmax
 from kiln.nn.functional.conv import _Conv2d, _ConvTranspose2d
 from kiln.nn.functional.linear import _Linear, _Matmul
 from kiln.nn.functional.norm import _BatchNorm
+from kiln.nn.functional.padding import _Pad
 from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _AvgPool2d, _MaxPool2d
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
@@ -75,6 +76,25 @@ def _padded(g: GraphBuilder, x: str, pads: Sequence[int], end: Sequence[int],
     """Explicit Pad of the last two dims of a 4-D value (for pads past ONNX's limits)."""
     spec = [0, 0, pads[0], pads[1], 0, 0, end[0], end[1]]
     return g.node("Pad", [x, g.ints(spec), g.const(np.asarray(value, dtype))], mode="constant")
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+              "circular": "wrap"}
+
+
+@converter(_Pad)
+def _pad(g: GraphBuilder, call: Call, args: list[Any]) -> str:
+    x, pairs, mode, value = args
+    if mode == "circular" and g.opset < 19:
+        raise UnsupportedOperatorError("pad: circular padding needs opset 19 or newer "
+                                       f"(ONNX Pad's 'wrap' mode), exporting at {g.opset}")
+    first = len(x.shape) - len(pairs)
+    begins = [0] * first + [before for before, _ in pairs]
+    ends = [0] * first + [after for _, after in pairs]
+    inputs = [x.name, g.ints(begins + ends)]
+    if mode == "constant":
+        inputs.append(g.const(np.asarray(value, x.dtype)))
+    return g.node("Pad", inputs, mode=_PAD_MODES[mode])
 
 
 @converter(_MaxPool2d)

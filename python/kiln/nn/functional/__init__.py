@@ -10,5 +10,6 @@ from kiln.nn.functional.dropout import *  # noqa: F403
 from kiln.nn.functional.linear import *  # noqa: F403
 from kiln.nn.functional.loss import *  # noqa: F403
 from kiln.nn.functional.norm import *  # noqa: F403
+from kiln.nn.functional.padding import *  # noqa: F403
 from kiln.nn.functional.penalty import *  # noqa: F403
 from kiln.nn.functional.pool import *  # noqa: F403
