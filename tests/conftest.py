@@ -1,0 +1,22 @@
+"""Suite-wide settings. In CI (CI=true) every optional dependency is installed by the
+test command, so a skipped test means a missing install step: the run fails."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CI") != "true" or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        reasons = sorted({str(report.longrepr[-1]) if isinstance(report.longrepr, tuple)
+                          else str(report.longrepr) for report in skipped})
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped, so a dependency the test "
+                            f"command should install is missing: {'; '.join(reasons)}",
+                            red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
