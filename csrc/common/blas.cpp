@@ -31,8 +31,12 @@ void check_dims(int64_t M, int64_t N, int64_t K) {
 std::once_flag g_serial_blas;
 
 constexpr int64_t kParallelFlops = 1 << 21;  // below this one core is faster (M*N*K)
-constexpr int64_t kBlockFlops = 1 << 20;     // a block's least work (M*N*K)
-constexpr int64_t kMaxBlocks = 64;           // enough for a pool of 16 threads, 4 each
+// Blocks: OpenBLAS packs the whole other operand for every call, and runs
+// narrow products slowly, so blocks stay wide (kMinSide rows or columns, at
+// least kBlockFlops of M*N*K) and few (kMaxBlocks, enough for a small pool).
+constexpr int64_t kMinSide = 64;
+constexpr int64_t kBlockFlops = 1 << 20;
+constexpr int64_t kMaxBlocks = 8;
 
 template <typename T, typename Call>
 void blocked_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
@@ -47,9 +51,9 @@ void blocked_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
   // Split the longer side of C into blocks of a multiple of 16 rows or columns.
   const bool rows = M >= N;
   const int64_t length = rows ? M : N, other = (rows ? N : M) * std::max<int64_t>(K, 1);
-  const int64_t least = std::max((kBlockFlops + other - 1) / other,
-                                  (length + kMaxBlocks - 1) / kMaxBlocks);
-  const int64_t step = (std::max<int64_t>(least, 16) + 15) / 16 * 16;
+  const int64_t least = std::max({kMinSide, (kBlockFlops + other - 1) / other,
+                                   (length + kMaxBlocks - 1) / kMaxBlocks});
+  const int64_t step = (least + 15) / 16 * 16;
   const int64_t blocks = (length + step - 1) / step;
   parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
