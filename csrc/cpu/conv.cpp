@@ -1,6 +1,7 @@
 #include "cpu/conv.h"
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -410,23 +411,27 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
 // The weight gradients sum over images (and pixels), and that sum must round
 // the same at any thread count: its terms are grouped by the problem alone
 // (FixedChunks of images, each summed in order into its own partial gradient),
-// and the partials are added in chunk order. Partials cost memory traffic
-// (zeroed, accumulated, merged), so their number is bounded by the work: one
-// byte of partials per kFlopsPerPartByte FLOPs of the product, except that
-// kCachedPartBytes of them (cache-resident, cheap) are always allowed; and by
-// kMaxParts (more than a pool of 16 threads needs) and kPartBytes.
-constexpr int64_t kFlopsPerPartByte = 2048;
+// and the partials are added in chunk order (OrderedSum). Partials cost memory
+// traffic and bookkeeping, so there are few of them: together no larger than
+// the inputs x and dy they are computed from (adding them costs less than a
+// pass over the inputs), except that kCachedPartBytes of them (cache-resident,
+// cheap) are always allowed; each with at least kPartFlops of work; and no
+// more than kMaxParts (4 per thread of an 8-thread pool; larger pools split
+// rows instead) or kPartBytes.
 constexpr int64_t kCachedPartBytes = int64_t(256) << 10;
-constexpr int64_t kMaxParts = 64;
+constexpr int64_t kPartFlops = int64_t(4) << 20;
+constexpr int64_t kMaxParts = 32;
 constexpr int64_t kPartBytes = int64_t(16) << 20;
 
 template <typename T>
-int64_t max_parts(int64_t part_size, int64_t flops) {
+int64_t max_parts(const ConvGeometry& g, int64_t part_size) {
+  const int64_t inputs = g.N * (g.C * g.H * g.W + g.K * g.P * g.Q);
+  const int64_t flops = 2 * g.N * g.K * (g.C / g.groups) * g.R * g.S * g.P * g.Q;
   const int64_t bytes = std::max<int64_t>(part_size * static_cast<int64_t>(sizeof(T)), 1);
-  const int64_t by_work = flops / kFlopsPerPartByte / bytes;
+  const int64_t by_inputs = inputs / std::max<int64_t>(part_size, 1);
   const int64_t by_cache = kCachedPartBytes / bytes;
-  return std::clamp<int64_t>(std::max(by_work, by_cache), 1,
-                             std::min(kMaxParts, kPartBytes / bytes));
+  const int64_t most = std::min({kMaxParts, kPartBytes / bytes, flops / kPartFlops});
+  return std::clamp<int64_t>(std::max(by_inputs, by_cache), 1, std::max<int64_t>(most, 1));
 }
 
 // dw (K, C/G, R, S) from the summed dW^T[g, c*R*S + r*S + s, k] (output channels
@@ -449,7 +454,7 @@ void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* d
   auto total = scratch<T>(static_cast<size_t>(size));
   parallel_reduce<T>(
       g.N * blocks, grain_for(2 * g.K * CRS * kBlock),
-      max_parts<T>(size, 2 * g.N * g.K * CRS * PQ), size, total.get(),
+      max_parts<T>(g, size), size, total.get(),
       [&](int64_t t0, int64_t t1, T* part) {
         auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane() + kSlack));
         auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
@@ -492,6 +497,10 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
   const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S, CRS = Cg * RS;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, Kp = padded_channels(Kg);
   const int64_t size = g.groups * CRS * Kp;
+  if (g.N == 0) {  // no image writes the partials: the sum is empty
+    std::fill(dw, dw + g.K * CRS, T(0));
+    return;
+  }
   const Padded pd(g);
   std::vector<int64_t> crs(static_cast<size_t>(CRS)), out_row(static_cast<size_t>(g.P));
   for (int64_t c = 0; c < Cg; ++c)
@@ -502,15 +511,23 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
 
   constexpr int64_t kTasks = 64;    // enough for a pool of 16 threads, 4 tasks each
   constexpr int64_t kMinRows = 48;  // rows per block: a few micro-kernel tiles
-  const FixedChunks images = fixed_chunks(g.N, 1, max_parts<T>(size, 2 * g.N * g.K * CRS * PQ));
+  const FixedChunks images = fixed_chunks(g.N, 1, max_parts<T>(g, size));
   const int64_t want_blocks = (kTasks + images.count * g.groups - 1) / (images.count * g.groups);
   const int64_t rows_per_block =
       std::max((CRS + want_blocks - 1) / want_blocks, std::min(kMinRows, CRS));
   const int64_t row_blocks = (CRS + rows_per_block - 1) / rows_per_block;
   const int64_t per_chunk = g.groups * row_blocks;  // tasks of one image chunk
 
-  std::vector<Scratch<T>> parts(static_cast<size_t>(images.count));
-  std::vector<std::once_flag> made(static_cast<size_t>(images.count));
+  // Each part's rows are written first by its chunk's first image (no zeroing
+  // pass: partials are large); only the padding columns k >= Kg need zeros.
+  std::unique_ptr<T[]> total(new T[static_cast<size_t>(size)]);
+  OrderedSum<T> sum(size, total.get(),
+                    std::vector<int64_t>(static_cast<size_t>(images.count), per_chunk),
+                    [&](T* part) {
+                      if (Kp > Kg)
+                        for (int64_t row = 0; row < g.groups * CRS; ++row)
+                          std::fill(part + row * Kp + Kg, part + (row + 1) * Kp, T(0));
+                    });
   const int64_t task_flops = 2 * Kg * rows_per_block * PQ * (g.N / images.count + 1);
   parallel_for(0, images.count * per_chunk, grain_for(task_flops), [&](int64_t t0, int64_t t1) {
     auto xh = scratch<T>(static_cast<size_t>(pd.plane() * g.C));
@@ -519,8 +536,7 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
       // This range's tasks of image chunk i: (group, row block) pairs [u0, u1).
       const int64_t u0 = std::max(t0, i * per_chunk) - i * per_chunk;
       const int64_t u1 = std::min(t1, (i + 1) * per_chunk) - i * per_chunk;
-      std::call_once(made[i], [&] { parts[i] = scratch<T>(static_cast<size_t>(size)); });
-      T* part = parts[i].get();
+      T* part = sum.part(i);
       for (int64_t n = images.begin(i); n < images.end(i); ++n) {
         pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get());
         for (int64_t grp = u0 / row_blocks; grp * row_blocks < u1; ++grp) {
@@ -530,15 +546,12 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
           transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ, dyt.get(), Kp);
           tap_gemm<T>(i1 - i0, Kg, g.Q, g.P, xh.get() + grp * Cg, crs.data() + i0,
                       out_row.data(), g.stride_w * g.C, dyt.get(), g.Q * Kp, Kp,
-                      part + (grp * CRS + i0) * Kp, Kp, true);
+                      part + (grp * CRS + i0) * Kp, Kp, n != images.begin(i));
         }
       }
+      for (int64_t u = u0; u < u1; ++u) sum.finish(i);
     }
   });
-  std::vector<const T*> pointers;
-  for (const auto& p : parts) pointers.push_back(p.get());
-  auto total = scratch<T>(static_cast<size_t>(size));
-  sum_in_order(pointers, size, total.get());
   transpose_weight_grad(g, total.get(), Kp, dw);
 }
 
@@ -620,8 +633,7 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
   parallel_reduce<T>(
-      g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g.K * RS, 2 * g.N * g.K * RS * PQ),
-      g.K * RS, dw,
+      g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g, g.K * RS), g.K * RS, dw,
       [&](int64_t t0, int64_t t1, T* part) {
         auto xp = scratch<T>(static_cast<size_t>(pd.plane()));
         std::vector<T> products(static_cast<size_t>(g.Q));

@@ -122,6 +122,30 @@ TEST(ParallelReduce, AddsThePartsInChunkOrder) {
   EXPECT_EQ(out, ((1e8f + 1.0f) - 1e8f) + 1.0f);
 }
 
+TEST(OrderedSum, AddsInPartOrderWhateverOrderPartsFinish) {
+  // ((1e8 + 1) - 1e8) + 1 == 1 in float; any other grouping of these four
+  // gives 0 or 2.
+  const float terms[] = {1e8f, 1.0f, -1e8f, 1.0f};
+  for (const auto& finish_order : {std::array<int, 4>{3, 2, 1, 0}, {1, 3, 0, 2}, {0, 1, 2, 3}}) {
+    float out = -7;
+    int inits = 0;
+    OrderedSum<float> sum(1, &out, {2, 2, 2, 2}, [&](float* p) {
+      p[0] = 0;
+      ++inits;
+    });
+    for (int c : finish_order) {  // two tasks per part: half the term each
+      sum.part(c)[0] += terms[c] / 2;
+      sum.finish(c);
+    }
+    for (int c : finish_order) {
+      sum.part(c)[0] += terms[c] / 2;
+      sum.finish(c);
+    }
+    EXPECT_EQ(inits, 4);
+    EXPECT_EQ(out, 1.0f);
+  }
+}
+
 TEST(Gemm, SameBitsAtAnyThreadCount) {
   // Large enough to be split into blocks; rows and columns split in turn.
   for (auto [M, N, K] : {std::array<int64_t, 3>{300, 70, 500}, {40, 900, 200}}) {
