@@ -8,8 +8,8 @@
 // terms are split across chunks would round differently at each count. A
 // reduction therefore uses FixedChunks: boundaries from the problem size alone,
 // each chunk's partial result computed in a fixed order, and the partials
-// combined in chunk order (OrderedSum, parallel_reduce). Same inputs, same bits, at any
-// kiln.set_num_threads.
+// combined in chunk order (OrderedSum, parallel_reduce). Same inputs, same
+// bits, at any kiln.set_num_threads.
 #pragma once
 
 #include <algorithm>
@@ -81,8 +81,8 @@ class OrderedSum {
     std::lock_guard<std::mutex> lock(mutex_);
     complete_[c] = true;
     for (; next_ < static_cast<int64_t>(complete_.size()) && complete_[next_]; ++next_) {
-      if (next_ == 0) continue;  // part 0 is out
       const T* p = parts_[next_].get();
+      if (next_ == 0 || p == nullptr) continue;  // part 0 is out; an unused part adds 0
       for (int64_t e = 0; e < size_; ++e) out_[e] += p[e];
       parts_[next_].reset();
     }
