@@ -414,11 +414,10 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
 // traffic and bookkeeping, so there are few of them: together no larger than
 // the inputs x and dy they are computed from (adding them costs less than a
 // pass over the inputs), except that kCachedPartBytes of them (cache-resident,
-// cheap) are always allowed; each with at least kPartFlops of work; and no
+// cheap) are always allowed; each with at least kGrainFlops of work; and no
 // more than kMaxParts (4 per thread of an 8-thread pool; larger pools split
 // rows instead) or kPartBytes.
 constexpr int64_t kCachedPartBytes = int64_t(256) << 10;
-constexpr int64_t kPartFlops = int64_t(4) << 20;
 constexpr int64_t kMaxParts = 32;
 constexpr int64_t kPartBytes = int64_t(16) << 20;
 
@@ -429,7 +428,7 @@ int64_t max_parts(const ConvGeometry& g, int64_t part_size) {
   const int64_t bytes = std::max<int64_t>(part_size * static_cast<int64_t>(sizeof(T)), 1);
   const int64_t by_inputs = inputs / std::max<int64_t>(part_size, 1);
   const int64_t by_cache = kCachedPartBytes / bytes;
-  const int64_t most = std::min({kMaxParts, kPartBytes / bytes, flops / kPartFlops});
+  const int64_t most = std::min({kMaxParts, kPartBytes / bytes, flops / kGrainFlops});
   return std::clamp<int64_t>(std::max(by_inputs, by_cache), 1, std::max<int64_t>(most, 1));
 }
 
