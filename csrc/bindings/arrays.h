@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "common/check.h"
@@ -28,16 +29,57 @@ const char* dtype_label() {
   else if constexpr (std::is_same_v<T, double>) return "float64";
   else if constexpr (std::is_same_v<T, int64_t>) return "int64";
   else if constexpr (std::is_same_v<T, uint8_t>) return "uint8";
+  else if constexpr (std::is_same_v<T, int8_t>) return "int8";
   else return "?";
+}
+
+// How an array's dtype compares with the C++ type T, by value: kind and item
+// size, then byte order. NumPy hands out many dtype objects equal to float32
+// besides its canonical one (unpickled arrays, a.astype(np.dtype('f4')
+// .newbyteorder('=')), other libraries' arrays), so comparing objects would
+// refuse valid input; an equal kind and size in the other byte order would be
+// read as garbage, so it is a match only in kind.
+enum class DtypeMatch { No, Yes, ForeignOrder };
+
+// NumPy's byte order codes: '=' native, '|' not applicable (one byte), '<'
+// little-endian, '>' big-endian.
+inline bool native_order(char byteorder) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  constexpr char native = '>';
+#else
+  constexpr char native = '<';
+#endif
+  return byteorder == '=' || byteorder == '|' || byteorder == native;
+}
+
+template <typename T>
+DtypeMatch match_dtype(const py::array& a) {
+  const py::dtype d = a.dtype();
+  const char kind = std::is_floating_point_v<T> ? 'f' : std::is_signed_v<T> ? 'i' : 'u';
+  if (d.kind() != kind || d.itemsize() != static_cast<py::ssize_t>(sizeof(T)))
+    return DtypeMatch::No;
+  return native_order(d.byteorder()) ? DtypeMatch::Yes : DtypeMatch::ForeignOrder;
+}
+
+// The TypeError for an array of none of the dtypes Ts: names the op, the
+// argument, what was expected, what came, and the way out for a byte-swapped one.
+template <typename... Ts>
+[[noreturn]] void fail_dtype(const py::array& a, const char* op, const char* name) {
+  std::string want;
+  ((want += (want.empty() ? "" : " or ") + std::string(dtype_label<Ts>())), ...);
+  if (((match_dtype<Ts>(a) == DtypeMatch::ForeignOrder) || ...))
+    fail<TypeError>(op, ": expected ", name, " of dtype ", want, " in native byte order, got ",
+                    a.dtype().byteorder() == '>' ? "big" : "little", "-endian ", dtype_name(a),
+                    " with shape ", shape_str(shape_of(a)),
+                    " (convert with a.astype(a.dtype.newbyteorder('=')))");
+  fail<TypeError>(op, ": expected ", name, " of dtype ", want, ", got ", dtype_name(a),
+                  " with shape ", shape_str(shape_of(a)));
 }
 
 // Checks dtype T and C-contiguity; returns the data pointer.
 template <typename T>
 const T* data(const py::array& a, const char* op, const char* name) {
-  if (!py::isinstance<py::array_t<T>>(a) || a.dtype().kind() != py::dtype::of<T>().kind() ||
-      a.itemsize() != static_cast<py::ssize_t>(sizeof(T)))
-    fail<TypeError>(op, ": expected ", name, " of dtype ", dtype_label<T>(), ", got ",
-                    dtype_name(a), " with shape ", shape_str(shape_of(a)));
+  if (match_dtype<T>(a) != DtypeMatch::Yes) fail_dtype<T>(a, op, name);
   if (!(a.flags() & py::array::c_style))
     fail<ValueError>(op, ": ", name, " with shape ", shape_str(shape_of(a)),
                      " must be C-contiguous");
@@ -66,15 +108,19 @@ py::array_t<T> empty(const Shape& shape) {
   return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
-inline bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+// Calls f(A{}) or f(B{}) by the dtype of `a` (compared by value, see
+// match_dtype); TypeError naming the op and the argument otherwise.
+template <typename A, typename B, typename F>
+auto dispatch(const py::array& a, const char* op, const char* name, F&& f) {
+  if (match_dtype<A>(a) == DtypeMatch::Yes) return f(A{});
+  if (match_dtype<B>(a) == DtypeMatch::Yes) return f(B{});
+  fail_dtype<A, B>(a, op, name);
+}
 
 // Calls f(float{}) or f(double{}) by the floating dtype of `a`; TypeError otherwise.
 template <typename F>
 auto dispatch_float(const py::array& a, const char* op, const char* name, F&& f) {
-  if (a.dtype().is(py::dtype::of<float>())) return f(float{});
-  if (a.dtype().is(py::dtype::of<double>())) return f(double{});
-  fail<TypeError>(op, ": expected ", name, " of dtype float32 or float64, got ", dtype_name(a),
-                  " with shape ", shape_str(shape_of(a)));
+  return dispatch<float, double>(a, op, name, std::forward<F>(f));
 }
 
 // An optional array argument (None in Python).

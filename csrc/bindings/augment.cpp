@@ -25,10 +25,7 @@ ImageBatch batch_of(const py::array& images, const char* op) {
 // Calls f(uint8_t{}) or f(float{}) by the dtype of `images`; TypeError otherwise.
 template <typename F>
 auto dispatch_image(const py::array& images, const char* op, F&& f) {
-  if (images.dtype().is(py::dtype::of<uint8_t>())) return f(uint8_t{});
-  if (images.dtype().is(py::dtype::of<float>())) return f(float{});
-  fail<TypeError>(op, ": expected images of dtype uint8 or float32, got ", dtype_name(images),
-                  " with shape ", shape_str(shape_of(images)));
+  return dispatch<uint8_t, float>(images, op, "images", std::forward<F>(f));
 }
 
 // A parameter array of dtype T and exactly `shape`.

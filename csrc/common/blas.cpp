@@ -21,11 +21,22 @@ void check_dims(int64_t M, int64_t N, int64_t K) {
 
 // OpenBLAS runs single-threaded: kiln's pool owns every thread, so a gemm
 // issued from inside a parallel_for chunk never starts threads of its own.
-// A large gemm from the caller's thread is split into row or column blocks
-// across the pool instead.
+// A large gemm is split into blocks of rows or columns of C instead, one
+// OpenBLAS call per block, run over the pool.
+//
+// The blocks come from the problem's size alone, never from the thread count
+// or from whether the call is nested in a parallel region: OpenBLAS chooses
+// its kernels by the size of each call (small-matrix kernels, how beta is
+// applied), so a different split could round C differently. K is never split.
 std::once_flag g_serial_blas;
 
-constexpr int64_t kParallelFlops = 1 << 21;  // below this one core is faster
+constexpr int64_t kParallelFlops = 1 << 21;  // below this one core is faster (M*N*K)
+// Blocks: OpenBLAS packs the whole other operand for every call, and runs
+// narrow products slowly, so blocks stay wide (kMinSide rows or columns, at
+// least kBlockFlops of M*N*K) and few (kMaxBlocks, enough for a small pool).
+constexpr int64_t kMinSide = 64;
+constexpr int64_t kBlockFlops = 1 << 20;
+constexpr int64_t kMaxBlocks = 8;
 
 template <typename T, typename Call>
 void blocked_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
@@ -33,22 +44,26 @@ void blocked_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
   init_blas();
   if (M == 0 || N == 0) return;
   check_dims(M, N, K);
-  const int threads = get_num_threads();
-  if (threads == 1 || in_parallel_region() || M * N * K < kParallelFlops) {
+  if (M * N * K < kParallelFlops) {
     call(M, N, A, B, C);
     return;
   }
-  if (M >= N) {  // split rows of op(A) and C
-    const int64_t grain = std::max<int64_t>(16, (M / threads + 15) / 16 * 16);
-    parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) {
-      call(m1 - m0, N, ta ? A + m0 : A + m0 * lda, B, C + m0 * ldc);
-    });
-  } else {  // split columns of op(B) and C
-    const int64_t grain = std::max<int64_t>(16, (N / threads + 15) / 16 * 16);
-    parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
-      call(M, n1 - n0, A, tb ? B + n0 * ldb : B + n0, C + n0);
-    });
-  }
+  // Split the longer side of C into blocks of a multiple of 16 rows or columns.
+  const bool rows = M >= N;
+  const int64_t length = rows ? M : N, other = (rows ? N : M) * std::max<int64_t>(K, 1);
+  const int64_t least = std::max({kMinSide, (kBlockFlops + other - 1) / other,
+                                   (length + kMaxBlocks - 1) / kMaxBlocks});
+  const int64_t step = (least + 15) / 16 * 16;
+  const int64_t blocks = (length + step - 1) / step;
+  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t i0 = b * step, n = std::min(length, i0 + step) - i0;
+      if (rows)
+        call(n, N, ta ? A + i0 : A + i0 * lda, B, C + i0 * ldc);
+      else
+        call(M, n, A, tb ? B + i0 * ldb : B + i0, C + i0);
+    }
+  });
 }
 
 }  // namespace

@@ -19,8 +19,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double al
 // otherwise spin beside kiln's pool. Called when kiln._C loads and by gemm.
 void init_blas();
 
-// Threading: OpenBLAS itself runs single-threaded; a large gemm called from
-// outside a parallel region is split into blocks over kiln's thread pool, one
-// called from inside a parallel_for chunk runs on that thread alone.
+// Threading: OpenBLAS itself runs single-threaded; a large gemm is split into
+// blocks of C over kiln's thread pool (serially when called from inside a
+// parallel_for chunk). The blocks depend on M, N and K only, so C has the same
+// bits at any thread count.
 
 }  // namespace kiln

@@ -162,4 +162,20 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
   });
 }
 
+FixedChunks fixed_chunks(int64_t n, int64_t grain, int64_t max_chunks) {
+  KILN_CHECK(n >= 0, "fixed_chunks: negative size ", n);
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t count =
+      std::clamp<int64_t>((n + grain - 1) / grain, 1, std::max<int64_t>(max_chunks, 1));
+  return {n, count};
+}
+
+void parallel_chunks(const FixedChunks& chunks,
+                     const std::function<void(int64_t, int64_t, int64_t)>& fn) {
+  if (chunks.n == 0) return;
+  parallel_for(0, chunks.count, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) fn(c, chunks.begin(c), chunks.end(c));
+  });
+}
+
 }  // namespace kiln

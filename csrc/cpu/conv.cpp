@@ -1,7 +1,7 @@
 #include "cpu/conv.h"
 
 #include <algorithm>
-#include <mutex>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -407,58 +407,52 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
   });
 }
 
-// Runs body(t0, t1, part) over chunks of [0, tasks), each chunk adding into its
-// own zeroed accumulator of part_size elements; returns the accumulators in
-// chunk order, so the sum over them (and the result's last bits) does not
-// depend on which thread finished first.
-template <typename T, typename F>
-std::vector<Scratch<T>> accumulate_chunks(int64_t tasks, int64_t grain, int64_t part_size,
-                                          F&& body) {
-  std::mutex mutex;
-  std::vector<std::pair<int64_t, Scratch<T>>> chunks;
-  parallel_for(0, tasks, grain, [&](int64_t t0, int64_t t1) {
-    auto part = scratch<T>(static_cast<size_t>(part_size));
-    body(t0, t1, part.get());
-    std::lock_guard<std::mutex> lock(mutex);
-    chunks.emplace_back(t0, std::move(part));
-  });
-  std::sort(chunks.begin(), chunks.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<Scratch<T>> parts;
-  parts.reserve(chunks.size());
-  for (auto& chunk : chunks) parts.push_back(std::move(chunk.second));
-  return parts;
-}
+// The weight gradients sum over images (and pixels), and that sum must round
+// the same at any thread count: its terms are grouped by the problem alone
+// (FixedChunks of images, each summed in order into its own partial gradient),
+// and the partials are added in chunk order (OrderedSum). Partials cost memory
+// traffic and bookkeeping, so there are few of them: together no larger than
+// the inputs x and dy they are computed from (adding them costs less than a
+// pass over the inputs), except that kCachedPartBytes of them (cache-resident,
+// cheap) are always allowed; each with at least kGrainFlops of work; and no
+// more than kMaxParts (4 per thread of an 8-thread pool; larger pools split
+// rows instead) or kPartBytes.
+constexpr int64_t kCachedPartBytes = int64_t(256) << 10;
+constexpr int64_t kMaxParts = 32;
+constexpr int64_t kPartBytes = int64_t(16) << 20;
 
-// The weight gradient from the chunks' accumulators dW^T[g, c*R*S + r*S + s, k]
-// (output channels padded to Kp): summed, then transposed into dw (K, C/G, R, S).
 template <typename T>
-void sum_weight_parts(const ConvGeometry& g, std::vector<Scratch<T>>& parts, int64_t Kp,
-                      T* dw) {
-  const int64_t Kg = g.K / g.groups, CRS = g.C / g.groups * g.R * g.S;
-  const int64_t size = g.groups * CRS * Kp;
-  T* total = parts.empty() ? nullptr : parts[0].get();
-  for (size_t i = 1; i < parts.size(); ++i) {
-    const T* part = parts[i].get();
-    for (int64_t e = 0; e < size; ++e) total[e] += part[e];
-  }
-  for (int64_t grp = 0; grp < g.groups; ++grp) {
-    if (total != nullptr)
-      transpose(total + grp * CRS * Kp, Kp, CRS, Kg, dw + grp * Kg * CRS, CRS);
-    else
-      std::fill(dw + grp * Kg * CRS, dw + (grp + 1) * Kg * CRS, T(0));
-  }
+int64_t max_parts(const ConvGeometry& g, int64_t part_size) {
+  const int64_t inputs = g.N * (g.C * g.H * g.W + g.K * g.P * g.Q);
+  const int64_t flops = 2 * g.N * g.K * (g.C / g.groups) * g.R * g.S * g.P * g.Q;
+  const int64_t bytes = std::max<int64_t>(part_size * static_cast<int64_t>(sizeof(T)), 1);
+  const int64_t by_inputs = inputs / std::max<int64_t>(part_size, 1);
+  const int64_t by_cache = kCachedPartBytes / bytes;
+  const int64_t most = std::min({kMaxParts, kPartBytes / bytes, flops / kGrainFlops});
+  return std::clamp<int64_t>(std::max(by_inputs, by_cache), 1, std::max<int64_t>(most, 1));
 }
 
-// dW^T[g, crs, k] += im2col block . dY^T block, 64 pixels at a time.
+// dw (K, C/G, R, S) from the summed dW^T[g, c*R*S + r*S + s, k] (output channels
+// padded to Kp).
+template <typename T>
+void transpose_weight_grad(const ConvGeometry& g, const T* total, int64_t Kp, T* dw) {
+  const int64_t Kg = g.K / g.groups, CRS = g.C / g.groups * g.R * g.S;
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    transpose(total + grp * CRS * Kp, Kp, CRS, Kg, dw + grp * Kg * CRS, CRS);
+}
+
+// dW^T[g, crs, k] += im2col block . dY^T block, 64 pixels at a time; the tasks
+// (image, block) reduced in fixed chunks (parallel_reduce).
 template <typename T>
 void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
   const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
-  const int64_t Kp = padded_channels(Kg);
+  const int64_t Kp = padded_channels(Kg), size = g.groups * CRS * Kp;
   const Padded pd(g);
-  auto parts = accumulate_chunks<T>(
-      g.N * blocks, grain_for(2 * g.K * CRS * kBlock), g.groups * CRS * Kp,
+  auto total = scratch<T>(static_cast<size_t>(size));
+  parallel_reduce<T>(
+      g.N * blocks, grain_for(2 * g.K * CRS * kBlock),
+      max_parts<T>(g, size), size, total.get(),
       [&](int64_t t0, int64_t t1, T* part) {
         auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane() + kSlack));
         auto col = scratch<T>(static_cast<size_t>(CRS * kBlock + kSlack));
@@ -481,7 +475,7 @@ void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* d
           }
         }
       });
-  sum_weight_parts(g, parts, Kp, dw);
+  transpose_weight_grad(g, total.get(), Kp, dw);
 }
 
 // The direct weight gradient, per image and group:
@@ -489,10 +483,22 @@ void backward_weight_im2col(const ConvGeometry& g, const T* dy, const T* x, T* d
 // xh[window(p, q) + tap(r, s) + c] * dY^T[p*Q + q, k], one tap_gemm whose rows
 // are the (c, r, s) and whose "taps" are the output rows p, reading the
 // channels-last padded image in place.
+//
+// Work is split two ways, both fixed by the problem: images into FixedChunks,
+// each with its own partial dW^T summed over its images in order, and the rows
+// (c, r, s) of each group into blocks, so that a layer with a large weight (few
+// partials fit) still has enough tasks for the pool. A task is (image chunk,
+// group, row block); tap_gemm computes every row on its own, so row blocks that
+// one thread gets together run as one call, and give the same bits.
 template <typename T>
 void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
   const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S, CRS = Cg * RS;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, Kp = padded_channels(Kg);
+  const int64_t size = g.groups * CRS * Kp;
+  if (g.N == 0) {  // no image writes the partials: the sum is empty
+    std::fill(dw, dw + g.K * CRS, T(0));
+    return;
+  }
   const Padded pd(g);
   std::vector<int64_t> crs(static_cast<size_t>(CRS)), out_row(static_cast<size_t>(g.P));
   for (int64_t c = 0; c < Cg; ++c)
@@ -500,34 +506,51 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
       for (int64_t s = 0; s < g.S; ++s)
         crs[(c * g.R + r) * g.S + s] = (r * g.dil_h * pd.W + s * g.dil_w) * g.C + c;
   for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W * g.C;
-  // A task is rows [i0, i1) of one image's and group's dW^T; images are split
-  // into row ranges only when there are too few of them to keep every thread busy.
-  const int64_t splits =
-      std::clamp<int64_t>(2 * get_num_threads() / std::max<int64_t>(g.N * g.groups, 1), 1, CRS);
-  const int64_t rows_per_task = (CRS + splits - 1) / splits;
-  auto parts = accumulate_chunks<T>(
-      g.N * g.groups * splits, grain_for(2 * Kg * rows_per_task * PQ), g.groups * CRS * Kp,
-      [&](int64_t t0, int64_t t1, T* part) {
-        auto xh = scratch<T>(static_cast<size_t>(pd.plane() * g.C));
-        auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
-        int64_t in_xh = -1, in_dyt = -1;  // which image, which image and group they hold
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t img = t / splits, n = img / g.groups, grp = img % g.groups;
-          const int64_t i0 = (t % splits) * rows_per_task, i1 = std::min(CRS, i0 + rows_per_task);
-          if (n != in_xh) {
-            pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get());
-            in_xh = n;
-          }
-          if (img != in_dyt) {
-            transpose(dy + img * Kg * PQ, PQ, Kg, PQ, dyt.get(), Kp);
-            in_dyt = img;
-          }
+
+  constexpr int64_t kTasks = 64;    // enough for a pool of 16 threads, 4 tasks each
+  constexpr int64_t kMinRows = 48;  // rows per block: a few micro-kernel tiles
+  const FixedChunks images = fixed_chunks(g.N, 1, max_parts<T>(g, size));
+  const int64_t want_blocks = (kTasks + images.count * g.groups - 1) / (images.count * g.groups);
+  const int64_t rows_per_block =
+      std::max((CRS + want_blocks - 1) / want_blocks, std::min(kMinRows, CRS));
+  const int64_t row_blocks = (CRS + rows_per_block - 1) / rows_per_block;
+  const int64_t per_chunk = g.groups * row_blocks;  // tasks of one image chunk
+
+  // Each part's rows are written first by its chunk's first image (no zeroing
+  // pass: partials are large); only the padding columns k >= Kg need zeros.
+  std::unique_ptr<T[]> total(new T[static_cast<size_t>(size)]);
+  OrderedSum<T> sum(size, total.get(),
+                    std::vector<int64_t>(static_cast<size_t>(images.count), per_chunk),
+                    [&](T* part) {
+                      if (Kp > Kg)
+                        for (int64_t row = 0; row < g.groups * CRS; ++row)
+                          std::fill(part + row * Kp + Kg, part + (row + 1) * Kp, T(0));
+                    });
+  const int64_t task_flops = 2 * Kg * rows_per_block * PQ * (g.N / images.count + 1);
+  parallel_for(0, images.count * per_chunk, grain_for(task_flops), [&](int64_t t0, int64_t t1) {
+    auto xh = scratch<T>(static_cast<size_t>(pd.plane() * g.C));
+    auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
+    for (int64_t i = t0 / per_chunk; i * per_chunk < t1; ++i) {
+      // This range's tasks of image chunk i: (group, row block) pairs [u0, u1).
+      const int64_t u0 = std::max(t0, i * per_chunk) - i * per_chunk;
+      const int64_t u1 = std::min(t1, (i + 1) * per_chunk) - i * per_chunk;
+      T* part = sum.part(i);
+      for (int64_t n = images.begin(i); n < images.end(i); ++n) {
+        pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get());
+        for (int64_t grp = u0 / row_blocks; grp * row_blocks < u1; ++grp) {
+          const int64_t b0 = std::max(u0, grp * row_blocks) - grp * row_blocks;
+          const int64_t b1 = std::min(u1, (grp + 1) * row_blocks) - grp * row_blocks;
+          const int64_t i0 = b0 * rows_per_block, i1 = std::min(CRS, b1 * rows_per_block);
+          transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ, dyt.get(), Kp);
           tap_gemm<T>(i1 - i0, Kg, g.Q, g.P, xh.get() + grp * Cg, crs.data() + i0,
                       out_row.data(), g.stride_w * g.C, dyt.get(), g.Q * Kp, Kp,
-                      part + (grp * CRS + i0) * Kp, Kp, true);
+                      part + (grp * CRS + i0) * Kp, Kp, n != images.begin(i));
         }
-      });
-  sum_weight_parts(g, parts, Kp, dw);
+      }
+      for (int64_t u = u0; u < u1; ++u) sum.finish(i);
+    }
+  });
+  transpose_weight_grad(g, total.get(), Kp, dw);
 }
 
 // Depthwise layers: every output channel k reads the one input channel
@@ -607,8 +630,9 @@ template <typename T>
 void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
-  auto parts = accumulate_chunks<T>(
-      g.N * g.K, grain_for(2 * RS * PQ), g.K * RS, [&](int64_t t0, int64_t t1, T* part) {
+  parallel_reduce<T>(
+      g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g, g.K * RS), g.K * RS, dw,
+      [&](int64_t t0, int64_t t1, T* part) {
         auto xp = scratch<T>(static_cast<size_t>(pd.plane()));
         std::vector<T> products(static_cast<size_t>(g.Q));
         int64_t in_xp = -1;  // which input plane xp holds
@@ -630,9 +654,6 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
             }
         }
       });
-  std::fill(dw, dw + g.K * RS, T(0));
-  for (const auto& part : parts)
-    for (int64_t i = 0; i < g.K * RS; ++i) dw[i] += part[i];
 }
 
 // A geometry holding the kernel size and window arguments; sizes are the caller's.

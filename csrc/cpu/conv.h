@@ -36,7 +36,9 @@
 // x (N, Cin, H, W), w (Cin, Cout/G, R, S), y (N, Cout, Hout, Wout) with
 //   Hout = (H-1)*stride_h - 2*pad_h + dil_h*(R-1) + output_padding_h + 1   (Wout likewise).
 //
-// Images, groups and pixel blocks are spread over the thread pool.
+// Images, groups and pixel blocks are spread over the thread pool. The weight
+// gradient sums over images in chunks fixed by the shapes, never by the pool,
+// so every kernel here gives the same bits at any thread count.
 #pragma once
 
 #include <array>

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <set>
 #include <stdexcept>
 #include <vector>
@@ -44,6 +47,129 @@ TEST(ParallelFor, RethrowsWorkerException) {
   std::atomic<int64_t> sum{0};
   parallel_for(0, 100, 1, [&](int64_t b, int64_t e) { sum += e - b; });
   EXPECT_EQ(sum.load(), 100);
+}
+
+TEST(FixedChunks, CoverTheRangeInNearEqualPiecesWhateverThePool) {
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    const FixedChunks c = fixed_chunks(1000, 64, 8);  // ceil(1000 / 64) = 16, capped at 8
+    EXPECT_EQ(c.count, 8);
+    EXPECT_EQ(c.begin(0), 0);
+    EXPECT_EQ(c.end(c.count - 1), 1000);
+    for (int64_t i = 0; i < c.count; ++i) EXPECT_EQ(c.end(i) - c.begin(i), 125);
+  }
+  const FixedChunks uneven = fixed_chunks(10, 3, 100);  // 4 chunks: 3, 3, 2, 2
+  EXPECT_EQ(uneven.count, 4);
+  EXPECT_EQ(uneven.end(0), 3);
+  EXPECT_EQ(uneven.end(1), 6);
+  EXPECT_EQ(uneven.end(2), 8);
+  EXPECT_EQ(fixed_chunks(0, 16, 8).count, 1);
+  EXPECT_EQ(fixed_chunks(5, 0, 0).count, 1);
+  EXPECT_THROW(fixed_chunks(-1, 1, 1), ValueError);
+}
+
+TEST(ParallelChunks, CallsEveryChunkOnceWithItsBounds) {
+  set_num_threads(3);
+  const FixedChunks c = fixed_chunks(10007, 100, 37);
+  std::vector<std::atomic<int>> hits(10007);
+  std::vector<std::atomic<int>> calls(c.count);
+  parallel_chunks(c, [&](int64_t k, int64_t b, int64_t e) {
+    EXPECT_EQ(b, c.begin(k));
+    EXPECT_EQ(e, c.end(k));
+    calls[k]++;
+    for (int64_t i = b; i < e; ++i) hits[i]++;
+  });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  for (auto& n : calls) EXPECT_EQ(n.load(), 1);
+}
+
+// A float sum whose rounding shows any change of grouping: terms of very
+// different magnitudes.
+std::vector<float> reduce_at(int threads, int64_t n) {
+  set_num_threads(threads);
+  std::vector<float> out(3);
+  parallel_reduce<float>(n, 50, 64, 3, out.data(), [](int64_t b, int64_t e, float* part) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = std::sin(0.37f * float(i)) * std::pow(10.0f, float(i % 7) - 3);
+      part[0] += v;
+      part[1] += v * v;
+      part[2] += 1;
+    }
+  });
+  return out;
+}
+
+TEST(ParallelReduce, SameBitsAtAnyThreadCount) {
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{49}, int64_t{1000}, int64_t{100003}}) {
+    const std::vector<float> one = reduce_at(1, n);
+    EXPECT_EQ(one[2], float(n));
+    for (int threads : {2, 3, 4}) {
+      const std::vector<float> other = reduce_at(threads, n);
+      EXPECT_EQ(std::memcmp(one.data(), other.data(), sizeof(float) * 3), 0)
+          << "n=" << n << " threads=" << threads;
+    }
+  }
+  set_num_threads(2);
+}
+
+TEST(ParallelReduce, AddsThePartsInChunkOrder) {
+  set_num_threads(2);
+  // Chunks of 1 term each: out = ((p0 + p1) + p2) + p3 exactly in that order.
+  const float terms[] = {1e8f, 1.0f, -1e8f, 1.0f};
+  float out = -1;
+  parallel_reduce<float>(4, 1, 4, 1, &out,
+                         [&](int64_t b, int64_t, float* part) { part[0] = terms[b]; });
+  EXPECT_EQ(out, ((1e8f + 1.0f) - 1e8f) + 1.0f);
+}
+
+TEST(OrderedSum, AddsInPartOrderWhateverOrderPartsFinish) {
+  // ((1e8 + 1) - 1e8) + 1 == 1 in float; any other grouping of these four
+  // gives 0 or 2.
+  const float terms[] = {1e8f, 1.0f, -1e8f, 1.0f};
+  for (const auto& finish_order : {std::array<int, 4>{3, 2, 1, 0}, {1, 3, 0, 2}, {0, 1, 2, 3}}) {
+    float out = -7;
+    int inits = 0;
+    OrderedSum<float> sum(1, &out, {2, 2, 2, 2}, [&](float* p) {
+      p[0] = 0;
+      ++inits;
+    });
+    for (int c : finish_order) {  // two tasks per part: half the term each
+      sum.part(c)[0] += terms[c] / 2;
+      sum.finish(c);
+    }
+    for (int c : finish_order) {
+      sum.part(c)[0] += terms[c] / 2;
+      sum.finish(c);
+    }
+    EXPECT_EQ(inits, 4);
+    EXPECT_EQ(out, 1.0f);
+  }
+}
+
+TEST(Gemm, SameBitsAtAnyThreadCount) {
+  // Large enough to be split into blocks; rows and columns split in turn.
+  for (auto [M, N, K] : {std::array<int64_t, 3>{300, 70, 500}, {40, 900, 200}}) {
+    std::vector<float> A(M * K), B(K * N);
+    for (int64_t i = 0; i < M * K; ++i) A[i] = std::sin(0.1f * float(i));
+    for (int64_t i = 0; i < K * N; ++i) B[i] = std::cos(0.3f * float(i));
+    std::vector<std::vector<float>> results;
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      std::vector<float> C(M * N, 0.5f);
+      gemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 1.0f, C.data(), N);
+      results.push_back(C);
+    }
+    EXPECT_EQ(results[0], results[1]);
+    EXPECT_EQ(results[0], results[2]);
+    // From inside a parallel region the same blocks run serially: same bits.
+    std::vector<float> nested(M * N, 0.5f);
+    parallel_for(0, 2, 1, [&](int64_t b, int64_t) {
+      if (b == 0)
+        gemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 1.0f, nested.data(), N);
+    });
+    EXPECT_EQ(results[0], nested);
+  }
+  set_num_threads(2);
 }
 
 TEST(SetNumThreads, RejectsZero) { EXPECT_THROW(set_num_threads(0), ValueError); }

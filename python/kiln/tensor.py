@@ -51,6 +51,8 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         array = array.astype(np.dtype(dtype), copy=False)
     if array.dtype.kind not in _ALLOWED_KINDS:
         raise TypeError(f"tensor: unsupported dtype {array.dtype}")
+    if not array.dtype.isnative:  # e.g. '>f4' from a file: the kernels read native order
+        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 
@@ -58,7 +60,8 @@ class Tensor:
     """An n-dimensional array that can record the ops applied to it.
 
     Args:
-        data: a NumPy array (shared, not copied) or nested Python sequence.
+        data: a NumPy array (shared, not copied, unless its byte order is not the
+            machine's: then it is converted) or nested Python sequence.
         requires_grad: record operations on this tensor for ``backward``.
     """
 
@@ -709,6 +712,11 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing ``array``'s memory."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected np.ndarray, got {type(array).__name__}")
+    if not array.dtype.isnative:  # sharing memory rules out a converted copy (as in PyTorch)
+        raise ValueError(
+            f"from_numpy: the array's byte order ({array.dtype.str}) is not the machine's; "
+            "use kiln.tensor(array), which converts it"
+        )
     return Tensor(array)
 
 

@@ -135,6 +135,8 @@ class Batch:
             )
         if min(array.shape[-3:]) < 1:
             raise ValueError(f"{op}: expected C, H, W >= 1, got images of shape {array.shape}")
+        if not array.dtype.isnative:  # e.g. '>f4' from a file: the kernels read native order
+            array = array.astype(array.dtype.newbyteorder("="))
         self.single = array.ndim == 3
         self.array = np.ascontiguousarray(array[None] if self.single else array)
 
