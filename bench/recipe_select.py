@@ -36,6 +36,11 @@ RECIPES: dict[str, list[str]] = {
     "b128-val10-wd": ["--batch-size", "128", "--lr", "6e-3", "--weight-decay", "1e-3",
                       "--val-split", "0.1"],
     "b128-e20": ["--batch-size", "128", "--epochs", "20", "--lr", "4e-3"],
+    "b128-e25": ["--batch-size", "128", "--epochs", "25", "--lr", "4e-3"],
+    "b128-lr6": ["--batch-size", "128", "--lr", "6e-3"],
+    "b128-wd": ["--batch-size", "128", "--lr", "4e-3", "--weight-decay", "5e-4"],
+    "b128-e40": ["--batch-size", "128", "--epochs", "40", "--lr", "4e-3"],
+    "b256-e40": ["--batch-size", "256", "--epochs", "40", "--lr", "6e-3"],
 }
 FOLDS = 5
 
