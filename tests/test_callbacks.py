@@ -67,6 +67,33 @@ def test_early_stopping_modes_min_delta_and_no_restore():
         np.testing.assert_array_equal(weights(trainer.model)[key], value)
 
 
+def test_tie_breaker_decides_equal_monitored_values(tmp_path):
+    """Equal val_accuracy: the epoch with the lower val_loss is the better one, for
+    EarlyStopping (patience restarts), ModelCheckpoint and History.best alike."""
+    accuracy = Script("val_accuracy", [0.90, 0.95, 0.95, 0.95, 0.95, 0.94])
+    loss = Script("val_loss", [0.5, 0.30, 0.35, 0.20, 0.25, 0.1])
+    stop = EarlyStopping(monitor="val_accuracy", patience=2, tie_breaker="val_loss")
+    path = tmp_path / "best-{epoch}.safetensors"
+    best = ModelCheckpoint(path, monitor="val_accuracy", tie_breaker="val_loss")
+    plain = EarlyStopping(monitor="val_accuracy", patience=2)
+    trainer = make(callbacks=[accuracy, loss, stop, best, plain])
+    trainer.fit(*loaders(), epochs=6)
+    assert (stop.best_epoch, stop.best) == (4, 0.95) and plain.best_epoch == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "best-1.safetensors", "best-2.safetensors", "best-4.safetensors"]
+    from kiln.train.history import History
+
+    history = History()  # the trainer's holds the real logs, not the scripted ones
+    for epoch, (acc, val_loss) in enumerate(zip(accuracy.values, loss.values), start=1):
+        history.log_epoch({"epoch": epoch, "val_accuracy": acc, "val_loss": val_loss})
+    assert history.best("val_accuracy", tie_breaker="val_loss") == (4, 0.95)
+    assert history.best("val_accuracy") == (2, 0.95)
+    with pytest.raises(ValueError, match="'nope' was not recorded"):
+        history.best("val_accuracy", tie_breaker="nope")
+    with pytest.raises(TypeError, match="tie_breaker must be a str"):
+        EarlyStopping(tie_breaker=1)
+
+
 def test_early_stopping_without_validation_says_what_to_do():
     trainer = make(callbacks=[EarlyStopping()])
     with pytest.raises(ValueError, match="EarlyStopping: monitor 'val_loss'.*val_loader"):

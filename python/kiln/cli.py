@@ -383,7 +383,8 @@ class _RunCheckpoint(ModelCheckpoint):
     checkpoint's ``extra``), which ``kiln eval`` and ``--resume`` rebuild the run from."""
 
     def __init__(self, path: Path, save_best_only: bool, config: dict[str, Any]) -> None:
-        super().__init__(path, monitor="val_accuracy", save_best_only=save_best_only)
+        super().__init__(path, monitor="val_accuracy", save_best_only=save_best_only,
+                         tie_breaker="val_loss")
         self.extra = {"model": config["model"], "config": config}
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
@@ -391,7 +392,11 @@ class _RunCheckpoint(ModelCheckpoint):
         self._save = partial(save_checkpoint, extra=self.extra)
         # A resumed run keeps its best so far: a worse epoch must not replace best.safetensors.
         try:
-            self._track.best_epoch, self._track.best = self.trainer.history.best("val_accuracy")
+            history = self.trainer.history
+            epoch, self._track.best = history.best("val_accuracy", tie_breaker="val_loss")
+            self._track.best_epoch = epoch
+            self._track.best_tie = next(loss for e, loss in zip(
+                history.history["epoch"], history.history["val_loss"]) if int(e) == epoch)
         except ValueError:  # a new run: nothing recorded yet
             pass
 
@@ -437,7 +442,9 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
         run = _shared_run_dir(args, config, distributed)
     optimizer = _optimizer(config, model)
     scheduler, interval = _scheduler(config, optimizer, len(train_loader))
-    stopper = EarlyStopping(monitor="val_accuracy", patience=config["patience"])
+    # Equal validation accuracies are common on 1,000 images: the lower loss wins the tie.
+    stopper = EarlyStopping(monitor="val_accuracy", patience=config["patience"],
+                            tie_breaker="val_loss")
     callbacks = [stopper, NaNGuard(),
                  _RunCheckpoint(run / "best.safetensors", True, config),
                  _RunCheckpoint(run / "last.safetensors", False, config),
@@ -497,7 +504,7 @@ def _summary(trainer: Any, history: Any, elapsed: float, run: Path) -> None:
     rows = history.as_rows()
     finite = [r for r in rows if math.isfinite(r.get("val_accuracy", math.nan))]
     if finite:
-        epoch, best = history.best("val_accuracy")
+        epoch, best = history.best("val_accuracy", tie_breaker="val_loss")
         seconds = np.mean([r["time"] for r in rows])
         line = (f"best val accuracy {best:.4f} at epoch {epoch} of {int(rows[-1]['epoch'])}; "
                 f"{elapsed:.1f} s in all ({seconds:.2f} s per epoch)")

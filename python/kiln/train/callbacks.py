@@ -54,28 +54,42 @@ def _monitored(op: str, logs: Logs, monitor: str) -> float:
 
 
 class _Improvement:
-    """Tracks the best value of a monitored quantity (NaN never improves)."""
+    """Tracks the best value of a monitored quantity (NaN never improves). With a
+    ``tie_breaker`` (another epoch-log key, e.g. val_loss for val_accuracy), an epoch
+    that equals the best ``monitor`` value but has a better tie-breaker value (in that
+    key's own mode) counts as an improvement too."""
 
-    def __init__(self, op: str, monitor: str, mode: str, min_delta: float) -> None:
+    def __init__(self, op: str, monitor: str, mode: str, min_delta: float,
+                 tie_breaker: str | None = None) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"{op}: monitor must be a str, got {type(monitor).__name__}")
+        if tie_breaker is not None and not isinstance(tie_breaker, str):
+            raise TypeError(f"{op}: tie_breaker must be a str or None, got "
+                            f"{type(tie_breaker).__name__}")
         if not math.isfinite(min_delta) or min_delta < 0:
             raise ValueError(f"{op}: min_delta must be >= 0, got {min_delta}")
         self.op, self.monitor, self.min_delta = op, monitor, float(min_delta)
         self.mode = resolve_mode(op, monitor, mode)
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch = 0
+        self.tie_breaker = tie_breaker
+        self.tie_mode = None if tie_breaker is None else resolve_mode(op, tie_breaker, "auto")
+        self.reset()
 
     def reset(self) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_tie = math.inf if self.tie_mode == "min" else -math.inf
         self.best_epoch = 0
 
     def update(self, epoch: int, logs: Logs) -> bool:
         value = _monitored(self.op, logs, self.monitor)
         better = (value < self.best - self.min_delta if self.mode == "min"
                   else value > self.best + self.min_delta)
+        tie = math.nan
+        if self.tie_breaker is not None:
+            tie = _monitored(self.op, logs, self.tie_breaker)
+            if not better and value == self.best:
+                better = tie < self.best_tie if self.tie_mode == "min" else tie > self.best_tie
         if better:
-            self.best, self.best_epoch = value, epoch
+            self.best, self.best_tie, self.best_epoch = value, tie, epoch
         return better
 
 
@@ -90,12 +104,15 @@ def _positive_int(op: str, name: str, value: Any, low: int = 0) -> int:
 class EarlyStopping(Callback):
     """Stops training when ``monitor`` has not improved by more than ``min_delta`` for
     ``patience`` epochs. With ``restore_best`` the weights of the best epoch (kept in
-    memory as copies of the state_dict arrays) are loaded back when fit ends.
+    memory as copies of the state_dict arrays) are loaded back when fit ends. With a
+    ``tie_breaker`` (e.g. 'val_loss' for monitor 'val_accuracy') an epoch that ties the
+    best value but is better on the tie-breaker also counts as an improvement.
     Attributes after fit: ``best``, ``best_epoch``, ``stopped_epoch`` (0 if it never stopped)."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best: bool = True) -> None:
-        self._track = _Improvement("EarlyStopping", monitor, mode, min_delta)
+                 mode: str = "auto", restore_best: bool = True,
+                 tie_breaker: str | None = None) -> None:
+        self._track = _Improvement("EarlyStopping", monitor, mode, min_delta, tie_breaker)
         self.patience = _positive_int("EarlyStopping", "patience", patience)
         self.restore_best = bool(restore_best)
         self.best_state: dict[str, np.ndarray] | None = None
@@ -135,13 +152,15 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Writes a checkpoint (kiln.checkpoint.save_checkpoint: model, optimizer, scheduler,
     epoch and history) at the end of an epoch: every epoch, or with ``save_best_only``
-    only when ``monitor`` improved. ``path`` may hold ``{epoch}`` or any epoch-log key,
+    only when ``monitor`` improved (or, with a ``tie_breaker`` key, tied the best value
+    and improved the tie-breaker). ``path`` may hold ``{epoch}`` or any epoch-log key,
     e.g. ``'runs/x/epoch{epoch:02d}-{val_loss:.3f}.safetensors'``."""
 
     def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
-                 save_best_only: bool = True, mode: str = "auto") -> None:
+                 save_best_only: bool = True, mode: str = "auto",
+                 tie_breaker: str | None = None) -> None:
         self.path = os.fspath(path)
-        self._track = _Improvement("ModelCheckpoint", monitor, mode, 0.0)
+        self._track = _Improvement("ModelCheckpoint", monitor, mode, 0.0, tie_breaker)
         self.save_best_only = bool(save_best_only)
         self.last_saved: str | None = None
 

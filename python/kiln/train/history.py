@@ -46,18 +46,27 @@ class History:
         keys = list(self.history)
         return [{key: self.history[key][i] for key in keys} for i in range(self.epochs)]
 
-    def best(self, monitor: str = "val_loss", mode: str = "auto") -> tuple[int, float]:
+    def best(self, monitor: str = "val_loss", mode: str = "auto",
+             tie_breaker: str | None = None) -> tuple[int, float]:
         """(epoch, value) of the best finite ``monitor`` value; mode 'min', 'max' or 'auto'
-        ('max' for accuracy-like names)."""
-        if monitor not in self.history:
-            raise ValueError(f"History.best: {monitor!r} was not recorded (have: "
-                             f"{', '.join(self.history) or 'nothing'})")
-        sign = -1.0 if resolve_mode("History.best", monitor, mode) == "max" else 1.0
-        pairs = [(sign * v, int(e)) for v, e in zip(self.history[monitor], self.history["epoch"])
-                 if math.isfinite(v)]
-        if not pairs:
-            raise ValueError(f"History.best: {monitor!r} has no finite value")
-        value, epoch = min(pairs)
+        ('max' for accuracy-like names). Ties go to the first such epoch, or with a
+        ``tie_breaker`` key to the epoch best on it (in its own auto mode), as the
+        callbacks' tie_breaker decides."""
+        op = "History.best"
+        for key in (monitor, tie_breaker):
+            if key is not None and key not in self.history:
+                raise ValueError(f"{op}: {key!r} was not recorded (have: "
+                                 f"{', '.join(self.history) or 'nothing'})")
+        sign = -1.0 if resolve_mode(op, monitor, mode) == "max" else 1.0
+        ties = [0.0] * len(self.history["epoch"]) if tie_breaker is None else [
+            (-1.0 if resolve_mode(op, tie_breaker, "auto") == "max" else 1.0) * v
+            for v in self.history[tie_breaker]]
+        triples = [(sign * v, t if math.isfinite(t) else math.inf, int(e))
+                   for v, t, e in zip(self.history[monitor], ties, self.history["epoch"])
+                   if math.isfinite(v)]
+        if not triples:
+            raise ValueError(f"{op}: {monitor!r} has no finite value")
+        value, _, epoch = min(triples)
         return epoch, sign * value
 
     def state_dict(self) -> dict[str, dict[str, list[float]]]:
