@@ -66,6 +66,8 @@ const Case kCases[] = {
     {{1, 2, 4, 4}, {3, 2, 3, 3}, {1, 1}, {4, 4}, {1, 1}, 1},  // padding beyond the kernel
     {{2, 3, 11, 9}, {6, 1, 3, 2}, {2, 1}, {1, 1}, {1, 2}, 3},  // depthwise, multiplier 2
     {{2, 1, 9, 9}, {5, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},   // one input channel
+    {{2, 1, 7, 35}, {4, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, 1},  // rows of 3 lane segments
+    {{1, 2, 6, 20}, {4, 1, 3, 3}, {1, 1}, {1, 0}, {2, 1}, 2},  // depthwise, row dilation 2
 };
 
 template <typename T>
