@@ -568,13 +568,86 @@ inline void axpy_run(T* out, const T* in, int64_t stride, int64_t n, T v) {
     for (int64_t t = 0; t < n; ++t) out[t] += v * in[t * stride];
 }
 
+#ifdef __AVX512F__
+// Depthwise rows with unit column stride and dilation (almost every depthwise
+// layer, and LeNet's one-channel first layer, which takes this path), float32:
+// kRows output rows of 16 pixels stay in registers across all R*S taps, one
+// broadcast weight and kRows loads and multiply-adds a tap, where axpy_run
+// loads and stores the output row at every tap. The sum's order is axpy_run's
+// (bias, then the taps row by row), so both give the same bits. Loads past a
+// row's end read the next row or the plane's kSlack spare elements (masked
+// off at the store).
+//   y[p, q] = b + sum_{r, s} w[r, s] * xp[p * row_step + r * tap_rows + s + q]
+template <int kRows>
+void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t R, int64_t S,
+                    const float* w, float b, float* y, int64_t Q) {
+  for (int64_t q0 = 0; q0 < Q; q0 += 16) {
+    const __mmask16 keep = Q - q0 >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (Q - q0)) - 1);
+    __m512 acc[kRows];
+    for (int i = 0; i < kRows; ++i) acc[i] = _mm512_set1_ps(b);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s) {
+        const __m512 v = _mm512_set1_ps(w[r * S + s]);
+        const float* in = xp + r * tap_rows + s + q0;
+        for (int i = 0; i < kRows; ++i)
+          acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(in + i * row_step), acc[i]);
+      }
+    for (int i = 0; i < kRows; ++i) _mm512_mask_storeu_ps(y + i * Q + q0, keep, acc[i]);
+  }
+}
+
+// The weight gradient's tap over a whole plane, float32: sum_{p, q} dy[p, q] *
+// xp[p * row_step + q] (xp already shifted to the tap), in four accumulators
+// (rows p mod 4) so the multiply-adds do not wait on each other, then added
+// lane by lane in a fixed order; masked loads past the row's end.
+inline float depthwise_tap_dot(const float* dy, const float* xp, int64_t row_step, int64_t P,
+                               int64_t Q) {
+  const int64_t full = Q / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (Q - full)) - 1);
+  auto add_row = [&](int64_t p, __m512 a) {
+    const float* d = dy + p * Q;
+    const float* in = xp + p * row_step;
+    for (int64_t q0 = 0; q0 < full; q0 += 16)
+      a = _mm512_fmadd_ps(_mm512_loadu_ps(d + q0), _mm512_loadu_ps(in + q0), a);
+    if (tail)
+      a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, d + full),
+                          _mm512_maskz_loadu_ps(tail, in + full), a);
+    return a;
+  };
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t p = 0;
+  for (; p + 4 <= P; p += 4) {
+    a0 = add_row(p, a0);
+    a1 = add_row(p + 1, a1);
+    a2 = add_row(p + 2, a2);
+    a3 = add_row(p + 3, a3);
+  }
+  for (; p < P; ++p) a0 = add_row(p, a0);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  float total = 0.0f;
+  for (float v : lanes) total += v;
+  return total;
+}
+#endif
+
+template <typename T>
+bool fast_depthwise_rows(const ConvGeometry& g) {
+#ifdef __AVX512F__
+  return std::is_same_v<T, float> && g.stride_w == 1 && g.dil_w == 1;
+#else
+  (void)g;
+  return false;
+#endif
+}
+
 // One task per image and output channel, reading the padded input plane.
 template <typename T>
 void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
   parallel_for(0, g.N * g.K, grain_for(2 * RS * PQ), [&](int64_t t0, int64_t t1) {
-    auto xp = scratch<T>(static_cast<size_t>(pd.plane()));
+    auto xp = scratch<T>(static_cast<size_t>(pd.plane() + kSlack));
     int64_t in_xp = -1;  // which input plane xp holds
     for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
       const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
@@ -582,6 +655,22 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
         pad_planes(g, pd, 1, x + plane * HW, xp.get());
         in_xp = plane;
       }
+#ifdef __AVX512F__
+      if constexpr (std::is_same_v<T, float>) {
+        if (fast_depthwise_rows<T>(g)) {
+          const int64_t row_step = g.stride_h * pd.W, tap_rows = g.dil_h * pd.W;
+          const float b = bias != nullptr ? bias[k] : 0.0f;
+          int64_t p = 0;
+          for (; p + 4 <= g.P; p += 4)
+            depthwise_rows<4>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
+                              w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
+          for (; p < g.P; ++p)
+            depthwise_rows<1>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
+                              w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
+          continue;
+        }
+      }
+#endif
       for (int64_t p = 0; p < g.P; ++p) {
         T* out = y + t * PQ + p * g.Q;
         std::fill(out, out + g.Q, bias != nullptr ? bias[k] : T(0));
@@ -633,7 +722,7 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
   parallel_reduce<T>(
       g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g, g.K * RS), g.K * RS, dw,
       [&](int64_t t0, int64_t t1, T* part) {
-        auto xp = scratch<T>(static_cast<size_t>(pd.plane()));
+        auto xp = scratch<T>(static_cast<size_t>(pd.plane() + kSlack));
         std::vector<T> products(static_cast<size_t>(g.Q));
         int64_t in_xp = -1;  // which input plane xp holds
         for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
@@ -644,6 +733,16 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
           }
           for (int64_t r = 0; r < g.R; ++r)
             for (int64_t s = 0; s < g.S; ++s) {
+#ifdef __AVX512F__
+              if constexpr (std::is_same_v<T, float>) {
+                if (fast_depthwise_rows<T>(g)) {
+                  part[k * RS + r * g.S + s] += depthwise_tap_dot(
+                      dy + t * PQ, xp.get() + r * g.dil_h * pd.W + s, g.stride_h * pd.W, g.P,
+                      g.Q);
+                  continue;
+                }
+              }
+#endif
               std::fill(products.begin(), products.end(), T(0));
               for (int64_t p = 0; p < g.P; ++p)
                 for (int64_t q = 0; q < g.Q; ++q)  // (a dot product would not vectorize)
