@@ -293,7 +293,8 @@ def main() -> None:
           f"{'torch ms':>9s} {'rate':>8s} {'unit':8s} {'speed':>6s}")
     families = {
         "conv": lambda: [row for shape in [(64, 64, 32, 64, 3, 1), (128, 32, 32, 32, 3, 1),
-                                           (64, 128, 8, 128, 3, 1), (64, 6, 14, 16, 5, 0)]
+                                           (64, 128, 8, 128, 3, 1), (64, 6, 14, 16, 5, 0),
+                                           (128, 1, 28, 6, 5, 2)]
                          for row in conv_rows(*shape, args.repeats)],
         "pool": lambda: pool_rows(args.repeats),
         "norm": lambda: batch_norm_rows(args.repeats),
