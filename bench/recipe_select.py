@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--folds", nargs="+", type=int, default=list(range(FOLDS)))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="run fold f with seed f + this (repeats with other seeds)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = folds(Path(tmp))
@@ -89,8 +91,9 @@ def main() -> None:
             for fold in args.folds:
                 path, images, labels = data[fold]
                 out = Path(tmp) / f"{name}-{fold}"
+                seed = fold + args.seed_offset
                 argv = [sys.executable, "-m", "kiln.cli", "train", "--data", f"npz:{path}",
-                        "--quiet", "--seed", str(fold), "--threads", str(args.threads),
+                        "--quiet", "--seed", str(seed), "--threads", str(args.threads),
                         "--out", str(out), "--name", "run", *RECIPES[name]]
                 start = time.perf_counter()
                 subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
