@@ -34,8 +34,14 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 def _operands(a: Any, b: Any) -> list[Any]:
-    """a and b converted to their PyTorch result dtype (no work when they agree)."""
-    if type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == b.dtype:
+    """a and b converted to their PyTorch result dtype. No work in the common cases
+    where NumPy already agrees: equal dtypes, or a float array with a Python number."""
+    if type(a) is np.ndarray:
+        if type(b) is np.ndarray and a.dtype == b.dtype:
+            return [a, b]
+        if a.dtype.kind == "f" and type(b) in (float, int):
+            return [a, b]
+    elif type(b) is np.ndarray and b.dtype.kind == "f" and type(a) in (float, int):
         return [a, b]
     return promoted(a, b)[1]
 

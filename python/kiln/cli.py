@@ -391,14 +391,9 @@ class _RunCheckpoint(ModelCheckpoint):
         super().on_train_begin(logs)
         self._save = partial(save_checkpoint, extra=self.extra)
         # A resumed run keeps its best so far: a worse epoch must not replace best.safetensors.
-        try:
-            history = self.trainer.history
-            epoch, self._track.best = history.best("val_accuracy", tie_breaker="val_loss")
-            self._track.best_epoch = epoch
-            self._track.best_tie = next(loss for e, loss in zip(
-                history.history["epoch"], history.history["val_loss"]) if int(e) == epoch)
-        except ValueError:  # a new run: nothing recorded yet
-            pass
+        # Replaying the recorded epochs through the same rule restores it.
+        for row in self.trainer.history.as_rows():
+            self._track.update(int(row["epoch"]), row)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -408,8 +403,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args, False)
     # Under mpiexec -n N: data-parallel over the ranks; rank 0 alone prints and writes.
     distributed.init()
-    with distributed.abort_on_error("kiln train", (UsageError, ValueError, TypeError,
-                                                  OSError, ImportError)):
+    with distributed.abort_on_error("kiln train", (ValueError, TypeError, OSError,
+                                                  ImportError)):
         return _train(args, True)
 
 

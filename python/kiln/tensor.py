@@ -741,22 +741,12 @@ def ones(*size: Any, dtype: Any = None, device: Any = None,
                  requires_grad)
 
 
-def _fill_dtype(fill_value: Any, dtype: Any) -> np.dtype:
-    """full()'s dtype: given, or inferred from the fill value as PyTorch does."""
-    if dtype is not None:
-        return np.dtype(dtype)
-    if isinstance(fill_value, Tensor):
-        fill_value = fill_value.item()
-    return result_type(fill_value) if not isinstance(fill_value, np.ndarray) else \
-        fill_value.dtype
-
-
 def full(size: Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
-    """A tensor of shape ``size`` filled with ``fill_value`` (dtype from the value: bool,
-    int64 or float32, unless given)."""
-    dtype = _fill_dtype(fill_value, dtype)
-    value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
+    """A tensor of shape ``size`` filled with ``fill_value`` (dtype from the value as in
+    PyTorch: bool, int64 or float32, unless given)."""
+    value = fill_value._data if isinstance(fill_value, Tensor) else fill_value
+    dtype = result_type(value) if dtype is None else np.dtype(dtype)
     return _make("full", np.full(_size(size, "full"), value, dtype), device, requires_grad)
 
 
@@ -902,11 +892,9 @@ def linspace(start: Any, end: Any, steps: int, *, dtype: Any = None, device: Any
     start, end = (np.asarray(_number(v), dtype=work)[()] for v in (start, end))
     index = np.arange(steps)
     step = (end - start) / work.type(max(steps - 1, 1))
-    half = steps // 2
-    values = np.where(index < half, start + step * index.astype(work),
-                      end - step * (steps - 1 - index).astype(work))
-    if steps == 1:
-        values = np.array([start])
+    values = np.array([start]) if steps == 1 else np.where(
+        index < steps // 2, start + step * index.astype(work),
+        end - step * (steps - 1 - index).astype(work))
     return _make("linspace", values.astype(dtype), device, requires_grad)
 
 
