@@ -55,7 +55,7 @@ def from_dlpack(ext_tensor: Any) -> Tensor:
     Raises TypeError for an object without the protocol (a bare capsule is not accepted:
     pass the tensor itself) and RuntimeError naming the device for a non-CPU tensor.
     """
-    from kiln.tensor import Tensor
+    from kiln.tensor import _ALLOWED_KINDS, Tensor
 
     if not (hasattr(ext_tensor, "__dlpack__") and hasattr(ext_tensor, "__dlpack_device__")):
         raise TypeError(
@@ -74,6 +74,6 @@ def from_dlpack(ext_tensor: Any) -> Tensor:
         array = np.from_dlpack(ext_tensor)
     except (BufferError, TypeError, RuntimeError) as e:
         raise TypeError(f"from_dlpack: cannot import {type(ext_tensor).__name__}: {e}") from e
-    if array.dtype.kind not in "fiub":
+    if array.dtype.kind not in _ALLOWED_KINDS:
         raise TypeError(f"from_dlpack: unsupported dtype {array.dtype}")
     return Tensor._wrap(array)

@@ -17,6 +17,7 @@ from kiln import _dlpack
 from kiln import _tensor_ops as ops
 from kiln._device import CPU, check_device, device
 from kiln._promotion import result_type
+from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.random import numpy_generator
@@ -247,6 +248,7 @@ class Tensor:
                             f"{type(hook).__name__}")
         if self._post_accumulate_grad_hooks is None:
             self._post_accumulate_grad_hooks = {}
+            autograd_function.post_accumulate_hooks_used = True
         handle = RemovableHandle(self._post_accumulate_grad_hooks)
         self._post_accumulate_grad_hooks[handle.id] = hook
         return handle

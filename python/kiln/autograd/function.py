@@ -154,7 +154,8 @@ def run_backward(
         slot[index] = grad if slot[index] is None else slot[index] + grad
         roots.append(node)
     order = _topological_order(roots)
-    hooked = _hooked_leaf_edges(order)
+    # The extra walk over the graph only once a program has registered such a hook.
+    hooked = _hooked_leaf_edges(order) if post_accumulate_hooks_used else {}
     for node in order:
         grad_outputs = pending.pop(id(node), None)
         if grad_outputs is None:
@@ -203,6 +204,11 @@ def run_backward(
             slot[index] = grad if slot[index] is None else slot[index] + grad
         if hooked:
             _leaf_edges_done(node, hooked)
+
+
+# Set by Tensor.register_post_accumulate_grad_hook: until then backward skips the
+# bookkeeping those hooks need.
+post_accumulate_hooks_used = False
 
 
 def _hooked_leaf_edges(order: Sequence[Node]) -> dict[int, list[Any]]:

@@ -69,6 +69,9 @@ class _Epoch:
         n = len(loader.dataset)
         if loader.sampler is not None:
             self.order = np.fromiter(iter(loader.sampler), np.int64)
+            if self.order.size and (self.order.min() < 0 or self.order.max() >= n):
+                raise IndexError(f"DataLoader: the sampler yielded index {self.order.min()} "
+                                 f"or {self.order.max()}, outside a dataset of {n} samples")
         elif loader.shuffle:
             self.order = np.random.default_rng([base, epoch]).permutation(n)
         else:

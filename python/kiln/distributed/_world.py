@@ -202,6 +202,9 @@ def all_reduce(array: np.ndarray, op: str = "sum", what: str = "all_reduce") -> 
     if op not in (*_OPS, "avg"):
         raise ValueError(f"kiln.distributed.all_reduce: op must be one of sum, avg, max, min; "
                          f"got {op!r}")
+    if op == "avg" and array.dtype.kind != "f":  # refused before the collective runs
+        raise TypeError("kiln.distributed.all_reduce: op 'avg' needs a floating-point array, "
+                        f"got {array.dtype}")
     if world.size > 1:
         mpi_op = {"sum": world.MPI.SUM, "avg": world.MPI.SUM, "max": world.MPI.MAX,
                   "min": world.MPI.MIN}[op]
@@ -228,6 +231,9 @@ def broadcast(array: np.ndarray, src: int = 0, what: str = "broadcast") -> np.nd
 def all_gather(array: np.ndarray, what: str = "all_gather") -> np.ndarray:
     """Every rank's copy of a contiguous array, stacked: shape (world_size, *array.shape)."""
     world = _require("all_gather")
+    if not isinstance(array, np.ndarray):
+        raise TypeError("kiln.distributed.all_gather: expected a NumPy array, got "
+                        f"{type(array).__name__}")
     out = np.empty((world.size, *array.shape), array.dtype)
     if world.size == 1:
         out[0] = array

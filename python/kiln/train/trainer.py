@@ -249,7 +249,9 @@ class Trainer:
         op = "Trainer.evaluate"
         _iterable(op, "loader", loader)
         if self._job is not None:
-            loader = self._job.loaders(None, loader)[1]
+            from kiln.distributed.training import shard_loader
+
+            loader = shard_loader(loader, False)
         return self._evaluate(op, loader).means()
 
     def predict(self, data: Any, tta: Any = None, batch_size: int = 256) -> np.ndarray:
