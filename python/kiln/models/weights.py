@@ -179,7 +179,8 @@ def map_state_dict(model: nn.Module, state: Mapping[str, np.ndarray]
     """``state`` renamed onto ``model``'s names by the mapping (identity, timm,
     EfficientNet-PyTorch) that covers most of the model's keys; returns (renamed state,
     the mapping's name). Keys a mapping does not know keep their names."""
-    wanted = set(model.state_dict())
+    own = model.state_dict()
+    wanted = set(own)
     best: tuple[int, str, dict[str, np.ndarray]] = (
         len(wanted & set(state)), "torchvision", dict(state))
     for name, mapper in _MAPPERS.items():
@@ -188,7 +189,7 @@ def map_state_dict(model: nn.Module, state: Mapping[str, np.ndarray]
             continue
         renamed = {table.get(k, k): v for k, v in state.items()}
         for key, value in list(renamed.items()):
-            target = model.state_dict().get(key)
+            target = own.get(key)
             if target is not None and value.ndim == 4 and target.ndim == 2:
                 renamed[key] = value.reshape(value.shape[0], -1)  # fc-as-conv -> Linear
         hits = len(wanted & set(renamed))

@@ -193,6 +193,9 @@ class Search:
             low = 0 if name in ("halving", "seed") else 1
             if value < low:
                 raise ValueError(f"{op}: {name} must be >= {low}, got {value}")
+        if min_epochs > epochs:
+            raise ValueError(f"{op}: min_epochs ({min_epochs}) must not exceed epochs "
+                             f"({epochs})")
         if strategy not in _STRATEGIES:
             raise ValueError(f"{op}: strategy must be one of {_STRATEGIES}, got {strategy!r}")
         if engine not in _ENGINES:

@@ -45,6 +45,9 @@ def rung_budgets(epochs: int, eta: int, min_epochs: int = 1) -> list[int]:
     """The epoch budgets of successive halving for a stage of ``epochs`` epochs:
     epochs, epochs/eta, epochs/eta^2, ... down to ``min_epochs``, ascending
     (``eta`` < 2 turns halving off: one rung)."""
+    if not 1 <= min_epochs <= epochs:
+        raise ValueError(f"rung_budgets: min_epochs must lie in [1, epochs={epochs}], got "
+                         f"{min_epochs}")
     if eta < 2:
         return [epochs]
     budgets, budget = [], float(epochs)

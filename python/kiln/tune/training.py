@@ -111,6 +111,7 @@ class TrainObjective:
         if cv == 1 or cv < 0:
             raise ValueError(f"TrainObjective: cv must be 0 (a hold-out split) or >= 2 "
                              f"folds, got {cv}")
+        ExplosionGuard(explode)  # checks the factor here, not inside every trial
         self.config, self.cv, self.explode = dict(config), int(cv), float(explode)
 
     def trial_config(self, params: Mapping[str, Any], epochs: int) -> dict[str, Any]:
