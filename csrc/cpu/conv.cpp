@@ -568,10 +568,13 @@ inline void axpy_run(T* out, const T* in, int64_t stride, int64_t n, T v) {
     for (int64_t t = 0; t < n; ++t) out[t] += v * in[t * stride];
 }
 
-#ifdef __AVX512F__
+#if KILN_FLOAT_VEC
+using simd::kLanes;
+using simd::Vec;
+
 // Depthwise rows with unit column stride and dilation (almost every depthwise
 // layer, and LeNet's one-channel first layer, which takes this path), float32:
-// kRows output rows of 16 pixels stay in registers across all R*S taps, one
+// kRows output rows of kLanes pixels stay in registers across all R*S taps, one
 // broadcast weight and kRows loads and multiply-adds a tap, where axpy_run
 // loads and stores the output row at every tap. The sum's order is axpy_run's
 // (bias, then the taps row by row), so both give the same bits. Loads past a
@@ -581,18 +584,18 @@ inline void axpy_run(T* out, const T* in, int64_t stride, int64_t n, T v) {
 template <int kRows>
 void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t R, int64_t S,
                     const float* w, float b, float* y, int64_t Q) {
-  for (int64_t q0 = 0; q0 < Q; q0 += 16) {
-    const __mmask16 keep = Q - q0 >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (Q - q0)) - 1);
-    __m512 acc[kRows];
-    for (int i = 0; i < kRows; ++i) acc[i] = _mm512_set1_ps(b);
+  for (int64_t q0 = 0; q0 < Q; q0 += kLanes) {
+    const simd::Mask keep = simd::first(Q - q0);
+    Vec acc[kRows];
+    for (int i = 0; i < kRows; ++i) acc[i] = simd::broadcast(b);
     for (int64_t r = 0; r < R; ++r)
       for (int64_t s = 0; s < S; ++s) {
-        const __m512 v = _mm512_set1_ps(w[r * S + s]);
+        const Vec v = simd::broadcast(w[r * S + s]);
         const float* in = xp + r * tap_rows + s + q0;
         for (int i = 0; i < kRows; ++i)
-          acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(in + i * row_step), acc[i]);
+          acc[i] = simd::fmadd(v, simd::load(in + i * row_step), acc[i]);
       }
-    for (int i = 0; i < kRows; ++i) _mm512_mask_storeu_ps(y + i * Q + q0, keep, acc[i]);
+    for (int i = 0; i < kRows; ++i) simd::store(y + i * Q + q0, acc[i], keep);
   }
 }
 
@@ -602,19 +605,17 @@ void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t
 // lane by lane in a fixed order; masked loads past the row's end.
 inline float depthwise_tap_dot(const float* dy, const float* xp, int64_t row_step, int64_t P,
                                int64_t Q) {
-  const int64_t full = Q / 16 * 16;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (Q - full)) - 1);
-  auto add_row = [&](int64_t p, __m512 a) {
+  const int64_t full = Q / kLanes * kLanes;
+  const simd::Mask tail = simd::first(Q - full);
+  auto add_row = [&](int64_t p, Vec a) {
     const float* d = dy + p * Q;
     const float* in = xp + p * row_step;
-    for (int64_t q0 = 0; q0 < full; q0 += 16)
-      a = _mm512_fmadd_ps(_mm512_loadu_ps(d + q0), _mm512_loadu_ps(in + q0), a);
-    if (tail)
-      a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, d + full),
-                          _mm512_maskz_loadu_ps(tail, in + full), a);
+    for (int64_t q0 = 0; q0 < full; q0 += kLanes)
+      a = simd::fmadd(simd::load(d + q0), simd::load(in + q0), a);
+    if (full < Q) a = simd::fmadd(simd::load(d + full, tail), simd::load(in + full, tail), a);
     return a;
   };
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  Vec a0 = simd::zero(), a1 = a0, a2 = a0, a3 = a0;
   int64_t p = 0;
   for (; p + 4 <= P; p += 4) {
     a0 = add_row(p, a0);
@@ -623,22 +624,13 @@ inline float depthwise_tap_dot(const float* dy, const float* xp, int64_t row_ste
     a3 = add_row(p + 3, a3);
   }
   for (; p < P; ++p) a0 = add_row(p, a0);
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  float total = 0.0f;
-  for (float v : lanes) total += v;
-  return total;
+  return simd::sum_lanes(simd::add(simd::add(a0, a1), simd::add(a2, a3)));
 }
 #endif
 
 template <typename T>
 bool fast_depthwise_rows(const ConvGeometry& g) {
-#ifdef __AVX512F__
-  return std::is_same_v<T, float> && g.stride_w == 1 && g.dil_w == 1;
-#else
-  (void)g;
-  return false;
-#endif
+  return has_fast_tile<T>() && g.stride_w == 1 && g.dil_w == 1;
 }
 
 // One task per image and output channel, reading the padded input plane.
@@ -655,7 +647,7 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
         pad_planes(g, pd, 1, x + plane * HW, xp.get());
         in_xp = plane;
       }
-#ifdef __AVX512F__
+#if KILN_FLOAT_VEC
       if constexpr (std::is_same_v<T, float>) {
         if (fast_depthwise_rows<T>(g)) {
           const int64_t row_step = g.stride_h * pd.W, tap_rows = g.dil_h * pd.W;
@@ -733,7 +725,7 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
           }
           for (int64_t r = 0; r < g.R; ++r)
             for (int64_t s = 0; s < g.S; ++s) {
-#ifdef __AVX512F__
+#if KILN_FLOAT_VEC
               if constexpr (std::is_same_v<T, float>) {
                 if (fast_depthwise_rows<T>(g)) {
                   part[k * RS + r * g.S + s] += depthwise_tap_dot(
@@ -843,11 +835,23 @@ void check_shape(const char* op, const char* name, const Shape& got, const Shape
              shape_str(got));
 }
 
+// Whether the direct paths (tap_gemm reading the image in place) beat im2col
+// blocks: they need the fast micro-kernel, and with only 8 lanes and 16
+// registers (AVX2) OpenBLAS's packed kernels win once a layer has 64 or more
+// output channels (measured on a 2-core AMD EPYC: (64,64,32,32,64) 3x3 forward
+// 56 ms through OpenBLAS against 64 ms direct, weight gradient 66 against 86;
+// LeNet's 6 -> 16 layer 2.0 against 0.65 ms the other way).
+template <typename T>
+bool direct_pays(int64_t out_channels) {
+  if constexpr (!has_fast_tile<T>()) return false;
+  return simd::kLanes >= 16 || out_channels < 64;
+}
+
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   if (depthwise(g))
     forward_depthwise(g, x, w, bias, y);
-  else if constexpr (has_fast_tile<T>())  // the direct path needs the fast micro-kernel
+  else if (direct_pays<T>(g.K / g.groups))
     forward_direct(g, x, w, bias, y);
   else
     forward_im2col(g, x, w, bias, y);
@@ -858,7 +862,8 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   // As a forward convolution its output channels are the C/G input channels:
   // with few of them the direct path would leave most vector lanes idle.
   const int64_t Cg = g.C / g.groups;
-  const bool few_channels = has_fast_tile<T>() && 4 * Cg < 3 * padded_channels(Cg);
+  const int64_t lanes = simd::kLanes;
+  const bool few_channels = has_fast_tile<T>() && 4 * Cg < 3 * ((Cg + lanes - 1) / lanes * lanes);
   if (depthwise(g))
     backward_input_depthwise(g, dy, w, dx);
   else if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
@@ -871,7 +876,7 @@ template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
   if (depthwise(g))
     backward_weight_depthwise(g, dy, x, dw);
-  else if constexpr (has_fast_tile<T>())
+  else if (direct_pays<T>(g.K / g.groups))
     backward_weight_direct(g, dy, x, dw);
   else
     backward_weight_im2col(g, dy, x, dw);

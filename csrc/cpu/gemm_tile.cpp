@@ -8,9 +8,6 @@
 #include "common/blas.h"
 #include "common/check.h"
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 namespace kiln::cpu {
 namespace {
@@ -50,62 +47,68 @@ void blas_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_
     fail("gemm_tile: A needs a unit stride, got strides (", a_rs, ", ", a_cs, ")");
 }
 
-#ifdef __AVX512F__
+#if KILN_FLOAT_VEC
+using simd::kLanes;
+using simd::Vec;
 
-// One MR x (16 * NV) tile of C, the whole sum in registers. Each step loads NV
-// vectors of B and broadcasts MR scalars of A: MR * NV FMAs per MR + NV loads,
-// so with MR * NV = 24 the two FMA pipes, not the loads, are the limit.
+// One MR x (kLanes * NV) tile of C, the whole sum in registers. Each step loads
+// NV vectors of B and broadcasts MR scalars of A: MR * NV FMAs per MR + NV loads,
+// so with enough accumulators the two FMA pipes, not the loads, are the limit.
 template <int MR, int NV>
 void micro(int64_t taps, const int64_t* tap, int64_t K, const float* a, const int64_t* rows,
            int64_t a_cs, const float* b, int64_t b_tap, int64_t ldb, float* c, int64_t ldc,
            int64_t n_valid, bool accumulate) {
-  __m512 acc[MR][NV];
+  Vec acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int j = 0; j < NV; ++j) acc[i][j] = simd::zero();
   for (int64_t t = 0; t < taps; ++t) {
     const float* ap[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) ap[i] = a + rows[i] + tap[t];
     const float* bk = b + t * b_tap;
     for (int64_t k = 0; k < K; ++k) {
-      __m512 bv[NV];
+      Vec bv[NV];
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) bv[j] = _mm512_loadu_ps(bk + 16 * j);
+      for (int j = 0; j < NV; ++j) bv[j] = simd::load(bk + kLanes * j);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
-        const __m512 av = _mm512_set1_ps(ap[i][k * a_cs]);
+        const Vec av = simd::broadcast(ap[i][k * a_cs]);
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+        for (int j = 0; j < NV; ++j) acc[i][j] = simd::fmadd(av, bv[j], acc[i][j]);
       }
       bk += ldb;
     }
   }
-  __mmask16 mask[NV];
+  simd::Mask mask[NV];
 #pragma GCC unroll 4
-  for (int j = 0; j < NV; ++j) {
-    const int64_t left = n_valid - 16 * j;
-    mask[j] = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0)
-                                                          : __mmask16((1u << left) - 1);
-  }
+  for (int j = 0; j < NV; ++j) mask[j] = simd::first(n_valid - kLanes * j);
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {
-      float* dst = c + i * ldc + 16 * j;
-      __m512 v = acc[i][j];
-      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], dst));
-      _mm512_mask_storeu_ps(dst, mask[j], v);
+      float* dst = c + i * ldc + kLanes * j;
+      Vec v = acc[i][j];
+      if (accumulate) v = simd::add(v, simd::load(dst, mask[j]));
+      simd::store(dst, v, mask[j]);
     }
 }
 
 using Micro = void (*)(int64_t, const int64_t*, int64_t, const float*, const int64_t*, int64_t,
                        const float*, int64_t, int64_t, float*, int64_t, int64_t, bool);
 
-// Rows per tile for each width NV = 1..4: about 24 accumulators, leaving
-// registers for the B vectors and the broadcast.
+// Rows per tile for each width NV = 1..4: as many accumulators as the register
+// file holds beside the NV vectors of B and the broadcast (32 registers on
+// AVX-512, 16 on AVX2, where a tile is at most 3 vectors wide: 4 x 3
+// accumulators keep both FMA pipes busy, 2 x 4 would not).
+#ifdef __AVX512F__
 constexpr std::array<int, 4> kRows = {12, 12, 8, 6};
+constexpr int kMaxVectors = 4;
+#else
+constexpr std::array<int, 4> kRows = {12, 6, 4, 2};
+constexpr int kMaxVectors = 3;
+#endif
 
 template <int NV, int... R>
 constexpr std::array<Micro, sizeof...(R)> row_variants(std::integer_sequence<int, R...>) {
@@ -113,10 +116,10 @@ constexpr std::array<Micro, sizeof...(R)> row_variants(std::integer_sequence<int
 }
 
 // The full tile of each width and every shorter one for the last rows.
-const std::array<Micro, 12> kMicro1 = row_variants<1>(std::make_integer_sequence<int, 12>());
-const std::array<Micro, 12> kMicro2 = row_variants<2>(std::make_integer_sequence<int, 12>());
-const std::array<Micro, 8> kMicro3 = row_variants<3>(std::make_integer_sequence<int, 8>());
-const std::array<Micro, 6> kMicro4 = row_variants<4>(std::make_integer_sequence<int, 6>());
+const auto kMicro1 = row_variants<1>(std::make_integer_sequence<int, kRows[0]>());
+const auto kMicro2 = row_variants<2>(std::make_integer_sequence<int, kRows[1]>());
+const auto kMicro3 = row_variants<3>(std::make_integer_sequence<int, kRows[2]>());
+const auto kMicro4 = row_variants<4>(std::make_integer_sequence<int, kRows[3]>());
 
 Micro micro_for(int nv, int rows) {
   switch (nv) {
@@ -127,7 +130,7 @@ Micro micro_for(int nv, int rows) {
   }
 }
 
-#endif  // __AVX512F__
+#endif  // a float vector (simd.h)
 
 }  // namespace
 
@@ -136,18 +139,22 @@ void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const i
               const int64_t* tap, int64_t a_cs, const T* b, int64_t b_tap, int64_t ldb, T* c,
               int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-#ifdef __AVX512F__
+#if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
-    // 64-column panels of B; within one, every row tile of A streams past it.
-    for (int64_t j0 = 0; j0 < N; j0 += 64) {
-      const int64_t cols = std::min<int64_t>(64, N - j0);
-      const int nv = static_cast<int>((cols + 15) / 16);
+    // Panels of B as even as whole vectors allow (no narrow leftover panel), each at
+    // most kMaxVectors wide; within one, every row tile of A streams past it.
+    const int64_t vectors = (N + kLanes - 1) / kLanes;
+    const int64_t panels = (vectors + kMaxVectors - 1) / kMaxVectors;
+    for (int64_t panel = 0, j0 = 0; panel < panels; ++panel) {
+      const int nv = static_cast<int>(vectors / panels + (panel < vectors % panels ? 1 : 0));
+      const int64_t cols = std::min<int64_t>(nv * kLanes, N - j0);
       const int mr = kRows[nv - 1];
       for (int64_t i0 = 0; i0 < M; i0 += mr) {
         const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
         micro_for(nv, m)(taps, tap, K, a, rows + i0, a_cs, b + j0, b_tap, ldb,
                          c + i0 * ldc + j0, ldc, cols, accumulate);
       }
+      j0 += cols;
     }
     return;
   }
@@ -158,14 +165,19 @@ void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const i
 template <typename T>
 void gemm_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_t a_cs,
                const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate) {
+  // With 8 lanes (AVX2), a product at least 64 on every side pays for OpenBLAS's
+  // packing, and its kernels then beat the unpacked tiles (see direct_pays in conv.cpp).
+  const bool large = simd::kLanes < 16 && M >= 64 && N >= 64 && K >= 64;
   if constexpr (has_fast_tile<T>()) {
-    std::vector<int64_t> rows(static_cast<size_t>(std::max<int64_t>(M, 0)));
-    for (int64_t i = 0; i < M; ++i) rows[i] = i * a_rs;
-    const int64_t no_shift = 0;
-    tap_gemm<T>(M, N, K, 1, a, rows.data(), &no_shift, a_cs, b, 0, ldb, c, ldc, accumulate);
-  } else {
-    blas_tile<T>(M, N, K, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+    if (!large) {
+      std::vector<int64_t> rows(static_cast<size_t>(std::max<int64_t>(M, 0)));
+      for (int64_t i = 0; i < M; ++i) rows[i] = i * a_rs;
+      const int64_t no_shift = 0;
+      tap_gemm<T>(M, N, K, 1, a, rows.data(), &no_shift, a_cs, b, 0, ldb, c, ldc, accumulate);
+      return;
+    }
   }
+  blas_tile<T>(M, N, K, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
 }
 
 template void tap_gemm<float>(int64_t, int64_t, int64_t, int64_t, const float*, const int64_t*,

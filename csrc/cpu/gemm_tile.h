@@ -13,14 +13,15 @@
 // A direct convolution is one tap_gemm per block of output pixels: rows[i] is
 // where pixel i's window starts in the padded input, tap[t] the offset of
 // kernel tap (r, s), a_cs the channel-plane stride, and B the weights; so the
-// im2col matrix is never built. For float on AVX-512 it runs kiln's
-// register-tiled micro-kernel (MR rows of A broadcast against NR = 16 * NV
-// columns of B, MR * NV accumulators, the whole sum in registers);
-// has_fast_tile<T>() says so. Otherwise it is a plain loop nest, correct but slow.
+// im2col matrix is never built. For float on AVX-512 or AVX2 (simd.h) it runs
+// kiln's register-tiled micro-kernel (MR rows of A broadcast against
+// NR = kLanes * NV columns of B, MR * NV accumulators, the whole sum in
+// registers); has_fast_tile<T>() says so. Otherwise it is a plain loop nest,
+// correct but slow.
 //
 // gemm_tile: one product with A(i, k) = a[i * a_rs + k * a_cs]; the micro-kernel
-// on AVX-512 floats, kiln::gemm (OpenBLAS) otherwise, which then needs a_cs == 1
-// or a_rs == 1.
+// where there is one (except large products on AVX2), kiln::gemm (OpenBLAS)
+// otherwise, which then needs a_cs == 1 or a_rs == 1.
 #pragma once
 
 #include <cstddef>
@@ -31,15 +32,13 @@
 #include <new>
 #include <type_traits>
 
+#include "cpu/simd.h"
+
 namespace kiln::cpu {
 
 template <typename T>
 constexpr bool has_fast_tile() {
-#ifdef __AVX512F__
-  return std::is_same_v<T, float>;
-#else
-  return false;
-#endif
+  return simd::kFloatVec && std::is_same_v<T, float>;
 }
 
 template <typename T>
