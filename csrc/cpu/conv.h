@@ -15,10 +15,11 @@
 //
 // How (per image and group; xp = the image zero-padded once, so no window
 // needs a bounds check):
-//   forward, direct (float, AVX-512): for a block of output pixels,
+//   forward, direct (float with AVX-512 or AVX2, cpu/simd.h; on AVX2 only below
+//   64 output channels per group, see direct_pays): for a block of output pixels,
 //     Y^T[pixel, k] = sum_{r,s} sum_c xp[c, window(pixel) + tap(r,s)] * w[k,c,r,s]
 //     one tap_gemm (gemm_tile.h) reading xp in place, then transposed into y;
-//   forward, im2col (float64, or no AVX-512): Y[K/G, PQ] = W[K/G, C'RS] . col[C'RS, PQ],
+//   forward, im2col (float64, no vector unit, or wide layers on AVX2): Y[K/G, PQ] = W[K/G, C'RS] . col[C'RS, PQ],
 //     col[(c,r,s), (p,q)] = xp[c, window(p,q) + tap(r,s)], 64 pixels at a time;
 //   backward input: with stride 1, a forward convolution of dy by the flipped,
 //     transposed weight (w'[c,k,r,s] = w[k,c,R-1-r,S-1-s], padding dil*(R-1) - pad);

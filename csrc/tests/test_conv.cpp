@@ -118,7 +118,7 @@ TEST(Conv2d, OneThreadMatchesNaive) {
 
 // The weight gradient sums over images and pixels: its chunks come from the
 // problem, so every thread count gives the same bits (float: the direct path on
-// AVX-512, im2col otherwise; double: im2col; and the depthwise path).
+// AVX-512 or AVX2, im2col otherwise; double: im2col; and the depthwise path).
 template <typename T>
 void expect_weight_grad_thread_independent(const Shape& x, const Shape& w, int64_t groups,
                                            Pair padding) {
