@@ -710,3 +710,72 @@ def test_kernels_reject_bad_parameters():
         kernels.augment_flip(x, np.ones(2, np.int64))
     with pytest.raises(ValueError, match="augment_uniform: expected n, k >= 0"):
         kernels.augment_uniform(-1, 2, 0, 0)
+
+
+# ----------------------------------------------------------------- ElasticTransform
+def test_elastic_field_is_torchvisions_reflect_padded_gaussian_blur():
+    torch = pytest.importorskip("torch")
+    from kiln.data.transforms.geometry import _gaussian_blur
+
+    rng = np.random.default_rng(0)
+    fields = rng.uniform(-1, 1, (3, 12, 9))
+    for sigma in (0.7, 1.5, 4.0):  # 4.0: a 33-tap kernel, wider than the image
+        taps = int(8 * sigma + 1)
+        taps += 1 - taps % 2
+        t = np.arange(taps) - taps // 2
+        kernel = np.exp(-0.5 * (t / sigma) ** 2)
+        kernel = torch.tensor(kernel / kernel.sum())
+        x = torch.tensor(fields)[:, None]
+        half = taps // 2
+        # Reflect padding as numpy's (repeated when wider than the image).
+        x = torch.tensor(np.pad(x.numpy(), ((0, 0), (0, 0), (half, half), (half, half)),
+                                mode="reflect"))
+        x = torch.nn.functional.conv2d(x, kernel.view(1, 1, taps, 1))
+        x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, taps))
+        np.testing.assert_allclose(_gaussian_blur(fields, sigma), x[:, 0].numpy(), atol=1e-12)
+    assert _gaussian_blur(fields, 0.0) is fields
+
+
+def test_elastic_sampling_is_grid_sample_bilinear_with_fill_outside():
+    torch = pytest.importorskip("torch")
+    from kiln.data.transforms.geometry import _bilinear
+
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 1, (2, 3, 7, 10)).astype(np.float32)
+    rows, cols = np.meshgrid(np.arange(7), np.arange(10), indexing="ij")
+    ys = rows + rng.uniform(-3, 3, (2, 7, 10))
+    xs = cols + rng.uniform(-3, 3, (2, 7, 10))
+    grid = torch.tensor(np.stack([(2 * xs + 1) / 10 - 1, (2 * ys + 1) / 7 - 1], -1))
+    want = torch.nn.functional.grid_sample(torch.tensor(images, dtype=torch.float64), grid,
+                                           mode="bilinear", padding_mode="zeros",
+                                           align_corners=False).numpy()
+    got = _bilinear(images, ys, xs, np.zeros(3, np.float32))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # fill: an outside neighbour reads the fill value instead of 0 (a constant image
+    # of the fill value stays constant wherever it is sampled).
+    flat = np.full((1, 2, 7, 10), 0.25, np.float32)
+    out = _bilinear(flat, ys[:1], xs[:1], np.array([0.25, 0.25], np.float32))
+    np.testing.assert_allclose(out, 0.25, atol=1e-6)
+
+
+def test_elastic_transform_draws_per_image_fields_and_keeps_dtype_and_identity():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    out = T.ElasticTransform(alpha=34.0, sigma=4.0, seed=0)(images)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    assert not np.array_equal(out, images)
+    same = np.repeat(images[:1], 2, axis=0)
+    a, b = T.ElasticTransform(alpha=34.0, sigma=4.0, seed=0)(same)
+    assert not np.array_equal(a, b)  # each image its own field
+    again = T.ElasticTransform(alpha=34.0, sigma=4.0, seed=0)(images)
+    assert np.array_equal(out, again)  # seeded: reproducible
+    assert np.array_equal(T.ElasticTransform(alpha=0.0)(images), images)
+    floats = images.astype(np.float32) / 255
+    single = T.ElasticTransform(alpha=(20.0, 40.0), sigma=(3.0, 5.0), seed=1)(floats[0])
+    assert single.dtype == np.float32 and single.shape == (1, 28, 28)
+    tensor = T.ElasticTransform(seed=0)(kiln.tensor(floats))
+    assert isinstance(tensor, kiln.Tensor) and tensor.shape == (4, 1, 28, 28)
+    with pytest.raises(ValueError, match="ElasticTransform: alpha and sigma must be >= 0"):
+        T.ElasticTransform(alpha=-1.0)
+    with pytest.raises(TypeError, match="ElasticTransform: sigma must be a pair"):
+        T.ElasticTransform(sigma=(1.0, 2.0, 3.0))

@@ -21,6 +21,7 @@ from kiln.data.transforms._core import Compose, Generator, Transform
 from kiln.data.transforms.color import ColorJitter, Normalize, PCALighting, ToFloat
 from kiln.data.transforms.geometry import (
     CenterCrop,
+    ElasticTransform,
     RandomAffine,
     RandomCrop,
     RandomHorizontalFlip,
@@ -33,8 +34,9 @@ from kiln.data.transforms.occlusion import Cutout, RandomErasing
 from kiln.data.transforms.tta import FiveCrop, MultiScaleCrop, TenCrop, tta_predict
 
 __all__ = [
-    "CenterCrop", "ColorJitter", "Compose", "CutMix", "Cutout", "FiveCrop", "Generator",
-    "MixUp", "MultiScaleCrop", "Normalize", "PCALighting", "RandomAffine", "RandomCrop",
+    "CenterCrop", "ColorJitter", "Compose", "CutMix", "Cutout", "ElasticTransform",
+    "FiveCrop", "Generator", "MixUp", "MultiScaleCrop", "Normalize", "PCALighting",
+    "RandomAffine", "RandomCrop",
     "RandomErasing", "RandomHorizontalFlip", "RandomResizedCrop", "RandomVerticalFlip",
     "Resize", "TenCrop", "ToFloat", "Transform", "tta_predict",
 ]

@@ -1,5 +1,5 @@
-"""Geometric transforms: flips, crops with padding, resizing, random resized crops
-and random affine warps (rotation, translation, scaling, shear)."""
+"""Geometric transforms: flips, crops with padding, resizing, random resized crops,
+random affine warps (rotation, translation, scaling, shear) and elastic distortions."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from kiln.data.transforms._core import (
 )
 
 __all__ = [
-    "CenterCrop", "RandomAffine", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop",
+    "CenterCrop", "ElasticTransform", "RandomAffine", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop",
     "RandomVerticalFlip", "Resize",
 ]
 
@@ -374,3 +374,95 @@ def _two(op: str, name: str, value: Any) -> tuple[float, float]:
     if not (isinstance(value, Sequence) and len(value) == 2 and all(_is_real(v) for v in value)):
         raise TypeError(f"{op}: {name} must be a pair of numbers, got {value!r}")
     return float(value[0]), float(value[1])
+
+
+class ElasticTransform(Transform):
+    """Elastic distortion (Simard et al. 2003) with torchvision's parameters.
+
+    Each image draws its own displacement field: uniform noise in [-1, 1] per pixel
+    and axis, blurred by a Gaussian of standard deviation ``sigma`` pixels (kernel
+    ``int(8 * sigma + 1)`` taps, made odd; reflect padding), times ``alpha / 2``
+    pixels (torchvision's ``alpha / size`` in grid units of half the image). Output
+    pixel (i, j) is the input bilinearly sampled at (i + dy[i, j], j + dx[i, j]);
+    pixels outside the image read ``fill``. alpha, sigma: a number, or a pair for
+    (x, y). Images (N, C, H, W) or (C, H, W), uint8 (rounded) or float32.
+    """
+
+    op = "ElasticTransform"
+
+    def __init__(self, alpha: float | Sequence[float] = 50.0,
+                 sigma: float | Sequence[float] = 5.0, fill: Any = 0, *,
+                 seed: int | None = None, generator: StreamArg = None) -> None:
+        self.alpha = _two(self.op, "alpha", (alpha, alpha) if _is_real(alpha) else alpha)
+        self.sigma = _two(self.op, "sigma", (sigma, sigma) if _is_real(sigma) else sigma)
+        if min(self.alpha) < 0 or min(self.sigma) < 0:
+            raise ValueError(f"{self.op}: alpha and sigma must be >= 0, got alpha "
+                             f"{self.alpha}, sigma {self.sigma}")
+        self.fill = check_fill(self.op, fill)
+        super().__init__(seed=seed, generator=generator)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        c, h, w = batch.chw
+        noise = 2.0 * uniforms(stream, batch.n, 2 * h * w).reshape(batch.n, 2, h, w) - 1.0
+        dx = _gaussian_blur(noise[:, 0], self.sigma[0]) * (self.alpha[0] / 2)
+        dy = _gaussian_blur(noise[:, 1], self.sigma[1]) * (self.alpha[1] / 2)
+        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        return _bilinear(batch.array, rows + dy, cols + dx,
+                         channel_values(self.op, "fill", self.fill, c))
+
+    def __repr__(self) -> str:
+        return f"ElasticTransform(alpha={self.alpha}, sigma={self.sigma}, fill={self.fill})"
+
+
+def _blur_matrix(size: int, sigma: float) -> np.ndarray:
+    """(size, size) M with field @ M = the field's rows blurred: a Gaussian of sigma
+    pixels over int(8 * sigma + 1) taps (made odd), reflect padding folded in."""
+    taps = int(8 * sigma + 1)
+    taps += 1 - taps % 2
+    half = taps // 2
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    # Source column of every padded position under (repeated) reflection.
+    source = np.zeros(size + 2 * half, np.int64)
+    if size > 1:
+        period = 2 * (size - 1)
+        source = np.arange(-half, size + half) % period
+        source = np.where(source >= size, period - source, source)
+    matrix = np.zeros((size, size))
+    for out in range(size):
+        np.add.at(matrix[:, out], source[out:out + taps], kernel)
+    return matrix
+
+
+def _gaussian_blur(fields: np.ndarray, sigma: float) -> np.ndarray:
+    """(N, H, W) fields blurred along both axes (sigma 0: unchanged)."""
+    if sigma == 0:
+        return fields
+    h, w = fields.shape[1:]
+    return _blur_matrix(h, sigma).T @ fields @ _blur_matrix(w, sigma)
+
+
+def _bilinear(images: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+              fill: np.ndarray) -> np.ndarray:
+    """images (N, C, H, W) sampled at per-image coordinates ys, xs (N, H, W) in pixel
+    indices, bilinearly; neighbours outside the image read fill[c]. uint8 rounds."""
+    n, c, h, w = images.shape
+    # One extra pixel per plane holds that channel's fill: outside neighbours read it.
+    planes = np.empty((n, c, h * w + 1), np.float32)
+    planes[:, :, :-1] = images.reshape(n, c, h * w)
+    planes[:, :, -1] = fill[None, :]
+    base = (np.arange(n * c) * (h * w + 1)).reshape(n, c, 1)
+    y0, x0 = np.floor(ys), np.floor(xs)
+    fy, fx = (ys - y0).astype(np.float32), (xs - x0).astype(np.float32)
+    y0, x0 = y0.astype(np.int64).reshape(n, 1, h * w), x0.astype(np.int64).reshape(n, 1, h * w)
+    flat = planes.reshape(-1)
+    out = np.zeros((n, c, h * w), np.float32)
+    for dy, dx, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
+                           (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+        yy, xx = y0 + dy, x0 + dx
+        index = np.where((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w), yy * w + xx, h * w)
+        out += weight.reshape(n, 1, h * w) * flat[base + index]
+    out = out.reshape(n, c, h, w)
+    if images.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out
