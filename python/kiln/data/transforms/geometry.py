@@ -26,8 +26,8 @@ from kiln.data.transforms._core import (
 )
 
 __all__ = [
-    "CenterCrop", "ElasticTransform", "RandomAffine", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop",
-    "RandomVerticalFlip", "Resize",
+    "CenterCrop", "ElasticTransform", "RandomAffine", "RandomCrop", "RandomHorizontalFlip",
+    "RandomResizedCrop", "RandomVerticalFlip", "Resize",
 ]
 
 _PADDING_MODES = ("constant", "reflect", "edge")
