@@ -138,8 +138,6 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return pool().size(); }
 
-bool in_parallel_region() { return t_in_parallel; }
-
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn) {
   if (end <= begin) return;

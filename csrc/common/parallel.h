@@ -25,8 +25,6 @@ namespace kiln {
 
 void set_num_threads(int n);
 int get_num_threads();
-// True while the calling thread executes a parallel_for chunk.
-bool in_parallel_region();
 
 // fn(chunk_begin, chunk_end) is called once per chunk, possibly concurrently.
 // The first exception thrown by any chunk is rethrown on the calling thread.
