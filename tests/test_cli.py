@@ -80,6 +80,23 @@ def test_summary_names_the_best_epoch(tmp_path: Path, capsys: pytest.CaptureFixt
     assert str(tmp_path / "s") in out
 
 
+def test_best_checkpoint_keeps_the_latest_epoch_within_one_standard_error() -> None:
+    from kiln.cli import _NearBest
+
+    rule = _NearBest(val_images=1000)
+    kept = [rule.update(e, {"val_accuracy": a}) for e, a in
+            enumerate([0.95, 0.980, 0.978, 0.983, 0.979, 0.9795, math.nan, 0.982], start=1)]
+    # SE at 0.983 on 1,000 images: sqrt(0.983 * 0.017 / 1000) = 0.00409
+    assert kept == [True, True, True, True, True, True, False, True]
+    assert rule.best == 0.983 and rule.best_epoch == 8 and rule.kept == 0.982
+    assert rule.standard_error() == pytest.approx(math.sqrt(0.983 * 0.017 / 1000))
+    assert not rule.update(9, {"val_accuracy": 0.978})  # 0.005 below the best: not noise
+    assert rule.best_epoch == 8
+    rule.reset()
+    assert rule.best_epoch == 0 and rule.update(1, {"val_accuracy": 1.0})
+    assert not rule.update(2, {"val_accuracy": 0.999})  # SE 0 at 100%
+
+
 def test_eval_prints_loss_accuracy_and_confusion(trained: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "eval", str(trained / "best.safetensors"), "--tta")
@@ -88,8 +105,8 @@ def test_eval_prints_loss_accuracy_and_confusion(trained: Path,
     line = next(x for x in out.splitlines() if x.startswith("loss"))
     accuracy = float(line.split("accuracy")[1].split()[0])
     with open(trained / "metrics.csv") as handle:
-        best = max(float(r["val_accuracy"]) for r in csv.DictReader(handle))
-    assert accuracy == pytest.approx(best, abs=1e-4)  # same split, best weights
+        kept = {int(r["epoch"]): float(r["val_accuracy"]) for r in csv.DictReader(handle)}
+    assert accuracy == pytest.approx(kept[_best_epoch(trained)], abs=1e-4)  # same split
     assert "accuracy with TTA" in line
     matrix = out.split("columns: predicted)\n")[1].splitlines()[1:]
     assert len(matrix) == 10 and sum(sum(map(int, r.split()[1:])) for r in matrix) == 359

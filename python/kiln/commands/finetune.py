@@ -156,8 +156,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     optimizer = _optimizer(config, model, groups)
     scheduler, interval = _scheduler(config, optimizer, len(train_loader))
     callbacks = [EarlyStopping(monitor="val_accuracy", patience=config["patience"]),
-                 NaNGuard(), _RunCheckpoint(run / "best.safetensors", True, config),
-                 _RunCheckpoint(run / "last.safetensors", False, config),
+                 NaNGuard(), _RunCheckpoint(run / "best.safetensors", config, len(split.val[0])),
+                 _RunCheckpoint(run / "last.safetensors", config),
                  CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
     if not args.quiet:
         callbacks.append(ProgressBar())
