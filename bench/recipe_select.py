@@ -44,6 +44,7 @@ RECIPES: dict[str, list[str]] = {
     "b128-e40": ["--batch-size", "128", "--epochs", "40", "--lr", "4e-3"],
     "b256-e40": ["--batch-size", "256", "--epochs", "40", "--lr", "6e-3"],
     "val10-e40": ["--val-split", "0.1", "--epochs", "40"],
+    "no-smoothing": ["--label-smoothing", "0"],  # the default before 2026-12-02
 }
 FOLDS = 5
 

@@ -66,6 +66,7 @@ def test_train_writes_the_run(trained: Path, capsys: pytest.CaptureFixture[str])
     config = json.loads((trained / "config.json").read_text())
     assert config["model"] == "lenet5" and config["data"] == "digits"
     assert config["model_config"]["batch_norm"] is True
+    assert config["label_smoothing"] == 0.1  # the recipe's default
     with open(trained / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -165,7 +166,7 @@ def _other_architecture(trained: Path, path: Path) -> None:
 
 @pytest.mark.parametrize("case", ["missing-folder", "unknown-model", "bad-data", "corrupt",
                                   "missing-checkpoint", "weights-only", "other-architecture",
-                                  "zero-epochs", "resume-shorter"])
+                                  "zero-epochs", "resume-shorter", "label-smoothing"])
 def test_bad_input(case: str, trained: Path, tmp_path: Path,
                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "runs"
@@ -179,6 +180,8 @@ def test_bad_input(case: str, trained: Path, tmp_path: Path,
         argv = [*train, "--data", "imagenet"]
     elif case == "zero-epochs":
         argv = [*train, "--data", "digits", "--epochs", "0"]
+    elif case == "label-smoothing":
+        argv = [*train, "--data", "digits", "--label-smoothing", "1"]
     elif case == "corrupt":
         path = tmp_path / "corrupt.safetensors"
         path.write_bytes(best.read_bytes()[:200])
@@ -276,3 +279,16 @@ def test_resume_with_more_epochs_replans_the_cosine(tmp_path: Path,
     code, _, err = run(capsys, "train", "--quiet", "--epochs", "3", "--resume",
                        str(tmp_path / "one" / "last.safetensors"))
     assert code == 2 and "one-cycle schedule" in err and len(err.strip().splitlines()) == 1
+
+
+def test_label_smoothing_reaches_the_loss_and_old_runs_resume_without_it(
+        trained: Path, tmp_path: Path) -> None:
+    from kiln import nn
+
+    loss = cli._loss({"label_smoothing": 0.25})
+    assert isinstance(loss, nn.CrossEntropyLoss) and loss.label_smoothing == 0.25
+    assert cli._loss({}).label_smoothing == 0.0  # a config saved before the option existed
+    saved = json.loads((trained / "config.json").read_text())
+    del saved["label_smoothing"]
+    config = cli._checked_config(argparse.Namespace(), saved)
+    assert "label_smoothing" not in config and cli._loss(config).label_smoothing == 0.0

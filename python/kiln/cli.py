@@ -40,7 +40,7 @@ _SCHEDULES = ("cosine", "constant", "onecycle", "plateau")
 _DEFAULTS = {"data": "mnist-sample", "model": "lenet5", "epochs": 30, "batch_size": 128,
              "optimizer": "adam", "lr": 4e-3, "schedule": "cosine", "warmup": 1.0,
              "weight_decay": 0.0, "augment": "auto", "seed": 0, "val_split": 0.2,
-             "patience": 15}
+             "patience": 15, "label_smoothing": 0.1}
 
 
 class UsageError(ValueError):
@@ -260,6 +260,13 @@ def _optimizer(config: dict[str, Any], model: Any, params: Any = None) -> Any:
     return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
 
 
+def _loss(config: dict[str, Any]) -> Any:
+    """Cross-entropy with the run's label smoothing (runs saved before it existed had none)."""
+    from kiln import nn
+
+    return nn.CrossEntropyLoss(label_smoothing=config.get("label_smoothing", 0.0))
+
+
 def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> tuple[Any, Any]:
     """(scheduler, interval): warm-up then cosine per step, a constant lr after warm-up,
     one-cycle, or ReduceLROnPlateau on the validation loss."""
@@ -289,6 +296,8 @@ def _checked_config(args: argparse.Namespace, base: dict[str, Any] | None = None
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1, got {config[key]}")
     if not (config["lr"] > 0 and math.isfinite(config["lr"])):
         raise UsageError(f"--lr must be a positive number, got {config['lr']}")
+    if not 0.0 <= config.get("label_smoothing", 0.0) < 1.0:
+        raise UsageError(f"--label-smoothing must be in [0, 1), got {config['label_smoothing']}")
     if config["weight_decay"] < 0 or config["warmup"] < 0 or config["patience"] < 1:
         raise UsageError("--weight-decay and --warmup must be >= 0, --patience >= 1")
     if not 0.0 < config["val_split"] < 1.0:
@@ -444,7 +453,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, distributed: bool) -> int:
     import kiln
-    from kiln import nn
     from kiln.train import CSVLogger, CurvePlot, EarlyStopping, NaNGuard, ProgressBar, Trainer
 
     start = time.perf_counter()
@@ -484,7 +492,7 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
         from kiln.train import TensorBoard
 
         callbacks.append(TensorBoard(run / "tensorboard"))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks,
+    trainer = Trainer(model, _loss(config), optimizer, scheduler, callbacks,
                       scheduler_interval=interval, distributed=distributed)
     if args.resume:
         trainer.load_checkpoint(args.resume)
@@ -709,6 +717,9 @@ def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
                             "affine for grayscale, crops + flips for color)")
         parser.add_argument("--patience", type=int, help="early stopping: epochs without "
                             f"a better validation accuracy (default {d['patience']})")
+        parser.add_argument("--label-smoothing", type=float, help="weight of the uniform "
+                            "distribution mixed into the training targets (default "
+                            f"{d['label_smoothing']:g})")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -29,6 +29,7 @@ from kiln.cli import (
     _checked_config,
     _create_run_dir,
     _loaders,
+    _loss,
     _optimizer,
     _probe,
     _RunCheckpoint,
@@ -120,7 +121,6 @@ def _pretrained(config: dict[str, Any]) -> Any:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     import kiln
-    from kiln import nn
     from kiln.train import CSVLogger, CurvePlot, EarlyStopping, NaNGuard, ProgressBar, Trainer
     from kiln.transfer import freeze, head_backbone_groups, replace_head
 
@@ -161,7 +161,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                  CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
     if not args.quiet:
         callbacks.append(ProgressBar())
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks,
+    trainer = Trainer(model, _loss(config), optimizer, scheduler, callbacks,
                       scheduler_interval=interval)
     _write_json(run / "config.json", config)
     trainable = sum(p.numel() for g in groups for p in g["params"])

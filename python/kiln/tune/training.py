@@ -85,7 +85,6 @@ class _Fold:
 def _trainer(config: dict[str, Any], fold: Any, callbacks: list[Any], init_seed: int
              ) -> tuple[Any, Any, Any]:
     import kiln
-    from kiln import nn
     from kiln.train import Trainer
 
     kiln.manual_seed(init_seed)
@@ -93,7 +92,7 @@ def _trainer(config: dict[str, Any], fold: Any, callbacks: list[Any], init_seed:
     model = cli._build_model(config)
     optimizer = cli._optimizer(config, model)
     scheduler, interval = cli._scheduler(config, optimizer, len(train_loader))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks,
+    trainer = Trainer(model, cli._loss(config), optimizer, scheduler, callbacks,
                       scheduler_interval=interval)
     return trainer, train_loader, val_loader
 
