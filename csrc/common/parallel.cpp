@@ -25,6 +25,16 @@ constexpr auto kSpin = std::chrono::microseconds(200);
 
 // A fixed set of workers that sleep on a condition variable; each job is a
 // range of chunk indices handed out through an atomic counter.
+//
+// The counter carries the job's number in its high 32 bits and the next chunk
+// in its low 32; a chunk is claimed by compare-and-swap, only while the number
+// is that of the job the claimer works for, and a new job first replaces the
+// counter, then sets its size. So a worker late from the previous job (it read
+// the exhausted counter, then the new job's larger size) fails its swap instead
+// of claiming a phantom chunk: with a plain fetch_add on a bare index it ran
+// one chunk of the new job twice and counted one chunk too many, and the
+// caller waited forever for a count it had overshot (seen as kiln train hanging
+// in batch_norm_backward after some thousands of steps).
 class ThreadPool {
  public:
   explicit ThreadPool(int workers) { resize(workers); }
@@ -40,18 +50,23 @@ class ThreadPool {
   }
 
   void run(int64_t chunks, const std::function<void(int64_t)>& body) {
+    KILN_CHECK(chunks >= 0 && chunks < (int64_t(1) << 32), "parallel_for: ", chunks,
+               " chunks is more than a job can hold");
     std::unique_lock<std::mutex> job_lock(job_mutex_);  // one job at a time
+    uint32_t job;
     {
       std::lock_guard<std::mutex> lk(mutex_);
+      // Workers learn the new number only after this block (generation_ is read
+      // under mutex_), so no one claims from the counter before the size is set.
+      job = static_cast<uint32_t>(generation_.fetch_add(1) + 1);
+      next_.store(uint64_t(job) << 32);  // first: every claim on the old job fails now
       body_ = &body;
       chunks_.store(chunks);
-      next_.store(0);
       done_.store(0);
       error_ = nullptr;
-      generation_.fetch_add(1);
     }
     cv_.notify_all();
-    drain();
+    drain(job);
     std::unique_lock<std::mutex> lk(mutex_);
     done_cv_.wait(lk, [&] { return done_.load() == chunks_.load(); });
     body_ = nullptr;
@@ -83,16 +98,25 @@ class ThreadPool {
         if (stopping_) return;
         seen = generation_.load();
       }
-      drain();
+      drain(static_cast<uint32_t>(seen));
     }
   }
 
-  // Claims chunks until none are left; used by workers and the caller alike.
-  void drain() {
-    t_in_parallel = true;
+  // The next chunk of job `job`, or -1 once it has none left (or is over).
+  int64_t claim(uint32_t job) {
+    uint64_t current = next_.load();
     for (;;) {
-      int64_t i = next_.fetch_add(1);
-      if (i >= chunks_) break;
+      if (static_cast<uint32_t>(current >> 32) != job) return -1;
+      const int64_t index = static_cast<int64_t>(current & 0xFFFFFFFFu);
+      if (index >= chunks_.load()) return -1;
+      if (next_.compare_exchange_weak(current, current + 1)) return index;
+    }
+  }
+
+  // Claims chunks of `job` until none are left; used by workers and the caller alike.
+  void drain(uint32_t job) {
+    t_in_parallel = true;
+    for (int64_t i; (i = claim(job)) >= 0;) {
       try {
         (*body_)(i);
       } catch (...) {
@@ -111,7 +135,7 @@ class ThreadPool {
   std::mutex job_mutex_, mutex_;
   std::condition_variable cv_, done_cv_;
   const std::function<void(int64_t)>* body_ = nullptr;
-  std::atomic<int64_t> next_{0};
+  std::atomic<uint64_t> next_{0};  // job number << 32 | next chunk
   std::atomic<int64_t> chunks_{0};
   std::atomic<int64_t> done_{0};
   std::atomic<uint64_t> generation_{0};

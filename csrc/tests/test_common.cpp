@@ -25,6 +25,22 @@ TEST(ParallelFor, CoversEveryIndexOnce) {
   for (auto& h : hits) EXPECT_EQ(h.load(), 1);
 }
 
+// Jobs back to back, each of a different size: a worker still leaving one job
+// while the next opens must neither run a chunk of the new job twice nor count
+// one (the caller then waited forever for a count it had overshot).
+TEST(ParallelFor, BackToBackJobsRunEveryChunkOnce) {
+  set_num_threads(4);  // more threads than cores makes late workers common
+  std::vector<std::atomic<int>> hits(64);
+  for (int job = 0; job < 50000; ++job) {
+    const int64_t n = 2 + job % 13;
+    parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].exchange(0), 1) << "job " << job;
+  }
+  set_num_threads(2);
+}
+
 TEST(ParallelFor, SmallWorkRunsOnCaller) {
   set_num_threads(2);
   int calls = 0;
