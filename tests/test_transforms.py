@@ -777,5 +777,9 @@ def test_elastic_transform_draws_per_image_fields_and_keeps_dtype_and_identity()
     assert isinstance(tensor, kiln.Tensor) and tensor.shape == (4, 1, 28, 28)
     with pytest.raises(ValueError, match="ElasticTransform: alpha and sigma must be >= 0"):
         T.ElasticTransform(alpha=-1.0)
+    for bad in ({"sigma": float("nan")}, {"alpha": (1.0, float("inf"))}):
+        with pytest.raises(ValueError, match="ElasticTransform: alpha and sigma must be >= 0 and "
+                                             "finite"):
+            T.ElasticTransform(**bad)
     with pytest.raises(TypeError, match="ElasticTransform: sigma must be a pair"):
         T.ElasticTransform(sigma=(1.0, 2.0, 3.0))

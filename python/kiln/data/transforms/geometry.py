@@ -3,6 +3,7 @@ random affine warps (rotation, translation, scaling, shear) and elastic distorti
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from kiln.data.transforms._core import (
     real_range,
     uniforms,
 )
+from kiln.nn.functional.padding import _index_map
 
 __all__ = [
     "CenterCrop", "ElasticTransform", "RandomAffine", "RandomCrop", "RandomHorizontalFlip",
@@ -395,8 +397,8 @@ class ElasticTransform(Transform):
                  seed: int | None = None, generator: StreamArg = None) -> None:
         self.alpha = _two(self.op, "alpha", (alpha, alpha) if _is_real(alpha) else alpha)
         self.sigma = _two(self.op, "sigma", (sigma, sigma) if _is_real(sigma) else sigma)
-        if min(self.alpha) < 0 or min(self.sigma) < 0:
-            raise ValueError(f"{self.op}: alpha and sigma must be >= 0, got alpha "
+        if not all(math.isfinite(v) and v >= 0 for v in (*self.alpha, *self.sigma)):
+            raise ValueError(f"{self.op}: alpha and sigma must be >= 0 and finite, got alpha "
                              f"{self.alpha}, sigma {self.sigma}")
         self.fill = check_fill(self.op, fill)
         super().__init__(seed=seed, generator=generator)
@@ -414,23 +416,21 @@ class ElasticTransform(Transform):
         return f"ElasticTransform(alpha={self.alpha}, sigma={self.sigma}, fill={self.fill})"
 
 
+@functools.lru_cache(maxsize=16)
 def _blur_matrix(size: int, sigma: float) -> np.ndarray:
     """(size, size) M with field @ M = the field's rows blurred: a Gaussian of sigma
-    pixels over int(8 * sigma + 1) taps (made odd), reflect padding folded in."""
+    pixels over int(8 * sigma + 1) taps (made odd), reflect padding folded in.
+    Cached (read-only): every batch of one image size reuses it."""
     taps = int(8 * sigma + 1)
     taps += 1 - taps % 2
     half = taps // 2
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     kernel /= kernel.sum()
-    # Source column of every padded position under (repeated) reflection.
-    source = np.zeros(size + 2 * half, np.int64)
-    if size > 1:
-        period = 2 * (size - 1)
-        source = np.arange(-half, size + half) % period
-        source = np.where(source >= size, period - source, source)
+    source = _index_map(size, half, half, "reflect")  # padded position -> input column
+    window = np.arange(size)[:, None] + np.arange(taps)  # output column -> its taps
     matrix = np.zeros((size, size))
-    for out in range(size):
-        np.add.at(matrix[:, out], source[out:out + taps], kernel)
+    np.add.at(matrix, (source[window], np.arange(size)[:, None]), kernel)
+    matrix.setflags(write=False)
     return matrix
 
 
