@@ -1,7 +1,8 @@
 """kiln.device: where a tensor's storage lives, with torch.device's constructor forms.
 
-This build computes on the CPU only; a CUDA device is a valid *name* (so code that
-asks ``torch.cuda.is_available()``-style questions can form it) but any op or
+A device can compute when a backend is registered for its type (``kiln.backends``:
+the CPU always; CUDA when built). Any other device is a valid *name* (so code that
+asks ``torch.cuda.is_available()``-style questions can form it) but an op or
 factory asked to use it raises RuntimeError naming the op and the device.
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import builtins
 from typing import Any
+
+from kiln import backends
 
 _TYPES = ("cpu", "cuda")
 
@@ -71,7 +74,7 @@ def check_device(value: Any, op: str) -> device:
         dev = value if isinstance(value, device) else device(value)
     except TypeError as error:
         raise TypeError(f"{op}: {error}") from None
-    if dev.type != "cpu":
+    if backends.get(dev.type) is None:
         raise RuntimeError(f"{op}: device '{dev}' is not available: this build of kiln "
-                           "computes on the CPU only")
+                           f"computes on {', '.join(backends.available())} only")
     return dev

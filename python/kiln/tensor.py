@@ -66,12 +66,13 @@ class Tensor:
         requires_grad: record operations on this tensor for ``backward``.
     """
 
-    __slots__ = ("_data", "requires_grad", "_grad", "_node", "_output_index",
+    __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_output_index",
                  "_post_accumulate_grad_hooks", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         self._data = _as_array(data)
+        self._device = CPU
         self._grad: Tensor | None = None
         self._node: Node | None = None
         self._output_index = 0
@@ -81,9 +82,11 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, array: np.ndarray) -> Tensor:
+    def _wrap(cls, array: np.ndarray, device: device = CPU) -> Tensor:
+        """A tensor around ``array``, whose storage lives on ``device``."""
         t = object.__new__(Tensor)
         t._data = array
+        t._device = device
         t._grad = None
         t._node = None
         t._output_index = 0
@@ -106,12 +109,12 @@ class Tensor:
 
     @property
     def device(self) -> device:
-        """Where the storage lives: ``kiln.device('cpu')``."""
-        return CPU
+        """Where the storage lives, e.g. ``kiln.device('cpu')``."""
+        return self._device
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return self._device.type == "cuda"
 
     @property
     def is_leaf(self) -> bool:
@@ -686,6 +689,9 @@ def _unwrap_index(index: Any) -> Any:
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+autograd_function.register_tensor_type(Tensor)
 
 
 # ---------------------------------------------------------------- factories

@@ -3,8 +3,10 @@
 A differentiable op subclasses Function with two static methods working on NumPy
 arrays: ``forward(ctx, *args)`` returns the output array(s); ``backward(ctx,
 *grad_outputs)`` returns one gradient (or None) per forward argument.
-``Function.apply`` unwraps kiln Tensors to arrays, runs forward, wraps the
-outputs and, when any input requires grad, links a Node into the graph.
+``Function.apply`` unwraps kiln Tensors to arrays, finds their device (one for all
+tensor inputs) and hands its backend to forward and backward as ``ctx.backend``
+(see ``kiln.backends``), runs forward, wraps the outputs on that device and, when
+any input requires grad, links a Node into the graph.
 ``Tensor.backward`` walks the nodes in reverse topological order.
 """
 
@@ -15,10 +17,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kiln import backends
+from kiln._device import CPU, device
 from kiln.autograd.grad_mode import is_grad_enabled
 
 if TYPE_CHECKING:
     from kiln.tensor import Tensor
+
+# The Tensor class, set once by kiln.tensor when it is defined (the tape sits below
+# Tensor: Tensor's methods record onto it, so it cannot import Tensor itself).
+_Tensor: Any = None
+
+
+def register_tensor_type(cls: type) -> None:
+    global _Tensor
+    _Tensor = cls
+
+
+def tensor_type() -> type:
+    """kiln.Tensor, for the autograd helpers that take tensors."""
+    return _Tensor
 
 
 # Observers of every Function.apply, called as observer(function, args, outputs) after
@@ -28,9 +46,11 @@ apply_observers: list[Callable[[type[Function], tuple[Any, ...], tuple[Tensor, .
 
 
 class Context:
-    """What forward hands to backward: saved arrays, attributes, needs_input_grad."""
+    """What forward hands to backward: saved arrays, attributes, needs_input_grad, and
+    ``backend``, the kernels of the inputs' device."""
 
     needs_input_grad: tuple[bool, ...]
+    backend: backends.Backend
 
     def __init__(self) -> None:
         self.saved_tensors: tuple[Any, ...] = ()
@@ -79,16 +99,32 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any) -> Any:
-        from kiln.tensor import Tensor
-
+        tensor = _Tensor
         ctx = Context()
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        ctx.needs_input_grad = needs
-        raw = [a._data if isinstance(a, Tensor) else a for a in args]
+        where: device | None = None
+        needs = []
+        raw = []
+        for a in args:
+            if isinstance(a, tensor):
+                if where is None:
+                    where = a._device
+                elif a._device != where:
+                    raise RuntimeError(
+                        f"{cls.__name__.lstrip('_')}: expected all tensors to be on the "
+                        f"same device, but found at least two devices, {where} and "
+                        f"{a._device}")
+                needs.append(a.requires_grad)
+                raw.append(a._data)
+            else:
+                needs.append(False)
+                raw.append(a)
+        where = where or CPU
+        ctx.needs_input_grad = needs = tuple(needs)
+        ctx.backend = backends.get(where.type)  # type: ignore[assignment]
         result = cls.forward(ctx, *raw)
         multiple = isinstance(result, tuple)
         arrays = result if multiple else (result,)
-        outputs = tuple(Tensor._wrap(np.asarray(a)) for a in arrays)
+        outputs = tuple(tensor._wrap(np.asarray(a), where) for a in arrays)
         if is_grad_enabled() and any(needs):
             node = Node(
                 cls,
@@ -243,11 +279,9 @@ def _run_post_accumulate_hooks(leaf: Tensor) -> None:
 
 
 def _accumulate_leaf(leaf: Tensor, grad: np.ndarray) -> None:
-    from kiln.tensor import Tensor
-
     if not leaf.requires_grad:
         return
     if leaf.grad is None:
-        leaf.grad = Tensor._wrap(np.array(grad, dtype=leaf.dtype, copy=True))
+        leaf.grad = _Tensor._wrap(np.array(grad, dtype=leaf.dtype, copy=True), leaf._device)
     else:
         leaf.grad._data += grad

@@ -7,14 +7,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kiln.autograd.function import tensor_type
 from kiln.autograd.grad_mode import no_grad
 
 
 def _outputs(result: Any) -> list[Any]:
-    from kiln.tensor import Tensor
-
     items = result if isinstance(result, (tuple, list)) else (result,)
-    return [t for t in items if isinstance(t, Tensor) and t.dtype.kind == "f"]
+    return [t for t in items if isinstance(t, tensor_type()) and t.dtype.kind == "f"]
 
 
 def gradcheck(
@@ -36,9 +35,7 @@ def gradcheck(
     Returns True, or raises AssertionError naming the input, the element and both
     values (returns False instead when ``raise_exception`` is False).
     """
-    from kiln.tensor import Tensor
-
-    checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
+    checked = [t for t in inputs if isinstance(t, tensor_type()) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
     for t in checked:
@@ -64,7 +61,7 @@ def gradcheck(
     for o, w in zip(outs, weights):
         if not o.requires_grad:
             continue
-        term = (o * Tensor(w.astype(o.dtype))).sum()
+        term = (o * tensor_type()(w.astype(o.dtype))).sum()
         total = term if total is None else total + term
     if total is None:
         raise ValueError("gradcheck: no output depends on an input that requires grad")

@@ -1,0 +1,70 @@
+"""Backends: the kernels of one device type, behind one seam.
+
+Every differentiable op (``kiln.ops``) reaches its kernels through the backend of
+its inputs' device, never through ``kiln._C`` or NumPy by name:
+
+    class Conv2d(Function):
+        @staticmethod
+        def forward(ctx, x, weight, ...):
+            return ctx.backend.conv2d_forward(x, weight, ...)
+
+``Function.apply`` finds the inputs' device (all tensor inputs must share one),
+sets ``ctx.backend`` to its backend and gives the outputs that device. A backend
+holds the compiled kernels of its device under their ``_C`` names and ``xp``, the
+array module that does the elementwise, reduction and shape math (NumPy on the
+CPU). A new device (CUDA) plugs in by registering a backend with the same kernel
+names: op code does not change.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+
+class Backend:
+    """The kernels of one device type: ``backend.<kernel>(arrays...)`` and ``backend.xp``.
+
+    Args:
+        device_type: 'cpu' or 'cuda'.
+        kernels: a module of compiled kernels (``kiln._C`` on the CPU); its public
+            names become this backend's attributes.
+        xp: the array module for the ops written as array math (NumPy on the CPU).
+    """
+
+    def __init__(self, device_type: str, kernels: ModuleType, xp: ModuleType) -> None:
+        # Copied into the instance dict once: a kernel lookup on the hot path is one
+        # dict hit, as fast as a module attribute.
+        self.__dict__.update({name: value for name, value in vars(kernels).items()
+                              if not name.startswith("_")})
+        self.device_type = device_type
+        self.xp = xp
+
+    def __getattr__(self, name: str) -> Any:  # only reached for a kernel it lacks
+        raise NotImplementedError(f"{name}: kiln has no {self.device_type} kernel for this op")
+
+    def __repr__(self) -> str:
+        return f"Backend({self.device_type!r})"
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> None:
+    """Makes ``backend`` the one that computes for tensors of its device type."""
+    _BACKENDS[backend.device_type] = backend
+
+
+def get(device_type: str) -> Backend | None:
+    """The backend registered for ``device_type``, or None when this build has none."""
+    return _BACKENDS.get(device_type)
+
+
+def available() -> tuple[str, ...]:
+    """The device types this build can compute on."""
+    return tuple(_BACKENDS)
+
+
+# The CPU backend is always there; it registers itself on import (after Backend and
+# register exist, which it needs).
+from kiln.backends import cpu as _cpu  # noqa: E402,F401
