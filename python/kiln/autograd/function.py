@@ -51,17 +51,16 @@ class Context:
 
     needs_input_grad: tuple[bool, ...]
     backend: backends.Backend
-
-    def __init__(self) -> None:
-        self.saved_tensors: tuple[Any, ...] = ()
-        self._non_differentiable: set[int] = set()
+    # Class-level defaults instead of an __init__: one Context is made per op call.
+    saved_tensors: tuple[Any, ...] = ()
+    _non_differentiable: frozenset[int] = frozenset()
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
 
     def mark_non_differentiable(self, *arrays: np.ndarray) -> None:
         """Outputs (e.g. argmax indices) that never receive a gradient."""
-        self._non_differentiable.update(id(a) for a in arrays)
+        self._non_differentiable = self._non_differentiable | {id(a) for a in arrays}
 
 
 class Node:
@@ -99,41 +98,41 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any) -> Any:
+        # The hot path of every op: kept to plain loops and attribute reads.
         tensor = _Tensor
-        ctx = Context()
+        raw = list(args)
+        needs = [False] * len(args)
         where: device | None = None
-        needs = []
-        raw = []
-        for a in args:
+        for i, a in enumerate(args):
             if isinstance(a, tensor):
+                raw[i] = a._data
+                needs[i] = a.requires_grad
                 if where is None:
                     where = a._device
-                elif a._device != where:
+                elif a._device is not where and a._device != where:
                     raise RuntimeError(
                         f"{cls.__name__.lstrip('_')}: expected all tensors to be on the "
                         f"same device, but found at least two devices, {where} and "
                         f"{a._device}")
-                needs.append(a.requires_grad)
-                raw.append(a._data)
-            else:
-                needs.append(False)
-                raw.append(a)
-        where = where or CPU
-        ctx.needs_input_grad = needs = tuple(needs)
+        if where is None:
+            where = CPU
+        ctx = Context()
+        ctx.needs_input_grad = needs_grad = tuple(needs)
         ctx.backend = backends.get(where.type)  # type: ignore[assignment]
         result = cls.forward(ctx, *raw)
         multiple = isinstance(result, tuple)
         arrays = result if multiple else (result,)
-        outputs = tuple(tensor._wrap(np.asarray(a), where) for a in arrays)
-        if is_grad_enabled() and any(needs):
+        outputs = tuple([tensor._wrap(np.asarray(a), where) for a in arrays])
+        if True in needs_grad and is_grad_enabled():
             node = Node(
                 cls,
                 ctx,
-                [a if n else None for a, n in zip(args, needs)],
+                [a if n else None for a, n in zip(args, needs_grad)],
                 [(o._data.shape, o._data.dtype) for o in outputs],
             )
+            skip = ctx._non_differentiable
             for index, (array, out) in enumerate(zip(arrays, outputs)):
-                if id(array) in ctx._non_differentiable:
+                if skip and id(array) in skip:
                     continue
                 out._node = node
                 out._output_index = index
