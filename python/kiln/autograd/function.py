@@ -203,11 +203,12 @@ def run_backward(
                 f"backward: the graph through {node.name} was already freed; "
                 "pass retain_graph=True to the first backward call"
             )
-        filled = [
-            g if g is not None else np.zeros(shape, dtype)
-            for g, (shape, dtype) in zip(grad_outputs, node.output_meta)
-        ]
-        result = node.function.backward(ctx, *filled)
+        if [g for g in grad_outputs if g is None]:  # outputs without a gradient: zeros
+            grad_outputs = [
+                g if g is not None else np.zeros(shape, dtype)
+                for g, (shape, dtype) in zip(grad_outputs, node.output_meta)
+            ]
+        result = node.function.backward(ctx, *grad_outputs)
         input_grads = result if isinstance(result, tuple) else (result,)
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(
@@ -220,13 +221,14 @@ def run_backward(
             if parent is None or grad is None:
                 continue
             grad = np.asarray(grad)
-            if grad.shape != parent.shape:
+            data = parent._data
+            if grad.shape != data.shape:
                 raise RuntimeError(
                     f"{node.name}.backward returned a gradient of shape {grad.shape} "
-                    f"for an input of shape {parent.shape}"
+                    f"for an input of shape {data.shape}"
                 )
-            if grad.dtype != parent.dtype:
-                grad = grad.astype(parent.dtype)
+            if grad.dtype != data.dtype:
+                grad = grad.astype(data.dtype)
             if parent._node is None:
                 _accumulate_leaf(parent, grad)
                 if hooked and id(parent) in hooked:
