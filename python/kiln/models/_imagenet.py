@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kiln import nn
-from kiln.models._util import check_positive_int
+from kiln._checks import int_arg
 from kiln.tensor import Tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -87,8 +87,8 @@ def torchvision_init(model: nn.Module, linear_std: float | None = 0.01) -> None:
 
 
 def check_args(op: str, num_classes: int, in_channels: int) -> None:
-    check_positive_int(num_classes, op, "num_classes")
-    check_positive_int(in_channels, op, "in_channels")
+    int_arg(op, "num_classes", num_classes, 1)
+    int_arg(op, "in_channels", in_channels, 1)
 
 
 def finish(model: ImageNetModel, weights: Any, arch: str) -> ImageNetModel:

@@ -15,7 +15,7 @@ every later shape of the paper:
 from __future__ import annotations
 
 from kiln import nn
-from kiln.models._util import check_positive_int
+from kiln._checks import int_arg
 
 
 def _stage(layers: list[nn.Module], layer: nn.Module, norm: nn.Module | None) -> None:
@@ -33,8 +33,8 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False
     ``batch_norm`` every convolution and hidden linear layer is followed by batch norm
     (and has no bias of its own, which the norm's shift makes redundant).
     """
-    check_positive_int(num_classes, "lenet5", "num_classes")
-    check_positive_int(in_channels, "lenet5", "in_channels")
+    int_arg("lenet5", "num_classes", num_classes, 1)
+    int_arg("lenet5", "in_channels", in_channels, 1)
     if input_size not in (28, 32) or isinstance(input_size, bool):
         raise ValueError(f"lenet5: input_size must be 28 or 32, got {input_size!r}")
     bn = bool(batch_norm)

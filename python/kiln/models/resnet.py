@@ -24,7 +24,7 @@ the identity (Goyal et al. 2017).
 from __future__ import annotations
 
 from kiln import nn
-from kiln.models._util import check_positive_int
+from kiln._checks import int_arg
 from kiln.nn import functional as F
 from kiln.tensor import Tensor
 
@@ -57,8 +57,8 @@ class CifarResNet(nn.Module):
                  zero_init_residual: bool = False) -> None:
         super().__init__()
         op = f"resnet{6 * blocks_per_stage + 2}"
-        check_positive_int(num_classes, op, "num_classes")
-        check_positive_int(in_channels, op, "in_channels")
+        int_arg(op, "num_classes", num_classes, 1)
+        int_arg(op, "in_channels", in_channels, 1)
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.layer1 = self._stage(16, 16, blocks_per_stage, 1)

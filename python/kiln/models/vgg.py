@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kiln import nn
-from kiln.models._util import check_positive_int
+from kiln._checks import int_arg
 from kiln.tensor import Tensor
 
 
@@ -28,14 +28,14 @@ class VGG(nn.Module):
                  widths: Sequence[int] = (32, 64, 128), convs_per_stage: int = 2,
                  dropout: float = 0.0) -> None:
         super().__init__()
-        check_positive_int(num_classes, "vgg_cifar", "num_classes")
-        check_positive_int(in_channels, "vgg_cifar", "in_channels")
-        check_positive_int(convs_per_stage, "vgg_cifar", "convs_per_stage")
+        int_arg("vgg_cifar", "num_classes", num_classes, 1)
+        int_arg("vgg_cifar", "in_channels", in_channels, 1)
+        int_arg("vgg_cifar", "convs_per_stage", convs_per_stage, 1)
         widths = list(widths)
         if not widths:
             raise ValueError("vgg_cifar: widths must name at least one stage")
         for width in widths:
-            check_positive_int(width, "vgg_cifar", "widths[i]")
+            int_arg("vgg_cifar", "widths[i]", width, 1)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"vgg_cifar: dropout must be in [0, 1), got {dropout}")
         layers: list[nn.Module] = []

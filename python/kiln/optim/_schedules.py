@@ -8,48 +8,12 @@ import copy
 import functools
 import inspect
 import math
-import numbers
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kiln._checks import real_arg
 from kiln.optim.optimizer import Optimizer
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def int_arg(op: str, name: str, value: Any, minimum: int) -> int:
-    if not is_int(value):
-        raise TypeError(f"{op}: {name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        want = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{op}: {name} must be {want}, got {value}")
-    return value
-
-
-def real_arg(op: str, name: str, value: Any, low: float | None = None, high: float | None = None,
-              low_open: bool = False, high_open: bool = False) -> Any:
-    """Check low <(=) value <(=) high; NaN fails every bound. Returns value unchanged (an int stays
-    an int, so the arithmetic is PyTorch's)."""
-    if not is_real(value):
-        raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__} {value!r}")
-    bounds = []
-    ok = value == value
-    if low is not None:
-        ok = ok and (value > low if low_open else value >= low)
-        bounds.append(f"{'>' if low_open else '>='} {low}")
-    if high is not None:
-        ok = ok and (value < high if high_open else value <= high)
-        bounds.append(f"{'<' if high_open else '<='} {high}")
-    if not ok:
-        raise ValueError(f"{op}: {name} must be {' and '.join(bounds) or 'a number'}, got {value}")
-    return value
 
 
 def check_optimizer(op: str, optimizer: Any) -> Optimizer:

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, SupportsFloat
 
+from kiln._checks import int_arg, real_arg
 from kiln.optim._schedules import (
     ANNEAL,
     callable_arg,
@@ -34,12 +35,10 @@ from kiln.optim._schedules import (
     check_optimizer,
     flag,
     group_lrs,
-    int_arg,
     momentum_arg,
     momentum_key,
     non_negative,
     per_group,
-    real_arg,
     set_momentum,
     track_optimizer_steps,
 )

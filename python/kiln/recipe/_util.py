@@ -120,9 +120,3 @@ def pyplot(op: str) -> Any:
     except ImportError as exc:
         raise ImportError(f"{op}: plotting needs matplotlib (pip install matplotlib)") from exc
     return plt
-
-
-def positive_int(op: str, name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
-    return value

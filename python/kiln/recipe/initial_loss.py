@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.autograd import no_grad
 from kiln.nn.modules.module import Module
-from kiln.recipe._util import batches, default_loss, keeps_rng, positive_int, train_without_dropout
+from kiln.recipe._util import batches, default_loss, keeps_rng, train_without_dropout
 
 
 @dataclass
@@ -63,7 +64,7 @@ def check_initial_loss(
         raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
     if not isinstance(tolerance, (int, float)) or not tolerance > 0:
         raise ValueError(f"{op}: tolerance must be a positive number, got {tolerance!r}")
-    positive_int(op, "max_batches", max_batches)
+    int_arg(op, "max_batches", max_batches, 1)
     loss_fn = default_loss(loss_fn)
     losses, weights, logit_stds = [], [], []
     labels: list[np.ndarray] = []
@@ -81,7 +82,7 @@ def check_initial_loss(
             weights.append(x.shape[0])
             logit_stds.append(float(np.std(out.detach().numpy())))
             labels.append(np.asarray(y.detach().numpy()).reshape(-1))
-    positive_int(op, "num_classes", num_classes)
+    int_arg(op, "num_classes", num_classes, 1)
     if num_classes < 2:
         raise ValueError(f"{op}: num_classes must be at least 2, got {num_classes}")
     loss = float(np.average(losses, weights=weights))

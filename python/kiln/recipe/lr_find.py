@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.nn.modules.module import Module
-from kiln.recipe._util import batches, default_loss, keeps_rng, make_optimizer, positive_int, pyplot
+from kiln.recipe._util import batches, default_loss, keeps_rng, make_optimizer, pyplot
 
 
 @dataclass
@@ -89,7 +90,7 @@ def lr_find(
     op = "lr_find"
     if not isinstance(model, Module):
         raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
-    positive_int(op, "num_steps", num_steps)
+    int_arg(op, "num_steps", num_steps, 1)
     if num_steps < 2:
         raise ValueError(f"{op}: num_steps must be at least 2, got {num_steps}")
     for name, value in (("start", start), ("end", end)):

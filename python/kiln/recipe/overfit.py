@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiln._checks import int_arg
 from kiln.nn.modules.module import Module
 from kiln.recipe._util import (
     accuracy,
@@ -15,7 +16,6 @@ from kiln.recipe._util import (
     default_loss,
     keeps_rng,
     make_optimizer,
-    positive_int,
     train_without_dropout,
 )
 
@@ -66,7 +66,7 @@ def overfit_small_batch(
     if not isinstance(model, Module):
         raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
     x, y = as_batch(op, batch)
-    positive_int(op, "steps", steps)
+    int_arg(op, "steps", steps, 1)
     if not isinstance(target_accuracy, (int, float)) or not 0 < target_accuracy <= 1:
         raise ValueError(f"{op}: target_accuracy must be in (0, 1], got {target_accuracy!r}")
     loss_fn = default_loss(loss_fn)

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.data._atomic import atomic_write
 from kiln.optim import lr_scheduler as _sched
 from kiln.tensor import Tensor
@@ -93,14 +94,6 @@ class _Improvement:
         return better
 
 
-def _positive_int(op: str, name: str, value: Any, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{op}: {name} must be >= {low}, got {value}")
-    return int(value)
-
-
 class EarlyStopping(Callback):
     """Stops training when ``monitor`` has not improved by more than ``min_delta`` for
     ``patience`` epochs. With ``restore_best`` the weights of the best epoch (kept in
@@ -113,7 +106,7 @@ class EarlyStopping(Callback):
                  mode: str = "auto", restore_best: bool = True,
                  tie_breaker: str | None = None) -> None:
         self._track = _Improvement("EarlyStopping", monitor, mode, min_delta, tie_breaker)
-        self.patience = _positive_int("EarlyStopping", "patience", patience)
+        self.patience = int_arg("EarlyStopping", "patience", patience, 0)
         self.restore_best = bool(restore_best)
         self.best_state: dict[str, np.ndarray] | None = None
         self.wait = 0

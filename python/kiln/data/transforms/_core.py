@@ -12,7 +12,6 @@ stream is, in order of precedence: ``seed=`` / ``generator=`` given to the call
 
 from __future__ import annotations
 
-import numbers
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from kiln import _C
 from kiln import random as krandom
+from kiln._checks import is_int, is_real
 from kiln.tensor import Tensor
 
 Images = Any  # np.ndarray or kiln.Tensor, (N, C, H, W) or (C, H, W), uint8 or float32
@@ -39,7 +39,7 @@ class Generator:
         self.manual_seed(seed)
 
     def manual_seed(self, seed: int) -> Generator:
-        if not _is_int(seed):
+        if not is_int(seed):
             raise TypeError(f"Generator: expected an int seed, got {type(seed).__name__}")
         with self._lock:
             self.seed = int(seed) & _MASK64
@@ -65,20 +65,12 @@ class Generator:
 StreamArg = Generator | np.random.Generator | None
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def make_stream(op: str, seed: Any, generator: Any) -> StreamArg:
     """The stream a seed= / generator= pair names (None: not given)."""
     if seed is not None and generator is not None:
         raise ValueError(f"{op}: pass seed or generator, not both")
     if seed is not None:
-        if not _is_int(seed):
+        if not is_int(seed):
             raise TypeError(f"{op}: seed must be an int, got {type(seed).__name__}")
         return Generator(seed)
     if generator is not None and not isinstance(generator, (Generator, np.random.Generator)):
@@ -154,31 +146,10 @@ class Batch:
         return Tensor(array) if self.tensor else array
 
 
-def pair(op: str, name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
-    """An int or a pair of ints (h, w), each >= minimum."""
-    if _is_int(value):
-        value = (value, value)
-    elif isinstance(value, Sequence) and len(value) == 1 and _is_int(value[0]):
-        value = (value[0], value[0])
-    if not (isinstance(value, Sequence) and len(value) == 2 and all(_is_int(v) for v in value)):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(value) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(value)}")
-    return int(value[0]), int(value[1])
-
-
-def probability(op: str, p: Any, name: str = "p") -> float:
-    if not _is_real(p):
-        raise TypeError(f"{op}: {name} must be a float, got {type(p).__name__}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{op}: {name} must be a probability in [0, 1], got {p}")
-    return float(p)
-
-
 def real_range(op: str, name: str, value: Any, low: float = -np.inf,
                high: float = np.inf) -> tuple[float, float]:
     """A (min, max) pair of reals within [low, high], min <= max."""
-    if not (isinstance(value, Sequence) and len(value) == 2 and all(_is_real(v) for v in value)):
+    if not (isinstance(value, Sequence) and len(value) == 2 and all(is_real(v) for v in value)):
         raise TypeError(f"{op}: {name} must be a pair of numbers (min, max), got {value!r}")
     lo, hi = float(value[0]), float(value[1])
     if not (low <= lo <= hi <= high):
@@ -190,12 +161,12 @@ def real_range(op: str, name: str, value: Any, low: float = -np.inf,
 
 def reals(op: str, name: str, value: Any) -> np.ndarray:
     """A number or a non-empty sequence (or 1-D array) of numbers, as float64 (K,)."""
-    if _is_real(value):
+    if is_real(value):
         return np.array([float(value)])
     if isinstance(value, np.ndarray) and value.ndim == 1 and value.size \
             and value.dtype.kind in "iuf":
         return value.astype(np.float64)
-    if isinstance(value, Sequence) and len(value) > 0 and all(_is_real(v) for v in value):
+    if isinstance(value, Sequence) and len(value) > 0 and all(is_real(v) for v in value):
         return np.array([float(v) for v in value])
     raise TypeError(f"{op}: {name} must be a number or a sequence of numbers, got {value!r}")
 

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from kiln import _C
+from kiln._checks import is_real
 from kiln.data.transforms._core import (
     Batch,
     Images,
     StreamArg,
     Transform,
-    _is_real,
     channel_values,
     reals,
     uniforms,
@@ -25,14 +25,14 @@ __all__ = ["ColorJitter", "Normalize", "PCALighting", "ToFloat"]
 def _jitter_range(op: str, name: str, value: Any, center: float,
                   bound: tuple[float, float]) -> tuple[float, float] | None:
     """torchvision's ColorJitter._check_input: None when the op is off."""
-    if _is_real(value):
+    if is_real(value):
         if value < 0:
             raise ValueError(f"{op}: {name} must be non-negative when a single number, "
                              f"got {value}")
         lo, hi = center - float(value), center + float(value)
         if center == 1.0:
             lo = max(lo, 0.0)
-    elif isinstance(value, Sequence) and len(value) == 2 and all(_is_real(v) for v in value):
+    elif isinstance(value, Sequence) and len(value) == 2 and all(is_real(v) for v in value):
         lo, hi = float(value[0]), float(value[1])
     else:
         raise TypeError(f"{op}: {name} must be a number or a pair (min, max), got {value!r}")
@@ -113,7 +113,7 @@ class PCALighting(Transform):
 
     def __init__(self, alphastd: float, eigval: Any, eigvec: Any, *, seed: int | None = None,
                  generator: StreamArg = None) -> None:
-        if not _is_real(alphastd):
+        if not is_real(alphastd):
             raise TypeError(f"{self.op}: alphastd must be a number, got {alphastd!r}")
         if alphastd < 0:
             raise ValueError(f"{self.op}: alphastd must be non-negative, got {alphastd}")

@@ -11,16 +11,13 @@ from typing import Any
 import numpy as np
 
 from kiln import _C
+from kiln._checks import is_int, is_real, pair, probability
 from kiln.data.transforms._core import (
     Batch,
     StreamArg,
     Transform,
-    _is_int,
-    _is_real,
     channel_values,
     check_fill,
-    pair,
-    probability,
     randint,
     real_range,
     uniforms,
@@ -68,9 +65,9 @@ def _padding(op: str, padding: Any) -> tuple[int, int, int, int]:
     """torchvision's padding argument as (left, top, right, bottom)."""
     if padding is None:
         return 0, 0, 0, 0
-    values = (padding,) if _is_int(padding) else padding
+    values = (padding,) if is_int(padding) else padding
     if not (isinstance(values, Sequence) and len(values) in (1, 2, 4)
-            and all(_is_int(v) for v in values)):
+            and all(is_int(v) for v in values)):
         raise TypeError(
             f"{op}: padding must be an int or a sequence of 1, 2 or 4 ints, got {padding!r}"
         )
@@ -109,7 +106,7 @@ class RandomCrop(Transform):
     def __init__(self, size: int | Sequence[int], padding: Any = None,
                  pad_if_needed: bool = False, fill: Any = 0, padding_mode: str = "constant",
                  *, seed: int | None = None, generator: StreamArg = None) -> None:
-        self.size = pair(self.op, "size", size)
+        self.size = pair(self.op, "size", size, 1)
         self.padding = _padding(self.op, padding)
         self.pad_if_needed = bool(pad_if_needed)
         self.fill = check_fill(self.op, fill)
@@ -162,7 +159,7 @@ class CenterCrop(Transform):
     op = "CenterCrop"
 
     def __init__(self, size: int | Sequence[int]) -> None:
-        self.size = pair(self.op, "size", size)
+        self.size = pair(self.op, "size", size, 1)
         super().__init__()
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
@@ -186,11 +183,11 @@ def resize_shape(op: str, size: int | tuple[int, int], h: int, w: int) -> tuple[
 def _size_arg(op: str, size: Any) -> int | tuple[int, int]:
     if isinstance(size, Sequence) and len(size) == 1:  # torchvision: [s] is the shorter side
         size = size[0]
-    if _is_int(size):
+    if is_int(size):
         if size < 1:
             raise ValueError(f"{op}: size must be >= 1, got {size}")
         return int(size)
-    return pair(op, "size", size)
+    return pair(op, "size", size, 1)
 
 
 class Resize(Transform):
@@ -263,7 +260,7 @@ class RandomResizedCrop(Transform):
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.08, 1.0),
                  ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0), antialias: bool = True,
                  *, seed: int | None = None, generator: StreamArg = None) -> None:
-        self.size = pair(self.op, "size", size)
+        self.size = pair(self.op, "size", size, 1)
         self.scale = real_range(self.op, "scale", scale, 0.0)
         self.ratio = real_range(self.op, "ratio", ratio, 0.0)
         if self.ratio[0] <= 0 or self.scale[1] <= 0:
@@ -284,12 +281,12 @@ class RandomResizedCrop(Transform):
 
 def _symmetric(op: str, name: str, value: Any, count: int = 2) -> tuple[float, ...]:
     """A number d >= 0 as (-d, d), or a sequence of `count` numbers taken as given."""
-    if _is_real(value):
+    if is_real(value):
         if value < 0:
             raise ValueError(f"{op}: {name} must be non-negative when a single number, got {value}")
         return -float(value), float(value)
     if not (isinstance(value, Sequence) and len(value) in (2, count)
-            and all(_is_real(v) for v in value)):
+            and all(is_real(v) for v in value)):
         raise TypeError(f"{op}: {name} must be a number or a sequence of {count} numbers, "
                         f"got {value!r}")
     return tuple(float(v) for v in value)
@@ -373,7 +370,7 @@ class RandomAffine(Transform):
 
 
 def _two(op: str, name: str, value: Any) -> tuple[float, float]:
-    if not (isinstance(value, Sequence) and len(value) == 2 and all(_is_real(v) for v in value)):
+    if not (isinstance(value, Sequence) and len(value) == 2 and all(is_real(v) for v in value)):
         raise TypeError(f"{op}: {name} must be a pair of numbers, got {value!r}")
     return float(value[0]), float(value[1])
 
@@ -395,8 +392,8 @@ class ElasticTransform(Transform):
     def __init__(self, alpha: float | Sequence[float] = 50.0,
                  sigma: float | Sequence[float] = 5.0, fill: Any = 0, *,
                  seed: int | None = None, generator: StreamArg = None) -> None:
-        self.alpha = _two(self.op, "alpha", (alpha, alpha) if _is_real(alpha) else alpha)
-        self.sigma = _two(self.op, "sigma", (sigma, sigma) if _is_real(sigma) else sigma)
+        self.alpha = _two(self.op, "alpha", (alpha, alpha) if is_real(alpha) else alpha)
+        self.sigma = _two(self.op, "sigma", (sigma, sigma) if is_real(sigma) else sigma)
         if not all(math.isfinite(v) and v >= 0 for v in (*self.alpha, *self.sigma)):
             raise ValueError(f"{self.op}: alpha and sigma must be >= 0 and finite, got alpha "
                              f"{self.alpha}, sigma {self.sigma}")

@@ -11,13 +11,12 @@ from typing import Any
 import numpy as np
 
 from kiln import _C
+from kiln._checks import is_int, is_real
 from kiln.data.transforms._core import (
     Batch,
     Images,
     MixingTransform,
     StreamArg,
-    _is_int,
-    _is_real,
     philox_state,
 )
 from kiln.tensor import Tensor
@@ -60,12 +59,12 @@ def _one_hot_targets(op: str, labels: Any, n: int, num_classes: int | None) -> n
 class _Mix(MixingTransform):
     def __init__(self, alpha: float = 1.0, num_classes: int | None = None, *,
                  seed: int | None = None, generator: StreamArg = None) -> None:
-        if not _is_real(alpha):
+        if not is_real(alpha):
             raise TypeError(f"{self.op}: alpha must be a number, got {alpha!r}")
         if not alpha > 0:
             raise ValueError(f"{self.op}: alpha must be positive, got {alpha}")
         if num_classes is not None:
-            if not _is_int(num_classes):
+            if not is_int(num_classes):
                 raise TypeError(f"{self.op}: num_classes must be an int, got {num_classes!r}")
             if num_classes < 1:
                 raise ValueError(f"{self.op}: num_classes must be >= 1, got {num_classes}")

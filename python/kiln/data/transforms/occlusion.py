@@ -10,15 +10,14 @@ from typing import Any
 import numpy as np
 
 from kiln import _C
+from kiln._checks import pair, probability
 from kiln.data.transforms._core import (
     Batch,
     StreamArg,
     Transform,
     channel_values,
     check_fill,
-    pair,
     philox_state,
-    probability,
     randint,
     real_range,
     uniforms,

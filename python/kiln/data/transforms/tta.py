@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from kiln import _C
+from kiln._checks import pair
 from kiln.autograd import no_grad
-from kiln.data.transforms._core import Batch, Images, StreamArg, Transform, pair
+from kiln.data.transforms._core import Batch, Images, StreamArg, Transform
 from kiln.data.transforms.geometry import Resize, center_offsets
 from kiln.tensor import Tensor
 
@@ -55,7 +56,7 @@ class FiveCrop(_MultiView):
     op = "FiveCrop"
 
     def __init__(self, size: int | Sequence[int]) -> None:
-        self.size = pair(self.op, "size", size)
+        self.size = pair(self.op, "size", size, 1)
         super().__init__()
 
     def views(self, array: np.ndarray) -> list[np.ndarray]:
@@ -72,7 +73,7 @@ class TenCrop(_MultiView):
     op = "TenCrop"
 
     def __init__(self, size: int | Sequence[int], vertical_flip: bool = False) -> None:
-        self.size = pair(self.op, "size", size)
+        self.size = pair(self.op, "size", size, 1)
         self.vertical_flip = bool(vertical_flip)
         super().__init__()
 
@@ -97,7 +98,7 @@ class MultiScaleCrop(_MultiView):
 
     def __init__(self, size: int | Sequence[int], scales: Sequence[int],
                  crops: str = "center") -> None:
-        self.size = pair(self.op, "size", size)
+        self.size = pair(self.op, "size", size, 1)
         if not isinstance(scales, Sequence) or not scales:
             raise TypeError(f"{self.op}: scales must be a non-empty sequence of ints, "
                             f"got {scales!r}")
