@@ -32,6 +32,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from kiln._checks import int_arg
 from kiln.data._atomic import atomic_path
 from kiln.random import get_rng_state, set_rng_state
 from kiln.tensor import Tensor
@@ -187,8 +188,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
     if not hasattr(model, "state_dict"):
         raise TypeError(f"save_checkpoint: model must be a kiln.nn.Module, "
                         f"got {type(model).__name__}")
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-        raise ValueError(f"save_checkpoint: epoch must be an int >= 0, got {epoch!r}")
+    int_arg("save_checkpoint", "epoch", epoch, 0)
     tensors: dict[str, Any] = {f"model.{k}": v for k, v in model.state_dict().items()}
     metadata = {"kiln.checkpoint": _FORMAT, "epoch": str(int(epoch)),
                 "rng": _dumps(get_rng_state(), "rng state"),

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.random import numpy_generator
 from kiln.tensor import Tensor
 
@@ -281,8 +282,7 @@ def kfold(
     the folds, so each fold holds its share of each class to within one sample.
     """
     for name, value in (("n", n), ("k", k)):  # checked here, not at the first next()
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"kfold: {name} must be an int, got {type(value).__name__}")
+        int_arg("kfold", name, value)
     if k < 2 or k > n:
         raise ValueError(f"kfold: need 2 <= k <= n, got k={k} for n={n}")
     rng = make_rng(seed, "kfold")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.data._atomic import atomic_write
 from kiln.data.dataset import numeric_array
 from kiln.tensor import Tensor
@@ -105,8 +106,7 @@ def make_grid(images: Any, nrow: int = 8, padding: int = 2, normalize: bool = Fa
     batch = _as_batch(images)
     n, c, h, w = batch.shape
     for name, value, low in (("nrow", nrow, 1), ("padding", padding, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"save_grid: {name} must be an int >= {low}, got {value!r}")
+        int_arg("save_grid", name, value, low)
     if value_range is not None and (len(value_range) != 2 or value_range[0] >= value_range[1]):
         raise ValueError(f"save_grid: value_range must be (low, high) with low < high, got "
                          f"{value_range!r}")

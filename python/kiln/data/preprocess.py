@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.data.dataset import numeric_array
 from kiln.tensor import Tensor
 
@@ -241,8 +242,7 @@ class PCA(_Fitted):
 
     def __init__(self, k: int, whiten: bool = False, eps: float = 1e-5) -> None:
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"PCA: k must be a positive int, got {k!r}")
+        int_arg("PCA", "k", k, 1)
         self.k, self.whiten, self.eps = int(k), bool(whiten), _eps("PCA", eps)
 
     def _fit(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.distributed import _world as W
 
 __all__ = ["DistributedEvalSampler", "DistributedSampler"]
@@ -31,8 +32,7 @@ def _replicas(op: str, num_replicas: int | None, rank: int | None) -> tuple[int,
     if rank is None:
         rank = W._require(op).rank
     for name, value in (("num_replicas", num_replicas), ("rank", rank)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
+        int_arg(op, name, value)
     if num_replicas < 1:
         raise ValueError(f"{op}: num_replicas must be >= 1, got {num_replicas}")
     if not 0 <= rank < num_replicas:

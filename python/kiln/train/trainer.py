@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.autograd import no_grad
 from kiln.tensor import Tensor
 from kiln.train.callbacks import Callback, LRSchedulerCallback
@@ -156,8 +157,7 @@ class Trainer:
         _iterable(op, "train_loader", train_loader)
         if val_loader is not None:
             _iterable(op, "val_loader", val_loader)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"{op}: epochs must be an int >= 0, got {epochs!r}")
+        int_arg(op, "epochs", epochs, 0)
         self.stop_training, self.stop_reason = False, None
         self.last_epoch = self.epoch + int(epochs)
         if self._job is not None:
@@ -265,9 +265,7 @@ class Trainer:
 
         op = "Trainer.predict"
         if isinstance(data, (Tensor, np.ndarray)):
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                    or batch_size < 1:
-                raise ValueError(f"{op}: batch_size must be an int >= 1, got {batch_size!r}")
+            int_arg(op, "batch_size", batch_size, 1)
             array = data.detach().numpy() if isinstance(data, Tensor) else data
             if array.ndim < 2:
                 raise ValueError(f"{op}: images must be batched (N, ...), got shape "

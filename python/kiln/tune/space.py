@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
+
 __all__ = ["Choice", "Distribution", "Float", "Int", "choice", "grid", "loguniform",
            "parse_spec", "randint", "sample_space", "uniform"]
 
@@ -130,8 +132,7 @@ class Int(Float):
 
     def __init__(self, low: int, high: int, log: bool = False) -> None:
         for name, value in (("low", low), ("high", high)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"randint: {name} must be an int, got {type(value).__name__}")
+            int_arg("randint", name, value)
         if log and low < 1:
             raise ValueError(f"randint: a log range needs low >= 1, got low={low}")
         if not low < high:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
+from kiln._checks import int_arg, is_int
 from kiln.nn.modules.module import Module
 from kiln.tensor import Tensor
 
@@ -23,8 +23,7 @@ class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
+            int_arg("Flatten", name, value)
         self.start_dim = start_dim
         self.end_dim = end_dim
 
@@ -41,10 +40,9 @@ class Unflatten(Module):
 
     def __init__(self, dim: int, unflattened_size: Sequence[int]) -> None:
         super().__init__()
-        if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
-            raise TypeError(f"Unflatten: dim must be an int, got {dim!r}")
+        int_arg("Unflatten", "dim", dim)
         if not isinstance(unflattened_size, (tuple, list)) or not all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in unflattened_size
+            is_int(s) for s in unflattened_size
         ):
             raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints, got "
                             f"{unflattened_size!r}")
