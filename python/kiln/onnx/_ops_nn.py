@@ -12,12 +12,12 @@ import numpy as np
 from kiln.nn.functional.activation import _Pointwise, _PReLU, _Softmax
 from kiln.nn.functional.conv import _Conv2d, _ConvTranspose2d
 from kiln.nn.functional.linear import _Linear, _Matmul
-from kiln.nn.functional.norm import _BatchNorm
 from kiln.nn.functional.padding import _Pad
 from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _AvgPool2d, _MaxPool2d
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
+from kiln.ops.norm import BatchNorm
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -197,7 +197,7 @@ def _adaptive_max(g: GraphBuilder, call: Call, args: list[Any]) -> list[Any]:
     return [out, None] if return_indices else [out]
 
 
-@converter(_BatchNorm)
+@converter(BatchNorm)
 def _batch_norm(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, running_mean, running_var, weight, bias, training, _momentum, eps = args
     channels = x.shape[1]

@@ -5,48 +5,19 @@ Per channel c, over the N * prod(*) values of that channel:
               biased variance; running_mean and running_var are updated in place:
               r = (1 - momentum) * r + momentum * batch_stat (unbiased variance)
     eval:     the same with running_mean and running_var.
-The C++ kernels (kiln.kernels.batch_norm_forward / batch_norm_backward) compute the
-statistics in double and the full gradient (through the batch statistics) in training.
+The op (kiln.ops.norm) runs C++ kernels that compute the statistics in double and the
+full gradient (through the batch statistics) in training.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import Any
 
-import numpy as np
-
-from kiln import _C
-from kiln.autograd import Function
 from kiln.nn.functional.pool import _tensor
+from kiln.ops.norm import BatchNorm
 from kiln.tensor import Tensor
 
 __all__ = ["batch_norm"]
-
-
-class _BatchNorm(Function):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, running_mean: np.ndarray | None,
-                running_var: np.ndarray | None, weight: np.ndarray | None,
-                bias: np.ndarray | None, training: bool, momentum: float,
-                eps: float) -> np.ndarray:
-        x = np.ascontiguousarray(x)
-        weight = None if weight is None else np.ascontiguousarray(weight)
-        bias = None if bias is None else np.ascontiguousarray(bias)
-        y, mean, invstd = _C.batch_norm_forward(x, running_mean, running_var, weight, bias,
-                                                training, momentum, eps)
-        ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.training = training
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        x, weight, mean, invstd = ctx.saved_tensors
-        gx, gw, gb = _C.batch_norm_backward(np.ascontiguousarray(grad), x, weight, mean, invstd,
-                                            ctx.training)
-        needs = ctx.needs_input_grad
-        return (gx if needs[0] else None, None, None, gw if needs[3] else None,
-                gb if needs[4] else None, None, None, None)
 
 
 def batch_norm(
@@ -76,5 +47,5 @@ def batch_norm(
     for name, value in (("momentum", momentum), ("eps", eps)):
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise TypeError(f"{op}: {name} must be a float, got {type(value).__name__}")
-    return _BatchNorm.apply(input, running_mean, running_var, weight, bias, bool(training),
-                            float(momentum), float(eps))
+    return BatchNorm.apply(input, running_mean, running_var, weight, bias, bool(training),
+                           float(momentum), float(eps))
