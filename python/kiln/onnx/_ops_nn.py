@@ -17,7 +17,7 @@ from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _Avg
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
-from kiln.ops.norm import BatchNorm
+from kiln.ops.norm import BatchNorm, GroupNorm
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -216,6 +216,24 @@ def _batch_norm(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     view = g.ints([channels] + [1] * (len(x.shape) - 2))
     y = g.node("Mul", [g.node("Mul", [centered, invstd]), g.node("Reshape", [scale, view])])
     return g.node("Add", [y, g.node("Reshape", [shift, view])])
+
+
+@converter(GroupNorm)
+def _group_norm(g: GraphBuilder, call: Call, args: list[Any]) -> str:
+    # As torch.onnx decomposes it (GroupNormalization's per-channel scale needs opset 21):
+    # InstanceNormalization of x viewed as (N, G, C/G * prod(*)), then the affine per channel.
+    x, num_groups, weight, bias, eps = args
+    groups = g.node("Reshape", [x.name, g.ints([0, num_groups, -1])])
+    normalized = g.node("InstanceNormalization", [
+        groups, g.const(np.ones(num_groups), x.dtype), g.const(np.zeros(num_groups), x.dtype)],
+        epsilon=float(eps))
+    y = g.node("Reshape", [normalized, g.node("Shape", [x.name])])
+    view = g.ints([x.shape[1]] + [1] * (len(x.shape) - 2))
+    if weight is not None:
+        y = g.node("Mul", [y, g.node("Reshape", [weight.name, view])])
+    if bias is not None:
+        y = g.node("Add", [y, g.node("Reshape", [bias.name, view])])
+    return y
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
