@@ -169,6 +169,9 @@ def _sample_calls() -> dict[str, list[Call]]:
                                ((bn_x, f32(3), probs(3) + 1), {})],
         "batch_norm_backward": [((f32(4, 3, 5, 5), bn_x, f32(3), mean, invstd),
                                  {"training": True})],
+        "group_norm_forward": [((f32(4, 6, 5), 3, f32(6), f32(6)), {})],
+        "group_norm_backward": [((f32(4, 6, 5), f32(4, 6, 5), f32(6), f32(4, 3),
+                                  probs(4, 3) + 1, 3), {})],
         # linear algebra
         "linear_forward": [((f32(5, 4), f32(3, 4), f32(3)), {})],
         "linear_backward": [((f32(5, 3), f32(5, 4), f32(3, 4)), {})],

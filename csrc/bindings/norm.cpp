@@ -1,8 +1,10 @@
-// Batch normalization kernels on NumPy arrays, exposed as kiln.kernels.batch_norm_*.
+// Batch and group normalization kernels on NumPy arrays, exposed as
+// kiln.kernels.batch_norm_* and kiln.kernels.group_norm_*.
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.h"
 #include "bindings/families.h"
+#include "bindings/outputs.h"
 #include "cpu/norm.h"
 
 namespace kiln::bind {
@@ -82,6 +84,70 @@ py::tuple batch_norm_backward_py(const py::array& grad_output, const py::array& 
   });
 }
 
+// mean or rstd from group_norm_forward: shape (N, G).
+template <typename T>
+const T* group_stat_data(const py::array& a, const char* op, const char* name,
+                         const GroupNormSizes& sz) {
+  const T* p = data<T>(a, op, name);
+  if (shape_of(a) != Shape{sz.n, sz.groups})
+    fail(op, ": expected ", name, " of shape ", shape_str({sz.n, sz.groups}), ", got ",
+         shape_str(shape_of(a)));
+  return p;
+}
+
+py::tuple group_norm_forward_py(const py::array& input, int64_t num_groups,
+                                const OptArray& weight, const OptArray& bias, double eps) {
+  const char* op = "group_norm";
+  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    const T* x = data<T>(input, op, "input");
+    const Shape shape = shape_of(input);
+    const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
+    if (!(eps > 0)) fail(op, ": eps must be positive, got ", eps);
+    const T* w = channel_data<T>(weight, op, "weight", shape);
+    const T* b = channel_data<T>(bias, op, "bias", shape);
+    auto y = empty<T>(shape);
+    auto mean = empty<T>({sz.n, sz.groups});
+    auto rstd = empty<T>({sz.n, sz.groups});
+    T* yp = y.mutable_data();
+    T* mp = mean.mutable_data();
+    T* rp = rstd.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      group_norm_forward(x, yp, sz, w, b, eps, mp, rp);
+    }
+    return py::make_tuple(y, mean, rstd);
+  });
+}
+
+py::tuple group_norm_backward_py(const py::array& grad_output, const py::array& input,
+                                 const OptArray& weight, const py::array& mean,
+                                 const py::array& rstd, int64_t num_groups, bool input_grad,
+                                 bool weight_grad, bool bias_grad) {
+  const char* op = "group_norm_backward";
+  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    const T* x = data<T>(input, op, "input");
+    const T* dy = data<T>(grad_output, op, "grad_output");
+    const Shape shape = shape_of(input);
+    const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
+    if (shape_of(grad_output) != shape)
+      fail(op, ": grad_output ", shape_str(shape_of(grad_output)), " must have the shape of input ",
+           shape_str(shape));
+    const T* w = channel_data<T>(weight, op, "weight", shape);
+    const T* mp = group_stat_data<T>(mean, op, "mean", sz);
+    const T* rp = group_stat_data<T>(rstd, op, "rstd", sz);
+    auto [dx, dxp] = maybe_empty<T>(input_grad, shape);
+    auto [dw, dwp] = maybe_empty<T>(weight_grad, {sz.c});
+    auto [db, dbp] = maybe_empty<T>(bias_grad, {sz.c});
+    {
+      py::gil_scoped_release nogil;
+      group_norm_backward(dy, x, sz, w, mp, rp, dxp, dwp, dbp);
+    }
+    return py::make_tuple(dx, dw, db);
+  });
+}
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
@@ -110,6 +176,25 @@ statistics depend on the input, giving the full batch-norm gradient; False:
 grad_input = grad_output * weight * save_invstd). grad_weight = sum of
 grad_output * (input - mean) * invstd and grad_bias = sum of grad_output over
 all but the channel dimension, each (C,).)doc");
+  m.def("group_norm_forward", &group_norm_forward_py, py::arg("input"), py::arg("num_groups"),
+        py::arg("weight") = py::none(), py::arg("bias") = py::none(), py::arg("eps") = 1e-5,
+        R"doc(Group normalization: returns (output, mean, rstd).
+
+input (N, C, *) float32 or float64, C divisible by num_groups; weight, bias
+(C,) of the same dtype, or None (1 and 0); eps > 0. Each (n, g) group of C/G
+channels is normalized over its C/G * prod(*) values with its mean and biased
+variance: output = (input - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps).
+output has input's shape; mean and rstd (N, G) go to group_norm_backward.)doc");
+  m.def("group_norm_backward", &group_norm_backward_py, py::arg("grad_output"), py::arg("input"),
+        py::arg("weight"), py::arg("mean"), py::arg("rstd"), py::arg("num_groups"),
+        py::arg("input_grad") = true, py::arg("weight_grad") = true, py::arg("bias_grad") = true,
+        R"doc(Gradients of group_norm: returns (grad_input, grad_weight, grad_bias), each
+None when not requested.
+
+grad_output and input (N, C, *); weight (C,) or None; mean, rstd (N, G) from
+group_norm_forward with the same num_groups. grad_input has input's shape;
+grad_weight = sum of grad_output * (input - mean) * rstd and grad_bias = sum of
+grad_output over all but the channel dimension, each (C,).)doc");
 }
 
 }  // namespace kiln::bind

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "common/parallel.h"
@@ -10,15 +11,21 @@
 namespace kiln {
 namespace {
 
-// Calls f(r) for every row r = n*C + c (S contiguous values), threaded over
-// contiguous ranges of rows: memory streams in order whatever C is, and a row's
-// second pass hits L1.
+// Calls f(b) for every block b in [0, blocks) of `size` contiguous values (a
+// batch-norm row (n, c), a group-norm group (n, g)), threaded over contiguous
+// ranges of blocks: memory streams in order, and a block's second pass hits L1.
+template <typename F>
+void for_each_block(int64_t blocks, int64_t size, F&& f) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, size));
+  parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) f(b);
+  });
+}
+
+// Calls f(r) for every batch-norm row r = n*C + c (S contiguous values).
 template <typename F>
 void for_each_row(const BatchNormSizes& sz, F&& f) {
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, sz.s));
-  parallel_for(0, sz.n * sz.c, grain, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) f(r);
-  });
+  for_each_block(sz.n * sz.c, sz.s, std::forward<F>(f));
 }
 
 // Per-channel mean and biased variance. Each (n, c) row gets an exact two-pass
@@ -163,11 +170,103 @@ void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, cons
   });
 }
 
+GroupNormSizes group_norm_sizes(const char* op, const Shape& input, int64_t num_groups) {
+  const BatchNormSizes nc = batch_norm_sizes(op, input);
+  if (num_groups <= 0) fail(op, ": num_groups must be positive, got ", num_groups);
+  if (nc.c % num_groups != 0)
+    fail(op, ": expected the number of channels in input to be divisible by num_groups, but "
+         "got input of shape ", shape_str(input), " and num_groups=", num_groups);
+  return GroupNormSizes{nc.n, nc.c, num_groups, nc.s};
+}
+
+template <typename T>
+void group_norm_forward(const T* x, T* y, const GroupNormSizes& sz, const T* weight,
+                        const T* bias, double eps, T* mean, T* rstd) {
+  const int64_t per_group = sz.channels_per_group(), d = sz.group_size();
+  const double count = std::max<int64_t>(d, 1);  // empty groups: mean 0, variance 0
+  for_each_block(sz.n * sz.groups, d, [&](int64_t r) {  // r = n*G + g
+    const T* xg = x + r * d;
+    const double m = lane_sum(d, [&](int64_t i) { return double(xg[i]); }) / count;
+    const double m2 = lane_sum(d, [&](int64_t i) {
+      const double dev = double(xg[i]) - m;
+      return dev * dev;
+    });
+    const double inv = 1.0 / std::sqrt(m2 / count + eps);
+    // y = (x - center) * scale + shift, as batch norm does (see there).
+    const T center = T(m);
+    mean[r] = center;
+    rstd[r] = T(inv);
+    const int64_t c0 = (r % sz.groups) * per_group;
+    for (int64_t j = 0; j < per_group; ++j) {
+      const double a = (weight ? double(weight[c0 + j]) : 1.0) * inv;
+      const T scale = T(a);
+      const T shift = T((bias ? double(bias[c0 + j]) : 0.0) - (m - double(center)) * a);
+      const T* xr = xg + j * sz.s;
+      T* yr = y + r * d + j * sz.s;
+      for (int64_t i = 0; i < sz.s; ++i) yr[i] = (xr[i] - center) * scale + shift;
+    }
+  });
+}
+
+template <typename T>
+void group_norm_backward(const T* dy, const T* x, const GroupNormSizes& sz, const T* weight,
+                         const T* mean, const T* rstd, T* dx, T* dweight, T* dbias) {
+  if (!dx && !dweight && !dbias) return;
+  const int64_t per_group = sz.channels_per_group(), d = sz.group_size();
+  const double count = std::max<int64_t>(d, 1);  // empty groups have zero sums
+  // Per (n, c) row: sum dy and sum dy * (x - mean); row n*C + c is row r*C/G + j
+  // of group r = n*G + g.
+  std::vector<double> row_dy(sz.n * sz.c), row_dy_xc(sz.n * sz.c);
+  for_each_block(sz.n * sz.groups, d, [&](int64_t r) {
+    const double m = mean[r], inv = rstd[r];
+    const int64_t c0 = (r % sz.groups) * per_group;
+    double sum_dyw = 0, sum_dyw_xc = 0;  // dyw = dy * weight
+    for (int64_t j = 0; j < per_group; ++j) {
+      const int64_t row = r * per_group + j;
+      const T* dyr = dy + row * sz.s;
+      const T* xr = x + row * sz.s;
+      row_dy[row] = lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]); });
+      row_dy_xc[row] =
+          lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]) * (double(xr[i]) - m); });
+      const double w = weight ? double(weight[c0 + j]) : 1.0;
+      sum_dyw += w * row_dy[row];
+      sum_dyw_xc += w * row_dy_xc[row];
+    }
+    if (!dx) return;
+    // dx = dy * weight[c] * rstd + (x - mean) * slope + offset within the group.
+    const T center = mean[r];
+    const T slope = T(-inv * inv * inv * sum_dyw_xc / count);
+    const T offset = T(-inv * sum_dyw / count);
+    for (int64_t j = 0; j < per_group; ++j) {
+      const T a = T((weight ? double(weight[c0 + j]) : 1.0) * inv);
+      const int64_t row = r * per_group + j;
+      const T* dyr = dy + row * sz.s;
+      const T* xr = x + row * sz.s;
+      T* dxr = dx + row * sz.s;
+      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = dyr[i] * a + (xr[i] - center) * slope + offset;
+    }
+  });
+  // dweight and dbias per channel, added over n in order.
+  for (int64_t c = 0; c < sz.c && (dweight || dbias); ++c) {
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int64_t n = 0; n < sz.n; ++n) {
+      sum_dy += row_dy[n * sz.c + c];
+      sum_dy_xhat += row_dy_xc[n * sz.c + c] * double(rstd[n * sz.groups + c / per_group]);
+    }
+    if (dbias) dbias[c] = T(sum_dy);
+    if (dweight) dweight[c] = T(sum_dy_xhat);
+  }
+}
+
 #define KILN_NORM_INSTANTIATE(T)                                                           \
   template void batch_norm_forward<T>(const T*, T*, const BatchNormSizes&, const T*,       \
                                       const T*, T*, T*, bool, double, double, T*, T*);     \
   template void batch_norm_backward<T>(const T*, const T*, const BatchNormSizes&, const T*, \
-                                       const T*, const T*, bool, T*, T*, T*);
+                                       const T*, const T*, bool, T*, T*, T*);     \
+  template void group_norm_forward<T>(const T*, T*, const GroupNormSizes&, const T*,       \
+                                      const T*, double, T*, T*);                           \
+  template void group_norm_backward<T>(const T*, const T*, const GroupNormSizes&, const T*, \
+                                       const T*, const T*, T*, T*, T*);
 KILN_NORM_INSTANTIATE(float)
 KILN_NORM_INSTANTIATE(double)
 #undef KILN_NORM_INSTANTIATE

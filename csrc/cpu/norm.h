@@ -17,6 +17,21 @@
 // gamma (weight) and beta (bias) are optional (1 and 0). Statistics accumulate
 // in double: per (n, c) row a two-pass mean and sum of squared deviations,
 // merged across rows with Chan's formula, so one sweep over memory is stable.
+//
+// Group normalization over input (N, C, *), viewed as (N, G, D) with G groups
+// of C/G channels and D = C/G * S values per (n, g); a group is D contiguous
+// values. Statistics are per (n, g) over its D values; weight and bias (C,)
+// per channel.
+//
+//   forward (sums over (n, g)'s D values)      backward
+//   mean = sum x / D                           dyw = dy * weight[c]
+//   var  = sum (x - mean)^2 / D   (biased)     dx  = rstd * (dyw - sum dyw / D
+//   rstd = 1 / sqrt(var + eps)                               - xhat * sum (dyw * xhat) / D)
+//   xhat = (x - mean) * rstd                   dweight[c] = sum over n, s of dy * xhat
+//   y = weight[c] * xhat + bias[c]             dbias[c]   = sum over n, s of dy
+//
+// Sums accumulate in double, each (n, g) two-pass on one thread and dweight,
+// dbias added over n in order, so results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
@@ -54,5 +69,27 @@ template <typename T>
 void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, const T* weight,
                          const T* save_mean, const T* save_invstd, bool training, T* dx,
                          T* dweight, T* dbias);
+
+struct GroupNormSizes {
+  int64_t n = 0, c = 0, groups = 0, s = 0;
+  int64_t channels_per_group() const { return c / groups; }
+  int64_t group_size() const { return c / groups * s; }  // D
+};
+
+// Validates input (N, C, *) (rank >= 2) and num_groups (positive, dividing C);
+// returns (N, C, G, S).
+GroupNormSizes group_norm_sizes(const char* op, const Shape& input, int64_t num_groups);
+
+// Writes y (shape of x) and mean, rstd (N*G values, row-major (N, G)), ready for
+// backward. weight and bias (C values) may be null (1 and 0).
+template <typename T>
+void group_norm_forward(const T* x, T* y, const GroupNormSizes& sz, const T* weight,
+                        const T* bias, double eps, T* mean, T* rstd);
+
+// Writes dx (shape of x), dweight and dbias (C values each); each output may be
+// null, and its work is then skipped. weight may be null (1).
+template <typename T>
+void group_norm_backward(const T* dy, const T* x, const GroupNormSizes& sz, const T* weight,
+                         const T* mean, const T* rstd, T* dx, T* dweight, T* dbias);
 
 }  // namespace kiln

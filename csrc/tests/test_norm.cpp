@@ -138,5 +138,166 @@ TEST(BatchNorm, RejectsBadArguments) {
   }
 }
 
+struct GroupNormCase {
+  Shape shape;
+  int64_t groups;
+};
+
+class GroupNormShapes : public ::testing::TestWithParam<GroupNormCase> {};
+
+// Forward and backward against the formulas evaluated in long double, group by group.
+TEST_P(GroupNormShapes, ForwardAndBackwardMatchReference) {
+  const GroupNormSizes sz = group_norm_sizes("group_norm", GetParam().shape, GetParam().groups);
+  const int64_t total = sz.n * sz.c * sz.s, d = sz.group_size();
+  const auto x = random_vector(total, 11, -2.0, 3.0);
+  const auto dy = random_vector(total, 12);
+  const auto w = random_vector(sz.c, 13), b = random_vector(sz.c, 14);
+  const double eps = 1e-5;
+  std::vector<double> y(total), mean(sz.n * sz.groups), rstd(sz.n * sz.groups);
+  group_norm_forward(x.data(), y.data(), sz, w.data(), b.data(), eps, mean.data(), rstd.data());
+  std::vector<double> dx(total), dw(sz.c), db(sz.c);
+  group_norm_backward(dy.data(), x.data(), sz, w.data(), mean.data(), rstd.data(), dx.data(),
+                      dw.data(), db.data());
+  std::vector<long double> want_dw(sz.c, 0), want_db(sz.c, 0);
+  for (int64_t r = 0; r < sz.n * sz.groups; ++r) {  // group r = n*G + g: x[r*D, (r+1)*D)
+    const int64_t c0 = (r % sz.groups) * sz.channels_per_group();
+    long double sum = 0, sq = 0, sum_dyw = 0, sum_dyw_xhat = 0;
+    for (int64_t k = r * d; k < (r + 1) * d; ++k) sum += x[k];
+    const long double mu = sum / d;
+    for (int64_t k = r * d; k < (r + 1) * d; ++k) sq += (x[k] - mu) * (x[k] - mu);
+    const long double is = 1 / std::sqrt(sq / d + eps);
+    EXPECT_NEAR(mean[r], double(mu), 1e-12);
+    EXPECT_NEAR(rstd[r], double(is), 1e-10);
+    for (int64_t k = r * d; k < (r + 1) * d; ++k) {
+      const int64_t c = c0 + (k - r * d) / sz.s;
+      const long double xhat = (x[k] - mu) * is;
+      EXPECT_NEAR(y[k], double(xhat * w[c] + b[c]), 1e-10);
+      sum_dyw += dy[k] * w[c];
+      sum_dyw_xhat += dy[k] * w[c] * xhat;
+      want_db[c] += dy[k];
+      want_dw[c] += dy[k] * xhat;
+    }
+    for (int64_t k = r * d; k < (r + 1) * d; ++k) {
+      const int64_t c = c0 + (k - r * d) / sz.s;
+      const long double xhat = (x[k] - mu) * is;
+      EXPECT_NEAR(dx[k], double(is * (dy[k] * w[c] - sum_dyw / d - xhat * sum_dyw_xhat / d)),
+                  1e-9);
+    }
+  }
+  for (int64_t c = 0; c < sz.c; ++c) {
+    EXPECT_NEAR(dw[c], double(want_dw[c]), 1e-9);
+    EXPECT_NEAR(db[c], double(want_db[c]), 1e-9);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GroupNormShapes,
+                         ::testing::Values(GroupNormCase{{4, 6}, 3}, GroupNormCase{{3, 4, 5}, 2},
+                                           GroupNormCase{{2, 6, 3, 4}, 3},
+                                           GroupNormCase{{1, 4, 2, 2}, 4},
+                                           GroupNormCase{{2, 4, 3}, 1},
+                                           GroupNormCase{{2, 4, 2, 3, 2}, 2}));
+
+// sum(y * r) for a fixed r: its gradient is backward(dy = r).
+double group_norm_loss(const std::vector<double>& x, const std::vector<double>& w,
+                       const std::vector<double>& b, const std::vector<double>& r,
+                       const GroupNormSizes& sz) {
+  std::vector<double> y(x.size()), mean(sz.n * sz.groups), rstd(sz.n * sz.groups);
+  group_norm_forward(x.data(), y.data(), sz, w.data(), b.data(), 1e-3, mean.data(), rstd.data());
+  double loss = 0;
+  for (size_t k = 0; k < y.size(); ++k) loss += y[k] * r[k];
+  return loss;
+}
+
+TEST(GroupNorm, GradientsMatchFiniteDifferences) {
+  const GroupNormSizes sz = group_norm_sizes("group_norm", {2, 6, 3, 2}, 3);
+  const int64_t total = sz.n * sz.c * sz.s;
+  auto x = random_vector(total, 21, 0.5, 2.0), w = random_vector(sz.c, 22),
+       b = random_vector(sz.c, 23);
+  const auto r = random_vector(total, 24);
+  std::vector<double> y(total), mean(sz.n * sz.groups), rstd(sz.n * sz.groups), dx(total),
+      dw(sz.c), db(sz.c);
+  group_norm_forward(x.data(), y.data(), sz, w.data(), b.data(), 1e-3, mean.data(), rstd.data());
+  group_norm_backward(r.data(), x.data(), sz, w.data(), mean.data(), rstd.data(), dx.data(),
+                      dw.data(), db.data());
+  const double h = 1e-6;
+  auto central = [&](std::vector<double>& v, int64_t k) {
+    const double keep = v[k];
+    v[k] = keep + h;
+    const double up = group_norm_loss(x, w, b, r, sz);
+    v[k] = keep - h;
+    const double down = group_norm_loss(x, w, b, r, sz);
+    v[k] = keep;
+    return (up - down) / (2 * h);
+  };
+  for (int64_t k = 0; k < total; ++k) EXPECT_NEAR(dx[k], central(x, k), 1e-6) << "dx " << k;
+  for (int64_t c = 0; c < sz.c; ++c) {
+    EXPECT_NEAR(dw[c], central(w, c), 1e-6) << "dweight " << c;
+    EXPECT_NEAR(db[c], central(b, c), 1e-6) << "dbias " << c;
+  }
+}
+
+TEST(GroupNorm, KnownAnswerInFloat) {
+  // One group of 4 values 1, 2, 3, 4: mean 2.5, variance 1.25.
+  const GroupNormSizes sz = group_norm_sizes("group_norm", {1, 2, 2}, 1);
+  const std::vector<float> x = {1, 2, 3, 4}, w = {2, -1}, b = {0.5f, 1};
+  std::vector<float> y(4), mean(1), rstd(1);
+  group_norm_forward(x.data(), y.data(), sz, w.data(), b.data(), 1e-5, mean.data(), rstd.data());
+  const double is = 1 / std::sqrt(1.25 + 1e-5);
+  EXPECT_EQ(mean[0], 2.5f);
+  EXPECT_FLOAT_EQ(rstd[0], float(is));
+  const double want[4] = {-1.5 * is * 2 + 0.5, -0.5 * is * 2 + 0.5, 0.5 * is * -1 + 1,
+                          1.5 * is * -1 + 1};
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(y[k], want[k], 1e-6);
+}
+
+TEST(GroupNorm, SkipsTheGradientsNotAskedFor) {
+  const GroupNormSizes sz = group_norm_sizes("group_norm", {3, 4, 5}, 2);
+  const auto x = random_vector(60, 31), dy = random_vector(60, 32), w = random_vector(4, 33);
+  std::vector<double> y(60), mean(6), rstd(6), dx(60), dw(4), db(4);
+  group_norm_forward(x.data(), y.data(), sz, w.data(), static_cast<const double*>(nullptr), 1e-5,
+                     mean.data(), rstd.data());
+  group_norm_backward(dy.data(), x.data(), sz, w.data(), mean.data(), rstd.data(), dx.data(),
+                      dw.data(), db.data());
+  std::vector<double> dx_only(60), dw_only(4, -7.0);
+  group_norm_backward(dy.data(), x.data(), sz, w.data(), mean.data(), rstd.data(), dx_only.data(),
+                      static_cast<double*>(nullptr), static_cast<double*>(nullptr));
+  group_norm_backward(dy.data(), x.data(), sz, w.data(), mean.data(), rstd.data(),
+                      static_cast<double*>(nullptr), dw_only.data(), static_cast<double*>(nullptr));
+  EXPECT_EQ(dx_only, dx);
+  EXPECT_EQ(dw_only, dw);
+}
+
+TEST(GroupNorm, EmptySpatialAndBatchGiveZeroGradients) {
+  for (const Shape& shape : {Shape{0, 4, 3}, Shape{2, 4, 0}}) {
+    const GroupNormSizes sz = group_norm_sizes("group_norm", shape, 2);
+    std::vector<double> mean(sz.n * 2), rstd(sz.n * 2), dw(4, 1.0), db(4, 1.0);
+    const std::vector<double> none;
+    group_norm_forward(none.data(), static_cast<double*>(nullptr), sz,
+                       static_cast<const double*>(nullptr), static_cast<const double*>(nullptr),
+                       1e-5, mean.data(), rstd.data());
+    for (double m : mean) EXPECT_EQ(m, 0.0);
+    group_norm_backward(none.data(), none.data(), sz, static_cast<const double*>(nullptr),
+                        mean.data(), rstd.data(), static_cast<double*>(nullptr), dw.data(),
+                        db.data());
+    EXPECT_EQ(dw, std::vector<double>(4, 0.0));
+    EXPECT_EQ(db, std::vector<double>(4, 0.0));
+  }
+}
+
+TEST(GroupNorm, RejectsBadArguments) {
+  const char* op = "group_norm";
+  EXPECT_THROW(group_norm_sizes(op, {6}, 1), ValueError);
+  EXPECT_THROW(group_norm_sizes(op, {2, 6}, 0), ValueError);
+  EXPECT_THROW(group_norm_sizes(op, {2, 6}, -3), ValueError);
+  EXPECT_NO_THROW(group_norm_sizes(op, {2, 6}, 6));
+  try {
+    group_norm_sizes(op, {2, 6, 5}, 4);
+    ADD_FAILURE() << "6 channels in 4 groups accepted";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("divisible by num_groups"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("(2, 6, 5) and num_groups=4"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -12,12 +12,12 @@ import numpy as np
 from kiln.nn.functional.activation import _Pointwise, _PReLU, _Softmax
 from kiln.nn.functional.conv import _Conv2d, _ConvTranspose2d
 from kiln.nn.functional.linear import _Linear, _Matmul
-from kiln.nn.functional.norm import _BatchNorm
 from kiln.nn.functional.padding import _Pad
 from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _AvgPool2d, _MaxPool2d
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
+from kiln.ops.norm import BatchNorm, GroupNorm
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -197,7 +197,7 @@ def _adaptive_max(g: GraphBuilder, call: Call, args: list[Any]) -> list[Any]:
     return [out, None] if return_indices else [out]
 
 
-@converter(_BatchNorm)
+@converter(BatchNorm)
 def _batch_norm(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, running_mean, running_var, weight, bias, training, _momentum, eps = args
     channels = x.shape[1]
@@ -216,6 +216,24 @@ def _batch_norm(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     view = g.ints([channels] + [1] * (len(x.shape) - 2))
     y = g.node("Mul", [g.node("Mul", [centered, invstd]), g.node("Reshape", [scale, view])])
     return g.node("Add", [y, g.node("Reshape", [shift, view])])
+
+
+@converter(GroupNorm)
+def _group_norm(g: GraphBuilder, call: Call, args: list[Any]) -> str:
+    # As torch.onnx decomposes it (GroupNormalization's per-channel scale needs opset 21):
+    # InstanceNormalization of x viewed as (N, G, C/G * prod(*)), then the affine per channel.
+    x, num_groups, weight, bias, eps = args
+    groups = g.node("Reshape", [x.name, g.ints([0, num_groups, -1])])
+    normalized = g.node("InstanceNormalization", [
+        groups, g.const(np.ones(num_groups), x.dtype), g.const(np.zeros(num_groups), x.dtype)],
+        epsilon=float(eps))
+    y = g.node("Reshape", [normalized, g.node("Shape", [x.name])])
+    view = g.ints([x.shape[1]] + [1] * (len(x.shape) - 2))
+    if weight is not None:
+        y = g.node("Mul", [y, g.node("Reshape", [weight.name, view])])
+    if bias is not None:
+        y = g.node("Add", [y, g.node("Reshape", [bias.name, view])])
+    return y
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717

@@ -1,52 +1,31 @@
-"""Batch normalization over (N, C), (N, C, L), (N, C, H, W) or any (N, C, *) input.
+"""Batch and group normalization over (N, C), (N, C, L), (N, C, H, W) or any (N, C, *).
 
-Per channel c, over the N * prod(*) values of that channel:
+batch_norm, per channel c over the N * prod(*) values of that channel:
     training: y = (x - mean) / sqrt(var + eps) * weight + bias with the batch mean and
               biased variance; running_mean and running_var are updated in place:
               r = (1 - momentum) * r + momentum * batch_stat (unbiased variance)
     eval:     the same with running_mean and running_var.
-The C++ kernels (kiln.kernels.batch_norm_forward / batch_norm_backward) compute the
-statistics in double and the full gradient (through the batch statistics) in training.
+group_norm, per sample n and group of C / num_groups channels, over its
+C / num_groups * prod(*) values: y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c].
+The ops (kiln.ops.norm) run C++ kernels that compute the statistics in double and the
+full gradient through them.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
-from typing import Any
 
-import numpy as np
-
-from kiln import _C
-from kiln.autograd import Function
 from kiln.nn.functional.pool import _tensor
+from kiln.ops.norm import BatchNorm, GroupNorm
 from kiln.tensor import Tensor
 
-__all__ = ["batch_norm"]
+__all__ = ["batch_norm", "group_norm"]
 
 
-class _BatchNorm(Function):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, running_mean: np.ndarray | None,
-                running_var: np.ndarray | None, weight: np.ndarray | None,
-                bias: np.ndarray | None, training: bool, momentum: float,
-                eps: float) -> np.ndarray:
-        x = np.ascontiguousarray(x)
-        weight = None if weight is None else np.ascontiguousarray(weight)
-        bias = None if bias is None else np.ascontiguousarray(bias)
-        y, mean, invstd = _C.batch_norm_forward(x, running_mean, running_var, weight, bias,
-                                                training, momentum, eps)
-        ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.training = training
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        x, weight, mean, invstd = ctx.saved_tensors
-        gx, gw, gb = _C.batch_norm_backward(np.ascontiguousarray(grad), x, weight, mean, invstd,
-                                            ctx.training)
-        needs = ctx.needs_input_grad
-        return (gx if needs[0] else None, None, None, gw if needs[3] else None,
-                gb if needs[4] else None, None, None, None)
+def _float(value: object, op: str, name: str) -> None:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be a float, got {type(value).__name__}")
 
 
 def batch_norm(
@@ -74,7 +53,38 @@ def batch_norm(
         if value is not None:
             _tensor(value, op, name)
     for name, value in (("momentum", momentum), ("eps", eps)):
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            raise TypeError(f"{op}: {name} must be a float, got {type(value).__name__}")
-    return _BatchNorm.apply(input, running_mean, running_var, weight, bias, bool(training),
-                            float(momentum), float(eps))
+        _float(value, op, name)
+    return BatchNorm.apply(input, running_mean, running_var, weight, bias, bool(training),
+                           float(momentum), float(eps))
+
+
+def group_norm(
+    input: Tensor,  # noqa: A002
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Group normalization of input (N, C, *) (any number of trailing dimensions, none
+    included): the C channels form ``num_groups`` groups of C / num_groups consecutive
+    channels, and each sample's group is normalized with its own mean and biased variance,
+    then scaled by weight (C,) and shifted by bias (C,) (default 1 and 0). Returns a tensor
+    of input's shape.
+
+    Raises ValueError when C is not divisible by num_groups, when weight or bias is not
+    (C,), when eps is not positive (a constant group would give NaN), and, as PyTorch
+    does, when a single sample has one value per group (N = 1, C = num_groups, prod(*) = 1).
+    """
+    op = "group_norm"
+    _tensor(input, op)
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None:
+            _tensor(value, op, name)
+    if not isinstance(num_groups, numbers.Integral) or isinstance(num_groups, bool):
+        raise TypeError(f"{op}: num_groups must be an int, got {type(num_groups).__name__}")
+    _float(eps, op, "eps")
+    shape = tuple(input.shape)  # its rank, C and num_groups are checked by the kernel
+    if len(shape) >= 2 and shape[0] * math.prod(shape[2:]) == 1 and shape[1] == num_groups:
+        raise ValueError(f"{op}: expected more than 1 value per group, got input of shape "
+                         f"{shape} with num_groups={num_groups}")
+    return GroupNorm.apply(input, int(num_groups), weight, bias, float(eps))

@@ -28,13 +28,14 @@ from kiln.nn.modules.loss import (
     NLLLoss,
 )
 from kiln.nn.modules.module import Module, RemovableHandle, StateDictError
-from kiln.nn.modules.norm import BatchNorm1d, BatchNorm2d
+from kiln.nn.modules.norm import BatchNorm1d, BatchNorm2d, GroupNorm
 from kiln.nn.modules.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from kiln.nn.modules.sync_batchnorm import SyncBatchNorm
 
 __all__ = [
     "ELU", "GELU", "SELU", "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d",
     "BatchNorm2d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Flatten",
+    "GroupNorm",
     "Hardtanh", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d",
     "Module", "ModuleDict", "ModuleList", "MultiMarginLoss", "NLLLoss", "PReLU", "ReLU", "ReLU6",
     "RemovableHandle", "Sequential", "Sigmoid", "Softmax", "StateDictError", "SyncBatchNorm",

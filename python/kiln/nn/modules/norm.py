@@ -1,10 +1,13 @@
-"""BatchNorm1d and BatchNorm2d: normalize each channel over the batch (and space).
+"""BatchNorm1d and BatchNorm2d: normalize each channel over the batch (and space);
+GroupNorm: normalize each sample's groups of channels.
 
-y = (x - mean) / sqrt(var + eps) * weight + bias, per channel C. In training the
-batch statistics are used and the running estimates updated:
+BatchNorm: y = (x - mean) / sqrt(var + eps) * weight + bias, per channel C. In training
+the batch statistics are used and the running estimates updated:
 running = (1 - momentum) * running + momentum * batch (unbiased variance), or, with
 momentum=None, the cumulative average over the num_batches_tracked batches seen.
 In eval (or with track_running_stats=False buffers absent) the running estimates are used.
+GroupNorm: the same formula with the statistics of each (sample, group of channels), in
+training and eval alike; no running estimates.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from kiln.nn.modules.utils import _factory_dtype, _int
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm"]
 
 
 class _BatchNorm(Module):
@@ -149,3 +152,56 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _expected_ndims = (4,)
+
+
+class GroupNorm(Module):
+    """Group normalization of input (N, C, *) with C = num_channels: each sample's
+    num_groups groups of num_channels / num_groups consecutive channels are normalized
+    with their own mean and biased variance (over the group's channels and *), then
+    scaled and shifted per channel. The output has input's shape.
+
+    Parameters weight (num_channels,) = 1 and bias (num_channels,) = 0 when ``affine``
+    (bias only when ``bias``). Raises ValueError when num_channels is not divisible by
+    num_groups.
+    """
+
+    def __init__(
+        self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+        device: Any = None, dtype: Any = None, *, bias: bool = True,
+    ) -> None:
+        super().__init__()
+        op = type(self).__name__
+        self.num_groups = _int(num_groups, op, "num_groups", 1)
+        self.num_channels = _int(num_channels, op, "num_channels", 1)
+        if self.num_channels % self.num_groups != 0:
+            raise ValueError(f"{op}: num_channels ({self.num_channels}) must be divisible by "
+                             f"num_groups ({self.num_groups})")
+        if not isinstance(eps, numbers.Real) or not eps > 0:
+            raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
+        self.eps = eps
+        self.affine = affine
+        dt = _factory_dtype(device, dtype, op)
+        if affine:
+            self.weight = Parameter(Tensor(np.empty((self.num_channels,), dt)))
+            if bias:
+                self.bias = Parameter(Tensor(np.empty((self.num_channels,), dt)))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """weight 1, bias 0."""
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, "
+                f"affine={self.affine}, bias={self.bias is not None}")
