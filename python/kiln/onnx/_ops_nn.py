@@ -9,7 +9,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kiln.nn.functional.activation import _Pointwise, _PReLU, _Softmax
 from kiln.nn.functional.conv import _Conv2d, _ConvTranspose2d
 from kiln.nn.functional.linear import _Linear, _Matmul
 from kiln.nn.functional.norm import _BatchNorm
@@ -18,6 +17,7 @@ from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _Avg
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
+from kiln.ops.activation import Pointwise, PReLU, Softmax
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -222,7 +222,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-@converter(_Pointwise)
+@converter(Pointwise)
 def _pointwise(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, op, params = args
     simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
@@ -257,13 +257,13 @@ def _gelu(g: GraphBuilder, x: Value, approximate: str) -> str:
     return g.node("Mul", [half_x, g.node("Add", [t, c(1.0)])])
 
 
-@converter(_Softmax)
+@converter(Softmax)
 def _softmax(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, dim, log = args
     return g.node("LogSoftmax" if log else "Softmax", [x.name], axis=int(dim))
 
 
-@converter(_PReLU)
+@converter(PReLU)
 def _prelu(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, weight = args
     slope = weight.name
