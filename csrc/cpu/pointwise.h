@@ -16,7 +16,7 @@
 // KILN_POINTWISE_OPS; then F.<name> and nn.<Name> in Python, and tests.
 //
 // Derivatives at the kinks follow PyTorch: relu 0 and leaky_relu/elu/selu the
-// negative branch at x == 0. relu, elu and
+// negative branch at x == 0; hardswish 0 at x = -3 and 1 at x = 3. relu, elu and
 // selu test x <= 0 (not x > 0) so that a NaN input passes the gradient through, as
 // PyTorch's threshold and elu backwards do. In float, exp/expm1/tanh/erf come from
 // cpu/vmath.h so that the loops vectorize (erf: the same approximation as
@@ -149,6 +149,38 @@ struct Tanh {
   static T df(T y, T g, T) { return g * (T(1) - y * y); }
 };
 
+// hardswish (MobileNetV3): y = x relu6(x + 3) / 6;
+// dx = g * (x <= -3 ? 0 : x >= 3 ? 1 : x/3 + 1/2). PyTorch's order of operations,
+// so y(-inf) is NaN as there, and its gradient at the ends: 0 at -3, 1 at 3; at NaN
+// the gradient is NaN, as PyTorch's vectorized path gives (its scalar path gives g).
+struct Hardswish {
+  static constexpr PointwiseInfo info{"hardswish", "input * relu6(input + 3) / 6", Saved::Input};
+  template <typename T>
+  static T f(T x, T) {
+    T r = x + T(3);
+    r = r < T(0) ? T(0) : r;  // max(r, 0) and min(r, 6) that keep a NaN
+    r = r > T(6) ? T(6) : r;
+    return x * r / T(6);
+  }
+  template <typename T>
+  static T df(T x, T g, T) {
+    return x <= T(-3) ? T(0) : x >= T(3) ? g : g * (x / T(3) + T(0.5));
+  }
+};
+
+// silu (swish): y = x sigmoid(x) = x / (1 + exp(-x));
+// dx = g * s (1 + x (1 - s)), s = sigmoid(x).
+struct SiLU {
+  static constexpr PointwiseInfo info{"silu", "input * sigmoid(input)", Saved::Input};
+  template <typename T>
+  static T f(T x, T) { return x / (T(1) + vmath::exp(-x)); }
+  template <typename T>
+  static T df(T x, T g, T) {
+    const T s = T(1) / (T(1) + vmath::exp(-x));
+    return g * s * (T(1) + x * (T(1) - s));
+  }
+};
+
 }  // namespace pointwise
 
 // The list. X(Op) for each struct of kiln::pointwise.
@@ -160,7 +192,9 @@ struct Tanh {
   X(GELU)                     \
   X(GELUTanh)                 \
   X(Sigmoid)                  \
-  X(Tanh)
+  X(Tanh)                     \
+  X(Hardswish)                \
+  X(SiLU)
 
 #define KILN_POINTWISE_ENUMERATOR(Op) Op,
 enum class Pointwise { KILN_POINTWISE_OPS(KILN_POINTWISE_ENUMERATOR) };

@@ -32,6 +32,8 @@ double reference(Pointwise op, double a, double x) {
       return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
     case Pointwise::Sigmoid: return 1 / (1 + std::exp(-x));
     case Pointwise::Tanh: return std::tanh(x);
+    case Pointwise::Hardswish: return x * std::min(std::max(x + 3, 0.0), 6.0) / 6;
+    case Pointwise::SiLU: return x / (1 + std::exp(-x));
   }
   return NAN;
 }
@@ -61,6 +63,40 @@ TEST(Pointwise, ForwardMatchesReferenceAndBackwardMatchesFiniteDifferences) {
       EXPECT_NEAR(dx[i], g[i] * num, 1e-6) << name << " at x=" << x[i];
     }
   }
+}
+
+// Values where PyTorch 2.13 decides by convention: the ends of hardswish's ramp,
+// infinities and NaN.
+TEST(Pointwise, HardswishAndSiluEdgesMatchPyTorch) {
+  const double inf = INFINITY, nan = NAN;
+  const std::vector<double> x = {-3, 3, -inf, inf, nan, -100, 0};
+  auto run = [&](Pointwise op) {
+    std::vector<double> y(x.size()), dx(x.size()), ones(x.size(), 1.0);
+    pointwise_forward<double>(op, 0, x.data(), y.data(), x.size());
+    pointwise_backward<double>(op, 0, x.data(), ones.data(), dx.data(), x.size());
+    return std::pair(y, dx);
+  };
+  const auto [hy, hdx] = run(Pointwise::Hardswish);
+  EXPECT_EQ(hy[0], 0.0);
+  EXPECT_TRUE(std::signbit(hy[0]));  // -3 * 0 / 6
+  EXPECT_EQ(hy[1], 3.0);
+  EXPECT_TRUE(std::isnan(hy[2]));  // -inf * 0
+  EXPECT_EQ(hy[3], inf);
+  EXPECT_TRUE(std::isnan(hy[4]));
+  EXPECT_EQ(hdx[0], 0.0);  // the gradient is 0 at -3 and 1 at 3
+  EXPECT_EQ(hdx[1], 1.0);
+  EXPECT_EQ(hdx[2], 0.0);
+  EXPECT_EQ(hdx[3], 1.0);
+  EXPECT_TRUE(std::isnan(hdx[4]));
+  EXPECT_EQ(hdx[6], 0.5);
+
+  const auto [sy, sdx] = run(Pointwise::SiLU);
+  EXPECT_TRUE(std::isnan(sy[2]));  // -inf / inf
+  EXPECT_EQ(sy[3], inf);
+  EXPECT_TRUE(std::isnan(sy[4]));
+  EXPECT_TRUE(std::isnan(sdx[2]) && std::isnan(sdx[3]) && std::isnan(sdx[4]));
+  EXPECT_EQ(sdx[6], 0.5);
+  EXPECT_NEAR(sy[5], -100 / (1 + std::exp(100.0)), 1e-50);
 }
 
 // Ops share a name only as the values of one string parameter, and then agree on

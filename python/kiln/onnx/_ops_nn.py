@@ -236,6 +236,12 @@ def _pointwise(g: GraphBuilder, call: Call, args: list[Any]) -> str:
         return g.node("Selu", [x.name], alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
     if op == "gelu":
         return _gelu(g, x, params[0] if params else "none")
+    if op == "hardswish":  # x relu6(x + 3) / 6 = x HardSigmoid(x) with alpha 1/6, beta 1/2
+        if g.opset >= 14:
+            return g.node("HardSwish", [x.name])
+        return g.node("Mul", [x.name, g.node("HardSigmoid", [x.name], alpha=1.0 / 6, beta=0.5)])
+    if op == "silu":
+        return g.node("Mul", [x.name, g.node("Sigmoid", [x.name])])
     raise UnsupportedOperatorError(f"kiln.onnx.export: activation {op!r} in {call.where} "
                                    "has no ONNX conversion")
 

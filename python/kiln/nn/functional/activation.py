@@ -21,6 +21,7 @@ from kiln.tensor import Tensor
 __all__ = [
     "elu",
     "gelu",
+    "hardswish",
     "hardtanh",
     "leaky_relu",
     "log_softmax",
@@ -29,6 +30,7 @@ __all__ = [
     "relu6",
     "selu",
     "sigmoid",
+    "silu",
     "softmax",
     "tanh",
 ]
@@ -94,6 +96,17 @@ def sigmoid(input: Tensor) -> Tensor:
 def tanh(input: Tensor) -> Tensor:
     """tanh(input) elementwise. input: any shape; output: same shape."""
     return _pointwise("tanh", input)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """input * relu6(input + 3) / 6 elementwise (MobileNetV3). input: any shape; output:
+    same shape."""
+    return _pointwise("hardswish", input)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """input * sigmoid(input) elementwise (swish). input: any shape; output: same shape."""
+    return _pointwise("silu", input)
 
 
 def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> Tensor:
