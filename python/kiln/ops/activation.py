@@ -11,7 +11,7 @@ and gradients have their input's shape.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,9 +22,11 @@ __all__ = ["PReLU", "Pointwise", "Softmax"]
 
 
 @functools.cache
-def _reads_output(backend: Backend, op: str) -> bool:
-    """Whether ``op``'s backward reads the forward output (else the input)."""
-    return backend.pointwise_ops()[op]["saved"] == "output"
+def _pointwise_kernels(backend: Backend, op: str) -> tuple[Callable, Callable, bool]:
+    """``op``'s forward and backward kernels on ``backend``, and whether the backward
+    reads the forward output (else the input). Cached: one lookup per call."""
+    return (getattr(backend, op + "_forward"), getattr(backend, op + "_backward"),
+            backend.pointwise_ops()[op]["saved"] == "output")
 
 
 def _contiguous(ctx: Context, array: Any, dtype: Any = None) -> Any:
@@ -38,16 +40,18 @@ class Pointwise(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, op: str, params: tuple) -> np.ndarray:
-        x = _contiguous(ctx, x)
-        y = getattr(ctx.backend, op + "_forward")(x, *params)
-        ctx.save_for_backward(y if _reads_output(ctx.backend, op) else x)
+        backend = ctx.backend
+        forward, _, reads_output = _pointwise_kernels(backend, op)
+        x = backend.xp.asarray(x, order="C")
+        y = forward(x, *params)
+        ctx.save_for_backward(y if reads_output else x)
         ctx.op, ctx.params = op, params
         return y
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         (saved,) = ctx.saved_tensors
-        backward = getattr(ctx.backend, ctx.op + "_backward")
+        backward = _pointwise_kernels(ctx.backend, ctx.op)[1]
         return backward(_contiguous(ctx, grad, saved.dtype), saved, *ctx.params), None, None
 
 
