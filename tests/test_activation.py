@@ -1,9 +1,11 @@
-"""Activations: relu, leaky_relu, elu, selu, gelu, sigmoid, tanh, softmax, log_softmax
-and prelu against PyTorch (forward and every gradient), float64 finite-difference
-gradchecks, and bad input."""
+"""Activations: every op of the C++ pointwise list (relu, leaky_relu, elu, selu, gelu,
+sigmoid, tanh, hardswish, silu), softmax, log_softmax and prelu against PyTorch (forward
+and every gradient, odd shapes, non-contiguous input, infinities, NaN and kinks),
+float64 finite-difference gradchecks, the nn modules, ONNX export and bad input."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -60,6 +62,11 @@ POINTWISE = {
     ),
     "sigmoid": (F.sigmoid, lambda t: torch_f().sigmoid(t)),
     "tanh": (F.tanh, lambda t: torch_f().tanh(t)),
+    "hardswish": (F.hardswish, lambda t: torch_f().hardswish(t)),
+    "hardswish_inplace_arg": (lambda t: F.hardswish(t, inplace=True),
+                              lambda t: torch_f().hardswish(t)),
+    "silu": (F.silu, lambda t: torch_f().silu(t)),
+    "silu_inplace_arg": (lambda t: F.silu(t, inplace=True), lambda t: torch_f().silu(t)),
 }
 SHAPES = [(7,), (3, 5), (2, 3, 9, 7), (1, 1), (), (0, 4), (70000,)]
 
@@ -69,6 +76,75 @@ SHAPES = [(7,), (3, 5), (2, 3, 9, 7), (1, 1), (), (0, 4), (70000,)]
 def test_pointwise_matches_torch(name, shape):
     kfn, tfn = POINTWISE[name]
     parity(kfn, tfn, rand(shape, seed=len(shape)))
+
+
+def test_every_listed_op_has_a_functional_and_a_parity_case():
+    """The C++ list is the one list: each of its ops is reachable as F.<name>, with the
+    kernel's parameter names and defaults, and is compared with PyTorch above."""
+    for name, meta in kiln.kernels.pointwise_ops().items():
+        params = inspect.signature(getattr(F, name)).parameters
+        for param, default in meta["params"].items():
+            assert params[param].default == default, (name, param)
+        assert name in POINTWISE, name
+        assert meta["saved"] in ("input", "output")
+
+
+@pytest.mark.parametrize("name", sorted(POINTWISE))
+def test_pointwise_non_contiguous_input(name):
+    kfn, tfn = POINTWISE[name]
+    x = rand((6, 5, 4), seed=3).transpose(2, 0, 1)[:, ::2]
+    assert not x.flags.c_contiguous
+    parity(kfn, tfn, x)
+
+
+# Values where the ops decide by convention: infinities, the kinks of relu and friends,
+# the ends of hardswish's ramp (gradient 0 at -3, 1 at 3, as PyTorch's).
+EDGES = [0.0, -0.0, np.inf, -np.inf, -3.0, 3.0, -3.0001, 3.0001, -2.9999, 2.9999, 1e-30,
+         -1e-30, 50.0, -50.0, 100.0, -100.0, -90.0, 89.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["relu", "hardswish", "silu", "sigmoid", "tanh", "elu", "selu"])
+def test_pointwise_edges_match_torch(name, dtype):
+    """Forward and gradient equal where they are NaN, infinite or zero; the edges three
+    times over so that vectorized and scalar code both see them."""
+    torch = pytest.importorskip("torch")
+    x = np.array(EDGES * 3, dtype)
+    kfn, tfn = POINTWISE[name]
+    xk, xt = kiln.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yk, yt = kfn(xk), tfn(xt)
+    yk.sum().backward()
+    yt.sum().backward()
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(yk.detach().numpy(), yt.detach().numpy(), rtol=rtol, atol=0)
+    np.testing.assert_allclose(xk.grad.numpy(), xt.grad.numpy(), rtol=rtol, atol=0)
+
+
+def test_pointwise_nan_input():
+    """NaN in, NaN out; the gradient at NaN is NaN except where the backward tests
+    x <= 0 (relu, elu, selu pass the incoming gradient, as PyTorch's scalar code does;
+    its vectorized elu and selu give NaN, so PyTorch itself is not one answer)."""
+    x = np.full(40, np.nan, np.float32)
+    for name in kiln.kernels.pointwise_ops():
+        xk = kiln.tensor(x, requires_grad=True)
+        y = getattr(F, name)(xk)
+        y.sum().backward()
+        assert np.isnan(y.detach().numpy()).all(), name
+        grad = xk.grad.numpy()
+        if name == "relu":
+            np.testing.assert_array_equal(grad, 1.0)
+        elif name in ("elu", "selu", "leaky_relu"):
+            assert np.isfinite(grad).all(), name
+        else:
+            assert np.isnan(grad).all(), name
+
+
+def test_hardswish_ramp_ends():
+    x = kiln.tensor(np.array([-3.0, 3.0, -np.inf, np.inf], np.float64), requires_grad=True)
+    y = F.hardswish(x)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), [-0.0, 3.0, np.nan, np.inf])
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 0.0, 1.0])
 
 
 def test_pointwise_kinks_follow_torch():
@@ -88,7 +164,7 @@ def test_relu_passes_nan_and_sigmoid_saturates():
 def test_inplace_is_out_of_place_and_correct():
     x = kiln.tensor(rand((3, 4)), requires_grad=True)
     before = x.detach().numpy().copy()
-    for fn in (F.relu, F.leaky_relu, F.elu, F.selu):
+    for fn in (F.relu, F.leaky_relu, F.elu, F.selu, F.hardswish, F.silu):
         y = fn(x, inplace=True)
         assert y is not x
         np.testing.assert_array_equal(x.detach().numpy(), before)
@@ -190,6 +266,8 @@ def f64(shape: tuple[int, ...], seed: int = 0) -> kiln.Tensor:
         lambda t: F.gelu(t, approximate="tanh"),
         F.sigmoid,
         F.tanh,
+        F.hardswish,
+        F.silu,
         lambda t: F.softmax(t, 1),
         lambda t: F.softmax(t, -1),
         lambda t: F.log_softmax(t, 0),
@@ -206,7 +284,7 @@ def test_gradcheck_prelu():
 
 
 # ------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("name", sorted(kiln.kernels.pointwise_ops()))
 def test_pointwise_bad_input(name):
     fn = getattr(F, name)
     with pytest.raises(TypeError, match=name):
@@ -260,3 +338,28 @@ def test_kernels_check_their_arguments():
         k.prelu_backward(rand((3, 5)), x, np.ones(4, np.float32))
     y = k.softmax_forward(x, -1)
     np.testing.assert_allclose(y.sum(1), 1, rtol=1e-6)
+
+
+# ------------------------------------------------------------- modules and export
+@pytest.mark.parametrize("name", ["Hardswish", "SiLU"])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_new_modules_match_torch(name, inplace):
+    torch = pytest.importorskip("torch")
+    km, tm = getattr(kiln.nn, name)(inplace=inplace), getattr(torch.nn, name)(inplace=inplace)
+    assert repr(km) == repr(tm)
+    x = rand((2, 3, 5), seed=4)
+    parity(km, lambda t: tm(t.clone()), x)
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+def test_hardswish_and_silu_export_to_onnx(opset, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = kiln.nn.Sequential(kiln.nn.Hardswish(), kiln.nn.Linear(5, 5), kiln.nn.SiLU())
+    x = rand((4, 5), seed=5)
+    x[0, :4] = [-3.0, 3.0, -4.0, 4.0]
+    path = tmp_path / "m.onnx"
+    kiln.onnx.export(model, kiln.tensor(x), path, opset=opset)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(got, model(kiln.tensor(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)

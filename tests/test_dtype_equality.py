@@ -177,11 +177,10 @@ def _sample_calls() -> dict[str, list[Call]]:
         "linear_backward": [((f32(5, 3), f32(5, 4), f32(3, 4)), {})],
         "matmul_forward": [((f32(2, 3, 4), f32(4, 5)), {}), ((f64(3, 4), f64(4, 2)), {})],
         "matmul_backward": [((f32(2, 3, 5), f32(2, 3, 4), f32(4, 5)), {})],
-        # activations
-        **{f"{n}_forward": [((act,), {})] for n in ("relu", "elu", "gelu", "leaky_relu", "selu",
-                                                     "sigmoid", "tanh")},
-        **{f"{n}_backward": [((f32(3, 5), act), {})]
-           for n in ("relu", "elu", "gelu", "leaky_relu", "selu", "sigmoid", "tanh")},
+        # activations: every op of the C++ pointwise list, and the list itself
+        **{f"{n}_forward": [((act,), {})] for n in kernels.pointwise_ops()},
+        **{f"{n}_backward": [((f32(3, 5), act), {})] for n in kernels.pointwise_ops()},
+        "pointwise_ops": [((), {})],
         "softmax_forward": [((act, 1), {})],
         "softmax_backward": [((f32(3, 5), soft, 1), {})],
         "log_softmax_forward": [((act, 0), {})],

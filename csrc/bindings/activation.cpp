@@ -1,6 +1,8 @@
 // kiln.kernels activations: <op>_forward / <op>_backward on NumPy arrays
 // (float32 or float64, C-contiguous, any shape; outputs are new arrays).
+#include <cstring>
 #include <string>
+#include <utility>
 
 #include "bindings/arrays.h"
 #include "bindings/families.h"
@@ -10,65 +12,125 @@
 namespace kiln::bind {
 namespace {
 
+const char* saved_name(const PointwiseInfo& info) {
+  return info.saved == Saved::Output ? "output" : "input";
+}
 
-py::array pointwise_forward(Pointwise act, double alpha, const py::array& x, const char* op) {
-  return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
+py::array run_forward(Pointwise op, double param, const py::array& x, const char* fn) {
+  return dispatch_float(x, fn, "input", [&](auto tag) -> py::array {
     using T = decltype(tag);
-    const T* px = data<T>(x, op, "input");
+    const T* px = data<T>(x, fn, "input");
     auto y = empty<T>(shape_of(x));
     T* py_ = y.mutable_data();
     const int64_t n = x.size();
     {
       py::gil_scoped_release nogil;
-      activation_forward<T>(act, static_cast<T>(alpha), px, py_, n);
+      pointwise_forward<T>(op, static_cast<T>(param), px, py_, n);
     }
     return y;
   });
 }
 
-py::array pointwise_backward(Pointwise act, double alpha, const py::array& dy,
-                             const py::array& saved, const char* op) {
-  const char* saved_name = backward_uses_output(act) ? "output" : "input";
-  return dispatch_float(dy, op, "grad_output", [&](auto tag) -> py::array {
+py::array run_backward(Pointwise op, double param, const py::array& dy, const py::array& saved,
+                       const char* fn) {
+  const char* saved_as = saved_name(pointwise_info(op));
+  return dispatch_float(dy, fn, "grad_output", [&](auto tag) -> py::array {
     using T = decltype(tag);
-    const T* pg = data<T>(dy, op, "grad_output");
-    const T* ps = data<T>(saved, op, saved_name);
-    check_same_shape(dy, saved, op, "grad_output", saved_name);
+    const T* pg = data<T>(dy, fn, "grad_output");
+    const T* ps = data<T>(saved, fn, saved_as);
+    check_same_shape(dy, saved, fn, "grad_output", saved_as);
     auto dx = empty<T>(shape_of(dy));
     T* pd = dx.mutable_data();
     const int64_t n = dy.size();
     {
       py::gil_scoped_release nogil;
-      activation_backward<T>(act, static_cast<T>(alpha), ps, pg, pd, n);
+      pointwise_backward<T>(op, static_cast<T>(param), ps, pg, pd, n);
     }
     return dx;
   });
 }
 
-Pointwise gelu_kind(const std::string& approximate, const char* op) {
-  if (approximate == "none") return Pointwise::GELU;
-  if (approximate == "tanh") return Pointwise::GELUTanh;
-  fail<ValueError>(op, ": approximate must be 'none' or 'tanh', got '", approximate, "'");
+// The op named info.name whose string parameter is `value`; ValueError naming the
+// choices otherwise.
+Pointwise variant_of(const PointwiseInfo& info, const std::string& value, const char* fn) {
+  std::string choices;
+  for (Pointwise op : kPointwiseOps) {
+    const PointwiseInfo& other = pointwise_info(op);
+    if (std::strcmp(other.name, info.name) != 0) continue;
+    if (value == other.variant) return op;
+    choices += (choices.empty() ? "'" : " or '") + std::string(other.variant) + "'";
+  }
+  fail<ValueError>(fn, ": ", info.param, " must be ", choices, ", got '", value, "'");
 }
 
-// Registers fwd(input) and bwd(grad_output, input|output) for an op without parameters.
-void def_plain(py::module_& m, const char* fwd, const char* bwd, Pointwise act,
-               const char* formula) {
-  const char* saved = backward_uses_output(act) ? "output" : "input";
+// Registers <name>_forward(input, *param) and <name>_backward(grad_output, saved,
+// *param); resolve(fn, param...) gives the op to run and its numeric parameter.
+template <typename... Param, typename Resolve, typename... ParamArg>
+void def_pair(py::module_& m, const PointwiseInfo& info, Resolve resolve,
+              const ParamArg&... param_arg) {
+  const std::string fwd = std::string(info.name) + "_forward";
+  const std::string bwd = std::string(info.name) + "_backward";
+  const char* saved = saved_name(info);
   m.def(
-      fwd, [act, fwd](const py::array& x) { return pointwise_forward(act, 0, x, fwd); },
-      py::arg("input"),
-      (std::string(formula) + " elementwise; input: any shape, float32/float64. Returns output.")
+      fwd.c_str(),
+      [resolve, fwd](const py::array& x, Param... p) {
+        const auto [op, value] = resolve(fwd.c_str(), p...);
+        return run_forward(op, value, x, fwd.c_str());
+      },
+      py::arg("input"), param_arg...,
+      (std::string(info.formula) +
+       ", elementwise. input: any shape, float32/float64; output: same shape.")
           .c_str());
   m.def(
-      bwd,
-      [act, bwd](const py::array& dy, const py::array& s) {
-        return pointwise_backward(act, 0, dy, s, bwd);
+      bwd.c_str(),
+      [resolve, bwd](const py::array& dy, const py::array& s, Param... p) {
+        const auto [op, value] = resolve(bwd.c_str(), p...);
+        return run_backward(op, value, dy, s, bwd.c_str());
       },
-      py::arg("grad_output"), py::arg(saved),
+      py::arg("grad_output"), py::arg(saved), param_arg...,
       (std::string("Gradient with respect to the input, from grad_output and the forward ") +
        saved + " (same shape). Returns grad_input.")
           .c_str());
+}
+
+// Every name of cpu/pointwise.h's list; the ops sharing a name (its string
+// parameter's values) are registered once, by the first.
+void def_pointwise_ops(py::module_& m) {
+  for (Pointwise op : kPointwiseOps) {
+    const PointwiseInfo& info = pointwise_info(op);
+    if (py::hasattr(m, (std::string(info.name) + "_forward").c_str())) continue;
+    if (!info.param) {
+      def_pair<>(m, info, [op](const char*) { return std::pair(op, 0.0); });
+    } else if (!info.variant) {
+      def_pair<double>(
+          m, info, [op](const char*, double p) { return std::pair(op, p); },
+          py::arg(info.param) = info.default_param);
+    } else {
+      def_pair<const std::string&>(
+          m, info,
+          [&info](const char* fn, const std::string& value) {
+            return std::pair(variant_of(info, value, fn), 0.0);
+          },
+          py::arg(info.param) = std::string(info.variant));
+    }
+  }
+  m.def(
+      "pointwise_ops",
+      [] {
+        py::dict ops;
+        for (Pointwise op : kPointwiseOps) {
+          const PointwiseInfo& info = pointwise_info(op);
+          if (ops.contains(info.name)) continue;
+          py::dict params;
+          if (info.param)
+            params[info.param] = info.variant ? py::object(py::str(info.variant))
+                                              : py::object(py::float_(info.default_param));
+          ops[info.name] = py::dict(py::arg("saved") = saved_name(info), py::arg("params") = params);
+        }
+        return ops;
+      },
+      "The pointwise ops' metadata: {name: {'saved': 'input' or 'output' (what "
+      "<name>_backward reads besides grad_output), 'params': {name: default}}}.");
 }
 
 // (outer, dim, inner) view of `shape` around dimension `dim` (negative counts from the end).
@@ -158,58 +220,7 @@ int64_t prelu_weight_numel(const py::array& x, const py::array& w, const char* o
 }  // namespace
 
 void bind_activation(py::module_& m) {
-  def_plain(m, "relu_forward", "relu_backward", Pointwise::ReLU, "max(input, 0)");
-  def_plain(m, "selu_forward", "selu_backward", Pointwise::SELU,
-            "scale * elu(input, alpha) with SELU's fixed constants");
-  def_plain(m, "sigmoid_forward", "sigmoid_backward", Pointwise::Sigmoid,
-            "1 / (1 + exp(-input))");
-  def_plain(m, "tanh_forward", "tanh_backward", Pointwise::Tanh, "tanh(input)");
-
-  m.def(
-      "leaky_relu_forward",
-      [](const py::array& x, double slope) {
-        return pointwise_forward(Pointwise::LeakyReLU, slope, x, "leaky_relu_forward");
-      },
-      py::arg("input"), py::arg("negative_slope") = 0.01,
-      "input > 0 ? input : negative_slope * input, elementwise; any shape.");
-  m.def(
-      "leaky_relu_backward",
-      [](const py::array& dy, const py::array& x, double slope) {
-        return pointwise_backward(Pointwise::LeakyReLU, slope, dy, x, "leaky_relu_backward");
-      },
-      py::arg("grad_output"), py::arg("input"), py::arg("negative_slope") = 0.01,
-      "grad_input = grad_output * (input > 0 ? 1 : negative_slope); same shapes.");
-  m.def(
-      "elu_forward",
-      [](const py::array& x, double alpha) {
-        return pointwise_forward(Pointwise::ELU, alpha, x, "elu_forward");
-      },
-      py::arg("input"), py::arg("alpha") = 1.0,
-      "input > 0 ? input : alpha * (exp(input) - 1), elementwise; any shape.");
-  m.def(
-      "elu_backward",
-      [](const py::array& dy, const py::array& x, double alpha) {
-        return pointwise_backward(Pointwise::ELU, alpha, dy, x, "elu_backward");
-      },
-      py::arg("grad_output"), py::arg("input"), py::arg("alpha") = 1.0,
-      "grad_input = grad_output * (input > 0 ? 1 : alpha * exp(input)); same shapes.");
-  m.def(
-      "gelu_forward",
-      [](const py::array& x, const std::string& approximate) {
-        return pointwise_forward(gelu_kind(approximate, "gelu_forward"), 0, x, "gelu_forward");
-      },
-      py::arg("input"), py::arg("approximate") = "none",
-      "input * Phi(input) (approximate='none', exact erf) or its tanh approximation "
-      "(approximate='tanh'), elementwise; any shape.");
-  m.def(
-      "gelu_backward",
-      [](const py::array& dy, const py::array& x, const std::string& approximate) {
-        return pointwise_backward(gelu_kind(approximate, "gelu_backward"), 0, dy, x,
-                                  "gelu_backward");
-      },
-      py::arg("grad_output"), py::arg("input"), py::arg("approximate") = "none",
-      "Gradient of gelu with respect to its input; same shapes.");
-
+  def_pointwise_ops(m);
   def_softmax(m, false);
   def_softmax(m, true);
 

@@ -1,3 +1,10 @@
+// Without it GCC sinks the arithmetic of a select's arm (vmath::exp's polynomial,
+// leaky_relu's a * x) into a branch, which it then may not execute unconditionally
+// because it could trap, and the loops stay scalar; results are the same bits.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "cpu/activation.h"
 
 #include <algorithm>
@@ -14,19 +21,12 @@ namespace {
 // Elementwise work below this many elements runs on the calling thread.
 constexpr int64_t kGrain = 1 << 15;
 
-constexpr double kSeluScale = 1.0507009873554804934193349852946;
-constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
-constexpr double kSqrtHalf = 0.70710678118654752440;    // 1 / sqrt(2)
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1 / sqrt(2 pi)
-constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2 / pi)
-constexpr double kGeluCubic = 0.044715;
-
 void check_count(const char* op, int64_t n) {
   KILN_CHECK(n >= 0, op, ": negative element count ", n);
 }
 
-// Each chunk works on its own copy of f: a captured parameter (alpha) read through
-// the closure could alias the output, which would stop vectorization.
+// Each chunk works on its own copy of f: a captured parameter read through the
+// closure could alias the output, which would stop vectorization.
 template <typename T, typename F>
 void map_unary(const T* x, T* y, int64_t n, F f) {
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
@@ -50,78 +50,24 @@ T max_of(T a, T b) {
   return a < b ? b : a;
 }
 
-template <typename T>
-T gelu_tanh_arg(T v) {
-  return T(kSqrt2OverPi) * (v + T(kGeluCubic) * v * v * v);
-}
-
 }  // namespace
 
-bool backward_uses_output(Pointwise op) {
-  return op == Pointwise::Sigmoid || op == Pointwise::Tanh;
+template <typename T>
+void pointwise_forward(Pointwise op, T param, const T* x, T* y, int64_t n) {
+  check_count("pointwise_forward", n);
+  visit_pointwise(op, [&](auto o) {
+    using Op = decltype(o);
+    map_unary(x, y, n, [param](T v) { return Op::f(v, param); });
+  });
 }
 
 template <typename T>
-void activation_forward(Pointwise op, T alpha, const T* x, T* y, int64_t n) {
-  check_count("activation_forward", n);
-  switch (op) {
-    case Pointwise::ReLU:  // v < 0 (not v > 0) so that NaN passes through, as in PyTorch
-      return map_unary(x, y, n, [](T v) { return v < T(0) ? T(0) : v; });
-    case Pointwise::LeakyReLU:
-      return map_unary(x, y, n, [=](T v) { return v > T(0) ? v : alpha * v; });
-    case Pointwise::ELU:
-      return map_unary(x, y, n, [=](T v) { return v > T(0) ? v : alpha * vmath::expm1(v); });
-    case Pointwise::SELU:
-      return map_unary(x, y, n, [](T v) {
-        return T(kSeluScale) * (v > T(0) ? v : T(kSeluAlpha) * vmath::expm1(v));
-      });
-    case Pointwise::GELU:
-      return map_unary(x, y, n,
-                       [](T v) { return T(0.5) * v * (T(1) + vmath::erf(v * T(kSqrtHalf))); });
-    case Pointwise::GELUTanh:
-      return map_unary(x, y, n,
-                       [](T v) { return T(0.5) * v * (T(1) + vmath::tanh(gelu_tanh_arg(v))); });
-    case Pointwise::Sigmoid:
-      return map_unary(x, y, n, [](T v) { return T(1) / (T(1) + vmath::exp(-v)); });
-    case Pointwise::Tanh:
-      return map_unary(x, y, n, [](T v) { return vmath::tanh(v); });
-  }
-}
-
-template <typename T>
-void activation_backward(Pointwise op, T alpha, const T* s, const T* dy, T* dx, int64_t n) {
-  check_count("activation_backward", n);
-  switch (op) {
-    // ReLU, ELU and SELU test v <= 0 (not v > 0) so that a NaN input passes the
-    // gradient through unchanged, as PyTorch's threshold and elu backwards do.
-    case Pointwise::ReLU:
-      return map_binary(s, dy, dx, n, [](T v, T g) { return v <= T(0) ? T(0) : g; });
-    case Pointwise::LeakyReLU:
-      return map_binary(s, dy, dx, n, [=](T v, T g) { return v > T(0) ? g : alpha * g; });
-    case Pointwise::ELU:
-      return map_binary(s, dy, dx, n,
-                        [=](T v, T g) { return v <= T(0) ? g * alpha * vmath::exp(v) : g; });
-    case Pointwise::SELU:
-      return map_binary(s, dy, dx, n, [](T v, T g) {
-        return T(kSeluScale) * g * (v <= T(0) ? T(kSeluAlpha) * vmath::exp(v) : T(1));
-      });
-    case Pointwise::GELU:
-      return map_binary(s, dy, dx, n, [](T v, T g) {
-        const T cdf = T(0.5) * (T(1) + vmath::erf(v * T(kSqrtHalf)));
-        const T pdf = T(kInvSqrt2Pi) * vmath::exp(T(-0.5) * v * v);
-        return g * (cdf + v * pdf);
-      });
-    case Pointwise::GELUTanh:
-      return map_binary(s, dy, dx, n, [](T v, T g) {
-        const T t = vmath::tanh(gelu_tanh_arg(v));
-        const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * v * v);
-        return g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
-      });
-    case Pointwise::Sigmoid:
-      return map_binary(s, dy, dx, n, [](T y, T g) { return g * y * (T(1) - y); });
-    case Pointwise::Tanh:
-      return map_binary(s, dy, dx, n, [](T y, T g) { return g * (T(1) - y * y); });
-  }
+void pointwise_backward(Pointwise op, T param, const T* saved, const T* dy, T* dx, int64_t n) {
+  check_count("pointwise_backward", n);
+  visit_pointwise(op, [&](auto o) {
+    using Op = decltype(o);
+    map_binary(saved, dy, dx, n, [param](T s, T g) { return Op::df(s, g, param); });
+  });
 }
 
 namespace {
@@ -226,6 +172,13 @@ void for_each_slice(int64_t outer, int64_t dim, int64_t inner, Row row, Tile til
                });
 }
 
+// y = exp(x - m) over n elements. A function of its own: written inline in the row
+// lambda, GCC judged the call to exp cold, inlined it late and left the loop scalar.
+template <typename T>
+void exp_shifted(const T* x, T m, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = vmath::exp(x[i] - m);
+}
+
 template <typename T>
 T row_max(const T* x, int64_t n) {
   T acc[vmath::kLanes];
@@ -254,7 +207,7 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t dim, int64_t inner
           std::log(vmath::lane_sum<T>(dim, [&](int64_t d) { return vmath::exp(xs[d] - m); }));
       for (int64_t d = 0; d < dim; ++d) ys[d] = (xs[d] - m) - ls;
     } else {
-      for (int64_t d = 0; d < dim; ++d) ys[d] = vmath::exp(xs[d] - m);
+      exp_shifted(xs, m, ys, dim);
       const T inv = T(1) / vmath::lane_sum<T>(dim, [&](int64_t d) { return ys[d]; });
       for (int64_t d = 0; d < dim; ++d) ys[d] *= inv;
     }
@@ -329,8 +282,8 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t outer, int64_t dim
 }
 
 #define KILN_INSTANTIATE(T)                                                                   \
-  template void activation_forward<T>(Pointwise, T, const T*, T*, int64_t);                   \
-  template void activation_backward<T>(Pointwise, T, const T*, const T*, T*, int64_t);        \
+  template void pointwise_forward<T>(Pointwise, T, const T*, T*, int64_t);                    \
+  template void pointwise_backward<T>(Pointwise, T, const T*, const T*, T*, int64_t);         \
   template void prelu_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t); \
   template void prelu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t,     \
                                   int64_t, int64_t);                                          \

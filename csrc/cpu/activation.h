@@ -1,15 +1,5 @@
-// Activations: elementwise ones, PReLU, softmax and log-softmax, forward and backward.
-//
-//   op          forward  y = f(x)                          backward  dx = dy * f'
-//   relu        max(x, 0)                                  dy * [x > 0]
-//   leaky_relu  x > 0 ? x : a*x                            dy * (x > 0 ? 1 : a)
-//   elu         x > 0 ? x : a*(exp(x) - 1)                 dy * (x > 0 ? 1 : a*exp(x))
-//   selu        s * elu(x, A)   s = 1.0507.., A = 1.6733.. dy * s * (x > 0 ? 1 : A*exp(x))
-//   gelu        x * Phi(x) = x/2 * (1 + erf(x/sqrt2))      dy * (Phi(x) + x * phi(x))
-//   gelu tanh   x/2 * (1 + tanh(u)),                       dy * (1/2 (1 + t) + x/2 (1 - t^2) u')
-//                 u = sqrt(2/pi) (x + 0.044715 x^3)          t = tanh(u)
-//   sigmoid     1 / (1 + exp(-x))                          dy * y * (1 - y)    (from the output)
-//   tanh        tanh(x)                                    dy * (1 - y^2)      (from the output)
+// Activations beyond the pointwise ones (cpu/pointwise.h): PReLU, softmax and
+// log-softmax, forward and backward.
 //
 //   prelu       x (outer, C, inner), w (C) or (1):
 //               y = x > 0 ? x : w[c] x                     dx = dy * (x > 0 ? 1 : w[c])
@@ -24,26 +14,14 @@
 // Subtracting the max keeps exp from overflowing; both backward passes read only
 // the saved output, so the input need not be kept.
 //
-// Derivatives at the kinks follow PyTorch: relu 0 and leaky_relu/prelu/elu/selu
-// the negative branch at x == 0. In float, exp/expm1/tanh/erf come from cpu/vmath.h
-// so that the loops vectorize (erf: the same approximation as PyTorch's float path).
+// PReLU's derivative at x == 0 is the negative branch's, as in PyTorch.
 #pragma once
 
 #include <cstdint>
 
+#include "cpu/pointwise.h"
+
 namespace kiln {
-
-enum class Pointwise { ReLU, LeakyReLU, ELU, SELU, GELU, GELUTanh, Sigmoid, Tanh };
-
-// True for the ops whose backward reads the forward output y instead of the input x.
-bool backward_uses_output(Pointwise op);
-
-// alpha: leaky_relu's negative slope or elu's alpha; ignored by the other ops.
-template <typename T>
-void activation_forward(Pointwise op, T alpha, const T* x, T* y, int64_t n);
-// saved: y for sigmoid and tanh, x otherwise (see backward_uses_output).
-template <typename T>
-void activation_backward(Pointwise op, T alpha, const T* saved, const T* dy, T* dx, int64_t n);
 
 // x, y: (outer, channels, inner); w: (weight_numel,) with weight_numel 1 or channels.
 template <typename T>

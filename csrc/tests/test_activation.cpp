@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "common/check.h"
@@ -15,10 +18,8 @@ namespace {
 using testing::numeric_vjp;
 using testing::test_values;
 
-const Pointwise kAll[] = {Pointwise::ReLU, Pointwise::LeakyReLU, Pointwise::ELU,
-                          Pointwise::SELU, Pointwise::GELU,      Pointwise::GELUTanh,
-                          Pointwise::Sigmoid, Pointwise::Tanh};
-
+// An independent double reference for every op of the list (the switch has no
+// default, so an op added without one is a -Wswitch warning).
 double reference(Pointwise op, double a, double x) {
   switch (op) {
     case Pointwise::ReLU: return x > 0 ? x : 0;
@@ -31,31 +32,85 @@ double reference(Pointwise op, double a, double x) {
       return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
     case Pointwise::Sigmoid: return 1 / (1 + std::exp(-x));
     case Pointwise::Tanh: return std::tanh(x);
+    case Pointwise::Hardswish: return x * std::min(std::max(x + 3, 0.0), 6.0) / 6;
+    case Pointwise::SiLU: return x / (1 + std::exp(-x));
   }
-  return 0;
+  return NAN;
 }
 
-TEST(Activation, ForwardMatchesReferenceAndBackwardMatchesFiniteDifferences) {
+bool reads_output(Pointwise op) { return pointwise_info(op).saved == Saved::Output; }
+
+TEST(Pointwise, ForwardMatchesReferenceAndBackwardMatchesFiniteDifferences) {
   set_num_threads(2);
   const size_t n = 100003;  // above the threading grain
-  const std::vector<double> x = test_values(n, 1, 3.0), g = test_values(n, 2);
+  const std::vector<double> x = test_values(n, 1, 4.0), g = test_values(n, 2);
   const double a = 0.3;
-  for (Pointwise op : kAll) {
+  for (Pointwise op : kPointwiseOps) {
+    const char* name = pointwise_info(op).name;
     std::vector<double> y(n), dx(n);
-    activation_forward<double>(op, a, x.data(), y.data(), n);
-    for (size_t i = 0; i < n; i += 97) EXPECT_NEAR(y[i], reference(op, a, x[i]), 1e-12);
+    pointwise_forward<double>(op, a, x.data(), y.data(), n);
+    for (size_t i = 0; i < n; i += 97) EXPECT_NEAR(y[i], reference(op, a, x[i]), 1e-12) << name;
     std::vector<float> xf(x.begin(), x.end()), yf(n);
-    activation_forward<float>(op, float(a), xf.data(), yf.data(), n);
-    for (size_t i = 0; i < n; i += 97) EXPECT_NEAR(yf[i], y[i], 2e-6 * (1 + std::abs(y[i])));
+    pointwise_forward<float>(op, float(a), xf.data(), yf.data(), n);
+    for (size_t i = 0; i < n; i += 97)
+      EXPECT_NEAR(yf[i], y[i], 2e-6 * (1 + std::abs(y[i]))) << name;
 
-    activation_backward<double>(op, a, backward_uses_output(op) ? y.data() : x.data(), g.data(),
-                                dx.data(), n);
+    pointwise_backward<double>(op, a, reads_output(op) ? y.data() : x.data(), g.data(), dx.data(),
+                               n);
     for (size_t i = 0; i < n; i += 997) {
       const double h = 1e-6;
       const double num = (reference(op, a, x[i] + h) - reference(op, a, x[i] - h)) / (2 * h);
-      EXPECT_NEAR(dx[i], g[i] * num, 1e-6) << "op " << int(op) << " at x=" << x[i];
+      EXPECT_NEAR(dx[i], g[i] * num, 1e-6) << name << " at x=" << x[i];
     }
   }
+}
+
+// Values where PyTorch 2.13 decides by convention: the ends of hardswish's ramp,
+// infinities and NaN.
+TEST(Pointwise, HardswishAndSiluEdgesMatchPyTorch) {
+  const double inf = INFINITY, nan = NAN;
+  const std::vector<double> x = {-3, 3, -inf, inf, nan, -100, 0};
+  auto run = [&](Pointwise op) {
+    std::vector<double> y(x.size()), dx(x.size()), ones(x.size(), 1.0);
+    pointwise_forward<double>(op, 0, x.data(), y.data(), x.size());
+    pointwise_backward<double>(op, 0, x.data(), ones.data(), dx.data(), x.size());
+    return std::pair(y, dx);
+  };
+  const auto [hy, hdx] = run(Pointwise::Hardswish);
+  EXPECT_EQ(hy[0], 0.0);
+  EXPECT_TRUE(std::signbit(hy[0]));  // -3 * 0 / 6
+  EXPECT_EQ(hy[1], 3.0);
+  EXPECT_TRUE(std::isnan(hy[2]));  // -inf * 0
+  EXPECT_EQ(hy[3], inf);
+  EXPECT_TRUE(std::isnan(hy[4]));
+  EXPECT_EQ(hdx[0], 0.0);  // the gradient is 0 at -3 and 1 at 3
+  EXPECT_EQ(hdx[1], 1.0);
+  EXPECT_EQ(hdx[2], 0.0);
+  EXPECT_EQ(hdx[3], 1.0);
+  EXPECT_TRUE(std::isnan(hdx[4]));
+  EXPECT_EQ(hdx[6], 0.5);
+
+  const auto [sy, sdx] = run(Pointwise::SiLU);
+  EXPECT_TRUE(std::isnan(sy[2]));  // -inf / inf
+  EXPECT_EQ(sy[3], inf);
+  EXPECT_TRUE(std::isnan(sy[4]));
+  EXPECT_TRUE(std::isnan(sdx[2]) && std::isnan(sdx[3]) && std::isnan(sdx[4]));
+  EXPECT_EQ(sdx[6], 0.5);
+  EXPECT_NEAR(sy[5], -100 / (1 + std::exp(100.0)), 1e-50);
+}
+
+// Ops share a name only as the values of one string parameter, and then agree on
+// everything else; every other name is unique.
+TEST(Pointwise, ListIsConsistent) {
+  for (Pointwise a : kPointwiseOps)
+    for (Pointwise b : kPointwiseOps) {
+      const PointwiseInfo &p = pointwise_info(a), &q = pointwise_info(b);
+      if (a == b || std::string(p.name) != q.name) continue;
+      ASSERT_TRUE(p.variant && q.variant) << p.name;
+      EXPECT_NE(std::string(p.variant), q.variant) << p.name;
+      EXPECT_EQ(p.saved, q.saved) << p.name;
+      EXPECT_EQ(std::string(p.param), q.param) << p.name;
+    }
 }
 
 // The vectorizable float functions against glibc's, in double, over their range.
@@ -82,10 +137,10 @@ TEST(VMath, FloatFunctionsMatchLibm) {
               std::isnan(vmath::erf(NAN)) && std::isnan(vmath::expm1(NAN)));
 }
 
-TEST(Activation, RejectsNegativeCount) {
+TEST(Pointwise, RejectsNegativeCount) {
   float v = 0;
-  EXPECT_THROW(activation_forward<float>(Pointwise::ReLU, 0, &v, &v, -1), ValueError);
-  EXPECT_THROW(activation_backward<float>(Pointwise::Tanh, 0, &v, &v, &v, -2), ValueError);
+  EXPECT_THROW(pointwise_forward<float>(Pointwise::ReLU, 0, &v, &v, -1), ValueError);
+  EXPECT_THROW(pointwise_backward<float>(Pointwise::Tanh, 0, &v, &v, &v, -2), ValueError);
 }
 
 // Naive softmax over (outer, dim, inner), one column at a time.

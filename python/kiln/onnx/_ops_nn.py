@@ -9,7 +9,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kiln.nn.functional.activation import _Pointwise, _PReLU, _Softmax
 from kiln.nn.functional.conv import _Conv2d, _ConvTranspose2d
 from kiln.nn.functional.linear import _Linear, _Matmul
 from kiln.nn.functional.padding import _Pad
@@ -17,6 +16,7 @@ from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _Avg
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
+from kiln.ops.activation import Pointwise, PReLU, Softmax
 from kiln.ops.norm import BatchNorm, GroupNorm
 
 
@@ -240,7 +240,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-@converter(_Pointwise)
+@converter(Pointwise)
 def _pointwise(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, op, params = args
     simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
@@ -254,6 +254,12 @@ def _pointwise(g: GraphBuilder, call: Call, args: list[Any]) -> str:
         return g.node("Selu", [x.name], alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
     if op == "gelu":
         return _gelu(g, x, params[0] if params else "none")
+    if op == "hardswish":  # x relu6(x + 3) / 6 = x HardSigmoid(x) with alpha 1/6, beta 1/2
+        if g.opset >= 14:
+            return g.node("HardSwish", [x.name])
+        return g.node("Mul", [x.name, g.node("HardSigmoid", [x.name], alpha=1.0 / 6, beta=0.5)])
+    if op == "silu":
+        return g.node("Mul", [x.name, g.node("Sigmoid", [x.name])])
     raise UnsupportedOperatorError(f"kiln.onnx.export: activation {op!r} in {call.where} "
                                    "has no ONNX conversion")
 
@@ -275,13 +281,13 @@ def _gelu(g: GraphBuilder, x: Value, approximate: str) -> str:
     return g.node("Mul", [half_x, g.node("Add", [t, c(1.0)])])
 
 
-@converter(_Softmax)
+@converter(Softmax)
 def _softmax(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, dim, log = args
     return g.node("LogSoftmax" if log else "Softmax", [x.name], axis=int(dim))
 
 
-@converter(_PReLU)
+@converter(PReLU)
 def _prelu(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, weight = args
     slope = weight.name

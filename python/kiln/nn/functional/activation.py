@@ -10,18 +10,18 @@ overwrite a value that backward may still need).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from kiln import _C
-from kiln.autograd import Context, Function
-from kiln.nn.functional._args import check_float_tensor, contiguous
+from kiln.nn.functional._args import check_float_tensor
+from kiln.ops import activation as ops
 from kiln.tensor import Tensor
 
 __all__ = [
     "elu",
     "gelu",
+    "hardswish",
     "hardtanh",
     "leaky_relu",
     "log_softmax",
@@ -30,42 +30,15 @@ __all__ = [
     "relu6",
     "selu",
     "sigmoid",
+    "silu",
     "softmax",
     "tanh",
 ]
 
-# op -> (forward kernel, backward kernel, backward reads the output instead of the input)
-_POINTWISE: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray], bool]] = {
-    "relu": (_C.relu_forward, _C.relu_backward, False),
-    "leaky_relu": (_C.leaky_relu_forward, _C.leaky_relu_backward, False),
-    "elu": (_C.elu_forward, _C.elu_backward, False),
-    "selu": (_C.selu_forward, _C.selu_backward, False),
-    "gelu": (_C.gelu_forward, _C.gelu_backward, False),
-    "sigmoid": (_C.sigmoid_forward, _C.sigmoid_backward, True),
-    "tanh": (_C.tanh_forward, _C.tanh_backward, True),
-}
-
-
-class _Pointwise(Function):
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, op: str, params: tuple) -> np.ndarray:
-        fwd, _, from_output = _POINTWISE[op]
-        x = contiguous(x)
-        y = fwd(x, *params)
-        ctx.save_for_backward(y if from_output else x)
-        ctx.op, ctx.params = op, params
-        return y
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        (saved,) = ctx.saved_tensors
-        bwd = _POINTWISE[ctx.op][1]
-        return bwd(contiguous(grad, saved.dtype), saved, *ctx.params), None, None
-
 
 def _pointwise(op: str, input: Tensor, *params: Any) -> Tensor:
     check_float_tensor(op, "input", input)
-    return _Pointwise.apply(input, op, params)
+    return ops.Pointwise.apply(input, op, params)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -97,8 +70,6 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
     input: any shape; output: same shape.
     """
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return _pointwise("gelu", input, approximate)
 
 
@@ -127,19 +98,15 @@ def tanh(input: Tensor) -> Tensor:
     return _pointwise("tanh", input)
 
 
-class _Softmax(Function):
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, dim: int, log: bool) -> np.ndarray:
-        y = (_C.log_softmax_forward if log else _C.softmax_forward)(contiguous(x), dim)
-        ctx.save_for_backward(y)
-        ctx.dim, ctx.log = dim, log
-        return y
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """input * relu6(input + 3) / 6 elementwise (MobileNetV3). input: any shape; output:
+    same shape."""
+    return _pointwise("hardswish", input)
 
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        (y,) = ctx.saved_tensors
-        bwd = _C.log_softmax_backward if ctx.log else _C.softmax_backward
-        return bwd(contiguous(grad, y.dtype), y, ctx.dim), None, None
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """input * sigmoid(input) elementwise (swish). input: any shape; output: same shape."""
+    return _pointwise("silu", input)
 
 
 def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> Tensor:
@@ -157,7 +124,7 @@ def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> 
     if dtype is not None:
         input = input.to(dtype)
         check_float_tensor(op, "input", input)
-    return _Softmax.apply(input, int(dim), log)
+    return ops.Softmax.apply(input, int(dim), log)
 
 
 def softmax(
@@ -180,21 +147,6 @@ def log_softmax(
     return _softmax("log_softmax", input, dim, dtype, log=True)
 
 
-class _PReLU(Function):
-    @staticmethod
-    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        x, weight = contiguous(x), contiguous(weight)
-        ctx.save_for_backward(x, weight)
-        return _C.prelu_forward(x, weight)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        x, weight = ctx.saved_tensors
-        gx, gw = _C.prelu_backward(contiguous(grad, x.dtype), x, weight)
-        needs = ctx.needs_input_grad
-        return (gx if needs[0] else None), (gw if needs[1] else None)
-
-
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """input if input > 0 else weight[c] * input, with c the channel (dimension 1).
 
@@ -207,4 +159,4 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
         raise TypeError(
             f"prelu: weight dtype {weight.dtype} does not match input dtype {input.dtype}"
         )
-    return _PReLU.apply(input, weight)
+    return ops.PReLU.apply(input, weight)

@@ -4,6 +4,7 @@ from kiln.nn.modules.activation import (
     ELU,
     GELU,
     SELU,
+    Hardswish,
     Hardtanh,
     LeakyReLU,
     LogSoftmax,
@@ -11,6 +12,7 @@ from kiln.nn.modules.activation import (
     ReLU,
     ReLU6,
     Sigmoid,
+    SiLU,
     Softmax,
     Tanh,
 )
@@ -35,9 +37,8 @@ from kiln.nn.modules.sync_batchnorm import SyncBatchNorm
 __all__ = [
     "ELU", "GELU", "SELU", "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d",
     "BatchNorm2d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Flatten",
-    "GroupNorm",
-    "Hardtanh", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d",
-    "Module", "ModuleDict", "ModuleList", "MultiMarginLoss", "NLLLoss", "PReLU", "ReLU", "ReLU6",
-    "RemovableHandle", "Sequential", "Sigmoid", "Softmax", "StateDictError", "SyncBatchNorm",
-    "Tanh", "Unflatten",
+    "GroupNorm", "Hardswish", "Hardtanh", "Identity", "L1Loss", "LeakyReLU", "Linear",
+    "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "MultiMarginLoss",
+    "NLLLoss", "PReLU", "ReLU", "ReLU6", "RemovableHandle", "Sequential", "SiLU", "Sigmoid",
+    "Softmax", "StateDictError", "SyncBatchNorm", "Tanh", "Unflatten",
 ]

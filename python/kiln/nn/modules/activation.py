@@ -19,8 +19,8 @@ from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
 __all__ = [
-    "ELU", "GELU", "Hardtanh", "LeakyReLU", "LogSoftmax", "PReLU", "ReLU", "ReLU6", "SELU",
-    "Sigmoid", "Softmax", "Tanh",
+    "ELU", "GELU", "Hardswish", "Hardtanh", "LeakyReLU", "LogSoftmax", "PReLU", "ReLU", "ReLU6",
+    "SELU", "SiLU", "Sigmoid", "Softmax", "Tanh",
 ]
 
 
@@ -113,6 +113,24 @@ class SELU(_Inplace):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.selu(input, self.inplace)
+
+
+class Hardswish(Module):
+    """x * relu6(x + 3) / 6 (MobileNetV3). Like PyTorch's, its repr omits ``inplace``."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.hardswish(input, self.inplace)
+
+
+class SiLU(_Inplace):
+    """x * sigmoid(x) (swish)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.silu(input, self.inplace)
 
 
 class PReLU(Module):

@@ -1,0 +1,90 @@
+"""Activations as differentiable ops on raw arrays; kernels through ``ctx.backend``.
+
+``Pointwise`` runs any op of the C++ pointwise list (csrc/cpu/pointwise.h) by its
+name: the backend's ``<op>_forward(x, *params)`` and ``<op>_backward(grad, saved,
+*params)``, where ``saved`` is the input or the output as the backend's
+``pointwise_ops()`` metadata says. ``PReLU`` and ``Softmax`` (softmax and
+log_softmax) have kernels of their own. Every array may have any shape; outputs
+and gradients have their input's shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import numpy as np
+
+from kiln.autograd import Context, Function
+from kiln.backends import Backend
+
+__all__ = ["PReLU", "Pointwise", "Softmax"]
+
+
+@functools.cache
+def _pointwise_kernels(backend: Backend, op: str) -> tuple[Callable, Callable, bool]:
+    """``op``'s forward and backward kernels on ``backend``, and whether the backward
+    reads the forward output (else the input). Cached: one lookup per call."""
+    return (getattr(backend, op + "_forward"), getattr(backend, op + "_backward"),
+            backend.pointwise_ops()[op]["saved"] == "output")
+
+
+def _contiguous(ctx: Context, array: Any, dtype: Any = None) -> Any:
+    """The C-contiguous array the kernels need (no copy when it already is one; a 0-D
+    array stays 0-D)."""
+    return ctx.backend.xp.asarray(array, dtype=dtype, order="C")
+
+
+class Pointwise(Function):
+    """y = op(x; *params) elementwise, for ``op`` a name of ``backend.pointwise_ops()``."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, op: str, params: tuple) -> np.ndarray:
+        backend = ctx.backend
+        forward, _, reads_output = _pointwise_kernels(backend, op)
+        x = backend.xp.asarray(x, order="C")
+        y = forward(x, *params)
+        ctx.save_for_backward(y if reads_output else x)
+        ctx.op, ctx.params = op, params
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        (saved,) = ctx.saved_tensors
+        backward = _pointwise_kernels(ctx.backend, ctx.op)[1]
+        return backward(_contiguous(ctx, grad, saved.dtype), saved, *ctx.params), None, None
+
+
+class Softmax(Function):
+    """softmax (log=False) or log_softmax (log=True) of x along ``dim``."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, dim: int, log: bool) -> np.ndarray:
+        kernel = ctx.backend.log_softmax_forward if log else ctx.backend.softmax_forward
+        y = kernel(_contiguous(ctx, x), dim)
+        ctx.save_for_backward(y)
+        ctx.dim, ctx.log = dim, log
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        (y,) = ctx.saved_tensors
+        kernel = ctx.backend.log_softmax_backward if ctx.log else ctx.backend.softmax_backward
+        return kernel(_contiguous(ctx, grad, y.dtype), y, ctx.dim), None, None
+
+
+class PReLU(Function):
+    """x > 0 ? x : weight[c] x, c the channel (dim 1); weight (1,), 0-D or (C,)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        x, weight = _contiguous(ctx, x), _contiguous(ctx, weight)
+        ctx.save_for_backward(x, weight)
+        return ctx.backend.prelu_forward(x, weight)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        x, weight = ctx.saved_tensors
+        gx, gw = ctx.backend.prelu_backward(_contiguous(ctx, grad, x.dtype), x, weight)
+        needs = ctx.needs_input_grad
+        return (gx if needs[0] else None), (gw if needs[1] else None)
