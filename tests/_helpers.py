@@ -5,7 +5,8 @@ and test_tensor each used to define, plus the kiln <-> PyTorch converters of the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -57,16 +58,23 @@ def torch_dtype_name(t: Any) -> str:
 
 def parity(kiln_fn: Callable[..., Any], torch_fn: Callable[..., Any],
            grads: Sequence[np.ndarray | None], fixed: Sequence[np.ndarray | None] = (),
-           tol: float = 1e-4, seed: int = 9, check_dtype: bool = True) -> None:
-    """kiln_fn(*grads, *fixed) matches torch_fn in shape, dtype, value (relative error
-    below tol) and in the gradient of each non-None array of ``grads`` for a random
-    upstream gradient; ``fixed`` (labels, class weights) get no gradient."""
+           kwargs: dict | None = None, tol: float = 1e-4, seed: int = 9,
+           check_dtype: bool = True) -> None:
+    """kiln_fn(*grads, *fixed, **kwargs) matches torch_fn in shape, dtype, value
+    (relative error below tol) and in the gradient of each non-None array of ``grads``
+    for a random upstream gradient; ``fixed`` (labels, class weights) get no gradient.
+    A (values, indices) result (pools with return_indices) has its indices compared
+    exactly."""
     torch = torch_or_skip()
+    kwargs = kwargs or {}
     ks = [None if a is None else kiln.tensor(a, requires_grad=True) for a in grads]
     ts = [None if a is None else torch.tensor(a, requires_grad=True) for a in grads]
     kf = [None if a is None else kiln.tensor(a) for a in fixed]
     tf = [None if a is None else torch.tensor(a) for a in fixed]
-    yk, yt = kiln_fn(*ks, *kf), torch_fn(*ts, *tf)
+    yk, yt = kiln_fn(*ks, *kf, **kwargs), torch_fn(*ts, *tf, **kwargs)
+    if isinstance(yt, tuple):
+        (yk, ik), (yt, it) = yk, yt
+        np.testing.assert_array_equal(ik.numpy(), it.numpy())
     assert yk.shape == tuple(yt.shape)
     if check_dtype:
         assert yk.dtype == np.dtype(torch_dtype_name(yt))

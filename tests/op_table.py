@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -545,7 +546,8 @@ def _pad_samples(m: Maker) -> list[Sample]:
 def _pad_errors(m: Maker) -> list[ErrorCase]:
     return [
         ErrorCase("odd length", m(2, 3), (1, 2, 3), exc=ValueError, match=r"pad.*divisible by 2"),
-        ErrorCase("bad mode", m(2, 3, 4), (1, 1), mode="wrap", exc=(ValueError, NotImplementedError),
+        ErrorCase("bad mode", m(2, 3, 4), (1, 1), mode="wrap",
+                  exc=(ValueError, NotImplementedError),
                   match=r"pad.*wrap"),
         ErrorCase("reflect too wide", m(1, 2, 3), (3, 0), mode="reflect", exc=ValueError,
                   match=r"pad.*\(1, 2, 3\)"),
@@ -600,8 +602,7 @@ def _reduce_samples(m: Maker, kind: str = "randn") -> list[Sample]:
         Sample("dims_tuple_keepdim", m(2, 3, 4, kind=kind), (0, -1), keepdim=True),
         Sample("kw_dim", m(3, 5, kind=kind), dim=1),
         Sample("0d", m(kind=kind)),
-        Sample("0d_dim0", m(kind=kind), 0, xfail=bug("a 0-d tensor rejects dim=0 (NumPy AxisError/IndexError escapes); PyTorch "
-                   "accepts dim 0 and -1 on 0-d tensors and returns a 0-d result")),
+        Sample("0d_dim0", m(kind=kind), 0, xfail=ZERO_D_DIM),
         Sample("noncontig", m(4, 3, kind=kind, layout="T"), 1),
         Sample("empty_dim", m(0, 3, kind=kind), 1),
         Sample("empty_all", m(0, 3, kind=kind), gradcheck=False),
@@ -616,6 +617,10 @@ def _sum_samples(m: Maker) -> list[Sample]:
     ]
 
 
+ZERO_D_DIM = bug("a 0-d tensor rejects dim=0 (NumPy AxisError/IndexError escapes); PyTorch "
+                 "accepts dim 0 and -1 on 0-d tensors and returns a 0-d result")
+
+
 def _extreme_samples(m: Maker) -> list[Sample]:
     d = lambda *s, **k: m(*s, kind="distinct", **k)  # noqa: E731
     return [
@@ -624,8 +629,7 @@ def _extreme_samples(m: Maker) -> list[Sample]:
         Sample("dim0_keepdim", d(3, 4, 2), 0, keepdim=True),
         Sample("dim-1", d(2, 3, 4), -1),
         Sample("0d", d()),
-        Sample("0d_dim0", d(), 0, xfail=bug("a 0-d tensor rejects dim=0 (NumPy AxisError/IndexError escapes); PyTorch "
-                   "accepts dim 0 and -1 on 0-d tensors and returns a 0-d result")),
+        Sample("0d_dim0", d(), 0, xfail=ZERO_D_DIM),
         Sample("noncontig", d(4, 3, layout="T"), 0),
         Sample("batch1", d(1, 5), 1),
         Sample("nan", np.array([[1.0, np.nan, 3.0], [2.0, 0.0, -1.0]], m.dtype), 1,
@@ -943,7 +947,8 @@ OPS: list[OpRow] = [
           samples=lambda m: [s for s in binary_samples(m) if s.desc != "bool_scalar"]
           + promotion_samples(m, bool_ok=False),
           errors=lambda m: _binary_errors("sub", "-")(m) + [
-              ErrorCase("bool minus int tensor", m.bools(3), m.ints(3), exc=(TypeError, RuntimeError),
+              ErrorCase("bool minus int tensor", m.bools(3), m.ints(3),
+                        exc=(TypeError, RuntimeError),
                         match=r"sub.*bool", xfail="kiln bug: bool tensor - int64 tensor returns "
                         "[0, -2]-style int64 values; PyTorch raises RuntimeError (subtraction "
                         "with a bool tensor is not supported)"),
@@ -1135,7 +1140,9 @@ OPS: list[OpRow] = [
                   "name the op or the shapes"),
     ]),
     OpRow(".contiguous", samples=lambda m: [Sample("noncontig", m(4, 3, layout="T"))]),
-    OpRow(".clone", samples=lambda m: [Sample("3x4", m(3, 4)), Sample("noncontig", m(4, 3, layout="T"))]),
+    OpRow(".clone", samples=lambda m: [
+        Sample("3x4", m(3, 4)), Sample("noncontig", m(4, 3, layout="T")),
+    ]),
     OpRow(".double", samples=lambda m: [Sample("3x4", m(3, 4))]),
     # float64 -> float32: finite differences cannot be resolved in float32
     OpRow(".float", samples=lambda m: [Sample("3x4", m(3, 4))], gradcheck=False),
