@@ -52,6 +52,21 @@ def distinct_f64(shape: tuple[int, ...], seed: int = 0) -> kiln.Tensor:
     return kiln.tensor(values * 0.01, dtype=kiln.float64, requires_grad=True)
 
 
+def arr(t: Any) -> np.ndarray:
+    """The values of a kiln or torch tensor as a NumPy array."""
+    return t.detach().numpy()
+
+
+def assert_close(actual: Any, expected: Any, rtol: float = 1e-4, what: str = "",
+                 scale: float = 0.0) -> None:
+    """|a - b| <= rtol * (|b| + max(|b|, scale)) for kiln/torch tensors: relative to the
+    largest value (or to ``scale``, for gradients that are zero up to rounding)."""
+    a, b = arr(actual), arr(expected)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
+    scale = max(float(np.abs(b).max()) if b.size else 0.0, scale, 1e-6)
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
 def torch_dtype_name(t: Any) -> str:
     return str(t.dtype).replace("torch.", "")
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import arr, torch_or_skip
 from op_table import F64, GRADCHECK_MAX_NUMEL, OPS, Const, Layout, Maker, OpRow, Sample, resolve
 
 import kiln
 from kiln.autograd import gradcheck
 
-torch = pytest.importorskip("torch")
+torch = torch_or_skip()
 
 
 # ----------------------------------------------------------------------- building calls
@@ -72,15 +73,11 @@ def outputs(result: Any) -> list[Any]:
     return list(result) if isinstance(result, (tuple, list)) else [result]
 
 
-def numpy_of(t: Any) -> np.ndarray:
-    return t.detach().numpy()
-
-
 def assert_same(k: Any, t: Any, tol: tuple[float, float], what: str) -> None:
     """A kiln tensor equals a torch tensor: shape, dtype and values (exact for integer and
     bool results, within (rtol, atol) for floats; NaN where PyTorch has NaN)."""
     assert isinstance(k, kiln.Tensor), f"{what}: kiln returned {type(k).__name__}"
-    kv, tv = numpy_of(k), numpy_of(t)
+    kv, tv = arr(k), arr(t)
     assert kv.shape == tv.shape, f"{what}: shape {kv.shape}, torch {tv.shape}"
     assert kv.dtype == tv.dtype, f"{what}: dtype {kv.dtype}, torch {tv.dtype}"
     if kv.dtype.kind == "f":
@@ -191,7 +188,7 @@ def test_backward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
     assert [k.requires_grad for k in kout] == [t.requires_grad for t in tout]
     if not pairs:  # no output depends on a leaf requiring grad
         return
-    grads = [rng.standard_normal(tuple(t.shape)).astype(numpy_of(t).dtype) for _, t in pairs]
+    grads = [rng.standard_normal(tuple(t.shape)).astype(arr(t).dtype) for _, t in pairs]
     with warnings.catch_warnings():  # NumPy's RuntimeWarnings at NaN/inf/0 (special values)
         warnings.simplefilter("ignore", RuntimeWarning)
         if len(pairs) == 1:
