@@ -6,6 +6,7 @@ rejects the same call). Test ids read <row>-<sample>-<dtype>."""
 
 from __future__ import annotations
 
+import traceback
 import warnings
 import zlib
 from typing import Any
@@ -19,6 +20,16 @@ import kiln
 from kiln.autograd import gradcheck
 
 torch = torch_or_skip()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Any:
+    """PyTorch's reference on one thread: the table's inputs are tiny, and its thread pool
+    only contends with kiln's (and other processes) for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------- building calls
@@ -164,8 +175,24 @@ def _error_params() -> list[Any]:
 
 
 # ----------------------------------------------------------------------- the tests
+def one_frame(check: Any, *args: Any) -> None:
+    """Runs a check; a failure is re-raised as one AssertionError carrying the original
+    traceback as text. pytest otherwise re-parses every source file on the failing stack
+    for each failure, which made the table's strict xfails cost seconds."""
+    try:
+        check(*args)
+    except (Exception, pytest.fail.Exception):  # any failure, reported in full below
+        text = traceback.format_exc()
+    else:
+        return
+    raise AssertionError(text) from None
+
 @pytest.mark.parametrize("row, sample, dtype", _params("forward"))
 def test_forward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
+    one_frame(check_forward, row, sample, dtype)
+
+
+def check_forward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
     kb, tb = Built(row, sample, "kiln"), Built(row, sample, "torch")
     for k, t in zip(kb.leaves, tb.leaves):  # the layout under test really is there
         assert k.is_contiguous() == t.is_contiguous()
@@ -181,6 +208,10 @@ def test_forward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
 
 @pytest.mark.parametrize("row, sample, dtype", _params("backward"))
 def test_backward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
+    one_frame(check_backward, row, sample, dtype)
+
+
+def check_backward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
     kb, tb = Built(row, sample, "kiln"), Built(row, sample, "torch")
     kout, tout = outputs(kb.call()), outputs(tb.call())
     rng = np.random.default_rng(_seed(row.name, sample.desc))
@@ -207,12 +238,20 @@ def test_backward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
 
 @pytest.mark.parametrize("row, sample, dtype", _params("gradcheck"))
 def test_gradcheck(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
+    one_frame(check_gradcheck, row, sample, dtype)
+
+
+def check_gradcheck(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
     kb = Built(row, sample, "kiln", contiguous=True)  # gradcheck perturbs the buffer in place
     assert gradcheck(lambda *_: kb.call(), kb.leaves, eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
 @pytest.mark.parametrize("row, case", _error_params())
 def test_bad_input(row: OpRow, case: Any) -> None:
+    one_frame(check_bad_input, row, case)
+
+
+def check_bad_input(row: OpRow, case: Any) -> None:
     sample = Sample(case.desc, *case.args, **case.kwargs)
     with pytest.raises(case.exc, match=case.match):
         Built(row, sample, "kiln").call()
