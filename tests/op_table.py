@@ -130,6 +130,9 @@ class Sample:
         self.desc, self.args, self.kwargs = desc, args, kwargs
         self.gradcheck, self.xfail = gradcheck, dict(xfail or {})
 
+    def __repr__(self) -> str:
+        return f"Sample({self.desc!r})"
+
 
 @dataclass
 class ErrorCase:
@@ -149,6 +152,9 @@ class ErrorCase:
                  torch_raises: bool = True, xfail: str | None = None, **kwargs: Any) -> None:
         self.desc, self.args, self.kwargs = desc, args, kwargs
         self.exc, self.match, self.torch_raises, self.xfail = exc, match, torch_raises, xfail
+
+    def __repr__(self) -> str:
+        return f"ErrorCase({self.desc!r})"
 
 
 def bug(reason: str, *kinds: str) -> dict:
@@ -177,6 +183,9 @@ class OpRow:
             if not isinstance(self.op, str):
                 raise ValueError("a row with a callable op needs a name")
             self.name = self.op
+
+    def __repr__(self) -> str:
+        return f"OpRow({self.name!r})"
 
 
 def resolve(spec: str | Callable[..., Any], lib: str) -> Callable[..., Any]:
@@ -280,6 +289,8 @@ def _loss_regression(m: Maker) -> list[Sample]:
         Sample("weight_none", m(3, 4), m(3, 4), weight=m.const(3, 4, kind="pos"), reduction="none"),
         Sample("empty_sum", m(0, 3), m(0, 3), reduction="sum"),
         Sample("empty_mean", m(0, 3), m(0, 3), gradcheck=False),
+        Sample("legacy_size_average_False", m(3, 4), m(3, 4), size_average=False),
+        Sample("legacy_reduce_False", m(3, 4), m(3, 4), reduce=False),
     ]
     return out
 
@@ -317,6 +328,8 @@ def _class_loss_samples(m: Maker, nll: bool) -> list[Sample]:
         Sample("all_ignored_mean", x(2, 3), Const(np.array([-100, -100])), gradcheck=False),
         Sample("all_ignored_sum", x(2, 3), Const(np.array([1, 1])), ignore_index=1,
                reduction="sum"),
+        Sample("legacy_size_average_False", x(4, 5), m.labels(4, classes=5), size_average=False),
+        Sample("legacy_reduce_False", x(4, 5), m.labels(4, classes=5), reduce=False),
     ]
     if not nll:
         out += [
@@ -535,6 +548,9 @@ def _pad_samples(m: Maker) -> list[Sample]:
         ]
     out += [
         Sample("reflect_5d", m(1, 1, 3, 3, 4), (1, 1, 1, 1, 1, 1), mode="reflect"),
+        Sample("reflect_unbatched_1d", m(3, 5), (2, 1), mode="reflect"),
+        Sample("replicate_wider_than_input", m(1, 2, 3), (4, 5), mode="replicate"),
+        Sample("constant_crop_to_empty", m(2, 3), (-2, -1)),
         Sample("circular_negative", m(1, 2, 5), (-1, 2), mode="circular", xfail=bug(
             "circular pad with a negative amount wraps the uncropped input: x=arange(5), "
             "pad (-1, 2) gives [1,2,3,4,0,1], PyTorch crops first: [1,2,3,4,1,2]; "
@@ -552,6 +568,8 @@ def _pad_errors(m: Maker) -> list[ErrorCase]:
         ErrorCase("reflect too wide", m(1, 2, 3), (3, 0), mode="reflect", exc=ValueError,
                   match=r"pad.*\(1, 2, 3\)"),
         ErrorCase("too many dims", m(4), (1, 1, 1, 1), exc=ValueError, match=r"pad"),
+        ErrorCase("circular wider than input", m(1, 2, 3), (4, 0), mode="circular",
+                  exc=ValueError, match=r"pad.*\(1, 2, 3\)"),
         ErrorCase("value with reflect", m(1, 2, 4), (1, 1), mode="reflect", value=1.0,
                   exc=(ValueError, NotImplementedError), match=r"pad.*value"),
     ]
@@ -1039,6 +1057,60 @@ OPS: list[OpRow] = [
         ErrorCase("no bounds", m(3), exc=(ValueError, RuntimeError), match=r"clamp"),
     ]),
     OpRow(".clip", samples=lambda m: [Sample("min_max", m(3, 4), -0.5, 0.5)]),
+    # ---- in-place methods and conversions (forward only: PyTorch forbids in-place ops on
+    # leaves that require grad); the result is the mutated first argument
+    OpRow(".add_", differentiable=False, samples=lambda m: [
+        Sample("tensor", m(3, 4), m(3, 4)),
+        Sample("bcast_alpha", m(3, 4), m(4), alpha=2.5),
+        Sample("scalar", m(3, 4), 1.5),
+        Sample("int_tensor_int_scalar", m.ints(3), 2),
+        Sample("float_tensor_int_tensor", m(3), m.ints(3)),
+        Sample("noncontig_self", m(4, 3, layout="T"), m(4, 3)),
+    ], errors=lambda m: [
+        ErrorCase("int tensor += float", m.ints(3), 1.5, exc=(TypeError, RuntimeError),
+                  match=r"add_.*(float|Float).*(int64|Long)", xfail="kiln bug: NumPy's "
+                  "UFuncOutputCastingError ('Cannot cast ufunc 'add' output from dtype('float64') "
+                  "to dtype('int64') ...') does not name the op"),
+        ErrorCase("result shape grows", m(3, 1), m(3, 4), exc=(ValueError, RuntimeError),
+                  match=r"add_.*\(3, 1\).*\(3, 4\)", xfail="kiln bug: NumPy's message "
+                  "('non-broadcastable output operand with shape (3,1) doesn't match the "
+                  "broadcast shape (3,4)') does not name the op"),
+    ]),
+    OpRow(".sub_", differentiable=False, samples=lambda m: [
+        Sample("tensor_alpha", m(3, 4), m(3, 4), alpha=0.5),
+    ]),
+    OpRow(".mul_", differentiable=False, samples=lambda m: [
+        Sample("tensor", m(3, 4), m(1, 4)), Sample("scalar", m(3, 4), -2),
+    ]),
+    OpRow(".div_", differentiable=False, samples=lambda m: [
+        Sample("tensor", m(3, 4), m(3, 4, kind="pos")), Sample("scalar", m(3, 4), 4),
+    ], errors=lambda m: [
+        ErrorCase("int tensor /= int", m.ints(3), 2, exc=(TypeError, RuntimeError),
+                  match=r"div_.*(float|Float).*(int64|Long)", xfail="kiln bug: NumPy's "
+                  "casting error ('Cannot cast ufunc 'divide' output ...') does not name the op"),
+    ]),
+    OpRow(".fill_", differentiable=False, samples=lambda m: [
+        Sample("float", m(3, 4), 2.5), Sample("int_tensor_int", m.ints(3), 7),
+        Sample("0d_tensor_value", m(2, 2), Const(m())),
+    ]),
+    OpRow(".zero_", differentiable=False, samples=lambda m: [Sample("3x4", m(3, 4))]),
+    OpRow(".copy_", differentiable=False, samples=lambda m: [
+        Sample("same", m(3, 4), m(3, 4)),
+        Sample("bcast", m(3, 4), m(4)),
+        Sample("cast_from_int", m(3), m.ints(3)),
+    ]),
+    OpRow(lambda x, i, v: (x.__setitem__(i, v), x)[1], name="Tensor.__setitem__",
+          differentiable=False, samples=lambda m: [
+              Sample("int_scalar", m(3, 4), 1, 0.5),
+              Sample("slice_tensor", m(3, 4), (slice(None), slice(1, 3)), m(3, 2)),
+              Sample("bool_mask", m(3, 4), Const(m.bools(3, 4)), 0.0),
+              Sample("bcast_row", m(3, 4), 0, m(4)),
+          ]),
+    *[OpRow(f".{name}", differentiable=False, samples=lambda m: [
+        Sample("floats", m(3, 4) * 3), Sample("ints", m.ints(3, low=-2)),
+        Sample("0d", m()),
+    ]) for name in ("long", "int", "bool")],
+    OpRow(".detach", differentiable=False, samples=lambda m: [Sample("3x4", m(3, 4))]),
     # ---- reductions
     OpRow(".sum", samples=_sum_samples, errors=_dim_error("sum")),
     OpRow(".mean", samples=_reduce_samples, errors=lambda m: _dim_error("mean")(m) + [

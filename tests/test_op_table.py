@@ -181,8 +181,8 @@ def one_frame(check: Any, *args: Any) -> None:
     for each failure, which made the table's strict xfails cost seconds."""
     try:
         check(*args)
-    except (Exception, pytest.fail.Exception):  # any failure, reported in full below
-        text = traceback.format_exc()
+    except (Exception, pytest.fail.Exception) as error:  # reported in full below
+        text = f"{type(error).__name__}: {error}\n\n{traceback.format_exc()}"
     else:
         return
     raise AssertionError(text) from None
