@@ -514,6 +514,10 @@ def _batch_norm_samples(m: Maker) -> list[Sample]:
         Sample("train_3d", m(2, 3, 5), rm(3), rv(3), m(3), m(3), training=True, eps=1e-3),
         Sample("train_batch1_spatial", m(1, 2, 3, 3), rm(2), rv(2), m(2), m(2), training=True),
         Sample("noncontig", m(2, 3, 4, 5, layout="T"), rm(3), rv(3), m(3), m(3), training=True),
+        Sample("empty_1d_train", m(0), rm(0), rv(0), training=True, xfail=bug(
+            "batch_norm of a (0,) input (running stats of shape (0,), training) raises "
+            "ValueError 'at least 2 dimensions'; PyTorch returns an empty (0,) tensor "
+            "(a sample of PyTorch's own op_db)")),
     ]
 
 
@@ -758,6 +762,9 @@ def _cat_samples(m: Maker) -> list[Sample]:
             "cat([int64 (2, 3), float32 (1, 3)]) returns float64 (NumPy's rule); PyTorch "
             "promotes to float32", "forward")),
         Sample("tuple_of_tensors", (m(2, 3), m(2, 3)), 1),
+        Sample("legacy_empty_1d", [m(0), m(2, 3)], 1, xfail=bug(
+            "cat([(0,), (2, 3)], dim=1) raises IndexError; PyTorch skips legacy empty 1-D "
+            "tensors (in its op_db) and returns the (2, 3) tensor")),
     ]
 
 
@@ -825,6 +832,9 @@ OPS: list[OpRow] = [
     }, samples=lambda m: unary_samples(m) + [
         Sample("min-0.5_max2", m(3, 4), -0.5, 2.0),
         Sample("kw_bounds", m(3, 4), min_val=0.0, max_val=0.5),
+        Sample("min_eq_max", m(3, 4), min_val=0.0, max_val=0.0, xfail=bug(
+            "hardtanh(min_val=0.0, max_val=0.0) raises ValueError 'min_val must be less than "
+            "max_val'; PyTorch accepts min_val == max_val (all zeros; in its op_db)")),
     ], errors=lambda m: [
         ErrorCase("min above max", m(3), min_val=1.0, max_val=-1.0, exc=ValueError,
                   match=r"hardtanh.*min_val"),
@@ -951,6 +961,9 @@ OPS: list[OpRow] = [
         Sample("p2_margin0.5", m(3, 4), m.labels(3, classes=4), p=2, margin=0.5),
         Sample("weight", m(3, 4), m.labels(3, classes=4), weight=m.const(4, kind="pos")),
         Sample("unbatched", m(5), Const(np.array(2))),
+        Sample("0d_input_0d_target", m(), Const(np.array(0)), xfail=bug(
+            "multi_margin_loss of a 0-d input with a 0-d target raises ValueError "
+            "'expected input to be 1-D or 2-D'; PyTorch returns 0 (one class)")),
         Sample("batch1_noncontig", m(1, 4, layout="step"), m.labels(1, classes=4)),
     ], errors=lambda m: [
         ErrorCase("p=3", m(2, 3), Const(np.array([0, 1])), p=3, exc=ValueError,
@@ -1036,8 +1049,17 @@ OPS: list[OpRow] = [
     _unary(".relu"),
     _unary(".sigmoid"),
     _unary(".tanh"),
-    OpRow(".softmax", samples=lambda m: [Sample("dim1", m(3, 4), 1), Sample("dim0", m(3, 4), 0)]),
-    OpRow(".log_softmax", samples=lambda m: [Sample("dim-1", m(2, 3, 4), -1)]),
+    OpRow(".softmax", samples=lambda m: [
+        Sample("dim1", m(3, 4), 1), Sample("dim0", m(3, 4), 0),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64, xfail=bug(
+            "Tensor.softmax(dim, dtype=...) raises TypeError (no dtype argument); PyTorch "
+            "casts to dtype first (F.softmax accepts it)")),
+    ]),
+    OpRow(".log_softmax", samples=lambda m: [
+        Sample("dim-1", m(2, 3, 4), -1),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64, xfail=bug(
+            "Tensor.log_softmax(dim, dtype=...) raises TypeError (no dtype argument)")),
+    ]),
     OpRow(".clamp", samples=lambda m: [
         Sample("min_max", m(3, 4), -0.5, 0.5),
         Sample("min_only", m(3, 4), min=0.1),
@@ -1050,6 +1072,11 @@ OPS: list[OpRow] = [
         Sample("nan", np.array([np.nan, 1.0, -1.0], m.dtype), -0.5, 0.5, gradcheck=False),
         Sample("at_bounds", np.array([-0.5, 0.5, 0.0], m.dtype), -0.5, 0.5, gradcheck=False),
         Sample("tensor_bounds", m(3, 4), Const(-m(4, kind="pos")), Const(m(3, 1, kind="pos"))),
+        Sample("tensor_bounds_grad", m(3, 4), -m(4, kind="pos") * 0.5, m(3, 1, kind="pos") * 0.5,
+               xfail=bug("clamp(x, min_tensor, max_tensor) sends no gradient to the bound "
+                         "tensors (their .grad stays None); PyTorch sends the upstream "
+                         "gradient to min where x < min and to max where x > max",
+                         "backward", "gradcheck")),
         Sample("int_tensor_float_bounds", m.ints(3, 4, low=-5), -1.5, 2.5, xfail=bug(
             "clamp of an int64 tensor with float bounds (-1.5, 2.5) returns int64 [.., 2, -1]; "
             "PyTorch promotes to float32 [.., 2.5, -1.5]", "forward")),
@@ -1125,6 +1152,14 @@ OPS: list[OpRow] = [
                   match=r"min.*(non-empty|\(0, 3\))", xfail="kiln bug: min() of an empty "
                   "tensor says 'max(): expected a non-empty tensor' (names the wrong op)"),
     ]),
+    *[OpRow(f".{name}", name=f".{name}(other)", samples=lambda m, name=name: [
+        Sample("same_shape", m(3, 4, kind="distinct"), m(3, 4, kind="distinct"), xfail=bug(
+            f"Tensor.{name}(other) (elementwise, as torch.{name}imum) is not implemented: the "
+            "tensor is taken for a dim ('dimension tensor(...) out of range' or 'bool value "
+            "of a tensor ... is ambiguous')")),
+        Sample("bcast", m(3, 1, kind="distinct"), m(4, kind="distinct"), xfail=bug(
+            f"Tensor.{name}(other) with broadcasting is not implemented")),
+    ]) for name in ("max", "min")],
     OpRow(".argmax", samples=_arg_samples, differentiable=False, errors=_dim_error("argmax")),
     OpRow(".argmin", samples=_arg_samples, differentiable=False, errors=_dim_error("argmin")),
     # ---- shape ops
@@ -1173,6 +1208,12 @@ OPS: list[OpRow] = [
         Sample("dim_not_1", m(1, 3, 1), 1),
         Sample("dim-1", m(1, 3, 1), -1),
         Sample("0d", m()),
+        Sample("0d_dim0", m(), 0, xfail=bug(
+            "squeeze(0) of a 0-d tensor raises IndexError 'tuple index out of range'; PyTorch "
+            "returns the 0-d tensor")),
+        Sample("empty_tuple", m(1, 3, 1), (), xfail=bug(
+            "squeeze(()) raises ValueError 'not enough values to unpack'; PyTorch squeezes "
+            "nothing")),
         Sample("dims_tuple", m(1, 3, 1, 2), (0, 2), xfail=bug(
             "squeeze((0, 2)) raises ValueError 'too many values to unpack'; PyTorch (>= 2.0) "
             "squeezes a tuple of dims: shape (1, 3, 1, 2) -> (3, 2)")),
@@ -1191,6 +1232,9 @@ OPS: list[OpRow] = [
     OpRow(".transpose", samples=lambda m: [
         Sample("0_1", m(2, 3), 0, 1), Sample("neg", m(2, 3, 4), -1, 0),
         Sample("same", m(2, 3), 1, 1),
+        Sample("0d", m(), 0, -1, xfail=bug(
+            "transpose(0, -1) of a 0-d tensor raises IndexError 'list index out of range'; "
+            "PyTorch returns the 0-d tensor")),
     ], errors=lambda m: [
         ErrorCase("dim out of range", m(2, 3), 0, 2, exc=IndexError, match=r"transpose.*2"),
     ]),
