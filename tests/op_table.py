@@ -602,6 +602,8 @@ def _matmul_errors(op: str) -> Callable[[Maker], list[ErrorCase]]:
         ErrorCase("inner mismatch", m(2, 3), m(4, 5), exc=ValueError,
                   match=rf"{op}.*\(2, 3\).*\(4, 5\)"),
         ErrorCase("0d operand", m(), m(3), exc=ValueError, match=rf"{op}"),
+        ErrorCase("dtype mismatch", m(2, 3), Const(m(3, 2, dtype=F64)),
+                  exc=(TypeError, ValueError), match=rf"{op}.*float(32|64).*float(32|64)"),
     ]
 
 
@@ -746,6 +748,9 @@ def _getitem_errors(m: Maker) -> list[ErrorCase]:
                   "(NumPy semantics); PyTorch raises ValueError 'step must be greater than "
                   "zero'"),
         ErrorCase("too many indices", m(3, 4), (0, 0, 0), exc=IndexError, match=r"indices|index"),
+        ErrorCase("float index", m(3, 4), 1.5, exc=IndexError, match=r"ind"),
+        ErrorCase("mask shape", m(3, 4), Const(np.ones((2, 4), bool)), exc=IndexError,
+                  match=r"(mask|index|boolean).*"),
     ]
 
 
@@ -775,6 +780,7 @@ def _stack_samples(m: Maker) -> list[Sample]:
         Sample("dim-1", [m(2, 3), m(2, 3)], dim=-1),
         Sample("0d", [m(), m()]),
         Sample("noncontig", [m(4, 3, layout="T"), m(4, 3, layout="step")], 2),
+        Sample("f32_f64", [Const(m(2, 3, dtype=F32)), Const(m(2, 3, dtype=F64))]),
     ]
 
 
@@ -840,6 +846,8 @@ OPS: list[OpRow] = [
                   match=r"hardtanh.*min_val"),
     ]),
     OpRow("F.softmax", samples=_softmax_samples, errors=lambda m: [
+        ErrorCase("int input", m.ints(2, 3), dim=1, exc=(TypeError, RuntimeError),
+                  match=r"softmax.*int64"),
         ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
                   match=r"softmax.*dim.*2.*\(2, 3\)", xfail="kiln bug: raises ValueError "
                   "from the kernel binding ('softmax_forward: dim 2 is out of range ...'); "
@@ -881,8 +889,10 @@ OPS: list[OpRow] = [
     ], tol=LOOSE_TOL),
     OpRow("F.matmul", torch_op="torch.matmul", samples=_matmul_samples,
           errors=_matmul_errors("matmul"), tol=LOOSE_TOL),
-    OpRow("kiln.matmul", samples=_matmul_samples, tol=LOOSE_TOL),
-    OpRow(operator.matmul, name="Tensor.__matmul__", samples=_matmul_samples, tol=LOOSE_TOL),
+    OpRow("kiln.matmul", samples=_matmul_samples, errors=_matmul_errors("matmul"),
+          tol=LOOSE_TOL),
+    OpRow(operator.matmul, name="Tensor.__matmul__", samples=_matmul_samples,
+          errors=_matmul_errors("matmul"), tol=LOOSE_TOL),
     # ---- pools
     OpRow("F.max_pool2d", samples=_max_pool_samples, errors=lambda m: [
         ErrorCase("output empty", m(2, 3, 5, 5), 7, exc=ValueError,
@@ -932,7 +942,14 @@ OPS: list[OpRow] = [
     ]),
     # ---- losses
     OpRow("F.cross_entropy", samples=lambda m: _class_loss_samples(m, nll=False),
-          errors=_class_loss_errors("cross_entropy"), tol=LOOSE_TOL),
+          errors=lambda m: _class_loss_errors("cross_entropy")(m) + [
+              ErrorCase("label_smoothing above 1", m(2, 3), Const(np.array([0, 1])),
+                        label_smoothing=1.5, exc=ValueError,
+                        match=r"cross_entropy.*label_smoothing.*1\.5"),
+              # a float target of another shape is read as class indices, as PyTorch does
+              ErrorCase("float target of another shape", m(2, 3), Const(m(2, 4, kind="unit")),
+                        exc=(TypeError, ValueError), match=r"cross_entropy.*\(2, 4\)"),
+          ], tol=LOOSE_TOL),
     OpRow("F.nll_loss", samples=lambda m: _class_loss_samples(m, nll=True),
           errors=_class_loss_errors("nll_loss"), tol=LOOSE_TOL),
     OpRow("F.mse_loss", samples=_loss_regression, errors=_regression_errors("mse_loss")),
@@ -1168,6 +1185,7 @@ OPS: list[OpRow] = [
         Sample("tuple", m(2, 3, 4), (4, 6)),
         Sample("infer", m(2, 3, 4), 3, -1, 2),
         Sample("to_0d", m(1), ()),
+        Sample("from_0d", m(), 1, 1),
         Sample("noncontig", m(4, 3, layout="T"), 2, 6),
         Sample("empty", m(0, 3), 3, 0),
     ], errors=_shape_errors("reshape")),
@@ -1184,7 +1202,11 @@ OPS: list[OpRow] = [
                   "RuntimeError 'view size is not compatible with input tensor's size and "
                   "stride'"),
     ]),
-    OpRow(".view_as", samples=lambda m: [Sample("2x6", m(3, 4), Const(m(2, 6)))]),
+    OpRow(".view_as", samples=lambda m: [Sample("2x6", m(3, 4), Const(m(2, 6)))],
+          errors=lambda m: [
+              ErrorCase("numel differs", m(3, 4), Const(m(5)), exc=RuntimeError,
+                        match=r"(view|reshape).*\(5,\).*\(3, 4\)|(view|reshape).*\(3, 4\)"),
+          ]),
     OpRow(".flatten", samples=lambda m: [
         Sample("all", m(2, 3, 4)),
         Sample("start1", m(2, 3, 4, 5), 1),
@@ -1198,7 +1220,7 @@ OPS: list[OpRow] = [
     ]),
     OpRow(".unsqueeze", samples=lambda m: [
         Sample("0", m(3, 4), 0), Sample("-1", m(3, 4), -1), Sample("1", m(3, 4), 1),
-        Sample("0d", m(), 0),
+        Sample("0d", m(), 0), Sample("0d_-1", m(), -1), Sample("end", m(3, 4), 2),
     ], errors=lambda m: [
         ErrorCase("dim out of range", m(3, 4), 3, exc=IndexError, match=r"unsqueeze.*3"),
     ]),
@@ -1223,6 +1245,7 @@ OPS: list[OpRow] = [
         Sample("tuple", m(2, 3, 4), (1, 2, 0)),
         Sample("negative", m(2, 3, 4), -1, -3, -2),
         Sample("noncontig", m(4, 3, layout="T"), 1, 0),
+        Sample("0d", m(), ()),
     ], errors=lambda m: [
         ErrorCase("repeated dim", m(2, 3), 0, 0, exc=(ValueError, RuntimeError),
                   match=r"permute"),
@@ -1245,7 +1268,12 @@ OPS: list[OpRow] = [
         Sample("minus1", m(3, 1), -1, 5),
         Sample("new_leading", m(1, 3), (2, 4, 3)),
         Sample("0d", m(), 2, 2),
+        Sample("same_size", m(2, 3), 2, 3),
     ], errors=lambda m: [
+        ErrorCase("-1 in a new leading dim", m(3), -1, 3, exc=(ValueError, RuntimeError),
+                  match=r"expand.*-1", xfail="kiln bug: tensor of shape (3,).expand(-1, 3) "
+                  "returns shape (1, 3); PyTorch raises RuntimeError 'The expanded size of the "
+                  "tensor (-1) isn't allowed in a leading, non-existing dimension 0'"),
         ErrorCase("non-singleton", m(3, 2), 3, 4, exc=(ValueError, RuntimeError),
                   match=r"expand.*\(3, 2\)", xfail="kiln bug: NumPy's message ('operands could "
                   "not be broadcast together with remapped shapes ... (3,2) and requested shape "
