@@ -54,6 +54,8 @@ def kiln_callable(o):
     if name.startswith("nn.functional."):
         f = getattr(F, name[len("nn.functional.") :], None)
         return f
+    if name in ("T", "mT", "H"):
+        return (lambda x: x.T) if name == "T" else None
     if name in ("where",):
         return lambda x, cond, other: kiln.where(cond, x, other)
     if name in ("cat", "stack", "matmul"):
@@ -210,6 +212,8 @@ def probe_ops(only):
                 errs = []
             for e in errs:
                 s = e.sample_input
+                if not isinstance(s.input, (torch.Tensor, list, tuple)):
+                    continue  # torch.eq(2, t): the operator form reflects, kiln has no function
                 leaves = []
                 try:
                     kout = kf(
