@@ -8,6 +8,13 @@ import os
 import pytest
 
 
+@pytest.fixture
+def torch():
+    """PyTorch, for tests that take it as a fixture; skips where it is not installed (a
+    failure in CI, see below)."""
+    return pytest.importorskip("torch")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") != "true" or exitstatus != 0:
         return

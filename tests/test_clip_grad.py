@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers import torch_or_skip
 
 import kiln
 from kiln import kernels
@@ -56,7 +57,7 @@ def test_clip_grad_norm_matches_reference(norm_type, max_norm):
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 0.5])
 def test_clip_grad_norm_matches_torch(norm_type):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     params, grads = _params(scale=3.0)
     tparams = [torch.zeros(s, requires_grad=True) for s in SHAPES]
     for p, g in zip(tparams, grads):
@@ -70,7 +71,7 @@ def test_clip_grad_norm_matches_torch(norm_type):
 
 
 def test_clip_grad_value_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     params, grads = _params(scale=2.0)
     grads[1][3] = np.nan
     params[1].grad = kiln.tensor(grads[1])

@@ -5,46 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import parity, rand, rel_err, torch_f, torch_or_skip
 
 import kiln
 import kiln.nn.functional as F
 from kiln import kernels
 from kiln.autograd import gradcheck
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6)) if b.size else 0.0
-
-
-def rand(shape: tuple[int, ...], seed: int = 0, dtype: type = np.float32) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def parity(kiln_op, torch_op, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-           kwargs: dict, tol: float = 1e-4) -> None:
-    """Output and the gradients of input, weight and bias match PyTorch's."""
-    torch = pytest.importorskip("torch")
-    ks = [kiln.tensor(a, requires_grad=True) if a is not None else None for a in (x, w, b)]
-    ts = [torch.tensor(a, requires_grad=True) if a is not None else None for a in (x, w, b)]
-    yk, yt = kiln_op(*ks, **kwargs), torch_op(*ts, **kwargs)
-    assert yk.shape == tuple(yt.shape)
-    assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < tol
-    g = rand(yk.shape, seed=7)
-    yk.backward(kiln.tensor(g))
-    yt.backward(torch.tensor(g))
-    for k, t in zip(ks, ts):
-        if k is not None:
-            assert k.grad.shape == tuple(t.shape)
-            assert rel_err(k.grad.numpy(), t.grad.numpy()) < tol
-
-
-def torch_conv2d(*args, **kwargs):
-    return pytest.importorskip("torch").nn.functional.conv2d(*args, **kwargs)
-
-
-def torch_conv_transpose2d(*args, **kwargs):
-    return pytest.importorskip("torch").nn.functional.conv_transpose2d(*args, **kwargs)
-
 
 # input shape, weight shape, bias, stride, padding, dilation, groups
 CONV_CASES = [
@@ -76,8 +42,8 @@ CONV_CASES = [
 @pytest.mark.parametrize("xs, ws, has_bias, stride, padding, dilation, groups", CONV_CASES)
 def test_conv2d_matches_torch(xs, ws, has_bias, stride, padding, dilation, groups):
     b = rand((ws[0],), 2) if has_bias else None
-    parity(F.conv2d, torch_conv2d, rand(xs), rand(ws, 1), b,
-           dict(stride=stride, padding=padding, dilation=dilation, groups=groups))
+    parity(F.conv2d, torch_f().conv2d, [rand(xs), rand(ws, 1), b],
+           kwargs=dict(stride=stride, padding=padding, dilation=dilation, groups=groups))
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # PyTorch's note on its own cost
@@ -86,23 +52,23 @@ def test_conv2d_matches_torch(xs, ws, has_bias, stride, padding, dilation, group
 ])
 def test_conv2d_string_padding_matches_torch(padding, stride, dilation):
     # A 4x3 kernel: an odd total padding along H puts the extra row at the bottom.
-    parity(F.conv2d, torch_conv2d, rand((2, 4, 9, 8)), rand((6, 2, 4, 3), 1), rand((6,), 2),
-           dict(stride=stride, padding=padding, dilation=dilation, groups=2))
+    parity(F.conv2d, torch_f().conv2d, [rand((2, 4, 9, 8)), rand((6, 2, 4, 3), 1), rand((6,), 2)],
+           kwargs=dict(stride=stride, padding=padding, dilation=dilation, groups=2))
 
 
 def test_conv2d_unbatched_matches_torch():
-    parity(F.conv2d, torch_conv2d, rand((3, 10, 9)), rand((5, 3, 3, 3), 1), rand((5,), 2),
-           dict(stride=2, padding=1))
+    parity(F.conv2d, torch_f().conv2d, [rand((3, 10, 9)), rand((5, 3, 3, 3), 1), rand((5,), 2)],
+           kwargs=dict(stride=2, padding=1))
 
 
 def test_conv2d_float64_matches_torch():
-    parity(F.conv2d, torch_conv2d, rand((2, 4, 9, 9), 0, np.float64),
-           rand((6, 2, 3, 3), 1, np.float64), rand((6,), 2, np.float64),
-           dict(stride=2, padding=1, groups=2), tol=1e-12)
+    parity(F.conv2d, torch_f().conv2d, [rand((2, 4, 9, 9), 0, np.float64),
+           rand((6, 2, 3, 3), 1, np.float64), rand((6,), 2, np.float64)],
+           kwargs=dict(stride=2, padding=1, groups=2), tol=1e-12)
 
 
 def test_conv2d_noncontiguous_input():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x = rand((2, 3, 10, 12)).transpose(0, 1, 3, 2)  # a view, not C-contiguous
     w = rand((4, 3, 3, 3), 1)
     y = F.conv2d(kiln.tensor(x), kiln.tensor(w), padding=1)
@@ -147,14 +113,14 @@ def test_conv_transpose2d_matches_torch(xs, ws, has_bias, stride, padding, out_p
     if len(xs) == 2:
         xs = (ws[0], *xs)
     b = rand((ws[1] * groups,), 2) if has_bias else None
-    parity(F.conv_transpose2d, torch_conv_transpose2d, rand(xs), rand(ws, 1), b,
-           dict(stride=stride, padding=padding, output_padding=out_pad, groups=groups,
-                dilation=dilation))
+    parity(F.conv_transpose2d, torch_f().conv_transpose2d, [rand(xs), rand(ws, 1), b],
+           kwargs=dict(stride=stride, padding=padding, output_padding=out_pad, groups=groups,
+                       dilation=dilation))
 
 
 def test_kernels_match_torch():
     """kiln.kernels on NumPy arrays, no autograd: each map against PyTorch's."""
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x, w, b = rand((2, 6, 11, 9)), rand((8, 3, 3, 3), 1), rand((8,), 2)
     args = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
     y = kernels.conv2d_forward(x, w, b, **args)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import torch_or_skip
 
 import kiln
 
 
 def test_runs_once_after_all_contributions_like_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     w0 = np.array([0.5, -1.0, 2.0], np.float32)
     seen = {}
     for lib in ("kiln", "torch"):

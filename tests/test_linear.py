@@ -5,40 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import f64, parity, rand, rel_err, torch_f, torch_or_skip
 
 import kiln
 import kiln.nn.functional as F
 from kiln.autograd import gradcheck
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6)) if b.size else 0.0
-
-
-def rand(shape: tuple[int, ...], seed: int = 0, dtype: type = np.float32) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def parity(kiln_fn, torch_fn, arrays: list[np.ndarray | None]) -> None:
-    """Value and gradients of every non-None operand match PyTorch (float32, rel < 1e-4)."""
-    torch = pytest.importorskip("torch")
-    ks = [None if a is None else kiln.tensor(a, requires_grad=True) for a in arrays]
-    ts = [None if a is None else torch.tensor(a, requires_grad=True) for a in arrays]
-    yk, yt = kiln_fn(*ks), torch_fn(*ts)
-    assert yk.shape == tuple(yt.shape)
-    assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < 1e-4
-    g = rand(yk.shape, 9)
-    yk.backward(kiln.tensor(g))
-    yt.backward(torch.tensor(g))
-    for k, t in zip(ks, ts):
-        if k is not None:
-            assert k.grad.shape == tuple(t.shape)
-            assert rel_err(k.grad.numpy(), t.grad.numpy()) < 1e-4
-
-
-def torch_f():
-    return pytest.importorskip("torch").nn.functional
-
 
 # input shape, out_features, bias
 LINEAR_CASES = [
@@ -72,7 +43,7 @@ def test_linear_partial_gradients():
 
 
 def test_linear_non_contiguous_input():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x = rand((6, 8))
     w = rand((8, 5), 1)  # used transposed: a non-contiguous (5, 8) view
     yk = F.linear(kiln.tensor(x)[:, ::2], kiln.tensor(w).t()[:, :4])
@@ -103,12 +74,12 @@ MATMUL_CASES = [
 
 @pytest.mark.parametrize("a, b", MATMUL_CASES, ids=str)
 def test_matmul_matches_torch(a, b):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     parity(F.matmul, torch.matmul, [rand(a), rand(b, 1)])
 
 
 def test_matmul_operator_and_float64():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     a, b = rand((2, 3, 4), dtype=np.float64), rand((4, 2), 1, np.float64)
     y = kiln.tensor(a) @ kiln.tensor(b)
     assert y.dtype == np.float64
@@ -137,10 +108,6 @@ def test_kernels_match_numpy():
 
 
 # ------------------------------------------------------------------ gradchecks
-def f64(shape: tuple[int, ...], seed: int = 0) -> kiln.Tensor:
-    return kiln.tensor(rand(shape, seed, np.float64), requires_grad=True)
-
-
 def test_gradcheck_linear():
     assert gradcheck(F.linear, [f64((2, 3, 4)), f64((5, 4), 1), f64((5,), 2)])
     assert gradcheck(F.linear, [f64((4,)), f64((2, 4), 1)])

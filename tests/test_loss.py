@@ -9,24 +9,13 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers import f64, parity, rand, torch_f
 
 import kiln
 import kiln.nn.functional as F
 from kiln.autograd import gradcheck
 
 REDUCTIONS = ["mean", "sum", "none"]
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    if b.size == 0:
-        return 0.0
-    if np.isnan(b).all():
-        return 0.0 if np.isnan(a).all() else np.inf
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6))
-
-
-def rand(shape: tuple[int, ...], seed: int = 0, dtype: type = np.float32) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 def labels(shape: tuple[int, ...], classes: int, seed: int = 1) -> np.ndarray:
@@ -42,30 +31,6 @@ def class_weights(classes: int, weighted: bool) -> np.ndarray | None:
     return (
         np.random.default_rng(4).uniform(0.2, 2.0, classes).astype(np.float32) if weighted else None
     )
-
-
-def torch_f():
-    return pytest.importorskip("torch").nn.functional
-
-
-def parity(kiln_fn, torch_fn, grads: list[np.ndarray], fixed: list[np.ndarray] = ()) -> None:
-    """kiln_fn(*grads, *fixed) matches torch_fn in value and in the gradient of each of
-    `grads`; `fixed` (labels, weights) get no gradient."""
-    torch = pytest.importorskip("torch")
-    ks = [kiln.tensor(a, requires_grad=True) for a in grads]
-    ts = [torch.tensor(a, requires_grad=True) for a in grads]
-    kf = [None if a is None else kiln.tensor(a) for a in fixed]
-    tf = [None if a is None else torch.tensor(a) for a in fixed]
-    yk, yt = kiln_fn(*ks, *kf), torch_fn(*ts, *tf)
-    assert yk.shape == tuple(yt.shape)
-    assert yk.dtype == np.dtype(str(yt.dtype).replace("torch.", ""))
-    assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < 1e-4
-    g = rand(yk.shape, 9).astype(yk.dtype) + 1.5
-    yk.backward(kiln.tensor(g))
-    yt.backward(torch.tensor(g))
-    for k, t in zip(ks, ts):
-        assert k.grad is not None and k.grad.shape == tuple(t.shape)
-        assert rel_err(k.grad.numpy(), t.grad.numpy()) < 1e-4
 
 
 # ---------------------------------------------------------------- cross_entropy
@@ -311,10 +276,6 @@ def test_multi_margin_loss_unbatched(reduction):
 
 
 # ------------------------------------------------------------------ gradchecks
-def f64(shape: tuple[int, ...], seed: int = 0, requires_grad: bool = True) -> kiln.Tensor:
-    return kiln.tensor(rand(shape, seed, np.float64), requires_grad=requires_grad)
-
-
 def test_gradcheck_cross_entropy():
     t = kiln.tensor(np.array([[0, 2, -100], [1, 1, 3]]))
     w = kiln.tensor(np.array([0.5, 1.0, 2.0, 1.5]))

@@ -9,30 +9,11 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from _helpers import arr, assert_close
 
 import kiln
 from kiln import nn
 from kiln.autograd import gradcheck
-
-
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
-def arr(t) -> np.ndarray:
-    """The values of a kiln or torch tensor as a NumPy array."""
-    return t.detach().numpy()
-
-
-def assert_close(actual, expected, rtol: float = 1e-4, what: str = "",
-                 scale: float = 0.0) -> None:
-    """|a - b| <= rtol * (|b| + max(|b|, scale)): relative to the largest value (or to
-    ``scale``, for gradients that are zero up to rounding)."""
-    a, b = arr(actual), arr(expected)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
-    scale = max(float(np.abs(b).max()) if b.size else 0.0, scale, 1e-6)
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
 def copy_weights(kiln_module: nn.Module, torch_module) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import torch_or_skip
 
 import kiln
 import kiln.nn.functional as F
@@ -41,7 +42,7 @@ def test_values_and_gradients(fn, l1, l2):
 
 
 def test_matches_torch_in_float32():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     ws = _weights(np.float32)
     tws = [torch.tensor(w.detach().numpy(), requires_grad=True) for w in ws]
     value = F.elastic_net_penalty(ws, 0.25)

@@ -6,37 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import distinct_f64, parity, rand, torch_f, torch_or_skip
 
 import kiln
 import kiln.nn.functional as F
 from kiln.autograd import gradcheck
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6)) if b.size else 0.0
-
-
-def rand(shape: tuple[int, ...], seed: int = 0, dtype: type = np.float32) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def parity(kiln_fn, torch_fn, x: np.ndarray, seed: int = 1) -> None:
-    """Forward, indices (if returned) and input gradient of kiln_fn match torch_fn."""
-    torch = pytest.importorskip("torch")
-    xk = kiln.tensor(x, requires_grad=True)
-    xt = torch.tensor(x, requires_grad=True)
-    yk, yt = kiln_fn(xk), torch_fn(xt)
-    if isinstance(yt, tuple):
-        (yk, ik), (yt, it) = yk, yt
-        np.testing.assert_array_equal(ik.numpy(), it.numpy())
-    assert yk.shape == tuple(yt.shape)
-    assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < 1e-5
-    g = rand(yk.shape, seed)
-    yk.backward(kiln.tensor(g))
-    yt.backward(torch.tensor(g))
-    assert xk.grad.shape == x.shape
-    assert rel_err(xk.grad.numpy(), xt.grad.numpy()) < 1e-5
-
 
 # shape, kernel_size, stride, padding, dilation, ceil_mode
 MAX_CASES = [
@@ -57,16 +31,16 @@ MAX_CASES = [
 def test_max_pool2d_matches_torch(shape, k, s, p, d, ceil):
     x = rand(shape)
     parity(lambda t: F.max_pool2d(t, k, s, p, d, ceil, return_indices=True),
-           lambda t: pytest.importorskip("torch").nn.functional.max_pool2d(
-               t, k, s, p, d, ceil, return_indices=True), x)
+           lambda t: torch_f().max_pool2d(
+               t, k, s, p, d, ceil, return_indices=True), [x], tol=1e-5)
     parity(lambda t: F.max_pool2d(t, k, s, p, d, ceil),
-           lambda t: pytest.importorskip("torch").nn.functional.max_pool2d(t, k, s, p, d, ceil),
-           x)
+           lambda t: torch_f().max_pool2d(t, k, s, p, d, ceil),
+           [x], tol=1e-5)
 
 
 @pytest.mark.parametrize("shape, k, s, p, d, ceil", MAX_CASES)
 def test_max_pool2d_without_grad_matches_torch(shape, k, s, p, d, ceil):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x = rand(shape, 3)
     x[..., 0, :] = np.nan  # the maxima-only kernel keeps PyTorch's NaN rule
     y = F.max_pool2d(kiln.tensor(x), k, s, p, d, ceil)  # no grad: maxima without argmax
@@ -76,7 +50,7 @@ def test_max_pool2d_without_grad_matches_torch(shape, k, s, p, d, ceil):
 
 
 def test_max_pool2d_nan_and_ties_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x = np.zeros((1, 2, 6, 6), np.float32)  # all ties: the first position of each window wins
     x[0, 1, 2, 3] = np.nan
     x[0, 1, 1, 1] = -np.inf
@@ -105,11 +79,11 @@ AVG_CASES = [
 @pytest.mark.parametrize("divisor_override", [None, 3, -2])
 def test_avg_pool2d_matches_torch(shape, k, s, p, ceil, count_include_pad, divisor_override):
     def torch_fn(t):
-        return pytest.importorskip("torch").nn.functional.avg_pool2d(
+        return torch_f().avg_pool2d(
             t, k, s, p, ceil, count_include_pad, divisor_override)
 
     parity(lambda t: F.avg_pool2d(t, k, s, p, ceil, count_include_pad, divisor_override),
-           torch_fn, rand(shape))
+           torch_fn, [rand(shape)], tol=1e-5)
 
 
 @pytest.mark.parametrize("shape, output_size", [
@@ -121,12 +95,13 @@ def test_avg_pool2d_matches_torch(shape, k, s, p, ceil, count_include_pad, divis
     ((3, 10, 10), 4),
 ])
 def test_adaptive_pools_match_torch(shape, output_size):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x = rand(shape)
     parity(lambda t: F.adaptive_avg_pool2d(t, output_size),
-           lambda t: torch.nn.functional.adaptive_avg_pool2d(t, output_size), x)
+           lambda t: torch.nn.functional.adaptive_avg_pool2d(t, output_size), [x], tol=1e-5)
     parity(lambda t: F.adaptive_max_pool2d(t, output_size, return_indices=True),
-           lambda t: torch.nn.functional.adaptive_max_pool2d(t, output_size, True), x)
+           lambda t: torch.nn.functional.adaptive_max_pool2d(t, output_size, True), [x],
+           tol=1e-5)
 
 
 def test_adaptive_pool_to_zero_size():
@@ -138,7 +113,7 @@ def test_adaptive_pool_to_zero_size():
 
 
 def test_empty_batch_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x = np.zeros((0, 3, 6, 6), np.float32)
     assert F.max_pool2d(kiln.tensor(x), 2).shape == tuple(
         torch.nn.functional.max_pool2d(torch.tensor(x), 2).shape)
@@ -169,12 +144,6 @@ def test_thread_count_does_not_change_results():
 
 
 # ---------------------------------------------------------------- gradchecks (no torch)
-def f64(shape: tuple[int, ...], seed: int = 0) -> kiln.Tensor:
-    # Distinct values spaced far beyond eps so no max changes under a finite-difference step.
-    values = np.random.default_rng(seed).permutation(int(np.prod(shape))).reshape(shape)
-    return kiln.tensor(values * 0.01, dtype=kiln.float64, requires_grad=True)
-
-
 @pytest.mark.parametrize("fn", [
     lambda x: F.max_pool2d(x, 3, 2, 1),
     lambda x: F.max_pool2d(x, (2, 3), 1, (1, 0), (2, 1), ceil_mode=True),
@@ -186,7 +155,7 @@ def f64(shape: tuple[int, ...], seed: int = 0) -> kiln.Tensor:
     lambda x: F.adaptive_avg_pool2d(x, 1),
 ])
 def test_gradcheck(fn):
-    assert gradcheck(fn, [f64((2, 2, 5, 6))])
+    assert gradcheck(fn, [distinct_f64((2, 2, 5, 6))])
 
 
 # ---------------------------------------------------------------- bad input

@@ -1,0 +1,1336 @@
+"""One declarative table of kiln's public differentiable ops, each row checked against
+PyTorch by tests/test_op_table.py (forward values, dtypes and shapes; gradients of a
+random upstream gradient; float64 finite-difference gradcheck; bad input).
+
+Adding an op means adding one ``OpRow`` to ``OPS``, nothing else::
+
+    OpRow("F.elu", samples=lambda m: [
+        Sample("alpha=0.5", m(3, 4), alpha=0.5),
+        Sample("noncontig", m(4, 3, layout="T")),
+    ], errors=lambda m: [
+        ErrorCase("int input", m.ints(3), exc=TypeError, match=r"elu: .*int64"),
+    ])
+
+``op`` names the callable in both libraries: ``"F.name"`` is kiln.nn.functional.name and
+torch.nn.functional.name, ``"kiln.name"`` is kiln.name and torch.name, ``".name"`` is
+the Tensor method on the first argument, and a plain callable (``operator.add``) is used
+as it is for both. ``torch_op`` overrides the PyTorch side where the spellings differ.
+
+A sample's arguments are built anew for each library and each test: a float ndarray
+(or ``Layout``, a non-contiguous one) becomes a leaf tensor that requires grad, ``Const``
+a tensor that does not, an integer or bool ndarray a plain tensor, and lists/tuples
+are converted element by element; everything else (numbers, strings, slices, None)
+passes as it is. ``m`` (a ``Maker``) draws arrays of the dtype under test.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+# (rtol, atol) per dtype, unless a row says otherwise
+DEFAULT_TOL = {F32: (1e-4, 1e-5), F64: (1e-10, 1e-12)}
+LOOSE_TOL = {F32: (1e-4, 1e-4), F64: (1e-9, 1e-10)}
+# float64 gradcheck only on inputs this small (elements over all differentiable inputs)
+GRADCHECK_MAX_NUMEL = 120
+
+
+# ----------------------------------------------------------------------- arguments
+@dataclass(frozen=True)
+class Const:
+    """A tensor argument that does not require grad (labels, running statistics, ...).
+    Compared after the call too, so in-place updates (running stats) are checked."""
+
+    array: np.ndarray
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A float array laid out non-contiguously: 'T' swaps the last two axes of a
+    contiguous buffer (a transposed view), 'step' takes every other element of a
+    buffer twice as long in the last axis (a sliced view)."""
+
+    array: np.ndarray
+    how: str
+
+    def materialize(self) -> np.ndarray:
+        a = self.array
+        if self.how == "T":
+            return np.ascontiguousarray(a.swapaxes(-1, -2)).swapaxes(-1, -2)
+        buf = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+        buf[..., ::2] = a
+        return buf[..., ::2]
+
+
+class Maker:
+    """Draws the arrays of a row's samples in the dtype under test, from a fixed seed."""
+
+    def __init__(self, dtype: np.dtype, seed: int) -> None:
+        self.dtype = np.dtype(dtype)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, *shape: int, kind: str = "randn", layout: str | None = None,
+                 dtype: Any = None) -> Any:
+        """kind: 'randn' (standard normal), 'pos' (0.5 to 2), 'unit' (0.05 to 0.95),
+        'distinct' (values at least 0.01 apart: no ties for max/min and pools);
+        layout: None (contiguous), 'T' or 'step' (non-contiguous, see Layout)."""
+        n = int(np.prod(shape))
+        if kind == "randn":
+            a = self.rng.standard_normal(shape)
+        elif kind == "pos":
+            a = self.rng.uniform(0.5, 2.0, shape)
+        elif kind == "unit":
+            a = self.rng.uniform(0.05, 0.95, shape)
+        elif kind == "distinct":
+            a = (self.rng.permutation(n) - n / 2).reshape(shape) * 0.01
+        else:
+            raise ValueError(kind)
+        a = np.asarray(a, dtype or self.dtype)
+        return Layout(a, layout) if layout else a
+
+    def ints(self, *shape: int, high: int = 5, low: int = 0) -> np.ndarray:
+        return self.rng.integers(low, high, shape).astype(np.int64)
+
+    def labels(self, *shape: int, classes: int) -> Const:
+        return Const(self.ints(*shape, high=classes))
+
+    def bools(self, *shape: int) -> np.ndarray:
+        return self.rng.random(shape) < 0.5
+
+    def probs(self, *shape: int, dim: int = 1) -> Const:
+        e = np.exp(self.rng.standard_normal(shape) * 2)
+        return Const((e / e.sum(axis=dim, keepdims=True)).astype(self.dtype))
+
+    def const(self, *shape: int, kind: str = "randn") -> Const:
+        return Const(self(*shape, kind=kind))
+
+
+# ----------------------------------------------------------------------- cases
+@dataclass
+class Sample:
+    """One call: op(*args, **kwargs). ``xfail`` maps a test kind ('forward', 'backward',
+    'gradcheck') to the reason (a kiln bug, with kiln's and PyTorch's answers).
+    ``gradcheck=False`` where the point is not differentiable (ties, kinks)."""
+
+    desc: str
+    args: tuple
+    kwargs: dict
+    gradcheck: bool = True
+    xfail: dict = field(default_factory=dict)
+
+    def __init__(self, desc: str, *args: Any, gradcheck: bool = True,
+                 xfail: dict | None = None, **kwargs: Any) -> None:
+        self.desc, self.args, self.kwargs = desc, args, kwargs
+        self.gradcheck, self.xfail = gradcheck, dict(xfail or {})
+
+    def __repr__(self) -> str:
+        return f"Sample({self.desc!r})"
+
+
+@dataclass
+class ErrorCase:
+    """Bad input: kiln raises ``exc`` with a message matching ``match`` (the op's name
+    and the offending shapes or values). PyTorch must reject the same call too (any
+    exception) unless ``torch_raises`` is False."""
+
+    desc: str
+    args: tuple
+    kwargs: dict
+    exc: type
+    match: str
+    torch_raises: bool = True
+    xfail: str | None = None
+
+    def __init__(self, desc: str, *args: Any, exc: type, match: str,
+                 torch_raises: bool = True, xfail: str | None = None, **kwargs: Any) -> None:
+        self.desc, self.args, self.kwargs = desc, args, kwargs
+        self.exc, self.match, self.torch_raises, self.xfail = exc, match, torch_raises, xfail
+
+    def __repr__(self) -> str:
+        return f"ErrorCase({self.desc!r})"
+
+
+def bug(reason: str, *kinds: str) -> dict:
+    """xfail(strict) for the given test kinds (all three when none are named)."""
+    return {k: "kiln bug: " + reason for k in (kinds or ("forward", "backward", "gradcheck"))}
+
+
+@dataclass
+class OpRow:
+    op: str | Callable[..., Any]
+    samples: Callable[[Maker], Iterable[Sample]]
+    errors: Callable[[Maker], Iterable[ErrorCase]] = lambda m: ()
+    name: str = ""
+    torch_op: str | Callable[..., Any] | None = None
+    dtypes: tuple = (F32, F64)
+    tol: dict = field(default_factory=lambda: DEFAULT_TOL)
+    differentiable: bool = True  # False: no backward or gradcheck (comparisons, argmax)
+    gradcheck: bool = True
+    # sample desc -> {test kind: reason}: strict xfails of samples a shared generator makes
+    xfail: dict = field(default_factory=dict)
+    # sample descs whose gradients are not compared (PyTorch's own answer is not stable)
+    no_backward: tuple = ()
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            if not isinstance(self.op, str):
+                raise ValueError("a row with a callable op needs a name")
+            self.name = self.op
+
+    def __repr__(self) -> str:
+        return f"OpRow({self.name!r})"
+
+
+def resolve(spec: str | Callable[..., Any], lib: str) -> Callable[..., Any]:
+    """The callable ``spec`` names in lib ('kiln' or 'torch')."""
+    if callable(spec):
+        return spec
+    if spec.startswith("."):
+        method = spec[1:]
+        return lambda self, *a, **k: getattr(self, method)(*a, **k)
+    if lib == "kiln":
+        import kiln
+        import kiln.nn.functional as kf
+        module = kf if spec.startswith("F.") else kiln
+    else:
+        import torch
+        import torch.nn.functional as tf
+        module = tf if spec.startswith("F.") else torch
+    return getattr(module, spec.split(".", 1)[1])
+
+
+def method(name: str) -> Callable[..., Any]:
+    return lambda self, *a, **k: getattr(self, name)(*a, **k)
+
+
+# ----------------------------------------------------------------------- generators
+def unary_samples(m: Maker, kind: str = "randn", **kwargs: Any) -> list[Sample]:
+    """Shapes every pointwise op is tried on: 0-d, empty, one element, odd, batch 1,
+    and two non-contiguous layouts."""
+    return [
+        Sample("0d", m(kind=kind), **kwargs),
+        Sample("empty", m(0, 3, kind=kind), **kwargs),
+        Sample("1", m(1, kind=kind), **kwargs),
+        Sample("2x3x5", m(2, 3, 5, kind=kind), **kwargs),
+        Sample("batch1_1x3x4x4", m(1, 3, 4, 4, kind=kind), **kwargs),
+        Sample("transposed_4x3", m(4, 3, kind=kind, layout="T"), **kwargs),
+        Sample("sliced_3x5", m(3, 5, kind=kind, layout="step"), **kwargs),
+        Sample("special_values", special_values(m), gradcheck=False, **kwargs),
+        Sample("nan", np.array([np.nan, 0.5, -0.5, np.nan], m.dtype), gradcheck=False, **kwargs),
+    ]
+
+
+def special_values(m: Maker) -> np.ndarray:
+    """Infinities, signed zeros, the kinks of relu/hardtanh/relu6 (0, +-1, 6), tiny
+    and large values: PyTorch's value and gradient at each is the specification."""
+    return np.array([np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 6.0, 1e-30, -1e-30,
+                     30.0, -30.0, 100.0, -100.0], m.dtype)
+
+
+def binary_samples(m: Maker, kind: str = "randn", scalars: bool = True) -> list[Sample]:
+    out = [
+        Sample("same_3x4", m(3, 4, kind=kind), m(3, 4, kind=kind)),
+        Sample("bcast_3x1_1x4", m(3, 1, kind=kind), m(1, 4, kind=kind)),
+        Sample("bcast_2x3x4_4", m(2, 3, 4, kind=kind), m(4, kind=kind)),
+        Sample("bcast_4_2x3x4", m(4, kind=kind), m(2, 3, 4, kind=kind)),
+        Sample("0d_and_2x3", m(kind=kind), m(2, 3, kind=kind)),
+        Sample("0d_0d", m(kind=kind), m(kind=kind)),
+        Sample("empty", m(0, 3, kind=kind), m(1, 3, kind=kind)),
+        Sample("transposed", m(4, 3, kind=kind, layout="T"), m(4, 3, kind=kind)),
+        Sample("sliced_bcast", m(3, 5, kind=kind, layout="step"), m(3, 1, kind=kind)),
+    ]
+    if scalars:
+        out += [
+            Sample("tensor_int_scalar", m(2, 3, kind=kind), 2),
+            Sample("tensor_float_scalar", m(2, 3, kind=kind), 1.5),
+            Sample("int_scalar_tensor", 3, m(2, 3, kind=kind)),
+            Sample("float_scalar_tensor", 0.75, m(2, 3, kind=kind)),
+            Sample("bool_scalar", m(2, 3, kind=kind), True),
+        ]
+    return out
+
+
+def promotion_samples(m: Maker, nonzero: bool = False, bool_ok: bool = True) -> list[Sample]:
+    """PyTorch's type promotion: int tensors with float scalars, 0-d float tensors with
+    int tensors, bool with int, float32 with float64."""
+    lo = 1 if nonzero else -4
+    ints = lambda *s: m.ints(*s, low=lo, high=5)  # noqa: E731
+    out = [
+        Sample("int_tensor_int_tensor", ints(2, 3), ints(2, 3)),
+        Sample("int_tensor_float_scalar", ints(2, 3), 2.5),
+        Sample("int_tensor_int_scalar", ints(2, 3), 3),
+        Sample("int_tensor_0d_float", ints(2, 3), Const(m(kind="pos"))),
+        Sample("float_tensor_int_tensor", Const(m(2, 3, kind="pos")), ints(2, 3)),
+        Sample("f32_f64", Const(m(2, 3, kind="pos", dtype=F32)),
+               Const(m(2, 3, kind="pos", dtype=F64))),
+    ]
+    if bool_ok:
+        out.append(Sample("bool_int", m.bools(2, 3), ints(2, 3)))
+    return out
+
+
+def _loss_regression(m: Maker) -> list[Sample]:
+    out = []
+    for red in ("mean", "sum", "none"):
+        out.append(Sample(f"{red}_2x3x4", m(2, 3, 4), m(2, 3, 4), reduction=red))
+    out += [
+        Sample("0d", m(), m()),
+        Sample("batch1", m(1, 5), m(1, 5)),
+        Sample("target_no_grad", m(3, 4), m.const(3, 4)),
+        Sample("noncontig", m(4, 3, layout="T"), m(4, 3, layout="step")),
+        Sample("weight_mean", m(3, 4), m(3, 4), weight=m.const(3, 4, kind="pos")),
+        Sample("weight_none", m(3, 4), m(3, 4), weight=m.const(3, 4, kind="pos"), reduction="none"),
+        Sample("empty_sum", m(0, 3), m(0, 3), reduction="sum"),
+        Sample("empty_mean", m(0, 3), m(0, 3), gradcheck=False),
+        Sample("legacy_size_average_False", m(3, 4), m(3, 4), size_average=False),
+        Sample("legacy_reduce_False", m(3, 4), m(3, 4), reduce=False),
+    ]
+    return out
+
+
+def _regression_errors(op: str) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [
+        ErrorCase("bad reduction", m(2, 3), m(2, 3), reduction="avg",
+                  exc=ValueError, match=rf"{op}.*avg"),
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=rf"{op}.*\(2, 3\).*\(4, 3\)"),
+        ErrorCase("weight not input's shape", m(3, 4), m(3, 4), weight=m.const(4), exc=ValueError,
+                  match=rf"{op}.*weight.*\(4,\).*\(3, 4\)"),
+    ]
+
+
+def _class_loss_samples(m: Maker, nll: bool) -> list[Sample]:
+    x = m
+    out = []
+    for red in ("mean", "sum", "none"):
+        out.append(Sample(f"{red}", x(4, 5), m.labels(4, classes=5), reduction=red))
+        out.append(Sample(f"weight_{red}", x(4, 5), m.labels(4, classes=5),
+                          weight=m.const(5, kind="pos"), reduction=red))
+    t = m.ints(5, high=4)
+    t[[1, 3]] = 2
+    out += [
+        Sample("ignore_index", x(5, 4), Const(t), ignore_index=2),
+        Sample("ignore_index_weight_mean", x(5, 4), Const(t), ignore_index=2,
+               weight=m.const(4, kind="pos")),
+        Sample("ignore_default_-100", x(3, 4), Const(np.array([1, -100, 3]))),
+        Sample("spatial_2x3x4x5", x(2, 3, 4, 5), m.labels(2, 4, 5, classes=3)),
+        Sample("spatial_none", x(2, 3, 5), m.labels(2, 5, classes=3), reduction="none"),
+        Sample("batch1", x(1, 6), m.labels(1, classes=6)),
+        Sample("unbatched_0d_target", x(5), Const(np.array(3))),
+        Sample("noncontig", x(5, 4, layout="T"), m.labels(5, classes=4)),
+        Sample("all_ignored_mean", x(2, 3), Const(np.array([-100, -100])), gradcheck=False),
+        Sample("all_ignored_sum", x(2, 3), Const(np.array([1, 1])), ignore_index=1,
+               reduction="sum"),
+        Sample("legacy_size_average_False", x(4, 5), m.labels(4, classes=5), size_average=False),
+        Sample("legacy_reduce_False", x(4, 5), m.labels(4, classes=5), reduce=False),
+    ]
+    if not nll:
+        out += [
+            Sample("label_smoothing", x(4, 5), m.labels(4, classes=5), label_smoothing=0.2),
+            Sample("label_smoothing_weight_ignore", x(5, 4), Const(t), ignore_index=2,
+                   weight=m.const(4, kind="pos"), label_smoothing=0.3),
+            Sample("label_smoothing_none", x(4, 5), m.labels(4, classes=5),
+                   label_smoothing=0.1, reduction="none"),
+            Sample("prob_target", x(3, 4), m.probs(3, 4)),
+            Sample("prob_target_grad", x(3, 4), m(3, 4, kind="unit")),
+            Sample("prob_target_weight_smooth", x(3, 4), m.probs(3, 4),
+                   weight=m.const(4, kind="pos"), label_smoothing=0.2),
+            Sample("prob_target_spatial_none", x(2, 3, 4), m.probs(2, 3, 4), reduction="none"),
+        ]
+    return out
+
+
+def _class_loss_errors(op: str) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [
+        ErrorCase("target out of range", m(2, 3), Const(np.array([0, 3])),
+                  exc=ValueError, match=rf"{op}.*3.*out of range"),
+        ErrorCase("float target for indices", m(2, 3), Const(np.zeros(2, m.dtype)),
+                  exc=(ValueError, TypeError), match=rf"{op}"),
+        ErrorCase("batch mismatch", m(2, 3), Const(np.array([0, 1, 2])),
+                  exc=ValueError, match=rf"{op}.*\(2, 3\).*\(3,\)"),
+        ErrorCase("weight size", m(2, 3), Const(np.array([0, 1])), weight=m.const(4),
+                  exc=ValueError, match=rf"{op}.*weight.*\(4,\)"),
+        ErrorCase("spatial target rank", m(2, 3, 4), Const(np.array([0, 1])),
+                  exc=ValueError, match=rf"{op}.*\(2,\).*\(2, 3, 4\)"),
+    ]
+
+
+def _conv_samples(m: Maker) -> list[Sample]:
+    # input shape, weight shape, bias, stride, padding, dilation, groups
+    cases = [
+        ("3x3_pad1", (2, 3, 7, 6), (4, 3, 3, 3), True, 1, 1, 1, 1),
+        ("batch1_1x1", (1, 3, 5, 5), (2, 3, 1, 1), True, 1, 0, 1, 1),
+        ("nobias_stride2", (2, 2, 7, 7), (3, 2, 3, 3), False, 2, 1, 1, 1),
+        ("stride3_pad2", (1, 2, 8, 7), (2, 2, 3, 3), True, 3, 2, 1, 1),
+        ("dilation2", (1, 2, 7, 7), (2, 2, 3, 3), True, 1, 2, 2, 1),
+        ("asymmetric", (1, 4, 7, 6), (4, 2, 3, 2), True, (2, 1), (1, 0), (1, 2), 2),
+        ("groups2", (2, 4, 5, 5), (6, 2, 3, 3), True, 1, 1, 1, 2),
+        ("depthwise", (1, 3, 5, 5), (3, 1, 3, 3), True, 1, 1, 1, 3),
+        ("kernel_eq_input", (2, 2, 3, 3), (3, 2, 3, 3), True, 1, 0, 1, 1),
+    ]
+    out = []
+    for desc, xs, ws, b, s, p, d, g in cases:
+        out.append(Sample(desc, m(*xs), m(*ws), m(ws[0]) if b else None,
+                          stride=s, padding=p, dilation=d, groups=g))
+    out += [
+        Sample("padding_same", m(1, 2, 5, 6), m(3, 2, 3, 2), m(3), padding="same"),
+        Sample("padding_same_dilated", m(1, 2, 6, 5), m(2, 2, 3, 3), None, padding="same",
+               dilation=2),
+        Sample("padding_valid", m(1, 2, 5, 6), m(3, 2, 3, 3), m(3), padding="valid"),
+        Sample("unbatched", m(2, 5, 5), m(3, 2, 3, 3), m(3), padding=1),
+        Sample("noncontig_input_weight", m(1, 2, 5, 6, layout="T"), m(3, 2, 3, 3, layout="step"),
+               m(3), padding=1),
+        Sample("empty_batch", m(0, 2, 5, 5), m(3, 2, 3, 3), m(3)),
+    ]
+    return out
+
+
+def _conv_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("channel mismatch", m(2, 3, 5, 5), m(4, 2, 3, 3), exc=ValueError,
+                  match=r"conv2d.*\(2, 3, 5, 5\).*\(4, 2, 3, 3\)"),
+        ErrorCase("kernel larger than input", m(1, 2, 2, 2), m(3, 2, 3, 3), exc=ValueError,
+                  match=r"conv2d.*\(1, 2, 2, 2\)"),
+        ErrorCase("2d input", m(2, 5), m(3, 2, 3, 3), exc=ValueError, match=r"conv2d.*\(2, 5\)"),
+        ErrorCase("groups not dividing", m(1, 4, 5, 5), m(3, 2, 3, 3), groups=2,
+                  exc=ValueError, match=r"conv2d.*groups"),
+        ErrorCase("bias size", m(1, 2, 5, 5), m(3, 2, 3, 3), m(4), exc=ValueError,
+                  match=r"conv2d.*bias.*\(4,\)"),
+        ErrorCase("stride 0", m(1, 2, 5, 5), m(3, 2, 3, 3), stride=0, exc=ValueError,
+                  match=r"conv2d.*stride"),
+        ErrorCase("same with stride", m(1, 2, 5, 5), m(3, 2, 3, 3), stride=2, padding="same",
+                  exc=ValueError, match=r"conv2d.*same.*stride"),
+        ErrorCase("dtype mismatch", m(1, 2, 5, 5), Const(m(3, 2, 3, 3, dtype=F64)),
+                  exc=(TypeError, ValueError), match=r"conv2d.*float(32|64).*float(32|64)"),
+    ]
+
+
+def _conv_t_samples(m: Maker) -> list[Sample]:
+    # input, weight (C_in, C_out/groups, kh, kw), bias, stride, padding, output_padding,
+    # groups, dilation
+    cases = [
+        ("3x3", (2, 3, 4, 5), (3, 2, 3, 3), True, 1, 0, 0, 1, 1),
+        ("stride2_pad1_outpad1", (1, 2, 4, 4), (2, 3, 3, 3), True, 2, 1, 1, 1, 1),
+        ("batch1_nobias", (1, 2, 3, 3), (2, 2, 2, 2), False, 2, 0, 0, 1, 1),
+        ("asymmetric", (1, 2, 3, 4), (2, 2, 3, 2), True, (2, 1), (1, 0), (1, 0), 1, (1, 2)),
+        ("groups2", (2, 4, 3, 3), (4, 1, 3, 3), True, 1, 1, 0, 2, 1),
+        ("dilation2", (1, 2, 4, 4), (2, 2, 3, 3), True, 1, 1, 0, 1, 2),
+    ]
+    out = [Sample(d, m(*xs), m(*ws), m(ws[1] * g) if b else None, stride=s, padding=p,
+                  output_padding=op, groups=g, dilation=dl)
+           for d, xs, ws, b, s, p, op, g, dl in cases]
+    out += [
+        Sample("unbatched", m(2, 3, 3), m(2, 3, 3, 3), m(3), stride=2),
+        Sample("noncontig", m(1, 2, 4, 3, layout="T"), m(2, 2, 3, 3, layout="step"), None),
+    ]
+    return out
+
+
+def _conv_t_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("channel mismatch", m(1, 3, 4, 4), m(2, 2, 3, 3), exc=ValueError,
+                  match=r"conv_transpose2d.*\(1, 3, 4, 4\).*\(2, 2, 3, 3\)"),
+        ErrorCase("output_padding too large", m(1, 2, 4, 4), m(2, 2, 3, 3), stride=1,
+                  output_padding=1, exc=ValueError, match=r"conv_transpose2d.*output_padding"),
+    ]
+
+
+def _pool_input(m: Maker, *shape: int, layout: str | None = None) -> Any:
+    return m(*shape, kind="distinct", layout=layout)
+
+
+def _max_pool_samples(m: Maker) -> list[Sample]:
+    x = lambda *s, **k: _pool_input(m, *s, **k)  # noqa: E731
+    return [
+        Sample("k2", x(2, 3, 6, 6), 2),
+        Sample("k3_s2_p1", x(1, 2, 7, 7), 3, 2, 1),
+        Sample("k3_s2_ceil", x(1, 2, 6, 6), 3, 2, ceil_mode=True),
+        Sample("k3_s2_p1_ceil", x(1, 2, 8, 7), 3, 2, 1, ceil_mode=True),
+        Sample("asym_dilation", x(1, 2, 7, 8), (2, 3), 1, (1, 0), (2, 1)),
+        Sample("return_indices", x(2, 2, 5, 5), 2, return_indices=True),
+        Sample("stride_none_odd", x(1, 1, 5, 7), (2, 3)),
+        Sample("unbatched", x(2, 5, 5), 2),
+        Sample("noncontig", x(1, 2, 6, 5, layout="T"), 2, 1),
+        Sample("batch1_global", x(1, 3, 4, 4), 4),
+        Sample("return_indices_ceil_pad", x(1, 2, 7, 6), 3, 2, 1, ceil_mode=True,
+               return_indices=True),
+        Sample("unbatched_return_indices", x(2, 5, 5), 2, return_indices=True),
+        Sample("stride_gt_kernel", x(1, 1, 7, 7), 2, 3),
+    ]
+
+
+def _avg_pool_samples(m: Maker) -> list[Sample]:
+    out = [
+        Sample("k2", m(2, 3, 6, 6), 2),
+        Sample("k3_s2_p1", m(1, 2, 7, 7), 3, 2, 1),
+        Sample("k3_s2_p1_exclude_pad", m(1, 2, 7, 7), 3, 2, 1, count_include_pad=False),
+        Sample("ceil", m(1, 2, 6, 6), 3, 2, ceil_mode=True),
+        Sample("ceil_p1_exclude_pad", m(1, 2, 8, 7), 3, 2, 1, ceil_mode=True,
+               count_include_pad=False),
+        Sample("ceil_p1_include_pad", m(1, 2, 8, 7), 3, 2, 1, ceil_mode=True),
+        Sample("divisor_override", m(1, 2, 5, 5), 2, divisor_override=3),
+        Sample("asym", m(1, 2, 7, 8), (2, 3), (1, 2), (1, 0)),
+        Sample("unbatched", m(2, 5, 5), 2),
+        Sample("noncontig", m(1, 2, 6, 5, layout="step"), 2, 1),
+        Sample("ceil_last_window_in_padding", m(1, 1, 5, 5), 2, 2, 1, ceil_mode=True),
+        Sample("stride_gt_kernel", m(1, 1, 7, 7), 2, 3),
+    ]
+    return out
+
+
+def _adaptive_samples(m: Maker, maxpool: bool) -> list[Sample]:
+    kind = "distinct" if maxpool else "randn"
+    out = [
+        Sample("to_1", m(2, 3, 5, 5, kind=kind), 1),
+        Sample("to_2x3", m(1, 2, 5, 7, kind=kind), (2, 3)),
+        Sample("to_None_2", m(1, 2, 4, 5, kind=kind), (None, 2)),
+        Sample("upsample_7", m(1, 1, 5, 4, kind=kind), 7),
+        Sample("unbatched", m(2, 6, 6, kind=kind), 4),
+        Sample("noncontig", m(1, 2, 6, 5, kind=kind, layout="T"), 3),
+    ]
+    if maxpool:
+        out.append(Sample("return_indices", m(1, 2, 5, 5, kind=kind), 2, return_indices=True))
+    return out
+
+
+def _batch_norm_samples(m: Maker) -> list[Sample]:
+    rm = lambda c: m.const(c)  # noqa: E731
+    rv = lambda c: m.const(c, kind="pos")  # noqa: E731
+    return [
+        Sample("eval_4d", m(2, 3, 4, 4), rm(3), rv(3), m(3), m(3)),
+        Sample("train_4d", m(2, 3, 4, 4), rm(3), rv(3), m(3), m(3), training=True),
+        Sample("train_no_stats", m(3, 2, 3, 3), None, None, m(2), m(2), training=True),
+        Sample("train_no_affine", m(2, 3, 3, 3), rm(3), rv(3), training=True, momentum=0.3),
+        Sample("eval_no_affine", m(2, 3, 3, 3), rm(3), rv(3)),
+        Sample("train_2d", m(4, 3), rm(3), rv(3), m(3), m(3), training=True),
+        Sample("eval_2d", m(4, 3), rm(3), rv(3), m(3), m(3)),
+        Sample("train_3d", m(2, 3, 5), rm(3), rv(3), m(3), m(3), training=True, eps=1e-3),
+        Sample("train_batch1_spatial", m(1, 2, 3, 3), rm(2), rv(2), m(2), m(2), training=True),
+        Sample("noncontig", m(2, 3, 4, 5, layout="T"), rm(3), rv(3), m(3), m(3), training=True),
+        Sample("empty_1d_train", m(0), rm(0), rv(0), training=True, xfail=bug(
+            "batch_norm of a (0,) input (running stats of shape (0,), training) raises "
+            "ValueError 'at least 2 dimensions'; PyTorch returns an empty (0,) tensor "
+            "(a sample of PyTorch's own op_db)")),
+    ]
+
+
+def _batch_norm_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("running_mean size", m(2, 3, 4, 4), m.const(4), m.const(3, kind="pos"),
+                  exc=ValueError, match=r"batch_norm.*running_mean.*\(4,\)"),
+        ErrorCase("one value per channel", m(1, 3), m.const(3), m.const(3, kind="pos"),
+                  training=True, exc=ValueError, match=r"batch_norm.*\(1, 3\)"),
+        ErrorCase("weight size", m(2, 3, 2, 2), m.const(3), m.const(3, kind="pos"), m(2),
+                  exc=ValueError, match=r"batch_norm.*weight.*\(2,\)"),
+        ErrorCase("eval without running stats", m(2, 3), None, None,
+                  exc=(ValueError, RuntimeError), match=r"batch_norm.*running"),
+    ]
+
+
+def _pad_samples(m: Maker) -> list[Sample]:
+    out = [
+        Sample("constant_last", m(2, 3, 4), (1, 2)),
+        Sample("constant_value", m(2, 3, 4), (1, 0, 2, 1), value=1.5),
+        Sample("constant_3dims", m(2, 3, 4), (1, 1, 0, 2, 1, 0)),
+        Sample("constant_negative_crop", m(2, 5, 6), (-1, 2, -2, 0)),
+        Sample("constant_1d", m(5), (2, 3)),
+        Sample("constant_empty", m(0, 3), (1, 1)),
+        Sample("noncontig", m(2, 4, 3, layout="T"), (1, 1, 1, 1)),
+    ]
+    for mode in ("reflect", "replicate", "circular"):
+        out += [
+            Sample(f"{mode}_3d", m(2, 3, 5), (2, 1), mode=mode),
+            Sample(f"{mode}_4d", m(1, 2, 4, 5), (1, 2, 2, 1), mode=mode),
+            Sample(f"{mode}_unbatched_2d", m(2, 4, 4), (1, 1, 2, 0), mode=mode),
+        ]
+    out += [
+        Sample("reflect_5d", m(1, 1, 3, 3, 4), (1, 1, 1, 1, 1, 1), mode="reflect"),
+        Sample("reflect_unbatched_1d", m(3, 5), (2, 1), mode="reflect"),
+        Sample("replicate_wider_than_input", m(1, 2, 3), (4, 5), mode="replicate"),
+        Sample("constant_crop_to_empty", m(2, 3), (-2, -1)),
+        Sample("circular_negative", m(1, 2, 5), (-1, 2), mode="circular", xfail=bug(
+            "circular pad with a negative amount wraps the uncropped input: x=arange(5), "
+            "pad (-1, 2) gives [1,2,3,4,0,1], PyTorch crops first: [1,2,3,4,1,2]; "
+            "pad (2, -1) gives [3,4,0,1,2,3], PyTorch [2,3,0,1,2,3]", "forward", "backward")),
+    ]
+    return out
+
+
+def _pad_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("odd length", m(2, 3), (1, 2, 3), exc=ValueError, match=r"pad.*divisible by 2"),
+        ErrorCase("bad mode", m(2, 3, 4), (1, 1), mode="wrap",
+                  exc=(ValueError, NotImplementedError),
+                  match=r"pad.*wrap"),
+        ErrorCase("reflect too wide", m(1, 2, 3), (3, 0), mode="reflect", exc=ValueError,
+                  match=r"pad.*\(1, 2, 3\)"),
+        ErrorCase("too many dims", m(4), (1, 1, 1, 1), exc=ValueError, match=r"pad"),
+        ErrorCase("circular wider than input", m(1, 2, 3), (4, 0), mode="circular",
+                  exc=ValueError, match=r"pad.*\(1, 2, 3\)"),
+        ErrorCase("value with reflect", m(1, 2, 4), (1, 1), mode="reflect", value=1.0,
+                  exc=(ValueError, NotImplementedError), match=r"pad.*value"),
+    ]
+
+
+def _matmul_samples(m: Maker) -> list[Sample]:
+    return [
+        Sample("2d_2d", m(3, 4), m(4, 5)),
+        Sample("1d_1d", m(4), m(4)),
+        Sample("1d_2d", m(4), m(4, 3)),
+        Sample("2d_1d", m(3, 4), m(4)),
+        Sample("3d_2d", m(2, 3, 4), m(4, 2)),
+        Sample("2d_3d", m(3, 4), m(2, 4, 2)),
+        Sample("bcast_batch", m(2, 1, 3, 4), m(3, 4, 2)),
+        Sample("1d_3d", m(4), m(2, 4, 3)),
+        Sample("3d_1d", m(2, 3, 4), m(4)),
+        Sample("transposed", m(3, 4, layout="T"), m(4, 2, layout="T")),
+        Sample("empty_inner", m(3, 0), m(0, 2)),
+        Sample("batch1", m(1, 1, 4), m(1, 4, 1)),
+        Sample("int64", m.ints(2, 3), m.ints(3, 2)),
+    ]
+
+
+def _matmul_errors(op: str) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [
+        ErrorCase("inner mismatch", m(2, 3), m(4, 5), exc=ValueError,
+                  match=rf"{op}.*\(2, 3\).*\(4, 5\)"),
+        ErrorCase("0d operand", m(), m(3), exc=ValueError, match=rf"{op}"),
+        ErrorCase("dtype mismatch", m(2, 3), Const(m(3, 2, dtype=F64)),
+                  exc=(TypeError, ValueError), match=rf"{op}.*float(32|64).*float(32|64)"),
+    ]
+
+
+def _binary_errors(name: str, sym: str) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=rf"({name}|{re.escape(sym)}).*\(2, ?3\).*\(4, ?3\)",
+                  xfail="kiln bug: the message is NumPy's ('operands could not be broadcast "
+                        "together with shapes (2,3) (4,3)'), it does not name the op; PyTorch "
+                        "raises RuntimeError ('The size of tensor a (2) must match ...')"),
+    ]
+
+
+def _reduce_samples(m: Maker, kind: str = "randn") -> list[Sample]:
+    return [
+        Sample("all", m(2, 3, 4, kind=kind)),
+        Sample("dim0", m(3, 4, kind=kind), 0),
+        Sample("dim-1_keepdim", m(2, 3, 4, kind=kind), -1, keepdim=True),
+        Sample("dims_tuple", m(2, 3, 4, kind=kind), (0, 2)),
+        Sample("dims_tuple_keepdim", m(2, 3, 4, kind=kind), (0, -1), keepdim=True),
+        Sample("kw_dim", m(3, 5, kind=kind), dim=1),
+        Sample("0d", m(kind=kind)),
+        Sample("0d_dim0", m(kind=kind), 0, xfail=ZERO_D_DIM),
+        Sample("noncontig", m(4, 3, kind=kind, layout="T"), 1),
+        Sample("empty_dim", m(0, 3, kind=kind), 1),
+        Sample("empty_all", m(0, 3, kind=kind), gradcheck=False),
+        Sample("nan", np.array([[1.0, np.nan], [2.0, 3.0]], m.dtype), 1, gradcheck=False),
+    ]
+
+
+def _sum_samples(m: Maker) -> list[Sample]:
+    return _reduce_samples(m) + [
+        Sample("int_input", m.ints(3, 4), 1),
+        Sample("bool_input", m.bools(3, 4)),
+    ]
+
+
+ZERO_D_DIM = bug("a 0-d tensor rejects dim=0 (NumPy AxisError/IndexError escapes); PyTorch "
+                 "accepts dim 0 and -1 on 0-d tensors and returns a 0-d result")
+
+
+def _extreme_samples(m: Maker) -> list[Sample]:
+    d = lambda *s, **k: m(*s, kind="distinct", **k)  # noqa: E731
+    return [
+        Sample("all", d(3, 4)),
+        Sample("dim1", d(3, 4), 1),
+        Sample("dim0_keepdim", d(3, 4, 2), 0, keepdim=True),
+        Sample("dim-1", d(2, 3, 4), -1),
+        Sample("0d", d()),
+        Sample("0d_dim0", d(), 0, xfail=ZERO_D_DIM),
+        Sample("noncontig", d(4, 3, layout="T"), 0),
+        Sample("batch1", d(1, 5), 1),
+        Sample("nan", np.array([[1.0, np.nan, 3.0], [2.0, 0.0, -1.0]], m.dtype), 1,
+               gradcheck=False),
+        Sample("nan_all", np.array([1.0, np.nan, 3.0], m.dtype), gradcheck=False, xfail=bug(
+            "max()/min() over all of [1, NaN, 3]: the value is NaN as in PyTorch, but the "
+            "gradient is NaN everywhere; PyTorch sends it to the NaN element only "
+            "([0, g, 0])", "backward")),
+        Sample("int_input", m.ints(3, 4), 0),
+    ]
+
+
+def _arg_samples(m: Maker) -> list[Sample]:
+    d = lambda *s, **k: m(*s, kind="distinct", **k)  # noqa: E731
+    return [
+        Sample("all", d(3, 4)),
+        Sample("dim0", d(3, 4), 0),
+        Sample("dim1_keepdim", d(3, 4), 1, keepdim=True),
+        Sample("all_keepdim", d(2, 3), keepdim=True, xfail=bug(
+            "argmax/argmin(dim=None, keepdim=True) on a (2, 3) tensor returns shape (); "
+            "PyTorch returns shape (1, 1)", "forward")),
+        Sample("0d", d()),
+        Sample("noncontig", d(4, 3, layout="T"), 1),
+        Sample("nan", np.array([[1.0, np.nan, 3.0], [2.0, 0.0, -1.0]], m.dtype), 1),
+        Sample("int_input", m.ints(3, 4), 0),
+    ]
+
+
+def _dim_error(op: str) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [
+        ErrorCase("dim out of range", m(2, 3), 2, exc=IndexError,
+                  match=rf"{op}.*dimension 2 out of range"),
+    ]
+
+
+def _softmax_samples(m: Maker) -> list[Sample]:
+    return [
+        Sample("dim1", m(3, 5), dim=1),
+        Sample("dim0", m(3, 5), dim=0),
+        Sample("dim-1_4d", m(2, 3, 2, 4), dim=-1),
+        Sample("dim1_4d", m(2, 3, 2, 2), dim=1),
+        Sample("0d", m(), dim=0),
+        Sample("1d", m(6), dim=0),
+        Sample("empty", m(0, 4), dim=1),
+        Sample("noncontig", m(4, 3, layout="T"), dim=1),
+        Sample("large_values", m(2, 4) * 50, dim=1),
+        Sample("dtype_f64", m(2, 3), dim=1, dtype=F64),
+        Sample("implicit_dim_3d", m(2, 3, 4)),
+        Sample("implicit_dim_2d", m(2, 3)),
+        Sample("neg_inf_masked", np.array([[0.5, -np.inf, 1.0], [-np.inf, -np.inf, -np.inf]],
+                                          m.dtype), dim=1, gradcheck=False),
+    ]
+
+
+def _where_cond(m: Maker, *shape: int) -> Const:
+    return Const(m.bools(*shape))
+
+
+def _shape_errors(op: str, xfail: str | None = None) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [
+        ErrorCase("bad size", m(2, 3), 4, 2, exc=RuntimeError, xfail=xfail,
+                  match=rf"{op}.*\(4, 2\).*\(2, 3\)"),
+        ErrorCase("two -1", m(2, 3), -1, -1, exc=RuntimeError, match=rf"{op}.*-1", xfail=xfail),
+    ]
+
+
+def _getitem_samples(m: Maker) -> list[Sample]:
+    x = m(3, 4, 5)
+    return [
+        Sample("int", x, 1),
+        Sample("negative_int", x, -1),
+        Sample("slice", x, slice(1, 3)),
+        Sample("step_slice", x, (slice(None), slice(None, None, 2))),
+        Sample("ellipsis_int", x, (Ellipsis, 2)),
+        Sample("none_newaxis", x, (None, 0)),
+        Sample("int_tensor_index", x, Const(np.array([2, 0, 2]))),
+        Sample("bool_mask", x, Const(m.bools(3, 4, 5))),
+        Sample("mixed", x, (slice(0, 2), 1, slice(None, None, 3))),
+        Sample("empty_slice", x, slice(2, 2)),
+        Sample("noncontig", m(4, 3, layout="T"), (slice(None), 1)),
+        Sample("int_list_2d", x, (Const(np.array([0, 2])), Const(np.array([1, 3])))),
+        Sample("repeated_index_accumulates", x, Const(np.array([1, 1, 1]))),
+    ]
+
+
+def _getitem_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("index out of range", m(3, 4), 5, exc=IndexError,
+                  match=r"index 5 is out of bounds.*size 3"),
+        ErrorCase("negative step", m(3, 4), slice(None, None, -1), exc=ValueError,
+                  match=r"step", xfail="kiln bug: x[::-1] returns the reversed tensor "
+                  "(NumPy semantics); PyTorch raises ValueError 'step must be greater than "
+                  "zero'"),
+        ErrorCase("too many indices", m(3, 4), (0, 0, 0), exc=IndexError, match=r"indices|index"),
+        ErrorCase("float index", m(3, 4), 1.5, exc=IndexError, match=r"ind"),
+        ErrorCase("mask shape", m(3, 4), Const(np.ones((2, 4), bool)), exc=IndexError,
+                  match=r"(mask|index|boolean).*"),
+    ]
+
+
+def _cat_samples(m: Maker) -> list[Sample]:
+    return [
+        Sample("dim0", [m(2, 3), m(1, 3), m(4, 3)]),
+        Sample("dim1", [m(2, 3), m(2, 1)], 1),
+        Sample("dim-1_3d", [m(2, 3, 1), m(2, 3, 2)], dim=-1),
+        Sample("single", [m(3, 2)]),
+        Sample("with_empty", [m(2, 3), m(0, 3)]),
+        Sample("noncontig", [m(4, 3, layout="T"), m(2, 3, layout="step")]),
+        Sample("f32_f64", [Const(m(2, 3, dtype=F32)), Const(m(1, 3, dtype=F64))]),
+        Sample("int_float", [m.ints(2, 3), m(1, 3, dtype=F32)], gradcheck=False, xfail=bug(
+            "cat([int64 (2, 3), float32 (1, 3)]) returns float64 (NumPy's rule); PyTorch "
+            "promotes to float32", "forward")),
+        Sample("tuple_of_tensors", (m(2, 3), m(2, 3)), 1),
+        Sample("legacy_empty_1d", [m(0), m(2, 3)], 1, xfail=bug(
+            "cat([(0,), (2, 3)], dim=1) raises IndexError; PyTorch skips legacy empty 1-D "
+            "tensors (in its op_db) and returns the (2, 3) tensor")),
+    ]
+
+
+def _stack_samples(m: Maker) -> list[Sample]:
+    return [
+        Sample("dim0", [m(2, 3), m(2, 3), m(2, 3)]),
+        Sample("dim1", [m(2, 3), m(2, 3)], 1),
+        Sample("dim-1", [m(2, 3), m(2, 3)], dim=-1),
+        Sample("0d", [m(), m()]),
+        Sample("noncontig", [m(4, 3, layout="T"), m(4, 3, layout="step")], 2),
+        Sample("f32_f64", [Const(m(2, 3, dtype=F32)), Const(m(2, 3, dtype=F64))]),
+    ]
+
+
+# ----------------------------------------------------------------------- the table
+def _unary(op: str, kind: str = "randn", **kw: Any) -> OpRow:
+    return OpRow(op, samples=lambda m: unary_samples(m, kind), **kw)
+
+
+def _float_input_error(name: str) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [
+        ErrorCase("non-tensor input", [1.0, 2.0], exc=TypeError, match=rf"{name}.*list"),
+    ]
+
+
+def _op_errors(*fns: Callable[[Maker], list[ErrorCase]]) -> Callable[[Maker], list[ErrorCase]]:
+    return lambda m: [e for fn in fns for e in fn(m)]
+
+
+OPS: list[OpRow] = [
+    # ---- activations (nn.functional)
+    _unary("F.relu", errors=_float_input_error("relu")),
+    _unary("F.relu6", xfail={
+        "special_values": bug("relu6'(x) at the kinks x=0 and x=6 is 1; PyTorch's is 0 "
+                              "(hardtanh_backward zeroes x <= 0 and x >= 6)", "backward"),
+        "nan": bug("relu6'(NaN) is 0; PyTorch passes the upstream gradient through NaN "
+                   "(its comparisons are false for NaN)", "backward"),
+    }),
+    # PyTorch's own elu/selu gradient at NaN differs between float32 and float64
+    # (vectorised blend vs scalar tail), so it is no specification
+    _unary("F.selu", no_backward=("nan",)),
+    _unary("F.sigmoid"),
+    _unary("F.tanh"),
+    OpRow("F.elu", samples=lambda m: unary_samples(m) + [
+        Sample("alpha0.5", m(3, 4), alpha=0.5),
+        Sample("alpha2", m(3, 4), 2.0),
+    ], no_backward=("nan",)),
+    OpRow("F.leaky_relu", samples=lambda m: unary_samples(m) + [
+        Sample("slope0.2", m(3, 4), 0.2),
+        Sample("slope_negative", m(3, 4), negative_slope=-0.5),
+        Sample("slope_kw_noncontig", m(4, 3, layout="T"), negative_slope=0.3),
+    ]),
+    OpRow("F.gelu", samples=lambda m: unary_samples(m) + [
+        Sample("tanh_2x3x5", m(2, 3, 5), approximate="tanh"),
+        Sample("tanh_0d", m(), approximate="tanh"),
+        Sample("tanh_noncontig", m(4, 3, layout="T"), approximate="tanh"),
+    ], errors=lambda m: [
+        ErrorCase("bad approximate", m(3), approximate="fast", exc=ValueError,
+                  match=r"gelu.*fast"),
+    ]),
+    OpRow("F.hardtanh", xfail={
+        "special_values": bug("hardtanh'(x) at the bounds x=-1 and x=1 is 1; PyTorch's is 0",
+                              "backward"),
+        "nan": bug("hardtanh'(NaN) is 0; PyTorch passes the upstream gradient through NaN",
+                   "backward"),
+    }, samples=lambda m: unary_samples(m) + [
+        Sample("min-0.5_max2", m(3, 4), -0.5, 2.0),
+        Sample("kw_bounds", m(3, 4), min_val=0.0, max_val=0.5),
+        Sample("min_eq_max", m(3, 4), min_val=0.0, max_val=0.0, xfail=bug(
+            "hardtanh(min_val=0.0, max_val=0.0) raises ValueError 'min_val must be less than "
+            "max_val'; PyTorch accepts min_val == max_val (all zeros; in its op_db)")),
+    ], errors=lambda m: [
+        ErrorCase("min above max", m(3), min_val=1.0, max_val=-1.0, exc=ValueError,
+                  match=r"hardtanh.*min_val"),
+    ]),
+    OpRow("F.softmax", samples=_softmax_samples, errors=lambda m: [
+        ErrorCase("int input", m.ints(2, 3), dim=1, exc=(TypeError, RuntimeError),
+                  match=r"softmax.*int64"),
+        ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
+                  match=r"softmax.*dim.*2.*\(2, 3\)", xfail="kiln bug: raises ValueError "
+                  "from the kernel binding ('softmax_forward: dim 2 is out of range ...'); "
+                  "PyTorch and kiln's own reductions raise IndexError"),
+    ]),
+    OpRow("F.log_softmax", samples=_softmax_samples, errors=lambda m: [
+        ErrorCase("dim out of range", m(2, 3), dim=-3, exc=IndexError,
+                  match=r"log_softmax.*-3.*\(2, 3\)", xfail="kiln bug: raises ValueError "
+                  "from the kernel binding ('log_softmax_forward: dim -3 is out of range ...'); "
+                  "PyTorch and kiln's own reductions raise IndexError"),
+    ]),
+    OpRow("F.prelu", samples=lambda m: [
+        Sample("shared_weight", m(2, 3, 4, 4), m(1)),
+        Sample("per_channel", m(2, 3, 4, 4), m(3)),
+        Sample("per_channel_2d", m(4, 3), m(3)),
+        Sample("1d_input", m(5), m(1)),
+        Sample("0d_input", m(), m(1)),
+        Sample("batch1_noncontig", m(1, 3, 4, 5, layout="T"), m(3)),
+    ], errors=lambda m: [
+        ErrorCase("weight size", m(2, 3, 4), m(2), exc=ValueError, match=r"prelu.*\(2,\)"),
+    ]),
+    # ---- conv, linear
+    OpRow("F.conv2d", samples=_conv_samples, errors=_conv_errors, tol=LOOSE_TOL),
+    OpRow("F.conv_transpose2d", samples=_conv_t_samples, errors=_conv_t_errors, tol=LOOSE_TOL),
+    OpRow("F.linear", samples=lambda m: [
+        Sample("2d", m(5, 4), m(3, 4), m(3)),
+        Sample("1d_input", m(4), m(3, 4), m(3)),
+        Sample("3d_nobias", m(2, 3, 4), m(2, 4)),
+        Sample("batch1", m(1, 4), m(3, 4), m(3)),
+        Sample("weight_transposed", m(5, 4), m(3, 4, layout="T"), m(3)),
+        Sample("input_sliced", m(5, 4, layout="step"), m(3, 4), None),
+        Sample("empty_batch", m(0, 4), m(3, 4), m(3)),
+        Sample("out_features1", m(3, 4), m(1, 4), m(1)),
+    ], errors=lambda m: [
+        ErrorCase("feature mismatch", m(2, 3), m(4, 5), exc=ValueError,
+                  match=r"linear.*\(2, 3\).*\(4, 5\)"),
+        ErrorCase("bias size", m(2, 3), m(4, 3), m(5), exc=ValueError,
+                  match=r"linear.*bias.*\(5,\)"),
+    ], tol=LOOSE_TOL),
+    OpRow("F.matmul", torch_op="torch.matmul", samples=_matmul_samples,
+          errors=_matmul_errors("matmul"), tol=LOOSE_TOL),
+    OpRow("kiln.matmul", samples=_matmul_samples, errors=_matmul_errors("matmul"),
+          tol=LOOSE_TOL),
+    OpRow(operator.matmul, name="Tensor.__matmul__", samples=_matmul_samples,
+          errors=_matmul_errors("matmul"), tol=LOOSE_TOL),
+    # ---- pools
+    OpRow("F.max_pool2d", samples=_max_pool_samples, errors=lambda m: [
+        ErrorCase("output empty", m(2, 3, 5, 5), 7, exc=ValueError,
+                  match=r"max_pool2d.*\(2, 3, 5, 5\).*too small"),
+        ErrorCase("padding over half kernel", m(1, 1, 5, 5), 2, 1, 2, exc=ValueError,
+                  match=r"max_pool2d.*padding"),
+        ErrorCase("2d input", m(5, 5), 2, exc=ValueError, match=r"max_pool2d.*\(5, 5\)"),
+        ErrorCase("kernel 0", m(1, 1, 5, 5), 0, exc=ValueError, match=r"max_pool2d.*kernel"),
+        ErrorCase("stride 0", m(1, 1, 5, 5), 2, 0, exc=ValueError, match=r"max_pool2d.*stride"),
+        ErrorCase("negative padding", m(1, 1, 5, 5), 2, 1, -1, exc=ValueError,
+                  match=r"max_pool2d.*padding"),
+    ]),
+    OpRow("F.avg_pool2d", samples=_avg_pool_samples, errors=lambda m: [
+        ErrorCase("output empty", m(1, 1, 3, 3), 4, exc=ValueError,
+                  match=r"avg_pool2d.*\(1, 1, 3, 3\)"),
+        ErrorCase("divisor zero", m(1, 1, 4, 4), 2, divisor_override=0, exc=ValueError,
+                  match=r"avg_pool2d.*divisor"),
+    ]),
+    OpRow("F.adaptive_avg_pool2d", samples=lambda m: _adaptive_samples(m, False),
+          errors=lambda m: [
+              ErrorCase("2d input", m(4, 4), 2, exc=ValueError,
+                        match=r"adaptive_avg_pool2d.*\(4, 4\)"),
+          ]),
+    OpRow("F.adaptive_max_pool2d", samples=lambda m: _adaptive_samples(m, True),
+          errors=lambda m: [
+              ErrorCase("bad output size", m(1, 2, 4, 4), (1, 2, 3), exc=(ValueError, TypeError),
+                        match=r"adaptive_max_pool2d.*output_size"),
+          ]),
+    # ---- normalization, dropout
+    OpRow("F.batch_norm", samples=_batch_norm_samples, errors=_batch_norm_errors, tol=LOOSE_TOL),
+    OpRow("F.dropout", samples=lambda m: [
+        Sample("p0_train", m(3, 4), 0.0),
+        Sample("eval_p0.5", m(3, 4), 0.5, training=False),
+        Sample("p1_train", m(3, 4), p=1.0),
+        Sample("p0_0d", m(), 0.0),
+        Sample("eval_noncontig", m(4, 3, layout="T"), 0.3, False),
+    ], errors=lambda m: [
+        ErrorCase("p above 1", m(3), 1.5, exc=ValueError, match=r"dropout.*1\.5"),
+    ]),
+    OpRow("F.dropout2d", samples=lambda m: [
+        Sample("p0_train", m(2, 3, 4, 4), 0.0),
+        Sample("eval", m(2, 3, 4, 4), 0.5, training=False),
+        Sample("p1_train", m(2, 3, 4, 4), 1.0),
+        Sample("unbatched_eval", m(3, 4, 4), 0.2, training=False),
+    ], errors=lambda m: [
+        ErrorCase("p negative", m(1, 2, 3, 3), -0.1, exc=ValueError, match=r"dropout.*-0\.1"),
+    ]),
+    # ---- losses
+    OpRow("F.cross_entropy", samples=lambda m: _class_loss_samples(m, nll=False),
+          errors=lambda m: _class_loss_errors("cross_entropy")(m) + [
+              ErrorCase("label_smoothing above 1", m(2, 3), Const(np.array([0, 1])),
+                        label_smoothing=1.5, exc=ValueError,
+                        match=r"cross_entropy.*label_smoothing.*1\.5"),
+              # a float target of another shape is read as class indices, as PyTorch does
+              ErrorCase("float target of another shape", m(2, 3), Const(m(2, 4, kind="unit")),
+                        exc=(TypeError, ValueError), match=r"cross_entropy.*\(2, 4\)"),
+          ], tol=LOOSE_TOL),
+    OpRow("F.nll_loss", samples=lambda m: _class_loss_samples(m, nll=True),
+          errors=_class_loss_errors("nll_loss"), tol=LOOSE_TOL),
+    OpRow("F.mse_loss", samples=_loss_regression, errors=_regression_errors("mse_loss")),
+    OpRow("F.l1_loss", samples=_loss_regression, errors=_regression_errors("l1_loss")),
+    OpRow("F.binary_cross_entropy_with_logits", samples=lambda m: [
+        Sample(red, m(3, 4), m(3, 4, kind="unit"), reduction=red) for red in ("mean", "sum", "none")
+    ] + [
+        Sample("weight", m(3, 4), Const(m(3, 4, kind="unit")), m.const(4, kind="pos")),
+        Sample("pos_weight", m(3, 4), Const(m(3, 4, kind="unit")),
+               pos_weight=m.const(4, kind="pos")),
+        Sample("weight_pos_weight_none", m(2, 3), m(2, 3, kind="unit"),
+               weight=m.const(2, 1, kind="pos"), pos_weight=m.const(3, kind="pos"),
+               reduction="none"),
+        Sample("large_logits", m(2, 3) * 40, Const(m(2, 3, kind="unit"))),
+        Sample("0d", m(), m(kind="unit")),
+        Sample("noncontig", m(4, 3, layout="T"), Const(m(4, 3, kind="unit"))),
+    ], errors=lambda m: [
+        ErrorCase("shape mismatch", m(2, 3), m(3, 2), exc=ValueError,
+                  match=r"binary_cross_entropy_with_logits.*\(3, 2\).*\(2, 3\)|"
+                        r"binary_cross_entropy_with_logits.*\(2, 3\).*\(3, 2\)"),
+    ], tol=LOOSE_TOL),
+    OpRow("F.multi_margin_loss", samples=lambda m: [
+        Sample(red, m(4, 5), m.labels(4, classes=5), reduction=red)
+        for red in ("mean", "sum", "none")
+    ] + [
+        Sample("p2_margin0.5", m(3, 4), m.labels(3, classes=4), p=2, margin=0.5),
+        Sample("weight", m(3, 4), m.labels(3, classes=4), weight=m.const(4, kind="pos")),
+        Sample("unbatched", m(5), Const(np.array(2))),
+        Sample("0d_input_0d_target", m(), Const(np.array(0)), xfail=bug(
+            "multi_margin_loss of a 0-d input with a 0-d target raises ValueError "
+            "'expected input to be 1-D or 2-D'; PyTorch returns 0 (one class)")),
+        Sample("batch1_noncontig", m(1, 4, layout="step"), m.labels(1, classes=4)),
+    ], errors=lambda m: [
+        ErrorCase("p=3", m(2, 3), Const(np.array([0, 1])), p=3, exc=ValueError,
+                  match=r"multi_margin_loss.*p"),
+    ], tol=LOOSE_TOL),
+    # ---- pad
+    OpRow("F.pad", samples=_pad_samples, errors=_pad_errors),
+    # ---- elementwise arithmetic (Tensor operators)
+    OpRow(operator.add, name="add", samples=lambda m: binary_samples(m) + promotion_samples(m),
+          errors=_binary_errors("add", "+")),
+    OpRow(operator.sub, name="sub",
+          samples=lambda m: [s for s in binary_samples(m) if s.desc != "bool_scalar"]
+          + promotion_samples(m, bool_ok=False),
+          errors=lambda m: _binary_errors("sub", "-")(m) + [
+              ErrorCase("bool minus int tensor", m.bools(3), m.ints(3),
+                        exc=(TypeError, RuntimeError),
+                        match=r"sub.*bool", xfail="kiln bug: bool tensor - int64 tensor returns "
+                        "[0, -2]-style int64 values; PyTorch raises RuntimeError (subtraction "
+                        "with a bool tensor is not supported)"),
+              ErrorCase("float minus bool scalar", m(3), True, exc=(TypeError, RuntimeError),
+                        match=r"sub.*bool", xfail="kiln bug: tensor([1., 2.]) - True returns "
+                        "[0., 1.]; PyTorch raises RuntimeError (subtraction with a bool is "
+                        "not supported)"),
+              ErrorCase("bool minus bool", m.bools(3), m.bools(3), exc=(TypeError, RuntimeError),
+                        match=r"sub.*bool", xfail="kiln bug: raises NumPy's TypeError "
+                        "('numpy boolean subtract ...'), which does not name the op"),
+          ]),
+    OpRow(operator.mul, name="mul", samples=lambda m: binary_samples(m) + promotion_samples(m),
+          errors=_binary_errors("mul", "*")),
+    OpRow(operator.truediv, name="truediv",
+          samples=lambda m: binary_samples(m, kind="pos") + promotion_samples(m, nonzero=True) + [
+              Sample("by_zero", m(3), np.array([0.0, -0.0, 1.0], m.dtype), gradcheck=False),
+              Sample("int_by_int_zero", m.ints(3, low=-2, high=3), Const(np.array([0, 0, 2]))),
+          ],
+          errors=_binary_errors("truediv", "/")),
+    OpRow(operator.pow, name="pow_tensor_tensor",
+          samples=lambda m: binary_samples(m, kind="pos", scalars=False)),
+    OpRow(operator.pow, name="pow_scalar", samples=lambda m: [
+        Sample("square", m(3, 4), 2),
+        Sample("cube_int", m(3, 4), 3),
+        Sample("sqrt_float", m(3, 4, kind="pos"), 0.5),
+        Sample("reciprocal", m(3, 4, kind="pos"), -1),
+        Sample("zero", m(3, 4), 0),
+        Sample("scalar_base", 2.0, m(3, 4)),
+        Sample("int_scalar_base", 3, m(2, 3)),
+        Sample("0d", m(kind="pos"), 1.5),
+        Sample("noncontig", m(4, 3, layout="T"), 2),
+        Sample("int_tensor_int", m.ints(2, 3), 2),
+        Sample("int_tensor_float", m.ints(2, 3, low=1), 0.5),
+        Sample("negative_base_float_exp", np.array([-1.5, 2.0, -0.5], m.dtype), 0.5,
+               gradcheck=False),
+        Sample("zero_base_negative_exp", np.array([0.0, 2.0], m.dtype), -1, gradcheck=False),
+        Sample("zero_base_zero_exp", np.array([0.0, 2.0], m.dtype), 0, gradcheck=False,
+               xfail=bug("d/dx x**0 at x=0 is NaN (0 * 0**-1); PyTorch's is 0", "backward")),
+    ], errors=lambda m: [
+        ErrorCase("int to negative int power", m.ints(3, low=1), -1, exc=(ValueError, RuntimeError),
+                  match=r"(pow|\*\*).*negative", xfail="kiln bug: NumPy's message ('Integers "
+                  "to negative integer powers are not allowed.') does not name the op"),
+    ]),
+    OpRow(".pow", samples=lambda m: [
+        Sample("scalar", m(3, 4), 2),
+        Sample("tensor_exponent", m(3, 4, kind="pos"), m(4)),
+    ]),
+    OpRow(operator.neg, name="neg", samples=unary_samples),
+    OpRow(operator.pos, name="pos", samples=unary_samples),
+    # ---- comparisons
+    *[OpRow(fn, name=name, differentiable=False,
+            samples=lambda m: binary_samples(m) + promotion_samples(m) + [
+                Sample("equal_values", Const(np.array([1.0, 2.0, 3.0], m.dtype)),
+                       Const(np.array([1.0, 0.0, 3.0], m.dtype))),
+                Sample("nan_inf", Const(np.array([np.nan, np.inf, -np.inf, np.nan], m.dtype)),
+                       Const(np.array([np.nan, np.inf, 1.0, 0.0], m.dtype))),
+            ])
+      for fn, name in ((operator.eq, "eq"), (operator.ne, "ne"), (operator.lt, "lt"),
+                       (operator.le, "le"), (operator.gt, "gt"), (operator.ge, "ge"))],
+    # ---- unary math (Tensor methods)
+    _unary(".exp"),
+    _unary(".log", kind="pos"),
+    _unary(".sqrt", kind="pos"),
+    _unary(".abs", xfail={
+        "nan": bug("abs'(NaN) is NaN (sign(NaN)); PyTorch's is 0", "backward"),
+    }),
+    _unary(".relu"),
+    _unary(".sigmoid"),
+    _unary(".tanh"),
+    OpRow(".softmax", samples=lambda m: [
+        Sample("dim1", m(3, 4), 1), Sample("dim0", m(3, 4), 0),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64, xfail=bug(
+            "Tensor.softmax(dim, dtype=...) raises TypeError (no dtype argument); PyTorch "
+            "casts to dtype first (F.softmax accepts it)")),
+    ]),
+    OpRow(".log_softmax", samples=lambda m: [
+        Sample("dim-1", m(2, 3, 4), -1),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64, xfail=bug(
+            "Tensor.log_softmax(dim, dtype=...) raises TypeError (no dtype argument)")),
+    ]),
+    OpRow(".clamp", samples=lambda m: [
+        Sample("min_max", m(3, 4), -0.5, 0.5),
+        Sample("min_only", m(3, 4), min=0.1),
+        Sample("max_only", m(3, 4), max=-0.1),
+        Sample("int_bounds", m(3, 4) * 3, -1, 1),
+        Sample("min_above_max", m(3, 4), 0.5, -0.5, gradcheck=False),
+        Sample("0d", m(), -0.2, 0.2),
+        Sample("noncontig", m(4, 3, layout="T"), -0.5, 0.5),
+        Sample("int_tensor", m.ints(3, 4, low=-5), -2, 2),
+        Sample("nan", np.array([np.nan, 1.0, -1.0], m.dtype), -0.5, 0.5, gradcheck=False),
+        Sample("at_bounds", np.array([-0.5, 0.5, 0.0], m.dtype), -0.5, 0.5, gradcheck=False),
+        Sample("tensor_bounds", m(3, 4), Const(-m(4, kind="pos")), Const(m(3, 1, kind="pos"))),
+        Sample("tensor_bounds_grad", m(3, 4), -m(4, kind="pos") * 0.5, m(3, 1, kind="pos") * 0.5,
+               xfail=bug("clamp(x, min_tensor, max_tensor) sends no gradient to the bound "
+                         "tensors (their .grad stays None); PyTorch sends the upstream "
+                         "gradient to min where x < min and to max where x > max",
+                         "backward", "gradcheck")),
+        Sample("int_tensor_float_bounds", m.ints(3, 4, low=-5), -1.5, 2.5, xfail=bug(
+            "clamp of an int64 tensor with float bounds (-1.5, 2.5) returns int64 [.., 2, -1]; "
+            "PyTorch promotes to float32 [.., 2.5, -1.5]", "forward")),
+    ], errors=lambda m: [
+        ErrorCase("no bounds", m(3), exc=(ValueError, RuntimeError), match=r"clamp"),
+    ]),
+    OpRow(".clip", samples=lambda m: [Sample("min_max", m(3, 4), -0.5, 0.5)]),
+    # ---- in-place methods and conversions (forward only: PyTorch forbids in-place ops on
+    # leaves that require grad); the result is the mutated first argument
+    OpRow(".add_", differentiable=False, samples=lambda m: [
+        Sample("tensor", m(3, 4), m(3, 4)),
+        Sample("bcast_alpha", m(3, 4), m(4), alpha=2.5),
+        Sample("scalar", m(3, 4), 1.5),
+        Sample("int_tensor_int_scalar", m.ints(3), 2),
+        Sample("float_tensor_int_tensor", m(3), m.ints(3)),
+        Sample("noncontig_self", m(4, 3, layout="T"), m(4, 3)),
+    ], errors=lambda m: [
+        ErrorCase("int tensor += float", m.ints(3), 1.5, exc=(TypeError, RuntimeError),
+                  match=r"add_.*(float|Float).*(int64|Long)", xfail="kiln bug: NumPy's "
+                  "UFuncOutputCastingError ('Cannot cast ufunc 'add' output from dtype('float64') "
+                  "to dtype('int64') ...') does not name the op"),
+        ErrorCase("result shape grows", m(3, 1), m(3, 4), exc=(ValueError, RuntimeError),
+                  match=r"add_.*\(3, 1\).*\(3, 4\)", xfail="kiln bug: NumPy's message "
+                  "('non-broadcastable output operand with shape (3,1) doesn't match the "
+                  "broadcast shape (3,4)') does not name the op"),
+    ]),
+    OpRow(".sub_", differentiable=False, samples=lambda m: [
+        Sample("tensor_alpha", m(3, 4), m(3, 4), alpha=0.5),
+    ]),
+    OpRow(".mul_", differentiable=False, samples=lambda m: [
+        Sample("tensor", m(3, 4), m(1, 4)), Sample("scalar", m(3, 4), -2),
+    ]),
+    OpRow(".div_", differentiable=False, samples=lambda m: [
+        Sample("tensor", m(3, 4), m(3, 4, kind="pos")), Sample("scalar", m(3, 4), 4),
+    ], errors=lambda m: [
+        ErrorCase("int tensor /= int", m.ints(3), 2, exc=(TypeError, RuntimeError),
+                  match=r"div_.*(float|Float).*(int64|Long)", xfail="kiln bug: NumPy's "
+                  "casting error ('Cannot cast ufunc 'divide' output ...') does not name the op"),
+    ]),
+    OpRow(".fill_", differentiable=False, samples=lambda m: [
+        Sample("float", m(3, 4), 2.5), Sample("int_tensor_int", m.ints(3), 7),
+        Sample("0d_tensor_value", m(2, 2), Const(m())),
+    ]),
+    OpRow(".zero_", differentiable=False, samples=lambda m: [Sample("3x4", m(3, 4))]),
+    OpRow(".copy_", differentiable=False, samples=lambda m: [
+        Sample("same", m(3, 4), m(3, 4)),
+        Sample("bcast", m(3, 4), m(4)),
+        Sample("cast_from_int", m(3), m.ints(3)),
+    ]),
+    OpRow(lambda x, i, v: (x.__setitem__(i, v), x)[1], name="Tensor.__setitem__",
+          differentiable=False, samples=lambda m: [
+              Sample("int_scalar", m(3, 4), 1, 0.5),
+              Sample("slice_tensor", m(3, 4), (slice(None), slice(1, 3)), m(3, 2)),
+              Sample("bool_mask", m(3, 4), Const(m.bools(3, 4)), 0.0),
+              Sample("bcast_row", m(3, 4), 0, m(4)),
+          ]),
+    *[OpRow(f".{name}", differentiable=False, samples=lambda m: [
+        Sample("floats", m(3, 4) * 3), Sample("ints", m.ints(3, low=-2)),
+        Sample("0d", m()),
+    ]) for name in ("long", "int", "bool")],
+    OpRow(".detach", differentiable=False, samples=lambda m: [Sample("3x4", m(3, 4))]),
+    # ---- reductions
+    OpRow(".sum", samples=_sum_samples, errors=_dim_error("sum")),
+    OpRow(".mean", samples=_reduce_samples, errors=lambda m: _dim_error("mean")(m) + [
+        ErrorCase("int input", m.ints(3), exc=(TypeError, RuntimeError), match=r"mean.*int64"),
+    ]),
+    OpRow(".max", samples=_extreme_samples, errors=lambda m: _dim_error("max")(m) + [
+        ErrorCase("empty without dim", m(0, 3), exc=(ValueError, RuntimeError, IndexError),
+                  match=r"max.*(non-empty|\(0, 3\))"),
+    ]),
+    OpRow(".min", samples=_extreme_samples, errors=lambda m: _dim_error("min")(m) + [
+        ErrorCase("empty without dim", m(0, 3), exc=(ValueError, RuntimeError, IndexError),
+                  match=r"min.*(non-empty|\(0, 3\))", xfail="kiln bug: min() of an empty "
+                  "tensor says 'max(): expected a non-empty tensor' (names the wrong op)"),
+    ]),
+    *[OpRow(f".{name}", name=f".{name}(other)", samples=lambda m, name=name: [
+        Sample("same_shape", m(3, 4, kind="distinct"), m(3, 4, kind="distinct"), xfail=bug(
+            f"Tensor.{name}(other) (elementwise, as torch.{name}imum) is not implemented: the "
+            "tensor is taken for a dim ('dimension tensor(...) out of range' or 'bool value "
+            "of a tensor ... is ambiguous')")),
+        Sample("bcast", m(3, 1, kind="distinct"), m(4, kind="distinct"), xfail=bug(
+            f"Tensor.{name}(other) with broadcasting is not implemented")),
+    ]) for name in ("max", "min")],
+    OpRow(".argmax", samples=_arg_samples, differentiable=False, errors=_dim_error("argmax")),
+    OpRow(".argmin", samples=_arg_samples, differentiable=False, errors=_dim_error("argmin")),
+    # ---- shape ops
+    OpRow(".reshape", samples=lambda m: [
+        Sample("flat", m(2, 3, 4), -1),
+        Sample("tuple", m(2, 3, 4), (4, 6)),
+        Sample("infer", m(2, 3, 4), 3, -1, 2),
+        Sample("to_0d", m(1), ()),
+        Sample("from_0d", m(), 1, 1),
+        Sample("noncontig", m(4, 3, layout="T"), 2, 6),
+        Sample("empty", m(0, 3), 3, 0),
+    ], errors=_shape_errors("reshape")),
+    OpRow(".view", samples=lambda m: [
+        Sample("flat", m(2, 3, 4), -1),
+        Sample("tuple", m(2, 3, 4), (4, 6)),
+        Sample("infer", m(2, 3, 4), 3, -1, 2),
+        Sample("sliced_viewable", m(2, 3, 4, layout="step"), 6, 4),
+    ], errors=lambda m: _shape_errors("view", xfail="kiln bug: view's message names "
+                                      "reshape ('reshape: shape (4, 2) is invalid ...')")(m) + [
+        ErrorCase("not viewable (transposed)", m(4, 3, layout="T"), -1, exc=RuntimeError,
+                  match=r"view.*(stride|contiguous)", xfail="kiln bug: view(-1) of a transposed "
+                  "(4, 3) tensor silently copies (the result shares no memory); PyTorch raises "
+                  "RuntimeError 'view size is not compatible with input tensor's size and "
+                  "stride'"),
+    ]),
+    OpRow(".view_as", samples=lambda m: [Sample("2x6", m(3, 4), Const(m(2, 6)))],
+          errors=lambda m: [
+              ErrorCase("numel differs", m(3, 4), Const(m(5)), exc=RuntimeError,
+                        match=r"(view|reshape).*\(5,\).*\(3, 4\)|(view|reshape).*\(3, 4\)"),
+          ]),
+    OpRow(".flatten", samples=lambda m: [
+        Sample("all", m(2, 3, 4)),
+        Sample("start1", m(2, 3, 4, 5), 1),
+        Sample("start1_end2", m(2, 3, 4, 5), 1, 2),
+        Sample("negative", m(2, 3, 4), start_dim=-2, end_dim=-1),
+        Sample("0d", m()),
+        Sample("noncontig", m(4, 3, layout="T")),
+    ], errors=lambda m: [
+        ErrorCase("start after end", m(2, 3, 4), 2, 1, exc=(ValueError, RuntimeError),
+                  match=r"flatten.*start_dim"),
+    ]),
+    OpRow(".unsqueeze", samples=lambda m: [
+        Sample("0", m(3, 4), 0), Sample("-1", m(3, 4), -1), Sample("1", m(3, 4), 1),
+        Sample("0d", m(), 0), Sample("0d_-1", m(), -1), Sample("end", m(3, 4), 2),
+    ], errors=lambda m: [
+        ErrorCase("dim out of range", m(3, 4), 3, exc=IndexError, match=r"unsqueeze.*3"),
+    ]),
+    OpRow(".squeeze", samples=lambda m: [
+        Sample("all", m(1, 3, 1, 2)),
+        Sample("dim0", m(1, 3, 1), 0),
+        Sample("dim_not_1", m(1, 3, 1), 1),
+        Sample("dim-1", m(1, 3, 1), -1),
+        Sample("0d", m()),
+        Sample("0d_dim0", m(), 0, xfail=bug(
+            "squeeze(0) of a 0-d tensor raises IndexError 'tuple index out of range'; PyTorch "
+            "returns the 0-d tensor")),
+        Sample("empty_tuple", m(1, 3, 1), (), xfail=bug(
+            "squeeze(()) raises ValueError 'not enough values to unpack'; PyTorch squeezes "
+            "nothing")),
+        Sample("dims_tuple", m(1, 3, 1, 2), (0, 2), xfail=bug(
+            "squeeze((0, 2)) raises ValueError 'too many values to unpack'; PyTorch (>= 2.0) "
+            "squeezes a tuple of dims: shape (1, 3, 1, 2) -> (3, 2)")),
+    ]),
+    OpRow(".permute", samples=lambda m: [
+        Sample("varargs", m(2, 3, 4), 2, 0, 1),
+        Sample("tuple", m(2, 3, 4), (1, 2, 0)),
+        Sample("negative", m(2, 3, 4), -1, -3, -2),
+        Sample("noncontig", m(4, 3, layout="T"), 1, 0),
+        Sample("0d", m(), ()),
+    ], errors=lambda m: [
+        ErrorCase("repeated dim", m(2, 3), 0, 0, exc=(ValueError, RuntimeError),
+                  match=r"permute"),
+        ErrorCase("wrong count", m(2, 3, 4), 0, 1, exc=(ValueError, RuntimeError),
+                  match=r"permute.*\(0, 1\).*3 dim"),
+    ]),
+    OpRow(".transpose", samples=lambda m: [
+        Sample("0_1", m(2, 3), 0, 1), Sample("neg", m(2, 3, 4), -1, 0),
+        Sample("same", m(2, 3), 1, 1),
+        Sample("0d", m(), 0, -1, xfail=bug(
+            "transpose(0, -1) of a 0-d tensor raises IndexError 'list index out of range'; "
+            "PyTorch returns the 0-d tensor")),
+    ], errors=lambda m: [
+        ErrorCase("dim out of range", m(2, 3), 0, 2, exc=IndexError, match=r"transpose.*2"),
+    ]),
+    OpRow(".t", samples=lambda m: [Sample("2d", m(2, 3)), Sample("1d", m(3)), Sample("0d", m())]),
+    OpRow(lambda x: x.T, name="Tensor.T", samples=lambda m: [Sample("2d", m(2, 3))]),
+    OpRow(".expand", samples=lambda m: [
+        Sample("bcast", m(3, 1), 3, 4),
+        Sample("minus1", m(3, 1), -1, 5),
+        Sample("new_leading", m(1, 3), (2, 4, 3)),
+        Sample("0d", m(), 2, 2),
+        Sample("same_size", m(2, 3), 2, 3),
+    ], errors=lambda m: [
+        ErrorCase("-1 in a new leading dim", m(3), -1, 3, exc=(ValueError, RuntimeError),
+                  match=r"expand.*-1", xfail="kiln bug: tensor of shape (3,).expand(-1, 3) "
+                  "returns shape (1, 3); PyTorch raises RuntimeError 'The expanded size of the "
+                  "tensor (-1) isn't allowed in a leading, non-existing dimension 0'"),
+        ErrorCase("non-singleton", m(3, 2), 3, 4, exc=(ValueError, RuntimeError),
+                  match=r"expand.*\(3, 2\)", xfail="kiln bug: NumPy's message ('operands could "
+                  "not be broadcast together with remapped shapes ... (3,2) and requested shape "
+                  "(3,4)') does not name the op"),
+        ErrorCase("fewer sizes than dims", m(2, 3), 3, exc=(ValueError, RuntimeError),
+                  match=r"expand.*\(2, 3\)", xfail="kiln bug: NumPy's message ('input "
+                  "operand has more dimensions than allowed by the axis remapping') does not "
+                  "name the op or the shapes"),
+    ]),
+    OpRow(".contiguous", samples=lambda m: [Sample("noncontig", m(4, 3, layout="T"))]),
+    OpRow(".clone", samples=lambda m: [
+        Sample("3x4", m(3, 4)), Sample("noncontig", m(4, 3, layout="T")),
+    ]),
+    OpRow(".double", samples=lambda m: [Sample("3x4", m(3, 4))]),
+    # float64 -> float32: finite differences cannot be resolved in float32
+    OpRow(".float", samples=lambda m: [Sample("3x4", m(3, 4))], gradcheck=False),
+    OpRow(".to", name=".to(float64)", samples=lambda m: [Sample("3x4", m(3, 4), F64)],
+          torch_op=lambda x, d: x.to(__import__("torch").float64)),
+    OpRow(operator.getitem, name="Tensor.__getitem__", samples=_getitem_samples,
+          errors=_getitem_errors),
+    OpRow("kiln.cat", samples=_cat_samples, errors=lambda m: [
+        ErrorCase("size mismatch", [m(2, 3), m(2, 4)], exc=ValueError,
+                  match=r"cat.*\(2, 3\).*\(2, 4\)"),
+        ErrorCase("empty list", [], exc=(ValueError, RuntimeError), match=r"cat"),
+        ErrorCase("0-d tensors", [m(), m()], exc=(ValueError, RuntimeError),
+                  match=r"cat.*(zero-dim|0-d|\(\))"),
+        ErrorCase("rank mismatch", [m(2, 3), m(3)], exc=(ValueError, RuntimeError),
+                  match=r"cat.*\(2, 3\).*\(3,\)"),
+        ErrorCase("dim out of range", [m(2, 3), m(2, 3)], 2, exc=IndexError, match=r"cat.*2"),
+    ]),
+    OpRow("kiln.stack", samples=_stack_samples, errors=lambda m: [
+        ErrorCase("shape mismatch", [m(2, 3), m(3, 2)], exc=ValueError,
+                  match=r"stack.*\(2, 3\).*\(3, 2\)"),
+        ErrorCase("empty list", [], exc=(ValueError, RuntimeError), match=r"stack"),
+    ]),
+    OpRow("kiln.where", samples=lambda m: [
+        Sample("same", _where_cond(m, 3, 4), m(3, 4), m(3, 4)),
+        Sample("bcast", _where_cond(m, 3, 1), m(1, 4), m(3, 4)),
+        Sample("scalar_other", _where_cond(m, 3, 4), m(3, 4), 0.0),
+        Sample("scalar_input", _where_cond(m, 3, 4), 1.5, m(3, 4)),
+        Sample("noncontig", _where_cond(m, 4, 3), m(4, 3, layout="T"), m(4, 3)),
+        Sample("0d", _where_cond(m), m(), m()),
+        Sample("both_scalars", _where_cond(m, 2, 3), 1.0, 0.0),
+        Sample("f32_f64", _where_cond(m, 2, 3), Const(m(2, 3, dtype=F32)),
+               Const(m(2, 3, dtype=F64))),
+        Sample("int_float", _where_cond(m, 2, 3), m.ints(2, 3), m(2, 3)),
+    ], errors=lambda m: [
+        ErrorCase("int condition", m.ints(3), m(3), m(3), exc=(TypeError, ValueError, RuntimeError),
+                  match=r"where.*condition.*bool", xfail="kiln bug: an int64 condition is "
+                  "accepted (treated as truthy); PyTorch raises RuntimeError 'where expected "
+                  "condition to be a boolean tensor'"),
+        ErrorCase("unbroadcastable", _where_cond(m, 2, 3), m(4, 3), m(2, 3),
+                  exc=ValueError, match=r"where.*\(2, ?3\).*\(4, ?3\)",
+                  xfail="kiln bug: NumPy's message ('operands could not be broadcast together "
+                        "with shapes (2,3) (4,3) (2,3)') does not name the op"),
+    ]),
+]
+
+_names = [row.name for row in OPS]
+assert len(_names) == len(set(_names)), "op table: duplicate row names"
