@@ -813,6 +813,9 @@ OPS: list[OpRow] = [
     _unary("F.selu", no_backward=("nan",)),
     _unary("F.sigmoid"),
     _unary("F.tanh"),
+    _unary("F.silu"),
+    # PyTorch's hardswish gradient at NaN differs between its vectorised and scalar paths
+    _unary("F.hardswish", no_backward=("nan",)),
     OpRow("F.elu", samples=lambda m: unary_samples(m) + [
         Sample("alpha0.5", m(3, 4), alpha=0.5),
         Sample("alpha2", m(3, 4), 2.0),
@@ -923,6 +926,20 @@ OPS: list[OpRow] = [
           ]),
     # ---- normalization, dropout
     OpRow("F.batch_norm", samples=_batch_norm_samples, errors=_batch_norm_errors, tol=LOOSE_TOL),
+    OpRow("F.group_norm", samples=lambda m: [
+        Sample("4d_2groups", m(2, 4, 3, 3), 2, m(4), m(4)),
+        Sample("4d_groups_eq_channels", m(2, 3, 2, 2), 3, m(3), m(3)),
+        Sample("one_group_no_affine", m(3, 4, 2, 2), 1),
+        Sample("2d", m(4, 6), 3, m(6), m(6), eps=1e-3),
+        Sample("3d_batch1", m(1, 4, 5), 2, m(4), m(4)),
+        Sample("5d", m(2, 2, 2, 3, 2), 2, m(2), m(2)),
+        Sample("noncontig", m(2, 4, 3, 5, layout="T"), 4, m(4), m(4)),
+    ], errors=lambda m: [
+        ErrorCase("channels not divisible", m(2, 6, 3, 3), 4, exc=ValueError,
+                  match=r"group_norm.*6.*4"),
+        ErrorCase("weight size", m(2, 4, 3, 3), 2, m(3), exc=ValueError,
+                  match=r"group_norm.*weight"),
+    ], tol=LOOSE_TOL),
     OpRow("F.dropout", samples=lambda m: [
         Sample("p0_train", m(3, 4), 0.0),
         Sample("eval_p0.5", m(3, 4), 0.5, training=False),
