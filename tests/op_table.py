@@ -802,12 +802,7 @@ def _op_errors(*fns: Callable[[Maker], list[ErrorCase]]) -> Callable[[Maker], li
 OPS: list[OpRow] = [
     # ---- activations (nn.functional)
     _unary("F.relu", errors=_float_input_error("relu")),
-    _unary("F.relu6", xfail={
-        "special_values": bug("relu6'(x) at the kinks x=0 and x=6 is 1; PyTorch's is 0 "
-                              "(hardtanh_backward zeroes x <= 0 and x >= 6)", "backward"),
-        "nan": bug("relu6'(NaN) is 0; PyTorch passes the upstream gradient through NaN "
-                   "(its comparisons are false for NaN)", "backward"),
-    }),
+    _unary("F.relu6"),
     # PyTorch's own elu/selu gradient at NaN differs between float32 and float64
     # (vectorised blend vs scalar tail), so it is no specification
     _unary("F.selu", no_backward=("nan",)),
@@ -833,17 +828,10 @@ OPS: list[OpRow] = [
         ErrorCase("bad approximate", m(3), approximate="fast", exc=ValueError,
                   match=r"gelu.*fast"),
     ]),
-    OpRow("F.hardtanh", xfail={
-        "special_values": bug("hardtanh'(x) at the bounds x=-1 and x=1 is 1; PyTorch's is 0",
-                              "backward"),
-        "nan": bug("hardtanh'(NaN) is 0; PyTorch passes the upstream gradient through NaN",
-                   "backward"),
-    }, samples=lambda m: unary_samples(m) + [
+    OpRow("F.hardtanh", samples=lambda m: unary_samples(m) + [
         Sample("min-0.5_max2", m(3, 4), -0.5, 2.0),
         Sample("kw_bounds", m(3, 4), min_val=0.0, max_val=0.5),
-        Sample("min_eq_max", m(3, 4), min_val=0.0, max_val=0.0, xfail=bug(
-            "hardtanh(min_val=0.0, max_val=0.0) raises ValueError 'min_val must be less than "
-            "max_val'; PyTorch accepts min_val == max_val (all zeros; in its op_db)")),
+        Sample("min_eq_max", m(3, 4), min_val=0.0, max_val=0.0),
     ], errors=lambda m: [
         ErrorCase("min above max", m(3), min_val=1.0, max_val=-1.0, exc=ValueError,
                   match=r"hardtanh.*min_val"),

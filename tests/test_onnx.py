@@ -188,7 +188,8 @@ def _layer_cases():
         "batchnorm_batch_stats": (bn_batch_stats(), (4, 5, 5)),
         "activations": (nn.Sequential(nn.ReLU(), nn.Linear(6, 6), nn.LeakyReLU(0.2), nn.ELU(0.7),
                                       nn.SELU(), nn.GELU(), nn.GELU("tanh"), nn.Sigmoid(),
-                                      nn.Tanh(), nn.Softmax(1), nn.LogSoftmax(1)), (6,)),
+                                      nn.Tanh(), nn.ReLU6(), nn.Hardtanh(-0.5, 0.5),
+                                      nn.Softmax(1), nn.LogSoftmax(1)), (6,)),
         "prelu": (nn.Sequential(nn.PReLU(4), nn.PReLU()), (4, 3, 3)),
         "linear_flatten_dropout_identity": (
             nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(48, 7), nn.Identity(),

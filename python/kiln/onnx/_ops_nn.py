@@ -16,7 +16,7 @@ from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _Avg
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
-from kiln.ops.activation import Pointwise, PReLU, Softmax
+from kiln.ops.activation import Hardtanh, Pointwise, PReLU, Softmax
 from kiln.ops.norm import BatchNorm, GroupNorm
 
 
@@ -262,6 +262,13 @@ def _pointwise(g: GraphBuilder, call: Call, args: list[Any]) -> str:
         return g.node("Mul", [x.name, g.node("Sigmoid", [x.name])])
     raise UnsupportedOperatorError(f"kiln.onnx.export: activation {op!r} in {call.where} "
                                    "has no ONNX conversion")
+
+
+@converter(Hardtanh)
+def _hardtanh(g: GraphBuilder, call: Call, args: list[Any]) -> str:
+    x, low, high = args  # hardtanh and relu6: Clip with the bounds as inputs (opset 11+)
+    return g.node("Clip", [x.name, g.const(np.asarray(low), x.dtype),
+                           g.const(np.asarray(high), x.dtype)])
 
 
 def _gelu(g: GraphBuilder, x: Value, approximate: str) -> str:

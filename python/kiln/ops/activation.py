@@ -4,8 +4,8 @@
 name: the backend's ``<op>_forward(x, *params)`` and ``<op>_backward(grad, saved,
 *params)``, where ``saved`` is the input or the output as the backend's
 ``pointwise_ops()`` metadata says. ``PReLU`` and ``Softmax`` (softmax and
-log_softmax) have kernels of their own. Every array may have any shape; outputs
-and gradients have their input's shape.
+log_softmax) have kernels of their own; ``Hardtanh`` (two parameters) is array
+math. Every array may have any shape; outputs and gradients have their input's shape.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from kiln.autograd import Context, Function
 from kiln.backends import Backend
 
-__all__ = ["PReLU", "Pointwise", "Softmax"]
+__all__ = ["Hardtanh", "PReLU", "Pointwise", "Softmax"]
 
 
 @functools.cache
@@ -53,6 +53,27 @@ class Pointwise(Function):
         (saved,) = ctx.saved_tensors
         backward = _pointwise_kernels(ctx.backend, ctx.op)[1]
         return backward(_contiguous(ctx, grad, saved.dtype), saved, *ctx.params), None, None
+
+
+class Hardtanh(Function):
+    """y = min(max(x, low), high); dy/dx = 1 strictly inside (low, high), 0 at and beyond
+    the bounds, and the upstream gradient passes through NaN inputs (PyTorch's
+    hardtanh_backward zeroes only x <= low or x >= high, which NaN never is)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, low: float, high: float) -> np.ndarray:
+        xp = ctx.backend.xp
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        # clip's order (max, then min) keeps NaN; the bounds in x's dtype keep float32
+        return xp.minimum(xp.maximum(x, x.dtype.type(low)), x.dtype.type(high))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        (x,) = ctx.saved_tensors
+        xp = ctx.backend.xp
+        outside = (x <= ctx.low) | (x >= ctx.high)
+        return xp.where(outside, xp.zeros((), grad.dtype), grad), None, None
 
 
 class Softmax(Function):

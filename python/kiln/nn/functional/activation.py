@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import real_arg
 from kiln.nn.functional._args import check_float_tensor
 from kiln.ops import activation as ops
 from kiln.tensor import Tensor
@@ -77,9 +78,12 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
     """input clamped to [min_val, max_val] elementwise. input: any shape; output: same."""
     check_float_tensor("hardtanh", "input", input)
-    if not float(min_val) < float(max_val):
-        raise ValueError(f"hardtanh: min_val ({min_val}) must be less than max_val ({max_val})")
-    return input.clamp(float(min_val), float(max_val))
+    low = real_arg("hardtanh", "min_val", min_val)
+    high = real_arg("hardtanh", "max_val", max_val)
+    if low > high:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
+                         f"({max_val})")
+    return ops.Hardtanh.apply(input, float(low), float(high))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
