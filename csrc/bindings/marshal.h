@@ -65,6 +65,10 @@ Out<T> out(Shape shape, bool wanted = true) {
   return {std::move(shape), wanted};
 }
 
+// The element type behind a kernel lambda's pointer: Scalar<decltype(y)>.
+template <typename Pointer>
+using Scalar = std::remove_const_t<std::remove_pointer_t<Pointer>>;
+
 namespace detail {
 
 template <typename T, typename D>
@@ -111,9 +115,9 @@ std::tuple<py::object> outputs_of(Allocated<T>& a) {
 
 template <typename D, typename Kernel, typename... Operands>
 py::object run(const char* op, Kernel& kernel, const Operands&... operands) {
-  // Every check and allocation happens here, before the GIL is released; the
-  // prepared tuple outlives the release, so on a kernel's exception the GIL is
-  // back before an output array is freed.
+  // Every check and allocation happens here, before the GIL is released. The
+  // outputs outlive the release, so when a kernel throws, the GIL is back
+  // before an output array is freed.
   auto prepared = std::make_tuple(prepare<D>(operands, op)...);
   auto call_kernel = [&] {
     return std::apply([&](auto&... p) { return kernel(pointer(p)...); }, prepared);
