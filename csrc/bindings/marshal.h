@@ -6,10 +6,10 @@
 //       in(x, "input"), in(w, "weight"), opt(bias, "bias"), out(g.output_shape()),
 //       [&](auto* x, auto* w, auto* b, auto* y) { cpu::conv2d_forward(g, x, w, b, y); });
 //
-// 1. dispatch: the first operand's dtype, compared by value (arrays.h's
-//    match_dtype), picks one of the listed types D (TypeError naming the op, the
-//    operand and the accepted dtypes otherwise); with no types listed every
-//    operand has a fixed dtype and nothing is dispatched;
+// 1. dispatch: the first operand (an in(), never an opt()) picks one of the
+//    listed types D by its dtype, compared by value (arrays.h's match_dtype);
+//    TypeError naming the op, the operand and the accepted dtypes otherwise.
+//    With no types listed (call<>) every operand has a fixed dtype;
 // 2. checks: each operand has its dtype (D for in/opt, U for in<U>/opt<U>) and
 //    is C-contiguous; an absent optional operand (None) becomes a null pointer;
 // 3. outputs: a new array per out(shape) (dtype D, or U for out<U>), or None
@@ -48,9 +48,13 @@ In<T> in(const py::array& a, const char* name) {
   return {&a, name};
 }
 
+// An optional operand: never the first, which decides the dtype.
+template <typename T>
+struct OptIn : In<T> {};
+
 template <typename T = Dispatched>
-In<T> opt(const OptArray& a, const char* name) {
-  return {a ? &*a : nullptr, name};
+OptIn<T> opt(const OptArray& a, const char* name) {
+  return {{a ? &*a : nullptr, name}};
 }
 
 // An output of `shape`; not `wanted`: None, and the kernel gets a null pointer.
@@ -86,10 +90,11 @@ const Resolved<T, D>* prepare(const In<T>& a, const char* op) {
   return a.array != nullptr ? data<Resolved<T, D>>(*a.array, op, a.name) : nullptr;
 }
 
+// Takes the shape: each call runs the kernel for one dtype only.
 template <typename D, typename T>
-Allocated<Resolved<T, D>> prepare(const Out<T>& o, const char*) {
+Allocated<Resolved<T, D>> prepare(Out<T>& o, const char*) {
   if (!o.wanted) return {py::none(), nullptr};
-  auto a = empty<Resolved<T, D>>(o.shape);
+  py::array_t<Resolved<T, D>> a(std::move(o.shape));
   auto* p = a.mutable_data();
   return {std::move(a), p};
 }
@@ -114,7 +119,7 @@ std::tuple<py::object> outputs_of(Allocated<T>& a) {
 }
 
 template <typename D, typename Kernel, typename... Operands>
-py::object run(const char* op, Kernel& kernel, const Operands&... operands) {
+py::object run(const char* op, Kernel& kernel, Operands&... operands) {
   // Every check and allocation happens here, before the GIL is released. The
   // outputs outlive the release, so when a kernel throws, the GIL is back
   // before an output array is freed.
@@ -129,8 +134,10 @@ py::object run(const char* op, Kernel& kernel, const Operands&... operands) {
       py::gil_scoped_release nogil;
       call_kernel();
     }
-    if constexpr (std::tuple_size_v<decltype(outputs)> == 1) return std::get<0>(std::move(outputs));
-    else return std::apply([](auto&... o) { return py::make_tuple(std::move(o)...); }, outputs);
+    if constexpr (std::tuple_size_v<decltype(outputs)> == 1)
+      return std::get<0>(std::move(outputs));
+    else
+      return std::apply([](auto&... o) { return py::make_tuple(std::move(o)...); }, outputs);
   } else {
     Result value;
     {
