@@ -15,7 +15,7 @@ using marshal::out;
 // covers the remaining dimensions) and applies it.
 py::object dropout_apply(const char* op, const py::array& input, const Shape& mask_shape,
                          double p, uint64_t seed, uint64_t offset) {
-  check_dropout_p(op, p);
+  check_dropout_p(op, p);  // the kernel's own check would name dropout2d's p "dropout"
   int64_t groups = 1;
   for (int64_t d : mask_shape) groups *= d;
   const int64_t inner = groups > 0 ? static_cast<int64_t>(input.size()) / groups : 0;
@@ -40,8 +40,7 @@ py::object dropout2d_forward_py(const py::array& input, double p, uint64_t seed,
 }
 
 py::object dropout_backward_py(const py::array& grad_output, const py::array& mask, double p) {
-  const char* op = "dropout_backward";
-  check_dropout_p(op, p);
+  const char* op = "dropout_backward";  // the kernel checks p
   const Shape g_shape = shape_of(grad_output), m_shape = shape_of(mask);
   if (m_shape.size() > g_shape.size() ||
       !std::equal(m_shape.begin(), m_shape.end(), g_shape.begin()))
