@@ -11,8 +11,9 @@ namespace {
 using marshal::in;
 using marshal::out;
 
+// The window of avg_pool2d (dilation 1) or, given `dilation`, of max_pool2d.
 Pool2dWindow make_window(const char* op, py::handle kernel_size, py::handle stride,
-                         py::handle padding, py::handle dilation, bool ceil_mode) {
+                         py::handle padding, bool ceil_mode, py::handle dilation = {}) {
   Pool2dWindow w;
   const auto k = int_pair(kernel_size, op, "kernel_size");
   // stride=None (or an empty sequence, as PyTorch allows) means stride = kernel_size.
@@ -20,12 +21,15 @@ Pool2dWindow make_window(const char* op, py::handle kernel_size, py::handle stri
                                                    py::len(stride) == 0);
   const auto s = default_stride ? k : int_pair(stride, op, "stride");
   const auto p = int_pair(padding, op, "padding");
-  const auto d = int_pair(dilation, op, "dilation");
   for (int i = 0; i < 2; ++i) {
     w.kernel[i] = k[i];
     w.stride[i] = s[i];
     w.padding[i] = p[i];
-    w.dilation[i] = d[i];
+  }
+  if (dilation) {
+    const auto d = int_pair(dilation, op, "dilation");
+    w.dilation[0] = d[0];
+    w.dilation[1] = d[1];
   }
   w.ceil_mode = ceil_mode;
   return w;
@@ -35,7 +39,7 @@ py::object max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
                                  py::handle stride, py::handle padding, py::handle dilation,
                                  bool ceil_mode, bool return_indices) {
   const char* op = "max_pool2d";
-  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, dilation, ceil_mode);
+  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, ceil_mode, dilation);
   const Shape in_shape = shape_of(input);
   const Pool2dSizes s = pool2d_sizes(op, in_shape, w);
   const Shape out_shape = pool2d_output_shape(in_shape, s.out_h, s.out_w);
@@ -69,7 +73,7 @@ py::object avg_pool2d_forward_py(const py::array& input, py::handle kernel_size,
                                  py::handle stride, py::handle padding, bool ceil_mode,
                                  bool count_include_pad, std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d";
-  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, py::int_(1), ceil_mode);
+  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, ceil_mode);
   check_divisor_override(op, divisor_override);
   const Shape in_shape = shape_of(input);
   const Pool2dSizes s = pool2d_sizes(op, in_shape, w);
@@ -85,7 +89,7 @@ py::object avg_pool2d_backward_py(const py::array& grad_output, const Shape& inp
                                   bool ceil_mode, bool count_include_pad,
                                   std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d_backward";
-  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, py::int_(1), ceil_mode);
+  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, ceil_mode);
   check_divisor_override(op, divisor_override);
   const Pool2dSizes s = pool2d_sizes(op, input_shape, w);
   check_pool2d_grad(op, shape_of(grad_output), input_shape, s);
