@@ -52,8 +52,17 @@ inline bool native_order(char byteorder) {
   return byteorder == '=' || byteorder == '|' || byteorder == native;
 }
 
+// NumPy's builtin descriptor of T, the one nearly every array of that dtype
+// points to: comparing pointers settles the common case without a dtype object.
+template <typename T>
+const PyObject* canonical_descr() {
+  static PyObject* const d = py::dtype::of<T>().release().ptr();  // an immortal builtin
+  return d;
+}
+
 template <typename T>
 DtypeMatch match_dtype(const py::array& a) {
+  if (py::detail::array_proxy(a.ptr())->descr == canonical_descr<T>()) return DtypeMatch::Yes;
   const py::dtype d = a.dtype();
   const char kind = std::is_floating_point_v<T> ? 'f' : std::is_signed_v<T> ? 'i' : 'u';
   if (d.kind() != kind || d.itemsize() != static_cast<py::ssize_t>(sizeof(T)))
@@ -108,13 +117,23 @@ py::array_t<T> empty(const Shape& shape) {
   return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
-// Calls f(A{}) or f(B{}) by the dtype of `a` (compared by value, see
-// match_dtype); TypeError naming the op and the argument otherwise.
-template <typename A, typename B, typename F>
-auto dispatch(const py::array& a, const char* op, const char* name, F&& f) {
-  if (match_dtype<A>(a) == DtypeMatch::Yes) return f(A{});
-  if (match_dtype<B>(a) == DtypeMatch::Yes) return f(B{});
-  fail_dtype<A, B>(a, op, name);
+// Calls f(T{}) for the first of the types Ts that is the dtype of `a` (compared
+// by value, see match_dtype); TypeError naming the op, the argument and every
+// accepted dtype otherwise.
+template <typename... Ts>
+struct DtypeList {};
+
+template <typename T, typename... Rest, typename... All, typename F>
+decltype(auto) dispatch_among(DtypeList<All...> all, const py::array& a, const char* op,
+                              const char* name, F&& f) {
+  if (match_dtype<T>(a) == DtypeMatch::Yes) return f(T{});
+  if constexpr (sizeof...(Rest) == 0) fail_dtype<All...>(a, op, name);
+  else return dispatch_among<Rest...>(all, a, op, name, std::forward<F>(f));
+}
+
+template <typename... Ts, typename F>
+decltype(auto) dispatch(const py::array& a, const char* op, const char* name, F&& f) {
+  return dispatch_among<Ts...>(DtypeList<Ts...>{}, a, op, name, std::forward<F>(f));
 }
 
 // Calls f(float{}) or f(double{}) by the floating dtype of `a`; TypeError otherwise.

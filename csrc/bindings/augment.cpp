@@ -2,75 +2,60 @@
 // Images are C-contiguous (N, C, H, W) uint8 or float32 arrays; per-image
 // parameters arrive as arrays with one row per image. kiln.data.transforms
 // draws the parameters; these functions only apply them.
-#include <pybind11/stl.h>
-
 #include <string>
 #include <utility>
 
-#include "bindings/arrays.h"
 #include "bindings/families.h"
+#include "bindings/marshal.h"
 #include "cpu/augment.h"
 
 namespace kiln::bind {
 namespace {
 
+using marshal::in;
+using marshal::opt;
+using marshal::out;
+
+// The batch's sizes; each kernel checks them itself (check_image_batch).
 ImageBatch batch_of(const py::array& images, const char* op) {
   check_ndim(images, {4}, op, "images (N, C, H, W)");
   const Shape s = shape_of(images);
-  ImageBatch b{s[0], s[1], s[2], s[3]};
-  check_image_batch(op, b);
-  return b;
+  return {s[0], s[1], s[2], s[3]};
 }
 
-// Calls f(uint8_t{}) or f(float{}) by the dtype of `images`; TypeError otherwise.
-template <typename F>
-auto dispatch_image(const py::array& images, const char* op, F&& f) {
-  return dispatch<uint8_t, float>(images, op, "images", std::forward<F>(f));
-}
-
-// A parameter array of dtype T and exactly `shape`.
-template <typename T>
-const T* param(const py::array& a, const char* op, const char* name, const Shape& shape) {
-  const T* p = data<T>(a, op, name);
+// A parameter array has exactly `shape` (marshal::call checks its dtype).
+void check_param(const py::array& a, const char* op, const char* name, const Shape& shape) {
   if (shape_of(a) != shape)
     fail(op, ": expected ", name, " of shape ", shape_str(shape), ", got ", shape_str(shape_of(a)));
-  return p;
 }
 
-// Runs kernel(x, y) (a generic lambda) on images' data and a new (N, C, h, w)
-// output of the same dtype, without the GIL.
-template <typename Kernel>
-py::array map_images(const py::array& images, const char* op, const ImageBatch& b, int64_t h,
-                     int64_t w, Kernel&& kernel) {
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(images, op, "images");
-    auto y = empty<T>({b.n, b.c, h, w});
-    T* yp = y.mutable_data();
-    py::gil_scoped_release nogil;
-    kernel(x, yp);
-    return y;
-  });
+void check_param(const OptArray& a, const char* op, const char* name, const Shape& shape) {
+  if (a) check_param(*a, op, name, shape);
 }
 
-py::array uniform_py(int64_t n, int64_t k, uint64_t seed, uint64_t offset) {
+// marshal::call for an image kernel: the images (the first operand) are uint8 or float32.
+template <typename... Args>
+py::object call_images(const char* op, Args&&... args) {
+  return marshal::call<uint8_t, float>(op, std::forward<Args>(args)...);
+}
+
+py::object uniform_py(int64_t n, int64_t k, uint64_t seed, uint64_t offset) {
   if (n < 0 || k < 0) fail("augment_uniform: expected n, k >= 0, got n=", n, ", k=", k);
-  auto out = empty<double>({n, k});
-  double* p = out.mutable_data();
-  py::gil_scoped_release nogil;
-  augment_uniform(p, n, k, seed, offset);
-  return out;
+  return marshal::call<>("augment_uniform", out<double>({n, k}),
+                         [&](double* u) { augment_uniform(u, n, k, seed, offset); });
 }
 
-py::array flip_py(const py::array& images, const std::optional<py::array>& horizontal,
-                  const std::optional<py::array>& vertical) {
+py::object flip_py(const py::array& images, const OptArray& horizontal,
+                   const OptArray& vertical) {
   const char* op = "augment_flip";
   const ImageBatch b = batch_of(images, op);
-  const uint8_t* fh = horizontal ? param<uint8_t>(*horizontal, op, "horizontal", {b.n}) : nullptr;
-  const uint8_t* fv = vertical ? param<uint8_t>(*vertical, op, "vertical", {b.n}) : nullptr;
-  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
-    augment_flip(x, y, b, fh, fv);
-  });
+  check_param(horizontal, op, "horizontal", {b.n});
+  check_param(vertical, op, "vertical", {b.n});
+  return call_images(op, in(images, "images"), opt<uint8_t>(horizontal, "horizontal"),
+                     opt<uint8_t>(vertical, "vertical"), out(shape_of(images)),
+                     [&](auto* x, const uint8_t* fh, const uint8_t* fv, auto* y) {
+                       augment_flip(x, y, b, fh, fv);
+                     });
 }
 
 PadMode pad_mode(const std::string& mode, const char* op) {
@@ -80,122 +65,129 @@ PadMode pad_mode(const std::string& mode, const char* op) {
   fail(op, ": padding_mode must be 'constant', 'reflect' or 'edge', got '", mode, "'");
 }
 
-py::array crop_py(const py::array& images, std::pair<int64_t, int64_t> size, const py::array& top,
-                  const py::array& left, const std::string& padding_mode, const py::array& fill) {
+py::object crop_py(const py::array& images, std::pair<int64_t, int64_t> size,
+                   const py::array& top, const py::array& left, const std::string& padding_mode,
+                   const py::array& fill) {
   const char* op = "augment_crop";
   const ImageBatch b = batch_of(images, op);
   const PadMode mode = pad_mode(padding_mode, op);
-  const int64_t* tp = param<int64_t>(top, op, "top", {b.n});
-  const int64_t* lp = param<int64_t>(left, op, "left", {b.n});
-  const float* fp = param<float>(fill, op, "fill", {b.c});
-  const auto [h, w] = size;
+  check_param(top, op, "top", {b.n});
+  check_param(left, op, "left", {b.n});
+  check_param(fill, op, "fill", {b.c});
+  const int64_t h = size.first, w = size.second;
   if (h < 1 || w < 1) fail(op, ": expected a crop size >= 1, got ", h, "x", w);
-  return map_images(images, op, b, h, w, [&](auto x, auto y) {
-    augment_crop(x, y, b, h, w, tp, lp, mode, fp);
-  });
+  return call_images(op, in(images, "images"), in<int64_t>(top, "top"),
+                     in<int64_t>(left, "left"), in<float>(fill, "fill"), out({b.n, b.c, h, w}),
+                     [&](auto* x, const int64_t* tp, const int64_t* lp,
+                                       const float* fp, auto* y) {
+                       augment_crop(x, y, b, h, w, tp, lp, mode, fp);
+                     });
 }
 
-py::array resized_crop_py(const py::array& images, const py::array& boxes,
-                          std::pair<int64_t, int64_t> size, bool antialias) {
+py::object resized_crop_py(const py::array& images, const py::array& boxes,
+                           std::pair<int64_t, int64_t> size, bool antialias) {
   const char* op = "augment_resized_crop";
   const ImageBatch b = batch_of(images, op);
-  const int64_t* bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
-  const auto [h, w] = size;
+  check_param(boxes, op, "boxes", {b.n, 4});
+  const int64_t h = size.first, w = size.second;
   if (h < 1 || w < 1) fail(op, ": expected an output size >= 1, got ", h, "x", w);
-  return map_images(images, op, b, h, w, [&](auto x, auto y) {
-    augment_resized_crop(x, y, b, bp, h, w, antialias);
-  });
+  return call_images(op, in(images, "images"), in<int64_t>(boxes, "boxes"),
+                     out({b.n, b.c, h, w}), [&](auto* x, const int64_t* bp, auto* y) {
+                       augment_resized_crop(x, y, b, bp, h, w, antialias);
+                     });
 }
 
-py::array affine_py(const py::array& images, const py::array& theta, const py::array& fill) {
+py::object affine_py(const py::array& images, const py::array& theta, const py::array& fill) {
   const char* op = "augment_affine";
   const ImageBatch b = batch_of(images, op);
-  const double* tp = param<double>(theta, op, "theta", {b.n, 2, 3});
-  const float* fp = param<float>(fill, op, "fill", {b.c});
-  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
-    augment_affine(x, y, b, tp, fp);
-  });
+  check_param(theta, op, "theta", {b.n, 2, 3});
+  check_param(fill, op, "fill", {b.c});
+  return call_images(op, in(images, "images"), in<double>(theta, "theta"),
+                     in<float>(fill, "fill"), out(shape_of(images)),
+                     [&](auto* x, const double* tp, const float* fp, auto* y) {
+                       augment_affine(x, y, b, tp, fp);
+                     });
 }
 
-py::array color_jitter_py(const py::array& images, const py::array& factors,
-                          const py::array& order) {
+py::object color_jitter_py(const py::array& images, const py::array& factors,
+                           const py::array& order) {
   const char* op = "augment_color_jitter";
   const ImageBatch b = batch_of(images, op);
-  const float* fp = param<float>(factors, op, "factors", {b.n, 4});
-  const int8_t* orp = param<int8_t>(order, op, "order", {b.n, 4});
-  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
-    augment_color_jitter(x, y, b, fp, orp);
-  });
+  check_param(factors, op, "factors", {b.n, 4});
+  check_param(order, op, "order", {b.n, 4});
+  return call_images(op, in(images, "images"), in<float>(factors, "factors"),
+                     in<int8_t>(order, "order"), out(shape_of(images)),
+                     [&](auto* x, const float* fp, const int8_t* orp, auto* y) {
+                       augment_color_jitter(x, y, b, fp, orp);
+                     });
 }
 
-py::array channel_affine_py(const py::array& images, const py::array& scale,
-                            const py::array& offset, const std::string& out_dtype) {
+py::object channel_affine_py(const py::array& images, const py::array& scale,
+                             const py::array& offset, const std::string& out_dtype) {
   const char* op = "augment_channel_affine";
   const ImageBatch b = batch_of(images, op);
   const bool per_image = scale.ndim() == 2;
   const Shape shape = per_image ? Shape{b.n, b.c} : Shape{b.c};
-  const float* sp = param<float>(scale, op, "scale", shape);
-  const float* op_ = param<float>(offset, op, "offset", shape);
-  if (out_dtype != "uint8" && out_dtype != "float32")
+  check_param(scale, op, "scale", shape);
+  check_param(offset, op, "offset", shape);
+  auto kernel = [&](auto* x, const float* sp, const float* op_, auto* y) {
+    augment_channel_affine(x, y, b, sp, op_, per_image);
+  };
+  if (out_dtype == "float32")
+    return call_images(op, in(images, "images"), in<float>(scale, "scale"),
+                       in<float>(offset, "offset"), out<float>(shape_of(images)), kernel);
+  if (out_dtype != "uint8")
     fail(op, ": out_dtype must be 'uint8' or 'float32', got '", out_dtype, "'");
-  return dispatch_image(images, op, [&](auto tag) -> py::array {
-    using In = decltype(tag);
-    const In* x = data<In>(images, op, "images");
-    if (out_dtype == "float32") {
-      auto y = empty<float>({b.n, b.c, b.h, b.w});
-      float* yp = y.mutable_data();
-      py::gil_scoped_release nogil;
-      augment_channel_affine(x, yp, b, sp, op_, per_image);
-      return y;
-    }
-    if constexpr (std::is_same_v<In, float>)
-      fail(op, ": float32 images map to float32 only (out_dtype='float32')");
-    else {
-      auto y = empty<uint8_t>({b.n, b.c, b.h, b.w});
-      uint8_t* yp = y.mutable_data();
-      py::gil_scoped_release nogil;
-      augment_channel_affine(x, yp, b, sp, op_, per_image);
-      return y;
-    }
-  });
+  if (match_dtype<float>(images) == DtypeMatch::Yes)
+    fail(op, ": float32 images map to float32 only (out_dtype='float32')");
+  return marshal::call<uint8_t>(op, in(images, "images"), in<float>(scale, "scale"),
+                                in<float>(offset, "offset"), out<uint8_t>(shape_of(images)),
+                                kernel);
 }
 
-py::array box_fill_py(const py::array& images, const py::array& boxes, const std::string& source,
-                      const std::optional<py::array>& value,
-                      const std::optional<py::array>& partner, uint64_t seed, uint64_t offset) {
+py::object box_fill_py(const py::array& images, const py::array& boxes,
+                       const std::string& source, const OptArray& value, const OptArray& partner,
+                       uint64_t seed, uint64_t offset) {
   const char* op = "augment_box_fill";
   const ImageBatch b = batch_of(images, op);
-  const int64_t* bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
+  check_param(boxes, op, "boxes", {b.n, 4});
   BoxSource src;
-  const float* vp = nullptr;
-  const int64_t* pp = nullptr;
   if (source == "value") {
     src = BoxSource::kValue;
     if (!value) fail(op, ": source='value' needs value (C,)");
-    vp = param<float>(*value, op, "value", {b.c});
+    check_param(value, op, "value", {b.c});
   } else if (source == "normal") {
     src = BoxSource::kNormal;
   } else if (source == "partner") {
     src = BoxSource::kPartner;
     if (!partner) fail(op, ": source='partner' needs partner (N,)");
-    pp = param<int64_t>(*partner, op, "partner", {b.n});
+    check_param(partner, op, "partner", {b.n});
   } else {
     fail(op, ": source must be 'value', 'normal' or 'partner', got '", source, "'");
   }
-  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
-    augment_box_fill(x, y, b, bp, src, vp, seed, offset, pp);
-  });
+  // The source's array only: the other is not read, whatever was passed.
+  const OptArray none;
+  return call_images(
+      op, in(images, "images"), in<int64_t>(boxes, "boxes"),
+      opt<float>(src == BoxSource::kValue ? value : none, "value"),
+      opt<int64_t>(src == BoxSource::kPartner ? partner : none, "partner"),
+      out(shape_of(images)),
+      [&](auto* x, const int64_t* bp, const float* vp, const int64_t* pp, auto* y) {
+        augment_box_fill(x, y, b, bp, src, vp, seed, offset, pp);
+      });
 }
 
-py::array blend_pairs_py(const py::array& images, const py::array& partner,
-                         const py::array& lam) {
+py::object blend_pairs_py(const py::array& images, const py::array& partner,
+                          const py::array& lam) {
   const char* op = "augment_blend_pairs";
   const ImageBatch b = batch_of(images, op);
-  const int64_t* pp = param<int64_t>(partner, op, "partner", {b.n});
-  const float* lp = param<float>(lam, op, "lam", {b.n});
-  return map_images(images, op, b, b.h, b.w, [&](auto x, auto y) {
-    augment_blend_pairs(x, y, b, pp, lp);
-  });
+  check_param(partner, op, "partner", {b.n});
+  check_param(lam, op, "lam", {b.n});
+  return call_images(op, in(images, "images"), in<int64_t>(partner, "partner"),
+                     in<float>(lam, "lam"), out(shape_of(images)),
+                     [&](auto* x, const int64_t* pp, const float* lp, auto* y) {
+                       augment_blend_pairs(x, y, b, pp, lp);
+                     });
 }
 
 }  // namespace

@@ -1,40 +1,37 @@
 // Dropout kernels on NumPy arrays, exposed as kiln.kernels.dropout_*.
-#include "bindings/arrays.h"
+#include <algorithm>
+
 #include "bindings/families.h"
+#include "bindings/marshal.h"
 #include "cpu/dropout.h"
 
 namespace kiln::bind {
 namespace {
 
+using marshal::in;
+using marshal::out;
+
 // Draws a mask of `mask_shape` (a leading part of input's shape; each entry
 // covers the remaining dimensions) and applies it.
-py::tuple dropout_apply(const char* op, const py::array& input, const Shape& mask_shape,
-                        double p, uint64_t seed, uint64_t offset) {
-  check_dropout_p(op, p);
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    int64_t groups = 1;
-    for (int64_t d : mask_shape) groups *= d;
-    const int64_t inner = groups > 0 ? static_cast<int64_t>(input.size()) / groups : 0;
-    auto y = empty<T>(shape_of(input));
-    auto mask = empty<uint8_t>(mask_shape);
-    T* yp = y.mutable_data();
-    uint8_t* mp = mask.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      dropout_forward(x, yp, mp, groups, inner, p, seed, offset);
-    }
-    return py::make_tuple(y, mask);
-  });
+py::object dropout_apply(const char* op, const py::array& input, const Shape& mask_shape,
+                         double p, uint64_t seed, uint64_t offset) {
+  check_dropout_p(op, p);  // the kernel's own check would name dropout2d's p "dropout"
+  int64_t groups = 1;
+  for (int64_t d : mask_shape) groups *= d;
+  const int64_t inner = groups > 0 ? static_cast<int64_t>(input.size()) / groups : 0;
+  return marshal::call<float, double>(
+      op, in(input, "input"), out(shape_of(input)), out<uint8_t>(mask_shape),
+      [&](auto* x, auto* y, uint8_t* mask) {
+        dropout_forward(x, y, mask, groups, inner, p, seed, offset);
+      });
 }
 
-py::tuple dropout_forward_py(const py::array& input, double p, uint64_t seed, uint64_t offset) {
+py::object dropout_forward_py(const py::array& input, double p, uint64_t seed, uint64_t offset) {
   return dropout_apply("dropout", input, shape_of(input), p, seed, offset);
 }
 
-py::tuple dropout2d_forward_py(const py::array& input, double p, uint64_t seed,
-                               uint64_t offset) {
+py::object dropout2d_forward_py(const py::array& input, double p, uint64_t seed,
+                                uint64_t offset) {
   const Shape shape = shape_of(input);
   if (shape.size() < 2)
     fail("dropout2d: expected input of shape (N, C, *) with at least 2 dimensions, got ",
@@ -42,28 +39,20 @@ py::tuple dropout2d_forward_py(const py::array& input, double p, uint64_t seed,
   return dropout_apply("dropout2d", input, {shape[0], shape[1]}, p, seed, offset);
 }
 
-py::array dropout_backward_py(const py::array& grad_output, const py::array& mask, double p) {
-  const char* op = "dropout_backward";
-  check_dropout_p(op, p);
-  return dispatch_float(grad_output, op, "grad_output", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* dy = data<T>(grad_output, op, "grad_output");
-    const uint8_t* mp = data<uint8_t>(mask, op, "mask");
-    const Shape g_shape = shape_of(grad_output), m_shape = shape_of(mask);
-    if (m_shape.size() > g_shape.size() ||
-        !std::equal(m_shape.begin(), m_shape.end(), g_shape.begin()))
-      fail(op, ": mask ", shape_str(m_shape), " must be grad_output's shape ", shape_str(g_shape),
-           " or a leading part of it");
-    const int64_t groups = static_cast<int64_t>(mask.size());
-    const int64_t inner = groups > 0 ? static_cast<int64_t>(grad_output.size()) / groups : 0;
-    auto dx = empty<T>(g_shape);
-    T* dxp = dx.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      dropout_backward(dy, mp, dxp, groups, inner, p);
-    }
-    return dx;
-  });
+py::object dropout_backward_py(const py::array& grad_output, const py::array& mask, double p) {
+  const char* op = "dropout_backward";  // the kernel checks p
+  const Shape g_shape = shape_of(grad_output), m_shape = shape_of(mask);
+  if (m_shape.size() > g_shape.size() ||
+      !std::equal(m_shape.begin(), m_shape.end(), g_shape.begin()))
+    fail(op, ": mask ", shape_str(m_shape), " must be grad_output's shape ", shape_str(g_shape),
+         " or a leading part of it");
+  const int64_t groups = static_cast<int64_t>(mask.size());
+  const int64_t inner = groups > 0 ? static_cast<int64_t>(grad_output.size()) / groups : 0;
+  return marshal::call<float, double>(
+      op, in(grad_output, "grad_output"), in<uint8_t>(mask, "mask"), out(g_shape),
+      [&](auto* dy, const uint8_t* mask, auto* dx) {
+        dropout_backward(dy, mask, dx, groups, inner, p);
+      });
 }
 
 }  // namespace

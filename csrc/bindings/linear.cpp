@@ -1,11 +1,14 @@
 // kiln.kernels linear and matmul on NumPy arrays (float32 or float64, C-contiguous).
-#include "bindings/arrays.h"
 #include "bindings/families.h"
-#include "bindings/outputs.h"
+#include "bindings/marshal.h"
 #include "cpu/linear.h"
 
 namespace kiln::bind {
 namespace {
+
+using marshal::in;
+using marshal::opt;
+using marshal::out;
 
 struct LinearDims {
   int64_t M, K, N;
@@ -68,7 +71,6 @@ void check_grad_shape(const py::array& g, const Shape& want, const char* op) {
                      shape_str(want));
 }
 
-
 }  // namespace
 
 void bind_linear(py::module_& m) {
@@ -76,26 +78,13 @@ void bind_linear(py::module_& m) {
       "linear_forward",
       [](const py::array& x, const py::array& w, const OptArray& bias) {
         const char* op = "linear";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const T* pw = data<T>(w, op, "weight");
-          const LinearDims d = linear_dims(x, w, op);
-          const T* pb = nullptr;
-          if (bias) {
-            pb = data<T>(*bias, op, "bias");
-            if (bias->ndim() != 1 || bias->shape(0) != d.N)
-              fail<ValueError>(op, ": bias has shape ", shape_str(shape_of(*bias)), ", expected (",
-                               d.N, ",) for weight ", shape_str(shape_of(w)));
-          }
-          auto y = empty<T>(d.out);
-          T* py_ = y.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            linear_forward<T>(px, pw, pb, py_, d.M, d.K, d.N);
-          }
-          return y;
-        });
+        const LinearDims d = linear_dims(x, w, op);
+        if (bias && (bias->ndim() != 1 || bias->shape(0) != d.N))
+          fail<ValueError>(op, ": bias has shape ", shape_str(shape_of(*bias)), ", expected (",
+                           d.N, ",) for weight ", shape_str(shape_of(w)));
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(w, "weight"), opt(bias, "bias"), out(d.out),
+            [&](auto* x, auto* w, auto* b, auto* y) { linear_forward(x, w, b, y, d.M, d.K, d.N); });
       },
       py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
       "output = input @ weight.T + bias. input: (*, in_features), weight: (out_features, "
@@ -105,22 +94,14 @@ void bind_linear(py::module_& m) {
       [](const py::array& dy, const py::array& x, const py::array& w, bool input_grad,
          bool weight_grad, bool bias_grad) {
         const char* op = "linear_backward";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const T* pg = data<T>(dy, op, "grad_output");
-          const T* px = data<T>(x, op, "input");
-          const T* pw = data<T>(w, op, "weight");
-          const LinearDims d = linear_dims(x, w, op);
-          check_grad_shape(dy, d.out, op);
-          auto [dx, pdx] = maybe_empty<T>(input_grad, shape_of(x));
-          auto [dw, pdw] = maybe_empty<T>(weight_grad, shape_of(w));
-          auto [db, pdb] = maybe_empty<T>(bias_grad, Shape{d.N});
-          {
-            py::gil_scoped_release nogil;
-            linear_backward<T>(pg, px, pw, pdx, pdw, pdb, d.M, d.K, d.N);
-          }
-          return py::make_tuple(dx, dw, db);
-        });
+        const LinearDims d = linear_dims(x, w, op);
+        check_grad_shape(dy, d.out, op);
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(dy, "grad_output"), in(w, "weight"),
+            out(shape_of(x), input_grad), out(shape_of(w), weight_grad), out({d.N}, bias_grad),
+            [&](auto* x, auto* dy, auto* w, auto* dx, auto* dw, auto* db) {
+              linear_backward(dy, x, w, dx, dw, db, d.M, d.K, d.N);
+            });
       },
       py::arg("grad_output"), py::arg("input"), py::arg("weight"), py::arg("input_grad") = true,
       py::arg("weight_grad") = true, py::arg("bias_grad") = true,
@@ -131,19 +112,10 @@ void bind_linear(py::module_& m) {
       "matmul_forward",
       [](const py::array& a, const py::array& b) {
         const char* op = "matmul";
-        return dispatch_float(a, op, "a", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const T* pa = data<T>(a, op, "a");
-          const T* pb = data<T>(b, op, "b");
-          const MatmulDims d = matmul_dims(a, b, op);
-          auto c = empty<T>(d.out);
-          T* pc = c.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            matmul_forward<T>(pa, pb, pc, d.bb, d.M, d.K, d.N);
-          }
-          return c;
-        });
+        const MatmulDims d = matmul_dims(a, b, op);
+        return marshal::call<float, double>(
+            op, in(a, "a"), in(b, "b"), out(d.out),
+            [&](auto* a, auto* b, auto* c) { matmul_forward(a, b, c, d.bb, d.M, d.K, d.N); });
       },
       py::arg("a"), py::arg("b"),
       "a @ b with NumPy's rules: (..., M, K) @ (..., K, N) -> (..., M, N), batch dimensions "
@@ -152,21 +124,13 @@ void bind_linear(py::module_& m) {
       "matmul_backward",
       [](const py::array& dc, const py::array& a, const py::array& b, bool a_grad, bool b_grad) {
         const char* op = "matmul_backward";
-        return dispatch_float(a, op, "a", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const T* pg = data<T>(dc, op, "grad_output");
-          const T* pa = data<T>(a, op, "a");
-          const T* pb = data<T>(b, op, "b");
-          const MatmulDims d = matmul_dims(a, b, op);
-          check_grad_shape(dc, d.out, op);
-          auto [da, pda] = maybe_empty<T>(a_grad, shape_of(a));
-          auto [db, pdb] = maybe_empty<T>(b_grad, shape_of(b));
-          {
-            py::gil_scoped_release nogil;
-            matmul_backward<T>(pg, pa, pb, pda, pdb, d.bb, d.M, d.K, d.N);
-          }
-          return py::make_tuple(da, db);
-        });
+        const MatmulDims d = matmul_dims(a, b, op);
+        check_grad_shape(dc, d.out, op);
+        return marshal::call<float, double>(
+            op, in(a, "a"), in(dc, "grad_output"), in(b, "b"), out(shape_of(a), a_grad),
+            out(shape_of(b), b_grad), [&](auto* a, auto* dc, auto* b, auto* da, auto* db) {
+              matmul_backward(dc, a, b, da, db, d.bb, d.M, d.K, d.N);
+            });
       },
       py::arg("grad_output"), py::arg("a"), py::arg("b"), py::arg("a_grad") = true,
       py::arg("b_grad") = true,

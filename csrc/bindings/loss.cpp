@@ -2,13 +2,18 @@
 // reduction is 'mean', 'sum' or 'none'; the loss is a 0-D array unless 'none'.
 #include <string>
 
-#include "bindings/arrays.h"
 #include "bindings/families.h"
+#include "bindings/marshal.h"
 #include "bindings/outputs.h"
 #include "cpu/loss.h"
 
 namespace kiln::bind {
 namespace {
+
+using marshal::in;
+using marshal::opt;
+using marshal::out;
+using marshal::Scalar;
 
 // (N, C, d1, ...) viewed as (N, C, S).
 ClassDims class_dims(const py::array& input, const char* op) {
@@ -27,10 +32,9 @@ Shape per_position_shape(const py::array& input) {
   return s;
 }
 
-const int64_t* class_targets(const py::array& target, const py::array& input, const char* op) {
-  const int64_t* p = data<int64_t>(target, op, "target");
+void check_class_targets(const py::array& target, const py::array& input, const char* op) {
   const Shape want = per_position_shape(input), got = shape_of(target);
-  if (got == want) return p;
+  if (got == want) return;
   if (input.ndim() == 2 && target.ndim() == 1)
     fail<ValueError>(op, ": expected input batch size (", input.shape(0),
                      ") to match target batch size (", target.shape(0), "): input ",
@@ -39,31 +43,22 @@ const int64_t* class_targets(const py::array& target, const py::array& input, co
                    shape_str(shape_of(input)), " (expected ", shape_str(want), ")");
 }
 
-template <typename T>
-const T* class_weight(const OptArray& weight, int64_t C, const char* op) {
-  if (!weight) return nullptr;
-  const T* p = data<T>(*weight, op, "weight");
-  if (weight->ndim() != 1 || weight->shape(0) != C)
+void check_class_weight(const OptArray& weight, int64_t C, const char* op) {
+  if (weight && (weight->ndim() != 1 || weight->shape(0) != C))
     fail<ValueError>(op, ": weight should have one entry per class (", C, ",), got shape ",
                      shape_str(shape_of(*weight)));
-  return p;
 }
 
-// The loss array: `per_term` shaped under 'none', 0-D otherwise.
-template <typename T>
-py::array_t<T> loss_array(Reduction r, const Shape& per_term) {
-  return empty<T>(r == Reduction::None ? per_term : Shape{});
+// The loss's shape: `per_term` under 'none', 0-D otherwise.
+Shape loss_shape(Reduction r, const Shape& per_term) {
+  return r == Reduction::None ? per_term : Shape{};
 }
 
-// Checks the incoming gradient against the loss's shape and returns its data.
-template <typename T>
-const T* upstream(const py::array& g, Reduction r, const Shape& per_term, const char* op) {
-  const T* p = data<T>(g, op, "grad_output");
-  const Shape want = r == Reduction::None ? per_term : Shape{};
-  if (r == Reduction::None ? shape_of(g) != want : g.size() != 1)
+// Checks the incoming gradient against the loss's shape.
+void check_upstream(const py::array& g, Reduction r, const Shape& per_term, const char* op) {
+  if (r == Reduction::None ? shape_of(g) != per_term : g.size() != 1)
     fail<ValueError>(op, ": grad_output has shape ", shape_str(shape_of(g)), " but the loss has ",
-                     shape_str(want));
-  return p;
+                     shape_str(loss_shape(r, per_term)));
 }
 
 // binary_cross_entropy_with_logits' weight / pos_weight broadcast to the input's
@@ -80,11 +75,6 @@ OptArray broadcast_to(const OptArray& a, const py::array& like, const char* op, 
   }
 }
 
-template <typename T>
-const T* optional_data(const OptArray& a, const char* op, const char* name) {
-  return a ? data<T>(*a, op, name) : nullptr;
-}
-
 // input (N, C) or (C,), target (N,) or () / (1,): the row count N.
 int64_t margin_rows(const py::array& x, const py::array& target, const char* op) {
   check_ndim(x, {1, 2}, op, "input");
@@ -97,40 +87,23 @@ int64_t margin_rows(const py::array& x, const py::array& target, const char* op)
   return N;
 }
 
-// What every class loss checks the same way: input (N, C, ...) of dtype T, the
-// reduction, class weights, and (for class-index targets) the int64 targets.
-template <typename T>
+// Class-probability targets (the input's shape and dtype) rather than int64 indices.
+bool holds_probabilities(const py::array& target) { return target.dtype().kind() == 'f'; }
+
+// What every class loss checks the same way: input (N, C, ...), the reduction and
+// the class weights' shape.
 struct ClassArgs {
-  const T* x;
   ClassDims d;
   Reduction r;
-  const T* weight;
 };
 
-template <typename T>
-ClassArgs<T> class_args(const py::array& x, const char* x_name, const OptArray& weight,
-                        const std::string& reduction, const char* op) {
-  const T* px = data<T>(x, op, x_name);
+ClassArgs class_args(const py::array& x, const OptArray& weight, const std::string& reduction,
+                     const char* op) {
   const ClassDims d = class_dims(x, op);
-  return {px, d, parse_reduction(reduction, op), class_weight<T>(weight, d.C, op)};
+  const Reduction r = parse_reduction(reduction, op);
+  check_class_weight(weight, d.C, op);
+  return {d, r};
 }
-
-template <typename T>
-ClassTargets<T> index_targets(const ClassArgs<T>& a, const py::array& target,
-                              const py::array& x, int64_t ignore_index, double smoothing,
-                              const char* op) {
-  return {class_targets(target, x, op), a.weight, ignore_index, T(smoothing)};
-}
-
-// Class-probability targets: the input's shape and dtype.
-template <typename T>
-const T* probability_targets(const py::array& target, const py::array& x, const char* op) {
-  const T* p = data<T>(target, op, "target");
-  check_same_shape(target, x, op, "target (class probabilities)", "input");
-  return p;
-}
-
-bool holds_probabilities(const py::array& target) { return target.dtype().kind() == 'f'; }
 
 void def_class_losses(py::module_& m) {
   m.def(
@@ -138,25 +111,27 @@ void def_class_losses(py::module_& m) {
       [](const py::array& x, const py::array& target, const OptArray& weight,
          int64_t ignore_index, const std::string& reduction, double label_smoothing) {
         const char* op = "cross_entropy";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const ClassArgs<T> a = class_args<T>(x, "input", weight, reduction, op);
-          auto logp = empty<T>(shape_of(x));
-          auto loss = loss_array<T>(a.r, per_position_shape(x));
-          T *plp = logp.mutable_data(), *pl = loss.mutable_data();
-          T z = static_cast<T>(a.d.N * a.d.S);
-          if (holds_probabilities(target)) {
-            const T* pp = probability_targets<T>(target, x, op);
-            py::gil_scoped_release nogil;
-            soft_cross_entropy_forward<T>(a.x, pp, a.weight, a.d, T(label_smoothing), a.r, plp,
-                                          pl);
-          } else {
-            const auto t = index_targets(a, target, x, ignore_index, label_smoothing, op);
-            py::gil_scoped_release nogil;
-            z = cross_entropy_forward<T>(a.x, a.d, t, a.r, plp, pl);
-          }
-          return py::make_tuple(loss, logp, double(z));
-        });
+        const ClassArgs a = class_args(x, weight, reduction, op);
+        const Shape per_term = loss_shape(a.r, per_position_shape(x));
+        if (holds_probabilities(target)) {
+          check_same_shape(target, x, op, "target (class probabilities)", "input");
+          return marshal::call<float, double>(
+              op, in(x, "input"), in(target, "target"), opt(weight, "weight"), out(per_term),
+              out(shape_of(x)), [&](auto* x, auto* probs, auto* w, auto* loss, auto* logp) {
+                using T = Scalar<decltype(loss)>;
+                soft_cross_entropy_forward(x, probs, w, a.d, T(label_smoothing), a.r, logp, loss);
+                return double(T(a.d.N * a.d.S));
+              });
+        }
+        check_class_targets(target, x, op);
+        return marshal::call<float, double>(
+            op, in(x, "input"), in<int64_t>(target, "target"), opt(weight, "weight"),
+            out(per_term), out(shape_of(x)),
+            [&](auto* x, const int64_t* t, auto* w, auto* loss, auto* logp) {
+              using T = Scalar<decltype(loss)>;
+              const ClassTargets<T> targets{t, w, ignore_index, T(label_smoothing)};
+              return double(cross_entropy_forward(x, a.d, targets, a.r, logp, loss));
+            });
       },
       py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
       py::arg("ignore_index") = -100, py::arg("reduction") = "mean",
@@ -170,31 +145,31 @@ void def_class_losses(py::module_& m) {
       "cross_entropy_backward",
       [](const py::array& dloss, const py::array& logp, const py::array& target,
          double total_weight, const OptArray& weight, int64_t ignore_index,
-         const std::string& reduction, double label_smoothing, bool target_grad) {
+         const std::string& reduction, double label_smoothing, bool target_grad) -> py::object {
         const char* op = "cross_entropy_backward";
-        return dispatch_float(logp, op, "log_probs", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const ClassArgs<T> a = class_args<T>(logp, "log_probs", weight, reduction, op);
-          const T* pg = upstream<T>(dloss, a.r, per_position_shape(logp), op);
-          auto dx = empty<T>(shape_of(logp));
-          T* pdx = dx.mutable_data();
-          if (holds_probabilities(target)) {
-            const T* pp = probability_targets<T>(target, logp, op);
-            auto [dt, pdt] = maybe_empty<T>(target_grad, shape_of(target));
-            {
-              py::gil_scoped_release nogil;
-              soft_cross_entropy_backward<T>(pg, a.x, pp, a.weight, a.d, T(label_smoothing), a.r,
-                                             pdx, pdt);
-            }
-            return py::make_tuple(dx, dt);
-          }
-          const auto t = index_targets(a, target, logp, ignore_index, label_smoothing, op);
-          {
-            py::gil_scoped_release nogil;
-            cross_entropy_backward<T>(pg, a.x, a.d, t, a.r, T(total_weight), pdx);
-          }
-          return py::make_tuple(dx, py::none());
-        });
+        const ClassArgs a = class_args(logp, weight, reduction, op);
+        check_upstream(dloss, a.r, per_position_shape(logp), op);
+        if (holds_probabilities(target)) {
+          check_same_shape(target, logp, op, "target (class probabilities)", "input");
+          return marshal::call<float, double>(
+              op, in(logp, "log_probs"), in(dloss, "grad_output"), in(target, "target"),
+              opt(weight, "weight"), out(shape_of(logp)), out(shape_of(target), target_grad),
+              [&](auto* lp, auto* g, auto* probs, auto* w, auto* dx, auto* dprobs) {
+                using T = Scalar<decltype(dx)>;
+                soft_cross_entropy_backward(g, lp, probs, w, a.d, T(label_smoothing), a.r, dx,
+                                            dprobs);
+              });
+        }
+        check_class_targets(target, logp, op);
+        py::object dx = marshal::call<float, double>(
+            op, in(logp, "log_probs"), in(dloss, "grad_output"), in<int64_t>(target, "target"),
+            opt(weight, "weight"), out(shape_of(logp)),
+            [&](auto* lp, auto* g, const int64_t* t, auto* w, auto* dx) {
+              using T = Scalar<decltype(dx)>;
+              const ClassTargets<T> targets{t, w, ignore_index, T(label_smoothing)};
+              cross_entropy_backward(g, lp, a.d, targets, a.r, T(total_weight), dx);
+            });
+        return py::make_tuple(dx, py::none());
       },
       py::arg("grad_output"), py::arg("log_probs"), py::arg("target"), py::arg("total_weight"),
       py::arg("weight") = py::none(), py::arg("ignore_index") = -100,
@@ -207,19 +182,16 @@ void def_class_losses(py::module_& m) {
       [](const py::array& x, const py::array& target, const OptArray& weight,
          int64_t ignore_index, const std::string& reduction) {
         const char* op = "nll_loss";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const ClassArgs<T> a = class_args<T>(x, "input", weight, reduction, op);
-          const auto t = index_targets(a, target, x, ignore_index, 0.0, op);
-          auto loss = loss_array<T>(a.r, per_position_shape(x));
-          T* pl = loss.mutable_data();
-          T z = 0;
-          {
-            py::gil_scoped_release nogil;
-            z = nll_loss_forward<T>(a.x, a.d, t, a.r, pl);
-          }
-          return py::make_tuple(loss, double(z));
-        });
+        const ClassArgs a = class_args(x, weight, reduction, op);
+        check_class_targets(target, x, op);
+        return marshal::call<float, double>(
+            op, in(x, "input"), in<int64_t>(target, "target"), opt(weight, "weight"),
+            out(loss_shape(a.r, per_position_shape(x))),
+            [&](auto* x, const int64_t* t, auto* w, auto* loss) {
+              using T = Scalar<decltype(loss)>;
+              const ClassTargets<T> targets{t, w, ignore_index, 0};
+              return double(nll_loss_forward(x, a.d, targets, a.r, loss));
+            });
       },
       py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
       py::arg("ignore_index") = -100, py::arg("reduction") = "mean",
@@ -230,19 +202,18 @@ void def_class_losses(py::module_& m) {
       [](const py::array& dloss, const py::array& x, const py::array& target, double total_weight,
          const OptArray& weight, int64_t ignore_index, const std::string& reduction) {
         const char* op = "nll_loss_backward";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const ClassArgs<T> a = class_args<T>(x, "input", weight, reduction, op);
-          const T* pg = upstream<T>(dloss, a.r, per_position_shape(x), op);
-          const auto t = index_targets(a, target, x, ignore_index, 0.0, op);
-          auto dx = empty<T>(shape_of(x));
-          T* pdx = dx.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            nll_loss_backward<T>(pg, a.d, t, a.r, T(total_weight), pdx);
-          }
-          return dx;
-        });
+        const ClassArgs a = class_args(x, weight, reduction, op);
+        check_upstream(dloss, a.r, per_position_shape(x), op);
+        check_class_targets(target, x, op);
+        // input only fixes the dtype and the shape: the gradient does not read it.
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(dloss, "grad_output"), in<int64_t>(target, "target"),
+            opt(weight, "weight"), out(shape_of(x)),
+            [&](auto*, auto* g, const int64_t* t, auto* w, auto* dx) {
+              using T = Scalar<decltype(dx)>;
+              const ClassTargets<T> targets{t, w, ignore_index, 0};
+              nll_loss_backward(g, a.d, targets, a.r, T(total_weight), dx);
+            });
       },
       py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("total_weight"),
       py::arg("weight") = py::none(), py::arg("ignore_index") = -100,
@@ -250,32 +221,13 @@ void def_class_losses(py::module_& m) {
       "Gradient of nll_loss with respect to input (same shape as input).");
 }
 
-// What the elementwise losses check the same way: input and target of one shape
-// and dtype, and the reduction.
-template <typename T>
-struct PairArgs {
-  const T* x;
-  const T* y;
-  int64_t n;
-  Reduction r;
-};
-
-template <typename T>
-PairArgs<T> pair_args(const py::array& x, const py::array& y, const std::string& reduction,
-                      const char* op) {
-  const T* px = data<T>(x, op, "input");
-  const T* py_ = data<T>(y, op, "target");
+// What the elementwise losses check the same way: input and target of one shape,
+// an optional weight of that shape too, and the reduction.
+Reduction pair_args(const py::array& x, const py::array& y, const OptArray& weight,
+                    const std::string& reduction, const char* op) {
   check_same_shape(y, x, op, "target", "input");
-  return {px, py_, static_cast<int64_t>(x.size()), parse_reduction(reduction, op)};
-}
-
-// The optional per-element weight of mse_loss / l1_loss: the input's shape.
-template <typename T>
-const T* element_weight(const OptArray& weight, const py::array& x, const char* op) {
-  if (!weight) return nullptr;
-  const T* p = data<T>(*weight, op, "weight");
-  check_same_shape(*weight, x, op, "weight", "input");
-  return p;
+  if (weight) check_same_shape(*weight, x, op, "weight", "input");
+  return parse_reduction(reduction, op);
 }
 
 void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression kind,
@@ -284,18 +236,13 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
       fwd,
       [kind, fwd](const py::array& x, const py::array& y, const std::string& reduction,
                   const OptArray& weight) {
-        return dispatch_float(x, fwd, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const PairArgs<T> a = pair_args<T>(x, y, reduction, fwd);
-          const T* pw = element_weight<T>(weight, x, fwd);
-          auto loss = loss_array<T>(a.r, shape_of(x));
-          T* pl = loss.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            regression_loss_forward<T>(kind, a.x, a.y, pw, a.n, a.r, pl);
-          }
-          return loss;
-        });
+        const Reduction r = pair_args(x, y, weight, reduction, fwd);
+        const int64_t n = x.size();
+        return marshal::call<float, double>(
+            fwd, in(x, "input"), in(y, "target"), opt(weight, "weight"),
+            out(loss_shape(r, shape_of(x))), [&](auto* x, auto* y, auto* w, auto* loss) {
+              regression_loss_forward(kind, x, y, w, n, r, loss);
+            });
       },
       py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
       py::arg("weight") = py::none(),
@@ -309,20 +256,16 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
       [kind, bwd](const py::array& dloss, const py::array& x, const py::array& y,
                   const std::string& reduction, const OptArray& weight, bool input_grad,
                   bool target_grad, bool weight_grad) {
-        return dispatch_float(x, bwd, "input", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const PairArgs<T> a = pair_args<T>(x, y, reduction, bwd);
-          const T* pw = element_weight<T>(weight, x, bwd);
-          const T* pg = upstream<T>(dloss, a.r, shape_of(x), bwd);
-          auto [dx, pdx] = maybe_empty<T>(input_grad, shape_of(x));
-          auto [dy, pdy] = maybe_empty<T>(target_grad, shape_of(x));
-          auto [dw, pdw] = maybe_empty<T>(weight_grad && pw, shape_of(x));
-          {
-            py::gil_scoped_release nogil;
-            regression_loss_backward<T>(kind, pg, a.x, a.y, pw, a.n, a.r, pdx, pdy, pdw);
-          }
-          return py::make_tuple(dx, dy, dw);
-        });
+        const Reduction r = pair_args(x, y, weight, reduction, bwd);
+        check_upstream(dloss, r, shape_of(x), bwd);
+        const int64_t n = x.size();
+        return marshal::call<float, double>(
+            bwd, in(x, "input"), in(y, "target"), opt(weight, "weight"),
+            in(dloss, "grad_output"), out(shape_of(x), input_grad),
+            out(shape_of(x), target_grad), out(shape_of(x), weight_grad && weight),
+            [&](auto* x, auto* y, auto* w, auto* g, auto* dx, auto* dy, auto* dw) {
+              regression_loss_backward(kind, g, x, y, w, n, r, dx, dy, dw);
+            });
       },
       py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
       py::arg("weight") = py::none(), py::arg("input_grad") = true,
@@ -331,43 +274,22 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
       "also None without a weight).");
 }
 
-// binary_cross_entropy_with_logits' weight and pos_weight, broadcast to the input's
-// shape; the arrays own the broadcast copies the pointers read.
-template <typename T>
-struct BceWeights {
-  OptArray weight, pos_weight;
-  const T* w = nullptr;
-  const T* pw = nullptr;
-};
-
-template <typename T>
-BceWeights<T> bce_weights(const OptArray& weight, const OptArray& pos_weight, const py::array& x,
-                          const char* op) {
-  BceWeights<T> b{broadcast_to(weight, x, op, "weight"),
-                  broadcast_to(pos_weight, x, op, "pos_weight")};
-  b.w = optional_data<T>(b.weight, op, "weight");
-  b.pw = optional_data<T>(b.pos_weight, op, "pos_weight");
-  return b;
-}
-
 void def_bce(py::module_& m) {
   m.def(
       "binary_cross_entropy_with_logits_forward",
       [](const py::array& x, const py::array& y, const OptArray& weight,
          const OptArray& pos_weight, const std::string& reduction) {
         const char* op = "binary_cross_entropy_with_logits";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const PairArgs<T> a = pair_args<T>(x, y, reduction, op);
-          const BceWeights<T> w = bce_weights<T>(weight, pos_weight, x, op);
-          auto loss = loss_array<T>(a.r, shape_of(x));
-          T* pl = loss.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            bce_with_logits_forward<T>(a.x, a.y, w.w, w.pw, a.n, a.r, pl);
-          }
-          return loss;
-        });
+        check_same_shape(y, x, op, "target", "input");
+        const Reduction r = parse_reduction(reduction, op);
+        const OptArray w = broadcast_to(weight, x, op, "weight");
+        const OptArray pw = broadcast_to(pos_weight, x, op, "pos_weight");
+        const int64_t n = x.size();
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(y, "target"), opt(w, "weight"), opt(pw, "pos_weight"),
+            out(loss_shape(r, shape_of(x))), [&](auto* x, auto* y, auto* w, auto* pw, auto* loss) {
+              bce_with_logits_forward(x, y, w, pw, n, r, loss);
+            });
       },
       py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
       py::arg("pos_weight") = py::none(), py::arg("reduction") = "mean",
@@ -380,19 +302,18 @@ void def_bce(py::module_& m) {
          const OptArray& pos_weight, const std::string& reduction, bool input_grad,
          bool target_grad) {
         const char* op = "binary_cross_entropy_with_logits_backward";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const PairArgs<T> a = pair_args<T>(x, y, reduction, op);
-          const BceWeights<T> w = bce_weights<T>(weight, pos_weight, x, op);
-          const T* pg = upstream<T>(dloss, a.r, shape_of(x), op);
-          auto [dx, pdx] = maybe_empty<T>(input_grad, shape_of(x));
-          auto [dy, pdy] = maybe_empty<T>(target_grad, shape_of(x));
-          {
-            py::gil_scoped_release nogil;
-            bce_with_logits_backward<T>(pg, a.x, a.y, w.w, w.pw, a.n, a.r, pdx, pdy);
-          }
-          return py::make_tuple(dx, dy);
-        });
+        check_same_shape(y, x, op, "target", "input");
+        const Reduction r = parse_reduction(reduction, op);
+        const OptArray w = broadcast_to(weight, x, op, "weight");
+        const OptArray pw = broadcast_to(pos_weight, x, op, "pos_weight");
+        check_upstream(dloss, r, shape_of(x), op);
+        const int64_t n = x.size();
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(y, "target"), opt(w, "weight"), opt(pw, "pos_weight"),
+            in(dloss, "grad_output"), out(shape_of(x), input_grad), out(shape_of(x), target_grad),
+            [&](auto* x, auto* y, auto* w, auto* pw, auto* g, auto* dx, auto* dy) {
+              bce_with_logits_backward(g, x, y, w, pw, n, r, dx, dy);
+            });
       },
       py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
       py::arg("pos_weight") = py::none(), py::arg("reduction") = "mean",
@@ -400,23 +321,17 @@ void def_bce(py::module_& m) {
       "Returns (grad_input, grad_target), each None when not requested.");
 }
 
-// multi_margin_loss' arguments: input (N, C) or (C,), int64 target (N,) or (), weight (C,).
-template <typename T>
+// multi_margin_loss' shapes: input (N, C) or (C,), target (N,) or (), weight (C,).
 struct MarginArgs {
-  const T* x;
-  const int64_t* target;
-  const T* weight;
   int64_t N, C;
   Reduction r;
 };
 
-template <typename T>
-MarginArgs<T> margin_args(const py::array& x, const py::array& target, const OptArray& weight,
-                          const std::string& reduction, const char* op) {
-  const T* px = data<T>(x, op, "input");
-  const int64_t* pt = data<int64_t>(target, op, "target");
+MarginArgs margin_args(const py::array& x, const py::array& target, const OptArray& weight,
+                       const std::string& reduction, const char* op) {
   const int64_t N = margin_rows(x, target, op), C = x.shape(x.ndim() - 1);
-  return {px, pt, class_weight<T>(weight, C, op), N, C, parse_reduction(reduction, op)};
+  check_class_weight(weight, C, op);
+  return {N, C, parse_reduction(reduction, op)};
 }
 
 void def_multi_margin(py::module_& m) {
@@ -425,17 +340,14 @@ void def_multi_margin(py::module_& m) {
       [](const py::array& x, const py::array& target, int p, double margin,
          const OptArray& weight, const std::string& reduction) {
         const char* op = "multi_margin_loss";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const MarginArgs<T> a = margin_args<T>(x, target, weight, reduction, op);
-          auto loss = loss_array<T>(a.r, shape_of(target));
-          T* pl = loss.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            multi_margin_forward<T>(a.x, a.target, a.weight, a.N, a.C, p, T(margin), a.r, pl);
-          }
-          return loss;
-        });
+        const MarginArgs a = margin_args(x, target, weight, reduction, op);
+        return marshal::call<float, double>(
+            op, in(x, "input"), in<int64_t>(target, "target"), opt(weight, "weight"),
+            out(loss_shape(a.r, shape_of(target))),
+            [&](auto* x, const int64_t* t, auto* w, auto* loss) {
+              using T = Scalar<decltype(loss)>;
+              multi_margin_forward(x, t, w, a.N, a.C, p, T(margin), a.r, loss);
+            });
       },
       py::arg("input"), py::arg("target"), py::arg("p") = 1, py::arg("margin") = 1.0,
       py::arg("weight") = py::none(), py::arg("reduction") = "mean",
@@ -447,18 +359,15 @@ void def_multi_margin(py::module_& m) {
       [](const py::array& dloss, const py::array& x, const py::array& target, int p,
          double margin, const OptArray& weight, const std::string& reduction) {
         const char* op = "multi_margin_loss_backward";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const MarginArgs<T> a = margin_args<T>(x, target, weight, reduction, op);
-          const T* pg = upstream<T>(dloss, a.r, shape_of(target), op);
-          auto dx = empty<T>(shape_of(x));
-          T* pdx = dx.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            multi_margin_backward<T>(pg, a.x, a.target, a.weight, a.N, a.C, p, T(margin), a.r, pdx);
-          }
-          return dx;
-        });
+        const MarginArgs a = margin_args(x, target, weight, reduction, op);
+        check_upstream(dloss, a.r, shape_of(target), op);
+        return marshal::call<float, double>(
+            op, in(x, "input"), in<int64_t>(target, "target"), opt(weight, "weight"),
+            in(dloss, "grad_output"), out(shape_of(x)),
+            [&](auto* x, const int64_t* t, auto* w, auto* g, auto* dx) {
+              using T = Scalar<decltype(dx)>;
+              multi_margin_backward(g, x, t, w, a.N, a.C, p, T(margin), a.r, dx);
+            });
       },
       py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("p") = 1,
       py::arg("margin") = 1.0, py::arg("weight") = py::none(), py::arg("reduction") = "mean",

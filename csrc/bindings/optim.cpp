@@ -56,12 +56,6 @@ struct Slots {
 // tens of them); anything else goes through arrays.h's checks, which name the
 // entry in the error.
 template <typename T>
-const PyObject* descr() {
-  static PyObject* const d = py::dtype::of<T>().release().ptr();  // NumPy's builtin singleton
-  return d;
-}
-
-template <typename T>
 T* array_data(const char* op, const char* list, size_t i, py::array& a, const py::array* like,
               bool writable) {
   using api = py::detail::npy_api;
@@ -69,7 +63,7 @@ T* array_data(const char* op, const char* list, size_t i, py::array& a, const py
   const auto* proxy = py::detail::array_proxy(a.ptr());
   const bool same_shape = !like || (a.ndim() == like->ndim() &&
                                     std::equal(a.shape(), a.shape() + a.ndim(), like->shape()));
-  if (proxy->descr == descr<T>() && (proxy->flags & need) == need && same_shape)
+  if (proxy->descr == canonical_descr<T>() && (proxy->flags & need) == need && same_shape)
     return static_cast<T*>(const_cast<void*>(a.data()));
   const std::string name = indexed(list, i);
   T* data_ptr = writable ? mutable_data<T>(a, op, name.c_str())
@@ -80,15 +74,13 @@ T* array_data(const char* op, const char* list, size_t i, py::array& a, const py
   return data_ptr;
 }
 
-// Calls f(float{}) or f(double{}) by the dtype of list[i] = a: NumPy's
-// descriptor pointer decides the common case, dispatch_float the rest (an
-// equivalent dtype, or the TypeError).
+// dispatch_float for list[i] = a, which names the entry ("params[3]") only
+// when it has to: in the error.
 template <typename F>
 void by_float_type(const py::array& a, const char* op, const char* list, size_t i, F&& f) {
-  const PyObject* d = py::detail::array_proxy(a.ptr())->descr;
-  if (d == descr<float>()) f(float{});
-  else if (d == descr<double>()) f(double{});
-  else dispatch_float(a, op, indexed(list, i).c_str(), f);
+  if (match_dtype<float>(a) == DtypeMatch::Yes) f(float{});
+  else if (match_dtype<double>(a) == DtypeMatch::Yes) f(double{});
+  else fail_dtype<float, double>(a, op, indexed(list, i).c_str());
 }
 
 template <typename T>

@@ -1,8 +1,6 @@
-// Small helpers shared by the activation, loss and linear bindings: shape
-// agreement between arrays and optional gradient outputs.
+// Shape agreement between two arrays, and optional gradient outputs for the
+// bindings not yet on marshal::call (its out(shape, wanted) does the same).
 #pragma once
-
-#include <pybind11/stl.h>  // OptArray (std::optional) arguments: every TU must see one caster
 
 #include <utility>
 

@@ -1,56 +1,19 @@
 // Pooling kernels on NumPy arrays: max_pool2d, avg_pool2d, adaptive_avg_pool2d,
 // adaptive_max_pool2d (forward and backward), exposed as kiln.kernels.*.
-#include <pybind11/stl.h>
-
-#include <array>
-#include <climits>
-
-#include "bindings/arrays.h"
+#include "bindings/args.h"
 #include "bindings/families.h"
+#include "bindings/marshal.h"
 #include "cpu/pool.h"
 
 namespace kiln::bind {
 namespace {
 
-// One window size: a Python int (or NumPy integer), not a bool.
-int64_t window_int(py::handle v, const char* op, const char* name) {
-  if (!PyIndex_Check(v.ptr()) || PyBool_Check(v.ptr()))
-    fail<TypeError>(op, ": ", name, " must be an int or a pair of ints, got ",
-                    py::repr(v).cast<std::string>());
-  const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
-  int overflow = 0;
-  const long long value = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
-  if (overflow || value > INT32_MAX || value < INT32_MIN)
-    fail(op, ": ", name, " ", py::repr(v).cast<std::string>(), " is out of range");
-  return value;
-}
+using marshal::in;
+using marshal::out;
 
-// PyTorch's int-or-pair argument: an int, or a sequence of one or two ints.
-// `none_as` (when given) replaces None entries of a pair (adaptive output_size).
-std::array<int64_t, 2> int_pair(py::handle v, const char* op, const char* name,
-                                const std::array<int64_t, 2>* none_as = nullptr) {
-  if (PyIndex_Check(v.ptr())) {
-    const int64_t k = window_int(v, op, name);
-    return {k, k};
-  }
-  if (py::isinstance<py::sequence>(v) && !py::isinstance<py::str>(v)) {
-    const auto seq = py::reinterpret_borrow<py::sequence>(v);
-    const size_t n = seq.size();
-    if (n == 2 || (n == 1 && !none_as)) {
-      std::array<int64_t, 2> out{};
-      for (size_t i = 0; i < 2; ++i) {
-        const py::object item = seq[n == 2 ? i : 0];
-        out[i] = none_as && item.is_none() ? (*none_as)[i] : window_int(item, op, name);
-      }
-      return out;
-    }
-  }
-  fail<TypeError>(op, ": ", name, " must be an int or a pair of ints, got ",
-                  py::repr(v).cast<std::string>());
-}
-
+// The window of avg_pool2d (dilation 1) or, given `dilation`, of max_pool2d.
 Pool2dWindow make_window(const char* op, py::handle kernel_size, py::handle stride,
-                         py::handle padding, py::handle dilation, bool ceil_mode) {
+                         py::handle padding, bool ceil_mode, py::handle dilation = {}) {
   Pool2dWindow w;
   const auto k = int_pair(kernel_size, op, "kernel_size");
   // stride=None (or an empty sequence, as PyTorch allows) means stride = kernel_size.
@@ -58,12 +21,15 @@ Pool2dWindow make_window(const char* op, py::handle kernel_size, py::handle stri
                                                    py::len(stride) == 0);
   const auto s = default_stride ? k : int_pair(stride, op, "stride");
   const auto p = int_pair(padding, op, "padding");
-  const auto d = int_pair(dilation, op, "dilation");
   for (int i = 0; i < 2; ++i) {
     w.kernel[i] = k[i];
     w.stride[i] = s[i];
     w.padding[i] = p[i];
-    w.dilation[i] = d[i];
+  }
+  if (dilation) {
+    const auto d = int_pair(dilation, op, "dilation");
+    w.dilation[0] = d[0];
+    w.dilation[1] = d[1];
   }
   w.ceil_mode = ceil_mode;
   return w;
@@ -73,93 +39,64 @@ py::object max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
                                  py::handle stride, py::handle padding, py::handle dilation,
                                  bool ceil_mode, bool return_indices) {
   const char* op = "max_pool2d";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::object {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const Pool2dWindow w = make_window(op, kernel_size, stride, padding, dilation, ceil_mode);
-    const Shape in_shape = shape_of(input);
-    const Pool2dSizes s = pool2d_sizes(op, in_shape, w);
-    const Shape out_shape = pool2d_output_shape(in_shape, s.out_h, s.out_w);
-    auto y = empty<T>(out_shape);
-    T* yp = y.mutable_data();
-    if (!return_indices) {
-      py::gil_scoped_release nogil;
-      max_pool2d_forward(x, yp, static_cast<int64_t*>(nullptr), s, w);
-      return std::move(y);
-    }
-    auto indices = empty<int64_t>(out_shape);
-    int64_t* ip = indices.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      max_pool2d_forward(x, yp, ip, s, w);
-    }
-    return py::make_tuple(y, indices);
-  });
+  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, ceil_mode, dilation);
+  const Shape in_shape = shape_of(input);
+  const Pool2dSizes s = pool2d_sizes(op, in_shape, w);
+  const Shape out_shape = pool2d_output_shape(in_shape, s.out_h, s.out_w);
+  // Without indices (no backward to feed) the kernel is several times cheaper.
+  if (!return_indices)
+    return marshal::call<float, double>(op, in(input, "input"), out(out_shape),
+                                        [&](auto* x, auto* y) {
+                                          max_pool2d_forward(x, y, nullptr, s, w);
+                                        });
+  return marshal::call<float, double>(
+      op, in(input, "input"), out(out_shape), out<int64_t>(out_shape),
+      [&](auto* x, auto* y, int64_t* indices) { max_pool2d_forward(x, y, indices, s, w); });
 }
 
-py::array max_pool2d_backward_py(const py::array& grad_output, const py::array& indices,
-                                 const Shape& input_shape) {
+py::object max_pool2d_backward_py(const py::array& grad_output, const py::array& indices,
+                                  const Shape& input_shape) {
   const char* op = "max_pool2d_backward";
-  return dispatch_float(grad_output, op, "grad_output", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* dy = data<T>(grad_output, op, "grad_output");
-    const int64_t* ip = data<int64_t>(indices, op, "indices");
-    const Shape g_shape = shape_of(grad_output);
-    if (shape_of(indices) != g_shape)
-      fail(op, ": indices ", shape_str(shape_of(indices)), " must have the shape of grad_output ",
-           shape_str(g_shape));
-    const Pool2dSizes s = pool2d_grad_sizes(op, g_shape, input_shape);
-    auto dx = empty<T>(input_shape);
-    T* dxp = dx.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      max_pool2d_backward(op, dy, ip, dxp, s);
-    }
-    return dx;
-  });
+  const Shape g_shape = shape_of(grad_output);
+  if (shape_of(indices) != g_shape)
+    fail(op, ": indices ", shape_str(shape_of(indices)), " must have the shape of grad_output ",
+         shape_str(g_shape));
+  const Pool2dSizes s = pool2d_grad_sizes(op, g_shape, input_shape);
+  return marshal::call<float, double>(
+      op, in(grad_output, "grad_output"), in<int64_t>(indices, "indices"), out(input_shape),
+      [&](auto* dy, const int64_t* indices, auto* dx) {
+        max_pool2d_backward(op, dy, indices, dx, s);
+      });
 }
 
-py::array avg_pool2d_forward_py(const py::array& input, py::handle kernel_size,
-                                py::handle stride, py::handle padding, bool ceil_mode,
-                                bool count_include_pad, std::optional<int64_t> divisor_override) {
+py::object avg_pool2d_forward_py(const py::array& input, py::handle kernel_size,
+                                 py::handle stride, py::handle padding, bool ceil_mode,
+                                 bool count_include_pad, std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const Pool2dWindow w = make_window(op, kernel_size, stride, padding, py::int_(1), ceil_mode);
-    check_divisor_override(op, divisor_override);
-    const Shape in_shape = shape_of(input);
-    const Pool2dSizes s = pool2d_sizes(op, in_shape, w);
-    auto y = empty<T>(pool2d_output_shape(in_shape, s.out_h, s.out_w));
-    T* yp = y.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      avg_pool2d_forward(x, yp, s, w, count_include_pad, divisor_override);
-    }
-    return y;
-  });
+  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, ceil_mode);
+  check_divisor_override(op, divisor_override);
+  const Shape in_shape = shape_of(input);
+  const Pool2dSizes s = pool2d_sizes(op, in_shape, w);
+  return marshal::call<float, double>(
+      op, in(input, "input"), out(pool2d_output_shape(in_shape, s.out_h, s.out_w)),
+      [&](auto* x, auto* y) {
+        avg_pool2d_forward(x, y, s, w, count_include_pad, divisor_override);
+      });
 }
 
-py::array avg_pool2d_backward_py(const py::array& grad_output, const Shape& input_shape,
-                                 py::handle kernel_size, py::handle stride, py::handle padding,
-                                 bool ceil_mode, bool count_include_pad,
-                                 std::optional<int64_t> divisor_override) {
+py::object avg_pool2d_backward_py(const py::array& grad_output, const Shape& input_shape,
+                                  py::handle kernel_size, py::handle stride, py::handle padding,
+                                  bool ceil_mode, bool count_include_pad,
+                                  std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d_backward";
-  return dispatch_float(grad_output, op, "grad_output", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* dy = data<T>(grad_output, op, "grad_output");
-    const Pool2dWindow w = make_window(op, kernel_size, stride, padding, py::int_(1), ceil_mode);
-    check_divisor_override(op, divisor_override);
-    const Pool2dSizes s = pool2d_sizes(op, input_shape, w);
-    check_pool2d_grad(op, shape_of(grad_output), input_shape, s);
-    auto dx = empty<T>(input_shape);
-    T* dxp = dx.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      avg_pool2d_backward(dy, dxp, s, w, count_include_pad, divisor_override);
-    }
-    return dx;
-  });
+  const Pool2dWindow w = make_window(op, kernel_size, stride, padding, ceil_mode);
+  check_divisor_override(op, divisor_override);
+  const Pool2dSizes s = pool2d_sizes(op, input_shape, w);
+  check_pool2d_grad(op, shape_of(grad_output), input_shape, s);
+  return marshal::call<float, double>(
+      op, in(grad_output, "grad_output"), out(input_shape), [&](auto* dy, auto* dx) {
+        avg_pool2d_backward(dy, dx, s, w, count_include_pad, divisor_override);
+      });
 }
 
 // Adaptive output_size: int, or pair whose None entries keep the input's size.
@@ -170,58 +107,32 @@ Pool2dSizes adaptive_sizes(const char* op, const Shape& in_shape, py::handle out
   return adaptive_pool2d_sizes(op, in_shape, o[0], o[1]);
 }
 
-py::array adaptive_avg_pool2d_forward_py(const py::array& input, py::handle output_size) {
+py::object adaptive_avg_pool2d_forward_py(const py::array& input, py::handle output_size) {
   const char* op = "adaptive_avg_pool2d";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const Shape in_shape = shape_of(input);
-    const Pool2dSizes s = adaptive_sizes(op, in_shape, output_size);
-    auto y = empty<T>(pool2d_output_shape(in_shape, s.out_h, s.out_w));
-    T* yp = y.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      adaptive_avg_pool2d_forward(x, yp, s);
-    }
-    return y;
-  });
+  const Shape in_shape = shape_of(input);
+  const Pool2dSizes s = adaptive_sizes(op, in_shape, output_size);
+  return marshal::call<float, double>(
+      op, in(input, "input"), out(pool2d_output_shape(in_shape, s.out_h, s.out_w)),
+      [&](auto* x, auto* y) { adaptive_avg_pool2d_forward(x, y, s); });
 }
 
-py::array adaptive_avg_pool2d_backward_py(const py::array& grad_output,
-                                          const Shape& input_shape) {
+py::object adaptive_avg_pool2d_backward_py(const py::array& grad_output,
+                                           const Shape& input_shape) {
   const char* op = "adaptive_avg_pool2d_backward";
-  return dispatch_float(grad_output, op, "grad_output", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* dy = data<T>(grad_output, op, "grad_output");
-    const Pool2dSizes s = pool2d_grad_sizes(op, shape_of(grad_output), input_shape);
-    auto dx = empty<T>(input_shape);
-    T* dxp = dx.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      adaptive_avg_pool2d_backward(dy, dxp, s);
-    }
-    return dx;
-  });
+  const Pool2dSizes s = pool2d_grad_sizes(op, shape_of(grad_output), input_shape);
+  return marshal::call<float, double>(
+      op, in(grad_output, "grad_output"), out(input_shape),
+      [&](auto* dy, auto* dx) { adaptive_avg_pool2d_backward(dy, dx, s); });
 }
 
-py::tuple adaptive_max_pool2d_forward_py(const py::array& input, py::handle output_size) {
+py::object adaptive_max_pool2d_forward_py(const py::array& input, py::handle output_size) {
   const char* op = "adaptive_max_pool2d";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const Shape in_shape = shape_of(input);
-    const Pool2dSizes s = adaptive_sizes(op, in_shape, output_size);
-    const Shape out_shape = pool2d_output_shape(in_shape, s.out_h, s.out_w);
-    auto y = empty<T>(out_shape);
-    auto indices = empty<int64_t>(out_shape);
-    T* yp = y.mutable_data();
-    int64_t* ip = indices.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      adaptive_max_pool2d_forward(x, yp, ip, s);
-    }
-    return py::make_tuple(y, indices);
-  });
+  const Shape in_shape = shape_of(input);
+  const Pool2dSizes s = adaptive_sizes(op, in_shape, output_size);
+  const Shape out_shape = pool2d_output_shape(in_shape, s.out_h, s.out_w);
+  return marshal::call<float, double>(
+      op, in(input, "input"), out(out_shape), out<int64_t>(out_shape),
+      [&](auto* x, auto* y, int64_t* indices) { adaptive_max_pool2d_forward(x, y, indices, s); });
 }
 
 }  // namespace
