@@ -120,9 +120,15 @@ class Function:
         ctx.needs_input_grad = needs_grad = tuple(needs)
         ctx.backend = backends.get(where.type)  # type: ignore[assignment]
         result = cls.forward(ctx, *raw)
+        wrap = tensor._wrap
         multiple = isinstance(result, tuple)
-        arrays = result if multiple else (result,)
-        outputs = tuple([tensor._wrap(np.asarray(a), where) for a in arrays])
+        if multiple:
+            arrays = result
+            outputs = tuple([wrap(a if type(a) is np.ndarray else np.asarray(a), where)
+                             for a in arrays])
+        else:  # one output, most ops: no list to build
+            arrays = (result,)
+            outputs = (wrap(result if type(result) is np.ndarray else np.asarray(result), where),)
         if True in needs_grad and is_grad_enabled():
             node = Node(
                 cls,
