@@ -14,12 +14,30 @@ from typing import Any
 import numpy as np
 
 from kiln import _dlpack
-from kiln import _tensor_ops as ops
 from kiln._device import CPU, check_device, device
 from kiln._promotion import result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.ops.elementwise import (
+    Abs,
+    Add,
+    Cast,
+    Clamp,
+    Div,
+    Exp,
+    Log,
+    Mul,
+    Neg,
+    Pow,
+    Sqrt,
+    Sub,
+    Where,
+)
+from kiln.ops.indexing import GetItem
+from kiln.ops.linear import Matmul
+from kiln.ops.reduction import MaxMin, MaxMinAll, Mean, Sum
+from kiln.ops.shape import Cat, Contiguous, Expand, Permute, Reshape, Stack
 from kiln.random import numpy_generator
 
 float32 = np.dtype(np.float32)
@@ -311,50 +329,78 @@ class Tensor:
         return other  # a Python scalar keeps this tensor's dtype (NumPy's NEP 50 rule)
 
     def __add__(self, other: Any) -> Tensor:
-        return ops.Add.apply(self, self._operand(other))
+        return Add.apply(self, self._operand(other))
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.Add.apply(self._operand(other), self)
+        return Add.apply(self._operand(other), self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self, self._operand(other))
+        return Sub.apply(self, self._operand(other))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self._operand(other), self)
+        return Sub.apply(self._operand(other), self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self, self._operand(other))
+        return Mul.apply(self, self._operand(other))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self._operand(other), self)
+        return Mul.apply(self._operand(other), self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(self, self._operand(other))
+        return Div.apply(self, self._operand(other))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(self._operand(other), self)
+        return Div.apply(self._operand(other), self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return ops.Pow.apply(self, self._operand(other))
+        return Pow.apply(self, self._operand(other))
 
     def __rpow__(self, other: Any) -> Tensor:
-        return ops.Pow.apply(self._operand(other), self)
+        return Pow.apply(self._operand(other), self)
 
     def __neg__(self) -> Tensor:
-        return ops.Neg.apply(self)
+        return Neg.apply(self)
 
     def __pos__(self) -> Tensor:
         return self
 
-    def __matmul__(self, other: Any) -> Tensor:
-        from kiln.nn.functional import matmul
+    def matmul(self, other: Tensor) -> Tensor:
+        """Matrix product with NumPy's (and PyTorch's) rules.
 
-        return matmul(self, self._operand(other))
+        (..., M, K) @ (..., K, N) -> (..., M, N) with the batch dimensions broadcast; a
+        1-D first operand is a row vector and a 1-D second operand a column vector, and
+        that unit dimension is removed from the result (1-D @ 1-D gives a 0-D dot
+        product). float32 and float64 run on the gemm kernels with gradients; integer
+        tensors multiply exactly (through NumPy) without gradients.
+        """
+        if not isinstance(other, Tensor):
+            raise TypeError(f"matmul: expected other to be a kiln.Tensor, got "
+                            f"{type(other).__name__}")
+        if other.dtype != self.dtype:
+            raise TypeError(
+                f"matmul: other dtype {other.dtype} does not match input dtype {self.dtype} "
+                f"(shapes {tuple(other.shape)} and {tuple(self.shape)})")
+        if self.dtype.kind in "iu":
+            # Integer products (no gradient) go to NumPy, which follows the same shape rules.
+            try:
+                return Tensor._wrap(np.matmul(self._data, other._data), self._device)
+            except ValueError as e:
+                raise ValueError(
+                    f"matmul: shapes {tuple(self.shape)} and {tuple(other.shape)} cannot be "
+                    f"multiplied ({e})") from None
+        if self.dtype not in (float32, float64):
+            raise TypeError(f"matmul: expected input of dtype float32 or float64, got "
+                            f"{self.dtype} with shape {tuple(self.shape)}")
+        return Matmul.apply(self, other)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return self.matmul(self._operand(other))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        from kiln.nn.functional import matmul
-
-        return matmul(self._operand(other), self)
+        other = self._operand(other)
+        if not isinstance(other, Tensor):
+            return NotImplemented
+        return other.matmul(self)
 
     def _inplace(self, other: Any, ufunc: np.ufunc) -> Tensor:
         if is_grad_enabled() and self.requires_grad:
@@ -433,16 +479,16 @@ class Tensor:
 
     # ------------------------------------------------------- elementwise math
     def exp(self) -> Tensor:
-        return ops.Exp.apply(self)
+        return Exp.apply(self)
 
     def log(self) -> Tensor:
-        return ops.Log.apply(self)
+        return Log.apply(self)
 
     def sqrt(self) -> Tensor:
-        return ops.Sqrt.apply(self)
+        return Sqrt.apply(self)
 
     def abs(self) -> Tensor:
-        return ops.Abs.apply(self)
+        return Abs.apply(self)
 
     def pow(self, exponent: Any) -> Tensor:
         return self ** exponent
@@ -450,7 +496,7 @@ class Tensor:
     def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        return ops.Clamp.apply(self, min, max)
+        return Clamp.apply(self, min, max)
 
     clip = clamp
 
@@ -481,21 +527,21 @@ class Tensor:
 
     # ------------------------------------------------------------- reductions
     def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return ops.Sum.apply(self, ops._norm_dims(dim, self.ndim, "sum"), keepdim)
+        return Sum.apply(self, _norm_dims(dim, self.ndim, "sum"), keepdim)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         if self.dtype.kind != "f":
             raise TypeError(f"mean: expected a floating point tensor, got {self.dtype}")
-        return ops.Mean.apply(self, ops._norm_dims(dim, self.ndim, "mean"), keepdim)
+        return Mean.apply(self, _norm_dims(dim, self.ndim, "mean"), keepdim)
 
     def _extreme(self, dim: Any, keepdim: bool, is_max: bool) -> Any:
         name = "max" if is_max else "min"
         if dim is None:
-            return ops.MaxMinAll.apply(self, is_max)
-        (d,) = ops._norm_dims(dim, self.ndim, name)
+            return MaxMinAll.apply(self, is_max)
+        (d,) = _norm_dims(dim, self.ndim, name)
         if self.shape and self.shape[d] == 0:
             raise IndexError(f"{name}: cannot reduce over an empty dimension {d} of {self.shape}")
-        values, indices = ops.MaxMin.apply(self, d, keepdim, is_max)
+        values, indices = MaxMin.apply(self, d, keepdim, is_max)
         return (return_types_max if is_max else return_types_min)(values, indices)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Any:
@@ -508,18 +554,18 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
             return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64))
-        (d,) = ops._norm_dims(dim, self.ndim, "argmax")
+        (d,) = _norm_dims(dim, self.ndim, "argmax")
         return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64))
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
             return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64))
-        (d,) = ops._norm_dims(dim, self.ndim, "argmin")
+        (d,) = _norm_dims(dim, self.ndim, "argmin")
         return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64))
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> Tensor:
-        return ops.Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape))
+        return Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape))
 
     view = reshape
 
@@ -529,38 +575,38 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = ops._norm_dims((start_dim, end_dim), self.ndim, "flatten")
+        start, end = _norm_dims((start_dim, end_dim), self.ndim, "flatten")
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         merged = int(np.prod(self.shape[start : end + 1]))
         shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
-        return ops.Reshape.apply(self, shape)
+        return Reshape.apply(self, shape)
 
     def unsqueeze(self, dim: int) -> Tensor:
         d = dim if dim >= 0 else dim + self.ndim + 1
         if not 0 <= d <= self.ndim:
             raise IndexError(f"unsqueeze: dimension {dim} out of range for {self.ndim} dimensions")
-        return ops.Reshape.apply(self, self.shape[:d] + (1,) + self.shape[d:])
+        return Reshape.apply(self, self.shape[:d] + (1,) + self.shape[d:])
 
     def squeeze(self, dim: int | None = None) -> Tensor:
         if dim is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
-            (d,) = ops._norm_dims(dim, self.ndim, "squeeze")
+            (d,) = _norm_dims(dim, self.ndim, "squeeze")
             shape = self.shape[:d] + self.shape[d + 1 :] if self.shape[d] == 1 else self.shape
-        return ops.Reshape.apply(self, shape)
+        return Reshape.apply(self, shape)
 
     def permute(self, *dims: Any) -> Tensor:
-        order = ops._norm_dims(_shape_args(dims), self.ndim, "permute")
+        order = _norm_dims(_shape_args(dims), self.ndim, "permute")
         if order is None or sorted(order) != list(range(self.ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
-        return ops.Permute.apply(self, order)
+        return Permute.apply(self, order)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
-        a, b = ops._norm_dims((dim0, dim1), self.ndim, "transpose")
+        a, b = _norm_dims((dim0, dim1), self.ndim, "transpose")
         order = list(range(self.ndim))
         order[a], order[b] = order[b], order[a]
-        return ops.Permute.apply(self, tuple(order))
+        return Permute.apply(self, tuple(order))
 
     def t(self) -> Tensor:
         if self.ndim > 2:
@@ -573,21 +619,21 @@ class Tensor:
             for s, t in zip((1,) * (len(_shape_args(shape)) - self.ndim) + self.shape,
                             _shape_args(shape))
         )
-        return ops.Expand.apply(self, target)
+        return Expand.apply(self, target)
 
     def contiguous(self) -> Tensor:
         if self._data.flags.c_contiguous:
             return self
-        return _Contiguous.apply(self)
+        return Contiguous.apply(self)
 
     def is_contiguous(self) -> bool:
         return bool(self._data.flags.c_contiguous)
 
     def clone(self) -> Tensor:
-        return ops.Mul.apply(self, np.ones((), self.dtype))
+        return Mul.apply(self, np.ones((), self.dtype))
 
     def __getitem__(self, index: Any) -> Tensor:
-        return ops.GetItem.apply(self, _unwrap_index(index))
+        return GetItem.apply(self, _unwrap_index(index))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         value_needs_grad = isinstance(value, Tensor) and value.requires_grad
@@ -618,7 +664,7 @@ class Tensor:
     def type(self, dtype: Any) -> Tensor:
         dtype = np.dtype(dtype)
         if self.requires_grad and dtype.kind == "f":
-            return _Cast.apply(self, dtype)
+            return Cast.apply(self, dtype)
         return Tensor._wrap(self._data.astype(dtype))
 
     def float(self) -> Tensor:
@@ -640,25 +686,20 @@ class Tensor:
         return self
 
 
-class _Cast(ops.Function):
-    @staticmethod
-    def forward(ctx: ops.Context, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        ctx.dtype = a.dtype
-        return a.astype(dtype)
-
-    @staticmethod
-    def backward(ctx: ops.Context, g: np.ndarray) -> tuple:
-        return g.astype(ctx.dtype), None
-
-
-class _Contiguous(ops.Function):
-    @staticmethod
-    def forward(ctx: ops.Context, a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a)
-
-    @staticmethod
-    def backward(ctx: ops.Context, g: np.ndarray) -> np.ndarray:
-        return g
+def _norm_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+    """``dim`` (None, an int or a sequence of ints, negative counting from the end) as
+    non-negative axes of an ``ndim``-D tensor; IndexError naming ``op`` when out of range."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(
+                f"{op}: dimension {d} out of range for a tensor of {ndim} dimensions"
+            )
+        out.append(int(d) % max(ndim, 1))
+    return tuple(out)
 
 
 def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
@@ -923,7 +964,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         if t.ndim == 0:
             raise ValueError(f"cat: zero-dimensional tensor (at position {position}) cannot "
                              "be concatenated")
-    (d,) = ops._norm_dims(dim, items[0].ndim, "cat")
+    (d,) = _norm_dims(dim, items[0].ndim, "cat")
     for t in items[1:]:
         if t.ndim != items[0].ndim or any(
             a != b for i, (a, b) in enumerate(zip(t.shape, items[0].shape)) if i != d
@@ -932,7 +973,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
                 f"cat: sizes of tensors must match except in dimension {d}; got "
                 f"{[x.shape for x in items]}"
             )
-    return ops.Cat.apply(d, *items)
+    return Cat.apply(d, *items)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -944,12 +985,12 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     d = dim if dim >= 0 else dim + ndim
     if not 0 <= d < ndim:
         raise IndexError(f"stack: dimension {dim} out of range for {ndim} dimensions")
-    return ops.Stack.apply(d, *items)
+    return Stack.apply(d, *items)
 
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
-    return ops.Where.apply(cond.astype(bool), input, other)
+    return Where.apply(cond.astype(bool), input, other)
 
 
 def is_tensor(obj: Any) -> bool:

@@ -1,0 +1,1 @@
+"""Differentiable ops: one module per family, each op a Function on raw arrays, its kernels reached through ctx.backend."""
