@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _dlpack
+from kiln import _dlpack, backends
 from kiln._device import CPU, check_device, device
 from kiln._promotion import result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.ops.device import ToDevice
 from kiln.ops.elementwise import (
     Abs,
     Add,
@@ -161,7 +162,10 @@ class Tensor:
         return self._data.shape[0]
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared memory, no copy)."""
+        """The underlying array (shared memory, no copy); CPU tensors only."""
+        if self._device.type != "cpu":
+            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
+                            "Tensor.cpu() to copy the tensor to host memory first.")
         if self.requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "numpy: can't call numpy() on a tensor that requires grad; "
@@ -181,6 +185,8 @@ class Tensor:
         return self._data.tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if self._device.type != "cpu":
+            self.numpy()  # raises PyTorch's advice
         return self._data if dtype is None else self._data.astype(dtype)
 
     def __dlpack__(self, *, stream: Any = None, max_version: Any = None,
@@ -192,8 +198,10 @@ class Tensor:
         return _dlpack.dlpack_device(self)
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
-        extra = ""
+        host = self._data if self._device.type == "cpu" else (
+            backends.get(self._device.type).to_host(self._data))
+        body = np.array2string(host, separator=", ", prefix="tensor(")
+        extra = "" if self._device.type == "cpu" else f", device='{self._device}'"
         if self._data.dtype not in (float32, int64):
             extra += f", dtype=kiln.{self._data.dtype}"
         if self._node is not None:
@@ -276,7 +284,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's storage, cut from the graph."""
-        return Tensor._wrap(self._data)
+        return Tensor._wrap(self._data, self._device)
 
     def detach_(self) -> Tensor:
         self._node = None
@@ -292,6 +300,7 @@ class Tensor:
         if not isinstance(value, Tensor):
             raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
         self._data = value._data
+        self._device = value._device
 
     def backward(
         self, gradient: Tensor | np.ndarray | None = None, retain_graph: bool = False
@@ -457,7 +466,7 @@ class Tensor:
     # comparisons: no gradient, boolean results as in PyTorch
     def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
         value = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.asarray(ufunc(self._data, value)))
+        return Tensor._wrap(np.asarray(ufunc(self._data, value)), self._device)
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.equal)
@@ -553,15 +562,17 @@ class Tensor:
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
-            return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64))
+            return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64), self._device)
         (d,) = _norm_dims(dim, self.ndim, "argmax")
-        return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64))
+        return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64),
+                            self._device)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
-            return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64))
+            return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64), self._device)
         (d,) = _norm_dims(dim, self.ndim, "argmin")
-        return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64))
+        return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64),
+                            self._device)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> Tensor:
@@ -646,8 +657,9 @@ class Tensor:
     # ------------------------------------------------------------------ dtype
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other)`` (its device
-        and dtype); returns self when nothing changes. A device this build cannot
-        compute on raises RuntimeError."""
+        and dtype); returns self when nothing changes. A move to another device copies the
+        storage (differentiably); a device this build cannot compute on raises
+        RuntimeError."""
         dtype, target = kwargs.get("dtype"), kwargs.get("device")
         for a in args:
             if isinstance(a, Tensor):
@@ -656,16 +668,21 @@ class Tensor:
                 target = a
             elif not isinstance(a, bool):  # a positional non_blocking is accepted, as in PyTorch
                 dtype = a
-        check_device(target, "to")
-        if dtype is None or np.dtype(dtype) == self.dtype:
-            return self
-        return self.type(dtype)
+        out = self
+        if target is not None:
+            where = placement(target, "to")
+            if where != self._device:
+                out = ToDevice.apply(self, backends.get(where.type))
+                out._device = where  # apply placed it on the input's device
+        if dtype is None or np.dtype(dtype) == out.dtype:
+            return out
+        return out.type(dtype)
 
     def type(self, dtype: Any) -> Tensor:
         dtype = np.dtype(dtype)
         if self.requires_grad and dtype.kind == "f":
             return Cast.apply(self, dtype)
-        return Tensor._wrap(self._data.astype(dtype))
+        return Tensor._wrap(self._data.astype(dtype), self._device)
 
     def float(self) -> Tensor:
         return self.to(float32)
@@ -683,7 +700,13 @@ class Tensor:
         return self.to(bool_)
 
     def cpu(self) -> Tensor:
-        return self
+        """This tensor on the CPU: itself when it is there, else a copy."""
+        return self.to(CPU)
+
+    def cuda(self, device: Any = None) -> Tensor:
+        """This tensor on a CUDA device (``device``: an index, a name or a kiln.device;
+        None: the first); RuntimeError when this build has no CUDA backend."""
+        return self.to(placement("cuda" if device is None else device, "cuda"))
 
 
 def _norm_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -738,12 +761,24 @@ autograd_function.register_tensor_type(Tensor)
 # ---------------------------------------------------------------- factories
 # PyTorch's factory keywords: dtype (None: float32 for floats, int64 for ints), device
 # ('cpu' or kiln.device('cpu'); others raise naming the factory) and requires_grad.
+def placement(value: Any, op: str) -> device:
+    """The device a tensor placed at ``value`` lives on (None: the CPU): CUDA without an
+    index means the first (cuda:0), as in PyTorch. RuntimeError naming ``op`` when this
+    build cannot compute on it."""
+    where = check_device(value, op)
+    return device(where.type, 0) if where.type == "cuda" and where.index is None else where
+
+
 def _make(op: str, array: np.ndarray, device: Any, requires_grad: bool) -> Tensor:
-    check_device(device, op)
+    """A tensor of the host ``array`` (kept, not copied, on the CPU) placed on ``device``."""
+    where = placement(device, op)
     if requires_grad and array.dtype.kind != "f":
         raise RuntimeError(f"{op}: only tensors of floating point dtype can require "
                            f"gradients, got {array.dtype}")
-    return Tensor(array, requires_grad=bool(requires_grad))
+    t = Tensor(array, requires_grad=bool(requires_grad))
+    if where.type != "cpu":
+        t._data, t._device = backends.get(where.type).from_host(t._data), where
+    return t
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
@@ -806,37 +841,40 @@ def empty(*size: Any, dtype: Any = None, device: Any = None,
                  requires_grad)
 
 
-def _like(op: str, input: Tensor, dtype: Any) -> tuple[tuple[int, ...], np.dtype]:  # noqa: A002
+def _like(op: str, input: Tensor, dtype: Any,  # noqa: A002
+          device: Any) -> tuple[tuple[int, ...], np.dtype, Any]:
+    """input's shape, and its dtype and device unless given."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
-    return input.shape, input.dtype if dtype is None else np.dtype(dtype)
+    return (input.shape, input.dtype if dtype is None else np.dtype(dtype),
+            input.device if device is None else device)
 
 
 def zeros_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
-    """Zeros of ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("zeros_like", input, dtype)
+    """Zeros of ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("zeros_like", input, dtype, device)
     return _make("zeros_like", np.zeros(shape, dtype), device, requires_grad)
 
 
 def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
-    """Ones of ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("ones_like", input, dtype)
+    """Ones of ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("ones_like", input, dtype, device)
     return _make("ones_like", np.ones(shape, dtype), device, requires_grad)
 
 
 def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None,  # noqa: A002
               device: Any = None, requires_grad: bool = False) -> Tensor:
-    """``fill_value`` in ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("full_like", input, dtype)
+    """``fill_value`` in ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("full_like", input, dtype, device)
     return _make("full_like", np.full(shape, fill_value, dtype), device, requires_grad)
 
 
 def empty_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
-    """An uninitialized tensor of ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("empty_like", input, dtype)
+    """An uninitialized tensor of ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("empty_like", input, dtype, device)
     return _make("empty_like", np.empty(shape, dtype), device, requires_grad)
 
 
@@ -864,15 +902,15 @@ def rand(*size: Any, dtype: Any = None, device: Any = None,
 
 def randn_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
-    """randn in ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("randn_like", input, dtype)
+    """randn in ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("randn_like", input, dtype, device)
     return _draw("randn_like", "standard_normal", shape, dtype, device, requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
-    """rand in ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("rand_like", input, dtype)
+    """rand in ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("rand_like", input, dtype, device)
     return _draw("rand_like", "random", shape, dtype, device, requires_grad)
 
 

@@ -17,10 +17,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kiln._device import check_device
 from kiln._device import device as _device_type
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor
+from kiln.tensor import Tensor, placement
 
 __all__ = ["Module", "RemovableHandle"]
 
@@ -361,8 +360,11 @@ class Module:
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(tensor)``, or keywords
-        ``device=``, ``dtype=``. Casts floating point parameters and buffers in place (integer
-        buffers such as ``num_batches_tracked`` keep their dtype). Devices: 'cpu' only for now.
+        ``device=``, ``dtype=``. Moves parameters and buffers to the device and casts the
+        floating point ones to the dtype, in place (the Parameter objects stay, so an
+        optimizer holding them keeps working; integer buffers such as
+        ``num_batches_tracked`` keep their dtype). A device this build cannot compute on
+        raises RuntimeError.
         """
         unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
         if unknown:
@@ -379,18 +381,27 @@ class Module:
                 continue
             else:
                 dtype = arg
-        check_device(device, "Module.to")
-        if dtype is None:
+        where = None if device is None else placement(device, "Module.to")
+        target = None
+        if dtype is not None:
+            try:
+                target = np.dtype(dtype)
+            except TypeError as e:
+                raise TypeError(f"to: {dtype!r} is not a dtype or device") from e
+            if target.kind != "f":
+                raise TypeError(
+                    f"nn.Module.to only accepts floating point dtypes, but got desired "
+                    f"dtype={target}"
+                )
+        if where is None and target is None:
             return self
-        try:
-            target = np.dtype(dtype)
-        except TypeError as e:
-            raise TypeError(f"to: {dtype!r} is not a dtype or device") from e
-        if target.kind != "f":
-            raise TypeError(
-                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={target}"
-            )
-        return self._apply(lambda t: t.to(target) if t.dtype.kind == "f" else t)
+
+        def convert(t: Tensor) -> Tensor:
+            if where is not None:
+                t = t.to(where)
+            return t.to(target) if target is not None and t.dtype.kind == "f" else t
+
+        return self._apply(convert)
 
     def float(self) -> Module:
         """Casts floating point parameters and buffers to float32."""
@@ -401,11 +412,13 @@ class Module:
         return self.to(np.float64)
 
     def cpu(self) -> Module:
-        return self
+        """Moves parameters and buffers to the CPU, in place."""
+        return self.to("cpu")
 
     def cuda(self, device: Any = None) -> Module:
-        check_device("cuda" if device is None else f"cuda:{device}", "Module.cuda")
-        return self
+        """Moves parameters and buffers to a CUDA device (an index, a name or a
+        kiln.device; None: the first), in place; RuntimeError without a CUDA backend."""
+        return self.to(placement("cuda" if device is None else device, "Module.cuda"))
 
     # ------------------------------------------------------------------ forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:
