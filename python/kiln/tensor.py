@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _dlpack, backends
+from kiln import backends
 from kiln._device import CPU, check_device, device
 from kiln._promotion import result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.autograd.hooks import RemovableHandle
 from kiln.ops.device import ToDevice
 from kiln.ops.elementwise import (
     Abs,
@@ -191,11 +192,21 @@ class Tensor:
 
     def __dlpack__(self, *, stream: Any = None, max_version: Any = None,
                    dl_device: Any = None, copy: Any = None) -> Any:
-        """A DLPack capsule sharing this tensor's memory (see kiln.from_dlpack)."""
-        return _dlpack.dlpack(self, stream, max_version, dl_device, copy)
+        """A DLPack capsule sharing this tensor's memory (the array API standard's
+        keywords; see kiln.from_dlpack)."""
+        if self.requires_grad:
+            raise RuntimeError(
+                f"__dlpack__: can't export a tensor that requires grad (shape "
+                f"{tuple(self.shape)}); use tensor.detach()")
+        if stream is not None:
+            raise BufferError(f"__dlpack__: stream must be None for a CPU tensor, got {stream!r}")
+        kwargs = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device),
+                                    ("copy", copy)) if v is not None}
+        return self._data.__dlpack__(**kwargs)
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        return _dlpack.dlpack_device(self)
+        """``(device_type, device_id)`` per DLPack's DLDeviceType: (1, 0) is the CPU."""
+        return tuple(self._data.__dlpack_device__())  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         host = self._data if self._device.type == "cpu" else (
@@ -264,8 +275,6 @@ class Tensor:
         sends to this leaf has been added to ``.grad`` (PyTorch's semantics: not run when
         the backward reaches the leaf with no gradient). Returns a handle whose
         ``remove()`` unregisters the hook."""
-        from kiln.nn.modules.module import RemovableHandle
-
         if self._node is not None:
             raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks "
                                "cannot be registered on non-leaf tensors")

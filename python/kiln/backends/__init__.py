@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from kiln import _C
+
 
 class Backend:
     """The kernels of one device type: ``backend.<kernel>(arrays...)`` and ``backend.xp``.
@@ -80,6 +82,5 @@ def available() -> tuple[str, ...]:
     return tuple(_BACKENDS)
 
 
-# The CPU backend is always there; it registers itself on import (after Backend and
-# register exist, which it needs).
-from kiln.backends import cpu as _cpu  # noqa: E402,F401
+# The CPU backend is always there: kiln's C++ kernels and NumPy.
+register(Backend("cpu", _C, np))

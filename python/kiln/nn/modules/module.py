@@ -9,7 +9,6 @@ in registration order, so names and orders match PyTorch's for the same model.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator, Mapping
@@ -18,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kiln._device import device as _device_type
+from kiln.autograd.hooks import RemovableHandle
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor, placement
 
@@ -36,28 +36,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
 class StateDictError(RuntimeError, ValueError):
     """``load_state_dict`` failed: a RuntimeError as in PyTorch, and a ValueError as kiln's
     other bad-input errors, so either ``except`` catches it."""
-
-
-class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
-
-    _next_id = itertools.count()
-
-    def __init__(self, hooks: dict, *flag_sets: set) -> None:
-        self.id = next(RemovableHandle._next_id)
-        self._hooks = hooks
-        self._flag_sets = flag_sets
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-        for flags in self._flag_sets:
-            flags.discard(self.id)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 def _addindent(text: str, spaces: int) -> str:
