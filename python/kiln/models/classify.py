@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from kiln.autograd import no_grad
 from kiln.models._imagenet import Preprocess
 from kiln.models.imagenet_classes import IMAGENET_CLASSES
+from kiln.tensor import Tensor, tensor
 
 __all__ = ["load_image", "preprocess_array", "top_k"]
 
@@ -70,15 +72,13 @@ def top_k(model: Any, images: Any, k: int = 5, class_names: Sequence[str] | None
     """The ``k`` most probable classes of each image (N, 3, H, W) as (index, name,
     probability), most probable first; ``model`` runs in eval mode without gradients.
     Names default to ImageNet's for a 1000-class model, else the class index."""
-    import kiln
-
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"top_k: k must be a positive int, got {k!r}")
     was_training = model.training
     model.eval()
     try:
-        with kiln.no_grad():
-            x = images if isinstance(images, kiln.Tensor) else kiln.tensor(
+        with no_grad():
+            x = images if isinstance(images, Tensor) else tensor(
                 np.ascontiguousarray(images, np.float32))
             logits = model(x).numpy().astype(np.float64)
     finally:
