@@ -46,32 +46,20 @@ TOP = 6
 # pyproject.toml, or heavy and needed by one feature), so that kiln imports and runs
 # without them. Any other function-local import of a third-party package is flagged.
 OPTIONAL = {"matplotlib", "mpi4py", "onnx", "onnxruntime", "optuna", "PIL", "tensorboardX",
-            "torch", "tqdm", "scipy_openblas32"}
+            "tqdm", "scipy_openblas32"}
 
 # Function-local imports still to be fixed: (module, imported module) -> reason.
 _ACTIVATION = "Tensor's activation methods call nn.functional; rewired after the activation merge"
 _CLI = ("kiln.commands.* build on kiln.cli, and kiln train writes its report through "
         "kiln.commands.report; needs the report writer moved below kiln.cli")
-_CYCLE = "a module-level import would close a cycle; needs the shared part moved down"
 KNOWN = {
     ("kiln.tensor", "kiln.nn.functional"): _ACTIVATION,
     ("kiln.cli", "kiln.commands.report"): _CLI,
-    ("kiln.distributed.training", "kiln.train.callbacks"): _CYCLE,
-    ("kiln.distributed.training", "kiln.data"): _CYCLE,
-    ("kiln.distributed.training", "kiln.random"): _CYCLE,
-    ("kiln.distributed.training", "kiln.optim.lr_scheduler"): _CYCLE,
-    ("kiln.models._imagenet", "kiln.models.weights"): _CYCLE,
-    ("kiln.models.classify", "kiln.data.datasets.folder"): _CYCLE,
     ("kiln.nn.modules.module", "kiln.checkpoint"):
         "Module.save reaches up to kiln.checkpoint (layer 6); belongs in checkpoint",
     ("kiln.nn.modules.sync_batchnorm", "kiln.distributed._world"):
         "SyncBatchNorm's collectives (nn.modules reaching up to distributed); moves with "
         "the norm family",
-    ("kiln.train.trainer", "kiln.checkpoint"): _CYCLE,
-    ("kiln.train.trainer", "kiln.distributed.training"): _CYCLE,
-    ("kiln.train.trainer", "kiln.data.transforms"): _CYCLE,
-    ("kiln.train.tensorboard", "kiln.recipe"): _CYCLE,
-    ("kiln.tune.training", "kiln.checkpoint"): _CYCLE,
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kiln.autograd import no_grad
+from kiln.data.datasets.folder import require_pillow
 from kiln.models._imagenet import Preprocess
 from kiln.models.imagenet_classes import IMAGENET_CLASSES
 from kiln.tensor import Tensor, tensor
@@ -26,8 +27,6 @@ _FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
 def load_image(image: str | os.PathLike[str] | Any, preprocess: Preprocess) -> np.ndarray:
     """A file (or PIL image) as the network's input (3, crop, crop) float32: RGB, the
     short side resized to ``preprocess.resize``, center crop, [0, 1], normalized."""
-    from kiln.data.datasets.folder import require_pillow
-
     Image = require_pillow("load_image")
     if isinstance(image, (str, os.PathLike)):
         try:

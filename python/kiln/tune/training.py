@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from kiln import cli
+from kiln.checkpoint import save_checkpoint
 from kiln.random import manual_seed
 from kiln.train import ModelCheckpoint, NaNGuard, Trainer
 from kiln.tune.cv import cross_validate
@@ -189,7 +190,6 @@ def train_final(task: tuple[dict[str, Any], int, str]) -> dict[str, Any]:
     reads. ``task``: (config, init_seed, path). Returns accuracy, loss and the path."""
     import time
 
-    from kiln.checkpoint import save_checkpoint
 
     config, init_seed, path = task
     start = time.perf_counter()
