@@ -2,7 +2,8 @@
 
 Layers, lowest first; a module may import its own layer and the ones below:
 
-    0  _device, _promotion, random, backends, kernels (the C++ core, NumPy, the RNG)
+    0  _device, _promotion, _checks, random, backends, kernels (the C++ core, NumPy,
+       the RNG, shared argument checks)
     1  autograd                 the tape
     2  ops                      differentiable ops on raw arrays
     3  tensor, _dlpack          kiln.Tensor
@@ -33,6 +34,7 @@ ROOT = Path(kiln.__file__).resolve().parent  # the source tree, not the staged s
 LAYERS = [
     ("kiln._device", 0), ("kiln._promotion", 0), ("kiln.random", 0), ("kiln.backends", 0),
     ("kiln.kernels", 0), ("kiln._openblas", 0), ("kiln._C", 0),
+    ("kiln._checks", 0),  # argument checks shared by every layer (from main's d8b43cd)
     ("kiln.autograd", 1),
     ("kiln.ops", 2),
     ("kiln.tensor", 3), ("kiln._dlpack", 3),
