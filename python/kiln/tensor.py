@@ -13,13 +13,33 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _dlpack
-from kiln import _tensor_ops as ops
+from kiln import backends
 from kiln._device import CPU, check_device, device
 from kiln._promotion import result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.autograd.hooks import RemovableHandle
+from kiln.ops.device import ToDevice
+from kiln.ops.elementwise import (
+    Abs,
+    Add,
+    Cast,
+    Clamp,
+    Div,
+    Exp,
+    Log,
+    Mul,
+    Neg,
+    Pow,
+    Sqrt,
+    Sub,
+    Where,
+)
+from kiln.ops.indexing import GetItem
+from kiln.ops.linear import Matmul
+from kiln.ops.reduction import MaxMin, MaxMinAll, Mean, Sum
+from kiln.ops.shape import Cat, Contiguous, Expand, Permute, Reshape, Stack
 from kiln.random import numpy_generator
 
 float32 = np.dtype(np.float32)
@@ -143,7 +163,10 @@ class Tensor:
         return self._data.shape[0]
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared memory, no copy)."""
+        """The underlying array (shared memory, no copy); CPU tensors only."""
+        if self._device.type != "cpu":
+            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
+                            "Tensor.cpu() to copy the tensor to host memory first.")
         if self.requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "numpy: can't call numpy() on a tensor that requires grad; "
@@ -163,19 +186,33 @@ class Tensor:
         return self._data.tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if self._device.type != "cpu":
+            self.numpy()  # raises PyTorch's advice
         return self._data if dtype is None else self._data.astype(dtype)
 
     def __dlpack__(self, *, stream: Any = None, max_version: Any = None,
                    dl_device: Any = None, copy: Any = None) -> Any:
-        """A DLPack capsule sharing this tensor's memory (see kiln.from_dlpack)."""
-        return _dlpack.dlpack(self, stream, max_version, dl_device, copy)
+        """A DLPack capsule sharing this tensor's memory (the array API standard's
+        keywords; see kiln.from_dlpack)."""
+        if self.requires_grad:
+            raise RuntimeError(
+                f"__dlpack__: can't export a tensor that requires grad (shape "
+                f"{tuple(self.shape)}); use tensor.detach()")
+        if stream is not None:
+            raise BufferError(f"__dlpack__: stream must be None for a CPU tensor, got {stream!r}")
+        kwargs = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device),
+                                    ("copy", copy)) if v is not None}
+        return self._data.__dlpack__(**kwargs)
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        return _dlpack.dlpack_device(self)
+        """``(device_type, device_id)`` per DLPack's DLDeviceType: (1, 0) is the CPU."""
+        return tuple(self._data.__dlpack_device__())  # type: ignore[return-value]
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
-        extra = ""
+        host = self._data if self._device.type == "cpu" else (
+            backends.get(self._device.type).to_host(self._data))
+        body = np.array2string(host, separator=", ", prefix="tensor(")
+        extra = "" if self._device.type == "cpu" else f", device='{self._device}'"
         if self._data.dtype not in (float32, int64):
             extra += f", dtype=kiln.{self._data.dtype}"
         if self._node is not None:
@@ -238,8 +275,6 @@ class Tensor:
         sends to this leaf has been added to ``.grad`` (PyTorch's semantics: not run when
         the backward reaches the leaf with no gradient). Returns a handle whose
         ``remove()`` unregisters the hook."""
-        from kiln.nn.modules.module import RemovableHandle
-
         if self._node is not None:
             raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks "
                                "cannot be registered on non-leaf tensors")
@@ -258,7 +293,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's storage, cut from the graph."""
-        return Tensor._wrap(self._data)
+        return Tensor._wrap(self._data, self._device)
 
     def detach_(self) -> Tensor:
         self._node = None
@@ -274,6 +309,7 @@ class Tensor:
         if not isinstance(value, Tensor):
             raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
         self._data = value._data
+        self._device = value._device
 
     def backward(
         self, gradient: Tensor | np.ndarray | None = None, retain_graph: bool = False
@@ -311,50 +347,78 @@ class Tensor:
         return other  # a Python scalar keeps this tensor's dtype (NumPy's NEP 50 rule)
 
     def __add__(self, other: Any) -> Tensor:
-        return ops.Add.apply(self, self._operand(other))
+        return Add.apply(self, self._operand(other))
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.Add.apply(self._operand(other), self)
+        return Add.apply(self._operand(other), self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self, self._operand(other))
+        return Sub.apply(self, self._operand(other))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self._operand(other), self)
+        return Sub.apply(self._operand(other), self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self, self._operand(other))
+        return Mul.apply(self, self._operand(other))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self._operand(other), self)
+        return Mul.apply(self._operand(other), self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(self, self._operand(other))
+        return Div.apply(self, self._operand(other))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(self._operand(other), self)
+        return Div.apply(self._operand(other), self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return ops.Pow.apply(self, self._operand(other))
+        return Pow.apply(self, self._operand(other))
 
     def __rpow__(self, other: Any) -> Tensor:
-        return ops.Pow.apply(self._operand(other), self)
+        return Pow.apply(self._operand(other), self)
 
     def __neg__(self) -> Tensor:
-        return ops.Neg.apply(self)
+        return Neg.apply(self)
 
     def __pos__(self) -> Tensor:
         return self
 
-    def __matmul__(self, other: Any) -> Tensor:
-        from kiln.nn.functional import matmul
+    def matmul(self, other: Tensor) -> Tensor:
+        """Matrix product with NumPy's (and PyTorch's) rules.
 
-        return matmul(self, self._operand(other))
+        (..., M, K) @ (..., K, N) -> (..., M, N) with the batch dimensions broadcast; a
+        1-D first operand is a row vector and a 1-D second operand a column vector, and
+        that unit dimension is removed from the result (1-D @ 1-D gives a 0-D dot
+        product). float32 and float64 run on the gemm kernels with gradients; integer
+        tensors multiply exactly (through NumPy) without gradients.
+        """
+        if not isinstance(other, Tensor):
+            raise TypeError(f"matmul: expected other to be a kiln.Tensor, got "
+                            f"{type(other).__name__}")
+        if other.dtype != self.dtype:
+            raise TypeError(
+                f"matmul: other dtype {other.dtype} does not match input dtype {self.dtype} "
+                f"(shapes {tuple(other.shape)} and {tuple(self.shape)})")
+        if self.dtype.kind in "iu":
+            # Integer products (no gradient) go to NumPy, which follows the same shape rules.
+            try:
+                return Tensor._wrap(np.matmul(self._data, other._data), self._device)
+            except ValueError as e:
+                raise ValueError(
+                    f"matmul: shapes {tuple(self.shape)} and {tuple(other.shape)} cannot be "
+                    f"multiplied ({e})") from None
+        if self.dtype not in (float32, float64):
+            raise TypeError(f"matmul: expected input of dtype float32 or float64, got "
+                            f"{self.dtype} with shape {tuple(self.shape)}")
+        return Matmul.apply(self, other)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return self.matmul(self._operand(other))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        from kiln.nn.functional import matmul
-
-        return matmul(self._operand(other), self)
+        other = self._operand(other)
+        if not isinstance(other, Tensor):
+            return NotImplemented
+        return other.matmul(self)
 
     def _inplace(self, other: Any, ufunc: np.ufunc) -> Tensor:
         if is_grad_enabled() and self.requires_grad:
@@ -411,7 +475,7 @@ class Tensor:
     # comparisons: no gradient, boolean results as in PyTorch
     def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
         value = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.asarray(ufunc(self._data, value)))
+        return Tensor._wrap(np.asarray(ufunc(self._data, value)), self._device)
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.equal)
@@ -433,16 +497,16 @@ class Tensor:
 
     # ------------------------------------------------------- elementwise math
     def exp(self) -> Tensor:
-        return ops.Exp.apply(self)
+        return Exp.apply(self)
 
     def log(self) -> Tensor:
-        return ops.Log.apply(self)
+        return Log.apply(self)
 
     def sqrt(self) -> Tensor:
-        return ops.Sqrt.apply(self)
+        return Sqrt.apply(self)
 
     def abs(self) -> Tensor:
-        return ops.Abs.apply(self)
+        return Abs.apply(self)
 
     def pow(self, exponent: Any) -> Tensor:
         return self ** exponent
@@ -450,7 +514,7 @@ class Tensor:
     def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        return ops.Clamp.apply(self, min, max)
+        return Clamp.apply(self, min, max)
 
     clip = clamp
 
@@ -481,21 +545,21 @@ class Tensor:
 
     # ------------------------------------------------------------- reductions
     def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return ops.Sum.apply(self, ops._norm_dims(dim, self.ndim, "sum"), keepdim)
+        return Sum.apply(self, _norm_dims(dim, self.ndim, "sum"), keepdim)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         if self.dtype.kind != "f":
             raise TypeError(f"mean: expected a floating point tensor, got {self.dtype}")
-        return ops.Mean.apply(self, ops._norm_dims(dim, self.ndim, "mean"), keepdim)
+        return Mean.apply(self, _norm_dims(dim, self.ndim, "mean"), keepdim)
 
     def _extreme(self, dim: Any, keepdim: bool, is_max: bool) -> Any:
         name = "max" if is_max else "min"
         if dim is None:
-            return ops.MaxMinAll.apply(self, is_max)
-        (d,) = ops._norm_dims(dim, self.ndim, name)
+            return MaxMinAll.apply(self, is_max)
+        (d,) = _norm_dims(dim, self.ndim, name)
         if self.shape and self.shape[d] == 0:
             raise IndexError(f"{name}: cannot reduce over an empty dimension {d} of {self.shape}")
-        values, indices = ops.MaxMin.apply(self, d, keepdim, is_max)
+        values, indices = MaxMin.apply(self, d, keepdim, is_max)
         return (return_types_max if is_max else return_types_min)(values, indices)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Any:
@@ -507,19 +571,21 @@ class Tensor:
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
-            return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64))
-        (d,) = ops._norm_dims(dim, self.ndim, "argmax")
-        return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64))
+            return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64), self._device)
+        (d,) = _norm_dims(dim, self.ndim, "argmax")
+        return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64),
+                            self._device)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if dim is None:
-            return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64))
-        (d,) = ops._norm_dims(dim, self.ndim, "argmin")
-        return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64))
+            return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64), self._device)
+        (d,) = _norm_dims(dim, self.ndim, "argmin")
+        return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64),
+                            self._device)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> Tensor:
-        return ops.Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape))
+        return Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape))
 
     view = reshape
 
@@ -529,38 +595,38 @@ class Tensor:
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = ops._norm_dims((start_dim, end_dim), self.ndim, "flatten")
+        start, end = _norm_dims((start_dim, end_dim), self.ndim, "flatten")
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         merged = int(np.prod(self.shape[start : end + 1]))
         shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
-        return ops.Reshape.apply(self, shape)
+        return Reshape.apply(self, shape)
 
     def unsqueeze(self, dim: int) -> Tensor:
         d = dim if dim >= 0 else dim + self.ndim + 1
         if not 0 <= d <= self.ndim:
             raise IndexError(f"unsqueeze: dimension {dim} out of range for {self.ndim} dimensions")
-        return ops.Reshape.apply(self, self.shape[:d] + (1,) + self.shape[d:])
+        return Reshape.apply(self, self.shape[:d] + (1,) + self.shape[d:])
 
     def squeeze(self, dim: int | None = None) -> Tensor:
         if dim is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
-            (d,) = ops._norm_dims(dim, self.ndim, "squeeze")
+            (d,) = _norm_dims(dim, self.ndim, "squeeze")
             shape = self.shape[:d] + self.shape[d + 1 :] if self.shape[d] == 1 else self.shape
-        return ops.Reshape.apply(self, shape)
+        return Reshape.apply(self, shape)
 
     def permute(self, *dims: Any) -> Tensor:
-        order = ops._norm_dims(_shape_args(dims), self.ndim, "permute")
+        order = _norm_dims(_shape_args(dims), self.ndim, "permute")
         if order is None or sorted(order) != list(range(self.ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
-        return ops.Permute.apply(self, order)
+        return Permute.apply(self, order)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
-        a, b = ops._norm_dims((dim0, dim1), self.ndim, "transpose")
+        a, b = _norm_dims((dim0, dim1), self.ndim, "transpose")
         order = list(range(self.ndim))
         order[a], order[b] = order[b], order[a]
-        return ops.Permute.apply(self, tuple(order))
+        return Permute.apply(self, tuple(order))
 
     def t(self) -> Tensor:
         if self.ndim > 2:
@@ -573,21 +639,21 @@ class Tensor:
             for s, t in zip((1,) * (len(_shape_args(shape)) - self.ndim) + self.shape,
                             _shape_args(shape))
         )
-        return ops.Expand.apply(self, target)
+        return Expand.apply(self, target)
 
     def contiguous(self) -> Tensor:
         if self._data.flags.c_contiguous:
             return self
-        return _Contiguous.apply(self)
+        return Contiguous.apply(self)
 
     def is_contiguous(self) -> bool:
         return bool(self._data.flags.c_contiguous)
 
     def clone(self) -> Tensor:
-        return ops.Mul.apply(self, np.ones((), self.dtype))
+        return Mul.apply(self, np.ones((), self.dtype))
 
     def __getitem__(self, index: Any) -> Tensor:
-        return ops.GetItem.apply(self, _unwrap_index(index))
+        return GetItem.apply(self, _unwrap_index(index))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         value_needs_grad = isinstance(value, Tensor) and value.requires_grad
@@ -600,8 +666,9 @@ class Tensor:
     # ------------------------------------------------------------------ dtype
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other)`` (its device
-        and dtype); returns self when nothing changes. A device this build cannot
-        compute on raises RuntimeError."""
+        and dtype); returns self when nothing changes. A move to another device copies the
+        storage (differentiably); a device this build cannot compute on raises
+        RuntimeError."""
         dtype, target = kwargs.get("dtype"), kwargs.get("device")
         for a in args:
             if isinstance(a, Tensor):
@@ -610,16 +677,21 @@ class Tensor:
                 target = a
             elif not isinstance(a, bool):  # a positional non_blocking is accepted, as in PyTorch
                 dtype = a
-        check_device(target, "to")
-        if dtype is None or np.dtype(dtype) == self.dtype:
-            return self
-        return self.type(dtype)
+        out = self
+        if target is not None:
+            where = placement(target, "to")
+            if where != self._device:
+                out = ToDevice.apply(self, backends.get(where.type))
+                out._device = where  # apply placed it on the input's device
+        if dtype is None or np.dtype(dtype) == out.dtype:
+            return out
+        return out.type(dtype)
 
     def type(self, dtype: Any) -> Tensor:
         dtype = np.dtype(dtype)
         if self.requires_grad and dtype.kind == "f":
-            return _Cast.apply(self, dtype)
-        return Tensor._wrap(self._data.astype(dtype))
+            return Cast.apply(self, dtype)
+        return Tensor._wrap(self._data.astype(dtype), self._device)
 
     def float(self) -> Tensor:
         return self.to(float32)
@@ -637,28 +709,29 @@ class Tensor:
         return self.to(bool_)
 
     def cpu(self) -> Tensor:
-        return self
+        """This tensor on the CPU: itself when it is there, else a copy."""
+        return self.to(CPU)
+
+    def cuda(self, device: Any = None) -> Tensor:
+        """This tensor on a CUDA device (``device``: an index, a name or a kiln.device;
+        None: the first); RuntimeError when this build has no CUDA backend."""
+        return self.to(placement("cuda" if device is None else device, "cuda"))
 
 
-class _Cast(ops.Function):
-    @staticmethod
-    def forward(ctx: ops.Context, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        ctx.dtype = a.dtype
-        return a.astype(dtype)
-
-    @staticmethod
-    def backward(ctx: ops.Context, g: np.ndarray) -> tuple:
-        return g.astype(ctx.dtype), None
-
-
-class _Contiguous(ops.Function):
-    @staticmethod
-    def forward(ctx: ops.Context, a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a)
-
-    @staticmethod
-    def backward(ctx: ops.Context, g: np.ndarray) -> np.ndarray:
-        return g
+def _norm_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+    """``dim`` (None, an int or a sequence of ints, negative counting from the end) as
+    non-negative axes of an ``ndim``-D tensor; IndexError naming ``op`` when out of range."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(
+                f"{op}: dimension {d} out of range for a tensor of {ndim} dimensions"
+            )
+        out.append(int(d) % max(ndim, 1))
+    return tuple(out)
 
 
 def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
@@ -697,12 +770,24 @@ autograd_function.register_tensor_type(Tensor)
 # ---------------------------------------------------------------- factories
 # PyTorch's factory keywords: dtype (None: float32 for floats, int64 for ints), device
 # ('cpu' or kiln.device('cpu'); others raise naming the factory) and requires_grad.
+def placement(value: Any, op: str) -> device:
+    """The device a tensor placed at ``value`` lives on (None: the CPU): CUDA without an
+    index means the first (cuda:0), as in PyTorch. RuntimeError naming ``op`` when this
+    build cannot compute on it."""
+    where = check_device(value, op)
+    return device(where.type, 0) if where.type == "cuda" and where.index is None else where
+
+
 def _make(op: str, array: np.ndarray, device: Any, requires_grad: bool) -> Tensor:
-    check_device(device, op)
+    """A tensor of the host ``array`` (kept, not copied, on the CPU) placed on ``device``."""
+    where = placement(device, op)
     if requires_grad and array.dtype.kind != "f":
         raise RuntimeError(f"{op}: only tensors of floating point dtype can require "
                            f"gradients, got {array.dtype}")
-    return Tensor(array, requires_grad=bool(requires_grad))
+    t = Tensor(array, requires_grad=bool(requires_grad))
+    if where.type != "cpu":
+        t._data, t._device = backends.get(where.type).from_host(t._data), where
+    return t
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
@@ -765,37 +850,40 @@ def empty(*size: Any, dtype: Any = None, device: Any = None,
                  requires_grad)
 
 
-def _like(op: str, input: Tensor, dtype: Any) -> tuple[tuple[int, ...], np.dtype]:  # noqa: A002
+def _like(op: str, input: Tensor, dtype: Any,  # noqa: A002
+          device: Any) -> tuple[tuple[int, ...], np.dtype, Any]:
+    """input's shape, and its dtype and device unless given."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected a Tensor, got {type(input).__name__}")
-    return input.shape, input.dtype if dtype is None else np.dtype(dtype)
+    return (input.shape, input.dtype if dtype is None else np.dtype(dtype),
+            input.device if device is None else device)
 
 
 def zeros_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
-    """Zeros of ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("zeros_like", input, dtype)
+    """Zeros of ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("zeros_like", input, dtype, device)
     return _make("zeros_like", np.zeros(shape, dtype), device, requires_grad)
 
 
 def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
-    """Ones of ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("ones_like", input, dtype)
+    """Ones of ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("ones_like", input, dtype, device)
     return _make("ones_like", np.ones(shape, dtype), device, requires_grad)
 
 
 def full_like(input: Tensor, fill_value: Any, *, dtype: Any = None,  # noqa: A002
               device: Any = None, requires_grad: bool = False) -> Tensor:
-    """``fill_value`` in ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("full_like", input, dtype)
+    """``fill_value`` in ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("full_like", input, dtype, device)
     return _make("full_like", np.full(shape, fill_value, dtype), device, requires_grad)
 
 
 def empty_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
-    """An uninitialized tensor of ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("empty_like", input, dtype)
+    """An uninitialized tensor of ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("empty_like", input, dtype, device)
     return _make("empty_like", np.empty(shape, dtype), device, requires_grad)
 
 
@@ -823,15 +911,15 @@ def rand(*size: Any, dtype: Any = None, device: Any = None,
 
 def randn_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
-    """randn in ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("randn_like", input, dtype)
+    """randn in ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("randn_like", input, dtype, device)
     return _draw("randn_like", "standard_normal", shape, dtype, device, requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
-    """rand in ``input``'s shape (and dtype, unless given)."""
-    shape, dtype = _like("rand_like", input, dtype)
+    """rand in ``input``'s shape (and dtype and device, unless given)."""
+    shape, dtype, device = _like("rand_like", input, dtype, device)
     return _draw("rand_like", "random", shape, dtype, device, requires_grad)
 
 
@@ -923,7 +1011,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         if t.ndim == 0:
             raise ValueError(f"cat: zero-dimensional tensor (at position {position}) cannot "
                              "be concatenated")
-    (d,) = ops._norm_dims(dim, items[0].ndim, "cat")
+    (d,) = _norm_dims(dim, items[0].ndim, "cat")
     for t in items[1:]:
         if t.ndim != items[0].ndim or any(
             a != b for i, (a, b) in enumerate(zip(t.shape, items[0].shape)) if i != d
@@ -932,7 +1020,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
                 f"cat: sizes of tensors must match except in dimension {d}; got "
                 f"{[x.shape for x in items]}"
             )
-    return ops.Cat.apply(d, *items)
+    return Cat.apply(d, *items)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -944,12 +1032,12 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     d = dim if dim >= 0 else dim + ndim
     if not 0 <= d < ndim:
         raise IndexError(f"stack: dimension {dim} out of range for {ndim} dimensions")
-    return ops.Stack.apply(d, *items)
+    return Stack.apply(d, *items)
 
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
-    return ops.Where.apply(cond.astype(bool), input, other)
+    return Where.apply(cond.astype(bool), input, other)
 
 
 def is_tensor(obj: Any) -> bool:

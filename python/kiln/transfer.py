@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from kiln import nn
-from kiln.tensor import Tensor
+from kiln.autograd import no_grad
+from kiln.tensor import Tensor, tensor
 
 __all__ = ["discriminative_groups", "extract_features", "freeze", "head_backbone_groups",
            "replace_head", "unfreeze"]
@@ -197,8 +198,6 @@ def extract_features(model: nn.Module, images: Any, batch_size: int = 32) -> np.
     """Embeddings (N, D) of preprocessed images (N, C, H, W) (array or kiln Tensor): the
     input of the model's head (``model.forward_features``), computed in eval mode without
     gradients, ``batch_size`` images at a time. Fit a linear classifier on them."""
-    import kiln
-
     features = getattr(model, "forward_features", None)
     if features is None:
         raise TypeError(f"extract_features: {type(model).__name__} has no forward_features")
@@ -213,10 +212,10 @@ def extract_features(model: nn.Module, images: Any, batch_size: int = 32) -> np.
     model.eval()
     out = []
     try:
-        with kiln.no_grad():
+        with no_grad():
             for start in range(0, len(array), batch_size):
                 chunk = np.ascontiguousarray(array[start:start + batch_size], np.float32)
-                out.append(features(kiln.tensor(chunk)).numpy())
+                out.append(features(tensor(chunk)).numpy())
     finally:
         model.train(was_training)
     if not out:

@@ -13,13 +13,18 @@ sets ``ctx.backend`` to its backend and gives the outputs that device. A backend
 holds the compiled kernels of its device under their ``_C`` names and ``xp``, the
 array module that does the elementwise, reduction and shape math (NumPy on the
 CPU). A new device (CUDA) plugs in by registering a backend with the same kernel
-names: op code does not change.
+names: op code does not change. Storage crosses devices through the host:
+``target.from_host(source.to_host(array))`` (``Tensor.to``).
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 from typing import Any
+
+import numpy as np
+
+from kiln import _C
 
 
 class Backend:
@@ -39,6 +44,18 @@ class Backend:
                               if not name.startswith("_")})
         self.device_type = device_type
         self.xp = xp
+
+    def from_host(self, array: np.ndarray) -> Any:
+        """A host (NumPy) array as an array of this device, same shape and dtype: a copy
+        on an accelerator, the array itself on the CPU."""
+        return self.xp.asarray(array)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        """An array of this device as a host NumPy array, same shape and dtype: a copy
+        from an accelerator (through the array module's ``asnumpy``, CuPy's name), the
+        array itself on the CPU."""
+        asnumpy = getattr(self.xp, "asnumpy", None)
+        return np.asarray(array) if asnumpy is None else asnumpy(array)
 
     def __getattr__(self, name: str) -> Any:  # only reached for a kernel it lacks
         raise NotImplementedError(f"{name}: kiln has no {self.device_type} kernel for this op")
@@ -65,6 +82,5 @@ def available() -> tuple[str, ...]:
     return tuple(_BACKENDS)
 
 
-# The CPU backend is always there; it registers itself on import (after Backend and
-# register exist, which it needs).
-from kiln.backends import cpu as _cpu  # noqa: E402,F401
+# The CPU backend is always there: kiln's C++ kernels and NumPy.
+register(Backend("cpu", _C, np))

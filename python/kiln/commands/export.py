@@ -16,6 +16,11 @@ from typing import Any
 
 import numpy as np
 
+import kiln
+from kiln.checkpoint import load_checkpoint
+from kiln.cli import UsageError, _build_model, _read_checkpoint_extra
+from kiln.data._atomic import atomic_write
+
 
 def _input_size(args: argparse.Namespace, config: dict[str, Any]) -> tuple[int, int]:
     if args.input_size is not None:
@@ -25,8 +30,6 @@ def _input_size(args: argparse.Namespace, config: dict[str, Any]) -> tuple[int, 
         except ValueError:
             h = w = 0
         if h < 1 or w < 1:
-            from kiln.cli import UsageError
-
             raise UsageError(f"--input-size must be N or H,W with positive ints, got "
                              f"{args.input_size!r}")
         return h, w
@@ -40,7 +43,6 @@ def _verify(model: Any, path: str, shape: tuple[int, ...]) -> float | None:
         import onnxruntime
     except ImportError:
         return None
-    import kiln
 
     x = np.random.default_rng(0).standard_normal((3, *shape)).astype(np.float32)
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -52,10 +54,6 @@ def _verify(model: Any, path: str, shape: tuple[int, ...]) -> float | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import kiln
-    from kiln.checkpoint import load_checkpoint
-    from kiln.cli import UsageError, _build_model, _read_checkpoint_extra
-
     if args.onnx is None:
         raise UsageError("nothing to export to: pass --onnx FILE")
     config = _read_checkpoint_extra(args.checkpoint)
@@ -73,7 +71,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         "kiln.normalize_mean": json.dumps(mean),
         "kiln.normalize_std": json.dumps(std),
     })
-    from kiln.data._atomic import atomic_write
 
     with atomic_write(args.onnx) as handle:
         handle.write(proto.SerializeToString())

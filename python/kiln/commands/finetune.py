@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+import kiln
 from kiln.cli import (
     _AUGMENTS,
     _DEFAULTS,
@@ -38,6 +39,10 @@ from kiln.cli import (
     _summary,
     _write_json,
 )
+from kiln.models import get_model
+from kiln.models._registry import IMAGENET_MODELS
+from kiln.train import CSVLogger, CurvePlot, EarlyStopping, NaNGuard, ProgressBar, Trainer
+from kiln.transfer import freeze, head_backbone_groups, replace_head
 
 _FINETUNE_DEFAULTS = {"model": "efficientnet_lite0", "weights": "imagenet", "epochs": 10,
                       "batch_size": 16, "head_lr": 1e-3, "optimizer": "adamw",
@@ -108,9 +113,6 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _pretrained(config: dict[str, Any]) -> Any:
-    from kiln.models import get_model
-    from kiln.models._registry import IMAGENET_MODELS
-
     name = config["model"].lower()
     if name not in IMAGENET_MODELS:
         raise UsageError(f"--model {config['model']}: kiln finetune needs an ImageNet-layout "
@@ -120,10 +122,6 @@ def _pretrained(config: dict[str, Any]) -> Any:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    import kiln
-    from kiln.train import CSVLogger, CurvePlot, EarlyStopping, NaNGuard, ProgressBar, Trainer
-    from kiln.transfer import freeze, head_backbone_groups, replace_head
-
     start = time.perf_counter()
     if args.threads is not None:
         if args.threads < 1:

@@ -15,7 +15,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kiln.checkpoint import load_checkpoint
 from kiln.cli import UsageError, _read_checkpoint_extra
+from kiln.models import Preprocess, get_model
+from kiln.models._registry import IMAGENET_MODELS
+from kiln.models.classify import load_image, top_k
 
 
 def add_parser(sub: Any) -> None:
@@ -35,9 +39,6 @@ def add_parser(sub: Any) -> None:
 
 
 def _from_checkpoint(path: str) -> tuple[Any, Any, list[str] | None]:
-    from kiln.checkpoint import load_checkpoint
-    from kiln.models import Preprocess, get_model
-
     config = _read_checkpoint_extra(path)
     if "preprocess" not in config:
         raise UsageError(f"{path} records no image preprocessing (a kiln train run); "
@@ -49,9 +50,6 @@ def _from_checkpoint(path: str) -> tuple[Any, Any, list[str] | None]:
 
 
 def _from_name(name: str, weights: str | None) -> tuple[Any, Any, None]:
-    from kiln.models import get_model
-    from kiln.models._registry import IMAGENET_MODELS
-
     if name.lower() not in IMAGENET_MODELS:
         raise UsageError(f"{name!r} is neither a checkpoint file nor an ImageNet-layout "
                          f"model ({', '.join(IMAGENET_MODELS)})")
@@ -60,8 +58,6 @@ def _from_name(name: str, weights: str | None) -> tuple[Any, Any, None]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from kiln.models.classify import load_image, top_k
-
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     for image in args.images:

@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
+import kiln
+from kiln.checkpoint import load_checkpoint
+from kiln.cli import Split, UsageError, _build_model, _normalized
 from kiln.commands._report_html import esc, figure_png, img, page, table
+from kiln.data._atomic import atomic_write
+from kiln.nn import functional as F
+from kiln.recipe import activation_stats, diagnose_history
+from kiln.train import History, plot_history
+from kiln.train._images import filter_grid, first_conv_weight
 
 _MISTAKES = 16
 
@@ -38,8 +46,6 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _history(run: Path) -> Any:
-    from kiln.train import History
-
     history = History()
     path = run / "metrics.csv"
     if path.is_file():
@@ -64,9 +70,6 @@ def _uint8_png(grid: np.ndarray) -> bytes:
 
 
 def _predict(model: Any, images: np.ndarray, batch: int = 256) -> np.ndarray:
-    import kiln
-    from kiln.nn import functional as F
-
     model.eval()
     out = []
     with kiln.no_grad():
@@ -92,8 +95,6 @@ def _config_section(config: dict[str, Any]) -> str:
 
 
 def _curves_section(history: Any) -> str:
-    from kiln.train import plot_history
-
     if not history.epochs:
         return "<p>No epoch was recorded (metrics.csv is missing or empty).</p>"
     png = _png_of(lambda path: plot_history(history, path))
@@ -105,8 +106,6 @@ def _curves_section(history: Any) -> str:
 
 
 def _diagnosis_section(history: Any) -> str:
-    from kiln.recipe import diagnose_history
-
     if not history.epochs:
         return "<p>No curves to read.</p>"
     items = "".join(f'<li><span class="kind">{esc(f.kind)}</span>: {esc(f.message)}</li>'
@@ -162,8 +161,6 @@ def _mistakes_section(images: np.ndarray, labels: np.ndarray, probs: np.ndarray)
 
 
 def _filters_section(model: Any) -> str:
-    from kiln.train._images import filter_grid, first_conv_weight
-
     found = first_conv_weight(model)
     if found is None:
         return "<p>The model has no convolution.</p>"
@@ -179,9 +176,6 @@ def _filters_section(model: Any) -> str:
 
 
 def _activations_section(model: Any, images: np.ndarray) -> str:
-    import kiln
-    from kiln.recipe import activation_stats
-
     model.eval()
     stats = activation_stats(model, kiln.tensor(images))
     rows = [(s.name, s.kind, "x".join(map(str, s.shape[1:])), s.mean, s.std,
@@ -213,10 +207,6 @@ def _checkpoints_section(run: Path, found: list[tuple[Path, int]], history: Any)
 def write_report(run: str | Path, output: str | Path | None = None) -> Path:
     """Writes the report of run folder ``run`` to ``output`` (default run/report.html),
     atomically; returns its path."""
-    from kiln.checkpoint import load_checkpoint
-    from kiln.cli import Split, UsageError, _build_model, _normalized
-    from kiln.data._atomic import atomic_write
-
     run = Path(run)
     config_path = run / "config.json"
     if not config_path.is_file():

@@ -22,9 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kiln import cli
+import kiln
+from kiln import cli, nn
+from kiln.checkpoint import load_checkpoint
 from kiln.cli import UsageError
 from kiln.data._atomic import claim_folder
+from kiln.models import list_models
+from kiln.train import Ensemble, Trainer
+from kiln.tune import Search
+from kiln.tune.journal import Journal
+from kiln.tune.report import plot_search, write_trials_csv
+from kiln.tune.space import Choice, Distribution, Float, Int, parse_spec, searched, space_from_dict
+from kiln.tune.training import TrainObjective, complete_config, held_out_split, train_final
+from kiln.tune.workers import Workers
 
 # The kiln train options a search may range over (config key: kind of value).
 _SEARCHABLE = {"lr": float, "weight_decay": float, "warmup": float, "batch_size": int,
@@ -130,8 +140,6 @@ def _check_value(key: str, value: Any, where: str, base: dict[str, Any]) -> None
     if kind is str:
         allowed = _NAMED_CHOICES.get(key)
         if key == "model":
-            from kiln.models import list_models
-
             allowed = tuple(list_models())
         if str(value).lower() not in (allowed or ()):
             raise UsageError(f"{where}: {value!r} is not one of {', '.join(allowed or ())}")
@@ -147,8 +155,6 @@ def _check_value(key: str, value: Any, where: str, base: dict[str, Any]) -> None
 
 
 def _space(texts: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
-    from kiln.tune.space import Choice, Distribution, Float, Int, parse_spec
-
     space: dict[str, Any] = {}
     for key, text in texts.items():
         where = f"--{key.replace('_', '-')} {text}"
@@ -190,10 +196,6 @@ def _describe(params: dict[str, Any], names: list[str]) -> str:
 
 # ---------------------------------------------------------------------------- command
 def cmd_search(args: argparse.Namespace) -> int:
-    from kiln.tune import Search
-    from kiln.tune.space import searched
-    from kiln.tune.training import TrainObjective, complete_config
-
     start = time.perf_counter()
     if getattr(args, "unknown", None):
         raise UsageError(f"unknown parameter or option {' '.join(args.unknown)!r}; searchable: "
@@ -218,7 +220,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         if not journal.is_file():
             raise UsageError(f"--resume {args.resume}: no journal.json there (give the "
                              "OUT/search-NAME folder of a search)")
-        from kiln.tune.journal import Journal
 
         meta = Journal.load(journal).settings["meta"]
         changed = [k for k, v in _given(args).items() if meta["options"].get(k) != v]
@@ -291,8 +292,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _space_of(settings: dict[str, Any]) -> dict[str, Any]:
-    from kiln.tune.space import space_from_dict
-
     return space_from_dict(settings["space"])
 
 
@@ -303,8 +302,6 @@ class _Progress:
         self.search, self.run, self.names, self.quiet = search, run, names, quiet
 
     def __call__(self, record: dict[str, Any]) -> None:
-        from kiln.tune.report import write_trials_csv
-
         s = self.search.settings
         write_trials_csv(self.run / "trials.csv", list(self.search.journal.trials.values()),
                          _space_of(s), "val_accuracy")
@@ -321,8 +318,6 @@ class _Progress:
 
 
 def _outputs(run: Path, result: Any, settings: dict[str, Any], names: list[str]) -> None:
-    from kiln.tune.report import plot_search, write_trials_csv
-
     write_trials_csv(run / "trials.csv", result.trials, _space_of(settings), "val_accuracy")
     try:
         plot_search(run / "search.png", result.trials, result.spaces[0],
@@ -352,9 +347,6 @@ def _final_models(search: Any, run: Path, result: Any, meta: dict[str, Any],
                   args: argparse.Namespace, jobs: int) -> dict[str, Any]:
     """Trains the best (and with --ensemble K the K best) configurations on the whole
     training split, scores them on the held-out split; results kept in the journal."""
-    from kiln.tune.training import TrainObjective, train_final
-    from kiln.tune.workers import Workers
-
     epochs = cli._DEFAULTS["epochs"] if args.final_epochs is None else args.final_epochs
     k = max(1, args.ensemble or 0)
     if epochs == 0:
@@ -417,20 +409,12 @@ def _final_models(search: Any, run: Path, result: Any, meta: dict[str, Any],
 
 
 def _held_out_size(config: dict[str, Any]) -> int:
-    from kiln.tune.training import held_out_split
-
     return int(len(held_out_split(config).val[1]))
 
 
 def _ensemble_score(run: Path, members: list[dict[str, Any]], config: dict[str, Any]
                     ) -> tuple[float, float]:
     """Held-out accuracy and loss of kiln.train.Ensemble over the members' checkpoints."""
-    import kiln
-    from kiln import nn
-    from kiln.checkpoint import load_checkpoint
-    from kiln.train import Ensemble, Trainer
-    from kiln.tune.training import held_out_split
-
     models, shapes = [], set()
     for member in members:
         saved = cli._read_checkpoint_extra(str(run / member["path"]))

@@ -33,6 +33,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from kiln import _C
+
 _INSTALL_HINT = ("kiln.distributed needs mpi4py and an MPI library: pip install 'kiln[mpi]' "
                  "(the packages mpi4py and mpich)")
 _DEFAULT_TIMEOUT = 300.0
@@ -113,11 +115,9 @@ def init(timeout: float | None = None, set_threads: bool = True) -> None:
     world = _World(MPI, seconds)
     _world = world
     if set_threads:
-        from kiln import set_num_threads
-
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
-        set_num_threads(max(1, cores // world.local_size))
+        _C.set_num_threads(max(1, cores // world.local_size))
     if world.size > 1:
         _install_failure_handlers(world)
 

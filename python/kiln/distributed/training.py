@@ -20,16 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from kiln.data import DataLoader
 from kiln.distributed import _world as W
 from kiln.distributed.ddp import DistributedDataParallel
 from kiln.distributed.sampler import DistributedEvalSampler, DistributedSampler
+from kiln.optim.lr_scheduler import scale_lr_for_batch_size
+from kiln.random import numpy_generator
+from kiln.train.callbacks import CSVLogger, CurvePlot, ModelCheckpoint, ProgressBar
 
 __all__ = ["TrainingJob", "shard_loader"]
 
 
 def _main_only(callback: Any) -> bool:
-    from kiln.train.callbacks import CSVLogger, CurvePlot, ModelCheckpoint, ProgressBar
-
     flag = getattr(callback, "main_process_only", None)
     if flag is not None:
         return bool(flag)
@@ -41,9 +43,6 @@ def shard_loader(loader: Any, train: bool) -> Any:
     DistributedSampler with the loader's shuffle, seed and drop_last; evaluation: a
     DistributedEvalSampler). Loaders that already have a sampler, and other iterables,
     are returned as they are."""
-    from kiln.data import DataLoader
-    from kiln.random import numpy_generator
-
     world = W._require("shard_loader")
     if world.size == 1 or not isinstance(loader, DataLoader) or loader.sampler is not None:
         return loader
@@ -96,7 +95,6 @@ class TrainingJob:
             print(f"kiln.distributed: {n} ranks, each with its own batches; gradients averaged "
                   f"over the ranks, lr {lr:g} used as given", file=sys.stderr, flush=True)
             return
-        from kiln.optim.lr_scheduler import scale_lr_for_batch_size
 
         scaled = scale_lr_for_batch_size(lr, batch, n * batch)
         print(f"kiln.distributed: {n} ranks x batch {batch} = effective batch {n * batch}; "

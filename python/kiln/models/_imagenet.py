@@ -19,6 +19,7 @@ from typing import Any
 
 from kiln import nn
 from kiln._checks import int_arg
+from kiln.models.weights import apply_weights
 from kiln.tensor import Tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -95,7 +96,5 @@ def finish(model: ImageNetModel, weights: Any, arch: str) -> ImageNetModel:
     """Loads ``weights`` (None, 'imagenet' or a file) into ``model``; see
     kiln.models.weights.apply_weights."""
     if weights is not None:
-        from kiln.models.weights import apply_weights
-
         apply_weights(model, weights, arch)
     return model

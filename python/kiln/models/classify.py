@@ -13,8 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from kiln.autograd import no_grad
+from kiln.data.datasets.folder import require_pillow
 from kiln.models._imagenet import Preprocess
 from kiln.models.imagenet_classes import IMAGENET_CLASSES
+from kiln.tensor import Tensor, tensor
 
 __all__ = ["load_image", "preprocess_array", "top_k"]
 
@@ -24,8 +27,6 @@ _FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
 def load_image(image: str | os.PathLike[str] | Any, preprocess: Preprocess) -> np.ndarray:
     """A file (or PIL image) as the network's input (3, crop, crop) float32: RGB, the
     short side resized to ``preprocess.resize``, center crop, [0, 1], normalized."""
-    from kiln.data.datasets.folder import require_pillow
-
     Image = require_pillow("load_image")
     if isinstance(image, (str, os.PathLike)):
         try:
@@ -70,15 +71,13 @@ def top_k(model: Any, images: Any, k: int = 5, class_names: Sequence[str] | None
     """The ``k`` most probable classes of each image (N, 3, H, W) as (index, name,
     probability), most probable first; ``model`` runs in eval mode without gradients.
     Names default to ImageNet's for a 1000-class model, else the class index."""
-    import kiln
-
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"top_k: k must be a positive int, got {k!r}")
     was_training = model.training
     model.eval()
     try:
-        with kiln.no_grad():
-            x = images if isinstance(images, kiln.Tensor) else kiln.tensor(
+        with no_grad():
+            x = images if isinstance(images, Tensor) else tensor(
                 np.ascontiguousarray(images, np.float32))
             logits = model(x).numpy().astype(np.float64)
     finally:

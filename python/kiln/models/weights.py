@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from kiln import nn
+from kiln.checkpoint import load_state
+from kiln.models._torch_pickle import load_torch_file
 
 __all__ = ["load_pretrained", "map_state_dict", "pretrained_path", "read_weights"]
 
@@ -45,11 +47,7 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"read_weights: {path} does not exist")
     if _is_safetensors(path):
-        from kiln.checkpoint import load_state
-
         return {k: v.numpy() for k, v in load_state(path).items()}
-    from kiln.models._torch_pickle import load_torch_file
-
     return _state_dict(load_torch_file(path), path)
 
 

@@ -22,14 +22,13 @@ class Parameter(Tensor):
 
     def __init__(self, data: Tensor | None = None, requires_grad: bool = True) -> None:
         if data is None:
-            array = np.empty((0,), np.float32)
-        elif isinstance(data, Tensor):
-            array = data.detach().numpy()
-        else:
+            data = Tensor(np.empty((0,), np.float32))
+        elif not isinstance(data, Tensor):
             raise TypeError(
                 f"Parameter: data must be a kiln.Tensor or None, got {type(data).__name__}"
             )
-        super().__init__(array, requires_grad=requires_grad)
+        super().__init__(data._data, requires_grad=requires_grad)
+        self._device = data._device
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

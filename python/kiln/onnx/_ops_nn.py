@@ -1,4 +1,4 @@
-"""Converters for kiln.nn.functional's ops: convolutions, pooling (PyTorch's ceil_mode and
+"""Converters for kiln.ops' CNN ops: convolutions, pooling (PyTorch's ceil_mode and
 count_include_pad semantics made explicit), batch norm, activations, softmax, linear."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kiln.nn.functional.conv import _Conv2d, _ConvTranspose2d
-from kiln.nn.functional.linear import _Linear, _Matmul
-from kiln.nn.functional.padding import _Pad
-from kiln.nn.functional.pool import _AdaptiveAvgPool2d, _AdaptiveMaxPool2d, _AvgPool2d, _MaxPool2d
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
 from kiln.ops.activation import Hardtanh, Pointwise, PReLU, Softmax
+from kiln.ops.conv import Conv2d, ConvTranspose2d
+from kiln.ops.linear import Linear, Matmul
 from kiln.ops.norm import BatchNorm, GroupNorm
+from kiln.ops.padding import Pad
+from kiln.ops.pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -37,12 +37,12 @@ def _as_4d(g: GraphBuilder, x: Value, body: Callable[[str], Any]) -> Any:
     return g.squeeze(out, [0])
 
 
-@converter(_Conv2d, _ConvTranspose2d)
+@converter(Conv2d, ConvTranspose2d)
 def _convolution(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, weight, bias, *window = args
     inputs = [x.name, weight.name] + ([] if bias is None else [bias.name])
     kernel = list(weight.shape[2:])
-    if call.function is _Conv2d:
+    if call.function is Conv2d:
         stride, padding, dilation, groups = window
         return g.node("Conv", inputs, kernel_shape=kernel, strides=list(stride),
                       pads=list(padding) * 2, dilations=list(dilation), group=int(groups))
@@ -82,7 +82,7 @@ _PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
               "circular": "wrap"}
 
 
-@converter(_Pad)
+@converter(Pad)
 def _pad(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, pairs, mode, value = args
     if mode == "circular" and g.opset < 19:
@@ -97,7 +97,7 @@ def _pad(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node("Pad", inputs, mode=_PAD_MODES[mode])
 
 
-@converter(_MaxPool2d)
+@converter(MaxPool2d)
 def _max_pool(g: GraphBuilder, call: Call, args: list[Any]) -> list[Any]:
     x, kernel_size, stride, padding, dilation, _ceil, return_indices = args
     kernel, strides, pads, end, dilations, *_ = _pool_geometry(
@@ -126,7 +126,7 @@ def _window_counts(size: int, out: int, kernel: int, stride: int, pad: int,
     return (stop - start).astype(np.float64)
 
 
-@converter(_AvgPool2d)
+@converter(AvgPool2d)
 def _avg_pool(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, kernel_size, stride, padding, _ceil, count_include_pad, divisor_override = args
     kernel, strides, pads, end, _, in_hw, out_hw = _pool_geometry(
@@ -158,7 +158,7 @@ def _adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:
     return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
 
 
-@converter(_AdaptiveAvgPool2d)
+@converter(AdaptiveAvgPool2d)
 def _adaptive_avg(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x = args[0]
     (h, w), (oh, ow) = x.shape[-2:], call.outputs[0].shape[-2:]
@@ -179,7 +179,7 @@ def _adaptive_avg(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node("MatMul", [y, g.const(cols, x.dtype)])
 
 
-@converter(_AdaptiveMaxPool2d)
+@converter(AdaptiveMaxPool2d)
 def _adaptive_max(g: GraphBuilder, call: Call, args: list[Any]) -> list[Any]:
     x, _size, return_indices = args
     (h, w), (oh, ow) = x.shape[-2:], call.outputs[0].shape[-2:]
@@ -306,7 +306,7 @@ def _prelu(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node("PRelu", [x.name, slope])
 
 
-@converter(_Linear)
+@converter(Linear)
 def _linear_op(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, weight, bias = args
     if len(x.shape) == 2:
@@ -316,6 +316,6 @@ def _linear_op(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return y if bias is None else g.node("Add", [y, bias.name])
 
 
-@converter(_Matmul)
+@converter(Matmul)
 def _matmul(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node("MatMul", [args[0].name, args[1].name])

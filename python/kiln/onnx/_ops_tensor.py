@@ -1,4 +1,4 @@
-"""Converters for the Tensor methods' ops (kiln._tensor_ops, tensor._Cast/_Contiguous):
+"""Converters for the Tensor methods' ops (kiln.ops: elementwise, reduction, shape, indexing):
 elementwise arithmetic, reductions, reshapes, indexing, cat/stack, where, casts."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _tensor_ops as ops
-from kiln import tensor as _tensor
 from kiln.onnx._graph import GraphBuilder, UnsupportedOperatorError, Value, tensor_type
 from kiln.onnx._registry import converter
 from kiln.onnx._trace import Call
+from kiln.ops import elementwise, indexing, reduction
+from kiln.ops import shape as shape_ops
 
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
@@ -30,7 +30,8 @@ def _out_dtype(call: Call, index: int = 0) -> np.dtype:
     return call.outputs[index].dtype
 
 
-_BINARY = {ops.Add: "Add", ops.Sub: "Sub", ops.Mul: "Mul", ops.Div: "Div"}
+_BINARY = {elementwise.Add: "Add", elementwise.Sub: "Sub", elementwise.Mul: "Mul",
+           elementwise.Div: "Div"}
 
 
 @converter(*_BINARY)
@@ -39,7 +40,7 @@ def _binary(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node(_BINARY[call.function], [operand(g, a, dtype) for a in args])
 
 
-@converter(ops.Pow)
+@converter(elementwise.Pow)
 def _pow(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     base, exponent = args
     dtype = _out_dtype(call)
@@ -49,7 +50,8 @@ def _pow(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node("Pow", [operand(g, base, dtype), operand(g, exponent, dtype)])
 
 
-_UNARY = {ops.Neg: "Neg", ops.Exp: "Exp", ops.Log: "Log", ops.Sqrt: "Sqrt", ops.Abs: "Abs"}
+_UNARY = {elementwise.Neg: "Neg", elementwise.Exp: "Exp", elementwise.Log: "Log",
+          elementwise.Sqrt: "Sqrt", elementwise.Abs: "Abs"}
 
 
 @converter(*_UNARY)
@@ -57,7 +59,7 @@ def _unary(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node(_UNARY[call.function], [args[0].name])
 
 
-@converter(ops.Clamp)
+@converter(elementwise.Clamp)
 def _clamp(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     x, low, high = args
     dtype = _out_dtype(call)
@@ -71,15 +73,15 @@ def _keeps_batch(x: Value, dims: Any, keepdim: bool) -> bool:
     return x.batched and dims is not None and 0 not in dims
 
 
-@converter(ops.Sum, ops.Mean)
+@converter(reduction.Sum, reduction.Mean)
 def _sum_mean(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     x, dims, keepdim = args
-    op = "ReduceSum" if call.function is ops.Sum else "ReduceMean"
+    op = "ReduceSum" if call.function is reduction.Sum else "ReduceMean"
     axes = None if dims is None else list(dims)
     return g.reduce(op, x.name, axes, keepdim), _keeps_batch(x, dims, keepdim)
 
 
-@converter(ops.MaxMin)
+@converter(reduction.MaxMin)
 def _max_min(g: GraphBuilder, call: Call, args: list[Any]) -> list[tuple[str, bool]]:
     x, dim, keepdim, is_max = args
     values = g.reduce("ReduceMax" if is_max else "ReduceMin", x.name, [dim], keepdim)
@@ -89,13 +91,13 @@ def _max_min(g: GraphBuilder, call: Call, args: list[Any]) -> list[tuple[str, bo
     return [(values, batched), (indices, batched)]
 
 
-@converter(ops.MaxMinAll)
+@converter(reduction.MaxMinAll)
 def _max_min_all(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     x, is_max = args
     return g.reduce("ReduceMax" if is_max else "ReduceMin", x.name, None, False), False
 
 
-@converter(ops.Reshape)
+@converter(shape_ops.Reshape)
 def _reshape(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     x, shape = args
     shape = [int(s) for s in shape]
@@ -112,14 +114,14 @@ def _reshape(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     )
 
 
-@converter(ops.Permute)
+@converter(shape_ops.Permute)
 def _permute(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     x, dims = args
     perm = [int(d) for d in dims]
     return g.node("Transpose", [x.name], perm=perm), x.batched and perm[0] == 0
 
 
-@converter(ops.Expand)
+@converter(shape_ops.Expand)
 def _expand(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     x, shape = args
     target = [int(s) for s in shape]
@@ -154,7 +156,7 @@ def _index_items(index: Any, ndim: int, call: Call) -> list[Any]:
     return items + [slice(None)] * (ndim - sum(1 for i in items if i is not None))
 
 
-@converter(ops.GetItem)
+@converter(indexing.GetItem)
 def _getitem(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     x, index = args
     items = _index_items(index, len(x.shape), call)
@@ -205,14 +207,14 @@ def _getitem(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     return y, batched
 
 
-@converter(ops.Cat)
+@converter(shape_ops.Cat)
 def _cat(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     dim, *items = args
     dtype = _out_dtype(call)
     return g.node("Concat", [operand(g, a, dtype) for a in items], axis=int(dim))
 
 
-@converter(ops.Stack)
+@converter(shape_ops.Stack)
 def _stack(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     dim, *items = args
     dtype = _out_dtype(call)
@@ -220,7 +222,7 @@ def _stack(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node("Concat", parts, axis=int(dim))
 
 
-@converter(ops.Where)
+@converter(elementwise.Where)
 def _where(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     condition, a, b = args
     dtype = _out_dtype(call)
@@ -228,11 +230,11 @@ def _where(g: GraphBuilder, call: Call, args: list[Any]) -> str:
                             operand(g, b, dtype)])
 
 
-@converter(_tensor._Cast)
+@converter(elementwise.Cast)
 def _cast(g: GraphBuilder, call: Call, args: list[Any]) -> str:
     return g.node("Cast", [args[0].name], to=tensor_type(_out_dtype(call)))
 
 
-@converter(_tensor._Contiguous)
+@converter(shape_ops.Contiguous)
 def _contiguous(g: GraphBuilder, call: Call, args: list[Any]) -> tuple[str, bool]:
     return args[0].name, args[0].batched

@@ -8,6 +8,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from kiln import optim
+from kiln.nn.functional import cross_entropy
+from kiln.nn.modules.dropout import Dropout
+from kiln.random import get_rng_state, set_rng_state
 from kiln.tensor import Tensor
 
 Batch = tuple[Tensor, Tensor]
@@ -20,8 +24,6 @@ def keeps_rng(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from kiln.random import get_rng_state, set_rng_state
-
         state = get_rng_state()
         try:
             return fn(*args, **kwargs)
@@ -70,8 +72,6 @@ def train_without_dropout(model: Any) -> Any:
     """Training mode (BatchNorm on batch statistics) with Dropout off: dropout is random
     (finite differences need a fixed function) and is regularization (the initial-loss
     check wants it off)."""
-    from kiln.nn.modules.dropout import Dropout
-
     model.train()
     for m in model.modules():
         if isinstance(m, Dropout):
@@ -82,15 +82,11 @@ def train_without_dropout(model: Any) -> Any:
 def default_loss(loss_fn: Callable | None) -> Callable:
     if loss_fn is not None:
         return loss_fn
-    from kiln.nn.functional import cross_entropy
-
     return cross_entropy
 
 
 def make_optimizer(op: str, optimizer: Any, params: list, lr: float) -> Any:
     """``'sgd'`` (momentum 0.9), ``'adam'``, or a callable ``(params, lr) -> Optimizer``."""
-    from kiln import optim
-
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ValueError(f"{op}: lr must be a positive number, got {lr!r}")
     if callable(optimizer):

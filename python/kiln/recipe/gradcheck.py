@@ -7,26 +7,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kiln.autograd import Function, gradcheck
+from kiln.autograd import gradcheck
 from kiln.nn.modules.module import Module
+from kiln.ops.indexing import Scatter
 from kiln.recipe._util import keeps_rng, train_without_dropout
 from kiln.tensor import Tensor
-
-
-class _Scatter(Function):
-    """Places k probe values at fixed flat indices of a zero tensor of ``shape``, so
-    gradcheck perturbs only the chosen elements of a parameter."""
-
-    @staticmethod
-    def forward(ctx, z, index, shape):  # noqa: ANN001, ANN205
-        ctx.index = index
-        out = np.zeros(int(np.prod(shape)), dtype=z.dtype)
-        out[index] = z
-        return out.reshape(shape)
-
-    @staticmethod
-    def backward(ctx, grad_out):  # noqa: ANN001, ANN205
-        return grad_out.reshape(-1)[ctx.index], None, None
 
 
 @keeps_rng
@@ -78,7 +63,7 @@ def gradcheck_model(
             saved = module._parameters[key]
             # The module reads the parameter from its registry: swap in W0 + scatter(z)
             # for this forward so the probe's gradient is W's gradient at ``index``.
-            module._parameters[key] = base + _Scatter.apply(z, index, base.shape)
+            module._parameters[key] = base + Scatter.apply(z, index, base.shape)
             try:
                 out = net(x)
             finally:

@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 
 from kiln.data.grid import make_grid
+from kiln.nn import Conv2d
 
 
 def first_conv_weight(model: Any) -> tuple[str, np.ndarray] | None:
     """The name and weight (K, C, kH, kW) of the first Conv2d in ``model.named_modules()``
     order, or None when the model has none."""
-    from kiln.nn import Conv2d
-
     for name, module in model.named_modules():
         if isinstance(module, Conv2d):
             return name, module.weight.detach().numpy()

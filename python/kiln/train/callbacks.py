@@ -22,9 +22,11 @@ from typing import IO, Any
 import numpy as np
 
 from kiln._checks import int_arg
+from kiln.checkpoint import save_checkpoint
 from kiln.data._atomic import atomic_write
 from kiln.optim import lr_scheduler as _sched
 from kiln.tensor import Tensor
+from kiln.train import plots
 from kiln.train.history import resolve_mode
 
 Logs = dict[str, Any]
@@ -156,11 +158,9 @@ class ModelCheckpoint(Callback):
         self._track = _Improvement("ModelCheckpoint", monitor, mode, 0.0, tie_breaker)
         self.save_best_only = bool(save_best_only)
         self.last_saved: str | None = None
+        self._save = save_checkpoint  # a subclass may add to what is saved
 
     def on_train_begin(self, logs: Logs) -> None:
-        from kiln.checkpoint import save_checkpoint  # written beside this; checked early
-
-        self._save = save_checkpoint
         self._track.reset()
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
@@ -385,8 +385,6 @@ class CurvePlot(Callback):
         self._warn_if_missing()
 
     def _draw_loop(self) -> None:
-        from kiln.train.plots import plot_history
-
         last = time.monotonic()  # the first picture waits a whole interval too
         while True:
             with self._wake:
@@ -398,7 +396,7 @@ class CurvePlot(Callback):
                 table, self._table, closing = self._table, None, self._closing
             if table is not None and not self._missing:
                 try:
-                    plot_history(table, self.path)
+                    plots.plot_history(table, self.path)
                 except ImportError:
                     self._missing = True
                 last = time.monotonic()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln.recipe import activation_stats
 from kiln.tensor import Tensor
 from kiln.train import _images
 from kiln.train.callbacks import Callback, Logs
@@ -171,8 +172,6 @@ class TensorBoard(Callback):
         self.writer.flush()
 
     def _write_activations(self, epoch: int) -> None:
-        from kiln.recipe import activation_stats
-
         model = self.trainer.model
         training = model.training
         model.eval()  # train mode would move batch norm's running statistics

@@ -18,6 +18,9 @@ import numpy as np
 
 from kiln._checks import int_arg
 from kiln.autograd import no_grad
+from kiln.checkpoint import load_checkpoint
+from kiln.data.transforms import tta_predict
+from kiln.distributed.training import TrainingJob, shard_loader
 from kiln.tensor import Tensor
 from kiln.train.callbacks import Callback, LRSchedulerCallback
 from kiln.train.history import History
@@ -114,8 +117,6 @@ class Trainer:
         self._job: Any = None  # the distributed side (kiln.distributed.training.TrainingJob)
         self._net = model  # what the loop calls: the model, or its DistributedDataParallel
         if distributed:
-            from kiln.distributed.training import TrainingJob
-
             self._job = TrainingJob(model, self.callbacks)
             self._net, self.callbacks = self._job.ddp, self._job.callbacks
         for callback in self.callbacks:
@@ -136,8 +137,6 @@ class Trainer:
         """Restores a ModelCheckpoint / kiln.checkpoint.save_checkpoint file: model,
         optimizer, scheduler, RNG state, ``epoch`` and ``history``, so the next ``fit``
         continues where that run stopped. Returns load_checkpoint's dict."""
-        from kiln.checkpoint import load_checkpoint
-
         state = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
         self.epoch = int(state["epoch"])
         if state.get("history"):
@@ -249,8 +248,6 @@ class Trainer:
         op = "Trainer.evaluate"
         _iterable(op, "loader", loader)
         if self._job is not None:
-            from kiln.distributed.training import shard_loader
-
             loader = shard_loader(loader, False)
         return self._evaluate(op, loader).means()
 
@@ -261,8 +258,6 @@ class Trainer:
         kiln.data.transforms.tta_predict). ``data``: images (N, C, H, W) as a Tensor or
         NumPy array (run in chunks of ``batch_size``), or a loader of (images, labels)
         batches or of image batches."""
-        from kiln.data.transforms import tta_predict
-
         op = "Trainer.predict"
         if isinstance(data, (Tensor, np.ndarray)):
             int_arg(op, "batch_size", batch_size, 1)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.tune.journal import Journal
+from kiln.tune.optuna_engine import run_stage
 from kiln.tune.space import searched, space_from_dict, space_to_dict
 from kiln.tune.strategy import (
     grid_params,
@@ -253,8 +254,6 @@ class Search:
                 max_epochs = s["epochs"] * s["epoch_factor"] ** stage
                 budgets = rung_budgets(max_epochs, s["halving"], s["min_epochs"])
                 if s["engine"] == "optuna":
-                    from kiln.tune.optuna_engine import run_stage
-
                     run_stage(self, workers, stage, space, budgets)
                 else:
                     if s["strategy"] == "grid":

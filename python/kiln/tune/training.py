@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from kiln import cli
-from kiln.train import ModelCheckpoint, NaNGuard
+from kiln.checkpoint import save_checkpoint
+from kiln.random import manual_seed
+from kiln.train import ModelCheckpoint, NaNGuard, Trainer
 from kiln.tune.cv import cross_validate
 from kiln.tune.search import Trial
 
@@ -84,10 +86,7 @@ class _Fold:
 
 def _trainer(config: dict[str, Any], fold: Any, callbacks: list[Any], init_seed: int
              ) -> tuple[Any, Any, Any]:
-    import kiln
-    from kiln.train import Trainer
-
-    kiln.manual_seed(init_seed)
+    manual_seed(init_seed)
     train_loader, val_loader = cli._loaders(config, fold)
     model = cli._build_model(config)
     optimizer = cli._optimizer(config, model)
@@ -191,7 +190,6 @@ def train_final(task: tuple[dict[str, Any], int, str]) -> dict[str, Any]:
     reads. ``task``: (config, init_seed, path). Returns accuracy, loss and the path."""
     import time
 
-    from kiln.checkpoint import save_checkpoint
 
     config, init_seed, path = task
     start = time.perf_counter()

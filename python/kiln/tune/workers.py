@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from kiln import _C
+
 
 def cores() -> int:
     """CPU cores this process may run on."""
@@ -30,9 +32,7 @@ def threads_per_worker(jobs: int) -> int:
 
 
 def _init_worker(threads: int) -> None:
-    import kiln
-
-    kiln.set_num_threads(threads)
+    _C.set_num_threads(threads)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 

@@ -22,7 +22,7 @@ from kiln.data.transforms._core import (
     real_range,
     uniforms,
 )
-from kiln.nn.functional.padding import _index_map
+from kiln.ops.padding import index_map
 
 __all__ = [
     "CenterCrop", "ElasticTransform", "RandomAffine", "RandomCrop", "RandomHorizontalFlip",
@@ -423,7 +423,7 @@ def _blur_matrix(size: int, sigma: float) -> np.ndarray:
     half = taps // 2
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     kernel /= kernel.sum()
-    source = _index_map(size, half, half, "reflect")  # padded position -> input column
+    source = index_map(np, size, half, half, "reflect")  # padded position -> input column
     window = np.arange(size)[:, None] + np.arange(taps)  # output column -> its taps
     matrix = np.zeros((size, size))
     np.add.at(matrix, (source[window], np.arange(size)[:, None]), kernel)

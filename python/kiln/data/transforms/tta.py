@@ -13,6 +13,7 @@ from kiln._checks import pair
 from kiln.autograd import no_grad
 from kiln.data.transforms._core import Batch, Images, StreamArg, Transform
 from kiln.data.transforms.geometry import Resize, center_offsets
+from kiln.nn.functional import softmax
 from kiln.tensor import Tensor
 
 __all__ = ["FiveCrop", "MultiScaleCrop", "TenCrop", "tta_predict"]
@@ -145,8 +146,6 @@ def tta_predict(model: Callable[[Tensor], Tensor], images: Images,
     callables each making one view; None uses the images alone. Views must be
     float32 by the time they reach the model. Returns a float32 Tensor (N, classes).
     """
-    from kiln.nn.functional import softmax
-
     if crops is None:
         views: list[Any] = [images]
     elif isinstance(crops, Sequence):

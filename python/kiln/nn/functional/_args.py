@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln.ops import _arrays
 from kiln.tensor import Tensor
 
 
@@ -30,6 +31,6 @@ def check_float_tensor(op: str, name: str, value: Any, optional: bool = False) -
 
 
 def contiguous(array: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """The C-contiguous array the kernels need (no copy when it already is one; unlike
-    np.ascontiguousarray, a 0-D array stays 0-D)."""
-    return np.asarray(array, dtype=dtype, order="C")
+    """kiln.ops' contiguous on NumPy, for the Functions not yet moved to kiln.ops
+    (activations); the ops take their backend's array module instead."""
+    return _arrays.contiguous(np, array, dtype)

@@ -1,4 +1,5 @@
-"""2-D convolution and transposed convolution, differentiable, on kiln's C++ kernels.
+"""2-D convolution and transposed convolution: PyTorch's signatures and checks over
+kiln.ops.conv.
 
 Shapes (PyTorch's; an unbatched (C, H, W) input gives an unbatched output):
 
@@ -9,8 +10,6 @@ Shapes (PyTorch's; an unbatched (C, H, W) input gives an unbatched output):
                       OH = (H-1)*stride - 2*padding + dilation*(kH-1) + output_padding + 1
 
 (OW likewise.) stride, padding, dilation and output_padding are an int or a pair (h, w).
-The backward kernels are kiln.kernels.conv2d_backward_input / _weight / _bias and the
-conv_transpose2d ones; each op's backward is the other op's forward.
 """
 
 from __future__ import annotations
@@ -21,9 +20,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from kiln import _C
-from kiln.autograd import Context, Function
-from kiln.nn.functional._args import check_float_tensor, contiguous
+from kiln.nn.functional._args import check_float_tensor
+from kiln.ops.conv import Conv2d, ConvTranspose2d
 from kiln.tensor import Tensor
 
 __all__ = ["conv2d", "conv_transpose2d"]
@@ -80,42 +78,6 @@ def _batched(apply: Any, input: Tensor, *args: Any) -> Tensor:  # noqa: A002
     return out.reshape(tuple(out.shape[1:]))
 
 
-class _Conv(Function):
-    """conv2d or conv_transpose2d, by the kernel family in ``prefix``: forward(x, weight,
-    bias, *window_args) runs _C.<prefix>_forward; backward the three gradient kernels."""
-
-    prefix = ""
-
-    @classmethod
-    def forward(cls, ctx: Context, x: np.ndarray, weight: np.ndarray,  # type: ignore[override]
-                bias: np.ndarray | None, *args: Any) -> np.ndarray:
-        x, weight = contiguous(x), contiguous(weight)
-        ctx.save_for_backward(x, weight)
-        ctx.args = args
-        forward = getattr(_C, f"{cls.prefix}_forward")
-        return forward(x, weight, None if bias is None else contiguous(bias), *args)
-
-    @classmethod
-    def backward(cls, ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:  # type: ignore[override]
-        x, weight = ctx.saved_tensors
-        grad = contiguous(grad, x.dtype)
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        kernels = {name: getattr(_C, f"{cls.prefix}_backward_{name}")
-                   for name in ("input", "weight", "bias")}
-        gx = kernels["input"](grad, weight, x.shape, *ctx.args) if need_x else None
-        gw = kernels["weight"](grad, x, weight.shape, *ctx.args) if need_w else None
-        gb = kernels["bias"](grad) if need_b else None
-        return (gx, gw, gb) + (None,) * len(ctx.args)
-
-
-class _Conv2d(_Conv):  # window args: stride, padding, dilation, groups
-    prefix = "conv2d"
-
-
-class _ConvTranspose2d(_Conv):  # window args: stride, padding, output_padding, groups, dilation
-    prefix = "conv_transpose2d"
-
-
 def _same_padding(op: str, weight: Tensor, stride: _Pair,
                   dilation: _Pair) -> tuple[_Pair, _Pair]:
     """padding='same': (before, after) per spatial dim; the odd one out goes after."""
@@ -152,16 +114,16 @@ def conv2d(
     stride, dilation = _pair(op, "stride", stride), _pair(op, "dilation", dilation)
     groups = _groups(op, groups)
     if not isinstance(padding, str):
-        return _batched(_Conv2d.apply, input, weight, bias, stride,
+        return _batched(Conv2d.apply, input, weight, bias, stride,
                         _pair(op, "padding", padding), dilation, groups)
     if padding == "valid":
-        return _batched(_Conv2d.apply, input, weight, bias, stride, (0, 0), dilation, groups)
+        return _batched(Conv2d.apply, input, weight, bias, stride, (0, 0), dilation, groups)
     if padding != "same":
         raise ValueError(
             f"{op}: invalid padding string {padding!r}, should be one of ['valid', 'same']"
         )
     before, after = _same_padding(op, weight, stride, dilation)
-    out = _batched(_Conv2d.apply, input, weight, bias, stride, after, dilation, groups)
+    out = _batched(Conv2d.apply, input, weight, bias, stride, after, dilation, groups)
     if before == after:
         return out
     # The larger padding on both sides gives one surplus leading row/column to drop.
@@ -192,7 +154,7 @@ def conv_transpose2d(
     _check_operands(op, input, weight, bias)
     if isinstance(padding, str):
         raise TypeError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
-    return _batched(_ConvTranspose2d.apply, input, weight, bias, _pair(op, "stride", stride),
+    return _batched(ConvTranspose2d.apply, input, weight, bias, _pair(op, "stride", stride),
                     _pair(op, "padding", padding),
                     _pair(op, "output_padding", output_padding), _groups(op, groups),
                     _pair(op, "dilation", dilation))

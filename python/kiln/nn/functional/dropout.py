@@ -12,36 +12,12 @@ import numbers
 import warnings
 from typing import Any
 
-import numpy as np
-
-from kiln import _C
-from kiln import random as krandom
-from kiln.autograd import Function, is_grad_enabled
+from kiln.autograd import is_grad_enabled
 from kiln.nn.functional.pool import _tensor
+from kiln.ops.dropout import Dropout
 from kiln.tensor import Tensor
 
 __all__ = ["dropout", "dropout2d"]
-
-
-class _Dropout(Function):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, p: float, channelwise: bool) -> np.ndarray:
-        ctx.shape = x.shape
-        # Elementwise dropout sees any shape (0-d included) as the flat vector it is.
-        x = np.ascontiguousarray(x if channelwise else x.reshape(-1))
-        ctx.kernel_shape = x.shape
-        groups = x.shape[0] * x.shape[1] if channelwise else x.size
-        seed, offset = krandom.philox_state(-(-groups // 4))  # 4 draws per Philox counter
-        kernel = _C.dropout2d_forward if channelwise else _C.dropout_forward
-        y, mask = kernel(x, p, seed, offset)
-        ctx.mask = mask
-        ctx.p = p
-        return y.reshape(ctx.shape)
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        grad = np.ascontiguousarray(grad).reshape(ctx.kernel_shape)
-        return _C.dropout_backward(grad, ctx.mask, ctx.p).reshape(ctx.shape), None, None
 
 
 def _check_p(p: Any, op: str) -> float:
@@ -54,9 +30,9 @@ def _check_p(p: Any, op: str) -> float:
 
 def _apply(input: Tensor, p: float, inplace: bool, channelwise: bool) -> Tensor:  # noqa: A002
     if not inplace:
-        return _Dropout.apply(input, p, channelwise)
+        return Dropout.apply(input, p, channelwise)
     if not (is_grad_enabled() and input.requires_grad):
-        input._data[...] = _Dropout.apply(input.detach(), p, channelwise)._data
+        input._data[...] = Dropout.apply(input.detach(), p, channelwise)._data
         return input
     if input.grad_fn is None:
         raise RuntimeError(
@@ -67,7 +43,7 @@ def _apply(input: Tensor, p: float, inplace: bool, channelwise: bool) -> Tensor:
     source = Tensor._wrap(input._data)
     source._node, source._output_index = input._node, input._output_index
     source.requires_grad = True
-    out = _Dropout.apply(source, p, channelwise)
+    out = Dropout.apply(source, p, channelwise)
     input._data[...] = out._data
     input._node, input._output_index = out._node, out._output_index
     return input

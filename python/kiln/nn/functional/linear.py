@@ -1,12 +1,9 @@
-"""linear and matmul on OpenBLAS gemm (C++), differentiable."""
+"""linear and matmul: PyTorch's signatures and checks over kiln.ops.linear."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from kiln import _C
-from kiln.autograd import Context, Function
-from kiln.nn.functional._args import check_float_tensor, check_tensor, contiguous
+from kiln.nn.functional._args import check_float_tensor, check_tensor
+from kiln.ops.linear import Linear
 from kiln.tensor import Tensor
 
 __all__ = ["linear", "matmul"]
@@ -23,23 +20,6 @@ def _check_same_dtype(op: str, *named: tuple[str, Tensor | None]) -> None:
             )
 
 
-class _Linear(Function):
-    @staticmethod
-    def forward(
-        ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
-    ) -> np.ndarray:
-        x, weight = contiguous(x), contiguous(weight)
-        bias = None if bias is None else contiguous(bias)
-        ctx.save_for_backward(x, weight)
-        return _C.linear_forward(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        x, weight = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        return _C.linear_backward(contiguous(grad, x.dtype), x, weight, *needs)
-
-
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias.
 
@@ -50,20 +30,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     check_float_tensor("linear", "weight", weight)
     check_float_tensor("linear", "bias", bias, optional=True)
     _check_same_dtype("linear", ("input", input), ("weight", weight), ("bias", bias))
-    return _Linear.apply(input, weight, bias)
-
-
-class _Matmul(Function):
-    @staticmethod
-    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a, b = contiguous(a), contiguous(b)
-        ctx.save_for_backward(a, b)
-        return _C.matmul_forward(a, b)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        a, b = ctx.saved_tensors
-        return _C.matmul_backward(contiguous(grad, a.dtype), a, b, *ctx.needs_input_grad)
+    return Linear.apply(input, weight, bias)
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
@@ -77,15 +44,4 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     """
     check_tensor("matmul", "input", input)
     check_tensor("matmul", "other", other)
-    _check_same_dtype("matmul", ("input", input), ("other", other))
-    if input.dtype.kind in "iu":
-        # Integer products (no gradient) go to NumPy, which follows the same shape rules.
-        try:
-            return Tensor._wrap(np.matmul(input.numpy(), other.numpy()))
-        except ValueError as e:
-            raise ValueError(
-                f"matmul: shapes {tuple(input.shape)} and {tuple(other.shape)} cannot be "
-                f"multiplied ({e})"
-            ) from None
-    check_float_tensor("matmul", "input", input)
-    return _Matmul.apply(input, other)
+    return input.matmul(other)

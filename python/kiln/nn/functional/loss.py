@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _C
-from kiln.autograd import Context, Function
-from kiln.nn.functional._args import check_float_tensor, check_tensor, contiguous
+from kiln.nn.functional._args import check_float_tensor, check_tensor
+from kiln.ops.loss import BCEWithLogits, ClassLoss, MultiMargin, Regression
 from kiln.tensor import Tensor
 
 __all__ = [
@@ -77,10 +76,6 @@ def _common_float(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
     return tuple(None if t is None else t.to(np.float64) for t in tensors)
 
 
-def _float_or_none(a: np.ndarray | None, dtype: np.dtype) -> np.ndarray | None:
-    return None if a is None else contiguous(a, dtype)
-
-
 def _unbatched(op: str, input: Tensor, target: Tensor, soft: bool) -> tuple[Tensor, Tensor, bool]:
     """(C,) inputs with a 0-D class index (or (C,) probabilities) become a batch of one."""
     if input.ndim != 1:
@@ -93,57 +88,6 @@ def _unbatched(op: str, input: Tensor, target: Tensor, soft: bool) -> tuple[Tens
             f"got shape {tuple(target.shape)}"
         )
     return input.reshape(1, -1), target.reshape(1), True
-
-
-class _ClassLoss(Function):
-    """cross_entropy (log_softmax fused in front, fused=True) or nll_loss."""
-
-    @staticmethod
-    def forward(
-        ctx: Context,
-        x: np.ndarray,
-        target: np.ndarray,
-        weight: np.ndarray | None,
-        ignore_index: int,
-        reduction: str,
-        label_smoothing: float,
-        fused: bool,
-    ) -> np.ndarray:
-        x = contiguous(x)
-        target = contiguous(target, x.dtype if target.dtype.kind == "f" else None)
-        weight = _float_or_none(weight, x.dtype)
-        if fused:  # backward reads log-probabilities, not the logits
-            loss, saved, total = _C.cross_entropy_forward(
-                x, target, weight, ignore_index, reduction, label_smoothing
-            )
-        else:
-            loss, total = _C.nll_loss_forward(x, target, weight, ignore_index, reduction)
-            saved = x
-        ctx.save_for_backward(saved, target, weight)
-        ctx.args = (total, ignore_index, reduction, label_smoothing, fused)
-        return loss
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        saved, target, weight = ctx.saved_tensors
-        total, ignore_index, reduction, smoothing, fused = ctx.args
-        grad = contiguous(grad, saved.dtype)
-        if fused:
-            gx, gt = _C.cross_entropy_backward(
-                grad,
-                saved,
-                target,
-                total,
-                weight,
-                ignore_index,
-                reduction,
-                smoothing,
-                ctx.needs_input_grad[1],
-            )
-        else:
-            gx = _C.nll_loss_backward(grad, saved, target, total, weight, ignore_index, reduction)
-            gt = None
-        return (gx if ctx.needs_input_grad[0] else None), gt, None, None, None, None, None
 
 
 def cross_entropy(
@@ -189,7 +133,7 @@ def cross_entropy(
     else:
         target = _class_indices(op, target)
     input, target, unbatched = _unbatched(op, input, target, soft)
-    loss = _ClassLoss.apply(
+    loss = ClassLoss.apply(
         input, target, weight, int(ignore_index), reduction, label_smoothing, True
     )
     return loss.reshape(()) if unbatched and reduction == "none" else loss
@@ -217,41 +161,8 @@ def nll_loss(
     target = _class_indices(op, target)
     reduction = _reduction(op, size_average, reduce, reduction)
     input, target, unbatched = _unbatched(op, input, target, False)
-    loss = _ClassLoss.apply(input, target, weight, int(ignore_index), reduction, 0.0, False)
+    loss = ClassLoss.apply(input, target, weight, int(ignore_index), reduction, 0.0, False)
     return loss.reshape(()) if unbatched and reduction == "none" else loss
-
-
-_REGRESSION = {
-    "mse_loss": (_C.mse_loss_forward, _C.mse_loss_backward),
-    "l1_loss": (_C.l1_loss_forward, _C.l1_loss_backward),
-}
-
-
-class _Regression(Function):
-    @staticmethod
-    def forward(
-        ctx: Context,
-        x: np.ndarray,
-        y: np.ndarray,
-        weight: np.ndarray | None,
-        op: str,
-        reduction: str,
-    ) -> np.ndarray:
-        x = contiguous(x)
-        y = contiguous(y, x.dtype)
-        weight = _float_or_none(weight, x.dtype)
-        ctx.save_for_backward(x, y, weight)
-        ctx.op, ctx.reduction = op, reduction
-        return _REGRESSION[op][0](x, y, reduction, weight)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        x, y, weight = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        grads = _REGRESSION[ctx.op][1](
-            contiguous(grad, x.dtype), x, y, ctx.reduction, weight, *needs[:3]
-        )
-        return (*grads, None, None)
 
 
 def _regression(
@@ -288,7 +199,7 @@ def _regression(
         input, target = input.expand(*shape), target.expand(*shape)
         weight = None if weight is None else weight.expand(*shape)
     input, target, weight = _common_float(input, target, weight)
-    return _Regression.apply(input, target, weight, op, reduction)
+    return Regression.apply(input, target, weight, op, reduction)
 
 
 def mse_loss(
@@ -323,33 +234,6 @@ def l1_loss(
     return _regression("l1_loss", input, target, size_average, reduce, reduction, weight)
 
 
-class _BCEWithLogits(Function):
-    @staticmethod
-    def forward(
-        ctx: Context,
-        x: np.ndarray,
-        y: np.ndarray,
-        weight: np.ndarray | None,
-        pos_weight: np.ndarray | None,
-        reduction: str,
-    ) -> np.ndarray:
-        x = contiguous(x)
-        y = contiguous(y, x.dtype)
-        weight, pos_weight = _float_or_none(weight, x.dtype), _float_or_none(pos_weight, x.dtype)
-        ctx.save_for_backward(x, y, weight, pos_weight)
-        ctx.reduction = reduction
-        return _C.binary_cross_entropy_with_logits_forward(x, y, weight, pos_weight, reduction)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        x, y, weight, pos_weight = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        gx, gy = _C.binary_cross_entropy_with_logits_backward(
-            contiguous(grad, x.dtype), x, y, weight, pos_weight, ctx.reduction, needs[0], needs[1]
-        )
-        return gx, gy, None, None, None
-
-
 def binary_cross_entropy_with_logits(
     input: Tensor,
     target: Tensor,
@@ -378,34 +262,7 @@ def binary_cross_entropy_with_logits(
             f"{tuple(input.shape)}"
         )
     input, target = _common_float(input, target)
-    return _BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
-
-
-class _MultiMargin(Function):
-    @staticmethod
-    def forward(
-        ctx: Context,
-        x: np.ndarray,
-        target: np.ndarray,
-        p: int,
-        margin: float,
-        weight: np.ndarray | None,
-        reduction: str,
-    ) -> np.ndarray:
-        x, target = contiguous(x), contiguous(target)
-        weight = _float_or_none(weight, x.dtype)
-        ctx.save_for_backward(x, target, weight)
-        ctx.args = (p, margin, reduction)
-        return _C.multi_margin_loss_forward(x, target, p, margin, weight, reduction)
-
-    @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        x, target, weight = ctx.saved_tensors
-        p, margin, reduction = ctx.args
-        gx = _C.multi_margin_loss_backward(
-            contiguous(grad, x.dtype), x, target, p, margin, weight, reduction
-        )
-        return gx, None, None, None, None, None
+    return BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
 
 
 def multi_margin_loss(
@@ -431,4 +288,4 @@ def multi_margin_loss(
     reduction = _reduction(op, size_average, reduce, reduction)
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p not in (1, 2):
         raise ValueError(f"{op}: only p == 1 and p == 2 are supported, got p={p!r}")
-    return _MultiMargin.apply(input, target, int(p), float(margin), weight, reduction)
+    return MultiMargin.apply(input, target, int(p), float(margin), weight, reduction)

@@ -11,89 +11,21 @@ A negative amount crops. For a dimension of size n padded by (b, a):
 
 (the last three modes for inputs (C, *) or (N, C, *), as in PyTorch).
 
-Backward: constant copies the gradient of the inner region back; the other modes add
-every output gradient to the input element it was copied from, through the same
-per-axis index maps the forward used.
+The op is kiln.ops.padding.Pad; this module holds the signature and checks.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
-
-from kiln.autograd import Function
 from kiln.nn.functional._args import check_tensor
+from kiln.ops.padding import Pad, padded_shape
 from kiln.tensor import Tensor
 
 __all__ = ["pad"]
 
 _MODES = ("constant", "reflect", "replicate", "circular")
-
-
-def _index_map(size: int, before: int, after: int, mode: str) -> np.ndarray:
-    """For each output position along one axis, the input position it copies."""
-    index = np.arange(-before, size + after)
-    if mode == "replicate":
-        return np.clip(index, 0, size - 1)
-    if mode == "circular":
-        return index % size
-    period = 2 * (size - 1)  # reflect
-    index = np.abs(index) % period if period else np.zeros_like(index)
-    return np.where(index >= size, period - index, index)
-
-
-class _Pad(Function):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, pads: tuple[tuple[int, int], ...], mode: str,
-                value: float) -> np.ndarray:
-        first = x.ndim - len(pads)  # pads[k] belongs to axis first + k
-        ctx.shape, ctx.first, ctx.pads, ctx.mode = x.shape, first, pads, mode
-        if mode == "constant":
-            source, target = _regions(x.shape, first, pads)
-            out = np.full(_padded_shape(x.shape, first, pads), value, x.dtype)
-            out[target] = x[source]
-            ctx.regions = source, target
-            return out
-        ctx.maps = [_index_map(x.shape[first + k], b, a, mode) for k, (b, a) in enumerate(pads)]
-        out = x
-        for k, index in enumerate(ctx.maps):
-            out = np.take(out, index, axis=first + k)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        if ctx.mode == "constant":
-            source, target = ctx.regions
-            grad_x = np.zeros(ctx.shape, grad.dtype)
-            grad_x[source] = grad[target]
-            return grad_x, None, None, None
-        for k in reversed(range(len(ctx.maps))):
-            axis = ctx.first + k
-            folded = np.zeros(grad.shape[:axis] + (ctx.shape[axis],) + grad.shape[axis + 1:],
-                              grad.dtype)
-            np.add.at(folded, (slice(None),) * axis + (ctx.maps[k],), grad)
-            grad = folded
-        return grad, None, None, None
-
-
-def _padded_shape(shape: tuple[int, ...], first: int,
-                  pads: Sequence[tuple[int, int]]) -> tuple[int, ...]:
-    return shape[:first] + tuple(shape[first + k] + b + a for k, (b, a) in enumerate(pads))
-
-
-def _regions(shape: tuple[int, ...], first: int, pads: Sequence[tuple[int, int]]
-             ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """The input region that survives a constant pad and where it lands in the output."""
-    source, target = [slice(None)] * first, [slice(None)] * first
-    for k, (before, after) in enumerate(pads):
-        n = shape[first + k]
-        start, stop = max(-before, 0), n - max(-after, 0)
-        source.append(slice(start, max(stop, start)))
-        target.append(slice(max(before, 0), max(before, 0) + max(stop - start, 0)))
-    return tuple(source), tuple(target)
 
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",  # noqa: A002
@@ -128,11 +60,11 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",  # noqa: A002
     shape = tuple(input.shape)
     first = input.ndim - dims
     if mode == "constant":
-        out = _padded_shape(shape, first, pairs)
+        out = padded_shape(shape, first, pairs)
         if any(n < 0 for n in out):
             raise ValueError(f"{op}: padding {tuple(pad)} gives the negative output size "
                              f"{out} for input of shape {shape}")
-        return _Pad.apply(input, pairs, mode, 0 if value is None else value)
+        return Pad.apply(input, pairs, mode, 0 if value is None else value)
     if value not in (None, 0):
         raise ValueError(f"{op}: value is only allowed in constant mode, got mode={mode!r}")
     if not 1 <= dims <= 3 or input.ndim not in (dims + 1, dims + 2):
@@ -150,4 +82,4 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",  # noqa: A002
             raise ValueError(f"{op}: circular padding ({before}, {after}) of dimension "
                              f"{first + k} wraps around more than once (size {n}, input shape "
                              f"{shape})")
-    return _Pad.apply(input, pairs, mode, 0)
+    return Pad.apply(input, pairs, mode, 0)

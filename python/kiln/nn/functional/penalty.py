@@ -17,49 +17,17 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 
-from kiln.autograd import Function
 from kiln.nn.utils._tensors import tensor_list
+from kiln.ops.penalty import Penalty
 from kiln.tensor import Tensor
 
 __all__ = ["elastic_net_penalty", "l1_penalty", "l2_penalty"]
 
 Tensors = Union[Tensor, Iterable[Tensor]]
-
-
-class _Penalty(Function):
-    """sum over all tensors of l1 * |w| + l2 * w^2, as one node of the tape."""
-
-    @staticmethod
-    def forward(ctx: Any, l1: float, l2: float, *weights: np.ndarray) -> np.ndarray:
-        total = 0.0
-        for w in weights:
-            if l1:
-                total += l1 * float(np.abs(w).sum(dtype=np.float64))
-            if l2:
-                total += l2 * float(np.square(w).sum(dtype=np.float64))
-        ctx.l1, ctx.l2 = l1, l2
-        ctx.save_for_backward(*weights)
-        return np.asarray(total, np.result_type(*weights))
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        l1, l2 = ctx.l1, ctx.l2
-        grads = []
-        for w, needed in zip(ctx.saved_tensors, ctx.needs_input_grad[2:]):
-            if not needed:
-                grads.append(None)
-                continue
-            g = np.zeros_like(w)
-            if l1:
-                g += w.dtype.type(l1) * np.sign(w)
-            if l2:
-                g += w.dtype.type(2 * l2) * w
-            grads.append(g * grad.astype(w.dtype))
-        return (None, None, *grads)
 
 
 def _penalty(params: Tensors, l1: float, l2: float, op: str) -> Tensor:
@@ -70,7 +38,7 @@ def _penalty(params: Tensors, l1: float, l2: float, op: str) -> Tensor:
                             f"with shape {t.shape}")
     if not items:
         return Tensor._wrap(np.zeros((), np.float32))
-    return _Penalty.apply(l1, l2, *items)
+    return Penalty.apply(l1, l2, *items)
 
 
 def l2_penalty(params: Tensors) -> Tensor:

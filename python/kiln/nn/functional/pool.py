@@ -4,9 +4,8 @@ Output size per spatial dimension (H shown; W alike):
     OH = floor((H + 2*padding - dilation*(kernel-1) - 1 [+ stride-1 if ceil_mode]) / stride) + 1
 and with ceil_mode the last window must start inside the input or its left padding.
 kernel_size, stride, padding and dilation are an int or a pair (h, w); stride=None
-means stride = kernel_size; padding is at most half the kernel. The C++ kernels in
-kiln.kernels (max_pool2d_forward, ...) check every argument and compute forward and
-backward.
+means stride = kernel_size; padding is at most half the kernel. The ops
+(kiln.ops.pool) and their kernels check every window argument.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from kiln import _C
-from kiln.autograd import Function, is_grad_enabled
+from kiln.ops.pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from kiln.tensor import Tensor
 
 __all__ = [
@@ -36,71 +34,6 @@ def _tensor(value: Any, op: str, name: str = "input") -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"{op}: {name} must be a kiln.Tensor, got {type(value).__name__}")
     return value
-
-
-class _ArgmaxPool(Function):
-    """Max pools whose backward scatters the gradient through the argmax indices."""
-
-    @staticmethod
-    def _outputs(ctx: Any, x: np.ndarray, y: np.ndarray, indices: np.ndarray,
-                 return_indices: bool) -> Any:
-        ctx.indices = indices
-        ctx.input_shape = x.shape
-        if not return_indices:
-            return y
-        ctx.mark_non_differentiable(indices)
-        return y, indices
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray, *_: np.ndarray) -> tuple[Any, ...]:
-        gx = _C.max_pool2d_backward(np.ascontiguousarray(grad), ctx.indices, ctx.input_shape)
-        return (gx,) + (None,) * (len(ctx.needs_input_grad) - 1)
-
-
-class _MaxPool2d(_ArgmaxPool):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any,
-                dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
-        x = np.ascontiguousarray(x)
-        if not (return_indices or ctx.needs_input_grad[0] and is_grad_enabled()):
-            # No backward will run: the maxima alone are cheaper than maxima + argmax.
-            return _C.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
-                                         False)
-        y, indices = _C.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
-        return _ArgmaxPool._outputs(ctx, x, y, indices, return_indices)
-
-
-class _AdaptiveMaxPool2d(_ArgmaxPool):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, output_size: Any, return_indices: bool) -> Any:
-        x = np.ascontiguousarray(x)
-        y, indices = _C.adaptive_max_pool2d_forward(x, output_size)
-        return _ArgmaxPool._outputs(ctx, x, y, indices, return_indices)
-
-
-class _AvgPool2d(Function):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, *args: Any) -> np.ndarray:
-        ctx.args = args
-        ctx.input_shape = x.shape
-        return _C.avg_pool2d_forward(np.ascontiguousarray(x), *args)
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        gx = _C.avg_pool2d_backward(np.ascontiguousarray(grad), ctx.input_shape, *ctx.args)
-        return (gx,) + (None,) * len(ctx.args)
-
-
-class _AdaptiveAvgPool2d(Function):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, output_size: Any) -> np.ndarray:
-        ctx.input_shape = x.shape
-        return _C.adaptive_avg_pool2d_forward(np.ascontiguousarray(x), output_size)
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        gx = _C.adaptive_avg_pool2d_backward(np.ascontiguousarray(grad), ctx.input_shape)
-        return gx, None
 
 
 def _flag(value: Any, op: str, name: str) -> bool:
@@ -126,7 +59,7 @@ def max_pool2d(
     """
     op = "max_pool2d"
     _tensor(input, op)
-    return _MaxPool2d.apply(input, kernel_size, stride, padding, dilation,
+    return MaxPool2d.apply(input, kernel_size, stride, padding, dilation,
                             _flag(ceil_mode, op, "ceil_mode"),
                             _flag(return_indices, op, "return_indices"))
 
@@ -149,7 +82,7 @@ def avg_pool2d(
     """
     op = "avg_pool2d"
     _tensor(input, op)
-    return _AvgPool2d.apply(input, kernel_size, stride, padding, _flag(ceil_mode, op, "ceil_mode"),
+    return AvgPool2d.apply(input, kernel_size, stride, padding, _flag(ceil_mode, op, "ceil_mode"),
                             _flag(count_include_pad, op, "count_include_pad"), divisor_override)
 
 
@@ -161,7 +94,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: _OptSize2) -> Tensor:  # noq
     ``output_size=1`` is global average pooling.
     """
     _tensor(input, "adaptive_avg_pool2d")
-    return _AdaptiveAvgPool2d.apply(input, output_size)
+    return AdaptiveAvgPool2d.apply(input, output_size)
 
 
 def adaptive_max_pool2d(
@@ -173,5 +106,5 @@ def adaptive_max_pool2d(
     also returns the int64 flat index h*W + w of each maximum."""
     op = "adaptive_max_pool2d"
     _tensor(input, op)
-    return _AdaptiveMaxPool2d.apply(input, output_size,
+    return AdaptiveMaxPool2d.apply(input, output_size,
                                     _flag(return_indices, op, "return_indices"))

@@ -9,7 +9,6 @@ in registration order, so names and orders match PyTorch's for the same model.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator, Mapping
@@ -17,10 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kiln._device import check_device
 from kiln._device import device as _device_type
+from kiln.autograd.hooks import RemovableHandle
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor
+from kiln.tensor import Tensor, placement
 
 __all__ = ["Module", "RemovableHandle"]
 
@@ -37,28 +36,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
 class StateDictError(RuntimeError, ValueError):
     """``load_state_dict`` failed: a RuntimeError as in PyTorch, and a ValueError as kiln's
     other bad-input errors, so either ``except`` catches it."""
-
-
-class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
-
-    _next_id = itertools.count()
-
-    def __init__(self, hooks: dict, *flag_sets: set) -> None:
-        self.id = next(RemovableHandle._next_id)
-        self._hooks = hooks
-        self._flag_sets = flag_sets
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-        for flags in self._flag_sets:
-            flags.discard(self.id)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 def _addindent(text: str, spaces: int) -> str:
@@ -361,8 +338,11 @@ class Module:
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(tensor)``, or keywords
-        ``device=``, ``dtype=``. Casts floating point parameters and buffers in place (integer
-        buffers such as ``num_batches_tracked`` keep their dtype). Devices: 'cpu' only for now.
+        ``device=``, ``dtype=``. Moves parameters and buffers to the device and casts the
+        floating point ones to the dtype, in place (the Parameter objects stay, so an
+        optimizer holding them keeps working; integer buffers such as
+        ``num_batches_tracked`` keep their dtype). A device this build cannot compute on
+        raises RuntimeError.
         """
         unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
         if unknown:
@@ -379,18 +359,27 @@ class Module:
                 continue
             else:
                 dtype = arg
-        check_device(device, "Module.to")
-        if dtype is None:
+        where = None if device is None else placement(device, "Module.to")
+        target = None
+        if dtype is not None:
+            try:
+                target = np.dtype(dtype)
+            except TypeError as e:
+                raise TypeError(f"to: {dtype!r} is not a dtype or device") from e
+            if target.kind != "f":
+                raise TypeError(
+                    f"nn.Module.to only accepts floating point dtypes, but got desired "
+                    f"dtype={target}"
+                )
+        if where is None and target is None:
             return self
-        try:
-            target = np.dtype(dtype)
-        except TypeError as e:
-            raise TypeError(f"to: {dtype!r} is not a dtype or device") from e
-        if target.kind != "f":
-            raise TypeError(
-                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={target}"
-            )
-        return self._apply(lambda t: t.to(target) if t.dtype.kind == "f" else t)
+
+        def convert(t: Tensor) -> Tensor:
+            if where is not None:
+                t = t.to(where)
+            return t.to(target) if target is not None and t.dtype.kind == "f" else t
+
+        return self._apply(convert)
 
     def float(self) -> Module:
         """Casts floating point parameters and buffers to float32."""
@@ -401,11 +390,13 @@ class Module:
         return self.to(np.float64)
 
     def cpu(self) -> Module:
-        return self
+        """Moves parameters and buffers to the CPU, in place."""
+        return self.to("cpu")
 
     def cuda(self, device: Any = None) -> Module:
-        check_device("cuda" if device is None else f"cuda:{device}", "Module.cuda")
-        return self
+        """Moves parameters and buffers to a CUDA device (an index, a name or a
+        kiln.device; None: the first), in place; RuntimeError without a CUDA backend."""
+        return self.to(placement("cuda" if device is None else device, "Module.cuda"))
 
     # ------------------------------------------------------------------ forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,248 @@
+"""Elementwise ops in the backend's array math (``xp = ctx.backend.xp``).
+
+Binary ops take two operands of any broadcastable shapes (arrays or Python numbers)
+and return the broadcast shape in PyTorch's result dtype (kiln._promotion, not
+NumPy's rules); a gradient flowing to a broadcast operand is summed back to that
+operand's shape. Unary ops keep their input's shape.
+
+    Add, Sub, Mul, Div, Pow   (a, b)
+    Neg, Exp, Log, Sqrt, Abs  (a)
+    Clamp                     (a, low, high): either bound may be None
+    Where                     (condition, a, b): condition a bool array
+    Cast                      (a, dtype)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kiln._promotion import category, promoted, result_type
+from kiln.autograd.function import Context, Function
+from kiln.ops._arrays import unbroadcast
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return np.shape(x)
+
+
+def _operands(a: Any, b: Any) -> list[Any]:
+    """a and b converted to their PyTorch result dtype. No work in the common cases
+    where NumPy already agrees: equal dtypes, or a float array with a Python number
+    (checked for NumPy's arrays, the CPU's; other arrays take the general path)."""
+    if type(a) is np.ndarray:
+        if type(b) is np.ndarray and a.dtype == b.dtype:
+            return [a, b]
+        if a.dtype.kind == "f" and type(b) in (float, int):
+            return [a, b]
+    elif type(b) is np.ndarray and b.dtype.kind == "f" and type(a) in (float, int):
+        return [a, b]
+    return promoted(a, b)[1]
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.shapes = (_shape(a), _shape(b))
+        a, b = _operands(a, b)
+        return ctx.backend.xp.add(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(g, sa) if na else None, unbroadcast(g, sb) if nb else None)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        ctx.shapes = (_shape(a), _shape(b))
+        a, b = _operands(a, b)
+        return ctx.backend.xp.subtract(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(g, sa) if na else None, unbroadcast(-g, sb) if nb else None)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        a, b = _operands(a, b)
+        ctx.save_for_backward(a, b)
+        return ctx.backend.xp.multiply(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (
+            unbroadcast(g * b, _shape(a)) if na else None,
+            unbroadcast(g * a, _shape(b)) if nb else None,
+        )
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        dtype = result_type(a, b)
+        if category(dtype) < 2:  # true division of integers gives the default float dtype
+            dtype = np.dtype(np.float32)
+        _, (a, b) = promoted(a, b, dtype=dtype)
+        ctx.save_for_backward(a, b)
+        return ctx.backend.xp.true_divide(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (
+            unbroadcast(g / b, _shape(a)) if na else None,
+            unbroadcast(-g * a / (xp.asarray(b) * b), _shape(b)) if nb else None,
+        )
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any) -> Any:
+        a, b = _operands(a, b)
+        out = ctx.backend.xp.power(a, b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        a, b, out = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        ga = gb = None
+        if na:
+            ga = unbroadcast(g * b * xp.power(a, xp.subtract(b, 1)), _shape(a))
+        if nb:
+            positive = xp.asarray(a) > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_a = xp.where(positive, xp.log(xp.where(positive, a, 1)), 0)
+            gb = unbroadcast(g * out * log_a, _shape(b))
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        return ctx.backend.xp.negative(a)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> Any:
+        return -g
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        out = ctx.backend.xp.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return g * out
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ctx.backend.xp.log(a)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g / a
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        with np.errstate(invalid="ignore"):
+            out = ctx.backend.xp.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        with np.errstate(divide="ignore"):
+            return g / (2 * out)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any) -> Any:
+        ctx.save_for_backward(a)
+        return ctx.backend.xp.abs(a)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g * ctx.backend.xp.sign(a)
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, low: Any, high: Any) -> Any:
+        xp = ctx.backend.xp
+        ctx.save_for_backward(a)
+        ctx.bounds = (low, high)
+        out = a
+        if low is not None:
+            out = xp.maximum(out, low)
+        if high is not None:
+            out = xp.minimum(out, high)
+        return out.astype(a.dtype, copy=out is a)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        (a,) = ctx.saved_tensors
+        low, high = ctx.bounds
+        inside = ctx.backend.xp.ones(a.shape, dtype=bool)
+        if low is not None:
+            inside &= a >= low
+        if high is not None:
+            inside &= a <= high
+        return g * inside, None, None
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx: Context, condition: Any, a: Any, b: Any) -> Any:
+        ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
+        return ctx.backend.xp.where(condition, *_operands(a, b))
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        na, nb = ctx.needs_input_grad[1:]
+        zero = xp.zeros((), g.dtype)
+        return (
+            None,
+            unbroadcast(xp.where(ctx.condition, g, zero), ctx.shapes[0]) if na else None,
+            unbroadcast(xp.where(ctx.condition, zero, g), ctx.shapes[1]) if nb else None,
+        )
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dtype: np.dtype) -> Any:
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        return g.astype(ctx.dtype), None

@@ -1,0 +1,90 @@
+"""Reductions in the backend's array math (``xp = ctx.backend.xp``).
+
+``dims`` is None (every element) or a tuple of non-negative axes; ``keepdim`` keeps
+the reduced axes with size 1.
+
+    Sum, Mean  (a, dims, keepdim)
+    MaxMin     (a, dim, keepdim, is_max) -> (values, int64 indices): the max or min
+               along one axis; the indices carry no gradient
+    MaxMinAll  (a, is_max) -> 0-D: the max or min of every element; the gradient is
+               split evenly among ties, as PyTorch's
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kiln.autograd.function import Context, Function
+
+
+def _expand_reduced(xp: Any, g: Any, shape: tuple[int, ...], dims: Any,
+                    keepdim: bool) -> Any:
+    if dims is not None and not keepdim and len(shape) > 0:
+        g = xp.expand_dims(g, dims)
+    return xp.broadcast_to(g, shape)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dims: Any, keepdim: bool) -> Any:
+        ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
+        return ctx.backend.xp.sum(a, axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        return _expand_reduced(ctx.backend.xp, g, ctx.shape, ctx.dims, ctx.keepdim), None, None
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dims: Any, keepdim: bool) -> Any:
+        ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
+        ctx.count = a.size if dims is None else math.prod(a.shape[d] for d in dims)
+        return ctx.backend.xp.mean(a, axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        g = _expand_reduced(ctx.backend.xp, g, ctx.shape, ctx.dims, ctx.keepdim) / ctx.count
+        return g, None, None
+
+
+class MaxMin(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int, keepdim: bool, is_max: bool) -> tuple:
+        xp = ctx.backend.xp
+        pick = xp.argmax if is_max else xp.argmin
+        index = pick(a, axis=dim, keepdims=True)
+        values = xp.take_along_axis(a, index, axis=dim)
+        ctx.shape, ctx.dim, ctx.index, ctx.keepdim = a.shape, dim, index, keepdim
+        if not keepdim:
+            values, index = xp.squeeze(values, dim), xp.squeeze(index, dim)
+        index = index.astype(xp.int64)
+        ctx.mark_non_differentiable(index)
+        return values, index
+
+    @staticmethod
+    def backward(ctx: Context, g: Any, _g_index: Any) -> tuple:
+        xp = ctx.backend.xp
+        if not ctx.keepdim:
+            g = xp.expand_dims(g, ctx.dim)
+        out = xp.zeros(ctx.shape, g.dtype)
+        xp.put_along_axis(out, ctx.index, g, axis=ctx.dim)
+        return out, None, None, None
+
+
+class MaxMinAll(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, is_max: bool) -> Any:
+        xp = ctx.backend.xp
+        if a.size == 0:
+            raise RuntimeError("max(): expected a non-empty tensor")
+        out = xp.max(a) if is_max else xp.min(a)
+        ctx.save_for_backward(a, out)
+        return xp.asarray(out)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        a, out = ctx.saved_tensors
+        hit = a == out
+        return g * hit / hit.sum(), None

@@ -1,0 +1,152 @@
+"""The device seam: tensors and modules move between devices, ops run on their inputs'
+backend, and nothing in op code names the CPU.
+
+A second backend registered under 'cuda' (kiln's C++ kernels and NumPy again, each
+kernel call counted) stands in for a GPU: a small CNN trains on it unchanged and
+matches the CPU step for step.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+import kiln
+import kiln.nn.functional as F
+from kiln import backends, nn
+from kiln.backends import Backend
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """A 'cuda' backend for the test's duration; ``calls`` lists the kernels it ran."""
+    calls: list[str] = []
+    kernels = types.ModuleType("fake_cuda_kernels")
+    for name, value in vars(kiln._C).items():
+        if name.startswith("_") or not callable(value):
+            continue
+
+        def counted(*args, _name=name, _kernel=value, **kwargs):
+            calls.append(_name)
+            return _kernel(*args, **kwargs)
+
+        setattr(kernels, name, counted)
+    backend = Backend("cuda", kernels, np)
+    backend.calls = calls
+    monkeypatch.setitem(backends._BACKENDS, "cuda", backend)
+    return backend
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.conv(x), 2)
+        x = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+        return self.fc(x.flatten(1) * 0.5 + 1.0)
+
+
+def _train(model, x, y, steps=3):
+    opt = kiln.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        opt.step()
+        losses.append(loss)
+    return out, losses
+
+
+def test_small_cnn_trains_on_a_second_backend_like_the_cpu(fake_cuda):
+    kiln.manual_seed(0)
+    cpu_model = SmallCNN()
+    gpu_model = SmallCNN()
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    gpu_model.to("cuda")
+    for p in gpu_model.parameters():
+        assert p.device == kiln.device("cuda", 0)
+        assert isinstance(p, nn.Parameter)
+    x = kiln.randn(5, 1, 8, 8)
+    y = kiln.tensor([0, 1, 2, 1, 0])
+
+    out_cpu, losses_cpu = _train(cpu_model, x, y)
+    assert fake_cuda.calls == []
+    out_gpu, losses_gpu = _train(gpu_model, x.to("cuda"), y.cuda())
+
+    assert out_gpu.device == kiln.device("cuda:0")
+    assert all(loss.device.type == "cuda" for loss in losses_gpu)
+    for p in gpu_model.parameters():
+        assert p.device.type == "cuda" and p.grad.device.type == "cuda"
+    # The ops reached their kernels through the inputs' backend, forward and backward.
+    for kernel in ("conv2d_forward", "conv2d_backward_weight", "max_pool2d_forward",
+                   "max_pool2d_backward", "avg_pool2d_backward", "linear_forward",
+                   "linear_backward", "cross_entropy_forward", "cross_entropy_backward"):
+        assert kernel in fake_cuda.calls
+    np.testing.assert_array_equal(out_gpu.detach().cpu().numpy(), out_cpu.detach().numpy())
+    for a, b in zip(losses_cpu, losses_gpu):
+        assert a.item() == b.item()
+    for (name, a), (_, b) in zip(cpu_model.state_dict().items(),
+                                 gpu_model.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.cpu().numpy(), err_msg=name)
+
+    gpu_model.cpu()
+    assert all(p.device == kiln.device("cpu") for p in gpu_model.parameters())
+
+
+def test_mixing_devices_names_both(fake_cuda):
+    a = kiln.ones(2, 3)
+    b = kiln.ones(2, 3, device="cuda")
+    with pytest.raises(RuntimeError, match=r"cpu and cuda:0"):
+        a + b
+    with pytest.raises(RuntimeError, match=r"cuda:0 and cpu"):
+        F.linear(b, a)
+
+
+def test_to_copies_across_devices_and_carries_gradients(fake_cuda):
+    x = kiln.randn(2, 3, requires_grad=True)
+    g = x.to("cuda")
+    assert g.device == kiln.device("cuda:0") and not g.is_leaf and x.to("cpu") is x
+    assert not np.shares_memory(g.detach().cpu().numpy(), x.detach().numpy())
+    (g * g).sum().backward()
+    assert x.grad.device == kiln.device("cpu")
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.detach().numpy())
+    assert g.cuda() is g and g.to(kiln.device("cuda", 0)) is g
+    assert g.to("cuda", kiln.float64).dtype == kiln.float64
+
+
+def test_factories_place_on_device(fake_cuda):
+    for t in (kiln.zeros(2, device="cuda"), kiln.tensor([1.0], device="cuda:0"),
+              kiln.randn(3, device=kiln.device("cuda")), kiln.arange(3, device="cuda"),
+              kiln.zeros_like(kiln.ones(2, device="cuda"))):
+        assert t.device == kiln.device("cuda", 0)
+    assert kiln.zeros_like(kiln.ones(2, device="cuda"), device="cpu").device.type == "cpu"
+    assert "device='cuda:0'" in repr(kiln.ones(1, device="cuda"))
+
+
+def test_numpy_of_a_non_cpu_tensor_advises_cpu(fake_cuda):
+    t = kiln.ones(2, device="cuda")
+    with pytest.raises(TypeError, match=r"can't convert cuda:0 device type tensor to numpy. "
+                                        r"Use Tensor.cpu\(\)"):
+        t.numpy()
+    np.testing.assert_array_equal(t.cpu().numpy(), [1.0, 1.0])
+
+
+def test_no_backend_for_the_device_is_a_clear_error():
+    t = kiln.ones(2)
+    for move in (lambda: t.to("cuda"), t.cuda, lambda: kiln.zeros(1, device="cuda"),
+                 lambda: nn.Linear(2, 2).to("cuda"), nn.Linear(2, 2).cuda):
+        with pytest.raises(RuntimeError, match=r"device 'cuda(:0)?' is not available"):
+            move()
+
+
+def test_cpu_backend_host_transfers_are_identity():
+    cpu = backends.get("cpu")
+    a = np.arange(6.0).reshape(2, 3)
+    assert cpu.from_host(a) is a and cpu.to_host(a) is a
