@@ -51,11 +51,9 @@ OPTIONAL = {"matplotlib", "mpi4py", "onnx", "onnxruntime", "optuna", "PIL", "ten
             "tqdm", "scipy_openblas32"}
 
 # Function-local imports still to be fixed: (module, imported module) -> reason.
-_ACTIVATION = "Tensor's activation methods call nn.functional; rewired after the activation merge"
 _CLI = ("kiln.commands.* build on kiln.cli, and kiln train writes its report through "
         "kiln.commands.report; needs the report writer moved below kiln.cli")
 KNOWN = {
-    ("kiln.tensor", "kiln.nn.functional"): _ACTIVATION,
     ("kiln.cli", "kiln.commands.report"): _CLI,
     ("kiln.nn.modules.module", "kiln.checkpoint"):
         "Module.save reaches up to kiln.checkpoint (layer 6); belongs in checkpoint",

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 
 from kiln import backends
+from kiln._checks import int_arg
 from kiln._device import CPU, check_device, device
 from kiln._promotion import result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.autograd.hooks import RemovableHandle
+from kiln.ops.activation import Pointwise, Softmax
 from kiln.ops.device import ToDevice
 from kiln.ops.elementwise import (
     Abs,
@@ -519,29 +521,38 @@ class Tensor:
     clip = clamp
 
     def relu(self) -> Tensor:
-        from kiln.nn.functional import relu
-
-        return relu(self)
+        return self._pointwise("relu")
 
     def sigmoid(self) -> Tensor:
-        from kiln.nn.functional import sigmoid
-
-        return sigmoid(self)
+        return self._pointwise("sigmoid")
 
     def tanh(self) -> Tensor:
-        from kiln.nn.functional import tanh
+        return self._pointwise("tanh")
 
-        return tanh(self)
+    def _pointwise(self, op: str) -> Tensor:
+        self._check_float(op)
+        return Pointwise.apply(self, op, ())
 
-    def softmax(self, dim: int) -> Tensor:
-        from kiln.nn.functional import softmax
+    def softmax(self, dim: int, dtype: Any = None) -> Tensor:
+        """exp(x - max) / sum exp(x - max) along ``dim``; ``dtype`` casts the input first.
+        Same shape as self."""
+        return self._softmax("softmax", dim, dtype, log=False)
 
-        return softmax(self, dim)
+    def log_softmax(self, dim: int, dtype: Any = None) -> Tensor:
+        """log(softmax(self, dim)), computed as x - max - log(sum exp(x - max)). Same shape."""
+        return self._softmax("log_softmax", dim, dtype, log=True)
 
-    def log_softmax(self, dim: int) -> Tensor:
-        from kiln.nn.functional import log_softmax
+    def _softmax(self, op: str, dim: int, dtype: Any, log: bool) -> Tensor:
+        self._check_float(op)
+        dim = int_arg(op, "dim", dim)
+        x = self if dtype is None else self.to(dtype)
+        x._check_float(op)
+        return Softmax.apply(x, dim, log)
 
-        return log_softmax(self, dim)
+    def _check_float(self, op: str) -> None:
+        if self._data.dtype not in (float32, float64):
+            raise TypeError(f"{op}: expected input of dtype float32 or float64, got "
+                            f"{self.dtype} with shape {self.shape}")
 
     # ------------------------------------------------------------- reductions
     def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:

@@ -11,12 +11,13 @@ math. Every array may have any shape; outputs and gradients have their input's s
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from kiln.autograd import Context, Function
 from kiln.backends import Backend
+from kiln.ops._arrays import contiguous
 
 __all__ = ["Hardtanh", "PReLU", "Pointwise", "Softmax"]
 
@@ -27,12 +28,6 @@ def _pointwise_kernels(backend: Backend, op: str) -> tuple[Callable, Callable, b
     reads the forward output (else the input). Cached: one lookup per call."""
     return (getattr(backend, op + "_forward"), getattr(backend, op + "_backward"),
             backend.pointwise_ops()[op]["saved"] == "output")
-
-
-def _contiguous(ctx: Context, array: Any, dtype: Any = None) -> Any:
-    """The C-contiguous array the kernels need (no copy when it already is one; a 0-D
-    array stays 0-D)."""
-    return ctx.backend.xp.asarray(array, dtype=dtype, order="C")
 
 
 class Pointwise(Function):
@@ -52,7 +47,8 @@ class Pointwise(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         (saved,) = ctx.saved_tensors
         backward = _pointwise_kernels(ctx.backend, ctx.op)[1]
-        return backward(_contiguous(ctx, grad, saved.dtype), saved, *ctx.params), None, None
+        grad = contiguous(ctx.backend.xp, grad, saved.dtype)
+        return backward(grad, saved, *ctx.params), None, None
 
 
 class Hardtanh(Function):
@@ -82,7 +78,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, dim: int, log: bool) -> np.ndarray:
         kernel = ctx.backend.log_softmax_forward if log else ctx.backend.softmax_forward
-        y = kernel(_contiguous(ctx, x), dim)
+        y = kernel(contiguous(ctx.backend.xp, x), dim)
         ctx.save_for_backward(y)
         ctx.dim, ctx.log = dim, log
         return y
@@ -91,7 +87,7 @@ class Softmax(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         (y,) = ctx.saved_tensors
         kernel = ctx.backend.log_softmax_backward if ctx.log else ctx.backend.softmax_backward
-        return kernel(_contiguous(ctx, grad, y.dtype), y, ctx.dim), None, None
+        return kernel(contiguous(ctx.backend.xp, grad, y.dtype), y, ctx.dim), None, None
 
 
 class PReLU(Function):
@@ -99,13 +95,13 @@ class PReLU(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        x, weight = _contiguous(ctx, x), _contiguous(ctx, weight)
+        x, weight = contiguous(ctx.backend.xp, x), contiguous(ctx.backend.xp, weight)
         ctx.save_for_backward(x, weight)
         return ctx.backend.prelu_forward(x, weight)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         x, weight = ctx.saved_tensors
-        gx, gw = ctx.backend.prelu_backward(_contiguous(ctx, grad, x.dtype), x, weight)
+        gx, gw = ctx.backend.prelu_backward(contiguous(ctx.backend.xp, grad, x.dtype), x, weight)
         needs = ctx.needs_input_grad
         return (gx if needs[0] else None), (gw if needs[1] else None)

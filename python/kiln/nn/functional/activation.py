@@ -12,8 +12,6 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import numpy as np
-
 from kiln._checks import real_arg
 from kiln.nn.functional._args import check_float_tensor
 from kiln.ops import activation as ops
@@ -123,12 +121,7 @@ def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> 
             stacklevel=3,
         )
         dim = 0 if input.ndim in (0, 1, 3) else 1
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
-    if dtype is not None:
-        input = input.to(dtype)
-        check_float_tensor(op, "input", input)
-    return ops.Softmax.apply(input, int(dim), log)
+    return (input.log_softmax if log else input.softmax)(dim, dtype)
 
 
 def softmax(
