@@ -6,7 +6,8 @@ The rules (PyTorch's, where it has one):
   ints, though Python counts them as such;
 - a *real* is an int or a Python or NumPy float (not a bool);
 - a *pair* is an int (used for both) or a sequence of one or two ints (one is
-  expanded, as PyTorch's functional ops do); anything else is a TypeError;
+  expanded, as PyTorch's functional ops do); more ints is a ValueError, anything
+  else a TypeError;
 - a value of the right type out of its range is a ValueError.
 
 Errors name the op and the argument, in one wording: ``"conv2d: stride must be an
@@ -47,8 +48,11 @@ def pair(op: str, name: str, value: Any, minimum: int | None = None) -> tuple[in
     items: Any = None
     if is_int(value):
         items = (value, value)
-    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) in (1, 2):
-        items = (value[0], value[-1])
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) not in (1, 2) and all(is_int(v) for v in value):
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {len(value)} "
+                             f"values {tuple(value)}")
+        items = (value[0], value[-1]) if len(value) in (1, 2) else None
     if items is None or not (is_int(items[0]) and is_int(items[1])):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if minimum is not None and min(items) < minimum:

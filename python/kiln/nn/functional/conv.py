@@ -14,12 +14,10 @@ Shapes (PyTorch's; an unbatched (C, H, W) input gives an unbatched output):
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any, Union
 
-import numpy as np
-
+from kiln._checks import int_arg, pair
 from kiln.nn.functional._args import check_float_tensor
 from kiln.ops.conv import Conv2d, ConvTranspose2d
 from kiln.tensor import Tensor
@@ -28,27 +26,6 @@ __all__ = ["conv2d", "conv_transpose2d"]
 
 _Size2 = Union[int, Sequence[int]]
 _Pair = tuple[int, int]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _pair(op: str, name: str, value: Any) -> _Pair:
-    """An int or a sequence of one or two ints (PyTorch expands a single one)."""
-    if _is_int(value):
-        return int(value), int(value)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        items = list(value)
-        if len(items) in (1, 2) and all(_is_int(v) for v in items):
-            return int(items[0]), int(items[-1])
-    raise TypeError(f"{op}: expected {name} to be an int or a pair of ints, got {value!r}")
-
-
-def _groups(op: str, value: Any) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{op}: expected groups to be an int, got {value!r}")
-    return int(value)
 
 
 def _check_operands(op: str, input: Any, weight: Any, bias: Any) -> None:  # noqa: A002
@@ -111,11 +88,11 @@ def conv2d(
     """
     op = "conv2d"
     _check_operands(op, input, weight, bias)
-    stride, dilation = _pair(op, "stride", stride), _pair(op, "dilation", dilation)
-    groups = _groups(op, groups)
+    stride, dilation = pair(op, "stride", stride), pair(op, "dilation", dilation)
+    groups = int_arg(op, "groups", groups)
     if not isinstance(padding, str):
         return _batched(Conv2d.apply, input, weight, bias, stride,
-                        _pair(op, "padding", padding), dilation, groups)
+                        pair(op, "padding", padding), dilation, groups)
     if padding == "valid":
         return _batched(Conv2d.apply, input, weight, bias, stride, (0, 0), dilation, groups)
     if padding != "same":
@@ -154,7 +131,7 @@ def conv_transpose2d(
     _check_operands(op, input, weight, bias)
     if isinstance(padding, str):
         raise TypeError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
-    return _batched(ConvTranspose2d.apply, input, weight, bias, _pair(op, "stride", stride),
-                    _pair(op, "padding", padding),
-                    _pair(op, "output_padding", output_padding), _groups(op, groups),
-                    _pair(op, "dilation", dilation))
+    return _batched(ConvTranspose2d.apply, input, weight, bias, pair(op, "stride", stride),
+                    pair(op, "padding", padding),
+                    pair(op, "output_padding", output_padding), int_arg(op, "groups", groups),
+                    pair(op, "dilation", dilation))

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.nn import functional as F
 from kiln.nn import init
 from kiln.nn.modules.module import Module
-from kiln.nn.modules.utils import _factory_dtype, _int
+from kiln.nn.modules.utils import _factory_dtype
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
@@ -140,7 +141,7 @@ class PReLU(Module):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        self.num_parameters = _int(num_parameters, "PReLU", "num_parameters", 1)
+        self.num_parameters = int_arg("PReLU", "num_parameters", num_parameters, 1)
         self.init = _number(init, "PReLU", "init")
         dt = _factory_dtype(device, dtype, "PReLU")
         self.weight = Parameter(Tensor(np.empty((self.num_parameters,), dt)))

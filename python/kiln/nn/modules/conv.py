@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg, pair
 from kiln.nn import functional as F
 from kiln.nn.functional.conv import _same_padding
 from kiln.nn.modules.module import Module
-from kiln.nn.modules.utils import _default_reset, _int, _make_weight_and_bias, _pair
+from kiln.nn.modules.utils import _default_reset, _make_weight_and_bias
 from kiln.tensor import Tensor
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
@@ -35,19 +36,19 @@ class _ConvBase(Module):
     ) -> None:
         super().__init__()
         op = type(self).__name__
-        self.in_channels = _int(in_channels, op, "in_channels", 1)
-        self.out_channels = _int(out_channels, op, "out_channels", 1)
-        self.groups = _int(groups, op, "groups", 1)
+        self.in_channels = int_arg(op, "in_channels", in_channels, 1)
+        self.out_channels = int_arg(op, "out_channels", out_channels, 1)
+        self.groups = int_arg(op, "groups", groups, 1)
         if self.in_channels % self.groups != 0:
             raise ValueError(f"{op}: in_channels ({in_channels}) must be divisible by groups "
                              f"({groups})")
         if self.out_channels % self.groups != 0:
             raise ValueError(f"{op}: out_channels ({out_channels}) must be divisible by groups "
                              f"({groups})")
-        self.kernel_size = _pair(kernel_size, op, "kernel_size", 1)
-        self.stride = _pair(stride, op, "stride", 1)
-        self.dilation = _pair(dilation, op, "dilation", 1)
-        self.output_padding = _pair(output_padding, op, "output_padding", 0)
+        self.kernel_size = pair(op, "kernel_size", kernel_size, 1)
+        self.stride = pair(op, "stride", stride, 1)
+        self.dilation = pair(op, "dilation", dilation, 1)
+        self.output_padding = pair(op, "output_padding", output_padding, 0)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{op}: padding_mode must be one of {list(_PADDING_MODES)}, "
                              f"but got padding_mode={padding_mode!r}")
@@ -61,7 +62,7 @@ class _ConvBase(Module):
         self.reset_parameters()
 
     def _init_padding(self, padding: Any, op: str) -> Any:
-        return _pair(padding, op, "padding", 0)
+        return pair(op, "padding", padding, 0)
 
     def reset_parameters(self) -> None:
         """PyTorch's default init (see the module docstring)."""
@@ -105,7 +106,7 @@ class Conv2d(_ConvBase):
 
     def _init_padding(self, padding: Any, op: str) -> Any:
         if not isinstance(padding, str):
-            return _pair(padding, op, "padding", 0)
+            return pair(op, "padding", padding, 0)
         if padding not in ("same", "valid"):
             raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
                              "['same', 'valid']")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln._checks import int_arg
 from kiln.nn import functional as F
 from kiln.nn.modules.module import Module
-from kiln.nn.modules.utils import _default_reset, _int, _make_weight_and_bias
+from kiln.nn.modules.utils import _default_reset, _make_weight_and_bias
 from kiln.tensor import Tensor
 
 __all__ = ["Identity", "Linear"]
@@ -33,8 +34,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        self.in_features = _int(in_features, "Linear", "in_features", 1)
-        self.out_features = _int(out_features, "Linear", "out_features", 1)
+        self.in_features = int_arg("Linear", "in_features", in_features, 1)
+        self.out_features = int_arg("Linear", "out_features", out_features, 1)
         _make_weight_and_bias(self, "Linear", (self.out_features, self.in_features),
                               self.out_features, bias, device, dtype)
         self.reset_parameters()

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.nn import functional as F
 from kiln.nn import init
 from kiln.nn.modules.module import Module
-from kiln.nn.modules.utils import _factory_dtype, _int
+from kiln.nn.modules.utils import _factory_dtype
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
@@ -39,7 +40,7 @@ class _BatchNorm(Module):
     ) -> None:
         super().__init__()
         op = type(self).__name__
-        self.num_features = _int(num_features, op, "num_features", 1)
+        self.num_features = int_arg(op, "num_features", num_features, 1)
         if not isinstance(eps, numbers.Real) or not eps >= 0:
             raise ValueError(f"{op}: eps must be a non-negative number, got {eps!r}")
         if momentum is not None and (
@@ -171,8 +172,8 @@ class GroupNorm(Module):
     ) -> None:
         super().__init__()
         op = type(self).__name__
-        self.num_groups = _int(num_groups, op, "num_groups", 1)
-        self.num_channels = _int(num_channels, op, "num_channels", 1)
+        self.num_groups = int_arg(op, "num_groups", num_groups, 1)
+        self.num_channels = int_arg(op, "num_channels", num_channels, 1)
         if self.num_channels % self.num_groups != 0:
             raise ValueError(f"{op}: num_channels ({self.num_channels}) must be divisible by "
                              f"num_groups ({self.num_groups})")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kiln._checks import pair
 from kiln.nn import functional as F
 from kiln.nn.modules.module import Module
-from kiln.nn.modules.utils import _pair
 from kiln.tensor import Tensor
 
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
@@ -21,11 +21,11 @@ class _Pool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> None:
         super().__init__()
         op = type(self).__name__
-        kernel = _pair(kernel_size, op, "kernel_size", 1)
-        pad = _pair(padding, op, "padding", 0)
-        dil = _pair(dilation, op, "dilation", 1)
+        kernel = pair(op, "kernel_size", kernel_size, 1)
+        pad = pair(op, "padding", padding, 0)
+        dil = pair(op, "dilation", dilation, 1)
         if stride is not None:
-            _pair(stride, op, "stride", 1)
+            pair(op, "stride", stride, 1)
         effective = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
         if pad[0] > effective[0] // 2 or pad[1] > effective[1] // 2:
             raise ValueError(f"{op}: padding {padding} should be at most half of the effective "
@@ -102,9 +102,9 @@ class AdaptiveAvgPool2d(Module):
                                  f"got {output_size!r}")
             for size in output_size:
                 if size is not None:
-                    _pair(size, "AdaptiveAvgPool2d", "output_size", 1)
+                    pair("AdaptiveAvgPool2d", "output_size", size, 1)
         else:
-            _pair(output_size, "AdaptiveAvgPool2d", "output_size", 1)
+            pair("AdaptiveAvgPool2d", "output_size", output_size, 1)
         self.output_size = output_size
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002

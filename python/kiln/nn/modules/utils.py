@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -12,25 +11,6 @@ from kiln._device import check_device
 from kiln.nn import init
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
-
-
-def _int(value: Any, op: str, name: str, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        qualifier = "positive" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{op}: {name} must be {qualifier}, got {value}")
-    return int(value)
-
-
-def _pair(value: Any, op: str, name: str, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum, as a pair."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-        return (_int(value[0], op, name, minimum), _int(value[1], op, name, minimum))
-    v = _int(value, op, name, minimum)
-    return (v, v)
 
 
 def _factory_dtype(device: Any, dtype: Any, op: str) -> np.dtype:
