@@ -243,7 +243,7 @@ BAD_CONV2D = [
     (TypeError, lambda: F.conv2d(t((2, 3, 8, 8)), t((4, 3, 3, 3)), t((4,), np.float64)),
      "dtype"),
     (TypeError, lambda: F.conv2d(t((2, 3, 8, 8)), t((4, 3, 3, 3)), stride=1.5), "stride"),
-    (TypeError, lambda: F.conv2d(t((2, 3, 8, 8)), t((4, 3, 3, 3)), padding=(1, 2, 3)),
+    (ValueError, lambda: F.conv2d(t((2, 3, 8, 8)), t((4, 3, 3, 3)), padding=(1, 2, 3)),
      "padding"),
     (TypeError, lambda: F.conv2d(t((2, 3, 8, 8)), t((4, 3, 3, 3)), groups="2"), "groups"),
 ]

@@ -153,7 +153,7 @@ def test_failed_write_leaves_old_file(tmp_path, monkeypatch):
     (dict(images=np.zeros((0, 3, 4, 4))), ValueError, "empty batch"),
     (dict(images=[[0.5]]), TypeError, "numpy.ndarray or kiln.Tensor"),
     (dict(images=np.array([["a"]])), TypeError, "numeric images"),
-    (dict(nrow=0), ValueError, "nrow must be >= 1"),
+    (dict(nrow=0), ValueError, "nrow must be positive"),
     (dict(padding=-1), ValueError, "padding must be >= 0"),
     (dict(labels=[1]), ValueError, "1 labels for 2 images"),
     (dict(value_range=(1, 0), normalize=True), ValueError, "value_range"),

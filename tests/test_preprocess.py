@@ -171,7 +171,7 @@ def test_bad_input():
         SubtractMeanImage().fit(np.zeros((0, 3)))
     with pytest.raises(ValueError, match="PCA: k=61 exceeds the 60 values per sample"):
         PCA(61).fit(images())
-    with pytest.raises(ValueError, match="PCA: k must be >= 1"):
+    with pytest.raises(ValueError, match="PCA: k must be positive"):
         PCA(0)
     with pytest.raises(ValueError, match="ZCA: eps must be a number > 0"):
         ZCA(eps=0)

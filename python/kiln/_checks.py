@@ -11,7 +11,7 @@ The rules (PyTorch's, where it has one):
 - a value of the right type out of its range is a ValueError.
 
 Errors name the op and the argument, in one wording: ``"conv2d: stride must be an
-int or a pair of ints, got 'a'"``, ``"Resize: size must be >= 1, got (0, 2)"``.
+int or a pair of ints, got 'a'"``, ``"Resize: size must be positive, got (0, 2)"``.
 Tensor arguments are checked by the ops' own modules.
 """
 
@@ -34,12 +34,16 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def _at_least(minimum: int) -> str:
+    return "positive" if minimum == 1 else f">= {minimum}"
+
+
 def int_arg(op: str, name: str, value: Any, minimum: int | None = None) -> int:
     """``value`` as an int; TypeError if it is not one, ValueError below ``minimum``."""
     if not is_int(value):
         raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__} {value!r}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{op}: {name} must be {_at_least(minimum)}, got {value}")
     return int(value)
 
 
@@ -56,7 +60,8 @@ def pair(op: str, name: str, value: Any, minimum: int | None = None) -> tuple[in
     if items is None or not (is_int(items[0]) and is_int(items[1])):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if minimum is not None and min(items) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(int(v) for v in items)}")
+        raise ValueError(f"{op}: {name} must be {_at_least(minimum)}, got "
+                         f"{tuple(int(v) for v in items)}")
     return int(items[0]), int(items[1])
 
 
