@@ -21,7 +21,7 @@ from kiln.autograd.hooks import RemovableHandle
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor, placement
 
-__all__ = ["Module", "RemovableHandle"]
+__all__ = ["Module", "RemovableHandle", "StateDictError"]
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
