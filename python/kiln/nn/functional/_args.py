@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from kiln.ops import _arrays
 from kiln.tensor import Tensor
 
 
@@ -20,17 +19,17 @@ def check_tensor(op: str, name: str, value: Any, optional: bool = False) -> None
         raise TypeError(f"{op}: expected {name} to be {kind}, got {type(value).__name__}")
 
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # dtype objects: a fast `in`
+
+
 def check_float_tensor(op: str, name: str, value: Any, optional: bool = False) -> None:
     """check_tensor, plus a floating dtype (float32 or float64)."""
-    check_tensor(op, name, value, optional)
-    if value is not None and value.dtype not in (np.float32, np.float64):
+    if value is None and optional:
+        return
+    if not isinstance(value, Tensor):
+        check_tensor(op, name, value, optional)
+    if value._data.dtype not in _FLOAT_DTYPES:
         raise TypeError(
             f"{op}: expected {name} of dtype float32 or float64, got {value.dtype} "
             f"with shape {tuple(value.shape)}"
         )
-
-
-def contiguous(array: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """kiln.ops' contiguous on NumPy, for the Functions not yet moved to kiln.ops
-    (activations); the ops take their backend's array module instead."""
-    return _arrays.contiguous(np, array, dtype)
