@@ -1073,14 +1073,11 @@ OPS: list[OpRow] = [
     _unary(".tanh"),
     OpRow(".softmax", samples=lambda m: [
         Sample("dim1", m(3, 4), 1), Sample("dim0", m(3, 4), 0),
-        Sample("dtype_f64", m(3, 4), 1, dtype=F64, xfail=bug(
-            "Tensor.softmax(dim, dtype=...) raises TypeError (no dtype argument); PyTorch "
-            "casts to dtype first (F.softmax accepts it)")),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64),
     ]),
     OpRow(".log_softmax", samples=lambda m: [
         Sample("dim-1", m(2, 3, 4), -1),
-        Sample("dtype_f64", m(3, 4), 1, dtype=F64, xfail=bug(
-            "Tensor.log_softmax(dim, dtype=...) raises TypeError (no dtype argument)")),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64),
     ]),
     OpRow(".clamp", samples=lambda m: [
         Sample("min_max", m(3, 4), -0.5, 0.5),
