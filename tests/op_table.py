@@ -626,7 +626,7 @@ def _reduce_samples(m: Maker, kind: str = "randn") -> list[Sample]:
         Sample("dims_tuple_keepdim", m(2, 3, 4, kind=kind), (0, -1), keepdim=True),
         Sample("kw_dim", m(3, 5, kind=kind), dim=1),
         Sample("0d", m(kind=kind)),
-        Sample("0d_dim0", m(kind=kind), 0, xfail=ZERO_D_DIM),
+        Sample("0d_dim0", m(kind=kind), 0),
         Sample("noncontig", m(4, 3, kind=kind, layout="T"), 1),
         Sample("empty_dim", m(0, 3, kind=kind), 1),
         Sample("empty_all", m(0, 3, kind=kind), gradcheck=False),
@@ -641,10 +641,6 @@ def _sum_samples(m: Maker) -> list[Sample]:
     ]
 
 
-ZERO_D_DIM = bug("a 0-d tensor rejects dim=0 (NumPy AxisError/IndexError escapes); PyTorch "
-                 "accepts dim 0 and -1 on 0-d tensors and returns a 0-d result")
-
-
 def _extreme_samples(m: Maker) -> list[Sample]:
     d = lambda *s, **k: m(*s, kind="distinct", **k)  # noqa: E731
     return [
@@ -653,7 +649,7 @@ def _extreme_samples(m: Maker) -> list[Sample]:
         Sample("dim0_keepdim", d(3, 4, 2), 0, keepdim=True),
         Sample("dim-1", d(2, 3, 4), -1),
         Sample("0d", d()),
-        Sample("0d_dim0", d(), 0, xfail=ZERO_D_DIM),
+        Sample("0d_dim0", d(), 0),
         Sample("noncontig", d(4, 3, layout="T"), 0),
         Sample("batch1", d(1, 5), 1),
         Sample("nan", np.array([[1.0, np.nan, 3.0], [2.0, 0.0, -1.0]], m.dtype), 1,
@@ -672,9 +668,7 @@ def _arg_samples(m: Maker) -> list[Sample]:
         Sample("all", d(3, 4)),
         Sample("dim0", d(3, 4), 0),
         Sample("dim1_keepdim", d(3, 4), 1, keepdim=True),
-        Sample("all_keepdim", d(2, 3), keepdim=True, xfail=bug(
-            "argmax/argmin(dim=None, keepdim=True) on a (2, 3) tensor returns shape (); "
-            "PyTorch returns shape (1, 1)", "forward")),
+        Sample("all_keepdim", d(2, 3), keepdim=True),
         Sample("0d", d()),
         Sample("noncontig", d(4, 3, layout="T"), 1),
         Sample("nan", np.array([[1.0, np.nan, 3.0], [2.0, 0.0, -1.0]], m.dtype), 1),
@@ -1232,15 +1226,9 @@ OPS: list[OpRow] = [
         Sample("dim_not_1", m(1, 3, 1), 1),
         Sample("dim-1", m(1, 3, 1), -1),
         Sample("0d", m()),
-        Sample("0d_dim0", m(), 0, xfail=bug(
-            "squeeze(0) of a 0-d tensor raises IndexError 'tuple index out of range'; PyTorch "
-            "returns the 0-d tensor")),
-        Sample("empty_tuple", m(1, 3, 1), (), xfail=bug(
-            "squeeze(()) raises ValueError 'not enough values to unpack'; PyTorch squeezes "
-            "nothing")),
-        Sample("dims_tuple", m(1, 3, 1, 2), (0, 2), xfail=bug(
-            "squeeze((0, 2)) raises ValueError 'too many values to unpack'; PyTorch (>= 2.0) "
-            "squeezes a tuple of dims: shape (1, 3, 1, 2) -> (3, 2)")),
+        Sample("0d_dim0", m(), 0),
+        Sample("empty_tuple", m(1, 3, 1), ()),
+        Sample("dims_tuple", m(1, 3, 1, 2), (0, 2)),
     ]),
     OpRow(".permute", samples=lambda m: [
         Sample("varargs", m(2, 3, 4), 2, 0, 1),
@@ -1257,9 +1245,7 @@ OPS: list[OpRow] = [
     OpRow(".transpose", samples=lambda m: [
         Sample("0_1", m(2, 3), 0, 1), Sample("neg", m(2, 3, 4), -1, 0),
         Sample("same", m(2, 3), 1, 1),
-        Sample("0d", m(), 0, -1, xfail=bug(
-            "transpose(0, -1) of a 0-d tensor raises IndexError 'list index out of range'; "
-            "PyTorch returns the 0-d tensor")),
+        Sample("0d", m(), 0, -1),
     ], errors=lambda m: [
         ErrorCase("dim out of range", m(2, 3), 0, 2, exc=IndexError, match=r"transpose.*2"),
     ]),

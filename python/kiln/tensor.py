@@ -556,12 +556,14 @@ class Tensor:
 
     # ------------------------------------------------------------- reductions
     def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return Sum.apply(self, _norm_dims(dim, self.ndim, "sum"), keepdim)
+        dims = None if dim is None else _reduce_dims(dim, self.ndim, "sum")
+        return Sum.apply(self, dims, keepdim)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         if self.dtype.kind != "f":
             raise TypeError(f"mean: expected a floating point tensor, got {self.dtype}")
-        return Mean.apply(self, _norm_dims(dim, self.ndim, "mean"), keepdim)
+        dims = None if dim is None else _reduce_dims(dim, self.ndim, "mean")
+        return Mean.apply(self, dims, keepdim)
 
     def _extreme(self, dim: Any, keepdim: bool, is_max: bool) -> Any:
         name = "max" if is_max else "min"
@@ -581,18 +583,32 @@ class Tensor:
         return self._extreme(dim, keepdim, False)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        if dim is None:
-            return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64), self._device)
-        (d,) = _norm_dims(dim, self.ndim, "argmax")
-        return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64),
-                            self._device)
+        """Index of the largest element (of the flattened tensor when ``dim`` is None;
+        ``keepdim`` then gives shape (1,) * ndim, as PyTorch)."""
+        return self._arg(dim, keepdim, "argmax", np.argmax)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index of the smallest element; see argmax."""
+        return self._arg(dim, keepdim, "argmin", np.argmin)
+
+    def _arg(self, dim: Any, keepdim: bool, name: str, pick: Any) -> Tensor:
         if dim is None:
-            return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64), self._device)
-        (d,) = _norm_dims(dim, self.ndim, "argmin")
-        return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64),
-                            self._device)
+            if self._data.size == 0:
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for an "
+                                   f"empty input of shape {self.shape}")
+            index = np.asarray(pick(self._data), dtype=np.int64)
+            if keepdim:
+                index = index.reshape((1,) * self.ndim)
+        else:
+            (d,) = _norm_dims(dim, self.ndim, name)
+            if self.ndim == 0:
+                index = np.zeros((), np.int64)
+            else:
+                if self.shape[d] == 0:
+                    raise IndexError(f"{name}: cannot reduce over an empty dimension {d} of "
+                                     f"{self.shape}")
+                index = pick(self._data, axis=d, keepdims=keepdim).astype(np.int64)
+        return Tensor._wrap(index, self._device)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> Tensor:
@@ -619,12 +635,14 @@ class Tensor:
             raise IndexError(f"unsqueeze: dimension {dim} out of range for {self.ndim} dimensions")
         return Reshape.apply(self, self.shape[:d] + (1,) + self.shape[d:])
 
-    def squeeze(self, dim: int | None = None) -> Tensor:
+    def squeeze(self, dim: Any = None) -> Tensor:
+        """Removes size-1 dimensions: all of them, or those of ``dim`` (an int or a tuple
+        of ints; a dim whose size is not 1 is kept)."""
         if dim is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
-            (d,) = _norm_dims(dim, self.ndim, "squeeze")
-            shape = self.shape[:d] + self.shape[d + 1 :] if self.shape[d] == 1 else self.shape
+            dims = _norm_dims(dim, self.ndim, "squeeze", unique=True)
+            shape = tuple(n for i, n in enumerate(self.shape) if n != 1 or i not in dims)
         return Reshape.apply(self, shape)
 
     def permute(self, *dims: Any) -> Tensor:
@@ -635,6 +653,8 @@ class Tensor:
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         a, b = _norm_dims((dim0, dim1), self.ndim, "transpose")
+        if self.ndim == 0:  # dims 0 and -1 name the 0-d tensor's one "dimension"
+            return Permute.apply(self, ())
         order = list(range(self.ndim))
         order[a], order[b] = order[b], order[a]
         return Permute.apply(self, tuple(order))
@@ -729,20 +749,34 @@ class Tensor:
         return self.to(placement("cuda" if device is None else device, "cuda"))
 
 
-def _norm_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+def _norm_dims(dim: Any, ndim: int, op: str, unique: bool = False) -> tuple[int, ...] | None:
     """``dim`` (None, an int or a sequence of ints, negative counting from the end) as
-    non-negative axes of an ``ndim``-D tensor; IndexError naming ``op`` when out of range."""
+    non-negative axes of an ``ndim``-D tensor (a 0-d tensor takes 0 and -1, as PyTorch);
+    IndexError naming ``op`` when out of range, RuntimeError for a repeated dim when
+    ``unique``."""
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    n = max(ndim, 1)
     out = []
     for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(
-                f"{op}: dimension {d} out of range for a tensor of {ndim} dimensions"
-            )
-        out.append(int(d) % max(ndim, 1))
+        if not -n <= d < n:
+            raise IndexError(f"{op}: dimension {d} out of range (expected to be in range of "
+                             f"[{-n}, {n - 1}], but got {d})")
+        out.append(int(d) % n)
+    if unique and len(set(out)) != len(out):
+        repeated = next(d for d in out if out.count(d) > 1)
+        raise RuntimeError(f"{op}: dim {repeated} appears multiple times in the list of dims")
     return tuple(out)
+
+
+def _reduce_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+    """The axes a sum or mean over ``dim`` reduces: None (every element) for an empty
+    tuple, as PyTorch; none at all for a 0-d tensor (dim 0 or -1 leaves it as it is)."""
+    dims = _norm_dims(dim, ndim, op, unique=True)
+    if not dims:
+        return None
+    return () if ndim == 0 else dims
 
 
 def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:

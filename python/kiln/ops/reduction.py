@@ -53,10 +53,13 @@ class MaxMin(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, dim: int, keepdim: bool, is_max: bool) -> tuple:
         xp = ctx.backend.xp
+        ctx.shape = a.shape
+        if a.ndim == 0:  # a 0-d tensor is its own max along dim 0 (or -1), index 0
+            a, keepdim = a.reshape(1), False
         pick = xp.argmax if is_max else xp.argmin
         index = pick(a, axis=dim, keepdims=True)
         values = xp.take_along_axis(a, index, axis=dim)
-        ctx.shape, ctx.dim, ctx.index, ctx.keepdim = a.shape, dim, index, keepdim
+        ctx.work_shape, ctx.dim, ctx.index, ctx.keepdim = a.shape, dim, index, keepdim
         if not keepdim:
             values, index = xp.squeeze(values, dim), xp.squeeze(index, dim)
         index = index.astype(xp.int64)
@@ -68,9 +71,9 @@ class MaxMin(Function):
         xp = ctx.backend.xp
         if not ctx.keepdim:
             g = xp.expand_dims(g, ctx.dim)
-        out = xp.zeros(ctx.shape, g.dtype)
+        out = xp.zeros(ctx.work_shape, g.dtype)
         xp.put_along_axis(out, ctx.index, g, axis=ctx.dim)
-        return out, None, None, None
+        return out.reshape(ctx.shape), None, None, None
 
 
 class MaxMinAll(Function):
