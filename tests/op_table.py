@@ -654,10 +654,7 @@ def _extreme_samples(m: Maker) -> list[Sample]:
         Sample("batch1", d(1, 5), 1),
         Sample("nan", np.array([[1.0, np.nan, 3.0], [2.0, 0.0, -1.0]], m.dtype), 1,
                gradcheck=False),
-        Sample("nan_all", np.array([1.0, np.nan, 3.0], m.dtype), gradcheck=False, xfail=bug(
-            "max()/min() over all of [1, NaN, 3]: the value is NaN as in PyTorch, but the "
-            "gradient is NaN everywhere; PyTorch sends it to the NaN element only "
-            "([0, g, 0])", "backward")),
+        Sample("nan_all", np.array([1.0, np.nan, 3.0], m.dtype), gradcheck=False),
         Sample("int_input", m.ints(3, 4), 0),
     ]
 
@@ -1162,16 +1159,11 @@ OPS: list[OpRow] = [
     ]),
     OpRow(".min", samples=_extreme_samples, errors=lambda m: _dim_error("min")(m) + [
         ErrorCase("empty without dim", m(0, 3), exc=(ValueError, RuntimeError, IndexError),
-                  match=r"min.*(non-empty|\(0, 3\))", xfail="kiln bug: min() of an empty "
-                  "tensor says 'max(): expected a non-empty tensor' (names the wrong op)"),
+                  match=r"min.*(non-empty|\(0, 3\))"),
     ]),
     *[OpRow(f".{name}", name=f".{name}(other)", samples=lambda m, name=name: [
-        Sample("same_shape", m(3, 4, kind="distinct"), m(3, 4, kind="distinct"), xfail=bug(
-            f"Tensor.{name}(other) (elementwise, as torch.{name}imum) is not implemented: the "
-            "tensor is taken for a dim ('dimension tensor(...) out of range' or 'bool value "
-            "of a tensor ... is ambiguous')")),
-        Sample("bcast", m(3, 1, kind="distinct"), m(4, kind="distinct"), xfail=bug(
-            f"Tensor.{name}(other) with broadcasting is not implemented")),
+        Sample("same_shape", m(3, 4, kind="distinct"), m(3, 4, kind="distinct")),
+        Sample("bcast", m(3, 1, kind="distinct"), m(4, kind="distinct")),
     ]) for name in ("max", "min")],
     OpRow(".argmax", samples=_arg_samples, differentiable=False, errors=_dim_error("argmax")),
     OpRow(".argmin", samples=_arg_samples, differentiable=False, errors=_dim_error("argmin")),

@@ -30,6 +30,7 @@ from kiln.ops.elementwise import (
     Clamp,
     Div,
     Exp,
+    Extremum,
     Log,
     Mul,
     Neg,
@@ -567,6 +568,8 @@ class Tensor:
 
     def _extreme(self, dim: Any, keepdim: bool, is_max: bool) -> Any:
         name = "max" if is_max else "min"
+        if isinstance(dim, Tensor):  # max(other): the elementwise form (torch.maximum)
+            return Extremum.apply(self, dim, is_max)
         if dim is None:
             return MaxMinAll.apply(self, is_max)
         (d,) = _norm_dims(dim, self.ndim, name)
@@ -576,11 +579,22 @@ class Tensor:
         return (return_types_max if is_max else return_types_min)(values, indices)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Any:
-        """Largest element, or (values, indices) along ``dim``."""
+        """Largest element, (values, indices) along ``dim``, or ``max(other)``: the
+        elementwise maximum with a tensor (as ``maximum``)."""
         return self._extreme(dim, keepdim, True)
 
     def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """Smallest element, (values, indices) along ``dim``, or the elementwise minimum
+        with a tensor ``other`` (as ``minimum``)."""
         return self._extreme(dim, keepdim, False)
+
+    def maximum(self, other: Tensor) -> Tensor:
+        """Elementwise maximum (broadcast, PyTorch's promotion; NaN propagates)."""
+        return Extremum.apply(self, _tensor_arg(other, "maximum"), True)
+
+    def minimum(self, other: Tensor) -> Tensor:
+        """Elementwise minimum (broadcast, PyTorch's promotion; NaN propagates)."""
+        return Extremum.apply(self, _tensor_arg(other, "minimum"), False)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index of the largest element (of the flattened tensor when ``dim`` is None;
@@ -777,6 +791,12 @@ def _reduce_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     if not dims:
         return None
     return () if ndim == 0 else dims
+
+
+def _tensor_arg(value: Any, op: str, name: str = "other") -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
+    return value
 
 
 def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
@@ -1083,6 +1103,16 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     return Where.apply(cond.astype(bool), input, other)
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """Elementwise maximum of two tensors (broadcast; NaN propagates)."""
+    return _tensor_arg(input, "maximum", "input").maximum(other)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """Elementwise minimum of two tensors (broadcast; NaN propagates)."""
+    return _tensor_arg(input, "minimum", "input").minimum(other)
 
 
 def is_tensor(obj: Any) -> bool:

@@ -6,6 +6,8 @@ NumPy's rules); a gradient flowing to a broadcast operand is summed back to that
 operand's shape. Unary ops keep their input's shape.
 
     Add, Sub, Mul, Div, Pow   (a, b)
+    Extremum                  (a, b, is_max): elementwise maximum or minimum (NaN wins);
+                              at ties each operand gets half the gradient, as PyTorch
     Neg, Exp, Log, Sqrt, Abs  (a)
     Clamp                     (a, low, high): either bound may be None
     Where                     (condition, a, b): condition a bool array
@@ -129,6 +131,31 @@ class Pow(Function):
                 log_a = xp.where(positive, xp.log(xp.where(positive, a, 1)), 0)
             gb = unbroadcast(g * out * log_a, _shape(b))
         return ga, gb
+
+
+class Extremum(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any, is_max: bool) -> Any:
+        xp = ctx.backend.xp
+        a, b = _operands(a, b)
+        ctx.save_for_backward(a, b)
+        ctx.is_max = is_max
+        return xp.maximum(a, b) if is_max else xp.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad[:2]
+        a, b = xp.asarray(a), xp.asarray(b)
+        shared = xp.where(a == b, g / 2, g)  # NaN compares unequal: both operands get g
+        zero = xp.zeros((), g.dtype)
+        a_loses, b_loses = (a < b, a > b) if ctx.is_max else (a > b, a < b)
+        return (
+            unbroadcast(xp.where(a_loses, zero, shared), _shape(a)) if na else None,
+            unbroadcast(xp.where(b_loses, zero, shared), _shape(b)) if nb else None,
+            None,
+        )
 
 
 class Neg(Function):

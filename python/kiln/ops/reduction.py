@@ -6,8 +6,9 @@ the reduced axes with size 1.
     Sum, Mean  (a, dims, keepdim)
     MaxMin     (a, dim, keepdim, is_max) -> (values, int64 indices): the max or min
                along one axis; the indices carry no gradient
-    MaxMinAll  (a, is_max) -> 0-D: the max or min of every element; the gradient is
-               split evenly among ties, as PyTorch's
+    MaxMinAll  (a, is_max) -> 0-D: the max or min of every element (NaN when there is
+               one); the gradient is split evenly among the elements equal to the result
+               (among the NaNs when it is NaN), as PyTorch's
 """
 
 from __future__ import annotations
@@ -81,13 +82,16 @@ class MaxMinAll(Function):
     def forward(ctx: Context, a: Any, is_max: bool) -> Any:
         xp = ctx.backend.xp
         if a.size == 0:
-            raise RuntimeError("max(): expected a non-empty tensor")
+            name = "max" if is_max else "min"
+            raise RuntimeError(f"{name}(): expected a non-empty tensor, got shape {a.shape}; "
+                               "specify the reduction dim with the 'dim' argument")
         out = xp.max(a) if is_max else xp.min(a)
         ctx.save_for_backward(a, out)
         return xp.asarray(out)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
         a, out = ctx.saved_tensors
-        hit = a == out
+        hit = xp.isnan(a) if out != out else a == out
         return g * hit / hit.sum(), None
