@@ -754,13 +754,9 @@ def _cat_samples(m: Maker) -> list[Sample]:
         Sample("with_empty", [m(2, 3), m(0, 3)]),
         Sample("noncontig", [m(4, 3, layout="T"), m(2, 3, layout="step")]),
         Sample("f32_f64", [Const(m(2, 3, dtype=F32)), Const(m(1, 3, dtype=F64))]),
-        Sample("int_float", [m.ints(2, 3), m(1, 3, dtype=F32)], gradcheck=False, xfail=bug(
-            "cat([int64 (2, 3), float32 (1, 3)]) returns float64 (NumPy's rule); PyTorch "
-            "promotes to float32", "forward")),
+        Sample("int_float", [m.ints(2, 3), m(1, 3, dtype=F32)], gradcheck=False),
         Sample("tuple_of_tensors", (m(2, 3), m(2, 3)), 1),
-        Sample("legacy_empty_1d", [m(0), m(2, 3)], 1, xfail=bug(
-            "cat([(0,), (2, 3)], dim=1) raises IndexError; PyTorch skips legacy empty 1-D "
-            "tensors (in its op_db) and returns the (2, 3) tensor")),
+        Sample("legacy_empty_1d", [m(0), m(2, 3)], 1),
     ]
 
 
@@ -1082,14 +1078,8 @@ OPS: list[OpRow] = [
         Sample("nan", np.array([np.nan, 1.0, -1.0], m.dtype), -0.5, 0.5, gradcheck=False),
         Sample("at_bounds", np.array([-0.5, 0.5, 0.0], m.dtype), -0.5, 0.5, gradcheck=False),
         Sample("tensor_bounds", m(3, 4), Const(-m(4, kind="pos")), Const(m(3, 1, kind="pos"))),
-        Sample("tensor_bounds_grad", m(3, 4), -m(4, kind="pos") * 0.5, m(3, 1, kind="pos") * 0.5,
-               xfail=bug("clamp(x, min_tensor, max_tensor) sends no gradient to the bound "
-                         "tensors (their .grad stays None); PyTorch sends the upstream "
-                         "gradient to min where x < min and to max where x > max",
-                         "backward", "gradcheck")),
-        Sample("int_tensor_float_bounds", m.ints(3, 4, low=-5), -1.5, 2.5, xfail=bug(
-            "clamp of an int64 tensor with float bounds (-1.5, 2.5) returns int64 [.., 2, -1]; "
-            "PyTorch promotes to float32 [.., 2.5, -1.5]", "forward")),
+        Sample("tensor_bounds_grad", m(3, 4), -m(4, kind="pos") * 0.5, m(3, 1, kind="pos") * 0.5),
+        Sample("int_tensor_float_bounds", m.ints(3, 4, low=-5), -1.5, 2.5),
     ], errors=lambda m: [
         ErrorCase("no bounds", m(3), exc=(ValueError, RuntimeError), match=r"clamp"),
     ]),

@@ -1076,10 +1076,13 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         if t.ndim == 0:
             raise ValueError(f"cat: zero-dimensional tensor (at position {position}) cannot "
                              "be concatenated")
-    (d,) = _norm_dims(dim, items[0].ndim, "cat")
-    for t in items[1:]:
-        if t.ndim != items[0].ndim or any(
-            a != b for i, (a, b) in enumerate(zip(t.shape, items[0].shape)) if i != d
+    # legacy empty 1-D (0,) tensors join anything (PyTorch skips them); the dtype is
+    # PyTorch's promotion of all the tensors (int64 with float32 is float32)
+    kept = [t for t in items if t.shape != (0,)] or items[:1]
+    (d,) = _norm_dims(dim, kept[0].ndim, "cat")
+    for t in kept[1:]:
+        if t.ndim != kept[0].ndim or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, kept[0].shape)) if i != d
         ):
             raise ValueError(
                 f"cat: sizes of tensors must match except in dimension {d}; got "

@@ -9,7 +9,8 @@ operand's shape. Unary ops keep their input's shape.
     Extremum                  (a, b, is_max): elementwise maximum or minimum (NaN wins);
                               at ties each operand gets half the gradient, as PyTorch
     Neg, Exp, Log, Sqrt, Abs  (a)
-    Clamp                     (a, low, high): either bound may be None
+    Clamp                     (a, low, high): either bound may be None, a number or an
+                              array (broadcast; the bounds get gradients as PyTorch's)
     Where                     (condition, a, b): condition a bool array
     Cast                      (a, dtype)
 """
@@ -225,8 +226,14 @@ class Clamp(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, low: Any, high: Any) -> Any:
         xp = ctx.backend.xp
-        ctx.save_for_backward(a)
-        ctx.bounds = (low, high)
+        bounds = [b for b in (low, high) if b is not None]
+        if not (type(a) is np.ndarray and a.dtype.kind == "f"
+                and all(type(b) in (float, int) for b in bounds)):
+            _, converted = promoted(a, *bounds)  # PyTorch's result dtype over all three
+            a = converted[0]
+            low = None if low is None else converted[1]
+            high = None if high is None else converted[-1]
+        ctx.save_for_backward(a, low, high)
         out = a
         if low is not None:
             out = xp.maximum(out, low)
@@ -236,14 +243,30 @@ class Clamp(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
-        (a,) = ctx.saved_tensors
-        low, high = ctx.bounds
-        inside = ctx.backend.xp.ones(a.shape, dtype=bool)
-        if low is not None:
-            inside &= a >= low
-        if high is not None:
-            inside &= a <= high
-        return g * inside, None, None
+        # PyTorch's clamp_backward_min_max: x gets g where low <= x <= high; low where
+        # x < low < high; high where x > high or high < low (high wins when they cross)
+        xp = ctx.backend.xp
+        a, low, high = ctx.saved_tensors
+        na, nl, nh = ctx.needs_input_grad
+        zero = xp.zeros((), g.dtype)
+        ga = gl = gh = None
+        if na:
+            if low is not None and high is not None:
+                inside = (a >= low) & (a <= high)
+            else:
+                inside = a >= low if low is not None else a <= high
+            ga = unbroadcast(xp.where(inside, g, zero), _shape(a))
+        if nl:
+            below = a < low
+            if high is not None:
+                below &= low < high
+            gl = unbroadcast(xp.where(below, g, zero), _shape(low))
+        if nh:
+            above = a > high
+            if low is not None:
+                above |= high < low
+            gh = unbroadcast(xp.where(above, g, zero), _shape(high))
+        return ga, gl, gh
 
 
 class Where(Function):
