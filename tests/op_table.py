@@ -1025,8 +1025,7 @@ OPS: list[OpRow] = [
         Sample("negative_base_float_exp", np.array([-1.5, 2.0, -0.5], m.dtype), 0.5,
                gradcheck=False),
         Sample("zero_base_negative_exp", np.array([0.0, 2.0], m.dtype), -1, gradcheck=False),
-        Sample("zero_base_zero_exp", np.array([0.0, 2.0], m.dtype), 0, gradcheck=False,
-               xfail=bug("d/dx x**0 at x=0 is NaN (0 * 0**-1); PyTorch's is 0", "backward")),
+        Sample("zero_base_zero_exp", np.array([0.0, 2.0], m.dtype), 0, gradcheck=False),
     ], errors=lambda m: [
         ErrorCase("int to negative int power", m.ints(3, low=1), -1, exc=(ValueError, RuntimeError),
                   match=r"(pow|\*\*).*negative", xfail="kiln bug: NumPy's message ('Integers "
@@ -1052,9 +1051,7 @@ OPS: list[OpRow] = [
     _unary(".exp"),
     _unary(".log", kind="pos"),
     _unary(".sqrt", kind="pos"),
-    _unary(".abs", xfail={
-        "nan": bug("abs'(NaN) is NaN (sign(NaN)); PyTorch's is 0", "backward"),
-    }),
+    _unary(".abs"),
     _unary(".relu"),
     _unary(".sigmoid"),
     _unary(".tanh"),

@@ -97,40 +97,49 @@ class Div(Function):
             dtype = np.dtype(np.float32)
         _, (a, b) = promoted(a, b, dtype=dtype)
         ctx.save_for_backward(a, b)
-        return ctx.backend.xp.true_divide(a, b)
+        if b.ndim == 0 and b != 0:  # a nonzero scalar divisor: nothing to warn about (x / 2)
+            return ctx.backend.xp.true_divide(a, b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # as PyTorch: silent
+            return ctx.backend.xp.true_divide(a, b)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
         xp = ctx.backend.xp
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        return (
-            unbroadcast(g / b, _shape(a)) if na else None,
-            unbroadcast(-g * a / (xp.asarray(b) * b), _shape(b)) if nb else None,
-        )
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # as PyTorch: silent
+            return (
+                unbroadcast(g / b, _shape(a)) if na else None,
+                unbroadcast(-g * a / (xp.asarray(b) * b), _shape(b)) if nb else None,
+            )
 
 
 class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         a, b = _operands(a, b)
-        out = ctx.backend.xp.power(a, b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = ctx.backend.xp.power(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
+        # PyTorch's pow_backward (0 where the exponent is 0, even at a 0, NaN or inf base)
+        # and pow_backward_exponent (0 where the base is 0 and the exponent >= 0, else
+        # out * log(a): NaN for a negative base)
         xp = ctx.backend.xp
         a, b, out = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         ga = gb = None
-        if na:
-            ga = unbroadcast(g * b * xp.power(a, xp.subtract(b, 1)), _shape(a))
-        if nb:
-            positive = xp.asarray(a) > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = xp.where(positive, xp.log(xp.where(positive, a, 1)), 0)
-            gb = unbroadcast(g * out * log_a, _shape(b))
+        zero = xp.zeros((), g.dtype)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if na:
+                ga = xp.where(xp.asarray(b) == 0, zero, g * b * xp.power(a, xp.subtract(b, 1)))
+                ga = unbroadcast(ga, _shape(a))
+            if nb:
+                zero_base = (xp.asarray(a) == 0) & (xp.asarray(b) >= 0)
+                gb = unbroadcast(g * xp.where(zero_base, zero, out * xp.log(a)), _shape(b))
         return ga, gb
 
 
@@ -172,7 +181,8 @@ class Neg(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
-        out = ctx.backend.xp.exp(a)
+        with np.errstate(over="ignore"):  # exp(100) in float32 is inf, silently (PyTorch)
+            out = ctx.backend.xp.exp(a)
         ctx.save_for_backward(out)
         return out
 
@@ -192,7 +202,8 @@ class Log(Function):
     @staticmethod
     def backward(ctx: Context, g: Any) -> Any:
         (a,) = ctx.saved_tensors
-        return g / a
+        with np.errstate(divide="ignore", invalid="ignore"):  # 1/0 is inf, silently
+            return g / a
 
 
 class Sqrt(Function):
@@ -218,8 +229,12 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> Any:
+        xp = ctx.backend.xp
         (a,) = ctx.saved_tensors
-        return g * ctx.backend.xp.sign(a)
+        sign = xp.sign(a)
+        if sign.dtype.kind == "f":  # PyTorch's abs'(NaN) is 0 (sgn), NumPy's sign(NaN) NaN
+            sign = xp.where(xp.isnan(sign), 0, sign).astype(sign.dtype, copy=False)
+        return g * sign
 
 
 class Clamp(Function):

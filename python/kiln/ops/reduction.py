@@ -26,6 +26,13 @@ def _expand_reduced(xp: Any, g: Any, shape: tuple[int, ...], dims: Any,
     return xp.broadcast_to(g, shape)
 
 
+def _reduced_shape(shape: tuple[int, ...], dims: Any, keepdim: bool) -> tuple[int, ...]:
+    axes = range(len(shape)) if dims is None else dims
+    if keepdim:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
 class Sum(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, dims: Any, keepdim: bool) -> Any:
@@ -42,12 +49,17 @@ class Mean(Function):
     def forward(ctx: Context, a: Any, dims: Any, keepdim: bool) -> Any:
         ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
         ctx.count = a.size if dims is None else math.prod(a.shape[d] for d in dims)
+        if ctx.count == 0:  # the mean of nothing is NaN, silently (PyTorch)
+            return ctx.backend.xp.full(_reduced_shape(a.shape, dims, keepdim), math.nan,
+                                       a.dtype)
         return ctx.backend.xp.mean(a, axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
-        g = _expand_reduced(ctx.backend.xp, g, ctx.shape, ctx.dims, ctx.keepdim) / ctx.count
-        return g, None, None
+        g = _expand_reduced(ctx.backend.xp, g, ctx.shape, ctx.dims, ctx.keepdim)
+        if ctx.count == 0:  # no element to send a gradient to
+            return g.copy(), None, None
+        return g / ctx.count, None, None
 
 
 class MaxMin(Function):
