@@ -610,10 +610,7 @@ def _matmul_errors(op: str) -> Callable[[Maker], list[ErrorCase]]:
 def _binary_errors(name: str, sym: str) -> Callable[[Maker], list[ErrorCase]]:
     return lambda m: [
         ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
-                  match=rf"({name}|{re.escape(sym)}).*\(2, ?3\).*\(4, ?3\)",
-                  xfail="kiln bug: the message is NumPy's ('operands could not be broadcast "
-                        "together with shapes (2,3) (4,3)'), it does not name the op; PyTorch "
-                        "raises RuntimeError ('The size of tensor a (2) must match ...')"),
+                  match=rf"({name}|{re.escape(sym)}).*\(2, ?3\).*\(4, ?3\)"),
     ]
 
 
@@ -735,9 +732,7 @@ def _getitem_errors(m: Maker) -> list[ErrorCase]:
         ErrorCase("index out of range", m(3, 4), 5, exc=IndexError,
                   match=r"index 5 is out of bounds.*size 3"),
         ErrorCase("negative step", m(3, 4), slice(None, None, -1), exc=ValueError,
-                  match=r"step", xfail="kiln bug: x[::-1] returns the reversed tensor "
-                  "(NumPy semantics); PyTorch raises ValueError 'step must be greater than "
-                  "zero'"),
+                  match=r"step"),
         ErrorCase("too many indices", m(3, 4), (0, 0, 0), exc=IndexError, match=r"indices|index"),
         ErrorCase("float index", m(3, 4), 1.5, exc=IndexError, match=r"ind"),
         ErrorCase("mask shape", m(3, 4), Const(np.ones((2, 4), bool)), exc=IndexError,
@@ -989,16 +984,11 @@ OPS: list[OpRow] = [
           errors=lambda m: _binary_errors("sub", "-")(m) + [
               ErrorCase("bool minus int tensor", m.bools(3), m.ints(3),
                         exc=(TypeError, RuntimeError),
-                        match=r"sub.*bool", xfail="kiln bug: bool tensor - int64 tensor returns "
-                        "[0, -2]-style int64 values; PyTorch raises RuntimeError (subtraction "
-                        "with a bool tensor is not supported)"),
+                        match=r"sub.*bool"),
               ErrorCase("float minus bool scalar", m(3), True, exc=(TypeError, RuntimeError),
-                        match=r"sub.*bool", xfail="kiln bug: tensor([1., 2.]) - True returns "
-                        "[0., 1.]; PyTorch raises RuntimeError (subtraction with a bool is "
-                        "not supported)"),
+                        match=r"sub.*bool"),
               ErrorCase("bool minus bool", m.bools(3), m.bools(3), exc=(TypeError, RuntimeError),
-                        match=r"sub.*bool", xfail="kiln bug: raises NumPy's TypeError "
-                        "('numpy boolean subtract ...'), which does not name the op"),
+                        match=r"sub.*bool"),
           ]),
     OpRow(operator.mul, name="mul", samples=lambda m: binary_samples(m) + promotion_samples(m),
           errors=_binary_errors("mul", "*")),
@@ -1028,8 +1018,7 @@ OPS: list[OpRow] = [
         Sample("zero_base_zero_exp", np.array([0.0, 2.0], m.dtype), 0, gradcheck=False),
     ], errors=lambda m: [
         ErrorCase("int to negative int power", m.ints(3, low=1), -1, exc=(ValueError, RuntimeError),
-                  match=r"(pow|\*\*).*negative", xfail="kiln bug: NumPy's message ('Integers "
-                  "to negative integer powers are not allowed.') does not name the op"),
+                  match=r"(pow|\*\*).*negative"),
     ]),
     OpRow(".pow", samples=lambda m: [
         Sample("scalar", m(3, 4), 2),
@@ -1092,13 +1081,9 @@ OPS: list[OpRow] = [
         Sample("noncontig_self", m(4, 3, layout="T"), m(4, 3)),
     ], errors=lambda m: [
         ErrorCase("int tensor += float", m.ints(3), 1.5, exc=(TypeError, RuntimeError),
-                  match=r"add_.*(float|Float).*(int64|Long)", xfail="kiln bug: NumPy's "
-                  "UFuncOutputCastingError ('Cannot cast ufunc 'add' output from dtype('float64') "
-                  "to dtype('int64') ...') does not name the op"),
+                  match=r"add_.*(float|Float).*(int64|Long)"),
         ErrorCase("result shape grows", m(3, 1), m(3, 4), exc=(ValueError, RuntimeError),
-                  match=r"add_.*\(3, 1\).*\(3, 4\)", xfail="kiln bug: NumPy's message "
-                  "('non-broadcastable output operand with shape (3,1) doesn't match the "
-                  "broadcast shape (3,4)') does not name the op"),
+                  match=r"add_.*\(3, 1\).*\(3, 4\)"),
     ]),
     OpRow(".sub_", differentiable=False, samples=lambda m: [
         Sample("tensor_alpha", m(3, 4), m(3, 4), alpha=0.5),
@@ -1110,8 +1095,7 @@ OPS: list[OpRow] = [
         Sample("tensor", m(3, 4), m(3, 4, kind="pos")), Sample("scalar", m(3, 4), 4),
     ], errors=lambda m: [
         ErrorCase("int tensor /= int", m.ints(3), 2, exc=(TypeError, RuntimeError),
-                  match=r"div_.*(float|Float).*(int64|Long)", xfail="kiln bug: NumPy's "
-                  "casting error ('Cannot cast ufunc 'divide' output ...') does not name the op"),
+                  match=r"div_.*(float|Float).*(int64|Long)"),
     ]),
     OpRow(".fill_", differentiable=False, samples=lambda m: [
         Sample("float", m(3, 4), 2.5), Sample("int_tensor_int", m.ints(3), 7),
@@ -1169,13 +1153,9 @@ OPS: list[OpRow] = [
         Sample("tuple", m(2, 3, 4), (4, 6)),
         Sample("infer", m(2, 3, 4), 3, -1, 2),
         Sample("sliced_viewable", m(2, 3, 4, layout="step"), 6, 4),
-    ], errors=lambda m: _shape_errors("view", xfail="kiln bug: view's message names "
-                                      "reshape ('reshape: shape (4, 2) is invalid ...')")(m) + [
+    ], errors=lambda m: _shape_errors("view")(m) + [
         ErrorCase("not viewable (transposed)", m(4, 3, layout="T"), -1, exc=RuntimeError,
-                  match=r"view.*(stride|contiguous)", xfail="kiln bug: view(-1) of a transposed "
-                  "(4, 3) tensor silently copies (the result shares no memory); PyTorch raises "
-                  "RuntimeError 'view size is not compatible with input tensor's size and "
-                  "stride'"),
+                  match=r"view.*(stride|contiguous)"),
     ]),
     OpRow(".view_as", samples=lambda m: [Sample("2x6", m(3, 4), Const(m(2, 6)))],
           errors=lambda m: [
@@ -1238,17 +1218,11 @@ OPS: list[OpRow] = [
         Sample("same_size", m(2, 3), 2, 3),
     ], errors=lambda m: [
         ErrorCase("-1 in a new leading dim", m(3), -1, 3, exc=(ValueError, RuntimeError),
-                  match=r"expand.*-1", xfail="kiln bug: tensor of shape (3,).expand(-1, 3) "
-                  "returns shape (1, 3); PyTorch raises RuntimeError 'The expanded size of the "
-                  "tensor (-1) isn't allowed in a leading, non-existing dimension 0'"),
+                  match=r"expand.*-1"),
         ErrorCase("non-singleton", m(3, 2), 3, 4, exc=(ValueError, RuntimeError),
-                  match=r"expand.*\(3, 2\)", xfail="kiln bug: NumPy's message ('operands could "
-                  "not be broadcast together with remapped shapes ... (3,2) and requested shape "
-                  "(3,4)') does not name the op"),
+                  match=r"expand.*\(3, 2\)"),
         ErrorCase("fewer sizes than dims", m(2, 3), 3, exc=(ValueError, RuntimeError),
-                  match=r"expand.*\(2, 3\)", xfail="kiln bug: NumPy's message ('input "
-                  "operand has more dimensions than allowed by the axis remapping') does not "
-                  "name the op or the shapes"),
+                  match=r"expand.*\(2, 3\)"),
     ]),
     OpRow(".contiguous", samples=lambda m: [Sample("noncontig", m(4, 3, layout="T"))]),
     OpRow(".clone", samples=lambda m: [
@@ -1289,13 +1263,9 @@ OPS: list[OpRow] = [
         Sample("int_float", _where_cond(m, 2, 3), m.ints(2, 3), m(2, 3)),
     ], errors=lambda m: [
         ErrorCase("int condition", m.ints(3), m(3), m(3), exc=(TypeError, ValueError, RuntimeError),
-                  match=r"where.*condition.*bool", xfail="kiln bug: an int64 condition is "
-                  "accepted (treated as truthy); PyTorch raises RuntimeError 'where expected "
-                  "condition to be a boolean tensor'"),
+                  match=r"where.*condition.*bool"),
         ErrorCase("unbroadcastable", _where_cond(m, 2, 3), m(4, 3), m(2, 3),
-                  exc=ValueError, match=r"where.*\(2, ?3\).*\(4, ?3\)",
-                  xfail="kiln bug: NumPy's message ('operands could not be broadcast together "
-                        "with shapes (2,3) (4,3) (2,3)') does not name the op"),
+                  exc=ValueError, match=r"where.*\(2, ?3\).*\(4, ?3\)"),
     ]),
 ]
 

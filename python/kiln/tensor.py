@@ -16,7 +16,7 @@ import numpy as np
 from kiln import backends
 from kiln._checks import int_arg
 from kiln._device import CPU, check_device, device
-from kiln._promotion import result_type
+from kiln._promotion import category, result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
@@ -38,6 +38,7 @@ from kiln.ops.elementwise import (
     Sqrt,
     Sub,
     Where,
+    broadcast_error,
 )
 from kiln.ops.indexing import GetItem
 from kiln.ops.linear import Matmul
@@ -56,6 +57,9 @@ double = float64
 long = int64
 
 _ALLOWED_KINDS = "fiub"
+
+_COMPARISONS = {np.equal: "eq", np.not_equal: "ne", np.less: "lt", np.less_equal: "le",
+                np.greater: "gt", np.greater_equal: "ge"}
 
 return_types_max = namedtuple("max", ["values", "indices"])
 return_types_min = namedtuple("min", ["values", "indices"])
@@ -356,9 +360,14 @@ class Tensor:
         return Add.apply(self._operand(other), self)
 
     def __sub__(self, other: Any) -> Tensor:
+        if self._data.dtype.kind == "b" or (
+                other._data.dtype.kind == "b" if other.__class__ is Tensor else _is_bool(other)):
+            _reject_bool_sub(self, other)
         return Sub.apply(self, self._operand(other))
 
     def __rsub__(self, other: Any) -> Tensor:
+        if self._data.dtype.kind == "b" or _is_bool(other):
+            _reject_bool_sub(self, other)
         return Sub.apply(self._operand(other), self)
 
     def __mul__(self, other: Any) -> Tensor:
@@ -423,45 +432,69 @@ class Tensor:
             return NotImplemented
         return other.matmul(self)
 
-    def _inplace(self, other: Any, ufunc: np.ufunc) -> Tensor:
+    def _inplace(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
         if is_grad_enabled() and self.requires_grad:
             raise RuntimeError(
-                "a leaf Variable that requires grad is being used in an in-place operation; "
-                "wrap the update in kiln.no_grad()"
+                f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                "operation; wrap the update in kiln.no_grad()"
             )
         value = other._data if isinstance(other, Tensor) else other
-        ufunc(self._data, value, out=self._data, casting="same_kind")
+        try:
+            ufunc(self._data, value, out=self._data, casting="same_kind")
+        except (TypeError, ValueError):
+            raise self._inplace_error(op, value, ufunc) from None
         return self
 
+    def _inplace_error(self, op: str, value: Any, ufunc: np.ufunc) -> Exception:
+        """Why ``ufunc(self, value)`` cannot be written into self, in PyTorch's terms."""
+        shape = tuple(np.shape(value))
+        try:
+            target = np.broadcast_shapes(self.shape, shape)
+        except ValueError:
+            return broadcast_error(op, self.shape, shape)
+        if target != self.shape:
+            return RuntimeError(f"{op}: output with shape {self.shape} doesn't match the "
+                                f"broadcast shape {target}")
+        try:
+            dtype = result_type(self._data, value)
+        except TypeError as e:
+            return TypeError(f"{op}: {e}")
+        if ufunc is np.true_divide and category(dtype) < 2:
+            dtype = float32
+        return RuntimeError(f"{op}: result type {dtype} can't be cast to the desired output "
+                            f"type {self.dtype} (shapes {self.shape} and {shape})")
+
     def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.add)
+        return self._inplace(other, np.add, "add_")
 
     def __isub__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.subtract)
+        return self.sub_(other)
 
     def __imul__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.multiply)
+        return self._inplace(other, np.multiply, "mul_")
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.true_divide)
+        return self._inplace(other, np.true_divide, "div_")
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
-        return self._inplace(other * alpha if alpha != 1 else other, np.add)
+        return self._inplace(other * alpha if alpha != 1 else other, np.add, "add_")
 
     def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
-        return self._inplace(other * alpha if alpha != 1 else other, np.subtract)
+        if self._data.dtype.kind == "b" or _is_bool(other):
+            _reject_bool_sub(self, other, "sub_")
+        return self._inplace(other * alpha if alpha != 1 else other, np.subtract, "sub_")
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace(other, np.multiply)
+        return self._inplace(other, np.multiply, "mul_")
 
     def div_(self, other: Any) -> Tensor:
-        return self._inplace(other, np.true_divide)
+        return self._inplace(other, np.true_divide, "div_")
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
 
     def fill_(self, value: Any) -> Tensor:
-        self._inplace(0, np.multiply)
+        self._inplace(0, np.multiply, "fill_")
         self._data[...] = value
         return self
 
@@ -478,7 +511,10 @@ class Tensor:
     # comparisons: no gradient, boolean results as in PyTorch
     def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
         value = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.asarray(ufunc(self._data, value)), self._device)
+        try:
+            return Tensor._wrap(np.asarray(ufunc(self._data, value)), self._device)
+        except ValueError:
+            raise broadcast_error(_COMPARISONS[ufunc], self.shape, np.shape(value)) from None
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.equal)
@@ -626,12 +662,23 @@ class Tensor:
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> Tensor:
-        return Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape))
+        return Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape, "reshape"))
 
-    view = reshape
+    def view(self, *shape: Any) -> Tensor:
+        """This tensor's storage seen in another shape (-1: inferred); RuntimeError where
+        that needs a copy (e.g. a flattened transpose), as PyTorch: use reshape there."""
+        target = _resolve_shape(_shape_args(shape), self.shape, "view")
+        if not self._data.flags.c_contiguous and not _viewable(
+                self.shape, self._data.strides, target):
+            raise RuntimeError(
+                f"view: view size is not compatible with input tensor's size and stride (at "
+                f"least one dimension spans across two contiguous subspaces): shape "
+                f"{self.shape} with strides {_strides(self._data)} cannot be viewed as "
+                f"{target}; use .reshape(...) instead")
+        return Reshape.apply(self, target)
 
     def view_as(self, other: Tensor) -> Tensor:
-        return self.reshape(other.shape)
+        return self.view(other.shape)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
@@ -679,12 +726,33 @@ class Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def expand(self, *shape: Any) -> Tensor:
-        target = tuple(
-            s if t == -1 else t
-            for s, t in zip((1,) * (len(_shape_args(shape)) - self.ndim) + self.shape,
-                            _shape_args(shape))
-        )
-        return Expand.apply(self, target)
+        """A view broadcast to ``shape``: new dimensions in front, size-1 dimensions
+        repeated, -1 keeping a dimension's size (not allowed for a new one)."""
+        sizes = _shape_args(shape)
+        new = len(sizes) - self.ndim
+        if new < 0:
+            raise RuntimeError(
+                f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
+                f"to the number of dimensions in the tensor ({self.ndim}): sizes {sizes} for "
+                f"a tensor of shape {self.shape}")
+        target = list(sizes)
+        for i, t in enumerate(sizes):
+            if i < new:
+                if t < 0:
+                    raise RuntimeError(
+                        f"expand: the expanded size of the tensor ({t}) isn't allowed in a "
+                        f"leading, non-existing dimension {i}: sizes {sizes} for a tensor of "
+                        f"shape {self.shape}")
+                continue
+            size = self.shape[i - new]
+            if t == -1:
+                target[i] = size
+            elif t != size and (size != 1 or t < 0):
+                raise RuntimeError(
+                    f"expand: the expanded size of the tensor ({t}) must match the existing "
+                    f"size ({size}) at non-singleton dimension {i}: sizes {sizes} for a "
+                    f"tensor of shape {self.shape}")
+        return Expand.apply(self, tuple(target))
 
     def contiguous(self) -> Tensor:
         if self._data.flags.c_contiguous:
@@ -805,7 +873,54 @@ def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-def _resolve_shape(target: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+def _is_bool(value: Any) -> bool:
+    """A bool operand: a Python or NumPy bool, or a bool tensor or array."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        return getattr(value, "dtype", None) == bool_
+    return isinstance(value, (bool, np.bool_))
+
+
+def _reject_bool_sub(a: Tensor, b: Any, op: str = "sub") -> None:
+    """PyTorch rejects subtraction with a bool operand (tensor or scalar)."""
+    if a.dtype == bool_ and _is_bool(b):
+        raise RuntimeError(f"{op}: Subtraction, the `-` operator, with two bool tensors is not "
+                           "supported. Use the `^` or `logical_xor()` operator instead.")
+    raise RuntimeError(f"{op}: Subtraction, the `-` operator, with a bool tensor is not "
+                       "supported. If you are trying to invert a mask, use the `~` or "
+                       "`logical_not()` operator instead.")
+
+
+def _strides(array: Any) -> tuple[int, ...]:
+    """Strides in elements, as PyTorch counts them."""
+    return tuple(s // array.itemsize for s in array.strides)
+
+
+def _viewable(shape: tuple[int, ...], strides: tuple[int, ...],
+              target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` and ``strides`` can be seen as ``target`` without a
+    copy (PyTorch's computeStride): each run of target dimensions must lie within one
+    chunk of the input whose dimensions are laid out contiguously with each other."""
+    if not shape or 0 in shape:
+        return True
+    view_d = len(target) - 1
+    chunk_stride = strides[-1]
+    tensor_numel = view_numel = 1
+    for d in reversed(range(len(shape))):
+        tensor_numel *= shape[d]
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * chunk_stride):
+            while view_d >= 0 and (view_numel < tensor_numel or target[view_d] == 1):
+                view_numel *= target[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return False
+            if d > 0:
+                chunk_stride = strides[d - 1]
+                tensor_numel = view_numel = 1
+    return view_d == -1
+
+
+def _resolve_shape(target: tuple[int, ...], shape: tuple[int, ...],
+                   op: str) -> tuple[int, ...]:
     numel = int(np.prod(shape))
     unknown = [i for i, n in enumerate(target) if n == -1]
     known = int(np.prod([n for n in target if n != -1]))
@@ -815,14 +930,26 @@ def _resolve_shape(target: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int
         if not bad:
             target = tuple(numel // known if n == -1 else n for n in target)
     if bad or int(np.prod(target)) != numel:
-        raise RuntimeError(f"reshape: shape {target} is invalid for input of shape {shape}")
+        raise RuntimeError(f"{op}: shape {target} is invalid for input of shape {shape}")
     return target
+
+
+def _check_step(index: slice) -> None:
+    if index.step is not None and index.step <= 0:
+        raise ValueError(f"indexing: step must be greater than zero, got {index.step} in "
+                         f"{index}")
 
 
 def _unwrap_index(index: Any) -> Any:
     if isinstance(index, Tensor):
         return index._data
+    if type(index) is slice:
+        _check_step(index)
+        return index
     if isinstance(index, tuple):
+        for i in index:
+            if type(i) is slice:
+                _check_step(i)
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
@@ -1104,8 +1231,13 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
+    """``input`` where ``condition`` (a bool tensor) holds, else ``other``; the three
+    broadcast, and the dtype is PyTorch's promotion of input and other."""
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
-    return Where.apply(cond.astype(bool), input, other)
+    if cond.dtype != bool_:
+        raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a "
+                           f"tensor with dtype {cond.dtype} and shape {cond.shape}")
+    return Where.apply(cond, input, other)
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002

@@ -30,6 +30,23 @@ def _shape(x: Any) -> tuple[int, ...]:
     return np.shape(x)
 
 
+def broadcast_error(op: str, *shapes: tuple[int, ...]) -> ValueError:
+    """The error for operands whose shapes do not broadcast: names the op, every shape
+    and the first mismatch from the right (in PyTorch's terms), never NumPy's text."""
+    ndim = max(len(sh) for sh in shapes)
+    padded = [(1,) * (ndim - len(sh)) + tuple(sh) for sh in shapes]
+    detail = ""
+    for d in reversed(range(ndim)):
+        sizes = [sh[d] for sh in padded if sh[d] != 1]
+        if any(n != sizes[0] for n in sizes):
+            x, y = sizes[0], next(n for n in sizes if n != sizes[0])
+            detail = (f": the size {x} must match the size {y} at non-singleton dimension {d}")
+            break
+    listed = [str(tuple(sh)) for sh in shapes]
+    names = ", ".join(listed[:-1]) + " and " + listed[-1]
+    return ValueError(f"{op}: shapes {names} cannot be broadcast{detail}")
+
+
 def _operands(a: Any, b: Any) -> list[Any]:
     """a and b converted to their PyTorch result dtype. No work in the common cases
     where NumPy already agrees: equal dtypes, or a float array with a Python number
@@ -49,7 +66,10 @@ class Add(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
         a, b = _operands(a, b)
-        return ctx.backend.xp.add(a, b)
+        try:
+            return ctx.backend.xp.add(a, b)
+        except ValueError:
+            raise broadcast_error("add (+)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -63,7 +83,10 @@ class Sub(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
         a, b = _operands(a, b)
-        return ctx.backend.xp.subtract(a, b)
+        try:
+            return ctx.backend.xp.subtract(a, b)
+        except ValueError:
+            raise broadcast_error("sub (-)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -77,7 +100,10 @@ class Mul(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         a, b = _operands(a, b)
         ctx.save_for_backward(a, b)
-        return ctx.backend.xp.multiply(a, b)
+        try:
+            return ctx.backend.xp.multiply(a, b)
+        except ValueError:
+            raise broadcast_error("mul (*)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -99,8 +125,11 @@ class Div(Function):
         ctx.save_for_backward(a, b)
         if b.ndim == 0 and b != 0:  # a nonzero scalar divisor: nothing to warn about (x / 2)
             return ctx.backend.xp.true_divide(a, b)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # as PyTorch: silent
-            return ctx.backend.xp.true_divide(a, b)
+        try:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # silent (PyTorch)
+                return ctx.backend.xp.true_divide(a, b)
+        except ValueError:
+            raise broadcast_error("div (/)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -117,9 +146,18 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
+        xp = ctx.backend.xp
         a, b = _operands(a, b)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = ctx.backend.xp.power(a, b)
+        try:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out = xp.power(a, b)
+        except ValueError:
+            if xp.asarray(a).dtype.kind in "iub" and (xp.asarray(b) < 0).any():
+                raise ValueError(
+                    f"pow (**): integers to negative integer powers are not allowed (base of "
+                    f"dtype {xp.asarray(a).dtype} and shape {_shape(a)}, exponent "
+                    f"{b if not _shape(b) else 'of shape ' + str(_shape(b))})") from None
+            raise broadcast_error("pow (**)", _shape(a), _shape(b)) from None
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -288,7 +326,10 @@ class Where(Function):
     @staticmethod
     def forward(ctx: Context, condition: Any, a: Any, b: Any) -> Any:
         ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
-        return ctx.backend.xp.where(condition, *_operands(a, b))
+        try:
+            return ctx.backend.xp.where(condition, *_operands(a, b))
+        except ValueError:
+            raise broadcast_error("where", _shape(condition), *ctx.shapes) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
