@@ -7,6 +7,7 @@ On the CPU a Tensor wraps its storage directly: ``kiln.from_numpy(a)`` and
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -921,15 +922,17 @@ def _viewable(shape: tuple[int, ...], strides: tuple[int, ...],
 
 def _resolve_shape(target: tuple[int, ...], shape: tuple[int, ...],
                    op: str) -> tuple[int, ...]:
-    numel = int(np.prod(shape))
+    numel = math.prod(shape)
+    if -1 not in target and math.prod(target) == numel and min(target, default=0) >= 0:
+        return target  # the common case, without building lists (reshape is on the hot path)
     unknown = [i for i, n in enumerate(target) if n == -1]
-    known = int(np.prod([n for n in target if n != -1]))
+    known = math.prod(n for n in target if n != -1)
     bad = len(unknown) > 1 or any(n < -1 for n in target)
     if not bad and unknown:
         bad = known == 0 or numel % known != 0
         if not bad:
             target = tuple(numel // known if n == -1 else n for n in target)
-    if bad or int(np.prod(target)) != numel:
+    if bad or math.prod(target) != numel:
         raise RuntimeError(f"{op}: shape {target} is invalid for input of shape {shape}")
     return target
 
