@@ -7,6 +7,7 @@ On the CPU a Tensor wraps its storage directly: ``kiln.from_numpy(a)`` and
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from kiln import backends
 from kiln._checks import int_arg
 from kiln._device import CPU, check_device, device
-from kiln._promotion import result_type
+from kiln._promotion import category, result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
@@ -30,6 +31,7 @@ from kiln.ops.elementwise import (
     Clamp,
     Div,
     Exp,
+    Extremum,
     Log,
     Mul,
     Neg,
@@ -37,6 +39,7 @@ from kiln.ops.elementwise import (
     Sqrt,
     Sub,
     Where,
+    broadcast_error,
 )
 from kiln.ops.indexing import GetItem
 from kiln.ops.linear import Matmul
@@ -55,6 +58,9 @@ double = float64
 long = int64
 
 _ALLOWED_KINDS = "fiub"
+
+_COMPARISONS = {np.equal: "eq", np.not_equal: "ne", np.less: "lt", np.less_equal: "le",
+                np.greater: "gt", np.greater_equal: "ge"}
 
 return_types_max = namedtuple("max", ["values", "indices"])
 return_types_min = namedtuple("min", ["values", "indices"])
@@ -355,9 +361,14 @@ class Tensor:
         return Add.apply(self._operand(other), self)
 
     def __sub__(self, other: Any) -> Tensor:
+        if self._data.dtype.kind == "b" or (
+                other._data.dtype.kind == "b" if other.__class__ is Tensor else _is_bool(other)):
+            _reject_bool_sub(self, other)
         return Sub.apply(self, self._operand(other))
 
     def __rsub__(self, other: Any) -> Tensor:
+        if self._data.dtype.kind == "b" or _is_bool(other):
+            _reject_bool_sub(self, other)
         return Sub.apply(self._operand(other), self)
 
     def __mul__(self, other: Any) -> Tensor:
@@ -422,45 +433,69 @@ class Tensor:
             return NotImplemented
         return other.matmul(self)
 
-    def _inplace(self, other: Any, ufunc: np.ufunc) -> Tensor:
+    def _inplace(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
         if is_grad_enabled() and self.requires_grad:
             raise RuntimeError(
-                "a leaf Variable that requires grad is being used in an in-place operation; "
-                "wrap the update in kiln.no_grad()"
+                f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                "operation; wrap the update in kiln.no_grad()"
             )
         value = other._data if isinstance(other, Tensor) else other
-        ufunc(self._data, value, out=self._data, casting="same_kind")
+        try:
+            ufunc(self._data, value, out=self._data, casting="same_kind")
+        except (TypeError, ValueError):
+            raise self._inplace_error(op, value, ufunc) from None
         return self
 
+    def _inplace_error(self, op: str, value: Any, ufunc: np.ufunc) -> Exception:
+        """Why ``ufunc(self, value)`` cannot be written into self, in PyTorch's terms."""
+        shape = tuple(np.shape(value))
+        try:
+            target = np.broadcast_shapes(self.shape, shape)
+        except ValueError:
+            return broadcast_error(op, self.shape, shape)
+        if target != self.shape:
+            return RuntimeError(f"{op}: output with shape {self.shape} doesn't match the "
+                                f"broadcast shape {target}")
+        try:
+            dtype = result_type(self._data, value)
+        except TypeError as e:
+            return TypeError(f"{op}: {e}")
+        if ufunc is np.true_divide and category(dtype) < 2:
+            dtype = float32
+        return RuntimeError(f"{op}: result type {dtype} can't be cast to the desired output "
+                            f"type {self.dtype} (shapes {self.shape} and {shape})")
+
     def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.add)
+        return self._inplace(other, np.add, "add_")
 
     def __isub__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.subtract)
+        return self.sub_(other)
 
     def __imul__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.multiply)
+        return self._inplace(other, np.multiply, "mul_")
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.true_divide)
+        return self._inplace(other, np.true_divide, "div_")
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
-        return self._inplace(other * alpha if alpha != 1 else other, np.add)
+        return self._inplace(other * alpha if alpha != 1 else other, np.add, "add_")
 
     def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
-        return self._inplace(other * alpha if alpha != 1 else other, np.subtract)
+        if self._data.dtype.kind == "b" or _is_bool(other):
+            _reject_bool_sub(self, other, "sub_")
+        return self._inplace(other * alpha if alpha != 1 else other, np.subtract, "sub_")
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace(other, np.multiply)
+        return self._inplace(other, np.multiply, "mul_")
 
     def div_(self, other: Any) -> Tensor:
-        return self._inplace(other, np.true_divide)
+        return self._inplace(other, np.true_divide, "div_")
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
 
     def fill_(self, value: Any) -> Tensor:
-        self._inplace(0, np.multiply)
+        self._inplace(0, np.multiply, "fill_")
         self._data[...] = value
         return self
 
@@ -477,7 +512,10 @@ class Tensor:
     # comparisons: no gradient, boolean results as in PyTorch
     def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
         value = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.asarray(ufunc(self._data, value)), self._device)
+        try:
+            return Tensor._wrap(np.asarray(ufunc(self._data, value)), self._device)
+        except ValueError:
+            raise broadcast_error(_COMPARISONS[ufunc], self.shape, np.shape(value)) from None
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.equal)
@@ -556,15 +594,19 @@ class Tensor:
 
     # ------------------------------------------------------------- reductions
     def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return Sum.apply(self, _norm_dims(dim, self.ndim, "sum"), keepdim)
+        dims = None if dim is None else _reduce_dims(dim, self.ndim, "sum")
+        return Sum.apply(self, dims, keepdim)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         if self.dtype.kind != "f":
             raise TypeError(f"mean: expected a floating point tensor, got {self.dtype}")
-        return Mean.apply(self, _norm_dims(dim, self.ndim, "mean"), keepdim)
+        dims = None if dim is None else _reduce_dims(dim, self.ndim, "mean")
+        return Mean.apply(self, dims, keepdim)
 
     def _extreme(self, dim: Any, keepdim: bool, is_max: bool) -> Any:
         name = "max" if is_max else "min"
+        if isinstance(dim, Tensor):  # max(other): the elementwise form (torch.maximum)
+            return Extremum.apply(self, dim, is_max)
         if dim is None:
             return MaxMinAll.apply(self, is_max)
         (d,) = _norm_dims(dim, self.ndim, name)
@@ -574,34 +616,70 @@ class Tensor:
         return (return_types_max if is_max else return_types_min)(values, indices)
 
     def max(self, dim: Any = None, keepdim: bool = False) -> Any:
-        """Largest element, or (values, indices) along ``dim``."""
+        """Largest element, (values, indices) along ``dim``, or ``max(other)``: the
+        elementwise maximum with a tensor (as ``maximum``)."""
         return self._extreme(dim, keepdim, True)
 
     def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """Smallest element, (values, indices) along ``dim``, or the elementwise minimum
+        with a tensor ``other`` (as ``minimum``)."""
         return self._extreme(dim, keepdim, False)
 
+    def maximum(self, other: Tensor) -> Tensor:
+        """Elementwise maximum (broadcast, PyTorch's promotion; NaN propagates)."""
+        return Extremum.apply(self, _tensor_arg(other, "maximum"), True)
+
+    def minimum(self, other: Tensor) -> Tensor:
+        """Elementwise minimum (broadcast, PyTorch's promotion; NaN propagates)."""
+        return Extremum.apply(self, _tensor_arg(other, "minimum"), False)
+
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        if dim is None:
-            return Tensor._wrap(np.asarray(np.argmax(self._data), dtype=np.int64), self._device)
-        (d,) = _norm_dims(dim, self.ndim, "argmax")
-        return Tensor._wrap(np.argmax(self._data, axis=d, keepdims=keepdim).astype(np.int64),
-                            self._device)
+        """Index of the largest element (of the flattened tensor when ``dim`` is None;
+        ``keepdim`` then gives shape (1,) * ndim, as PyTorch)."""
+        return self._arg(dim, keepdim, "argmax", np.argmax)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index of the smallest element; see argmax."""
+        return self._arg(dim, keepdim, "argmin", np.argmin)
+
+    def _arg(self, dim: Any, keepdim: bool, name: str, pick: Any) -> Tensor:
         if dim is None:
-            return Tensor._wrap(np.asarray(np.argmin(self._data), dtype=np.int64), self._device)
-        (d,) = _norm_dims(dim, self.ndim, "argmin")
-        return Tensor._wrap(np.argmin(self._data, axis=d, keepdims=keepdim).astype(np.int64),
-                            self._device)
+            if self._data.size == 0:
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for an "
+                                   f"empty input of shape {self.shape}")
+            index = np.asarray(pick(self._data), dtype=np.int64)
+            if keepdim:
+                index = index.reshape((1,) * self.ndim)
+        else:
+            (d,) = _norm_dims(dim, self.ndim, name)
+            if self.ndim == 0:
+                index = np.zeros((), np.int64)
+            else:
+                if self.shape[d] == 0:
+                    raise IndexError(f"{name}: cannot reduce over an empty dimension {d} of "
+                                     f"{self.shape}")
+                index = pick(self._data, axis=d, keepdims=keepdim).astype(np.int64)
+        return Tensor._wrap(index, self._device)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> Tensor:
-        return Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape))
+        return Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape, "reshape"))
 
-    view = reshape
+    def view(self, *shape: Any) -> Tensor:
+        """This tensor's storage seen in another shape (-1: inferred); RuntimeError where
+        that needs a copy (e.g. a flattened transpose), as PyTorch: use reshape there."""
+        target = _resolve_shape(_shape_args(shape), self.shape, "view")
+        if not self._data.flags.c_contiguous and not _viewable(
+                self.shape, self._data.strides, target):
+            raise RuntimeError(
+                f"view: view size is not compatible with input tensor's size and stride (at "
+                f"least one dimension spans across two contiguous subspaces): shape "
+                f"{self.shape} with strides {_strides(self._data)} cannot be viewed as "
+                f"{target}; use .reshape(...) instead")
+        return Reshape.apply(self, target)
 
     def view_as(self, other: Tensor) -> Tensor:
-        return self.reshape(other.shape)
+        return self.view(other.shape)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
@@ -619,12 +697,14 @@ class Tensor:
             raise IndexError(f"unsqueeze: dimension {dim} out of range for {self.ndim} dimensions")
         return Reshape.apply(self, self.shape[:d] + (1,) + self.shape[d:])
 
-    def squeeze(self, dim: int | None = None) -> Tensor:
+    def squeeze(self, dim: Any = None) -> Tensor:
+        """Removes size-1 dimensions: all of them, or those of ``dim`` (an int or a tuple
+        of ints; a dim whose size is not 1 is kept)."""
         if dim is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
-            (d,) = _norm_dims(dim, self.ndim, "squeeze")
-            shape = self.shape[:d] + self.shape[d + 1 :] if self.shape[d] == 1 else self.shape
+            dims = _norm_dims(dim, self.ndim, "squeeze", unique=True)
+            shape = tuple(n for i, n in enumerate(self.shape) if n != 1 or i not in dims)
         return Reshape.apply(self, shape)
 
     def permute(self, *dims: Any) -> Tensor:
@@ -635,6 +715,8 @@ class Tensor:
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         a, b = _norm_dims((dim0, dim1), self.ndim, "transpose")
+        if self.ndim == 0:  # dims 0 and -1 name the 0-d tensor's one "dimension"
+            return Permute.apply(self, ())
         order = list(range(self.ndim))
         order[a], order[b] = order[b], order[a]
         return Permute.apply(self, tuple(order))
@@ -645,12 +727,33 @@ class Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def expand(self, *shape: Any) -> Tensor:
-        target = tuple(
-            s if t == -1 else t
-            for s, t in zip((1,) * (len(_shape_args(shape)) - self.ndim) + self.shape,
-                            _shape_args(shape))
-        )
-        return Expand.apply(self, target)
+        """A view broadcast to ``shape``: new dimensions in front, size-1 dimensions
+        repeated, -1 keeping a dimension's size (not allowed for a new one)."""
+        sizes = _shape_args(shape)
+        new = len(sizes) - self.ndim
+        if new < 0:
+            raise RuntimeError(
+                f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
+                f"to the number of dimensions in the tensor ({self.ndim}): sizes {sizes} for "
+                f"a tensor of shape {self.shape}")
+        target = list(sizes)
+        for i, t in enumerate(sizes):
+            if i < new:
+                if t < 0:
+                    raise RuntimeError(
+                        f"expand: the expanded size of the tensor ({t}) isn't allowed in a "
+                        f"leading, non-existing dimension {i}: sizes {sizes} for a tensor of "
+                        f"shape {self.shape}")
+                continue
+            size = self.shape[i - new]
+            if t == -1:
+                target[i] = size
+            elif t != size and (size != 1 or t < 0):
+                raise RuntimeError(
+                    f"expand: the expanded size of the tensor ({t}) must match the existing "
+                    f"size ({size}) at non-singleton dimension {i}: sizes {sizes} for a "
+                    f"tensor of shape {self.shape}")
+        return Expand.apply(self, tuple(target))
 
     def contiguous(self) -> Tensor:
         if self._data.flags.c_contiguous:
@@ -729,20 +832,40 @@ class Tensor:
         return self.to(placement("cuda" if device is None else device, "cuda"))
 
 
-def _norm_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+def _norm_dims(dim: Any, ndim: int, op: str, unique: bool = False) -> tuple[int, ...] | None:
     """``dim`` (None, an int or a sequence of ints, negative counting from the end) as
-    non-negative axes of an ``ndim``-D tensor; IndexError naming ``op`` when out of range."""
+    non-negative axes of an ``ndim``-D tensor (a 0-d tensor takes 0 and -1, as PyTorch);
+    IndexError naming ``op`` when out of range, RuntimeError for a repeated dim when
+    ``unique``."""
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    n = max(ndim, 1)
     out = []
     for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(
-                f"{op}: dimension {d} out of range for a tensor of {ndim} dimensions"
-            )
-        out.append(int(d) % max(ndim, 1))
+        if not -n <= d < n:
+            raise IndexError(f"{op}: dimension {d} out of range (expected to be in range of "
+                             f"[{-n}, {n - 1}], but got {d})")
+        out.append(int(d) % n)
+    if unique and len(set(out)) != len(out):
+        repeated = next(d for d in out if out.count(d) > 1)
+        raise RuntimeError(f"{op}: dim {repeated} appears multiple times in the list of dims")
     return tuple(out)
+
+
+def _reduce_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+    """The axes a sum or mean over ``dim`` reduces: None (every element) for an empty
+    tuple, as PyTorch; none at all for a 0-d tensor (dim 0 or -1 leaves it as it is)."""
+    dims = _norm_dims(dim, ndim, op, unique=True)
+    if not dims:
+        return None
+    return () if ndim == 0 else dims
+
+
+def _tensor_arg(value: Any, op: str, name: str = "other") -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
+    return value
 
 
 def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
@@ -751,24 +874,85 @@ def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-def _resolve_shape(target: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
-    numel = int(np.prod(shape))
+def _is_bool(value: Any) -> bool:
+    """A bool operand: a Python or NumPy bool, or a bool tensor or array."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        return getattr(value, "dtype", None) == bool_
+    return isinstance(value, (bool, np.bool_))
+
+
+def _reject_bool_sub(a: Tensor, b: Any, op: str = "sub") -> None:
+    """PyTorch rejects subtraction with a bool operand (tensor or scalar)."""
+    if a.dtype == bool_ and _is_bool(b):
+        raise RuntimeError(f"{op}: Subtraction, the `-` operator, with two bool tensors is not "
+                           "supported. Use the `^` or `logical_xor()` operator instead.")
+    raise RuntimeError(f"{op}: Subtraction, the `-` operator, with a bool tensor is not "
+                       "supported. If you are trying to invert a mask, use the `~` or "
+                       "`logical_not()` operator instead.")
+
+
+def _strides(array: Any) -> tuple[int, ...]:
+    """Strides in elements, as PyTorch counts them."""
+    return tuple(s // array.itemsize for s in array.strides)
+
+
+def _viewable(shape: tuple[int, ...], strides: tuple[int, ...],
+              target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` and ``strides`` can be seen as ``target`` without a
+    copy (PyTorch's computeStride): each run of target dimensions must lie within one
+    chunk of the input whose dimensions are laid out contiguously with each other."""
+    if not shape or 0 in shape:
+        return True
+    view_d = len(target) - 1
+    chunk_stride = strides[-1]
+    tensor_numel = view_numel = 1
+    for d in reversed(range(len(shape))):
+        tensor_numel *= shape[d]
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * chunk_stride):
+            while view_d >= 0 and (view_numel < tensor_numel or target[view_d] == 1):
+                view_numel *= target[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return False
+            if d > 0:
+                chunk_stride = strides[d - 1]
+                tensor_numel = view_numel = 1
+    return view_d == -1
+
+
+def _resolve_shape(target: tuple[int, ...], shape: tuple[int, ...],
+                   op: str) -> tuple[int, ...]:
+    numel = math.prod(shape)
+    if -1 not in target and math.prod(target) == numel and min(target, default=0) >= 0:
+        return target  # the common case, without building lists (reshape is on the hot path)
     unknown = [i for i, n in enumerate(target) if n == -1]
-    known = int(np.prod([n for n in target if n != -1]))
+    known = math.prod(n for n in target if n != -1)
     bad = len(unknown) > 1 or any(n < -1 for n in target)
     if not bad and unknown:
         bad = known == 0 or numel % known != 0
         if not bad:
             target = tuple(numel // known if n == -1 else n for n in target)
-    if bad or int(np.prod(target)) != numel:
-        raise RuntimeError(f"reshape: shape {target} is invalid for input of shape {shape}")
+    if bad or math.prod(target) != numel:
+        raise RuntimeError(f"{op}: shape {target} is invalid for input of shape {shape}")
     return target
+
+
+def _check_step(index: slice) -> None:
+    if index.step is not None and index.step <= 0:
+        raise ValueError(f"indexing: step must be greater than zero, got {index.step} in "
+                         f"{index}")
 
 
 def _unwrap_index(index: Any) -> Any:
     if isinstance(index, Tensor):
         return index._data
+    if type(index) is slice:
+        _check_step(index)
+        return index
     if isinstance(index, tuple):
+        for i in index:
+            if type(i) is slice:
+                _check_step(i)
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
@@ -1022,10 +1206,13 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         if t.ndim == 0:
             raise ValueError(f"cat: zero-dimensional tensor (at position {position}) cannot "
                              "be concatenated")
-    (d,) = _norm_dims(dim, items[0].ndim, "cat")
-    for t in items[1:]:
-        if t.ndim != items[0].ndim or any(
-            a != b for i, (a, b) in enumerate(zip(t.shape, items[0].shape)) if i != d
+    # legacy empty 1-D (0,) tensors join anything (PyTorch skips them); the dtype is
+    # PyTorch's promotion of all the tensors (int64 with float32 is float32)
+    kept = [t for t in items if t.shape != (0,)] or items[:1]
+    (d,) = _norm_dims(dim, kept[0].ndim, "cat")
+    for t in kept[1:]:
+        if t.ndim != kept[0].ndim or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, kept[0].shape)) if i != d
         ):
             raise ValueError(
                 f"cat: sizes of tensors must match except in dimension {d}; got "
@@ -1047,8 +1234,23 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
+    """``input`` where ``condition`` (a bool tensor) holds, else ``other``; the three
+    broadcast, and the dtype is PyTorch's promotion of input and other."""
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
-    return Where.apply(cond.astype(bool), input, other)
+    if cond.dtype != bool_:
+        raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a "
+                           f"tensor with dtype {cond.dtype} and shape {cond.shape}")
+    return Where.apply(cond, input, other)
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """Elementwise maximum of two tensors (broadcast; NaN propagates)."""
+    return _tensor_arg(input, "maximum", "input").maximum(other)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """Elementwise minimum of two tensors (broadcast; NaN propagates)."""
+    return _tensor_arg(input, "minimum", "input").minimum(other)
 
 
 def is_tensor(obj: Any) -> bool:

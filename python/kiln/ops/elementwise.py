@@ -6,8 +6,11 @@ NumPy's rules); a gradient flowing to a broadcast operand is summed back to that
 operand's shape. Unary ops keep their input's shape.
 
     Add, Sub, Mul, Div, Pow   (a, b)
+    Extremum                  (a, b, is_max): elementwise maximum or minimum (NaN wins);
+                              at ties each operand gets half the gradient, as PyTorch
     Neg, Exp, Log, Sqrt, Abs  (a)
-    Clamp                     (a, low, high): either bound may be None
+    Clamp                     (a, low, high): either bound may be None, a number or an
+                              array (broadcast; the bounds get gradients as PyTorch's)
     Where                     (condition, a, b): condition a bool array
     Cast                      (a, dtype)
 """
@@ -25,6 +28,23 @@ from kiln.ops._arrays import unbroadcast
 
 def _shape(x: Any) -> tuple[int, ...]:
     return np.shape(x)
+
+
+def broadcast_error(op: str, *shapes: tuple[int, ...]) -> ValueError:
+    """The error for operands whose shapes do not broadcast: names the op, every shape
+    and the first mismatch from the right (in PyTorch's terms), never NumPy's text."""
+    ndim = max(len(sh) for sh in shapes)
+    padded = [(1,) * (ndim - len(sh)) + tuple(sh) for sh in shapes]
+    detail = ""
+    for d in reversed(range(ndim)):
+        sizes = [sh[d] for sh in padded if sh[d] != 1]
+        if any(n != sizes[0] for n in sizes):
+            x, y = sizes[0], next(n for n in sizes if n != sizes[0])
+            detail = (f": the size {x} must match the size {y} at non-singleton dimension {d}")
+            break
+    listed = [str(tuple(sh)) for sh in shapes]
+    names = ", ".join(listed[:-1]) + " and " + listed[-1]
+    return ValueError(f"{op}: shapes {names} cannot be broadcast{detail}")
 
 
 def _operands(a: Any, b: Any) -> list[Any]:
@@ -46,7 +66,10 @@ class Add(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
         a, b = _operands(a, b)
-        return ctx.backend.xp.add(a, b)
+        try:
+            return ctx.backend.xp.add(a, b)
+        except ValueError:
+            raise broadcast_error("add (+)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -60,7 +83,10 @@ class Sub(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
         a, b = _operands(a, b)
-        return ctx.backend.xp.subtract(a, b)
+        try:
+            return ctx.backend.xp.subtract(a, b)
+        except ValueError:
+            raise broadcast_error("sub (-)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -74,7 +100,10 @@ class Mul(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         a, b = _operands(a, b)
         ctx.save_for_backward(a, b)
-        return ctx.backend.xp.multiply(a, b)
+        try:
+            return ctx.backend.xp.multiply(a, b)
+        except ValueError:
+            raise broadcast_error("mul (*)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -94,41 +123,87 @@ class Div(Function):
             dtype = np.dtype(np.float32)
         _, (a, b) = promoted(a, b, dtype=dtype)
         ctx.save_for_backward(a, b)
-        return ctx.backend.xp.true_divide(a, b)
+        if b.ndim == 0 and b != 0:  # a nonzero scalar divisor: nothing to warn about (x / 2)
+            return ctx.backend.xp.true_divide(a, b)
+        try:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # silent (PyTorch)
+                return ctx.backend.xp.true_divide(a, b)
+        except ValueError:
+            raise broadcast_error("div (/)", _shape(a), _shape(b)) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
         xp = ctx.backend.xp
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        return (
-            unbroadcast(g / b, _shape(a)) if na else None,
-            unbroadcast(-g * a / (xp.asarray(b) * b), _shape(b)) if nb else None,
-        )
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # as PyTorch: silent
+            return (
+                unbroadcast(g / b, _shape(a)) if na else None,
+                unbroadcast(-g * a / (xp.asarray(b) * b), _shape(b)) if nb else None,
+            )
 
 
 class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
+        xp = ctx.backend.xp
         a, b = _operands(a, b)
-        out = ctx.backend.xp.power(a, b)
+        try:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out = xp.power(a, b)
+        except ValueError:
+            if xp.asarray(a).dtype.kind in "iub" and (xp.asarray(b) < 0).any():
+                raise ValueError(
+                    f"pow (**): integers to negative integer powers are not allowed (base of "
+                    f"dtype {xp.asarray(a).dtype} and shape {_shape(a)}, exponent "
+                    f"{b if not _shape(b) else 'of shape ' + str(_shape(b))})") from None
+            raise broadcast_error("pow (**)", _shape(a), _shape(b)) from None
         ctx.save_for_backward(a, b, out)
         return out
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
+        # PyTorch's pow_backward (0 where the exponent is 0, even at a 0, NaN or inf base)
+        # and pow_backward_exponent (0 where the base is 0 and the exponent >= 0, else
+        # out * log(a): NaN for a negative base)
         xp = ctx.backend.xp
         a, b, out = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         ga = gb = None
-        if na:
-            ga = unbroadcast(g * b * xp.power(a, xp.subtract(b, 1)), _shape(a))
-        if nb:
-            positive = xp.asarray(a) > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = xp.where(positive, xp.log(xp.where(positive, a, 1)), 0)
-            gb = unbroadcast(g * out * log_a, _shape(b))
+        zero = xp.zeros((), g.dtype)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if na:
+                ga = xp.where(xp.asarray(b) == 0, zero, g * b * xp.power(a, xp.subtract(b, 1)))
+                ga = unbroadcast(ga, _shape(a))
+            if nb:
+                zero_base = (xp.asarray(a) == 0) & (xp.asarray(b) >= 0)
+                gb = unbroadcast(g * xp.where(zero_base, zero, out * xp.log(a)), _shape(b))
         return ga, gb
+
+
+class Extremum(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, b: Any, is_max: bool) -> Any:
+        xp = ctx.backend.xp
+        a, b = _operands(a, b)
+        ctx.save_for_backward(a, b)
+        ctx.is_max = is_max
+        return xp.maximum(a, b) if is_max else xp.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad[:2]
+        a, b = xp.asarray(a), xp.asarray(b)
+        shared = xp.where(a == b, g / 2, g)  # NaN compares unequal: both operands get g
+        zero = xp.zeros((), g.dtype)
+        a_loses, b_loses = (a < b, a > b) if ctx.is_max else (a > b, a < b)
+        return (
+            unbroadcast(xp.where(a_loses, zero, shared), _shape(a)) if na else None,
+            unbroadcast(xp.where(b_loses, zero, shared), _shape(b)) if nb else None,
+            None,
+        )
 
 
 class Neg(Function):
@@ -144,7 +219,8 @@ class Neg(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
-        out = ctx.backend.xp.exp(a)
+        with np.errstate(over="ignore"):  # exp(100) in float32 is inf, silently (PyTorch)
+            out = ctx.backend.xp.exp(a)
         ctx.save_for_backward(out)
         return out
 
@@ -164,7 +240,8 @@ class Log(Function):
     @staticmethod
     def backward(ctx: Context, g: Any) -> Any:
         (a,) = ctx.saved_tensors
-        return g / a
+        with np.errstate(divide="ignore", invalid="ignore"):  # 1/0 is inf, silently
+            return g / a
 
 
 class Sqrt(Function):
@@ -190,16 +267,26 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> Any:
+        xp = ctx.backend.xp
         (a,) = ctx.saved_tensors
-        return g * ctx.backend.xp.sign(a)
+        sign = xp.sign(a)
+        if sign.dtype.kind == "f":  # PyTorch's abs'(NaN) is 0 (sgn), NumPy's sign(NaN) NaN
+            sign = xp.where(xp.isnan(sign), 0, sign).astype(sign.dtype, copy=False)
+        return g * sign
 
 
 class Clamp(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, low: Any, high: Any) -> Any:
         xp = ctx.backend.xp
-        ctx.save_for_backward(a)
-        ctx.bounds = (low, high)
+        bounds = [b for b in (low, high) if b is not None]
+        if not (type(a) is np.ndarray and a.dtype.kind == "f"
+                and all(type(b) in (float, int) for b in bounds)):
+            _, converted = promoted(a, *bounds)  # PyTorch's result dtype over all three
+            a = converted[0]
+            low = None if low is None else converted[1]
+            high = None if high is None else converted[-1]
+        ctx.save_for_backward(a, low, high)
         out = a
         if low is not None:
             out = xp.maximum(out, low)
@@ -209,21 +296,40 @@ class Clamp(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
-        (a,) = ctx.saved_tensors
-        low, high = ctx.bounds
-        inside = ctx.backend.xp.ones(a.shape, dtype=bool)
-        if low is not None:
-            inside &= a >= low
-        if high is not None:
-            inside &= a <= high
-        return g * inside, None, None
+        # PyTorch's clamp_backward_min_max: x gets g where low <= x <= high; low where
+        # x < low < high; high where x > high or high < low (high wins when they cross)
+        xp = ctx.backend.xp
+        a, low, high = ctx.saved_tensors
+        na, nl, nh = ctx.needs_input_grad
+        zero = xp.zeros((), g.dtype)
+        ga = gl = gh = None
+        if na:
+            if low is not None and high is not None:
+                inside = (a >= low) & (a <= high)
+            else:
+                inside = a >= low if low is not None else a <= high
+            ga = unbroadcast(xp.where(inside, g, zero), _shape(a))
+        if nl:
+            below = a < low
+            if high is not None:
+                below &= low < high
+            gl = unbroadcast(xp.where(below, g, zero), _shape(low))
+        if nh:
+            above = a > high
+            if low is not None:
+                above |= high < low
+            gh = unbroadcast(xp.where(above, g, zero), _shape(high))
+        return ga, gl, gh
 
 
 class Where(Function):
     @staticmethod
     def forward(ctx: Context, condition: Any, a: Any, b: Any) -> Any:
         ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
-        return ctx.backend.xp.where(condition, *_operands(a, b))
+        try:
+            return ctx.backend.xp.where(condition, *_operands(a, b))
+        except ValueError:
+            raise broadcast_error("where", _shape(condition), *ctx.shapes) from None
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
