@@ -61,15 +61,20 @@ def _operands(a: Any, b: Any) -> list[Any]:
     return promoted(a, b)[1]
 
 
+def _broadcasting(op: str, ufunc: Any, a: Any, b: Any) -> Any:
+    """ufunc(a, b), with NumPy's broadcasting failure reported as the op's, naming shapes."""
+    try:
+        return ufunc(a, b)
+    except ValueError:
+        raise broadcast_error(op, _shape(a), _shape(b)) from None
+
+
 class Add(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
         a, b = _operands(a, b)
-        try:
-            return ctx.backend.xp.add(a, b)
-        except ValueError:
-            raise broadcast_error("add (+)", _shape(a), _shape(b)) from None
+        return _broadcasting("add (+)", ctx.backend.xp.add, a, b)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -83,10 +88,7 @@ class Sub(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         ctx.shapes = (_shape(a), _shape(b))
         a, b = _operands(a, b)
-        try:
-            return ctx.backend.xp.subtract(a, b)
-        except ValueError:
-            raise broadcast_error("sub (-)", _shape(a), _shape(b)) from None
+        return _broadcasting("sub (-)", ctx.backend.xp.subtract, a, b)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -100,10 +102,7 @@ class Mul(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         a, b = _operands(a, b)
         ctx.save_for_backward(a, b)
-        try:
-            return ctx.backend.xp.multiply(a, b)
-        except ValueError:
-            raise broadcast_error("mul (*)", _shape(a), _shape(b)) from None
+        return _broadcasting("mul (*)", ctx.backend.xp.multiply, a, b)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:

@@ -18,6 +18,10 @@ import numpy as np
 from kiln.autograd import Function
 
 
+def _contiguous(xp: Any, *arrays: Any) -> tuple[Any, ...]:
+    """The C-contiguous arrays the kernels read; an absent (None) operand stays None."""
+    return tuple(None if a is None else xp.ascontiguousarray(a) for a in arrays)
+
 class BatchNorm(Function):
     """batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)."""
 
@@ -26,10 +30,7 @@ class BatchNorm(Function):
                 running_var: np.ndarray | None, weight: np.ndarray | None,
                 bias: np.ndarray | None, training: bool, momentum: float,
                 eps: float) -> np.ndarray:
-        xp = ctx.backend.xp
-        x = xp.ascontiguousarray(x)
-        weight = None if weight is None else xp.ascontiguousarray(weight)
-        bias = None if bias is None else xp.ascontiguousarray(bias)
+        x, weight, bias = _contiguous(ctx.backend.xp, x, weight, bias)
         y, mean, invstd = ctx.backend.batch_norm_forward(x, running_mean, running_var, weight,
                                                          bias, training, momentum, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
@@ -52,10 +53,7 @@ class GroupNorm(Function):
     @staticmethod
     def forward(ctx: Any, x: np.ndarray, num_groups: int, weight: np.ndarray | None,
                 bias: np.ndarray | None, eps: float) -> np.ndarray:
-        xp = ctx.backend.xp
-        x = xp.ascontiguousarray(x)
-        weight = None if weight is None else xp.ascontiguousarray(weight)
-        bias = None if bias is None else xp.ascontiguousarray(bias)
+        x, weight, bias = _contiguous(ctx.backend.xp, x, weight, bias)
         y, mean, rstd = ctx.backend.group_norm_forward(x, num_groups, weight, bias, eps)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.num_groups = num_groups
