@@ -28,4 +28,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::bind::bind_dropout(m);
   kiln::bind::bind_augment(m);
   kiln::bind::bind_optim(m);
+  kiln::bind::bind_tape(m);
 }

@@ -15,5 +15,6 @@ void bind_loss(pybind11::module_& m);
 void bind_dropout(pybind11::module_& m);
 void bind_augment(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
+void bind_tape(pybind11::module_& m);
 
 }  // namespace kiln::bind

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kiln import backends
-from kiln._device import CPU, device
-from kiln.autograd.grad_mode import is_grad_enabled
+from kiln import _C, backends
+from kiln._device import CPU
+from kiln.autograd.grad_mode import _state as _grad_state
 
 if TYPE_CHECKING:
     from kiln.tensor import Tensor
@@ -32,6 +32,7 @@ _Tensor: Any = None
 def register_tensor_type(cls: type) -> None:
     global _Tensor
     _Tensor = cls
+    _C._tape_bind_tensor(cls)
 
 
 def tensor_type() -> type:
@@ -47,13 +48,21 @@ apply_observers: list[Callable[[type[Function], tuple[Any, ...], tuple[Tensor, .
 
 class Context:
     """What forward hands to backward: saved arrays, attributes, needs_input_grad, and
-    ``backend``, the kernels of the inputs' device."""
+    ``backend``, the kernels of the inputs' device.
 
-    needs_input_grad: tuple[bool, ...]
-    backend: backends.Backend
-    # Class-level defaults instead of an __init__: one Context is made per op call.
-    saved_tensors: tuple[Any, ...] = ()
-    _non_differentiable: frozenset[int] = frozenset()
+    Function.apply makes one per op call (in C, without calling ``__init__``: it fills
+    the four slots itself); an op may set any other attribute on it.
+    """
+
+    __slots__ = ("needs_input_grad", "backend", "saved_tensors", "_non_differentiable",
+                 "__dict__")
+
+    def __init__(self, needs_input_grad: tuple[bool, ...] = (),
+                 backend: backends.Backend | None = None) -> None:
+        self.needs_input_grad = needs_input_grad
+        self.backend = backend  # type: ignore[assignment]
+        self.saved_tensors: tuple[Any, ...] = ()
+        self._non_differentiable: frozenset[int] = frozenset()
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
@@ -96,56 +105,15 @@ class Function:
     def backward(ctx: Context, *grad_outputs: np.ndarray) -> Any:
         raise NotImplementedError
 
-    @classmethod
-    def apply(cls, *args: Any) -> Any:
-        # The hot path of every op: kept to plain loops and attribute reads.
-        tensor = _Tensor
-        raw = list(args)
-        needs = [False] * len(args)
-        where: device | None = None
-        for i, a in enumerate(args):
-            if isinstance(a, tensor):
-                raw[i] = a._data
-                needs[i] = a.requires_grad
-                if where is None:
-                    where = a._device
-                elif a._device is not where and a._device != where:
-                    raise RuntimeError(
-                        f"{cls.__name__.lstrip('_')}: expected all tensors to be on the "
-                        f"same device, but found at least two devices, {where} and "
-                        f"{a._device}")
-        if where is None:
-            where = CPU
-        ctx = Context()
-        ctx.needs_input_grad = needs_grad = tuple(needs)
-        ctx.backend = backends.get(where.type)  # type: ignore[assignment]
-        result = cls.forward(ctx, *raw)
-        wrap = tensor._wrap
-        multiple = isinstance(result, tuple)
-        if multiple:
-            arrays = result
-            outputs = tuple([wrap(a if type(a) is np.ndarray else np.asarray(a), where)
-                             for a in arrays])
-        else:  # one output, most ops: no list to build
-            arrays = (result,)
-            outputs = (wrap(result if type(result) is np.ndarray else np.asarray(result), where),)
-        if True in needs_grad and is_grad_enabled():
-            node = Node(
-                cls,
-                ctx,
-                [a if n else None for a, n in zip(args, needs_grad)],
-                [(o._data.shape, o._data.dtype) for o in outputs],
-            )
-            skip = ctx._non_differentiable
-            for index, (array, out) in enumerate(zip(arrays, outputs)):
-                if skip and id(array) in skip:
-                    continue
-                out._node = node
-                out._output_index = index
-                out.requires_grad = True
-        for observer in apply_observers:
-            observer(cls, args, outputs)
-        return outputs if multiple else outputs[0]
+    # Function.apply(*args) -> output Tensor(s): runs forward on the arguments' arrays
+    # and records it on the tape (see the module docstring). Written in C
+    # (csrc/bindings/tape.cpp), where it costs what PyTorch's dispatch costs.
+    apply = classmethod(_C._tape_apply)
+
+
+# The tape's classes and state, for Function.apply in C.
+_C._tape_bind(Context, Node, backends._BACKENDS, _grad_state, apply_observers, CPU,
+             np.asarray, np.ndarray)
 
 
 def _topological_order(roots: Sequence[Node]) -> list[Node]:

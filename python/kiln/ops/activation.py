@@ -10,7 +10,6 @@ math. Every array may have any shape; outputs and gradients have their input's s
 
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import numpy as np
@@ -22,12 +21,20 @@ from kiln.ops._arrays import contiguous
 __all__ = ["Hardtanh", "PReLU", "Pointwise", "Softmax"]
 
 
-@functools.cache
-def _pointwise_kernels(backend: Backend, op: str) -> tuple[Callable, Callable, bool]:
-    """``op``'s forward and backward kernels on ``backend``, and whether the backward
-    reads the forward output (else the input). Cached: one lookup per call."""
-    return (getattr(backend, op + "_forward"), getattr(backend, op + "_backward"),
-            backend.pointwise_ops()[op]["saved"] == "output")
+class _PointwiseKernels(dict):
+    """``_KERNELS[backend, op]``: op's forward and backward kernels on ``backend``, and
+    whether the backward reads the forward output (else the input); looked up once,
+    then one dict hit per call (the hot path of every activation)."""
+
+    def __missing__(self, key: tuple[Backend, str]) -> tuple[Callable, Callable, bool]:
+        backend, op = key
+        kernels = (getattr(backend, op + "_forward"), getattr(backend, op + "_backward"),
+                   backend.pointwise_ops()[op]["saved"] == "output")
+        self[key] = kernels
+        return kernels
+
+
+_KERNELS = _PointwiseKernels()
 
 
 class Pointwise(Function):
@@ -36,19 +43,20 @@ class Pointwise(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, op: str, params: tuple) -> np.ndarray:
         backend = ctx.backend
-        forward, _, reads_output = _pointwise_kernels(backend, op)
+        forward, _, reads_output = _KERNELS[backend, op]
         x = backend.xp.asarray(x, order="C")
         y = forward(x, *params)
-        ctx.save_for_backward(y if reads_output else x)
-        ctx.op, ctx.params = op, params
+        # op and params ride with the saved array: Context keeps its few fields in slots,
+        # and a first attribute of another name would cost it a dict (~0.1 us a call).
+        ctx.saved_tensors = (y if reads_output else x, op, params)
         return y
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
-        (saved,) = ctx.saved_tensors
-        backward = _pointwise_kernels(ctx.backend, ctx.op)[1]
+        saved, op, params = ctx.saved_tensors
+        backward = _KERNELS[ctx.backend, op][1]
         grad = contiguous(ctx.backend.xp, grad, saved.dtype)
-        return backward(grad, saved, *ctx.params), None, None
+        return backward(grad, saved, *params), None, None
 
 
 class Hardtanh(Function):

@@ -1,0 +1,158 @@
+"""Function.apply's contract (csrc/bindings/tape.cpp): what forward receives, what the
+outputs are, what is recorded on the tape, and that errors leak nothing."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+
+import numpy as np
+import pytest
+
+import kiln
+from kiln.autograd import Function
+from kiln.autograd import function as tape
+
+
+class Scale(Function):
+    """y = x * k for a Python scalar k; two outputs when ``both``: (x * k, x + k)."""
+
+    @staticmethod
+    def forward(ctx, x, k, both):
+        ctx.k = k  # an attribute of the op's own: Context takes any
+        ctx.seen = (type(x), ctx.needs_input_grad, ctx.backend, ctx.saved_tensors)
+        return (x * k, x + k) if both else x * k
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return sum(g * ctx.k if i == 0 else g for i, g in enumerate(grads)), None, None
+
+
+def test_forward_sees_arrays_the_context_and_the_backend():
+    x = kiln.tensor([1.0, 2.0], requires_grad=True)
+    y = Scale.apply(x, 3.0, False)
+    kind, needs, backend, saved = y._node.ctx.seen
+    assert kind is np.ndarray and needs == (True, False, False) and saved == ()
+    assert backend is kiln.backends.get("cpu")
+    assert isinstance(y, kiln.Tensor) and y.device == kiln.device("cpu")
+    np.testing.assert_array_equal(y.detach().numpy(), [3.0, 6.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_several_outputs_each_carry_their_index():
+    x = kiln.tensor([1.0, 2.0], requires_grad=True)
+    a, b = Scale.apply(x, 2.0, True)
+    assert a._node is b._node and (a._output_index, b._output_index) == (0, 1)
+    (a.sum() + b.sum()).backward()  # d/dx (2x + x + 2) = 3
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_nothing_is_recorded_without_grad():
+    x = kiln.tensor([1.0, 2.0])
+    y = Scale.apply(x, 2.0, False)
+    assert y._node is None and not y.requires_grad
+    w = kiln.tensor([1.0], requires_grad=True)
+    with kiln.no_grad():
+        z = Scale.apply(w, 2.0, False)
+    assert z._node is None and not z.requires_grad
+
+
+def test_a_parameter_counts_as_a_tensor():
+    p = kiln.nn.Parameter(kiln.tensor([1.0, -1.0]))
+    y = Scale.apply(p, 2.0, False)
+    assert y.requires_grad and type(y) is kiln.Tensor
+    y.sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), [2.0, 2.0])
+
+
+def test_a_non_array_result_becomes_an_array():
+    class Total(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return float(x.sum())  # a Python float
+
+    out = Total.apply(kiln.tensor([1.0, 2.0]))
+    assert isinstance(out._data, np.ndarray) and out.shape == () and out.item() == 3.0
+
+
+def test_non_differentiable_outputs_stay_off_the_tape():
+    x = kiln.tensor([[1.0, 5.0], [7.0, 2.0]], requires_grad=True)
+    values, indices = x.max(dim=1)
+    assert values.requires_grad and not indices.requires_grad and indices._node is None
+
+
+def test_many_arguments_and_outputs():
+    class Many(Function):
+        @staticmethod
+        def forward(ctx, *xs):
+            return tuple(x + i for i, x in enumerate(xs))
+
+        @staticmethod
+        def backward(ctx, *grads):
+            return grads
+
+    xs = [kiln.tensor([float(i)], requires_grad=True) for i in range(20)]
+    outs = Many.apply(*xs)
+    assert len(outs) == 20 and [o._output_index for o in outs] == list(range(20))
+    sum(o.sum() for o in outs).backward()
+    assert all(x.grad.item() == 1.0 for x in xs)
+
+
+def test_an_error_in_forward_propagates_and_leaks_nothing():
+    class Boom(Function):
+        @staticmethod
+        def forward(ctx, x):
+            raise ValueError("boom: shape (2,)")
+
+    x = kiln.tensor([1.0, 2.0], requires_grad=True)
+    gc.collect()
+    before = sys.getrefcount(x), sys.getrefcount(x._data)
+    for _ in range(100):
+        with pytest.raises(ValueError, match="boom"):
+            Boom.apply(x)
+    gc.collect()
+    assert (sys.getrefcount(x), sys.getrefcount(x._data)) == before
+
+
+def test_outputs_and_graph_are_freed():
+    x = kiln.tensor(np.ones(4), requires_grad=True)
+    gc.collect()
+    before = sys.getrefcount(x)
+    y = Scale.apply(x, 2.0, False)
+    assert sys.getrefcount(x) == before + 1  # held by the node's inputs
+    out = weakref.ref(y)
+    del y
+    gc.collect()
+    assert out() is None and sys.getrefcount(x) == before
+
+
+def test_observers_see_each_call_and_may_remove_themselves():
+    seen = []
+
+    def observer(function, args, outputs):
+        seen.append((function, args, outputs))
+        tape.apply_observers.remove(observer)
+
+    tape.apply_observers.append(observer)
+    try:
+        x = kiln.tensor([1.0])
+        y = Scale.apply(x, 2.0, False)
+        Scale.apply(x, 2.0, False)
+    finally:
+        if observer in tape.apply_observers:
+            tape.apply_observers.remove(observer)
+    assert len(seen) == 1
+    function, args, outputs = seen[0]
+    assert function is Scale and args == (x, 2.0, False) and outputs == (y,)
+
+
+def test_mixing_devices_is_an_error_naming_both():
+    x = kiln.tensor([1.0])
+    y = kiln.tensor([1.0])
+    y._device = kiln.device("cuda")
+    with pytest.raises(RuntimeError, match=r"Scale: expected all tensors to be on the same "
+                                           r"device, but found at least two devices, cpu and "
+                                           r"cuda"):
+        Scale.apply(x, y, False)
