@@ -19,7 +19,7 @@ def check_tensor(op: str, name: str, value: Any, optional: bool = False) -> None
         raise TypeError(f"{op}: expected {name} to be {kind}, got {type(value).__name__}")
 
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # dtype objects: a fast `in`
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # dtype objects: a fast `in`
 
 
 def check_float_tensor(op: str, name: str, value: Any, optional: bool = False) -> None:
@@ -28,7 +28,7 @@ def check_float_tensor(op: str, name: str, value: Any, optional: bool = False) -
         return
     if not isinstance(value, Tensor):
         check_tensor(op, name, value, optional)
-    if value._data.dtype not in _FLOAT_DTYPES:
+    if value._data.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{op}: expected {name} of dtype float32 or float64, got {value.dtype} "
             f"with shape {tuple(value.shape)}"

@@ -13,7 +13,7 @@ import warnings
 from typing import Any
 
 from kiln._checks import real_arg
-from kiln.nn.functional._args import check_float_tensor
+from kiln.nn.functional._args import FLOAT_DTYPES, check_float_tensor
 from kiln.ops import activation as ops
 from kiln.tensor import Tensor
 
@@ -36,7 +36,10 @@ __all__ = [
 
 
 def _pointwise(op: str, input: Tensor, *params: Any) -> Tensor:
-    check_float_tensor(op, "input", input)
+    # The common case tested inline (a call less per activation); anything else goes
+    # to check_float_tensor, which raises naming the op.
+    if type(input) is not Tensor or input._data.dtype not in FLOAT_DTYPES:
+        check_float_tensor(op, "input", input)
     return ops.Pointwise.apply(input, op, params)
 
 
