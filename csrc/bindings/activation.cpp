@@ -4,50 +4,40 @@
 #include <string>
 #include <utility>
 
-#include "bindings/arrays.h"
 #include "bindings/families.h"
-#include "bindings/outputs.h"
+#include "bindings/marshal.h"
 #include "cpu/activation.h"
 
 namespace kiln::bind {
 namespace {
 
+using marshal::in;
+using marshal::out;
+using marshal::Scalar;
+
 const char* saved_name(const PointwiseInfo& info) {
   return info.saved == Saved::Output ? "output" : "input";
 }
 
-py::array run_forward(Pointwise op, double param, const py::array& x, const char* fn) {
-  return dispatch_float(x, fn, "input", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* px = data<T>(x, fn, "input");
-    auto y = empty<T>(shape_of(x));
-    T* py_ = y.mutable_data();
-    const int64_t n = x.size();
-    {
-      py::gil_scoped_release nogil;
-      pointwise_forward<T>(op, static_cast<T>(param), px, py_, n);
-    }
-    return y;
+py::object run_forward(Pointwise op, double param, const py::array& x, const char* fn) {
+  const int64_t n = x.size();
+  return marshal::call<float, double>(fn, in(x, "input"), out(shape_of(x)), [&](auto* x, auto* y) {
+    using T = Scalar<decltype(y)>;
+    pointwise_forward<T>(op, static_cast<T>(param), x, y, n);
   });
 }
 
-py::array run_backward(Pointwise op, double param, const py::array& dy, const py::array& saved,
-                       const char* fn) {
+py::object run_backward(Pointwise op, double param, const py::array& dy, const py::array& saved,
+                        const char* fn) {
   const char* saved_as = saved_name(pointwise_info(op));
-  return dispatch_float(dy, fn, "grad_output", [&](auto tag) -> py::array {
-    using T = decltype(tag);
-    const T* pg = data<T>(dy, fn, "grad_output");
-    const T* ps = data<T>(saved, fn, saved_as);
-    check_same_shape(dy, saved, fn, "grad_output", saved_as);
-    auto dx = empty<T>(shape_of(dy));
-    T* pd = dx.mutable_data();
-    const int64_t n = dy.size();
-    {
-      py::gil_scoped_release nogil;
-      pointwise_backward<T>(op, static_cast<T>(param), ps, pg, pd, n);
-    }
-    return dx;
-  });
+  check_same_shape(dy, saved, fn, "grad_output", saved_as);
+  const int64_t n = dy.size();
+  return marshal::call<float, double>(
+      fn, in(dy, "grad_output"), in(saved, saved_as), out(shape_of(dy)),
+      [&](auto* dy, auto* saved, auto* dx) {
+        using T = Scalar<decltype(dx)>;
+        pointwise_backward<T>(op, static_cast<T>(param), saved, dy, dx, n);
+      });
 }
 
 // The op named info.name whose string parameter is `value`; ValueError naming the
@@ -159,18 +149,10 @@ void def_softmax(py::module_& m, bool log) {
   m.def(
       fwd,
       [log, fwd](const py::array& x, int64_t dim) {
-        return dispatch_float(x, fwd, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const T* px = data<T>(x, fwd, "input");
-          const SoftmaxView v = softmax_view(shape_of(x), dim, fwd);
-          auto y = empty<T>(shape_of(x));
-          T* py_ = y.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            softmax_forward<T>(px, py_, v.outer, v.dim, v.inner, log);
-          }
-          return y;
-        });
+        const SoftmaxView v = softmax_view(shape_of(x), dim, fwd);
+        return marshal::call<float, double>(
+            fwd, in(x, "input"), out(shape_of(x)),
+            [&](auto* x, auto* y) { softmax_forward(x, y, v.outer, v.dim, v.inner, log); });
       },
       py::arg("input"), py::arg("dim"),
       log ? "log(softmax(input)) along dim, computed stably (max subtracted). input: any shape; "
@@ -179,20 +161,13 @@ void def_softmax(py::module_& m, bool log) {
   m.def(
       bwd,
       [log, bwd](const py::array& dy, const py::array& y, int64_t dim) {
-        return dispatch_float(dy, bwd, "grad_output", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const T* pg = data<T>(dy, bwd, "grad_output");
-          const T* py_ = data<T>(y, bwd, "output");
-          check_same_shape(dy, y, bwd, "grad_output", "output");
-          const SoftmaxView v = softmax_view(shape_of(y), dim, bwd);
-          auto dx = empty<T>(shape_of(y));
-          T* pd = dx.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            softmax_backward<T>(py_, pg, pd, v.outer, v.dim, v.inner, log);
-          }
-          return dx;
-        });
+        check_same_shape(dy, y, bwd, "grad_output", "output");
+        const SoftmaxView v = softmax_view(shape_of(y), dim, bwd);
+        return marshal::call<float, double>(
+            bwd, in(dy, "grad_output"), in(y, "output"), out(shape_of(y)),
+            [&](auto* dy, auto* y, auto* dx) {
+              softmax_backward(y, dy, dx, v.outer, v.dim, v.inner, log);
+            });
       },
       py::arg("grad_output"), py::arg("output"), py::arg("dim"),
       "Gradient with respect to the input, from grad_output and the forward output (same "
@@ -228,20 +203,13 @@ void bind_activation(py::module_& m) {
       "prelu_forward",
       [](const py::array& x, const py::array& w) {
         const char* op = "prelu_forward";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::array {
-          using T = decltype(tag);
-          const T* px = data<T>(x, op, "input");
-          const T* pw = data<T>(w, op, "weight");
-          const int64_t wn = prelu_weight_numel(x, w, op);
-          const SoftmaxView v = prelu_view(shape_of(x));
-          auto y = empty<T>(shape_of(x));
-          T* py_ = y.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            prelu_forward<T>(px, pw, py_, v.outer, v.dim, v.inner, wn);
-          }
-          return y;
-        });
+        const int64_t wn = prelu_weight_numel(x, w, op);
+        const SoftmaxView v = prelu_view(shape_of(x));
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(w, "weight"), out(shape_of(x)),
+            [&](auto* x, auto* w, auto* y) {
+              prelu_forward(x, w, y, v.outer, v.dim, v.inner, wn);
+            });
       },
       py::arg("input"), py::arg("weight"),
       "input > 0 ? input : weight[c] * input with c the channel (dimension 1; inputs of rank < 2 "
@@ -250,23 +218,14 @@ void bind_activation(py::module_& m) {
       "prelu_backward",
       [](const py::array& dy, const py::array& x, const py::array& w) {
         const char* op = "prelu_backward";
-        return dispatch_float(x, op, "input", [&](auto tag) -> py::tuple {
-          using T = decltype(tag);
-          const T* pg = data<T>(dy, op, "grad_output");
-          const T* px = data<T>(x, op, "input");
-          const T* pw = data<T>(w, op, "weight");
-          check_same_shape(dy, x, op, "grad_output", "input");
-          const int64_t wn = prelu_weight_numel(x, w, op);
-          const SoftmaxView v = prelu_view(shape_of(x));
-          auto dx = empty<T>(shape_of(x));
-          auto dw = empty<T>(shape_of(w));
-          T *pdx = dx.mutable_data(), *pdw = dw.mutable_data();
-          {
-            py::gil_scoped_release nogil;
-            prelu_backward<T>(px, pw, pg, pdx, pdw, v.outer, v.dim, v.inner, wn);
-          }
-          return py::make_tuple(dx, dw);
-        });
+        check_same_shape(dy, x, op, "grad_output", "input");
+        const int64_t wn = prelu_weight_numel(x, w, op);
+        const SoftmaxView v = prelu_view(shape_of(x));
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(dy, "grad_output"), in(w, "weight"), out(shape_of(x)),
+            out(shape_of(w)), [&](auto* x, auto* dy, auto* w, auto* dx, auto* dw) {
+              prelu_backward(x, w, dy, dx, dw, v.outer, v.dim, v.inner, wn);
+            });
       },
       py::arg("grad_output"), py::arg("input"), py::arg("weight"),
       "Returns (grad_input, grad_weight): grad_input like input, grad_weight like weight.");

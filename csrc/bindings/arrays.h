@@ -96,7 +96,7 @@ const T* data(const py::array& a, const char* op, const char* name) {
 }
 
 template <typename T>
-T* mutable_data(py::array& a, const char* op, const char* name) {
+T* mutable_data(const py::array& a, const char* op, const char* name) {
   const T* p = data<T>(a, op, name);
   if (!a.writeable()) fail<ValueError>(op, ": ", name, " is read-only");
   return const_cast<T*>(p);
@@ -112,9 +112,11 @@ inline void check_ndim(const py::array& a, std::initializer_list<int> allowed, c
                    shape_str(shape_of(a)));
 }
 
-template <typename T>
-py::array_t<T> empty(const Shape& shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+inline void check_same_shape(const py::array& a, const py::array& b, const char* op,
+                             const char* a_name, const char* b_name) {
+  if (shape_of(a) != shape_of(b))
+    fail<ValueError>(op, ": ", a_name, " shape ", shape_str(shape_of(a)), " does not match ",
+                     b_name, " shape ", shape_str(shape_of(b)));
 }
 
 // Calls f(T{}) for the first of the types Ts that is the dtype of `a` (compared
@@ -134,12 +136,6 @@ decltype(auto) dispatch_among(DtypeList<All...> all, const py::array& a, const c
 template <typename... Ts, typename F>
 decltype(auto) dispatch(const py::array& a, const char* op, const char* name, F&& f) {
   return dispatch_among<Ts...>(DtypeList<Ts...>{}, a, op, name, std::forward<F>(f));
-}
-
-// Calls f(float{}) or f(double{}) by the floating dtype of `a`; TypeError otherwise.
-template <typename F>
-auto dispatch_float(const py::array& a, const char* op, const char* name, F&& f) {
-  return dispatch<float, double>(a, op, name, std::forward<F>(f));
 }
 
 // An optional array argument (None in Python).

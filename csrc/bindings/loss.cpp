@@ -4,7 +4,6 @@
 
 #include "bindings/families.h"
 #include "bindings/marshal.h"
-#include "bindings/outputs.h"
 #include "cpu/loss.h"
 
 namespace kiln::bind {

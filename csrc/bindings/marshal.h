@@ -12,6 +12,7 @@
 //    With no types listed (call<>) every operand has a fixed dtype;
 // 2. checks: each operand has its dtype (D for in/opt, U for in<U>/opt<U>) and
 //    is C-contiguous; an absent optional operand (None) becomes a null pointer;
+//    one the kernel updates in place (opt_inout) is also writable when written;
 // 3. outputs: a new array per out(shape) (dtype D, or U for out<U>), or None
 //    and a null pointer for one not wanted (gradients nobody asked for);
 // 4. the kernel runs on the raw pointers, in the order the operands and
@@ -57,6 +58,18 @@ OptIn<T> opt(const OptArray& a, const char* name) {
   return {{a ? &*a : nullptr, name}};
 }
 
+// An optional operand the kernel updates in place when `written` (batch norm's
+// running statistics in training): a T* rather than a const T*.
+template <typename T>
+struct OptInOut : In<T> {
+  bool written;
+};
+
+template <typename T = Dispatched>
+OptInOut<T> opt_inout(const OptArray& a, const char* name, bool written) {
+  return {{a ? &*a : nullptr, name}, written};
+}
+
 // An output of `shape`; not `wanted`: None, and the kernel gets a null pointer.
 template <typename T>
 struct Out {
@@ -88,6 +101,14 @@ struct Allocated {
 template <typename D, typename T>
 const Resolved<T, D>* prepare(const In<T>& a, const char* op) {
   return a.array != nullptr ? data<Resolved<T, D>>(*a.array, op, a.name) : nullptr;
+}
+
+template <typename D, typename T>
+Resolved<T, D>* prepare(const OptInOut<T>& a, const char* op) {
+  using R = Resolved<T, D>;
+  if (a.array == nullptr) return nullptr;
+  if (a.written) return mutable_data<R>(*a.array, op, a.name);
+  return const_cast<R*>(data<R>(*a.array, op, a.name));
 }
 
 // Takes the shape: each call runs the kernel for one dtype only.

@@ -1,151 +1,108 @@
 // Batch and group normalization kernels on NumPy arrays, exposed as
 // kiln.kernels.batch_norm_* and kiln.kernels.group_norm_*.
-#include <pybind11/stl.h>
+#include <utility>
 
-#include "bindings/arrays.h"
 #include "bindings/families.h"
-#include "bindings/outputs.h"
+#include "bindings/marshal.h"
 #include "cpu/norm.h"
 
 namespace kiln::bind {
 namespace {
 
-// A per-channel array of shape (C,) and dtype T, or null when absent.
-template <typename T>
-const T* channel_data(const OptArray& a, const char* op, const char* name, const Shape& input) {
-  if (!a) return nullptr;
-  const T* p = data<T>(*a, op, name);
-  check_channel_param(op, name, shape_of(*a), input);
-  return p;
+using marshal::in;
+using marshal::opt;
+using marshal::opt_inout;
+using marshal::out;
+
+// A per-channel array, when present, has shape (C,).
+void check_channel(const OptArray& a, const char* op, const char* name, const Shape& input) {
+  if (a) check_channel_param(op, name, shape_of(*a), input);
 }
 
-py::tuple batch_norm_forward_py(const py::array& input, OptArray running_mean,
-                                OptArray running_var, const OptArray& weight,
-                                const OptArray& bias, bool training, double momentum,
-                                double eps) {
+void check_grad_output(const py::array& grad_output, const Shape& input, const char* op) {
+  if (shape_of(grad_output) != input)
+    fail(op, ": grad_output ", shape_str(shape_of(grad_output)), " must have the shape of input ",
+         shape_str(input));
+}
+
+py::object batch_norm_forward_py(const py::array& input, const OptArray& running_mean,
+                                 const OptArray& running_var, const OptArray& weight,
+                                 const OptArray& bias, bool training, double momentum,
+                                 double eps) {
   const char* op = "batch_norm";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const Shape shape = shape_of(input);
-    const BatchNormSizes sz = batch_norm_sizes(op, shape);
-    if (running_mean.has_value() != running_var.has_value())
-      fail(op, ": running_mean and running_var must either both be None or neither be None");
-    check_batch_norm_args(op, shape, training, running_mean.has_value(), eps);
-    const T* w = channel_data<T>(weight, op, "weight", shape);
-    const T* b = channel_data<T>(bias, op, "bias", shape);
-    T* rm = const_cast<T*>(channel_data<T>(running_mean, op, "running_mean", shape));
-    T* rv = const_cast<T*>(channel_data<T>(running_var, op, "running_var", shape));
-    if (training && rm) {  // updated in place
-      mutable_data<T>(*running_mean, op, "running_mean");
-      mutable_data<T>(*running_var, op, "running_var");
-    }
-    auto y = empty<T>(shape);
-    auto save_mean = empty<T>({sz.c});
-    auto save_invstd = empty<T>({sz.c});
-    T* yp = y.mutable_data();
-    T* mp = save_mean.mutable_data();
-    T* ip = save_invstd.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      batch_norm_forward(x, yp, sz, w, b, rm, rv, training, momentum, eps, mp, ip);
-    }
-    return py::make_tuple(y, save_mean, save_invstd);
-  });
+  const Shape shape = shape_of(input);
+  const BatchNormSizes sz = batch_norm_sizes(op, shape);
+  if (running_mean.has_value() != running_var.has_value())
+    fail(op, ": running_mean and running_var must either both be None or neither be None");
+  check_batch_norm_args(op, shape, training, running_mean.has_value(), eps);
+  check_channel(weight, op, "weight", shape);
+  check_channel(bias, op, "bias", shape);
+  check_channel(running_mean, op, "running_mean", shape);
+  check_channel(running_var, op, "running_var", shape);
+  return marshal::call<float, double>(
+      op, in(input, "input"), opt(weight, "weight"), opt(bias, "bias"),
+      opt_inout(running_mean, "running_mean", training),
+      opt_inout(running_var, "running_var", training), out(shape), out({sz.c}), out({sz.c}),
+      [&](auto* x, auto* w, auto* b, auto* rm, auto* rv, auto* y, auto* mean, auto* invstd) {
+        batch_norm_forward(x, y, sz, w, b, rm, rv, training, momentum, eps, mean, invstd);
+      });
 }
 
-py::tuple batch_norm_backward_py(const py::array& grad_output, const py::array& input,
-                                 const OptArray& weight, const py::array& save_mean,
-                                 const py::array& save_invstd, bool training) {
+py::object batch_norm_backward_py(const py::array& grad_output, const py::array& input,
+                                  const OptArray& weight, const py::array& save_mean,
+                                  const py::array& save_invstd, bool training) {
   const char* op = "batch_norm_backward";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const T* dy = data<T>(grad_output, op, "grad_output");
-    const Shape shape = shape_of(input);
-    const BatchNormSizes sz = batch_norm_sizes(op, shape);
-    if (shape_of(grad_output) != shape)
-      fail(op, ": grad_output ", shape_str(shape_of(grad_output)), " must have the shape of input ",
-           shape_str(shape));
-    const T* w = channel_data<T>(weight, op, "weight", shape);
-    const T* mean = channel_data<T>(save_mean, op, "save_mean", shape);
-    const T* invstd = channel_data<T>(save_invstd, op, "save_invstd", shape);
-    auto dx = empty<T>(shape);
-    auto dw = empty<T>({sz.c});
-    auto db = empty<T>({sz.c});
-    T* dxp = dx.mutable_data();
-    T* dwp = dw.mutable_data();
-    T* dbp = db.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      batch_norm_backward(dy, x, sz, w, mean, invstd, training, dxp, dwp, dbp);
-    }
-    return py::make_tuple(dx, dw, db);
-  });
+  const Shape shape = shape_of(input);
+  const BatchNormSizes sz = batch_norm_sizes(op, shape);
+  check_grad_output(grad_output, shape, op);
+  check_channel(weight, op, "weight", shape);
+  check_channel_param(op, "save_mean", shape_of(save_mean), shape);
+  check_channel_param(op, "save_invstd", shape_of(save_invstd), shape);
+  return marshal::call<float, double>(
+      op, in(input, "input"), in(grad_output, "grad_output"), opt(weight, "weight"),
+      in(save_mean, "save_mean"), in(save_invstd, "save_invstd"), out(shape), out({sz.c}),
+      out({sz.c}),
+      [&](auto* x, auto* dy, auto* w, auto* mean, auto* invstd, auto* dx, auto* dw, auto* db) {
+        batch_norm_backward(dy, x, sz, w, mean, invstd, training, dx, dw, db);
+      });
 }
 
-// mean or rstd from group_norm_forward: shape (N, G).
-template <typename T>
-const T* group_stat_data(const py::array& a, const char* op, const char* name,
-                         const GroupNormSizes& sz) {
-  const T* p = data<T>(a, op, name);
-  if (shape_of(a) != Shape{sz.n, sz.groups})
-    fail(op, ": expected ", name, " of shape ", shape_str({sz.n, sz.groups}), ", got ",
-         shape_str(shape_of(a)));
-  return p;
-}
-
-py::tuple group_norm_forward_py(const py::array& input, int64_t num_groups,
-                                const OptArray& weight, const OptArray& bias, double eps) {
+py::object group_norm_forward_py(const py::array& input, int64_t num_groups,
+                                 const OptArray& weight, const OptArray& bias, double eps) {
   const char* op = "group_norm";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const Shape shape = shape_of(input);
-    const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
-    if (!(eps > 0)) fail(op, ": eps must be positive, got ", eps);
-    const T* w = channel_data<T>(weight, op, "weight", shape);
-    const T* b = channel_data<T>(bias, op, "bias", shape);
-    auto y = empty<T>(shape);
-    auto mean = empty<T>({sz.n, sz.groups});
-    auto rstd = empty<T>({sz.n, sz.groups});
-    T* yp = y.mutable_data();
-    T* mp = mean.mutable_data();
-    T* rp = rstd.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      group_norm_forward(x, yp, sz, w, b, eps, mp, rp);
-    }
-    return py::make_tuple(y, mean, rstd);
-  });
+  const Shape shape = shape_of(input);
+  const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
+  if (!(eps > 0)) fail(op, ": eps must be positive, got ", eps);
+  check_channel(weight, op, "weight", shape);
+  check_channel(bias, op, "bias", shape);
+  return marshal::call<float, double>(
+      op, in(input, "input"), opt(weight, "weight"), opt(bias, "bias"), out(shape),
+      out({sz.n, sz.groups}), out({sz.n, sz.groups}),
+      [&](auto* x, auto* w, auto* b, auto* y, auto* mean, auto* rstd) {
+        group_norm_forward(x, y, sz, w, b, eps, mean, rstd);
+      });
 }
 
-py::tuple group_norm_backward_py(const py::array& grad_output, const py::array& input,
-                                 const OptArray& weight, const py::array& mean,
-                                 const py::array& rstd, int64_t num_groups, bool input_grad,
-                                 bool weight_grad, bool bias_grad) {
+py::object group_norm_backward_py(const py::array& grad_output, const py::array& input,
+                                  const OptArray& weight, const py::array& mean,
+                                  const py::array& rstd, int64_t num_groups, bool input_grad,
+                                  bool weight_grad, bool bias_grad) {
   const char* op = "group_norm_backward";
-  return dispatch_float(input, op, "input", [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const T* x = data<T>(input, op, "input");
-    const T* dy = data<T>(grad_output, op, "grad_output");
-    const Shape shape = shape_of(input);
-    const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
-    if (shape_of(grad_output) != shape)
-      fail(op, ": grad_output ", shape_str(shape_of(grad_output)), " must have the shape of input ",
-           shape_str(shape));
-    const T* w = channel_data<T>(weight, op, "weight", shape);
-    const T* mp = group_stat_data<T>(mean, op, "mean", sz);
-    const T* rp = group_stat_data<T>(rstd, op, "rstd", sz);
-    auto [dx, dxp] = maybe_empty<T>(input_grad, shape);
-    auto [dw, dwp] = maybe_empty<T>(weight_grad, {sz.c});
-    auto [db, dbp] = maybe_empty<T>(bias_grad, {sz.c});
-    {
-      py::gil_scoped_release nogil;
-      group_norm_backward(dy, x, sz, w, mp, rp, dxp, dwp, dbp);
-    }
-    return py::make_tuple(dx, dw, db);
-  });
+  const Shape shape = shape_of(input);
+  const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
+  check_grad_output(grad_output, shape, op);
+  check_channel(weight, op, "weight", shape);
+  for (const auto& [stat, name] : {std::pair(&mean, "mean"), std::pair(&rstd, "rstd")})
+    if (shape_of(*stat) != Shape{sz.n, sz.groups})
+      fail(op, ": expected ", name, " of shape ", shape_str({sz.n, sz.groups}), ", got ",
+           shape_str(shape_of(*stat)));
+  return marshal::call<float, double>(
+      op, in(input, "input"), in(grad_output, "grad_output"), opt(weight, "weight"),
+      in(mean, "mean"), in(rstd, "rstd"), out(shape, input_grad), out({sz.c}, weight_grad),
+      out({sz.c}, bias_grad),
+      [&](auto* x, auto* dy, auto* w, auto* mp, auto* rp, auto* dx, auto* dw, auto* db) {
+        group_norm_backward(dy, x, sz, w, mp, rp, dx, dw, db);
+      });
 }
 
 }  // namespace

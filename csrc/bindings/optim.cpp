@@ -74,7 +74,7 @@ T* array_data(const char* op, const char* list, size_t i, py::array& a, const py
   return data_ptr;
 }
 
-// dispatch_float for list[i] = a, which names the entry ("params[3]") only
+// dispatch<float, double> for list[i] = a, which names the entry ("params[3]") only
 // when it has to: in the error.
 template <typename F>
 void by_float_type(const py::array& a, const char* op, const char* list, size_t i, F&& f) {
