@@ -64,15 +64,15 @@ def folds(folder: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
 
 def held_out_correct(checkpoint: Path, images: np.ndarray, labels: np.ndarray) -> int:
     import kiln
-    from kiln import cli
     from kiln.checkpoint import load_checkpoint
+    from kiln.commands import _shared
 
-    config = cli._read_checkpoint_extra(str(checkpoint))
-    model = cli._build_model(config)
+    config = _shared._read_checkpoint_extra(str(checkpoint))
+    model = _shared._build_model(config)
     load_checkpoint(checkpoint, model)
     model.eval()
     with kiln.no_grad():
-        logits = model(kiln.from_numpy(cli._normalized(config, images)))
+        logits = model(kiln.from_numpy(_shared._normalized(config, images)))
     return int((logits.numpy().argmax(1) == labels).sum())
 
 

@@ -82,7 +82,7 @@ def test_summary_names_the_best_epoch(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_best_checkpoint_keeps_the_latest_epoch_within_one_standard_error() -> None:
-    from kiln.cli import _NearBest
+    from kiln.commands._shared import _NearBest
 
     rule = _NearBest(val_images=1000)
     kept = [rule.update(e, {"val_accuracy": a}) for e, a in

@@ -87,7 +87,8 @@ def test_small_cnn_trains_on_a_second_backend_like_the_cpu(fake_cuda):
     # The ops reached their kernels through the inputs' backend, forward and backward.
     for kernel in ("conv2d_forward", "conv2d_backward_weight", "max_pool2d_forward",
                    "max_pool2d_backward", "avg_pool2d_backward", "linear_forward",
-                   "linear_backward", "cross_entropy_forward", "cross_entropy_backward"):
+                   "linear_backward", "cross_entropy_forward", "cross_entropy_backward",
+                   "sgd_step"):
         assert kernel in fake_cuda.calls
     np.testing.assert_array_equal(out_gpu.detach().cpu().numpy(), out_cpu.detach().numpy())
     for a, b in zip(losses_cpu, losses_gpu):
@@ -98,6 +99,81 @@ def test_small_cnn_trains_on_a_second_backend_like_the_cpu(fake_cuda):
 
     gpu_model.cpu()
     assert all(p.device == kiln.device("cpu") for p in gpu_model.parameters())
+
+
+def _params_with_grads(device):
+    """Two parameters with fixed gradients, on ``device`` (the same values each call)."""
+    rng = np.random.default_rng(0)
+    params = []
+    for shape in ((3, 4), (5,)):
+        p = nn.Parameter(kiln.from_numpy(rng.standard_normal(shape).astype(np.float32))
+                         .to(device))
+        p.grad = kiln.from_numpy(rng.standard_normal(shape).astype(np.float32)).to(device)
+        params.append(p)
+    return params
+
+
+@pytest.mark.parametrize("make, kernel", [
+    (lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.9), "sgd_step"),
+    (lambda ps: kiln.optim.Adam(ps, lr=0.1, amsgrad=True), "adam_step"),
+    (lambda ps: kiln.optim.AdamW(ps, lr=0.1), "adam_step"),
+    (lambda ps: kiln.optim.Adagrad(ps, lr=0.1, initial_accumulator_value=0.5), "adagrad_step"),
+    (lambda ps: kiln.optim.RMSprop(ps, lr=0.1, momentum=0.5, centered=True), "rmsprop_step"),
+])
+def test_optimizer_steps_with_the_kernels_of_its_parameters_device(fake_cuda, make, kernel):
+    cpu, gpu = _params_with_grads("cpu"), _params_with_grads("cuda")
+    cpu_opt, gpu_opt = make(cpu), make(gpu)
+    for _ in range(2):
+        cpu_opt.step()
+        gpu_opt.step()
+    assert fake_cuda.calls == [kernel, kernel]  # one call per group and step
+    for a, b in zip(cpu, gpu):
+        assert b.device.type == "cuda"
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().cpu().numpy())
+    for p in gpu:  # the state buffers live beside their parameter (the step count on the host)
+        for key, value in gpu_opt.state[p].items():
+            if key != "step":
+                assert value.device.type == "cuda", key
+    # A state dict saved from the CPU run loads onto the parameters' device.
+    gpu_opt.load_state_dict(cpu_opt.state_dict())
+    for p in gpu:
+        for key, value in gpu_opt.state[p].items():
+            if key != "step":
+                assert value.device.type == "cuda", key
+
+
+def test_optimizer_refuses_a_group_on_two_devices(fake_cuda):
+    a, b = _params_with_grads("cpu")[0], _params_with_grads("cuda")[1]
+    opt = kiln.optim.SGD([a, b], lr=0.1)
+    before = a.detach().numpy().copy()
+    with pytest.raises(RuntimeError, match=r"SGD\.step: expected all tensors to be on the "
+                                           r"same device, but found at least two devices, "
+                                           r"cpu and cuda:0"):
+        opt.step()
+    np.testing.assert_array_equal(a.detach().numpy(), before)
+    assert fake_cuda.calls == []
+
+
+def test_clip_grad_runs_on_the_gradients_device(fake_cuda):
+    cpu, gpu = _params_with_grads("cpu"), _params_with_grads("cuda")
+    total_cpu = nn.utils.clip_grad_norm_(cpu, 0.5)
+    total_gpu = nn.utils.clip_grad_norm_(gpu, 0.5)
+    assert total_gpu.device == kiln.device("cuda:0")
+    assert total_gpu.cpu().item() == total_cpu.item()
+    nn.utils.clip_grad_value_(cpu, 0.1)
+    nn.utils.clip_grad_value_(gpu, 0.1)
+    assert fake_cuda.calls == ["grad_norms", "scale_", "clamp_"]
+    for a, b in zip(cpu, gpu):
+        assert b.grad.device.type == "cuda"
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.cpu().numpy())
+
+
+def test_clip_grad_refuses_gradients_on_two_devices(fake_cuda):
+    a, b = _params_with_grads("cuda")[0], _params_with_grads("cpu")[1]
+    with pytest.raises(RuntimeError, match=r"get_total_norm: .* cuda:0 and cpu"):
+        nn.utils.clip_grad_norm_([a, b], 1.0)
+    with pytest.raises(RuntimeError, match=r"clip_grad_value_: .* cuda:0 and cpu"):
+        nn.utils.clip_grad_value_([a, b], 1.0)
 
 
 def test_mixing_devices_names_both(fake_cuda):

@@ -1,18 +1,10 @@
 """Weights and training checkpoints in the safetensors format.
 
-File layout (https://github.com/huggingface/safetensors):
-
-    8 bytes   header length H, unsigned little-endian
-    H bytes   JSON: {name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
-                     "__metadata__": {str: str}}   (optional metadata, strings only)
-    rest      the tensors' raw little-endian bytes; offsets count from the end of the header
-
-Files are written and parsed by the ``safetensors`` library (small, fuzzed and
-maintained; its parser bounds the header's size and nesting and checks that the
-tensors tile the data). Loading never unpickles, so a file cannot run code.
-Writing goes to a temporary file in the same folder, is fsynced and renamed over
-the target, so a crash mid-write leaves the old file whole; a later save removes
-the partial files that killed writers left behind.
+The format is written and read by ``kiln._safetensors`` (through the ``safetensors``
+library: loading never unpickles, so a file cannot run code; writing is atomic, so a
+crash mid-write leaves the old file whole, and a later save removes the partial
+files that killed writers left behind); this module turns kiln.Tensors into its
+arrays and back.
 
 A training checkpoint is one such file: tensors ``model.<key>`` (the state_dict) and
 ``optimizer.state.<index>.<name>`` (the optimizer's tensor state), and metadata
@@ -25,28 +17,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors
-import safetensors.numpy
 
+from kiln import _safetensors
 from kiln._checks import int_arg
-from kiln.data._atomic import atomic_path
 from kiln.random import get_rng_state, set_rng_state
 from kiln.tensor import Tensor
 
 __all__ = ["load_checkpoint", "load_state", "save_checkpoint", "save_model", "save_state"]
 
-_CODES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
-    "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
-}
-_STORABLE = {np.dtype(spec).newbyteorder("=") for spec in _CODES.values()}
-# bfloat16 (PyTorch's favourite half type) has no NumPy dtype: it is read as its 16 bits
-# and widened to float32, exactly (a bfloat16 is the top half of a float32).
-_DTYPES = {code: np.dtype(spec) for code, spec in {**_CODES, "BF16": "<u2"}.items()}
 _FORMAT = "1"
 
 
@@ -59,28 +40,15 @@ def save_state(tensors: Mapping[str, Any], path: str | os.PathLike[str],
     """
     if not isinstance(tensors, Mapping):
         raise TypeError(f"save_state: expected a dict of tensors, got {type(tensors).__name__}")
-    if metadata is not None and (not isinstance(metadata, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
-        raise TypeError("save_state: metadata must be a dict of str to str")
-    arrays = {}
-    for name in tensors:
-        if not isinstance(name, str) or name == "__metadata__" or not name:
-            raise ValueError(f"save_state: invalid tensor name {name!r}")
-        array = _as_array(tensors[name], name)
-        if array.dtype.newbyteorder("=") not in _STORABLE:
-            raise TypeError(f"save_state: tensor {name!r} has dtype {array.dtype}, which "
-                            f"safetensors cannot store (supported: {', '.join(_CODES)})")
-        arrays[name] = np.asarray(array, order="C")  # keeps 0-d shapes
-    with atomic_path(path) as temp:
-        safetensors.numpy.save_file(arrays, temp,
-                                    metadata=None if metadata is None else dict(metadata))
+    _safetensors.write({name: _as_array(value) for name, value in tensors.items()}, path,
+                       metadata)
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Reads a safetensors file into ``{name: kiln.Tensor}`` (writable, in file order).
 
     BF16 tensors come back as float32 (exactly); other dtypes keep theirs."""
-    return {name: Tensor._wrap(array) for name, array in _read(path)[0].items()}
+    return {name: Tensor._wrap(array) for name, array in _safetensors.read(path)[0].items()}
 
 
 def save_model(model: Any, path: str | os.PathLike[str],
@@ -91,44 +59,10 @@ def save_model(model: Any, path: str | os.PathLike[str],
     save_state(model.state_dict(), path, metadata)
 
 
-def _as_array(value: Any, name: str) -> np.ndarray:
-    if isinstance(value, Tensor):
-        return value.detach().numpy()
-    if isinstance(value, np.ndarray):
-        return value
-    raise TypeError(f"save_state: tensor {name!r} must be a kiln.Tensor or numpy.ndarray, "
-                    f"got {type(value).__name__}")
-
-
-def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The arrays (writable, in file order) and metadata of a safetensors file."""
-    path = Path(path)
-    try:
-        content = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"load_state: cannot read {path}: {error.strerror or error}") from None
-    try:
-        entries = dict(safetensors.deserialize(content))
-    except (safetensors.SafetensorError, ValueError, TypeError, OverflowError) as error:
-        raise ValueError(f"load_state: {path} is not a valid safetensors file: "
-                         f"{' '.join(str(error).split())}") from None
-    # The library has validated the header (bounded size and depth, strings-only
-    # metadata), so reading it again here is safe; it gives the metadata and file order.
-    header = json.loads(content[8:8 + int.from_bytes(content[:8], "little")])
-    metadata = header.pop("__metadata__", None) or {}
-    arrays = {}
-    for name in sorted(header, key=lambda key: header[key]["data_offsets"]):
-        entry = entries[name]
-        dtype = _DTYPES.get(entry["dtype"])
-        if dtype is None:
-            raise ValueError(f"load_state: {path}: tensor {name!r} has dtype {entry['dtype']!r}, "
-                             f"which kiln cannot read (it reads {', '.join(_DTYPES)})")
-        array = np.frombuffer(entry["data"], dtype=dtype).reshape(entry["shape"])
-        array = array.astype(dtype.newbyteorder("="), copy=False)
-        if entry["dtype"] == "BF16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        arrays[name] = array
-    return arrays, metadata
+def _as_array(value: Any) -> Any:
+    """A kiln.Tensor's array; anything else as it is, for ``_safetensors.write`` to
+    check."""
+    return value.detach().numpy() if isinstance(value, Tensor) else value
 
 
 # ---------------------------------------------------------------- JSON state
@@ -224,7 +158,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
     (or another optimizer or scheduler class); model, optimizer and scheduler are then
     left as they were.
     """
-    arrays, metadata = _read(path)
+    arrays, metadata = _safetensors.read(path)
     where = f"load_checkpoint: {path}"
     if metadata.get("kiln.checkpoint") != _FORMAT:
         raise ValueError(f"{where} is not a kiln training checkpoint (no 'kiln.checkpoint' "

@@ -19,6 +19,7 @@ names: op code does not change. Storage crosses devices through the host:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
@@ -75,6 +76,22 @@ def register(backend: Backend) -> None:
 def get(device_type: str) -> Backend | None:
     """The backend registered for ``device_type``, or None when this build has none."""
     return _BACKENDS.get(device_type)
+
+
+def of_tensors(tensors: Iterable[Any], op: str) -> Backend:
+    """The one backend of ``tensors`` (kiln.Tensors, at least one), for code outside
+    ``Function.apply`` that calls kernels on several tensors at once (an optimizer's
+    parameter group, the gradients clip_grad scales). Raises RuntimeError naming ``op``
+    and both devices when the tensors are on different devices."""
+    devices = iter(t.device for t in tensors)
+    first = next(devices, None)
+    if first is None:
+        raise ValueError(f"{op}: expected at least one tensor")
+    for other in devices:
+        if other != first:
+            raise RuntimeError(f"{op}: expected all tensors to be on the same device, but "
+                               f"found at least two devices, {first} and {other}")
+    return _BACKENDS[first.type]
 
 
 def available() -> tuple[str, ...]:

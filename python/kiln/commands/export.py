@@ -18,7 +18,7 @@ import numpy as np
 
 import kiln
 from kiln.checkpoint import load_checkpoint
-from kiln.cli import UsageError, _build_model, _read_checkpoint_extra
+from kiln.commands._shared import UsageError, _build_model, _read_checkpoint_extra
 from kiln.data._atomic import atomic_write
 
 

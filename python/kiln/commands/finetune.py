@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 import kiln
-from kiln.cli import (
+from kiln.commands._shared import (
     _AUGMENTS,
     _DEFAULTS,
     Split,

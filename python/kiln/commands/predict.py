@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.checkpoint import load_checkpoint
-from kiln.cli import UsageError, _read_checkpoint_extra
+from kiln.commands._shared import UsageError, _read_checkpoint_extra
 from kiln.models import Preprocess, get_model
 from kiln.models._registry import IMAGENET_MODELS
 from kiln.models.classify import load_image, top_k

@@ -25,8 +25,8 @@ import numpy as np
 
 import kiln
 from kiln.checkpoint import load_checkpoint
-from kiln.cli import Split, UsageError, _build_model, _normalized
 from kiln.commands._report_html import esc, figure_png, img, page, table
+from kiln.commands._shared import Split, UsageError, _build_model, _normalized
 from kiln.data._atomic import atomic_write
 from kiln.nn import functional as F
 from kiln.recipe import activation_stats, diagnose_history

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import kiln
-from kiln import cli, nn
+from kiln import nn
 from kiln.checkpoint import load_checkpoint
-from kiln.cli import UsageError
+from kiln.commands import _shared
+from kiln.commands._shared import UsageError
 from kiln.data._atomic import claim_folder
 from kiln.models import list_models
 from kiln.train import Ensemble, Trainer
@@ -39,8 +40,8 @@ from kiln.tune.workers import Workers
 # The kiln train options a search may range over (config key: kind of value).
 _SEARCHABLE = {"lr": float, "weight_decay": float, "warmup": float, "batch_size": int,
                "optimizer": str, "schedule": str, "augment": str, "model": str}
-_NAMED_CHOICES = {"optimizer": cli._OPTIMIZERS, "schedule": cli._SCHEDULES,
-                  "augment": cli._AUGMENTS}
+_NAMED_CHOICES = {"optimizer": _shared._OPTIMIZERS, "schedule": _shared._SCHEDULES,
+                  "augment": _shared._AUGMENTS}
 # Options whose value a --resume must not change (the rest may: jobs, final models).
 _SETTINGS = ("data", "seed", "val_split", "epochs", "patience", "trials", "stages",
              "epoch_factor", "strategy", "engine", "halving", "cv", "explode", "param",
@@ -56,7 +57,7 @@ def add_parser(sub: Any) -> None:
         "--weight-decay), LOW:HIGH:int or LOW:HIGH:log-int (integers, HIGH included) or "
         "A,B,C (one of these); a single value stays fixed. Writes OUT/search-NAME/ with "
         "journal.json, trials.csv, best.json, search.png and best.safetensors.")
-    cli._data_options(p, with_training=True)
+    _shared._data_options(p, with_training=True)
     for action in p._actions:  # the searchable options take ranges, read below
         if action.dest in _SEARCHABLE:
             action.type, action.choices = None, None
@@ -88,7 +89,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--ensemble", type=int, metavar="K", help="also train the K best "
                    "configurations and report their ensemble's held-out accuracy")
     p.add_argument("--final-epochs", type=int, help="epochs of the final models (default "
-                   f"{cli._DEFAULTS['epochs']}, as kiln train; 0: no final model)")
+                   f"{_shared._DEFAULTS['epochs']}, as kiln train; 0: no final model)")
     p.add_argument("--out", default="runs", help="folder of the runs (default runs)")
     p.add_argument("--name", help="search name: writes OUT/search-NAME (default the time)")
     p.add_argument("--resume", metavar="DIR", help="continue the search in DIR "
@@ -149,7 +150,7 @@ def _check_value(key: str, value: Any, where: str, base: dict[str, Any]) -> None
         raise UsageError(f"{where}: {value!r} is not {'an integer' if kind is int else 'a number'}"
                          + (" (write integer ranges as LOW:HIGH:int)" if kind is int else ""))
     try:
-        cli._checked_config(argparse.Namespace(**{key: value}), base)
+        _shared._checked_config(argparse.Namespace(**{key: value}), base)
     except UsageError as error:
         raise UsageError(f"{where}: {error}") from None
 
@@ -234,12 +235,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         if defaulted:
             texts = {**_DEFAULT_SPACE, **texts}
         fixed_args = {k: getattr(args, k) for k in ("data", "seed", "val_split", "patience")}
-        base = cli._checked_config(argparse.Namespace(**fixed_args))
+        base = _shared._checked_config(argparse.Namespace(**fixed_args))
         space = _space(texts, base)
         for key, value in space.items():
             if not hasattr(value, "sample"):
                 base[key] = value.lower() if isinstance(value, str) else value
-        config = complete_config(cli._checked_config(argparse.Namespace(), base))
+        config = complete_config(_shared._checked_config(argparse.Namespace(), base))
         meta = {"config": config, "options": _given(args), "cv": args.cv or 0,
                 "explode": args.explode or 3.0}
         run = _search_dir(args)
@@ -285,7 +286,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     summary = _best_json(result, settings, meta, names)
     final = _final_models(search, run, result, meta, args, jobs)
     summary.update(final)
-    cli._write_json(run / "best.json", summary)
+    _shared._write_json(run / "best.json", summary)
     print(f"{time.perf_counter() - start:.1f} s in all; files in {run}: "
           f"{', '.join(sorted(p.name for p in run.iterdir() if not p.name.startswith('.')))}")
     return 0
@@ -347,7 +348,7 @@ def _final_models(search: Any, run: Path, result: Any, meta: dict[str, Any],
                   args: argparse.Namespace, jobs: int) -> dict[str, Any]:
     """Trains the best (and with --ensemble K the K best) configurations on the whole
     training split, scores them on the held-out split; results kept in the journal."""
-    epochs = cli._DEFAULTS["epochs"] if args.final_epochs is None else args.final_epochs
+    epochs = _shared._DEFAULTS["epochs"] if args.final_epochs is None else args.final_epochs
     k = max(1, args.ensemble or 0)
     if epochs == 0:
         if k > 1:
@@ -399,7 +400,7 @@ def _final_models(search: Any, run: Path, result: Any, meta: dict[str, Any],
                               for r in range(len(members))],
                     "member_accuracy": [m["accuracy"] for m in members],
                     "member_params": [m["params"] for m in members]}
-        cli._write_json(run / "ensemble" / "ensemble.json", ensemble)
+        _shared._write_json(run / "ensemble" / "ensemble.json", ensemble)
         summary["ensemble"] = ensemble
         print(f"ensemble of the {len(members)} best configurations: held-out accuracy "
               f"{accuracy:.4f} ({accuracy - members[0]['accuracy']:+.4f} against the best "
@@ -417,15 +418,15 @@ def _ensemble_score(run: Path, members: list[dict[str, Any]], config: dict[str, 
     """Held-out accuracy and loss of kiln.train.Ensemble over the members' checkpoints."""
     models, shapes = [], set()
     for member in members:
-        saved = cli._read_checkpoint_extra(str(run / member["path"]))
-        model = cli._build_model(saved)
+        saved = _shared._read_checkpoint_extra(str(run / member["path"]))
+        model = _shared._build_model(saved)
         load_checkpoint(run / member["path"], model)
         models.append(model)
         shapes.add(held_out_split(saved).size)
     if len(shapes) > 1:
         raise UsageError("--ensemble: the best configurations read different input sizes "
                          "(different --model); fix --model to ensemble them")
-    _, loader = cli._loaders(config, held_out_split(config), augment=False)
+    _, loader = _shared._loaders(config, held_out_split(config), augment=False)
     ensemble = Ensemble(models)
     trainer = Trainer(ensemble, nn.CrossEntropyLoss(), kiln.optim.SGD(ensemble.parameters(),
                                                                       lr=0.1))

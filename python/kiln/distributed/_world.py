@@ -29,11 +29,13 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import numpy as np
 
 from kiln import _C
+from kiln.nn.modules.sync_batchnorm import register_collectives
 
 _INSTALL_HINT = ("kiln.distributed needs mpi4py and an MPI library: pip install 'kiln[mpi]' "
                  "(the packages mpi4py and mpich)")
@@ -240,6 +242,18 @@ def all_gather(array: np.ndarray, what: str = "all_gather") -> np.ndarray:
         return out
     wait(world.comm.Iallgather(np.ascontiguousarray(array), out), what)
     return out
+
+
+# SyncBatchNorm's collectives (kiln.nn.modules.sync_batchnorm): these, in a job of
+# several ranks; registered here because nn does not import kiln.distributed.
+_SYNC_BATCHNORM = SimpleNamespace(all_gather=all_gather, all_reduce=all_reduce)
+
+
+def _sync_batchnorm_collectives() -> SimpleNamespace | None:
+    return _SYNC_BATCHNORM if _world is not None and _world.size > 1 else None
+
+
+register_collectives(_sync_batchnorm_collectives)
 
 
 def barrier() -> None:

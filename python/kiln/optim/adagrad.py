@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from kiln import _C
-from kiln.optim.optimizer import Optimizer, ParamsT, _check, _new_step, _number
+from kiln.optim.optimizer import Optimizer, ParamsT, _check, _full_like, _new_step, _number
 from kiln.tensor import Tensor
 
 __all__ = ["Adagrad"]
@@ -78,14 +75,14 @@ class Adagrad(Optimizer):
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         # PyTorch fills the accumulator from the constructor's value, not the group's.
         init = float(self.defaults["initial_accumulator_value"])
-        return {"step": _new_step(), "sum": Tensor._wrap(np.full(param.shape, init, param.dtype))}
+        return {"step": _new_step(), "sum": _full_like(param, init)}
 
     def _update(self, group: dict[str, Any]) -> None:
         params, states = self._with_grad(group)
         if not params:
             return
         self._fused(
-            _C.adagrad_step, params, [s["sum"]._data for s in states],
+            "adagrad_step", params, [s["sum"]._data for s in states],
             [s["step"]._data for s in states],
             _number(group["lr"], "Adagrad", "lr"),
             _number(group["lr_decay"], "Adagrad", "lr_decay"),

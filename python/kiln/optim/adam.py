@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import _C
 from kiln.optim.optimizer import (
     Optimizer,
     ParamsT,
@@ -105,7 +104,7 @@ class Adam(Optimizer):
         amsgrad = bool(group["amsgrad"])
         beta1, beta2 = _betas(op, group)
         self._fused(
-            _C.adam_step, params, [s["exp_avg"]._data for s in states],
+            "adam_step", params, [s["exp_avg"]._data for s in states],
             [s["exp_avg_sq"]._data for s in states],
             [_buffer(s, "max_exp_avg_sq", p) for s, p in zip(states, params)] if amsgrad else [],
             [s["step"]._data for s in states],

@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from kiln import backends
 from kiln.autograd import enable_grad
 from kiln.tensor import Tensor
 
@@ -252,7 +253,8 @@ class Optimizer:
                 f"{array.shape} but its parameter has shape {param.shape}"
             )
         dtype = param.dtype if array.dtype.kind == "f" else array.dtype
-        return Tensor._wrap(np.array(array, dtype=dtype, order="C", copy=True))
+        return Tensor._wrap(backends.get(param.device.type).from_host(
+            np.array(array, dtype=dtype, order="C", copy=True)), param.device)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -277,14 +279,16 @@ class Optimizer:
             states.append(s)
         return params, states
 
-    @staticmethod
-    def _fused(kernel: Callable[..., Any], params: list[Tensor], *args: Any) -> Any:
-        """kernel([p], [p.grad], *args): one C++ call for the whole group.
+    def _fused(self, name: str, params: list[Tensor], *args: Any) -> Any:
+        """kernel([p], [p.grad], *args) with the kernel ``name`` of the parameters'
+        backend (one device per group): one C++ call for the whole group.
 
         The kernel checks every array before it changes any; it needs C-contiguous
         arrays, so a strided parameter (rare: a Parameter over a transposed view) is
         updated through a contiguous copy that is written back.
         """
+        backend = backends.of_tensors(params, f"{type(self).__name__}.step")
+        kernel = getattr(backend, name)
         arrays = [p._data for p in params]
         grads = [p._grad._data for p in params]
         try:
@@ -294,16 +298,21 @@ class Optimizer:
                 a.flags.writeable for a in arrays
             ):
                 raise
-        copies = [np.ascontiguousarray(a) for a in arrays]
-        result = kernel(copies, [np.ascontiguousarray(g) for g in grads], *args)
+        copies = [backend.xp.ascontiguousarray(a) for a in arrays]
+        result = kernel(copies, [backend.xp.ascontiguousarray(g) for g in grads], *args)
         for a, c in zip(arrays, copies):
             if c is not a:
                 a[...] = c
         return result
 
 
+def _full_like(p: Tensor, value: float) -> Tensor:
+    """A state buffer of ``p``'s shape, dtype and device, filled with ``value``."""
+    return Tensor._wrap(backends.get(p.device.type).xp.full(p.shape, value, p.dtype), p.device)
+
+
 def _zeros_like(p: Tensor) -> Tensor:
-    return Tensor._wrap(np.zeros(p.shape, p.dtype))
+    return _full_like(p, 0.0)
 
 
 def _new_step() -> Tensor:

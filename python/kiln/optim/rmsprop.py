@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import _C
 from kiln.optim.optimizer import (
     Optimizer,
     ParamsT,
@@ -97,7 +96,7 @@ class RMSprop(Optimizer):
         momentum = _number(group["momentum"], "RMSprop", "momentum")
         centered = bool(group["centered"])
         self._fused(
-            _C.rmsprop_step, params, [s["square_avg"]._data for s in states],
+            "rmsprop_step", params, [s["square_avg"]._data for s in states],
             [_buffer(s, "grad_avg", p) for s, p in zip(states, params)] if centered else [],
             [_buffer(s, "momentum_buffer", p) for s, p in zip(states, params)]
             if momentum > 0 else [],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import _C
 from kiln.optim.optimizer import Optimizer, ParamsT, _check, _number
 from kiln.tensor import Tensor
 
@@ -80,12 +79,12 @@ class SGD(Optimizer):
         states = [self.state[p] for p in params] if momentum != 0 else []
         old = [s.get("momentum_buffer") for s in states]
         new = self._fused(
-            _C.sgd_step, params, [b if b is None else b._data for b in old],
+            "sgd_step", params, [b if b is None else b._data for b in old],
             _number(group["lr"], "SGD", "lr"), momentum,
             _number(group["dampening"], "SGD", "dampening"),
             _number(group["weight_decay"], "SGD", "weight_decay"),
             bool(group["nesterov"]), bool(group["maximize"]),
         )
-        for s, before, buf in zip(states, old, new):
+        for s, p, before, buf in zip(states, params, old, new):
             if before is None:
-                s["momentum_buffer"] = Tensor._wrap(buf)
+                s["momentum_buffer"] = Tensor._wrap(buf, p.device)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from kiln import cli
 from kiln.checkpoint import save_checkpoint
+from kiln.commands import _shared
 from kiln.random import manual_seed
 from kiln.train import ModelCheckpoint, NaNGuard, Trainer
 from kiln.tune.cv import cross_validate
@@ -33,7 +33,7 @@ def held_out_split(config: Mapping[str, Any]) -> Any:
     per process."""
     key = (config["data"], config["seed"], config["val_split"], config["model"].lower())
     if key not in _SPLITS:
-        _SPLITS[key] = cli.Split(dict(config))
+        _SPLITS[key] = _shared.Split(dict(config))
     return _SPLITS[key]
 
 
@@ -43,9 +43,9 @@ def complete_config(config: dict[str, Any]) -> dict[str, Any]:
     split = held_out_split(config)
     config = dict(config)
     if "normalize" not in config:
-        config["normalize"] = list(cli._pixel_stats(split.train[0]))
+        config["normalize"] = list(_shared._pixel_stats(split.train[0]))
     config["num_classes"] = split.num_classes
-    config["model_config"] = cli._model_config(config, split)
+    config["model_config"] = _shared._model_config(config, split)
     return config
 
 
@@ -75,7 +75,7 @@ class ExplosionGuard(NaNGuard):
 
 
 class _Fold:
-    """The attributes of cli.Split that cli._loaders reads, for one fold."""
+    """The attributes of _shared.Split that _shared._loaders reads, for one fold."""
 
     def __init__(self, split: Any, train: tuple[np.ndarray, np.ndarray],
                  val: tuple[np.ndarray, np.ndarray]) -> None:
@@ -87,11 +87,11 @@ class _Fold:
 def _trainer(config: dict[str, Any], fold: Any, callbacks: list[Any], init_seed: int
              ) -> tuple[Any, Any, Any]:
     manual_seed(init_seed)
-    train_loader, val_loader = cli._loaders(config, fold)
-    model = cli._build_model(config)
-    optimizer = cli._optimizer(config, model)
-    scheduler, interval = cli._scheduler(config, optimizer, len(train_loader))
-    trainer = Trainer(model, cli._loss(config), optimizer, scheduler, callbacks,
+    train_loader, val_loader = _shared._loaders(config, fold)
+    model = _shared._build_model(config)
+    optimizer = _shared._optimizer(config, model)
+    scheduler, interval = _shared._scheduler(config, optimizer, len(train_loader))
+    trainer = Trainer(model, _shared._loss(config), optimizer, scheduler, callbacks,
                       scheduler_interval=interval)
     return trainer, train_loader, val_loader
 
@@ -115,7 +115,7 @@ class TrainObjective:
     def trial_config(self, params: Mapping[str, Any], epochs: int) -> dict[str, Any]:
         config = {**self.config, **params, "epochs": int(epochs)}
         if "model" in params:
-            config["model_config"] = cli._model_config(config, held_out_split(config))
+            config["model_config"] = _shared._model_config(config, held_out_split(config))
         return config
 
     def __call__(self, trial: Trial) -> dict[str, Any]:
@@ -129,7 +129,7 @@ class TrainObjective:
                 len(labels), self.cv, seed=config["seed"], stratify=labels)
             folds = result.results
         else:
-            train, val = cli._stratified(images, labels, config)
+            train, val = _shared._stratified(images, labels, config)
             folds = [self._fold(config, trial, _Fold(split, train, val), 0)]
         curves = np.array([f["curve"] for f in folds], dtype=np.float64)
         curve = curves.mean(axis=0)

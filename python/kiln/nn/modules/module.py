@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kiln import _safetensors
 from kiln._device import device as _device_type
 from kiln.autograd.hooks import RemovableHandle
 from kiln.nn.parameter import Parameter
@@ -482,9 +483,8 @@ class Module:
     # --------------------------------------------------------------- state dict
     def save(self, path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> None:
         """Writes ``state_dict()`` as safetensors; ``kiln.load_state(path)`` reads it back."""
-        from kiln.checkpoint import save_model  # the checkpoint module imports nn
-
-        save_model(self, path, metadata)
+        _safetensors.write({k: v.detach().numpy() for k, v in self.state_dict().items()},
+                           path, metadata)
 
     def state_dict(
         self, *, destination: dict | None = None, prefix: str = "", keep_vars: bool = False

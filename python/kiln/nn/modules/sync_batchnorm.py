@@ -10,88 +10,27 @@ N * B computes. Outside a job of several ranks (or in eval mode) it is BatchNorm
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
-
-from kiln import _C
-from kiln.autograd import Function
 from kiln.nn.modules.module import Module
 from kiln.nn.modules.norm import _BatchNorm
+from kiln.ops.sync_norm import SyncBatchNorm as _SyncBatchNorm
 from kiln.tensor import Tensor
 
-__all__ = ["SyncBatchNorm"]
+__all__ = ["SyncBatchNorm", "register_collectives"]
+
+# Where SyncBatchNorm finds the job: a callable that returns the collectives of a job
+# of several ranks (``all_gather``, ``all_reduce``; see kiln.ops.sync_norm) or None.
+# kiln.distributed registers its own when imported, so nn never imports it; until
+# then there is no job.
+_source: Callable[[], Any] | None = None
 
 
-def _world() -> Any:
-    from kiln.distributed import _world as W
-
-    return W._world
-
-
-class _SyncBatchNorm(Function):
-    @staticmethod
-    def forward(ctx: Any, x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
-                running_mean: np.ndarray | None, running_var: np.ndarray | None,
-                factor: float, eps: float) -> np.ndarray:
-        from kiln.distributed import _world as W
-
-        x = np.ascontiguousarray(x)
-        c = x.shape[1]
-        rows = x.reshape(x.shape[0], c, -1)
-        count = rows.shape[0] * rows.shape[2]
-        stats = np.zeros(1 + 2 * c)
-        stats[0] = count
-        if count:
-            mean = rows.mean(axis=(0, 2), dtype=np.float64)
-            centered = rows - mean.astype(x.dtype)[None, :, None]
-            stats[1:1 + c] = mean
-            stats[1 + c:] = np.einsum("ncs,ncs->c", centered, centered, dtype=np.float64)
-        every = W.all_gather(stats, "the SyncBatchNorm statistics")
-        counts = every[:, 0]
-        total = counts.sum()
-        if total <= 1:
-            raise ValueError(f"SyncBatchNorm: expected more than 1 value per channel when "
-                             f"training, got input of shape {x.shape} and {int(total)} values "
-                             f"per channel over all ranks")
-        means, m2s = every[:, 1:1 + c], every[:, 1 + c:]
-        mean = (counts[:, None] * means).sum(0) / total
-        m2 = (m2s + counts[:, None] * (means - mean) ** 2).sum(0)
-        var = m2 / total
-        if running_mean is not None and running_var is not None:
-            running_mean[...] = (1 - factor) * running_mean + factor * mean
-            running_var[...] = (1 - factor) * running_var + factor * m2 / (total - 1)
-        weight = None if weight is None else np.ascontiguousarray(weight)
-        bias = None if bias is None else np.ascontiguousarray(bias)
-        y, save_mean, save_invstd = _C.batch_norm_forward(
-            x, mean.astype(x.dtype), var.astype(x.dtype), weight, bias, False, 0.0, eps)
-        ctx.save_for_backward(x, weight, save_mean, save_invstd)
-        ctx.total = total
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
-        from kiln.distributed import _world as W
-
-        x, weight, mean, invstd = ctx.saved_tensors
-        # Eval-mode kernel: dx0 = dy * w * invstd and this rank's sums of dy and
-        # dy * xhat; the terms through the global statistics use the sums of all ranks.
-        dx, dweight, dbias = _C.batch_norm_backward(np.ascontiguousarray(grad), x, weight,
-                                                    mean, invstd, False)
-        needs = ctx.needs_input_grad
-        if needs[0]:
-            c = x.shape[1]
-            sums = np.concatenate([dbias.astype(np.float64),
-                                   dweight.astype(np.float64) / invstd.astype(np.float64)])
-            W.all_reduce(sums, what="the SyncBatchNorm gradient sums")
-            scale = invstd.astype(np.float64) * (1.0 if weight is None else weight)
-            b = -scale * invstd.astype(np.float64) ** 2 * sums[c:] / ctx.total
-            k = -scale * sums[:c] / ctx.total
-            shape = (1, c) + (1,) * (x.ndim - 2)
-            dx += (x - mean.reshape(shape)) * b.astype(x.dtype).reshape(shape)
-            dx += k.astype(x.dtype).reshape(shape)
-        return (dx if needs[0] else None, dweight if needs[1] else None,
-                dbias if needs[2] else None, None, None, None, None)
+def register_collectives(source: Callable[[], Any]) -> None:
+    """Makes ``source()`` the collectives SyncBatchNorm synchronizes through (None
+    outside a job of several ranks, where SyncBatchNorm is BatchNorm)."""
+    global _source
+    _source = source
 
 
 class SyncBatchNorm(_BatchNorm):
@@ -124,8 +63,8 @@ class SyncBatchNorm(_BatchNorm):
         super()._check_input_dim(input)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
-        world = _world()
-        if not self.training or world is None or world.size == 1:
+        collectives = None if _source is None else _source()
+        if not self.training or collectives is None:
             return super().forward(input)
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
@@ -138,7 +77,7 @@ class SyncBatchNorm(_BatchNorm):
             input, self.weight, self.bias,
             self.running_mean.detach().numpy() if running else None,
             self.running_var.detach().numpy() if running else None,
-            float(factor), float(self.eps))
+            float(factor), float(self.eps), collectives)
 
     @classmethod
     def convert_sync_batchnorm(cls, module: Module, process_group: Any = None) -> Module:

@@ -2,7 +2,8 @@
 
 The norm and the in-place scaling each run as one C++ call over all gradients
 (kiln.kernels.grad_norms / scale_ / clamp_): per tensor that is ~0.1 us of
-dispatch instead of a NumPy reduction's few microseconds.
+dispatch instead of a NumPy reduction's few microseconds. The kernels are those of
+the gradients' backend, so all of them must be on one device.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from kiln import _C
+from kiln import backends
+from kiln.backends import Backend
 from kiln.nn.utils._tensors import tensor_list
 from kiln.tensor import Tensor
 
@@ -45,21 +47,22 @@ def _limit(value: Any, op: str, name: str) -> float:
     return limit
 
 
-def _grads(parameters: list[Tensor], op: str) -> list[np.ndarray]:
-    grads = [p._grad._data for p in parameters if p._grad is not None]
+def _grads(parameters: list[Tensor], op: str) -> tuple[list[Any], Backend | None]:
+    """The gradients' arrays and their backend (None when no parameter has one)."""
+    grads = [p._grad for p in parameters if p._grad is not None]
     for g in grads:
         if g.dtype.kind != "f":
             raise TypeError(f"{op}: gradients must be floating point, got {g.dtype}")
-    return grads
+    return [g._data for g in grads], backends.of_tensors(grads, op) if grads else None
 
 
-def _in_place(grads: list[np.ndarray], kernel: Callable[[list[np.ndarray]], None],
-              numpy_op: Callable[[np.ndarray], None]) -> None:
-    """One C++ call for the C-contiguous gradients; NumPy for strided ones (rare)."""
+def _in_place(grads: list[Any], kernel: Callable[[list[Any]], None],
+              array_op: Callable[[Any], None]) -> None:
+    """One C++ call for the C-contiguous gradients; array math for strided ones (rare)."""
     strided = [g for g in grads if not g.flags.c_contiguous]
     kernel([g for g in grads if g.flags.c_contiguous])
     for g in strided:
-        numpy_op(g)
+        array_op(g)
 
 
 def get_total_norm(tensors: TensorOrTensors, norm_type: float | str = 2.0,
@@ -87,8 +90,9 @@ def get_total_norm(tensors: TensorOrTensors, norm_type: float | str = 2.0,
     dtype = np.result_type(*[t.dtype for t in items])
     if dtype.kind != "f":
         raise TypeError(f"get_total_norm: expected floating point tensors, got {dtype}")
-    total, _ = _C.grad_norms([np.ascontiguousarray(t._data) for t in items], q)
-    result = Tensor._wrap(np.asarray(total, dtype))
+    backend = backends.of_tensors(items, "get_total_norm")
+    total, _ = backend.grad_norms([backend.xp.ascontiguousarray(t._data) for t in items], q)
+    result = Tensor._wrap(backend.from_host(np.asarray(total, dtype)), items[0].device)
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(
             f"The total norm of order {q} for gradients from `parameters` is non-finite, so it "
@@ -111,16 +115,18 @@ def clip_grads_with_norm_(parameters: TensorOrTensors, max_norm: float,
     op = "clip_grads_with_norm_"
     params = tensor_list(parameters, op)
     limit = _limit(max_norm, op, "max_norm")
-    grads = _grads(params, op)
-    if not grads:
+    grads, backend = _grads(params, op)
+    if backend is None:
         return
-    total = total_norm._data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    total = (backends.get(total_norm.device.type).to_host(total_norm._data)
+             if isinstance(total_norm, Tensor) else np.asarray(total_norm))
     dtype = total.dtype if total.dtype.kind == "f" else np.dtype(np.float32)
     total = total.astype(dtype).reshape(())
     # PyTorch: max_norm / (total + 1e-6) is the reciprocal times max_norm, in total's dtype.
     coef = np.reciprocal(total + dtype.type(1e-6)) * dtype.type(limit)
     coef = float(np.minimum(coef, dtype.type(1.0)))
-    _in_place(grads, lambda gs: _C.scale_(gs, coef), lambda g: np.multiply(g, coef, out=g))
+    _in_place(grads, lambda gs: backend.scale_(gs, coef),
+              lambda g: backend.xp.multiply(g, coef, out=g))
 
 
 def clip_grad_norm_(parameters: TensorOrTensors, max_norm: float,
@@ -175,6 +181,8 @@ def clip_grad_value_(parameters: TensorOrTensors, clip_value: float,
     op = "clip_grad_value_"
     params = tensor_list(parameters, op)
     limit = _limit(clip_value, op, "clip_value")
-    grads = _grads(params, op)
-    _in_place(grads, lambda gs: _C.clamp_(gs, -limit, limit),
-              lambda g: np.clip(g, -limit, limit, out=g))
+    grads, backend = _grads(params, op)
+    if backend is None:
+        return
+    _in_place(grads, lambda gs: backend.clamp_(gs, -limit, limit),
+              lambda g: backend.xp.clip(g, -limit, limit, out=g))
