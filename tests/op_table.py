@@ -969,13 +969,14 @@ OPS: list[OpRow] = [
         Sample("p2_margin0.5", m(3, 4), m.labels(3, classes=4), p=2, margin=0.5),
         Sample("weight", m(3, 4), m.labels(3, classes=4), weight=m.const(4, kind="pos")),
         Sample("unbatched", m(5), Const(np.array(2))),
-        Sample("0d_input_0d_target", m(), Const(np.array(0)), xfail=bug(
-            "multi_margin_loss of a 0-d input with a 0-d target raises ValueError "
-            "'expected input to be 1-D or 2-D'; PyTorch returns 0 (one class)")),
+        Sample("0d_input_0d_target", m(), Const(np.array(0))),
+        Sample("0d_input_1_target_none", m(), Const(np.array([0])), reduction="none"),
         Sample("batch1_noncontig", m(1, 4, layout="step"), m.labels(1, classes=4)),
     ], errors=lambda m: [
         ErrorCase("p=3", m(2, 3), Const(np.array([0, 1])), p=3, exc=ValueError,
                   match=r"multi_margin_loss.*p"),
+        ErrorCase("0d input, class 1", m(), Const(np.array(1)), exc=ValueError,
+                  match=r"multi_margin_loss.*1.*out of range for 1 classes"),
     ], tol=LOOSE_TOL),
     # ---- pad
     OpRow("F.pad", samples=_pad_samples, errors=_pad_errors),
