@@ -514,10 +514,10 @@ def _batch_norm_samples(m: Maker) -> list[Sample]:
         Sample("train_3d", m(2, 3, 5), rm(3), rv(3), m(3), m(3), training=True, eps=1e-3),
         Sample("train_batch1_spatial", m(1, 2, 3, 3), rm(2), rv(2), m(2), m(2), training=True),
         Sample("noncontig", m(2, 3, 4, 5, layout="T"), rm(3), rv(3), m(3), m(3), training=True),
-        Sample("empty_1d_train", m(0), rm(0), rv(0), training=True, xfail=bug(
-            "batch_norm of a (0,) input (running stats of shape (0,), training) raises "
-            "ValueError 'at least 2 dimensions'; PyTorch returns an empty (0,) tensor "
-            "(a sample of PyTorch's own op_db)")),
+        Sample("empty_1d_train", m(0), rm(0), rv(0), training=True),
+        Sample("empty_1d_eval_affine", m(0), rm(3), rv(3), m(3), m(3)),
+        Sample("empty_1d_train_no_stats", m(0), None, None, training=True),
+        Sample("empty_batch_train_affine", m(0, 3, 2), rm(3), rv(3), m(3), m(3), training=True),
     ]
 
 
