@@ -704,11 +704,11 @@ def _where_cond(m: Maker, *shape: int) -> Const:
     return Const(m.bools(*shape))
 
 
-def _shape_errors(op: str, xfail: str | None = None) -> Callable[[Maker], list[ErrorCase]]:
+def _shape_errors(op: str) -> Callable[[Maker], list[ErrorCase]]:
     return lambda m: [
-        ErrorCase("bad size", m(2, 3), 4, 2, exc=RuntimeError, xfail=xfail,
+        ErrorCase("bad size", m(2, 3), 4, 2, exc=RuntimeError,
                   match=rf"{op}.*\(4, 2\).*\(2, 3\)"),
-        ErrorCase("two -1", m(2, 3), -1, -1, exc=RuntimeError, match=rf"{op}.*-1", xfail=xfail),
+        ErrorCase("two -1", m(2, 3), -1, -1, exc=RuntimeError, match=rf"{op}.*-1"),
     ]
 
 
@@ -826,15 +826,13 @@ OPS: list[OpRow] = [
         ErrorCase("int input", m.ints(2, 3), dim=1, exc=(TypeError, RuntimeError),
                   match=r"softmax.*int64"),
         ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
-                  match=r"softmax.*dim.*2.*\(2, 3\)", xfail="kiln bug: raises ValueError "
-                  "from the kernel binding ('softmax_forward: dim 2 is out of range ...'); "
-                  "PyTorch and kiln's own reductions raise IndexError"),
+                  match=r"softmax: dimension 2 out of range.*\[-2, 1\].*\(2, 3\)"),
+        ErrorCase("0d dim 1", m(), dim=1, exc=IndexError,
+                  match=r"softmax: dimension 1 out of range.*\[-1, 0\].*\(\)"),
     ]),
     OpRow("F.log_softmax", samples=_softmax_samples, errors=lambda m: [
         ErrorCase("dim out of range", m(2, 3), dim=-3, exc=IndexError,
-                  match=r"log_softmax.*-3.*\(2, 3\)", xfail="kiln bug: raises ValueError "
-                  "from the kernel binding ('log_softmax_forward: dim -3 is out of range ...'); "
-                  "PyTorch and kiln's own reductions raise IndexError"),
+                  match=r"log_softmax: dimension -3 out of range.*\(2, 3\)"),
     ]),
     OpRow("F.prelu", samples=lambda m: [
         Sample("shared_weight", m(2, 3, 4, 4), m(1)),
@@ -1052,6 +1050,9 @@ OPS: list[OpRow] = [
     OpRow(".softmax", samples=lambda m: [
         Sample("dim1", m(3, 4), 1), Sample("dim0", m(3, 4), 0),
         Sample("dtype_f64", m(3, 4), 1, dtype=F64),
+    ], errors=lambda m: [
+        ErrorCase("dim out of range", m(3, 4), 2, exc=IndexError,
+                  match=r"softmax: dimension 2 out of range.*\(3, 4\)"),
     ]),
     OpRow(".log_softmax", samples=lambda m: [
         Sample("dim-1", m(2, 3, 4), -1),
