@@ -660,6 +660,25 @@ def _extreme_samples(m: Maker) -> list[Sample]:
     ]
 
 
+def _elementwise_extreme_samples(m: Maker) -> list[Sample]:
+    d = lambda *s, **k: m(*s, kind="distinct", **k)  # noqa: E731
+    return [
+        Sample("same_shape", d(3, 4), d(3, 4)),
+        Sample("bcast", d(3, 1), d(4)),
+        Sample("0d_and_2x3", d(), d(2, 3)),
+        Sample("noncontig", d(4, 3, layout="T"), d(4, 3, layout="step")),
+        Sample("empty", d(0, 3), d(3)),
+        Sample("ties", np.array([1.0, 2.0, -1.0], m.dtype), np.array([1.0, 0.0, -1.0], m.dtype),
+               gradcheck=False),
+        Sample("nan", np.array([np.nan, 1.0, np.nan], m.dtype),
+               np.array([0.0, np.nan, np.nan], m.dtype), gradcheck=False),
+        Sample("int_int", m.ints(2, 3, low=-3), m.ints(2, 3, low=-3)),
+        Sample("int_float", m.ints(2, 3, low=-3), Const(d(2, 3))),
+        Sample("bool_bool", m.bools(2, 3), m.bools(2, 3)),
+        Sample("f32_f64", Const(d(2, 3, dtype=F32)), Const(d(2, 3, dtype=F64))),
+    ]
+
+
 def _arg_samples(m: Maker) -> list[Sample]:
     d = lambda *s, **k: m(*s, kind="distinct", **k)  # noqa: E731
     return [
@@ -1142,6 +1161,11 @@ OPS: list[OpRow] = [
         Sample("same_shape", m(3, 4, kind="distinct"), m(3, 4, kind="distinct")),
         Sample("bcast", m(3, 1, kind="distinct"), m(4, kind="distinct")),
     ]) for name in ("max", "min")],
+    *[OpRow(f"kiln.{name}", samples=_elementwise_extreme_samples, errors=lambda m, name=name: [
+        ErrorCase("scalar other", m(3), 2.0, exc=TypeError, match=rf"{name}.*other.*float"),
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=rf"{name}.*\(2, ?3\).*\(4, ?3\)"),
+    ]) for name in ("maximum", "minimum")],
     OpRow(".argmax", samples=_arg_samples, differentiable=False, errors=_dim_error("argmax")),
     OpRow(".argmin", samples=_arg_samples, differentiable=False, errors=_dim_error("argmin")),
     # ---- shape ops

@@ -187,7 +187,9 @@ class Extremum(Function):
         a, b = _operands(a, b)
         ctx.save_for_backward(a, b)
         ctx.is_max = is_max
-        return xp.maximum(a, b) if is_max else xp.minimum(a, b)
+        if is_max:
+            return _broadcasting("maximum", xp.maximum, a, b)
+        return _broadcasting("minimum", xp.minimum, a, b)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
