@@ -618,6 +618,30 @@ def _binary_errors(name: str, sym: str) -> Callable[[Maker], list[ErrorCase]]:
     ]
 
 
+def _int_pow_samples(m: Maker) -> list[Sample]:
+    """Integer and mixed pow of two tensors: negative integer exponents give values
+    (1 ** -n = 1, (-1) ** -n = +-1, 0 elsewhere), as PyTorch; promotion with floats and bools."""
+    base = np.array([2, 1, -1, 0, -2, 3])
+    return [
+        Sample("int_negative_exps", base, np.array([-1, -1, -1, -2, -3, 0])),
+        Sample("int_0d_negative_exp", base, np.array(-1)),
+        Sample("int_bcast_negative_exps", np.array([[2], [-1]]), np.array([-1, -2, 3])),
+        Sample("int32_int32_negative_exps", np.array([2, -1, 1], np.int32),
+               np.array([-1, -3, -5], np.int32)),
+        Sample("int32_int64", np.array([2, 1], np.int32), np.array([3, -1])),
+        Sample("uint8_int64", np.array([2, 1], np.uint8), np.array([3, -1])),
+        Sample("bool_int", np.array([True, False]), np.array([2, -1])),
+        Sample("int_bool", base, np.array([True, False] * 3)),
+        Sample("float_int_negative_exps", m(2, 3, kind="pos"), np.array([[-1, 2, 0], [3, -2, 1]])),
+        Sample("int_float", np.array([2, 1, 3, 4, 1, 5]), m(6, kind="pos")),
+        Sample("int_float_negative_bases", base, m(6, kind="pos"), gradcheck=False),
+        Sample("int_0d_float", base, Const(np.array(-1.0, m.dtype))),
+        # PyTorch's own backward fails for a bool exponent (it subtracts 1 from it)
+        Sample("float_bool", Const(m(2, kind="pos")), np.array([True, False])),
+        Sample("int_overflow_wraps", np.array([2, 3]), np.array([70, 70])),
+    ]
+
+
 def _reduce_samples(m: Maker, kind: str = "randn") -> list[Sample]:
     return [
         Sample("all", m(2, 3, 4, kind=kind)),
@@ -1021,7 +1045,13 @@ OPS: list[OpRow] = [
           ],
           errors=_binary_errors("truediv", "/")),
     OpRow(operator.pow, name="pow_tensor_tensor",
-          samples=lambda m: binary_samples(m, kind="pos", scalars=False)),
+          samples=lambda m: binary_samples(m, kind="pos", scalars=False) + _int_pow_samples(m),
+          errors=lambda m: [
+              ErrorCase("bool to bool power", m.bools(3), m.bools(3),
+                        exc=(TypeError, NotImplementedError), match=r"pow.*bool"),
+              ErrorCase("unbroadcastable ints", m.ints(2), m.ints(3), exc=ValueError,
+                        match=r"pow.*\(2,\).*\(3,\)"),
+          ]),
     OpRow(operator.pow, name="pow_scalar", samples=lambda m: [
         Sample("square", m(3, 4), 2),
         Sample("cube_int", m(3, 4), 3),
@@ -1038,9 +1068,30 @@ OPS: list[OpRow] = [
                gradcheck=False),
         Sample("zero_base_negative_exp", np.array([0.0, 2.0], m.dtype), -1, gradcheck=False),
         Sample("zero_base_zero_exp", np.array([0.0, 2.0], m.dtype), 0, gradcheck=False),
+        Sample("int_tensor_0", m.ints(2, 3, low=-2), 0),
+        Sample("int_tensor_negative_float", m.ints(2, 3, low=1), -1.0),
+        Sample("int_tensor_True", m.ints(2, 3, low=-2), True),
+        Sample("bool_tensor_int", m.bools(2, 3), 2),
+        Sample("bool_tensor_float", m.bools(2, 3), 0.5),
+        Sample("bool_tensor_True", m.bools(2, 3), True),
+        Sample("bool_tensor_False", m.bools(2, 3), False),
+        Sample("uint8_tensor_int", np.array([0, 3, 255], np.uint8), 2),
+        # a scalar base with a tensor exponent: negative integer powers give values
+        Sample("int_scalar_base_negative_exps", 2, np.array([-2, -1, 0, 3])),
+        Sample("minus_one_base_negative_exps", -1, np.array([-3, -2, -1, 0])),
     ], errors=lambda m: [
         ErrorCase("int to negative int power", m.ints(3, low=1), -1, exc=(ValueError, RuntimeError),
                   match=r"(pow|\*\*).*negative"),
+        ErrorCase("0d int to negative int power", np.array(2), -2, exc=(ValueError, RuntimeError),
+                  match=r"pow.*negative.*int64.*\(\)"),
+        ErrorCase("empty int to negative int power", m.ints(0), -1,
+                  exc=(ValueError, RuntimeError), match=r"pow.*negative.*\(0,\)"),
+        ErrorCase("uint8 to negative int power", np.array([2, 1], np.uint8), -1,
+                  exc=(ValueError, RuntimeError), match=r"pow.*negative.*uint8"),
+        ErrorCase("bool to negative int power", m.bools(3), -1,
+                  exc=(ValueError, RuntimeError), match=r"pow.*negative.*bool"),
+        ErrorCase("bool scalar to bool power", True, m.bools(3),
+                  exc=(TypeError, NotImplementedError), match=r"pow.*bool"),
     ]),
     OpRow(".pow", samples=lambda m: [
         Sample("scalar", m(3, 4), 2),
