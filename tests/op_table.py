@@ -663,6 +663,8 @@ def _sum_samples(m: Maker) -> list[Sample]:
     return _reduce_samples(m) + [
         Sample("int_input", m.ints(3, 4), 1),
         Sample("bool_input", m.bools(3, 4)),
+        Sample("uint8_input", m.ints(3, 4, high=200).astype(np.uint8), 0),
+        Sample("int32_input", m.ints(3, 4).astype(np.int32)),
     ]
 
 
@@ -814,6 +816,21 @@ def _stack_samples(m: Maker) -> list[Sample]:
 
 
 # ----------------------------------------------------------------------- the table
+def _int_float_samples(m: Maker) -> list[Sample]:
+    """Integer and bool inputs of a float function (exp, log, sqrt): PyTorch computes in
+    float32, its default float dtype. Drawn in the float32 pass only, whose tolerance
+    fits their float32 results."""
+    if m.dtype != F32:
+        return []
+    return [
+        Sample("int64", m.ints(2, 3, low=-2)),
+        Sample("int32", m.ints(2, 3).astype(np.int32)),
+        Sample("uint8", m.ints(2, 3).astype(np.uint8)),
+        Sample("bool", m.bools(2, 3)),
+        Sample("int_empty", m.ints(0, 3)),
+    ]
+
+
 def _unary(op: str, kind: str = "randn", **kw: Any) -> OpRow:
     return OpRow(op, samples=lambda m: unary_samples(m, kind), **kw)
 
@@ -1110,9 +1127,8 @@ OPS: list[OpRow] = [
       for fn, name in ((operator.eq, "eq"), (operator.ne, "ne"), (operator.lt, "lt"),
                        (operator.le, "le"), (operator.gt, "gt"), (operator.ge, "ge"))],
     # ---- unary math (Tensor methods)
-    _unary(".exp"),
-    _unary(".log", kind="pos"),
-    _unary(".sqrt", kind="pos"),
+    *[OpRow(op, samples=lambda m, kind=kind: unary_samples(m, kind) + _int_float_samples(m))
+      for op, kind in ((".exp", "randn"), (".log", "pos"), (".sqrt", "pos"))],
     _unary(".abs"),
     _unary(".relu"),
     _unary(".sigmoid"),

@@ -238,11 +238,17 @@ class Neg(Function):
         return -g
 
 
+def _floating(xp: Any, a: Any) -> Any:
+    """Integer and bool arrays as float32, the dtype PyTorch's exp, log and sqrt give them
+    (NumPy's would be float64, or float16 for uint8 and bool)."""
+    return a.astype(xp.float32) if a.dtype.kind in "biu" else a
+
+
 class Exp(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
         with np.errstate(over="ignore"):  # exp(100) in float32 is inf, silently (PyTorch)
-            out = ctx.backend.xp.exp(a)
+            out = ctx.backend.xp.exp(_floating(ctx.backend.xp, a))
         ctx.save_for_backward(out)
         return out
 
@@ -255,6 +261,7 @@ class Exp(Function):
 class Log(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
+        a = _floating(ctx.backend.xp, a)
         ctx.save_for_backward(a)
         with np.errstate(divide="ignore", invalid="ignore"):
             return ctx.backend.xp.log(a)
@@ -270,7 +277,7 @@ class Sqrt(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
         with np.errstate(invalid="ignore"):
-            out = ctx.backend.xp.sqrt(a)
+            out = ctx.backend.xp.sqrt(_floating(ctx.backend.xp, a))
         ctx.save_for_backward(out)
         return out
 
