@@ -738,6 +738,8 @@ def _softmax_samples(m: Maker) -> list[Sample]:
         Sample("noncontig", m(4, 3, layout="T"), dim=1),
         Sample("large_values", m(2, 4) * 50, dim=1),
         Sample("dtype_f64", m(2, 3), dim=1, dtype=F64),
+        Sample("int_input_dtype_f32", m.ints(2, 3), dim=1, dtype=F32),
+        Sample("bool_input_dtype_f64", m.bools(2, 3), dim=0, dtype=F64),
         Sample("implicit_dim_3d", m(2, 3, 4)),
         Sample("implicit_dim_2d", m(2, 3)),
         Sample("neg_inf_masked", np.array([[0.5, -np.inf, 1.0], [-np.inf, -np.inf, -np.inf]],
@@ -885,6 +887,8 @@ OPS: list[OpRow] = [
     OpRow("F.softmax", samples=_softmax_samples, errors=lambda m: [
         ErrorCase("int input", m.ints(2, 3), dim=1, exc=(TypeError, RuntimeError),
                   match=r"softmax.*int64"),
+        ErrorCase("int dtype", m(2, 3), dim=1, dtype=np.dtype(np.int64),
+                  exc=(TypeError, RuntimeError), match=r"softmax.*int64"),
         ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
                   match=r"softmax: dimension 2 out of range.*\[-2, 1\].*\(2, 3\)"),
         ErrorCase("0d dim 1", m(), dim=1, exc=IndexError,
@@ -1136,6 +1140,7 @@ OPS: list[OpRow] = [
     OpRow(".softmax", samples=lambda m: [
         Sample("dim1", m(3, 4), 1), Sample("dim0", m(3, 4), 0),
         Sample("dtype_f64", m(3, 4), 1, dtype=F64),
+        Sample("int_input_dtype_f64", m.ints(3, 4), 1, dtype=F64),
     ], errors=lambda m: [
         ErrorCase("dim out of range", m(3, 4), 2, exc=IndexError,
                   match=r"softmax: dimension 2 out of range.*\(3, 4\)"),

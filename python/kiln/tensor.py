@@ -581,7 +581,6 @@ class Tensor:
         return self._softmax("log_softmax", dim, dtype, log=True)
 
     def _softmax(self, op: str, dim: int, dtype: Any, log: bool) -> Tensor:
-        self._check_float(op)
         dim = int_arg(op, "dim", dim)
         n = max(self.ndim, 1)  # a 0-d tensor takes 0 and -1, as PyTorch
         if not -n <= dim < n:
