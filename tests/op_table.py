@@ -1197,8 +1197,12 @@ OPS: list[OpRow] = [
     OpRow(".fill_", differentiable=False, samples=lambda m: [
         Sample("float", m(3, 4), 2.5), Sample("int_tensor_int", m.ints(3), 7),
         Sample("0d_tensor_value", m(2, 2), Const(m())),
+        Sample("bool_tensor", m.bools(3), 0),
+        Sample("bool_tensor_int", m.bools(3), 2),
     ]),
-    OpRow(".zero_", differentiable=False, samples=lambda m: [Sample("3x4", m(3, 4))]),
+    OpRow(".zero_", differentiable=False, samples=lambda m: [
+        Sample("3x4", m(3, 4)), Sample("bool", m.bools(3)), Sample("int", m.ints(3)),
+    ]),
     OpRow(".copy_", differentiable=False, samples=lambda m: [
         Sample("same", m(3, 4), m(3, 4)),
         Sample("bcast", m(3, 4), m(4)),

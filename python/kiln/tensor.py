@@ -495,7 +495,7 @@ class Tensor:
         return self.fill_(0)
 
     def fill_(self, value: Any) -> Tensor:
-        self._inplace(0, np.multiply, "fill_")
+        self._inplace(False, np.multiply, "fill_")  # the in-place checks, for any dtype
         self._data[...] = value
         return self
 
