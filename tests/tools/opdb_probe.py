@@ -130,6 +130,43 @@ def brief(sample):
 import kiln.nn as knn  # noqa: E402
 
 
+def probe_inplace(o, full, report):
+    """op_db's in-place variant (add_, mul_, ...) against kiln's method of that name, on
+    inputs that do not require grad: the result and the mutated self."""
+    name = getattr(o.inplace_variant, "__name__", None)
+    if name is None or not hasattr(kiln.Tensor, name):
+        return
+    for dtype in (torch.float32, torch.float64, torch.int64, torch.bool):
+        if dtype not in o.supported_dtypes("cpu"):
+            continue
+        for s in o.sample_inputs("cpu", dtype, requires_grad=False):
+            if not isinstance(s.input, torch.Tensor):
+                continue
+            kin = to_kiln(s.input, [])
+            kargs, kkw = to_kiln(s.args, []), to_kiln(s.kwargs, [])
+            t_self = s.input.clone()
+            try:
+                tout = o.inplace_variant(t_self, *s.args, **s.kwargs)
+            except Exception as e:
+                try:
+                    getattr(kin, name)(*kargs, **kkw)
+                except Exception:
+                    continue
+                report[full + " (in-place)"].append(
+                    f"[{dtype}] not rejected: torch {type(e).__name__}: {str(e)[:100]} | {brief(s)}")
+                continue
+            try:
+                kout = getattr(kin, name)(*kargs, **kkw)
+            except Exception as e:
+                report[full + " (in-place)"].append(
+                    f"[{dtype}] kiln raised {type(e).__name__}: {str(e)[:150]} | {brief(s)}")
+                continue
+            for what, k, t in (("result", kout, tout), ("self", kin, t_self)):
+                msg = close(k, t, 1e-5)
+                if msg:
+                    report[full + " (in-place)"].append(f"[{dtype}] {what}: {msg} | {brief(s)}")
+
+
 def probe_ops(only):
     report = defaultdict(list)
     for o in op_db:
@@ -216,6 +253,7 @@ def probe_ops(only):
                     msg = close(kg, tg, tol * 10)
                     if msg:
                         report[full].append(f"[{dtype}] grad{i}: {msg} | {brief(s)}")
+        probe_inplace(o, full, report)
         # error inputs
         if o.error_inputs_func is not None and dtype:
             try:
