@@ -495,7 +495,7 @@ class Tensor:
         return self.fill_(0)
 
     def fill_(self, value: Any) -> Tensor:
-        self._inplace(0, np.multiply, "fill_")
+        self._inplace(False, np.multiply, "fill_")  # the in-place checks, for any dtype
         self._data[...] = value
         return self
 
@@ -581,8 +581,10 @@ class Tensor:
         return self._softmax("log_softmax", dim, dtype, log=True)
 
     def _softmax(self, op: str, dim: int, dtype: Any, log: bool) -> Tensor:
-        self._check_float(op)
         dim = int_arg(op, "dim", dim)
+        n = max(self.ndim, 1)  # a 0-d tensor takes 0 and -1, as PyTorch
+        if not -n <= dim < n:
+            raise _dim_out_of_range(op, dim, n, self.shape)
         x = self if dtype is None else self.to(dtype)
         x._check_float(op)
         return Softmax.apply(x, dim, log)
@@ -832,6 +834,13 @@ class Tensor:
         return self.to(placement("cuda" if device is None else device, "cuda"))
 
 
+def _dim_out_of_range(op: str, dim: int, n: int, shape: tuple | None = None) -> IndexError:
+    """PyTorch's IndexError for a dim outside [-n, n - 1], naming ``op`` (and the shape)."""
+    of = "" if shape is None else f" for input of shape {shape}"
+    return IndexError(f"{op}: dimension {dim} out of range (expected to be in range of "
+                      f"[{-n}, {n - 1}], but got {dim}){of}")
+
+
 def _norm_dims(dim: Any, ndim: int, op: str, unique: bool = False) -> tuple[int, ...] | None:
     """``dim`` (None, an int or a sequence of ints, negative counting from the end) as
     non-negative axes of an ``ndim``-D tensor (a 0-d tensor takes 0 and -1, as PyTorch);
@@ -844,8 +853,7 @@ def _norm_dims(dim: Any, ndim: int, op: str, unique: bool = False) -> tuple[int,
     out = []
     for d in dims:
         if not -n <= d < n:
-            raise IndexError(f"{op}: dimension {d} out of range (expected to be in range of "
-                             f"[{-n}, {n - 1}], but got {d})")
+            raise _dim_out_of_range(op, d, n)
         out.append(int(d) % n)
     if unique and len(set(out)) != len(out):
         repeated = next(d for d in out if out.count(d) > 1)

@@ -47,6 +47,11 @@ OPER = {
 }
 
 
+# ops whose forward draws random numbers: kiln's stream is not PyTorch's, so only the
+# shape and dtype of their outputs are compared, and no gradients
+RANDOM = {"nn.functional.dropout", "nn.functional.dropout2d"}
+
+
 def kiln_callable(o):
     name = o.name
     if o.variant_test_name and name == "div" and o.variant_test_name != "no_rounding_mode":
@@ -54,6 +59,8 @@ def kiln_callable(o):
     if name.startswith("nn.functional."):
         f = getattr(F, name[len("nn.functional.") :], None)
         return f
+    if name == "zero_":  # op_db's op zeroes a clone of the leaf
+        return lambda x: x.clone().zero_()
     if name in ("T", "mT", "H"):
         return (lambda x: x.T) if name == "T" else None
     if name in ("where",):
@@ -72,8 +79,7 @@ def kiln_callable(o):
 
 def to_kiln(obj, leaves):
     if isinstance(obj, torch.Tensor):
-        a = obj.detach().numpy().copy()
-        t = kiln.tensor(a) if a.ndim else kiln.tensor(a)
+        t = kiln.tensor(obj.detach().numpy().copy())
         if obj.requires_grad and obj.dtype.is_floating_point:
             t.requires_grad_(True)
             leaves.append((obj, t))
@@ -93,13 +99,15 @@ def flat(out):
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
-def close(k, t, tol):
+def close(k, t, tol, values=True):
     kv = k.detach().numpy() if isinstance(k, kiln.Tensor) else np.asarray(k)
     tv = t.detach().numpy()
     if kv.shape != tv.shape:
         return f"shape {kv.shape} vs {tv.shape}"
     if kv.dtype != tv.dtype:
         return f"dtype {kv.dtype} vs {tv.dtype}"
+    if not values:
+        return None
     if kv.dtype.kind == "f":
         if not np.allclose(kv, tv, rtol=tol, atol=tol, equal_nan=True):
             return f"values maxdiff {np.nanmax(np.abs(kv - tv)) if kv.size else 0}"
@@ -122,6 +130,43 @@ def brief(sample):
 import kiln.nn as knn  # noqa: E402
 
 
+def probe_inplace(o, full, report):
+    """op_db's in-place variant (add_, mul_, ...) against kiln's method of that name, on
+    inputs that do not require grad: the result and the mutated self."""
+    name = getattr(o.inplace_variant, "__name__", None)
+    if name is None or not hasattr(kiln.Tensor, name):
+        return
+    for dtype in (torch.float32, torch.float64, torch.int64, torch.bool):
+        if dtype not in o.supported_dtypes("cpu"):
+            continue
+        for s in o.sample_inputs("cpu", dtype, requires_grad=False):
+            if not isinstance(s.input, torch.Tensor):
+                continue
+            kin = to_kiln(s.input, [])
+            kargs, kkw = to_kiln(s.args, []), to_kiln(s.kwargs, [])
+            t_self = s.input.clone()
+            try:
+                tout = o.inplace_variant(t_self, *s.args, **s.kwargs)
+            except Exception as e:
+                try:
+                    getattr(kin, name)(*kargs, **kkw)
+                except Exception:
+                    continue
+                report[full + " (in-place)"].append(
+                    f"[{dtype}] not rejected: torch {type(e).__name__}: {str(e)[:100]} | {brief(s)}")
+                continue
+            try:
+                kout = getattr(kin, name)(*kargs, **kkw)
+            except Exception as e:
+                report[full + " (in-place)"].append(
+                    f"[{dtype}] kiln raised {type(e).__name__}: {str(e)[:150]} | {brief(s)}")
+                continue
+            for what, k, t in (("result", kout, tout), ("self", kin, t_self)):
+                msg = close(k, t, 1e-5)
+                if msg:
+                    report[full + " (in-place)"].append(f"[{dtype}] {what}: {msg} | {brief(s)}")
+
+
 def probe_ops(only):
     report = defaultdict(list)
     for o in op_db:
@@ -131,10 +176,14 @@ def probe_ops(only):
         if kf is None:
             continue
         full = o.name + ("." + o.variant_test_name if o.variant_test_name else "")
-        for dtype in (torch.float32, torch.float64):
+        supported = o.supported_dtypes("cpu")
+        for dtype in (torch.float32, torch.float64, torch.int64, torch.int32, torch.uint8, torch.bool):
+            if dtype not in supported:
+                continue
             tol = 1e-4 if dtype == torch.float32 else 1e-7
+            grad = o.supports_autograd and dtype.is_floating_point
             try:
-                samples = list(o.sample_inputs("cpu", dtype, requires_grad=o.supports_autograd))
+                samples = list(o.sample_inputs("cpu", dtype, requires_grad=grad))
             except Exception as e:
                 report[full].append(f"sample gen failed {e}")
                 continue
@@ -166,7 +215,7 @@ def probe_ops(only):
                 for i, (k, t) in enumerate(zip(kl, tl)):
                     if not isinstance(t, torch.Tensor):
                         continue
-                    msg = close(k, t, tol)
+                    msg = close(k, t, tol, values=o.name not in RANDOM)
                     if msg:
                         report[full].append(f"[{dtype}] fwd out{i}: {msg} | {brief(s)}")
                         bad = True
@@ -177,7 +226,7 @@ def probe_ops(only):
                     for k, t in zip(kl, tl)
                     if isinstance(t, torch.Tensor) and t.requires_grad
                 ]
-                if not pairs or not leaves:
+                if not pairs or not leaves or o.name in RANDOM:
                     continue
                 gs = [torch.randn_like(t) for _, t in pairs]
                 try:
@@ -204,6 +253,7 @@ def probe_ops(only):
                     msg = close(kg, tg, tol * 10)
                     if msg:
                         report[full].append(f"[{dtype}] grad{i}: {msg} | {brief(s)}")
+        probe_inplace(o, full, report)
         # error inputs
         if o.error_inputs_func is not None and dtype:
             try:
@@ -344,5 +394,7 @@ def show(report):
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "ops"
+    if what not in ("ops", "modules"):
+        sys.exit(__doc__)
     names = set(sys.argv[2:])
     show(probe_ops(names) if what == "ops" else probe_modules(names))

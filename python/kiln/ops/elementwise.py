@@ -142,20 +142,41 @@ class Div(Function):
             )
 
 
+def _int_power(xp: Any, a: Any, b: Any) -> Any:
+    """PyTorch's integer pow (wrapping on overflow): x ** n for n < 0 is 1 at x = 1,
+    1 or -1 (n even or odd) at x = -1 and 0 elsewhere, where NumPy refuses."""
+    negative = xp.asarray(b) < 0
+    if not negative.any():
+        return xp.power(a, b)
+    out = xp.power(a, xp.where(negative, 0, b))
+    inverse = xp.where(xp.asarray(a) == 1, 1,
+                       xp.where(xp.asarray(a) == -1, 1 - 2 * (xp.asarray(b) & 1), 0))
+    return xp.where(negative, inverse, out).astype(out.dtype, copy=False)
+
+
 class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         xp = ctx.backend.xp
+        base = xp.asarray(a).dtype
+        if base.kind in "iub" and isinstance(b, (int, np.integer)):
+            # PyTorch: a negative integer scalar exponent is refused, whatever the values;
+            # a bool tensor to a bool scalar power is itself (True) or ones (False)
+            if b < 0:
+                raise ValueError(f"pow (**): integers to negative integer powers are not "
+                                 f"allowed (base of dtype {base} and shape {_shape(a)}, "
+                                 f"exponent {b})")
+            if base.kind == "b" and isinstance(b, (bool, np.bool_)):
+                return xp.logical_or(a, not b)
         a, b = _operands(a, b)
+        kind = getattr(a, "dtype", getattr(b, "dtype", None)).kind  # both in the result dtype
+        if kind == "b":
+            raise TypeError(f"pow (**): not implemented for bool base and exponent (shapes "
+                            f"{_shape(a)} and {_shape(b)})")
         try:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                out = xp.power(a, b)
+                out = _int_power(xp, a, b) if kind in "iu" else xp.power(a, b)
         except ValueError:
-            if xp.asarray(a).dtype.kind in "iub" and (xp.asarray(b) < 0).any():
-                raise ValueError(
-                    f"pow (**): integers to negative integer powers are not allowed (base of "
-                    f"dtype {xp.asarray(a).dtype} and shape {_shape(a)}, exponent "
-                    f"{b if not _shape(b) else 'of shape ' + str(_shape(b))})") from None
             raise broadcast_error("pow (**)", _shape(a), _shape(b)) from None
         ctx.save_for_backward(a, b, out)
         return out
@@ -187,7 +208,9 @@ class Extremum(Function):
         a, b = _operands(a, b)
         ctx.save_for_backward(a, b)
         ctx.is_max = is_max
-        return xp.maximum(a, b) if is_max else xp.minimum(a, b)
+        if is_max:
+            return _broadcasting("maximum", xp.maximum, a, b)
+        return _broadcasting("minimum", xp.minimum, a, b)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
@@ -215,11 +238,17 @@ class Neg(Function):
         return -g
 
 
+def _floating(xp: Any, a: Any) -> Any:
+    """Integer and bool arrays as float32, the dtype PyTorch's exp, log and sqrt give them
+    (NumPy's would be float64, or float16 for uint8 and bool)."""
+    return a.astype(xp.float32) if a.dtype.kind in "biu" else a
+
+
 class Exp(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
         with np.errstate(over="ignore"):  # exp(100) in float32 is inf, silently (PyTorch)
-            out = ctx.backend.xp.exp(a)
+            out = ctx.backend.xp.exp(_floating(ctx.backend.xp, a))
         ctx.save_for_backward(out)
         return out
 
@@ -232,6 +261,7 @@ class Exp(Function):
 class Log(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
+        a = _floating(ctx.backend.xp, a)
         ctx.save_for_backward(a)
         with np.errstate(divide="ignore", invalid="ignore"):
             return ctx.backend.xp.log(a)
@@ -247,7 +277,7 @@ class Sqrt(Function):
     @staticmethod
     def forward(ctx: Context, a: Any) -> Any:
         with np.errstate(invalid="ignore"):
-            out = ctx.backend.xp.sqrt(a)
+            out = ctx.backend.xp.sqrt(_floating(ctx.backend.xp, a))
         ctx.save_for_backward(out)
         return out
 

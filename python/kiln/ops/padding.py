@@ -24,8 +24,10 @@ def index_map(xp: Any, size: int, before: int, after: int, mode: str) -> Any:
     index = xp.arange(-before, size + after)
     if mode == "replicate":
         return xp.clip(index, 0, size - 1)
-    if mode == "circular":
-        return index % size
+    if mode == "circular":  # a negative amount crops first; the kept span then wraps
+        start = max(-before, 0)
+        span = size - start - max(-after, 0)
+        return start + xp.arange(-max(before, 0), span + max(after, 0)) % span
     period = 2 * (size - 1)  # reflect
     index = xp.abs(index) % period if period else xp.zeros_like(index)
     return xp.where(index >= size, period - index, index)

@@ -37,7 +37,9 @@ class Sum(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, dims: Any, keepdim: bool) -> Any:
         ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
-        return ctx.backend.xp.sum(a, axis=dims, keepdims=keepdim)
+        xp = ctx.backend.xp  # integers and bools add up in int64, as PyTorch (NumPy: uint64)
+        return xp.sum(a, axis=dims, keepdims=keepdim,
+                      dtype=xp.int64 if a.dtype.kind in "biu" else None)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:

@@ -115,6 +115,8 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> Tensor:
+    if dtype is not None and isinstance(input, Tensor):
+        input = input.to(dtype)  # an integer input cast to a float dtype is fine (PyTorch)
     check_float_tensor(op, "input", input)
     if dim is None:
         # PyTorch's legacy implicit choice, with its deprecation warning.
@@ -124,7 +126,7 @@ def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> 
             stacklevel=3,
         )
         dim = 0 if input.ndim in (0, 1, 3) else 1
-    return (input.log_softmax if log else input.softmax)(dim, dtype)
+    return (input.log_softmax if log else input.softmax)(dim)
 
 
 def softmax(

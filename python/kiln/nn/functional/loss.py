@@ -278,11 +278,14 @@ def multi_margin_loss(
     """Multiclass hinge (SVM) loss: per sample, sum over classes c != y of
     weight[y] * max(0, margin - x[y] + x[c])^p, divided by C.
 
-    input: (N, C) or (C,); target: int64 (N,) or (); p: 1 or 2; weight: (C,).
-    'mean' averages over the N samples. Output: 0-D, or target's shape for 'none'.
+    input: (N, C), (C,) or 0-D (one class, as PyTorch); target: int64 (N,) or ();
+    p: 1 or 2; weight: (C,). 'mean' averages over the N samples. Output: 0-D, or
+    target's shape for 'none'.
     """
     op = "multi_margin_loss"
     check_float_tensor(op, "input", input)
+    if input.ndim == 0:
+        input = input.reshape(1)
     check_float_tensor(op, "weight", weight, optional=True)
     target = _class_indices(op, target)
     reduction = _reduction(op, size_average, reduce, reduction)

@@ -44,7 +44,8 @@ def batch_norm(
     ``training=True`` normalizes with the batch statistics and, when running_mean and
     running_var are given, updates them in place; ``training=False`` uses them (they are
     then required). weight and bias (C,) default to 1 and 0. Raises ValueError when
-    training with a single value per channel, as PyTorch does.
+    training with a single value per channel, as PyTorch does. An empty (0,) input gives
+    an empty (0,) output, as PyTorch.
     """
     op = "batch_norm"
     _tensor(input, op)
@@ -54,6 +55,13 @@ def batch_norm(
             _tensor(value, op, name)
     for name, value in (("momentum", momentum), ("eps", eps)):
         _float(value, op, name)
+    if input.ndim == 1 and input.shape[0] == 0:
+        # PyTorch returns an empty (0,) tensor here: normalized as (0, C) with C taken from
+        # the per-channel tensors (0 without any), the running statistics stay as they are
+        per_channel = (running_mean, running_var, weight, bias)
+        c = next((t.shape[0] for t in per_channel if t is not None and t.ndim == 1), 0)
+        return batch_norm(input.reshape(0, c), running_mean, running_var, weight, bias,
+                          training, momentum, eps).reshape(0)
     return BatchNorm.apply(input, running_mean, running_var, weight, bias, bool(training),
                            float(momentum), float(eps))
 

@@ -8,6 +8,7 @@ A negative amount crops. For a dimension of size n padded by (b, a):
     reflect    mirror at the edges without repeating them: b, a < n     (last 1-3 dims)
     replicate  repeat the edge element                                  (last 1-3 dims)
     circular   wrap around: out[i] = x[(i - b) mod n], b, a <= n        (last 1-3 dims)
+               (negative amounts crop first; the rest wraps the m kept, b, a <= m)
 
 (the last three modes for inputs (C, *) or (N, C, *), as in PyTorch).
 
@@ -78,8 +79,10 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",  # noqa: A002
         if mode == "reflect" and max(before, after) >= n:
             raise ValueError(f"{op}: reflect padding ({before}, {after}) of dimension "
                              f"{first + k} must be less than its size {n} (input shape {shape})")
-        if mode == "circular" and max(before, after) > n:
-            raise ValueError(f"{op}: circular padding ({before}, {after}) of dimension "
-                             f"{first + k} wraps around more than once (size {n}, input shape "
-                             f"{shape})")
+        if mode == "circular":  # a negative amount crops first; the kept span wraps
+            kept = n - max(-before, 0) - max(-after, 0)
+            if max(before, after) > kept:
+                raise ValueError(f"{op}: circular padding ({before}, {after}) of dimension "
+                                 f"{first + k} wraps around more than once (size {n}, {kept} "
+                                 f"after cropping; input shape {shape})")
     return Pad.apply(input, pairs, mode, 0)
