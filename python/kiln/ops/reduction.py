@@ -38,8 +38,9 @@ class Sum(Function):
     def forward(ctx: Context, a: Any, dims: Any, keepdim: bool) -> Any:
         ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
         xp = ctx.backend.xp  # integers and bools add up in int64, as PyTorch (NumPy: uint64)
-        return xp.sum(a, axis=dims, keepdims=keepdim,
-                      dtype=xp.int64 if a.dtype.kind in "biu" else None)
+        # add.reduce is sum without np.sum's Python wrapper: 0.9 against 2.6 us a call
+        return xp.add.reduce(a, axis=dims, keepdims=keepdim,
+                             dtype=xp.int64 if a.dtype.kind in "biu" else None)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
