@@ -328,8 +328,9 @@ def test_kernels_check_their_arguments():
     x = rand((3, 4))
     with pytest.raises(ValueError, match=r"relu_backward.*\(3, 5\).*\(3, 4\)"):
         k.relu_backward(rand((3, 5)), x)
-    with pytest.raises(ValueError, match="sigmoid_forward.*contiguous"):
-        k.sigmoid_forward(rand((4, 6))[:, ::2])
+    view = rand((4, 6))[:, ::2]  # not C-contiguous: the binding reads a copy
+    np.testing.assert_array_equal(k.sigmoid_forward(view),
+                                  k.sigmoid_forward(np.ascontiguousarray(view)))
     with pytest.raises(TypeError, match="tanh_backward.*float32"):
         k.tanh_backward(x, x.astype(np.float64))
     with pytest.raises(ValueError, match="softmax_backward"):

@@ -19,10 +19,25 @@ from kiln import backends, nn
 from kiln.backends import Backend
 
 
+class _RecordingNumPy(types.ModuleType):
+    """NumPy, recording the name of each attribute read from it (the array module a
+    device's backend gives its ops)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__("fake_cuda_xp")
+        self.names = names
+
+    def __getattr__(self, name: str):
+        self.names.append(name)
+        return getattr(np, name)
+
+
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    """A 'cuda' backend for the test's duration; ``calls`` lists the kernels it ran."""
+    """A 'cuda' backend for the test's duration; ``calls`` lists the kernels it ran,
+    ``xp_calls`` the names its array module was asked for."""
     calls: list[str] = []
+    xp_calls: list[str] = []
     kernels = types.ModuleType("fake_cuda_kernels")
     for name, value in vars(kiln._C).items():
         if name.startswith("_") or not callable(value):
@@ -33,8 +48,8 @@ def fake_cuda(monkeypatch):
             return _kernel(*args, **kwargs)
 
         setattr(kernels, name, counted)
-    backend = Backend("cuda", kernels, np)
-    backend.calls = calls
+    backend = Backend("cuda", kernels, _RecordingNumPy(xp_calls))
+    backend.calls, backend.xp_calls = calls, xp_calls
     monkeypatch.setitem(backends._BACKENDS, "cuda", backend)
     return backend
 
@@ -174,6 +189,40 @@ def test_clip_grad_refuses_gradients_on_two_devices(fake_cuda):
         nn.utils.clip_grad_norm_([a, b], 1.0)
     with pytest.raises(RuntimeError, match=r"clip_grad_value_: .* cuda:0 and cpu"):
         nn.utils.clip_grad_value_([a, b], 1.0)
+
+
+def test_tensor_methods_off_the_tape_compute_on_the_tensors_device(fake_cuda):
+    a = kiln.tensor([[1.0, 5.0], [3.0, 2.0]]).cuda()
+    b = kiln.tensor([[1.0, 0.0], [3.0, 4.0]]).cuda()
+    fake_cuda.xp_calls.clear()
+    eq, lt, rows, flat = a == b, a < 2.5, a.argmax(dim=1), a.argmin()
+    c = a.clone()
+    c.add_(b)
+    added = c.cpu().numpy().copy()
+    c.copy_(kiln.tensor([7.0, 8.0]))  # from the CPU, broadcast
+    for name in ("equal", "less", "argmax", "argmin", "ones", "add", "copyto"):
+        assert name in fake_cuda.xp_calls, name
+    assert all(t.device.type == "cuda" for t in (eq, lt, rows, flat, c))
+    np.testing.assert_array_equal(eq.cpu().numpy(), [[True, False], [True, False]])
+    np.testing.assert_array_equal(lt.cpu().numpy(), [[True, False], [False, True]])
+    assert rows.cpu().numpy().tolist() == [1, 0] and flat.item() == 0
+    np.testing.assert_array_equal(added, [[2.0, 5.0], [6.0, 6.0]])
+    np.testing.assert_array_equal(c.cpu().numpy(), [[7.0, 8.0], [7.0, 8.0]])
+    with pytest.raises(RuntimeError, match=r"eq: expected all tensors to be on the same device, "
+                                           r"but found at least two devices, cuda:0 and cpu"):
+        _ = a == kiln.tensor([[1.0, 5.0], [3.0, 2.0]])
+    with pytest.raises(RuntimeError, match=r"add_: .* cuda:0 and cpu"):
+        a.add_(kiln.tensor([1.0, 1.0]))
+
+
+def test_backward_makes_its_gradients_on_the_device(fake_cuda):
+    x = kiln.tensor([1.0, -2.0, 3.0]).cuda().requires_grad_()
+    values, _ = (x * 2).reshape(3, 1).max(dim=1)  # the unused indices get no gradient
+    fake_cuda.xp_calls.clear()
+    values.sum().backward()
+    assert x.grad.device.type == "cuda"
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), [2.0, 2.0, 2.0])
+    assert {"ones", "array"} <= set(fake_cuda.xp_calls)  # the seed, the leaf's gradient
 
 
 def test_mixing_devices_names_both(fake_cuda):

@@ -207,8 +207,10 @@ def test_kernels_check_their_arguments():
         k.max_pool2d_backward(y, ind.astype(np.int32), x.shape)
     with pytest.raises(ValueError, match="max_pool2d_backward: grad_output"):
         k.max_pool2d_backward(y[:, :1], ind[:, :1], x.shape)
-    with pytest.raises(ValueError, match="C-contiguous"):
-        k.max_pool2d_forward(np.asfortranarray(rand((1, 2, 4, 4)))[..., ::2], 2)
+    view = np.asfortranarray(rand((1, 2, 4, 4)))[..., ::2]  # the binding reads a copy
+    for got, want in zip(k.max_pool2d_forward(view, 2),
+                         k.max_pool2d_forward(np.ascontiguousarray(view), 2)):
+        np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="avg_pool2d_backward: expected grad_output of shape"):
         k.avg_pool2d_backward(y[:, :1].copy(), x.shape, 2)
     with pytest.raises(ValueError, match="adaptive_avg_pool2d_backward"):

@@ -10,9 +10,11 @@
 //    listed types D by its dtype, compared by value (arrays.h's match_dtype);
 //    TypeError naming the op, the operand and the accepted dtypes otherwise.
 //    With no types listed (call<>) every operand has a fixed dtype;
-// 2. checks: each operand has its dtype (D for in/opt, U for in<U>/opt<U>) and
-//    is C-contiguous; an absent optional operand (None) becomes a null pointer;
-//    one the kernel updates in place (opt_inout) is also writable when written;
+// 2. checks: each operand has its dtype (D for in/opt, U for in<U>/opt<U>); an
+//    input that is not C-contiguous (a transposed or sliced view) is copied into a
+//    C-contiguous array for the call, so Python hands views as they are; an absent
+//    optional operand (None) becomes a null pointer; one the kernel updates in
+//    place (opt_inout) must be C-contiguous, and writable when written;
 // 3. outputs: a new array per out(shape) (dtype D, or U for out<U>), or None
 //    and a null pointer for one not wanted (gradients nobody asked for);
 // 4. the kernel runs on the raw pointers, in the order the operands and
@@ -22,7 +24,8 @@
 //
 // Shapes and sizes are the binding's (or the kernel's own checks') business,
 // decided before the call. Everything here is templates over the operand list:
-// no copies of the data, no std::function, no Python objects but the outputs.
+// no copies of the data but of non-contiguous inputs, no std::function, no Python
+// objects but those copies and the outputs.
 #pragma once
 
 #include <cstddef>
@@ -98,9 +101,24 @@ struct Allocated {
   T* data;
 };
 
+// A read-only operand as the kernel reads it: its data, and the C-contiguous copy
+// that holds it when the operand itself is not C-contiguous (kept through the call).
+template <typename T>
+struct Input {
+  py::object copy;
+  const T* data;
+};
+
 template <typename D, typename T>
-const Resolved<T, D>* prepare(const In<T>& a, const char* op) {
-  return a.array != nullptr ? data<Resolved<T, D>>(*a.array, op, a.name) : nullptr;
+Input<Resolved<T, D>> prepare(const In<T>& a, const char* op) {
+  using R = Resolved<T, D>;
+  if (a.array == nullptr) return {py::object(), nullptr};
+  if (match_dtype<R>(*a.array) != DtypeMatch::Yes) fail_dtype<R>(*a.array, op, a.name);
+  if (a.array->flags() & py::array::c_style) return {py::object(), data<R>(*a.array, op, a.name)};
+  py::array copy = py::array::ensure(*a.array, py::array::c_style);
+  if (!copy) throw py::error_already_set();
+  const R* p = data<R>(copy, op, a.name);
+  return {std::move(copy), p};
 }
 
 template <typename D, typename T>
@@ -125,6 +143,10 @@ P* pointer(P* p) {
   return p;
 }
 template <typename T>
+const T* pointer(const Input<T>& a) {
+  return a.data;
+}
+template <typename T>
 T* pointer(const Allocated<T>& a) {
   return a.data;
 }
@@ -132,6 +154,10 @@ T* pointer(const Allocated<T>& a) {
 // The outputs among the prepared operands, as a tuple of their arrays.
 template <typename P>
 std::tuple<> outputs_of(P*) {
+  return {};
+}
+template <typename T>
+std::tuple<> outputs_of(Input<T>&) {
   return {};
 }
 template <typename T>

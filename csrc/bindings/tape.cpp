@@ -9,7 +9,8 @@
 //              backend = backends[device.type], saved_tensors = (),
 //              _non_differentiable = frozenset()
 //     result   cls.forward(ctx, *(arg._data if Tensor else arg))
-//              one array, or a tuple of arrays (each made an ndarray if it is not)
+//              one array, or a tuple of arrays (anything else, e.g. a NumPy scalar,
+//              made one by backend.xp.asarray)
 //     outputs  a new Tensor around each array, on device
 //     tape     when some argument requires grad and grad mode is on:
 //              node = Node(cls, ctx, [arg if it requires grad else None],
@@ -41,10 +42,9 @@ struct Tape {
   PyObject* grad_state = nullptr;    // grad_mode's thread-local; .enabled
   PyObject* observers = nullptr;     // apply_observers (a list, mutated in place)
   PyObject* cpu = nullptr;           // kiln.device('cpu')
-  PyObject* asarray = nullptr;       // numpy.asarray
   PyObject* no_ids = nullptr;        // frozenset(): no output marked non-differentiable
   PyObject* empty = nullptr;         // (): nothing saved for backward
-  PyTypeObject* ndarray = nullptr;
+  PyTypeObject* ndarray = nullptr;   // numpy.ndarray: results of this type need no asarray
   PyTypeObject* tensor = nullptr;    // kiln.Tensor
   // Byte offsets of Tensor's slots.
   Py_ssize_t data = 0, device = 0, requires_grad = 0, grad = 0, node = 0, output_index = 0,
@@ -56,7 +56,8 @@ struct Tape {
 Tape tape;
 
 // Interned attribute names, made once.
-PyObject *s_forward, *s_enabled, *s_type, *s_shape, *s_dtype, *s_name, *s_lstrip, *s_underscore;
+PyObject *s_forward, *s_enabled, *s_type, *s_shape, *s_dtype, *s_name, *s_lstrip, *s_underscore,
+    *s_xp, *s_asarray;
 
 inline PyObject*& slot(PyObject* obj, Py_ssize_t offset) {
   return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + offset);
@@ -101,6 +102,16 @@ PyObject* wrap(PyObject* array, PyObject* device) {
 void set_slot(PyObject* obj, Py_ssize_t offset, PyObject* value) {
   Py_INCREF(value);
   Py_XSETREF(slot(obj, offset), value);
+}
+
+// A forward's result that is not an ndarray (a NumPy scalar, a Python float, an array
+// of another device) as an array of the op's device: backend.xp.asarray(result).
+PyObject* as_array(PyObject* backend, PyObject* result) {
+  PyObject* xp = PyObject_GetAttr(backend, s_xp);
+  if (xp == nullptr) return nullptr;
+  PyObject* array = PyObject_CallMethodOneArg(xp, s_asarray, result);
+  Py_DECREF(xp);
+  return array;
 }
 
 // RuntimeError "<op>: expected all tensors to be on the same device, ..." (op: the
@@ -285,7 +296,7 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
       Py_INCREF(r);
       arrays[converted] = r;
     } else {
-      arrays[converted] = PyObject_CallOneArg(tape.asarray, r);
+      arrays[converted] = as_array(slot(ctx, tape.backend), r);
       if (arrays[converted] == nullptr) goto fail;
     }
   }
@@ -365,14 +376,14 @@ int slot_offsets(PyTypeObject* type, const char* const (&names)[N],
   return 0;
 }
 
-// tape_bind(Context, Node, backends, grad_state, observers, cpu, numpy.asarray,
-// numpy.ndarray): the tape's classes and state, from kiln.autograd.function.
+// tape_bind(Context, Node, backends, grad_state, observers, cpu, numpy.ndarray): the
+// tape's classes and state, from kiln.autograd.function.
 PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 8 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[2]) ||
-      !PyList_Check(args[4]) || !PyType_Check(args[7])) {
+  if (nargs != 7 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[2]) ||
+      !PyList_Check(args[4]) || !PyType_Check(args[6])) {
     PyErr_SetString(PyExc_TypeError,
                     "tape_bind(Context, Node, backends: dict, grad_state, observers: list, "
-                    "cpu, asarray, ndarray)");
+                    "cpu, ndarray)");
     return nullptr;
   }
   auto* context = reinterpret_cast<PyTypeObject*>(args[0]);
@@ -394,8 +405,8 @@ PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   PyObject** fields[] = {reinterpret_cast<PyObject**>(&tape.context),
                          reinterpret_cast<PyObject**>(&tape.node_type),
                          &tape.backends, &tape.grad_state, &tape.observers, &tape.cpu,
-                         &tape.asarray, reinterpret_cast<PyObject**>(&tape.ndarray)};
-  for (int i = 0; i < 8; ++i) {
+                         reinterpret_cast<PyObject**>(&tape.ndarray)};
+  for (int i = 0; i < 7; ++i) {
     Py_INCREF(args[i]);
     Py_XSETREF(*fields[i], args[i]);
   }
@@ -433,10 +444,10 @@ PyMethodDef tape_methods[] = {
 
 void bind_tape(pybind11::module_& m) {
   const char* names[] = {"forward", "enabled", "type", "shape", "dtype", "__name__", "lstrip",
-                         "_"};
-  PyObject** interned[] = {&s_forward, &s_enabled, &s_type,   &s_shape,
-                           &s_dtype,   &s_name,    &s_lstrip, &s_underscore};
-  for (int i = 0; i < 8; ++i) {
+                         "_",       "xp",      "asarray"};
+  PyObject** interned[] = {&s_forward, &s_enabled, &s_type,   &s_shape,      &s_dtype,
+                           &s_name,    &s_lstrip,  &s_underscore, &s_xp, &s_asarray};
+  for (int i = 0; i < 10; ++i) {
     *interned[i] = PyUnicode_InternFromString(names[i]);
     if (*interned[i] == nullptr) throw pybind11::error_already_set();
   }

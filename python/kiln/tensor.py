@@ -59,8 +59,9 @@ long = int64
 
 _ALLOWED_KINDS = "fiub"
 
-_COMPARISONS = {np.equal: "eq", np.not_equal: "ne", np.less: "lt", np.less_equal: "le",
-                np.greater: "gt", np.greater_equal: "ge"}
+# The array module's comparison ufuncs by name, and PyTorch's names for them.
+_COMPARISONS = {"equal": "eq", "not_equal": "ne", "less": "lt", "less_equal": "le",
+                "greater": "gt", "greater_equal": "ge"}
 
 return_types_max = namedtuple("max", ["values", "indices"])
 return_types_min = namedtuple("min", ["values", "indices"])
@@ -336,7 +337,7 @@ class Tensor:
                     f"backward: grad can be implicitly created only for scalar outputs, "
                     f"got shape {self.shape}"
                 )
-            grad = np.ones(self.shape, self.dtype)
+            grad = self._xp.ones(self.shape, self.dtype)
         else:
             grad = _as_array(gradient, self.dtype)
             if grad.shape != self.shape:
@@ -412,9 +413,11 @@ class Tensor:
                 f"matmul: other dtype {other.dtype} does not match input dtype {self.dtype} "
                 f"(shapes {tuple(other.shape)} and {tuple(self.shape)})")
         if self.dtype.kind in "iu":
-            # Integer products (no gradient) go to NumPy, which follows the same shape rules.
+            # Integer products (no gradient) go to the array module, whose matmul follows
+            # the same shape rules.
+            xp = self._xp_with(other, "matmul")
             try:
-                return Tensor._wrap(np.matmul(self._data, other._data), self._device)
+                return Tensor._wrap(xp.matmul(self._data, other._data), self._device)
             except ValueError as e:
                 raise ValueError(
                     f"matmul: shapes {tuple(self.shape)} and {tuple(other.shape)} cannot be "
@@ -433,20 +436,36 @@ class Tensor:
             return NotImplemented
         return other.matmul(self)
 
-    def _inplace(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
+    @property
+    def _xp(self) -> Any:
+        """The array module of this tensor's device (NumPy on the CPU), for the methods
+        that compute without the tape (comparisons, argmax, in-place updates)."""
+        return backends.get(self._device.type).xp  # type: ignore[union-attr]
+
+    def _xp_with(self, other: Any, op: str) -> Any:
+        """``self._xp``, after checking that ``other`` (when a Tensor) shares the device."""
+        if isinstance(other, Tensor) and other._device != self._device:
+            raise RuntimeError(f"{op}: expected all tensors to be on the same device, but "
+                               f"found at least two devices, {self._device} and "
+                               f"{other._device}")
+        return self._xp
+
+    def _inplace(self, other: Any, ufunc: str, op: str) -> Tensor:
+        """self = ufunc(self, other), ``ufunc`` named in the array module."""
         if is_grad_enabled() and self.requires_grad:
             raise RuntimeError(
                 f"{op}: a leaf Variable that requires grad is being used in an in-place "
                 "operation; wrap the update in kiln.no_grad()"
             )
+        apply = getattr(self._xp_with(other, op), ufunc)
         value = other._data if isinstance(other, Tensor) else other
         try:
-            ufunc(self._data, value, out=self._data, casting="same_kind")
+            apply(self._data, value, out=self._data, casting="same_kind")
         except (TypeError, ValueError):
             raise self._inplace_error(op, value, ufunc) from None
         return self
 
-    def _inplace_error(self, op: str, value: Any, ufunc: np.ufunc) -> Exception:
+    def _inplace_error(self, op: str, value: Any, ufunc: str) -> Exception:
         """Why ``ufunc(self, value)`` cannot be written into self, in PyTorch's terms."""
         shape = tuple(np.shape(value))
         try:
@@ -460,49 +479,52 @@ class Tensor:
             dtype = result_type(self._data, value)
         except TypeError as e:
             return TypeError(f"{op}: {e}")
-        if ufunc is np.true_divide and category(dtype) < 2:
+        if ufunc == "true_divide" and category(dtype) < 2:
             dtype = float32
         return RuntimeError(f"{op}: result type {dtype} can't be cast to the desired output "
                             f"type {self.dtype} (shapes {self.shape} and {shape})")
 
     def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.add, "add_")
+        return self._inplace(other, "add", "add_")
 
     def __isub__(self, other: Any) -> Tensor:
         return self.sub_(other)
 
     def __imul__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.multiply, "mul_")
+        return self._inplace(other, "multiply", "mul_")
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace(other, np.true_divide, "div_")
+        return self._inplace(other, "true_divide", "div_")
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
-        return self._inplace(other * alpha if alpha != 1 else other, np.add, "add_")
+        return self._inplace(other * alpha if alpha != 1 else other, "add", "add_")
 
     def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
         if self._data.dtype.kind == "b" or _is_bool(other):
             _reject_bool_sub(self, other, "sub_")
-        return self._inplace(other * alpha if alpha != 1 else other, np.subtract, "sub_")
+        return self._inplace(other * alpha if alpha != 1 else other, "subtract", "sub_")
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace(other, np.multiply, "mul_")
+        return self._inplace(other, "multiply", "mul_")
 
     def div_(self, other: Any) -> Tensor:
-        return self._inplace(other, np.true_divide, "div_")
+        return self._inplace(other, "true_divide", "div_")
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
 
     def fill_(self, value: Any) -> Tensor:
-        self._inplace(False, np.multiply, "fill_")  # the in-place checks, for any dtype
+        self._inplace(False, "multiply", "fill_")  # the in-place checks, for any dtype
         self._data[...] = value
         return self
 
     def copy_(self, src: Any) -> Tensor:
-        source = src._data if isinstance(src, Tensor) else np.asarray(src)
+        if isinstance(src, Tensor) and src._device != self._device:  # a copy across devices
+            src = src.to(self._device)
+        xp = self._xp
+        source = src._data if isinstance(src, Tensor) else xp.asarray(src)
         try:
-            np.copyto(self._data, np.broadcast_to(source, self.shape), casting="unsafe")
+            xp.copyto(self._data, xp.broadcast_to(source, self.shape), casting="unsafe")
         except ValueError as e:
             raise ValueError(
                 f"copy_: source of shape {np.shape(source)} can't be copied into {self.shape}"
@@ -510,30 +532,31 @@ class Tensor:
         return self
 
     # comparisons: no gradient, boolean results as in PyTorch
-    def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
+    def _compare(self, other: Any, ufunc: str) -> Tensor:
+        xp = self._xp_with(other, _COMPARISONS[ufunc])
         value = other._data if isinstance(other, Tensor) else other
         try:
-            return Tensor._wrap(np.asarray(ufunc(self._data, value)), self._device)
+            return Tensor._wrap(xp.asarray(getattr(xp, ufunc)(self._data, value)), self._device)
         except ValueError:
             raise broadcast_error(_COMPARISONS[ufunc], self.shape, np.shape(value)) from None
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, np.equal)
+        return self._compare(other, "equal")
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, np.not_equal)
+        return self._compare(other, "not_equal")
 
     def __lt__(self, other: Any) -> Tensor:
-        return self._compare(other, np.less)
+        return self._compare(other, "less")
 
     def __le__(self, other: Any) -> Tensor:
-        return self._compare(other, np.less_equal)
+        return self._compare(other, "less_equal")
 
     def __gt__(self, other: Any) -> Tensor:
-        return self._compare(other, np.greater)
+        return self._compare(other, "greater")
 
     def __ge__(self, other: Any) -> Tensor:
-        return self._compare(other, np.greater_equal)
+        return self._compare(other, "greater_equal")
 
     # ------------------------------------------------------- elementwise math
     def exp(self) -> Tensor:
@@ -638,29 +661,31 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index of the largest element (of the flattened tensor when ``dim`` is None;
         ``keepdim`` then gives shape (1,) * ndim, as PyTorch)."""
-        return self._arg(dim, keepdim, "argmax", np.argmax)
+        return self._arg(dim, keepdim, "argmax")
 
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index of the smallest element; see argmax."""
-        return self._arg(dim, keepdim, "argmin", np.argmin)
+        return self._arg(dim, keepdim, "argmin")
 
-    def _arg(self, dim: Any, keepdim: bool, name: str, pick: Any) -> Tensor:
+    def _arg(self, dim: Any, keepdim: bool, name: str) -> Tensor:
+        xp = self._xp
+        pick = getattr(xp, name)
         if dim is None:
             if self._data.size == 0:
                 raise RuntimeError(f"{name}(): Expected reduction dim to be specified for an "
                                    f"empty input of shape {self.shape}")
-            index = np.asarray(pick(self._data), dtype=np.int64)
+            index = xp.asarray(pick(self._data), dtype=xp.int64)
             if keepdim:
                 index = index.reshape((1,) * self.ndim)
         else:
             (d,) = _norm_dims(dim, self.ndim, name)
             if self.ndim == 0:
-                index = np.zeros((), np.int64)
+                index = xp.zeros((), xp.int64)
             else:
                 if self.shape[d] == 0:
                     raise IndexError(f"{name}: cannot reduce over an empty dimension {d} of "
                                      f"{self.shape}")
-                index = pick(self._data, axis=d, keepdims=keepdim).astype(np.int64)
+                index = pick(self._data, axis=d, keepdims=keepdim).astype(xp.int64)
         return Tensor._wrap(index, self._device)
 
     # ------------------------------------------------------------------ shape
@@ -766,7 +791,7 @@ class Tensor:
         return bool(self._data.flags.c_contiguous)
 
     def clone(self) -> Tensor:
-        return Mul.apply(self, np.ones((), self.dtype))
+        return Mul.apply(self, self._xp.ones((), self.dtype))
 
     def __getitem__(self, index: Any) -> Tensor:
         return GetItem.apply(self, _unwrap_index(index))

@@ -113,7 +113,7 @@ class Function:
 
 # The tape's classes and state, for Function.apply in C.
 _C._tape_bind(Context, Node, backends._BACKENDS, _grad_state, apply_observers, CPU,
-             np.asarray, np.ndarray)
+             np.ndarray)
 
 
 def _topological_order(roots: Sequence[Node]) -> list[Node]:
@@ -177,9 +177,10 @@ def run_backward(
                 f"backward: the graph through {node.name} was already freed; "
                 "pass retain_graph=True to the first backward call"
             )
+        xp = ctx.backend.xp
         if [g for g in grad_outputs if g is None]:  # outputs without a gradient: zeros
             grad_outputs = [
-                g if g is not None else np.zeros(shape, dtype)
+                g if g is not None else xp.zeros(shape, dtype)
                 for g, (shape, dtype) in zip(grad_outputs, node.output_meta)
             ]
         result = node.function.backward(ctx, *grad_outputs)
@@ -194,7 +195,7 @@ def run_backward(
         for parent, grad in zip(node.inputs, input_grads):
             if parent is None or grad is None:
                 continue
-            grad = np.asarray(grad)
+            grad = xp.asarray(grad)
             data = parent._data
             if grad.shape != data.shape:
                 raise RuntimeError(
@@ -257,6 +258,7 @@ def _accumulate_leaf(leaf: Tensor, grad: np.ndarray) -> None:
     if not leaf.requires_grad:
         return
     if leaf.grad is None:
-        leaf.grad = _Tensor._wrap(np.array(grad, dtype=leaf.dtype, copy=True), leaf._device)
+        xp = backends.get(leaf._device.type).xp  # type: ignore[union-attr]
+        leaf.grad = _Tensor._wrap(xp.array(grad, dtype=leaf.dtype, copy=True), leaf._device)
     else:
         leaf.grad._data += grad

@@ -5,12 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def contiguous(xp: Any, array: Any, dtype: Any = None) -> Any:
-    """The C-contiguous array the kernels need (no copy when it already is one; unlike
-    ascontiguousarray, a 0-D array stays 0-D)."""
-    return xp.asarray(array, dtype=dtype, order="C")
-
-
 def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
     """Sums ``grad`` over the axes along which an operand of ``shape`` was broadcast."""
     if grad.shape == shape:

@@ -16,7 +16,6 @@ import numpy as np
 
 from kiln.autograd import Context, Function
 from kiln.backends import Backend
-from kiln.ops._arrays import contiguous
 
 __all__ = ["Hardtanh", "PReLU", "Pointwise", "Softmax"]
 
@@ -44,7 +43,6 @@ class Pointwise(Function):
     def forward(ctx: Context, x: np.ndarray, op: str, params: tuple) -> np.ndarray:
         backend = ctx.backend
         forward, _, reads_output = _KERNELS[backend, op]
-        x = backend.xp.asarray(x, order="C")
         y = forward(x, *params)
         # op and params ride with the saved array: Context keeps its few fields in slots,
         # and a first attribute of another name would cost it a dict (~0.1 us a call).
@@ -55,7 +53,6 @@ class Pointwise(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         saved, op, params = ctx.saved_tensors
         backward = _KERNELS[ctx.backend, op][1]
-        grad = contiguous(ctx.backend.xp, grad, saved.dtype)
         return backward(grad, saved, *params), None, None
 
 
@@ -86,7 +83,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, dim: int, log: bool) -> np.ndarray:
         kernel = ctx.backend.log_softmax_forward if log else ctx.backend.softmax_forward
-        y = kernel(contiguous(ctx.backend.xp, x), dim)
+        y = kernel(x, dim)
         ctx.save_for_backward(y)
         ctx.dim, ctx.log = dim, log
         return y
@@ -95,7 +92,7 @@ class Softmax(Function):
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         (y,) = ctx.saved_tensors
         kernel = ctx.backend.log_softmax_backward if ctx.log else ctx.backend.softmax_backward
-        return kernel(contiguous(ctx.backend.xp, grad, y.dtype), y, ctx.dim), None, None
+        return kernel(grad, y, ctx.dim), None, None
 
 
 class PReLU(Function):
@@ -103,13 +100,12 @@ class PReLU(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        x, weight = contiguous(ctx.backend.xp, x), contiguous(ctx.backend.xp, weight)
         ctx.save_for_backward(x, weight)
         return ctx.backend.prelu_forward(x, weight)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple:
         x, weight = ctx.saved_tensors
-        gx, gw = ctx.backend.prelu_backward(contiguous(ctx.backend.xp, grad, x.dtype), x, weight)
+        gx, gw = ctx.backend.prelu_backward(grad, x, weight)
         needs = ctx.needs_input_grad
         return (gx if needs[0] else None), (gw if needs[1] else None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.autograd.function import Context, Function
-from kiln.ops._arrays import contiguous
 
 
 class _Conv(Function):
@@ -28,18 +27,15 @@ class _Conv(Function):
     def forward(cls, ctx: Context, x: Any, weight: Any,  # type: ignore[override]
                 bias: Any, *args: Any) -> Any:
         backend = ctx.backend
-        xp = backend.xp
-        x, weight = contiguous(xp, x), contiguous(xp, weight)
         ctx.save_for_backward(x, weight)
         ctx.args = args
         forward = getattr(backend, f"{cls.prefix}_forward")
-        return forward(x, weight, None if bias is None else contiguous(xp, bias), *args)
+        return forward(x, weight, bias, *args)
 
     @classmethod
     def backward(cls, ctx: Context, grad: Any) -> tuple[Any, ...]:  # type: ignore[override]
         backend = ctx.backend
         x, weight = ctx.saved_tensors
-        grad = contiguous(backend.xp, grad, x.dtype)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         prefix = cls.prefix
         gx = (getattr(backend, f"{prefix}_backward_input")(grad, weight, x.shape, *ctx.args)

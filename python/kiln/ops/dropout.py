@@ -11,7 +11,6 @@ from typing import Any
 
 from kiln import random as krandom
 from kiln.autograd.function import Context, Function
-from kiln.ops._arrays import contiguous
 
 
 class Dropout(Function):
@@ -20,7 +19,7 @@ class Dropout(Function):
         backend = ctx.backend
         ctx.shape = x.shape
         # Elementwise dropout sees any shape (0-d included) as the flat vector it is.
-        x = contiguous(backend.xp, x if channelwise else x.reshape(-1))
+        x = x if channelwise else x.reshape(-1)
         ctx.kernel_shape = x.shape
         groups = x.shape[0] * x.shape[1] if channelwise else x.size
         seed, offset = krandom.philox_state(-(-groups // 4))  # 4 draws per Philox counter
@@ -32,5 +31,5 @@ class Dropout(Function):
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple[Any, ...]:
-        grad = contiguous(ctx.backend.xp, grad).reshape(ctx.kernel_shape)
+        grad = grad.reshape(ctx.kernel_shape)
         return ctx.backend.dropout_backward(grad, ctx.mask, ctx.p).reshape(ctx.shape), None, None

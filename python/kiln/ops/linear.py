@@ -10,35 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.autograd.function import Context, Function
-from kiln.ops._arrays import contiguous
 
 
 class Linear(Function):
     @staticmethod
     def forward(ctx: Context, x: Any, weight: Any, bias: Any) -> Any:
-        xp = ctx.backend.xp
-        x, weight = contiguous(xp, x), contiguous(xp, weight)
-        bias = None if bias is None else contiguous(xp, bias)
         ctx.save_for_backward(x, weight)
         return ctx.backend.linear_forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         x, weight = ctx.saved_tensors
-        grad = contiguous(ctx.backend.xp, grad, x.dtype)
         return ctx.backend.linear_backward(grad, x, weight, *ctx.needs_input_grad)
 
 
 class Matmul(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
-        xp = ctx.backend.xp
-        a, b = contiguous(xp, a), contiguous(xp, b)
         ctx.save_for_backward(a, b)
         return ctx.backend.matmul_forward(a, b)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         a, b = ctx.saved_tensors
-        grad = contiguous(ctx.backend.xp, grad, a.dtype)
         return ctx.backend.matmul_backward(grad, a, b, *ctx.needs_input_grad)

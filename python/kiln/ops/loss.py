@@ -20,11 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.autograd.function import Context, Function
-from kiln.ops._arrays import contiguous
 
 
 def _float_or_none(xp: Any, a: Any, dtype: Any) -> Any:
-    return None if a is None else contiguous(xp, a, dtype)
+    return None if a is None else xp.asarray(a, dtype=dtype)
 
 
 class ClassLoss(Function):
@@ -35,8 +34,7 @@ class ClassLoss(Function):
                 reduction: str, label_smoothing: float, fused: bool) -> Any:
         backend = ctx.backend
         xp = backend.xp
-        x = contiguous(xp, x)
-        target = contiguous(xp, target, x.dtype if target.dtype.kind == "f" else None)
+        target = xp.asarray(target, dtype=x.dtype if target.dtype.kind == "f" else None)
         weight = _float_or_none(xp, weight, x.dtype)
         if fused:  # backward reads log-probabilities, not the logits
             loss, saved, total = backend.cross_entropy_forward(
@@ -53,7 +51,6 @@ class ClassLoss(Function):
         backend = ctx.backend
         saved, target, weight = ctx.saved_tensors
         total, ignore_index, reduction, smoothing, fused = ctx.args
-        grad = contiguous(backend.xp, grad, saved.dtype)
         if fused:
             gx, gt = backend.cross_entropy_backward(grad, saved, target, total, weight,
                                                     ignore_index, reduction, smoothing,
@@ -72,8 +69,7 @@ class Regression(Function):
     def forward(ctx: Context, x: Any, y: Any, weight: Any, op: str, reduction: str) -> Any:
         backend = ctx.backend
         xp = backend.xp
-        x = contiguous(xp, x)
-        y = contiguous(xp, y, x.dtype)
+        y = xp.asarray(y, dtype=x.dtype)
         weight = _float_or_none(xp, weight, x.dtype)
         ctx.save_for_backward(x, y, weight)
         ctx.op, ctx.reduction = op, reduction
@@ -84,7 +80,7 @@ class Regression(Function):
         backend = ctx.backend
         x, y, weight = ctx.saved_tensors
         grads = getattr(backend, f"{ctx.op}_backward")(
-            contiguous(backend.xp, grad, x.dtype), x, y, ctx.reduction, weight,
+            grad, x, y, ctx.reduction, weight,
             *ctx.needs_input_grad[:3])
         return (*grads, None, None)
 
@@ -95,8 +91,7 @@ class BCEWithLogits(Function):
                 reduction: str) -> Any:
         backend = ctx.backend
         xp = backend.xp
-        x = contiguous(xp, x)
-        y = contiguous(xp, y, x.dtype)
+        y = xp.asarray(y, dtype=x.dtype)
         weight = _float_or_none(xp, weight, x.dtype)
         pos_weight = _float_or_none(xp, pos_weight, x.dtype)
         ctx.save_for_backward(x, y, weight, pos_weight)
@@ -110,7 +105,7 @@ class BCEWithLogits(Function):
         x, y, weight, pos_weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
         gx, gy = backend.binary_cross_entropy_with_logits_backward(
-            contiguous(backend.xp, grad, x.dtype), x, y, weight, pos_weight, ctx.reduction,
+            grad, x, y, weight, pos_weight, ctx.reduction,
             needs[0], needs[1])
         return gx, gy, None, None, None
 
@@ -120,9 +115,7 @@ class MultiMargin(Function):
     def forward(ctx: Context, x: Any, target: Any, p: int, margin: float, weight: Any,
                 reduction: str) -> Any:
         backend = ctx.backend
-        xp = backend.xp
-        x, target = contiguous(xp, x), contiguous(xp, target)
-        weight = _float_or_none(xp, weight, x.dtype)
+        weight = _float_or_none(backend.xp, weight, x.dtype)
         ctx.save_for_backward(x, target, weight)
         ctx.args = (p, margin, reduction)
         return backend.multi_margin_loss_forward(x, target, p, margin, weight, reduction)
@@ -132,6 +125,6 @@ class MultiMargin(Function):
         backend = ctx.backend
         x, target, weight = ctx.saved_tensors
         p, margin, reduction = ctx.args
-        gx = backend.multi_margin_loss_backward(contiguous(backend.xp, grad, x.dtype), x,
+        gx = backend.multi_margin_loss_backward(grad, x,
                                                 target, p, margin, weight, reduction)
         return gx, None, None, None, None, None

@@ -18,10 +18,6 @@ import numpy as np
 from kiln.autograd import Function
 
 
-def _contiguous(xp: Any, *arrays: Any) -> tuple[Any, ...]:
-    """The C-contiguous arrays the kernels read; an absent (None) operand stays None."""
-    return tuple(None if a is None else xp.ascontiguousarray(a) for a in arrays)
-
 class BatchNorm(Function):
     """batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)."""
 
@@ -30,7 +26,6 @@ class BatchNorm(Function):
                 running_var: np.ndarray | None, weight: np.ndarray | None,
                 bias: np.ndarray | None, training: bool, momentum: float,
                 eps: float) -> np.ndarray:
-        x, weight, bias = _contiguous(ctx.backend.xp, x, weight, bias)
         y, mean, invstd = ctx.backend.batch_norm_forward(x, running_mean, running_var, weight,
                                                          bias, training, momentum, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
@@ -40,7 +35,7 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
         x, weight, mean, invstd = ctx.saved_tensors
-        gx, gw, gb = ctx.backend.batch_norm_backward(ctx.backend.xp.ascontiguousarray(grad), x,
+        gx, gw, gb = ctx.backend.batch_norm_backward(grad, x,
                                                      weight, mean, invstd, ctx.training)
         needs = ctx.needs_input_grad
         return (gx if needs[0] else None, None, None, gw if needs[3] else None,
@@ -53,7 +48,6 @@ class GroupNorm(Function):
     @staticmethod
     def forward(ctx: Any, x: np.ndarray, num_groups: int, weight: np.ndarray | None,
                 bias: np.ndarray | None, eps: float) -> np.ndarray:
-        x, weight, bias = _contiguous(ctx.backend.xp, x, weight, bias)
         y, mean, rstd = ctx.backend.group_norm_forward(x, num_groups, weight, bias, eps)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.num_groups = num_groups
@@ -64,6 +58,6 @@ class GroupNorm(Function):
         x, weight, mean, rstd = ctx.saved_tensors
         needs = ctx.needs_input_grad
         gx, gw, gb = ctx.backend.group_norm_backward(
-            ctx.backend.xp.ascontiguousarray(grad), x, weight, mean, rstd, ctx.num_groups,
+            grad, x, weight, mean, rstd, ctx.num_groups,
             needs[0], needs[2], needs[3])
         return gx, None, gw, gb, None

@@ -17,7 +17,6 @@ from typing import Any
 
 from kiln.autograd.function import Context, Function
 from kiln.autograd.grad_mode import is_grad_enabled
-from kiln.ops._arrays import contiguous
 
 
 class _ArgmaxPool(Function):
@@ -35,7 +34,7 @@ class _ArgmaxPool(Function):
     @staticmethod
     def backward(ctx: Context, grad: Any, *_: Any) -> tuple[Any, ...]:
         backend = ctx.backend
-        gx = backend.max_pool2d_backward(contiguous(backend.xp, grad), ctx.indices,
+        gx = backend.max_pool2d_backward(grad, ctx.indices,
                                          ctx.input_shape)
         return (gx,) + (None,) * (len(ctx.needs_input_grad) - 1)
 
@@ -45,7 +44,6 @@ class MaxPool2d(_ArgmaxPool):
     def forward(ctx: Context, x: Any, kernel_size: Any, stride: Any, padding: Any,
                 dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
         backend = ctx.backend
-        x = contiguous(backend.xp, x)
         if not (return_indices or ctx.needs_input_grad[0] and is_grad_enabled()):
             # No backward will run: the maxima alone are cheaper than maxima + argmax.
             return backend.max_pool2d_forward(x, kernel_size, stride, padding, dilation,
@@ -59,7 +57,6 @@ class AdaptiveMaxPool2d(_ArgmaxPool):
     @staticmethod
     def forward(ctx: Context, x: Any, output_size: Any, return_indices: bool) -> Any:
         backend = ctx.backend
-        x = contiguous(backend.xp, x)
         y, indices = backend.adaptive_max_pool2d_forward(x, output_size)
         return _ArgmaxPool._outputs(ctx, x, y, indices, return_indices)
 
@@ -70,12 +67,12 @@ class AvgPool2d(Function):
         backend = ctx.backend
         ctx.args = args
         ctx.input_shape = x.shape
-        return backend.avg_pool2d_forward(contiguous(backend.xp, x), *args)
+        return backend.avg_pool2d_forward(x, *args)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple[Any, ...]:
         backend = ctx.backend
-        gx = backend.avg_pool2d_backward(contiguous(backend.xp, grad), ctx.input_shape,
+        gx = backend.avg_pool2d_backward(grad, ctx.input_shape,
                                          *ctx.args)
         return (gx,) + (None,) * len(ctx.args)
 
@@ -85,10 +82,10 @@ class AdaptiveAvgPool2d(Function):
     def forward(ctx: Context, x: Any, output_size: Any) -> Any:
         backend = ctx.backend
         ctx.input_shape = x.shape
-        return backend.adaptive_avg_pool2d_forward(contiguous(backend.xp, x), output_size)
+        return backend.adaptive_avg_pool2d_forward(x, output_size)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple[Any, ...]:
         backend = ctx.backend
-        gx = backend.adaptive_avg_pool2d_backward(contiguous(backend.xp, grad), ctx.input_shape)
+        gx = backend.adaptive_avg_pool2d_backward(grad, ctx.input_shape)
         return gx, None

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from kiln.autograd import Function
-from kiln.ops.norm import _contiguous
 
 
 class SyncBatchNorm(Function):
@@ -33,7 +32,6 @@ class SyncBatchNorm(Function):
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any,
                 factor: float, eps: float, collectives: Any) -> Any:
         backend = ctx.backend
-        x, weight, bias = _contiguous(backend.xp, x, weight, bias)
         c = x.shape[1]
         rows = x.reshape(x.shape[0], c, -1)
         count = rows.shape[0] * rows.shape[2]
@@ -74,7 +72,7 @@ class SyncBatchNorm(Function):
         x, weight, mean, invstd = ctx.saved_tensors
         # Eval-mode kernel: dx0 = dy * w * invstd and this rank's sums of dy and
         # dy * xhat; the terms through the global statistics use the sums of all ranks.
-        dx, dweight, dbias = backend.batch_norm_backward(backend.xp.ascontiguousarray(grad), x,
+        dx, dweight, dbias = backend.batch_norm_backward(grad, x,
                                                          weight, mean, invstd, False)
         needs = ctx.needs_input_grad
         if needs[0]:
