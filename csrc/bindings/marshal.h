@@ -114,10 +114,11 @@ Input<Resolved<T, D>> prepare(const In<T>& a, const char* op) {
   using R = Resolved<T, D>;
   if (a.array == nullptr) return {py::object(), nullptr};
   if (match_dtype<R>(*a.array) != DtypeMatch::Yes) fail_dtype<R>(*a.array, op, a.name);
-  if (a.array->flags() & py::array::c_style) return {py::object(), data<R>(*a.array, op, a.name)};
-  py::array copy = py::array::ensure(*a.array, py::array::c_style);
+  if (a.array->flags() & py::array::c_style)
+    return {py::object(), static_cast<const R*>(a.array->data())};
+  py::array copy = py::array::ensure(*a.array, py::array::c_style);  // same dtype, C order
   if (!copy) throw py::error_already_set();
-  const R* p = data<R>(copy, op, a.name);
+  const R* p = static_cast<const R*>(copy.data());
   return {std::move(copy), p};
 }
 

@@ -145,12 +145,12 @@ class Div(Function):
 def _int_power(xp: Any, a: Any, b: Any) -> Any:
     """PyTorch's integer pow (wrapping on overflow): x ** n for n < 0 is 1 at x = 1,
     1 or -1 (n even or odd) at x = -1 and 0 elsewhere, where NumPy refuses."""
-    negative = xp.asarray(b) < 0
+    a, b = xp.asarray(a), xp.asarray(b)
+    negative = b < 0
     if not negative.any():
         return xp.power(a, b)
     out = xp.power(a, xp.where(negative, 0, b))
-    inverse = xp.where(xp.asarray(a) == 1, 1,
-                       xp.where(xp.asarray(a) == -1, 1 - 2 * (xp.asarray(b) & 1), 0))
+    inverse = xp.where(a == 1, 1, xp.where(a == -1, 1 - 2 * (b & 1), 0))
     return xp.where(negative, inverse, out).astype(out.dtype, copy=False)
 
 
