@@ -44,6 +44,7 @@ from kiln.commands._shared import (
     _probe,
     _read_checkpoint_extra,
     _RunCheckpoint,
+    _schedule_callbacks,
     _scheduler,
     _source,
     _summary,
@@ -118,6 +119,9 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
                  _RunCheckpoint(run / "best.safetensors", config, len(split.val[0])),
                  _RunCheckpoint(run / "last.safetensors", config),
                  CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
+    # A resumed run given a new --epochs lays the batch-size milestones out for it.
+    epochs = args.epochs if args.resume and args.epochs is not None else config["epochs"]
+    callbacks[:0] = _schedule_callbacks(config, len(split.train[0]), epochs)
     if not args.quiet:
         callbacks.append(ProgressBar())
     if args.tensorboard:

