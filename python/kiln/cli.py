@@ -27,8 +27,7 @@ import numpy as np
 import kiln
 from kiln import distributed as dist
 from kiln import nn
-from kiln.checkpoint import load_checkpoint
-from kiln.commands import export, finetune, predict, report, search
+from kiln.commands import export, finetune, predict, report, search, visualize
 from kiln.commands._shared import (
     _DATA_HELP,
     _OPTIMIZERS,
@@ -43,10 +42,10 @@ from kiln.commands._shared import (
     _prepare,
     _probe,
     _read_checkpoint_extra,
+    _restore,
     _RunCheckpoint,
     _schedule_callbacks,
     _scheduler,
-    _source,
     _summary,
     _write_json,
 )
@@ -172,12 +171,7 @@ def _replan(config: dict[str, Any], scheduler: Any, epochs: int, done: int,
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    config = _read_checkpoint_extra(args.checkpoint)
-    if args.data:
-        _source(args.data)
-        config["data"] = args.data
-    model, split, _, loader = _prepare(config, test=True, augment=False)
-    load_checkpoint(args.checkpoint, model)
+    config, model, split, loader = _restore(args.checkpoint, args.data)
     if args.batch_size is not None:
         loader.batch_size = args.batch_size
     trainer = Trainer(model, nn.CrossEntropyLoss(), kiln.optim.SGD(model.parameters(), lr=0.1))
@@ -278,7 +272,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES = (search, export, report, predict, finetune)
+_COMMAND_MODULES = (search, export, report, predict, finetune, visualize)
 
 
 class _Parser(argparse.ArgumentParser):

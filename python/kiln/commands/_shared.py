@@ -17,7 +17,7 @@ import numpy as np
 
 import kiln
 from kiln import _safetensors, data, nn, optim
-from kiln.checkpoint import save_checkpoint
+from kiln.checkpoint import load_checkpoint, save_checkpoint
 from kiln.data import DataLoader, TensorDataset, load_npz, stratified_split
 from kiln.data import transforms as T
 from kiln.data._atomic import atomic_write, claim_folder
@@ -310,6 +310,19 @@ def _prepare(config: dict[str, Any], test: bool = False, augment: bool = True
     model = _build_model(config)
     train, val = _loaders(config, split, augment)
     return model, split, train, val
+
+
+def _restore(checkpoint: str, data_spec: str | None) -> tuple[dict[str, Any], Any, Split, Any]:
+    """What a command that reads a ``kiln train`` checkpoint works on: the run config
+    (its data replaced by ``data_spec`` when given), the model with the checkpoint's
+    weights, the test split (or the run's held-out one) and its loader, unaugmented."""
+    config = _read_checkpoint_extra(checkpoint)
+    if data_spec:
+        _source(data_spec)
+        config["data"] = data_spec
+    model, split, _, loader = _prepare(config, test=True, augment=False)
+    load_checkpoint(checkpoint, model)
+    return config, model, split, loader
 
 
 def _probe(model: Any, loader: Any) -> None:
