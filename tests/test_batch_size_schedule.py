@@ -13,6 +13,7 @@ import pytest
 
 import kiln
 from kiln import cli, nn
+from kiln.commands import _shared
 from kiln.data import DataLoader, TensorDataset
 from kiln.train import BatchSizeOnPlateau, BatchSizeScheduler, Callback, Trainer
 from kiln.train.callbacks import with_batch_size
@@ -146,3 +147,22 @@ def test_kiln_train_schedule_batch_size_end_to_end(tmp_path: Path,
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4
     assert len({round(float(r["lr"]), 9) for r in rows[1:]}) == 1  # a constant lr
+
+
+def test_step_schedule_divides_the_lr_where_batch_size_grows_the_batch():
+    """--schedule step is the learning-rate-decay twin of --schedule batch-size: the lr
+    divided by 5 from the same epochs on."""
+    model = nn.Linear(2, 2)
+    opt = kiln.optim.SGD(model.parameters(), lr=1.0)
+    config = {"schedule": "step", "epochs": 8, "warmup": 1.0}
+    scheduler, interval = _shared._scheduler(config, opt, steps_per_epoch=10)
+    assert interval == "step" and _shared._decay_epochs(8) == [5, 7]
+    lrs = []
+    for _ in range(80):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    per_epoch = [lrs[10 * e + 5] for e in range(8)]  # mid-epoch lr of epochs 1..8
+    np.testing.assert_allclose(per_epoch, [0.5, 1, 1, 1, 0.2, 0.2, 0.04, 0.04])
+    assert [m.milestones for m in _shared._schedule_callbacks(
+        {"schedule": "batch-size", "epochs": 8}, 1000)] == [[5, 7]]

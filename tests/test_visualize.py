@@ -64,8 +64,9 @@ def test_activation_maps_are_the_layers_output(tmp_path: Path):
     model = nn.Sequential(nn.Conv2d(1, 5, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
     image = np.random.default_rng(0).standard_normal((1, 6, 6)).astype(np.float32)
     model.train()
+    model[2].eval()
     maps = visualize.activation_maps(model, "1", image, tmp_path / "a.png", zoom=3)
-    assert model.training  # the mode comes back
+    assert model.training and model[0].training and not model[2].training  # modes come back
     with kiln.no_grad():
         expected = model[1](model[0](kiln.tensor(image[None]))).numpy()[0]
     np.testing.assert_array_equal(maps, expected)

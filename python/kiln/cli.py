@@ -94,11 +94,12 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
         kiln.set_num_threads(args.threads)
     if args.resume:
         saved = _read_checkpoint_extra(args.resume)
-        if args.epochs not in (None, saved["epochs"]) and saved["schedule"] == "onecycle":
+        fixed = {"onecycle": "one-cycle", "step": "step"}.get(saved["schedule"])
+        if args.epochs not in (None, saved["epochs"]) and fixed:
             raise UsageError(f"--resume continues the saved run of {saved['epochs']} epochs: "
-                             "its one-cycle schedule is laid out for that length, so --epochs "
-                             "cannot change it (cosine, constant and plateau runs can be "
-                             "extended or shortened)")
+                             f"its {fixed} schedule is laid out for that length, so --epochs "
+                             "cannot change it (cosine, constant, plateau and batch-size runs "
+                             "can be extended or shortened)")
         # The schedule is rebuilt as saved, loaded, then re-planned for the new length.
         config = _checked_config(argparse.Namespace(), saved)
         run = Path(args.resume).resolve().parent
@@ -299,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="run name (default MODEL-DATA-TIME)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run that wrote "
                        "this checkpoint, with its config; --epochs sets a new total (a cosine "
-                       "schedule is re-laid for it; a one-cycle run cannot change length)")
+                       "schedule is re-laid for it; one-cycle and step runs cannot change length)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard "
                        "logs into OUT/NAME/tensorboard (needs tensorboardX)")

