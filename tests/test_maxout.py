@@ -62,6 +62,9 @@ def test_tie_goes_to_the_first_index_and_nan_propagates():
     np.testing.assert_array_equal(y.detach().numpy(), [[3.0, np.nan]])
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.detach().numpy(), [[0, 1, 0, 0, 1, 0]])
+    x.grad = None  # an infinite gradient reaches the maximal entry alone (no 0 * inf)
+    F.maxout(x, 3, dim=1).backward(kiln.tensor(np.array([[np.inf, -2.0]], np.float32)))
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [[0, np.inf, 0, 0, -2, 0]])
 
 
 @pytest.mark.parametrize("shape,pieces,dim", [((2, 6, 3, 3), 3, 1), ((3, 8), 4, -1)])
