@@ -129,6 +129,8 @@ def test_resnet_drop_path_rate_is_linear_in_depth():
     assert [b.drop_path.p for b in models.resnet56(drop_path_rate=0.5).layer3][-1] == 0.5
     with pytest.raises(ValueError, match="resnet20: drop_path_rate must be a probability"):
         models.resnet20(drop_path_rate=1.5)
+    with pytest.raises(ValueError, match="drop probability has to be between 0 and 1"):
+        models.BasicBlock(4, 4, drop_path=-0.1)
 
 
 def test_resnet_with_drop_path_trains_and_is_deterministic_in_eval():

@@ -49,7 +49,7 @@ class BasicBlock(nn.Module):
         if stride != 1 or inplanes != planes:
             self.downsample = nn.Sequential(
                 nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
-        self.drop_path = nn.StochasticDepth(drop_path, "row") if drop_path > 0 else None
+        self.drop_path = nn.StochasticDepth(drop_path, "row") if drop_path != 0 else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
