@@ -1,17 +1,19 @@
 // Counter-based random numbers (Philox-4x32-10, Salmon et al. 2011).
 // A draw is a pure function of (seed, counter): element i of a dropout mask or
-// image i of an augmented batch gets the same numbers whatever the thread count
-// or schedule. Python keeps (seed, offset) and advances offset by the number of
-// counters each kernel call consumed.
+// image i of an augmented batch gets the same numbers whatever the thread count,
+// schedule or device (philox4x32 is compiled for the GPU too). Python keeps
+// (seed, offset) and advances offset by the number of counters each call consumed.
 #pragma once
 
 #include <array>
 #include <cmath>
 #include <cstdint>
 
+#include "common/hd.h"
+
 namespace kiln {
 
-inline std::array<uint32_t, 4> philox4x32(uint64_t seed, uint64_t counter) {
+KILN_HD inline std::array<uint32_t, 4> philox4x32(uint64_t seed, uint64_t counter) {
   uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
   uint32_t c2 = 0, c3 = 0;
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
@@ -31,7 +33,7 @@ inline std::array<uint32_t, 4> philox4x32(uint64_t seed, uint64_t counter) {
 }
 
 // Uniform in [0, 1) with 24 random bits.
-inline float uniform01(uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
+KILN_HD inline float uniform01(uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
 
 // A stream of draws for one (seed, counter) origin: 4 numbers per counter.
 class Philox {

@@ -93,6 +93,12 @@ Device& get(int device) {
 
 int device_count() { return all().count; }
 
+int current_device() {
+  int device = 0;
+  KILN_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
+}
+
 std::string unavailable_reason() { return all().reason; }
 
 DeviceProperties properties(int device) {

@@ -45,6 +45,7 @@ struct DeviceProperties {
 };
 
 int device_count();
+int current_device();  // this thread's (cudaSetDevice), 0 unless a DeviceGuard says otherwise
 // Why device_count() is 0 ("no CUDA driver", ...), or "" when devices exist.
 std::string unavailable_reason();
 DeviceProperties properties(int device);

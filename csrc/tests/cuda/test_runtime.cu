@@ -6,12 +6,10 @@
 #include <vector>
 
 #include "cuda/runtime.h"
+#include "device_buffer.h"
 
 namespace kiln::cuda {
 namespace {
-
-#define KILN_REQUIRE_DEVICE() \
-  if (device_count() == 0) GTEST_SKIP() << "no CUDA device: " << unavailable_reason()
 
 TEST(CudaRuntime, DeviceCountNeverThrows) {
   const int n = device_count();
