@@ -727,6 +727,34 @@ def _arg_samples(m: Maker) -> list[Sample]:
     ]
 
 
+def _sort_samples(m: Maker) -> list[Sample]:
+    """sort and argsort: distinct values (any sort gives one answer), and ties under
+    stable=True, where PyTorch keeps equal elements in order too."""
+    d = lambda *s, **k: m(*s, kind="distinct", **k)  # noqa: E731
+    ties = np.array([[2.0, 1.0, 2.0, 1.0, 0.0, 2.0], [0.0, 0.0, 0.0, 1.0, 1.0, 0.0]], m.dtype)
+    return [
+        Sample("default", d(3, 5)),
+        Sample("dim0", d(4, 3), 0),
+        Sample("descending", d(3, 5), descending=True),
+        Sample("dim0_descending", d(4, 3), 0, True),
+        Sample("0d", d()),
+        Sample("noncontig", d(4, 3, layout="T"), 0),
+        Sample("empty", d(0, 3), 1),
+        Sample("stable_ties", ties, stable=True, gradcheck=False),
+        Sample("stable_ties_descending", ties, stable=True, descending=True, gradcheck=False),
+        Sample("nan", np.array([[1.0, np.nan, -1.0, 2.0]], m.dtype), gradcheck=False),
+        Sample("nan_descending", np.array([[1.0, np.nan, -1.0, 2.0]], m.dtype),
+               descending=True, gradcheck=False),
+        Sample("int_input", m.rng.permutation(12).reshape(3, 4), 1),
+    ]
+
+
+def _rows_of(m: Maker, rows: int, n: int, k: int) -> np.ndarray:
+    """A (rows, k) int64 index of k distinct positions below n in each row (scatter
+    without colliding writes)."""
+    return np.argsort(m.rng.random((rows, n)), axis=1)[:, :k].astype(np.int64)
+
+
 def _dim_error(op: str) -> Callable[[Maker], list[ErrorCase]]:
     return lambda m: [
         ErrorCase("dim out of range", m(2, 3), 2, exc=IndexError,
@@ -1138,10 +1166,53 @@ OPS: list[OpRow] = [
             ])
       for fn, name in ((operator.eq, "eq"), (operator.ne, "ne"), (operator.lt, "lt"),
                        (operator.le, "le"), (operator.gt, "gt"), (operator.ge, "ge"))],
+    *[OpRow(f".{name}", differentiable=False, samples=lambda m: [
+        Sample("same_3x4", m(3, 4), m(3, 4)),
+        Sample("bcast", m(3, 1), m(4)),
+        Sample("float_scalar", m(2, 3), 0.25),
+        Sample("int_float", m.ints(2, 3), Const(m(2, 3))),
+        Sample("0d", m(), m(2, 3)),
+        Sample("nan_inf", Const(np.array([np.nan, np.inf, 1.0], m.dtype)),
+               Const(np.array([np.nan, np.inf, -np.inf], m.dtype))),
+    ], errors=lambda m, name=name: [
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=rf"{name}.*\(2, ?3\).*\(4, ?3\)"),
+    ]) for name in ("eq", "ne", "lt", "le", "gt", "ge")],
+    *[OpRow(f".{name}", differentiable=False, samples=lambda m: [
+        Sample("special_values", special_values(m)),
+        Sample("nan", np.array([[np.nan, 0.5], [-np.inf, 2.0]], m.dtype)),
+        Sample("int", m.ints(2, 3)),
+        Sample("0d", m()),
+    ]) for name in ("isnan", "isinf", "isfinite")],
+    *[OpRow(f".{name}", differentiable=False, samples=lambda m: [
+        Sample("float", m(3, 4)),
+        Sample("zeros_dim1", np.array([[0.0, 1.0], [2.0, 3.0]], m.dtype), 1),
+        Sample("bool_keepdim", m.bools(3, 4), 0, keepdim=True),
+        Sample("int_dims_tuple", m.ints(2, 3, 4, high=2), (0, 2)),
+        Sample("uint8", m.ints(3, 4, high=2).astype(np.uint8)),
+        Sample("uint8_dim", m.ints(3, 4, high=2).astype(np.uint8), 1),
+        Sample("nan", np.array([np.nan, 0.0], m.dtype)),
+        Sample("0d", m()),
+        Sample("0d_dim0", np.array(True), 0),
+        Sample("empty", m(0, 3)),
+        Sample("empty_dim0", m(0, 3), 0),
+        Sample("kw_dim_neg", m.bools(2, 3), dim=-1),
+    ], errors=_dim_error(name)) for name in ("all", "any")],
     # ---- unary math (Tensor methods)
     *[OpRow(op, samples=lambda m, kind=kind: unary_samples(m, kind) + _int_float_samples(m))
       for op, kind in ((".exp", "randn"), (".log", "pos"), (".sqrt", "pos"))],
     _unary(".abs"),
+    _unary(".neg"),
+    _unary(".square"),
+    *[OpRow(f".{name}", samples=lambda m, name=name: unary_samples(m) + [
+        Sample("halves", np.array([0.5, 1.5, 2.5, -0.5, -1.5], m.dtype), gradcheck=False),
+        Sample("int", m.ints(2, 3, low=-3)),
+    ] + ([Sample("bool", m.bools(2, 3))] if name == "sign" else []))
+      for name in ("sign", "floor", "ceil", "round")],
+    OpRow(".round", name=".round(decimals)", samples=lambda m: [
+        Sample("decimals2", m(3, 4) * 10, decimals=2),
+        Sample("decimals-1", m(3, 4) * 100, decimals=-1),
+    ]),
     _unary(".relu"),
     _unary(".sigmoid"),
     _unary(".tanh"),
@@ -1250,6 +1321,79 @@ OPS: list[OpRow] = [
         ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
                   match=rf"{name}.*\(2, ?3\).*\(4, ?3\)"),
     ]) for name in ("maximum", "minimum")],
+    OpRow(".prod", samples=lambda m: [
+        Sample("all", m(2, 3, 4)),
+        Sample("dim1", m(3, 4), 1),
+        Sample("dim0_keepdim", m(3, 4), 0, keepdim=True),
+        Sample("dim-1", m(2, 3, 4), -1),
+        Sample("one_zero", np.array([[1.5, 0.0, -2.0], [0.5, 2.0, 3.0]], m.dtype), 1),
+        Sample("two_zeros", np.array([[0.0, 0.0, 2.0], [1.0, 0.0, 3.0]], m.dtype), 1),
+        Sample("zero_all", np.array([1.5, 0.0, -2.0], m.dtype)),
+        Sample("0d", m()),
+        Sample("0d_dim0", m(), 0),
+        Sample("noncontig", m(4, 3, layout="T"), 0),
+        Sample("empty_dim", m(0, 3), 0),
+        Sample("int_input", m.ints(3, 4, low=-3), 1),
+        Sample("bool_input", m.bools(3, 4)),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64),
+    ], errors=lambda m: _dim_error("prod")(m) + [
+        ErrorCase("dims tuple", m(2, 3), (0, 1), exc=TypeError, match=r"prod.*dim"),
+    ]),
+    OpRow(".cumsum", samples=lambda m: [
+        Sample("dim0", m(3, 4), 0),
+        Sample("dim-1", m(2, 3, 4), -1),
+        Sample("kw_dim", m(5), dim=0),
+        Sample("0d", m(), 0),
+        Sample("noncontig", m(4, 3, layout="T"), 1),
+        Sample("empty", m(0, 3), 0),
+        Sample("int_input", m.ints(3, 4), 1),
+        Sample("bool_input", m.bools(3, 4), 0),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64),
+    ], errors=_dim_error("cumsum")),
+    *[OpRow(f".{name}", samples=lambda m: [
+        Sample("all", m(2, 3, 4)),
+        Sample("dim1", m(3, 4), 1),
+        Sample("dims_keepdim", m(2, 3, 4), (0, 2), keepdim=True),
+        Sample("unbiased_positional", m(3, 4), 1, False),
+        Sample("unbiased_only", m(3, 4), False),
+        Sample("correction0", m(3, 4), 1, correction=0),
+        Sample("correction2", m(3, 5), dim=1, correction=2),
+        Sample("noncontig", m(4, 3, layout="T"), 0),
+        Sample("one_element", m(3, 1), 1, gradcheck=False),
+        Sample("nan", np.array([[1.0, np.nan], [2.0, 3.0]], m.dtype), 1, gradcheck=False),
+    ], errors=lambda m, name=name: _dim_error(name)(m) + [
+        ErrorCase("int input", m.ints(3), exc=(TypeError, RuntimeError),
+                  match=rf"{name}.*int64"),
+    ], no_backward=("one_element",)) for name in ("var", "std")],
+    OpRow(".logsumexp", samples=lambda m: [
+        Sample("dim1", m(3, 4), 1),
+        Sample("dims_keepdim", m(2, 3, 4), (0, 2), keepdim=True),
+        Sample("dim-1", m(2, 3, 4), -1),
+        Sample("large", m(3, 4) * 100, 1),
+        Sample("0d", m(), 0),
+        Sample("noncontig", m(4, 3, layout="T"), 0),
+        Sample("neg_inf", np.array([[-np.inf, 0.5], [1.0, 2.0]], m.dtype), 1, gradcheck=False),
+        Sample("inf", np.array([[np.inf, 0.5], [1.0, 2.0]], m.dtype), 1, gradcheck=False),
+        Sample("int_input", m.ints(3, 4), 1),
+    ], errors=_dim_error("logsumexp"), no_backward=("inf",)),
+    OpRow(".sort", samples=_sort_samples, errors=lambda m: _dim_error("sort")(m)),
+    OpRow(".argsort", samples=_sort_samples, differentiable=False, errors=_dim_error("argsort")),
+    OpRow(".topk", samples=lambda m: [
+        Sample("k2", m(3, 5, kind="distinct"), 2),
+        Sample("dim0", m(4, 3, kind="distinct"), 3, 0),
+        Sample("smallest", m(3, 5, kind="distinct"), 2, largest=False),
+        Sample("k0", m(3, 5, kind="distinct"), 0),
+        Sample("k_all", m(2, 4, kind="distinct"), 4, dim=-1),
+        Sample("0d", m(kind="distinct"), 1),
+        Sample("noncontig", m(4, 3, kind="distinct", layout="T"), 2, 0),
+        Sample("nan", np.array([[1.0, np.nan, 3.0, 2.0]], m.dtype), 2, gradcheck=False),
+        Sample("int_input", m.rng.permutation(12).reshape(3, 4), 2),
+    ], errors=lambda m: [
+        ErrorCase("k too large", m(3, 4), 5, exc=RuntimeError, match=r"topk.*k=5.*\(3, 4\)"),
+        ErrorCase("negative k", m(3, 4), -1, exc=RuntimeError, match=r"topk.*k=-1"),
+        ErrorCase("dim out of range", m(2, 3), 1, 2, exc=IndexError,
+                  match=r"topk.*dimension 2 out of range"),
+    ]),
     OpRow(".argmax", samples=_arg_samples, differentiable=False, errors=_dim_error("argmax")),
     OpRow(".argmin", samples=_arg_samples, differentiable=False, errors=_dim_error("argmin")),
     # ---- shape ops
@@ -1338,6 +1482,143 @@ OPS: list[OpRow] = [
         ErrorCase("fewer sizes than dims", m(2, 3), 3, exc=(ValueError, RuntimeError),
                   match=r"expand.*\(2, 3\)"),
     ]),
+    OpRow(".expand_as", samples=lambda m: [
+        Sample("bcast", m(3, 1), Const(m(2, 3, 4))),
+        Sample("0d", m(), Const(m(2, 2))),
+    ], errors=lambda m: [
+        ErrorCase("non-singleton", m(3, 2), Const(m(3, 4)), exc=RuntimeError,
+                  match=r"expand.*\(3, 2\)"),
+    ]),
+    OpRow(".repeat", samples=lambda m: [
+        Sample("same_ndim", m(2, 3), 2, 3),
+        Sample("extra_dims", m(2, 3), 2, 1, 2),
+        Sample("tuple", m(3), (2, 2)),
+        Sample("0d", m(), 2, 3),
+        Sample("zero", m(2, 3), 0, 1),
+        Sample("noncontig", m(4, 3, layout="T"), 1, 2),
+        Sample("int_input", m.ints(2, 2), 2, 1),
+    ], errors=lambda m: [
+        ErrorCase("fewer sizes than dims", m(2, 3), 2, exc=RuntimeError,
+                  match=r"repeat.*\(2, 3\)"),
+    ]),
+    OpRow(".chunk", samples=lambda m: [
+        Sample("uneven", m(5, 2), 3),
+        Sample("fewer_than_asked", m(6, 2), 4),
+        Sample("dim1", m(2, 6), 2, 1),
+        Sample("kw_dim_neg", m(2, 5), 2, dim=-1),
+        Sample("more_than_size", m(2, 3), 5),
+        Sample("noncontig", m(4, 3, layout="T"), 2, 1),
+    ], errors=lambda m: [
+        ErrorCase("zero chunks", m(3, 4), 0, exc=RuntimeError, match=r"chunk.*0"),
+        ErrorCase("0-d", m(), 1, exc=RuntimeError, match=r"chunk.*1-dim"),
+    ]),
+    OpRow(".split", samples=lambda m: [
+        Sample("int", m(5, 2), 2),
+        Sample("sizes", m(5, 2), [1, 3, 1]),
+        Sample("tuple_dim1", m(2, 5), (2, 3), 1),
+        Sample("larger_than_dim", m(3, 2), 4),
+        Sample("kw_dim", m(2, 4), 2, dim=-1),
+        Sample("zero_size_piece", m(3, 2), [0, 3]),
+        Sample("empty_dim", m(0, 2), 0),
+    ], errors=lambda m: [
+        ErrorCase("sizes do not add up", m(3, 4), [1, 1], exc=RuntimeError,
+                  match=r"split.*\[1, 1\].*3"),
+        ErrorCase("negative size", m(3, 4), -1, exc=RuntimeError, match=r"split.*-1"),
+        ErrorCase("zero size", m(3, 4), 0, exc=RuntimeError, match=r"split.*0"),
+    ]),
+    OpRow(".narrow", samples=lambda m: [
+        Sample("dim1", m(3, 5), 1, 1, 3),
+        Sample("negative_start", m(3, 5), -1, -3, 2),
+        Sample("empty", m(3, 5), 0, 3, 0),
+        Sample("noncontig", m(4, 3, layout="T"), 0, 1, 2),
+    ], errors=lambda m: [
+        ErrorCase("past the end", m(3, 4), 1, 3, 2, exc=RuntimeError,
+                  match=r"narrow.*\(3\).*\(2\).*\(3, 4\)"),
+    ]),
+    OpRow(".masked_fill", samples=lambda m: [
+        Sample("scalar", m(3, 4), Const(m.bools(3, 4)), -1.5),
+        Sample("bcast_mask", m(3, 4), Const(m.bools(4)), 0.0),
+        Sample("mask_bcasts_input", m(3, 4), Const(m.bools(2, 3, 4)), 2.0),
+        Sample("0d_value_grad", m(3, 4), Const(m.bools(3, 4)), m()),
+        Sample("0d_value_const", m(3, 4), Const(m.bools(1, 4)), Const(m())),
+        Sample("noncontig", m(4, 3, layout="T"), Const(m.bools(4, 3)), 1.0),
+        Sample("inf", m(2, 3), Const(m.bools(2, 3)), -np.inf, gradcheck=False),
+        Sample("int_input_float_value", m.ints(2, 3), Const(m.bools(2, 3)), 1.7),
+    ], errors=lambda m: [
+        ErrorCase("int mask", m(3, 4), m.ints(3, 4, high=2), 1.0, exc=RuntimeError,
+                  match=r"masked_fill.*bool.*int64"),
+        ErrorCase("1-d value", m(3, 4), Const(m.bools(3, 4)), Const(m(2)), exc=RuntimeError,
+                  match=r"masked_fill.*0-dim.*\(2,\)"),
+    ]),
+    OpRow(".gather", samples=lambda m: [
+        Sample("dim1_repeats", m(3, 4), 1, np.array([[0, 0], [1, 3], [3, 3]])),
+        Sample("dim0", m(3, 4), 0, m.ints(2, 4, high=3)),
+        Sample("dim-1_3d", m(2, 3, 4), -1, m.ints(2, 3, 5, high=4)),
+        Sample("smaller_index", m(3, 4), 1, m.ints(2, 2, high=4)),
+        Sample("0d", m(), 0, np.array(0)),
+        Sample("empty_index", m(3, 4), 1, m.ints(3, 0)),
+        Sample("noncontig", m(4, 3, layout="T"), 1, m.ints(4, 3, high=3)),
+        Sample("int_input", m.ints(3, 4), 1, m.ints(3, 2, high=4)),
+    ], errors=lambda m: [
+        ErrorCase("float index", m(3, 4), 1, m(3, 4), exc=RuntimeError,
+                  match=r"gather.*int32/int64.*float32"),
+        ErrorCase("out of bounds", m(3, 4), 1, np.full((3, 4), 7), exc=RuntimeError,
+                  match=r"gather.*7.*size 4"),
+        ErrorCase("negative", m(3, 4), 1, np.full((3, 4), -1), exc=RuntimeError,
+                  match=r"gather.*-1"),
+        ErrorCase("ndim mismatch", m(3, 4), 1, m.ints(3), exc=RuntimeError,
+                  match=r"gather.*\(3,\).*\(3, 4\)"),
+        ErrorCase("index too large", m(3, 4), 1, m.ints(4, 4, high=4), exc=RuntimeError,
+                  match=r"gather.*\(4, 4\).*\(3, 4\)"),
+    ]),
+    OpRow(".scatter", samples=lambda m: [
+        Sample("src_dim1", m(3, 4), 1, _rows_of(m, 3, 4, 2), m(3, 2)),
+        Sample("src_larger", m(3, 4), 1, _rows_of(m, 2, 4, 3), m(3, 5)),
+        Sample("src_dim0", m(4, 3), 0, _rows_of(m, 3, 4, 4).T.copy(), m(4, 3)),
+        Sample("value", m(3, 4), 1, _rows_of(m, 3, 4, 2), 2.5),
+        Sample("src_const", m(3, 4), -1, _rows_of(m, 3, 4, 1), Const(m(3, 1))),
+        Sample("0d", m(), 0, np.array(0), m()),
+        Sample("int_input", m.ints(3, 4), 1, _rows_of(m, 3, 4, 2), m.ints(3, 2)),
+    ], errors=lambda m: [
+        ErrorCase("dtype mismatch", m(3, 4), 1, _rows_of(m, 3, 4, 2),
+                  Const(m(3, 2, dtype=F64)), exc=RuntimeError,
+                  match=r"scatter.*float32.*float64"),
+        ErrorCase("out of bounds", m(3, 4), 1, np.full((3, 1), 4), 1.0, exc=RuntimeError,
+                  match=r"scatter.*4.*size 4"),
+        ErrorCase("src too small", m(3, 4), 1, _rows_of(m, 3, 4, 3), m(3, 2),
+                  exc=RuntimeError, match=r"scatter.*\(3, 3\).*\(3, 2\)"),
+    # PyTorch's own backward fails when src is larger than index (it returns the
+    # gradient in index's shape)
+    ], no_backward=("src_larger",)),
+    OpRow(".index_select", samples=lambda m: [
+        Sample("dim0_repeats", m(3, 4), 0, np.array([2, 0, 2])),
+        Sample("dim1", m(3, 4), 1, np.array([3, 1])),
+        Sample("dim-1_3d", m(2, 3, 4), -1, np.array([0, 0, 1])),
+        Sample("0d_index", m(3, 4), 1, np.array(2)),
+        Sample("0d_input", m(), 0, np.array([0])),
+        Sample("empty_index", m(3, 4), 0, np.zeros(0, np.int64)),
+        Sample("noncontig", m(4, 3, layout="T"), 1, np.array([2, 0])),
+        Sample("int32_index", m(3, 4), 0, np.array([1, 2], np.int32)),
+    ], errors=lambda m: [
+        ErrorCase("2-d index", m(3, 4), 1, m.ints(2, 2, high=3), exc=IndexError,
+                  match=r"index_select.*vector.*\(2, 2\)"),
+        ErrorCase("out of bounds", m(3, 4), 1, np.array([5]), exc=RuntimeError,
+                  match=r"index_select.*5.*size 4"),
+    ]),
+    OpRow(".mm", samples=lambda m: [
+        Sample("2x3_3x4", m(2, 3), m(3, 4)),
+        Sample("noncontig", m(4, 3, layout="T"), m(3, 2)),
+    ], errors=lambda m: [
+        ErrorCase("1-d", m(2, 3), m(3), exc=RuntimeError, match=r"mm.*mat2.*matrix.*\(3,\)"),
+        ErrorCase("inner mismatch", m(2, 3), m(4, 2), exc=RuntimeError,
+                  match=r"mm.*\(2, 3\).*\(4, 2\)"),
+    ]),
+    OpRow(".bmm", samples=lambda m: [Sample("2x2x3_2x3x4", m(2, 2, 3), m(2, 3, 4))],
+          errors=lambda m: [
+              ErrorCase("batch mismatch", m(2, 2, 3), m(3, 3, 4), exc=RuntimeError,
+                        match=r"bmm.*\(2, 2, 3\).*\(3, 3, 4\)"),
+              ErrorCase("2-d", m(2, 3), m(3, 4), exc=RuntimeError, match=r"bmm.*3D"),
+          ]),
     OpRow(".contiguous", samples=lambda m: [Sample("noncontig", m(4, 3, layout="T"))]),
     OpRow(".clone", samples=lambda m: [
         Sample("3x4", m(3, 4)), Sample("noncontig", m(4, 3, layout="T")),

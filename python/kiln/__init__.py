@@ -16,10 +16,17 @@ from kiln import (  # noqa: F401
 from kiln._C import get_num_threads, set_num_threads
 from kiln._device import device
 from kiln._dlpack import from_dlpack
-from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from kiln._promotion import get_default_dtype, set_default_dtype
+from kiln.autograd import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from kiln.checkpoint import load_state, save_state
 from kiln.nn.functional import matmul
-from kiln.random import get_rng_state, initial_seed, manual_seed, set_rng_state
+from kiln.random import Generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from kiln.tensor import (
     Tensor,
     arange,
@@ -51,6 +58,7 @@ from kiln.tensor import (
     randperm,
     stack,
     tensor,
+    twins,
     uint8,
     where,
     zeros,
@@ -58,6 +66,10 @@ from kiln.tensor import (
 )
 
 float = float32  # noqa: A001  (PyTorch's alias: kiln.float is float32)
+half = float16
+
+# kiln.topk, kiln.sort, kiln.max, ...: the torch.* twins of Tensor methods
+globals().update(twins)
 
 __version__ = "0.1.0"
 
@@ -71,5 +83,6 @@ __all__ = [
     "ones_like", "optim", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
     "recipe", "save_state",
     "set_grad_enabled", "set_num_threads", "set_rng_state", "stack", "tensor", "train", "uint8",
-    "where", "zeros", "zeros_like",
+    "where", "zeros", "zeros_like", "Generator", "get_default_dtype", "half", "inference_mode",
+    "set_default_dtype", *twins,
 ]

@@ -9,6 +9,10 @@ operand's shape. Unary ops keep their input's shape.
     Extremum                  (a, b, is_max): elementwise maximum or minimum (NaN wins);
                               at ties each operand gets half the gradient, as PyTorch
     Neg, Exp, Log, Sqrt, Abs  (a)
+    Step                      (a, name, decimals): sign (0 at NaN), floor, ceil or round
+                              (to ``decimals`` places, halves to even); the gradient is zero
+                              everywhere, as PyTorch's; integers are their own floor,
+                              ceil and round, bools their own sign
     Clamp                     (a, low, high): either bound may be None, a number or an
                               array (broadcast; the bounds get gradients as PyTorch's)
     Where                     (condition, a, b): condition a bool array
@@ -302,6 +306,24 @@ class Abs(Function):
         if sign.dtype.kind == "f":  # PyTorch's abs'(NaN) is 0 (sgn), NumPy's sign(NaN) NaN
             sign = xp.where(xp.isnan(sign), 0, sign).astype(sign.dtype, copy=False)
         return g * sign
+
+
+class Step(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, name: str, decimals: int) -> Any:
+        xp = ctx.backend.xp
+        if a.dtype.kind == "b" or (a.dtype.kind in "iu" and name != "sign"):
+            return a.copy()
+        if name == "round":
+            return xp.round(a, decimals)
+        out = getattr(xp, name)(a)
+        if name == "sign" and a.dtype.kind == "f":  # PyTorch's sign(NaN) is 0
+            out[xp.isnan(out)] = 0
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        return ctx.backend.xp.zeros_like(g), None, None
 
 
 class Clamp(Function):

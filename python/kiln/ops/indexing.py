@@ -5,11 +5,19 @@
              integer indices accumulate)
     Scatter  (z, index, shape) -> an array of ``shape``, zero but for z's k values at
              the k flat positions ``index``; backward reads the gradient at them
+    Gather   (a, index, dim) -> out of index's shape, out[i][j][k] = a[i][index[i][j][k]][k]
+             (dim 1; PyTorch's gather, index no larger than a but along dim); backward adds
+             the gradient back at the gathered positions (repeats accumulate)
+    ScatterAlong (a, index, src, dim) -> a copy of a with out[i][index[i][j][k]][k] =
+             src[i][j][k] (dim 1; src an array at least index's shape, or a number or
+             0-d array);
+             backward: a's gradient without the overwritten positions, src's gathered
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from kiln.autograd.function import Context, Function
@@ -40,3 +48,57 @@ class Scatter(Function):
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
         return g.reshape(-1)[ctx.index], None, None
+
+
+def along_index(xp: Any, index: Any, dim: int) -> tuple:
+    """The advanced index that reads ``a[i][index[i][j][k]][k]`` (for dim 1): ``index`` at
+    ``dim``, the broadcast positions of index's shape at the other axes."""
+    grid: list[Any] = list(xp.indices(index.shape, sparse=True))
+    grid[dim] = index
+    return tuple(grid)
+
+
+def _leading(shape: Sequence[int]) -> tuple[slice, ...]:
+    """The slices that cut an array down to its first ``shape`` elements in each axis."""
+    return tuple(slice(0, n) for n in shape)
+
+
+class Gather(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, dim: int) -> Any:
+        ctx.shape, ctx.dtype = a.shape, a.dtype
+        ctx.where = along_index(ctx.backend.xp, index, dim)
+        return a[ctx.where]
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        out = xp.zeros(ctx.shape, ctx.dtype)
+        xp.add.at(out, ctx.where, g)
+        return out, None, None
+
+
+class ScatterAlong(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, src: Any, dim: int) -> Any:
+        xp = ctx.backend.xp
+        ctx.where = along_index(xp, index, dim)
+        ctx.src_shape, ctx.index_shape = None, index.shape
+        out = a.copy()
+        if getattr(src, "ndim", 0):  # a src array (a number comes as a 0-d array)
+            ctx.src_shape, ctx.src_dtype = src.shape, src.dtype
+            src = src[_leading(index.shape)]
+        out[ctx.where] = src
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        grad_a = grad_src = None
+        if ctx.needs_input_grad[0]:
+            grad_a = g.copy()
+            grad_a[ctx.where] = 0
+        if ctx.src_shape is not None and ctx.needs_input_grad[2]:
+            grad_src = xp.zeros(ctx.src_shape, ctx.src_dtype)
+            grad_src[_leading(ctx.index_shape)] = g[ctx.where]
+        return grad_a, None, grad_src, None

@@ -9,12 +9,22 @@ the reduced axes with size 1.
     MaxMinAll  (a, is_max) -> 0-D: the max or min of every element (NaN when there is
                one); the gradient is split evenly among the elements equal to the result
                (among the NaNs when it is NaN), as PyTorch's
+    Prod       (a, dim, keepdim): the product along one axis (dim an int) or of every
+               element (None); integers multiply in int64. The gradient of each element
+               is the product of the others (exclusive cumulative products from both
+               sides, so zeros need no division)
+    Cumsum     (a, dim): running sums along one axis (integers in int64); backward is the
+               reversed running sum of the gradient
+    Var        (a, dims, correction, keepdim): sum((a - mean)^2) / (N - correction), N the
+               number of reduced elements (inf or NaN where N - correction <= 0, as PyTorch)
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from kiln.autograd.function import Context, Function
 
@@ -110,3 +120,79 @@ class MaxMinAll(Function):
         a, out = ctx.saved_tensors
         hit = xp.isnan(a) if out != out else a == out
         return g * hit / hit.sum(), None
+
+
+def _int64_if_integral(xp: Any, a: Any) -> Any:
+    """The accumulator dtype of sums and products: int64 for integers and bools (PyTorch),
+    the input's own otherwise."""
+    return xp.int64 if a.dtype.kind in "biu" else None
+
+
+def _exclusive_cumprod(xp: Any, a: Any, axis: int) -> Any:
+    """Products of the elements before each one along ``axis`` (1 for the first)."""
+    shape = list(a.shape)
+    shape[axis] = 1
+    head = xp.ones(shape, a.dtype)
+    inner = xp.cumprod(a, axis=axis)[(slice(None),) * axis + (slice(0, -1),)]
+    return xp.concatenate([head, inner], axis=axis)
+
+
+class Prod(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: Any, keepdim: bool) -> Any:
+        xp = ctx.backend.xp
+        ctx.save_for_backward(a)
+        ctx.dim, ctx.keepdim = dim, keepdim
+        out = xp.prod(a, axis=dim, keepdims=keepdim, dtype=_int64_if_integral(xp, a))
+        return xp.asarray(out)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        (a,) = ctx.saved_tensors
+        work, axis = (a.reshape(-1), 0) if ctx.dim is None else (a, ctx.dim)
+        if work.shape[axis] == 0:
+            return xp.zeros(a.shape, a.dtype), None, None
+        flip = xp.flip(work, axis)
+        others = _exclusive_cumprod(xp, work, axis) * xp.flip(
+            _exclusive_cumprod(xp, flip, axis), axis)
+        if ctx.dim is not None and not ctx.keepdim:
+            g = xp.expand_dims(g, ctx.dim)
+        return (g * others).reshape(a.shape), None, None
+
+
+class Cumsum(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dim: int) -> Any:
+        xp = ctx.backend.xp
+        ctx.dim = dim
+        out = xp.cumsum(a.reshape(1) if a.ndim == 0 else a, axis=dim,
+                        dtype=_int64_if_integral(xp, a))
+        return out.reshape(a.shape)
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        work = g.reshape(1) if g.ndim == 0 else g
+        out = xp.flip(xp.cumsum(xp.flip(work, ctx.dim), axis=ctx.dim), ctx.dim)
+        return out.reshape(g.shape), None
+
+
+class Var(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, dims: Any, correction: Any, keepdim: bool) -> Any:
+        xp = ctx.backend.xp
+        count = a.size if dims is None else math.prod(a.shape[d] for d in dims)
+        ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
+        ctx.divisor = max(count - correction, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = xp.mean(a, axis=dims, keepdims=True) if count else xp.zeros((), a.dtype)
+            ctx.diff = a - mean
+            squares = xp.add.reduce(ctx.diff * ctx.diff, axis=dims, keepdims=keepdim)
+            return xp.asarray(squares / a.dtype.type(ctx.divisor))
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        g = _expand_reduced(ctx.backend.xp, g, ctx.shape, ctx.dims, ctx.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * ctx.diff * (2 / ctx.diff.dtype.type(ctx.divisor)), None, None, None
