@@ -198,7 +198,8 @@ def _twin_samples():
         ("numel", (x,), {}), ("gather", (x, 1, idx), {}),
         ("index_select", (x, 0, np.array([2, 0])), {}),
         ("masked_fill", (x, mask, 0.0), {}), ("cumsum", (x, 1), {}),
-        ("logsumexp", (x, 1), {}), ("t", (x,), {}), ("narrow", (x, 1, 1, 2), {}),
+        ("logsumexp", (x, 1), {}), ("norm", (x,), {}), ("norm", (x, 1, 1), {}),
+        ("t", (x,), {}), ("narrow", (x, 1, 1, 2), {}),
         ("isnan", (np.array([np.nan, 1.0]),), {}), ("isinf", (np.array([np.inf, 1.0]),), {}),
         ("isfinite", (np.array([np.inf, np.nan, 1.0]),), {}),
         ("allclose", (x, x + 1e-9), {}), ("equal", (x, x.copy()), {}),
@@ -250,7 +251,7 @@ def test_every_twin_the_issue_lists_is_exported():
     listed = ("flatten max min topk sort argsort eq ne lt le gt ge all any sum mean prod std "
               "var argmax argmin exp log sqrt abs clamp clip softmax log_softmax sigmoid tanh "
               "relu chunk split squeeze unsqueeze transpose permute reshape mm bmm numel "
-              "gather index_select masked_fill cumsum logsumexp t narrow isnan isinf isfinite "
+              "gather index_select masked_fill cumsum logsumexp norm t narrow isnan isinf isfinite "
               "allclose equal sign floor ceil round pow neg square").split()
     tested = {name for name, _, _ in _twin_samples()}
     assert set(listed) <= tested

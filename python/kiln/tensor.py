@@ -45,7 +45,7 @@ from kiln.ops.elementwise import (
 )
 from kiln.ops.indexing import Gather, GetItem, ScatterAlong, along_index
 from kiln.ops.linear import Matmul
-from kiln.ops.reduction import Cumsum, MaxMin, MaxMinAll, Mean, Prod, Sum, Var
+from kiln.ops.reduction import Cumsum, MaxMin, MaxMinAll, Mean, Norm, Prod, Sum, Var
 from kiln.ops.shape import Cat, Contiguous, Expand, Permute, Reshape, Stack
 from kiln.random import Generator, numpy_generator
 
@@ -870,6 +870,26 @@ class Tensor:
         shift = Tensor._wrap(xp.where(xp.isinf(top), 0, top).astype(x.dtype), self._device)
         total = (x - shift).exp().sum(dim, keepdim)
         return total.log() + shift.reshape(total.shape)
+
+    def norm(self, p: Any = "fro", dim: Any = None, keepdim: bool = False,
+             dtype: Any = None) -> Tensor:
+        """The vector p-norm sum(|x|^p)^(1/p) of every element (0-d) or over ``dim`` (an
+        int or a tuple): ``p`` a real number, inf, -inf or 'fro' (2). ``dtype`` casts the
+        input first."""
+        x = self if dtype is None else self.to(dtype)
+        if x.dtype.kind != "f":
+            raise TypeError(f"norm: expected a floating point tensor, got {x.dtype} with "
+                            f"shape {x.shape}")
+        if p == "fro" or p is None:
+            p = 2.0
+        elif isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise RuntimeError(f"norm: p must be a real number, inf or 'fro', got {p!r}")
+        dims = None if dim is None else _reduce_dims(dim, self.ndim, "norm")
+        if math.isinf(p) and (self.numel() == 0 if dims is None
+                              else any(self.shape[d] == 0 for d in dims)):
+            raise RuntimeError(f"norm: cannot compute the {p} norm of an empty tensor of "
+                               f"shape {self.shape} (no identity)")
+        return Norm.apply(x, float(p), dims, keepdim)
 
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
         """(values, indices) sorted along ``dim`` (NaN counts as the largest); equal
@@ -1737,7 +1757,7 @@ METHOD_TWINS = (
     "clamp", "clip", "clone", "cumsum", "eq", "equal", "exp", "flatten", "floor", "gather",
     "ge", "gt", "index_select", "isfinite", "isinf", "isnan", "le", "log", "log_softmax",
     "logsumexp", "lt", "masked_fill", "max", "mean", "min", "mm", "narrow", "ne", "neg",
-    "negative", "numel", "permute", "pow", "prod", "relu", "reshape", "round", "scatter",
+    "negative", "norm", "numel", "permute", "pow", "prod", "relu", "reshape", "round", "scatter",
     "sigmoid", "sign", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sum",
     "t", "tanh", "topk", "transpose", "unsqueeze", "var",
 )

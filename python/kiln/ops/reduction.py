@@ -17,6 +17,10 @@ the reduced axes with size 1.
                reversed running sum of the gradient
     Var        (a, dims, correction, keepdim): sum((a - mean)^2) / (N - correction), N the
                number of reduced elements (inf or NaN where N - correction <= 0, as PyTorch)
+    Norm       (a, p, dims, keepdim): the vector p-norm sum(|a|^p)^(1/p) (p a real number;
+               inf and -inf: the largest and smallest |a|; 0: the count of nonzeros). The
+               gradient sign(a) |a|^(p-1) / norm^(p-1) is 0 where the norm is 0; for +-inf
+               it is split evenly among the elements at the norm, as PyTorch's
 """
 
 from __future__ import annotations
@@ -196,3 +200,46 @@ class Var(Function):
         g = _expand_reduced(ctx.backend.xp, g, ctx.shape, ctx.dims, ctx.keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
             return g * ctx.diff * (2 / ctx.diff.dtype.type(ctx.divisor)), None, None, None
+
+
+class Norm(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, p: float, dims: Any, keepdim: bool) -> Any:
+        xp = ctx.backend.xp
+        size = abs(a)
+        if math.isinf(p):
+            out = (xp.amax if p > 0 else xp.amin)(size, axis=dims, keepdims=keepdim)
+        elif p == 0:
+            out = xp.add.reduce(size != 0, axis=dims, keepdims=keepdim, dtype=a.dtype)
+        elif p == 1:
+            out = xp.add.reduce(size, axis=dims, keepdims=keepdim)
+        elif p == 2:
+            out = xp.sqrt(xp.add.reduce(a * a, axis=dims, keepdims=keepdim))
+        else:
+            with np.errstate(divide="ignore", over="ignore"):
+                out = xp.add.reduce(size ** p, axis=dims, keepdims=keepdim) ** (1 / p)
+        out = xp.asarray(out)
+        ctx.save_for_backward(a, out)
+        ctx.p, ctx.dims, ctx.keepdim = p, dims, keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        a, out = ctx.saved_tensors
+        p, shape = ctx.p, a.shape
+        g = _expand_reduced(xp, g, shape, ctx.dims, ctx.keepdim)
+        if p == 0:
+            return xp.zeros(shape, a.dtype), None, None, None
+        if p == 1:
+            return g * xp.sign(a), None, None, None
+        out = _expand_reduced(xp, out, shape, ctx.dims, ctx.keepdim)
+        if math.isinf(p):
+            hit = abs(a) == out
+            count = _expand_reduced(xp, xp.add.reduce(hit, axis=ctx.dims, keepdims=ctx.keepdim,
+                                                      dtype=a.dtype),
+                                    shape, ctx.dims, ctx.keepdim)
+            return g * xp.sign(a) * hit / count, None, None, None
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            scale = xp.sign(a) * abs(a) ** (p - 1) / out ** (p - 1)
+        return xp.where(out == 0, 0, g * scale).astype(a.dtype, copy=False), None, None, None
