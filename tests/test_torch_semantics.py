@@ -384,6 +384,21 @@ def test_legacy_tensor_constructor_gives_float32_as_pytorch():
         kiln.Tensor("abc")
 
 
+def test_legacy_tensor_types_make_and_recognise_their_dtype():
+    for name in ("FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor",
+                 "ByteTensor", "HalfTensor"):
+        got, want = getattr(kiln, name)([1, 0, 2]), getattr(torch, name)([1, 0, 2])
+        assert got.dtype == want.numpy().dtype and got.tolist() == want.tolist()
+        assert isinstance(got, getattr(kiln, name)) and isinstance(got, kiln.Tensor)
+        assert got.type() == want.type()
+    assert kiln.FloatTensor(2, 3).shape == (2, 3)
+    assert not isinstance(kiln.zeros(2), kiln.LongTensor)
+    x = kiln.tensor([1.5, 2.5])
+    assert x.type(kiln.LongTensor).dtype == np.int64
+    assert x.type("torch.DoubleTensor").dtype == np.float64
+    assert x.type(kiln.int32).dtype == np.int32
+
+
 # ---------------------------------------------------------------- Generator, inference_mode
 def test_generator_streams_are_their_own_and_replay_from_a_state():
     g = kiln.Generator().manual_seed(5)

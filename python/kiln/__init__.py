@@ -44,6 +44,7 @@ from kiln.tensor import (
     int32,
     int64,
     is_tensor,
+    legacy_types,
     linspace,
     long,
     maximum,
@@ -70,6 +71,7 @@ half = float16
 
 # kiln.topk, kiln.sort, kiln.max, ...: the torch.* twins of Tensor methods
 globals().update(twins)
+globals().update(legacy_types)  # kiln.FloatTensor, kiln.LongTensor, ...
 
 __version__ = "0.1.0"
 
@@ -84,5 +86,5 @@ __all__ = [
     "recipe", "save_state",
     "set_grad_enabled", "set_num_threads", "set_rng_state", "stack", "tensor", "train", "uint8",
     "where", "zeros", "zeros_like", "Generator", "get_default_dtype", "half", "inference_mode",
-    "set_default_dtype", *twins,
+    "set_default_dtype", *twins, *legacy_types,
 ]

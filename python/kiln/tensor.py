@@ -90,17 +90,20 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     return array
 
 
-def _legacy_array(args: tuple) -> np.ndarray:
-    """The array of ``Tensor(*args)``: see Tensor."""
+def _legacy_array(args: tuple, dtype: np.dtype | None = None,
+                  op: str = "Tensor") -> np.ndarray:
+    """The array of ``Tensor(*args)`` (see Tensor), or of a legacy type's constructor
+    (``FloatTensor(*args)``: ``dtype`` given, an array converted to it)."""
     if len(args) == 1 and isinstance(args[0], (np.ndarray, Tensor)):
-        return _as_array(args[0])
+        return _as_array(args[0], dtype)
+    dtype = get_default_dtype() if dtype is None else dtype
     if not args:
-        return np.empty((0,), get_default_dtype())
+        return np.empty((0,), dtype)
     if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
-        return np.empty(_size(args, "Tensor"), get_default_dtype())
+        return np.empty(_size(args, op), dtype)
     if len(args) == 1 and isinstance(args[0], (list, tuple)):
-        return _as_array(args[0], get_default_dtype())
-    raise TypeError(f"Tensor: expected a NumPy array, a sequence of numbers or sizes (ints), "
+        return _as_array(args[0], dtype)
+    raise TypeError(f"{op}: expected a NumPy array, a sequence of numbers or sizes (ints), "
                     f"got {tuple(type(a).__name__ for a in args)}")
 
 
@@ -213,7 +216,7 @@ class Tensor:
 
     def item(self) -> Any:
         if self._data.size != 1:
-            raise ValueError(
+            raise RuntimeError(
                 f"item: only one-element tensors can be converted to a Python scalar, "
                 f"got shape {self.shape}"
             )
@@ -1279,7 +1282,17 @@ class Tensor:
             return out
         return out.type(dtype)
 
-    def type(self, dtype: Any) -> Tensor:
+    def type(self, dtype: Any = None) -> Any:
+        """This tensor in ``dtype`` (a dtype, a legacy type such as kiln.FloatTensor, or its
+        name); without an argument, the name of its legacy type as PyTorch spells it
+        ('torch.FloatTensor'), which programs written for PyTorch compare against."""
+        if dtype is None:
+            name = _LEGACY_NAMES.get(self.dtype)
+            return f"torch.{name}" if name else f"kiln.{self.dtype}"
+        if isinstance(dtype, _LegacyType):
+            dtype = dtype.dtype
+        elif isinstance(dtype, str) and dtype.rsplit(".", 1)[-1] in _LEGACY_DTYPES:
+            dtype = _LEGACY_DTYPES[dtype.rsplit(".", 1)[-1]]
         dtype = np.dtype(dtype)
         if self.requires_grad and dtype.kind == "f":
             return Cast.apply(self, dtype)
@@ -1447,6 +1460,32 @@ def _unwrap_index(index: Any) -> Any:
 
 
 autograd_function.register_tensor_type(Tensor)
+
+
+# -------------------------------------------------------------- legacy types
+_LEGACY_NAMES = {float32: "FloatTensor", float64: "DoubleTensor", float16: "HalfTensor",
+                 int64: "LongTensor", int32: "IntTensor", np.dtype(np.int16): "ShortTensor",
+                 np.dtype(np.int8): "CharTensor", uint8: "ByteTensor", bool_: "BoolTensor"}
+_LEGACY_DTYPES = {name: dtype for dtype, name in _LEGACY_NAMES.items()}
+
+
+class _LegacyType(type):
+    """PyTorch's legacy tensor types (kiln.FloatTensor, kiln.LongTensor, ...): calling one
+    makes a tensor of its dtype as the Tensor constructor does (``LongTensor([1, 2])``,
+    ``FloatTensor(2, 3)``); ``isinstance(t, kiln.FloatTensor)`` checks t's dtype."""
+
+    dtype: np.dtype
+
+    def __call__(cls, *data: Any) -> Tensor:  # type: ignore[override]
+        return Tensor._wrap(_legacy_array(data, cls.dtype, cls.__name__))
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype
+
+
+legacy_types: dict[str, Any] = {
+    name: _LegacyType(name, (), {"dtype": dtype, "__doc__": f"Legacy {dtype} tensor type."})
+    for dtype, name in _LEGACY_NAMES.items()}
 
 
 # ---------------------------------------------------------------- factories
