@@ -571,24 +571,6 @@ class Tensor:
         except ValueError:
             raise broadcast_error(_COMPARISONS[ufunc], self.shape, np.shape(value)) from None
 
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, "equal")
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, "not_equal")
-
-    def __lt__(self, other: Any) -> Tensor:
-        return self._compare(other, "less")
-
-    def __le__(self, other: Any) -> Tensor:
-        return self._compare(other, "less_equal")
-
-    def __gt__(self, other: Any) -> Tensor:
-        return self._compare(other, "greater")
-
-    def __ge__(self, other: Any) -> Tensor:
-        return self._compare(other, "greater_equal")
-
     def eq(self, other: Any) -> Tensor:
         """``self == other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "equal")
@@ -612,6 +594,10 @@ class Tensor:
     def ge(self, other: Any) -> Tensor:
         """``self >= other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "greater_equal")
+
+    __eq__ = eq  # type: ignore[assignment]
+    __ne__ = ne  # type: ignore[assignment]
+    __lt__, __le__, __gt__, __ge__ = lt, le, gt, ge
 
     def isnan(self) -> Tensor:
         """A bool tensor of self's shape: True where self is NaN."""

@@ -64,12 +64,16 @@ class _GradMode:
     def __exit__(self, *exc: object) -> None:
         _set_enabled(self.prev)
 
+    def _fresh(self) -> Any:
+        """A new context manager doing what this one does (one per decorated call)."""
+        return set_grad_enabled(self.mode)
+
     def __call__(self, fn: _F) -> _F:
-        mode = self.mode
+        fresh = self._fresh
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(mode):
+            with fresh():
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -105,12 +109,5 @@ class inference_mode(_GradMode):
         if self.enabled:
             _set_enabled(False)
 
-    def __call__(self, fn: _F) -> _F:
-        enabled = self.enabled
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with inference_mode(enabled):
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
+    def _fresh(self) -> Any:
+        return inference_mode(self.enabled)
