@@ -673,6 +673,8 @@ def _sum_samples(m: Maker) -> list[Sample]:
         Sample("bool_input", m.bools(3, 4)),
         Sample("uint8_input", m.ints(3, 4, high=200).astype(np.uint8), 0),
         Sample("int32_input", m.ints(3, 4).astype(np.int32)),
+        Sample("dtype_f64", m(3, 4), 1, dtype=F64),
+        Sample("int_dtype_int32", m.ints(3, 4), 1, dtype=np.dtype(np.int32)),
     ]
 
 
@@ -1203,7 +1205,9 @@ OPS: list[OpRow] = [
       for op, kind in ((".exp", "randn"), (".log", "pos"), (".sqrt", "pos"))],
     _unary(".abs"),
     _unary(".neg"),
-    _unary(".square"),
+    OpRow(".square", samples=lambda m: unary_samples(m) + [
+        Sample("int", m.ints(2, 3, low=-3)), Sample("bool", m.bools(2, 3)),
+    ]),
     *[OpRow(f".{name}", samples=lambda m, name=name: unary_samples(m) + [
         Sample("halves", np.array([0.5, 1.5, 2.5, -0.5, -1.5], m.dtype), gradcheck=False),
         Sample("int", m.ints(2, 3, low=-3)),
@@ -1336,6 +1340,8 @@ OPS: list[OpRow] = [
         Sample("int_input", m.ints(3, 4, low=-3), 1),
         Sample("bool_input", m.bools(3, 4)),
         Sample("dtype_f64", m(3, 4), 1, dtype=F64),
+        Sample("int_dtype_uint8", m.ints(3, 4), 1, dtype=np.dtype(np.uint8)),
+        Sample("bool_dtype_bool", m.bools(3, 4), 0, dtype=np.dtype(np.bool_)),
     ], errors=lambda m: _dim_error("prod")(m) + [
         ErrorCase("dims tuple", m(2, 3), (0, 1), exc=TypeError, match=r"prod.*dim"),
     ]),
@@ -1349,6 +1355,7 @@ OPS: list[OpRow] = [
         Sample("int_input", m.ints(3, 4), 1),
         Sample("bool_input", m.bools(3, 4), 0),
         Sample("dtype_f64", m(3, 4), 1, dtype=F64),
+        Sample("int_dtype_int32", m.ints(3, 4), 1, dtype=np.dtype(np.int32)),
     ], errors=_dim_error("cumsum")),
     *[OpRow(f".{name}", samples=lambda m: [
         Sample("all", m(2, 3, 4)),
@@ -1558,6 +1565,7 @@ OPS: list[OpRow] = [
         Sample("negative_start", m(3, 5), -1, -3, 2),
         Sample("empty", m(3, 5), 0, 3, 0),
         Sample("noncontig", m(4, 3, layout="T"), 0, 1, 2),
+        Sample("tensor_start", m(3, 5), 1, np.array(2), 2),
     ], errors=lambda m: [
         ErrorCase("past the end", m(3, 4), 1, 3, 2, exc=RuntimeError,
                   match=r"narrow.*\(3\).*\(2\).*\(3, 4\)"),
@@ -1586,6 +1594,8 @@ OPS: list[OpRow] = [
         Sample("empty_index", m(3, 4), 1, m.ints(3, 0)),
         Sample("noncontig", m(4, 3, layout="T"), 1, m.ints(4, 3, high=3)),
         Sample("int_input", m.ints(3, 4), 1, m.ints(3, 2, high=4)),
+        Sample("0d_index_1d_input", m(5), 0, np.array(3)),
+        Sample("1d_index_0d_input", m(), 0, np.array([0, 0])),
     ], errors=lambda m: [
         ErrorCase("float index", m(3, 4), 1, m(3, 4), exc=RuntimeError,
                   match=r"gather.*int32/int64.*float32"),
@@ -1606,6 +1616,11 @@ OPS: list[OpRow] = [
         Sample("src_const", m(3, 4), -1, _rows_of(m, 3, 4, 1), Const(m(3, 1))),
         Sample("0d", m(), 0, np.array(0), m()),
         Sample("int_input", m.ints(3, 4), 1, _rows_of(m, 3, 4, 2), m.ints(3, 2)),
+        Sample("reduce_add_repeats", m(3, 4), 1, np.array([[0, 0], [1, 3], [2, 2]]), m(3, 2),
+               reduce="add", gradcheck=False),
+        Sample("reduce_multiply_value", m(3, 4), 0, np.array([[0, 1, 0, 2]]), 2.5,
+               reduce="multiply", gradcheck=False),
+        Sample("reduce_add_0d", m(), 0, np.array(0), m(), reduce="add", gradcheck=False),
     ], errors=lambda m: [
         ErrorCase("dtype mismatch", m(3, 4), 1, _rows_of(m, 3, 4, 2),
                   Const(m(3, 2, dtype=F64)), exc=RuntimeError,
@@ -1614,9 +1629,12 @@ OPS: list[OpRow] = [
                   match=r"scatter.*4.*size 4"),
         ErrorCase("src too small", m(3, 4), 1, _rows_of(m, 3, 4, 3), m(3, 2),
                   exc=RuntimeError, match=r"scatter.*\(3, 3\).*\(3, 2\)"),
+        ErrorCase("bad reduce", m(3, 4), 1, _rows_of(m, 3, 4, 2), 1.0, reduce="max",
+                  exc=RuntimeError, match=r"scatter.*add or multiply.*'max'"),
     # PyTorch's own backward fails when src is larger than index (it returns the
-    # gradient in index's shape)
-    ], no_backward=("src_larger",)),
+    # gradient in index's shape), and has no derivative with reduce=
+    ], no_backward=("src_larger", "reduce_add_repeats", "reduce_multiply_value",
+                    "reduce_add_0d")),
     OpRow(".index_select", samples=lambda m: [
         Sample("dim0_repeats", m(3, 4), 0, np.array([2, 0, 2])),
         Sample("dim1", m(3, 4), 1, np.array([3, 1])),

@@ -43,7 +43,7 @@ from kiln.ops.elementwise import (
     Where,
     broadcast_error,
 )
-from kiln.ops.indexing import Gather, GetItem, ScatterAlong, along_index
+from kiln.ops.indexing import Gather, GetItem, ScatterAlong, ScatterReduce, scatter_into
 from kiln.ops.linear import Matmul
 from kiln.ops.reduction import Cumsum, MaxMin, MaxMinAll, Mean, Norm, Prod, Sum, Var
 from kiln.ops.shape import Cat, Contiguous, Expand, Permute, Reshape, Stack
@@ -669,8 +669,9 @@ class Tensor:
     negative = neg
 
     def square(self) -> Tensor:
-        """self * self, elementwise."""
-        return self * self
+        """self * self, elementwise (bools as int64, as PyTorch)."""
+        x = self.to(int64) if self.dtype == bool_ else self
+        return x * x
 
     def sign(self) -> Tensor:
         """-1, 0 or 1 elementwise (0 at NaN); gradient zero, as PyTorch."""
@@ -737,7 +738,8 @@ class Tensor:
         """The sum of every element (0-d), or over ``dim`` (an int or a tuple; integers
         add up in int64). ``dtype`` casts the input first."""
         dims = None if dim is None else _reduce_dims(dim, self.ndim, "sum")
-        return Sum.apply(self if dtype is None else self.to(dtype), dims, keepdim)
+        return _in_dtype(Sum.apply(self if dtype is None else self.to(dtype), dims, keepdim),
+                         dtype)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         if self.dtype.kind != "f":
@@ -812,15 +814,15 @@ class Tensor:
         if dim is None or self.ndim == 0:
             if dim is not None:
                 _norm_dims(int_arg("prod", "dim", dim), 0, "prod")
-            return Prod.apply(x, None, False)
+            return _in_dtype(Prod.apply(x, None, False), dtype)
         (d,) = _norm_dims(int_arg("prod", "dim", dim), self.ndim, "prod")
-        return Prod.apply(x, d, keepdim)
+        return _in_dtype(Prod.apply(x, d, keepdim), dtype)
 
     def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
         """Running sums along ``dim`` (same shape; integers in int64). ``dtype`` casts the
         input first."""
         (d,) = _norm_dims(int_arg("cumsum", "dim", dim), self.ndim, "cumsum")
-        return Cumsum.apply(self if dtype is None else self.to(dtype), d)
+        return _in_dtype(Cumsum.apply(self if dtype is None else self.to(dtype), d), dtype)
 
     def var(self, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
             correction: Any = None) -> Tensor:
@@ -1069,6 +1071,8 @@ class Tensor:
         end), a view."""
         d = self._one_dim("narrow", dim, need_dims=True)
         size = self.shape[d]
+        if isinstance(start, Tensor):  # a 0-d integer tensor, as PyTorch accepts
+            start = start.__index__()
         start, length = int_arg("narrow", "start", start), int_arg("narrow", "length", length)
         if not -size <= start <= size:
             raise IndexError(f"narrow: start {start} out of range for dimension {d} of size "
@@ -1136,7 +1140,8 @@ class Tensor:
         dimension ``d`` of self (PyTorch's RuntimeError otherwise)."""
         _tensor_arg(index, op, "index")
         self._xp_with(index, op)
-        if index.dtype not in (int64, int32):
+        if index.dtype.kind not in "iu" or (index.dtype not in (int64, int32)
+                                            and index._data.size):  # empty: nothing read
             raise RuntimeError(f"{op}: expected dtype int32/int64 for index, got "
                                f"{index.dtype} (shape {index.shape})")
         size = self.shape[d] if self.ndim else 1
@@ -1151,12 +1156,12 @@ class Tensor:
         dimensions and is no larger than self (but along ``dim``, for gather) or ``src``."""
         d = self._one_dim(op, dim)
         array = self._index(op, index, d)
-        if index.ndim != self.ndim:
+        if max(index.ndim, 1) != max(self.ndim, 1):
             raise RuntimeError(f"{op}: index tensor must have the same number of dimensions "
                                f"as input tensor: index {index.shape}, input {self.shape}")
         others = [(self.shape, i) for i in range(self.ndim) if i != d]
         if isinstance(src, Tensor):
-            if src.ndim != self.ndim:
+            if max(src.ndim, 1) != max(self.ndim, 1):
                 raise RuntimeError(f"{op}: src {src.shape} must have the number of dimensions "
                                    f"of the input {self.shape}")
             others += [(src.shape, i) for i in range(self.ndim)]
@@ -1171,44 +1176,55 @@ class Tensor:
         """out[i][j][k] = self[i][index[i][j][k]][k] (dim 1): index's shape, self's dtype;
         differentiable in self."""
         d, array = self._along_checks("gather", dim, index)
-        if self.ndim == 0:
-            return Gather.apply(self.reshape(1), array.reshape(1), 0).reshape(())
+        if self.ndim == 0 or index.ndim == 0:  # 0-d counts as 1-d, as PyTorch
+            return Gather.apply(self.reshape(-1), array.reshape(-1), 0).reshape(index.shape)
         return Gather.apply(self, array, d)
 
-    def scatter(self, dim: int, index: Tensor, src: Any) -> Tensor:
+    def scatter(self, dim: int, index: Tensor, src: Any, *, reduce: str | None = None
+                ) -> Tensor:
         """A copy of self with out[i][index[i][j][k]][k] = src[i][j][k] (dim 1; ``src`` a
         tensor of self's dtype at least index's shape, or a number). Differentiable in
-        self and src; where index repeats a position, one of the writes wins."""
-        d, array, value = self._scatter_args("scatter", dim, index, src)
-        if self.ndim == 0:
-            value = value.reshape(1) if isinstance(value, Tensor) else value
-            return ScatterAlong.apply(self.reshape(1), array.reshape(1), value, 0).reshape(())
-        return ScatterAlong.apply(self, array, value, d)
+        self and src; where index repeats a position, one of the writes wins. ``reduce``
+        ('add' or 'multiply') combines src into self instead (repeats accumulate),
+        without gradient."""
+        d, array, value = self._scatter_args("scatter", dim, index, src, reduce)
+        x = self
+        if self.ndim == 0:  # a 0-d tensor scatters as a 1-element vector
+            x, array, d = self.reshape(1), array.reshape(1), 0
+            value = value.reshape(-1) if isinstance(value, Tensor) else value
+        out = (ScatterAlong.apply(x, array, value, d) if reduce is None
+               else ScatterReduce.apply(x, array, value, d, reduce))
+        return out.reshape(self.shape)
 
-    def scatter_(self, dim: int, index: Tensor, src: Any) -> Tensor:
+    def scatter_(self, dim: int, index: Tensor, src: Any, *, reduce: str | None = None
+                 ) -> Tensor:
         """scatter written into self (no gradient: not on a tensor that requires grad)."""
-        d, array, value = self._scatter_args("scatter_", dim, index, src)
+        d, array, value = self._scatter_args("scatter_", dim, index, src, reduce)
         if is_grad_enabled() and (self.requires_grad or (
                 isinstance(value, Tensor) and value.requires_grad)):
             raise RuntimeError("scatter_: in-place scatter is not differentiable; use "
                                "scatter, or wrap the update in kiln.no_grad()")
-        if isinstance(value, Tensor):
-            value = value._data[tuple(slice(0, n) for n in index.shape)]
+        out, value = self._data, value._data if isinstance(value, Tensor) else value
         if self.ndim == 0:
-            self._data[...] = value.reshape(()) if hasattr(value, "shape") else value
-        else:
-            self._data[along_index(self._xp, array, d)] = value
+            out, array, d = out.reshape(1), array.reshape(1), 0
+            value = value.reshape(-1) if value.ndim else value
+        scatter_into(self._xp, out, array, value, d, reduce)
         return self
 
-    def _scatter_args(self, op: str, dim: int, index: Tensor, src: Any) -> tuple:
+    def _scatter_args(self, op: str, dim: int, index: Tensor, src: Any,
+                      reduce: str | None) -> tuple:
         d, array = self._along_checks(op, dim, index, src)
+        if reduce not in (None, "add", "multiply"):
+            raise RuntimeError(f"{op}: reduce argument must be either add or multiply, got "
+                               f"{reduce!r}")
         if isinstance(src, Tensor):
             self._xp_with(src, op)
             if src.dtype != self.dtype:
                 raise RuntimeError(f"{op}: expected self.dtype to be equal to src.dtype, got "
                                    f"{self.dtype} and {src.dtype}")
-            return d, array, src
-        return d, array, self._xp.asarray(src).astype(self.dtype)
+        else:
+            src = self._xp.asarray(src).astype(self.dtype)
+        return d, array, src
 
     def index_select(self, dim: int, index: Tensor) -> Tensor:
         """The slices of self at ``index`` (1-D or 0-D int) along ``dim``: that axis gets
@@ -1346,6 +1362,12 @@ def _reduce_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     if not dims:
         return None
     return () if ndim == 0 else dims
+
+
+def _in_dtype(result: Tensor, dtype: Any) -> Tensor:
+    """A sum's or product's result in the ``dtype=`` asked for (None: as it is). Integers
+    accumulate in int64, and keeping the low bits wraps as accumulating in dtype would."""
+    return result if dtype is None else result.to(dtype)
 
 
 def _tensor_arg(value: Any, op: str, name: str = "other") -> Tensor:

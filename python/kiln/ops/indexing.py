@@ -10,8 +10,10 @@
              the gradient back at the gathered positions (repeats accumulate)
     ScatterAlong (a, index, src, dim) -> a copy of a with out[i][index[i][j][k]][k] =
              src[i][j][k] (dim 1; src an array at least index's shape, or a number or
-             0-d array);
-             backward: a's gradient without the overwritten positions, src's gathered
+             0-d array); backward: a's gradient without the overwritten positions, src's
+             gathered
+    ScatterReduce (a, index, src, dim, reduce) -> a copy of a with src added ('add') or
+             multiplied ('multiply') in at those positions; no backward (PyTorch has none)
 """
 
 from __future__ import annotations
@@ -78,27 +80,51 @@ class Gather(Function):
         return out, None, None
 
 
+def scatter_into(xp: Any, out: Any, index: Any, src: Any, dim: int,
+                 reduce: str | None = None) -> None:
+    """Writes ``src`` (an array at least index's shape, or a number or 0-d array) into
+    ``out`` at the positions ``index`` names along ``dim``: overwriting, or combined by
+    ``reduce`` ('add' or 'multiply': repeated positions accumulate)."""
+    if getattr(src, "ndim", 0):
+        src = src[_leading(index.shape)]
+    where = along_index(xp, index, dim)
+    if reduce is None:
+        out[where] = src
+    else:
+        getattr(xp, reduce).at(out, where, src)
+
+
 class ScatterAlong(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, index: Any, src: Any, dim: int) -> Any:
-        xp = ctx.backend.xp
-        ctx.where = along_index(xp, index, dim)
-        ctx.src_shape, ctx.index_shape = None, index.shape
+        ctx.index, ctx.dim = index, dim
+        ctx.src = (src.shape, src.dtype) if getattr(src, "ndim", 0) else None
         out = a.copy()
-        if getattr(src, "ndim", 0):  # a src array (a number comes as a 0-d array)
-            ctx.src_shape, ctx.src_dtype = src.shape, src.dtype
-            src = src[_leading(index.shape)]
-        out[ctx.where] = src
+        scatter_into(ctx.backend.xp, out, index, src, dim)
         return out
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
         xp = ctx.backend.xp
+        where = along_index(xp, ctx.index, ctx.dim)
         grad_a = grad_src = None
         if ctx.needs_input_grad[0]:
             grad_a = g.copy()
-            grad_a[ctx.where] = 0
-        if ctx.src_shape is not None and ctx.needs_input_grad[2]:
-            grad_src = xp.zeros(ctx.src_shape, ctx.src_dtype)
-            grad_src[_leading(ctx.index_shape)] = g[ctx.where]
+            grad_a[where] = 0
+        if ctx.src is not None and ctx.needs_input_grad[2]:
+            grad_src = xp.zeros(*ctx.src)
+            grad_src[_leading(ctx.index.shape)] = g[where]
         return grad_a, None, grad_src, None
+
+
+class ScatterReduce(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, src: Any, dim: int, reduce: str) -> Any:
+        out = a.copy()
+        scatter_into(ctx.backend.xp, out, index, src, dim, reduce)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        raise RuntimeError("scatter: the derivative of scatter with reduce= is not "
+                           "implemented (nor in PyTorch); use scatter without reduce=")
