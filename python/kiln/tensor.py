@@ -692,7 +692,7 @@ class Tensor:
 
     def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
-            raise ValueError("clamp: at least one of min and max must be given")
+            raise RuntimeError("clamp: at least one of min and max must be given")
         return Clamp.apply(self, min, max)
 
     clip = clamp
@@ -844,7 +844,7 @@ class Tensor:
             raise TypeError(f"{op}: only floating point dtypes are supported, got "
                             f"{self.dtype} with shape {self.shape}")
         if unbiased is not None and correction is not None:
-            raise ValueError(f"{op}: give either unbiased or correction, not both")
+            raise TypeError(f"{op}: give either unbiased or correction, not both")
         if correction is None:
             correction = 0 if unbiased is False else 1
         dims = None if dim is None else _reduce_dims(dim, self.ndim, op)
@@ -975,7 +975,7 @@ class Tensor:
             return self.reshape(1)
         start, end = _norm_dims((start_dim, end_dim), self.ndim, "flatten")
         if start > end:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+            raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         merged = int(np.prod(self.shape[start : end + 1]))
         shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
         return Reshape.apply(self, shape)
@@ -999,7 +999,7 @@ class Tensor:
     def permute(self, *dims: Any) -> Tensor:
         order = _norm_dims(_shape_args(dims), self.ndim, "permute")
         if order is None or sorted(order) != list(range(self.ndim)):
-            raise ValueError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
+            raise RuntimeError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
         return Permute.apply(self, order)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
@@ -1012,7 +1012,7 @@ class Tensor:
 
     def t(self) -> Tensor:
         if self.ndim > 2:
-            raise ValueError(f"t: expects a tensor with <= 2 dimensions, got {self.shape}")
+            raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, got {self.shape}")
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def expand(self, *shape: Any) -> Tensor:
