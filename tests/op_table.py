@@ -1217,9 +1217,11 @@ OPS: list[OpRow] = [
         Sample("decimals2", m(3, 4) * 10, decimals=2),
         Sample("decimals-1", m(3, 4) * 100, decimals=-1),
     ]),
-    _unary(".relu"),
-    _unary(".sigmoid"),
-    _unary(".tanh"),
+    OpRow(".relu", samples=lambda m: unary_samples(m) + [
+        Sample("int64", m.ints(2, 3, low=-3)), Sample("uint8", m.ints(2, 3).astype(np.uint8)),
+    ]),
+    OpRow(".sigmoid", samples=lambda m: unary_samples(m) + _int_float_samples(m)),
+    OpRow(".tanh", samples=lambda m: unary_samples(m) + _int_float_samples(m)),
     OpRow(".softmax", samples=lambda m: [
         Sample("dim1", m(3, 4), 1), Sample("dim0", m(3, 4), 0),
         Sample("dtype_f64", m(3, 4), 1, dtype=F64),
@@ -1302,6 +1304,13 @@ OPS: list[OpRow] = [
         Sample("floats", m(3, 4) * 3), Sample("ints", m.ints(3, low=-2)),
         Sample("0d", m()),
     ]) for name in ("long", "int", "bool")],
+    *[OpRow(f".{name}", name=f".{name}(memory_format)", differentiable=False,
+            samples=lambda m: [
+                Sample("contiguous", m(4, 3, layout="T"), memory_format="contiguous_format"),
+                Sample("preserve", m(4, 3, layout="T"), memory_format="preserve_format"),
+            ], torch_op=lambda x, memory_format, name=name: getattr(x, name)(
+                memory_format=getattr(__import__("torch"), memory_format)))
+      for name in ("float", "double", "long", "int", "bool", "half")],
     OpRow(".detach", differentiable=False, samples=lambda m: [Sample("3x4", m(3, 4))]),
     # ---- reductions
     OpRow(".sum", samples=_sum_samples, errors=_dim_error("sum")),

@@ -698,13 +698,23 @@ class Tensor:
     clip = clamp
 
     def relu(self) -> Tensor:
+        """max(x, 0) elementwise; integers stay integers, as PyTorch."""
+        if self.dtype.kind in "iu":
+            return self.clamp(min=0)
         return self._pointwise("relu")
 
     def sigmoid(self) -> Tensor:
-        return self._pointwise("sigmoid")
+        """1 / (1 + exp(-x)) elementwise; integers and bools in the default dtype."""
+        return self._as_float()._pointwise("sigmoid")
 
     def tanh(self) -> Tensor:
-        return self._pointwise("tanh")
+        """tanh elementwise; integers and bools in the default dtype."""
+        return self._as_float()._pointwise("tanh")
+
+    def _as_float(self) -> Tensor:
+        """Integer and bool tensors in the default dtype, as PyTorch's float functions
+        take them; others as they are."""
+        return self.to(get_default_dtype()) if self.dtype.kind in "biu" else self
 
     def _pointwise(self, op: str) -> Tensor:
         self._check_float(op)
@@ -1300,23 +1310,34 @@ class Tensor:
             return Cast.apply(self, dtype)
         return Tensor._wrap(self._data.astype(dtype), self._device)
 
-    def float(self) -> Tensor:
-        return self.to(float32)
+    def float(self, memory_format: Any = None) -> Tensor:
+        return self._cast("float", float32, memory_format)
 
-    def double(self) -> Tensor:
-        return self.to(float64)
+    def double(self, memory_format: Any = None) -> Tensor:
+        return self._cast("double", float64, memory_format)
 
-    def long(self) -> Tensor:
-        return self.to(int64)
+    def long(self, memory_format: Any = None) -> Tensor:
+        return self._cast("long", int64, memory_format)
 
-    def int(self) -> Tensor:
-        return self.to(int32)
+    def int(self, memory_format: Any = None) -> Tensor:
+        return self._cast("int", int32, memory_format)
 
-    def bool(self) -> Tensor:
-        return self.to(bool_)
+    def bool(self, memory_format: Any = None) -> Tensor:
+        return self._cast("bool", bool_, memory_format)
 
-    def half(self) -> Tensor:
-        return self.to(float16)
+    def half(self, memory_format: Any = None) -> Tensor:
+        return self._cast("half", float16, memory_format)
+
+    def _cast(self, op: str, dtype: np.dtype, memory_format: Any) -> Tensor:
+        """self in ``dtype``. ``memory_format`` (PyTorch's keyword): contiguous_format gives
+        a C-contiguous result, preserve_format (or None) keeps self's strides; kiln has no
+        channels_last."""
+        layout = None if memory_format is None else str(memory_format).rsplit(".", 1)[-1]
+        if layout not in (None, "contiguous_format", "preserve_format"):
+            raise RuntimeError(f"{op}: memory_format {memory_format} is not supported: kiln "
+                               "has no other layout than contiguous_format")
+        out = self.to(dtype)
+        return out.contiguous() if layout == "contiguous_format" else out
 
     def cpu(self) -> Tensor:
         """This tensor on the CPU: itself when it is there, else a copy."""

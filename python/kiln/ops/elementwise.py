@@ -316,7 +316,7 @@ class Step(Function):
             return a.copy()
         if name == "round":
             return xp.round(a, decimals)
-        out = getattr(xp, name)(a)
+        out = xp.asarray(getattr(xp, name)(a))
         if name == "sign" and a.dtype.kind == "f":  # PyTorch's sign(NaN) is 0
             out[xp.isnan(out)] = 0
         return out
