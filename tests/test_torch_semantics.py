@@ -206,6 +206,7 @@ def _twin_samples():
         ("sign", (x,), {}), ("floor", (x,), {}), ("ceil", (x,), {}),
         ("round", (x * 10,), {}), ("round", (x,), {"decimals": 1}),
         ("pow", (pos, 1.5), {}), ("neg", (x,), {}), ("negative", (x,), {}),
+        ("einsum", ("ij,kj->ik", x, pos), {}),
         ("square", (x,), {}), ("clone", (x,), {}), ("scatter", (x, 1, idx[:, :1], 9.0), {}),
     ]
 
@@ -252,7 +253,7 @@ def test_every_twin_the_issue_lists_is_exported():
               "var argmax argmin exp log sqrt abs clamp clip softmax log_softmax sigmoid tanh "
               "relu chunk split squeeze unsqueeze transpose permute reshape mm bmm numel "
               "gather index_select masked_fill cumsum logsumexp norm t narrow isnan isinf isfinite "
-              "allclose equal sign floor ceil round pow neg square").split()
+              "allclose equal sign floor ceil round pow neg square einsum").split()
     tested = {name for name, _, _ in _twin_samples()}
     assert set(listed) <= tested
     for name in listed:

@@ -33,6 +33,7 @@ from kiln.tensor import (
     bool_,
     cat,
     double,
+    einsum,
     empty,
     empty_like,
     float16,
@@ -76,7 +77,7 @@ globals().update(legacy_types)  # kiln.FloatTensor, kiln.LongTensor, ...
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "arange", "autograd", "bool_", "cat", "data", "device", "double", "empty",
+    "Tensor", "arange", "autograd", "bool_", "cat", "data", "device", "double", "einsum", "empty",
     "empty_like", "enable_grad", "float", "float16", "float32", "float64", "from_dlpack",
     "from_numpy", "full", "full_like", "get_num_threads",
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",

@@ -45,7 +45,17 @@ from kiln.ops.elementwise import (
 )
 from kiln.ops.indexing import Gather, GetItem, ScatterAlong, ScatterReduce, scatter_into
 from kiln.ops.linear import Matmul
-from kiln.ops.reduction import Cumsum, MaxMin, MaxMinAll, Mean, Norm, Prod, Sum, Var
+from kiln.ops.reduction import (
+    Cumsum,
+    Einsum,
+    MaxMin,
+    MaxMinAll,
+    Mean,
+    Norm,
+    Prod,
+    Sum,
+    Var,
+)
 from kiln.ops.shape import Cat, Contiguous, Expand, Permute, Reshape, Stack
 from kiln.random import Generator, numpy_generator
 
@@ -1802,6 +1812,61 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
         raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a "
                            f"tensor with dtype {cond.dtype} and shape {cond.shape}")
     return Where.apply(cond, input, other)
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """Einstein summation, as torch.einsum: ``einsum("bij,bjk->bik", a, b)`` (the operands
+    also as one list). Each operand gets one letter per dimension ("..." stands for those
+    not lettered, broadcast across operands); the output keeps the letters after "->"
+    (without one: the letters used once, in alphabetical order, after "..."), and the
+    product of the operands is summed over every other letter. Differentiable in every
+    operand; the result has the operands' shapes and dtype as the letters say."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum: equation must be a string, got {type(equation).__name__}")
+    items = _tensors(operands, "einsum")
+    equation = equation.replace(" ", "")
+    left, arrow, output = equation.partition("->")
+    inputs = left.split(",")
+    if len(inputs) != len(items):
+        raise RuntimeError(f"einsum: {len(inputs)} subscripts in {equation!r} for "
+                           f"{len(items)} operands")
+    letters = set(left.replace(",", "").replace("...", "")) | set(
+        output.replace("...", ""))
+    if not all(c.isascii() and c.isalpha() for c in letters):
+        raise RuntimeError(f"einsum: subscripts must be letters in [a-zA-Z], got {equation!r}")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+             if c not in letters]
+    extras = []  # the number of dimensions each operand's "..." stands for
+    for sub, t in zip(inputs, items):
+        named = len(sub.replace("...", ""))
+        if sub.count("...") > 1 or ("..." not in sub and named != t.ndim) or named > t.ndim:
+            raise RuntimeError(f"einsum: subscripts {sub!r} do not fit an operand of shape "
+                               f"{t.shape}")
+        extras.append(t.ndim - named)
+    rank = max(extras)
+    ellipsis = "".join(spare[:rank])  # right-aligned: an operand's "..." is its tail
+    spelled = [sub.replace("...", ellipsis[rank - k:]) for sub, k in zip(inputs, extras)]
+    if arrow:
+        if len(set(output.replace("...", ""))) != len(output.replace("...", "")):
+            raise RuntimeError(f"einsum: output subscripts repeat a letter in {equation!r}")
+        out = output.replace("...", ellipsis)
+        missing = set(out) - set("".join(spelled))
+        if missing:
+            raise RuntimeError(f"einsum: output letters {sorted(missing)} appear in no "
+                               f"operand of {equation!r}")
+    else:
+        out = ellipsis + "".join(sorted(c for c in letters if left.count(c) == 1))
+    for t in items[1:]:
+        if t.dtype != items[0].dtype:
+            raise RuntimeError(f"einsum: operands must have one dtype, got "
+                               f"{[str(x.dtype) for x in items]}")
+    try:
+        return Einsum.apply(tuple(spelled), out, *items)
+    except ValueError as e:
+        raise RuntimeError(f"einsum: operands of shapes {[x.shape for x in items]} do not fit "
+                           f"{equation!r} ({e})") from None
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002

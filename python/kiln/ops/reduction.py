@@ -17,6 +17,12 @@ the reduced axes with size 1.
                reversed running sum of the gradient
     Var        (a, dims, correction, keepdim): sum((a - mean)^2) / (N - correction), N the
                number of reduced elements (inf or NaN where N - correction <= 0, as PyTorch)
+    Einsum     (inputs, output, *arrays): sum over the letters not in ``output`` of the
+               product of the arrays, indexed by their letters (``inputs``: one string
+               per array, ellipses already spelled out as letters; size-1 dimensions
+               broadcast). Each array's gradient is the einsum of the output's gradient with
+               the other arrays (its letters found nowhere else are broadcast; a repeated
+               letter writes the gradient on that diagonal)
     Norm       (a, p, dims, keepdim): the vector p-norm sum(|a|^p)^(1/p) (p a real number;
                inf and -inf: the largest and smallest |a|; 0: the count of nonzeros). The
                gradient sign(a) |a|^(p-1) / norm^(p-1) is 0 where the norm is 0; for +-inf
@@ -243,3 +249,42 @@ class Norm(Function):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             scale = xp.sign(a) * abs(a) ** (p - 1) / out ** (p - 1)
         return xp.where(out == 0, 0, g * scale).astype(a.dtype, copy=False), None, None, None
+
+
+class Einsum(Function):
+    @staticmethod
+    def forward(ctx: Context, inputs: tuple[str, ...], output: str, *arrays: Any) -> Any:
+        ctx.inputs, ctx.output = inputs, output
+        ctx.save_for_backward(*arrays)
+        return ctx.backend.xp.asarray(ctx.backend.xp.einsum(  # optimize: through BLAS
+            ",".join(inputs) + "->" + output, *arrays, optimize=len(arrays) > 1))
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        arrays = ctx.saved_tensors
+        grads: list[Any] = [None, None]
+        for i, (letters, a) in enumerate(zip(ctx.inputs, arrays)):
+            if not ctx.needs_input_grad[i + 2]:
+                grads.append(None)
+                continue
+            unique = "".join(dict.fromkeys(letters))
+            size = dict(zip(letters, a.shape))
+            elsewhere = set(ctx.output).union(*(s for j, s in enumerate(ctx.inputs) if j != i))
+            lone = "".join(c for c in unique if c not in elsewhere)
+            subscripts = [ctx.output] + [s for j, s in enumerate(ctx.inputs) if j != i]
+            operands = [g] + [b for j, b in enumerate(arrays) if j != i]
+            if lone:  # summed in this array only: its gradient is the same along them
+                subscripts.append(lone)
+                operands.append(xp.ones(tuple(size[c] for c in lone), g.dtype))
+            grad = xp.einsum(",".join(subscripts) + "->" + unique, *operands,
+                             optimize=len(operands) > 1)
+            # a size-1 dimension broadcast against the others gets their sum
+            axes = tuple(k for k, c in enumerate(unique) if size[c] == 1 and grad.shape[k] != 1)
+            grad = xp.asarray(xp.add.reduce(grad, axis=axes, keepdims=True) if axes else grad)
+            if unique != letters:  # a repeated letter: the gradient lies on its diagonal
+                full = xp.zeros(a.shape, grad.dtype)
+                xp.einsum(letters + "->" + unique, full)[...] = grad
+                grad = full
+            grads.append(grad.astype(a.dtype, copy=False))
+        return tuple(grads)
