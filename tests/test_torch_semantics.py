@@ -364,6 +364,9 @@ def test_default_dtype_changes_factories_and_python_floats_as_pytorch():
                   kiln.Tensor([1, 2]), kiln.Tensor(2)):
             assert t.dtype == np.float64
         assert (kiln.tensor([1, 2]) * 2.5).dtype == np.float64
+        for t in (kiln.tensor([1, 2]) / 2, kiln.tensor([1, 2]).exp(),
+                  kiln.tensor([1, 2]).sigmoid()):
+            assert t.dtype == np.float64
         assert kiln.tensor([1, 2]).dtype == np.int64
     finally:
         kiln.set_default_dtype(kiln.float32)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln._promotion import category, promoted, result_type
+from kiln._promotion import category, get_default_dtype, promoted, result_type
 from kiln.autograd.function import Context, Function
 from kiln.ops._arrays import unbroadcast
 
@@ -123,7 +123,7 @@ class Div(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         dtype = result_type(a, b)
         if category(dtype) < 2:  # true division of integers gives the default float dtype
-            dtype = np.dtype(np.float32)
+            dtype = get_default_dtype()
         _, (a, b) = promoted(a, b, dtype=dtype)
         ctx.save_for_backward(a, b)
         if b.ndim == 0 and b != 0:  # a nonzero scalar divisor: nothing to warn about (x / 2)
@@ -243,9 +243,10 @@ class Neg(Function):
 
 
 def _floating(xp: Any, a: Any) -> Any:
-    """Integer and bool arrays as float32, the dtype PyTorch's exp, log and sqrt give them
-    (NumPy's would be float64, or float16 for uint8 and bool)."""
-    return a.astype(xp.float32) if a.dtype.kind in "biu" else a
+    """Integer and bool arrays in the default float dtype (float32 unless set), which
+    PyTorch's exp, log and sqrt give them (NumPy's would be float64, or float16 for uint8
+    and bool)."""
+    return a.astype(get_default_dtype()) if a.dtype.kind in "biu" else a
 
 
 class Exp(Function):
