@@ -163,3 +163,285 @@ def test_device_objects_behave_like_torchs():
         kiln.ones(2).to("cuda")
     with pytest.raises(RuntimeError, match="Module.to: device 'cuda:0'"):
         kiln.nn.Linear(2, 2).to(kiln.device("cuda:0"))
+
+
+# ---------------------------------------------------------------- torch.* twins
+def _twin_samples():
+    """One sample per torch.* function of kiln's twins: (name, args, kwargs), tensors as
+    float64 arrays (int64 and bool arrays stay as they are)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4))
+    pos = rng.uniform(0.5, 2.0, (3, 4))
+    idx = np.array([[0, 3], [1, 1], [2, 0]])
+    mask = rng.random((3, 4)) < 0.5
+    return [
+        ("flatten", (rng.standard_normal((2, 3, 4)), 1), {}),
+        ("max", (x,), {}), ("max", (x, 1), {"keepdim": True}), ("max", (x, pos), {}),
+        ("min", (x, 0), {}), ("topk", (x, 2), {"dim": 0}),
+        ("sort", (x,), {"descending": True}), ("argsort", (x, 0), {}),
+        *[(name, (x, pos), {}) for name in ("eq", "ne", "lt", "le", "gt", "ge")],
+        ("eq", (x, 0.5), {}),
+        ("all", (mask, 1), {}), ("any", (mask,), {}),
+        ("sum", (x, 1), {"keepdim": True}), ("sum", (x,), {"dtype": np.float32}),
+        ("mean", (x, (0, 1)), {}), ("prod", (x, 1), {}),
+        ("std", (x, 1), {}), ("var", (x,), {"correction": 0}),
+        ("argmax", (x, 1), {}), ("argmin", (x,), {}),
+        ("exp", (x,), {}), ("log", (pos,), {}), ("sqrt", (pos,), {}), ("abs", (x,), {}),
+        ("clamp", (x, -0.5, 0.5), {}), ("clip", (x,), {"min": 0.0}),
+        ("softmax", (x, 1), {}), ("log_softmax", (x,), {"dim": 0}),
+        ("sigmoid", (x,), {}), ("tanh", (x,), {}), ("relu", (x,), {}),
+        ("chunk", (x, 3, 1), {}), ("split", (x, [1, 3], 1), {}),
+        ("squeeze", (x[:, :1], 1), {}), ("unsqueeze", (x, -1), {}),
+        ("transpose", (x, 0, 1), {}), ("permute", (x, (1, 0)), {}),
+        ("reshape", (x, (2, 6)), {}), ("mm", (x, pos.T.copy()), {}),
+        ("bmm", (rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4, 2))), {}),
+        ("numel", (x,), {}), ("gather", (x, 1, idx), {}),
+        ("index_select", (x, 0, np.array([2, 0])), {}),
+        ("masked_fill", (x, mask, 0.0), {}), ("cumsum", (x, 1), {}),
+        ("logsumexp", (x, 1), {}), ("norm", (x,), {}), ("norm", (x, 1, 1), {}),
+        ("t", (x,), {}), ("narrow", (x, 1, 1, 2), {}),
+        ("isnan", (np.array([np.nan, 1.0]),), {}), ("isinf", (np.array([np.inf, 1.0]),), {}),
+        ("isfinite", (np.array([np.inf, np.nan, 1.0]),), {}),
+        ("allclose", (x, x + 1e-9), {}), ("equal", (x, x.copy()), {}),
+        ("sign", (x,), {}), ("floor", (x,), {}), ("ceil", (x,), {}),
+        ("round", (x * 10,), {}), ("round", (x,), {"decimals": 1}),
+        ("pow", (pos, 1.5), {}), ("neg", (x,), {}), ("negative", (x,), {}),
+        ("einsum", ("ij,kj->ik", x, pos), {}),
+        ("square", (x,), {}), ("clone", (x,), {}), ("scatter", (x, 1, idx[:, :1], 9.0), {}),
+    ]
+
+
+def _as(lib, value):
+    if isinstance(value, np.ndarray):
+        return kiln.tensor(value) if lib == "kiln" else torch.from_numpy(value)
+    if isinstance(value, np.dtype) or value is np.float32:
+        return kiln.float32 if lib == "kiln" else torch.float32
+    return value
+
+
+def _flat(value):
+    """An output as a list of NumPy arrays and plain values."""
+    if isinstance(value, (tuple, list)):
+        return [v for item in value for v in _flat(item)]
+    if isinstance(value, (kiln.Tensor, torch.Tensor)):
+        return [np.asarray(value.detach().numpy() if isinstance(value, torch.Tensor)
+                           else value.numpy())]
+    return [value]
+
+
+@pytest.mark.parametrize("name, args, kwargs", _twin_samples(),
+                         ids=[f"{s[0]}-{i}" for i, s in enumerate(_twin_samples())])
+def test_torch_twins_exist_and_match_pytorch(name, args, kwargs):
+    got = getattr(kiln, name)(*[_as("kiln", a) for a in args],
+                              **{k: _as("kiln", v) for k, v in kwargs.items()})
+    want = getattr(torch, name)(*[_as("torch", a) for a in args],
+                                **{k: _as("torch", v) for k, v in kwargs.items()})
+    assert type(got).__name__ == type(want).__name__ or isinstance(got, kiln.Tensor)
+    got, want = _flat(got), _flat(want)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        if isinstance(w, np.ndarray):
+            assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, g.dtype, w.dtype)
+            tol = 1e-6 if g.dtype == np.float32 else 1e-12  # summation order differs
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+        else:
+            assert g == w
+
+
+def test_every_twin_the_issue_lists_is_exported():
+    listed = ("flatten max min topk sort argsort eq ne lt le gt ge all any sum mean prod std "
+              "var argmax argmin exp log sqrt abs clamp clip softmax log_softmax sigmoid tanh "
+              "relu chunk split squeeze unsqueeze transpose permute reshape mm bmm numel "
+              "gather index_select masked_fill cumsum logsumexp norm t narrow isnan isinf isfinite "
+              "allclose equal sign floor ceil round pow neg square einsum").split()
+    tested = {name for name, _, _ in _twin_samples()}
+    assert set(listed) <= tested
+    for name in listed:
+        assert callable(getattr(kiln, name)) and name in kiln.__all__
+
+
+def test_twins_name_the_op_for_a_non_tensor_input():
+    with pytest.raises(TypeError, match=r"topk: input must be a Tensor, got list"):
+        kiln.topk([1.0, 2.0], 1)
+
+
+# ---------------------------------------------------------------- results with ties
+def test_topk_on_ties_gives_pytorchs_values_and_indices_of_those_values():
+    values = np.array([[1.0, 3.0, 3.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    for k, largest in ((2, True), (3, False), (5, True)):
+        got = kiln.tensor(values).topk(k, largest=largest)
+        want = torch.from_numpy(values).topk(k, largest=largest)
+        np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+        picked = np.take_along_axis(values, got.indices.numpy(), axis=1)
+        np.testing.assert_array_equal(picked, got.values.numpy())
+        assert all(len(set(row)) == k for row in got.indices.numpy().tolist())
+
+
+def test_max_and_min_along_a_dim_are_namedtuples_and_global_without_dim():
+    values = np.array([[1.0, 5.0, 5.0], [2.0, -1.0, -1.0]], np.float32)
+    x, t = kiln.tensor(values), torch.from_numpy(values)
+    got, want = x.max(dim=1), t.max(dim=1)
+    assert type(got).__name__ == "max" and got._fields == ("values", "indices")
+    np.testing.assert_array_equal(got.indices.numpy(), want.indices.numpy())
+    got = x.min(1, keepdim=True)
+    np.testing.assert_array_equal(got.indices.numpy(), t.min(1, keepdim=True).indices.numpy())
+    assert float(x.max()) == 5.0 and x.min().shape == ()
+    v, i = kiln.sort(x, stable=True, descending=True)
+    np.testing.assert_array_equal(
+        i.numpy(), torch.sort(t, stable=True, descending=True).indices.numpy())
+
+
+# ---------------------------------------------------------------- off-tape methods
+def test_comparisons_and_predicates_have_no_gradient():
+    x = kiln.randn(3, requires_grad=True)
+    for out in (x.eq(0.0), x.ge(x), x.isnan(), x.all(), x.any(0), x.argsort()):
+        assert not out.requires_grad and out.grad_fn is None
+
+
+def test_all_and_any_keep_uint8_as_pytorch():
+    values = np.array([[1, 0], [2, 3]], np.uint8)
+    assert kiln.tensor(values).all().dtype == np.uint8
+    assert kiln.tensor(values).any(1).dtype == np.uint8
+    assert kiln.tensor(values.astype(np.int64)).all(1).dtype == np.bool_
+    assert kiln.tensor(values).all().tolist() == torch.from_numpy(values).all().tolist()
+
+
+def test_allclose_and_equal_follow_pytorch():
+    a = np.array([1.0, np.nan], np.float32)
+    x, t = kiln.tensor(a), torch.from_numpy(a)
+    assert x.allclose(x) is t.allclose(t) is False
+    assert x.allclose(x, equal_nan=True) is True
+    assert kiln.equal(kiln.ones(2), kiln.ones(3)) is torch.equal(torch.ones(2), torch.ones(3))
+    with pytest.raises(RuntimeError, match=r"allclose: float64 did not match float32"):
+        x.allclose(x.double())
+
+
+def test_scatter_in_place_matches_pytorch_and_refuses_a_leaf_that_requires_grad():
+    index = np.array([[2, 0], [1, 3]])
+    src = np.arange(4.0, dtype=np.float32).reshape(2, 2)
+    x = kiln.zeros(2, 4)
+    t = torch.zeros(2, 4)
+    assert x.scatter_(1, kiln.tensor(index), kiln.tensor(src)) is x
+    t.scatter_(1, torch.from_numpy(index), torch.from_numpy(src))
+    np.testing.assert_array_equal(x.numpy(), t.numpy())
+    x.scatter_(0, kiln.tensor([[1, 0, 1, 0]]), 7.5)
+    t.scatter_(0, torch.tensor([[1, 0, 1, 0]]), 7.5)
+    np.testing.assert_array_equal(x.numpy(), t.numpy())
+    with pytest.raises(RuntimeError, match="scatter_"):
+        kiln.zeros(2, 4, requires_grad=True).scatter_(1, kiln.tensor(index), 1.0)
+
+
+def test_size_of_a_dim_counts_from_the_end_and_names_the_op():
+    x = kiln.zeros(2, 3, 4)
+    assert x.size(-1) == 4 and x.size(0) == 2 and x.size() == (2, 3, 4)
+    with pytest.raises(IndexError, match=r"size: dimension 3 out of range"):
+        x.size(3)
+    with pytest.raises(IndexError, match="no dimensions"):
+        kiln.tensor(1.0).size(0)
+
+
+def test_conversions_and_queries_match_pytorch():
+    a = np.array([[1.7, -2.2], [0.0, 3.5]], np.float32)
+    x, t = kiln.tensor(a), torch.from_numpy(a)
+    for name in ("float", "double", "long", "int", "bool", "half"):
+        got, want = getattr(x, name)().numpy(), getattr(t, name)().numpy()
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    assert x.type(kiln.int64).tolist() == t.type(torch.int64).tolist()
+    assert x.tolist() == t.tolist() and x[0, 1].item() == t[0, 1].item()
+    assert (x.numel(), x.dim(), x.is_cuda) == (t.numel(), t.dim(), t.is_cuda)
+    assert x.view_as(kiln.zeros(4)).shape == (4,) and x.data.grad_fn is None
+
+
+# ---------------------------------------------------------------- default dtype, Tensor()
+def test_default_dtype_changes_factories_and_python_floats_as_pytorch():
+    assert kiln.get_default_dtype() == np.float32
+    kiln.set_default_dtype(kiln.float64)
+    try:
+        assert kiln.get_default_dtype() == np.float64
+        for t in (kiln.tensor([1.5]), kiln.zeros(2), kiln.rand(2), kiln.randn(2),
+                  kiln.arange(0.0, 1.0, 0.5), kiln.linspace(0, 1, 3), kiln.full((2,), 1.5),
+                  kiln.Tensor([1, 2]), kiln.Tensor(2)):
+            assert t.dtype == np.float64
+        assert (kiln.tensor([1, 2]) * 2.5).dtype == np.float64
+        for t in (kiln.tensor([1, 2]) / 2, kiln.tensor([1, 2]).exp(),
+                  kiln.tensor([1, 2]).sigmoid()):
+            assert t.dtype == np.float64
+        assert kiln.tensor([1, 2]).dtype == np.int64
+    finally:
+        kiln.set_default_dtype(kiln.float32)
+    assert kiln.tensor([1.5]).dtype == np.float32
+    with pytest.raises(TypeError, match="set_default_dtype.*int64"):
+        kiln.set_default_dtype(kiln.int64)
+
+
+def test_legacy_tensor_constructor_gives_float32_as_pytorch():
+    assert kiln.Tensor([1, 2]).dtype == torch.Tensor([1, 2]).numpy().dtype == np.float32
+    assert kiln.Tensor([1, 2]).tolist() == [1.0, 2.0]
+    assert kiln.Tensor((True, False)).tolist() == torch.Tensor((True, False)).tolist()
+    assert kiln.Tensor(2, 3).shape == tuple(torch.Tensor(2, 3).shape)
+    assert kiln.Tensor(2, 3).dtype == np.float32
+    assert kiln.Tensor().shape == tuple(torch.Tensor().shape) == (0,)
+    shared = np.arange(3)  # kiln's own form: an array is wrapped as it is, shared
+    assert kiln.Tensor(shared).numpy() is shared
+    with pytest.raises(TypeError, match="Tensor: expected"):
+        kiln.Tensor("abc")
+
+
+def test_legacy_tensor_types_make_and_recognise_their_dtype():
+    for name in ("FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor",
+                 "ByteTensor", "HalfTensor"):
+        got, want = getattr(kiln, name)([1, 0, 2]), getattr(torch, name)([1, 0, 2])
+        assert got.dtype == want.numpy().dtype and got.tolist() == want.tolist()
+        assert isinstance(got, getattr(kiln, name)) and isinstance(got, kiln.Tensor)
+        assert got.type() == want.type()
+    assert kiln.FloatTensor(2, 3).shape == (2, 3)
+    assert not isinstance(kiln.zeros(2), kiln.LongTensor)
+    x = kiln.tensor([1.5, 2.5])
+    assert x.type(kiln.LongTensor).dtype == np.int64
+    assert x.type("torch.DoubleTensor").dtype == np.float64
+    assert x.type(kiln.int32).dtype == np.int32
+
+
+# ---------------------------------------------------------------- Generator, inference_mode
+def test_generator_streams_are_their_own_and_replay_from_a_state():
+    g = kiln.Generator().manual_seed(5)
+    assert g.initial_seed() == 5
+    kiln.manual_seed(0)
+    first = kiln.randn(4, generator=g)
+    global_draw = kiln.randn(2)
+    kiln.manual_seed(0)
+    assert np.array_equal(kiln.randn(2).numpy(), global_draw.numpy())  # not advanced by g
+    again = kiln.randn(4, generator=kiln.Generator().manual_seed(5))
+    assert np.array_equal(again.numpy(), first.numpy())
+    state = g.get_state()
+    a = (kiln.rand(3, generator=g), kiln.randint(0, 10, (3,), generator=g),
+         kiln.randperm(5, generator=g))
+    g.set_state(state)
+    b = (kiln.rand(3, generator=g), kiln.randint(0, 10, (3,), generator=g),
+         kiln.randperm(5, generator=g))
+    for x, y in zip(a, b):
+        assert np.array_equal(x.numpy(), y.numpy())
+    seed = g.seed()
+    assert isinstance(seed, int) and g.initial_seed() == seed
+    with pytest.raises(TypeError, match="generator: expected a kiln.Generator"):
+        kiln.randn(2, generator=np.random.default_rng(0))
+
+
+def test_inference_mode_records_nothing_as_context_and_decorator():
+    x = kiln.ones(2, requires_grad=True)
+    with kiln.inference_mode():
+        assert not (x * 2).requires_grad
+    with kiln.inference_mode(False):
+        assert (x * 2).requires_grad
+
+    @kiln.inference_mode()
+    def called(t):
+        return t * 2
+
+    @kiln.inference_mode
+    def bare(t):
+        return t * 2
+
+    assert not called(x).requires_grad and not bare(x).requires_grad
+    assert kiln.is_grad_enabled()

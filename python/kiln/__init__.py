@@ -17,16 +17,24 @@ from kiln import (  # noqa: F401
 from kiln._C import get_num_threads, set_num_threads
 from kiln._device import device
 from kiln._dlpack import from_dlpack
-from kiln.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from kiln._promotion import get_default_dtype, set_default_dtype
+from kiln.autograd import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from kiln.checkpoint import load_state, save_state
 from kiln.nn.functional import matmul
-from kiln.random import get_rng_state, initial_seed, manual_seed, set_rng_state
+from kiln.random import Generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from kiln.tensor import (
     Tensor,
     arange,
     bool_,
     cat,
     double,
+    einsum,
     empty,
     empty_like,
     float16,
@@ -38,6 +46,7 @@ from kiln.tensor import (
     int32,
     int64,
     is_tensor,
+    legacy_types,
     linspace,
     long,
     maximum,
@@ -52,6 +61,7 @@ from kiln.tensor import (
     randperm,
     stack,
     tensor,
+    twins,
     uint8,
     where,
     zeros,
@@ -59,11 +69,16 @@ from kiln.tensor import (
 )
 
 float = float32  # noqa: A001  (PyTorch's alias: kiln.float is float32)
+half = float16
+
+# kiln.topk, kiln.sort, kiln.max, ...: the torch.* twins of Tensor methods
+globals().update(twins)
+globals().update(legacy_types)  # kiln.FloatTensor, kiln.LongTensor, ...
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "arange", "autograd", "bool_", "cat", "data", "device", "double", "empty",
+    "Tensor", "arange", "autograd", "bool_", "cat", "data", "device", "double", "einsum", "empty",
     "empty_like", "enable_grad", "float", "float16", "float32", "float64", "from_dlpack",
     "from_numpy", "full", "full_like", "get_num_threads",
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
@@ -72,5 +87,6 @@ __all__ = [
     "ones_like", "optim", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
     "recipe", "save_state",
     "set_grad_enabled", "set_num_threads", "set_rng_state", "stack", "tensor", "train", "uint8",
-    "where", "zeros", "zeros_like",
+    "where", "zeros", "zeros_like", "Generator", "get_default_dtype", "half", "inference_mode",
+    "set_default_dtype", *twins, *legacy_types,
 ]

@@ -8,7 +8,7 @@ floating), but not on the rest, so kiln decides result dtypes here:
   when it is of a higher category: float32 tensor + float64 0-d tensor is float32,
   int64 tensor + 2.5 is float32, uint8 tensor + 300 is uint8 (wrapping).
 - A scalar that decides the result gives the category's default dtype: float32
-  for floats (PyTorch's default dtype), int64 for ints, bool for bools; so
+  for floats (the default dtype, ``set_default_dtype``), int64 for ints, bool for bools; so
   ``where(cond, 1.5, 2.5)`` is float32, not NumPy's float64.
 - Across categories the higher one's dtype wins as it is (int64 with float16 is
   float16, where NumPy says float64).
@@ -23,6 +23,24 @@ import numpy as np
 
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
 _SCALAR_DEFAULT = {0: np.dtype(np.bool_), 1: np.dtype(np.int64), 2: np.dtype(np.float32)}
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype of Python floats in new tensors and in promotion (float32 unless set)."""
+    return _SCALAR_DEFAULT[2]
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Sets the default floating point dtype: float32 or float64 (process-wide, as
+    PyTorch's)."""
+    try:
+        value = np.dtype(dtype)
+    except TypeError:
+        value = None
+    if value not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"set_default_dtype: only float32 and float64 are supported as the "
+                        f"default dtype, got {dtype!r}")
+    _SCALAR_DEFAULT[2] = value
 
 
 def category(dtype: np.dtype) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from kiln import backends
 from kiln._checks import int_arg
 from kiln._device import CPU, check_device, device
-from kiln._promotion import category, result_type
+from kiln._promotion import category, get_default_dtype, result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
@@ -37,15 +38,26 @@ from kiln.ops.elementwise import (
     Neg,
     Pow,
     Sqrt,
+    Step,
     Sub,
     Where,
     broadcast_error,
 )
-from kiln.ops.indexing import GetItem
+from kiln.ops.indexing import Gather, GetItem, ScatterAlong, ScatterReduce, scatter_into
 from kiln.ops.linear import Matmul
-from kiln.ops.reduction import MaxMin, MaxMinAll, Mean, Sum
+from kiln.ops.reduction import (
+    Cumsum,
+    Einsum,
+    MaxMin,
+    MaxMinAll,
+    Mean,
+    Norm,
+    Prod,
+    Sum,
+    Var,
+)
 from kiln.ops.shape import Cat, Contiguous, Expand, Permute, Reshape, Stack
-from kiln.random import numpy_generator
+from kiln.random import Generator, numpy_generator
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -65,10 +77,12 @@ _COMPARISONS = {"equal": "eq", "not_equal": "ne", "less": "lt", "less_equal": "l
 
 return_types_max = namedtuple("max", ["values", "indices"])
 return_types_min = namedtuple("min", ["values", "indices"])
+return_types_sort = namedtuple("sort", ["values", "indices"])
+return_types_topk = namedtuple("topk", ["values", "indices"])
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """Converts Python data the way torch.tensor does: floats become float32."""
+    """Converts Python data the way torch.tensor does: floats take the default dtype."""
     if isinstance(data, Tensor):
         data = data._data
     if isinstance(data, np.ndarray):
@@ -76,7 +90,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     else:
         array = np.asarray(data)
         if dtype is None and array.dtype == np.float64:
-            array = array.astype(np.float32)
+            array = array.astype(get_default_dtype(), copy=False)
     if dtype is not None:
         array = array.astype(np.dtype(dtype), copy=False)
     if array.dtype.kind not in _ALLOWED_KINDS:
@@ -86,12 +100,33 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     return array
 
 
+def _legacy_array(args: tuple, dtype: np.dtype | None = None,
+                  op: str = "Tensor") -> np.ndarray:
+    """The array of ``Tensor(*args)`` (see Tensor), or of a legacy type's constructor
+    (``FloatTensor(*args)``: ``dtype`` given, an array converted to it)."""
+    if len(args) == 1 and isinstance(args[0], (np.ndarray, Tensor)):
+        return _as_array(args[0], dtype)
+    dtype = get_default_dtype() if dtype is None else dtype
+    if not args:
+        return np.empty((0,), dtype)
+    if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
+        return np.empty(_size(args, op), dtype)
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        return _as_array(args[0], dtype)
+    raise TypeError(f"{op}: expected a NumPy array, a sequence of numbers or sizes (ints), "
+                    f"got {tuple(type(a).__name__ for a in args)}")
+
+
 class Tensor:
     """An n-dimensional array that can record the ops applied to it.
 
+    ``Tensor(array)`` wraps a NumPy array (shared, not copied, unless its byte order is
+    not the machine's: then it is converted; its dtype is kept). The other forms are
+    PyTorch's legacy constructor and give the default dtype (float32 unless set):
+    ``Tensor(data)`` copies a nested Python sequence (``Tensor([1, 2])`` is float32),
+    ``Tensor(*sizes)`` is an uninitialized tensor of that shape, ``Tensor()`` an empty one.
+
     Args:
-        data: a NumPy array (shared, not copied, unless its byte order is not the
-            machine's: then it is converted) or nested Python sequence.
         requires_grad: record operations on this tensor for ``backward``.
     """
 
@@ -99,8 +134,8 @@ class Tensor:
                  "_post_accumulate_grad_hooks", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
-    def __init__(self, data: Any, requires_grad: bool = False) -> None:
-        self._data = _as_array(data)
+    def __init__(self, *data: Any, requires_grad: bool = False) -> None:
+        self._data = _legacy_array(data)
         self._device = CPU
         self._grad: Tensor | None = None
         self._node: Node | None = None
@@ -158,7 +193,13 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim: int | None = None) -> Any:
-        return self.shape if dim is None else self.shape[dim]
+        """The shape, or the size of dimension ``dim`` (negative counts from the end)."""
+        if dim is None:
+            return self.shape
+        if self.ndim == 0:
+            raise IndexError(f"size: dimension specified as {dim} but tensor has no "
+                             "dimensions")
+        return self.shape[self._one_dim("size", dim)]
 
     def dim(self) -> int:
         return self._data.ndim
@@ -185,7 +226,7 @@ class Tensor:
 
     def item(self) -> Any:
         if self._data.size != 1:
-            raise ValueError(
+            raise RuntimeError(
                 f"item: only one-element tensors can be converted to a Python scalar, "
                 f"got shape {self.shape}"
             )
@@ -540,23 +581,81 @@ class Tensor:
         except ValueError:
             raise broadcast_error(_COMPARISONS[ufunc], self.shape, np.shape(value)) from None
 
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+    def eq(self, other: Any) -> Tensor:
+        """``self == other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "equal")
 
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+    def ne(self, other: Any) -> Tensor:
+        """``self != other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "not_equal")
 
-    def __lt__(self, other: Any) -> Tensor:
+    def lt(self, other: Any) -> Tensor:
+        """``self < other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "less")
 
-    def __le__(self, other: Any) -> Tensor:
+    def le(self, other: Any) -> Tensor:
+        """``self <= other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "less_equal")
 
-    def __gt__(self, other: Any) -> Tensor:
+    def gt(self, other: Any) -> Tensor:
+        """``self > other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "greater")
 
-    def __ge__(self, other: Any) -> Tensor:
+    def ge(self, other: Any) -> Tensor:
+        """``self >= other`` elementwise (broadcast): a bool tensor, without gradient."""
         return self._compare(other, "greater_equal")
+
+    __eq__ = eq  # type: ignore[assignment]
+    __ne__ = ne  # type: ignore[assignment]
+    __lt__, __le__, __gt__, __ge__ = lt, le, gt, ge
+
+    def isnan(self) -> Tensor:
+        """A bool tensor of self's shape: True where self is NaN."""
+        return Tensor._wrap(self._xp.isnan(self._data), self._device)
+
+    def isinf(self) -> Tensor:
+        """A bool tensor of self's shape: True where self is +inf or -inf."""
+        return Tensor._wrap(self._xp.isinf(self._data), self._device)
+
+    def isfinite(self) -> Tensor:
+        """A bool tensor of self's shape: True where self is neither infinite nor NaN."""
+        return Tensor._wrap(self._xp.isfinite(self._data), self._device)
+
+    def equal(self, other: Tensor) -> bool:
+        """True when ``other`` has self's shape and equal elements (NaN is unequal)."""
+        xp = self._xp_with(_tensor_arg(other, "equal"), "equal")
+        return self.shape == other.shape and bool(xp.all(self._data == other._data))
+
+    def allclose(self, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
+                 equal_nan: bool = False) -> bool:
+        """True when |self - other| <= atol + rtol * |other| everywhere (broadcast); both
+        of one dtype, as PyTorch."""
+        xp = self._xp_with(_tensor_arg(other, "allclose"), "allclose")
+        if other.dtype != self.dtype:
+            raise RuntimeError(f"allclose: {other.dtype} did not match {self.dtype} (shapes "
+                               f"{self.shape} and {other.shape})")
+        try:
+            return bool(xp.allclose(self._data, other._data, rtol=rtol, atol=atol,
+                                    equal_nan=equal_nan))
+        except ValueError:
+            raise broadcast_error("allclose", self.shape, other.shape) from None
+
+    def all(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """Whether every element (along ``dim``: an int or a tuple) is nonzero: a bool
+        tensor (uint8 for a uint8 input, as PyTorch), without gradient."""
+        return self._logical("all", dim, keepdim)
+
+    def any(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """Whether any element (along ``dim``: an int or a tuple) is nonzero; see all."""
+        return self._logical("any", dim, keepdim)
+
+    def _logical(self, op: str, dim: Any, keepdim: bool) -> Tensor:
+        xp = self._xp
+        dims = _norm_dims(dim, self.ndim, op, unique=True)
+        if dims is not None and self.ndim == 0:
+            dims = ()
+        out = xp.asarray(getattr(xp, op)(self._data, axis=dims, keepdims=keepdim))
+        return Tensor._wrap(out.astype(uint8) if self.dtype == uint8 else out, self._device)
 
     # ------------------------------------------------------- elementwise math
     def exp(self) -> Tensor:
@@ -574,21 +673,58 @@ class Tensor:
     def pow(self, exponent: Any) -> Tensor:
         return self ** exponent
 
+    def neg(self) -> Tensor:
+        return Neg.apply(self)
+
+    negative = neg
+
+    def square(self) -> Tensor:
+        """self * self, elementwise (bools as int64, as PyTorch)."""
+        x = self.to(int64) if self.dtype == bool_ else self
+        return x * x
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 elementwise (0 at NaN); gradient zero, as PyTorch."""
+        return Step.apply(self, "sign", 0)
+
+    def floor(self) -> Tensor:
+        """Rounded down elementwise (integers unchanged); gradient zero."""
+        return Step.apply(self, "floor", 0)
+
+    def ceil(self) -> Tensor:
+        """Rounded up elementwise (integers unchanged); gradient zero."""
+        return Step.apply(self, "ceil", 0)
+
+    def round(self, decimals: int = 0) -> Tensor:
+        """Rounded to ``decimals`` places, halves to even (integers unchanged); gradient
+        zero."""
+        return Step.apply(self, "round", int_arg("round", "decimals", decimals))
+
     def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
-            raise ValueError("clamp: at least one of min and max must be given")
+            raise RuntimeError("clamp: at least one of min and max must be given")
         return Clamp.apply(self, min, max)
 
     clip = clamp
 
     def relu(self) -> Tensor:
+        """max(x, 0) elementwise; integers stay integers, as PyTorch."""
+        if self.dtype.kind in "iu":
+            return self.clamp(min=0)
         return self._pointwise("relu")
 
     def sigmoid(self) -> Tensor:
-        return self._pointwise("sigmoid")
+        """1 / (1 + exp(-x)) elementwise; integers and bools in the default dtype."""
+        return self._as_float()._pointwise("sigmoid")
 
     def tanh(self) -> Tensor:
-        return self._pointwise("tanh")
+        """tanh elementwise; integers and bools in the default dtype."""
+        return self._as_float()._pointwise("tanh")
+
+    def _as_float(self) -> Tensor:
+        """Integer and bool tensors in the default dtype, as PyTorch's float functions
+        take them; others as they are."""
+        return self.to(get_default_dtype()) if self.dtype.kind in "biu" else self
 
     def _pointwise(self, op: str) -> Tensor:
         self._check_float(op)
@@ -618,9 +754,12 @@ class Tensor:
                             f"{self.dtype} with shape {self.shape}")
 
     # ------------------------------------------------------------- reductions
-    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def sum(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+        """The sum of every element (0-d), or over ``dim`` (an int or a tuple; integers
+        add up in int64). ``dtype`` casts the input first."""
         dims = None if dim is None else _reduce_dims(dim, self.ndim, "sum")
-        return Sum.apply(self, dims, keepdim)
+        return _in_dtype(Sum.apply(self if dtype is None else self.to(dtype), dims, keepdim),
+                         dtype)
 
     def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         if self.dtype.kind != "f":
@@ -688,6 +827,149 @@ class Tensor:
                 index = pick(self._data, axis=d, keepdims=keepdim).astype(xp.int64)
         return Tensor._wrap(index, self._device)
 
+    def prod(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+        """The product of every element (0-d), or along the one axis ``dim``; integers
+        multiply in int64. ``dtype`` casts the input first."""
+        x = self if dtype is None else self.to(dtype)
+        if dim is None or self.ndim == 0:
+            if dim is not None:
+                _norm_dims(int_arg("prod", "dim", dim), 0, "prod")
+            return _in_dtype(Prod.apply(x, None, False), dtype)
+        (d,) = _norm_dims(int_arg("prod", "dim", dim), self.ndim, "prod")
+        return _in_dtype(Prod.apply(x, d, keepdim), dtype)
+
+    def cumsum(self, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running sums along ``dim`` (same shape; integers in int64). ``dtype`` casts the
+        input first."""
+        (d,) = _norm_dims(int_arg("cumsum", "dim", dim), self.ndim, "cumsum")
+        return _in_dtype(Cumsum.apply(self if dtype is None else self.to(dtype), d), dtype)
+
+    def var(self, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+            correction: Any = None) -> Tensor:
+        """sum((x - mean)^2) / (N - correction) over ``dim`` (None: every element), N the
+        number of elements reduced; ``correction`` 1 by default (``unbiased=False``: 0).
+        ``var(False)`` is ``var(unbiased=False)``, as PyTorch."""
+        return self._variance("var", dim, unbiased, keepdim, correction)
+
+    def std(self, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+            correction: Any = None) -> Tensor:
+        """The square root of ``var`` (same arguments)."""
+        return self._variance("std", dim, unbiased, keepdim, correction).sqrt()
+
+    def _variance(self, op: str, dim: Any, unbiased: Any, keepdim: bool,
+                  correction: Any) -> Tensor:
+        if isinstance(dim, bool):  # var(unbiased), the old positional form
+            dim, unbiased = None, dim
+        if self.dtype.kind != "f":
+            raise TypeError(f"{op}: only floating point dtypes are supported, got "
+                            f"{self.dtype} with shape {self.shape}")
+        if unbiased is not None and correction is not None:
+            raise TypeError(f"{op}: give either unbiased or correction, not both")
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        dims = None if dim is None else _reduce_dims(dim, self.ndim, op)
+        return Var.apply(self, dims, correction, keepdim)
+
+    def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(self))) over ``dim`` (an int or a tuple), computed around the
+        maximum so that large values do not overflow; integers in float32."""
+        x = self if self.dtype.kind == "f" else self.to(get_default_dtype())
+        dims = _reduce_dims(dim, self.ndim, "logsumexp")
+        xp = self._xp
+        top = xp.amax(x._data, axis=dims, keepdims=True) if x._data.size else (
+            xp.zeros((1,) * x.ndim, x.dtype))
+        shift = Tensor._wrap(xp.where(xp.isinf(top), 0, top).astype(x.dtype), self._device)
+        total = (x - shift).exp().sum(dim, keepdim)
+        return total.log() + shift.reshape(total.shape)
+
+    def norm(self, p: Any = "fro", dim: Any = None, keepdim: bool = False,
+             dtype: Any = None) -> Tensor:
+        """The vector p-norm sum(|x|^p)^(1/p) of every element (0-d) or over ``dim`` (an
+        int or a tuple): ``p`` a real number, inf, -inf or 'fro' (2). ``dtype`` casts the
+        input first."""
+        x = self if dtype is None else self.to(dtype)
+        if x.dtype.kind != "f":
+            raise TypeError(f"norm: expected a floating point tensor, got {x.dtype} with "
+                            f"shape {x.shape}")
+        if p == "fro" or p is None:
+            p = 2.0
+        elif isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise RuntimeError(f"norm: p must be a real number, inf or 'fro', got {p!r}")
+        dims = None if dim is None else _reduce_dims(dim, self.ndim, "norm")
+        if math.isinf(p) and (self.numel() == 0 if dims is None
+                              else any(self.shape[d] == 0 for d in dims)):
+            raise RuntimeError(f"norm: cannot compute the {p} norm of an empty tensor of "
+                               f"shape {self.shape} (no identity)")
+        return Norm.apply(x, float(p), dims, keepdim)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        """(values, indices) sorted along ``dim`` (NaN counts as the largest); equal
+        elements keep their order (always: ``stable`` is accepted). Values carry the
+        gradient; indices are int64."""
+        (d,) = _norm_dims(int_arg("sort", "dim", dim), self.ndim, "sort")
+        index = self._sort_index(d, bool(descending))
+        return return_types_sort(self._take_along(index, d), index)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        """The int64 indices that sort self along ``dim`` (see sort)."""
+        (d,) = _norm_dims(int_arg("argsort", "dim", dim), self.ndim, "argsort")
+        return self._sort_index(d, bool(descending))
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+        """(values, indices) of the ``k`` largest (``largest=False``: smallest) elements
+        along ``dim``, in order (always: ``sorted`` is accepted); NaN counts as the
+        largest. Values carry the gradient."""
+        k = int_arg("topk", "k", k)
+        (d,) = _norm_dims(int_arg("topk", "dim", dim), self.ndim, "topk")
+        size = self.shape[d] if self.ndim else 1
+        if not 0 <= k <= size:
+            raise RuntimeError(f"topk: selected index k out of range: k={k} for dimension {d} "
+                               f"of size {size} (input of shape {self.shape})")
+        index = self._sort_index(d, bool(largest))
+        if self.ndim:
+            index = Tensor._wrap(index._data[(slice(None),) * d + (slice(0, k),)],
+                                 self._device)
+        return return_types_topk(self._take_along(index, d), index)
+
+    def _sort_index(self, d: int, descending: bool) -> Tensor:
+        """Stable sorting indices along axis ``d``: NaN last ascending, first descending
+        (PyTorch's order), equal elements in their order either way."""
+        xp, a = self._xp, self._data
+        if a.ndim == 0:
+            return Tensor._wrap(xp.zeros((), xp.int64), self._device)
+        if not descending:
+            return Tensor._wrap(xp.argsort(a, axis=d, kind="stable").astype(xp.int64),
+                                self._device)
+        # sorting the reversed input ascending and reading the result backwards puts
+        # NaN first and keeps equal elements in their original order
+        order = xp.flip(xp.argsort(xp.flip(a, d), axis=d, kind="stable"), d)
+        return Tensor._wrap((a.shape[d] - 1 - order).astype(xp.int64), self._device)
+
+    def _take_along(self, index: Tensor, d: int) -> Tensor:
+        """self's elements at ``index`` along axis ``d`` (differentiably)."""
+        if self.ndim == 0:
+            return Gather.apply(self.reshape(1), index._data.reshape(1), 0).reshape(())
+        return Gather.apply(self, index._data, d)
+
+    def mm(self, mat2: Tensor) -> Tensor:
+        """(n, m) @ (m, p) -> (n, p): the product of two matrices."""
+        return self._matrices("mm", mat2, 2)
+
+    def bmm(self, mat2: Tensor) -> Tensor:
+        """(b, n, m) @ (b, m, p) -> (b, n, p): batched matrix products, no broadcasting."""
+        return self._matrices("bmm", mat2, 3)
+
+    def _matrices(self, op: str, mat2: Tensor, ndim: int) -> Tensor:
+        _tensor_arg(mat2, op, "mat2")
+        what = "a matrix" if ndim == 2 else "a 3D tensor"
+        for name, t in (("self", self), ("mat2", mat2)):
+            if t.ndim != ndim:
+                raise RuntimeError(f"{op}: {name} must be {what}, got shape {t.shape}")
+        if self.shape[:-2] != mat2.shape[:-2] or self.shape[-1] != mat2.shape[-2]:
+            raise RuntimeError(f"{op}: shapes {self.shape} and {mat2.shape} cannot be "
+                               "multiplied")
+        return self.matmul(mat2)
+
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape: Any) -> Tensor:
         return Reshape.apply(self, _resolve_shape(_shape_args(shape), self.shape, "reshape"))
@@ -713,7 +995,7 @@ class Tensor:
             return self.reshape(1)
         start, end = _norm_dims((start_dim, end_dim), self.ndim, "flatten")
         if start > end:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+            raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         merged = int(np.prod(self.shape[start : end + 1]))
         shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
         return Reshape.apply(self, shape)
@@ -737,7 +1019,7 @@ class Tensor:
     def permute(self, *dims: Any) -> Tensor:
         order = _norm_dims(_shape_args(dims), self.ndim, "permute")
         if order is None or sorted(order) != list(range(self.ndim)):
-            raise ValueError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
+            raise RuntimeError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
         return Permute.apply(self, order)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
@@ -750,7 +1032,7 @@ class Tensor:
 
     def t(self) -> Tensor:
         if self.ndim > 2:
-            raise ValueError(f"t: expects a tensor with <= 2 dimensions, got {self.shape}")
+            raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, got {self.shape}")
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def expand(self, *shape: Any) -> Tensor:
@@ -781,6 +1063,200 @@ class Tensor:
                     f"size ({size}) at non-singleton dimension {i}: sizes {sizes} for a "
                     f"tensor of shape {self.shape}")
         return Expand.apply(self, tuple(target))
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        """self expanded to ``other``'s shape (see expand)."""
+        return self.expand(_tensor_arg(other, "expand_as").shape)
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        """self tiled ``sizes[i]`` times along each axis (new leading axes for extra sizes):
+        shape (s0 * n0, s1 * n1, ...)."""
+        reps = _shape_args(sizes)
+        if len(reps) < self.ndim:
+            raise RuntimeError(f"repeat: number of dimensions of repeat dims {reps} can not "
+                               f"be smaller than number of dimensions of tensor {self.shape}")
+        if any(r < 0 for r in reps):
+            raise RuntimeError(f"repeat: repeats must be non-negative, got {reps}")
+        shape = (1,) * (len(reps) - self.ndim) + self.shape
+        spread = tuple(n for size in shape for n in (1, size))  # a unit axis before each
+        tiled = tuple(n for r, size in zip(reps, shape) for n in (r, size))
+        out = tuple(r * size for r, size in zip(reps, shape))
+        return Reshape.apply(Expand.apply(Reshape.apply(self, spread), tiled), out)
+
+    def _slice(self, d: int, start: int, stop: int) -> Tensor:
+        return GetItem.apply(self, (slice(None),) * d + (slice(start, stop),))
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        """Elements start .. start + length - 1 along ``dim`` (start may count from the
+        end), a view."""
+        d = self._one_dim("narrow", dim, need_dims=True)
+        size = self.shape[d]
+        if isinstance(start, Tensor):  # a 0-d integer tensor, as PyTorch accepts
+            start = start.__index__()
+        start, length = int_arg("narrow", "start", start), int_arg("narrow", "length", length)
+        if not -size <= start <= size:
+            raise IndexError(f"narrow: start {start} out of range for dimension {d} of size "
+                             f"{size} (shape {self.shape})")
+        start += size if start < 0 else 0
+        if length < 0 or start + length > size:
+            raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dimension "
+                               f"size ({size}) of shape {self.shape}")
+        return self._slice(d, start, start + length)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """At most ``chunks`` views along ``dim``, each ceil(size / chunks) long but the
+        last."""
+        chunks = int_arg("chunk", "chunks", chunks)
+        if chunks <= 0:
+            raise RuntimeError(f"chunk: expects `chunks` to be greater than 0, got {chunks}")
+        d = self._one_dim("chunk", dim, need_dims=True)
+        return self.split(max(-(-self.shape[d] // chunks), 1), d)
+
+    def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        """Views along ``dim``: pieces of ``split_size`` (an int; the last may be shorter),
+        or of the listed sizes (which must add up to the dimension's size)."""
+        d = self._one_dim("split", dim, need_dims=True)
+        size = self.shape[d]
+        if isinstance(split_size_or_sections, (list, tuple)):
+            sizes = [int_arg("split", "split_sizes", n) for n in split_size_or_sections]
+            if any(n < 0 for n in sizes) or sum(sizes) != size:
+                raise RuntimeError(f"split: split_sizes {sizes} must be non-negative and sum "
+                                   f"exactly to {size}, the size of dimension {d} of "
+                                   f"{self.shape}")
+        else:
+            step = int_arg("split", "split_size", split_size_or_sections)
+            if step < 0 or (step == 0 and size):
+                raise RuntimeError(f"split: split_size must be positive (0 only for an empty "
+                                   f"dimension), got {step} for dimension {d} of {self.shape}")
+            sizes = [min(step, size - i) for i in range(0, size, step)] if size else [0]
+        bounds = [0, *accumulate(sizes)]
+        return tuple(self._slice(d, a, b) for a, b in zip(bounds, bounds[1:]))
+
+    def _one_dim(self, op: str, dim: Any, need_dims: bool = False) -> int:
+        """``dim`` as a non-negative axis; RuntimeError for a 0-d tensor if ``need_dims``."""
+        if need_dims and self.ndim == 0:
+            raise RuntimeError(f"{op}: expects at least a 1-dimensional tensor, got shape ()")
+        (d,) = _norm_dims(int_arg(op, "dim", dim), self.ndim, op)
+        return d
+
+    def masked_fill(self, mask: Tensor, value: Any) -> Tensor:
+        """``value`` where the bool ``mask`` is True, self elsewhere (mask and self
+        broadcast); self's dtype. A 0-d tensor ``value`` gets its gradient."""
+        xp = self._xp_with(_tensor_arg(mask, "masked_fill", "mask"), "masked_fill")
+        if mask.dtype != bool_:
+            raise RuntimeError(f"masked_fill: only supports boolean masks, but got mask with "
+                               f"dtype {mask.dtype} (shape {mask.shape})")
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError(f"masked_fill: only supports a 0-dimensional value "
+                                   f"tensor, but got shape {value.shape}")
+            value = value if value.dtype == self.dtype else value.to(self.dtype)
+        else:
+            value = xp.asarray(value).astype(self.dtype)
+        return Where.apply(mask._data, value, self)
+
+    def _index(self, op: str, index: Any, d: int) -> Any:
+        """``index``'s array, after checking it is an int tensor with every value within
+        dimension ``d`` of self (PyTorch's RuntimeError otherwise)."""
+        _tensor_arg(index, op, "index")
+        self._xp_with(index, op)
+        if index.dtype.kind not in "iu" or (index.dtype not in (int64, int32)
+                                            and index._data.size):  # empty: nothing read
+            raise RuntimeError(f"{op}: expected dtype int32/int64 for index, got "
+                               f"{index.dtype} (shape {index.shape})")
+        size = self.shape[d] if self.ndim else 1
+        if index._data.size and not (0 <= index._data.min() and index._data.max() < size):
+            bad = index._data.max() if index._data.max() >= size else index._data.min()
+            raise RuntimeError(f"{op}: index {bad} is out of bounds for dimension {d} with "
+                               f"size {size} (input of shape {self.shape})")
+        return index._data
+
+    def _along_checks(self, op: str, dim: int, index: Any, src: Any = None) -> tuple:
+        """The axis and index array of gather and scatter: index has self's number of
+        dimensions and is no larger than self (but along ``dim``, for gather) or ``src``."""
+        d = self._one_dim(op, dim)
+        array = self._index(op, index, d)
+        if max(index.ndim, 1) != max(self.ndim, 1):
+            raise RuntimeError(f"{op}: index tensor must have the same number of dimensions "
+                               f"as input tensor: index {index.shape}, input {self.shape}")
+        others = [(self.shape, i) for i in range(self.ndim) if i != d]
+        if isinstance(src, Tensor):
+            if max(src.ndim, 1) != max(self.ndim, 1):
+                raise RuntimeError(f"{op}: src {src.shape} must have the number of dimensions "
+                                   f"of the input {self.shape}")
+            others += [(src.shape, i) for i in range(self.ndim)]
+        for shape, i in others:
+            if index.shape[i] > shape[i]:
+                raise RuntimeError(f"{op}: size does not match at dimension {i}: expected "
+                                   f"index {index.shape} to be no larger than {shape} (apart "
+                                   f"from dimension {d} of the input)")
+        return d, array
+
+    def gather(self, dim: int, index: Tensor) -> Tensor:
+        """out[i][j][k] = self[i][index[i][j][k]][k] (dim 1): index's shape, self's dtype;
+        differentiable in self."""
+        d, array = self._along_checks("gather", dim, index)
+        if self.ndim == 0 or index.ndim == 0:  # 0-d counts as 1-d, as PyTorch
+            return Gather.apply(self.reshape(-1), array.reshape(-1), 0).reshape(index.shape)
+        return Gather.apply(self, array, d)
+
+    def scatter(self, dim: int, index: Tensor, src: Any, *, reduce: str | None = None
+                ) -> Tensor:
+        """A copy of self with out[i][index[i][j][k]][k] = src[i][j][k] (dim 1; ``src`` a
+        tensor of self's dtype at least index's shape, or a number). Differentiable in
+        self and src; where index repeats a position, one of the writes wins. ``reduce``
+        ('add' or 'multiply') combines src into self instead (repeats accumulate),
+        without gradient."""
+        d, array, value = self._scatter_args("scatter", dim, index, src, reduce)
+        x = self
+        if self.ndim == 0:  # a 0-d tensor scatters as a 1-element vector
+            x, array, d = self.reshape(1), array.reshape(1), 0
+            value = value.reshape(-1) if isinstance(value, Tensor) else value
+        out = (ScatterAlong.apply(x, array, value, d) if reduce is None
+               else ScatterReduce.apply(x, array, value, d, reduce))
+        return out.reshape(self.shape)
+
+    def scatter_(self, dim: int, index: Tensor, src: Any, *, reduce: str | None = None
+                 ) -> Tensor:
+        """scatter written into self (no gradient: not on a tensor that requires grad)."""
+        d, array, value = self._scatter_args("scatter_", dim, index, src, reduce)
+        if is_grad_enabled() and (self.requires_grad or (
+                isinstance(value, Tensor) and value.requires_grad)):
+            raise RuntimeError("scatter_: in-place scatter is not differentiable; use "
+                               "scatter, or wrap the update in kiln.no_grad()")
+        out, value = self._data, value._data if isinstance(value, Tensor) else value
+        if self.ndim == 0:
+            out, array, d = out.reshape(1), array.reshape(1), 0
+            value = value.reshape(-1) if value.ndim else value
+        scatter_into(self._xp, out, array, value, d, reduce)
+        return self
+
+    def _scatter_args(self, op: str, dim: int, index: Tensor, src: Any,
+                      reduce: str | None) -> tuple:
+        d, array = self._along_checks(op, dim, index, src)
+        if reduce not in (None, "add", "multiply"):
+            raise RuntimeError(f"{op}: reduce argument must be either add or multiply, got "
+                               f"{reduce!r}")
+        if isinstance(src, Tensor):
+            self._xp_with(src, op)
+            if src.dtype != self.dtype:
+                raise RuntimeError(f"{op}: expected self.dtype to be equal to src.dtype, got "
+                                   f"{self.dtype} and {src.dtype}")
+        else:
+            src = self._xp.asarray(src).astype(self.dtype)
+        return d, array, src
+
+    def index_select(self, dim: int, index: Tensor) -> Tensor:
+        """The slices of self at ``index`` (1-D or 0-D int) along ``dim``: that axis gets
+        index's length. Differentiable in self (repeated indices accumulate)."""
+        d = self._one_dim("index_select", dim)
+        if isinstance(index, Tensor) and index.ndim > 1:
+            raise IndexError(f"index_select: index is supposed to be a vector, got shape "
+                             f"{index.shape}")
+        array = self._index("index_select", index, d).reshape(-1)
+        if self.ndim == 0:
+            return GetItem.apply(self.reshape(1), array).reshape(())
+        return GetItem.apply(self, (slice(None),) * d + (array,))
 
     def contiguous(self) -> Tensor:
         if self._data.flags.c_contiguous:
@@ -828,26 +1304,50 @@ class Tensor:
             return out
         return out.type(dtype)
 
-    def type(self, dtype: Any) -> Tensor:
+    def type(self, dtype: Any = None) -> Any:
+        """This tensor in ``dtype`` (a dtype, a legacy type such as kiln.FloatTensor, or its
+        name); without an argument, the name of its legacy type as PyTorch spells it
+        ('torch.FloatTensor'), which programs written for PyTorch compare against."""
+        if dtype is None:
+            name = _LEGACY_NAMES.get(self.dtype)
+            return f"torch.{name}" if name else f"kiln.{self.dtype}"
+        if isinstance(dtype, _LegacyType):
+            dtype = dtype.dtype
+        elif isinstance(dtype, str) and dtype.rsplit(".", 1)[-1] in _LEGACY_DTYPES:
+            dtype = _LEGACY_DTYPES[dtype.rsplit(".", 1)[-1]]
         dtype = np.dtype(dtype)
         if self.requires_grad and dtype.kind == "f":
             return Cast.apply(self, dtype)
         return Tensor._wrap(self._data.astype(dtype), self._device)
 
-    def float(self) -> Tensor:
-        return self.to(float32)
+    def float(self, memory_format: Any = None) -> Tensor:
+        return self._cast("float", float32, memory_format)
 
-    def double(self) -> Tensor:
-        return self.to(float64)
+    def double(self, memory_format: Any = None) -> Tensor:
+        return self._cast("double", float64, memory_format)
 
-    def long(self) -> Tensor:
-        return self.to(int64)
+    def long(self, memory_format: Any = None) -> Tensor:
+        return self._cast("long", int64, memory_format)
 
-    def int(self) -> Tensor:
-        return self.to(int32)
+    def int(self, memory_format: Any = None) -> Tensor:
+        return self._cast("int", int32, memory_format)
 
-    def bool(self) -> Tensor:
-        return self.to(bool_)
+    def bool(self, memory_format: Any = None) -> Tensor:
+        return self._cast("bool", bool_, memory_format)
+
+    def half(self, memory_format: Any = None) -> Tensor:
+        return self._cast("half", float16, memory_format)
+
+    def _cast(self, op: str, dtype: np.dtype, memory_format: Any) -> Tensor:
+        """self in ``dtype``. ``memory_format`` (PyTorch's keyword): contiguous_format gives
+        a C-contiguous result, preserve_format (or None) keeps self's strides; kiln has no
+        channels_last."""
+        layout = None if memory_format is None else str(memory_format).rsplit(".", 1)[-1]
+        if layout not in (None, "contiguous_format", "preserve_format"):
+            raise RuntimeError(f"{op}: memory_format {memory_format} is not supported: kiln "
+                               "has no other layout than contiguous_format")
+        out = self.to(dtype)
+        return out.contiguous() if layout == "contiguous_format" else out
 
     def cpu(self) -> Tensor:
         """This tensor on the CPU: itself when it is there, else a copy."""
@@ -893,6 +1393,12 @@ def _reduce_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     if not dims:
         return None
     return () if ndim == 0 else dims
+
+
+def _in_dtype(result: Tensor, dtype: Any) -> Tensor:
+    """A sum's or product's result in the ``dtype=`` asked for (None: as it is). Integers
+    accumulate in int64, and keeping the low bits wraps as accumulating in dtype would."""
+    return result if dtype is None else result.to(dtype)
 
 
 def _tensor_arg(value: Any, op: str, name: str = "other") -> Tensor:
@@ -995,6 +1501,32 @@ def _unwrap_index(index: Any) -> Any:
 autograd_function.register_tensor_type(Tensor)
 
 
+# -------------------------------------------------------------- legacy types
+_LEGACY_NAMES = {float32: "FloatTensor", float64: "DoubleTensor", float16: "HalfTensor",
+                 int64: "LongTensor", int32: "IntTensor", np.dtype(np.int16): "ShortTensor",
+                 np.dtype(np.int8): "CharTensor", uint8: "ByteTensor", bool_: "BoolTensor"}
+_LEGACY_DTYPES = {name: dtype for dtype, name in _LEGACY_NAMES.items()}
+
+
+class _LegacyType(type):
+    """PyTorch's legacy tensor types (kiln.FloatTensor, kiln.LongTensor, ...): calling one
+    makes a tensor of its dtype as the Tensor constructor does (``LongTensor([1, 2])``,
+    ``FloatTensor(2, 3)``); ``isinstance(t, kiln.FloatTensor)`` checks t's dtype."""
+
+    dtype: np.dtype
+
+    def __call__(cls, *data: Any) -> Tensor:  # type: ignore[override]
+        return Tensor._wrap(_legacy_array(data, cls.dtype, cls.__name__))
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype
+
+
+legacy_types: dict[str, Any] = {
+    name: _LegacyType(name, (), {"dtype": dtype, "__doc__": f"Legacy {dtype} tensor type."})
+    for dtype, name in _LEGACY_NAMES.items()}
+
+
 # ---------------------------------------------------------------- factories
 # PyTorch's factory keywords: dtype (None: float32 for floats, int64 for ints), device
 # ('cpu' or kiln.device('cpu'); others raise naming the factory) and requires_grad.
@@ -1019,12 +1551,13 @@ def _make(op: str, array: np.ndarray, device: Any, requires_grad: bool) -> Tenso
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
-    return float32 if dtype is None else np.dtype(dtype)
+    return get_default_dtype() if dtype is None else np.dtype(dtype)
 
 
 def tensor(data: Any, *, dtype: Any = None, device: Any = None,
            requires_grad: bool = False) -> Tensor:
-    """A new tensor holding a copy of ``data`` (Python floats become float32)."""
+    """A new tensor holding a copy of ``data`` (Python floats take the default dtype,
+    float32 unless set)."""
     array = _as_array(data, dtype)
     return _make("tensor", np.array(array, copy=True), device, requires_grad)
 
@@ -1116,25 +1649,27 @@ def empty_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa:
 
 
 def _draw(op: str, sample: str, size: Sequence[Any], dtype: Any, device: Any,
-          requires_grad: bool) -> Tensor:
-    """Samples of kiln's seeded NumPy generator (its method ``sample``) in ``dtype``."""
+          requires_grad: bool, generator: Generator | None = None) -> Tensor:
+    """Samples of kiln's seeded NumPy generator (or ``generator``'s; its method
+    ``sample``) in ``dtype``."""
     shape, dtype = _size(size, op), _float_dtype(dtype)
     check_device(device, op)
     native = dtype if dtype in (float32, float64) else float64  # what NumPy draws directly
-    array = getattr(numpy_generator(), sample)(shape, dtype=native).astype(dtype, copy=False)
+    array = getattr(numpy_generator(generator), sample)(shape, dtype=native).astype(
+        dtype, copy=False)
     return _make(op, array, device, requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, device: Any = None,
-          requires_grad: bool = False) -> Tensor:
+def randn(*size: Any, generator: Generator | None = None, dtype: Any = None,
+          device: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from kiln's seeded generator."""
-    return _draw("randn", "standard_normal", size, dtype, device, requires_grad)
+    return _draw("randn", "standard_normal", size, dtype, device, requires_grad, generator)
 
 
-def rand(*size: Any, dtype: Any = None, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
+def rand(*size: Any, generator: Generator | None = None, dtype: Any = None,
+         device: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from kiln's seeded generator."""
-    return _draw("rand", "random", size, dtype, device, requires_grad)
+    return _draw("rand", "random", size, dtype, device, requires_grad, generator)
 
 
 def randn_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: A002
@@ -1151,8 +1686,9 @@ def rand_like(input: Tensor, *, dtype: Any = None, device: Any = None,  # noqa: 
     return _draw("rand_like", "random", shape, dtype, device, requires_grad)
 
 
-def randint(low: Any, high: Any = None, size: Any = None, *, dtype: Any = None,
-            device: Any = None, requires_grad: bool = False) -> Tensor:
+def randint(low: Any, high: Any = None, size: Any = None, *,
+            generator: Generator | None = None, dtype: Any = None, device: Any = None,
+            requires_grad: bool = False) -> Tensor:
     """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
     ``randint(low, high, size)``, as in PyTorch; int64 unless ``dtype`` is given."""
     if size is None and isinstance(high, (tuple, list)):  # the randint(high, size) form
@@ -1166,18 +1702,19 @@ def randint(low: Any, high: Any = None, size: Any = None, *, dtype: Any = None,
         raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
     shape = _size(size, "randint")
     check_device(device, "randint")
-    array = numpy_generator().integers(low, high, shape).astype(
+    array = numpy_generator(generator).integers(low, high, shape).astype(
         int64 if dtype is None else np.dtype(dtype))
     return _make("randint", array, device, requires_grad)
 
 
-def randperm(n: int, *, dtype: Any = None, device: Any = None,
-             requires_grad: bool = False) -> Tensor:
+def randperm(n: int, *, generator: Generator | None = None, dtype: Any = None,
+             device: Any = None, requires_grad: bool = False) -> Tensor:
     """A random permutation of 0 .. n-1 (int64 unless ``dtype`` is given)."""
     if n < 0:
         raise ValueError(f"randperm: n must be non-negative, got {n}")
     check_device(device, "randperm")
-    array = numpy_generator().permutation(n).astype(int64 if dtype is None else np.dtype(dtype))
+    array = numpy_generator(generator).permutation(n).astype(
+        int64 if dtype is None else np.dtype(dtype))
     return _make("randperm", array, device, requires_grad)
 
 
@@ -1188,7 +1725,8 @@ def _number(value: Any) -> Any:
 
 def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None,
            device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Values start, start+step, ... below end; int64 for integer arguments, else float32."""
+    """Values start, start+step, ... below end; int64 for integer arguments, else the
+    default dtype."""
     start, end, step = (_number(v) for v in (start, end, step))
     if end is None:
         start, end = 0, start
@@ -1199,7 +1737,7 @@ def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None,
         raise ValueError(f"arange: {count:.3g} elements from start={start}, end={end}, step={step}")
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-        dtype = int64 if is_int else float32
+        dtype = int64 if is_int else get_default_dtype()
     return _make("arange", np.arange(start, end, step).astype(np.dtype(dtype)), device,
                  requires_grad)
 
@@ -1276,6 +1814,61 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     return Where.apply(cond, input, other)
 
 
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """Einstein summation, as torch.einsum: ``einsum("bij,bjk->bik", a, b)`` (the operands
+    also as one list). Each operand gets one letter per dimension ("..." stands for those
+    not lettered, broadcast across operands); the output keeps the letters after "->"
+    (without one: the letters used once, in alphabetical order, after "..."), and the
+    product of the operands is summed over every other letter. Differentiable in every
+    operand; the result has the operands' shapes and dtype as the letters say."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum: equation must be a string, got {type(equation).__name__}")
+    items = _tensors(operands, "einsum")
+    equation = equation.replace(" ", "")
+    left, arrow, output = equation.partition("->")
+    inputs = left.split(",")
+    if len(inputs) != len(items):
+        raise RuntimeError(f"einsum: {len(inputs)} subscripts in {equation!r} for "
+                           f"{len(items)} operands")
+    letters = set(left.replace(",", "").replace("...", "")) | set(
+        output.replace("...", ""))
+    if not all(c.isascii() and c.isalpha() for c in letters):
+        raise RuntimeError(f"einsum: subscripts must be letters in [a-zA-Z], got {equation!r}")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+             if c not in letters]
+    extras = []  # the number of dimensions each operand's "..." stands for
+    for sub, t in zip(inputs, items):
+        named = len(sub.replace("...", ""))
+        if sub.count("...") > 1 or ("..." not in sub and named != t.ndim) or named > t.ndim:
+            raise RuntimeError(f"einsum: subscripts {sub!r} do not fit an operand of shape "
+                               f"{t.shape}")
+        extras.append(t.ndim - named)
+    rank = max(extras)
+    ellipsis = "".join(spare[:rank])  # right-aligned: an operand's "..." is its tail
+    spelled = [sub.replace("...", ellipsis[rank - k:]) for sub, k in zip(inputs, extras)]
+    if arrow:
+        if len(set(output.replace("...", ""))) != len(output.replace("...", "")):
+            raise RuntimeError(f"einsum: output subscripts repeat a letter in {equation!r}")
+        out = output.replace("...", ellipsis)
+        missing = set(out) - set("".join(spelled))
+        if missing:
+            raise RuntimeError(f"einsum: output letters {sorted(missing)} appear in no "
+                               f"operand of {equation!r}")
+    else:
+        out = ellipsis + "".join(sorted(c for c in letters if left.count(c) == 1))
+    for t in items[1:]:
+        if t.dtype != items[0].dtype:
+            raise RuntimeError(f"einsum: operands must have one dtype, got "
+                               f"{[str(x.dtype) for x in items]}")
+    try:
+        return Einsum.apply(tuple(spelled), out, *items)
+    except ValueError as e:
+        raise RuntimeError(f"einsum: operands of shapes {[x.shape for x in items]} do not fit "
+                           f"{equation!r} ({e})") from None
+
+
 def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """Elementwise maximum of two tensors (broadcast; NaN propagates)."""
     return _tensor_arg(input, "maximum", "input").maximum(other)
@@ -1288,3 +1881,28 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
 
 def is_tensor(obj: Any) -> bool:
     return isinstance(obj, Tensor)
+
+
+# The torch.* functions that are Tensor methods taking the tensor first, as PyTorch has
+# them: ``kiln.topk(x, 3, dim=1)`` is ``x.topk(3, dim=1)``.
+METHOD_TWINS = (
+    "abs", "all", "allclose", "any", "argmax", "argmin", "argsort", "bmm", "ceil", "chunk",
+    "clamp", "clip", "clone", "cumsum", "eq", "equal", "exp", "flatten", "floor", "gather",
+    "ge", "gt", "index_select", "isfinite", "isinf", "isnan", "le", "log", "log_softmax",
+    "logsumexp", "lt", "masked_fill", "max", "mean", "min", "mm", "narrow", "ne", "neg",
+    "negative", "norm", "numel", "permute", "pow", "prod", "relu", "reshape", "round", "scatter",
+    "sigmoid", "sign", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sum",
+    "t", "tanh", "topk", "transpose", "unsqueeze", "var",
+)
+
+
+def _method_twin(name: str) -> Any:
+    def twin(input: Tensor, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+        return getattr(_tensor_arg(input, name, "input"), name)(*args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = name
+    twin.__doc__ = f"``kiln.{name}(input, ...)`` is ``input.{name}(...)``: see Tensor.{name}."
+    return twin
+
+
+twins: dict[str, Any] = {name: _method_twin(name) for name in METHOD_TWINS}

@@ -1,7 +1,13 @@
 """Reverse-mode automatic differentiation on a tape of Functions."""
 
 from kiln.autograd.function import Context, Function, Node
-from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from kiln.autograd.grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from kiln.autograd.gradcheck import gradcheck
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "Node",
     "enable_grad",
     "gradcheck",
+    "inference_mode",
     "is_grad_enabled",
     "no_grad",
     "set_grad_enabled",

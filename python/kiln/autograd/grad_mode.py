@@ -64,12 +64,16 @@ class _GradMode:
     def __exit__(self, *exc: object) -> None:
         _set_enabled(self.prev)
 
+    def _fresh(self) -> Any:
+        """A new context manager doing what this one does (one per decorated call)."""
+        return set_grad_enabled(self.mode)
+
     def __call__(self, fn: _F) -> _F:
-        mode = self.mode
+        fresh = self._fresh
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(mode):
+            with fresh():
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -85,3 +89,25 @@ class enable_grad(_GradMode):
     """Turns recording back on inside a ``no_grad`` block."""
 
     mode = True
+
+
+class inference_mode(_GradMode):
+    """``with kiln.inference_mode():`` (or as a decorator, with or without parentheses):
+    ops inside record nothing, as in ``no_grad``; ``inference_mode(False)`` changes
+    nothing. kiln has no separate inference tensors: results are ordinary tensors."""
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):  # @inference_mode without parentheses
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: Any = True) -> None:
+        self.enabled = bool(mode)
+
+    def __enter__(self) -> None:
+        self.prev = is_grad_enabled()
+        if self.enabled:
+            _set_enabled(False)
+
+    def _fresh(self) -> Any:
+        return inference_mode(self.enabled)

@@ -9,6 +9,10 @@ operand's shape. Unary ops keep their input's shape.
     Extremum                  (a, b, is_max): elementwise maximum or minimum (NaN wins);
                               at ties each operand gets half the gradient, as PyTorch
     Neg, Exp, Log, Sqrt, Abs  (a)
+    Step                      (a, name, decimals): sign (0 at NaN), floor, ceil or round
+                              (to ``decimals`` places, halves to even); the gradient is zero
+                              everywhere, as PyTorch's; integers are their own floor,
+                              ceil and round, bools their own sign
     Clamp                     (a, low, high): either bound may be None, a number or an
                               array (broadcast; the bounds get gradients as PyTorch's)
     Where                     (condition, a, b): condition a bool array
@@ -21,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln._promotion import category, promoted, result_type
+from kiln._promotion import category, get_default_dtype, promoted, result_type
 from kiln.autograd.function import Context, Function
 from kiln.ops._arrays import unbroadcast
 
@@ -119,7 +123,7 @@ class Div(Function):
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         dtype = result_type(a, b)
         if category(dtype) < 2:  # true division of integers gives the default float dtype
-            dtype = np.dtype(np.float32)
+            dtype = get_default_dtype()
         _, (a, b) = promoted(a, b, dtype=dtype)
         ctx.save_for_backward(a, b)
         if b.ndim == 0 and b != 0:  # a nonzero scalar divisor: nothing to warn about (x / 2)
@@ -239,9 +243,10 @@ class Neg(Function):
 
 
 def _floating(xp: Any, a: Any) -> Any:
-    """Integer and bool arrays as float32, the dtype PyTorch's exp, log and sqrt give them
-    (NumPy's would be float64, or float16 for uint8 and bool)."""
-    return a.astype(xp.float32) if a.dtype.kind in "biu" else a
+    """Integer and bool arrays in the default float dtype (float32 unless set), which
+    PyTorch's exp, log and sqrt give them (NumPy's would be float64, or float16 for uint8
+    and bool)."""
+    return a.astype(get_default_dtype()) if a.dtype.kind in "biu" else a
 
 
 class Exp(Function):
@@ -302,6 +307,24 @@ class Abs(Function):
         if sign.dtype.kind == "f":  # PyTorch's abs'(NaN) is 0 (sgn), NumPy's sign(NaN) NaN
             sign = xp.where(xp.isnan(sign), 0, sign).astype(sign.dtype, copy=False)
         return g * sign
+
+
+class Step(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, name: str, decimals: int) -> Any:
+        xp = ctx.backend.xp
+        if a.dtype.kind == "b" or (a.dtype.kind in "iu" and name != "sign"):
+            return a.copy()
+        if name == "round":
+            return xp.round(a, decimals)
+        out = xp.asarray(getattr(xp, name)(a))
+        if name == "sign" and a.dtype.kind == "f":  # PyTorch's sign(NaN) is 0
+            out[xp.isnan(out)] = 0
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        return ctx.backend.xp.zeros_like(g), None, None
 
 
 class Clamp(Function):

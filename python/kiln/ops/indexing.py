@@ -5,11 +5,21 @@
              integer indices accumulate)
     Scatter  (z, index, shape) -> an array of ``shape``, zero but for z's k values at
              the k flat positions ``index``; backward reads the gradient at them
+    Gather   (a, index, dim) -> out of index's shape, out[i][j][k] = a[i][index[i][j][k]][k]
+             (dim 1; PyTorch's gather, index no larger than a but along dim); backward adds
+             the gradient back at the gathered positions (repeats accumulate)
+    ScatterAlong (a, index, src, dim) -> a copy of a with out[i][index[i][j][k]][k] =
+             src[i][j][k] (dim 1; src an array at least index's shape, or a number or
+             0-d array); backward: a's gradient without the overwritten positions, src's
+             gathered
+    ScatterReduce (a, index, src, dim, reduce) -> a copy of a with src added ('add') or
+             multiplied ('multiply') in at those positions; no backward (PyTorch has none)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from kiln.autograd.function import Context, Function
@@ -40,3 +50,81 @@ class Scatter(Function):
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
         return g.reshape(-1)[ctx.index], None, None
+
+
+def along_index(xp: Any, index: Any, dim: int) -> tuple:
+    """The advanced index that reads ``a[i][index[i][j][k]][k]`` (for dim 1): ``index`` at
+    ``dim``, the broadcast positions of index's shape at the other axes."""
+    grid: list[Any] = list(xp.indices(index.shape, sparse=True))
+    grid[dim] = index
+    return tuple(grid)
+
+
+def _leading(shape: Sequence[int]) -> tuple[slice, ...]:
+    """The slices that cut an array down to its first ``shape`` elements in each axis."""
+    return tuple(slice(0, n) for n in shape)
+
+
+class Gather(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, dim: int) -> Any:
+        ctx.shape, ctx.dtype = a.shape, a.dtype
+        ctx.where = along_index(ctx.backend.xp, index, dim)
+        return a[ctx.where]
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        out = xp.zeros(ctx.shape, ctx.dtype)
+        xp.add.at(out, ctx.where, g)
+        return out, None, None
+
+
+def scatter_into(xp: Any, out: Any, index: Any, src: Any, dim: int,
+                 reduce: str | None = None) -> None:
+    """Writes ``src`` (an array at least index's shape, or a number or 0-d array) into
+    ``out`` at the positions ``index`` names along ``dim``: overwriting, or combined by
+    ``reduce`` ('add' or 'multiply': repeated positions accumulate)."""
+    if getattr(src, "ndim", 0):
+        src = src[_leading(index.shape)]
+    where = along_index(xp, index, dim)
+    if reduce is None:
+        out[where] = src
+    else:
+        getattr(xp, reduce).at(out, where, src)
+
+
+class ScatterAlong(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, src: Any, dim: int) -> Any:
+        ctx.index, ctx.dim = index, dim
+        ctx.src = (src.shape, src.dtype) if getattr(src, "ndim", 0) else None
+        out = a.copy()
+        scatter_into(ctx.backend.xp, out, index, src, dim)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        where = along_index(xp, ctx.index, ctx.dim)
+        grad_a = grad_src = None
+        if ctx.needs_input_grad[0]:
+            grad_a = g.copy()
+            grad_a[where] = 0
+        if ctx.src is not None and ctx.needs_input_grad[2]:
+            grad_src = xp.zeros(*ctx.src)
+            grad_src[_leading(ctx.index.shape)] = g[where]
+        return grad_a, None, grad_src, None
+
+
+class ScatterReduce(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, src: Any, dim: int, reduce: str) -> Any:
+        out = a.copy()
+        scatter_into(ctx.backend.xp, out, index, src, dim, reduce)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        raise RuntimeError("scatter: the derivative of scatter with reduce= is not "
+                           "implemented (nor in PyTorch); use scatter without reduce=")
