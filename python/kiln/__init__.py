@@ -4,6 +4,8 @@
 from kiln import (  # noqa: F401
     _openblas,
     autograd,
+    backends,
+    cuda,
     data,
     kernels,
     models,

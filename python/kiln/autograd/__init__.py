@@ -3,11 +3,13 @@
 from kiln.autograd.function import Context, Function, Node
 from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.autograd.gradcheck import gradcheck
+from kiln.autograd.variable import Variable
 
 __all__ = [
     "Context",
     "Function",
     "Node",
+    "Variable",
     "enable_grad",
     "gradcheck",
     "is_grad_enabled",
