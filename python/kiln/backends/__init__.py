@@ -103,4 +103,4 @@ def available() -> tuple[str, ...]:
 register(Backend("cpu", _C, np))
 
 # PyTorch's torch.backends.cudnn flags (accepted; no-ops on the CPU).
-from kiln.backends import cudnn  # noqa: E402
+from kiln.backends import cudnn as cudnn  # noqa: E402
