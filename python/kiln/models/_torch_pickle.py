@@ -184,8 +184,8 @@ def _storage_from_bytes(raw: bytes | memoryview, kind: Any, numel: Any, where: s
     return _Storage(array.astype(dtype.newbyteorder("=")), kind.name == "BFloat16Storage")
 
 
-def _load_zip(path: str) -> Any:
-    with zipfile.ZipFile(path) as archive:
+def _load_zip(file: str | BinaryIO, path: str) -> Any:
+    with zipfile.ZipFile(file) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pickles) != 1:
@@ -339,12 +339,18 @@ def _replace(obj: Any, resolved: dict[int, np.ndarray]) -> Any:
     return obj
 
 
-def load_torch_file(path: str | os.PathLike[str]) -> Any:
+def load_torch_file(file: str | os.PathLike[str] | BinaryIO) -> Any:
     """The object a ``torch.save`` file holds (usually a state dict), with tensors as
     NumPy arrays; raises :class:`UnsafeWeightsError` if the pickle names anything but
-    tensors, ordered dicts and plain values, ValueError if the file is malformed."""
-    path = os.fspath(path)
+    tensors, ordered dicts and plain values, ValueError if the file is malformed.
+    ``file`` is a path or a seekable binary file object (read from its position)."""
+    if hasattr(file, "read"):
+        name, start = str(getattr(file, "name", "<file object>")), file.tell()
+        is_zip = zipfile.is_zipfile(file)
+        file.seek(start)
+        return _load_zip(file, name) if is_zip else _load_legacy(name, file)
+    path = os.fspath(file)
     if zipfile.is_zipfile(path):
-        return _load_zip(path)
+        return _load_zip(path, path)
     with open(path, "rb") as handle:
         return _load_legacy(path, handle)
