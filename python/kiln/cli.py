@@ -28,7 +28,7 @@ import kiln
 from kiln import distributed as dist
 from kiln import nn
 from kiln.checkpoint import load_checkpoint
-from kiln.commands import export, finetune, predict, report, search
+from kiln.commands import export, finetune, predict, report, run, search
 from kiln.commands._shared import (
     _DATA_HELP,
     _OPTIMIZERS,
@@ -274,7 +274,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES = (search, export, report, predict, finetune)
+_COMMAND_MODULES = (search, export, report, predict, finetune, run)
 
 
 class _Parser(argparse.ArgumentParser):
