@@ -5,7 +5,8 @@ default_collate stacks a list of samples along a new first axis, recursing into 
 samples' structure: tensors and NumPy arrays are stacked (their dtype kept), Python
 ints become int64, floats float64 and bools bool tensors, NumPy scalars tensors of their
 dtype; dicts give a dict of batches, tuples a list of batches (namedtuples stay
-namedtuples), lists a list; strings and bytes are kept as a list.
+namedtuples), lists a list; strings and bytes are kept as
+the sequence they came in.
 """
 
 from __future__ import annotations
@@ -73,15 +74,15 @@ def default_collate(batch: Sequence[Any]) -> Any:
         # torch.tensor of ints mixed with floats gives the default float dtype
         return Tensor(array.astype(float32) if array.dtype.kind == "f" else array)
     if isinstance(elem, (str, bytes)):
-        return list(batch)
+        return batch  # as given: a list, or a tuple of one field of tuple samples
     if isinstance(elem, collections.abc.Mapping):
         return _rebuild(elem, [(key, default_collate([d[key] for d in batch])) for key in elem])
     if _is_namedtuple(elem):
-        return type(elem)(*(default_collate(list(field)) for field in zip(*batch)))
+        return type(elem)(*(default_collate(field) for field in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         if any(len(sample) != len(elem) for sample in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        fields = [default_collate(list(field)) for field in zip(*batch)]
+        fields = [default_collate(field) for field in zip(*batch)]
         return fields if isinstance(elem, tuple) else _rebuild(elem, fields)
     raise TypeError(_TYPE_ERROR.format(type(elem)))
 

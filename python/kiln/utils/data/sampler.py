@@ -119,7 +119,8 @@ class SubsetRandomSampler(Sampler[int]):
 class WeightedRandomSampler(Sampler[int]):
     """``num_samples`` indices in [0, len(weights)) drawn with probabilities
     proportional to ``weights`` (1-D, non-negative, not all zero); without
-    replacement each index is drawn at most once (successive weighted draws)."""
+    replacement each index is drawn at most once (successive weighted draws; indices of
+    weight zero come only after all the others, as in PyTorch)."""
 
     def __init__(self, weights: Sequence[float] | Tensor | np.ndarray, num_samples: int,
                  replacement: bool = True, generator: Any = None) -> None:
@@ -151,11 +152,10 @@ class WeightedRandomSampler(Sampler[int]):
         if self.replacement:
             cdf = np.cumsum(weights)
             return iter(np.searchsorted(cdf / cdf[-1], u, side="right").tolist())
-        if self.num_samples > np.count_nonzero(weights):
+        if self.num_samples > len(weights):
             raise RuntimeError(f"WeightedRandomSampler: cannot sample {self.num_samples} "
-                               f"indices without replacement from {np.count_nonzero(weights)} "
-                               "non-zero weights")
-        with np.errstate(divide="ignore"):  # zero weights get key -inf: never drawn
+                               f"indices without replacement from {len(weights)} weights")
+        with np.errstate(divide="ignore"):  # zero weights get key -inf: drawn last
             keys = np.log(u) / weights  # Efraimidis-Spirakis: the largest keys win
         return iter(np.argsort(-keys, kind="stable")[:self.num_samples].tolist())
 
