@@ -17,9 +17,10 @@ that answers ``import torch...`` and ``import torchvision...`` with kiln's modul
 
 Anything else under torch or torchvision fails where it is used, never by falling
 back to the real PyTorch (even when it is installed): importing an unmapped module
-raises ModuleNotFoundError, and reading a name kiln lacks from a mapped module raises
-AttributeError, both "kiln does not support torch.X.Y yet". The mapped modules are
-aliases: ``torch.nn.Conv2d is kiln.nn.Conv2d``.
+(or ``from torch.nn import X`` of a name kiln lacks) raises ImportError, and reading
+a name kiln lacks from a mapped module raises AttributeError, both "kiln does not
+support torch.X.Y yet". The mapped modules are aliases: ``torch.nn.Conv2d is
+kiln.nn.Conv2d``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,15 @@ class _Alias(types.ModuleType):
             raise AttributeError(_unsupported(full))
         return getattr(target, attr)
 
+    def __setattr__(self, attr: str, value: Any) -> None:
+        # `torch.backends.cudnn.benchmark = True` sets kiln's flag; the import system's
+        # own entries (dunders, the aliases of submodules) stay on the alias.
+        target = self.__dict__.get("_kiln_target")
+        if target is None or attr.startswith("__") or f"{self.__name__}.{attr}" in MODULES:
+            super().__setattr__(attr, value)
+        else:
+            setattr(target, attr, value)
+
     def _allowed(self, target: types.ModuleType, attr: str) -> bool:
         value = getattr(target, attr, _MISSING)
         if isinstance(value, types.ModuleType):  # only the mapped submodules
@@ -125,7 +135,9 @@ class _Finder(importlib.abc.MetaPathFinder):
         if fullname.partition(".")[0] not in _ROOTS:
             return None
         if fullname not in MODULES:
-            raise ModuleNotFoundError(_unsupported(fullname), name=fullname)
+            # ImportError, not ModuleNotFoundError: `from torch.nn import X` would turn the
+            # latter into Python's generic "cannot import name" and lose the torch name.
+            raise ImportError(_unsupported(fullname), name=fullname)
         spec = importlib.machinery.ModuleSpec(fullname, _Loader(), is_package=True)
         spec.submodule_search_locations = []
         return spec
