@@ -28,7 +28,7 @@ import numpy as np
 
 from kiln import _safetensors
 from kiln._device import check_device, device
-from kiln.models._torch_pickle import load_torch_file
+from kiln.models._torch_pickle import load_torch_file, map_leaves
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
@@ -160,20 +160,6 @@ class _Decoder:
         raise ValueError(f"kiln.load: {self._source} holds an unknown entry {kind!r}")
 
 
-def _tensors_of(obj: Any, place: Callable[[Tensor], Tensor]) -> Any:
-    """A torch.save object with its arrays as (placed) kiln Tensors."""
-    if isinstance(obj, np.ndarray):
-        return place(Tensor(obj))
-    if isinstance(obj, dict):
-        out = OrderedDict() if isinstance(obj, OrderedDict) else {}
-        for key, value in obj.items():
-            out[key] = _tensors_of(value, place)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_tensors_of(v, place) for v in obj)
-    return obj
-
-
 def _is_safetensors(content: bytes) -> bool:
     size = int.from_bytes(content[:8], "little") if len(content) >= 8 else 0
     return 2 <= size <= len(content) - 8 and content[8:9] == b"{"
@@ -222,4 +208,4 @@ def load(f: FileLike, map_location: Any = None, pickle_module: Any = None, *,
         return _Decoder(arrays, place, source).decode(document.get("object"))
     handle = io.BytesIO(content)
     handle.name = source  # type: ignore[attr-defined]
-    return _tensors_of(load_torch_file(handle), place)
+    return map_leaves(load_torch_file(handle), np.ndarray, lambda a: place(Tensor(a)))

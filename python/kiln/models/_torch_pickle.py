@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["UnsafeWeightsError", "load_torch_file"]
+__all__ = ["UnsafeWeightsError", "load_torch_file", "map_leaves"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -296,7 +296,7 @@ def _load_legacy(path: str, handle: BinaryIO) -> Any:
             raise ValueError(f"load_torch_file: {path}: storage {pending.key} was never "
                              "written")
         resolved[id(marker)] = _tensor(storages[pending.key], *args[:3], path)
-    return _replace(obj, resolved)
+    return map_leaves(obj, _Tensor, lambda marker: resolved[id(marker)])
 
 
 class _Pending:
@@ -326,16 +326,18 @@ def _remaining(handle: BinaryIO) -> int:
     return end - here
 
 
-def _replace(obj: Any, resolved: dict[int, np.ndarray]) -> Any:
-    if isinstance(obj, _Tensor):
-        return resolved[id(obj)]
+def map_leaves(obj: Any, kind: type, fn: Any) -> Any:
+    """``obj`` (dicts, ordered dicts, lists and tuples of plain values) with every
+    instance of ``kind`` in it replaced by ``fn(instance)``, containers copied."""
+    if isinstance(obj, kind):
+        return fn(obj)
     if isinstance(obj, dict):
         out = type(obj)() if type(obj) in (dict, OrderedDict) else {}
         for key, value in obj.items():
-            out[key] = _replace(value, resolved)
+            out[key] = map_leaves(value, kind, fn)
         return out
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_replace(v, resolved) for v in obj)
+        return type(obj)(map_leaves(v, kind, fn) for v in obj)
     return obj
 
 
