@@ -5,6 +5,7 @@ writes are atomic."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
 import os
@@ -38,6 +39,8 @@ def same(a, b) -> None:
         assert len(a) == len(b)
         for x, y in zip(a, b):
             same(x, y)
+    elif isinstance(a, argparse.Namespace):
+        same(vars(a), vars(b))
     elif isinstance(a, float) and math.isnan(a):
         assert math.isnan(b)
     else:
@@ -68,6 +71,7 @@ def checkpoint(model, optimizer):
         "scalar": kiln.tensor(3.5), "empty": kiln.zeros(0, 3),
         "view": kiln.from_numpy(np.arange(12.0).reshape(3, 4)).t(),
         "ordered": OrderedDict([("z", 1), ("a", 2)]), "device": kiln.device("cpu"),
+        "args": argparse.Namespace(lr=0.1, layers=[2, 2], name="r18"),
     }
 
 

@@ -1,7 +1,8 @@
 """``kiln.save`` / ``kiln.load``: torch.save's checkpoints, without pickle.
 
 ``save`` stores nested dicts (OrderedDicts stay ordered dicts), lists and tuples of
-tensors, NumPy arrays and scalars, and plain values (int, float, bool, str, None) --
+tensors, NumPy arrays and scalars, and plain values (int, float, bool, str, None;
+also kiln.device and a program's argparse.Namespace) --
 a checkpoint ``{'model': model.state_dict(), 'optimizer': opt.state_dict(), 'epoch':
 7, 'best_acc': 91.2}`` -- as one safetensors file: the arrays are its tensors, the
 structure is JSON in its metadata (key ``kiln.save``), so loading runs no code and
@@ -16,6 +17,7 @@ containers and plain values before it is looked up, so nothing in a file is run.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -74,6 +76,9 @@ class _Encoder:
             return {"ndarray": self._store(obj, obj)}
         if isinstance(obj, device):
             return {"device": str(obj)}
+        if isinstance(obj, argparse.Namespace):  # a program's args, often saved with it
+            return {"namespace": [[k, self.encode(v, f"{where}.{k}")]
+                                  for k, v in vars(obj).items()]}
         if isinstance(obj, dict):
             kind = "odict" if isinstance(obj, OrderedDict) else "dict"
             return {kind: [[self.encode(k, f"{where} key"), self.encode(v, f"{where}[{k!r}]")]
@@ -151,6 +156,8 @@ class _Decoder:
             return self._array(value)[()]
         if kind == "device":
             return device(value)
+        if kind == "namespace":
+            return argparse.Namespace(**{str(k): self.decode(v) for k, v in value})
         if kind in ("dict", "odict"):
             items = [(self.decode(k), self.decode(v)) for k, v in value]
             return OrderedDict(items) if kind == "odict" else dict(items)
