@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln.data.dataset import IterableDataset, Subset, gather_batch, uniform
+from kiln.data.dataset import IterableDataset, Subset, TensorDataset, gather_batch, uniform
 from kiln.data.loader import BatchIterator
 from kiln.tensor import Tensor
 from kiln.utils.data.collate import default_collate, default_convert
@@ -57,17 +57,19 @@ def get_worker_info() -> WorkerInfo | None:
 
 
 def _gathers_batches(dataset: Any) -> bool:
-    """Whether ``dataset`` (through Subsets) gathers batches with ``get_batch`` that
-    give what its ``__getitem__`` would: no subclass below ``get_batch`` redefines it."""
+    """Whether ``dataset`` (through Subsets) is one of kiln's TensorDatasets whose
+    ``get_batch`` gives what its ``__getitem__`` would: no subclass below the one that
+    defines ``get_batch`` redefines ``__getitem__``."""
     while isinstance(dataset, Subset):
         if type(dataset).__getitem__ is not Subset.__getitem__:
             return False
         dataset = dataset.dataset
+    if not isinstance(dataset, TensorDataset):  # kiln's own datasets only
+        return False
     mro = type(dataset).__mro__
-    batch_owner = next((c for c in mro if "get_batch" in vars(c)), None)
-    item_owner = next((c for c in mro if "__getitem__" in vars(c)), None)
-    return batch_owner is not None and item_owner is not None and issubclass(batch_owner,
-                                                                             item_owner)
+    batch_owner = next(c for c in mro if "get_batch" in vars(c))
+    item_owner = next(c for c in mro if "__getitem__" in vars(c))
+    return issubclass(batch_owner, item_owner)
 
 
 class _MapEpoch:
