@@ -15,6 +15,7 @@ from kiln import (  # noqa: F401
     recipe,
     train,
     utils,
+    visualize,
 )
 from kiln._C import get_num_threads, set_num_threads
 from kiln._device import device

@@ -19,12 +19,18 @@ Initialisation as torchvision: convolutions Kaiming-normal (fan_out, ReLU gain),
 gamma 1 and beta 0, the linear layer PyTorch's default. ``zero_init_residual`` zeroes
 each block's BN2 gamma, so the residual branch outputs 0 and every block starts as
 the identity (Goyal et al. 2017).
+
+``drop_path_rate`` turns on stochastic depth (Huang et al. 2016): in training, block l
+of the L blocks drops its residual branch for each sample with probability
+drop_path_rate * l / L (linear in depth, so the last block drops at drop_path_rate), the
+kept branches scaled by 1/(1 - p) (torchvision's StochasticDepth, mode 'row'); in eval
+every block is whole.
 """
 
 from __future__ import annotations
 
 from kiln import nn
-from kiln._checks import int_arg
+from kiln._checks import int_arg, probability
 from kiln.nn import functional as F
 from kiln.tensor import Tensor
 
@@ -32,7 +38,8 @@ from kiln.tensor import Tensor
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers with a shortcut: (N, inplanes, H, W) -> (N, planes, H/s, W/s)."""
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 drop_path: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -42,10 +49,13 @@ class BasicBlock(nn.Module):
         if stride != 1 or inplanes != planes:
             self.downsample = nn.Sequential(
                 nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+        self.drop_path = nn.StochasticDepth(drop_path, "row") if drop_path != 0 else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        if self.drop_path is not None:
+            out = self.drop_path(out)
         shortcut = x if self.downsample is None else self.downsample(x)
         return F.relu(out + shortcut)
 
@@ -54,16 +64,20 @@ class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 inputs; any size >= 4x4 works thanks to global pooling."""
 
     def __init__(self, blocks_per_stage: int, num_classes: int = 10, in_channels: int = 3,
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         op = f"resnet{6 * blocks_per_stage + 2}"
         int_arg(op, "num_classes", num_classes, 1)
         int_arg(op, "in_channels", in_channels, 1)
+        drop_path_rate = probability(op, drop_path_rate, "drop_path_rate")
+        total = 3 * blocks_per_stage
+        rates = [drop_path_rate * block / total for block in range(1, total + 1)]
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = self._stage(16, 16, blocks_per_stage, 1)
-        self.layer2 = self._stage(16, 32, blocks_per_stage, 2)
-        self.layer3 = self._stage(32, 64, blocks_per_stage, 2)
+        n = blocks_per_stage
+        self.layer1 = self._stage(16, 16, rates[:n], 1)
+        self.layer2 = self._stage(16, 32, rates[n:2 * n], 2)
+        self.layer3 = self._stage(32, 64, rates[2 * n:], 2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
         for module in self.modules():
@@ -75,9 +89,10 @@ class CifarResNet(nn.Module):
                     nn.init.zeros_(module.bn2.weight)
 
     @staticmethod
-    def _stage(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = [BasicBlock(inplanes, planes, stride)]
-        layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+    def _stage(inplanes: int, planes: int, rates: list[float], stride: int) -> nn.Sequential:
+        """One stage: a block per drop-path rate, the first one with ``stride``."""
+        layers = [BasicBlock(inplanes, planes, stride, rates[0])]
+        layers += [BasicBlock(planes, planes, drop_path=rate) for rate in rates[1:]]
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -87,18 +102,18 @@ class CifarResNet(nn.Module):
 
 
 def resnet20(num_classes: int = 10, in_channels: int = 3,
-             zero_init_residual: bool = False) -> CifarResNet:
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> CifarResNet:
     """ResNet-20 (3 blocks per stage): (N, in_channels, 32, 32) -> (N, num_classes)."""
-    return CifarResNet(3, num_classes, in_channels, zero_init_residual)
+    return CifarResNet(3, num_classes, in_channels, zero_init_residual, drop_path_rate)
 
 
 def resnet32(num_classes: int = 10, in_channels: int = 3,
-             zero_init_residual: bool = False) -> CifarResNet:
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> CifarResNet:
     """ResNet-32 (5 blocks per stage): (N, in_channels, 32, 32) -> (N, num_classes)."""
-    return CifarResNet(5, num_classes, in_channels, zero_init_residual)
+    return CifarResNet(5, num_classes, in_channels, zero_init_residual, drop_path_rate)
 
 
 def resnet56(num_classes: int = 10, in_channels: int = 3,
-             zero_init_residual: bool = False) -> CifarResNet:
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> CifarResNet:
     """ResNet-56 (9 blocks per stage): (N, in_channels, 32, 32) -> (N, num_classes)."""
-    return CifarResNet(9, num_classes, in_channels, zero_init_residual)
+    return CifarResNet(9, num_classes, in_channels, zero_init_residual, drop_path_rate)

@@ -12,10 +12,12 @@ from kiln.nn.modules import (
     flatten,
     linear,
     loss,
+    maxout,
     module,
     norm,
     parallel,
     pool,
+    stochastic,
     sync_batchnorm,
 )
 from kiln.nn.modules.activation import *  # noqa: F403
@@ -25,13 +27,16 @@ from kiln.nn.modules.dropout import *  # noqa: F403
 from kiln.nn.modules.flatten import *  # noqa: F403
 from kiln.nn.modules.linear import *  # noqa: F403
 from kiln.nn.modules.loss import *  # noqa: F403
+from kiln.nn.modules.maxout import *  # noqa: F403
 from kiln.nn.modules.module import *  # noqa: F403
 from kiln.nn.modules.norm import *  # noqa: F403
 from kiln.nn.modules.parallel import *  # noqa: F403
 from kiln.nn.modules.pool import *  # noqa: F403
+from kiln.nn.modules.stochastic import *  # noqa: F403
 from kiln.nn.modules.sync_batchnorm import *  # noqa: F403
 
 __all__ = sorted(name for family in (activation, container, conv, dropout, flatten,
-                                       linear, loss, module, norm, parallel, pool,
+                                       linear, loss, maxout, module, norm, parallel, pool,
+                                       stochastic,
                                        sync_batchnorm)
                  for name in family.__all__)
