@@ -4,6 +4,8 @@
 from kiln import (  # noqa: F401
     _openblas,
     autograd,
+    backends,
+    cuda,
     data,
     kernels,
     models,
@@ -12,6 +14,7 @@ from kiln import (  # noqa: F401
     optim,
     recipe,
     train,
+    utils,
     visualize,
 )
 from kiln._C import get_num_threads, set_num_threads
@@ -28,6 +31,7 @@ from kiln.autograd import (
 from kiln.checkpoint import load_state, save_state
 from kiln.nn.functional import matmul
 from kiln.random import Generator, get_rng_state, initial_seed, manual_seed, set_rng_state
+from kiln.serialization import load, save
 from kiln.tensor import (
     Tensor,
     arange,
@@ -78,15 +82,17 @@ globals().update(legacy_types)  # kiln.FloatTensor, kiln.LongTensor, ...
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "arange", "autograd", "bool_", "cat", "data", "device", "double", "einsum", "empty",
+    "Tensor", "arange", "autograd", "backends", "bool_", "cat", "cuda", "data", "device",
+    "double", "einsum", "empty",
     "empty_like", "enable_grad", "float", "float16", "float32", "float64", "from_dlpack",
     "from_numpy", "full", "full_like", "get_num_threads",
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
-    "linspace", "load_state", "long", "manual_seed", "matmul", "maximum", "minimum", "models",
+    "linspace", "load", "load_state", "long", "manual_seed", "matmul", "maximum", "minimum",
+    "models",
     "nn", "no_grad", "ones",
     "ones_like", "optim", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
-    "recipe", "save_state",
+    "recipe", "save", "save_state",
     "set_grad_enabled", "set_num_threads", "set_rng_state", "stack", "tensor", "train", "uint8",
-    "where", "zeros", "zeros_like", "Generator", "get_default_dtype", "half", "inference_mode",
-    "set_default_dtype", *twins, *legacy_types,
+    "utils", "where", "zeros", "zeros_like", "Generator", "get_default_dtype", "half",
+    "inference_mode", "set_default_dtype", *twins, *legacy_types,
 ]

@@ -39,41 +39,62 @@ _STORABLE = {np.dtype(spec).newbyteorder("=") for spec in _CODES.values()}
 _DTYPES = {code: np.dtype(spec) for code, spec in {**_CODES, "BF16": "<u2"}.items()}
 
 
-def write(arrays: Mapping[str, Any], path: str | os.PathLike[str],
-          metadata: Mapping[str, str] | None = None) -> None:
-    """Writes ``{name: numpy.ndarray}`` to ``path``, atomically, with the optional
-    ``{str: str}`` ``metadata`` in the header. Errors are worded for ``save_state``
-    (whose tensors arrive here as arrays)."""
+def _checked(arrays: Mapping[str, Any], metadata: Mapping[str, str] | None,
+             op: str) -> dict[str, np.ndarray]:
+    """The arrays, C-contiguous, after checking names, types, dtypes and metadata."""
     if metadata is not None and (not isinstance(metadata, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
-        raise TypeError("save_state: metadata must be a dict of str to str")
+        raise TypeError(f"{op}: metadata must be a dict of str to str")
     checked = {}
     for name, array in arrays.items():
         if not isinstance(name, str) or name == "__metadata__" or not name:
-            raise ValueError(f"save_state: invalid tensor name {name!r}")
+            raise ValueError(f"{op}: invalid tensor name {name!r}")
         if not isinstance(array, np.ndarray):
-            raise TypeError(f"save_state: tensor {name!r} must be a kiln.Tensor or "
+            raise TypeError(f"{op}: tensor {name!r} must be a kiln.Tensor or "
                             f"numpy.ndarray, got {type(array).__name__}")
         if array.dtype.newbyteorder("=") not in _STORABLE:
-            raise TypeError(f"save_state: tensor {name!r} has dtype {array.dtype}, which "
+            raise TypeError(f"{op}: tensor {name!r} has dtype {array.dtype}, which "
                             f"safetensors cannot store (supported: {', '.join(_CODES)})")
         checked[name] = np.asarray(array, order="C")  # keeps 0-d shapes
+    return checked
+
+
+def write(arrays: Mapping[str, Any], path: str | os.PathLike[str],
+          metadata: Mapping[str, str] | None = None, op: str = "save_state") -> None:
+    """Writes ``{name: numpy.ndarray}`` to ``path``, atomically, with the optional
+    ``{str: str}`` ``metadata`` in the header. Errors name ``op`` (the caller, e.g.
+    ``save_state``, whose tensors arrive here as arrays)."""
+    checked = _checked(arrays, metadata, op)
     with atomic_path(path) as temp:
         safetensors.numpy.save_file(checked, temp,
                                     metadata=None if metadata is None else dict(metadata))
 
 
-def read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def serialize(arrays: Mapping[str, Any], metadata: Mapping[str, str] | None = None,
+              op: str = "save_state") -> bytes:
+    """The bytes ``write`` would put in a file (for writing to a file object)."""
+    checked = _checked(arrays, metadata, op)
+    return safetensors.numpy.save(checked, metadata=None if metadata is None else dict(metadata))
+
+
+def read(path: str | os.PathLike[str],
+         op: str = "load_state") -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The arrays (writable, in file order) and metadata of a safetensors file."""
     path = Path(path)
     try:
         content = path.read_bytes()
     except OSError as error:
-        raise ValueError(f"load_state: cannot read {path}: {error.strerror or error}") from None
+        raise ValueError(f"{op}: cannot read {path}: {error.strerror or error}") from None
+    return parse(content, str(path), op)
+
+
+def parse(content: bytes, source: str,
+          op: str = "load_state") -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``read`` on the bytes of a file; ``source`` names it in errors."""
     try:
         entries = dict(safetensors.deserialize(content))
     except (safetensors.SafetensorError, ValueError, TypeError, OverflowError) as error:
-        raise ValueError(f"load_state: {path} is not a valid safetensors file: "
+        raise ValueError(f"{op}: {source} is not a valid safetensors file: "
                          f"{' '.join(str(error).split())}") from None
     # The library has validated the header (bounded size and depth, strings-only
     # metadata), so reading it again here is safe; it gives the metadata and file order.
@@ -84,7 +105,7 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str,
         entry = entries[name]
         dtype = _DTYPES.get(entry["dtype"])
         if dtype is None:
-            raise ValueError(f"load_state: {path}: tensor {name!r} has dtype {entry['dtype']!r}, "
+            raise ValueError(f"{op}: {source}: tensor {name!r} has dtype {entry['dtype']!r}, "
                              f"which kiln cannot read (it reads {', '.join(_DTYPES)})")
         array = np.frombuffer(entry["data"], dtype=dtype).reshape(entry["shape"])
         array = array.astype(dtype.newbyteorder("="), copy=False)

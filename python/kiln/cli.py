@@ -27,7 +27,7 @@ import numpy as np
 import kiln
 from kiln import distributed as dist
 from kiln import nn
-from kiln.commands import export, finetune, predict, report, search, visualize
+from kiln.commands import export, finetune, predict, report, run, search, visualize
 from kiln.commands._shared import (
     _DATA_HELP,
     _OPTIMIZERS,
@@ -273,7 +273,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES = (search, export, report, predict, finetune, visualize)
+_COMMAND_MODULES = (search, export, report, predict, finetune, visualize, run)
 
 
 class _Parser(argparse.ArgumentParser):

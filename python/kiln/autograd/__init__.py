@@ -9,11 +9,13 @@ from kiln.autograd.grad_mode import (
     set_grad_enabled,
 )
 from kiln.autograd.gradcheck import gradcheck
+from kiln.autograd.variable import Variable
 
 __all__ = [
     "Context",
     "Function",
     "Node",
+    "Variable",
     "enable_grad",
     "gradcheck",
     "inference_mode",

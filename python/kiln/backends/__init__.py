@@ -101,3 +101,6 @@ def available() -> tuple[str, ...]:
 
 # The CPU backend is always there: kiln's C++ kernels and NumPy.
 register(Backend("cpu", _C, np))
+
+# PyTorch's torch.backends.cudnn flags (accepted; no-ops on the CPU).
+from kiln.backends import cudnn as cudnn  # noqa: E402

@@ -13,19 +13,20 @@ from kiln's global generator, so ``kiln.manual_seed`` makes them reproducible.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from kiln._checks import int_arg
 from kiln.random import numpy_generator
-from kiln.tensor import Tensor
+from kiln.tensor import Tensor, float64, rand
 
 __all__ = [
-    "Dataset", "Subset", "TensorDataset", "gather_batch", "kfold", "random_split",
-    "stratified_split",
+    "ConcatDataset", "Dataset", "IterableDataset", "Subset", "TensorDataset", "gather_batch",
+    "kfold", "random_split", "stratified_split", "uniform",
 ]
 
 
@@ -36,6 +37,17 @@ def make_rng(seed: int | None, op: str) -> np.random.Generator:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"{op}: seed must be an int or None, got {type(seed).__name__}")
     return np.random.default_rng(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def uniform(n: int, generator: Any = None) -> np.ndarray:
+    """``n`` float64 draws in [0, 1) from ``generator``: None (kiln's global stream, so
+    ``kiln.manual_seed`` fixes them), a ``numpy.random.Generator``, or a generator that
+    kiln's ``rand`` accepts (``kiln.Generator``). Samplers and splits draw through here."""
+    if generator is None:
+        return numpy_generator().random(n)
+    if isinstance(generator, np.random.Generator):
+        return generator.random(n)
+    return rand(n, dtype=float64, generator=generator).numpy()
 
 
 def as_labels(labels: Any, n: int | None, op: str) -> np.ndarray:
@@ -61,13 +73,67 @@ def numeric_array(op: str, images: Any, kinds: str = "uif") -> np.ndarray:
 
 
 class Dataset:
-    """Base class: subclasses define ``__len__`` and ``__getitem__``."""
+    """Base class: subclasses define ``__len__`` and ``__getitem__``; ``a + b`` is their
+    ConcatDataset (as in PyTorch)."""
 
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} does not define __len__")
 
     def __getitem__(self, index: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define __getitem__")
+
+    def __add__(self, other: Any) -> ConcatDataset:
+        return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """Base class of datasets that are streams: subclasses define ``__iter__`` (and
+    ``__len__`` if they know it). A DataLoader iterates them instead of indexing."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__} does not define __iter__")
+
+    def __len__(self) -> int:  # as if undefined: a stream's length is optional
+        raise TypeError(f"object of type '{type(self).__name__}' has no len()")
+
+    def __getitem__(self, index: int) -> Any:
+        raise TypeError(f"{type(self).__name__} is an IterableDataset: iterate it, do not "
+                        "index it")
+
+    def __add__(self, other: Any) -> ConcatDataset:
+        raise TypeError("ConcatDataset does not support IterableDataset")
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after the other (PyTorch's ConcatDataset).
+
+    ``cumulative_sizes[k]`` is the number of samples in ``datasets[:k + 1]``.
+    """
+
+    def __init__(self, datasets: Iterable[Any]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        for dataset in self.datasets:
+            if isinstance(dataset, IterableDataset):
+                raise TypeError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("ConcatDataset: absolute value of index should not exceed "
+                                 f"dataset length {len(self)}, got {index}")
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        if which == len(self.datasets):
+            raise IndexError(f"ConcatDataset: index {index} out of range for {len(self)} "
+                             "samples")
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
 
 
 def _field(value: Any, position: int) -> np.ndarray:
@@ -205,7 +271,7 @@ def _split_lengths(lengths: Sequence[float], n: int, op: str) -> list[int]:
 
 
 def random_split(
-    dataset: Any, lengths: Sequence[float], seed: int | None = None
+    dataset: Any, lengths: Sequence[float], seed: int | None = None, *, generator: Any = None
 ) -> list[Subset]:
     """Splits ``dataset`` into non-overlapping random Subsets.
 
@@ -213,10 +279,17 @@ def random_split(
         lengths: sizes summing to len(dataset), or fractions summing to 1 (rounded down,
             the remainder dealt one by one from the first split on, as PyTorch does).
         seed: makes the split reproducible; None draws from kiln's global generator.
+        generator: PyTorch's way to fix the split: a ``kiln.Generator`` or a
+            ``numpy.random.Generator`` (not together with ``seed``).
     """
     n = len(dataset)
     counts = _split_lengths(lengths, n, "random_split")
-    order = make_rng(seed, "random_split").permutation(n)
+    if generator is not None and seed is not None:
+        raise ValueError("random_split: pass seed or generator, not both")
+    if generator is None:
+        order = make_rng(seed, "random_split").permutation(n)
+    else:
+        order = np.argsort(uniform(n, generator), kind="stable")
     bounds = np.cumsum([0, *counts])
     return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 

@@ -115,23 +115,36 @@ class _Epoch:
 class _Workers:
     """Threads that build batches 0..n-1 into a bounded, ordered hand-over buffer."""
 
-    def __init__(self, epoch: _Epoch, num_workers: int, prefetch: int) -> None:
-        self._epoch = epoch
+    def __init__(self, epoch: Any, num_workers: int, prefetch: int,
+                 setup: Callable[[int], None] | None = None, timeout: float = 0) -> None:
+        self._epoch = epoch  # anything with .length and .batch(index)
         self._capacity = num_workers * prefetch
+        self._setup = setup  # called first in worker k's thread with k
+        self._timeout = timeout  # seconds take() waits for one batch; 0: no limit
         self._cond = threading.Condition()
         self._claimed = 0  # next batch index a worker will build
         self._handed = 0  # next batch index the consumer will take
         self._done: dict[int, tuple[bool, Any]] = {}
+        self._failed: BaseException | None = None  # a setup that raised
         self._closed = False
         self._threads = [
-            threading.Thread(target=self._work, name=f"kiln-loader-{k}", daemon=True)
+            threading.Thread(target=self._work, args=(k,), name=f"kiln-loader-{k}",
+                             daemon=True)
             for k in range(num_workers)
         ]
         for thread in self._threads:
             thread.start()
 
-    def _work(self) -> None:
+    def _work(self, worker: int) -> None:
         cond, n = self._cond, self._epoch.length
+        if self._setup is not None:
+            try:
+                self._setup(worker)
+            except BaseException as exc:  # raised to the consumer by take()
+                with cond:
+                    self._failed = self._failed or exc
+                    cond.notify_all()
+                return
         while True:
             with cond:
                 while (not self._closed and self._claimed < n
@@ -153,7 +166,11 @@ class _Workers:
     def take(self) -> Batch:
         with self._cond:
             while self._handed not in self._done:
-                self._cond.wait()
+                if self._failed is not None:
+                    raise self._failed
+                if not self._cond.wait(self._timeout or None):
+                    raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds "
+                                       f"waiting for batch {self._handed}")
             ok, value = self._done.pop(self._handed)
             self._handed += 1
             self._cond.notify_all()
@@ -175,15 +192,20 @@ class _Workers:
                 thread.join()
 
 
-class _LoaderIterator:
-    def __init__(self, epoch: _Epoch, num_workers: int, prefetch: int) -> None:
+class BatchIterator:
+    """Hands over batches 0..epoch.length-1 of ``epoch`` (anything with ``.length`` and
+    ``.batch(index)``), built on demand or by ``num_workers`` threads (``setup`` and
+    ``timeout`` as in _Workers). Shared by kiln.data's and kiln.utils.data's loaders."""
+
+    def __init__(self, epoch: Any, num_workers: int, prefetch: int,
+                 setup: Callable[[int], None] | None = None, timeout: float = 0) -> None:
         self._workers: _Workers | None = None  # set first: __del__ runs even if _Workers fails
         self._epoch = epoch
         self._next = 0
         if num_workers:
-            self._workers = _Workers(epoch, num_workers, prefetch)
+            self._workers = _Workers(epoch, num_workers, prefetch, setup, timeout)
 
-    def __iter__(self) -> _LoaderIterator:
+    def __iter__(self) -> BatchIterator:
         return self
 
     def __len__(self) -> int:
@@ -291,7 +313,7 @@ class DataLoader:
         self.seed = None if seed is None else int(seed) & 0xFFFF_FFFF_FFFF_FFFF
         self._transform_kind = (False, False) if transform is None else _transform_kind(transform)
         self._epoch = 0
-        self._live: weakref.ref[_LoaderIterator] | None = None
+        self._live: weakref.ref[BatchIterator] | None = None
 
     def __len__(self) -> int:
         n = len(self.dataset) if self.sampler is None else len(self.sampler)
@@ -321,6 +343,6 @@ class DataLoader:
             base = self.seed
         epoch = _Epoch(self, base, self._epoch)
         self._epoch += 1
-        iterator = _LoaderIterator(epoch, self.num_workers, self.prefetch)
+        iterator = BatchIterator(epoch, self.num_workers, self.prefetch)
         self._live = weakref.ref(iterator)
         return iterator

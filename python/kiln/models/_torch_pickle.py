@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["UnsafeWeightsError", "load_torch_file"]
+__all__ = ["UnsafeWeightsError", "load_torch_file", "map_leaves"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -184,8 +184,8 @@ def _storage_from_bytes(raw: bytes | memoryview, kind: Any, numel: Any, where: s
     return _Storage(array.astype(dtype.newbyteorder("=")), kind.name == "BFloat16Storage")
 
 
-def _load_zip(path: str) -> Any:
-    with zipfile.ZipFile(path) as archive:
+def _load_zip(file: str | BinaryIO, path: str) -> Any:
+    with zipfile.ZipFile(file) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pickles) != 1:
@@ -296,7 +296,7 @@ def _load_legacy(path: str, handle: BinaryIO) -> Any:
             raise ValueError(f"load_torch_file: {path}: storage {pending.key} was never "
                              "written")
         resolved[id(marker)] = _tensor(storages[pending.key], *args[:3], path)
-    return _replace(obj, resolved)
+    return map_leaves(obj, _Tensor, lambda marker: resolved[id(marker)])
 
 
 class _Pending:
@@ -326,25 +326,33 @@ def _remaining(handle: BinaryIO) -> int:
     return end - here
 
 
-def _replace(obj: Any, resolved: dict[int, np.ndarray]) -> Any:
-    if isinstance(obj, _Tensor):
-        return resolved[id(obj)]
+def map_leaves(obj: Any, kind: type, fn: Any) -> Any:
+    """``obj`` (dicts, ordered dicts, lists and tuples of plain values) with every
+    instance of ``kind`` in it replaced by ``fn(instance)``, containers copied."""
+    if isinstance(obj, kind):
+        return fn(obj)
     if isinstance(obj, dict):
         out = type(obj)() if type(obj) in (dict, OrderedDict) else {}
         for key, value in obj.items():
-            out[key] = _replace(value, resolved)
+            out[key] = map_leaves(value, kind, fn)
         return out
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_replace(v, resolved) for v in obj)
+        return type(obj)(map_leaves(v, kind, fn) for v in obj)
     return obj
 
 
-def load_torch_file(path: str | os.PathLike[str]) -> Any:
+def load_torch_file(file: str | os.PathLike[str] | BinaryIO) -> Any:
     """The object a ``torch.save`` file holds (usually a state dict), with tensors as
     NumPy arrays; raises :class:`UnsafeWeightsError` if the pickle names anything but
-    tensors, ordered dicts and plain values, ValueError if the file is malformed."""
-    path = os.fspath(path)
+    tensors, ordered dicts and plain values, ValueError if the file is malformed.
+    ``file`` is a path or a seekable binary file object (read from its position)."""
+    if hasattr(file, "read"):
+        name, start = str(getattr(file, "name", "<file object>")), file.tell()
+        is_zip = zipfile.is_zipfile(file)
+        file.seek(start)
+        return _load_zip(file, name) if is_zip else _load_legacy(name, file)
+    path = os.fspath(file)
     if zipfile.is_zipfile(path):
-        return _load_zip(path)
+        return _load_zip(path, path)
     with open(path, "rb") as handle:
         return _load_legacy(path, handle)

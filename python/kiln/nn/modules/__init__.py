@@ -15,6 +15,7 @@ from kiln.nn.modules import (
     maxout,
     module,
     norm,
+    parallel,
     pool,
     stochastic,
     sync_batchnorm,
@@ -29,11 +30,13 @@ from kiln.nn.modules.loss import *  # noqa: F403
 from kiln.nn.modules.maxout import *  # noqa: F403
 from kiln.nn.modules.module import *  # noqa: F403
 from kiln.nn.modules.norm import *  # noqa: F403
+from kiln.nn.modules.parallel import *  # noqa: F403
 from kiln.nn.modules.pool import *  # noqa: F403
 from kiln.nn.modules.stochastic import *  # noqa: F403
 from kiln.nn.modules.sync_batchnorm import *  # noqa: F403
 
 __all__ = sorted(name for family in (activation, container, conv, dropout, flatten,
-                                       linear, loss, maxout, module, norm, pool, stochastic,
+                                       linear, loss, maxout, module, norm, parallel, pool,
+                                       stochastic,
                                        sync_batchnorm)
                  for name in family.__all__)
