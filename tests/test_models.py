@@ -92,19 +92,25 @@ def test_forward_backward_reaches_every_parameter(build, shape):
         assert np.all(np.isfinite(p.grad.numpy())), name
 
 
-def test_a_few_sgd_steps_lower_the_loss():
-    kiln.manual_seed(4)
-    model = models.lenet5(batch_norm=True)
-    x = kiln.randn(16, 1, 28, 28)
-    y = kiln.tensor(np.arange(16) % 10)
+def _sgd_losses(model: nn.Module, x: kiln.Tensor, y: kiln.Tensor, steps: int) -> list[float]:
+    """The cross-entropy losses of ``steps`` SGD steps (lr 0.05, momentum 0.9) on one batch."""
     opt = kiln.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     losses = []
-    for _ in range(8):
+    for _ in range(steps):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+def test_a_few_sgd_steps_lower_the_loss():
+    kiln.manual_seed(4)
+    model = models.lenet5(batch_norm=True)
+    x = kiln.randn(16, 1, 28, 28)
+    y = kiln.tensor(np.arange(16) % 10)
+    losses = _sgd_losses(model, x, y, 8)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -126,15 +132,7 @@ def test_resnet20_with_group_norm_trains_and_treats_samples_alone():
         whole = model(x).numpy()
         np.testing.assert_allclose(model(x[:1]).numpy(), whole[:1], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(model.eval()(x).numpy(), whole, rtol=1e-4, atol=1e-5)
-    model.train()
-    opt = kiln.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    losses = []
-    for _ in range(6):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = _sgd_losses(model.train(), x, y, 6)
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
 
 

@@ -35,7 +35,6 @@ from kiln._checks import int_arg
 from kiln.nn import functional as F
 from kiln.tensor import Tensor
 
-
 NORMS = ("batch", "group")
 
 

@@ -34,6 +34,29 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm1d", "Instanc
            "LayerNorm", "LocalResponseNorm"]
 
 
+def _register_affine(module: Module, shape: tuple[int, ...], dtype: Any, affine: bool,
+                     bias: bool) -> None:
+    """Registers the parameters weight and bias of ``shape`` (bias None unless ``bias``),
+    or weight and bias None without ``affine``; reset_parameters fills them."""
+    if affine:
+        module.weight = Parameter(Tensor(np.empty(shape, dtype)))
+        if bias:
+            module.bias = Parameter(Tensor(np.empty(shape, dtype)))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _reset_affine(module: Module) -> None:
+    """weight 1, bias 0 (those present)."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class _BatchNorm(Module):
     _expected_ndims: tuple[int, ...] = ()
 
@@ -56,15 +79,7 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         dt = _factory_dtype(device, dtype, op)
-        if affine:
-            self.weight = Parameter(Tensor(np.empty((self.num_features,), dt)))
-            if bias:
-                self.bias = Parameter(Tensor(np.empty((self.num_features,), dt)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, (self.num_features,), dt, affine, bias)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros((self.num_features,), dt)))
             self.register_buffer("running_var", Tensor(np.ones((self.num_features,), dt)))
@@ -85,10 +100,7 @@ class _BatchNorm(Module):
     def reset_parameters(self) -> None:
         """Resets the running statistics; weight 1, bias 0."""
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def _check_input_dim(self, input: Any) -> None:  # noqa: A002
         op = type(self).__name__
@@ -186,23 +198,12 @@ class GroupNorm(Module):
         self.eps = eps
         self.affine = affine
         dt = _factory_dtype(device, dtype, op)
-        if affine:
-            self.weight = Parameter(Tensor(np.empty((self.num_channels,), dt)))
-            if bias:
-                self.bias = Parameter(Tensor(np.empty((self.num_channels,), dt)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, (self.num_channels,), dt, affine, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """weight 1, bias 0."""
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
@@ -297,24 +298,13 @@ class LayerNorm(Module):
             raise ValueError(f"{op}: eps must be a non-negative number, got {eps!r}")
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dt = _factory_dtype(device, dtype, op)
-        if elementwise_affine:
-            self.weight = Parameter(Tensor(np.empty(self.normalized_shape, dt)))
-            if bias:
-                self.bias = Parameter(Tensor(np.empty(self.normalized_shape, dt)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, self.normalized_shape, _factory_dtype(device, dtype, op),
+                         elementwise_affine, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """weight 1, bias 0."""
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
