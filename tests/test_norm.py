@@ -597,6 +597,15 @@ def test_instance_norm_module_checks_the_input():
         nn.InstanceNorm2d(3)(kiln.zeros(2, 3, 1, 1))
 
 
+def test_instance_norm_is_not_a_batch_norm():
+    """As in PyTorch, instance norm shares _NormBase with batch norm but is no _BatchNorm:
+    convert_sync_batchnorm leaves it alone."""
+    model = nn.Sequential(nn.InstanceNorm2d(3, affine=True), nn.BatchNorm2d(3))
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert type(converted[0]) is nn.InstanceNorm2d
+    assert type(converted[1]) is nn.SyncBatchNorm
+
+
 def test_instance_norm_gradcheck():
     x = kiln.tensor(rand((2, 3, 4), 1, dtype=np.float64), requires_grad=True)
     w = kiln.tensor(rand((3,), 2, dtype=np.float64), requires_grad=True)

@@ -57,8 +57,11 @@ def _reset_affine(module: Module) -> None:
         init.zeros_(module.bias)
 
 
-class _BatchNorm(Module):
-    _expected_ndims: tuple[int, ...] = ()
+class _NormBase(Module):
+    """What batch and instance norm share (PyTorch's _NormBase): num_features, eps,
+    momentum, the affine parameters weight and bias (C,), the buffers running_mean,
+    running_var (C,) and num_batches_tracked () when ``track_running_stats``, and the
+    repr."""
 
     def __init__(
         self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -102,6 +105,25 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         _reset_affine(self)
 
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, *args: Any
+    ) -> None:
+        # Checkpoints from before num_batches_tracked existed lack it: keep the current
+        # count instead of reporting a missing key, as PyTorch does for such state dicts.
+        key = prefix + "num_batches_tracked"
+        if self.num_batches_tracked is not None and key not in state_dict:
+            state_dict = ChainMap({key: self.num_batches_tracked}, state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    _expected_ndims: tuple[int, ...] = ()
+
     def _check_input_dim(self, input: Any) -> None:  # noqa: A002
         op = type(self).__name__
         if not isinstance(input, Tensor):
@@ -134,21 +156,6 @@ class _BatchNorm(Module):
             self.running_var if keep_running else None,
             self.weight, self.bias, use_batch_stats, factor, self.eps,
         )
-
-    def _load_from_state_dict(
-        self, state_dict: Mapping[str, Any], prefix: str, *args: Any
-    ) -> None:
-        # Checkpoints from before num_batches_tracked existed lack it: keep the current
-        # count instead of reporting a missing key, as PyTorch does for such state dicts.
-        key = prefix + "num_batches_tracked"
-        if self.num_batches_tracked is not None and key not in state_dict:
-            state_dict = ChainMap({key: self.num_batches_tracked}, state_dict)
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -213,9 +220,9 @@ class GroupNorm(Module):
                 f"affine={self.affine}, bias={self.bias is not None}")
 
 
-class _InstanceNorm(_BatchNorm):
+class _InstanceNorm(_NormBase):
     """Instance normalization: batch norm's parameters, buffers, state-dict keys and repr
-    (PyTorch's _NormBase), with affine and track_running_stats off by default; each
+    (_NormBase), with affine and track_running_stats off by default; each
     sample's channel is normalized over its own spatial values. ``num_features`` is only
     checked against the input when ``affine`` (otherwise a mismatch warns, as PyTorch)."""
 
