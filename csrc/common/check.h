@@ -21,6 +21,10 @@ struct ValueError : std::invalid_argument {
 struct TypeError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
+// A device out of memory after its cache was freed -> Python MemoryError.
+struct MemoryError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 inline std::string shape_str(const Shape& s) {
   std::ostringstream os;

@@ -12,6 +12,7 @@ from kiln import (  # noqa: F401
     optim,
     recipe,
     train,
+    visualize,
 )
 from kiln._C import get_num_threads, set_num_threads
 from kiln._device import device

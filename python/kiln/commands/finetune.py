@@ -34,6 +34,7 @@ from kiln.commands._shared import (
     _optimizer,
     _probe,
     _RunCheckpoint,
+    _schedule_callbacks,
     _scheduler,
     _source,
     _summary,
@@ -157,6 +158,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                  NaNGuard(), _RunCheckpoint(run / "best.safetensors", config, len(split.val[0])),
                  _RunCheckpoint(run / "last.safetensors", config),
                  CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
+    callbacks[:0] = _schedule_callbacks(config, len(split.train[0]))
     if not args.quiet:
         callbacks.append(ProgressBar())
     trainer = Trainer(model, _loss(config), optimizer, scheduler, callbacks,

@@ -3,6 +3,8 @@ curve plots and model ensembles."""
 
 from kiln.train import callbacks, metrics
 from kiln.train.callbacks import (
+    BatchSizeOnPlateau,
+    BatchSizeScheduler,
     Callback,
     CSVLogger,
     CurvePlot,
@@ -20,7 +22,8 @@ from kiln.train.tensorboard import TensorBoard
 from kiln.train.trainer import Trainer
 
 __all__ = [
-    "CSVLogger", "Callback", "CurvePlot", "EarlyStopping", "Ensemble", "History",
+    "BatchSizeOnPlateau", "BatchSizeScheduler", "CSVLogger", "Callback", "CurvePlot",
+    "EarlyStopping", "Ensemble", "History",
     "LRSchedulerCallback", "ModelCheckpoint", "NaNGuard", "ProgressBar", "ReduceLROnPlateau",
     "TensorBoard", "Trainer", "callbacks", "metrics", "plot_history",
 ]

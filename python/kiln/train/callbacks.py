@@ -17,12 +17,14 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from typing import IO, Any
 
 import numpy as np
 
-from kiln._checks import int_arg
+from kiln._checks import int_arg, real_arg
 from kiln.checkpoint import save_checkpoint
+from kiln.data import DataLoader
 from kiln.data._atomic import atomic_write
 from kiln.optim import lr_scheduler as _sched
 from kiln.tensor import Tensor
@@ -425,3 +427,115 @@ class NaNGuard(Callback):
         self.trainer.stop_training = True
         self.trainer.stop_reason = message
         warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def with_batch_size(loader: DataLoader, batch_size: int) -> DataLoader:
+    """A new DataLoader over the same data with every setting of ``loader`` (shuffle,
+    drop_last, transform, workers, seed, sampler, epoch) but ``batch_size``."""
+    rebuilt = DataLoader(loader.dataset, batch_size=batch_size, shuffle=loader.shuffle,
+                         drop_last=loader.drop_last, transform=loader.transform,
+                         num_workers=loader.num_workers, prefetch=loader.prefetch,
+                         seed=loader.seed, sampler=loader.sampler)
+    rebuilt.set_epoch(loader.epoch)
+    return rebuilt
+
+
+class _BatchSizeSchedule(Callback):
+    """The training batch size base * factor**growths(epoch) (capped at
+    ``max_batch_size``; ``growths`` is the subclass's rule), set between epochs (at
+    train begin and at each epoch's end, so every callback's on_epoch_begin sees the
+    loader that epoch runs) by rebuilding ``trainer.train_loader`` (a kiln DataLoader)
+    when its batch size differs."""
+
+    def __init__(self, op: str, factor: float, max_batch_size: int | None) -> None:
+        self.op = op
+        self.factor = float(real_arg(op, "factor", factor, low=1.0, low_open=True))
+        self.max_batch_size = (None if max_batch_size is None
+                               else int_arg(op, "max_batch_size", max_batch_size, 1))
+        self.base_batch_size: int | None = None
+        self.growths = 0
+
+    def batch_size(self) -> int:
+        """The batch size the current number of growths gives."""
+        assert self.base_batch_size is not None
+        size = int(round(self.base_batch_size * self.factor ** self.growths))
+        return size if self.max_batch_size is None else min(size, self.max_batch_size)
+
+    def on_train_begin(self, logs: Logs) -> None:
+        loader = self.trainer.train_loader
+        if not isinstance(loader, DataLoader):
+            raise TypeError(f"{self.op}: the training loader must be a kiln.data.DataLoader "
+                            f"to be rebuilt with a new batch size, got {type(loader).__name__}")
+        if self.base_batch_size is None:  # a second fit() goes on from the first one's base
+            self.base_batch_size = loader.batch_size
+        self._prepare(self.trainer.epoch + 1)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        self._prepare(epoch + 1)
+
+    def _growths(self, epoch: int) -> int:
+        return self.growths
+
+    def _prepare(self, epoch: int) -> None:
+        """Makes the trainer's loader batch ``epoch`` at its scheduled size."""
+        self.growths = self._growths(epoch)
+        size = self.batch_size()
+        if self.trainer.train_loader.batch_size != size:
+            self.trainer.train_loader = with_batch_size(self.trainer.train_loader, size)
+
+
+class BatchSizeScheduler(_BatchSizeSchedule):
+    """Increases the batch size instead of decaying the learning rate (Smith et al. 2017,
+    "Don't decay the learning rate, increase the batch size"): from each epoch in
+    ``milestones`` on, the training batch size is multiplied by ``factor`` (the
+    DataLoader is rebuilt with the new size before that epoch), up to
+    ``max_batch_size``. Where a step schedule would divide the lr by ``factor``, this
+    multiplies the batch by it, which lowers the gradient noise the same way
+    (noise scale ~ lr * N / B) with fewer, larger steps.
+
+    The size of epoch e is base * factor**(number of milestones <= e), rounded, where
+    base is the loader's batch size when fit starts, so a resumed run (Trainer.epoch
+    restored) gets the same sizes. Per-step lr schedules count steps per epoch at the
+    start: use a constant lr (with its warm-up) beside this callback.
+    """
+
+    def __init__(self, milestones: Sequence[int], factor: float = 5.0,
+                 max_batch_size: int | None = None) -> None:
+        super().__init__("BatchSizeScheduler", factor, max_batch_size)
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
+            raise TypeError(f"BatchSizeScheduler: milestones must be a sequence of epochs, "
+                            f"got {type(milestones).__name__}")
+        self.milestones = sorted(int_arg("BatchSizeScheduler", "milestone", m, 1)
+                                 for m in milestones)
+
+    def _growths(self, epoch: int) -> int:
+        return sum(1 for m in self.milestones if m <= epoch)
+
+
+class BatchSizeOnPlateau(_BatchSizeSchedule):
+    """ReduceLROnPlateau's rule applied to the batch size: when ``monitor`` has not
+    improved by more than ``min_delta`` for ``patience`` epochs, the batch size of the
+    following epochs is multiplied by ``factor`` (up to ``max_batch_size``), after
+    which ``cooldown`` epochs pass before the next check. The plateau state is not
+    saved in checkpoints: a resumed run starts again from the loader's batch size."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 2.0, patience: int = 3,
+                 min_delta: float = 0.0, mode: str = "auto", cooldown: int = 0,
+                 max_batch_size: int | None = None) -> None:
+        super().__init__("BatchSizeOnPlateau", factor, max_batch_size)
+        self._track = _Improvement("BatchSizeOnPlateau", monitor, mode, min_delta)
+        self.patience = int_arg("BatchSizeOnPlateau", "patience", patience, 0)
+        self.cooldown = int_arg("BatchSizeOnPlateau", "cooldown", cooldown, 0)
+        self.wait = self.cooling = 0
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        improved = self._track.update(epoch, logs)
+        self.wait = 0 if improved else self.wait + 1
+        if self.cooling:
+            self.cooling -= 1
+            self.wait = 0
+        if self.wait > self.patience and (self.max_batch_size is None
+                                          or self.batch_size() < self.max_batch_size):
+            self.growths += 1
+            self.wait, self.cooling = 0, self.cooldown
+        super().on_epoch_end(epoch, logs)

@@ -83,7 +83,9 @@ class Trainer:
             rank 0 only. Needs ``pip install 'kiln[mpi]'``.
 
     Attributes: ``history`` (History, kept across fit calls), ``epoch`` (epochs done),
-    ``stop_training`` (a callback sets it to end fit), ``stop_reason`` (why, if given).
+    ``stop_training`` (a callback sets it to end fit), ``stop_reason`` (why, if given),
+    ``train_loader`` (during fit, the loader of the epochs to come: a callback may
+    replace it in ``on_train_begin`` or ``on_epoch_end``, e.g. with a larger batch size).
     """
 
     def __init__(self, model: Any, loss_fn: Any, optimizer: Any, scheduler: Any = None,
@@ -125,6 +127,7 @@ class Trainer:
         self.epoch = 0
         self.last_epoch = 0
         self.steps_per_epoch: int | None = None
+        self.train_loader: Iterable[Any] | None = None
         self.stop_training = False
         self.stop_reason: str | None = None
 
@@ -162,6 +165,7 @@ class Trainer:
         if self._job is not None:
             train_loader, val_loader = self._job.loaders(train_loader, val_loader)
             self._job.report(train_loader, self.optimizer)
+        self.train_loader = train_loader
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self._call("on_train_begin", {})
         # on_train_end runs on an error or Ctrl-C too: progress bars close, best
@@ -169,6 +173,9 @@ class Trainer:
         try:
             while self.epoch < self.last_epoch and not self.stop_training:
                 epoch = self.epoch + 1
+                train_loader = self.train_loader  # a callback may have rebuilt it
+                if hasattr(train_loader, "__len__"):
+                    self.steps_per_epoch = len(train_loader)
                 # Loader epochs follow the trainer's, so a resumed run sees the same batches.
                 if hasattr(train_loader, "set_epoch"):
                     train_loader.set_epoch(epoch - 1)

@@ -91,6 +91,7 @@ def _trainer(config: dict[str, Any], fold: Any, callbacks: list[Any], init_seed:
     model = _shared._build_model(config)
     optimizer = _shared._optimizer(config, model)
     scheduler, interval = _shared._scheduler(config, optimizer, len(train_loader))
+    callbacks = [*_shared._schedule_callbacks(config, len(fold.train[0])), *callbacks]
     trainer = Trainer(model, _shared._loss(config), optimizer, scheduler, callbacks,
                       scheduler_interval=interval)
     return trainer, train_loader, val_loader

@@ -9,7 +9,9 @@ from kiln.nn.functional.conv import *  # noqa: F403
 from kiln.nn.functional.dropout import *  # noqa: F403
 from kiln.nn.functional.linear import *  # noqa: F403
 from kiln.nn.functional.loss import *  # noqa: F403
+from kiln.nn.functional.maxout import *  # noqa: F403
 from kiln.nn.functional.norm import *  # noqa: F403
 from kiln.nn.functional.padding import *  # noqa: F403
 from kiln.nn.functional.penalty import *  # noqa: F403
 from kiln.nn.functional.pool import *  # noqa: F403
+from kiln.nn.functional.stochastic import *  # noqa: F403

@@ -12,9 +12,11 @@ from kiln.nn.modules import (
     flatten,
     linear,
     loss,
+    maxout,
     module,
     norm,
     pool,
+    stochastic,
     sync_batchnorm,
 )
 from kiln.nn.modules.activation import *  # noqa: F403
@@ -24,11 +26,14 @@ from kiln.nn.modules.dropout import *  # noqa: F403
 from kiln.nn.modules.flatten import *  # noqa: F403
 from kiln.nn.modules.linear import *  # noqa: F403
 from kiln.nn.modules.loss import *  # noqa: F403
+from kiln.nn.modules.maxout import *  # noqa: F403
 from kiln.nn.modules.module import *  # noqa: F403
 from kiln.nn.modules.norm import *  # noqa: F403
 from kiln.nn.modules.pool import *  # noqa: F403
+from kiln.nn.modules.stochastic import *  # noqa: F403
 from kiln.nn.modules.sync_batchnorm import *  # noqa: F403
 
 __all__ = sorted(name for family in (activation, container, conv, dropout, flatten,
-                                       linear, loss, module, norm, pool, sync_batchnorm)
+                                       linear, loss, maxout, module, norm, pool, stochastic,
+                                       sync_batchnorm)
                  for name in family.__all__)

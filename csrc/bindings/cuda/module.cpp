@@ -1,0 +1,72 @@
+// The pybind11 module kiln._C_cuda: the CUDA backend's runtime (devices, streams,
+// the caching allocator) and kernels. Built only when CMake finds a CUDA compiler,
+// and imported only by kiln.cuda, so a CPU machine never loads CUDA's libraries.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+#include "common/check.h"
+#include "cuda/runtime.h"
+
+namespace py = pybind11;
+namespace kc = kiln::cuda;
+
+namespace {
+
+py::dict stats_dict(const kiln::AllocatorStats& s) {
+  py::dict d;
+  d["allocated_bytes"] = s.allocated;
+  d["peak_allocated_bytes"] = s.peak_allocated;
+  d["reserved_bytes"] = s.reserved;
+  d["device_allocations"] = s.raw_allocations;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C_cuda, m) {
+  m.doc() = "kiln's CUDA backend: devices, streams, the caching allocator and kernels";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const kiln::MemoryError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const kc::CudaError& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    } catch (const kiln::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const kiln::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  m.def("device_count", &kc::device_count, "CUDA devices the driver reports (0 without one)");
+  m.def("unavailable_reason", &kc::unavailable_reason,
+        "why device_count() is 0, or '' when devices exist");
+  m.def("properties", [](int device) {
+    const kc::DeviceProperties p = kc::properties(device);
+    py::dict d;
+    d["name"] = p.name;
+    d["total_memory"] = p.total_memory;
+    d["multi_processor_count"] = p.multiprocessors;
+    d["major"] = p.major;
+    d["minor"] = p.minor;
+    d["l2_cache_size"] = p.l2_cache_bytes;
+    return d;
+  }, py::arg("device"));
+  m.def("stream", [](int device) { return reinterpret_cast<std::uintptr_t>(kc::stream(device)); },
+        py::arg("device"), "the handle of the device's one stream");
+  m.def("synchronize", &kc::synchronize, py::arg("device"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("malloc", [](size_t nbytes, int device) {
+    return reinterpret_cast<std::uintptr_t>(kc::device_malloc(nbytes, device));
+  }, py::arg("nbytes"), py::arg("device"));
+  m.def("free", [](std::uintptr_t ptr, int device) {
+    kc::device_free(reinterpret_cast<void*>(ptr), device);
+  }, py::arg("ptr"), py::arg("device"));
+  m.def("memory_stats", [](int device) { return stats_dict(kc::memory_stats(device)); },
+        py::arg("device"));
+  m.def("reset_peak_memory_stats", &kc::reset_peak_memory_stats, py::arg("device"));
+  m.def("empty_cache", &kc::empty_cache, py::arg("device"),
+        py::call_guard<py::gil_scoped_release>());
+}
