@@ -542,6 +542,145 @@ def _batch_norm_errors(m: Maker) -> list[ErrorCase]:
     ]
 
 
+def _layer_norm_samples(m: Maker) -> list[Sample]:
+    return [
+        Sample("2d_last_dim", m(4, 5), (5,), m(5), m(5)),
+        Sample("3d_two_dims", m(2, 3, 4), (3, 4), m(3, 4), m(3, 4)),
+        Sample("whole_input_list", m(2, 3), [2, 3], m(2, 3), m(2, 3)),
+        Sample("no_affine", m(3, 6), (6,)),
+        Sample("weight_only", m(2, 3, 4), (4,), m(4)),
+        Sample("bias_only_kw", m(2, 3, 4), (4,), bias=m(4)),
+        Sample("eps", m(3, 5), (5,), m(5), m(5), eps=1e-2),
+        Sample("batch1_4d", m(1, 2, 3, 2), (2, 3, 2), m(2, 3, 2), m(2, 3, 2)),
+        Sample("1d_input", m(5), (5,), m(5), m(5)),
+        Sample("noncontig_input", m(4, 3, layout="T"), (3,), m(3), m(3)),
+        Sample("noncontig_weight", m(3, 4), (4,), m(4, layout="step"), m(4)),
+        Sample("empty_rows", m(0, 4), (4,), m(4), m(4)),
+    ]
+
+
+def _layer_norm_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("shape mismatch", m(2, 3, 4), (3, 5), exc=ValueError,
+                  match=r"layer_norm.*\(3, 5\).*\(2, 3, 4\)"),
+        ErrorCase("longer than input", m(2, 3), (1, 2, 3), exc=ValueError,
+                  match=r"layer_norm.*\(1, 2, 3\).*\(2, 3\)"),
+        ErrorCase("empty normalized_shape", m(2, 3), (), exc=ValueError,
+                  match=r"layer_norm.*normalized_shape"),
+        ErrorCase("int normalized_shape", m(2, 3), 3, exc=TypeError,
+                  match=r"layer_norm.*normalized_shape"),
+        ErrorCase("weight shape", m(2, 3, 4), (4,), m(3), exc=ValueError,
+                  match=r"layer_norm.*weight.*\(3,\)"),
+        ErrorCase("int input", m.ints(2, 3), (3,), exc=TypeError, match=r"layer_norm.*int64"),
+    ]
+
+
+def _instance_norm_samples(m: Maker) -> list[Sample]:
+    rm = lambda c: m.const(c)  # noqa: E731
+    rv = lambda c: m.const(c, kind="pos")  # noqa: E731
+    return [
+        Sample("3d", m(2, 3, 5)),
+        Sample("4d_affine", m(2, 3, 4, 4), None, None, m(3), m(3)),
+        Sample("running_stats", m(2, 3, 4, 5), rm(3), rv(3), m(3), m(3), momentum=0.2),
+        Sample("running_stats_no_affine", m(3, 2, 6), rm(2), rv(2)),
+        Sample("eval_running_stats", m(2, 3, 4, 4), rm(3), rv(3), m(3), m(3),
+               use_input_stats=False),
+        Sample("batch1", m(1, 2, 3, 3), None, None, m(2), m(2)),
+        Sample("noncontig", m(2, 3, 4, 5, layout="T"), None, None, m(3), m(3)),
+        Sample("5d", m(2, 2, 2, 3, 2), None, None, m(2)),
+        Sample("eps_bias_only", m(2, 3, 4), None, None, None, m(3), eps=1e-2),
+        Sample("empty_batch", m(0, 3, 4)),
+    ]
+
+
+def _instance_norm_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("one spatial value", m(2, 3, 1), exc=ValueError,
+                  match=r"instance_norm.*spatial.*\(2, 3, 1\)"),
+        ErrorCase("2d input", m(2, 3), exc=ValueError, match=r"instance_norm.*\(2, 3\)"),
+        ErrorCase("running_mean alone", m(2, 3, 4), m.const(3), exc=ValueError,
+                  match=r"instance_norm.*running_mean and running_var"),
+        ErrorCase("running_mean size", m(2, 3, 4), m.const(4), m.const(4, kind="pos"),
+                  exc=ValueError, match=r"instance_norm.*running_mean.*\(4,\)"),
+        ErrorCase("weight size", m(2, 3, 4), None, None, m(4), exc=ValueError,
+                  match=r"instance_norm.*weight.*\(4,\)"),
+        ErrorCase("eval without running stats", m(2, 3, 4), use_input_stats=False,
+                  exc=ValueError, match=r"instance_norm.*running"),
+    ]
+
+
+def _local_response_norm_samples(m: Maker) -> list[Sample]:
+    return [
+        Sample("3d_size2", m(2, 5, 4), 2, 0.5),
+        Sample("4d_size3", m(2, 5, 3, 3), 3, 0.3),
+        Sample("defaults_size5", m(1, 7, 2, 3), 5),
+        Sample("alpha_beta_k_kw", m(2, 4, 3, 3), 3, alpha=0.5, beta=0.6, k=2.0),
+        Sample("size1", m(2, 3, 4), 1, 0.4),
+        Sample("size_beyond_channels", m(2, 3, 4), 7, 1.0, 1.2),
+        Sample("5d", m(2, 4, 2, 2, 2), 2, 0.3),
+        Sample("noncontig", m(2, 4, 3, 5, layout="T"), 4, 0.5),
+        Sample("empty", m(0, 3, 4), 2),
+    ]
+
+
+def _local_response_norm_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("2d input", m(3, 4), 2, exc=ValueError,
+                  match=r"local_response_norm.*\(3, 4\)"),
+        ErrorCase("size 0", m(2, 3, 4), 0, exc=ValueError, match=r"local_response_norm.*size"),
+        ErrorCase("float size", m(2, 3, 4), 2.5, exc=TypeError,
+                  match=r"local_response_norm.*size"),
+    ]
+
+
+def _fractional_samples(m: Maker) -> list[Sample]:
+    x = lambda *s, **k: _pool_input(m, *s, **k)  # noqa: E731
+    u = lambda *s: m.const(*s, kind="unit")  # noqa: E731
+    edges = Const(np.array([[[0.0, 0.999], [0.999, 0.0]]], m.dtype))
+    return [
+        Sample("k2_out3", x(2, 3, 7, 9), 2, 3, _random_samples=u(2, 3, 2)),
+        Sample("pairs", x(1, 2, 8, 7), (3, 2), (4, 5), _random_samples=u(1, 2, 2)),
+        Sample("ratio_pair", x(2, 2, 10, 9), 2, output_ratio=(0.5, 0.7),
+               _random_samples=u(2, 2, 2)),
+        Sample("return_indices", x(2, 2, 6, 6), 2, 3, None, True, u(2, 2, 2)),
+        Sample("unbatched", x(3, 7, 7), 2, 4, _random_samples=u(1, 3, 2)),
+        Sample("unbatched_return_indices", x(2, 6, 5), (2, 3), (3, 2), return_indices=True,
+               _random_samples=u(1, 2, 2)),
+        Sample("more_samples_than_batch", x(1, 2, 6, 6), 2, 3, _random_samples=u(3, 2, 2)),
+        Sample("to_1x1", x(1, 1, 5, 5), 3, 1, _random_samples=u(1, 1, 2)),
+        Sample("kernel1_identity", x(1, 2, 6, 5), 1, (6, 5), _random_samples=u(1, 2, 2)),
+        Sample("edge_samples", x(1, 2, 9, 8), 2, (5, 4), _random_samples=edges),
+        Sample("noncontig", x(1, 2, 7, 6, layout="T"), 2, 3, _random_samples=u(1, 2, 2)),
+        Sample("batch1_odd", x(1, 3, 11, 5), (3, 1), (7, 4), _random_samples=u(1, 3, 2)),
+        Sample("empty_batch", x(0, 2, 6, 6), 2, 3, _random_samples=u(1, 2, 2)),
+        Sample("output_0", x(1, 1, 5, 5), 2, 0, _random_samples=u(1, 1, 2)),
+    ]
+
+
+def _fractional_errors(m: Maker) -> list[ErrorCase]:
+    u = lambda *s: m.const(*s, kind="unit")  # noqa: E731
+    other = F64 if m.dtype == F32 else F32
+    return [
+        ErrorCase("no size or ratio", m(1, 1, 5, 5), 2, _random_samples=u(1, 1, 2),
+                  exc=ValueError, match=r"fractional_max_pool2d.*output_size"),
+        ErrorCase("pool too large", m(1, 1, 5, 5), 3, 4, _random_samples=u(1, 1, 2),
+                  exc=ValueError, match=r"fractional_max_pool2d.*\(1, 1, 5, 5\)"),
+        ErrorCase("samples batch", m(2, 3, 7, 7), 2, 3, _random_samples=u(1, 3, 2),
+                  exc=ValueError, match=r"fractional_max_pool2d.*_random_samples.*\(1, 3, 2\)"),
+        ErrorCase("samples last dim", m(1, 3, 7, 7), 2, 3, _random_samples=u(1, 3, 3),
+                  exc=ValueError, match=r"fractional_max_pool2d.*_random_samples.*\(1, 3, 3\)"),
+        ErrorCase("samples dtype", m(1, 1, 7, 7), 2, 3,
+                  _random_samples=Const(m(1, 1, 2, kind="unit", dtype=other)),
+                  exc=TypeError, match=r"fractional_max_pool2d.*_random_samples"),
+        ErrorCase("2d input", m(5, 5), 2, 2, exc=ValueError,
+                  match=r"fractional_max_pool2d.*\(5, 5\)"),
+        ErrorCase("empty channels", m(1, 0, 5, 5), 2, 2, exc=ValueError,
+                  match=r"fractional_max_pool2d.*\(1, 0, 5, 5\)"),
+        ErrorCase("int input", m.ints(1, 1, 5, 5), 2, 2, exc=TypeError,
+                  match=r"fractional_max_pool2d.*int64"),
+    ]
+
+
 def _pad_samples(m: Maker) -> list[Sample]:
     out = [
         Sample("constant_last", m(2, 3, 4), (1, 2)),
@@ -998,7 +1137,14 @@ OPS: list[OpRow] = [
               ErrorCase("bad output size", m(1, 2, 4, 4), (1, 2, 3), exc=(ValueError, TypeError),
                         match=r"adaptive_max_pool2d.*output_size"),
           ]),
+    OpRow("F.fractional_max_pool2d", samples=_fractional_samples, errors=_fractional_errors),
     # ---- normalization, dropout
+    OpRow("F.layer_norm", samples=_layer_norm_samples, errors=_layer_norm_errors,
+          tol=LOOSE_TOL),
+    OpRow("F.instance_norm", samples=_instance_norm_samples, errors=_instance_norm_errors,
+          tol=LOOSE_TOL),
+    OpRow("F.local_response_norm", samples=_local_response_norm_samples,
+          errors=_local_response_norm_errors),
     OpRow("F.batch_norm", samples=_batch_norm_samples, errors=_batch_norm_errors, tol=LOOSE_TOL),
     OpRow("F.group_norm", samples=lambda m: [
         Sample("4d_2groups", m(2, 4, 3, 3), 2, m(4), m(4)),

@@ -163,6 +163,7 @@ def _sample_calls() -> dict[str, list[Call]]:
         "adaptive_avg_pool2d_forward": [((x, (2, 4)), {})],
         "adaptive_avg_pool2d_backward": [((f32(2, 3, 2, 4), (2, 3, 6, 6)), {})],
         "adaptive_max_pool2d_forward": [((x, (2, 4)), {})],
+        "fractional_max_pool2d_forward": [((x, 2, (3, 4), probs(2, 3, 2)), {})],
         # normalization (training updates the running statistics in place)
         "batch_norm_forward": [((bn_x, f32(3), probs(3) + 1, f32(3), f32(3)),
                                 {"training": True}),
@@ -172,6 +173,10 @@ def _sample_calls() -> dict[str, list[Call]]:
         "group_norm_forward": [((f32(4, 6, 5), 3, f32(6), f32(6)), {})],
         "group_norm_backward": [((f32(4, 6, 5), f32(4, 6, 5), f32(6), f32(4, 3),
                                   probs(4, 3) + 1, 3), {})],
+        "layer_norm_forward": [((f32(4, 6, 5), (6, 5), f32(6, 5), f32(6, 5)), {})],
+        "layer_norm_backward": [((f32(4, 6), f32(4, 6), (6,), f32(6), f32(4), probs(4) + 1), {})],
+        "local_response_norm_forward": [((f32(2, 5, 3, 3), 3), {"alpha": 0.5})],
+        "local_response_norm_backward": [((f32(2, 5, 3), f32(2, 5, 3), 2), {"alpha": 0.5})],
         # linear algebra
         "linear_forward": [((f32(5, 4), f32(3, 4), f32(3)), {})],
         "linear_backward": [((f32(5, 3), f32(5, 4), f32(3, 4)), {})],

@@ -77,6 +77,7 @@ def test_zero_init_residual_blocks_start_as_identity(training):
     (lambda: models.lenet5(batch_norm=True), (4, 1, 28, 28)),
     (lambda: models.vgg_cifar(widths=(8, 16)), (4, 3, 16, 16)),
     (lambda: models.resnet20(), (2, 3, 16, 16)),
+    (lambda: models.resnet20(norm="group"), (2, 3, 16, 16)),
 ])
 def test_forward_backward_reaches_every_parameter(build, shape):
     kiln.manual_seed(3)
@@ -91,23 +92,52 @@ def test_forward_backward_reaches_every_parameter(build, shape):
         assert np.all(np.isfinite(p.grad.numpy())), name
 
 
-def test_a_few_sgd_steps_lower_the_loss():
-    kiln.manual_seed(4)
-    model = models.lenet5(batch_norm=True)
-    x = kiln.randn(16, 1, 28, 28)
-    y = kiln.tensor(np.arange(16) % 10)
+def _sgd_losses(model: nn.Module, x: kiln.Tensor, y: kiln.Tensor, steps: int) -> list[float]:
+    """The cross-entropy losses of ``steps`` SGD steps (lr 0.05, momentum 0.9) on one batch."""
     opt = kiln.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     losses = []
-    for _ in range(8):
+    for _ in range(steps):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+def test_a_few_sgd_steps_lower_the_loss():
+    kiln.manual_seed(4)
+    model = models.lenet5(batch_norm=True)
+    x = kiln.randn(16, 1, 28, 28)
+    y = kiln.tensor(np.arange(16) % 10)
+    losses = _sgd_losses(model, x, y, 8)
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_resnet20_with_group_norm_trains_and_treats_samples_alone():
+    kiln.manual_seed(5)
+    model = models.resnet20(norm="group")
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+    assert norms and all(isinstance(m, nn.GroupNorm) for m in norms)
+    assert {(m.num_channels, m.num_groups) for m in norms} == {(16, 4), (32, 8), (64, 16)}
+    assert _count(model) == _count(models.resnet20())  # weight and bias per channel either way
+    batch_keys = [k for k in models.resnet20().state_dict()
+                  if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert list(model.state_dict()) == batch_keys
+    x = kiln.randn(8, 3, 16, 16)
+    y = kiln.tensor(np.arange(8) % 10)
+    # No batch statistics: a sample's output does not depend on the rest of the batch,
+    # and train and eval agree.
+    with kiln.no_grad():
+        whole = model(x).numpy()
+        np.testing.assert_allclose(model(x[:1]).numpy(), whole[:1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.eval()(x).numpy(), whole, rtol=1e-4, atol=1e-5)
+    losses = _sgd_losses(model.train(), x, y, 6)
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
+
+
 @pytest.mark.parametrize("call, error, text", [
+    (lambda: models.resnet32(norm="layer"), ValueError, "resnet32: norm must be one of"),
     (lambda: models.lenet5(0), ValueError, "lenet5: num_classes"),
     (lambda: models.lenet5(10, in_channels=2.5), TypeError, "lenet5: in_channels"),
     (lambda: models.lenet5(input_size=30), ValueError, "lenet5: input_size"),

@@ -1,6 +1,9 @@
 """batch_norm and group_norm against PyTorch (outputs, batch norm's running statistics over
 several steps, gradients of input, weight and bias), float64 gradchecks, bad input, the
-GroupNorm layer, group_norm's thread-count determinism and ONNX export."""
+GroupNorm layer, group_norm's thread-count determinism and ONNX export; the LayerNorm,
+InstanceNorm1d/2d and LocalResponseNorm layers against PyTorch's (reprs, state-dict keys,
+running statistics over steps, input checks and warnings) and their gradchecks. The
+functional forms' parity over many shapes is in tests/op_table.py."""
 
 from __future__ import annotations
 
@@ -464,3 +467,170 @@ def test_group_norm_exports_to_onnx(shape, affine, opset, tmp_path):
     with kiln.no_grad():
         want = model(kiln.tensor(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------- LayerNorm
+@pytest.mark.parametrize("args, kwargs", [
+    ((5,), {}), (([4, 5],), {"eps": 1e-3}), (((2, 3),), {"bias": False}),
+    ((6,), {"elementwise_affine": False}), ((6,), {"elementwise_affine": False, "bias": False}),
+])
+def test_layer_norm_module_state_dict_and_repr(args, kwargs):
+    torch = pytest.importorskip("torch")
+    ours, theirs = nn.LayerNorm(*args, **kwargs), torch.nn.LayerNorm(*args, **kwargs)
+    assert repr(ours) == repr(theirs)
+    assert ours.normalized_shape == theirs.normalized_shape
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[key].numpy(), value.numpy())
+
+
+@pytest.mark.parametrize("shape, normalized", [((4, 6), 6), ((2, 3, 4, 5), (4, 5)),
+                                               ((3, 2, 6), (2, 6)), ((1, 7), [7])])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layer_norm_module_matches_torch(shape, normalized, bias):
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.LayerNorm(normalized, bias=bias)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.normal_()
+    ours = nn.LayerNorm(normalized, bias=bias)
+    ours.load_state_dict({k: kiln.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    x, g = rand(shape, 5, scale=3.0, shift=10.0), rand(shape, 6)
+    xk, xt = kiln.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yk, yt = ours(xk), theirs(xt)
+    assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < 1e-5
+    yk.backward(kiln.tensor(g))
+    yt.backward(torch.tensor(g))
+    assert rel_err(xk.grad.numpy(), xt.grad.numpy()) < 1e-4
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        assert rel_err(p.grad.numpy(), q.grad.numpy()) < 1e-4, name
+
+
+def test_layer_norm_gradcheck_and_thread_count():
+    x = kiln.tensor(rand((3, 2, 4), 1, dtype=np.float64), requires_grad=True)
+    w = kiln.tensor(rand((2, 4), 2, dtype=np.float64), requires_grad=True)
+    b = kiln.tensor(rand((2, 4), 3, dtype=np.float64), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, (2, 4), w, b, 1e-3), [x, w, b])
+    k = kiln.kernels
+    threads, results = kiln.get_num_threads(), []
+    xs, dy = rand((64, 300), 4, 2.0, 1.0), rand((64, 300), 5)
+    ws, bs = rand((300,), 6), rand((300,), 7)
+    try:
+        for count in (1, 2, 3):
+            kiln.set_num_threads(count)
+            y, mean, rstd = k.layer_norm_forward(xs, (300,), ws, bs)
+            results.append([y, mean, rstd, *k.layer_norm_backward(dy, xs, (300,), ws, mean, rstd)])
+    finally:
+        kiln.set_num_threads(threads)
+    for arrays in results[1:]:
+        for got, want in zip(arrays, results[0]):
+            assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: nn.LayerNorm(2.5), TypeError, "LayerNorm: normalized_shape"),
+    (lambda: nn.LayerNorm((3, -1)), TypeError, "LayerNorm: normalized_shape"),
+    (lambda: nn.LayerNorm(4, eps=-1.0), ValueError, "LayerNorm: eps"),
+    (lambda: nn.LayerNorm(4)(kiln.zeros(2, 5)), ValueError,
+     r"layer_norm: normalized_shape \(4,\) must match the trailing dimensions of input \(2, 5\)"),
+])
+def test_layer_norm_module_bad_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+# ---------------------------------------------------------------- InstanceNorm
+@pytest.mark.parametrize("cls", ["InstanceNorm1d", "InstanceNorm2d"])
+@pytest.mark.parametrize("kwargs", [{}, {"affine": True}, {"track_running_stats": True},
+                                    {"affine": True, "track_running_stats": True, "eps": 1e-3,
+                                     "momentum": None}])
+def test_instance_norm_module_state_dict_and_repr(cls, kwargs):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(nn, cls)(3, **kwargs), getattr(torch.nn, cls)(3, **kwargs)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[key].numpy(), value.numpy())
+
+
+@pytest.mark.parametrize("cls, shape", [("InstanceNorm2d", (2, 3, 5, 4)),
+                                        ("InstanceNorm2d", (3, 4, 4)),
+                                        ("InstanceNorm1d", (4, 3, 6)), ("InstanceNorm1d", (3, 5))])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_instance_norm_module_running_stats_match_torch(cls, shape, momentum):
+    torch = pytest.importorskip("torch")
+    kwargs = {"affine": True, "track_running_stats": True, "momentum": momentum}
+    theirs = getattr(torch.nn, cls)(3, **kwargs)
+    with torch.no_grad():
+        theirs.weight.normal_()
+        theirs.bias.normal_()
+    ours = getattr(nn, cls)(3, **kwargs)
+    ours.load_state_dict({k: kiln.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    for step, mode in enumerate(("train", "train", "train", "eval")):
+        getattr(ours, mode)()
+        getattr(theirs, mode)()
+        x, g = rand(shape, 10 + step, scale=2.0, shift=step), rand(shape, 20 + step)
+        xk, xt = kiln.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        yk, yt = ours(xk), theirs(xt)
+        assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < 1e-4, (step, mode)
+        yk.backward(kiln.tensor(g))
+        yt.backward(torch.tensor(g))
+        assert rel_err(xk.grad.numpy(), xt.grad.numpy()) < 1e-4, (step, mode)
+        for key, value in theirs.state_dict().items():
+            assert rel_err(ours.state_dict()[key].numpy(), value.numpy()) < 1e-5, (step, key)
+    assert int(ours.num_batches_tracked.item()) == 0  # PyTorch's instance norm never counts
+
+
+def test_instance_norm_module_checks_the_input():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"InstanceNorm2d: expected 3D or 4D input \(got 2D"):
+        nn.InstanceNorm2d(3)(kiln.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"InstanceNorm1d: expected input's size at dim=1 to "
+                       r"match num_features \(3\)"):
+        nn.InstanceNorm1d(3, affine=True)(kiln.zeros(2, 5, 4))
+    x = rand((2, 5, 4, 4), 1)
+    with pytest.warns(UserWarning, match="does not match num_features"):
+        y = nn.InstanceNorm2d(3)(kiln.tensor(x))
+    want = torch.nn.functional.instance_norm(torch.tensor(x))
+    assert rel_err(y.numpy(), want.numpy()) < 1e-5
+    with pytest.raises(ValueError, match=r"instance_norm: expected more than 1 spatial element"):
+        nn.InstanceNorm2d(3)(kiln.zeros(2, 3, 1, 1))
+
+
+def test_instance_norm_is_not_a_batch_norm():
+    """As in PyTorch, instance norm shares _NormBase with batch norm but is no _BatchNorm:
+    convert_sync_batchnorm leaves it alone."""
+    model = nn.Sequential(nn.InstanceNorm2d(3, affine=True), nn.BatchNorm2d(3))
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert type(converted[0]) is nn.InstanceNorm2d
+    assert type(converted[1]) is nn.SyncBatchNorm
+
+
+def test_instance_norm_gradcheck():
+    x = kiln.tensor(rand((2, 3, 4), 1, dtype=np.float64), requires_grad=True)
+    w = kiln.tensor(rand((3,), 2, dtype=np.float64), requires_grad=True)
+    b = kiln.tensor(rand((3,), 3, dtype=np.float64), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.instance_norm(x, weight=w, bias=b, eps=1e-3), [x, w, b])
+
+
+# ---------------------------------------------------------------- LocalResponseNorm
+def test_local_response_norm_module_matches_torch():
+    torch = pytest.importorskip("torch")
+    for args in ((2,), (5, 1e-3, 0.5, 2.0), (3, 0.2)):
+        ours, theirs = nn.LocalResponseNorm(*args), torch.nn.LocalResponseNorm(*args)
+        assert repr(ours) == repr(theirs)
+        assert list(ours.state_dict()) == list(theirs.state_dict()) == []
+        x = rand((2, 6, 3, 3), 1, scale=3.0)
+        xk, xt = kiln.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        yk, yt = ours(xk), theirs(xt)
+        assert rel_err(yk.detach().numpy(), yt.detach().numpy()) < 1e-5
+        yk.sum().backward()
+        yt.sum().backward()
+        assert rel_err(xk.grad.numpy(), xt.grad.numpy()) < 1e-4
+    with pytest.raises(ValueError, match="LocalResponseNorm: size must be positive"):
+        nn.LocalResponseNorm(0)
+
+
+def test_local_response_norm_gradcheck():
+    x = kiln.tensor(rand((2, 5, 3), 1, dtype=np.float64), requires_grad=True)
+    assert gradcheck(lambda x: F.local_response_norm(x, 3, alpha=0.5, beta=0.75, k=1.5), [x])

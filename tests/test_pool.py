@@ -1,6 +1,7 @@
 """Pooling: max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d against
 PyTorch (forward, indices, input gradient), finite-difference gradchecks in float64, and
-bad input."""
+bad input; FractionalMaxPool2d against PyTorch's with fixed samples (repr, buffer, output,
+indices), its draws from kiln's generator, and its argument checks."""
 
 from __future__ import annotations
 
@@ -218,3 +219,69 @@ def test_kernels_check_their_arguments():
     with pytest.raises(ValueError, match="max_pool2d: kernel_size .* out of range"):
         k.max_pool2d_forward(x, 2**40)
     np.testing.assert_array_equal(k.adaptive_avg_pool2d_backward(y, x.shape).shape, x.shape)
+
+
+# ---------------------------------------------------------------- fractional max pooling
+def test_fractional_max_pool_module_matches_torch():
+    torch = torch_or_skip()
+    x = distinct_f64((2, 3, 11, 9)).detach().numpy().astype(np.float32)
+    samples = np.random.default_rng(1).random((2, 3, 2)).astype(np.float32)
+    for kwargs in ({"output_size": (5, 4)}, {"output_ratio": (0.5, 0.6)},
+                   {"output_size": 4, "return_indices": True}):
+        ours = kiln.nn.FractionalMaxPool2d(3, **kwargs, _random_samples=kiln.tensor(samples))
+        theirs = torch.nn.FractionalMaxPool2d(3, **kwargs,
+                                              _random_samples=torch.tensor(samples))
+        assert repr(ours) == repr(theirs) == "FractionalMaxPool2d()"
+        assert list(ours.state_dict()) == list(theirs.state_dict()) == ["_random_samples"]
+        assert (ours.kernel_size, ours.output_size, ours.output_ratio) == (
+            theirs.kernel_size, theirs.output_size, theirs.output_ratio)
+        got, want = ours(kiln.tensor(x)), theirs(torch.tensor(x))
+        for a, b in zip(got if isinstance(got, tuple) else [got],
+                        want if isinstance(want, tuple) else [want]):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert list(kiln.nn.FractionalMaxPool2d(2, output_ratio=0.5).state_dict()) == []
+
+
+def test_fractional_max_pool_draws_from_kilns_generator():
+    x = distinct_f64((2, 4, 12, 12)).detach()
+    kiln.manual_seed(3)
+    first, first_ind = F.fractional_max_pool2d(x, 2, 5, return_indices=True)
+    kiln.manual_seed(3)
+    again, again_ind = F.fractional_max_pool2d(x, 2, 5, return_indices=True)
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    np.testing.assert_array_equal(first_ind.numpy(), again_ind.numpy())
+    # The next draw places the windows elsewhere (10 start positions for 5 windows).
+    _, other_ind = F.fractional_max_pool2d(x, 2, 5, return_indices=True)
+    assert not np.array_equal(first_ind.numpy(), other_ind.numpy())
+    # Each output is the max of a 2x2 window holding its index (windows overlap or touch).
+    flat = x.numpy().reshape(8, 144)
+    ind = first_ind.numpy().reshape(8, 25)
+    np.testing.assert_array_equal(first.numpy().reshape(8, 25),
+                                  np.take_along_axis(flat, ind, axis=1))
+    rows = ind // 12
+    assert (np.diff(rows.reshape(8, 5, 5)[:, :, 0], axis=1) >= 0).all()
+
+
+def test_fractional_max_pool_scalar_ratio_and_gradcheck():
+    x = distinct_f64((1, 2, 8, 10)).detach()
+    u = kiln.tensor(np.random.default_rng(2).random((1, 2, 2)))
+    np.testing.assert_array_equal(
+        F.fractional_max_pool2d(x, 2, output_ratio=0.5, _random_samples=u).numpy(),
+        F.fractional_max_pool2d(x, 2, output_ratio=(0.5, 0.5), _random_samples=u).numpy())
+    assert gradcheck(lambda t: F.fractional_max_pool2d(t, (2, 3), (4, 3), _random_samples=u),
+                     [distinct_f64((1, 2, 7, 6))])
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: kiln.nn.FractionalMaxPool2d(2), ValueError, "requires specifying either"),
+    (lambda: kiln.nn.FractionalMaxPool2d(2, 3, 0.5), ValueError, "only one of"),
+    (lambda: kiln.nn.FractionalMaxPool2d(2, output_ratio=1.0), ValueError,
+     r"output_ratio must be between 0 and 1 \(got 1.0\)"),
+    (lambda: kiln.nn.FractionalMaxPool2d(2, output_ratio=(0.5, 0)), ValueError,
+     "output_ratio must be between 0 and 1"),
+    (lambda: kiln.nn.FractionalMaxPool2d(0, 3), ValueError, "kernel_size must be positive"),
+    (lambda: kiln.nn.FractionalMaxPool2d(2, output_ratio="half"), TypeError, "output_ratio"),
+])
+def test_fractional_max_pool_module_bad_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()

@@ -1,5 +1,6 @@
-// Batch and group normalization kernels on NumPy arrays, exposed as
-// kiln.kernels.batch_norm_* and kiln.kernels.group_norm_*.
+// Batch, group, layer and local response normalization kernels on NumPy arrays,
+// exposed as kiln.kernels.batch_norm_*, group_norm_*, layer_norm_* and
+// local_response_norm_*.
 #include <utility>
 
 #include "bindings/families.h"
@@ -105,6 +106,78 @@ py::object group_norm_backward_py(const py::array& grad_output, const py::array&
       });
 }
 
+// weight and bias of layer_norm, when present, have normalized_shape.
+void check_affine(const OptArray& a, const char* op, const char* name, const Shape& norm_shape) {
+  if (a && shape_of(*a) != norm_shape)
+    fail(op, ": expected ", name, " of shape ", shape_str(norm_shape), " (normalized_shape), got ",
+         shape_str(shape_of(*a)));
+}
+
+void check_row_stat(const py::array& stat, const char* op, const char* name,
+                    const LayerNormSizes& sz) {
+  if (shape_of(stat) != Shape{sz.rows})
+    fail(op, ": expected ", name, " of shape (", sz.rows, ",), got ", shape_str(shape_of(stat)));
+}
+
+py::object layer_norm_forward_py(const py::array& input, const Shape& normalized_shape,
+                                 const OptArray& weight, const OptArray& bias, double eps) {
+  const char* op = "layer_norm";
+  const Shape shape = shape_of(input);
+  const LayerNormSizes sz = layer_norm_sizes(op, shape, normalized_shape);
+  if (!(eps >= 0)) fail(op, ": eps must be non-negative, got ", eps);
+  check_affine(weight, op, "weight", normalized_shape);
+  check_affine(bias, op, "bias", normalized_shape);
+  return marshal::call<float, double>(
+      op, in(input, "input"), opt(weight, "weight"), opt(bias, "bias"), out(shape),
+      out({sz.rows}), out({sz.rows}),
+      [&](auto* x, auto* w, auto* b, auto* y, auto* mean, auto* rstd) {
+        layer_norm_forward(x, y, sz, w, b, eps, mean, rstd);
+      });
+}
+
+py::object layer_norm_backward_py(const py::array& grad_output, const py::array& input,
+                                  const Shape& normalized_shape, const OptArray& weight,
+                                  const py::array& mean, const py::array& rstd, bool input_grad,
+                                  bool weight_grad, bool bias_grad) {
+  const char* op = "layer_norm_backward";
+  const Shape shape = shape_of(input);
+  const LayerNormSizes sz = layer_norm_sizes(op, shape, normalized_shape);
+  check_grad_output(grad_output, shape, op);
+  check_affine(weight, op, "weight", normalized_shape);
+  check_row_stat(mean, op, "mean", sz);
+  check_row_stat(rstd, op, "rstd", sz);
+  return marshal::call<float, double>(
+      op, in(input, "input"), in(grad_output, "grad_output"), opt(weight, "weight"),
+      in(mean, "mean"), in(rstd, "rstd"), out(shape, input_grad),
+      out(normalized_shape, weight_grad), out(normalized_shape, bias_grad),
+      [&](auto* x, auto* dy, auto* w, auto* mp, auto* rp, auto* dx, auto* dw, auto* db) {
+        layer_norm_backward(dy, x, sz, w, mp, rp, dx, dw, db);
+      });
+}
+
+py::object local_response_norm_forward_py(const py::array& input, int64_t size, double alpha,
+                                          double beta, double k) {
+  const char* op = "local_response_norm";
+  const Shape shape = shape_of(input);
+  const LocalResponseNormArgs args{size, alpha, beta, k};
+  const BatchNormSizes sz = local_response_norm_sizes(op, shape, args);
+  return marshal::call<float, double>(op, in(input, "input"), out(shape), [&](auto* x, auto* y) {
+    local_response_norm_forward(x, y, sz, args);
+  });
+}
+
+py::object local_response_norm_backward_py(const py::array& grad_output, const py::array& input,
+                                           int64_t size, double alpha, double beta, double k) {
+  const char* op = "local_response_norm_backward";
+  const Shape shape = shape_of(input);
+  const LocalResponseNormArgs args{size, alpha, beta, k};
+  const BatchNormSizes sz = local_response_norm_sizes(op, shape, args);
+  check_grad_output(grad_output, shape, op);
+  return marshal::call<float, double>(
+      op, in(input, "input"), in(grad_output, "grad_output"), out(shape),
+      [&](auto* x, auto* dy, auto* dx) { local_response_norm_backward(dy, x, dx, sz, args); });
+}
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
@@ -152,6 +225,41 @@ grad_output and input (N, C, *); weight (C,) or None; mean, rstd (N, G) from
 group_norm_forward with the same num_groups. grad_input has input's shape;
 grad_weight = sum of grad_output * (input - mean) * rstd and grad_bias = sum of
 grad_output over all but the channel dimension, each (C,).)doc");
+  m.def("layer_norm_forward", &layer_norm_forward_py, py::arg("input"),
+        py::arg("normalized_shape"), py::arg("weight") = py::none(), py::arg("bias") = py::none(),
+        py::arg("eps") = 1e-5,
+        R"doc(Layer normalization: returns (output, mean, rstd).
+
+input (*, normalized_shape) float32 or float64; normalized_shape (non-empty)
+must equal input's trailing dims; weight, bias of shape normalized_shape and
+input's dtype, or None (1 and 0); eps >= 0. Each of the M = numel / D rows of
+D = prod(normalized_shape) values is normalized with its mean and biased
+variance: output = (input - mean) * rstd * weight + bias, rstd = 1/sqrt(var + eps).
+output has input's shape; mean and rstd (M,) go to layer_norm_backward.)doc");
+  m.def("layer_norm_backward", &layer_norm_backward_py, py::arg("grad_output"), py::arg("input"),
+        py::arg("normalized_shape"), py::arg("weight"), py::arg("mean"), py::arg("rstd"),
+        py::arg("input_grad") = true, py::arg("weight_grad") = true, py::arg("bias_grad") = true,
+        R"doc(Gradients of layer_norm: returns (grad_input, grad_weight, grad_bias), each
+None when not requested.
+
+grad_output and input (*, normalized_shape); weight of normalized_shape or
+None; mean, rstd (M,) from layer_norm_forward. grad_input has input's shape;
+grad_weight = sum of grad_output * (input - mean) * rstd and grad_bias = sum
+of grad_output over the leading (*) dims, each of normalized_shape.)doc");
+  m.def("local_response_norm_forward", &local_response_norm_forward_py, py::arg("input"),
+        py::arg("size"), py::arg("alpha") = 1e-4, py::arg("beta") = 0.75, py::arg("k") = 1.0,
+        R"doc(Local response normalization across channels (AlexNet's, as PyTorch).
+
+input (N, C, *) with at least 3 dims, float32 or float64; size > 0. Returns
+output of input's shape: x[c] / (k + alpha/size * sum of x[j]^2 over
+j in [c - size//2, c + (size-1)//2], zero-padded)^beta.)doc");
+  m.def("local_response_norm_backward", &local_response_norm_backward_py,
+        py::arg("grad_output"), py::arg("input"), py::arg("size"), py::arg("alpha") = 1e-4,
+        py::arg("beta") = 0.75, py::arg("k") = 1.0,
+        R"doc(Gradient of local_response_norm with respect to its input.
+
+grad_output and input (N, C, *); size, alpha, beta, k as given to the forward.
+Returns grad_input of input's shape.)doc");
 }
 
 }  // namespace kiln::bind

@@ -1,5 +1,6 @@
 // Pooling kernels on NumPy arrays: max_pool2d, avg_pool2d, adaptive_avg_pool2d,
-// adaptive_max_pool2d (forward and backward), exposed as kiln.kernels.*.
+// adaptive_max_pool2d (forward and backward), fractional_max_pool2d (forward; its
+// backward is max_pool2d_backward), exposed as kiln.kernels.*.
 #include "bindings/args.h"
 #include "bindings/families.h"
 #include "bindings/marshal.h"
@@ -135,6 +136,22 @@ py::object adaptive_max_pool2d_forward_py(const py::array& input, py::handle out
       [&](auto* x, auto* y, int64_t* indices) { adaptive_max_pool2d_forward(x, y, indices, s); });
 }
 
+py::object fractional_max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
+                                            py::handle output_size, const py::array& samples) {
+  const char* op = "fractional_max_pool2d";
+  const auto k = int_pair(kernel_size, op, "kernel_size");
+  const auto o = int_pair(output_size, op, "output_size");
+  const Shape in_shape = shape_of(input);
+  const Pool2dSizes s =
+      fractional_max_pool2d_sizes(op, in_shape, k[0], k[1], o[0], o[1], shape_of(samples));
+  const Shape out_shape = pool2d_output_shape(in_shape, s.out_h, s.out_w);
+  return marshal::call<float, double>(
+      op, in(input, "input"), in(samples, "_random_samples"), out(out_shape),
+      out<int64_t>(out_shape), [&](auto* x, auto* u, auto* y, int64_t* indices) {
+        fractional_max_pool2d_forward(x, u, y, indices, s, k[0], k[1]);
+      });
+}
+
 }  // namespace
 
 void bind_pool(py::module_& m) {
@@ -190,6 +207,17 @@ input (N, C, H, W) or (C, H, W). Output row i averages input rows
 
 Windows as adaptive_avg_pool2d; indices int64 hold the flat h*W + w position of
 each maximum. Its backward is max_pool2d_backward(grad_output, indices, input_shape).)doc");
+  m.def("fractional_max_pool2d_forward", &fractional_max_pool2d_forward_py, py::arg("input"),
+        py::arg("kernel_size"), py::arg("output_size"), py::arg("samples"),
+        R"doc(Fractional 2-D max pooling (Graham 2014, as PyTorch): returns (output, indices).
+
+input (N, C, H, W) or (C, H, W), float32 or float64; kernel_size and
+output_size: int or (h, w), output_size + kernel_size - 1 <= (H, W); samples
+(N' >= N (1 unbatched), C, 2) of input's dtype, u in [0, 1): samples[n, c, 0]
+places plane (n, c)'s windows along W, [.., 1] along H, window i starting at
+int((i + u) * alpha) - int(u * alpha), alpha = (in - k) / (out - 1), the last at
+in - k. indices int64 hold each maximum's flat h*W + w position. Its backward
+is max_pool2d_backward(grad_output, indices, input_shape).)doc");
 }
 
 }  // namespace kiln::bind

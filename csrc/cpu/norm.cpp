@@ -258,6 +258,185 @@ void group_norm_backward(const T* dy, const T* x, const GroupNormSizes& sz, cons
   }
 }
 
+LayerNormSizes layer_norm_sizes(const char* op, const Shape& input,
+                                const Shape& normalized_shape) {
+  if (normalized_shape.empty())
+    fail(op, ": expected normalized_shape to have at least one dimension, got [] for input ",
+         shape_str(input));
+  const size_t k = normalized_shape.size();
+  if (input.size() < k || !std::equal(normalized_shape.begin(), normalized_shape.end(),
+                                      input.end() - static_cast<std::ptrdiff_t>(k)))
+    fail(op, ": normalized_shape ", shape_str(normalized_shape),
+         " must match the trailing dimensions of input ", shape_str(input));
+  LayerNormSizes sz{1, 1};
+  for (size_t i = 0; i < input.size(); ++i) (i + k < input.size() ? sz.rows : sz.cols) *= input[i];
+  return sz;
+}
+
+template <typename T>
+void layer_norm_forward(const T* x, T* y, const LayerNormSizes& sz, const T* weight,
+                        const T* bias, double eps, T* mean, T* rstd) {
+  const int64_t d = sz.cols;
+  const double count = std::max<int64_t>(d, 1);  // empty rows: mean 0, variance 0
+  for_each_block(sz.rows, d, [&](int64_t r) {
+    const T* xr = x + r * d;
+    const double m = lane_sum(d, [&](int64_t i) { return double(xr[i]); }) / count;
+    const double m2 = lane_sum(d, [&](int64_t i) {
+      const double dev = double(xr[i]) - m;
+      return dev * dev;
+    });
+    const double inv = 1.0 / std::sqrt(m2 / count + eps);
+    // y = (x - center) * inv * w + (bias - (m - center) * inv * w), as batch norm
+    // centres before scaling (see there); the correction is below float32's ulp
+    // of y for all but huge |mean|, and kept so float64 is exact.
+    const T center = T(m);
+    const double shift = (m - double(center)) * inv;
+    mean[r] = center;
+    rstd[r] = T(inv);
+    const T invt = T(inv);
+    T* yr = y + r * d;
+    if (!weight && !bias) {
+      const T sh = T(shift);
+      for (int64_t i = 0; i < d; ++i) yr[i] = (xr[i] - center) * invt - sh;
+      return;
+    }
+    for (int64_t i = 0; i < d; ++i) {
+      const T w = weight ? weight[i] : T(1), b = bias ? bias[i] : T(0);
+      yr[i] = ((xr[i] - center) * invt - T(shift)) * w + b;
+    }
+  });
+}
+
+template <typename T>
+void layer_norm_backward(const T* dy, const T* x, const LayerNormSizes& sz, const T* weight,
+                         const T* mean, const T* rstd, T* dx, T* dweight, T* dbias) {
+  const int64_t d = sz.cols;
+  const double count = std::max<int64_t>(d, 1);
+  if (dx)
+    for_each_block(sz.rows, d, [&](int64_t r) {
+      const T* dyr = dy + r * d;
+      const T* xr = x + r * d;
+      const double m = mean[r], inv = rstd[r];
+      auto w = [&](int64_t i) { return weight ? double(weight[i]) : 1.0; };
+      const double sum_dyw = lane_sum(d, [&](int64_t i) { return double(dyr[i]) * w(i); });
+      const double sum_dyw_xc =
+          lane_sum(d, [&](int64_t i) { return double(dyr[i]) * w(i) * (double(xr[i]) - m); });
+      // dx = dy * weight[i] * rstd + (x - mean) * slope + offset along the row.
+      const T center = mean[r], a = T(inv);
+      const T slope = T(-inv * inv * inv * sum_dyw_xc / count);
+      const T offset = T(-inv * sum_dyw / count);
+      T* dxr = dx + r * d;
+      for (int64_t i = 0; i < d; ++i)
+        dxr[i] = dyr[i] * (weight ? weight[i] : T(1)) * a + (xr[i] - center) * slope + offset;
+    });
+  if (!dweight && !dbias) return;
+  // Per column, over rows in order: a block of columns per task, rows streamed.
+  constexpr int64_t kCols = 256;
+  parallel_for(0, (d + kCols - 1) / kCols, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<double> sw(kCols), sb(kCols);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t c0 = blk * kCols, c1 = std::min(d, c0 + kCols);
+      std::fill(sw.begin(), sw.end(), 0.0);
+      std::fill(sb.begin(), sb.end(), 0.0);
+      for (int64_t r = 0; r < sz.rows; ++r) {
+        const double m = mean[r], inv = rstd[r];
+        const T* dyr = dy + r * d;
+        const T* xr = x + r * d;
+        for (int64_t i = c0; i < c1; ++i) {
+          sb[i - c0] += double(dyr[i]);
+          sw[i - c0] += double(dyr[i]) * (double(xr[i]) - m) * inv;
+        }
+      }
+      for (int64_t i = c0; i < c1; ++i) {
+        if (dweight) dweight[i] = T(sw[i - c0]);
+        if (dbias) dbias[i] = T(sb[i - c0]);
+      }
+    }
+  });
+}
+
+BatchNormSizes local_response_norm_sizes(const char* op, const Shape& input,
+                                         const LocalResponseNormArgs& args) {
+  if (input.size() < 3)
+    fail(op, ": expected input of shape (N, C, *) with at least 3 dimensions, got ",
+         shape_str(input));
+  if (args.size <= 0) fail(op, ": size must be positive, got ", args.size);
+  return batch_norm_sizes(op, input);
+}
+
+namespace {
+
+// Channel c's window [c - size/2, c + (size-1)/2] clipped to [0, C).
+struct ChannelWindow {
+  int64_t first, last;  // inclusive
+};
+ChannelWindow lrn_window(int64_t c, int64_t channels, int64_t size) {
+  return {std::max<int64_t>(0, c - size / 2), std::min(channels - 1, c + (size - 1) / 2)};
+}
+
+// div = k + alpha/size * (sum of x^2 over channel c's window) at each of the S
+// positions of row (n, c), written to out (S doubles).
+template <typename T>
+void lrn_divisors(const T* x, int64_t n, int64_t c, const BatchNormSizes& sz,
+                  const LocalResponseNormArgs& a, double* out) {
+  const ChannelWindow w = lrn_window(c, sz.c, a.size);
+  std::fill(out, out + sz.s, 0.0);
+  for (int64_t j = w.first; j <= w.last; ++j) {
+    const T* xj = x + (n * sz.c + j) * sz.s;
+    for (int64_t i = 0; i < sz.s; ++i) out[i] += double(xj[i]) * double(xj[i]);
+  }
+  const double scale = a.alpha / double(a.size);
+  for (int64_t i = 0; i < sz.s; ++i) out[i] = a.k + scale * out[i];
+}
+
+}  // namespace
+
+template <typename T>
+void local_response_norm_forward(const T* x, T* y, const BatchNormSizes& sz,
+                                 const LocalResponseNormArgs& args) {
+  for_each_block(sz.n * sz.c, sz.s * args.size, [&](int64_t r) {
+    std::vector<double> div(sz.s);
+    lrn_divisors(x, r / sz.c, r % sz.c, sz, args, div.data());
+    const T* xr = x + r * sz.s;
+    T* yr = y + r * sz.s;
+    for (int64_t i = 0; i < sz.s; ++i) yr[i] = T(double(xr[i]) * std::pow(div[i], -args.beta));
+  });
+}
+
+template <typename T>
+void local_response_norm_backward(const T* dy, const T* x, T* dx, const BatchNormSizes& sz,
+                                  const LocalResponseNormArgs& args) {
+  // t = dy * x * div^(-beta-1) per value, and dx's direct term dy * div^-beta.
+  const int64_t total = sz.n * sz.c * sz.s;
+  std::vector<double> t(total);
+  for_each_block(sz.n * sz.c, sz.s * args.size, [&](int64_t r) {
+    std::vector<double> div(sz.s);
+    lrn_divisors(x, r / sz.c, r % sz.c, sz, args, div.data());
+    const int64_t o = r * sz.s;
+    for (int64_t i = 0; i < sz.s; ++i) {
+      const double p = std::pow(div[i], -args.beta);
+      t[o + i] = double(dy[o + i]) * double(x[o + i]) * p / div[i];
+      dx[o + i] = T(double(dy[o + i]) * p);
+    }
+  });
+  // Row j receives from every channel c whose window holds j:
+  // c in [j - (size-1)/2, j + size/2].
+  const double coef = 2.0 * args.alpha * args.beta / double(args.size);
+  for_each_block(sz.n * sz.c, sz.s * args.size, [&](int64_t r) {
+    const int64_t n = r / sz.c, j = r % sz.c;
+    const int64_t c0 = std::max<int64_t>(0, j - (args.size - 1) / 2);
+    const int64_t c1 = std::min(sz.c - 1, j + args.size / 2);
+    std::vector<double> acc(sz.s, 0.0);
+    for (int64_t c = c0; c <= c1; ++c) {
+      const double* tc = t.data() + (n * sz.c + c) * sz.s;
+      for (int64_t i = 0; i < sz.s; ++i) acc[i] += tc[i];
+    }
+    const T* xr = x + r * sz.s;
+    T* dxr = dx + r * sz.s;
+    for (int64_t i = 0; i < sz.s; ++i) dxr[i] = T(double(dxr[i]) - coef * double(xr[i]) * acc[i]);
+  });
+}
+
 #define KILN_NORM_INSTANTIATE(T)                                                           \
   template void batch_norm_forward<T>(const T*, T*, const BatchNormSizes&, const T*,       \
                                       const T*, T*, T*, bool, double, double, T*, T*);     \
@@ -266,7 +445,15 @@ void group_norm_backward(const T* dy, const T* x, const GroupNormSizes& sz, cons
   template void group_norm_forward<T>(const T*, T*, const GroupNormSizes&, const T*,       \
                                       const T*, double, T*, T*);                           \
   template void group_norm_backward<T>(const T*, const T*, const GroupNormSizes&, const T*, \
-                                       const T*, const T*, T*, T*, T*);
+                                       const T*, const T*, T*, T*, T*);                    \
+  template void layer_norm_forward<T>(const T*, T*, const LayerNormSizes&, const T*,       \
+                                      const T*, double, T*, T*);                           \
+  template void layer_norm_backward<T>(const T*, const T*, const LayerNormSizes&, const T*, \
+                                       const T*, const T*, T*, T*, T*);                    \
+  template void local_response_norm_forward<T>(const T*, T*, const BatchNormSizes&,        \
+                                               const LocalResponseNormArgs&);              \
+  template void local_response_norm_backward<T>(const T*, const T*, T*, const BatchNormSizes&, \
+                                                const LocalResponseNormArgs&);
 KILN_NORM_INSTANTIATE(float)
 KILN_NORM_INSTANTIATE(double)
 #undef KILN_NORM_INSTANTIATE

@@ -32,6 +32,36 @@
 //
 // Sums accumulate in double, each (n, g) two-pass on one thread and dweight,
 // dbias added over n in order, so results do not depend on the thread count.
+//
+// Layer normalization over the trailing normalized_shape dims of input
+// (*, normalized_shape), viewed as (M, D) with D = prod(normalized_shape): each
+// of the M rows is normalized over its D contiguous values; weight and bias
+// have normalized_shape (D values), one per position in the row.
+//
+//   forward (per row, sums over its D values)  backward
+//   mean = sum x / D                           dyw = dy * weight[i]
+//   var  = sum (x - mean)^2 / D   (biased)     dx  = rstd * (dyw - sum dyw / D
+//   rstd = 1 / sqrt(var + eps)                               - xhat * sum (dyw * xhat) / D)
+//   xhat = (x - mean) * rstd                   dweight[i] = sum over rows of dy * xhat
+//   y = weight[i] * xhat + bias[i]             dbias[i]   = sum over rows of dy
+//
+// Row sums are two-pass in double on one thread; dweight and dbias add the rows
+// in order per column, so results do not depend on the thread count.
+//
+// Local response normalization (AlexNet's, PyTorch's local_response_norm) of
+// input (N, C, *) viewed as (N, C, S), across channels within a window of
+// `size` channels, zero-padded: channel c's window is
+// W(c) = [c - size/2, c + (size-1)/2] (integer division) clipped to [0, C).
+//
+//   forward                                    backward
+//   sq[c]  = sum over j in W(c) of x[j]^2      dx[j] = dy[j] * div[j]^-beta
+//   div[c] = k + alpha/size * sq[c]                    - 2 alpha beta / size * x[j]
+//   y[c]   = x[c] * div[c]^-beta                         * sum over c with j in W(c) of
+//                                                          dy[c] * x[c] * div[c]^(-beta-1)
+//   (per (n, s), across c; the divisor is always `size`, padding counted)
+//
+// Each output (n, c) row is computed on one thread in double, its window summed
+// in channel order; backward first writes dy * x * div^(-beta-1) for every value.
 #pragma once
 
 #include <cstdint>
@@ -91,5 +121,44 @@ void group_norm_forward(const T* x, T* y, const GroupNormSizes& sz, const T* wei
 template <typename T>
 void group_norm_backward(const T* dy, const T* x, const GroupNormSizes& sz, const T* weight,
                          const T* mean, const T* rstd, T* dx, T* dweight, T* dbias);
+
+struct LayerNormSizes {
+  int64_t rows = 0, cols = 0;  // M and D
+};
+
+// Validates input (*, normalized_shape): normalized_shape non-empty and equal to
+// input's trailing dims; returns (M, D).
+LayerNormSizes layer_norm_sizes(const char* op, const Shape& input, const Shape& normalized_shape);
+
+// Writes y (shape of x) and mean, rstd (M values each), ready for backward.
+// weight and bias (D values) may be null (1 and 0).
+template <typename T>
+void layer_norm_forward(const T* x, T* y, const LayerNormSizes& sz, const T* weight,
+                        const T* bias, double eps, T* mean, T* rstd);
+
+// Writes dx (shape of x), dweight and dbias (D values each); each output may be
+// null, and its work is then skipped. weight may be null (1).
+template <typename T>
+void layer_norm_backward(const T* dy, const T* x, const LayerNormSizes& sz, const T* weight,
+                         const T* mean, const T* rstd, T* dx, T* dweight, T* dbias);
+
+struct LocalResponseNormArgs {
+  int64_t size = 1;
+  double alpha = 1e-4, beta = 0.75, k = 1.0;
+};
+
+// Validates input (N, C, *) with at least 3 dims and size > 0; returns (N, C, S).
+BatchNormSizes local_response_norm_sizes(const char* op, const Shape& input,
+                                         const LocalResponseNormArgs& args);
+
+// Writes y (shape of x).
+template <typename T>
+void local_response_norm_forward(const T* x, T* y, const BatchNormSizes& sz,
+                                 const LocalResponseNormArgs& args);
+
+// Writes dx (shape of x) from dy and x (the divisors are recomputed from x).
+template <typename T>
+void local_response_norm_backward(const T* dy, const T* x, T* dx, const BatchNormSizes& sz,
+                                  const LocalResponseNormArgs& args);
 
 }  // namespace kiln

@@ -570,6 +570,80 @@ void adaptive_max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2
   });
 }
 
+Pool2dSizes fractional_max_pool2d_sizes(const char* op, const Shape& input, int64_t kernel_h,
+                                        int64_t kernel_w, int64_t out_h, int64_t out_w,
+                                        const Shape& samples) {
+  check_input_shape(op, input);
+  if (kernel_h <= 0 || kernel_w <= 0)
+    fail(op, ": kernel_size must be positive, got (", kernel_h, ", ", kernel_w, ")");
+  if (out_h < 0 || out_w < 0)
+    fail(op, ": output_size must be non-negative, got (", out_h, ", ", out_w, ")");
+  const size_t r = input.size();
+  const int64_t in_h = input[r - 2], in_w = input[r - 1];
+  if (out_h + kernel_h - 1 > in_h || out_w + kernel_w - 1 > in_w)
+    fail(op, ": kernel_size (", kernel_h, ", ", kernel_w, ") with output_size (", out_h, ", ",
+         out_w, ") is too large for input ", shape_str(input),
+         ": needs output_size + kernel_size - 1 <= input size");
+  const int64_t batch = r == 4 ? input[0] : 1, channels = input[r - 3];
+  if (samples.size() != 3 || samples[0] < batch || samples[1] != channels || samples[2] != 2)
+    fail(op, ": expected _random_samples of shape (N', ", channels, ", 2) with N' >= ", batch,
+         " for input ", shape_str(input), ", got ", shape_str(samples));
+  return {planes_of(input), in_h, in_w, out_h, out_w};
+}
+
+namespace {
+
+// Window starts along one dimension, as PyTorch's generate_intervals, in T.
+template <typename T>
+void fractional_starts(const char* op, T u, int64_t in, int64_t out, int64_t kernel,
+                       std::vector<int64_t>& starts) {
+  starts.assign(out, 0);
+  if (out > 1) {
+    const T alpha = static_cast<T>(in - kernel) / static_cast<T>(out - 1);
+    const T base = u * alpha;
+    // A finite u keeps every start in range; a NaN, an infinity or a huge u would
+    // not even convert to an integer.
+    const auto fits = [](T v) { return std::abs(double(v)) < 0x1p62; };
+    if (!fits(base) || !fits((static_cast<T>(out) + u) * alpha))
+      fail(op, ": _random_samples value ", double(u), " puts a window outside the input");
+    for (int64_t i = 0; i + 1 < out; ++i) {
+      const T pos = (static_cast<T>(i) + u) * alpha;
+      starts[i] = static_cast<int64_t>(pos) - static_cast<int64_t>(base);
+      if (starts[i] < 0 || starts[i] > in - kernel)
+        fail(op, ": _random_samples value ", double(u), " puts a window outside the input");
+    }
+  }
+  if (out > 0) starts[out - 1] = in - kernel;
+}
+
+}  // namespace
+
+template <typename T>
+void fractional_max_pool2d_forward(const T* x, const T* samples, T* y, int64_t* indices,
+                                   const Pool2dSizes& s, int64_t kernel_h, int64_t kernel_w) {
+  const char* op = "fractional_max_pool2d";
+  for_each_plane(s, [&](int64_t p) {
+    std::vector<int64_t> rows, cols;
+    fractional_starts(op, samples[2 * p + 1], s.in_h, s.out_h, kernel_h, rows);
+    fractional_starts(op, samples[2 * p], s.in_w, s.out_w, kernel_w, cols);
+    const T* xp = x + p * s.in_h * s.in_w;
+    T* yp = y + p * s.out_h * s.out_w;
+    int64_t* ip = indices + p * s.out_h * s.out_w;
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+      for (int64_t ow = 0; ow < s.out_w; ++ow) {
+        T best = neg_inf<T>();
+        int64_t at = rows[oh] * s.in_w + cols[ow];
+        for (int64_t h = rows[oh]; h < rows[oh] + kernel_h; ++h)
+          for (int64_t w = cols[ow]; w < cols[ow] + kernel_w; ++w) {
+            const T v = xp[h * s.in_w + w];
+            if (takes_max(v, best)) best = v, at = h * s.in_w + w;
+          }
+        yp[oh * s.out_w + ow] = best;
+        ip[oh * s.out_w + ow] = at;
+      }
+  });
+}
+
 #define KILN_POOL_INSTANTIATE(T)                                                              \
   template void max_pool2d_forward<T>(const T*, T*, int64_t*, const Pool2dSizes&,             \
                                       const Pool2dWindow&);                                   \
@@ -581,7 +655,9 @@ void adaptive_max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2
                                        bool, std::optional<int64_t>);                         \
   template void adaptive_avg_pool2d_forward<T>(const T*, T*, const Pool2dSizes&);             \
   template void adaptive_avg_pool2d_backward<T>(const T*, T*, const Pool2dSizes&);            \
-  template void adaptive_max_pool2d_forward<T>(const T*, T*, int64_t*, const Pool2dSizes&);
+  template void adaptive_max_pool2d_forward<T>(const T*, T*, int64_t*, const Pool2dSizes&);  \
+  template void fractional_max_pool2d_forward<T>(const T*, const T*, T*, int64_t*,            \
+                                                 const Pool2dSizes&, int64_t, int64_t);
 KILN_POOL_INSTANTIATE(float)
 KILN_POOL_INSTANTIATE(double)
 #undef KILN_POOL_INSTANTIATE

@@ -16,6 +16,14 @@
 //   adaptive_avg_pool2d: window rows [floor(oh*H/OH), ceil((oh+1)*H/OH)), cols alike;
 //                y = mean over window                dx[tap] += dy / window size
 //   adaptive_max_pool2d: same windows, y = max, ind = argmax; backward = max_pool2d's.
+//   fractional_max_pool2d (Graham 2014, as PyTorch's CPU kernel): kH x kW windows
+//                at pseudo-random starts; plane p = n*C + c draws u = samples[p, 0] for
+//                W and samples[p, 1] for H (samples (N', C, 2), N' >= N, in [0, 1)),
+//                and along H (W alike, in T arithmetic, int() truncating)
+//                  alpha = (H - kH) / (OH - 1),
+//                  start[i] = int((i + u) * alpha) - int(u * alpha)  for i < OH - 1,
+//                  start[OH - 1] = H - kH;
+//                y = max over the window, ind = argmax; backward = max_pool2d's.
 //
 // A NaN in a window wins (PyTorch's rule: take v when v > max or v is NaN).
 #pragma once
@@ -90,5 +98,19 @@ void adaptive_avg_pool2d_backward(const T* dy, T* dx, const Pool2dSizes& s);
 
 template <typename T>
 void adaptive_max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2dSizes& s);
+
+// fractional_max_pool2d: validates input (N, C, H, W) / (C, H, W), kernel (kH, kW)
+// > 0 and output (OH, OW) >= 0 with OH + kH - 1 <= H and OW + kW - 1 <= W, and
+// samples (N' >= N (1 when unbatched), C, 2).
+Pool2dSizes fractional_max_pool2d_sizes(const char* op, const Shape& input, int64_t kernel_h,
+                                        int64_t kernel_w, int64_t out_h, int64_t out_w,
+                                        const Shape& samples);
+
+// Writes y and indices (flat h*W + w in the plane); samples as above. Throws
+// ValueError if a sample puts a window outside the input (u outside [0, 1)
+// can). The backward is max_pool2d_backward.
+template <typename T>
+void fractional_max_pool2d_forward(const T* x, const T* samples, T* y, int64_t* indices,
+                                   const Pool2dSizes& s, int64_t kernel_h, int64_t kernel_w);
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cpu/norm.h"
+#include "tests/finite_diff.h"
 
 namespace kiln {
 namespace {
@@ -297,6 +298,123 @@ TEST(GroupNorm, RejectsBadArguments) {
     EXPECT_NE(std::string(e.what()).find("divisible by num_groups"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("(2, 6, 5) and num_groups=4"), std::string::npos);
   }
+}
+
+// ---- layer norm
+
+TEST(LayerNorm, ForwardMatchesDefinitionAndGradientsMatchFiniteDifferences) {
+  const LayerNormSizes sz = layer_norm_sizes("layer_norm", {3, 2, 2, 3}, {2, 3});
+  ASSERT_EQ(sz.rows, 6);
+  ASSERT_EQ(sz.cols, 6);
+  const int64_t total = sz.rows * sz.cols;
+  const auto x = random_vector(total, 41, 0.5, 2.0), w = random_vector(6, 42),
+             b = random_vector(6, 43), r = random_vector(total, 44);
+  const double eps = 1e-3;
+  auto forward = [&](const std::vector<double>& xv, const std::vector<double>& wv,
+                     const std::vector<double>& bv) {
+    std::vector<double> y(total), mean(sz.rows), rstd(sz.rows);
+    layer_norm_forward(xv.data(), y.data(), sz, wv.data(), bv.data(), eps, mean.data(),
+                       rstd.data());
+    return y;
+  };
+  const auto y = forward(x, w, b);
+  for (int64_t row = 0; row < sz.rows; ++row) {
+    long double mu = 0, var = 0;
+    for (int64_t i = 0; i < 6; ++i) mu += x[row * 6 + i];
+    mu /= 6;
+    for (int64_t i = 0; i < 6; ++i) var += (x[row * 6 + i] - mu) * (x[row * 6 + i] - mu);
+    var /= 6;
+    for (int64_t i = 0; i < 6; ++i)
+      EXPECT_NEAR(y[row * 6 + i], double((x[row * 6 + i] - mu) / std::sqrt(var + eps) * w[i] + b[i]),
+                  1e-12);
+  }
+  std::vector<double> y2(total), mean(sz.rows), rstd(sz.rows), dx(total), dw(6), db(6);
+  layer_norm_forward(x.data(), y2.data(), sz, w.data(), b.data(), eps, mean.data(), rstd.data());
+  layer_norm_backward(r.data(), x.data(), sz, w.data(), mean.data(), rstd.data(), dx.data(),
+                      dw.data(), db.data());
+  const auto ndx = testing::numeric_vjp([&](const auto& v) { return forward(v, w, b); }, x, r);
+  const auto ndw = testing::numeric_vjp([&](const auto& v) { return forward(x, v, b); }, w, r);
+  const auto ndb = testing::numeric_vjp([&](const auto& v) { return forward(x, w, v); }, b, r);
+  for (int64_t k = 0; k < total; ++k) EXPECT_NEAR(dx[k], ndx[k], 1e-6) << "dx " << k;
+  for (int64_t i = 0; i < 6; ++i) {
+    EXPECT_NEAR(dw[i], ndw[i], 1e-6) << "dweight " << i;
+    EXPECT_NEAR(db[i], ndb[i], 1e-6) << "dbias " << i;
+  }
+  // Without weight: dx as with weight 1; outputs not asked for are skipped.
+  std::vector<double> ones(6, 1.0), dx_plain(total), dx_ones(total), dw_ones(6), db_ones(6);
+  layer_norm_backward(r.data(), x.data(), sz, static_cast<const double*>(nullptr), mean.data(),
+                      rstd.data(), dx_plain.data(), static_cast<double*>(nullptr),
+                      static_cast<double*>(nullptr));
+  layer_norm_backward(r.data(), x.data(), sz, ones.data(), mean.data(), rstd.data(),
+                      dx_ones.data(), dw_ones.data(), db_ones.data());
+  for (int64_t k = 0; k < total; ++k) EXPECT_NEAR(dx_plain[k], dx_ones[k], 1e-14);
+}
+
+TEST(LayerNorm, KnownAnswerInFloatWithALargeMean) {
+  // Row 1e4 + {1, 2, 3, 4}: mean 10002.5, variance 1.25, no affine parameters.
+  const LayerNormSizes sz = layer_norm_sizes("layer_norm", {1, 4}, {4});
+  const std::vector<float> x = {10001, 10002, 10003, 10004};
+  std::vector<float> y(4), mean(1), rstd(1);
+  layer_norm_forward(x.data(), y.data(), sz, static_cast<const float*>(nullptr),
+                     static_cast<const float*>(nullptr), 1e-5, mean.data(), rstd.data());
+  const double is = 1 / std::sqrt(1.25 + 1e-5);
+  EXPECT_FLOAT_EQ(mean[0], 10002.5f);
+  const double want[4] = {-1.5 * is, -0.5 * is, 0.5 * is, 1.5 * is};
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(y[k], want[k], 1e-6);
+}
+
+TEST(LayerNorm, RejectsBadShapes) {
+  const char* op = "layer_norm";
+  EXPECT_THROW(layer_norm_sizes(op, {2, 3}, {}), ValueError);
+  EXPECT_THROW(layer_norm_sizes(op, {2, 3}, {2}), ValueError);
+  EXPECT_THROW(layer_norm_sizes(op, {3}, {2, 3}), ValueError);
+  EXPECT_NO_THROW(layer_norm_sizes(op, {2, 3}, {2, 3}));
+  try {
+    layer_norm_sizes(op, {2, 3, 4}, {3, 5});
+    ADD_FAILURE() << "normalized_shape (3, 5) accepted for (2, 3, 4)";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("(3, 5)"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("(2, 3, 4)"), std::string::npos);
+  }
+}
+
+// ---- local response norm
+
+TEST(LocalResponseNorm, ForwardMatchesDefinitionAndGradientMatchesFiniteDifferences) {
+  for (const int64_t size : {1, 2, 3, 4, 7}) {
+    const LocalResponseNormArgs args{size, 0.3, 0.75, 1.5};
+    const Shape shape{2, 5, 3};
+    const BatchNormSizes sz = local_response_norm_sizes("local_response_norm", shape, args);
+    const int64_t total = 30;
+    const auto x = random_vector(total, 50 + uint32_t(size)), r = random_vector(total, 60);
+    auto forward = [&](const std::vector<double>& v) {
+      std::vector<double> y(total);
+      local_response_norm_forward(v.data(), y.data(), sz, args);
+      return y;
+    };
+    const auto y = forward(x);
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 5; ++c)
+        for (int64_t s = 0; s < 3; ++s) {
+          long double sq = 0;
+          for (int64_t j = c - size / 2; j <= c + (size - 1) / 2; ++j)
+            if (j >= 0 && j < 5) sq += x[(n * 5 + j) * 3 + s] * x[(n * 5 + j) * 3 + s];
+          const long double div = std::pow(1.5L + 0.3L / size * sq, 0.75L);
+          EXPECT_NEAR(y[(n * 5 + c) * 3 + s], double(x[(n * 5 + c) * 3 + s] / div), 1e-13);
+        }
+    std::vector<double> dx(total);
+    local_response_norm_backward(r.data(), x.data(), dx.data(), sz, args);
+    const auto want = testing::numeric_vjp(forward, x, r);
+    for (int64_t k = 0; k < total; ++k) EXPECT_NEAR(dx[k], want[k], 1e-7) << size << " " << k;
+  }
+}
+
+TEST(LocalResponseNorm, RejectsBadArguments) {
+  const char* op = "local_response_norm";
+  EXPECT_THROW(local_response_norm_sizes(op, {2, 3}, {2}), ValueError);
+  EXPECT_THROW(local_response_norm_sizes(op, {2, 3, 4}, {0}), ValueError);
+  EXPECT_THROW(local_response_norm_sizes(op, {2, 3, 4}, {-1}), ValueError);
+  EXPECT_NO_THROW(local_response_norm_sizes(op, {2, 3, 4, 5, 6}, {3}));
 }
 
 }  // namespace

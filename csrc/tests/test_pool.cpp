@@ -290,5 +290,80 @@ TEST(Pool2dSizes, GradShapeChecks) {
   EXPECT_THROW(pool2d_grad_sizes("max_pool2d_backward", {2, 2, 2}, {1, 2, 4, 4}), ValueError);
 }
 
+// ---- fractional max pooling
+
+TEST(FractionalMaxPool2d, WindowStartsFollowPyTorchsIntervals) {
+  // H = 7, OH = 3, kH = 2, u = 0.5: alpha = 2.5, starts int(1.25) - 1 = 0,
+  // int(3.75) - 1 = 2 and H - kH = 5. W = 9, OW = 3, kW = 3, u = 0.25: alpha = 3,
+  // starts int(0.75) - 0 = 0, int(3.75) - 0 = 3, 6.
+  const Shape shape{1, 1, 7, 9};
+  const std::vector<double> samples = {0.25, 0.5};  // (W, H)
+  const Pool2dSizes s = fractional_max_pool2d_sizes("fractional_max_pool2d", shape, 2, 3, 3, 3,
+                                                    {1, 1, 2});
+  std::vector<double> x(63);
+  for (int64_t k = 0; k < 63; ++k) x[k] = double(k);  // increasing: the max is the window's last
+  std::vector<double> y(9);
+  std::vector<int64_t> ind(9);
+  fractional_max_pool2d_forward(x.data(), samples.data(), y.data(), ind.data(), s, 2, 3);
+  const int64_t rows[3] = {0, 2, 5}, cols[3] = {0, 3, 6};
+  for (int oh = 0; oh < 3; ++oh)
+    for (int ow = 0; ow < 3; ++ow) {
+      const int64_t last = (rows[oh] + 1) * 9 + cols[ow] + 2;
+      EXPECT_EQ(ind[oh * 3 + ow], last);
+      EXPECT_EQ(y[oh * 3 + ow], double(last));
+    }
+}
+
+TEST(FractionalMaxPool2d, EachPlaneUsesItsOwnSamplesInFloat) {
+  // Two planes (samples for three: N' > N is allowed). H = 6, OH = 4, kH = 2:
+  // alpha = 4/3; W = 5, OW = 3, kW = 2: alpha = 1.5. Starts by hand:
+  // plane 0, u_h = 0.1: rows 0, 1, 2, 4; u_w = 0.9: cols int(1.35) - 1 = 0, int(2.85) - 1 = 1, 3.
+  // plane 1, u_h = 0.7: rows 0, int(2.27) = 2, int(3.6) = 3, 4; u_w = 0.4: cols 0, 2, 3.
+  const Shape shape{2, 1, 6, 5};
+  const Pool2dSizes s = fractional_max_pool2d_sizes("fractional_max_pool2d", shape, 2, 2, 4, 3,
+                                                    {3, 1, 2});
+  const auto x = random_vector<float>(60, 7);
+  const std::vector<float> samples = {0.9f, 0.1f, 0.4f, 0.7f, 0.5f, 0.5f};
+  std::vector<float> y(24);
+  std::vector<int64_t> ind(24);
+  fractional_max_pool2d_forward(x.data(), samples.data(), y.data(), ind.data(), s, 2, 2);
+  const int64_t rows[2][4] = {{0, 1, 2, 4}, {0, 2, 3, 4}}, cols[2][3] = {{0, 1, 3}, {0, 2, 3}};
+  for (int64_t p = 0; p < 2; ++p)
+    for (int64_t oh = 0; oh < 4; ++oh)
+      for (int64_t ow = 0; ow < 3; ++ow) {
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t at = -1;
+        for (int64_t h = rows[p][oh]; h < rows[p][oh] + 2; ++h)
+          for (int64_t w = cols[p][ow]; w < cols[p][ow] + 2; ++w)
+            if (x[p * 30 + h * 5 + w] > best) best = x[p * 30 + h * 5 + w], at = h * 5 + w;
+        EXPECT_EQ(y[p * 12 + oh * 3 + ow], best) << p << " " << oh << " " << ow;
+        EXPECT_EQ(ind[p * 12 + oh * 3 + ow], at) << p << " " << oh << " " << ow;
+      }
+}
+
+TEST(FractionalMaxPool2d, RejectsBadArgumentsAndSamples) {
+  const char* op = "fractional_max_pool2d";
+  EXPECT_THROW(fractional_max_pool2d_sizes(op, {1, 1, 7, 7}, 2, 2, 7, 3, {1, 1, 2}), ValueError);
+  EXPECT_THROW(fractional_max_pool2d_sizes(op, {1, 1, 7, 7}, 0, 2, 3, 3, {1, 1, 2}), ValueError);
+  EXPECT_THROW(fractional_max_pool2d_sizes(op, {1, 1, 7, 7}, 2, 2, -1, 3, {1, 1, 2}), ValueError);
+  EXPECT_THROW(fractional_max_pool2d_sizes(op, {7, 7}, 2, 2, 3, 3, {1, 1, 2}), ValueError);
+  EXPECT_THROW(fractional_max_pool2d_sizes(op, {2, 1, 7, 7}, 2, 2, 3, 3, {1, 1, 2}), ValueError);
+  EXPECT_THROW(fractional_max_pool2d_sizes(op, {1, 2, 7, 7}, 2, 2, 3, 3, {1, 1, 2}), ValueError);
+  EXPECT_THROW(fractional_max_pool2d_sizes(op, {1, 1, 7, 7}, 2, 2, 3, 3, {1, 1, 3}), ValueError);
+  EXPECT_NO_THROW(fractional_max_pool2d_sizes(op, {3, 7, 7}, 2, 2, 3, 3, {1, 3, 2}));
+  // Samples that do not convert to window starts: NaN, infinite, huge.
+  const Pool2dSizes s = fractional_max_pool2d_sizes(op, {1, 1, 7, 7}, 2, 2, 3, 3, {1, 1, 2});
+  const std::vector<double> x(49, 1.0);
+  std::vector<double> y(9);
+  std::vector<int64_t> ind(9);
+  for (const double u : {std::nan(""), std::numeric_limits<double>::infinity(), -1e30}) {
+    const std::vector<double> bad = {0.5, u};
+    EXPECT_THROW(
+        fractional_max_pool2d_forward(x.data(), bad.data(), y.data(), ind.data(), s, 2, 2),
+        ValueError)
+        << u;
+  }
+}
+
 }  // namespace
 }  // namespace kiln

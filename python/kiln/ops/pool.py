@@ -5,6 +5,8 @@
                         divisor_override)
     AdaptiveAvgPool2d  (x, output_size)
     AdaptiveMaxPool2d  (x, output_size, return_indices)
+    FractionalMaxPool2d (x, kernel_size, output_size, samples, return_indices): kernel_size
+                        windows at pseudo-random starts drawn from samples (N', C, 2)
 
 Output (N, C, OH, OW) (or (C, OH, OW)); the max pools also return the int64 flat index
 h*W + w of each maximum when ``return_indices``. The kernels check every window
@@ -58,6 +60,15 @@ class AdaptiveMaxPool2d(_ArgmaxPool):
     def forward(ctx: Context, x: Any, output_size: Any, return_indices: bool) -> Any:
         backend = ctx.backend
         y, indices = backend.adaptive_max_pool2d_forward(x, output_size)
+        return _ArgmaxPool._outputs(ctx, x, y, indices, return_indices)
+
+
+class FractionalMaxPool2d(_ArgmaxPool):
+    @staticmethod
+    def forward(ctx: Context, x: Any, kernel_size: Any, output_size: Any, samples: Any,
+                return_indices: bool) -> Any:
+        y, indices = ctx.backend.fractional_max_pool2d_forward(x, kernel_size, output_size,
+                                                               samples)
         return _ArgmaxPool._outputs(ctx, x, y, indices, return_indices)
 
 

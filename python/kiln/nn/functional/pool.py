@@ -15,13 +15,22 @@ from typing import Any, Union
 
 import numpy as np
 
-from kiln.ops.pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
-from kiln.tensor import Tensor
+from kiln._checks import is_real
+from kiln.nn.functional._args import check_float_tensor, check_tensor
+from kiln.ops.pool import (
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool2d,
+    FractionalMaxPool2d,
+    MaxPool2d,
+)
+from kiln.tensor import Tensor, rand
 
 __all__ = [
     "adaptive_avg_pool2d",
     "adaptive_max_pool2d",
     "avg_pool2d",
+    "fractional_max_pool2d",
     "max_pool2d",
 ]
 
@@ -62,6 +71,56 @@ def max_pool2d(
     return MaxPool2d.apply(input, kernel_size, stride, padding, dilation,
                             _flag(ceil_mode, op, "ceil_mode"),
                             _flag(return_indices, op, "return_indices"))
+
+
+def _ratio_pair(op: str, value: Any) -> tuple[float, float]:
+    """output_ratio as a pair: a number, or a sequence of one or two numbers."""
+    items = (value, value) if is_real(value) else value
+    if isinstance(items, Sequence) and not isinstance(items, str) and len(items) in (1, 2):
+        items = (items[0], items[-1])
+        if all(is_real(v) for v in items):
+            return float(items[0]), float(items[1])
+    raise TypeError(f"{op}: output_ratio must be a number or a pair of numbers, got {value!r}")
+
+
+def fractional_max_pool2d(
+    input: Tensor,  # noqa: A002
+    kernel_size: _Size2,
+    output_size: _Size2 | None = None,
+    output_ratio: float | Sequence[float] | None = None,
+    return_indices: bool = False,
+    _random_samples: Tensor | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Fractional max pooling (Graham 2014): (N, C, H, W) -> (N, C, OH, OW), or
+    (C, H, W) -> (C, OH, OW), the max over kH x kW windows at pseudo-random starts.
+
+    ``output_size`` (int or (OH, OW)) or else ``output_ratio`` (number or pair r:
+    OH = int(H * r[0]), OW = int(W * r[1])) sets the output; OH + kH - 1 <= H and
+    OW + kW - 1 <= W. Plane (n, c) places its windows from u = ``_random_samples[n, c]``
+    ((N, C, 2) or larger in N, (1, C, 2) unbatched, input's dtype, values in [0, 1): u[0]
+    for W, u[1] for H) exactly as PyTorch's CPU kernel: along H the windows start at
+    int((i + u) * alpha) - int(u * alpha), alpha = (H - kH) / (OH - 1), the last at H - kH.
+    Without ``_random_samples`` they are drawn from kiln's generator (``kiln.manual_seed``).
+    ``return_indices=True`` also returns the int64 flat index h*W + w of each maximum.
+    """
+    op = "fractional_max_pool2d"
+    check_float_tensor(op, "input", input)
+    check_tensor(op, "_random_samples", _random_samples, optional=True)
+    if input.ndim not in (3, 4):
+        raise ValueError(f"{op}: expected input of shape (N, C, H, W) or (C, H, W), got "
+                         f"{tuple(input.shape)}")
+    if output_size is None:
+        if output_ratio is None:
+            raise ValueError(f"{op}: requires specifying either an output_size or an "
+                             f"output_ratio")
+        ratio = _ratio_pair(op, output_ratio)
+        output_size = (int(input.shape[-2] * ratio[0]), int(input.shape[-1] * ratio[1]))
+    if _random_samples is None:
+        batch = 1 if input.ndim == 3 else input.shape[0]
+        _random_samples = rand(batch, input.shape[-3], 2, dtype=input.dtype,
+                               device=input.device)
+    return FractionalMaxPool2d.apply(input, kernel_size, output_size, _random_samples,
+                                     _flag(return_indices, op, "return_indices"))
 
 
 def avg_pool2d(

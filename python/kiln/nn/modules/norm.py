@@ -1,5 +1,7 @@
 """BatchNorm1d and BatchNorm2d: normalize each channel over the batch (and space);
-GroupNorm: normalize each sample's groups of channels.
+GroupNorm: normalize each sample's groups of channels; InstanceNorm1d/2d: each sample's
+channels; LayerNorm: each sample's trailing normalized_shape values; LocalResponseNorm:
+divide by the energy of neighbouring channels (AlexNet's).
 
 BatchNorm: y = (x - mean) / sqrt(var + eps) * weight + bias, per channel C. In training
 the batch statistics are used and the running estimates updated:
@@ -13,13 +15,14 @@ training and eval alike; no running estimates.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from kiln._checks import int_arg
+from kiln._checks import int_arg, is_int
 from kiln.nn import functional as F
 from kiln.nn import init
 from kiln.nn.modules.module import Module
@@ -27,11 +30,38 @@ from kiln.nn.modules.utils import _factory_dtype
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+           "LayerNorm", "LocalResponseNorm"]
 
 
-class _BatchNorm(Module):
-    _expected_ndims: tuple[int, ...] = ()
+def _register_affine(module: Module, shape: tuple[int, ...], dtype: Any, affine: bool,
+                     bias: bool) -> None:
+    """Registers the parameters weight and bias of ``shape`` (bias None unless ``bias``),
+    or weight and bias None without ``affine``; reset_parameters fills them."""
+    if affine:
+        module.weight = Parameter(Tensor(np.empty(shape, dtype)))
+        if bias:
+            module.bias = Parameter(Tensor(np.empty(shape, dtype)))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _reset_affine(module: Module) -> None:
+    """weight 1, bias 0 (those present)."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
+class _NormBase(Module):
+    """What batch and instance norm share (PyTorch's _NormBase): num_features, eps,
+    momentum, the affine parameters weight and bias (C,), the buffers running_mean,
+    running_var (C,) and num_batches_tracked () when ``track_running_stats``, and the
+    repr."""
 
     def __init__(
         self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -52,15 +82,7 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         dt = _factory_dtype(device, dtype, op)
-        if affine:
-            self.weight = Parameter(Tensor(np.empty((self.num_features,), dt)))
-            if bias:
-                self.bias = Parameter(Tensor(np.empty((self.num_features,), dt)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, (self.num_features,), dt, affine, bias)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros((self.num_features,), dt)))
             self.register_buffer("running_var", Tensor(np.ones((self.num_features,), dt)))
@@ -81,10 +103,26 @@ class _BatchNorm(Module):
     def reset_parameters(self) -> None:
         """Resets the running statistics; weight 1, bias 0."""
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
+
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, *args: Any
+    ) -> None:
+        # Checkpoints from before num_batches_tracked existed lack it: keep the current
+        # count instead of reporting a missing key, as PyTorch does for such state dicts.
+        key = prefix + "num_batches_tracked"
+        if self.num_batches_tracked is not None and key not in state_dict:
+            state_dict = ChainMap({key: self.num_batches_tracked}, state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    _expected_ndims: tuple[int, ...] = ()
 
     def _check_input_dim(self, input: Any) -> None:  # noqa: A002
         op = type(self).__name__
@@ -118,21 +156,6 @@ class _BatchNorm(Module):
             self.running_var if keep_running else None,
             self.weight, self.bias, use_batch_stats, factor, self.eps,
         )
-
-    def _load_from_state_dict(
-        self, state_dict: Mapping[str, Any], prefix: str, *args: Any
-    ) -> None:
-        # Checkpoints from before num_batches_tracked existed lack it: keep the current
-        # count instead of reporting a missing key, as PyTorch does for such state dicts.
-        key = prefix + "num_batches_tracked"
-        if self.num_batches_tracked is not None and key not in state_dict:
-            state_dict = ChainMap({key: self.num_batches_tracked}, state_dict)
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -182,23 +205,12 @@ class GroupNorm(Module):
         self.eps = eps
         self.affine = affine
         dt = _factory_dtype(device, dtype, op)
-        if affine:
-            self.weight = Parameter(Tensor(np.empty((self.num_channels,), dt)))
-            if bias:
-                self.bias = Parameter(Tensor(np.empty((self.num_channels,), dt)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, (self.num_channels,), dt, affine, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """weight 1, bias 0."""
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
@@ -206,3 +218,124 @@ class GroupNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, "
                 f"affine={self.affine}, bias={self.bias is not None}")
+
+
+class _InstanceNorm(_NormBase):
+    """Instance normalization: batch norm's parameters, buffers, state-dict keys and repr
+    (_NormBase), with affine and track_running_stats off by default; each
+    sample's channel is normalized over its own spatial values. ``num_features`` is only
+    checked against the input when ``affine`` (otherwise a mismatch warns, as PyTorch)."""
+
+    _no_batch_ndim = 0
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+        affine: bool = False, track_running_stats: bool = False,
+        device: Any = None, dtype: Any = None, *, bias: bool = True,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype, bias=bias)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        op = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{op}: input must be a kiln.Tensor, got {type(input).__name__}")
+        if input.ndim not in (self._no_batch_ndim, self._no_batch_ndim + 1):
+            raise ValueError(f"{op}: expected {self._no_batch_ndim}D or "
+                             f"{self._no_batch_ndim + 1}D input (got {input.ndim}D input of "
+                             f"shape {tuple(input.shape)})")
+        feature_dim = input.ndim - self._no_batch_ndim
+        if input.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"{op}: expected input's size at dim={feature_dim} to match "
+                                 f"num_features ({self.num_features}), but got input of shape "
+                                 f"{tuple(input.shape)}")
+            warnings.warn(f"{op}: input's size at dim={feature_dim} does not match "
+                          f"num_features. You can silence this warning by not passing in "
+                          f"num_features, which is not used because affine=False",
+                          stacklevel=2)
+        unbatched = input.ndim == self._no_batch_ndim
+        x = input.unsqueeze(0) if unbatched else input
+        y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training or not self.track_running_stats,
+                            0.0 if self.momentum is None else self.momentum, self.eps)
+        return y.squeeze(0) if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L) input (or unbatched (C, L)) over L, per sample
+    and channel. Parameters weight, bias (C,) when ``affine``; buffers running_mean,
+    running_var (C,) and num_batches_tracked () (never incremented, as PyTorch) when
+    ``track_running_stats``: then eval mode normalizes with the running statistics."""
+
+    _no_batch_ndim = 2
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W) input (or unbatched (C, H, W)) over H and W,
+    per sample and channel. Parameters weight, bias (C,) when ``affine``; buffers
+    running_mean, running_var (C,) and num_batches_tracked () (never incremented, as
+    PyTorch) when ``track_running_stats``: then eval mode normalizes with the running
+    statistics."""
+
+    _no_batch_ndim = 3
+
+
+class LayerNorm(Module):
+    """Layer normalization over the trailing ``normalized_shape`` dims of input
+    (*, normalized_shape) (an int means (int,)); output of input's shape.
+
+    Parameters weight (normalized_shape) = 1 and, when ``bias``, bias (normalized_shape)
+    = 0, when ``elementwise_affine``.
+    """
+
+    def __init__(
+        self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
+        elementwise_affine: bool = True, bias: bool = True, device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        op = type(self).__name__
+        shape = (normalized_shape,) if is_int(normalized_shape) else normalized_shape
+        if not isinstance(shape, Sequence) or not all(is_int(v) and v >= 0 for v in shape):
+            raise TypeError(f"{op}: normalized_shape must be an int or a sequence of "
+                            f"non-negative ints, got {normalized_shape!r}")
+        self.normalized_shape = tuple(int(v) for v in shape)
+        if not isinstance(eps, numbers.Real) or not eps >= 0:
+            raise ValueError(f"{op}: eps must be a non-negative number, got {eps!r}")
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        _register_affine(self, self.normalized_shape, _factory_dtype(device, dtype, op),
+                         elementwise_affine, bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """weight 1, bias 0."""
+        _reset_affine(self)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class LocalResponseNorm(Module):
+    """Local response normalization across the channels of (N, C, *) input (at least 3
+    dims), AlexNet's: x / (k + alpha/size * sum of x^2 over a window of ``size``
+    neighbouring channels, zero-padded)^beta. No parameters; output of input's shape."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                 k: float = 1.0) -> None:
+        super().__init__()
+        self.size = int_arg(type(self).__name__, "size", size, 1)
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -12,10 +12,11 @@ from typing import Any
 
 from kiln._checks import pair
 from kiln.nn import functional as F
+from kiln.nn.functional.pool import _ratio_pair
 from kiln.nn.modules.module import Module
 from kiln.tensor import Tensor
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "FractionalMaxPool2d", "MaxPool2d"]
 
 class _Pool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> None:
@@ -58,6 +59,43 @@ class MaxPool2d(_Pool2d):
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class FractionalMaxPool2d(Module):
+    """Fractional max pooling (Graham 2014) of (N, C, H, W) or (C, H, W) input: the max
+    over kernel_size windows at pseudo-random, overlapping starts, to exactly one of
+    ``output_size`` (int or (OH, OW)) or ``output_ratio`` (number or pair in (0, 1):
+    (int(H * r0), int(W * r1))). The starts come from ``_random_samples`` ((N, C, 2) of
+    the input's dtype, a buffer when given) or are drawn anew from kiln's generator on
+    each call. ``return_indices=True`` also returns the flat index h*W + w of each max.
+    """
+
+    def __init__(
+        self, kernel_size: int | Sequence[int], output_size: int | Sequence[int] | None = None,
+        output_ratio: float | Sequence[float] | None = None, return_indices: bool = False,
+        _random_samples: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        op = type(self).__name__
+        self.kernel_size = pair(op, "kernel_size", kernel_size, 1)
+        self.return_indices = return_indices
+        self.register_buffer("_random_samples", _random_samples)
+        self.output_size = (pair(op, "output_size", output_size, 0)
+                            if output_size is not None else None)
+        self.output_ratio = (_ratio_pair(op, output_ratio)
+                             if output_ratio is not None else None)
+        if output_size is None and output_ratio is None:
+            raise ValueError(f"{op} requires specifying either an output size, or a pooling "
+                             f"ratio")
+        if output_size is not None and output_ratio is not None:
+            raise ValueError(f"{op}: only one of output_size and output_ratio may be specified")
+        if self.output_ratio is not None and not all(0 < r < 1 for r in self.output_ratio):
+            raise ValueError(f"{op}: output_ratio must be between 0 and 1 (got {output_ratio})")
+
+    def forward(self, input: Tensor) -> Any:  # noqa: A002
+        return F.fractional_max_pool2d(input, self.kernel_size, self.output_size,
+                                       self.output_ratio, self.return_indices,
+                                       _random_samples=self._random_samples)
 
 
 class AvgPool2d(_Pool2d):
