@@ -1048,6 +1048,70 @@ OPS: list[OpRow] = [
         ErrorCase("0d input, class 1", m(), Const(np.array(1)), exc=ValueError,
                   match=r"multi_margin_loss.*1.*out of range for 1 classes"),
     ], tol=LOOSE_TOL),
+    OpRow("F.smooth_l1_loss", samples=lambda m: _loss_regression(m)[:5] + [
+        Sample("beta0.3", m(3, 4), m(3, 4), beta=0.3),
+        Sample("beta0_is_l1", m(3, 4), m(3, 4), beta=0.0),
+        Sample("beta2_sum", m(3, 4) * 3, m(3, 4), reduction="sum", beta=2.0),
+        Sample("bcast_target", m(3, 4), m(4)),
+        Sample("legacy_reduce_False", m(3, 4), m(3, 4), reduce=False),
+    ], errors=lambda m: _regression_errors("smooth_l1_loss")(m)[:2] + [
+        ErrorCase("negative beta", m(2, 3), m(2, 3), beta=-1.0, exc=ValueError,
+                  match=r"smooth_l1_loss.*beta"),
+    ]),
+    OpRow("F.huber_loss", samples=lambda m: _loss_regression(m)[:5] + [
+        Sample("delta0.3", m(3, 4), m(3, 4), delta=0.3),
+        Sample("delta2_none", m(3, 4) * 3, m(3, 4), reduction="none", delta=2.0),
+        Sample("weight_mean", m(3, 4) * 2, m(3, 4), weight=m.const(3, 4, kind="pos")),
+        Sample("weight_sum", m(3, 4) * 2, m(3, 4), reduction="sum",
+               weight=m.const(3, 4, kind="pos")),
+        Sample("weight_none", m(3, 4) * 2, m(3, 4), reduction="none",
+               weight=m.const(3, 4, kind="pos")),
+    ], errors=lambda m: _regression_errors("huber_loss")(m)[:2] + [
+        ErrorCase("delta 0", m(2, 3), m(2, 3), delta=0.0, exc=ValueError,
+                  match=r"huber_loss.*delta"),
+    ]),
+    OpRow("F.binary_cross_entropy", samples=lambda m: [
+        Sample(red, m(3, 4, kind="unit"), m(3, 4, kind="unit"), reduction=red)
+        for red in ("mean", "sum", "none")
+    ] + [
+        Sample("weight_bcast", m(3, 4, kind="unit"), Const(m(3, 4, kind="unit")),
+               m.const(4, kind="pos")),
+        Sample("weight_full_none", m(2, 3, kind="unit"), m(2, 3, kind="unit"),
+               m.const(2, 3, kind="pos"), reduction="none"),
+        Sample("hard_targets", m(2, 5, kind="unit"), Const(m.ints(2, 5, high=2).astype(m.dtype))),
+        # probabilities of exactly 0 and 1: each log clamped at -100, a finite loss
+        Sample("saturated", Const(np.array([0.0, 1.0, 0.0, 1.0], m.dtype)),
+               Const(np.array([1.0, 0.0, 0.0, 1.0], m.dtype)), reduction="none"),
+        Sample("0d", m(kind="unit"), m(kind="unit")),
+        Sample("noncontig", m(4, 3, kind="unit", layout="T"), Const(m(4, 3, kind="unit"))),
+        Sample("legacy_size_average_False", m(3, 4, kind="unit"), m(3, 4, kind="unit"),
+               size_average=False),
+    ], errors=lambda m: [
+        ErrorCase("above 1", m(2, 3, kind="unit") + 1, m(2, 3, kind="unit"), exc=ValueError,
+                  match=r"binary_cross_entropy.*between 0 and 1"),
+        ErrorCase("shape mismatch", m(2, 3, kind="unit"), m(3, 2, kind="unit"), exc=ValueError,
+                  match=r"binary_cross_entropy.*\(3, 2\).*\(2, 3\)"),
+        ErrorCase("bad reduction", m(2, 3, kind="unit"), m(2, 3, kind="unit"), reduction="avg",
+                  exc=ValueError, match=r"binary_cross_entropy.*avg"),
+    ]),
+    OpRow("F.kl_div", samples=lambda m: [
+        Sample(red, m(3, 4), m(3, 4, kind="unit"), reduction=red)
+        for red in ("mean", "sum", "none", "batchmean")
+    ] + [
+        Sample("log_target", m(3, 4), m(3, 4), reduction="batchmean", log_target=True),
+        Sample("log_target_none", m(2, 3), m(2, 3), reduction="none", log_target=True),
+        Sample("zero_target", m(2, 3), Const(np.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]],
+                                                      m.dtype)), reduction="sum"),
+        Sample("bcast_target", m(3, 4), Const(m(4, kind="unit")), reduction="sum"),
+        Sample("0d_batchmean", m(), m(kind="unit"), reduction="batchmean"),
+        Sample("noncontig", m(4, 3, layout="T"), m(4, 3, kind="unit"), reduction="batchmean"),
+        Sample("legacy_reduce_False", m(3, 4), m(3, 4, kind="unit"), reduce=False),
+    ], errors=lambda m: [
+        ErrorCase("bad reduction", m(2, 3), m(2, 3), reduction="avg", exc=ValueError,
+                  match=r"kl_div.*avg"),
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=r"kl_div.*\(2, 3\).*\(4, 3\)"),
+    ]),
     # ---- pad
     OpRow("F.pad", samples=_pad_samples, errors=_pad_errors),
     # ---- elementwise arithmetic (Tensor operators)
