@@ -892,6 +892,31 @@ OPS: list[OpRow] = [
         ErrorCase("min above max", m(3), min_val=1.0, max_val=-1.0, exc=ValueError,
                   match=r"hardtanh.*min_val"),
     ]),
+    _unary("F.hardsigmoid"),
+    _unary("F.mish"),
+    _unary("F.logsigmoid"),
+    OpRow("F.softplus", samples=lambda m: unary_samples(m) + [
+        Sample("beta2_threshold5", m(3, 4) * 4, 2.0, 5.0),
+        Sample("beta0.5_kw", m(3, 4) * 4, beta=0.5, threshold=1.0),
+        Sample("large", m(3, 4) * 40),
+    ]),
+    OpRow("F.threshold", samples=lambda m: [
+        Sample("th0.1_val20", m(3, 4), 0.1, 20.0),
+        Sample("negative_value", m(2, 3, 4), -0.5, -2.0),
+        Sample("int_args", m(3, 4) * 3, 1, 0),
+        Sample("0d", m(), 0.0, 1.0),
+        Sample("noncontig", m(4, 3, layout="T"), 0.2, 0.0),
+        Sample("nan", np.array([np.nan, 1.0, -1.0], m.dtype), 0.0, 5.0, gradcheck=False),
+        Sample("int_input", m.ints(3, 4), 2, -1),
+    ], errors=lambda m: [
+        ErrorCase("list input", [1.0, 2.0], 0.0, 1.0, exc=TypeError, match=r"threshold.*list"),
+    ]),
+    # PyTorch negates before casting, so a bool input is refused (as kiln refuses it)
+    OpRow("F.softmin", samples=lambda m: [s for s in _softmax_samples(m)
+                                          if not s.desc.startswith("bool")], errors=lambda m: [
+        ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
+                  match=r"soft(min|max): dimension 2 out of range.*\(2, 3\)"),
+    ]),
     OpRow("F.softmax", samples=_softmax_samples, errors=lambda m: [
         ErrorCase("int input", m.ints(2, 3), dim=1, exc=(TypeError, RuntimeError),
                   match=r"softmax.*int64"),

@@ -194,7 +194,9 @@ struct Hardsigmoid {
     return r / T(6);
   }
   template <typename T>
-  static T df(T x, T g, T) { return x > T(-3) && x < T(3) ? g / T(6) : T(0); }
+  static T df(T x, T g, T) {  // PyTorch multiplies by 1/6 rounded to float, in both dtypes
+    return x > T(-3) && x < T(3) ? g * T(1.0f / 6.0f) : T(0);
+  }
 };
 
 // mish: y = x tanh(softplus(x)) = x tanh(log1p(exp(x)));

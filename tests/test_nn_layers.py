@@ -1,0 +1,85 @@
+"""The layers added for PyTorch programs (activations, losses, pools, padding, resampling,
+dropout in eval, containers) as modules against torch.nn: the same repr, the same
+state-dict keys, and the same output and input gradient in float64 for one input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from _helpers import torch_or_skip
+
+import kiln
+import kiln.nn as knn
+
+torch = torch_or_skip()
+
+_RNG = np.random.default_rng(0)
+
+
+def _x(*shape: int, kind: str = "randn") -> np.ndarray:
+    if kind == "unit":
+        return _RNG.uniform(0.05, 0.95, shape)
+    return _RNG.standard_normal(shape)
+
+
+# (name, constructor args, constructor kwargs, inputs); modules of one input unless the
+# inputs hold several (losses: input, target).
+CASES: list[tuple[str, tuple, dict, tuple]] = [
+    ("Hardsigmoid", (), {}, (_x(2, 3, 4),)),
+    ("Hardsigmoid", (), {"inplace": True}, (_x(2, 3),)),
+    ("Mish", (), {}, (_x(2, 3, 4),)),
+    ("Mish", (), {"inplace": True}, (_x(3),)),
+    ("LogSigmoid", (), {}, (_x(2, 5),)),
+    ("Softplus", (), {}, (_x(2, 5) * 10,)),
+    ("Softplus", (2, 3), {}, (_x(2, 5) * 3,)),
+    ("Softplus", (), {"beta": 0.5, "threshold": 10.0}, (_x(4),)),
+    ("Threshold", (0.1, 20.0), {}, (_x(2, 5),)),
+    ("Threshold", (0.1, 20), {"inplace": True}, (_x(2, 5),)),
+    ("Softmin", (1,), {}, (_x(2, 5),)),
+    ("Softmin", (), {"dim": -1}, (_x(2, 3, 4),)),
+    ("ReLU6", (), {}, (_x(2, 5) * 5,)),
+    ("SiLU", (), {}, (_x(2, 5),)),
+    ("Hardswish", (), {}, (_x(2, 5) * 4,)),
+    ("Hardtanh", (-2.0, 2.0), {}, (_x(2, 5) * 3,)),
+    ("BCELoss", (), {}, (_x(3, 4, kind="unit"), _x(3, 4, kind="unit"))),
+    ("BCELoss", (), {"reduction": "sum"}, (_x(3, 4, kind="unit"), _x(3, 4, kind="unit"))),
+    ("SmoothL1Loss", (), {"beta": 0.5}, (_x(3, 4), _x(3, 4))),
+    ("SmoothL1Loss", (), {"reduction": "none"}, (_x(3, 4), _x(3, 4))),
+    ("HuberLoss", (), {"delta": 0.5}, (_x(3, 4), _x(3, 4))),
+    ("HuberLoss", ("sum",), {}, (_x(3, 4), _x(3, 4))),
+    ("KLDivLoss", (), {"reduction": "batchmean"}, (_x(3, 4), _x(3, 4, kind="unit"))),
+    ("KLDivLoss", (), {"reduction": "sum", "log_target": True}, (_x(3, 4), _x(3, 4))),
+]
+
+
+def _convert(value: Any, lib: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return lib.tensor(value) if lib is torch else kiln.tensor(value)
+    return value
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs", "inputs"), CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_module_matches_torch(name: str, args: tuple, kwargs: dict, inputs: tuple) -> None:
+    k = getattr(knn, name)(*args, **kwargs)
+    t = getattr(torch.nn, name)(*args, **kwargs)
+    assert repr(k) == repr(t)
+    assert list(k.state_dict()) == list(t.state_dict())
+    kx = [kiln.tensor(a, requires_grad=True) for a in inputs]
+    tx = [torch.tensor(a, requires_grad=True) for a in inputs]
+    kout = k(*[x.clone() for x in kx]) if k_inplace(k) else k(*kx)
+    tout = t(*[x.clone() for x in tx]) if k_inplace(k) else t(*tx)
+    np.testing.assert_allclose(kout.detach().numpy(), tout.detach().numpy(), rtol=1e-10,
+                               atol=1e-12)
+    g = _RNG.standard_normal(tuple(tout.shape))
+    kout.backward(kiln.tensor(g))
+    tout.backward(torch.tensor(g))
+    for a, b in zip(kx, tx):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def k_inplace(module: Any) -> bool:
+    """In-place modules get a copy of the leaf (PyTorch refuses in-place ops on leaves)."""
+    return bool(getattr(module, "inplace", False))
