@@ -5,7 +5,8 @@ name: the backend's ``<op>_forward(x, *params)`` and ``<op>_backward(grad, saved
 *params)``, where ``saved`` is the input or the output as the backend's
 ``pointwise_ops()`` metadata says. ``PReLU`` and ``Softmax`` (softmax and
 log_softmax) have kernels of their own; ``Hardtanh``, ``Softplus`` and ``Threshold``
-(two parameters each) are array math. Every array may have any shape; outputs and gradients have their input's shape.
+(two parameters each) are array math. Every array may have any shape; outputs and
+gradients have their input's shape.
 """
 
 from __future__ import annotations
