@@ -943,6 +943,26 @@ OPS: list[OpRow] = [
     ]),
     # ---- conv, linear
     OpRow("F.conv2d", samples=_conv_samples, errors=_conv_errors, tol=LOOSE_TOL),
+    OpRow("F.conv1d", samples=lambda m: [
+        Sample("basic", m(2, 3, 9), m(4, 3, 3), m(4)),
+        Sample("stride2_pad1_nobias", m(2, 3, 10), m(4, 3, 3), None, 2, 1),
+        Sample("dilation2_groups", m(1, 4, 11), m(6, 2, 3), m(6), 1, 2, 2, 2),
+        Sample("same_even_kernel", m(2, 2, 7), m(3, 2, 4), m(3), padding="same"),
+        Sample("same_dilated", m(1, 2, 9), m(2, 2, 3), None, padding="same", dilation=2),
+        Sample("valid", m(2, 2, 7), m(3, 2, 3), padding="valid"),
+        Sample("tuple_args", m(2, 3, 9), m(4, 3, 3), m(4), (2,), (1,), (1,)),
+        Sample("unbatched", m(3, 8), m(2, 3, 3), m(2)),
+        Sample("noncontig", m(2, 3, 9, layout="T"), m(4, 3, 3), m(4)),
+    ], errors=lambda m: [
+        ErrorCase("channel mismatch", m(2, 3, 5), m(4, 2, 3), exc=ValueError,
+                  match=r"conv1d.*\(4, 2, 3\).*\(2, 3, 5\)"),
+        ErrorCase("4d input", m(2, 3, 4, 5), m(4, 3, 3), exc=ValueError,
+                  match=r"conv1d.*\(2, 3, 4, 5\)"),
+        ErrorCase("same with stride", m(2, 3, 9), m(4, 3, 3), stride=2, padding="same",
+                  exc=ValueError, match=r"conv1d.*same.*stride"),
+        ErrorCase("bad padding string", m(2, 3, 9), m(4, 3, 3), padding="full",
+                  exc=ValueError, match=r"conv.*full"),
+    ], tol=LOOSE_TOL),
     OpRow("F.conv_transpose2d", samples=_conv_t_samples, errors=_conv_t_errors, tol=LOOSE_TOL),
     OpRow("F.linear", samples=lambda m: [
         Sample("2d", m(5, 4), m(3, 4), m(3)),
@@ -993,6 +1013,43 @@ OPS: list[OpRow] = [
               ErrorCase("bad output size", m(1, 2, 4, 4), (1, 2, 3), exc=(ValueError, TypeError),
                         match=r"adaptive_max_pool2d.*output_size"),
           ]),
+    OpRow("F.max_pool1d", samples=lambda m: [
+        Sample("k3", m(2, 3, 9, kind="distinct"), 3),
+        Sample("k3_s2_p1", m(2, 3, 10, kind="distinct"), 3, 2, 1),
+        Sample("dilation2_ceil", m(1, 2, 11, kind="distinct"), 3, 2, 1, 2, True),
+        Sample("tuple_args", m(2, 2, 8, kind="distinct"), (2,), (2,), (1,)),
+        Sample("unbatched", m(3, 8, kind="distinct"), 2),
+        Sample("indices", m(2, 3, 9, kind="distinct"), 3, 2, 1, return_indices=True),
+        Sample("noncontig", m(2, 3, 8, kind="distinct", layout="step"), 2),
+    ], errors=lambda m: [
+        ErrorCase("4d input", m(2, 3, 4, 5), 2, exc=ValueError,
+                  match=r"max_pool1d.*\(2, 3, 4, 5\)"),
+        ErrorCase("pair kernel", m(2, 3, 8), (2, 2), exc=(TypeError, ValueError),
+                  match=r"max_pool1d.*kernel_size"),
+    ]),
+    OpRow("F.avg_pool1d", samples=lambda m: [
+        Sample("k3", m(2, 3, 9), 3),
+        Sample("k3_s2_p1", m(2, 3, 10), 3, 2, 1),
+        Sample("no_pad_count_ceil", m(1, 2, 11), 3, 2, 1, True, False),
+        Sample("unbatched", m(3, 8), (2,)),
+        Sample("noncontig", m(2, 3, 8, layout="T"), 2),
+    ], errors=lambda m: [
+        ErrorCase("1d input", m(8), 2, exc=ValueError, match=r"avg_pool1d.*\(8,\)"),
+    ]),
+    OpRow("F.adaptive_avg_pool1d", samples=lambda m: [
+        Sample("7_to_3", m(2, 3, 7), 3),
+        Sample("global", m(2, 3, 5), 1),
+        Sample("upsample", m(1, 2, 3), (5,)),
+        Sample("unbatched", m(3, 8), 4),
+    ], errors=lambda m: [
+        ErrorCase("4d input", m(1, 2, 4, 4), 2, exc=ValueError,
+                  match=r"adaptive_avg_pool1d.*\(1, 2, 4, 4\)"),
+    ]),
+    OpRow("F.adaptive_max_pool1d", samples=lambda m: [
+        Sample("7_to_3", m(2, 3, 7, kind="distinct"), 3),
+        Sample("indices", m(2, 3, 8, kind="distinct"), 3, True),
+        Sample("unbatched", m(3, 8, kind="distinct"), 4),
+    ]),
     # ---- normalization, dropout
     OpRow("F.batch_norm", samples=_batch_norm_samples, errors=_batch_norm_errors, tol=LOOSE_TOL),
     OpRow("F.group_norm", samples=lambda m: [

@@ -43,6 +43,22 @@ CASES: list[tuple[str, tuple, dict, tuple]] = [
     ("SiLU", (), {}, (_x(2, 5),)),
     ("Hardswish", (), {}, (_x(2, 5) * 4,)),
     ("Hardtanh", (-2.0, 2.0), {}, (_x(2, 5) * 3,)),
+    ("Conv1d", (3, 4, 3), {}, (_x(2, 3, 9),)),
+    ("Conv1d", (4, 6, (3,)), {"stride": 2, "padding": 1, "groups": 2, "bias": False},
+     (_x(2, 4, 10),)),
+    ("Conv1d", (3, 4, 4), {"padding": "same", "dilation": 2}, (_x(2, 3, 9),)),
+    ("Conv1d", (3, 2, 3), {"padding": 2, "padding_mode": "reflect"}, (_x(2, 3, 9),)),
+    ("Conv1d", (3, 2, 3), {"padding": 1, "padding_mode": "circular"}, (_x(3, 9),)),
+    ("MaxPool1d", (3,), {}, (_x(2, 3, 9),)),
+    ("MaxPool1d", (3, 2, 1), {"ceil_mode": True}, (_x(2, 3, 10),)),
+    ("AvgPool1d", (3,), {}, (_x(2, 3, 9),)),
+    ("AvgPool1d", ((3,), 2, 1, True, False), {}, (_x(2, 3, 10),)),
+    ("AdaptiveAvgPool1d", (4,), {}, (_x(2, 3, 9),)),
+    ("AdaptiveMaxPool1d", (4,), {}, (_x(2, 3, 9),)),
+    ("AdaptiveMaxPool2d", ((3, None),), {}, (_x(2, 3, 7, 5),)),
+    ("AdaptiveMaxPool2d", (2,), {}, (_x(2, 3, 7, 5),)),
+    ("BatchNorm1d", (3,), {}, (_x(4, 3),)),
+    ("BatchNorm1d", (3,), {"momentum": 0.3, "affine": False}, (_x(4, 3, 7),)),
     ("BCELoss", (), {}, (_x(3, 4, kind="unit"), _x(3, 4, kind="unit"))),
     ("BCELoss", (), {"reduction": "sum"}, (_x(3, 4, kind="unit"), _x(3, 4, kind="unit"))),
     ("SmoothL1Loss", (), {"beta": 0.5}, (_x(3, 4), _x(3, 4))),
@@ -63,10 +79,11 @@ def _convert(value: Any, lib: Any) -> Any:
 @pytest.mark.parametrize(("name", "args", "kwargs", "inputs"), CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_module_matches_torch(name: str, args: tuple, kwargs: dict, inputs: tuple) -> None:
-    k = getattr(knn, name)(*args, **kwargs)
-    t = getattr(torch.nn, name)(*args, **kwargs)
+    k = getattr(knn, name)(*args, **kwargs).double()
+    t = getattr(torch.nn, name)(*args, **kwargs).double()
     assert repr(k) == repr(t)
     assert list(k.state_dict()) == list(t.state_dict())
+    k.load_state_dict({key: v.numpy() for key, v in t.state_dict().items()})
     kx = [kiln.tensor(a, requires_grad=True) for a in inputs]
     tx = [torch.tensor(a, requires_grad=True) for a in inputs]
     kout = k(*[x.clone() for x in kx]) if k_inplace(k) else k(*kx)
@@ -78,6 +95,9 @@ def test_module_matches_torch(name: str, args: tuple, kwargs: dict, inputs: tupl
     tout.backward(torch.tensor(g))
     for a, b in zip(kx, tx):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for key, value in t.state_dict().items():  # running statistics
+        np.testing.assert_allclose(k.state_dict()[key].numpy(), value.numpy(), rtol=1e-10,
+                                   atol=1e-12)
 
 
 def k_inplace(module: Any) -> bool:

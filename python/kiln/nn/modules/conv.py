@@ -1,5 +1,6 @@
-"""Conv2d and ConvTranspose2d layers over kiln.nn.functional's conv kernels.
+"""Conv2d, Conv1d and ConvTranspose2d layers over kiln.nn.functional's conv kernels.
 
+Conv1d weight (out_channels, in_channels / groups, k), its sizes kept as 1-tuples.
 Conv2d weight (out_channels, in_channels / groups, kH, kW); ConvTranspose2d weight
 (in_channels, out_channels / groups, kH, kW) (the transpose of the conv that maps its
 output back to its input); bias (out_channels,). Both default to PyTorch's init:
@@ -13,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from kiln._checks import int_arg, pair
+from kiln._checks import int_arg, pair, single
 from kiln.nn import functional as F
 from kiln.nn.functional.conv import _same_padding
 from kiln.nn.modules.module import Module
 from kiln.nn.modules.utils import _default_reset, _make_weight_and_bias
 from kiln.tensor import Tensor
 
-__all__ = ["Conv2d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -28,6 +29,12 @@ _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"
 
 class _ConvBase(Module):
     transposed = False
+    dims = 2  # spatial dimensions: sizes are pairs (2) or 1-tuples (1)
+
+    def _sizes(self, op: str, name: str, value: Any, minimum: int) -> tuple[int, ...]:
+        if self.dims == 1:
+            return (single(op, name, value, minimum),)
+        return pair(op, name, value, minimum)
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any,
@@ -45,10 +52,10 @@ class _ConvBase(Module):
         if self.out_channels % self.groups != 0:
             raise ValueError(f"{op}: out_channels ({out_channels}) must be divisible by groups "
                              f"({groups})")
-        self.kernel_size = pair(op, "kernel_size", kernel_size, 1)
-        self.stride = pair(op, "stride", stride, 1)
-        self.dilation = pair(op, "dilation", dilation, 1)
-        self.output_padding = pair(op, "output_padding", output_padding, 0)
+        self.kernel_size = self._sizes(op, "kernel_size", kernel_size, 1)
+        self.stride = self._sizes(op, "stride", stride, 1)
+        self.dilation = self._sizes(op, "dilation", dilation, 1)
+        self.output_padding = self._sizes(op, "output_padding", output_padding, 0)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{op}: padding_mode must be one of {list(_PADDING_MODES)}, "
                              f"but got padding_mode={padding_mode!r}")
@@ -62,7 +69,7 @@ class _ConvBase(Module):
         self.reset_parameters()
 
     def _init_padding(self, padding: Any, op: str) -> Any:
-        return pair(op, "padding", padding, 0)
+        return self._sizes(op, "padding", padding, 0)
 
     def reset_parameters(self) -> None:
         """PyTorch's default init (see the module docstring)."""
@@ -70,11 +77,11 @@ class _ConvBase(Module):
 
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
-        if self.padding != (0, 0):
+        if self.padding != (0,) * self.dims:
             s += ", padding={padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != (1,) * self.dims:
             s += ", dilation={dilation}"
-        if self.output_padding != (0, 0):
+        if self.output_padding != (0,) * self.dims:
             s += ", output_padding={output_padding}"
         if self.groups != 1:
             s += ", groups={groups}"
@@ -106,24 +113,24 @@ class Conv2d(_ConvBase):
 
     def _init_padding(self, padding: Any, op: str) -> Any:
         if not isinstance(padding, str):
-            return pair(op, "padding", padding, 0)
+            return self._sizes(op, "padding", padding, 0)
         if padding not in ("same", "valid"):
             raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
                              "['same', 'valid']")
-        if padding == "same" and self.stride != (1, 1):
+        if padding == "same" and self.stride != (1,) * self.dims:
             raise ValueError(f"{op}: padding='same' is not supported for strided "
                              f"convolutions (stride={self.stride})")
         return padding
 
-    def _side_pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """(before, after) padding of H and W."""
+    def _side_pads(self) -> tuple[tuple[int, int], ...]:
+        """(before, after) padding of each spatial dim (H and W; L for Conv1d)."""
         if self.padding == "valid":
-            return ((0, 0), (0, 0))
+            return ((0, 0),) * self.dims
         if self.padding == "same":
             before, after = _same_padding(type(self).__name__, self.weight, self.stride,
                                           self.dilation)
-            return ((before[0], after[0]), (before[1], after[1]))
-        return ((self.padding[0],) * 2, (self.padding[1],) * 2)
+            return tuple(zip(before, after))
+        return tuple((p, p) for p in self.padding)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if self.padding_mode == "zeros":
@@ -134,6 +141,34 @@ class Conv2d(_ConvBase):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self._conv_forward(input, self.weight, self.bias)
+
+
+class Conv1d(Conv2d):
+    """1-D convolution over (N, C_in, L) input (or unbatched (C_in, L)): Conv2d's rules
+    with one spatial dimension; kernel_size, stride, padding and dilation are kept as
+    1-tuples, and padding may be 'valid' or 'same'."""
+
+    dims = 1
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1, padding: int | Sequence[int] | str = 0,
+        dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = True,
+        padding_mode: str = "zeros", device: Any = None, dtype: Any = None,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype)
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if self.padding_mode == "zeros":
+            return F.conv1d(input, weight, bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+        if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+            F.conv1d(input, weight, bias)  # raises, naming the op and the shape
+        padded = _pad_by_gather(input.unsqueeze(-2), ((0, 0), *self._side_pads()),
+                                self.padding_mode, type(self).__name__)
+        return F.conv1d(padded.squeeze(-2), weight, bias, self.stride, 0, self.dilation,
+                        self.groups)
 
 
 def _pad_by_gather(
