@@ -14,6 +14,7 @@ from kiln.nn.modules import (
     loss,
     module,
     norm,
+    padding,
     pool,
     sync_batchnorm,
 )
@@ -26,9 +27,11 @@ from kiln.nn.modules.linear import *  # noqa: F403
 from kiln.nn.modules.loss import *  # noqa: F403
 from kiln.nn.modules.module import *  # noqa: F403
 from kiln.nn.modules.norm import *  # noqa: F403
+from kiln.nn.modules.padding import *  # noqa: F403
 from kiln.nn.modules.pool import *  # noqa: F403
 from kiln.nn.modules.sync_batchnorm import *  # noqa: F403
 
 __all__ = sorted(name for family in (activation, container, conv, dropout, flatten,
-                                       linear, loss, module, norm, pool, sync_batchnorm)
+                                       linear, loss, module, norm, padding, pool,
+                                       sync_batchnorm)
                  for name in family.__all__)
