@@ -1083,6 +1083,22 @@ OPS: list[OpRow] = [
     ], errors=lambda m: [
         ErrorCase("p negative", m(1, 2, 3, 3), -0.1, exc=ValueError, match=r"dropout.*-0\.1"),
     ]),
+    OpRow("F.dropout1d", samples=lambda m: [
+        Sample("p0_train", m(2, 3, 5), 0.0),
+        Sample("eval", m(2, 3, 5), 0.5, training=False),
+        Sample("p1_train", m(2, 3, 5), 1.0),
+        Sample("unbatched_p1", m(3, 5), 1.0),
+    ], errors=lambda m: [
+        ErrorCase("4d input", m(1, 2, 3, 3), 0.5, exc=ValueError,
+                  match=r"dropout1d.*\(1, 2, 3, 3\)"),
+    ]),
+    OpRow("F.alpha_dropout", samples=lambda m: [
+        Sample("default_not_training", m(3, 4), 0.5),
+        Sample("p0_train", m(3, 4), 0.0, True),
+        Sample("p1_train", m(3, 4), 1.0, True),
+    ], errors=lambda m: [
+        ErrorCase("p above 1", m(3), 1.5, True, exc=ValueError, match=r"dropout.*1\.5"),
+    ]),
     # ---- losses
     OpRow("F.cross_entropy", samples=lambda m: _class_loss_samples(m, nll=False),
           errors=lambda m: _class_loss_errors("cross_entropy")(m) + [

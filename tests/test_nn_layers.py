@@ -71,6 +71,9 @@ CASES: list[tuple[str, tuple, dict, tuple]] = [
     ("ReplicationPad1d", (3,), {}, (_x(2, 3, 4),)),
     ("CircularPad2d", (1,), {}, (_x(1, 2, 3, 4),)),
     ("CircularPad1d", ((2, 1),), {}, (_x(2, 3, 4),)),
+    ("Dropout1d", (0.3,), {}, (_x(2, 3, 4),)),  # eval mode below: the identity
+    ("Dropout2d", (0.3,), {"inplace": True}, (_x(2, 3, 4, 4),)),
+    ("AlphaDropout", (0.2,), {}, (_x(2, 5),)),
     ("BCELoss", (), {}, (_x(3, 4, kind="unit"), _x(3, 4, kind="unit"))),
     ("BCELoss", (), {"reduction": "sum"}, (_x(3, 4, kind="unit"), _x(3, 4, kind="unit"))),
     ("SmoothL1Loss", (), {"beta": 0.5}, (_x(3, 4), _x(3, 4))),
@@ -93,6 +96,9 @@ def _convert(value: Any, lib: Any) -> Any:
 def test_module_matches_torch(name: str, args: tuple, kwargs: dict, inputs: tuple) -> None:
     k = getattr(knn, name)(*args, **kwargs).double()
     t = getattr(torch.nn, name)(*args, **kwargs).double()
+    if "Dropout" in name:  # random in training: compared in eval mode
+        k.eval()
+        t.eval()
     assert repr(k) == repr(t)
     assert list(k.state_dict()) == list(t.state_dict())
     k.load_state_dict({key: v.numpy() for key, v in t.state_dict().items()})
