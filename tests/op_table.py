@@ -941,6 +941,53 @@ OPS: list[OpRow] = [
     ], errors=lambda m: [
         ErrorCase("weight size", m(2, 3, 4), m(2), exc=ValueError, match=r"prelu.*\(2,\)"),
     ]),
+    # ---- vector functions (normalize, distances, one_hot)
+    OpRow("F.normalize", samples=lambda m: [
+        Sample("default", m(3, 4)),
+        Sample("dim0_p1", m(3, 4), 1.0, 0),
+        Sample("p3_dim-1", m(2, 3, 4), p=3.0, dim=-1),
+        Sample("pinf", m(3, 5, kind="distinct"), float("inf"), 1),
+        Sample("zero_row", Const(np.zeros((2, 3), m.dtype)), dim=1),
+        Sample("zero_row_grad", np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]], m.dtype),
+               gradcheck=False),
+        Sample("1d", m(5), dim=0),
+        Sample("noncontig", m(4, 3, layout="T")),
+    ], errors=lambda m: [
+        ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
+                  match=r"normalize.*dimension 2 out of range"),
+    ]),
+    OpRow("F.cosine_similarity", samples=lambda m: [
+        Sample("default", m(4, 5), m(4, 5)),
+        Sample("dim0", m(4, 5), m(4, 5), 0),
+        Sample("bcast", m(3, 1, 4), m(2, 4), dim=-1),
+        Sample("zero_vector", m(2, 3), Const(np.zeros((2, 3), m.dtype)), gradcheck=False),
+        Sample("tiny_eps_clamp", m(2, 3) * 1e-10, m(2, 3), eps=1e-8, gradcheck=False),
+        Sample("1d", m(5), m(5), dim=0),
+    ], errors=lambda m: [
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=r"cosine_similarity.*\(2, 3\).*\(4, 3\)"),
+    ]),
+    OpRow("F.pairwise_distance", samples=lambda m: [
+        Sample("default", m(4, 5), m(4, 5)),
+        Sample("p1_keepdim", m(4, 5), m(4, 5), 1.0, keepdim=True),
+        Sample("p3", m(3, 4), m(3, 4), p=3.0),
+        Sample("bcast_row", m(4, 5), m(5)),
+        Sample("1d", m(5), m(5)),
+    ]),
+    OpRow("F.one_hot", differentiable=False, samples=lambda m: [
+        Sample("infer", m.ints(5, high=4)),
+        Sample("num_classes", m.ints(2, 3, high=4), 6),
+        Sample("0d", np.array(2, np.int64), 3),
+        Sample("empty_given", m.ints(0, high=3), 3),
+    ], errors=lambda m: [
+        ErrorCase("float input", Const(m(3)), exc=(TypeError, RuntimeError), match=r"one_hot"),
+        ErrorCase("too few classes", np.array([0, 3], np.int64), 3,
+                  exc=(ValueError, RuntimeError), match=r"one_hot.*smaller than num_classes"),
+        ErrorCase("negative", np.array([0, -1], np.int64), exc=(ValueError, RuntimeError),
+                  match=r"one_hot.*non-negative"),
+        ErrorCase("empty inferred", m.ints(0, high=3), exc=(ValueError, RuntimeError),
+                  match=r"one_hot.*empty"),
+    ]),
     # ---- conv, linear
     OpRow("F.conv2d", samples=_conv_samples, errors=_conv_errors, tol=LOOSE_TOL),
     OpRow("F.conv1d", samples=lambda m: [
