@@ -121,3 +121,49 @@ def test_module_matches_torch(name: str, args: tuple, kwargs: dict, inputs: tupl
 def k_inplace(module: Any) -> bool:
     """In-place modules get a copy of the leaf (PyTorch refuses in-place ops on leaves)."""
     return bool(getattr(module, "inplace", False))
+
+
+# ---------------------------------------------------------------- ParameterList / Dict
+def test_parameter_list_registers_appends_and_prints_as_torch() -> None:
+    arrays = [_x(2, 3), _x(4), _x(3).astype(np.float32), _x(1)]
+    k = knn.ParameterList([knn.Parameter(kiln.tensor(arrays[0])), kiln.tensor(arrays[1])])
+    t = torch.nn.ParameterList([torch.nn.Parameter(torch.tensor(arrays[0])),
+                                torch.tensor(arrays[1])])
+    k.append(kiln.tensor(arrays[2]))
+    t.append(torch.tensor(arrays[2]))
+    k.extend([kiln.tensor(arrays[3])])
+    t.extend([torch.tensor(arrays[3])])
+    assert repr(k) == repr(t).replace("torch.", "kiln.")
+    assert list(k.state_dict()) == list(t.state_dict()) == ["0", "1", "2", "3"]
+    assert len(k) == 4 and isinstance(k[1], knn.Parameter) and k[-1].shape == (1,)
+    assert [tuple(p.shape) for p in k] == [tuple(p.shape) for p in t]
+    assert isinstance(k[1:3], knn.ParameterList) and len(k[1:3]) == 2
+    k[0] = kiln.zeros(5)
+    assert k[0].shape == (5,) and isinstance(k[0], knn.Parameter)
+    holder = knn.Module()
+    holder.weights = k
+    assert [name for name, _ in holder.named_parameters()] == [f"weights.{i}" for i in range(4)]
+    with pytest.raises(IndexError, match=r"ParameterList.*4"):
+        k[4]
+    with pytest.raises(TypeError, match=r"ParameterList.*str"):
+        k.append("w")
+    assert repr(knn.ParameterList()) == "ParameterList()"
+
+
+def test_parameter_dict_registers_updates_and_prints_as_torch() -> None:
+    a, b, c = _x(2).astype(np.float32), _x(3, 4).astype(np.float32), _x(1).astype(np.float32)
+    k = knn.ParameterDict({"a": knn.Parameter(kiln.tensor(a)), "b": kiln.tensor(b)})
+    t = torch.nn.ParameterDict({"a": torch.nn.Parameter(torch.tensor(a)), "b": torch.tensor(b)})
+    k["c"] = knn.Parameter(kiln.tensor(c))
+    t["c"] = torch.nn.Parameter(torch.tensor(c))
+    assert repr(k) == repr(t).replace("torch.", "kiln.")
+    assert list(k.state_dict()) == list(t.state_dict()) == ["a", "b", "c"]
+    assert list(k.keys()) == ["a", "b", "c"] and "a" in k and isinstance(k["b"], knn.Parameter)
+    k.update([("d", kiln.zeros(2))])
+    assert len(k) == 4 and k.pop("d").shape == (2,) and len(k) == 3
+    state = {key: v.detach().numpy() * 0 for key, v in t.state_dict().items()}
+    k.load_state_dict(state)
+    assert float(k["b"].detach().numpy().sum()) == 0.0
+    with pytest.raises(ValueError, match=r"ParameterDict.update.*#0"):
+        k.update([("x",)])
+    assert repr(knn.ParameterDict()) == "ParameterDict()"
