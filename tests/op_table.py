@@ -1097,6 +1097,50 @@ OPS: list[OpRow] = [
         Sample("indices", m(2, 3, 8, kind="distinct"), 3, True),
         Sample("unbatched", m(3, 8, kind="distinct"), 4),
     ]),
+    # ---- resampling
+    OpRow("F.interpolate", samples=lambda m: [
+        Sample("nearest_x2", m(2, 3, 4, 5), scale_factor=2),
+        Sample("nearest_size", m(2, 3, 4, 5), size=(7, 3)),
+        Sample("nearest_scale1.7", m(1, 2, 5, 4), scale_factor=1.7),
+        Sample("nearest_exact", m(1, 2, 5, 4), size=(8, 7), mode="nearest-exact"),
+        Sample("bilinear_x2", m(2, 3, 4, 5), scale_factor=2, mode="bilinear"),
+        Sample("bilinear_size_down", m(2, 3, 7, 9), size=(4, 5), mode="bilinear"),
+        Sample("bilinear_align", m(1, 2, 4, 5), size=(7, 9), mode="bilinear",
+               align_corners=True),
+        Sample("bilinear_scale_pair", m(1, 2, 5, 6), scale_factor=(1.5, 0.7), mode="bilinear"),
+        Sample("bilinear_recompute", m(1, 2, 5, 6), scale_factor=1.7, mode="bilinear",
+               recompute_scale_factor=True),
+        Sample("linear_3d", m(2, 3, 6), scale_factor=2.5, mode="linear"),
+        Sample("nearest_3d", m(2, 3, 6), size=10),
+        Sample("area", m(2, 3, 7, 9), size=(3, 4), mode="area"),
+        Sample("noncontig", m(2, 3, 4, 5, layout="T"), scale_factor=2, mode="bilinear"),
+    ], errors=lambda m: [
+        ErrorCase("neither size nor scale", m(1, 2, 3, 3), exc=ValueError,
+                  match=r"either size or scale_factor"),
+        ErrorCase("both", m(1, 2, 3, 3), size=4, scale_factor=2, exc=ValueError,
+                  match=r"only one of size or scale_factor"),
+        ErrorCase("align_corners with nearest", m(1, 2, 3, 3), size=4, align_corners=True,
+                  exc=ValueError, match=r"align_corners"),
+        ErrorCase("size rank", m(1, 2, 3, 3), size=(4,), exc=ValueError,
+                  match=r"same number of spatial dimensions"),
+        ErrorCase("linear on 4-d", m(1, 2, 3, 3), size=4, mode="linear",
+                  exc=NotImplementedError, match=r"linear"),
+    ]),
+    OpRow("F.pixel_shuffle", samples=lambda m: [
+        Sample("r2", m(2, 8, 3, 4), 2),
+        Sample("r3_unbatched", m(9, 2, 2), 3),
+        Sample("5d", m(2, 1, 4, 2, 3), 2),
+    ], errors=lambda m: [
+        ErrorCase("channels", m(1, 3, 2, 2), 2, exc=(ValueError, RuntimeError),
+                  match=r"pixel_shuffle.*divisible"),
+    ]),
+    OpRow("F.pixel_unshuffle", samples=lambda m: [
+        Sample("r2", m(2, 2, 4, 6), 2),
+        Sample("r3_unbatched", m(1, 6, 3), 3),
+    ], errors=lambda m: [
+        ErrorCase("size", m(1, 2, 3, 4), 2, exc=(ValueError, RuntimeError),
+                  match=r"pixel_unshuffle.*divisible"),
+    ]),
     # ---- normalization, dropout
     OpRow("F.batch_norm", samples=_batch_norm_samples, errors=_batch_norm_errors, tol=LOOSE_TOL),
     OpRow("F.group_norm", samples=lambda m: [

@@ -17,6 +17,7 @@ from kiln.nn.modules import (
     padding,
     pool,
     sync_batchnorm,
+    upsampling,
 )
 from kiln.nn.modules.activation import *  # noqa: F403
 from kiln.nn.modules.container import *  # noqa: F403
@@ -30,8 +31,9 @@ from kiln.nn.modules.norm import *  # noqa: F403
 from kiln.nn.modules.padding import *  # noqa: F403
 from kiln.nn.modules.pool import *  # noqa: F403
 from kiln.nn.modules.sync_batchnorm import *  # noqa: F403
+from kiln.nn.modules.upsampling import *  # noqa: F403
 
 __all__ = sorted(name for family in (activation, container, conv, dropout, flatten,
                                        linear, loss, module, norm, padding, pool,
-                                       sync_batchnorm)
+                                       sync_batchnorm, upsampling)
                  for name in family.__all__)
