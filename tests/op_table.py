@@ -1097,6 +1097,27 @@ OPS: list[OpRow] = [
         Sample("indices", m(2, 3, 8, kind="distinct"), 3, True),
         Sample("unbatched", m(3, 8, kind="distinct"), 4),
     ]),
+    OpRow("F.unfold", samples=lambda m: [
+        Sample("k2", m(2, 3, 4, 5), 2),
+        Sample("k2x3_all_args", m(2, 3, 6, 7), (2, 3), 2, 1, (2, 1)),
+        Sample("unbatched", m(3, 4, 4), 3, padding=1),
+        Sample("noncontig", m(1, 2, 5, 4, layout="T"), 2, stride=2),
+    ], errors=lambda m: [
+        ErrorCase("2d input", m(4, 4), 2, exc=ValueError, match=r"unfold.*\(4, 4\)"),
+        ErrorCase("kernel too large", m(1, 1, 3, 3), 4, exc=(ValueError, RuntimeError),
+                  match=r"unfold"),
+    ], tol=LOOSE_TOL),
+    OpRow("F.fold", samples=lambda m: [
+        Sample("k2", m(2, 12, 12), (4, 5), 2),
+        Sample("k2_stride2", m(2, 8, 4), 4, 2, stride=2),
+        Sample("all_args", m(1, 12, 9), (5, 6), (2, 3), 1, 1, 2),
+        Sample("unbatched", m(18, 4), 3, 3, padding=1, stride=2),
+    ], errors=lambda m: [
+        ErrorCase("block count", m(1, 12, 10), (4, 5), 2, exc=(ValueError, RuntimeError),
+                  match=r"fold.*\(1, 12, 10\)"),
+        ErrorCase("channels", m(1, 10, 12), (4, 5), 2, exc=(ValueError, RuntimeError),
+                  match=r"fold.*\(1, 10, 12\)"),
+    ], tol=LOOSE_TOL),
     # ---- resampling
     OpRow("F.interpolate", samples=lambda m: [
         Sample("nearest_x2", m(2, 3, 4, 5), scale_factor=2),

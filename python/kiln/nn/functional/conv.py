@@ -22,10 +22,10 @@ from typing import Any, Union
 
 from kiln._checks import int_arg, pair, single
 from kiln.nn.functional._args import check_float_tensor
-from kiln.ops.conv import Conv2d, ConvTranspose2d
+from kiln.ops.conv import Conv2d, ConvTranspose2d, Fold, Unfold
 from kiln.tensor import Tensor
 
-__all__ = ["conv1d", "conv2d", "conv_transpose2d"]
+__all__ = ["conv1d", "conv2d", "conv_transpose2d", "fold", "unfold"]
 
 _Size2 = Union[int, Sequence[int]]
 _Pair = tuple[int, int]
@@ -185,3 +185,40 @@ def conv1d(
     out = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride), pad,
                  (1, single(op, "dilation", dilation, 1)), groups)
     return out.squeeze(-2)
+
+
+def _windows(op: str, kernel_size: Any, dilation: Any, padding: Any,
+             stride: Any) -> tuple[_Pair, _Pair, _Pair, _Pair]:
+    return (pair(op, "kernel_size", kernel_size, 1), pair(op, "dilation", dilation, 1),
+            pair(op, "padding", padding, 0), pair(op, "stride", stride, 1))
+
+
+def unfold(input: Tensor, kernel_size: _Size2, dilation: _Size2 = 1,  # noqa: A002
+           padding: _Size2 = 0, stride: _Size2 = 1) -> Tensor:
+    """Sliding local blocks (im2col): (N, C, H, W) -> (N, C*kH*kW, L), or unbatched
+    (C, H, W) -> (C*kH*kW, L), with L = OH*OW the windows conv2d would visit (OH as in
+    conv2d). Row c*kH*kW + i*kW + j holds input channel c at window offset (i, j)."""
+    op = "unfold"
+    check_float_tensor(op, "input", input)
+    if input.ndim not in (3, 4):
+        raise ValueError(f"{op}: expected 3-D (unbatched) or 4-D (batched) input, got shape "
+                         f"{tuple(input.shape)}")
+    return _batched(Unfold.apply, input, *_windows(op, kernel_size, dilation, padding, stride))
+
+
+def fold(input: Tensor, output_size: _Size2, kernel_size: _Size2,  # noqa: A002
+         dilation: _Size2 = 1, padding: _Size2 = 0, stride: _Size2 = 1) -> Tensor:
+    """The adjoint of unfold (col2im): (N, C*kH*kW, L) -> (N, C, *output_size), or
+    unbatched (C*kH*kW, L) -> (C, *output_size), overlapping block entries summed. L must
+    be the number of windows unfold finds in output_size."""
+    op = "fold"
+    check_float_tensor(op, "input", input)
+    if input.ndim not in (2, 3):
+        raise ValueError(f"{op}: expected 2-D (unbatched) or 3-D (batched) input, got shape "
+                         f"{tuple(input.shape)}")
+    size = pair(op, "output_size", output_size, 1)
+    args = (size, *_windows(op, kernel_size, dilation, padding, stride))
+    if input.ndim == 3:
+        return Fold.apply(input, *args)
+    out = Fold.apply(input.reshape((1, *input.shape)), *args)
+    return out.reshape(tuple(out.shape[1:]))
