@@ -62,16 +62,28 @@ std::vector<Tap<T>> axis_taps(int64_t in, int64_t out, double scale_factor, cons
   return taps;
 }
 
+// Both axes' taps and the plane sizes of one call, shared by forward and backward.
+template <typename T>
+struct Plan {
+  std::vector<Tap<T>> th, tw;
+  int64_t in_plane, out_plane, grain;
+  bool linear;
+  Plan(const char* op, const ResampleSizes& s, const ResampleOptions& o)
+      : th((check_sizes(op, s), axis_taps<T>(s.in_h, s.out_h, o.scale_h, o))),
+        tw(axis_taps<T>(s.in_w, s.out_w, o.scale_w, o)),
+        in_plane(s.in_h * s.in_w),
+        out_plane(s.out_h * s.out_w),
+        grain(std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(out_plane, 1))),
+        linear(o.mode == Resample::Bilinear) {}
+};
+
 }  // namespace
 
 template <typename T>
 void resample_forward(const T* x, T* y, const ResampleSizes& s, const ResampleOptions& o) {
-  check_sizes("interpolate", s);
-  const auto th = axis_taps<T>(s.in_h, s.out_h, o.scale_h, o);
-  const auto tw = axis_taps<T>(s.in_w, s.out_w, o.scale_w, o);
-  const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
-  const bool linear = o.mode == Resample::Bilinear;
-  parallel_for(0, s.planes, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(out_plane, 1)),
+  const Plan<T> plan("interpolate", s, o);
+  const auto& [th, tw, in_plane, out_plane, grain, linear] = plan;
+  parallel_for(0, s.planes, grain,
                [&](int64_t b, int64_t e) {
                  for (int64_t p = b; p < e; ++p) {
                    const T* xp = x + p * in_plane;
@@ -94,12 +106,9 @@ void resample_forward(const T* x, T* y, const ResampleSizes& s, const ResampleOp
 
 template <typename T>
 void resample_backward(const T* dy, T* dx, const ResampleSizes& s, const ResampleOptions& o) {
-  check_sizes("interpolate_backward", s);
-  const auto th = axis_taps<T>(s.in_h, s.out_h, o.scale_h, o);
-  const auto tw = axis_taps<T>(s.in_w, s.out_w, o.scale_w, o);
-  const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
-  const bool linear = o.mode == Resample::Bilinear;
-  parallel_for(0, s.planes, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(out_plane, 1)),
+  const Plan<T> plan("interpolate_backward", s, o);
+  const auto& [th, tw, in_plane, out_plane, grain, linear] = plan;
+  parallel_for(0, s.planes, grain,
                [&](int64_t b, int64_t e) {
                  for (int64_t p = b; p < e; ++p) {
                    T* gp = dx + p * in_plane;

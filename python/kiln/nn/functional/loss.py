@@ -240,6 +240,22 @@ def l1_loss(
     return _regression("l1_loss", input, target, size_average, reduce, reduction, weight)
 
 
+def _binary_operands(op: str, input: Tensor, target: Tensor,  # noqa: A002
+                     **weights: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The binary cross entropies' checks: float tensors, target of input's shape; the
+    pair promoted to a common float dtype."""
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "target", target)
+    for name, weight in weights.items():
+        check_float_tensor(op, name, weight, optional=True)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"{op}: target size {tuple(target.shape)} must be the same as input size "
+            f"{tuple(input.shape)}"
+        )
+    return _common_float(input, target)  # type: ignore[return-value]
+
+
 def smooth_l1_loss(
     input: Tensor,
     target: Tensor,
@@ -305,16 +321,8 @@ def binary_cross_entropy(
     Gradients flow to input and target; weight gets none.
     """
     op = "binary_cross_entropy"
-    check_float_tensor(op, "input", input)
-    check_float_tensor(op, "target", target)
-    check_float_tensor(op, "weight", weight, optional=True)
     reduction = _reduction(op, size_average, reduce, reduction)
-    if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(
-            f"{op}: using a target size ({tuple(target.shape)}) that is different to the input "
-            f"size ({tuple(input.shape)}) is deprecated. Please ensure they have the same size."
-        )
-    input, target = _common_float(input, target)
+    input, target = _binary_operands(op, input, target, weight=weight)
     return BCE.apply(input, target, weight, reduction)
 
 
@@ -377,17 +385,8 @@ def binary_cross_entropy_with_logits(
     the positive term. Output: 0-D, or input's shape for reduction='none'.
     """
     op = "binary_cross_entropy_with_logits"
-    check_float_tensor(op, "input", input)
-    check_float_tensor(op, "target", target)
-    check_float_tensor(op, "weight", weight, optional=True)
-    check_float_tensor(op, "pos_weight", pos_weight, optional=True)
     reduction = _reduction(op, size_average, reduce, reduction)
-    if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(
-            f"{op}: target size {tuple(target.shape)} must be the same as input size "
-            f"{tuple(input.shape)}"
-        )
-    input, target = _common_float(input, target)
+    input, target = _binary_operands(op, input, target, weight=weight, pos_weight=pos_weight)
     return BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
 
 

@@ -123,15 +123,21 @@ def upsample(
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
+def _shuffle_factor(op: str, input: Any, name: str, factor: Any) -> int:  # noqa: A002
+    """Checks a pixel (un)shuffle's input (a tensor of rank >= 3) and returns its factor."""
+    check_tensor(op, "input", input)
+    r = int_arg(op, name, factor, 1)
+    if input.ndim < 3:
+        raise ValueError(f"{op}: expected input of at least 3 dimensions (*, C, H, W), got "
+                         f"shape {tuple(input.shape)}")
+    return r
+
+
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     """(*, C * r^2, H, W) -> (*, C, H * r, W * r) with r = upscale_factor: out[c, h*r + i,
     w*r + j] = in[c*r^2 + i*r + j, h, w] (sub-pixel convolution's rearrangement)."""
     op = "pixel_shuffle"
-    check_tensor(op, "input", input)
-    r = int_arg(op, "upscale_factor", upscale_factor, 1)
-    if input.ndim < 3:
-        raise ValueError(f"{op}: expected input of at least 3 dimensions (*, C, H, W), got "
-                         f"shape {tuple(input.shape)}")
+    r = _shuffle_factor(op, input, "upscale_factor", upscale_factor)
     *lead, c, h, w = input.shape
     if c % (r * r):
         raise ValueError(f"{op}: the channel dimension of input {tuple(input.shape)} ({c}) "
@@ -146,11 +152,7 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A0
     """(*, C, H * r, W * r) -> (*, C * r^2, H, W) with r = downscale_factor: the inverse of
     pixel_shuffle."""
     op = "pixel_unshuffle"
-    check_tensor(op, "input", input)
-    r = int_arg(op, "downscale_factor", downscale_factor, 1)
-    if input.ndim < 3:
-        raise ValueError(f"{op}: expected input of at least 3 dimensions (*, C, H, W), got "
-                         f"shape {tuple(input.shape)}")
+    r = _shuffle_factor(op, input, "downscale_factor", downscale_factor)
     *lead, c, h, w = input.shape
     if h % r or w % r:
         raise ValueError(f"{op}: the height and width of input {tuple(input.shape)} must be "

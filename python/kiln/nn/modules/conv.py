@@ -133,11 +133,12 @@ class Conv2d(_ConvBase):
         return tuple((p, p) for p in self.padding)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        conv = F.conv1d if self.dims == 1 else F.conv2d
         if self.padding_mode == "zeros":
-            return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation,
-                            self.groups)
+            return conv(input, weight, bias, self.stride, self.padding, self.dilation,
+                        self.groups)
         input = _pad_by_gather(input, self._side_pads(), self.padding_mode, type(self).__name__)
-        return F.conv2d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return conv(input, weight, bias, self.stride, 0, self.dilation, self.groups)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self._conv_forward(input, self.weight, self.bias)
@@ -150,44 +151,29 @@ class Conv1d(Conv2d):
 
     dims = 1
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
-        stride: int | Sequence[int] = 1, padding: int | Sequence[int] | str = 0,
-        dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = True,
-        padding_mode: str = "zeros", device: Any = None, dtype: Any = None,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)
-
-    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if self.padding_mode == "zeros":
-            return F.conv1d(input, weight, bias, self.stride, self.padding, self.dilation,
-                            self.groups)
-        if not isinstance(input, Tensor) or input.ndim not in (2, 3):
-            F.conv1d(input, weight, bias)  # raises, naming the op and the shape
-        padded = _pad_by_gather(input.unsqueeze(-2), ((0, 0), *self._side_pads()),
-                                self.padding_mode, type(self).__name__)
-        return F.conv1d(padded.squeeze(-2), weight, bias, self.stride, 0, self.dilation,
-                        self.groups)
-
 
 def _pad_by_gather(
     input: Tensor, pads: tuple[tuple[int, int], ...], mode: str, op: str  # noqa: A002
 ) -> Tensor:
-    """Reflect/replicate/circular padding of the last two dims, as a differentiable gather."""
+    """Reflect/replicate/circular padding of the last len(pads) dims (1 or 2), as a
+    differentiable gather, of a batched or unbatched input."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a kiln.Tensor, got {type(input).__name__}")
-    if input.ndim not in (3, 4):
-        raise ValueError(f"{op}: expected 3-D or 4-D input, got shape {tuple(input.shape)}")
-    for (before, after), size in zip(pads, input.shape[-2:]):
+    dims = len(pads)
+    if input.ndim not in (dims + 1, dims + 2):
+        raise ValueError(f"{op}: expected {dims + 1}-D or {dims + 2}-D input, got shape "
+                         f"{tuple(input.shape)}")
+    for (before, after), size in zip(pads, input.shape[-dims:]):
         limit = size - 1 if mode == "reflect" else size
         if max(before, after) > limit or size == 0:
             raise ValueError(
                 f"{op}: padding ({before}, {after}) is too large for {mode} padding of a "
                 f"dimension of size {size} (input {tuple(input.shape)})"
             )
+    cols = np.pad(np.arange(input.shape[-1]), pads[-1], mode=_NUMPY_PAD_MODE[mode])
+    if dims == 1:
+        return input[..., cols]
     rows = np.pad(np.arange(input.shape[-2]), pads[0], mode=_NUMPY_PAD_MODE[mode])
-    cols = np.pad(np.arange(input.shape[-1]), pads[1], mode=_NUMPY_PAD_MODE[mode])
     return input[..., rows, :][..., cols]
 
 
