@@ -64,7 +64,7 @@ py::object resample_backward_py(const py::array& grad_output, const Shape& input
 }  // namespace
 
 void bind_resample(py::module_& m) {
-  m.def("resample_forward", &resample_forward_py, py::arg("input"), py::arg("out_h"),
+  m.def("interpolate_forward", &resample_forward_py, py::arg("input"), py::arg("out_h"),
         py::arg("out_w"), py::arg("mode") = "nearest", py::arg("align_corners") = false,
         py::arg("scale_h") = 0.0, py::arg("scale_w") = 0.0,
         R"doc(Resamples (N, C, H, W) to (N, C, out_h, out_w), as PyTorch's upsample kernels.
@@ -72,10 +72,10 @@ void bind_resample(py::module_& m) {
 mode: 'nearest', 'nearest-exact' or 'bilinear'; align_corners (bilinear): map the corner
 pixels' centers onto each other; scale_h, scale_w: the scale factors interpolate was
 given (> 0), whose inverses then step the source, else 0 (the sizes' ratio).)doc");
-  m.def("resample_backward", &resample_backward_py, py::arg("grad_output"),
+  m.def("interpolate_backward", &resample_backward_py, py::arg("grad_output"),
         py::arg("input_shape"), py::arg("mode") = "nearest", py::arg("align_corners") = false,
         py::arg("scale_h") = 0.0, py::arg("scale_w") = 0.0,
-        R"doc(Gradient of resample_forward: grad_output (N, C, OH, OW) -> grad_input of
+        R"doc(Gradient of interpolate_forward: grad_output (N, C, OH, OW) -> grad_input of
 input_shape, with the forward's mode, align_corners and scales.)doc");
 }
 

@@ -17,12 +17,12 @@ class Resample(Function):
     def forward(ctx: Context, x: Any, out_h: int, out_w: int, mode: str, align_corners: bool,
                 scale_h: float, scale_w: float) -> Any:
         ctx.args = (x.shape, mode, align_corners, scale_h, scale_w)
-        return ctx.backend.resample_forward(x, out_h, out_w, mode, align_corners, scale_h,
+        return ctx.backend.interpolate_forward(x, out_h, out_w, mode, align_corners, scale_h,
                                             scale_w)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         shape, mode, align_corners, scale_h, scale_w = ctx.args
-        gx = ctx.backend.resample_backward(grad, list(shape), mode, align_corners, scale_h,
+        gx = ctx.backend.interpolate_backward(grad, list(shape), mode, align_corners, scale_h,
                                            scale_w)
         return gx, None, None, None, None, None, None
