@@ -28,5 +28,6 @@ PYBIND11_MODULE(_C, m) {
   kiln::bind::bind_dropout(m);
   kiln::bind::bind_augment(m);
   kiln::bind::bind_optim(m);
+  kiln::bind::bind_resample(m);
   kiln::bind::bind_tape(m);
 }

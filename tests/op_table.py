@@ -1061,6 +1061,31 @@ OPS: list[OpRow] = [
         ErrorCase("min above max", m(3), min_val=1.0, max_val=-1.0, exc=ValueError,
                   match=r"hardtanh.*min_val"),
     ]),
+    _unary("F.hardsigmoid"),
+    _unary("F.mish"),
+    _unary("F.logsigmoid"),
+    OpRow("F.softplus", samples=lambda m: unary_samples(m) + [
+        Sample("beta2_threshold5", m(3, 4) * 4, 2.0, 5.0),
+        Sample("beta0.5_kw", m(3, 4) * 4, beta=0.5, threshold=1.0),
+        Sample("large", m(3, 4) * 40),
+    ]),
+    OpRow("F.threshold", samples=lambda m: [
+        Sample("th0.1_val20", m(3, 4), 0.1, 20.0),
+        Sample("negative_value", m(2, 3, 4), -0.5, -2.0),
+        Sample("int_args", m(3, 4) * 3, 1, 0),
+        Sample("0d", m(), 0.0, 1.0),
+        Sample("noncontig", m(4, 3, layout="T"), 0.2, 0.0),
+        Sample("nan", np.array([np.nan, 1.0, -1.0], m.dtype), 0.0, 5.0, gradcheck=False),
+        Sample("int_input", m.ints(3, 4), 2, -1),
+    ], errors=lambda m: [
+        ErrorCase("list input", [1.0, 2.0], 0.0, 1.0, exc=TypeError, match=r"threshold.*list"),
+    ]),
+    # PyTorch negates before casting, so a bool input is refused (as kiln refuses it)
+    OpRow("F.softmin", samples=lambda m: [s for s in _softmax_samples(m)
+                                          if not s.desc.startswith("bool")], errors=lambda m: [
+        ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
+                  match=r"soft(min|max): dimension 2 out of range.*\(2, 3\)"),
+    ]),
     OpRow("F.softmax", samples=_softmax_samples, errors=lambda m: [
         ErrorCase("int input", m.ints(2, 3), dim=1, exc=(TypeError, RuntimeError),
                   match=r"softmax.*int64"),
@@ -1085,8 +1110,75 @@ OPS: list[OpRow] = [
     ], errors=lambda m: [
         ErrorCase("weight size", m(2, 3, 4), m(2), exc=ValueError, match=r"prelu.*\(2,\)"),
     ]),
+    # ---- vector functions (normalize, distances, one_hot)
+    OpRow("F.normalize", samples=lambda m: [
+        Sample("default", m(3, 4)),
+        Sample("dim0_p1", m(3, 4), 1.0, 0),
+        Sample("p3_dim-1", m(2, 3, 4), p=3.0, dim=-1),
+        Sample("pinf", m(3, 5, kind="distinct"), float("inf"), 1),
+        Sample("zero_row", Const(np.zeros((2, 3), m.dtype)), dim=1),
+        Sample("zero_row_grad", np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]], m.dtype),
+               gradcheck=False),
+        Sample("1d", m(5), dim=0),
+        Sample("noncontig", m(4, 3, layout="T")),
+    ], errors=lambda m: [
+        ErrorCase("dim out of range", m(2, 3), dim=2, exc=IndexError,
+                  match=r"normalize.*dimension 2 out of range"),
+    ]),
+    OpRow("F.cosine_similarity", samples=lambda m: [
+        Sample("default", m(4, 5), m(4, 5)),
+        Sample("dim0", m(4, 5), m(4, 5), 0),
+        Sample("bcast", m(3, 1, 4), m(2, 4), dim=-1),
+        Sample("zero_vector", m(2, 3), Const(np.zeros((2, 3), m.dtype)), gradcheck=False),
+        Sample("tiny_eps_clamp", m(2, 3) * 1e-10, m(2, 3), eps=1e-8, gradcheck=False),
+        Sample("1d", m(5), m(5), dim=0),
+    ], errors=lambda m: [
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=r"cosine_similarity.*\(2, 3\).*\(4, 3\)"),
+    ]),
+    OpRow("F.pairwise_distance", samples=lambda m: [
+        Sample("default", m(4, 5), m(4, 5)),
+        Sample("p1_keepdim", m(4, 5), m(4, 5), 1.0, keepdim=True),
+        Sample("p3", m(3, 4), m(3, 4), p=3.0),
+        Sample("bcast_row", m(4, 5), m(5)),
+        Sample("1d", m(5), m(5)),
+    ]),
+    OpRow("F.one_hot", differentiable=False, samples=lambda m: [
+        Sample("infer", m.ints(5, high=4)),
+        Sample("num_classes", m.ints(2, 3, high=4), 6),
+        Sample("0d", np.array(2, np.int64), 3),
+        Sample("empty_given", m.ints(0, high=3), 3),
+    ], errors=lambda m: [
+        ErrorCase("float input", Const(m(3)), exc=(TypeError, RuntimeError), match=r"one_hot"),
+        ErrorCase("too few classes", np.array([0, 3], np.int64), 3,
+                  exc=(ValueError, RuntimeError), match=r"one_hot.*smaller than num_classes"),
+        ErrorCase("negative", np.array([0, -1], np.int64), exc=(ValueError, RuntimeError),
+                  match=r"one_hot.*non-negative"),
+        ErrorCase("empty inferred", m.ints(0, high=3), exc=(ValueError, RuntimeError),
+                  match=r"one_hot.*empty"),
+    ]),
     # ---- conv, linear
     OpRow("F.conv2d", samples=_conv_samples, errors=_conv_errors, tol=LOOSE_TOL),
+    OpRow("F.conv1d", samples=lambda m: [
+        Sample("basic", m(2, 3, 9), m(4, 3, 3), m(4)),
+        Sample("stride2_pad1_nobias", m(2, 3, 10), m(4, 3, 3), None, 2, 1),
+        Sample("dilation2_groups", m(1, 4, 11), m(6, 2, 3), m(6), 1, 2, 2, 2),
+        Sample("same_even_kernel", m(2, 2, 7), m(3, 2, 4), m(3), padding="same"),
+        Sample("same_dilated", m(1, 2, 9), m(2, 2, 3), None, padding="same", dilation=2),
+        Sample("valid", m(2, 2, 7), m(3, 2, 3), padding="valid"),
+        Sample("tuple_args", m(2, 3, 9), m(4, 3, 3), m(4), (2,), (1,), (1,)),
+        Sample("unbatched", m(3, 8), m(2, 3, 3), m(2)),
+        Sample("noncontig", m(2, 3, 9, layout="T"), m(4, 3, 3), m(4)),
+    ], errors=lambda m: [
+        ErrorCase("channel mismatch", m(2, 3, 5), m(4, 2, 3), exc=ValueError,
+                  match=r"conv1d.*\(4, 2, 3\).*\(2, 3, 5\)"),
+        ErrorCase("4d input", m(2, 3, 4, 5), m(4, 3, 3), exc=ValueError,
+                  match=r"conv1d.*\(2, 3, 4, 5\)"),
+        ErrorCase("same with stride", m(2, 3, 9), m(4, 3, 3), stride=2, padding="same",
+                  exc=ValueError, match=r"conv1d.*same.*stride"),
+        ErrorCase("bad padding string", m(2, 3, 9), m(4, 3, 3), padding="full",
+                  exc=ValueError, match=r"conv.*full"),
+    ], tol=LOOSE_TOL),
     OpRow("F.conv_transpose2d", samples=_conv_t_samples, errors=_conv_t_errors, tol=LOOSE_TOL),
     OpRow("F.linear", samples=lambda m: [
         Sample("2d", m(5, 4), m(3, 4), m(3)),
@@ -1138,6 +1230,108 @@ OPS: list[OpRow] = [
                         match=r"adaptive_max_pool2d.*output_size"),
           ]),
     OpRow("F.fractional_max_pool2d", samples=_fractional_samples, errors=_fractional_errors),
+    OpRow("F.max_pool1d", samples=lambda m: [
+        Sample("k3", m(2, 3, 9, kind="distinct"), 3),
+        Sample("k3_s2_p1", m(2, 3, 10, kind="distinct"), 3, 2, 1),
+        Sample("dilation2_ceil", m(1, 2, 11, kind="distinct"), 3, 2, 1, 2, True),
+        Sample("tuple_args", m(2, 2, 8, kind="distinct"), (2,), (2,), (1,)),
+        Sample("unbatched", m(3, 8, kind="distinct"), 2),
+        Sample("indices", m(2, 3, 9, kind="distinct"), 3, 2, 1, return_indices=True),
+        Sample("noncontig", m(2, 3, 8, kind="distinct", layout="step"), 2),
+    ], errors=lambda m: [
+        ErrorCase("4d input", m(2, 3, 4, 5), 2, exc=ValueError,
+                  match=r"max_pool1d.*\(2, 3, 4, 5\)"),
+        ErrorCase("pair kernel", m(2, 3, 8), (2, 2), exc=(TypeError, ValueError),
+                  match=r"max_pool1d.*kernel_size"),
+    ]),
+    OpRow("F.avg_pool1d", samples=lambda m: [
+        Sample("k3", m(2, 3, 9), 3),
+        Sample("k3_s2_p1", m(2, 3, 10), 3, 2, 1),
+        Sample("no_pad_count_ceil", m(1, 2, 11), 3, 2, 1, True, False),
+        Sample("unbatched", m(3, 8), (2,)),
+        Sample("noncontig", m(2, 3, 8, layout="T"), 2),
+    ], errors=lambda m: [
+        ErrorCase("1d input", m(8), 2, exc=ValueError, match=r"avg_pool1d.*\(8,\)"),
+    ]),
+    OpRow("F.adaptive_avg_pool1d", samples=lambda m: [
+        Sample("7_to_3", m(2, 3, 7), 3),
+        Sample("global", m(2, 3, 5), 1),
+        Sample("upsample", m(1, 2, 3), (5,)),
+        Sample("unbatched", m(3, 8), 4),
+    ], errors=lambda m: [
+        ErrorCase("4d input", m(1, 2, 4, 4), 2, exc=ValueError,
+                  match=r"adaptive_avg_pool1d.*\(1, 2, 4, 4\)"),
+    ]),
+    OpRow("F.adaptive_max_pool1d", samples=lambda m: [
+        Sample("7_to_3", m(2, 3, 7, kind="distinct"), 3),
+        Sample("indices", m(2, 3, 8, kind="distinct"), 3, True),
+        Sample("unbatched", m(3, 8, kind="distinct"), 4),
+    ]),
+    OpRow("F.unfold", samples=lambda m: [
+        Sample("k2", m(2, 3, 4, 5), 2),
+        Sample("k2x3_all_args", m(2, 3, 6, 7), (2, 3), 2, 1, (2, 1)),
+        Sample("unbatched", m(3, 4, 4), 3, padding=1),
+        Sample("noncontig", m(1, 2, 5, 4, layout="T"), 2, stride=2),
+    ], errors=lambda m: [
+        ErrorCase("2d input", m(4, 4), 2, exc=ValueError, match=r"unfold.*\(4, 4\)"),
+        ErrorCase("kernel too large", m(1, 1, 3, 3), 4, exc=(ValueError, RuntimeError),
+                  match=r"unfold"),
+    ], tol=LOOSE_TOL),
+    OpRow("F.fold", samples=lambda m: [
+        Sample("k2", m(2, 12, 12), (4, 5), 2),
+        Sample("k2_stride2", m(2, 8, 4), 4, 2, stride=2),
+        Sample("all_args", m(1, 12, 9), (5, 6), (2, 3), 1, 1, 2),
+        Sample("unbatched", m(18, 4), 3, 3, padding=1, stride=2),
+    ], errors=lambda m: [
+        ErrorCase("block count", m(1, 12, 10), (4, 5), 2, exc=(ValueError, RuntimeError),
+                  match=r"fold.*\(1, 12, 10\)"),
+        ErrorCase("channels", m(1, 10, 12), (4, 5), 2, exc=(ValueError, RuntimeError),
+                  match=r"fold.*\(1, 10, 12\)"),
+    ], tol=LOOSE_TOL),
+    # ---- resampling
+    OpRow("F.interpolate", samples=lambda m: [
+        Sample("nearest_x2", m(2, 3, 4, 5), scale_factor=2),
+        Sample("nearest_size", m(2, 3, 4, 5), size=(7, 3)),
+        Sample("nearest_scale1.7", m(1, 2, 5, 4), scale_factor=1.7),
+        Sample("nearest_exact", m(1, 2, 5, 4), size=(8, 7), mode="nearest-exact"),
+        Sample("bilinear_x2", m(2, 3, 4, 5), scale_factor=2, mode="bilinear"),
+        Sample("bilinear_size_down", m(2, 3, 7, 9), size=(4, 5), mode="bilinear"),
+        Sample("bilinear_align", m(1, 2, 4, 5), size=(7, 9), mode="bilinear",
+               align_corners=True),
+        Sample("bilinear_scale_pair", m(1, 2, 5, 6), scale_factor=(1.5, 0.7), mode="bilinear"),
+        Sample("bilinear_recompute", m(1, 2, 5, 6), scale_factor=1.7, mode="bilinear",
+               recompute_scale_factor=True),
+        Sample("linear_3d", m(2, 3, 6), scale_factor=2.5, mode="linear"),
+        Sample("nearest_3d", m(2, 3, 6), size=10),
+        Sample("area", m(2, 3, 7, 9), size=(3, 4), mode="area"),
+        Sample("noncontig", m(2, 3, 4, 5, layout="T"), scale_factor=2, mode="bilinear"),
+    ], errors=lambda m: [
+        ErrorCase("neither size nor scale", m(1, 2, 3, 3), exc=ValueError,
+                  match=r"either size or scale_factor"),
+        ErrorCase("both", m(1, 2, 3, 3), size=4, scale_factor=2, exc=ValueError,
+                  match=r"only one of size or scale_factor"),
+        ErrorCase("align_corners with nearest", m(1, 2, 3, 3), size=4, align_corners=True,
+                  exc=ValueError, match=r"align_corners"),
+        ErrorCase("size rank", m(1, 2, 3, 3), size=(4,), exc=ValueError,
+                  match=r"same number of spatial dimensions"),
+        ErrorCase("linear on 4-d", m(1, 2, 3, 3), size=4, mode="linear",
+                  exc=NotImplementedError, match=r"linear"),
+    ]),
+    OpRow("F.pixel_shuffle", samples=lambda m: [
+        Sample("r2", m(2, 8, 3, 4), 2),
+        Sample("r3_unbatched", m(9, 2, 2), 3),
+        Sample("5d", m(2, 1, 4, 2, 3), 2),
+    ], errors=lambda m: [
+        ErrorCase("channels", m(1, 3, 2, 2), 2, exc=(ValueError, RuntimeError),
+                  match=r"pixel_shuffle.*divisible"),
+    ]),
+    OpRow("F.pixel_unshuffle", samples=lambda m: [
+        Sample("r2", m(2, 2, 4, 6), 2),
+        Sample("r3_unbatched", m(1, 6, 3), 3),
+    ], errors=lambda m: [
+        ErrorCase("size", m(1, 2, 3, 4), 2, exc=(ValueError, RuntimeError),
+                  match=r"pixel_unshuffle.*divisible"),
+    ]),
     # ---- normalization, dropout
     OpRow("F.layer_norm", samples=_layer_norm_samples, errors=_layer_norm_errors,
           tol=LOOSE_TOL),
@@ -1176,6 +1370,22 @@ OPS: list[OpRow] = [
         Sample("unbatched_eval", m(3, 4, 4), 0.2, training=False),
     ], errors=lambda m: [
         ErrorCase("p negative", m(1, 2, 3, 3), -0.1, exc=ValueError, match=r"dropout.*-0\.1"),
+    ]),
+    OpRow("F.dropout1d", samples=lambda m: [
+        Sample("p0_train", m(2, 3, 5), 0.0),
+        Sample("eval", m(2, 3, 5), 0.5, training=False),
+        Sample("p1_train", m(2, 3, 5), 1.0),
+        Sample("unbatched_p1", m(3, 5), 1.0),
+    ], errors=lambda m: [
+        ErrorCase("4d input", m(1, 2, 3, 3), 0.5, exc=ValueError,
+                  match=r"dropout1d.*\(1, 2, 3, 3\)"),
+    ]),
+    OpRow("F.alpha_dropout", samples=lambda m: [
+        Sample("default_not_training", m(3, 4), 0.5),
+        Sample("p0_train", m(3, 4), 0.0, True),
+        Sample("p1_train", m(3, 4), 1.0, True),
+    ], errors=lambda m: [
+        ErrorCase("p above 1", m(3), 1.5, True, exc=ValueError, match=r"dropout.*1\.5"),
     ]),
     # ---- losses
     OpRow("F.cross_entropy", samples=lambda m: _class_loss_samples(m, nll=False),
@@ -1224,6 +1434,70 @@ OPS: list[OpRow] = [
         ErrorCase("0d input, class 1", m(), Const(np.array(1)), exc=ValueError,
                   match=r"multi_margin_loss.*1.*out of range for 1 classes"),
     ], tol=LOOSE_TOL),
+    OpRow("F.smooth_l1_loss", samples=lambda m: _loss_regression(m)[:5] + [
+        Sample("beta0.3", m(3, 4), m(3, 4), beta=0.3),
+        Sample("beta0_is_l1", m(3, 4), m(3, 4), beta=0.0),
+        Sample("beta2_sum", m(3, 4) * 3, m(3, 4), reduction="sum", beta=2.0),
+        Sample("bcast_target", m(3, 4), m(4)),
+        Sample("legacy_reduce_False", m(3, 4), m(3, 4), reduce=False),
+    ], errors=lambda m: _regression_errors("smooth_l1_loss")(m)[:2] + [
+        ErrorCase("negative beta", m(2, 3), m(2, 3), beta=-1.0, exc=ValueError,
+                  match=r"smooth_l1_loss.*beta"),
+    ]),
+    OpRow("F.huber_loss", samples=lambda m: _loss_regression(m)[:5] + [
+        Sample("delta0.3", m(3, 4), m(3, 4), delta=0.3),
+        Sample("delta2_none", m(3, 4) * 3, m(3, 4), reduction="none", delta=2.0),
+        Sample("weight_mean", m(3, 4) * 2, m(3, 4), weight=m.const(3, 4, kind="pos")),
+        Sample("weight_sum", m(3, 4) * 2, m(3, 4), reduction="sum",
+               weight=m.const(3, 4, kind="pos")),
+        Sample("weight_none", m(3, 4) * 2, m(3, 4), reduction="none",
+               weight=m.const(3, 4, kind="pos")),
+    ], errors=lambda m: _regression_errors("huber_loss")(m)[:2] + [
+        ErrorCase("delta 0", m(2, 3), m(2, 3), delta=0.0, exc=ValueError,
+                  match=r"huber_loss.*delta"),
+    ]),
+    OpRow("F.binary_cross_entropy", samples=lambda m: [
+        Sample(red, m(3, 4, kind="unit"), m(3, 4, kind="unit"), reduction=red)
+        for red in ("mean", "sum", "none")
+    ] + [
+        Sample("weight_bcast", m(3, 4, kind="unit"), Const(m(3, 4, kind="unit")),
+               m.const(4, kind="pos")),
+        Sample("weight_full_none", m(2, 3, kind="unit"), m(2, 3, kind="unit"),
+               m.const(2, 3, kind="pos"), reduction="none"),
+        Sample("hard_targets", m(2, 5, kind="unit"), Const(m.ints(2, 5, high=2).astype(m.dtype))),
+        # probabilities of exactly 0 and 1: each log clamped at -100, a finite loss
+        Sample("saturated", Const(np.array([0.0, 1.0, 0.0, 1.0], m.dtype)),
+               Const(np.array([1.0, 0.0, 0.0, 1.0], m.dtype)), reduction="none"),
+        Sample("0d", m(kind="unit"), m(kind="unit")),
+        Sample("noncontig", m(4, 3, kind="unit", layout="T"), Const(m(4, 3, kind="unit"))),
+        Sample("legacy_size_average_False", m(3, 4, kind="unit"), m(3, 4, kind="unit"),
+               size_average=False),
+    ], errors=lambda m: [
+        ErrorCase("above 1", m(2, 3, kind="unit") + 1, m(2, 3, kind="unit"), exc=ValueError,
+                  match=r"binary_cross_entropy.*between 0 and 1"),
+        ErrorCase("shape mismatch", m(2, 3, kind="unit"), m(3, 2, kind="unit"), exc=ValueError,
+                  match=r"binary_cross_entropy.*\(3, 2\).*\(2, 3\)"),
+        ErrorCase("bad reduction", m(2, 3, kind="unit"), m(2, 3, kind="unit"), reduction="avg",
+                  exc=ValueError, match=r"binary_cross_entropy.*avg"),
+    ]),
+    OpRow("F.kl_div", samples=lambda m: [
+        Sample(red, m(3, 4), m(3, 4, kind="unit"), reduction=red)
+        for red in ("mean", "sum", "none", "batchmean")
+    ] + [
+        Sample("log_target", m(3, 4), m(3, 4), reduction="batchmean", log_target=True),
+        Sample("log_target_none", m(2, 3), m(2, 3), reduction="none", log_target=True),
+        Sample("zero_target", m(2, 3), Const(np.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]],
+                                                      m.dtype)), reduction="sum"),
+        Sample("bcast_target", m(3, 4), Const(m(4, kind="unit")), reduction="sum"),
+        Sample("0d_batchmean", m(), m(kind="unit"), reduction="batchmean"),
+        Sample("noncontig", m(4, 3, layout="T"), m(4, 3, kind="unit"), reduction="batchmean"),
+        Sample("legacy_reduce_False", m(3, 4), m(3, 4, kind="unit"), reduce=False),
+    ], errors=lambda m: [
+        ErrorCase("bad reduction", m(2, 3), m(2, 3), reduction="avg", exc=ValueError,
+                  match=r"kl_div.*avg"),
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
+                  match=r"kl_div.*\(2, 3\).*\(4, 3\)"),
+    ]),
     # ---- pad
     OpRow("F.pad", samples=_pad_samples, errors=_pad_errors),
     # ---- elementwise arithmetic (Tensor operators)

@@ -67,6 +67,9 @@ POINTWISE = {
                               lambda t: torch_f().hardswish(t)),
     "silu": (F.silu, lambda t: torch_f().silu(t)),
     "silu_inplace_arg": (lambda t: F.silu(t, inplace=True), lambda t: torch_f().silu(t)),
+    "hardsigmoid": (F.hardsigmoid, lambda t: torch_f().hardsigmoid(t)),
+    "mish": (F.mish, lambda t: torch_f().mish(t)),
+    "logsigmoid": (F.logsigmoid, lambda t: torch_f().logsigmoid(t)),
 }
 SHAPES = [(7,), (3, 5), (2, 3, 9, 7), (1, 1), (), (0, 4), (70000,)]
 
@@ -135,6 +138,8 @@ def test_pointwise_nan_input():
             np.testing.assert_array_equal(grad, 1.0)
         elif name in ("elu", "selu", "leaky_relu"):
             assert np.isfinite(grad).all(), name
+        elif name == "hardsigmoid":  # 0 outside (-3, 3), NaN included, as PyTorch
+            np.testing.assert_array_equal(grad, 0.0)
         else:
             assert np.isnan(grad).all(), name
 

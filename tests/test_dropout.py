@@ -166,3 +166,58 @@ def test_kernels_check_their_arguments():
         k.dropout_forward(x, 1.01, 1, 0)
     with pytest.raises(ValueError, match="dropout2d: expected input"):
         k.dropout2d_forward(np.ones(3, np.float32), 0.5, 1, 0)
+
+
+# ---------------------------------------------------------------- dropout1d, alpha_dropout
+def test_dropout1d_drops_whole_channels_batched_and_unbatched():
+    kiln.manual_seed(3)
+    for shape in ((4, 6, 5), (6, 5)):
+        y = F.dropout1d(ones(*shape), 0.5).numpy().reshape(-1, shape[-1])
+        assert set(np.unique(y)) <= {0.0, 2.0}
+        assert all(len(set(row)) == 1 for row in y)  # a channel is kept or dropped whole
+    with pytest.raises(ValueError, match=r"dropout1d.*\(2, 3, 4, 5\)"):
+        F.dropout1d(ones(2, 3, 4, 5))
+    x = ones(2, 3)
+    assert F.dropout1d(x, 0.5, training=False) is x
+
+
+def test_alpha_dropout_keeps_mean_and_variance_and_its_gradient_is_the_scale():
+    kiln.manual_seed(4)
+    p, alpha = 0.2, 1.7580993408473766
+    a = 1 / np.sqrt((alpha**2 * p + 1) * (1 - p))
+    x = kiln.tensor(np.random.default_rng(0).standard_normal(200_000), requires_grad=True)
+    y = F.alpha_dropout(x, p, training=True)
+    values = y.detach().numpy()
+    assert abs(values.mean()) < 0.01 and abs(values.std() - 1) < 0.01
+    y.sum().backward()
+    g = x.grad.numpy()
+    kept = g != 0
+    assert abs(kept.mean() - (1 - p)) < 0.005
+    np.testing.assert_allclose(g[kept], a, rtol=1e-12)
+    # dropped elements sit at SELU's saturation, rescaled: a * (-alpha) + alpha * a * p
+    np.testing.assert_allclose(values[~kept], -alpha * a + alpha * a * p, rtol=1e-12)
+    np.testing.assert_allclose(values[kept], x.detach().numpy()[kept] * a + alpha * a * p,
+                               rtol=1e-12)
+
+
+def test_alpha_dropout_edges_match_torch():
+    torch = torch_or_skip()
+    x = ones(3)
+    assert F.alpha_dropout(x, 0.5) is x  # PyTorch's default training=False
+    assert F.alpha_dropout(x, 0.0, True) is x
+    np.testing.assert_array_equal(F.alpha_dropout(x, 1.0, True).numpy(),
+                                  torch.nn.functional.alpha_dropout(torch.ones(3), 1.0,
+                                                                    True).numpy())
+    with pytest.raises(ValueError, match=r"between 0 and 1.*1\.5"):
+        F.alpha_dropout(x, 1.5, True)
+
+
+def test_dropout_modules_train_and_eval():
+    kiln.manual_seed(5)
+    for cls, shape in ((kiln.nn.Dropout1d, (2, 3, 8)), (kiln.nn.Dropout2d, (2, 3, 4, 4)),
+                       (kiln.nn.AlphaDropout, (4, 50))):
+        m = cls(0.5)
+        x = ones(*shape)
+        assert not np.array_equal(m(x).numpy(), x.numpy())
+        m.eval()
+        assert m(x) is x

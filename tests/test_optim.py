@@ -37,6 +37,19 @@ CASES = [
     ("AdamW", {"lr": 0.01}),
     ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
     ("AdamW", {"lr": 0.01, "eps": 1e-6, "maximize": True}),
+    ("Adadelta", {}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.01}),
+    ("Adadelta", {"maximize": True}),
+    ("Adamax", {}),
+    ("Adamax", {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.02, "maximize": True}),
+    ("NAdam", {}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.05, "momentum_decay": 8e-3}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True,
+               "maximize": True}),
+    ("RAdam", {}),
+    ("RAdam", {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.05}),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True,
+               "maximize": True}),
 ]
 
 
@@ -220,6 +233,42 @@ def test_state_dict_has_torch_layout():
     )
 
 
+@pytest.mark.parametrize("name", ["Adadelta", "Adamax", "NAdam", "RAdam"])
+def test_new_optimizers_state_dict_matches_torch_and_round_trips(name):
+    """The state-dict layout of torch.optim (keys, float32 scalar step and mu_product),
+    and a PyTorch state dict loaded midway continues as PyTorch does."""
+    torch = pytest.importorskip("torch")
+    net, x, y = _kiln_net(np.float64)
+    opt = getattr(optim, name)(net.parameters(), lr=0.01)
+    tparams = [torch.tensor(p.detach().numpy(), requires_grad=True) for p in net.parameters()]
+    topt = getattr(torch.optim, name)(tparams, lr=0.01)
+    grads = [np.random.default_rng(i).standard_normal(p.shape) for i, p in enumerate(tparams)]
+
+    def torch_step() -> None:
+        for p, g in zip(tparams, grads):
+            p.grad = torch.tensor(g)
+        topt.step()
+
+    for _ in range(3):
+        torch_step()
+    sd, tsd = opt.state_dict(), topt.state_dict()
+    assert sd["param_groups"] == tsd["param_groups"]
+    opt.load_state_dict(pickle.loads(pickle.dumps(tsd)))
+    with torch.no_grad():
+        for p, t in zip(net.parameters(), tparams):
+            p.data = kiln.tensor(t.detach().numpy().copy())
+    for i, state in enumerate(opt.state_dict()["state"].values()):
+        assert list(state) == list(tsd["state"][i])
+        for key in ("step", "mu_product"):
+            if key in state:
+                assert state[key].dtype == np.float32 and state[key].shape == ()
+    for p, g in zip(net.parameters(), grads):
+        p.grad = kiln.tensor(g)
+    opt.step()
+    torch_step()
+    _assert_close(list(net.parameters()), [t.detach().numpy() for t in tparams], 1e-12)
+
+
 def test_zero_grad_and_closure():
     net, x, y = _kiln_net(np.float32)
     opt = optim.SGD(net.parameters(), lr=0.1)
@@ -334,6 +383,11 @@ BAD_OPTIONS = [
     ("Adam", {"betas": (0.9,)}, "betas must be a pair"),
     ("AdamW", {"eps": -1.0}, "Invalid epsilon"),
     ("AdamW", {"lr": -1e-3}, "AdamW: Invalid learning rate"),
+    ("Adadelta", {"rho": 1.5}, "Adadelta: Invalid rho value"),
+    ("Adadelta", {"eps": -1.0}, "Invalid epsilon"),
+    ("Adamax", {"betas": (0.9, 1.0)}, "Adamax: Invalid beta parameter at index 1"),
+    ("NAdam", {"momentum_decay": -1.0}, "NAdam: Invalid momentum_decay value"),
+    ("RAdam", {"weight_decay": -1.0}, "RAdam: Invalid weight_decay"),
 ]
 
 

@@ -122,9 +122,56 @@ py::object conv_transpose2d_backward_weight(const py::array& dy, const py::array
       [&](auto* dy, auto* x, auto* dw) { cpu::conv2d_backward_weight(g, x, dy, dw); });
 }
 
+// unfold's windows over input (N, C, H, W) as the geometry of a one-filter conv2d.
+ConvGeometry window_geometry(const char* op, const Shape& input, py::handle kernel_size,
+                             py::handle dilation, py::handle padding, py::handle stride) {
+  if (input.size() != 4)
+    fail<ValueError>(op, ": expected a 4-D (N, C, H, W) image batch, got ", shape_str(input));
+  const auto k = int_pair(kernel_size, op, "kernel_size");
+  return conv2d_geometry(op, input, Shape{1, input[1], k[0], k[1]}, stride, padding, dilation,
+                         1);
+}
+
+py::object unfold_forward(const py::array& x, py::handle kernel_size, py::handle dilation,
+                          py::handle padding, py::handle stride) {
+  const char* op = "unfold";
+  const ConvGeometry g = window_geometry(op, shape_of(x), kernel_size, dilation, padding, stride);
+  return marshal::call<float, double>(
+      op, in(x, "input"), out(Shape{g.N, g.C * g.R * g.S, g.P * g.Q}),
+      [&](auto* x, auto* col) { cpu::unfold_images(g, x, col); });
+}
+
+py::object fold_forward(const py::array& col, py::handle output_size, py::handle kernel_size,
+                        py::handle dilation, py::handle padding, py::handle stride) {
+  const char* op = "fold";
+  const Shape c = shape_of(col);
+  const auto k = int_pair(kernel_size, op, "kernel_size");
+  const auto size = int_pair(output_size, op, "output_size");
+  if (c.size() != 3 || k[0] < 1 || k[1] < 1 || c[1] % (k[0] * k[1]) != 0)
+    fail<ValueError>(op, ": expected input of shape (N, C * ", k[0], " * ", k[1],
+                     ", L) (C times the kernel's size), got ", shape_str(c));
+  const ConvGeometry g = window_geometry(op, Shape{c[0], c[1] / (k[0] * k[1]), size[0], size[1]},
+                                         kernel_size, dilation, padding, stride);
+  if (c[2] != g.P * g.Q)
+    fail<ValueError>(op, ": input ", shape_str(c), " has ", c[2], " blocks, but output_size (",
+                     size[0], ", ", size[1], ") with these windows has ", g.P, " x ", g.Q, " = ",
+                     g.P * g.Q);
+  return marshal::call<float, double>(op, in(col, "input"), out(g.input_shape()),
+                                      [&](auto* col, auto* x) { cpu::fold_images(g, col, x); });
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  m.def("unfold_forward", &unfold_forward, py::arg("input"), py::arg("kernel_size"),
+        py::arg("dilation") = 1, py::arg("padding") = 0, py::arg("stride") = 1,
+        R"doc(Sliding local blocks (im2col): input (N, C, H, W) -> (N, C*kh*kw, L), L the
+number of windows (conv2d's output pixels). Its gradient is fold_forward.)doc");
+  m.def("fold_forward", &fold_forward, py::arg("input"), py::arg("output_size"),
+        py::arg("kernel_size"), py::arg("dilation") = 1, py::arg("padding") = 0,
+        py::arg("stride") = 1,
+        R"doc(Sums sliding local blocks back into images (col2im): input (N, C*kh*kw, L) ->
+(N, C, *output_size), overlapping entries added. Its gradient is unfold_forward.)doc");
   m.def("conv2d_forward", &conv2d_forward, py::arg("input"), py::arg("weight"),
         py::arg("bias") = py::none(), py::arg("stride") = 1, py::arg("padding") = 0,
         py::arg("dilation") = 1, py::arg("groups") = 1,

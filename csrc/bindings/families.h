@@ -15,6 +15,7 @@ void bind_loss(pybind11::module_& m);
 void bind_dropout(pybind11::module_& m);
 void bind_augment(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
+void bind_resample(pybind11::module_& m);
 void bind_tape(pybind11::module_& m);
 
 }  // namespace kiln::bind

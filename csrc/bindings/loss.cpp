@@ -229,48 +229,96 @@ Reduction pair_args(const py::array& x, const py::array& y, const OptArray& weig
   return parse_reduction(reduction, op);
 }
 
+// Checks, then runs the forward of regression loss `kind` (param: beta or delta).
+py::object regression_forward(Regression kind, const char* op, const py::array& x,
+                              const py::array& y, const std::string& reduction,
+                              const OptArray& weight, double param) {
+  const Reduction r = pair_args(x, y, weight, reduction, op);
+  const int64_t n = x.size();
+  return marshal::call<float, double>(
+      op, in(x, "input"), in(y, "target"), opt(weight, "weight"),
+      out(loss_shape(r, shape_of(x))), [&](auto* x, auto* y, auto* w, auto* loss) {
+        using T = Scalar<decltype(loss)>;
+        regression_loss_forward(kind, x, y, w, n, r, loss, T(param));
+      });
+}
+
+py::object regression_backward(Regression kind, const char* op, const py::array& dloss,
+                               const py::array& x, const py::array& y,
+                               const std::string& reduction, const OptArray& weight,
+                               bool input_grad, bool target_grad, bool weight_grad,
+                               double param) {
+  const Reduction r = pair_args(x, y, weight, reduction, op);
+  check_upstream(dloss, r, shape_of(x), op);
+  const int64_t n = x.size();
+  return marshal::call<float, double>(
+      op, in(x, "input"), in(y, "target"), opt(weight, "weight"), in(dloss, "grad_output"),
+      out(shape_of(x), input_grad), out(shape_of(x), target_grad),
+      out(shape_of(x), weight_grad && weight),
+      [&](auto* x, auto* y, auto* w, auto* g, auto* dx, auto* dy, auto* dw) {
+        using T = Scalar<decltype(dx)>;
+        regression_loss_backward(kind, g, x, y, w, n, r, dx, dy, dw, T(param));
+      });
+}
+
+std::string regression_doc(const char* formula) {
+  return std::string(formula) +
+         " per element, times weight when given; input, target and weight of one shape and "
+         "dtype. 'mean' divides by the number of elements (by the sum of the weights when "
+         "weighted). Returns the loss: 0-D, or input's shape for reduction='none'.";
+}
+
+constexpr const char* kRegressionBackwardDoc =
+    "Returns (grad_input, grad_target, grad_weight), each None when not requested (grad_weight "
+    "also None without a weight).";
+
+// mse_loss, l1_loss: no parameter.
 void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression kind,
                     const char* formula) {
   m.def(
       fwd,
       [kind, fwd](const py::array& x, const py::array& y, const std::string& reduction,
                   const OptArray& weight) {
-        const Reduction r = pair_args(x, y, weight, reduction, fwd);
-        const int64_t n = x.size();
-        return marshal::call<float, double>(
-            fwd, in(x, "input"), in(y, "target"), opt(weight, "weight"),
-            out(loss_shape(r, shape_of(x))), [&](auto* x, auto* y, auto* w, auto* loss) {
-              regression_loss_forward(kind, x, y, w, n, r, loss);
-            });
+        return regression_forward(kind, fwd, x, y, reduction, weight, 0.0);
       },
       py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
-      py::arg("weight") = py::none(),
-      (std::string(formula) + " per element, times weight when given; input, target and weight "
-                              "of one shape and dtype. 'mean' divides by the number of elements "
-                              "(by the sum of the weights when weighted). Returns the loss: 0-D, "
-                              "or input's shape for reduction='none'.")
-          .c_str());
+      py::arg("weight") = py::none(), regression_doc(formula).c_str());
   m.def(
       bwd,
       [kind, bwd](const py::array& dloss, const py::array& x, const py::array& y,
                   const std::string& reduction, const OptArray& weight, bool input_grad,
                   bool target_grad, bool weight_grad) {
-        const Reduction r = pair_args(x, y, weight, reduction, bwd);
-        check_upstream(dloss, r, shape_of(x), bwd);
-        const int64_t n = x.size();
-        return marshal::call<float, double>(
-            bwd, in(x, "input"), in(y, "target"), opt(weight, "weight"),
-            in(dloss, "grad_output"), out(shape_of(x), input_grad),
-            out(shape_of(x), target_grad), out(shape_of(x), weight_grad && weight),
-            [&](auto* x, auto* y, auto* w, auto* g, auto* dx, auto* dy, auto* dw) {
-              regression_loss_backward(kind, g, x, y, w, n, r, dx, dy, dw);
-            });
+        return regression_backward(kind, bwd, dloss, x, y, reduction, weight, input_grad,
+                                   target_grad, weight_grad, 0.0);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
       py::arg("weight") = py::none(), py::arg("input_grad") = true,
-      py::arg("target_grad") = false, py::arg("weight_grad") = false,
-      "Returns (grad_input, grad_target, grad_weight), each None when not requested (grad_weight "
-      "also None without a weight).");
+      py::arg("target_grad") = false, py::arg("weight_grad") = false, kRegressionBackwardDoc);
+}
+
+// smooth_l1_loss (beta), huber_loss (delta): one scalar parameter, after the weight.
+void def_regression_param(py::module_& m, const char* fwd, const char* bwd, Regression kind,
+                          const char* formula, const char* param) {
+  m.def(
+      fwd,
+      [kind, fwd](const py::array& x, const py::array& y, const std::string& reduction,
+                  const OptArray& weight, double p) {
+        return regression_forward(kind, fwd, x, y, reduction, weight, p);
+      },
+      py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
+      py::arg("weight") = py::none(), py::arg(param) = 1.0, regression_doc(formula).c_str());
+  m.def(
+      bwd,
+      [kind, bwd](const py::array& dloss, const py::array& x, const py::array& y,
+                  const std::string& reduction, const OptArray& weight, bool input_grad,
+                  bool target_grad, bool weight_grad, double p) {
+        return regression_backward(kind, bwd, dloss, x, y, reduction, weight, input_grad,
+                                   target_grad, weight_grad, p);
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("reduction") = "mean",
+      py::arg("weight") = py::none(), py::arg("input_grad") = true,
+      py::arg("target_grad") = false, py::arg("weight_grad") = false, py::arg(param) = 1.0,
+      kRegressionBackwardDoc);
 }
 
 void def_bce(py::module_& m) {
@@ -317,6 +365,49 @@ void def_bce(py::module_& m) {
       py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
       py::arg("pos_weight") = py::none(), py::arg("reduction") = "mean",
       py::arg("input_grad") = true, py::arg("target_grad") = false,
+      "Returns (grad_input, grad_target), each None when not requested.");
+}
+
+void def_bce_probs(py::module_& m) {
+  m.def(
+      "binary_cross_entropy_forward",
+      [](const py::array& x, const py::array& y, const OptArray& weight,
+         const std::string& reduction) {
+        const char* op = "binary_cross_entropy";
+        check_same_shape(y, x, op, "target", "input");
+        const Reduction r = parse_reduction(reduction, op);
+        const OptArray w = broadcast_to(weight, x, op, "weight");
+        const int64_t n = x.size();
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(y, "target"), opt(w, "weight"),
+            out(loss_shape(r, shape_of(x))),
+            [&](auto* x, auto* y, auto* w, auto* loss) { bce_forward(x, y, w, n, r, loss); });
+      },
+      py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
+      py::arg("reduction") = "mean",
+      "Binary cross entropy of probabilities, logs clamped to >= -100. input (in [0, 1]), "
+      "target: same shape; weight: None or broadcastable to input. Returns the loss: 0-D, or "
+      "input's shape for reduction='none'.");
+  m.def(
+      "binary_cross_entropy_backward",
+      [](const py::array& dloss, const py::array& x, const py::array& y, const OptArray& weight,
+         const std::string& reduction, bool input_grad, bool target_grad) {
+        const char* op = "binary_cross_entropy_backward";
+        check_same_shape(y, x, op, "target", "input");
+        const Reduction r = parse_reduction(reduction, op);
+        const OptArray w = broadcast_to(weight, x, op, "weight");
+        check_upstream(dloss, r, shape_of(x), op);
+        const int64_t n = x.size();
+        return marshal::call<float, double>(
+            op, in(x, "input"), in(y, "target"), opt(w, "weight"), in(dloss, "grad_output"),
+            out(shape_of(x), input_grad), out(shape_of(x), target_grad),
+            [&](auto* x, auto* y, auto* w, auto* g, auto* dx, auto* dy) {
+              bce_backward(g, x, y, w, n, r, dx, dy);
+            });
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
+      py::arg("reduction") = "mean", py::arg("input_grad") = true,
+      py::arg("target_grad") = false,
       "Returns (grad_input, grad_target), each None when not requested.");
 }
 
@@ -380,7 +471,15 @@ void bind_loss(py::module_& m) {
   def_regression(m, "mse_loss_forward", "mse_loss_backward", Regression::MSE,
                  "(input - target)^2");
   def_regression(m, "l1_loss_forward", "l1_loss_backward", Regression::L1, "|input - target|");
+  def_regression_param(m, "smooth_l1_loss_forward", "smooth_l1_loss_backward",
+                       Regression::SmoothL1,
+                       "|d| < beta ? d^2 / (2 beta) : |d| - beta / 2 with d = input - target",
+                       "beta");
+  def_regression_param(m, "huber_loss_forward", "huber_loss_backward", Regression::Huber,
+                       "|d| < delta ? d^2 / 2 : delta (|d| - delta / 2) with d = input - target",
+                       "delta");
   def_bce(m);
+  def_bce_probs(m);
   def_multi_margin(m);
 }
 

@@ -83,9 +83,19 @@ void by_float_type(const py::array& a, const char* op, const char* list, size_t 
   else fail_dtype<float, double>(a, op, indexed(list, i).c_str());
 }
 
+// A list of float32 one-element arrays (state_steps, mu_products): entry i's data.
+float* scalar_entry(const py::sequence& list, size_t i, const char* op, const char* name) {
+  py::array a = entry(list, i, op, name);
+  float* data = array_data<float>(op, name, i, a, nullptr, true);
+  if (a.size() != 1)
+    fail(op, ": ", name, "[", i, "] must hold one value, got shape ", shape_str(shape_of(a)));
+  return data;
+}
+
 template <typename T>
 ParamSlot<T> make_slot(const char* op, size_t i, py::array& param, py::array& grad,
-                       const std::vector<BufferList>& buffers, const py::sequence* steps) {
+                       const std::vector<BufferList>& buffers, const py::sequence* steps,
+                       const py::sequence* mu_products) {
   ParamSlot<T> s;
   s.param = array_data<T>(op, "params", i, param, nullptr, true);
   s.numel = static_cast<int64_t>(param.size());
@@ -95,18 +105,14 @@ ParamSlot<T> make_slot(const char* op, size_t i, py::array& param, py::array& gr
     py::array buf = entry(*buffers[k].arrays, i, op, buffers[k].name);
     s.state[k] = array_data<T>(op, buffers[k].name, i, buf, &param, true);
   }
-  if (steps) {
-    py::array step = entry(*steps, i, op, "state_steps");
-    s.step = array_data<float>(op, "state_steps", i, step, nullptr, true);
-    if (step.size() != 1)
-      fail(op, ": state_steps[", i, "] must hold one value, got shape ",
-           shape_str(shape_of(step)));
-  }
+  if (steps) s.step = scalar_entry(*steps, i, op, "state_steps");
+  if (mu_products) s.mu_product = scalar_entry(*mu_products, i, op, "mu_products");
   return s;
 }
 
 Slots gather(const char* op, const py::sequence& params, const py::sequence& grads,
-             const std::vector<BufferList>& buffers, const py::sequence* steps) {
+             const std::vector<BufferList>& buffers, const py::sequence* steps,
+             const py::sequence* mu_products = nullptr) {
   const size_t n = params.size();
   auto check_len = [&](const py::sequence& list, const char* name) {
     if (list.size() != n)
@@ -116,6 +122,7 @@ Slots gather(const char* op, const py::sequence& params, const py::sequence& gra
   for (const BufferList& b : buffers)
     if (b.arrays) check_len(*b.arrays, b.name);
   if (steps) check_len(*steps, "state_steps");
+  if (mu_products) check_len(*mu_products, "mu_products");
   Slots out;
   out.where.reserve(n);
   std::vector<std::pair<const void*, size_t>> seen;
@@ -129,7 +136,7 @@ Slots gather(const char* op, const py::sequence& params, const py::sequence& gra
         else return out.f64;
       }();
       out.where.emplace_back(std::is_same_v<T, double>, list.size());
-      list.push_back(make_slot<T>(op, i, param, grad, buffers, steps));
+      list.push_back(make_slot<T>(op, i, param, grad, buffers, steps, mu_products));
     };
     by_float_type(param, op, "params", i, add);
     if (param.size() > 0) seen.emplace_back(param.data(), i);
@@ -217,6 +224,52 @@ void adam_step_py(const py::sequence& params, const py::sequence& grads,
                     {"max_exp_avg_sqs", amsgrad ? &max_exp_avg_sqs : nullptr}},
                    &state_steps);
   run(op, s, o, adam_step<float>, adam_step<double>);
+}
+
+void adadelta_step_py(const py::sequence& params, const py::sequence& grads,
+                      const py::sequence& square_avgs, const py::sequence& acc_deltas,
+                      const py::sequence& state_steps, double lr, double rho, double eps,
+                      double weight_decay, bool maximize) {
+  const char* op = "adadelta_step";
+  const AdadeltaOptions o{lr, rho, eps, weight_decay, maximize};
+  Slots s = gather(op, params, grads, {{"square_avgs", &square_avgs}, {"acc_deltas", &acc_deltas}},
+                   &state_steps);
+  run(op, s, o, adadelta_step<float>, adadelta_step<double>);
+}
+
+void adamax_step_py(const py::sequence& params, const py::sequence& grads,
+                    const py::sequence& exp_avgs, const py::sequence& exp_infs,
+                    const py::sequence& state_steps, double lr, double beta1, double beta2,
+                    double eps, double weight_decay, bool maximize) {
+  const char* op = "adamax_step";
+  const AdamaxOptions o{lr, beta1, beta2, eps, weight_decay, maximize};
+  Slots s = gather(op, params, grads, {{"exp_avgs", &exp_avgs}, {"exp_infs", &exp_infs}},
+                   &state_steps);
+  run(op, s, o, adamax_step<float>, adamax_step<double>);
+}
+
+void nadam_step_py(const py::sequence& params, const py::sequence& grads,
+                   const py::sequence& exp_avgs, const py::sequence& exp_avg_sqs,
+                   const py::sequence& mu_products, const py::sequence& state_steps, double lr,
+                   double beta1, double beta2, double eps, double weight_decay,
+                   double momentum_decay, bool maximize, bool decoupled_weight_decay) {
+  const char* op = "nadam_step";
+  const NadamOptions o{lr,           beta1,          beta2,   eps, weight_decay,
+                       momentum_decay, maximize, decoupled_weight_decay};
+  Slots s = gather(op, params, grads, {{"exp_avgs", &exp_avgs}, {"exp_avg_sqs", &exp_avg_sqs}},
+                   &state_steps, &mu_products);
+  run(op, s, o, nadam_step<float>, nadam_step<double>);
+}
+
+void radam_step_py(const py::sequence& params, const py::sequence& grads,
+                   const py::sequence& exp_avgs, const py::sequence& exp_avg_sqs,
+                   const py::sequence& state_steps, double lr, double beta1, double beta2,
+                   double eps, double weight_decay, bool maximize, bool decoupled_weight_decay) {
+  const char* op = "radam_step";
+  const RadamOptions o{lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay};
+  Slots s = gather(op, params, grads, {{"exp_avgs", &exp_avgs}, {"exp_avg_sqs", &exp_avg_sqs}},
+                   &state_steps);
+  run(op, s, o, radam_step<float>, radam_step<double>);
 }
 
 // ------------------------------------------------------------------ clipping
@@ -324,6 +377,39 @@ in place (torch.optim.Adam's rule, bias-corrected).
 params, grads, exp_avgs, exp_avg_sqs: lists of arrays of matching shapes and dtype;
 max_exp_avg_sqs is read only when amsgrad (else pass []). state_steps: one float32
 array of one element per parameter, incremented before the bias corrections.)doc");
+  m.def("adadelta_step", &adadelta_step_py, py::arg("params"), py::arg("grads"),
+        py::arg("square_avgs"), py::arg("acc_deltas"), py::arg("state_steps"), py::arg("lr"),
+        py::arg("rho"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
+        R"doc(One Adadelta step over a parameter group, in place (torch.optim.Adadelta's rule).
+
+params, grads, square_avgs, acc_deltas: lists of arrays of matching shapes and dtype.
+state_steps: one float32 array of one element per parameter, incremented.)doc");
+  m.def("adamax_step", &adamax_step_py, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
+        py::arg("exp_infs"), py::arg("state_steps"), py::arg("lr"), py::arg("beta1"),
+        py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
+        R"doc(One Adamax step over a parameter group, in place (torch.optim.Adamax's rule).
+
+params, grads, exp_avgs, exp_infs: lists of arrays of matching shapes and dtype.
+state_steps: one float32 array of one element per parameter, incremented before the
+bias correction.)doc");
+  m.def("nadam_step", &nadam_step_py, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
+        py::arg("exp_avg_sqs"), py::arg("mu_products"), py::arg("state_steps"), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("momentum_decay"), py::arg("maximize"), py::arg("decoupled_weight_decay"),
+        R"doc(One NAdam step over a parameter group, in place (torch.optim.NAdam's rule).
+
+params, grads, exp_avgs, exp_avg_sqs: lists of arrays of matching shapes and dtype.
+mu_products and state_steps: one float32 array of one element per parameter each, updated
+(the product of the momentum coefficients; the step counter).)doc");
+  m.def("radam_step", &radam_step_py, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
+        py::arg("exp_avg_sqs"), py::arg("state_steps"), py::arg("lr"), py::arg("beta1"),
+        py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
+        py::arg("decoupled_weight_decay"),
+        R"doc(One RAdam step over a parameter group, in place (torch.optim.RAdam's rule,
+rectified once the variance estimate is tractable).
+
+params, grads, exp_avgs, exp_avg_sqs: lists of arrays of matching shapes and dtype.
+state_steps: one float32 array of one element per parameter, incremented.)doc");
   m.def("grad_norms", &grad_norms_py, py::arg("tensors"), py::arg("norm_type"),
         R"doc(Returns (total, [norm of each tensor]) as torch.nn.utils.get_total_norm does.
 

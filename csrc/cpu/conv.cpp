@@ -913,12 +913,45 @@ void add_channel_bias(int64_t N, int64_t C, int64_t pixels, const T* bias, T* y)
   });
 }
 
+template <typename T>
+void unfold_images(const ConvGeometry& g, const T* x, T* col) {
+  const int64_t CRS = g.C * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W, ld = PQ + kSlack;
+  const Padded pd(g);
+  parallel_for(0, g.N, grain_for(CRS * PQ), [&](int64_t n0, int64_t n1) {
+    auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane() + kSlack));
+    // im2col's vector runs may write up to kSlack past a row: rows ld apart, copied out.
+    auto buf = scratch<T>(static_cast<size_t>(CRS * ld + kSlack));
+    for (int64_t n = n0; n < n1; ++n) {
+      pad_planes(g, pd, g.C, x + n * g.C * HW, xp.get());
+      im2col(g, pd, xp.get(), 0, PQ, buf.get(), ld);
+      for (int64_t row = 0; row < CRS; ++row)
+        std::copy(buf.get() + row * ld, buf.get() + row * ld + PQ, col + (n * CRS + row) * PQ);
+    }
+  });
+}
+
+template <typename T>
+void fold_images(const ConvGeometry& g, const T* col, T* x) {
+  const int64_t CRS = g.C * g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  const Padded pd(g);
+  parallel_for(0, g.N, grain_for(CRS * PQ), [&](int64_t n0, int64_t n1) {
+    auto xp = scratch<T>(static_cast<size_t>(g.C * pd.plane()));
+    for (int64_t n = n0; n < n1; ++n) {
+      std::fill(xp.get(), xp.get() + g.C * pd.plane(), T(0));
+      col2im_add(g, pd, col + n * CRS * PQ, PQ, 0, PQ, xp.get());
+      crop_planes(g, pd, g.C, xp.get(), x + n * g.C * HW);
+    }
+  });
+}
+
 #define KILN_CONV_INSTANTIATE(T)                                                           \
   template void conv2d_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*);  \
   template void conv2d_backward_input<T>(const ConvGeometry&, const T*, const T*, T*);     \
   template void conv2d_backward_weight<T>(const ConvGeometry&, const T*, const T*, T*);    \
   template void channel_sum<T>(int64_t, int64_t, int64_t, const T*, T*);                   \
-  template void add_channel_bias<T>(int64_t, int64_t, int64_t, const T*, T*);
+  template void add_channel_bias<T>(int64_t, int64_t, int64_t, const T*, T*);          \
+  template void unfold_images<T>(const ConvGeometry&, const T*, T*);                       \
+  template void fold_images<T>(const ConvGeometry&, const T*, T*);
 KILN_CONV_INSTANTIATE(float)
 KILN_CONV_INSTANTIATE(double)
 #undef KILN_CONV_INSTANTIATE

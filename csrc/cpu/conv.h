@@ -90,6 +90,14 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw);
 
+// unfold (F.unfold): col (N, C*R*S, P*Q) = the im2col matrix of each image x (N, C, H, W),
+// the windows of geometry g (K = groups = 1). fold (F.fold) is its adjoint: x = the sum
+// of every col entry at its window position (x is overwritten).
+template <typename T>
+void unfold_images(const ConvGeometry& g, const T* x, T* col);
+template <typename T>
+void fold_images(const ConvGeometry& g, const T* col, T* x);
+
 // db[c] = sum over n and pixels of dy[n, c, pixel]: the bias gradient of both convolutions.
 template <typename T>
 void channel_sum(int64_t N, int64_t C, int64_t pixels, const T* dy, T* db);

@@ -226,29 +226,69 @@ double regression_divisor(const T* weight, int64_t n) {
   return weight ? blocked_sum(n, 1, [&](int64_t i) { return double(weight[i]); }) : double(n);
 }
 
-// The unweighted term (x - y)^2 or |x - y|.
+const char* regression_name(Regression kind) {
+  switch (kind) {
+    case Regression::MSE: return "mse_loss";
+    case Regression::L1: return "l1_loss";
+    case Regression::SmoothL1: return "smooth_l1_loss";
+    case Regression::Huber: return "huber_loss";
+  }
+  return "regression_loss";
+}
+
+void check_regression_param(Regression kind, double param) {
+  if (kind == Regression::SmoothL1)
+    KILN_CHECK(param >= 0, "smooth_l1_loss: beta must be >= 0 (got ", param, ")");
+  if (kind == Regression::Huber)
+    KILN_CHECK(param > 0, "huber_loss: delta must be > 0 (got ", param, ")");
+}
+
+// The unweighted term e(diff; param) of the header comment.
 template <typename T>
-T regression_term(Regression kind, T diff) {
-  return kind == Regression::MSE ? diff * diff : std::abs(diff);
+T regression_term(Regression kind, T diff, T param) {
+  const T a = std::abs(diff);
+  switch (kind) {
+    case Regression::MSE: return diff * diff;
+    case Regression::L1: return a;
+    case Regression::SmoothL1: return a < param ? T(0.5) * diff * diff / param : a - T(0.5) * param;
+    case Regression::Huber: return a < param ? T(0.5) * diff * diff : param * (a - T(0.5) * param);
+  }
+  return a;
+}
+
+// de/d(diff), 0 at the kink of l1 (and of smooth_l1 with beta 0).
+template <typename T>
+T regression_slope(Regression kind, T diff, T param) {
+  const T sign = T((diff > T(0)) - (diff < T(0)));
+  switch (kind) {
+    case Regression::MSE: return T(2) * diff;
+    case Regression::L1: return sign;
+    case Regression::SmoothL1: return std::abs(diff) < param ? diff / param : sign;
+    case Regression::Huber: return diff < -param ? -param : diff > param ? param : diff;
+  }
+  return sign;
 }
 
 }  // namespace
 
 template <typename T>
 void regression_loss_forward(Regression kind, const T* x, const T* y, const T* weight, int64_t n,
-                             Reduction r, T* loss) {
-  check_count(kind == Regression::MSE ? "mse_loss" : "l1_loss", n);
+                             Reduction r, T* loss, T param) {
+  check_count(regression_name(kind), n);
+  check_regression_param(kind, double(param));
   const double z = r == Reduction::Mean ? regression_divisor(weight, n) : 1.0;
   reduce_terms(n, 1, r, z, loss, [&](int64_t i) {
-    const T l = regression_term(kind, x[i] - y[i]);
+    const T l = regression_term(kind, x[i] - y[i], param);
     return weight ? weight[i] * l : l;
   });
 }
 
 template <typename T>
 void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y,
-                              const T* weight, int64_t n, Reduction r, T* dx, T* dy, T* dweight) {
-  check_count(kind == Regression::MSE ? "mse_loss_backward" : "l1_loss_backward", n);
+                              const T* weight, int64_t n, Reduction r, T* dx, T* dy, T* dweight,
+                              T param) {
+  check_count(regression_name(kind), n);
+  check_regression_param(kind, double(param));
   const double z = r == Reduction::Mean ? regression_divisor(weight, n) : 1.0;
   const Upstream<T> g(dloss, r, z);
   // The weighted mean sum(w l) / sum(w) also depends on w through its divisor:
@@ -256,18 +296,17 @@ void regression_loss_backward(Regression kind, const T* dloss, const T* x, const
   T mean = 0;
   if (dweight && weight && r == Reduction::Mean)
     mean = static_cast<T>(blocked_sum(n, 1, [&](int64_t i) {
-                            return weight[i] * regression_term(kind, x[i] - y[i]);
+                            return weight[i] * regression_term(kind, x[i] - y[i], param);
                           }) /
                           z);
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T diff = x[i] - y[i];
-      const T d = kind == Regression::MSE ? T(2) * diff
-                                          : T((diff > T(0)) - (diff < T(0)));  // sign, 0 at 0
+      const T d = regression_slope(kind, diff, param);
       const T v = g(i) * (weight ? weight[i] * d : d);
       if (dx) dx[i] = v;
       if (dy) dy[i] = -v;
-      if (dweight) dweight[i] = g(i) * (regression_term(kind, diff) - mean);
+      if (dweight) dweight[i] = g(i) * (regression_term(kind, diff, param) - mean);
     }
   });
 }
@@ -303,6 +342,34 @@ void bce_with_logits_backward(const T* dloss, const T* x, const T* y, const T* w
       const T pw1 = pos_weight ? pos_weight[i] - T(1) : T(0);
       if (dx) dx[i] = gw * ((T(1) - y[i]) - (T(1) + pw1 * y[i]) / (T(1) + std::exp(x[i])));
       if (dy) dy[i] = gw * (-x[i] - pw1 * log_sigmoid(x[i]));
+    }
+  });
+}
+
+template <typename T>
+void bce_forward(const T* x, const T* y, const T* weight, int64_t n, Reduction r, T* loss) {
+  check_count("binary_cross_entropy", n);
+  for (int64_t i = 0; i < n; ++i)
+    KILN_CHECK(x[i] >= T(0) && x[i] <= T(1),
+               "binary_cross_entropy: all elements of input should be between 0 and 1, got ",
+               x[i], " at flat index ", i);
+  reduce_terms(n, 4, r, double(n), loss, [&](int64_t i) {
+    const T l = (y[i] - T(1)) * std::max(T(std::log1p(-x[i])), T(-100)) -
+                y[i] * std::max(T(std::log(x[i])), T(-100));
+    return weight ? weight[i] * l : l;
+  });
+}
+
+template <typename T>
+void bce_backward(const T* dloss, const T* x, const T* y, const T* weight, int64_t n, Reduction r,
+                  T* dx, T* dy) {
+  check_count("binary_cross_entropy_backward", n);
+  const Upstream<T> g(dloss, r, double(n));
+  parallel_for(0, n, kGrain / 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T gw = weight ? g(i) * weight[i] : g(i);
+      if (dx) dx[i] = gw * (x[i] - y[i]) / std::max((T(1) - x[i]) * x[i], T(1e-12));
+      if (dy) dy[i] = gw * (T(std::log1p(-x[i])) - T(std::log(x[i])));
     }
   });
 }
@@ -370,9 +437,12 @@ void multi_margin_backward(const T* dloss, const T* x, const int64_t* target, co
   template void soft_cross_entropy_backward<T>(const T*, const T*, const T*, const T*, ClassDims, \
                                                T, Reduction, T*, T*);                             \
   template void regression_loss_forward<T>(Regression, const T*, const T*, const T*, int64_t,     \
-                                           Reduction, T*);                                        \
+                                           Reduction, T*, T);                                     \
   template void regression_loss_backward<T>(Regression, const T*, const T*, const T*, const T*,   \
-                                            int64_t, Reduction, T*, T*, T*);                      \
+                                            int64_t, Reduction, T*, T*, T*, T);                   \
+  template void bce_forward<T>(const T*, const T*, const T*, int64_t, Reduction, T*);             \
+  template void bce_backward<T>(const T*, const T*, const T*, const T*, int64_t, Reduction, T*,   \
+                                T*);                                                              \
   template void bce_with_logits_forward<T>(const T*, const T*, const T*, const T*, int64_t,       \
                                            Reduction, T*);                                        \
   template void bce_with_logits_backward<T>(const T*, const T*, const T*, const T*, const T*,     \

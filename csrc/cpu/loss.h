@@ -23,6 +23,11 @@
 //
 // mse_loss:  e_i = (x_i - y_i)^2    de_i/dx_i = 2 (x_i - y_i)
 // l1_loss:   e_i = |x_i - y_i|      de_i/dx_i = sign(x_i - y_i)   (0 at x_i == y_i)
+// smooth_l1_loss (b = beta >= 0; d = x_i - y_i; b = 0 is l1_loss):
+//   e_i = |d| < b ? d^2 / (2 b) : |d| - b / 2      de_i/dx_i = |d| < b ? d / b : sign(d)
+// huber_loss (delta > 0; d = x_i - y_i):
+//   e_i = |d| < delta ? d^2 / 2 : delta (|d| - delta / 2)
+//   de_i/dx_i = clamp(d, -delta, delta)
 //   l_i = w_i e_i with optional per-element weights w (default 1), Z = sum_i w_i (= n)
 //   dx_i = g_i w_i de_i/dx_i,   dy_i = -dx_i,
 //   dw_i = g_i e_i ('none', 'sum');  dw_i = g (e_i - L) / Z ('mean': Z depends on w too)
@@ -32,6 +37,13 @@
 //   l_i  = w_i ((1 - y_i) x_i - (1 + (pw_i - 1) y_i) log(sigmoid(x_i)))          Z = n
 //   dx_i = g_i w_i ((1 - y_i) - (1 + (pw_i - 1) y_i) sigmoid(-x_i))
 //   dy_i = g_i w_i (-x_i - (pw_i - 1) log(sigmoid(x_i)))
+//
+// binary_cross_entropy (x: probabilities in [0, 1], w: weight broadcast to x or absent;
+// the logs clamped to >= -100 as PyTorch, so x = 0 or 1 gives a finite loss):
+//   l_i  = -w_i (y_i max(log x_i, -100) + (1 - y_i) max(log1p(-x_i), -100))    Z = n
+//   dx_i = g_i w_i (x_i - y_i) / max(x_i (1 - x_i), 1e-12)
+//   dy_i = g_i w_i (log1p(-x_i) - log x_i)
+// An x outside [0, 1] (or NaN) throws ValueError before anything is written.
 //
 // multi_margin_loss (x: (N, C), t_n class indices, p in {1, 2}, w: class weights):
 //   l_n  = sum_{c != t_n} w_{t_n} max(0, margin - x_{n,t_n} + x_{n,c})^p / C      Z = N
@@ -89,15 +101,17 @@ template <typename T>
 void soft_cross_entropy_backward(const T* dloss, const T* logp, const T* probs, const T* weight,
                                  ClassDims d, T label_smoothing, Reduction r, T* dx, T* dprobs);
 
-enum class Regression { MSE, L1 };
+enum class Regression { MSE, L1, SmoothL1, Huber };
 
 // x, y, weight: n elements each (weight may be null); dx, dy, dweight may each be null.
+// param: smooth_l1_loss' beta or huber_loss' delta, unused by the others.
 template <typename T>
 void regression_loss_forward(Regression kind, const T* x, const T* y, const T* weight, int64_t n,
-                             Reduction r, T* loss);
+                             Reduction r, T* loss, T param = T(0));
 template <typename T>
 void regression_loss_backward(Regression kind, const T* dloss, const T* x, const T* y,
-                              const T* weight, int64_t n, Reduction r, T* dx, T* dy, T* dweight);
+                              const T* weight, int64_t n, Reduction r, T* dx, T* dy, T* dweight,
+                              T param = T(0));
 
 // weight and pos_weight: n elements or null; dx and dy may each be null.
 template <typename T>
@@ -106,6 +120,13 @@ void bce_with_logits_forward(const T* x, const T* y, const T* weight, const T* p
 template <typename T>
 void bce_with_logits_backward(const T* dloss, const T* x, const T* y, const T* weight,
                               const T* pos_weight, int64_t n, Reduction r, T* dx, T* dy);
+
+// x, y: n elements; weight: n elements or null; dx and dy may each be null.
+template <typename T>
+void bce_forward(const T* x, const T* y, const T* weight, int64_t n, Reduction r, T* loss);
+template <typename T>
+void bce_backward(const T* dloss, const T* x, const T* y, const T* weight, int64_t n, Reduction r,
+                  T* dx, T* dy);
 
 // x: (N, C); target: (N); weight: (C) or null; p: 1 or 2.
 template <typename T>

@@ -224,6 +224,113 @@ void adam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __r
   }
 }
 
+// ------------------------------------------------------------------ Adadelta
+template <typename T>
+struct AdadeltaScalars {
+  T sign, wd, rho, rest, eps, neg_lr;
+};
+
+template <typename T, bool WD>
+void adadelta_loop(T* __restrict p, const T* __restrict gr, T* __restrict sq, T* __restrict acc,
+                   int64_t n, AdadeltaScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    if constexpr (WD) g = std::fma(c.wd, p[k], g);
+    const T v = std::fma(c.rest * g, g, sq[k] * c.rho);
+    sq[k] = v;
+    const T d = std::sqrt(acc[k] + c.eps) / std::sqrt(v + c.eps) * g;
+    acc[k] = std::fma(c.rest * d, d, acc[k] * c.rho);
+    p[k] = std::fma(c.neg_lr, d, p[k]);
+  }
+}
+
+// -------------------------------------------------------------------- Adamax
+template <typename T>
+struct AdamaxScalars {
+  T sign, wd, beta2, eps, neg_clr;
+  Lerp<T> lerp;
+};
+
+template <typename T, bool WD>
+void adamax_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict inf,
+                 int64_t n, AdamaxScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    if constexpr (WD) g = std::fma(c.wd, p[k], g);
+    const T m = c.lerp(m1[k], g);
+    m1[k] = m;
+    const T u = nan_max(inf[k] * c.beta2, std::abs(g) + c.eps);
+    inf[k] = u;
+    p[k] += c.neg_clr * m / u;
+  }
+}
+
+// --------------------------------------------------------------------- NAdam
+template <typename T>
+struct NadamScalars {
+  T sign, wd, beta2, rest2, shrink, eps, bc2, neg_grad_step, neg_avg_step;
+  Lerp<T> lerp;
+};
+
+// WD: 0 none, 1 L2 added to the gradient, 2 decoupled.
+template <typename T, int WD>
+void nadam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
+                int64_t n, NadamScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    T w = p[k];
+    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
+    if constexpr (WD == 2) w = w * c.shrink;
+    const T m = c.lerp(m1[k], g);
+    m1[k] = m;
+    const T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
+    m2[k] = v;
+    const T d = std::sqrt(v / c.bc2) + c.eps;
+    w += c.neg_grad_step * g / d;
+    p[k] = w + c.neg_avg_step * m / d;
+  }
+}
+
+// --------------------------------------------------------------------- RAdam
+template <typename T>
+struct RadamScalars {
+  T sign, wd, beta2, rest2, shrink, eps, bc1, lr, bc2_sqrt, rect;
+  Lerp<T> lerp;
+};
+
+template <typename T, int WD, bool RECTIFY>
+void radam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
+                int64_t n, RadamScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) {
+    T g = c.sign * gr[k];
+    T w = p[k];
+    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
+    if constexpr (WD == 2) w = w * c.shrink;
+    const T m = c.lerp(m1[k], g);
+    m1[k] = m;
+    const T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
+    m2[k] = v;
+    T u = m / c.bc1 * c.lr;
+    if constexpr (RECTIFY) u = u * (c.bc2_sqrt / (std::sqrt(v) + c.eps)) * c.rect;
+    p[k] = w - u;
+  }
+}
+
+// 0 without weight decay, 1 for L2 added to the gradient, 2 for decoupled decay.
+template <typename F>
+void with_decay(double weight_decay, bool decoupled, F&& f) {
+  if (weight_decay == 0) f(std::integral_constant<int, 0>{});
+  else if (!decoupled) f(std::integral_constant<int, 1>{});
+  else f(std::integral_constant<int, 2>{});
+}
+
+void check_betas(const char* op, double beta1, double beta2) {
+  if (!(beta1 >= 0 && beta1 < 1))
+    fail(op, ": invalid beta1 ", beta1, " (expected 0 <= beta1 < 1)");
+  if (!(beta2 >= 0 && beta2 < 1))
+    fail(op, ": invalid beta2 ", beta2, " (expected 0 <= beta2 < 1)");
+}
+
 }  // namespace
 
 // Entry points: validate everything, advance the step counters, walk the group.
@@ -310,10 +417,7 @@ template <typename T>
 void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
-  if (!(o.beta1 >= 0 && o.beta1 < 1))
-    fail(op, ": invalid beta1 ", o.beta1, " (expected 0 <= beta1 < 1)");
-  if (!(o.beta2 >= 0 && o.beta2 < 1))
-    fail(op, ": invalid beta2 ", o.beta2, " (expected 0 <= beta2 < 1)");
+  check_betas(op, o.beta1, o.beta2);
   check_slots(op, slots,
               {{0, "exp_avg", true}, {1, "exp_avg_sq", true}, {2, "max_exp_avg_sq", o.amsgrad}},
               true);
@@ -335,9 +439,119 @@ void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const Ada
     });
   };
   with_flag(o.amsgrad, [&](auto AMSGRAD) {
-    if (o.weight_decay == 0) run(std::integral_constant<int, 0>{}, AMSGRAD);
-    else if (!o.decoupled_weight_decay) run(std::integral_constant<int, 1>{}, AMSGRAD);
-    else run(std::integral_constant<int, 2>{}, AMSGRAD);
+    with_decay(o.weight_decay, o.decoupled_weight_decay, [&](auto WD) { run(WD, AMSGRAD); });
+  });
+}
+
+// ------------------------------------------------------------------ Adadelta
+template <typename T>
+void adadelta_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                   const AdadeltaOptions& o) {
+  check_common(op, o.lr, o.weight_decay);
+  check_eps(op, o.eps);
+  if (!(o.rho >= 0 && o.rho <= 1)) fail(op, ": invalid rho ", o.rho, " (expected 0 <= rho <= 1)");
+  check_slots(op, slots, {{0, "square_avg", true}, {1, "acc_delta", true}}, true);
+  advance_steps(slots);
+  const AdadeltaScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.rho),
+                             T(1 - o.rho), T(o.eps), T(-o.lr)};
+  with_flag(o.weight_decay != 0, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      adadelta_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b, c);
+    });
+  });
+}
+
+// -------------------------------------------------------------------- Adamax
+template <typename T>
+void adamax_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamaxOptions& o) {
+  check_common(op, o.lr, o.weight_decay);
+  check_eps(op, o.eps);
+  check_betas(op, o.beta1, o.beta2);
+  check_slots(op, slots, {{0, "exp_avg", true}, {1, "exp_inf", true}}, true);
+  const std::vector<double> steps = advance_steps(slots);
+  with_flag(o.weight_decay != 0, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      const AdamaxScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
+                               T(o.eps), T(-(o.lr / (1 - std::pow(o.beta1, steps[i])))),
+                               Lerp<T>(1 - o.beta1)};
+      adamax_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b, c);
+    });
+  });
+}
+
+// --------------------------------------------------------------------- NAdam
+template <typename T>
+void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const NadamOptions& o) {
+  check_common(op, o.lr, o.weight_decay);
+  check_eps(op, o.eps);
+  check_betas(op, o.beta1, o.beta2);
+  if (!(o.momentum_decay >= 0))
+    fail(op, ": invalid momentum_decay ", o.momentum_decay, " (expected >= 0)");
+  check_slots(op, slots, {{0, "exp_avg", true}, {1, "exp_avg_sq", true}}, true);
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (!slots[i].mu_product) fail(op, ": slot ", i, " has no mu_product");
+  const std::vector<double> steps = advance_steps(slots);
+  std::vector<NadamScalars<T>> per_slot;
+  per_slot.reserve(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const double t = steps[i];
+    const double mu = o.beta1 * (1.0 - 0.5 * std::pow(0.96, t * o.momentum_decay));
+    const double mu_next = o.beta1 * (1.0 - 0.5 * std::pow(0.96, (t + 1) * o.momentum_decay));
+    // mu_product *= mu on a float32 scalar: the factor rounded to float32 first.
+    float& product = *slots[i].mu_product;
+    product = product * float(mu);
+    const double prod = product, prod_next = prod * mu_next;
+    per_slot.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
+                        T(1 - o.beta2), T(1 - o.lr * o.weight_decay), T(o.eps),
+                        T(1 - std::pow(o.beta2, t)), T(-o.lr * (1.0 - mu) / (1.0 - prod)),
+                        T(-o.lr * mu_next / (1.0 - prod_next)), Lerp<T>(1 - o.beta1)});
+  }
+  with_decay(o.weight_decay, o.decoupled_weight_decay, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      nadam_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b,
+                        per_slot[i]);
+    });
+  });
+}
+
+// --------------------------------------------------------------------- RAdam
+template <typename T>
+void radam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const RadamOptions& o) {
+  check_common(op, o.lr, o.weight_decay);
+  check_eps(op, o.eps);
+  check_betas(op, o.beta1, o.beta2);
+  check_slots(op, slots, {{0, "exp_avg", true}, {1, "exp_avg_sq", true}}, true);
+  const std::vector<double> steps = advance_steps(slots);
+  std::vector<RadamScalars<T>> per_slot;
+  std::vector<bool> rectify;
+  per_slot.reserve(slots.size());
+  const double rho_inf = 2 / (1 - o.beta2) - 1;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const double t = steps[i];
+    const double bc1 = 1 - std::pow(o.beta1, t), bc2 = 1 - std::pow(o.beta2, t);
+    const double rho_t = rho_inf - 2 * t * std::pow(o.beta2, t) / bc2;
+    rectify.push_back(rho_t > 5.0);
+    const double rect = rho_t > 5.0 ? std::pow((rho_t - 4) * (rho_t - 2) * rho_inf /
+                                                   ((rho_inf - 4) * (rho_inf - 2) * rho_t),
+                                               0.5)
+                                    : 1.0;
+    per_slot.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
+                        T(1 - o.beta2), T(1 - o.lr * o.weight_decay), T(o.eps), T(bc1), T(o.lr),
+                        T(std::pow(bc2, 0.5)), T(rect), Lerp<T>(1 - o.beta1)});
+  }
+  with_decay(o.weight_decay, o.decoupled_weight_decay, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      if (rectify[i])
+        radam_loop<T, WD, true>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b,
+                                per_slot[i]);
+      else
+        radam_loop<T, WD, false>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b,
+                                 per_slot[i]);
+    });
   });
 }
 
@@ -489,6 +703,14 @@ void clamp_(const std::vector<Span<T>>& tensors, double lo, double hi) {
                                 const RmspropOptions&);                                    \
   template void adam_step<T>(const char*, const std::vector<ParamSlot<T>>&,               \
                              const AdamOptions&);                                          \
+  template void adadelta_step<T>(const char*, const std::vector<ParamSlot<T>>&,           \
+                                 const AdadeltaOptions&);                                  \
+  template void adamax_step<T>(const char*, const std::vector<ParamSlot<T>>&,             \
+                               const AdamaxOptions&);                                      \
+  template void nadam_step<T>(const char*, const std::vector<ParamSlot<T>>&,              \
+                              const NadamOptions&);                                        \
+  template void radam_step<T>(const char*, const std::vector<ParamSlot<T>>&,              \
+                              const RadamOptions&);                                        \
   template std::vector<double> tensor_norms<T>(const std::vector<Span<const T>>&, double); \
   template void scale_<T>(const std::vector<Span<T>>&, double);                            \
   template void clamp_<T>(const std::vector<Span<T>>&, double, double);

@@ -29,6 +29,23 @@
 //             m = lerp(m, g, 1-beta1);  v = beta2*v + (1-beta2)*g*g
 //             amsgrad: vmax = max(vmax, v), used instead of v below
 //             p = p - lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+//   Adadelta  t += 1;  g = g + wd*p;  v = rho*v + (1-rho)*g*g
+//             d = sqrt(u + eps) / sqrt(v + eps) * g;  u = rho*u + (1-rho)*d*d
+//             p = p - lr*d
+//   Adamax    t += 1;  g = g + wd*p;  m = lerp(m, g, 1-beta1)
+//             u = max(beta2*u, |g| + eps);  p = p - lr/(1-beta1^t) * m / u
+//   NAdam     t += 1;  decoupled: p = p*(1 - lr*wd)   else: g = g + wd*p
+//             mu_t = beta1 (1 - 0.96^(t*psi) / 2) (psi: momentum_decay);  P = P * mu_t
+//             (P: the float32 product of the mu's so far, kept per parameter)
+//             m = lerp(m, g, 1-beta1);  v = beta2*v + (1-beta2)*g*g
+//             d = sqrt(v / (1-beta2^t)) + eps
+//             p = p - lr (1-mu_t)/(1-P) * g/d;  p = p - lr mu_{t+1}/(1-P mu_{t+1}) * m/d
+//   RAdam     t += 1;  decoupled: p = p*(1 - lr*wd)   else: g = g + wd*p
+//             m = lerp(m, g, 1-beta1);  v = beta2*v + (1-beta2)*g*g
+//             rho_inf = 2/(1-beta2) - 1;  rho_t = rho_inf - 2t beta2^t/(1-beta2^t)
+//             rho_t > 5: r = sqrt((rho_t-4)(rho_t-2) rho_inf / ((rho_inf-4)(rho_inf-2) rho_t))
+//                        p = p - m/(1-beta1^t) * lr * sqrt(1-beta2^t)/(sqrt(v) + eps) * r
+//             else:      p = p - m/(1-beta1^t) * lr
 //
 // Bytes per element (s = sizeof(T)), the floor the benchmark compares with:
 // SGD 3s (5s with momentum), Adagrad 5s, RMSprop 5s (+2s centered, +2s
@@ -54,8 +71,10 @@ struct ParamSlot {
   int64_t numel = 0;
   // The rule's buffers, in the order its options struct lists; unused ones stay null.
   std::array<T*, 3> state{};
-  // Step counter (Adagrad, RMSprop, Adam); PyTorch keeps it as a float32 scalar.
+  // Step counter (Adagrad, RMSprop, Adam, ...); PyTorch keeps it as a float32 scalar.
   float* step = nullptr;
+  // NAdam's product of momentum coefficients, a float32 scalar as PyTorch keeps it.
+  float* mu_product = nullptr;
   // SGD: the momentum buffer was allocated for this step and is not initialised yet.
   bool fresh = false;
 };
@@ -81,6 +100,28 @@ struct AdamOptions {
   bool amsgrad = false, maximize = false, decoupled_weight_decay = false;
 };
 
+// state: {square_avg, acc_delta}.
+struct AdadeltaOptions {
+  double lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0;
+  bool maximize = false;
+};
+// state: {exp_avg, exp_inf}.
+struct AdamaxOptions {
+  double lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool maximize = false;
+};
+// state: {exp_avg, exp_avg_sq}; slots carry mu_product.
+struct NadamOptions {
+  double lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0,
+         momentum_decay = 4e-3;
+  bool maximize = false, decoupled_weight_decay = false;
+};
+// state: {exp_avg, exp_avg_sq}.
+struct RadamOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool maximize = false, decoupled_weight_decay = false;
+};
+
 // Each step throws ValueError (naming `op`) for out-of-range hyperparameters or
 // a slot missing a buffer the options need, before any tensor is touched.
 template <typename T>
@@ -93,6 +134,16 @@ void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
                   const RmspropOptions& o);
 template <typename T>
 void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamOptions& o);
+
+template <typename T>
+void adadelta_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                   const AdadeltaOptions& o);
+template <typename T>
+void adamax_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamaxOptions& o);
+template <typename T>
+void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const NadamOptions& o);
+template <typename T>
+void radam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const RadamOptions& o);
 
 template <typename T>
 struct Span {

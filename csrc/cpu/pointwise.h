@@ -23,6 +23,7 @@
 // PyTorch's float path).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "common/check.h"
@@ -181,6 +182,54 @@ struct SiLU {
   }
 };
 
+// hardsigmoid: y = relu6(x + 3) / 6; dx = g / 6 strictly inside (-3, 3), else 0 (NaN
+// included, as PyTorch's backward); the clamps keep a NaN input NaN.
+struct Hardsigmoid {
+  static constexpr PointwiseInfo info{"hardsigmoid", "relu6(input + 3) / 6", Saved::Input};
+  template <typename T>
+  static T f(T x, T) {
+    T r = x + T(3);
+    r = r < T(0) ? T(0) : r;
+    r = r > T(6) ? T(6) : r;
+    return r / T(6);
+  }
+  template <typename T>
+  static T df(T x, T g, T) {  // PyTorch multiplies by 1/6 rounded to float, in both dtypes
+    return x > T(-3) && x < T(3) ? g * T(1.0f / 6.0f) : T(0);
+  }
+};
+
+// mish: y = x tanh(softplus(x)) = x tanh(log1p(exp(x)));
+// dx = g * (t + x sigmoid(x) (1 - t^2)), t = tanh(softplus(x)) (PyTorch's form).
+struct Mish {
+  static constexpr PointwiseInfo info{"mish", "input * tanh(softplus(input))", Saved::Input};
+  template <typename T>
+  static T f(T x, T) { return x * vmath::tanh(T(std::log1p(vmath::exp(x)))); }
+  template <typename T>
+  static T df(T x, T g, T) {
+    const T s = T(1) / (T(1) + vmath::exp(-x));
+    const T t = vmath::tanh(T(std::log1p(vmath::exp(x))));
+    return g * (t + x * s * (T(1) - t * t));
+  }
+};
+
+// logsigmoid: y = log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for any x;
+// dx = g * ([x < 0] -/+ z / (1 + z)), z = exp(-|x|) (= g * sigmoid(-x), PyTorch's form).
+struct LogSigmoid {
+  static constexpr PointwiseInfo info{"logsigmoid", "log(1 / (1 + exp(-input)))", Saved::Input};
+  template <typename T>
+  static T f(T x, T) {
+    const T m = x < T(0) ? x : T(0);
+    return m - T(std::log1p(vmath::exp(-std::abs(x))));
+  }
+  template <typename T>
+  static T df(T x, T g, T) {
+    const bool neg = x < T(0);
+    const T z = vmath::exp(-std::abs(x));
+    return g * ((neg ? T(1) : T(0)) - (neg ? T(1) : T(-1)) * (z / (T(1) + z)));
+  }
+};
+
 }  // namespace pointwise
 
 // The list. X(Op) for each struct of kiln::pointwise.
@@ -194,7 +243,10 @@ struct SiLU {
   X(Sigmoid)                  \
   X(Tanh)                     \
   X(Hardswish)                \
-  X(SiLU)
+  X(SiLU)                     \
+  X(Hardsigmoid)              \
+  X(Mish)                     \
+  X(LogSigmoid)
 
 #define KILN_POINTWISE_ENUMERATOR(Op) Op,
 enum class Pointwise { KILN_POINTWISE_OPS(KILN_POINTWISE_ENUMERATOR) };

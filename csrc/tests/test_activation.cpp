@@ -34,6 +34,9 @@ double reference(Pointwise op, double a, double x) {
     case Pointwise::Tanh: return std::tanh(x);
     case Pointwise::Hardswish: return x * std::min(std::max(x + 3, 0.0), 6.0) / 6;
     case Pointwise::SiLU: return x / (1 + std::exp(-x));
+    case Pointwise::Hardsigmoid: return std::min(std::max(x + 3, 0.0), 6.0) / 6;
+    case Pointwise::Mish: return x * std::tanh(std::log(1 + std::exp(x)));
+    case Pointwise::LogSigmoid: return -std::log(1 + std::exp(-x));
   }
   return NAN;
 }

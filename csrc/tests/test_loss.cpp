@@ -171,6 +171,28 @@ TEST(ElementwiseLosses, MatchNaiveAndFiniteDifferences) {
          regression_loss_backward<double>(Regression::L1, g, x, y, w, n, r, dx, dy, dw);
        },
        [](double x, double y, double w) { return w * std::abs(x - y); }},
+      {"smooth_l1",
+       [](auto x, auto y, auto w, int64_t n, Reduction r, double* l) {
+         regression_loss_forward<double>(Regression::SmoothL1, x, y, w, n, r, l, 0.7);
+       },
+       [](auto g, auto x, auto y, auto w, int64_t n, Reduction r, auto dx, auto dy, auto dw) {
+         regression_loss_backward<double>(Regression::SmoothL1, g, x, y, w, n, r, dx, dy, dw, 0.7);
+       },
+       [](double x, double y, double w) {
+         const double a = std::abs(x - y);
+         return w * (a < 0.7 ? 0.5 * a * a / 0.7 : a - 0.35);
+       }},
+      {"huber",
+       [](auto x, auto y, auto w, int64_t n, Reduction r, double* l) {
+         regression_loss_forward<double>(Regression::Huber, x, y, w, n, r, l, 0.7);
+       },
+       [](auto g, auto x, auto y, auto w, int64_t n, Reduction r, auto dx, auto dy, auto dw) {
+         regression_loss_backward<double>(Regression::Huber, g, x, y, w, n, r, dx, dy, dw, 0.7);
+       },
+       [](double x, double y, double w) {
+         const double a = std::abs(x - y);
+         return w * (a < 0.7 ? 0.5 * a * a : 0.7 * (a - 0.35));
+       }},
       {"bce_with_logits",
        [&](auto x, auto y, auto w, int64_t n, Reduction r, double* l) {
          bce_with_logits_forward<double>(x, y, w, pw.data(), n, r, l);
@@ -235,6 +257,60 @@ TEST(BCEWithLogits, ExtremeLogitsStayFinite) {
   bce_with_logits_backward<float>(g, x, y, nullptr, nullptr, 2, Reduction::None, dx, nullptr);
   EXPECT_FLOAT_EQ(dx[0], -1.f);
   EXPECT_FLOAT_EQ(dx[1], 1.f);
+}
+
+TEST(BinaryCrossEntropy, MatchesNaiveAndFiniteDifferences) {
+  const int64_t n = 10;
+  std::vector<double> x(n), y = test_values(n, 2, 1.0), w = test_values(n, 3, 1.0);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = 0.1 + 0.08 * double(i);  // inside (0, 1)
+    y[i] = 0.5 + 0.4 * y[i];
+    w[i] = 1.5 + w[i];
+  }
+  for (Reduction r : kReductions) {
+    const size_t ln = loss_size(r, n);
+    auto value = [&](const std::vector<double>& xv, const std::vector<double>& yv) {
+      std::vector<double> l(ln);
+      bce_forward<double>(xv.data(), yv.data(), w.data(), n, r, l.data());
+      return l;
+    };
+    const auto l = value(x, y);
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double t = -w[i] * (y[i] * std::log(x[i]) + (1 - y[i]) * std::log(1 - x[i]));
+      s += t;
+      if (r == Reduction::None) {
+        EXPECT_NEAR(l[i], t, 1e-12);
+      }
+    }
+    if (r != Reduction::None) {
+      EXPECT_NEAR(l[0], r == Reduction::Mean ? s / n : s, 1e-12);
+    }
+    const std::vector<double> g = test_values(ln, 4);
+    std::vector<double> dx(n), dy(n);
+    bce_backward<double>(g.data(), x.data(), y.data(), w.data(), n, r, dx.data(), dy.data());
+    const auto nx = numeric_vjp([&](const auto& v) { return value(v, y); }, x, g);
+    const auto ny = numeric_vjp([&](const auto& v) { return value(x, v); }, y, g);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(dx[i], nx[i], 1e-6);
+      EXPECT_NEAR(dy[i], ny[i], 1e-6);
+    }
+  }
+}
+
+// PyTorch clamps each log at -100, so probabilities of exactly 0 and 1 give a finite
+// loss; an input outside [0, 1] is refused before anything is written.
+TEST(BinaryCrossEntropy, ClampsLogsAndRefusesOutOfRange) {
+  const double x[3] = {0.0, 1.0, 0.5}, y[3] = {1.0, 0.0, 1.0};
+  double l[3] = {-1, -1, -1};
+  bce_forward<double>(x, y, nullptr, 3, Reduction::None, l);
+  EXPECT_EQ(l[0], 100.0);
+  EXPECT_EQ(l[1], 100.0);
+  EXPECT_NEAR(l[2], std::log(2.0), 1e-15);
+  const double bad[2] = {0.5, 1.5};
+  double out = -1;
+  EXPECT_THROW(bce_forward<double>(bad, y, nullptr, 2, Reduction::Sum, &out), ValueError);
+  EXPECT_EQ(out, -1);
 }
 
 TEST(MultiMargin, MatchesNaiveAndFiniteDifferences) {

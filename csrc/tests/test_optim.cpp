@@ -20,7 +20,7 @@ const std::vector<int64_t> kSizes = {5, 0, 70001, 1, 33, 40000};
 template <typename T>
 struct Group {
   std::vector<std::vector<T>> p, g, s0, s1, s2;
-  std::vector<float> step;
+  std::vector<float> step, mu_product;
   std::vector<std::vector<double>> rp, rs0, rs1, rs2;
 
   explicit Group(double init_state = 0) {
@@ -33,6 +33,7 @@ struct Group {
       for (auto* s : {&s0, &s1, &s2}) s->emplace_back(n, T(init_state));
       for (auto* s : {&rs0, &rs1, &rs2}) s->emplace_back(n, double(T(init_state)));
       step.push_back(0.0f);
+      mu_product.push_back(1.0f);
     }
   }
 
@@ -53,6 +54,7 @@ struct Group {
       s.numel = kSizes[i];
       s.state = {s0[i].data(), s1[i].data(), s2[i].data()};
       if (counts_steps) s.step = &step[i];
+      s.mu_product = &mu_product[i];
       out.push_back(s);
     }
     return out;
@@ -191,6 +193,97 @@ void check_adam(bool amsgrad, bool decoupled) {
 TYPED_TEST(OptimRules, AdamAndAdamW) {
   for (bool amsgrad : {false, true})
     for (bool decoupled : {false, true}) check_adam<TypeParam>(amsgrad, decoupled);
+}
+
+// Runs `steps` steps of a rule and of its double reference update(t, i, g, w, s0, s1),
+// which sees the weight-decayed gradient's inputs raw: g is the gradient, w the weight.
+template <typename T, typename Step, typename Ref>
+void check_rule(unsigned steps, Step&& step, Ref&& update) {
+  Group<T> grp;
+  for (unsigned t = 1; t <= steps; ++t) {
+    grp.next_grads(t);
+    step(grp.slots(true));
+    for (size_t i = 0; i < kSizes.size(); ++i)
+      for (int64_t k = 0; k < kSizes[i]; ++k)
+        update(t, i, double(grp.g[i][k]), grp.rp[i][k], grp.rs0[i][k], grp.rs1[i][k]);
+  }
+  grp.expect_close(tolerance<T>());
+}
+
+TYPED_TEST(OptimRules, Adadelta) {
+  using T = TypeParam;
+  const AdadeltaOptions o{0.5, 0.8, 1e-6, 0.05, false};
+  check_rule<T>(3, [&](auto slots) { adadelta_step("adadelta_step", slots, o); },
+                [&](unsigned, size_t, double g, double& w, double& v, double& u) {
+                  g += o.weight_decay * w;
+                  v = o.rho * v + (1 - o.rho) * g * g;
+                  const double d = std::sqrt(u + o.eps) / std::sqrt(v + o.eps) * g;
+                  u = o.rho * u + (1 - o.rho) * d * d;
+                  w -= o.lr * d;
+                });
+}
+
+TYPED_TEST(OptimRules, Adamax) {
+  using T = TypeParam;
+  const AdamaxOptions o{0.01, 0.9, 0.99, 1e-8, 0.05, false};
+  check_rule<T>(3, [&](auto slots) { adamax_step("adamax_step", slots, o); },
+                [&](unsigned t, size_t, double g, double& w, double& m, double& u) {
+                  g += o.weight_decay * w;
+                  m = o.beta1 * m + (1 - o.beta1) * g;
+                  u = std::max(o.beta2 * u, std::abs(g) + o.eps);
+                  w -= o.lr / (1 - std::pow(o.beta1, t)) * m / u;
+                });
+}
+
+TYPED_TEST(OptimRules, NAdam) {
+  using T = TypeParam;
+  for (bool decoupled : {false, true}) {
+    const NadamOptions o{0.01, 0.9, 0.999, 1e-8, 0.05, 4e-3, false, decoupled};
+    auto mu_at = [&](double s) {
+      return o.beta1 * (1 - 0.5 * std::pow(0.96, s * o.momentum_decay));
+    };
+    // The product of the mu's up to step t, kept in float32 as the kernel (and PyTorch) keeps it.
+    auto product_at = [&](unsigned t) {
+      float prod = 1.0f;
+      for (unsigned s = 1; s <= t; ++s) prod = prod * float(mu_at(s));
+      return double(prod);
+    };
+    check_rule<T>(3, [&](auto slots) { nadam_step("nadam_step", slots, o); },
+                  [&](unsigned t, size_t, double g, double& w, double& m, double& v) {
+                    const double mu = mu_at(t), mu_next = mu_at(t + 1), prod = product_at(t);
+                    if (decoupled) w *= 1 - o.lr * o.weight_decay;
+                    else g += o.weight_decay * w;
+                    m = o.beta1 * m + (1 - o.beta1) * g;
+                    v = o.beta2 * v + (1 - o.beta2) * g * g;
+                    const double d = std::sqrt(v / (1 - std::pow(o.beta2, t))) + o.eps;
+                    w -= o.lr * (1 - mu) / (1 - prod) * g / d;
+                    w -= o.lr * mu_next / (1 - prod * mu_next) * m / d;
+                  });
+  }
+}
+
+TYPED_TEST(OptimRules, RAdamBeforeAndAfterRectification) {
+  using T = TypeParam;
+  for (bool decoupled : {false, true}) {
+    const RadamOptions o{0.01, 0.9, 0.999, 1e-8, 0.05, false, decoupled};
+    // rho_t passes 5 at step 6: eight steps cover both branches.
+    check_rule<T>(8, [&](auto slots) { radam_step("radam_step", slots, o); },
+                  [&](unsigned t, size_t, double g, double& w, double& m, double& v) {
+                    if (decoupled) w *= 1 - o.lr * o.weight_decay;
+                    else g += o.weight_decay * w;
+                    m = o.beta1 * m + (1 - o.beta1) * g;
+                    v = o.beta2 * v + (1 - o.beta2) * g * g;
+                    const double bc2 = 1 - std::pow(o.beta2, t);
+                    const double rho_inf = 2 / (1 - o.beta2) - 1;
+                    const double rho = rho_inf - 2 * t * std::pow(o.beta2, t) / bc2;
+                    double u = m / (1 - std::pow(o.beta1, t)) * o.lr;
+                    if (rho > 5)
+                      u *= std::sqrt(bc2) / (std::sqrt(v) + o.eps) *
+                           std::sqrt((rho - 4) * (rho - 2) * rho_inf /
+                                     ((rho_inf - 4) * (rho_inf - 2) * rho));
+                    w -= u;
+                  });
+  }
 }
 
 TEST(Optim, ResultDoesNotDependOnThreadCount) {

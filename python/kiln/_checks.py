@@ -65,6 +65,17 @@ def pair(op: str, name: str, value: Any, minimum: int | None = None) -> tuple[in
     return int(items[0]), int(items[1])
 
 
+def single(op: str, name: str, value: Any, minimum: int | None = None) -> int:
+    """An int or a sequence of one int (a 1-d size, as PyTorch's _single), >= ``minimum``."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 1 or not is_int(value[0]):
+            raise TypeError(f"{op}: {name} must be an int or a tuple of one int, got {value!r}")
+        value = value[0]
+    if not is_int(value):
+        raise TypeError(f"{op}: {name} must be an int or a tuple of one int, got {value!r}")
+    return int_arg(op, name, value, minimum)
+
+
 def bool_arg(op: str, name: str, value: Any) -> bool:
     """A Python or NumPy bool (not an int standing for one)."""
     if not isinstance(value, (bool, np.bool_)):

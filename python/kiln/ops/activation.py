@@ -4,8 +4,9 @@
 name: the backend's ``<op>_forward(x, *params)`` and ``<op>_backward(grad, saved,
 *params)``, where ``saved`` is the input or the output as the backend's
 ``pointwise_ops()`` metadata says. ``PReLU`` and ``Softmax`` (softmax and
-log_softmax) have kernels of their own; ``Hardtanh`` (two parameters) is array
-math. Every array may have any shape; outputs and gradients have their input's shape.
+log_softmax) have kernels of their own; ``Hardtanh``, ``Softplus`` and ``Threshold``
+(two parameters each) are array math. Every array may have any shape; outputs and
+gradients have their input's shape.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from kiln.autograd import Context, Function
 from kiln.backends import Backend
 
-__all__ = ["Hardtanh", "PReLU", "Pointwise", "Softmax"]
+__all__ = ["Hardtanh", "PReLU", "Pointwise", "Softmax", "Softplus", "Threshold"]
 
 
 class _PointwiseKernels(dict):
@@ -109,3 +110,44 @@ class PReLU(Function):
         gx, gw = ctx.backend.prelu_backward(grad, x, weight)
         needs = ctx.needs_input_grad
         return (gx if needs[0] else None), (gw if needs[1] else None)
+
+
+class Softplus(Function):
+    """y = log(1 + exp(beta x)) / beta, and y = x where beta x > threshold (PyTorch's
+    linear tail); dy/dx = sigmoid(beta x), 1 on the tail. NaN stays NaN."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+        xp = ctx.backend.xp
+        bx = x * x.dtype.type(beta)
+        ctx.save_for_backward(x)
+        ctx.args = (beta, threshold)
+        return xp.where(bx > threshold, x, xp.logaddexp(x.dtype.type(0), bx) / x.dtype.type(beta))
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        (x,) = ctx.saved_tensors
+        beta, threshold = ctx.args
+        xp = ctx.backend.xp
+        bx = x * x.dtype.type(beta)
+        sigmoid = xp.exp(-xp.logaddexp(x.dtype.type(0), -bx))
+        return xp.where(bx > threshold, grad, grad * sigmoid), None, None
+
+
+class Threshold(Function):
+    """y = x > threshold ? x : value; dy/dx = 0 where x <= threshold, else 1 (NaN passes,
+    value and gradient, as PyTorch's threshold)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, threshold: float, value: float) -> np.ndarray:
+        xp = ctx.backend.xp
+        ctx.save_for_backward(x)
+        ctx.threshold = threshold
+        return xp.where(x <= x.dtype.type(threshold), x.dtype.type(value), x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple:
+        (x,) = ctx.saved_tensors
+        xp = ctx.backend.xp
+        below = x <= x.dtype.type(ctx.threshold)
+        return xp.where(below, xp.zeros((), grad.dtype), grad), None, None

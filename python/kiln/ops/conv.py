@@ -6,6 +6,11 @@
                      -> (N, K, OH, OW); window args: stride, padding, output_padding,
                      groups, dilation
 
+    Unfold           x (N, C, H, W) -> (N, C*kH*kW, L) sliding blocks (im2col); args:
+                     kernel_size, dilation, padding, stride
+    Fold             col (N, C*kH*kW, L) -> (N, C, *output_size), blocks summed back
+                     (col2im); args: output_size, kernel_size, dilation, padding, stride
+
 Each window argument pair is (h, w). Each op's backward is the other op's forward;
 ``kiln.nn.functional.conv`` holds the signatures and checks.
 """
@@ -52,3 +57,31 @@ class Conv2d(_Conv):  # window args: stride, padding, dilation, groups
 
 class ConvTranspose2d(_Conv):  # window args: stride, padding, output_padding, groups, dilation
     prefix = "conv_transpose2d"
+
+
+class Unfold(Function):
+    """Sliding blocks; the backward is fold onto the input's size."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, kernel_size: tuple, dilation: tuple, padding: tuple,
+                stride: tuple) -> Any:
+        ctx.args = (tuple(x.shape[2:]), kernel_size, dilation, padding, stride)
+        return ctx.backend.unfold_forward(x, kernel_size, dilation, padding, stride)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        return ctx.backend.fold_forward(grad, *ctx.args), None, None, None, None
+
+
+class Fold(Function):
+    """Blocks summed back into images; the backward is unfold."""
+
+    @staticmethod
+    def forward(ctx: Context, col: Any, output_size: tuple, kernel_size: tuple, dilation: tuple,
+                padding: tuple, stride: tuple) -> Any:
+        ctx.args = (kernel_size, dilation, padding, stride)
+        return ctx.backend.fold_forward(col, output_size, kernel_size, dilation, padding, stride)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        return ctx.backend.unfold_forward(grad, *ctx.args), None, None, None, None, None

@@ -4,8 +4,13 @@
                    x (N, C) or (N, C, d1, ...) logits (fused: cross entropy, log_softmax
                    in front) or log-probabilities (nll); target int64 (N, d1, ...) or
                    class probabilities of x's shape; weight (C,) or None
-    Regression     (x, y, weight, op, reduction): op 'mse_loss' or 'l1_loss'; x, y and
+    Regression     (x, y, weight, op, reduction, params): op 'mse_loss', 'l1_loss' (params
+                   ()), 'smooth_l1_loss' ((beta,)) or 'huber_loss' ((delta,)); x, y and
                    weight (or None) of one shape
+    BCE            (x, y, weight, reduction): probabilities x, targets y of one shape;
+                   weight broadcastable to it, or None
+    KLDiv          (x, y, reduction, log_target): x log-probabilities, y (log-)probabilities
+                   of one shape; reduction 'none', 'sum', 'mean' or 'batchmean'
     BCEWithLogits  (x, y, weight, pos_weight, reduction): x, y of one shape; weight and
                    pos_weight broadcastable to it, or None
     MultiMargin    (x, target, p, margin, weight, reduction): x (N, C) or (C,), target
@@ -18,6 +23,8 @@ no gradient; ``kiln.nn.functional.loss`` holds the signatures and checks.
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from kiln.autograd.function import Context, Function
 
@@ -63,26 +70,111 @@ class ClassLoss(Function):
 
 
 class Regression(Function):
-    """mse_loss or l1_loss (``op``), on the kernels <op>_forward and <op>_backward."""
+    """mse_loss, l1_loss, smooth_l1_loss or huber_loss (``op``), on the kernels
+    <op>_forward and <op>_backward; ``params`` their scalar parameter, if any."""
 
     @staticmethod
-    def forward(ctx: Context, x: Any, y: Any, weight: Any, op: str, reduction: str) -> Any:
+    def forward(ctx: Context, x: Any, y: Any, weight: Any, op: str, reduction: str,
+                params: tuple = ()) -> Any:
         backend = ctx.backend
         xp = backend.xp
         y = xp.asarray(y, dtype=x.dtype)
         weight = _float_or_none(xp, weight, x.dtype)
         ctx.save_for_backward(x, y, weight)
-        ctx.op, ctx.reduction = op, reduction
-        return getattr(backend, f"{op}_forward")(x, y, reduction, weight)
+        ctx.args = (op, reduction, params)
+        return getattr(backend, f"{op}_forward")(x, y, reduction, weight, *params)
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> tuple:
         backend = ctx.backend
         x, y, weight = ctx.saved_tensors
-        grads = getattr(backend, f"{ctx.op}_backward")(
-            grad, x, y, ctx.reduction, weight,
-            *ctx.needs_input_grad[:3])
-        return (*grads, None, None)
+        op, reduction, params = ctx.args
+        grads = getattr(backend, f"{op}_backward")(
+            grad, x, y, reduction, weight, *ctx.needs_input_grad[:3], *params)
+        return (*grads, None, None, None)
+
+
+class BCE(Function):
+    """binary_cross_entropy of probabilities, logs clamped at -100 (the kernel's)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, y: Any, weight: Any, reduction: str) -> Any:
+        backend = ctx.backend
+        xp = backend.xp
+        y = xp.asarray(y, dtype=x.dtype)
+        weight = _float_or_none(xp, weight, x.dtype)
+        ctx.save_for_backward(x, y, weight)
+        ctx.reduction = reduction
+        return backend.binary_cross_entropy_forward(x, y, weight, reduction)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        x, y, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx, gy = ctx.backend.binary_cross_entropy_backward(grad, x, y, weight, ctx.reduction,
+                                                           needs[0], needs[1])
+        return gx, gy, None, None
+
+
+class KLDiv(Function):
+    """Pointwise KL divergence l = y (log y - x) (0 where y == 0, as xlogy), or
+    exp(y) (y - x) for log_target; reduced by 'sum', 'mean' (over all elements),
+    'batchmean' (sum over x.shape[0]) or 'none'.
+
+    dl/dx = -y (-exp(y) for log_target); dl/dy = log y + 1 - x where y > 0, else 0
+    (exp(y) (y - x + 1) for log_target), as PyTorch's kl_div backward."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Any, y: Any, reduction: str, log_target: bool) -> Any:
+        xp = ctx.backend.xp
+        y = xp.asarray(y, dtype=x.dtype)
+        if log_target:
+            loss = xp.exp(y) * (y - x)
+        else:
+            loss = _xlogy(xp, y) - y * x
+        ctx.save_for_backward(x, y)
+        ctx.args = (reduction, log_target)
+        if reduction == "none":
+            return loss
+        total = loss.sum(dtype=x.dtype)
+        return xp.asarray(total / _divisor(x, reduction), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: Any) -> tuple:
+        xp = ctx.backend.xp
+        x, y = ctx.saved_tensors
+        reduction, log_target = ctx.args
+        g = grad if reduction == "none" else xp.broadcast_to(grad / _divisor(x, reduction),
+                                                             x.shape)
+        needs = ctx.needs_input_grad
+        gx = gy = None
+        if needs[0]:
+            gx = -g * (xp.exp(y) if log_target else y)
+        if needs[1]:
+            if log_target:
+                gy = g * xp.exp(y) * (y - x + 1)
+            else:  # NaN where y <= 0, as PyTorch's xlogy derivative (y / y at 0)
+                positive = y > 0
+                logy = xp.log(xp.where(positive, y, xp.ones((), y.dtype)))
+                gy = xp.where(positive, g * (logy + 1 - x), xp.asarray(np.nan, y.dtype))
+        return gx, gy, None, None
+
+
+def _xlogy(xp: Any, y: Any) -> Any:
+    """y log y with 0 at y == 0 and NaN for y < 0 (torch.xlogy(y, y)), without warnings."""
+    positive = y > 0
+    logy = xp.log(xp.where(positive, y, xp.ones((), y.dtype)))
+    nan = xp.asarray(np.nan, y.dtype)
+    return xp.where(positive, y * logy, xp.where(y == 0, xp.zeros((), y.dtype), nan))
+
+
+def _divisor(x: Any, reduction: str) -> Any:
+    """kl_div's divisor of the summed loss: 1, x's element count or its batch size."""
+    if reduction == "sum":
+        return x.dtype.type(1)
+    if reduction == "batchmean":
+        return x.dtype.type(x.shape[0] if x.ndim else 1)
+    return x.dtype.type(x.size)
 
 
 class BCEWithLogits(Function):

@@ -48,6 +48,9 @@ class Optimizer:
         defaults: the default value of every option, used where a group has none.
     """
 
+    # per-parameter state kept as float32 scalars, as PyTorch keeps them
+    _scalar_state: tuple[str, ...] = ("step",)
+
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
         if isinstance(params, Tensor):
@@ -245,7 +248,7 @@ class Optimizer:
         array = _array(value)
         if array is None:
             return copy.deepcopy(value)
-        if key == "step":
+        if key in self._scalar_state:
             return Tensor._wrap(np.array(array, dtype=np.float32).reshape(()))
         if array.shape != param.shape:
             raise ValueError(

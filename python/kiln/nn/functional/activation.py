@@ -13,17 +13,20 @@ import warnings
 from typing import Any
 
 from kiln._checks import real_arg
-from kiln.nn.functional._args import FLOAT_DTYPES, check_float_tensor
+from kiln.nn.functional._args import FLOAT_DTYPES, check_float_tensor, check_tensor
 from kiln.ops import activation as ops
 from kiln.tensor import Tensor
 
 __all__ = [
     "elu",
     "gelu",
+    "hardsigmoid",
     "hardswish",
     "hardtanh",
     "leaky_relu",
     "log_softmax",
+    "logsigmoid",
+    "mish",
     "prelu",
     "relu",
     "relu6",
@@ -31,7 +34,10 @@ __all__ = [
     "sigmoid",
     "silu",
     "softmax",
+    "softmin",
+    "softplus",
     "tanh",
+    "threshold",
 ]
 
 
@@ -162,3 +168,51 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
             f"prelu: weight dtype {weight.dtype} does not match input dtype {input.dtype}"
         )
     return ops.PReLU.apply(input, weight)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(input + 3) / 6 elementwise (MobileNetV3's gate). input: any shape; output:
+    same shape."""
+    return _pointwise("hardsigmoid", input)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """input * tanh(softplus(input)) elementwise. input: any shape; output: same shape."""
+    return _pointwise("mish", input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(1 / (1 + exp(-input))) elementwise, finite for any input. input: any shape;
+    output: same shape."""
+    return _pointwise("logsigmoid", input)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * input)) / beta elementwise, and input itself where
+    beta * input > threshold. input: any shape; output: same shape."""
+    check_float_tensor("softplus", "input", input)
+    beta = real_arg("softplus", "beta", beta)
+    threshold = real_arg("softplus", "threshold", threshold)
+    return ops.Softplus.apply(input, float(beta), float(threshold))
+
+
+def threshold(input: Tensor, threshold: float, value: float,  # noqa: A002
+              inplace: bool = False) -> Tensor:
+    """input where input > threshold, else value, elementwise. input: any shape; output:
+    same shape."""
+    check_tensor("threshold", "input", input)  # integer tensors too, as PyTorch
+    low = real_arg("threshold", "threshold", threshold)
+    fill = real_arg("threshold", "value", value)
+    return ops.Threshold.apply(input, float(low), float(fill))
+
+
+def softmin(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
+) -> Tensor:
+    """softmax(-input) along ``dim``: exp(-x_i) / sum_j exp(-x_j).
+
+    input: any shape; output: same shape, summing to 1 along dim. dtype: cast input first.
+    """
+    if not isinstance(input, Tensor):
+        check_float_tensor("softmin", "input", input)  # raises, naming the op
+    return _softmax("softmin", -input, dim, dtype, log=False)

@@ -1,4 +1,5 @@
-"""Dropout: inverted dropout (dropout) and whole-channel dropout (dropout2d).
+"""Dropout: inverted dropout (dropout), whole-channel dropout (dropout1d, dropout2d) and
+SELU-preserving alpha dropout (alpha_dropout).
 
 In training each element (dropout) or each channel input[n, c] (dropout2d) is zeroed
 with probability p and the survivors are scaled by 1/(1 - p), so the expectation is
@@ -14,10 +15,10 @@ from typing import Any
 
 from kiln.autograd import is_grad_enabled
 from kiln.nn.functional.pool import _tensor
-from kiln.ops.dropout import Dropout
+from kiln.ops.dropout import AlphaDropout, Dropout
 from kiln.tensor import Tensor
 
-__all__ = ["dropout", "dropout2d"]
+__all__ = ["alpha_dropout", "dropout", "dropout1d", "dropout2d"]
 
 
 def _check_p(p: Any, op: str) -> float:
@@ -102,3 +103,50 @@ def dropout2d(
             f"{tuple(input.shape)}"
         )
     return _apply(input, p, bool(inplace), channelwise=True)
+
+
+def dropout1d(
+    input: Tensor,  # noqa: A002
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+) -> Tensor:
+    """Channel dropout on (N, C, L) or unbatched (C, L): in training, zeroes each whole
+    channel with probability p and scales the others by 1/(1 - p)."""
+    p = _check_p(p, "dropout1d")
+    _tensor(input, "dropout1d")
+    if input.ndim not in (2, 3):
+        raise ValueError(
+            f"dropout1d: expected 2-D or 3-D input (channel-wise dropout over (N, C, L) or "
+            f"(C, L)), got shape {tuple(input.shape)}"
+        )
+    if not training:
+        return input
+    if input.ndim == 3:
+        return _apply(input, p, bool(inplace), channelwise=True)
+    if inplace:
+        input._data[...] = dropout1d(input.detach(), p, training)._data
+        return input
+    return Dropout.apply(input.unsqueeze(0), p, True).squeeze(0)
+
+
+def alpha_dropout(
+    input: Tensor,  # noqa: A002
+    p: float = 0.5,
+    training: bool = False,
+    inplace: bool = False,
+) -> Tensor:
+    """Alpha dropout (for SELU networks) on any shape: in training, sets each element with
+    probability p to SELU's negative saturation and rescales and shifts all of them so
+    that zero mean and unit variance are kept: y = a (x keep + alpha (keep - 1)) + alpha a p
+    with alpha = 1.7581 and a = 1 / sqrt((alpha^2 p + 1)(1 - p)). Identity when not
+    training or p = 0; zeros for p = 1. Note PyTorch's default training=False."""
+    p = _check_p(p, "alpha_dropout")
+    _tensor(input, "alpha_dropout")
+    if not training or p == 0 or input.numel() == 0:
+        return input
+    out = input * 0.0 if p == 1 else AlphaDropout.apply(input, p)
+    if inplace:
+        input._data[...] = out._data
+        return input
+    return out

@@ -15,17 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import real_arg
 from kiln.nn.functional._args import check_float_tensor, check_tensor
-from kiln.ops.loss import BCEWithLogits, ClassLoss, MultiMargin, Regression
+from kiln.ops.loss import BCE, BCEWithLogits, ClassLoss, KLDiv, MultiMargin, Regression
 from kiln.tensor import Tensor
 
 __all__ = [
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "huber_loss",
+    "kl_div",
     "l1_loss",
     "mse_loss",
     "multi_margin_loss",
     "nll_loss",
+    "smooth_l1_loss",
 ]
 
 
@@ -173,6 +178,7 @@ def _regression(
     reduce: Any,
     reduction: str,
     weight: Tensor | None,
+    params: tuple = (),
 ) -> Tensor:
     check_float_tensor(op, "input", input)
     check_float_tensor(op, "target", target)
@@ -199,7 +205,7 @@ def _regression(
         input, target = input.expand(*shape), target.expand(*shape)
         weight = None if weight is None else weight.expand(*shape)
     input, target, weight = _common_float(input, target, weight)
-    return Regression.apply(input, target, weight, op, reduction)
+    return Regression.apply(input, target, weight, op, reduction, params)
 
 
 def mse_loss(
@@ -234,6 +240,134 @@ def l1_loss(
     return _regression("l1_loss", input, target, size_average, reduce, reduction, weight)
 
 
+def _binary_operands(op: str, input: Tensor, target: Tensor,  # noqa: A002
+                     **weights: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The binary cross entropies' checks: float tensors, target of input's shape; the
+    pair promoted to a common float dtype."""
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "target", target)
+    for name, weight in weights.items():
+        check_float_tensor(op, name, weight, optional=True)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"{op}: target size {tuple(target.shape)} must be the same as input size "
+            f"{tuple(input.shape)}"
+        )
+    return _common_float(input, target)  # type: ignore[return-value]
+
+
+def smooth_l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
+    """Smooth L1: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target;
+    beta = 0 is l1_loss).
+
+    input, target: same shape (a broadcastable target is broadcast, with PyTorch's
+    warning). Output: 0-D, or the broadcast shape for reduction='none'.
+    """
+    op = "smooth_l1_loss"
+    beta = real_arg(op, "beta", beta)
+    if beta < 0:
+        raise ValueError(f"{op}: beta must be >= 0 (PyTorch: does not support negative "
+                         f"values for beta), got {beta}")
+    return _regression(op, input, target, size_average, reduce, reduction, None, (float(beta),))
+
+
+def huber_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Huber: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta) (d = input - target).
+
+    input, target: same shape (a broadcastable target is broadcast, with PyTorch's
+    warning); weight: input's shape, multiplying each term ('mean' then still divides
+    by the number of elements, as PyTorch). Output: 0-D, or the broadcast shape for
+    reduction='none'.
+    """
+    op = "huber_loss"
+    delta = real_arg(op, "delta", delta)
+    if not delta > 0:
+        raise ValueError(f"{op}: delta must be > 0 (PyTorch: does not support non-positive "
+                         f"values for delta), got {delta}")
+    reduction = _reduction(op, None, None, reduction)
+    if weight is None or reduction != "mean":
+        return _regression(op, input, target, None, None, reduction, weight, (float(delta),))
+    total = _regression(op, input, target, None, None, "sum", weight, (float(delta),))
+    return total / int(np.prod(np.broadcast_shapes(tuple(input.shape), tuple(target.shape))))
+
+
+def binary_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Binary cross entropy between probabilities and targets:
+    -weight (target log(input) + (1 - target) log(1 - input)), each log clamped to >= -100
+    as PyTorch, so input = 0 or 1 gives a finite loss.
+
+    input: any shape, values in [0, 1] (else ValueError); target: input's shape;
+    weight: broadcastable to input. Output: 0-D, or input's shape for reduction='none'.
+    Gradients flow to input and target; weight gets none.
+    """
+    op = "binary_cross_entropy"
+    reduction = _reduction(op, size_average, reduce, reduction)
+    input, target = _binary_operands(op, input, target, weight=weight)
+    return BCE.apply(input, target, weight, reduction)
+
+
+def kl_div(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
+    """Kullback-Leibler divergence, pointwise target (log(target) - input) (0 where
+    target == 0), or exp(target) (target - input) when log_target.
+
+    input: log-probabilities, any shape; target: probabilities (log-probabilities with
+    log_target) broadcastable with input. reduction: 'mean' (over all elements, with
+    PyTorch's warning), 'batchmean' (sum / input.shape[0]: the true KL divergence),
+    'sum' or 'none'. Output: 0-D, or the broadcast shape for 'none'.
+    """
+    op = "kl_div"
+    check_float_tensor(op, "input", input)
+    check_float_tensor(op, "target", target)
+    if size_average is not None or reduce is not None or reduction != "batchmean":
+        reduction = _reduction(op, size_average, reduce, reduction)
+    if reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support "
+            "size.'batchmean' divides only by the batch size, and aligns with the KL div math "
+            "definition.'mean' will be changed to behave the same as 'batchmean' in the next "
+            "major release.",
+            stacklevel=2,
+        )
+    if tuple(target.shape) != tuple(input.shape):
+        try:
+            shape = np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        except ValueError:
+            raise ValueError(
+                f"{op}: input shape {tuple(input.shape)} and target shape "
+                f"{tuple(target.shape)} cannot be broadcast together"
+            ) from None
+        input, target = input.expand(*shape), target.expand(*shape)
+    input, target = _common_float(input, target)
+    return KLDiv.apply(input, target, reduction, bool(log_target))
+
+
 def binary_cross_entropy_with_logits(
     input: Tensor,
     target: Tensor,
@@ -251,17 +385,8 @@ def binary_cross_entropy_with_logits(
     the positive term. Output: 0-D, or input's shape for reduction='none'.
     """
     op = "binary_cross_entropy_with_logits"
-    check_float_tensor(op, "input", input)
-    check_float_tensor(op, "target", target)
-    check_float_tensor(op, "weight", weight, optional=True)
-    check_float_tensor(op, "pos_weight", pos_weight, optional=True)
     reduction = _reduction(op, size_average, reduce, reduction)
-    if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(
-            f"{op}: target size {tuple(target.shape)} must be the same as input size "
-            f"{tuple(input.shape)}"
-        )
-    input, target = _common_float(input, target)
+    input, target = _binary_operands(op, input, target, weight=weight, pos_weight=pos_weight)
     return BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
 
 

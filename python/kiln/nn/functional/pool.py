@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from kiln._checks import is_real
+from kiln._checks import is_real, single
 from kiln.nn.functional._args import check_float_tensor, check_tensor
 from kiln.ops.pool import (
     AdaptiveAvgPool2d,
@@ -27,10 +27,14 @@ from kiln.ops.pool import (
 from kiln.tensor import Tensor, rand
 
 __all__ = [
+    "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
     "adaptive_max_pool2d",
+    "avg_pool1d",
     "avg_pool2d",
     "fractional_max_pool2d",
+    "max_pool1d",
     "max_pool2d",
 ]
 
@@ -167,3 +171,91 @@ def adaptive_max_pool2d(
     _tensor(input, op)
     return AdaptiveMaxPool2d.apply(input, output_size,
                                     _flag(return_indices, op, "return_indices"))
+
+
+# ---- 1-d pools: the 2-d pools over (N, C, 1, L), as PyTorch computes them
+_Size1 = Union[int, Sequence[int]]
+
+
+def _as_2d(op: str, input: Any) -> Tensor:  # noqa: A002
+    """(N, C, L) or (C, L) input viewed as (N, C, 1, L) or (C, 1, L)."""
+    _tensor(input, op)
+    if input.ndim not in (2, 3):
+        raise ValueError(f"{op}: expected 2-D (unbatched) or 3-D (batched) input, got shape "
+                         f"{tuple(input.shape)}")
+    return input.unsqueeze(-2)
+
+
+def _from_2d(out: Any) -> Any:
+    """Drops the unit height again (of the output and, if returned, of the indices)."""
+    if isinstance(out, tuple):
+        return tuple(o.squeeze(-2) for o in out)
+    return out.squeeze(-2)
+
+
+def _window_1d(op: str, kernel_size: Any, stride: Any, padding: Any,
+               dilation: Any = 1) -> tuple[tuple[int, int], ...]:
+    """A 1-d window's arguments as the (1, k) window of the 2-d pools."""
+    k = single(op, "kernel_size", kernel_size)
+    s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) \
+        else single(op, "stride", stride)
+    return (1, k), (1, s), (0, single(op, "padding", padding)), (1, single(op, "dilation",
+                                                                           dilation))
+
+
+def max_pool1d(
+    input: Tensor,  # noqa: A002
+    kernel_size: _Size1,
+    stride: _Size1 | None = None,
+    padding: _Size1 = 0,
+    dilation: _Size1 = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """1-D max pooling: (N, C, L) -> (N, C, OL), or (C, L) -> (C, OL), with
+    OL = floor((L + 2*padding - dilation*(kernel-1) - 1 [+ stride-1 if ceil_mode]) / stride) + 1.
+
+    Padding counts as -inf; ``return_indices=True`` also returns the int64 position of each
+    maximum along L.
+    """
+    op = "max_pool1d"
+    x = _as_2d(op, input)
+    kernel, stride2, pad, dil = _window_1d(op, kernel_size, stride, padding, dilation)
+    return _from_2d(max_pool2d(x, kernel, stride2, pad, dil, ceil_mode, return_indices))
+
+
+def avg_pool1d(
+    input: Tensor,  # noqa: A002
+    kernel_size: _Size1,
+    stride: _Size1 | None = None,
+    padding: _Size1 = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """1-D average pooling: (N, C, L) -> (N, C, OL), or (C, L) -> (C, OL) (OL as
+    max_pool1d's with dilation 1); windows divided as avg_pool2d's."""
+    op = "avg_pool1d"
+    x = _as_2d(op, input)
+    kernel, stride2, pad, _ = _window_1d(op, kernel_size, stride, padding)
+    return _from_2d(avg_pool2d(x, kernel, stride2, pad, ceil_mode, count_include_pad))
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: _Size1) -> Tensor:  # noqa: A002
+    """Adaptive average pooling: (N, C, L) -> (N, C, output_size), or (C, L) -> (C,
+    output_size); output i averages [floor(i*L/OL), ceil((i+1)*L/OL))."""
+    op = "adaptive_avg_pool1d"
+    x = _as_2d(op, input)
+    return _from_2d(adaptive_avg_pool2d(x, (1, single(op, "output_size", output_size))))
+
+
+def adaptive_max_pool1d(
+    input: Tensor,  # noqa: A002
+    output_size: _Size1,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Adaptive max pooling with adaptive_avg_pool1d's windows; ``return_indices=True``
+    also returns the int64 position of each maximum along L."""
+    op = "adaptive_max_pool1d"
+    x = _as_2d(op, input)
+    return _from_2d(adaptive_max_pool2d(x, (1, single(op, "output_size", output_size)),
+                                        return_indices))

@@ -16,9 +16,11 @@ from kiln.nn.modules import (
     module,
     norm,
     parallel,
+    padding,
     pool,
     stochastic,
     sync_batchnorm,
+    upsampling,
 )
 from kiln.nn.modules.activation import *  # noqa: F403
 from kiln.nn.modules.container import *  # noqa: F403
@@ -31,12 +33,13 @@ from kiln.nn.modules.maxout import *  # noqa: F403
 from kiln.nn.modules.module import *  # noqa: F403
 from kiln.nn.modules.norm import *  # noqa: F403
 from kiln.nn.modules.parallel import *  # noqa: F403
+from kiln.nn.modules.padding import *  # noqa: F403
 from kiln.nn.modules.pool import *  # noqa: F403
 from kiln.nn.modules.stochastic import *  # noqa: F403
 from kiln.nn.modules.sync_batchnorm import *  # noqa: F403
+from kiln.nn.modules.upsampling import *  # noqa: F403
 
 __all__ = sorted(name for family in (activation, container, conv, dropout, flatten,
-                                       linear, loss, maxout, module, norm, parallel, pool,
-                                       stochastic,
-                                       sync_batchnorm)
+                                       linear, loss, maxout, module, norm, padding, parallel,
+                                       pool, stochastic, sync_batchnorm, upsampling)
                  for name in family.__all__)

@@ -1,4 +1,5 @@
-"""Containers: Sequential (chains its children), ModuleList and ModuleDict (hold them)."""
+"""Containers: Sequential (chains its children), ModuleList and ModuleDict (hold them),
+ParameterList and ParameterDict (hold parameters, registered under their index or key)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from kiln.nn.modules.module import Module, _addindent
+from kiln.nn.parameter import Parameter
+from kiln.tensor import Tensor
 
-__all__ = ["ModuleDict", "ModuleList", "Sequential"]
+__all__ = ["ModuleDict", "ModuleList", "ParameterDict", "ParameterList", "Sequential"]
 
 
 class _ModuleSequence(Module):
@@ -235,3 +238,157 @@ class ModuleDict(Module):
             )
         for key, module in pairs:
             self[key] = module
+
+
+def _as_parameter(owner: str, value: Any) -> Parameter:
+    """A Parameter as it is, a plain tensor wrapped in one (as PyTorch's containers do)."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value)
+    raise TypeError(f"{owner}: expected a kiln.Tensor or kiln.nn.Parameter, got "
+                    f"{type(value).__name__}")
+
+
+def _size_str(p: Tensor) -> str:
+    return "x".join(str(n) for n in p.shape)
+
+
+# torch.typename's names of the legacy tensor types, by dtype
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+class ParameterList(Module):
+    """A list of parameters, registered as '0', '1', ... (so they appear in
+    ``parameters()`` and ``state_dict()``); plain tensors are wrapped in Parameters."""
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def _position(self, idx: Any) -> int:
+        idx = operator.index(idx)
+        n = len(self._parameters)
+        if not -n <= idx < n:
+            raise IndexError(f"ParameterList: index {idx} is out of range for length {n}")
+        return idx % n
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        if isinstance(idx, slice):
+            return ParameterList(list(self)[idx])
+        return self._parameters[str(self._position(idx))]
+
+    def __setitem__(self, idx: int, value: Any) -> None:
+        self._parameters[str(self._position(idx))] = _as_parameter("ParameterList", value)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._parameters.values())
+
+    def __iadd__(self, values: Iterable[Any]) -> ParameterList:
+        return self.extend(values)
+
+    def append(self, value: Any) -> ParameterList:
+        """Adds ``value`` (a tensor becomes a Parameter) at the end."""
+        self.register_parameter(str(len(self)), _as_parameter("ParameterList", value))
+        return self
+
+    def extend(self, values: Iterable[Any]) -> ParameterList:
+        if isinstance(values, Tensor) or not isinstance(values, Iterable):
+            raise TypeError("ParameterList.extend should be called with an iterable, but got "
+                            + type(values).__name__)
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(
+            f"  ({i}): Parameter containing: [kiln.{p.dtype} of size {_size_str(p)}]"
+            for i, p in enumerate(self))
+
+
+class ParameterDict(Module):
+    """An ordered dict of parameters, registered under their keys (so they appear in
+    ``parameters()`` and ``state_dict()``); plain tensors are wrapped in Parameters."""
+
+    def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None
+                 ) -> None:
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict: keys must be strings, got {type(key).__name__}")
+        param = _as_parameter("ParameterDict", value)
+        if key in self._parameters:
+            self._parameters[key] = param
+        else:
+            self.register_parameter(key, param)
+
+    def __delitem__(self, key: str) -> None:
+        del self._parameters[key]
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parameters)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._parameters
+
+    def clear(self) -> None:
+        self._parameters.clear()
+
+    def pop(self, key: str) -> Parameter:
+        param = self[key]
+        del self[key]
+        return param
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._parameters.get(key, default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def keys(self) -> Iterable[str]:
+        return self._parameters.keys()
+
+    def items(self) -> Iterable[tuple[str, Parameter]]:
+        return self._parameters.items()
+
+    def values(self) -> Iterable[Parameter]:
+        return self._parameters.values()
+
+    def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        """Adds (key, parameter) pairs from a mapping or an iterable of pairs."""
+        if isinstance(parameters, Mapping):
+            pairs = list(parameters.items())
+        elif isinstance(parameters, Iterable) and not isinstance(parameters, (str, Tensor)):
+            pairs = []
+            for j, pair in enumerate(parameters):
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                    raise ValueError(f"ParameterDict.update: element #{j} should be a "
+                                     f"(key, parameter) pair, got {pair!r}")
+                pairs.append(tuple(pair))
+        else:
+            raise TypeError("ParameterDict.update should be called with an iterable of "
+                            f"key/value pairs, but got {type(parameters).__name__}")
+        for key, value in pairs:
+            self[key] = value
+
+    def extra_repr(self) -> str:
+        return "\n".join(
+            f"  ({k}): Parameter containing: [kiln.{_TYPE_NAMES.get(str(p.dtype), 'Tensor')} "
+            f"of size {_size_str(p)}]" for k, p in self.items())

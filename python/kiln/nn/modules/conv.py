@@ -1,5 +1,6 @@
-"""Conv2d and ConvTranspose2d layers over kiln.nn.functional's conv kernels.
+"""Conv2d, Conv1d and ConvTranspose2d layers over kiln.nn.functional's conv kernels.
 
+Conv1d weight (out_channels, in_channels / groups, k), its sizes kept as 1-tuples.
 Conv2d weight (out_channels, in_channels / groups, kH, kW); ConvTranspose2d weight
 (in_channels, out_channels / groups, kH, kW) (the transpose of the conv that maps its
 output back to its input); bias (out_channels,). Both default to PyTorch's init:
@@ -13,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from kiln._checks import int_arg, pair
+from kiln._checks import int_arg, pair, single
 from kiln.nn import functional as F
 from kiln.nn.functional.conv import _same_padding
 from kiln.nn.modules.module import Module
 from kiln.nn.modules.utils import _default_reset, _make_weight_and_bias
 from kiln.tensor import Tensor
 
-__all__ = ["Conv2d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "Fold", "Unfold"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -28,6 +29,12 @@ _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"
 
 class _ConvBase(Module):
     transposed = False
+    dims = 2  # spatial dimensions: sizes are pairs (2) or 1-tuples (1)
+
+    def _sizes(self, op: str, name: str, value: Any, minimum: int) -> tuple[int, ...]:
+        if self.dims == 1:
+            return (single(op, name, value, minimum),)
+        return pair(op, name, value, minimum)
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any,
@@ -45,10 +52,10 @@ class _ConvBase(Module):
         if self.out_channels % self.groups != 0:
             raise ValueError(f"{op}: out_channels ({out_channels}) must be divisible by groups "
                              f"({groups})")
-        self.kernel_size = pair(op, "kernel_size", kernel_size, 1)
-        self.stride = pair(op, "stride", stride, 1)
-        self.dilation = pair(op, "dilation", dilation, 1)
-        self.output_padding = pair(op, "output_padding", output_padding, 0)
+        self.kernel_size = self._sizes(op, "kernel_size", kernel_size, 1)
+        self.stride = self._sizes(op, "stride", stride, 1)
+        self.dilation = self._sizes(op, "dilation", dilation, 1)
+        self.output_padding = self._sizes(op, "output_padding", output_padding, 0)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{op}: padding_mode must be one of {list(_PADDING_MODES)}, "
                              f"but got padding_mode={padding_mode!r}")
@@ -62,7 +69,7 @@ class _ConvBase(Module):
         self.reset_parameters()
 
     def _init_padding(self, padding: Any, op: str) -> Any:
-        return pair(op, "padding", padding, 0)
+        return self._sizes(op, "padding", padding, 0)
 
     def reset_parameters(self) -> None:
         """PyTorch's default init (see the module docstring)."""
@@ -70,11 +77,11 @@ class _ConvBase(Module):
 
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"
-        if self.padding != (0, 0):
+        if self.padding != (0,) * self.dims:
             s += ", padding={padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != (1,) * self.dims:
             s += ", dilation={dilation}"
-        if self.output_padding != (0, 0):
+        if self.output_padding != (0,) * self.dims:
             s += ", output_padding={output_padding}"
         if self.groups != 1:
             s += ", groups={groups}"
@@ -106,53 +113,67 @@ class Conv2d(_ConvBase):
 
     def _init_padding(self, padding: Any, op: str) -> Any:
         if not isinstance(padding, str):
-            return pair(op, "padding", padding, 0)
+            return self._sizes(op, "padding", padding, 0)
         if padding not in ("same", "valid"):
             raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
                              "['same', 'valid']")
-        if padding == "same" and self.stride != (1, 1):
+        if padding == "same" and self.stride != (1,) * self.dims:
             raise ValueError(f"{op}: padding='same' is not supported for strided "
                              f"convolutions (stride={self.stride})")
         return padding
 
-    def _side_pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """(before, after) padding of H and W."""
+    def _side_pads(self) -> tuple[tuple[int, int], ...]:
+        """(before, after) padding of each spatial dim (H and W; L for Conv1d)."""
         if self.padding == "valid":
-            return ((0, 0), (0, 0))
+            return ((0, 0),) * self.dims
         if self.padding == "same":
             before, after = _same_padding(type(self).__name__, self.weight, self.stride,
                                           self.dilation)
-            return ((before[0], after[0]), (before[1], after[1]))
-        return ((self.padding[0],) * 2, (self.padding[1],) * 2)
+            return tuple(zip(before, after))
+        return tuple((p, p) for p in self.padding)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        conv = F.conv1d if self.dims == 1 else F.conv2d
         if self.padding_mode == "zeros":
-            return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation,
-                            self.groups)
+            return conv(input, weight, bias, self.stride, self.padding, self.dilation,
+                        self.groups)
         input = _pad_by_gather(input, self._side_pads(), self.padding_mode, type(self).__name__)
-        return F.conv2d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return conv(input, weight, bias, self.stride, 0, self.dilation, self.groups)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self._conv_forward(input, self.weight, self.bias)
 
 
+class Conv1d(Conv2d):
+    """1-D convolution over (N, C_in, L) input (or unbatched (C_in, L)): Conv2d's rules
+    with one spatial dimension; kernel_size, stride, padding and dilation are kept as
+    1-tuples, and padding may be 'valid' or 'same'."""
+
+    dims = 1
+
+
 def _pad_by_gather(
     input: Tensor, pads: tuple[tuple[int, int], ...], mode: str, op: str  # noqa: A002
 ) -> Tensor:
-    """Reflect/replicate/circular padding of the last two dims, as a differentiable gather."""
+    """Reflect/replicate/circular padding of the last len(pads) dims (1 or 2), as a
+    differentiable gather, of a batched or unbatched input."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a kiln.Tensor, got {type(input).__name__}")
-    if input.ndim not in (3, 4):
-        raise ValueError(f"{op}: expected 3-D or 4-D input, got shape {tuple(input.shape)}")
-    for (before, after), size in zip(pads, input.shape[-2:]):
+    dims = len(pads)
+    if input.ndim not in (dims + 1, dims + 2):
+        raise ValueError(f"{op}: expected {dims + 1}-D or {dims + 2}-D input, got shape "
+                         f"{tuple(input.shape)}")
+    for (before, after), size in zip(pads, input.shape[-dims:]):
         limit = size - 1 if mode == "reflect" else size
         if max(before, after) > limit or size == 0:
             raise ValueError(
                 f"{op}: padding ({before}, {after}) is too large for {mode} padding of a "
                 f"dimension of size {size} (input {tuple(input.shape)})"
             )
+    cols = np.pad(np.arange(input.shape[-1]), pads[-1], mode=_NUMPY_PAD_MODE[mode])
+    if dims == 1:
+        return input[..., cols]
     rows = np.pad(np.arange(input.shape[-2]), pads[0], mode=_NUMPY_PAD_MODE[mode])
-    cols = np.pad(np.arange(input.shape[-1]), pads[1], mode=_NUMPY_PAD_MODE[mode])
     return input[..., rows, :][..., cols]
 
 
@@ -219,3 +240,39 @@ class ConvTranspose2d(_ConvBase):
         output_padding = self._output_padding(input, output_size)
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   output_padding, self.groups, self.dilation)
+
+
+class Unfold(Module):
+    """Sliding local blocks (F.unfold): (N, C, H, W) -> (N, C*kH*kW, L). Arguments are
+    kept as given (int or pair), as PyTorch's."""
+
+    def __init__(self, kernel_size: int | Sequence[int], dilation: int | Sequence[int] = 1,
+                 padding: int | Sequence[int] = 0, stride: int | Sequence[int] = 1) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.padding, self.stride = padding, stride
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
+
+
+class Fold(Unfold):
+    """Sums sliding local blocks back into images (F.fold): (N, C*kH*kW, L) ->
+    (N, C, *output_size)."""
+
+    def __init__(self, output_size: int | Sequence[int], kernel_size: int | Sequence[int],
+                 dilation: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                 stride: int | Sequence[int] = 1) -> None:
+        super().__init__(kernel_size, dilation, padding, stride)
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding,
+                      self.stride)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}, " + super().extra_repr()

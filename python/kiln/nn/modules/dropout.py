@@ -1,4 +1,5 @@
-"""Dropout: inverted dropout in training mode, the identity in eval mode."""
+"""Dropout layers: inverted dropout (Dropout), channel dropout (Dropout1d, Dropout2d) and
+alpha dropout (AlphaDropout) in training mode, the identity in eval mode."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from kiln.nn import functional as F
 from kiln.nn.modules.module import Module
 from kiln.tensor import Tensor
 
-__all__ = ["Dropout"]
+__all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d"]
 
 
 class Dropout(Module):
@@ -30,3 +31,27 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Dropout):
+    """Zeroes each whole channel of (N, C, L) or (C, L) input with probability ``p`` and
+    scales the rest by 1/(1-p) while training; the identity after ``eval()``."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.dropout1d(input, self.p, self.training, self.inplace)
+
+
+class Dropout2d(Dropout):
+    """Zeroes each whole channel input[n, c] of (N, C, H, W) input with probability ``p``
+    and scales the rest by 1/(1-p) while training; the identity after ``eval()``."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.dropout2d(input, self.p, self.training, self.inplace)
+
+
+class AlphaDropout(Dropout):
+    """Alpha dropout for SELU networks (keeps zero mean and unit variance) while
+    training; the identity after ``eval()``. Any input shape."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.alpha_dropout(input, self.p, self.training, self.inplace)

@@ -16,7 +16,8 @@ from kiln.nn.modules.module import Module
 from kiln.tensor import Tensor
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "MultiMarginLoss", "NLLLoss",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss",
+    "MSELoss", "MultiMarginLoss", "NLLLoss", "SmoothL1Loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -35,14 +36,16 @@ def _legacy_reduction(size_average: bool | None, reduce: bool | None) -> str:
 
 
 class _Loss(Module):
+    _reductions: tuple[str, ...] = _REDUCTIONS
+
     def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
                  reduction: str = "mean") -> None:
         super().__init__()
         if size_average is not None or reduce is not None:
             reduction = _legacy_reduction(size_average, reduce)
-        if reduction not in _REDUCTIONS:
+        if reduction not in self._reductions:
             raise ValueError(f"{type(self).__name__}: {reduction!r} is not a valid value for "
-                             f"reduction (expected one of {list(_REDUCTIONS)})")
+                             f"reduction (expected one of {list(self._reductions)})")
         self.reduction = reduction
 
 
@@ -156,3 +159,54 @@ class MultiMarginLoss(_WeightedLoss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.multi_margin_loss(input, target, p=self.p, margin=self.margin,
                                    weight=self.weight, reduction=self.reduction)
+
+
+class BCELoss(_WeightedLoss):
+    """Binary cross entropy of probabilities input (any shape, values in [0, 1]) against
+    target (input's shape), each log clamped to >= -100 as PyTorch; weight (broadcastable
+    to input) rescales each element's loss."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.binary_cross_entropy(input, target, weight=self.weight,
+                                      reduction=self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, with d = input - target
+    elementwise; input and target of the same shape."""
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), with d = input - target
+    elementwise; input and target of the same shape."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(_Loss):
+    """KL divergence target (log(target) - input) of log-probabilities input against
+    probabilities target (log-probabilities with log_target), any shape; reduction may
+    also be 'batchmean' (the sum divided by the batch size: the true KL divergence)."""
+
+    _reductions = (*_REDUCTIONS, "batchmean")
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.log_target = log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kiln._checks import pair
+from kiln._checks import pair, single
 from kiln.nn import functional as F
 from kiln.nn.functional.pool import _ratio_pair
 from kiln.nn.modules.module import Module
 from kiln.tensor import Tensor
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "FractionalMaxPool2d", "MaxPool2d"]
+__all__ = [
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "AvgPool1d", "AvgPool2d", "FractionalMaxPool2d", "MaxPool1d", "MaxPool2d",
+]
 
 class _Pool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> None:
@@ -150,3 +153,81 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
+    """Maximum over adaptive_avg_pool2d's windows, down to (N, C, *output_size);
+    ``return_indices=True`` also returns the flat index (into H*W) of each maximum."""
+
+    def __init__(self, output_size: int | Sequence[int | None],
+                 return_indices: bool = False) -> None:
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+    def forward(self, input: Tensor) -> Any:  # noqa: A002
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+
+# ---- 1-d pools over (N, C, L) or (C, L) input
+class MaxPool1d(MaxPool2d):
+    """Maximum over each window of length kernel_size along L; stride defaults to
+    kernel_size. ``return_indices=True`` also returns each maximum's position along L."""
+
+    def forward(self, input: Tensor) -> Any:  # noqa: A002
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
+class AvgPool1d(Module):
+    """Mean over each window of length kernel_size along L; stride defaults to
+    kernel_size; ``count_include_pad`` counts zero padding in the divisor. The sizes are
+    kept as 1-tuples, as PyTorch's."""
+
+    def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                 padding: int | Sequence[int] = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> None:
+        super().__init__()
+        op = "AvgPool1d"
+        self.kernel_size = (single(op, "kernel_size", kernel_size, 1),)
+        self.stride = (self.kernel_size if stride is None
+                       else (single(op, "stride", stride, 1),))
+        self.padding = (single(op, "padding", padding, 0),)
+        if self.padding[0] > self.kernel_size[0] // 2:
+            raise ValueError(f"{op}: padding {padding} should be at most half of the kernel "
+                             f"size {self.kernel_size[0]}")
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool1d(Module):
+    """Averages (N, C, L) input down to (N, C, output_size) with windows that tile L."""
+
+    def __init__(self, output_size: int | Sequence[int]) -> None:
+        super().__init__()
+        single(type(self).__name__, "output_size", output_size, 1)
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.adaptive_avg_pool1d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(AdaptiveAvgPool1d):
+    """Maximum over adaptive_avg_pool1d's windows; ``return_indices=True`` also returns
+    each maximum's position along L."""
+
+    def __init__(self, output_size: int | Sequence[int], return_indices: bool = False) -> None:
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+    def forward(self, input: Tensor) -> Any:  # noqa: A002
+        return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)
