@@ -12,11 +12,21 @@
 //              one array, or a tuple of arrays (anything else, e.g. a NumPy scalar,
 //              made one by backend.xp.asarray)
 //     outputs  a new Tensor around each array, on device
+//     views    an output whose array shares its root storage (ndarray.base, followed to
+//              the end) with a Tensor argument's array shares that argument's version
+//              counter (made when missing), which is marked .view = True
 //     tape     when some argument requires grad and grad mode is on:
-//              node = Node(cls, ctx, [arg if it requires grad else None],
-//                          [(array.shape, array.dtype) per output])   (made here)
-//              and each output not marked non-differentiable gets
-//              _node = node, _output_index = i, requires_grad = True
+//              node = Node(cls, ctx, [edge per argument], [(array.shape, array.dtype)
+//                          per output])   (made here)
+//              edge: None (the argument does not require grad), the argument itself (a
+//              leaf), or (arg._node, arg._output_index) taken now (a non-leaf: an
+//              in-place op that later rebases arg does not move this edge);
+//              each output not marked non-differentiable gets
+//              _node = node, _output_index = i, requires_grad = True;
+//              ctx._saved_versions = (k, counter, counter.value, ...) for each array
+//              ctx.saved_tensors[k] that is the array of a Tensor argument or output
+//              (its version counter made when missing), for backward to check that
+//              no in-place op changed it since (else ())
 //     observe  observer(cls, args, outputs) for each of apply_observers
 //   returns the one output, or the tuple of outputs
 //
@@ -27,6 +37,7 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "bindings/families.h"
@@ -46,11 +57,14 @@ struct Tape {
   PyObject* empty = nullptr;         // (): nothing saved for backward
   PyTypeObject* ndarray = nullptr;   // numpy.ndarray: results of this type need no asarray
   PyTypeObject* tensor = nullptr;    // kiln.Tensor
+  PyTypeObject* counter = nullptr;   // kiln.autograd.function.VersionCounter
   // Byte offsets of Tensor's slots.
   Py_ssize_t data = 0, device = 0, requires_grad = 0, grad = 0, node = 0, output_index = 0,
-             hooks = 0;
-  // Byte offsets of Context's and Node's slots.
-  Py_ssize_t needs_input_grad = 0, backend = 0, saved_tensors = 0, non_differentiable = 0;
+             hooks = 0, version = 0;
+  // Byte offsets of Context's, Node's and VersionCounter's slots.
+  Py_ssize_t needs_input_grad = 0, backend = 0, saved_tensors = 0, non_differentiable = 0,
+             saved_versions = 0;
+  Py_ssize_t counter_value = 0, counter_view = 0;
   Py_ssize_t node_function = 0, node_ctx = 0, node_inputs = 0, node_output_meta = 0;
 };
 Tape tape;
@@ -96,12 +110,98 @@ PyObject* wrap(PyObject* array, PyObject* device) {
   slot(t, tape.hooks) = Py_None;
   Py_INCREF(Py_False);
   slot(t, tape.requires_grad) = Py_False;
+  Py_INCREF(Py_None);
+  slot(t, tape.version) = Py_None;
   return t;
 }
 
 void set_slot(PyObject* obj, Py_ssize_t offset, PyObject* value) {
   Py_INCREF(value);
   Py_XSETREF(slot(obj, offset), value);
+}
+
+// The array that owns `array`'s memory (its .base chain followed while it is an
+// ndarray; borrowed), or nullptr when `array` is not an ndarray (another backend's).
+PyObject* storage_root(PyObject* array) {
+  if (!PyObject_TypeCheck(array, tape.ndarray)) return nullptr;
+  for (;;) {
+    PyObject* base = pybind11::detail::array_proxy(array)->base;
+    if (base == nullptr || !PyObject_TypeCheck(base, tape.ndarray)) return array;
+    array = base;
+  }
+}
+
+// `tensor`'s version counter (borrowed), made (value 0, view False) when it has none yet.
+PyObject* version_counter(PyObject* tensor) {
+  PyObject* counter = slot(tensor, tape.version);
+  if (counter != nullptr && counter != Py_None) return counter;
+  counter = tape.counter->tp_alloc(tape.counter, 0);
+  if (counter == nullptr) return nullptr;
+  slot(counter, tape.counter_value) = PyLong_FromLong(0);  // a cached small int
+  Py_INCREF(Py_False);
+  slot(counter, tape.counter_view) = Py_False;
+  Py_XSETREF(slot(tensor, tape.version), counter);  // the reference moves in
+  return counter;
+}
+
+// Outputs that are views of a Tensor argument's storage share its version counter.
+// Returns 0, or -1 with an exception set.
+int share_versions(PyObject* const* args, PyObject* const* call, Py_ssize_t nargs,
+                   PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
+  for (Py_ssize_t j = 0; j < nout; ++j) {
+    PyObject* root = storage_root(arrays[j]);
+    if (root == nullptr) continue;
+    for (Py_ssize_t i = 0; i < nargs; ++i) {
+      if (!PyObject_TypeCheck(args[i], tape.tensor) || storage_root(call[i + 1]) != root) continue;
+      PyObject* counter = version_counter(args[i]);
+      if (counter == nullptr) return -1;
+      set_slot(counter, tape.counter_view, Py_True);
+      set_slot(outputs[j], tape.version, counter);
+      break;
+    }
+  }
+  return 0;
+}
+
+// ctx._saved_versions for the arrays of ctx.saved_tensors that are Tensors' arrays
+// (see the header). Returns 0, or -1 with an exception set.
+int save_versions(PyObject* ctx, PyObject* const* args, PyObject* const* call, Py_ssize_t nargs,
+                  PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
+  PyObject* saved = slot(ctx, tape.saved_tensors);
+  if (saved == nullptr || !PyTuple_Check(saved) || PyTuple_GET_SIZE(saved) == 0) return 0;
+  const Py_ssize_t nsaved = PyTuple_GET_SIZE(saved);
+  PyObject* entries = PyTuple_New(3 * nsaved);
+  if (entries == nullptr) return -1;
+  Py_ssize_t n = 0;
+  for (Py_ssize_t k = 0; k < nsaved; ++k) {
+    PyObject* array = PyTuple_GET_ITEM(saved, k);
+    PyObject* owner = nullptr;  // the Tensor whose array this is
+    for (Py_ssize_t i = 0; i < nargs && owner == nullptr; ++i)
+      if (call[i + 1] == array && PyObject_TypeCheck(args[i], tape.tensor)) owner = args[i];
+    for (Py_ssize_t j = 0; j < nout && owner == nullptr; ++j)
+      if (arrays[j] == array) owner = outputs[j];
+    if (owner == nullptr) continue;
+    PyObject* counter = version_counter(owner);
+    PyObject* index = counter ? PyLong_FromSsize_t(k) : nullptr;
+    if (index == nullptr) {
+      Py_DECREF(entries);
+      return -1;
+    }
+    PyObject* value = slot(counter, tape.counter_value);
+    Py_INCREF(counter);
+    Py_INCREF(value);
+    PyTuple_SET_ITEM(entries, n, index);
+    PyTuple_SET_ITEM(entries, n + 1, counter);
+    PyTuple_SET_ITEM(entries, n + 2, value);
+    n += 3;
+  }
+  if (n == 0) {
+    Py_DECREF(entries);
+    return 0;
+  }
+  if (n < 3 * nsaved && _PyTuple_Resize(&entries, n) < 0) return -1;
+  Py_XSETREF(slot(ctx, tape.saved_versions), entries);
+  return 0;
 }
 
 // A forward's result that is not an ndarray (a NumPy scalar, a Python float, an array
@@ -131,9 +231,9 @@ void mixed_devices(PyObject* cls, PyObject* first, PyObject* second) {
 // Links the outputs to a new Node when the op is recorded. `result` is what forward
 // returned (ctx.mark_non_differentiable names its arrays), `arrays` the ndarrays made
 // of it. Returns 0, or -1 with an exception set.
-int record(PyObject* cls, PyObject* ctx, PyObject* const* args, Py_ssize_t nargs,
-           PyObject* const* needs, PyObject* result, PyObject* const* arrays,
-           PyObject* const* outputs, Py_ssize_t nout) {
+int record(PyObject* cls, PyObject* ctx, PyObject* const* args, PyObject* const* call,
+           Py_ssize_t nargs, PyObject* const* needs, PyObject* result,
+           PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
   PyObject* inputs = PyList_New(nargs);
   PyObject* meta = PyList_New(nout);
   PyObject* node = nullptr;
@@ -141,9 +241,16 @@ int record(PyObject* cls, PyObject* ctx, PyObject* const* args, Py_ssize_t nargs
   int status = -1;
   if (inputs == nullptr || meta == nullptr) goto done;
   for (Py_ssize_t i = 0; i < nargs; ++i) {
-    PyObject* input = needs[i] == Py_True ? args[i] : Py_None;
-    Py_INCREF(input);
-    PyList_SET_ITEM(inputs, i, input);
+    PyObject* edge = Py_None;
+    if (needs[i] == Py_True) {
+      PyObject* from = slot(args[i], tape.node);
+      edge = from == Py_None ? args[i] : PyTuple_Pack(2, from, slot(args[i], tape.output_index));
+      if (edge == nullptr) goto done;
+      if (from == Py_None) Py_INCREF(edge);
+    } else {
+      Py_INCREF(edge);
+    }
+    PyList_SET_ITEM(inputs, i, edge);
   }
   for (Py_ssize_t i = 0; i < nout; ++i) {
     PyObject* shape = PyObject_GetAttr(arrays[i], s_shape);
@@ -182,6 +289,7 @@ int record(PyObject* cls, PyObject* ctx, PyObject* const* args, Py_ssize_t nargs
     Py_XSETREF(slot(outputs[i], tape.output_index), index);
     set_slot(outputs[i], tape.requires_grad, Py_True);
   }
+  if (save_versions(ctx, args, call, nargs, arrays, outputs, nout) < 0) goto done;
   status = 0;
 done:
   Py_XDECREF(inputs);
@@ -272,6 +380,7 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
     set_slot(ctx, tape.backend, backend ? backend : Py_None);
     set_slot(ctx, tape.saved_tensors, tape.empty);
     set_slot(ctx, tape.non_differentiable, tape.no_ids);
+    set_slot(ctx, tape.saved_versions, tape.empty);
   }
 
   forward = PyObject_GetAttr(cls, s_forward);
@@ -304,6 +413,7 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
     outputs[made] = wrap(arrays[made], device);
     if (outputs[made] == nullptr) goto fail;
   }
+  if (share_versions(args, call, nargs, arrays, outputs, nout) < 0) goto fail;
 
   if (any_needs) {
     PyObject* enabled = PyObject_GetAttr(tape.grad_state, s_enabled);
@@ -311,7 +421,8 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
     int on = PyObject_IsTrue(enabled);
     Py_DECREF(enabled);
     if (on < 0) goto fail;
-    if (on && record(cls, ctx, args, nargs, needs, result, arrays, outputs, nout) < 0) goto fail;
+    if (on && record(cls, ctx, args, call, nargs, needs, result, arrays, outputs, nout) < 0)
+      goto fail;
   }
 
   if (multiple || PyList_GET_SIZE(tape.observers) > 0) {
@@ -376,21 +487,25 @@ int slot_offsets(PyTypeObject* type, const char* const (&names)[N],
   return 0;
 }
 
-// tape_bind(Context, Node, backends, grad_state, observers, cpu, numpy.ndarray): the
-// tape's classes and state, from kiln.autograd.function.
+// tape_bind(Context, Node, backends, grad_state, observers, cpu, numpy.ndarray,
+// VersionCounter): the tape's classes and state, from kiln.autograd.function.
 PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 7 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[2]) ||
-      !PyList_Check(args[4]) || !PyType_Check(args[6])) {
+  if (nargs != 8 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[2]) ||
+      !PyList_Check(args[4]) || !PyType_Check(args[6]) || !PyType_Check(args[7])) {
     PyErr_SetString(PyExc_TypeError,
                     "tape_bind(Context, Node, backends: dict, grad_state, observers: list, "
-                    "cpu, ndarray)");
+                    "cpu, ndarray, VersionCounter)");
     return nullptr;
   }
   auto* context = reinterpret_cast<PyTypeObject*>(args[0]);
   if (slot_offsets(context,
-                   {"needs_input_grad", "backend", "saved_tensors", "_non_differentiable"},
+                   {"needs_input_grad", "backend", "saved_tensors", "_non_differentiable",
+                    "_saved_versions"},
                    {&tape.needs_input_grad, &tape.backend, &tape.saved_tensors,
-                    &tape.non_differentiable}) < 0)
+                    &tape.non_differentiable, &tape.saved_versions}) < 0)
+    return nullptr;
+  if (slot_offsets(reinterpret_cast<PyTypeObject*>(args[7]), {"value", "view"},
+                   {&tape.counter_value, &tape.counter_view}) < 0)
     return nullptr;
   if (slot_offsets(reinterpret_cast<PyTypeObject*>(args[1]),
                    {"function", "ctx", "inputs", "output_meta"},
@@ -405,8 +520,9 @@ PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   PyObject** fields[] = {reinterpret_cast<PyObject**>(&tape.context),
                          reinterpret_cast<PyObject**>(&tape.node_type),
                          &tape.backends, &tape.grad_state, &tape.observers, &tape.cpu,
-                         reinterpret_cast<PyObject**>(&tape.ndarray)};
-  for (int i = 0; i < 7; ++i) {
+                         reinterpret_cast<PyObject**>(&tape.ndarray),
+                         reinterpret_cast<PyObject**>(&tape.counter)};
+  for (int i = 0; i < 8; ++i) {
     Py_INCREF(args[i]);
     Py_XSETREF(*fields[i], args[i]);
   }
@@ -422,9 +538,9 @@ PyObject* tape_bind_tensor(PyObject*, PyObject* type) {
   auto* t = reinterpret_cast<PyTypeObject*>(type);
   if (slot_offsets(t,
                    {"_data", "_device", "requires_grad", "_grad", "_node", "_output_index",
-                    "_post_accumulate_grad_hooks"},
+                    "_post_accumulate_grad_hooks", "_version_counter"},
                    {&tape.data, &tape.device, &tape.requires_grad, &tape.grad, &tape.node,
-                    &tape.output_index, &tape.hooks}) < 0)
+                    &tape.output_index, &tape.hooks, &tape.version}) < 0)
     return nullptr;
   Py_INCREF(type);
   Py_XSETREF(tape.tensor, t);

@@ -1,10 +1,10 @@
 """Activations with PyTorch's names, arguments and defaults, on C++ kernels.
 
 Every op accepts tensors of any shape (float32 or float64) and returns a new tensor
-of the same shape. ``inplace=True`` is accepted where PyTorch has it, but kiln
-always computes out of place: the input is left unchanged and a new tensor is
-returned, which keeps every gradient correct (PyTorch's in-place variants would
-overwrite a value that backward may still need).
+of the same shape. ``inplace=True`` (where PyTorch has it) writes the result into the
+input and returns the input itself, with PyTorch's in-place autograd semantics
+(Tensor's in-place ops: the input's history is rebased onto the op; refused on a leaf
+that requires grad).
 """
 
 from __future__ import annotations
@@ -35,27 +35,29 @@ __all__ = [
 ]
 
 
-def _pointwise(op: str, input: Tensor, *params: Any) -> Tensor:
+def _pointwise(op: str, input: Tensor, *params: Any, inplace: bool = False) -> Tensor:
     # The common case tested inline (a call less per activation); anything else goes
     # to check_float_tensor, which raises naming the op.
     if type(input) is not Tensor or input._data.dtype not in FLOAT_DTYPES:
         check_float_tensor(op, "input", input)
+    if inplace:
+        return input._pointwise_(op, params)
     return ops.Pointwise.apply(input, op, params)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(input, 0) elementwise. input: any shape; output: same shape."""
-    return _pointwise("relu", input)
+    return _pointwise("relu", input, inplace=inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """input if input > 0 else negative_slope * input. input: any shape; output: same shape."""
-    return _pointwise("leaky_relu", input, float(negative_slope))
+    return _pointwise("leaky_relu", input, float(negative_slope), inplace=inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """input if input > 0 else alpha * (exp(input) - 1). input: any shape; output: same."""
-    return _pointwise("elu", input, float(alpha))
+    return _pointwise("elu", input, float(alpha), inplace=inplace)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -63,7 +65,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
 
     input: any shape; output: same shape.
     """
-    return _pointwise("selu", input)
+    return _pointwise("selu", input, inplace=inplace)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -84,13 +86,15 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     if low > high:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
                          f"({max_val})")
+    if inplace:
+        return input._apply_inplace("hardtanh_", ops.Hardtanh, float(low), float(high))
     return ops.Hardtanh.apply(input, float(low), float(high))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(input, 0), 6) elementwise (MobileNet's activation). input: any shape;
     output: same shape."""
-    return hardtanh(input, 0.0, 6.0)
+    return hardtanh(input, 0.0, 6.0, inplace)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -106,12 +110,12 @@ def tanh(input: Tensor) -> Tensor:
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """input * relu6(input + 3) / 6 elementwise (MobileNetV3). input: any shape; output:
     same shape."""
-    return _pointwise("hardswish", input)
+    return _pointwise("hardswish", input, inplace=inplace)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """input * sigmoid(input) elementwise (swish). input: any shape; output: same shape."""
-    return _pointwise("silu", input)
+    return _pointwise("silu", input, inplace=inplace)
 
 
 def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> Tensor:
