@@ -324,3 +324,19 @@ def test_normal_and_uniform_fill_with_the_seeded_stream():
     h.normal_()
     (h * x).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), h.detach().numpy())
+
+
+def test_onnx_export_follows_inplace_activations(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    kiln.manual_seed(0)
+    model = kiln.nn.Sequential(kiln.nn.Conv2d(3, 4, 3, padding=1), kiln.nn.BatchNorm2d(4),
+                               kiln.nn.ReLU(inplace=True), kiln.nn.Conv2d(4, 4, 1),
+                               kiln.nn.Hardtanh(-0.5, 0.5, inplace=True)).eval()
+    x = np.random.default_rng(1).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    path = tmp_path / "m.onnx"
+    kiln.onnx.export(model, kiln.tensor(x), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(got, model(kiln.tensor(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert got.min() >= -0.5 and got.max() <= 0.5

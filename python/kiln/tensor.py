@@ -533,6 +533,9 @@ class Tensor:
             ctx.saved_tensors = saved  # type: ignore[union-attr]
             ctx._saved_versions = tuple(x for entry in kept for x in entry)  # type: ignore[union-attr]
             self._node, self._output_index, self.requires_grad = node, out._output_index, True
+        if autograd_function.inplace_observers:
+            for observer in list(autograd_function.inplace_observers):
+                observer(self, out)
         return self
 
     def _inplace(self, other: Any, ufunc: str, op: str, function: type) -> Tensor:

@@ -45,6 +45,11 @@ def tensor_type() -> type:
 # tracer records a forward pass through this; empty otherwise, which costs one test.
 apply_observers: list[Callable[[type[Function], tuple[Any, ...], tuple[Tensor, ...]], None]] = []
 
+# Observers of every in-place op of Tensor, called as observer(tensor, result) once the
+# op's result (an output of the Function.apply just observed) has been written into
+# tensor, which stands for it from then on; kiln.onnx's tracer rebinds through this.
+inplace_observers: list[Callable[[Tensor, Tensor], None]] = []
+
 
 class VersionCounter:
     """How many in-place ops have changed a storage: shared by a tensor, its views and
