@@ -64,6 +64,8 @@ GRADIENT_CASES = {
                            "g = F.batch_norm(h, None, None, training=True); "
                            "F.leaky_relu(g, inplace=True); (g * g).sum().backward()",
     "operators": "h = x * 1; h += w; h -= x; h *= w; h /= (w + 1); (h * x).sum().backward()",
+    "a parameter operand": "p = lib.nn.Parameter(w * 1); h = x.detach() * 1; h.mul_(p); "
+                           "h.sum().backward(); w.grad = p.grad",
     "no_grad in-place on a leaf": "with lib.no_grad():\n    x.mul_(2)\n(x * w).sum().backward()",
 }
 

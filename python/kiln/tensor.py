@@ -480,7 +480,7 @@ class Tensor:
         """Whether autograd records an in-place op on self with ``operands``; raises
         where PyTorch (or kiln, for views) refuses it."""
         if not is_grad_enabled() or not (self.requires_grad or any(
-                o.__class__ is Tensor and o.requires_grad for o in operands)):
+                isinstance(o, Tensor) and o.requires_grad for o in operands)):
             return False
         if self.requires_grad and self._node is None:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
@@ -507,7 +507,7 @@ class Tensor:
         value = operands[0] if operands else None
         data, result = self._data, out._data
         if result.shape != data.shape or not np.can_cast(result.dtype, data.dtype, casting):
-            raise self._inplace_error(op, value._data if value.__class__ is Tensor else value,
+            raise self._inplace_error(op, value._data if isinstance(value, Tensor) else value,
                                       ufunc)
         node = out._node
         if node is not None:
