@@ -45,6 +45,35 @@
 namespace kiln::bind {
 namespace {
 
+// kiln._C.VersionCounter (kiln.autograd.VersionCounter): how many in-place ops have
+// changed a storage, shared by a tensor, its views and detach(); `view` is set once a
+// view of the storage exists. A plain C object (no GC, no dict): apply makes one for each
+// saved output, so it must cost next to nothing.
+struct VersionCounter {
+  PyObject_HEAD
+  Py_ssize_t value;
+  char view;
+};
+
+PyMemberDef counter_members[] = {
+    {"value", T_PYSSIZET, offsetof(VersionCounter, value), 0,
+     "in-place changes of the storage so far"},
+    {"view", T_BOOL, offsetof(VersionCounter, view), 0, "whether a view of the storage exists"},
+    {nullptr, 0, 0, 0, nullptr}};
+
+PyType_Slot counter_slots[] = {
+    {Py_tp_doc, const_cast<char*>("How many in-place ops have changed a storage (shared by a "
+                                  "tensor, its views and detach()); view: whether a view of "
+                                  "it exists.")},
+    {Py_tp_members, counter_members},
+    {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
+    {0, nullptr}};
+
+PyType_Spec counter_spec = {"kiln._C.VersionCounter", sizeof(VersionCounter), 0,
+                            Py_TPFLAGS_DEFAULT, counter_slots};
+
+PyTypeObject* counter_type = nullptr;  // made from counter_spec by bind_tape
+
 // What Python registered: borrowed forever (module-level objects of kiln).
 struct Tape {
   PyTypeObject* context = nullptr;    // kiln.autograd.function.Context
@@ -57,14 +86,12 @@ struct Tape {
   PyObject* empty = nullptr;         // (): nothing saved for backward
   PyTypeObject* ndarray = nullptr;   // numpy.ndarray: results of this type need no asarray
   PyTypeObject* tensor = nullptr;    // kiln.Tensor
-  PyTypeObject* counter = nullptr;   // kiln.autograd.function.VersionCounter
   // Byte offsets of Tensor's slots.
   Py_ssize_t data = 0, device = 0, requires_grad = 0, grad = 0, node = 0, output_index = 0,
              hooks = 0, version = 0;
   // Byte offsets of Context's, Node's and VersionCounter's slots.
   Py_ssize_t needs_input_grad = 0, backend = 0, saved_tensors = 0, non_differentiable = 0,
              saved_versions = 0;
-  Py_ssize_t counter_value = 0, counter_view = 0;
   Py_ssize_t node_function = 0, node_ctx = 0, node_inputs = 0, node_output_meta = 0;
 };
 Tape tape;
@@ -135,11 +162,8 @@ PyObject* storage_root(PyObject* array) {
 PyObject* version_counter(PyObject* tensor) {
   PyObject* counter = slot(tensor, tape.version);
   if (counter != nullptr && counter != Py_None) return counter;
-  counter = tape.counter->tp_alloc(tape.counter, 0);
+  counter = counter_type->tp_alloc(counter_type, 0);  // value 0, view false
   if (counter == nullptr) return nullptr;
-  slot(counter, tape.counter_value) = PyLong_FromLong(0);  // a cached small int
-  Py_INCREF(Py_False);
-  slot(counter, tape.counter_view) = Py_False;
   Py_XSETREF(slot(tensor, tape.version), counter);  // the reference moves in
   return counter;
 }
@@ -155,7 +179,7 @@ int share_versions(PyObject* const* args, PyObject* const* call, Py_ssize_t narg
       if (!PyObject_TypeCheck(args[i], tape.tensor) || storage_root(call[i + 1]) != root) continue;
       PyObject* counter = version_counter(args[i]);
       if (counter == nullptr) return -1;
-      set_slot(counter, tape.counter_view, Py_True);
+      reinterpret_cast<VersionCounter*>(counter)->view = 1;
       set_slot(outputs[j], tape.version, counter);
       break;
     }
@@ -168,40 +192,60 @@ int share_versions(PyObject* const* args, PyObject* const* call, Py_ssize_t narg
 int save_versions(PyObject* ctx, PyObject* const* args, PyObject* const* call, Py_ssize_t nargs,
                   PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
   PyObject* saved = slot(ctx, tape.saved_tensors);
-  if (saved == nullptr || !PyTuple_Check(saved) || PyTuple_GET_SIZE(saved) == 0) return 0;
+  if (saved == nullptr || !PyTuple_Check(saved)) return 0;
+  // The Tensor whose array each saved item is (nullptr: none), found first, so that no
+  // tuple is made for an op that saves no tensor's array.
   const Py_ssize_t nsaved = PyTuple_GET_SIZE(saved);
-  PyObject* entries = PyTuple_New(3 * nsaved);
-  if (entries == nullptr) return -1;
-  Py_ssize_t n = 0;
+  constexpr Py_ssize_t kStack = 8;
+  PyObject* owner_stack[kStack];
+  PyObject** owners = owner_stack;
+  if (nsaved > kStack) {
+    owners = static_cast<PyObject**>(PyMem_Malloc(sizeof(PyObject*) * nsaved));
+    if (owners == nullptr) {
+      PyErr_NoMemory();
+      return -1;
+    }
+  }
+  Py_ssize_t found = 0;
   for (Py_ssize_t k = 0; k < nsaved; ++k) {
     PyObject* array = PyTuple_GET_ITEM(saved, k);
-    PyObject* owner = nullptr;  // the Tensor whose array this is
+    PyObject* owner = nullptr;
     for (Py_ssize_t i = 0; i < nargs && owner == nullptr; ++i)
       if (call[i + 1] == array && PyObject_TypeCheck(args[i], tape.tensor)) owner = args[i];
     for (Py_ssize_t j = 0; j < nout && owner == nullptr; ++j)
       if (arrays[j] == array) owner = outputs[j];
-    if (owner == nullptr) continue;
-    PyObject* counter = version_counter(owner);
-    PyObject* index = counter ? PyLong_FromSsize_t(k) : nullptr;
-    if (index == nullptr) {
-      Py_DECREF(entries);
-      return -1;
+    owners[k] = owner;
+    found += owner != nullptr;
+  }
+  int status = 0;
+  if (found > 0) {
+    PyObject* entries = PyTuple_New(3 * found);
+    status = entries == nullptr ? -1 : 0;
+    for (Py_ssize_t k = 0, n = 0; status == 0 && k < nsaved; ++k) {
+      if (owners[k] == nullptr) continue;
+      PyObject* counter = version_counter(owners[k]);
+      PyObject* index = counter ? PyLong_FromSsize_t(k) : nullptr;
+      PyObject* value =
+          index ? PyLong_FromSsize_t(reinterpret_cast<VersionCounter*>(counter)->value) : nullptr;
+      if (value == nullptr) {
+        Py_XDECREF(index);
+        status = -1;
+        break;
+      }
+      Py_INCREF(counter);
+      PyTuple_SET_ITEM(entries, n, index);
+      PyTuple_SET_ITEM(entries, n + 1, counter);
+      PyTuple_SET_ITEM(entries, n + 2, value);
+      n += 3;
     }
-    PyObject* value = slot(counter, tape.counter_value);
-    Py_INCREF(counter);
-    Py_INCREF(value);
-    PyTuple_SET_ITEM(entries, n, index);
-    PyTuple_SET_ITEM(entries, n + 1, counter);
-    PyTuple_SET_ITEM(entries, n + 2, value);
-    n += 3;
+    if (status == 0) {
+      Py_XSETREF(slot(ctx, tape.saved_versions), entries);
+    } else {
+      Py_XDECREF(entries);
+    }
   }
-  if (n == 0) {
-    Py_DECREF(entries);
-    return 0;
-  }
-  if (n < 3 * nsaved && _PyTuple_Resize(&entries, n) < 0) return -1;
-  Py_XSETREF(slot(ctx, tape.saved_versions), entries);
-  return 0;
+  if (owners != owner_stack) PyMem_Free(owners);
+  return status;
 }
 
 // A forward's result that is not an ndarray (a NumPy scalar, a Python float, an array
@@ -475,6 +519,28 @@ done:
   return returned;
 }
 
+// _tape_moved_version(entries): the position in `entries` (ctx._saved_versions: k,
+// counter, version, ...) of the first counter whose value is no longer the version
+// recorded, or -1: the engine's check before each backward, so cheap when nothing moved
+// (one integer comparison per saved tensor).
+PyObject* tape_moved_version(PyObject*, PyObject* entries) {
+  if (!PyTuple_Check(entries) || PyTuple_GET_SIZE(entries) % 3 != 0) {
+    PyErr_SetString(PyExc_TypeError, "_tape_moved_version: expected ctx._saved_versions");
+    return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(entries); i += 3) {
+    PyObject* counter = PyTuple_GET_ITEM(entries, i + 1);
+    if (Py_TYPE(counter) != counter_type) {
+      PyErr_SetString(PyExc_TypeError, "_tape_moved_version: expected VersionCounter entries");
+      return nullptr;
+    }
+    Py_ssize_t then = PyLong_AsSsize_t(PyTuple_GET_ITEM(entries, i + 2));
+    if (then == -1 && PyErr_Occurred()) return nullptr;
+    if (reinterpret_cast<VersionCounter*>(counter)->value != then) return PyLong_FromSsize_t(i);
+  }
+  return PyLong_FromLong(-1);
+}
+
 // Byte offsets of `type`'s slots `names`, into `offsets`. Returns 0, or -1 with an
 // exception set.
 template <size_t N>
@@ -487,14 +553,14 @@ int slot_offsets(PyTypeObject* type, const char* const (&names)[N],
   return 0;
 }
 
-// tape_bind(Context, Node, backends, grad_state, observers, cpu, numpy.ndarray,
-// VersionCounter): the tape's classes and state, from kiln.autograd.function.
+// tape_bind(Context, Node, backends, grad_state, observers, cpu, numpy.ndarray): the
+// tape's classes and state, from kiln.autograd.function.
 PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 8 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[2]) ||
-      !PyList_Check(args[4]) || !PyType_Check(args[6]) || !PyType_Check(args[7])) {
+  if (nargs != 7 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[2]) ||
+      !PyList_Check(args[4]) || !PyType_Check(args[6])) {
     PyErr_SetString(PyExc_TypeError,
                     "tape_bind(Context, Node, backends: dict, grad_state, observers: list, "
-                    "cpu, ndarray, VersionCounter)");
+                    "cpu, ndarray)");
     return nullptr;
   }
   auto* context = reinterpret_cast<PyTypeObject*>(args[0]);
@@ -503,9 +569,6 @@ PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
                     "_saved_versions"},
                    {&tape.needs_input_grad, &tape.backend, &tape.saved_tensors,
                     &tape.non_differentiable, &tape.saved_versions}) < 0)
-    return nullptr;
-  if (slot_offsets(reinterpret_cast<PyTypeObject*>(args[7]), {"value", "view"},
-                   {&tape.counter_value, &tape.counter_view}) < 0)
     return nullptr;
   if (slot_offsets(reinterpret_cast<PyTypeObject*>(args[1]),
                    {"function", "ctx", "inputs", "output_meta"},
@@ -520,9 +583,8 @@ PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   PyObject** fields[] = {reinterpret_cast<PyObject**>(&tape.context),
                          reinterpret_cast<PyObject**>(&tape.node_type),
                          &tape.backends, &tape.grad_state, &tape.observers, &tape.cpu,
-                         reinterpret_cast<PyObject**>(&tape.ndarray),
-                         reinterpret_cast<PyObject**>(&tape.counter)};
-  for (int i = 0; i < 8; ++i) {
+                         reinterpret_cast<PyObject**>(&tape.ndarray)};
+  for (int i = 0; i < 7; ++i) {
     Py_INCREF(args[i]);
     Py_XSETREF(*fields[i], args[i]);
   }
@@ -552,6 +614,8 @@ PyMethodDef tape_methods[] = {
      METH_FASTCALL, "Function.apply(cls, *args): run cls.forward and record it on the tape."},
     {"_tape_bind", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tape_bind)),
      METH_FASTCALL, "Registers the autograd tape's classes and state (kiln.autograd)."},
+    {"_tape_moved_version", tape_moved_version, METH_O,
+     "The position of the first saved version that moved in ctx._saved_versions, or -1."},
     {"_tape_bind_tensor", tape_bind_tensor, METH_O,
      "Registers kiln.Tensor, the class Function.apply wraps outputs in."},
     {nullptr, nullptr, 0, nullptr}};
@@ -568,6 +632,14 @@ void bind_tape(pybind11::module_& m) {
     if (*interned[i] == nullptr) throw pybind11::error_already_set();
   }
   if (PyModule_AddFunctions(m.ptr(), tape_methods) < 0) throw pybind11::error_already_set();
+  counter_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&counter_spec));
+  if (counter_type == nullptr) throw pybind11::error_already_set();
+  Py_INCREF(counter_type);  // one reference kept here, one given to the module
+  if (PyModule_AddObject(m.ptr(), "VersionCounter", reinterpret_cast<PyObject*>(counter_type)) <
+      0) {
+    Py_DECREF(counter_type);
+    throw pybind11::error_already_set();
+  }
 }
 
 }  // namespace kiln::bind

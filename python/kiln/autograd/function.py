@@ -51,17 +51,12 @@ apply_observers: list[Callable[[type[Function], tuple[Any, ...], tuple[Tensor, .
 inplace_observers: list[Callable[[Tensor, Tensor], None]] = []
 
 
-class VersionCounter:
-    """How many in-place ops have changed a storage: shared by a tensor, its views and
-    its detached aliases (``Tensor._version`` reads it). ``view`` is set once a view of
-    the storage exists (Function.apply marks it): kiln refuses recorded in-place ops on
-    such storage, as it cannot rebase a view's base (PyTorch's CopySlices)."""
-
-    __slots__ = ("value", "view")
-
-    def __init__(self) -> None:
-        self.value = 0
-        self.view = False
+# How many in-place ops have changed a storage: shared by a tensor, its views and its
+# detached aliases (``Tensor._version`` reads ``value``). ``view`` is set once a view of
+# the storage exists (Function.apply marks it): kiln refuses recorded in-place ops on
+# such storage, as it cannot rebase a view's base (PyTorch's CopySlices). A C object
+# (csrc/bindings/tape.cpp): apply makes one for each saved output.
+VersionCounter = _C.VersionCounter
 
 
 class Context:
@@ -71,7 +66,7 @@ class Context:
     Function.apply makes one per op call (in C, without calling ``__init__``: it fills
     the slots itself); an op may set any other attribute on it. ``_saved_versions``:
     (k, counter, version, ...) for each saved array k that is a tensor's storage, which
-    backward checks (see ``check_saved_versions``).
+    backward checks (``_C._tape_moved_version``).
     """
 
     __slots__ = ("needs_input_grad", "backend", "saved_tensors", "_non_differentiable",
@@ -140,25 +135,26 @@ class Function:
 
 # The tape's classes and state, for Function.apply in C.
 _C._tape_bind(Context, Node, backends._BACKENDS, _grad_state, apply_observers, CPU,
-             np.ndarray, VersionCounter)
+             np.ndarray)
 
 
-def check_saved_versions(node: Node) -> None:
-    """PyTorch's error when a tensor that ``node``'s backward reads was changed in place
-    after the op saved it."""
+# The position of the first saved version that moved in ctx._saved_versions, or -1 (C).
+_moved_version = _C._tape_moved_version
+
+
+def _version_error(node: Node, i: int) -> RuntimeError:
+    """PyTorch's error for entry ``i`` of ``node.ctx._saved_versions``: a tensor that
+    node's backward reads was changed in place after the op saved it."""
     ctx = node.ctx
-    entries = ctx._saved_versions  # type: ignore[union-attr]
-    for k in range(0, len(entries), 3):
-        counter, expected = entries[k + 1], entries[k + 2]
-        if counter.value != expected:
-            array = ctx.saved_tensors[entries[k]]  # type: ignore[union-attr]
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified "
-                f"by an inplace operation: [{array.dtype} {list(array.shape)}], which is "
-                f"saved by {node.name}Backward, is at version {counter.value}; expected "
-                f"version {expected} instead. Hint: the backtrace further above shows the "
-                "operation that failed to compute its gradient. The variable in question "
-                "was changed in there or anywhere later. Good luck!")
+    k, counter, expected = ctx._saved_versions[i:i + 3]  # type: ignore[union-attr]
+    array = ctx.saved_tensors[k]  # type: ignore[union-attr]
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{array.dtype} {list(array.shape)}], which is saved by "
+        f"{node.name}Backward, is at version {counter.value}; expected version {expected} "
+        "instead. Hint: the backtrace further above shows the operation that failed to "
+        "compute its gradient. The variable in question was changed in there or anywhere "
+        "later. Good luck!")
 
 
 def _topological_order(roots: Sequence[Node]) -> list[Node]:
@@ -223,7 +219,9 @@ def run_backward(
                 "pass retain_graph=True to the first backward call"
             )
         if ctx._saved_versions:
-            check_saved_versions(node)
+            moved = _moved_version(ctx._saved_versions)
+            if moved >= 0:
+                raise _version_error(node, moved)
         xp = ctx.backend.xp
         if [g for g in grad_outputs if g is None]:  # outputs without a gradient: zeros
             grad_outputs = [

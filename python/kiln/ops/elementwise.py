@@ -103,8 +103,10 @@ class Mul(Function):
         a, b = _operands(a, b)
         na, nb = ctx.needs_input_grad
         # Only what backward reads, as PyTorch saves (an in-place change of the other
-        # operand is then no error); the shapes ride along (no Context dict on this path).
-        ctx.save_for_backward(a if nb else None, b if na else None, _shape(a), _shape(b))
+        # operand is then no error); the shapes of the operands that need a gradient (arrays)
+        # ride along (no Context dict on this path).
+        ctx.save_for_backward(a if nb else None, b if na else None, a.shape if na else None,
+                              b.shape if nb else None)
         return _broadcasting("mul (*)", ctx.backend.xp.multiply, a, b)
 
     @staticmethod
@@ -124,7 +126,8 @@ class Div(Function):
         if category(dtype) < 2:  # true division of integers gives the default float dtype
             dtype = np.dtype(np.float32)
         _, (a, b) = promoted(a, b, dtype=dtype)
-        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b, _shape(a))
+        na, nb = ctx.needs_input_grad
+        ctx.save_for_backward(a if nb else None, b, a.shape if na else None)
         if b.ndim == 0 and b != 0:  # a nonzero scalar divisor: nothing to warn about (x / 2)
             return ctx.backend.xp.true_divide(a, b)
         try:

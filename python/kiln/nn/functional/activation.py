@@ -35,29 +35,33 @@ __all__ = [
 ]
 
 
-def _pointwise(op: str, input: Tensor, *params: Any, inplace: bool = False) -> Tensor:
+def _pointwise(op: str, input: Tensor, *params: Any) -> Tensor:
     # The common case tested inline (a call less per activation); anything else goes
     # to check_float_tensor, which raises naming the op.
     if type(input) is not Tensor or input._data.dtype not in FLOAT_DTYPES:
         check_float_tensor(op, "input", input)
-    if inplace:
-        return input._pointwise_(op, params)
     return ops.Pointwise.apply(input, op, params)
+
+
+def _pointwise_(op: str, input: Tensor, *params: Any) -> Tensor:
+    """``_pointwise`` in place (``inplace=True``): writes into input and returns it."""
+    check_float_tensor(op, "input", input)
+    return input._pointwise_(op, params)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(input, 0) elementwise. input: any shape; output: same shape."""
-    return _pointwise("relu", input, inplace=inplace)
+    return (_pointwise_ if inplace else _pointwise)("relu", input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """input if input > 0 else negative_slope * input. input: any shape; output: same shape."""
-    return _pointwise("leaky_relu", input, float(negative_slope), inplace=inplace)
+    return (_pointwise_ if inplace else _pointwise)("leaky_relu", input, float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """input if input > 0 else alpha * (exp(input) - 1). input: any shape; output: same."""
-    return _pointwise("elu", input, float(alpha), inplace=inplace)
+    return (_pointwise_ if inplace else _pointwise)("elu", input, float(alpha))
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -65,7 +69,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
 
     input: any shape; output: same shape.
     """
-    return _pointwise("selu", input, inplace=inplace)
+    return (_pointwise_ if inplace else _pointwise)("selu", input)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -110,12 +114,12 @@ def tanh(input: Tensor) -> Tensor:
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """input * relu6(input + 3) / 6 elementwise (MobileNetV3). input: any shape; output:
     same shape."""
-    return _pointwise("hardswish", input, inplace=inplace)
+    return (_pointwise_ if inplace else _pointwise)("hardswish", input)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """input * sigmoid(input) elementwise (swish). input: any shape; output: same shape."""
-    return _pointwise("silu", input, inplace=inplace)
+    return (_pointwise_ if inplace else _pointwise)("silu", input)
 
 
 def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> Tensor:
