@@ -45,7 +45,7 @@
 namespace kiln::bind {
 namespace {
 
-// kiln._C.VersionCounter (kiln.autograd.VersionCounter): how many in-place ops have
+// kiln._C._VersionCounter (kiln.autograd.function.VersionCounter): how many in-place ops have
 // changed a storage, shared by a tensor, its views and detach(); `view` is set once a
 // view of the storage exists. A plain C object (no GC, no dict): apply makes one for each
 // saved output, so it must cost next to nothing.
@@ -61,15 +61,25 @@ PyMemberDef counter_members[] = {
     {"view", T_BOOL, offsetof(VersionCounter, view), 0, "whether a view of the storage exists"},
     {nullptr, 0, 0, 0, nullptr}};
 
+// A copy (deepcopy, pickle) is a fresh counter: a copied tensor has storage of its own.
+PyObject* counter_reduce(PyObject* self, PyObject*) {
+  return Py_BuildValue("(O())", reinterpret_cast<PyObject*>(Py_TYPE(self)));
+}
+
+PyMethodDef counter_methods[] = {
+    {"__reduce__", counter_reduce, METH_NOARGS, "A fresh counter (value 0, no views)."},
+    {nullptr, nullptr, 0, nullptr}};
+
 PyType_Slot counter_slots[] = {
     {Py_tp_doc, const_cast<char*>("How many in-place ops have changed a storage (shared by a "
                                   "tensor, its views and detach()); view: whether a view of "
                                   "it exists.")},
     {Py_tp_members, counter_members},
+    {Py_tp_methods, counter_methods},
     {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
     {0, nullptr}};
 
-PyType_Spec counter_spec = {"kiln._C.VersionCounter", sizeof(VersionCounter), 0,
+PyType_Spec counter_spec = {"kiln._C._VersionCounter", sizeof(VersionCounter), 0,
                             Py_TPFLAGS_DEFAULT, counter_slots};
 
 PyTypeObject* counter_type = nullptr;  // made from counter_spec by bind_tape
@@ -89,7 +99,7 @@ struct Tape {
   // Byte offsets of Tensor's slots.
   Py_ssize_t data = 0, device = 0, requires_grad = 0, grad = 0, node = 0, output_index = 0,
              hooks = 0, version = 0;
-  // Byte offsets of Context's, Node's and VersionCounter's slots.
+  // Byte offsets of Context's and Node's slots.
   Py_ssize_t needs_input_grad = 0, backend = 0, saved_tensors = 0, non_differentiable = 0,
              saved_versions = 0;
   Py_ssize_t node_function = 0, node_ctx = 0, node_inputs = 0, node_output_meta = 0;
@@ -635,7 +645,7 @@ void bind_tape(pybind11::module_& m) {
   counter_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&counter_spec));
   if (counter_type == nullptr) throw pybind11::error_already_set();
   Py_INCREF(counter_type);  // one reference kept here, one given to the module
-  if (PyModule_AddObject(m.ptr(), "VersionCounter", reinterpret_cast<PyObject*>(counter_type)) <
+  if (PyModule_AddObject(m.ptr(), "_VersionCounter", reinterpret_cast<PyObject*>(counter_type)) <
       0) {
     Py_DECREF(counter_type);
     throw pybind11::error_already_set();

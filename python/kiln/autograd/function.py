@@ -55,8 +55,9 @@ inplace_observers: list[Callable[[Tensor, Tensor], None]] = []
 # detached aliases (``Tensor._version`` reads ``value``). ``view`` is set once a view of
 # the storage exists (Function.apply marks it): kiln refuses recorded in-place ops on
 # such storage, as it cannot rebase a view's base (PyTorch's CopySlices). A C object
-# (csrc/bindings/tape.cpp): apply makes one for each saved output.
-VersionCounter = _C.VersionCounter
+# (csrc/bindings/tape.cpp): apply makes one for each saved output; a copy (deepcopy,
+# pickle) is a fresh counter.
+VersionCounter = _C._VersionCounter
 
 
 class Context:
