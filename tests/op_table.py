@@ -1732,6 +1732,31 @@ OPS: list[OpRow] = [
                 memory_format=getattr(__import__("torch"), memory_format)))
       for name in ("float", "double", "long", "int", "bool", "half")],
     OpRow(".detach", differentiable=False, samples=lambda m: [Sample("3x4", m(3, 4))]),
+    # in place on a non-leaf (x * 1): the result is x * 1 changed in place, its history
+    # rebased onto the op, so gradients reach x and the operands (compared, gradchecked)
+    *[OpRow((lambda op: lambda x, *a, **k: getattr(x * 1, op)(*a, **k))(name),
+            name=f"Tensor.{name} (non-leaf)", samples=samples) for name, samples in (
+        ("add_", lambda m: [Sample("bcast_alpha", m(3, 4), m(4), alpha=0.5),
+                            Sample("scalar", m(3, 4), 2.0)]),
+        ("sub_", lambda m: [Sample("tensor_alpha", m(3, 4), m(3, 4), alpha=2)]),
+        ("mul_", lambda m: [Sample("bcast", m(3, 4), m(4)), Sample("scalar", m(3, 4), -1.5)]),
+        ("div_", lambda m: [Sample("tensor", m(3, 4), m(3, 4, kind="pos"))]),
+        ("addcmul_", lambda m: [Sample("value", m(3, 4), m(3, 4), m(4), value=0.5)]),
+        ("addcdiv_", lambda m: [Sample("value", m(3, 4), m(3, 4), m(4, kind="pos"), value=2)]),
+        ("pow_", lambda m: [Sample("scalar", m(3, 4, kind="pos"), 3),
+                            Sample("tensor", m(3, 4, kind="pos"), m(4))]),
+        # values 0.5 apart, off the kinks and bounds
+        ("clamp_", lambda m: [Sample("min_max", m(3, 4, kind="distinct") * 50 + 0.25, -0.45,
+                                     0.45)]),
+        ("clamp_min_", lambda m: [Sample("min", m(3, 4, kind="distinct") * 50 + 0.25, 0.05)]),
+        ("masked_fill_", lambda m: [Sample("mask", m(3, 4), m.bools(3, 4), 0.5)]),
+        ("fill_", lambda m: [Sample("0d_tensor", m(3, 4), m())]),
+        ("copy_", lambda m: [Sample("bcast", m(3, 4), m(4))]),
+        *[(name, lambda m: [Sample("3x4", m(3, 4, kind="pos"))])
+          for name in ("exp_", "log_", "sqrt_", "neg_", "tanh_", "sigmoid_")],
+        *[(name, lambda m: [Sample("3x4", m(3, 4, kind="distinct") * 50 + 0.25)])
+          for name in ("abs_", "relu_")],
+    )],
     # ---- reductions
     OpRow(".sum", samples=_sum_samples, errors=_dim_error("sum")),
     OpRow(".mean", samples=_reduce_samples, errors=lambda m: _dim_error("mean")(m) + [

@@ -156,3 +156,52 @@ def test_mixing_devices_is_an_error_naming_both():
                                            r"device, but found at least two devices, cpu and "
                                            r"cuda"):
         Scale.apply(x, y, False)
+
+
+def test_edges_are_leaves_or_the_node_and_index_taken_when_the_op_ran():
+    x = kiln.tensor([1.0, 2.0], requires_grad=True)
+    a, b = Scale.apply(x, 2.0, True)
+    y = Scale.apply(b, 3.0, False)
+    assert y._node.inputs == [(a._node, 1), None, None]
+    assert Scale.apply(x, 1.0, False)._node.inputs[0] is x  # a leaf: the tensor itself
+    # a later rebase of b (an in-place op) does not move the recorded edge
+    b.add_(1)
+    assert y._node.inputs[0] == (a._node, 1) and b._node is not a._node
+
+
+class Keep(Function):
+    """y = x * 2, saving the input and the output (a 3-tuple with a non-array)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x * 2
+        ctx.save_for_backward(x, y, "tag")
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2
+
+
+def test_saved_tensor_arrays_record_their_versions():
+    x = kiln.tensor([1.0, 2.0], requires_grad=True)
+    y = Keep.apply(x)
+    entries = y._node.ctx._saved_versions
+    assert entries == (0, x._version_counter, 0, 1, y._version_counter, 0)
+    assert Scale.apply(x, 2.0, False)._node.ctx._saved_versions == ()  # nothing saved
+    with kiln.no_grad():
+        y.mul_(2)
+    with pytest.raises(RuntimeError, match=r"\[float32 \[2\]\], which is saved by "
+                                           r"KeepBackward, is at version 1; expected version 0"):
+        y.sum().backward()
+
+
+def test_views_share_the_version_counter_of_their_base():
+    x = kiln.tensor(np.zeros((2, 3)))
+    v = x.view(6)
+    row = x[1]
+    fresh = x + 1
+    assert v._version_counter is x._version_counter is row._version_counter
+    assert x._version_counter.view and fresh._version_counter is None
+    row.add_(1)
+    assert x._version == v._version == 1

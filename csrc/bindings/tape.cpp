@@ -12,11 +12,21 @@
 //              one array, or a tuple of arrays (anything else, e.g. a NumPy scalar,
 //              made one by backend.xp.asarray)
 //     outputs  a new Tensor around each array, on device
+//     views    an output whose array shares its root storage (ndarray.base, followed to
+//              the end) with a Tensor argument's array shares that argument's version
+//              counter (made when missing), which is marked .view = True
 //     tape     when some argument requires grad and grad mode is on:
-//              node = Node(cls, ctx, [arg if it requires grad else None],
-//                          [(array.shape, array.dtype) per output])   (made here)
-//              and each output not marked non-differentiable gets
-//              _node = node, _output_index = i, requires_grad = True
+//              node = Node(cls, ctx, [edge per argument], [(array.shape, array.dtype)
+//                          per output])   (made here)
+//              edge: None (the argument does not require grad), the argument itself (a
+//              leaf), or (arg._node, arg._output_index) taken now (a non-leaf: an
+//              in-place op that later rebases arg does not move this edge);
+//              each output not marked non-differentiable gets
+//              _node = node, _output_index = i, requires_grad = True;
+//              ctx._saved_versions = (k, counter, counter.value, ...) for each array
+//              ctx.saved_tensors[k] that is the array of a Tensor argument or output
+//              (its version counter made when missing), for backward to check that
+//              no in-place op changed it since (else ())
 //     observe  observer(cls, args, outputs) for each of apply_observers
 //   returns the one output, or the tuple of outputs
 //
@@ -27,12 +37,52 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "bindings/families.h"
 
 namespace kiln::bind {
 namespace {
+
+// kiln._C._VersionCounter (kiln.autograd.function.VersionCounter): how many in-place ops have
+// changed a storage, shared by a tensor, its views and detach(); `view` is set once a
+// view of the storage exists. A plain C object (no GC, no dict): apply makes one for each
+// saved output, so it must cost next to nothing.
+struct VersionCounter {
+  PyObject_HEAD
+  Py_ssize_t value;
+  char view;
+};
+
+PyMemberDef counter_members[] = {
+    {"value", T_PYSSIZET, offsetof(VersionCounter, value), 0,
+     "in-place changes of the storage so far"},
+    {"view", T_BOOL, offsetof(VersionCounter, view), 0, "whether a view of the storage exists"},
+    {nullptr, 0, 0, 0, nullptr}};
+
+// A copy (deepcopy, pickle) is a fresh counter: a copied tensor has storage of its own.
+PyObject* counter_reduce(PyObject* self, PyObject*) {
+  return Py_BuildValue("(O())", reinterpret_cast<PyObject*>(Py_TYPE(self)));
+}
+
+PyMethodDef counter_methods[] = {
+    {"__reduce__", counter_reduce, METH_NOARGS, "A fresh counter (value 0, no views)."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot counter_slots[] = {
+    {Py_tp_doc, const_cast<char*>("How many in-place ops have changed a storage (shared by a "
+                                  "tensor, its views and detach()); view: whether a view of "
+                                  "it exists.")},
+    {Py_tp_members, counter_members},
+    {Py_tp_methods, counter_methods},
+    {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
+    {0, nullptr}};
+
+PyType_Spec counter_spec = {"kiln._C._VersionCounter", sizeof(VersionCounter), 0,
+                            Py_TPFLAGS_DEFAULT, counter_slots};
+
+PyTypeObject* counter_type = nullptr;  // made from counter_spec by bind_tape
 
 // What Python registered: borrowed forever (module-level objects of kiln).
 struct Tape {
@@ -48,9 +98,10 @@ struct Tape {
   PyTypeObject* tensor = nullptr;    // kiln.Tensor
   // Byte offsets of Tensor's slots.
   Py_ssize_t data = 0, device = 0, requires_grad = 0, grad = 0, node = 0, output_index = 0,
-             hooks = 0;
+             hooks = 0, version = 0;
   // Byte offsets of Context's and Node's slots.
-  Py_ssize_t needs_input_grad = 0, backend = 0, saved_tensors = 0, non_differentiable = 0;
+  Py_ssize_t needs_input_grad = 0, backend = 0, saved_tensors = 0, non_differentiable = 0,
+             saved_versions = 0;
   Py_ssize_t node_function = 0, node_ctx = 0, node_inputs = 0, node_output_meta = 0;
 };
 Tape tape;
@@ -96,12 +147,115 @@ PyObject* wrap(PyObject* array, PyObject* device) {
   slot(t, tape.hooks) = Py_None;
   Py_INCREF(Py_False);
   slot(t, tape.requires_grad) = Py_False;
+  Py_INCREF(Py_None);
+  slot(t, tape.version) = Py_None;
   return t;
 }
 
 void set_slot(PyObject* obj, Py_ssize_t offset, PyObject* value) {
   Py_INCREF(value);
   Py_XSETREF(slot(obj, offset), value);
+}
+
+// The array that owns `array`'s memory (its .base chain followed while it is an
+// ndarray; borrowed), or nullptr when `array` is not an ndarray (another backend's).
+PyObject* storage_root(PyObject* array) {
+  if (!PyObject_TypeCheck(array, tape.ndarray)) return nullptr;
+  for (;;) {
+    PyObject* base = pybind11::detail::array_proxy(array)->base;
+    if (base == nullptr || !PyObject_TypeCheck(base, tape.ndarray)) return array;
+    array = base;
+  }
+}
+
+// `tensor`'s version counter (borrowed), made (value 0, view False) when it has none yet.
+PyObject* version_counter(PyObject* tensor) {
+  PyObject* counter = slot(tensor, tape.version);
+  if (counter != nullptr && counter != Py_None) return counter;
+  counter = counter_type->tp_alloc(counter_type, 0);  // value 0, view false
+  if (counter == nullptr) return nullptr;
+  Py_XSETREF(slot(tensor, tape.version), counter);  // the reference moves in
+  return counter;
+}
+
+// Outputs that are views of a Tensor argument's storage share its version counter.
+// Returns 0, or -1 with an exception set.
+int share_versions(PyObject* const* args, PyObject* const* call, Py_ssize_t nargs,
+                   PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
+  for (Py_ssize_t j = 0; j < nout; ++j) {
+    PyObject* root = storage_root(arrays[j]);
+    if (root == nullptr) continue;
+    for (Py_ssize_t i = 0; i < nargs; ++i) {
+      if (!PyObject_TypeCheck(args[i], tape.tensor) || storage_root(call[i + 1]) != root) continue;
+      PyObject* counter = version_counter(args[i]);
+      if (counter == nullptr) return -1;
+      reinterpret_cast<VersionCounter*>(counter)->view = 1;
+      set_slot(outputs[j], tape.version, counter);
+      break;
+    }
+  }
+  return 0;
+}
+
+// ctx._saved_versions for the arrays of ctx.saved_tensors that are Tensors' arrays
+// (see the header). Returns 0, or -1 with an exception set.
+int save_versions(PyObject* ctx, PyObject* const* args, PyObject* const* call, Py_ssize_t nargs,
+                  PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
+  PyObject* saved = slot(ctx, tape.saved_tensors);
+  if (saved == nullptr || !PyTuple_Check(saved)) return 0;
+  // The Tensor whose array each saved item is (nullptr: none), found first, so that no
+  // tuple is made for an op that saves no tensor's array.
+  const Py_ssize_t nsaved = PyTuple_GET_SIZE(saved);
+  constexpr Py_ssize_t kStack = 8;
+  PyObject* owner_stack[kStack];
+  PyObject** owners = owner_stack;
+  if (nsaved > kStack) {
+    owners = static_cast<PyObject**>(PyMem_Malloc(sizeof(PyObject*) * nsaved));
+    if (owners == nullptr) {
+      PyErr_NoMemory();
+      return -1;
+    }
+  }
+  Py_ssize_t found = 0;
+  for (Py_ssize_t k = 0; k < nsaved; ++k) {
+    PyObject* array = PyTuple_GET_ITEM(saved, k);
+    PyObject* owner = nullptr;
+    for (Py_ssize_t i = 0; i < nargs && owner == nullptr; ++i)
+      if (call[i + 1] == array && PyObject_TypeCheck(args[i], tape.tensor)) owner = args[i];
+    for (Py_ssize_t j = 0; j < nout && owner == nullptr; ++j)
+      if (arrays[j] == array) owner = outputs[j];
+    owners[k] = owner;
+    found += owner != nullptr;
+  }
+  int status = 0;
+  if (found > 0) {
+    PyObject* entries = PyTuple_New(3 * found);
+    status = entries == nullptr ? -1 : 0;
+    for (Py_ssize_t k = 0, n = 0; status == 0 && k < nsaved; ++k) {
+      if (owners[k] == nullptr) continue;
+      PyObject* counter = version_counter(owners[k]);
+      PyObject* index = counter ? PyLong_FromSsize_t(k) : nullptr;
+      PyObject* value =
+          index ? PyLong_FromSsize_t(reinterpret_cast<VersionCounter*>(counter)->value) : nullptr;
+      if (value == nullptr) {
+        Py_XDECREF(index);
+        status = -1;
+        break;
+      }
+      Py_INCREF(counter);
+      PyTuple_SET_ITEM(entries, n, index);
+      PyTuple_SET_ITEM(entries, n + 1, counter);
+      PyTuple_SET_ITEM(entries, n + 2, value);
+      n += 3;
+    }
+    if (status == 0) {
+      Py_XSETREF(slot(ctx, tape.saved_versions), entries);
+    } else {
+      Py_XDECREF(entries);
+    }
+  }
+  if (owners != owner_stack) PyMem_Free(owners);
+  return status;
 }
 
 // A forward's result that is not an ndarray (a NumPy scalar, a Python float, an array
@@ -131,9 +285,9 @@ void mixed_devices(PyObject* cls, PyObject* first, PyObject* second) {
 // Links the outputs to a new Node when the op is recorded. `result` is what forward
 // returned (ctx.mark_non_differentiable names its arrays), `arrays` the ndarrays made
 // of it. Returns 0, or -1 with an exception set.
-int record(PyObject* cls, PyObject* ctx, PyObject* const* args, Py_ssize_t nargs,
-           PyObject* const* needs, PyObject* result, PyObject* const* arrays,
-           PyObject* const* outputs, Py_ssize_t nout) {
+int record(PyObject* cls, PyObject* ctx, PyObject* const* args, PyObject* const* call,
+           Py_ssize_t nargs, PyObject* const* needs, PyObject* result,
+           PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
   PyObject* inputs = PyList_New(nargs);
   PyObject* meta = PyList_New(nout);
   PyObject* node = nullptr;
@@ -141,9 +295,16 @@ int record(PyObject* cls, PyObject* ctx, PyObject* const* args, Py_ssize_t nargs
   int status = -1;
   if (inputs == nullptr || meta == nullptr) goto done;
   for (Py_ssize_t i = 0; i < nargs; ++i) {
-    PyObject* input = needs[i] == Py_True ? args[i] : Py_None;
-    Py_INCREF(input);
-    PyList_SET_ITEM(inputs, i, input);
+    PyObject* edge = Py_None;
+    if (needs[i] == Py_True) {
+      PyObject* from = slot(args[i], tape.node);
+      edge = from == Py_None ? args[i] : PyTuple_Pack(2, from, slot(args[i], tape.output_index));
+      if (edge == nullptr) goto done;
+      if (from == Py_None) Py_INCREF(edge);
+    } else {
+      Py_INCREF(edge);
+    }
+    PyList_SET_ITEM(inputs, i, edge);
   }
   for (Py_ssize_t i = 0; i < nout; ++i) {
     PyObject* shape = PyObject_GetAttr(arrays[i], s_shape);
@@ -182,6 +343,7 @@ int record(PyObject* cls, PyObject* ctx, PyObject* const* args, Py_ssize_t nargs
     Py_XSETREF(slot(outputs[i], tape.output_index), index);
     set_slot(outputs[i], tape.requires_grad, Py_True);
   }
+  if (save_versions(ctx, args, call, nargs, arrays, outputs, nout) < 0) goto done;
   status = 0;
 done:
   Py_XDECREF(inputs);
@@ -272,6 +434,7 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
     set_slot(ctx, tape.backend, backend ? backend : Py_None);
     set_slot(ctx, tape.saved_tensors, tape.empty);
     set_slot(ctx, tape.non_differentiable, tape.no_ids);
+    set_slot(ctx, tape.saved_versions, tape.empty);
   }
 
   forward = PyObject_GetAttr(cls, s_forward);
@@ -304,6 +467,7 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
     outputs[made] = wrap(arrays[made], device);
     if (outputs[made] == nullptr) goto fail;
   }
+  if (share_versions(args, call, nargs, arrays, outputs, nout) < 0) goto fail;
 
   if (any_needs) {
     PyObject* enabled = PyObject_GetAttr(tape.grad_state, s_enabled);
@@ -311,7 +475,8 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
     int on = PyObject_IsTrue(enabled);
     Py_DECREF(enabled);
     if (on < 0) goto fail;
-    if (on && record(cls, ctx, args, nargs, needs, result, arrays, outputs, nout) < 0) goto fail;
+    if (on && record(cls, ctx, args, call, nargs, needs, result, arrays, outputs, nout) < 0)
+      goto fail;
   }
 
   if (multiple || PyList_GET_SIZE(tape.observers) > 0) {
@@ -364,6 +529,28 @@ done:
   return returned;
 }
 
+// _tape_moved_version(entries): the position in `entries` (ctx._saved_versions: k,
+// counter, version, ...) of the first counter whose value is no longer the version
+// recorded, or -1: the engine's check before each backward, so cheap when nothing moved
+// (one integer comparison per saved tensor).
+PyObject* tape_moved_version(PyObject*, PyObject* entries) {
+  if (!PyTuple_Check(entries) || PyTuple_GET_SIZE(entries) % 3 != 0) {
+    PyErr_SetString(PyExc_TypeError, "_tape_moved_version: expected ctx._saved_versions");
+    return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(entries); i += 3) {
+    PyObject* counter = PyTuple_GET_ITEM(entries, i + 1);
+    if (Py_TYPE(counter) != counter_type) {
+      PyErr_SetString(PyExc_TypeError, "_tape_moved_version: expected VersionCounter entries");
+      return nullptr;
+    }
+    Py_ssize_t then = PyLong_AsSsize_t(PyTuple_GET_ITEM(entries, i + 2));
+    if (then == -1 && PyErr_Occurred()) return nullptr;
+    if (reinterpret_cast<VersionCounter*>(counter)->value != then) return PyLong_FromSsize_t(i);
+  }
+  return PyLong_FromLong(-1);
+}
+
 // Byte offsets of `type`'s slots `names`, into `offsets`. Returns 0, or -1 with an
 // exception set.
 template <size_t N>
@@ -388,9 +575,10 @@ PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   auto* context = reinterpret_cast<PyTypeObject*>(args[0]);
   if (slot_offsets(context,
-                   {"needs_input_grad", "backend", "saved_tensors", "_non_differentiable"},
+                   {"needs_input_grad", "backend", "saved_tensors", "_non_differentiable",
+                    "_saved_versions"},
                    {&tape.needs_input_grad, &tape.backend, &tape.saved_tensors,
-                    &tape.non_differentiable}) < 0)
+                    &tape.non_differentiable, &tape.saved_versions}) < 0)
     return nullptr;
   if (slot_offsets(reinterpret_cast<PyTypeObject*>(args[1]),
                    {"function", "ctx", "inputs", "output_meta"},
@@ -422,9 +610,9 @@ PyObject* tape_bind_tensor(PyObject*, PyObject* type) {
   auto* t = reinterpret_cast<PyTypeObject*>(type);
   if (slot_offsets(t,
                    {"_data", "_device", "requires_grad", "_grad", "_node", "_output_index",
-                    "_post_accumulate_grad_hooks"},
+                    "_post_accumulate_grad_hooks", "_version_counter"},
                    {&tape.data, &tape.device, &tape.requires_grad, &tape.grad, &tape.node,
-                    &tape.output_index, &tape.hooks}) < 0)
+                    &tape.output_index, &tape.hooks, &tape.version}) < 0)
     return nullptr;
   Py_INCREF(type);
   Py_XSETREF(tape.tensor, t);
@@ -436,6 +624,8 @@ PyMethodDef tape_methods[] = {
      METH_FASTCALL, "Function.apply(cls, *args): run cls.forward and record it on the tape."},
     {"_tape_bind", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tape_bind)),
      METH_FASTCALL, "Registers the autograd tape's classes and state (kiln.autograd)."},
+    {"_tape_moved_version", tape_moved_version, METH_O,
+     "The position of the first saved version that moved in ctx._saved_versions, or -1."},
     {"_tape_bind_tensor", tape_bind_tensor, METH_O,
      "Registers kiln.Tensor, the class Function.apply wraps outputs in."},
     {nullptr, nullptr, 0, nullptr}};
@@ -452,6 +642,14 @@ void bind_tape(pybind11::module_& m) {
     if (*interned[i] == nullptr) throw pybind11::error_already_set();
   }
   if (PyModule_AddFunctions(m.ptr(), tape_methods) < 0) throw pybind11::error_already_set();
+  counter_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&counter_spec));
+  if (counter_type == nullptr) throw pybind11::error_already_set();
+  Py_INCREF(counter_type);  // one reference kept here, one given to the module
+  if (PyModule_AddObject(m.ptr(), "_VersionCounter", reinterpret_cast<PyObject*>(counter_type)) <
+      0) {
+    Py_DECREF(counter_type);
+    throw pybind11::error_already_set();
+  }
 }
 
 }  // namespace kiln::bind

@@ -54,14 +54,16 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1 / sqrt(2 pi)
 constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2 / pi)
 constexpr double kGeluCubic = 0.044715;
 
-// relu: y = max(x, 0); dx = g * [x > 0]. Written x < 0 ? 0 : x so that NaN passes
-// through, as in PyTorch.
+// relu: y = max(x, 0); dx = g * [y > 0] ([x > 0] read from y, which has its sign; NaN
+// passes g). Written x < 0 ? 0 : x so that NaN passes through, as in PyTorch. Backward
+// reads the output, as PyTorch's does: an in-place op on relu's output before backward is
+// an error in both, and relu_ on a tensor another op saved is not.
 struct ReLU {
-  static constexpr PointwiseInfo info{"relu", "max(input, 0)", Saved::Input};
+  static constexpr PointwiseInfo info{"relu", "max(input, 0)", Saved::Output};
   template <typename T>
   static T f(T x, T) { return x < T(0) ? T(0) : x; }
   template <typename T>
-  static T df(T x, T g, T) { return x <= T(0) ? T(0) : g; }
+  static T df(T y, T g, T) { return y <= T(0) ? T(0) : g; }
 };
 
 // leaky_relu: y = x > 0 ? x : a x; dx = g * (x > 0 ? 1 : a).

@@ -20,7 +20,7 @@ from kiln._checks import int_arg
 from kiln._device import CPU, check_device, device
 from kiln._promotion import category, get_default_dtype, result_type
 from kiln.autograd import function as autograd_function
-from kiln.autograd.function import Node, run_backward
+from kiln.autograd.function import Node, VersionCounter, run_backward
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.autograd.hooks import RemovableHandle
 from kiln.ops.activation import Pointwise, Softmax
@@ -131,7 +131,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_output_index",
-                 "_post_accumulate_grad_hooks", "__weakref__")
+                 "_post_accumulate_grad_hooks", "_version_counter", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, *data: Any, requires_grad: bool = False) -> None:
@@ -141,6 +141,7 @@ class Tensor:
         self._node: Node | None = None
         self._output_index = 0
         self._post_accumulate_grad_hooks: dict[int, Any] | None = None
+        self._version_counter: VersionCounter | None = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -155,6 +156,7 @@ class Tensor:
         t._node = None
         t._output_index = 0
         t._post_accumulate_grad_hooks = None
+        t._version_counter = None
         t.requires_grad = False
         return t
 
@@ -342,8 +344,11 @@ class Tensor:
         return handle
 
     def detach(self) -> Tensor:
-        """A tensor sharing this one's storage, cut from the graph."""
-        return Tensor._wrap(self._data, self._device)
+        """A tensor sharing this one's storage (and its version counter), cut from the
+        graph."""
+        t = Tensor._wrap(self._data, self._device)
+        t._version_counter = self._counter()
+        return t
 
     def detach_(self) -> Tensor:
         self._node = None
@@ -352,7 +357,9 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        return self.detach()
+        """This tensor's storage cut from the graph, with a version counter of its own
+        (as PyTorch: in-place changes through ``.data`` escape autograd's checks)."""
+        return Tensor._wrap(self._data, self._device)
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -491,19 +498,100 @@ class Tensor:
                                f"{other._device}")
         return self._xp
 
-    def _inplace(self, other: Any, ufunc: str, op: str) -> Tensor:
-        """self = ufunc(self, other), ``ufunc`` named in the array module."""
-        if is_grad_enabled() and self.requires_grad:
+    # --------------------------------------------------------------- in place
+    # PyTorch's semantics: an in-place op changes self's storage and bumps its version
+    # counter (shared with its views and detached aliases; backward refuses a saved
+    # tensor whose version moved). When autograd records the op (grad mode on and self
+    # or an operand requires grad) the out-of-place op's Function computes the result,
+    # which is written into self's storage, and its node becomes self's history
+    # (rebase): nodes that used self before keep their edge to self's old node.
+    @property
+    def _version(self) -> int:
+        """How many in-place ops have changed this tensor's storage (PyTorch's
+        ``Tensor._version``)."""
+        counter = self._version_counter
+        return 0 if counter is None else counter.value
+
+    def _counter(self) -> VersionCounter:
+        if self._version_counter is None:
+            self._version_counter = VersionCounter()
+        return self._version_counter
+
+    def _records_inplace(self, op: str, *operands: Any) -> bool:
+        """Whether autograd records an in-place op on self with ``operands``; raises
+        where PyTorch (or kiln, for views) refuses it."""
+        if not is_grad_enabled() or not (self.requires_grad or any(
+                isinstance(o, Tensor) and o.requires_grad for o in operands)):
+            return False
+        if self.requires_grad and self._node is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
+                               f"in-place operation (shape {self.shape}).")
+        if self._version_counter is not None and self._version_counter.view:
             raise RuntimeError(
-                f"{op}: a leaf Variable that requires grad is being used in an in-place "
-                "operation; wrap the update in kiln.no_grad()"
-            )
+                f"{op}: kiln does not support an in-place operation that autograd records "
+                f"on a tensor that is a view of another tensor or has views (shape "
+                f"{self.shape}): rebasing the view's base (PyTorch's CopySlices) is not "
+                "implemented; use the out-of-place op (e.g. y = y + x) or kiln.no_grad()")
+        return True
+
+    def _apply_inplace(self, op: str, function: type, *args: Any, ufunc: str = "",
+                       casting: str = "same_kind") -> Tensor:
+        """self = function(self, *args), in place (see above); ``ufunc``: the array op
+        named in a dtype error (true division promotes integers to float)."""
+        self._records_inplace(op, *args)
+        return self._assign(op, function.apply(self, *args), args, ufunc, casting)
+
+    def _assign(self, op: str, out: Tensor, operands: tuple, ufunc: str,
+                casting: str) -> Tensor:
+        """Writes ``out`` (an op on self and ``operands``, recorded or not) into self's
+        storage; a recorded ``out`` becomes self's history."""
+        value = operands[0] if operands else None
+        data, result = self._data, out._data
+        if result.shape != data.shape or not np.can_cast(result.dtype, data.dtype, casting):
+            raise self._inplace_error(op, value._data if isinstance(value, Tensor) else value,
+                                      ufunc)
+        node = out._node
+        if node is not None:
+            ctx = node.ctx
+            saved = ctx.saved_tensors  # type: ignore[union-attr]
+            root = _storage(data)
+            # What backward reads of self's storage is its old value: a private copy (as
+            # PyTorch saves original_self); the op's saved result is self after the write.
+            copied = [k for k, a in enumerate(saved) if _storage(a) is root]
+            # An operand that is self (y.mul_(y)) was saved as a variable that the write
+            # changes: its entry stays, so backward raises as PyTorch's does.
+            aliased = any(o is self for o in operands)
+            saved = tuple(a.copy() if k in copied else data if a is result else a
+                          for k, a in enumerate(saved))
+        data[...] = result
+        counter = self._counter()
+        counter.value += 1
+        if node is not None:
+            entries = ctx._saved_versions  # type: ignore[union-attr]
+            kept = [entries[i:i + 3] for i in range(0, len(entries), 3)
+                    if (aliased or entries[i] not in copied) and saved[entries[i]] is not data]
+            kept += [(k, counter, counter.value) for k, a in enumerate(saved) if a is data]
+            ctx.saved_tensors = saved  # type: ignore[union-attr]
+            ctx._saved_versions = tuple(x for entry in kept for x in entry)  # type: ignore[union-attr]
+            self._node, self._output_index, self.requires_grad = node, out._output_index, True
+        if autograd_function.inplace_observers:
+            for observer in list(autograd_function.inplace_observers):
+                observer(self, out)
+        return self
+
+    def _inplace(self, other: Any, ufunc: str, op: str, function: type) -> Tensor:
+        """self = ufunc(self, other): through ``function`` when autograd records it, else
+        the array module's ``ufunc`` writing into self."""
+        if self._records_inplace(op, other):
+            return self._assign(op, function.apply(self, self._operand(other)), (other,),
+                                ufunc, "same_kind")
         apply = getattr(self._xp_with(other, op), ufunc)
         value = other._data if isinstance(other, Tensor) else other
         try:
             apply(self._data, value, out=self._data, casting="same_kind")
         except (TypeError, ValueError):
             raise self._inplace_error(op, value, ufunc) from None
+        self._counter().value += 1
         return self
 
     def _inplace_error(self, op: str, value: Any, ufunc: str) -> Exception:
@@ -526,51 +614,181 @@ class Tensor:
                             f"type {self.dtype} (shapes {self.shape} and {shape})")
 
     def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace(other, "add", "add_")
+        return self.add_(other)
 
     def __isub__(self, other: Any) -> Tensor:
         return self.sub_(other)
 
     def __imul__(self, other: Any) -> Tensor:
-        return self._inplace(other, "multiply", "mul_")
+        return self.mul_(other)
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace(other, "true_divide", "div_")
+        return self.div_(other)
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
-        return self._inplace(other * alpha if alpha != 1 else other, "add", "add_")
+        """self += alpha * other (other broadcast to self's shape)."""
+        return self._inplace(other * alpha if alpha != 1 else other, "add", "add_", Add)
 
     def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
+        """self -= alpha * other (other broadcast to self's shape)."""
         if self._data.dtype.kind == "b" or _is_bool(other):
             _reject_bool_sub(self, other, "sub_")
-        return self._inplace(other * alpha if alpha != 1 else other, "subtract", "sub_")
+        return self._inplace(other * alpha if alpha != 1 else other, "subtract", "sub_", Sub)
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace(other, "multiply", "mul_")
+        """self *= other (other broadcast to self's shape)."""
+        return self._inplace(other, "multiply", "mul_", Mul)
 
-    def div_(self, other: Any) -> Tensor:
-        return self._inplace(other, "true_divide", "div_")
+    def div_(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        """self /= other; ``rounding_mode`` 'trunc' or 'floor' rounds the quotient (no
+        gradient flows through a rounded quotient: kiln refuses it under autograd)."""
+        if rounding_mode is None:
+            return self._inplace(other, "true_divide", "div_", Div)
+        if rounding_mode not in ("trunc", "floor"):
+            raise ValueError(f"div_: expected rounding_mode to be one of None, 'trunc', or "
+                             f"'floor' but found '{rounding_mode}'")
+        if self._records_inplace("div_", other):
+            raise RuntimeError(f"div_: rounding_mode={rounding_mode!r} under autograd is not "
+                               f"supported by kiln yet (shape {self.shape}); use kiln.no_grad()")
+        xp = self._xp_with(other, "div_")
+        value = other._data if isinstance(other, Tensor) else other
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quotient = (xp.floor_divide(self._data, value) if rounding_mode == "floor"
+                        else xp.trunc(xp.true_divide(self._data, value)))
+        return self._assign("div_", Tensor._wrap(xp.asarray(quotient), self._device),
+                            (other,), "floor_divide", "same_kind")
+
+    def addcmul_(self, tensor1: Tensor, tensor2: Tensor, value: Any = 1) -> Tensor:
+        """self += value * tensor1 * tensor2 (all broadcast to self's shape)."""
+        return self.add_(tensor1 * tensor2 if value == 1 else tensor1 * tensor2 * value)
+
+    def addcdiv_(self, tensor1: Tensor, tensor2: Tensor, value: Any = 1) -> Tensor:
+        """self += value * tensor1 / tensor2 (all broadcast to self's shape)."""
+        return self.add_(tensor1 / tensor2 if value == 1 else tensor1 / tensor2 * value)
+
+    def pow_(self, exponent: Any) -> Tensor:
+        return self._apply_inplace("pow_", Pow, self._operand(exponent), ufunc="power")
+
+    def exp_(self) -> Tensor:
+        return self._apply_inplace("exp_", Exp)
+
+    def log_(self) -> Tensor:
+        return self._apply_inplace("log_", Log)
+
+    def sqrt_(self) -> Tensor:
+        return self._apply_inplace("sqrt_", Sqrt)
+
+    def abs_(self) -> Tensor:
+        return self._apply_inplace("abs_", Abs)
+
+    def neg_(self) -> Tensor:
+        return self._apply_inplace("neg_", Neg)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        if min is None and max is None:
+            raise ValueError("clamp_: at least one of min and max must be given")
+        return self._apply_inplace("clamp_", Clamp, self._operand(min) if min is not None
+                                   else None, self._operand(max) if max is not None else None)
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min: Any) -> Tensor:  # noqa: A002
+        return self.clamp_(min, None)
+
+    def clamp_max_(self, max: Any) -> Tensor:  # noqa: A002
+        return self.clamp_(None, max)
+
+    def relu_(self) -> Tensor:
+        return self._pointwise_("relu", ())
+
+    def sigmoid_(self) -> Tensor:
+        return self._pointwise_("sigmoid", ())
+
+    def tanh_(self) -> Tensor:
+        return self._pointwise_("tanh", ())
+
+    def _pointwise_(self, op: str, params: tuple) -> Tensor:
+        """The pointwise activation ``op`` in place (also nn.functional's inplace=True)."""
+        self._check_float(op + "_")
+        return self._apply_inplace(op + "_", Pointwise, op, params)
+
+    def masked_fill_(self, mask: Tensor, value: Any) -> Tensor:
+        """self[mask] = value, mask a bool tensor broadcast to self's shape; a 0-d tensor
+        value receives the sum of the filled positions' gradients."""
+        if not isinstance(mask, Tensor) or mask.dtype != bool_:
+            raise TypeError(f"masked_fill_: expected a bool tensor as mask, got "
+                            f"{getattr(mask, 'dtype', type(mask).__name__)}")
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"masked_fill_: only supports a 0-dimensional value tensor, "
+                               f"but got a tensor with {value.ndim} dimensions")
+        return self._filled("masked_fill_", mask._data, value, "unsafe")
+
+    def _filled(self, op: str, where: Any, value: Any, casting: str) -> Tensor:
+        """self = value where ``where`` (an array of bools, or True), else self."""
+        if self._records_inplace(op, value):
+            return self._assign(op, Where.apply(where, self._operand(value), self), (value,),
+                                "where", casting)
+        xp = self._xp_with(value, op)
+        source = value._data if isinstance(value, Tensor) else value
+        try:
+            xp.copyto(self._data, source, casting=casting, where=where)
+        except ValueError:
+            raise broadcast_error(op, self.shape, np.shape(where), np.shape(source)) from None
+        self._counter().value += 1
+        return self
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
 
     def fill_(self, value: Any) -> Tensor:
-        self._inplace(False, "multiply", "fill_")  # the in-place checks, for any dtype
-        self._data[...] = value
-        return self
+        """Every element set to ``value`` (a number, or a 0-d tensor that then receives the
+        sum of self's gradient)."""
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"fill_: only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions")
+        return self._filled("fill_", True, value, "unsafe")
 
     def copy_(self, src: Any) -> Tensor:
+        """self's elements set to src's (broadcast to self's shape, cast to self's dtype,
+        copied across devices); gradients flow to src."""
         if isinstance(src, Tensor) and src._device != self._device:  # a copy across devices
             src = src.to(self._device)
-        xp = self._xp
-        source = src._data if isinstance(src, Tensor) else xp.asarray(src)
+        source = src._data if isinstance(src, Tensor) else self._xp.asarray(src)
         try:
-            xp.copyto(self._data, xp.broadcast_to(source, self.shape), casting="unsafe")
-        except ValueError as e:
+            np.broadcast_shapes(np.shape(source), self.shape)
+            if np.broadcast_shapes(np.shape(source), self.shape) != self.shape:
+                raise ValueError
+        except ValueError:
             raise ValueError(
                 f"copy_: source of shape {np.shape(source)} can't be copied into {self.shape}"
-            ) from e
-        return self
+            ) from None
+        return self._filled("copy_", True, src if isinstance(src, Tensor) else source, "unsafe")
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
+        """Samples of N(mean, std**2) from kiln's seeded generator (or ``generator``)."""
+        if std < 0:
+            raise RuntimeError(f"normal_: expects std >= 0.0, but found std {std}")
+        return self._drawn("normal_", generator, lambda g, shape: g.normal(mean, std, shape))
+
+    def uniform_(self, from_: float = 0.0, to: float = 1.0, *, generator: Any = None,
+                 **kwargs: Any) -> Tensor:
+        """Samples of U[from, to) from kiln's seeded generator (or ``generator``); PyTorch
+        names the lower bound ``from``."""
+        low = kwargs.pop("from", from_)
+        if kwargs:
+            raise TypeError(f"uniform_: unexpected keyword arguments {sorted(kwargs)}")
+        if low > to:
+            raise RuntimeError(f"uniform_: expects 'from' to be less than or equal to 'to', "
+                               f"but got from={low} > to={to}")
+        return self._drawn("uniform_", generator, lambda g, shape: g.uniform(low, to, shape))
+
+    def _drawn(self, op: str, generator: Any, sample: Any) -> Tensor:
+        if self._data.dtype.kind != "f":
+            raise TypeError(f"{op}: expected a floating point tensor, got {self.dtype} "
+                            f"with shape {self.shape}")
+        drawn = sample(_stream(generator, op), self.shape).astype(self.dtype, copy=False)
+        return self._filled(op, True, backends.get(self._device.type).from_host(drawn),
+                            "unsafe")
 
     # comparisons: no gradient, boolean results as in PyTorch
     def _compare(self, other: Any, ufunc: str) -> Tensor:
@@ -1357,6 +1575,24 @@ class Tensor:
         """This tensor on a CUDA device (``device``: an index, a name or a kiln.device;
         None: the first); RuntimeError when this build has no CUDA backend."""
         return self.to(placement("cuda" if device is None else device, "cuda"))
+
+
+def _stream(generator: Any, op: str) -> np.random.Generator:
+    """The NumPy stream to draw from: kiln's global one, or ``generator``'s."""
+    if generator is None:
+        return numpy_generator()
+    stream = generator if isinstance(generator, np.random.Generator) else getattr(
+        generator, "_numpy", None)  # a kiln.Generator's stream
+    if not isinstance(stream, np.random.Generator):
+        raise TypeError(f"{op}: expected a kiln.Generator, got {type(generator).__name__}")
+    return stream
+
+
+def _storage(array: Any) -> Any:
+    """The array owning ``array``'s memory (its ``base`` chain followed)."""
+    while isinstance(getattr(array, "base", None), np.ndarray):
+        array = array.base
+    return array
 
 
 def _dim_out_of_range(op: str, dim: int, n: int, shape: tuple | None = None) -> IndexError:

@@ -45,17 +45,33 @@ def tensor_type() -> type:
 # tracer records a forward pass through this; empty otherwise, which costs one test.
 apply_observers: list[Callable[[type[Function], tuple[Any, ...], tuple[Tensor, ...]], None]] = []
 
+# Observers of every in-place op of Tensor, called as observer(tensor, result) once the
+# op's result (an output of the Function.apply just observed) has been written into
+# tensor, which stands for it from then on; kiln.onnx's tracer rebinds through this.
+inplace_observers: list[Callable[[Tensor, Tensor], None]] = []
+
+
+# How many in-place ops have changed a storage: shared by a tensor, its views and its
+# detached aliases (``Tensor._version`` reads ``value``). ``view`` is set once a view of
+# the storage exists (Function.apply marks it): kiln refuses recorded in-place ops on
+# such storage, as it cannot rebase a view's base (PyTorch's CopySlices). A C object
+# (csrc/bindings/tape.cpp): apply makes one for each saved output; a copy (deepcopy,
+# pickle) is a fresh counter.
+VersionCounter = _C._VersionCounter
+
 
 class Context:
     """What forward hands to backward: saved arrays, attributes, needs_input_grad, and
     ``backend``, the kernels of the inputs' device.
 
     Function.apply makes one per op call (in C, without calling ``__init__``: it fills
-    the four slots itself); an op may set any other attribute on it.
+    the slots itself); an op may set any other attribute on it. ``_saved_versions``:
+    (k, counter, version, ...) for each saved array k that is a tensor's storage, which
+    backward checks (``_C._tape_moved_version``).
     """
 
     __slots__ = ("needs_input_grad", "backend", "saved_tensors", "_non_differentiable",
-                 "__dict__")
+                 "_saved_versions", "__dict__")
 
     def __init__(self, needs_input_grad: tuple[bool, ...] = (),
                  backend: backends.Backend | None = None) -> None:
@@ -63,6 +79,7 @@ class Context:
         self.backend = backend  # type: ignore[assignment]
         self.saved_tensors: tuple[Any, ...] = ()
         self._non_differentiable: frozenset[int] = frozenset()
+        self._saved_versions: tuple[Any, ...] = ()
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
@@ -73,7 +90,13 @@ class Context:
 
 
 class Node:
-    """One recorded op: its Function, context, input tensors and output metadata."""
+    """One recorded op: its Function, context, input edges and output metadata.
+
+    ``inputs[i]`` is None (argument i needs no gradient), a leaf Tensor (its gradient
+    accumulates into ``.grad``) or ``(node, output_index)``: the node that made a
+    non-leaf argument, taken when this op ran, so an in-place op that later rebases
+    that tensor does not move the edge.
+    """
 
     __slots__ = ("function", "ctx", "inputs", "output_meta")
 
@@ -81,7 +104,7 @@ class Node:
         self,
         function: type[Function],
         ctx: Context,
-        inputs: list[Tensor | None],
+        inputs: list[Tensor | tuple[Node, int] | None],
         output_meta: list[tuple[tuple[int, ...], np.dtype]],
     ) -> None:
         self.function = function
@@ -116,6 +139,25 @@ _C._tape_bind(Context, Node, backends._BACKENDS, _grad_state, apply_observers, C
              np.ndarray)
 
 
+# The position of the first saved version that moved in ctx._saved_versions, or -1 (C).
+_moved_version = _C._tape_moved_version
+
+
+def _version_error(node: Node, i: int) -> RuntimeError:
+    """PyTorch's error for entry ``i`` of ``node.ctx._saved_versions``: a tensor that
+    node's backward reads was changed in place after the op saved it."""
+    ctx = node.ctx
+    k, counter, expected = ctx._saved_versions[i:i + 3]  # type: ignore[union-attr]
+    array = ctx.saved_tensors[k]  # type: ignore[union-attr]
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{array.dtype} {list(array.shape)}], which is saved by "
+        f"{node.name}Backward, is at version {counter.value}; expected version {expected} "
+        "instead. Hint: the backtrace further above shows the operation that failed to "
+        "compute its gradient. The variable in question was changed in there or anywhere "
+        "later. Good luck!")
+
+
 def _topological_order(roots: Sequence[Node]) -> list[Node]:
     """Nodes reachable from roots, each after every node that consumes its outputs."""
     order: list[Node] = []
@@ -129,8 +171,8 @@ def _topological_order(roots: Sequence[Node]) -> list[Node]:
             node, i = stack.pop()
             if i < len(node.inputs):
                 stack.append((node, i + 1))
-                parent = node.inputs[i]
-                child = parent._node if parent is not None else None
+                edge = node.inputs[i]
+                child = edge[0] if edge.__class__ is tuple else None
                 if child is not None and id(child) not in visited:
                     visited.add(id(child))
                     stack.append((child, 0))
@@ -177,6 +219,10 @@ def run_backward(
                 f"backward: the graph through {node.name} was already freed; "
                 "pass retain_graph=True to the first backward call"
             )
+        if ctx._saved_versions:
+            moved = _moved_version(ctx._saved_versions)
+            if moved >= 0:
+                raise _version_error(node, moved)
         xp = ctx.backend.xp
         if [g for g in grad_outputs if g is None]:  # outputs without a gradient: zeros
             grad_outputs = [
@@ -196,22 +242,25 @@ def run_backward(
             if parent is None or grad is None:
                 continue
             grad = xp.asarray(grad)
-            data = parent._data
-            if grad.shape != data.shape:
+            if parent.__class__ is tuple:
+                parent_node, index = parent
+                shape, dtype = parent_node.output_meta[index]
+            else:
+                parent_node = None
+                shape, dtype = parent._data.shape, parent._data.dtype
+            if grad.shape != shape:
                 raise RuntimeError(
                     f"{node.name}.backward returned a gradient of shape {grad.shape} "
-                    f"for an input of shape {data.shape}"
+                    f"for an input of shape {shape}"
                 )
-            if grad.dtype != data.dtype:
-                grad = grad.astype(data.dtype)
-            if parent._node is None:
+            if grad.dtype != dtype:
+                grad = grad.astype(dtype)
+            if parent_node is None:
                 _accumulate_leaf(parent, grad)
                 if hooked and id(parent) in hooked:
                     hooked[id(parent)][2] = True
                 continue
-            parent_node = parent._node
             slot = pending.setdefault(id(parent_node), [None] * len(parent_node.output_meta))
-            index = parent._output_index
             # Not in place: a backward may hand the same array to several inputs.
             slot[index] = grad if slot[index] is None else slot[index] + grad
         if hooked:
@@ -230,7 +279,7 @@ def _hooked_leaf_edges(order: Sequence[Node]) -> dict[int, list[Any]]:
     hooked: dict[int, list[Any]] = {}
     for node in order:
         for parent in node.inputs:
-            if (parent is not None and parent._node is None
+            if (parent is not None and parent.__class__ is not tuple
                     and parent._post_accumulate_grad_hooks):
                 entry = hooked.setdefault(id(parent), [parent, 0, False])
                 entry[1] += 1
@@ -239,7 +288,7 @@ def _hooked_leaf_edges(order: Sequence[Node]) -> dict[int, list[Any]]:
 
 def _leaf_edges_done(node: Node, hooked: dict[int, list[Any]]) -> None:
     for parent in node.inputs:
-        entry = hooked.get(id(parent)) if parent is not None else None
+        entry = hooked.get(id(parent)) if parent.__class__ is not tuple else None
         if entry is None:
             continue
         entry[1] -= 1

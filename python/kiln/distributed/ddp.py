@@ -305,11 +305,11 @@ def _reachable_leaves(output: Any) -> set[int]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        for parent in node.inputs:
+        for parent in node.inputs:  # None, a leaf, or (node, output index)
             if parent is None:
                 continue
-            if parent._node is None:
-                leaves.add(id(parent))
+            if parent.__class__ is tuple:
+                nodes.append(parent[0])
             else:
-                nodes.append(parent._node)
+                leaves.add(id(parent))
     return leaves

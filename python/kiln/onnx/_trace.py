@@ -32,9 +32,11 @@ class Call:
     snapshots: tuple[Any, ...] = ()
 
     def modified_output(self) -> int | None:
-        """The index of an output whose values changed since the op ran, or None."""
+        """The index of an output whose values changed since the op ran, or None (a
+        snapshot of None: an output a recorded in-place op took over)."""
         for k, (out, before) in enumerate(zip(self.outputs, self.snapshots)):
-            if not np.array_equal(out._data, before, equal_nan=before.dtype.kind == "f"):
+            if before is not None and not np.array_equal(out._data, before,
+                                                         equal_nan=before.dtype.kind == "f"):
                 return k
         return None
 
@@ -54,6 +56,21 @@ class _Recorder:
         # changing one later would otherwise be silently left out of the graph.
         snapshots = tuple(np.array(o._data, copy=True) for o in outputs)
         self.calls.append(Call(function, args, outputs, path, module_type, snapshots))
+
+    def rebind(self, tensor: Tensor, result: Tensor) -> None:
+        """A recorded in-place op (relu_, F.relu(inplace=True)) wrote ``result``, the output
+        of a call just recorded, into ``tensor``: that call's output is ``tensor`` from now
+        on, and the calls before it that made ``tensor`` no longer own its values."""
+        for call in self.calls:
+            if any(o is tensor for o in call.outputs):
+                call.snapshots = tuple(None if o is tensor else s
+                                       for o, s in zip(call.outputs, call.snapshots))
+        for call in reversed(self.calls):
+            if any(o is result for o in call.outputs):
+                call.outputs = tuple(tensor if o is result else o for o in call.outputs)
+                call.snapshots = tuple(np.array(o._data, copy=True) if o is tensor else s
+                                       for o, s in zip(call.outputs, call.snapshots))
+                return
 
 
 _AUGMENTED = {
@@ -90,10 +107,12 @@ def record(model: Module) -> Iterator[list[Call]]:
     for name, op in _AUGMENTED.items():
         setattr(Tensor, name, op)
     _function.apply_observers.append(recorder)
+    _function.inplace_observers.append(recorder.rebind)
     try:
         yield recorder.calls
     finally:
         _function.apply_observers.remove(recorder)
+        _function.inplace_observers.remove(recorder.rebind)
         for name, method in saved.items():
             setattr(Tensor, name, method)
         for handle in handles:

@@ -105,16 +105,21 @@ class Mul(Function):
     @staticmethod
     def forward(ctx: Context, a: Any, b: Any) -> Any:
         a, b = _operands(a, b)
-        ctx.save_for_backward(a, b)
+        na, nb = ctx.needs_input_grad
+        # Only what backward reads, as PyTorch saves (an in-place change of the other
+        # operand is then no error); the shapes of the operands that need a gradient (arrays)
+        # ride along (no Context dict on this path).
+        ctx.save_for_backward(a if nb else None, b if na else None, a.shape if na else None,
+                              b.shape if nb else None)
         return _broadcasting("mul (*)", ctx.backend.xp.multiply, a, b)
 
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
-        a, b = ctx.saved_tensors
+        a, b, sa, sb = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         return (
-            unbroadcast(g * b, _shape(a)) if na else None,
-            unbroadcast(g * a, _shape(b)) if nb else None,
+            unbroadcast(g * b, sa) if na else None,
+            unbroadcast(g * a, sb) if nb else None,
         )
 
 
@@ -125,7 +130,8 @@ class Div(Function):
         if category(dtype) < 2:  # true division of integers gives the default float dtype
             dtype = get_default_dtype()
         _, (a, b) = promoted(a, b, dtype=dtype)
-        ctx.save_for_backward(a, b)
+        na, nb = ctx.needs_input_grad
+        ctx.save_for_backward(a if nb else None, b, a.shape if na else None)
         if b.ndim == 0 and b != 0:  # a nonzero scalar divisor: nothing to warn about (x / 2)
             return ctx.backend.xp.true_divide(a, b)
         try:
@@ -137,11 +143,11 @@ class Div(Function):
     @staticmethod
     def backward(ctx: Context, g: Any) -> tuple:
         xp = ctx.backend.xp
-        a, b = ctx.saved_tensors
+        a, b, sa = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # as PyTorch: silent
             return (
-                unbroadcast(g / b, _shape(a)) if na else None,
+                unbroadcast(g / b, sa) if na else None,
                 unbroadcast(-g * a / (xp.asarray(b) * b), _shape(b)) if nb else None,
             )
 
@@ -182,7 +188,7 @@ class Pow(Function):
                 out = _int_power(xp, a, b) if kind in "iu" else xp.power(a, b)
         except ValueError:
             raise broadcast_error("pow (**)", _shape(a), _shape(b)) from None
-        ctx.save_for_backward(a, b, out)
+        ctx.save_for_backward(a, b, out if ctx.needs_input_grad[1] else None)
         return out
 
     @staticmethod

@@ -1,10 +1,10 @@
 """Activations with PyTorch's names, arguments and defaults, on C++ kernels.
 
 Every op accepts tensors of any shape (float32 or float64) and returns a new tensor
-of the same shape. ``inplace=True`` is accepted where PyTorch has it, but kiln
-always computes out of place: the input is left unchanged and a new tensor is
-returned, which keeps every gradient correct (PyTorch's in-place variants would
-overwrite a value that backward may still need).
+of the same shape. ``inplace=True`` (where PyTorch has it) writes the result into the
+input and returns the input itself, with PyTorch's in-place autograd semantics
+(Tensor's in-place ops: the input's history is rebased onto the op; refused on a leaf
+that requires grad).
 """
 
 from __future__ import annotations
@@ -49,19 +49,25 @@ def _pointwise(op: str, input: Tensor, *params: Any) -> Tensor:
     return ops.Pointwise.apply(input, op, params)
 
 
+def _pointwise_(op: str, input: Tensor, *params: Any) -> Tensor:
+    """``_pointwise`` in place (``inplace=True``): writes into input and returns it."""
+    check_float_tensor(op, "input", input)
+    return input._pointwise_(op, params)
+
+
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(input, 0) elementwise. input: any shape; output: same shape."""
-    return _pointwise("relu", input)
+    return (_pointwise_ if inplace else _pointwise)("relu", input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """input if input > 0 else negative_slope * input. input: any shape; output: same shape."""
-    return _pointwise("leaky_relu", input, float(negative_slope))
+    return (_pointwise_ if inplace else _pointwise)("leaky_relu", input, float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """input if input > 0 else alpha * (exp(input) - 1). input: any shape; output: same."""
-    return _pointwise("elu", input, float(alpha))
+    return (_pointwise_ if inplace else _pointwise)("elu", input, float(alpha))
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -69,7 +75,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
 
     input: any shape; output: same shape.
     """
-    return _pointwise("selu", input)
+    return (_pointwise_ if inplace else _pointwise)("selu", input)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -90,13 +96,15 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     if low > high:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
                          f"({max_val})")
+    if inplace:
+        return input._apply_inplace("hardtanh_", ops.Hardtanh, float(low), float(high))
     return ops.Hardtanh.apply(input, float(low), float(high))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(input, 0), 6) elementwise (MobileNet's activation). input: any shape;
     output: same shape."""
-    return hardtanh(input, 0.0, 6.0)
+    return hardtanh(input, 0.0, 6.0, inplace)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -112,12 +120,12 @@ def tanh(input: Tensor) -> Tensor:
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """input * relu6(input + 3) / 6 elementwise (MobileNetV3). input: any shape; output:
     same shape."""
-    return _pointwise("hardswish", input)
+    return (_pointwise_ if inplace else _pointwise)("hardswish", input)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """input * sigmoid(input) elementwise (swish). input: any shape; output: same shape."""
-    return _pointwise("silu", input)
+    return (_pointwise_ if inplace else _pointwise)("silu", input)
 
 
 def _softmax(op: str, input: Tensor, dim: int | None, dtype: Any, log: bool) -> Tensor:

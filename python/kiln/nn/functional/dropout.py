@@ -13,7 +13,6 @@ import numbers
 import warnings
 from typing import Any
 
-from kiln.autograd import is_grad_enabled
 from kiln.nn.functional.pool import _tensor
 from kiln.ops.dropout import AlphaDropout, Dropout
 from kiln.tensor import Tensor
@@ -30,24 +29,11 @@ def _check_p(p: Any, op: str) -> float:
 
 
 def _apply(input: Tensor, p: float, inplace: bool, channelwise: bool) -> Tensor:  # noqa: A002
+    if p == 0:  # input itself, unchanged (PyTorch's shortcut: no copy, no version bump)
+        return input
     if not inplace:
         return Dropout.apply(input, p, channelwise)
-    if not (is_grad_enabled() and input.requires_grad):
-        input._data[...] = Dropout.apply(input.detach(), p, channelwise)._data
-        return input
-    if input.grad_fn is None:
-        raise RuntimeError(
-            "dropout: a leaf Variable that requires grad is being used in an in-place operation"
-        )
-    # In place on a recorded tensor: the op reads a stand-in that keeps input's history,
-    # then input takes the op's output and history (dropout's backward needs only the mask).
-    source = Tensor._wrap(input._data)
-    source._node, source._output_index = input._node, input._output_index
-    source.requires_grad = True
-    out = Dropout.apply(source, p, channelwise)
-    input._data[...] = out._data
-    input._node, input._output_index = out._node, out._output_index
-    return input
+    return input._apply_inplace("dropout_", Dropout, p, channelwise)
 
 
 def dropout(
