@@ -15,5 +15,5 @@ from kiln.nn.functional.norm import *  # noqa: F403
 from kiln.nn.functional.padding import *  # noqa: F403
 from kiln.nn.functional.penalty import *  # noqa: F403
 from kiln.nn.functional.pool import *  # noqa: F403
-from kiln.nn.functional.stochastic import *  # noqa: F403
 from kiln.nn.functional.resample import *  # noqa: F403
+from kiln.nn.functional.stochastic import *  # noqa: F403

@@ -15,8 +15,8 @@ from kiln.nn.modules import (
     maxout,
     module,
     norm,
-    parallel,
     padding,
+    parallel,
     pool,
     stochastic,
     sync_batchnorm,
@@ -32,8 +32,8 @@ from kiln.nn.modules.loss import *  # noqa: F403
 from kiln.nn.modules.maxout import *  # noqa: F403
 from kiln.nn.modules.module import *  # noqa: F403
 from kiln.nn.modules.norm import *  # noqa: F403
-from kiln.nn.modules.parallel import *  # noqa: F403
 from kiln.nn.modules.padding import *  # noqa: F403
+from kiln.nn.modules.parallel import *  # noqa: F403
 from kiln.nn.modules.pool import *  # noqa: F403
 from kiln.nn.modules.stochastic import *  # noqa: F403
 from kiln.nn.modules.sync_batchnorm import *  # noqa: F403
