@@ -9,7 +9,7 @@ from kiln.optim.optimizer import (
     ParamsT,
     _betas,
     _buffer,
-    _check,
+    _check_adam_options,
     _new_step,
     _number,
     _zeros_like,
@@ -84,10 +84,7 @@ class Adam(Optimizer):
         return type(self).__name__
 
     def _check_options(self, options: dict[str, Any]) -> None:
-        _check(self._name, options, "lr", "learning rate")
-        _check(self._name, options, "eps", "epsilon value")
-        _betas(self._name, options)
-        _check(self._name, options, "weight_decay", "weight_decay value")
+        _check_adam_options(self._name, options)
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = {"step": _new_step(), "exp_avg": _zeros_like(param),

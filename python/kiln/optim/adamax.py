@@ -8,7 +8,7 @@ from kiln.optim.optimizer import (
     Optimizer,
     ParamsT,
     _betas,
-    _check,
+    _check_adam_options,
     _new_step,
     _number,
     _zeros_like,
@@ -68,10 +68,7 @@ class Adamax(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict[str, Any]) -> None:
-        _check("Adamax", options, "lr", "learning rate")
-        _check("Adamax", options, "eps", "epsilon value")
-        _betas("Adamax", options)
-        _check("Adamax", options, "weight_decay", "weight_decay value")
+        _check_adam_options("Adamax", options)
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"step": _new_step(), "exp_avg": _zeros_like(param),

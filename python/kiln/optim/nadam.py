@@ -11,6 +11,7 @@ from kiln.optim.optimizer import (
     ParamsT,
     _betas,
     _check,
+    _check_adam_options,
     _new_step,
     _number,
     _zeros_like,
@@ -82,10 +83,7 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict[str, Any]) -> None:
-        _check("NAdam", options, "lr", "learning rate")
-        _check("NAdam", options, "eps", "epsilon value")
-        _betas("NAdam", options)
-        _check("NAdam", options, "weight_decay", "weight_decay value")
+        _check_adam_options("NAdam", options)
         _check("NAdam", options, "momentum_decay", "momentum_decay value")
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:

@@ -351,6 +351,14 @@ def _check(op: str, options: dict[str, Any], key: str, label: str, high: float |
     return value
 
 
+def _check_adam_options(op: str, options: dict[str, Any]) -> None:
+    """The options every Adam-family optimizer shares: lr, eps, betas, weight_decay."""
+    _check(op, options, "lr", "learning rate")
+    _check(op, options, "eps", "epsilon value")
+    _betas(op, options)
+    _check(op, options, "weight_decay", "weight_decay value")
+
+
 def _betas(op: str, options: dict[str, Any]) -> tuple[float, float]:
     betas = options["betas"]
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:

@@ -9,7 +9,7 @@ from kiln.optim.optimizer import (
     Optimizer,
     ParamsT,
     _betas,
-    _check,
+    _check_adam_options,
     _new_step,
     _number,
     _zeros_like,
@@ -75,10 +75,7 @@ class RAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict[str, Any]) -> None:
-        _check("RAdam", options, "lr", "learning rate")
-        _check("RAdam", options, "eps", "epsilon value")
-        _betas("RAdam", options)
-        _check("RAdam", options, "weight_decay", "weight_decay value")
+        _check_adam_options("RAdam", options)
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"step": _new_step(), "exp_avg": _zeros_like(param),
