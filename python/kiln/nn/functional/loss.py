@@ -34,6 +34,17 @@ __all__ = [
 ]
 
 
+
+def _broadcast_shape(op: str, input: Tensor, target: Tensor) -> tuple[int, ...]:
+    """The shape input and target broadcast to; ValueError naming both otherwise."""
+    try:
+        return np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    except ValueError:
+        raise ValueError(
+            f"{op}: input shape {tuple(input.shape)} and target shape "
+            f"{tuple(target.shape)} cannot be broadcast together"
+        ) from None
+
 def _reduction(op: str, size_average: Any, reduce: Any, reduction: Any) -> str:
     for name, value in (("size_average", size_average), ("reduce", reduce)):
         if value is not None and not isinstance(value, (bool, np.bool_)):
@@ -195,13 +206,7 @@ def _regression(
             "broadcasting. Please ensure they have the same size.",
             stacklevel=3,
         )
-        try:
-            shape = np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
-        except ValueError:
-            raise ValueError(
-                f"{op}: input shape {tuple(input.shape)} and target shape "
-                f"{tuple(target.shape)} cannot be broadcast together"
-            ) from None
+        shape = _broadcast_shape(op, input, target)
         input, target = input.expand(*shape), target.expand(*shape)
         weight = None if weight is None else weight.expand(*shape)
     input, target, weight = _common_float(input, target, weight)
@@ -356,13 +361,7 @@ def kl_div(
             stacklevel=2,
         )
     if tuple(target.shape) != tuple(input.shape):
-        try:
-            shape = np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
-        except ValueError:
-            raise ValueError(
-                f"{op}: input shape {tuple(input.shape)} and target shape "
-                f"{tuple(target.shape)} cannot be broadcast together"
-            ) from None
+        shape = _broadcast_shape(op, input, target)
         input, target = input.expand(*shape), target.expand(*shape)
     input, target = _common_float(input, target)
     return KLDiv.apply(input, target, reduction, bool(log_target))
