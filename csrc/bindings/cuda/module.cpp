@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "bindings/cuda/device_array.h"
 #include "common/check.h"
 #include "cuda/runtime.h"
 
@@ -69,4 +70,6 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("reset_peak_memory_stats", &kc::reset_peak_memory_stats, py::arg("device"));
   m.def("empty_cache", &kc::empty_cache, py::arg("device"),
         py::call_guard<py::gil_scoped_release>());
+
+  kiln::cuda::bind::bind_device_array(m);
 }
