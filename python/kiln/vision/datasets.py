@@ -1,0 +1,217 @@
+"""torchvision.datasets on kiln: CIFAR10, CIFAR100, MNIST, FashionMNIST, DatasetFolder
+and ImageFolder with torchvision's arguments, attributes and samples.
+
+They read torchvision's on-disk layouts through kiln.data.datasets' readers (CIFAR's
+python batches with a restricted unpickler that can run no code, MNIST's IDX files
+raw or gzipped; ``download=True`` through kiln's checked downloader). ``dataset[i]``
+is ``(image, target)``: the image a PIL image when Pillow is installed, else a uint8
+array, (H, W, 3) for CIFAR and (H, W) for MNIST; the target an int; each passed
+through ``transform`` / ``target_transform`` when given. The DataLoader reads them
+one sample at a time and collates, as PyTorch does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from kiln.data import datasets as _kiln
+from kiln.data.dataset import Dataset
+from kiln.data.datasets.folder import find_classes, make_dataset, require_pillow
+from kiln.tensor import Tensor
+
+try:
+    from PIL import Image as _Image
+except ImportError:  # Pillow is optional: samples are then uint8 arrays
+    _Image = None
+
+__all__ = ["CIFAR10", "CIFAR100", "IMG_EXTENSIONS", "DatasetFolder", "FashionMNIST",
+           "ImageFolder", "MNIST", "VisionDataset", "default_loader", "pil_loader"]
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+Transform = Callable[[Any], Any] | None
+
+
+def _callable_or_none(owner: str, name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{owner}: {name} must be callable or None, got {type(value).__name__}")
+    return value
+
+
+class VisionDataset(Dataset):
+    """torchvision's base: ``root``, ``transform``, ``target_transform`` and the sample
+    hand-out (``image``, ``target``) -> (transform(image), target_transform(target))."""
+
+    def _vision_init(self, root: Any, transform: Transform, target_transform: Transform) -> None:
+        name = type(self).__name__
+        self.root = os.fspath(os.path.expanduser(root)) if root is not None else None
+        self.transform = _callable_or_none(name, "transform", transform)
+        self.target_transform = _callable_or_none(name, "target_transform", target_transform)
+
+    def _sample(self, image: Any, target: Any) -> tuple[Any, Any]:
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+    def __repr__(self) -> str:
+        lines = [f"Dataset {type(self).__name__}", f"    Number of datapoints: {len(self)}",
+                 f"    Root location: {self.root}"]
+        if self.transform is not None:
+            lines.append(f"    Transform: {self.transform!r}")
+        if self.target_transform is not None:
+            lines.append(f"    Target transform: {self.target_transform!r}")
+        return "\n".join(lines)
+
+
+def _image(array: np.ndarray) -> Any:
+    """One uint8 image as a PIL image (mode RGB or L) if Pillow is installed, else as is."""
+    return array if _Image is None else _Image.fromarray(np.ascontiguousarray(array))
+
+
+class CIFAR10(_kiln.CIFAR10, VisionDataset):
+    """CIFAR-10 as torchvision's: ``root/cifar-10-batches-py`` (or kiln's binary layout).
+
+    ``.data`` (N, 32, 32, 3) uint8, ``.targets`` list of ints, ``.classes``,
+    ``.class_to_idx``; ``dataset[i]`` = (image, int target). download=True fetches and
+    checks the archive when it is not in ``root``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], train: bool = True,
+                 transform: Transform = None, target_transform: Transform = None,
+                 download: bool = False) -> None:
+        super().__init__(root, train=train, download=download)
+        self._vision_init(root, transform, target_transform)
+        self.train = train
+        images, labels = (t.numpy() for t in self.tensors)
+        self.data = images.transpose(0, 2, 3, 1)  # a view, as torchvision's
+        self.targets = labels.tolist()
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return self._sample(_image(self.data[index]), self.targets[index])
+
+    __repr__ = VisionDataset.__repr__
+
+
+class CIFAR100(CIFAR10, _kiln.CIFAR100):
+    """CIFAR-100 as torchvision's: ``root/cifar-100-python``, the 100 fine labels
+    (kiln's CIFAR100 reads the files; CIFAR10 above shapes the samples)."""
+
+
+class MNIST(_kiln.MNIST, VisionDataset):
+    """MNIST as torchvision's: the IDX files in ``root/MNIST/raw`` (gzipped or not).
+
+    ``.data`` (N, 28, 28) uint8 Tensor, ``.targets`` (N,) int64 Tensor, ``.classes``
+    ('0 - zero', ...), ``.class_to_idx``; ``dataset[i]`` = (image, int target), the
+    image a mode-L PIL image (or a (28, 28) uint8 array without Pillow).
+    """
+
+    classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five",
+               "6 - six", "7 - seven", "8 - eight", "9 - nine"]
+
+    def __init__(self, root: str | os.PathLike[str], train: bool = True,
+                 transform: Transform = None, target_transform: Transform = None,
+                 download: bool = False) -> None:
+        super().__init__(root, train=train, download=download)
+        self._vision_init(root, transform, target_transform)
+        self.train = train
+        images, labels = (t.numpy() for t in self.tensors)
+        self._images, self._labels = images[:, 0], labels
+        self.data = Tensor(self._images)
+        self.targets = Tensor(labels)
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.classes)}
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return self._sample(_image(self._images[index]), int(self._labels[index]))
+
+    __repr__ = VisionDataset.__repr__
+
+
+class FashionMNIST(MNIST, _kiln.FashionMNIST):
+    """Fashion-MNIST as torchvision's: the IDX files in ``root/FashionMNIST/raw``."""
+
+    classes = _kiln.FashionMNIST.classes  # MNIST's names above would shadow them
+
+
+def pil_loader(path: str) -> Any:
+    """The image file at ``path`` as an RGB PIL image (needs Pillow)."""
+    image_module = require_pillow("pil_loader")
+    with open(path, "rb") as handle:
+        return image_module.open(handle).convert("RGB")
+
+
+def default_loader(path: str) -> Any:
+    """torchvision's default_loader: ``pil_loader``."""
+    return pil_loader(path)
+
+
+class DatasetFolder(VisionDataset):
+    """Samples under ``root/<class>/...`` read lazily by ``loader`` (torchvision's).
+
+    Classes are the sorted subfolder names; a file counts if it ends in one of
+    ``extensions`` or ``is_valid_file(path)`` says so (give exactly one). ``.classes``,
+    ``.class_to_idx``, ``.samples`` ((path, class index) pairs), ``.targets``;
+    ``dataset[i]`` = (transform(loader(path)), target_transform(class index)).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], loader: Callable[[str], Any],
+                 extensions: tuple[str, ...] | None = None, transform: Transform = None,
+                 target_transform: Transform = None,
+                 is_valid_file: Callable[[str], bool] | None = None,
+                 allow_empty: bool = False) -> None:
+        self._vision_init(root, transform, target_transform)
+        self.loader = _callable_or_none(type(self).__name__, "loader", loader)
+        self.classes, self.class_to_idx = self.find_classes(self.root)
+        self.samples = self.make_dataset(self.root, self.class_to_idx, extensions,
+                                         is_valid_file, allow_empty)
+        self.extensions = extensions
+        self.targets = [target for _, target in self.samples]
+
+    @staticmethod
+    def make_dataset(directory: str, class_to_idx: dict[str, int],
+                     extensions: tuple[str, ...] | None = None,
+                     is_valid_file: Callable[[str], bool] | None = None,
+                     allow_empty: bool = False) -> list[tuple[str, int]]:
+        if class_to_idx is None:
+            raise ValueError("The class_to_idx parameter cannot be None.")
+        return make_dataset(directory, class_to_idx, extensions, is_valid_file, allow_empty)
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        return find_classes(directory)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        path, target = self.samples[index]
+        return self._sample(self.loader(path), target)
+
+
+class ImageFolder(DatasetFolder):
+    """Images under ``root/<class>/...`` (torchvision's): files ending in
+    IMG_EXTENSIONS (or accepted by ``is_valid_file``), read by ``loader`` (default: RGB
+    PIL images) when a sample is asked for. ``.imgs`` is ``.samples``."""
+
+    def __init__(self, root: str | os.PathLike[str], transform: Transform = None,
+                 target_transform: Transform = None,
+                 loader: Callable[[str], Any] = default_loader,
+                 is_valid_file: Callable[[str], bool] | None = None,
+                 allow_empty: bool = False) -> None:
+        super().__init__(root, loader, IMG_EXTENSIONS if is_valid_file is None else None,
+                         transform=transform, target_transform=target_transform,
+                         is_valid_file=is_valid_file, allow_empty=allow_empty)
+        self.imgs = self.samples
