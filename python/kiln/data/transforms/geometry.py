@@ -582,9 +582,6 @@ def _blur_matrix(size: int, taps: int, sigma: float) -> np.ndarray:
     (read-only): every batch of one image size reuses it."""
     half = taps // 2
     kernel = _gaussian_kernel(taps, sigma)
-    if half >= size:
-        raise ValueError(f"GaussianBlur: kernel of {taps} taps needs images larger than "
-                         f"{half} pixels for reflect padding, got a side of {size}")
     source = index_map(np, size, half, half, "reflect")  # padded position -> input column
     window = np.arange(size)[:, None] + np.arange(taps)  # output column -> its taps
     matrix = np.zeros((size, size))
@@ -653,6 +650,10 @@ class GaussianBlur(Transform):
         lo, hi = self.sigma
         sigmas = lo + (hi - lo) * uniforms(stream, batch.n, 1)[:, 0]
         kx, ky = self.kernel_size
+        if ky // 2 >= h or kx // 2 >= w:
+            raise ValueError(f"{self.op}: Padding size should be less than the corresponding "
+                             f"input dimension: kernel {self.kernel_size} on images of shape "
+                             f"{batch.array.shape}")
         out = np.empty(batch.array.shape, np.float64)
         for i, sigma in enumerate(sigmas):
             out[i] = (_blur_matrix(h, ky, float(sigma)).T @ batch.array[i].astype(np.float64)
