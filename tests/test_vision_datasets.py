@@ -179,9 +179,11 @@ def test_pretrained_names_mean_kilns_packaged_weights(tmp_path):
     loaded = models.resnet18(weights=str(path), num_classes=5)
     for (name, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
-    with pytest.raises(Exception) as caught:
-        models.resnet18(weights="IMAGENET1K_V1")
-    assert "resnet18" in str(caught.value)
+    for name in ("IMAGENET1K_V1", "DEFAULT", "ResNet18_Weights.IMAGENET1K_V1"):
+        with pytest.raises(ValueError, match="resnet18: no ImageNet weights ship with kiln"):
+            models.resnet18(weights=name)
+    with pytest.raises(ValueError, match="resnet18: no ImageNet weights ship with kiln"):
+        models.resnet18(pretrained=True)
 
 
 def _grid_reference(x: np.ndarray, nrow: int, padding: int, pad_value: float) -> np.ndarray:

@@ -68,12 +68,30 @@ class VisionDataset(Dataset):
         return "\n".join(lines)
 
 
+class _Split(VisionDataset):
+    """torchvision's ``(root, train, transform, target_transform, download)`` datasets on
+    a kiln reader (the class after this one in the MRO), which reads the split into
+    ``.tensors``; ``_set_attributes`` then gives them torchvision's attributes."""
+
+    def __init__(self, root: str | os.PathLike[str], train: bool = True,
+                 transform: Transform = None, target_transform: Transform = None,
+                 download: bool = False) -> None:
+        super().__init__(root, train=train, download=download)  # type: ignore[call-arg]
+        self._vision_init(root, transform, target_transform)
+        self.train = train
+        images, labels = (t.numpy() for t in self.tensors)  # type: ignore[attr-defined]
+        self._set_attributes(images, labels)
+
+    def _set_attributes(self, images: np.ndarray, labels: np.ndarray) -> None:
+        raise NotImplementedError
+
+
 def _image(array: np.ndarray) -> Any:
     """One uint8 image as a PIL image (mode RGB or L) if Pillow is installed, else as is."""
     return array if _Image is None else _Image.fromarray(np.ascontiguousarray(array))
 
 
-class CIFAR10(_kiln.CIFAR10, VisionDataset):
+class CIFAR10(_Split, _kiln.CIFAR10):
     """CIFAR-10 as torchvision's: ``root/cifar-10-batches-py`` (or kiln's binary layout).
 
     ``.data`` (N, 32, 32, 3) uint8, ``.targets`` list of ints, ``.classes``,
@@ -81,24 +99,13 @@ class CIFAR10(_kiln.CIFAR10, VisionDataset):
     checks the archive when it is not in ``root``.
     """
 
-    def __init__(self, root: str | os.PathLike[str], train: bool = True,
-                 transform: Transform = None, target_transform: Transform = None,
-                 download: bool = False) -> None:
-        super().__init__(root, train=train, download=download)
-        self._vision_init(root, transform, target_transform)
-        self.train = train
-        images, labels = (t.numpy() for t in self.tensors)
+    def _set_attributes(self, images: np.ndarray, labels: np.ndarray) -> None:
         self.data = images.transpose(0, 2, 3, 1)  # a view, as torchvision's
         self.targets = labels.tolist()
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
-    def __len__(self) -> int:
-        return len(self.data)
-
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self._sample(_image(self.data[index]), self.targets[index])
-
-    __repr__ = VisionDataset.__repr__
 
 
 class CIFAR100(CIFAR10, _kiln.CIFAR100):
@@ -106,7 +113,7 @@ class CIFAR100(CIFAR10, _kiln.CIFAR100):
     (kiln's CIFAR100 reads the files; CIFAR10 above shapes the samples)."""
 
 
-class MNIST(_kiln.MNIST, VisionDataset):
+class MNIST(_Split, _kiln.MNIST):
     """MNIST as torchvision's: the IDX files in ``root/MNIST/raw`` (gzipped or not).
 
     ``.data`` (N, 28, 28) uint8 Tensor, ``.targets`` (N,) int64 Tensor, ``.classes``
@@ -117,13 +124,7 @@ class MNIST(_kiln.MNIST, VisionDataset):
     classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five",
                "6 - six", "7 - seven", "8 - eight", "9 - nine"]
 
-    def __init__(self, root: str | os.PathLike[str], train: bool = True,
-                 transform: Transform = None, target_transform: Transform = None,
-                 download: bool = False) -> None:
-        super().__init__(root, train=train, download=download)
-        self._vision_init(root, transform, target_transform)
-        self.train = train
-        images, labels = (t.numpy() for t in self.tensors)
+    def _set_attributes(self, images: np.ndarray, labels: np.ndarray) -> None:
         self._images, self._labels = images[:, 0], labels
         self.data = Tensor(self._images)
         self.targets = Tensor(labels)
@@ -132,13 +133,8 @@ class MNIST(_kiln.MNIST, VisionDataset):
     def class_to_idx(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.classes)}
 
-    def __len__(self) -> int:
-        return len(self.data)
-
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self._sample(_image(self._images[index]), int(self._labels[index]))
-
-    __repr__ = VisionDataset.__repr__
 
 
 class FashionMNIST(MNIST, _kiln.FashionMNIST):
