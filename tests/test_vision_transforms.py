@@ -278,3 +278,35 @@ def test_cifar_pipeline_on_one_pil_image():
     assert isinstance(x, kiln.Tensor) and x.shape == (3, 32, 32) and x.dtype == kiln.float32
     with pytest.raises(TypeError, match="PIL images of mode 'P' are not supported"):
         T.RandomCrop(4)(pil().convert("P"))
+
+
+def test_functional_as_torchvision(torch):
+    from kiln.vision import functional as F
+
+    image, x = rgb(), T.ToTensor()(pil())
+    np.testing.assert_array_equal(np.asarray(F.crop(pil(), 1, 2, 4, 5)), image[1:5, 2:7])
+    outside = F.crop(x, -1, 10, 3, 4).numpy()  # zeros beyond the image, as torchvision
+    assert (outside[:, 0] == 0).all() and (outside[:, :, 2:] == 0).all()
+    np.testing.assert_array_equal(outside[:, 1:, :2], x.numpy()[:, :2, 10:])
+    t = torch.from_numpy(x.numpy().copy())[None]
+    nearest = F.resized_crop(x, 1, 2, 6, 8, [4, 11], interpolation=F.InterpolationMode.NEAREST)
+    expected = torch.nn.functional.interpolate(t[:, :, 1:7, 2:10], size=(4, 11), mode="nearest")
+    np.testing.assert_array_equal(nearest.numpy(), expected[0].numpy())
+    square = T.ToTensor()(pil(7, 7))
+    np.testing.assert_array_equal(F.rotate(square, 90).numpy(),
+                                  np.rot90(square.numpy(), 1, axes=(1, 2)))
+    shifted = F.affine(x, angle=0, translate=[2, 1], scale=1.0, shear=0, fill=1.0).numpy()
+    np.testing.assert_array_equal(shifted[:, 1:, 2:], x.numpy()[:, :-1, :-2])
+    assert (shifted[:, 0] == 1).all() and (shifted[:, :, :2] == 1).all()
+    np.testing.assert_allclose(F.adjust_brightness(x, 0.5).numpy(), x.numpy() * 0.5, atol=1e-6)
+    np.testing.assert_allclose(F.adjust_brightness(x, 3.0).numpy(),
+                               np.minimum(x.numpy() * 3, 1), atol=1e-6)
+    assert F.get_dimensions(pil()) == [3, 9, 12] and F.get_image_size(x) == [12, 9]
+    erased = F.erase(x, 1, 2, 3, 4, 0.25)
+    assert (erased.numpy()[:, 1:4, 2:6] == 0.25).all() and erased is not x
+    assert F.erase(x, 0, 0, 1, 1, 0, inplace=True) is x and x.numpy()[0, 0, 0] == 0
+    np.testing.assert_array_equal(F.hflip(x).numpy(), x.numpy()[:, :, ::-1])
+    with pytest.raises(TypeError, match="Input tensor should be a float tensor"):
+        F.normalize(T.PILToTensor()(pil()), [0.5] * 3, [0.5] * 3)
+    with pytest.raises(TypeError, match="img should be PIL Image"):
+        F.to_grayscale(x)

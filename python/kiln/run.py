@@ -13,6 +13,7 @@ that answers ``import torch...`` and ``import torchvision...`` with kiln's modul
     torch.utils.data (.dataset, .sampler, .dataloader)   kiln.utils.data (...)
     torch.backends.cudnn, torch.cuda, torch.autograd     kiln.backends.cudnn, kiln.cuda, ...
     torchvision (.transforms, .datasets, .models, .utils)   kiln.vision (...)
+    torchvision.transforms.functional                kiln.vision.functional
 
 Anything else under torch or torchvision fails where it is used, never by falling
 back to the real PyTorch (even when it is installed): importing an unmapped module
@@ -57,6 +58,7 @@ MODULES: dict[str, str | None] = {
     "torch.autograd": "kiln.autograd",
     "torchvision": "kiln.vision",
     "torchvision.transforms": "kiln.vision.transforms",
+    "torchvision.transforms.functional": "kiln.vision.functional",
     "torchvision.datasets": "kiln.vision.datasets",
     "torchvision.models": "kiln.vision.models",
     "torchvision.utils": "kiln.vision.utils",

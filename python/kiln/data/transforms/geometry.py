@@ -33,9 +33,9 @@ __all__ = [
     "RandomHorizontalFlip", "RandomResizedCrop", "RandomRotation", "RandomVerticalFlip",
     "Resize",
 ]
-_RESIZE_MODES = (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EXACT,
+RESIZE_MODES = (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EXACT,
                  InterpolationMode.BILINEAR)
-_WARP_MODES = (InterpolationMode.NEAREST, InterpolationMode.BILINEAR)
+WARP_MODES = (InterpolationMode.NEAREST, InterpolationMode.BILINEAR)
 
 _PADDING_MODES = ("constant", "reflect", "edge")
 
@@ -69,7 +69,7 @@ class RandomVerticalFlip(_RandomFlip):
     axis = "vertical"
 
 
-def _padding(op: str, padding: Any) -> tuple[int, int, int, int]:
+def padding_arg(op: str, padding: Any) -> tuple[int, int, int, int]:
     """torchvision's padding argument as (left, top, right, bottom)."""
     if padding is None:
         return 0, 0, 0, 0
@@ -88,8 +88,11 @@ def _padding(op: str, padding: Any) -> tuple[int, int, int, int]:
     return tuple(int(v) for v in values)  # type: ignore[return-value]
 
 
-def _crop(batch: Batch, size: tuple[int, int], top: Any, left: Any, mode: str,
-          fill: Any, op: str) -> np.ndarray:
+def crop_windows(batch: Batch, size: tuple[int, int], top: Any, left: Any, mode: str,
+                 fill: Any, op: str) -> np.ndarray:
+    """The (h, w) = size window at (top, left) of each image (a number, or one per
+    image); parts outside the image padded by mode ('constant' with fill, 'reflect',
+    'edge')."""
     n = batch.n
     return _C.augment_crop(
         batch.array, size, np.broadcast_to(np.asarray(top, np.int64), (n,)).copy(),
@@ -118,7 +121,7 @@ class Pad(Transform):
     op = "Pad"
 
     def __init__(self, padding: Any, fill: Any = 0, padding_mode: str = "constant") -> None:
-        self.padding = _padding(self.op, padding)
+        self.padding = padding_arg(self.op, padding)
         self.fill = check_fill(self.op, fill)
         self.padding_mode = _padding_mode(self.op, padding_mode)
         super().__init__()
@@ -127,7 +130,7 @@ class Pad(Transform):
         _, h, w = batch.chw
         left, top, right, bottom = self.padding
         size = (h + top + bottom, w + left + right)
-        return _crop(batch, size, -top, -left, self.padding_mode, self.fill, self.op)
+        return crop_windows(batch, size, -top, -left, self.padding_mode, self.fill, self.op)
 
     def __repr__(self) -> str:
         return (f"Pad(padding={self.padding}, fill={self.fill}, "
@@ -151,7 +154,7 @@ class RandomCrop(Transform):
                  pad_if_needed: bool = False, fill: Any = 0, padding_mode: str = "constant",
                  *, seed: int | None = None, generator: StreamArg = None) -> None:
         self.size = pair(self.op, "size", size, 1)
-        self.padding = _padding(self.op, padding)
+        self.padding = padding_arg(self.op, padding)
         self.pad_if_needed = bool(pad_if_needed)
         self.fill = check_fill(self.op, fill)
         self.padding_mode = _padding_mode(self.op, padding_mode)
@@ -177,7 +180,7 @@ class RandomCrop(Transform):
         u = uniforms(stream, batch.n, 2)
         i = randint(u[:, 0], ph - th + 1) - top
         j = randint(u[:, 1], pw - tw + 1) - left
-        return _crop(batch, self.size, i, j, self.padding_mode, self.fill, self.op)
+        return crop_windows(batch, self.size, i, j, self.padding_mode, self.fill, self.op)
 
     def __repr__(self) -> str:
         return (f"RandomCrop(size={self.size}, padding={self.padding}, "
@@ -205,7 +208,7 @@ class CenterCrop(Transform):
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
         _, h, w = batch.chw
         top, left = center_offsets(h, w, *self.size)
-        return _crop(batch, self.size, top, left, "constant", 0, self.op)
+        return crop_windows(batch, self.size, top, left, "constant", 0, self.op)
 
     def __repr__(self) -> str:
         return f"CenterCrop(size={self.size})"
@@ -278,7 +281,7 @@ class Resize(Transform):
                  interpolation: InterpolationMode | int = InterpolationMode.BILINEAR,
                  max_size: int | None = None, antialias: bool = True) -> None:
         self.size = _size_arg(self.op, size)
-        self.interpolation = interpolation_arg(self.op, interpolation, _RESIZE_MODES)
+        self.interpolation = interpolation_arg(self.op, interpolation, RESIZE_MODES)
         if max_size is not None:
             if not isinstance(self.size, int):
                 raise ValueError(f"{self.op}: max_size should only be passed if size specifies "
@@ -355,7 +358,7 @@ class RandomResizedCrop(Transform):
         if self.ratio[0] <= 0 or self.scale[1] <= 0:
             raise ValueError(f"{self.op}: ratio and scale must be positive, got "
                              f"scale={self.scale}, ratio={self.ratio}")
-        self.interpolation = interpolation_arg(self.op, interpolation, _RESIZE_MODES)
+        self.interpolation = interpolation_arg(self.op, interpolation, RESIZE_MODES)
         self.antialias = bool(antialias)
         super().__init__(seed=seed, generator=generator)
 
@@ -420,7 +423,17 @@ def _nearest_affine(images: np.ndarray, theta: np.ndarray, fill: np.ndarray) -> 
     return np.ascontiguousarray(picked.transpose(0, 3, 1, 2))
 
 
-def _center_arg(op: str, center: Any) -> tuple[float, float] | None:
+def warp(batch: Batch, theta: np.ndarray, interpolation: InterpolationMode, fill: Any,
+         op: str) -> np.ndarray:
+    """Each image warped by its output-to-input map theta (N, 2, 3) in pixel-index
+    coordinates (``affine_matrices``), NEAREST or BILINEAR (C++), outside read fill."""
+    fill = channel_values(op, "fill", fill, batch.chw[0])
+    if interpolation is InterpolationMode.NEAREST:
+        return _nearest_affine(batch.array, theta, fill)
+    return _C.augment_affine(batch.array, theta, fill)
+
+
+def center_arg(op: str, center: Any) -> tuple[float, float] | None:
     if center is None:
         return None
     if not (isinstance(center, Sequence) and len(center) == 2
@@ -465,9 +478,9 @@ class RandomAffine(Transform):
         self.shear = None if shear is None else _symmetric(self.op, "shear", shear, 4)
         if self.shear is not None and any(abs(s) >= 90 for s in self.shear):
             raise ValueError(f"{self.op}: shear angles must lie in (-90, 90), got {self.shear}")
-        self.interpolation = interpolation_arg(self.op, interpolation, _WARP_MODES)
+        self.interpolation = interpolation_arg(self.op, interpolation, WARP_MODES)
         self.fill = check_fill(self.op, fill)
-        self.center = _center_arg(self.op, center)
+        self.center = center_arg(self.op, center)
         super().__init__(seed=seed, generator=generator)
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
@@ -489,10 +502,7 @@ class RandomAffine(Transform):
             if len(self.shear) == 4:
                 shear_y = between(self.shear[2], self.shear[3], 5)
         theta = affine_matrices(angle, tx, ty, scale, shear_x, shear_y, h, w, self.center)
-        fill = channel_values(self.op, "fill", self.fill, c)
-        if self.interpolation is InterpolationMode.NEAREST:
-            return _nearest_affine(batch.array, theta, fill)
-        return _C.augment_affine(batch.array, theta, fill)
+        return warp(batch, theta, self.interpolation, self.fill, self.op)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(degrees={self.degrees}, translate={self.translate}, "
