@@ -310,3 +310,18 @@ def test_functional_as_torchvision(torch):
         F.normalize(T.PILToTensor()(pil()), [0.5] * 3, [0.5] * 3)
     with pytest.raises(TypeError, match="img should be PIL Image"):
         F.to_grayscale(x)
+
+
+def test_compose_converts_a_pil_image_once_and_hands_pil_to_other_callables():
+    seen = []
+    steps = T.Compose([T.CenterCrop(6), T.Lambda(lambda im: seen.append(im) or im), T.Pad(1),
+                       T.RandomHorizontalFlip(0.0)])
+    out = steps(pil())
+    assert isinstance(seen[0], Image.Image) and seen[0].size == (6, 6)
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (8, 8)
+    np.testing.assert_array_equal(np.asarray(out)[1:-1, 1:-1],
+                                  np.asarray(T.CenterCrop(6)(pil())))
+    views = T.Compose([T.FiveCrop(4), T.Lambda(lambda im: im)])(pil())
+    assert len(views) == 5 and all(isinstance(v, Image.Image) for v in views)
+    gray = T.Compose([T.RandomCrop(8), T.Grayscale(), T.PILToTensor()])(pil())
+    assert gray.shape == (1, 8, 8) and gray.dtype == kiln.uint8

@@ -174,6 +174,32 @@ def randint(u: np.ndarray, high: np.ndarray | int) -> np.ndarray:
     return np.minimum((u * high).astype(np.int64), np.asarray(high, dtype=np.int64) - 1)
 
 
+class PILPixels:
+    """A PIL image's pixels as (C, H, W) and its mode, passed between the steps of a
+    Compose so that a chain of transforms converts a PIL image once, not at every step;
+    steps that must see the PIL image itself (``accepts_pixels = False``) and the
+    Compose's caller get a PIL image again."""
+
+    __slots__ = ("array", "mode")
+
+    def __init__(self, array: np.ndarray, mode: str) -> None:
+        self.array, self.mode = array, mode
+
+    @staticmethod
+    def wrap(images: Any) -> Any:
+        """A PIL image of a supported mode as PILPixels; anything else as it is."""
+        if is_pil_image(images) and images.mode in _PIL_MODES:
+            return PILPixels(pil_to_chw("Compose", images), images.mode)
+        return images
+
+    @staticmethod
+    def unwrap(images: Any) -> Any:
+        """PILPixels (also inside a tuple of views) as PIL images; anything else as it is."""
+        if isinstance(images, tuple):
+            return tuple(PILPixels.unwrap(view) for view in images)
+        return chw_to_pil(images.array, images.mode) if isinstance(images, PILPixels) else images
+
+
 class Batch:
     """An image batch as a contiguous NCHW array, and how to hand results back in the
     caller's kind (NumPy array, kiln.Tensor or one PIL image, with or without the batch
@@ -181,8 +207,11 @@ class Batch:
 
     def __init__(self, op: str, images: Any, dtypes: tuple[str, ...] = ("uint8", "float32")):
         self.tensor = isinstance(images, Tensor)
-        self.pil_mode = images.mode if is_pil_image(images) else None
-        if self.pil_mode is not None:
+        self.pixels = isinstance(images, PILPixels)
+        self.pil_mode = images.mode if self.pixels or is_pil_image(images) else None
+        if self.pixels:
+            array = images.array
+        elif self.pil_mode is not None:
             array = pil_to_chw(op, images)
         elif self.tensor:
             array = images.detach().numpy()  # augmentation is not differentiated
@@ -218,6 +247,8 @@ class Batch:
         return self.array.shape[1:]
 
     def out(self, array: np.ndarray) -> Images:
+        if self.pixels:
+            return PILPixels(array[0], self.pil_mode)
         if self.pil_mode is not None:
             return chw_to_pil(array[0], self.pil_mode)
         if self.single:
@@ -291,6 +322,7 @@ class Transform:
     """
 
     op = "Transform"
+    accepts_pixels = True  # Compose may hand it a PIL image's pixels (PILPixels)
 
     def __init__(self, *, seed: int | None = None, generator: StreamArg = None) -> None:
         self._stream = make_stream(self.op, seed, generator)
@@ -331,6 +363,8 @@ def apply_step(step: Callable[..., Any], images: Any, stream: StreamArg) -> Any:
     """One Compose step; multi-view results (tuples of batches) map the next steps over views."""
     if isinstance(images, (tuple, list)):
         return tuple(apply_step(step, view, stream) for view in images)
+    if isinstance(images, PILPixels) and not getattr(step, "accepts_pixels", False):
+        images = PILPixels.unwrap(images)
     if isinstance(step, Transform):
         return step.run(images, stream)
     return step(images)
@@ -366,9 +400,10 @@ class Compose:
     def __call__(self, images: Images, *, seed: int | None = None,
                  generator: StreamArg = None) -> Images:
         stream = make_stream("Compose", seed, generator)
+        images = PILPixels.wrap(images)
         for t in self.transforms:
             images = apply_step(t, images, stream)
-        return images
+        return PILPixels.unwrap(images)
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {t!r}," for t in self.transforms)

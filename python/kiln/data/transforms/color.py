@@ -187,6 +187,7 @@ class Normalize(Transform):
     """
 
     op = "Normalize"
+    accepts_pixels = False  # refuses PIL images, as torchvision
 
     def __init__(self, mean: Any, std: Any, inplace: bool = False) -> None:
         self.mean = reals(self.op, "mean", mean)
@@ -265,6 +266,7 @@ class Grayscale(Transform):
     Pillow (mode "L", or "RGB" for 3 channels), as torchvision does."""
 
     op = "Grayscale"
+    accepts_pixels = False  # Pillow converts PIL images
 
     def __init__(self, num_output_channels: int = 1) -> None:
         self.num_output_channels = _output_channels(self.op, num_output_channels)
@@ -288,6 +290,7 @@ class RandomGrayscale(Transform):
     channels for RGB); as Grayscale otherwise. Images with 1 channel pass unchanged."""
 
     op = "RandomGrayscale"
+    accepts_pixels = False  # Pillow converts PIL images
 
     def __init__(self, p: float = 0.1, *, seed: int | None = None,
                  generator: StreamArg = None) -> None:

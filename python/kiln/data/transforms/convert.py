@@ -14,6 +14,7 @@ import numpy as np
 
 from kiln.data.transforms._core import (
     Images,
+    PILPixels,
     chw_to_pil,
     is_pil_image,
     pil_image_class,
@@ -37,8 +38,12 @@ class ToTensor:
     [0, 1] floats.
     """
 
+    accepts_pixels = True
+
     def __call__(self, pic: Any) -> Tensor:
-        if is_pil_image(pic):
+        if isinstance(pic, PILPixels):
+            array = pic.array
+        elif is_pil_image(pic):
             if pic.mode == "1":
                 pic = pic.convert("L")
             if pic.mode in ("I", "I;16"):
@@ -64,7 +69,11 @@ class ToTensor:
 class PILToTensor:
     """A PIL image to a (C, H, W) Tensor of its values, uint8 unscaled (torchvision's)."""
 
+    accepts_pixels = True
+
     def __call__(self, pic: Any) -> Tensor:
+        if isinstance(pic, PILPixels):
+            return Tensor(pic.array)
         if not is_pil_image(pic):
             raise TypeError(f"PILToTensor: pic should be PIL Image. Got {type(pic)}")
         return Tensor(pil_to_chw("PILToTensor", pic))
