@@ -9,9 +9,8 @@ each also takes one PIL image (returning a PIL image), so with ToTensor, PILToTe
 ToPILImage, ConvertImageDtype, Grayscale, Lambda, RandomApply/Choice/Order they serve
 torchvision's per-sample pipelines too (``kiln.vision.transforms``). Seeding:
 ``kiln.manual_seed``, or ``seed=`` / ``generator=`` to a transform's constructor or to
-one call (the
-DataLoader passes a per-batch ``seed``). uint8 pixels are 0..255; float32 pixels
-are taken to lie in [0, 1] where a transform clamps (ColorJitter).
+one call (the DataLoader passes a per-batch ``seed``). uint8 pixels are 0..255;
+float32 pixels are taken to lie in [0, 1] where a transform clamps (ColorJitter).
 
 Example (CIFAR-10)::
 

@@ -548,14 +548,18 @@ class ElasticTransform(Transform):
     pixels (torchvision's ``alpha / size`` in grid units of half the image). Output
     pixel (i, j) is the input bilinearly sampled at (i + dy[i, j], j + dx[i, j]);
     pixels outside the image read ``fill``. alpha, sigma: a number, or a pair for
-    (x, y). Images (N, C, H, W) or (C, H, W), uint8 (rounded) or float32.
+    (x, y). interpolation: BILINEAR only (torchvision's default). Images (N, C, H, W)
+    or (C, H, W), uint8 (rounded) or float32.
     """
 
     op = "ElasticTransform"
 
     def __init__(self, alpha: float | Sequence[float] = 50.0,
-                 sigma: float | Sequence[float] = 5.0, fill: Any = 0, *,
-                 seed: int | None = None, generator: StreamArg = None) -> None:
+                 sigma: float | Sequence[float] = 5.0,
+                 interpolation: InterpolationMode | int = InterpolationMode.BILINEAR,
+                 fill: Any = 0, *, seed: int | None = None,
+                 generator: StreamArg = None) -> None:
+        interpolation_arg(self.op, interpolation, (InterpolationMode.BILINEAR,))
         self.alpha = _two(self.op, "alpha", (alpha, alpha) if is_real(alpha) else alpha)
         self.sigma = _two(self.op, "sigma", (sigma, sigma) if is_real(sigma) else sigma)
         if not all(math.isfinite(v) and v >= 0 for v in (*self.alpha, *self.sigma)):
