@@ -233,3 +233,14 @@ def test_cifar_program_runs_unchanged_under_kiln_run(tmp_path):
     assert lines[2][0] == "accuracy" and lines[2][3:] == ["16", "in", "10", "classes"]
     assert lines[3] == ["resnet18", "(2,", "10)"] and lines[4] == ["grid", "batch.png"]
     assert Image.open(tmp_path / "batch.png").size == (70, 70)
+
+
+def test_fake_data_is_repeatable_per_index():
+    ds = datasets.FakeData(size=6, image_size=(3, 5, 4), num_classes=3, transform=T.ToTensor())
+    x, y = ds[2]
+    assert x.shape == (3, 5, 4) and x.dtype == kiln.float32 and 0 <= y < 3
+    np.testing.assert_array_equal(ds[2][0].numpy(), x.numpy())
+    assert not np.array_equal(ds[3][0].numpy(), x.numpy())
+    assert len(ds) == 6 and isinstance(datasets.FakeData(2)[1][0], Image.Image)
+    with pytest.raises(IndexError, match="out of range"):
+        ds[6]

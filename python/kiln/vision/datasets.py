@@ -18,17 +18,20 @@ from typing import Any
 
 import numpy as np
 
+from kiln._checks import int_arg
 from kiln.data import datasets as _kiln
 from kiln.data.dataset import Dataset
 from kiln.data.datasets.folder import find_classes, make_dataset, require_pillow
-from kiln.tensor import Tensor
+from kiln.data.transforms import ToPILImage
+from kiln.random import Generator
+from kiln.tensor import Tensor, randint, randn
 
 try:
     from PIL import Image as _Image
 except ImportError:  # Pillow is optional: samples are then uint8 arrays
     _Image = None
 
-__all__ = ["CIFAR10", "CIFAR100", "IMG_EXTENSIONS", "DatasetFolder", "FashionMNIST",
+__all__ = ["CIFAR10", "CIFAR100", "IMG_EXTENSIONS", "DatasetFolder", "FakeData", "FashionMNIST",
            "ImageFolder", "MNIST", "VisionDataset", "default_loader", "pil_loader"]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -211,3 +214,34 @@ class ImageFolder(DatasetFolder):
                          transform=transform, target_transform=target_transform,
                          is_valid_file=is_valid_file, allow_empty=allow_empty)
         self.imgs = self.samples
+
+
+class FakeData(VisionDataset):
+    """Random images, torchvision's FakeData: sample i is an image of standard normal
+    values of shape ``image_size`` (C, H, W), made a PIL image as ToPILImage makes it
+    (without Pillow: the (C, H, W) float32 tensor), and a class in [0, num_classes),
+    both drawn from a generator seeded with ``i + random_offset`` (so the same on every
+    read; kiln's stream, so not PyTorch's values)."""
+
+    def __init__(self, size: int = 1000, image_size: tuple[int, int, int] = (3, 224, 224),
+                 num_classes: int = 10, transform: Transform = None,
+                 target_transform: Transform = None, random_offset: int = 0) -> None:
+        self._vision_init(None, transform, target_transform)
+        self.size = int_arg("FakeData", "size", size, 0)
+        self.num_classes = int_arg("FakeData", "num_classes", num_classes, 1)
+        self.random_offset = int_arg("FakeData", "random_offset", random_offset)
+        if not (isinstance(image_size, (tuple, list)) and len(image_size) == 3):
+            raise ValueError(f"FakeData: image_size must be (C, H, W), got {image_size!r}")
+        self.image_size = tuple(int_arg("FakeData", "image_size", d, 1) for d in image_size)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if not -self.size <= index < self.size:
+            raise IndexError(f"FakeData: index {index} out of range for {self.size} samples")
+        generator = Generator()
+        generator.manual_seed(index % self.size + self.random_offset)
+        image = randn(*self.image_size, generator=generator)
+        target = int(randint(0, self.num_classes, (1,), generator=generator).item())
+        return self._sample(image if _Image is None else ToPILImage()(image), target)
