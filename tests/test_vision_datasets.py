@@ -220,14 +220,26 @@ def test_make_grid_and_save_image(tmp_path):
         utils.save_image(kiln.Tensor(x), tmp_path / "grid.unknown")
 
 
+def _run_program(name: str, root: Path) -> list[list[str]]:
+    """The program's printed words under ``python -m kiln.run PROGRAM ROOT``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-m", "kiln.run", str(HERE / "programs" / name),
+                           str(root)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [line.split() for line in done.stdout.splitlines()]
+
+
+def test_mnist_example_runs_unchanged_under_kiln_run(tmp_path):
+    write_mnist(tmp_path)
+    lines = _run_program("mnist_torchvision.py", tmp_path)
+    assert [line[0] for line in lines] == ["loss", "loss", "test"]
+    assert all(np.isfinite(float(line[1])) for line in lines)
+    assert 0 <= int(lines[2][2]) <= 12
+
+
 def test_cifar_program_runs_unchanged_under_kiln_run(tmp_path):
     write_cifar10(tmp_path)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-m", "kiln.run",
-                           str(HERE / "programs" / "cifar_torchvision.py"), str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line.split() for line in done.stdout.splitlines()]
+    lines = _run_program("cifar_torchvision.py", tmp_path)
     losses = [float(line[1]) for line in lines if line[0] == "loss"]
     assert len(losses) == 2 and all(0.5 < v < 5.0 for v in losses)
     assert lines[2][0] == "accuracy" and lines[2][3:] == ["16", "in", "10", "classes"]
