@@ -306,6 +306,14 @@ def test_functional_as_torchvision(torch):
     assert (erased.numpy()[:, 1:4, 2:6] == 0.25).all() and erased is not x
     assert F.erase(x, 0, 0, 1, 1, 0, inplace=True) is x and x.numpy()[0, 0, 0] == 0
     np.testing.assert_array_equal(F.hflip(x).numpy(), x.numpy()[:, :, ::-1])
+    np.testing.assert_allclose(F.gaussian_blur(x, 3).numpy(),  # torchvision's default sigma
+                               T.GaussianBlur(3, sigma=3 * 0.15 + 0.35)(x).numpy(), atol=1e-7)
+    taps = np.exp(-0.5 * (np.arange(-1, 2) / 2.0) ** 2)
+    taps /= taps.sum()
+    rows = np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1)), mode="reflect")
+    along_x = sum(taps[j] * rows[:, :, j:j + 12] for j in range(3))  # ky = 1: rows only
+    np.testing.assert_allclose(F.gaussian_blur(x, [3, 1], [2.0, 1.0]).numpy(), along_x,
+                               atol=1e-6)
     with pytest.raises(TypeError, match="Input tensor should be a float tensor"):
         F.normalize(T.PILToTensor()(pil()), [0.5] * 3, [0.5] * 3)
     with pytest.raises(TypeError, match="img should be PIL Image"):

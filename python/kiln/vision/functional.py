@@ -25,6 +25,7 @@ from kiln.data.transforms.geometry import (
     resample_boxes,
     warp,
 )
+from kiln.data.transforms.geometry import gaussian_blur as blur_batch
 from kiln.tensor import Tensor
 
 __all__ = [
@@ -231,13 +232,19 @@ def to_grayscale(img: Image, num_output_channels: int = 1) -> Image:
 
 def gaussian_blur(img: Image, kernel_size: int | Sequence[int],
                   sigma: float | Sequence[float] | None = None) -> Image:
-    """img blurred by a Gaussian of kernel_size taps; sigma default 0.3 * ((k - 1) * 0.5
-    - 1) + 0.8 per axis, as torchvision (one sigma for both axes here)."""
+    """img blurred by a Gaussian of kernel_size (kx, ky) taps (an int: both) and sigma
+    (sx, sy) (a number: both; default k * 0.15 + 0.35 per axis, as torchvision)."""
+    kernel = T.GaussianBlur(kernel_size, 1.0).kernel_size  # checked as the transform does
     if sigma is None:
-        k = kernel_size if isinstance(kernel_size, int) else kernel_size[0]
-        sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
-    value = sigma if is_real(sigma) else sigma[0]
-    return T.GaussianBlur(kernel_size, float(value))(img)
+        sigmas = [k * 0.15 + 0.35 for k in kernel]
+    else:
+        sigmas = [sigma, sigma] if is_real(sigma) else list(sigma) * (2 if len(sigma) == 1
+                                                                      else 1)
+        if len(sigmas) != 2 or not all(is_real(v) and v > 0 for v in sigmas):
+            raise ValueError(f"gaussian_blur: sigma should have positive values, got {sigma!r}")
+    batch = Batch("gaussian_blur", img)
+    return batch.out(blur_batch(batch, kernel, np.tile(np.array(sigmas, np.float64),
+                                                       (batch.n, 1)), "gaussian_blur"))
 
 
 def five_crop(img: Image, size: int | Sequence[int]) -> tuple[Image, ...]:

@@ -61,7 +61,7 @@ def make_dataset(directory: str | os.PathLike[str], class_to_idx: dict[str, int]
                  allow_empty: bool = False) -> list[tuple[str, int]]:
     """(path, class index) of every file under each class folder with one of the
     ``extensions`` or that ``is_valid_file`` accepts (exactly one of the two), classes
-    in index order, each folder walked in sorted order (links followed), as
+    in name order, each folder walked in sorted order (links followed), as
     torchvision's make_dataset. FileNotFoundError for a class without files unless
     allow_empty."""
     if (extensions is None) == (is_valid_file is None):
@@ -73,7 +73,7 @@ def make_dataset(directory: str | os.PathLike[str], class_to_idx: dict[str, int]
     directory = Path(directory).expanduser()
     samples: list[tuple[str, int]] = []
     empty = []
-    for name in sorted(class_to_idx, key=class_to_idx.__getitem__):
+    for name in sorted(class_to_idx):  # by name, as torchvision (not by index)
         found = 0
         for folder, _, files in sorted(os.walk(directory / name, followlinks=True)):
             for file in sorted(files):

@@ -619,6 +619,25 @@ def _gaussian_blur(fields: np.ndarray, sigma: float) -> np.ndarray:
     return _blur_matrix(h, taps, sigma).T @ fields @ _blur_matrix(w, taps, sigma)
 
 
+def gaussian_blur(batch: Batch, kernel_size: tuple[int, int], sigmas: np.ndarray,
+                  op: str) -> np.ndarray:
+    """Each image blurred by Gaussians of kernel_size (kx, ky) taps and its sigmas
+    (N, 2) = (sigma_x, sigma_y), reflect padding; uint8 results rounded."""
+    _, h, w = batch.chw
+    kx, ky = kernel_size
+    if ky // 2 >= h or kx // 2 >= w:
+        raise ValueError(f"{op}: Padding size should be less than the corresponding input "
+                         f"dimension: kernel {kernel_size} on images of shape "
+                         f"{batch.array.shape}")
+    out = np.empty(batch.array.shape, np.float64)
+    for i, (sx, sy) in enumerate(sigmas):
+        out[i] = (_blur_matrix(h, ky, float(sy)).T @ batch.array[i].astype(np.float64)
+                  @ _blur_matrix(w, kx, float(sx)))
+    if batch.array.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(np.float32)
+
+
 class GaussianBlur(Transform):
     """Blurs each image with a Gaussian (torchvision's GaussianBlur).
 
@@ -663,18 +682,8 @@ class GaussianBlur(Transform):
         _, h, w = batch.chw
         lo, hi = self.sigma
         sigmas = lo + (hi - lo) * uniforms(stream, batch.n, 1)[:, 0]
-        kx, ky = self.kernel_size
-        if ky // 2 >= h or kx // 2 >= w:
-            raise ValueError(f"{self.op}: Padding size should be less than the corresponding "
-                             f"input dimension: kernel {self.kernel_size} on images of shape "
-                             f"{batch.array.shape}")
-        out = np.empty(batch.array.shape, np.float64)
-        for i, sigma in enumerate(sigmas):
-            out[i] = (_blur_matrix(h, ky, float(sigma)).T @ batch.array[i].astype(np.float64)
-                      @ _blur_matrix(w, kx, float(sigma)))
-        if batch.array.dtype == np.uint8:
-            return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-        return out.astype(np.float32)
+        return gaussian_blur(batch, self.kernel_size, np.stack([sigmas, sigmas], axis=1),
+                             self.op)
 
     def __repr__(self) -> str:
         return f"GaussianBlur(kernel_size={self.kernel_size}, sigma={self.sigma})"
