@@ -41,6 +41,8 @@ def test_cifar10_samples_and_attributes(tmp_path):
     np.testing.assert_array_equal(x.numpy(), written["test"][0][2] / np.float32(255))
     assert t == written["test"][1][2] + 100
     assert "Number of datapoints: 16" in repr(test)
+    test.data, test.targets = test.data[:3], test.targets[:3]  # as programs subset them
+    assert len(test) == 3 and len(list(DataLoader(test, batch_size=2))) == 2
     with pytest.raises(FileNotFoundError, match="download=True"):
         datasets.CIFAR10(tmp_path / "elsewhere")
 
@@ -99,6 +101,9 @@ def test_mnist_and_fashion_mnist(tmp_path, gz):
     assert image.mode == "L" and type(target) is int and target == labels[3]
     np.testing.assert_array_equal(np.asarray(image), images[3])
     assert datasets.MNIST(tmp_path, train=False, transform=T.ToTensor())[0][0].shape == (1, 28, 28)
+    ds.data, ds.targets = ds.data[4:6], ds.targets[4:6]
+    assert len(ds) == 2 and ds[1][1] == labels[5]
+    np.testing.assert_array_equal(np.asarray(ds[1][0]), images[5])
     fashion_images, _ = write_mnist(tmp_path, name="FashionMNIST", gz=gz, seed=1)
     fashion = datasets.FashionMNIST(tmp_path, train=False)
     assert fashion.classes[0] == "T-shirt/top"

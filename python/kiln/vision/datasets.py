@@ -88,6 +88,14 @@ class _Split(VisionDataset):
     def _set_attributes(self, images: np.ndarray, labels: np.ndarray) -> None:
         raise NotImplementedError
 
+    def __len__(self) -> int:  # .data, which programs may replace (a subset), as torchvision
+        return len(self.data)  # type: ignore[attr-defined]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image = self.data[index]  # type: ignore[attr-defined]
+        image = image.numpy() if isinstance(image, Tensor) else np.asarray(image)
+        return self._sample(_image(image), int(self.targets[index]))  # type: ignore[attr-defined]
+
 
 def _image(array: np.ndarray) -> Any:
     """One uint8 image as a PIL image (mode RGB or L) if Pillow is installed, else as is."""
@@ -107,9 +115,6 @@ class CIFAR10(_Split, _kiln.CIFAR10):
         self.targets = labels.tolist()
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        return self._sample(_image(self.data[index]), self.targets[index])
-
 
 class CIFAR100(CIFAR10, _kiln.CIFAR100):
     """CIFAR-100 as torchvision's: ``root/cifar-100-python``, the 100 fine labels
@@ -128,16 +133,12 @@ class MNIST(_Split, _kiln.MNIST):
                "6 - six", "7 - seven", "8 - eight", "9 - nine"]
 
     def _set_attributes(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self._images, self._labels = images[:, 0], labels
-        self.data = Tensor(self._images)
+        self.data = Tensor(images[:, 0])
         self.targets = Tensor(labels)
 
     @property
     def class_to_idx(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.classes)}
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        return self._sample(_image(self._images[index]), int(self._labels[index]))
 
 
 class FashionMNIST(MNIST, _kiln.FashionMNIST):
