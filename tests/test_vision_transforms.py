@@ -35,6 +35,10 @@ def test_to_tensor_scales_uint8_and_keeps_other_arrays():
     np.testing.assert_array_equal(T.ToTensor()(rgb()).numpy(), x.numpy())
     gray = T.ToTensor()(Image.fromarray(rgb()[..., 0]))
     assert gray.shape == (1, 9, 12)
+    palette = pil().convert("P")  # torchvision: the palette indices / 255
+    np.testing.assert_array_equal(T.ToTensor()(palette).numpy()[0],
+                                  np.asarray(palette).astype(np.float32) / 255)
+    assert T.ToTensor()(pil().convert("I")).dtype == kiln.int32
     floats = np.random.default_rng(1).random((4, 5, 2))
     kept = T.ToTensor()(floats)
     assert kept.dtype == kiln.float64

@@ -29,13 +29,16 @@ def _as_array(value: Any) -> np.ndarray:
     return value.detach().numpy() if isinstance(value, Tensor) else value
 
 
+_PIL_DTYPES = {"I": np.int32, "I;16": np.int16, "F": np.float32}  # others: uint8 per band
+
+
 class ToTensor:
     """A PIL image or an (H, W, C) / (H, W) array to a (C, H, W) Tensor.
 
     uint8 values (PIL modes L, RGB, RGBA, ..., and uint8 arrays) are divided by 255
     into float32 in [0, 1]; other arrays keep their dtype and values (torchvision's
-    ToTensor); PIL mode "F" stays float32, "I" int32, "1" becomes 0/255 as uint8 then
-    [0, 1] floats.
+    ToTensor); PIL mode "F" stays float32, "I" int32, "I;16" int16, "1" becomes 0/255
+    as uint8 then [0, 1] floats, "P" gives its palette indices / 255.
     """
 
     accepts_pixels = True
@@ -44,12 +47,11 @@ class ToTensor:
         if isinstance(pic, PILPixels):
             array = pic.array
         elif is_pil_image(pic):
+            array = np.array(pic, _PIL_DTYPES.get(pic.mode, np.uint8))
             if pic.mode == "1":
-                pic = pic.convert("L")
-            if pic.mode in ("I", "I;16"):
-                array = np.asarray(pic, np.int32 if pic.mode == "I" else np.int16)[None].copy()
-            else:
-                array = pil_to_chw("ToTensor", pic)
+                array = 255 * array
+            array = np.ascontiguousarray(array[None] if array.ndim == 2
+                                         else array.transpose(2, 0, 1))
         elif isinstance(pic, np.ndarray):
             if pic.ndim not in (2, 3):
                 raise ValueError(f"ToTensor: pic should be 2/3 dimensional. Got {pic.ndim} "
