@@ -59,6 +59,23 @@ def test_cifar_batches_reach_the_loader_one_sample_at_a_time(tmp_path):
     assert x.shape == (8, 3, 32, 32) and x.dtype == kiln.float32 and y.dtype == kiln.int64
 
 
+def test_random_transforms_in_loader_workers_repeat_with_the_seed(tmp_path):
+    write_cifar10(tmp_path)
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor()])
+
+    def one_pass(workers: int, seed: int = 7) -> list[np.ndarray]:
+        kiln.manual_seed(seed)
+        loader = DataLoader(datasets.CIFAR10(tmp_path, transform=tf), batch_size=8,
+                            shuffle=True, num_workers=workers)
+        return [x.numpy() for x, _ in loader]
+
+    first = one_pass(2)
+    for other in (one_pass(2), one_pass(3)):  # whichever thread reads which sample
+        for a, b in zip(first, other):
+            np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, one_pass(2, seed=8)))
+
+
 def test_cifar_refuses_pickles_that_run_code(tmp_path):
     write_cifar10(tmp_path)
 

@@ -22,9 +22,11 @@ from kiln._checks import int_arg
 from kiln.data import datasets as _kiln
 from kiln.data.dataset import Dataset
 from kiln.data.datasets.folder import find_classes, make_dataset, require_pillow
-from kiln.data.transforms import ToPILImage
+from kiln.data.transforms import Compose, ToPILImage
+from kiln.data.transforms import Transform as KilnTransform
 from kiln.random import Generator
 from kiln.tensor import Tensor, randint, randn
+from kiln.utils.data import get_worker_info
 
 try:
     from PIL import Image as _Image
@@ -34,6 +36,7 @@ except ImportError:  # Pillow is optional: samples are then uint8 arrays
 __all__ = ["CIFAR10", "CIFAR100", "IMG_EXTENSIONS", "DatasetFolder", "FakeData", "FashionMNIST",
            "ImageFolder", "MNIST", "VisionDataset", "default_loader", "pil_loader"]
 
+_GOLDEN, _MASK64 = 0x9E37_79B9_7F4A_7C15, 0xFFFF_FFFF_FFFF_FFFF
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 Transform = Callable[[Any], Any] | None
 
@@ -54,9 +57,17 @@ class VisionDataset(Dataset):
         self.transform = _callable_or_none(name, "transform", transform)
         self.target_transform = _callable_or_none(name, "target_transform", target_transform)
 
-    def _sample(self, image: Any, target: Any) -> tuple[Any, Any]:
+    def _sample(self, index: int, image: Any, target: Any) -> tuple[Any, Any]:
         if self.transform is not None:
-            image = self.transform(image)
+            info = get_worker_info()
+            if info is not None and isinstance(self.transform, (Compose, KilnTransform)):
+                # In a DataLoader worker thread: draw from a stream of (this pass's base
+                # seed, index), so that the draws do not depend on which thread reads which
+                # sample when (kiln.manual_seed makes a pass with workers repeatable).
+                seed = ((info.seed - info.id) * _GOLDEN + index) & _MASK64
+                image = self.transform(image, seed=seed)
+            else:
+                image = self.transform(image)
         if self.target_transform is not None:
             target = self.target_transform(target)
         return image, target
@@ -94,7 +105,8 @@ class _Split(VisionDataset):
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         image = self.data[index]  # type: ignore[attr-defined]
         image = image.numpy() if isinstance(image, Tensor) else np.asarray(image)
-        return self._sample(_image(image), int(self.targets[index]))  # type: ignore[attr-defined]
+        target = int(self.targets[index])  # type: ignore[attr-defined]
+        return self._sample(index, _image(image), target)
 
 
 def _image(array: np.ndarray) -> Any:
@@ -198,7 +210,7 @@ class DatasetFolder(VisionDataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         path, target = self.samples[index]
-        return self._sample(self.loader(path), target)
+        return self._sample(index, self.loader(path), target)
 
 
 class ImageFolder(DatasetFolder):
@@ -245,4 +257,4 @@ class FakeData(VisionDataset):
         generator.manual_seed(index % self.size + self.random_offset)
         image = randn(*self.image_size, generator=generator)
         target = int(randint(0, self.num_classes, (1,), generator=generator).item())
-        return self._sample(image if _Image is None else ToPILImage()(image), target)
+        return self._sample(index, image if _Image is None else ToPILImage()(image), target)
