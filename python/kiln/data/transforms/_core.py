@@ -62,9 +62,10 @@ def interpolation_arg(op: str, value: Any,
 
 
 def pil_image_class() -> Any:
-    """PIL.Image.Image if Pillow has been imported (else no PIL image can exist), or None."""
-    module = sys.modules.get("PIL.Image")
-    return None if module is None else module.Image
+    """PIL.Image.Image if Pillow has been imported (else no PIL image can exist), or None.
+    Another thread may be importing PIL.Image right now (matplotlib does, for the curves):
+    until its class exists, no PIL image can exist either."""
+    return getattr(sys.modules.get("PIL.Image"), "Image", None)
 
 
 def is_pil_image(value: Any) -> bool:
