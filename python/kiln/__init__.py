@@ -8,6 +8,7 @@ from kiln import (  # noqa: F401
     cuda,
     data,
     kernels,
+    linalg,
     models,
     nn,
     onnx,

@@ -12,6 +12,7 @@ that answers ``import torch...`` and ``import torchvision...`` with kiln's modul
     torch.optim, torch.optim.lr_scheduler            kiln.optim, kiln.optim.lr_scheduler
     torch.utils.data (.dataset, .sampler, .dataloader)   kiln.utils.data (...)
     torch.backends.cudnn, torch.cuda, torch.autograd     kiln.backends.cudnn, kiln.cuda, ...
+    torch.linalg                                     kiln.linalg
     torchvision.transforms, .datasets, .models       kiln.data.transforms, kiln.data.datasets,
                                                      kiln.models
 
@@ -56,6 +57,7 @@ MODULES: dict[str, str | None] = {
     "torch.backends.cudnn": "kiln.backends.cudnn",
     "torch.cuda": "kiln.cuda",
     "torch.autograd": "kiln.autograd",
+    "torch.linalg": "kiln.linalg",
     "torchvision": None,
     "torchvision.transforms": "kiln.data.transforms",
     "torchvision.datasets": "kiln.data.datasets",
