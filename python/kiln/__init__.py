@@ -36,6 +36,7 @@ from kiln.serialization import load, save
 from kiln.tensor import (
     Tensor,
     arange,
+    as_tensor,
     bool_,
     cat,
     double,
@@ -83,11 +84,13 @@ globals().update(legacy_types)  # kiln.FloatTensor, kiln.LongTensor, ...
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "arange", "autograd", "backends", "bool_", "cat", "cuda", "data", "device",
+    "Tensor", "arange", "as_tensor", "autograd", "backends", "bool_", "cat", "cuda", "data",
+    "device",
     "double", "einsum", "empty",
     "empty_like", "enable_grad", "float", "float16", "float32", "float64", "from_dlpack",
     "from_numpy", "full", "full_like", "get_num_threads",
     "get_rng_state", "initial_seed", "int32", "int64", "is_grad_enabled", "is_tensor", "kernels",
+    "linalg",
     "linspace", "load", "load_state", "long", "manual_seed", "matmul", "maximum", "minimum",
     "models",
     "nn", "no_grad", "ones",

@@ -1975,6 +1975,21 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
 
 
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``data`` as a tensor, sharing memory where it can (torch.as_tensor): a Tensor is
+    returned as it is (converted, differentiably, to another ``dtype`` or ``device``); a
+    NumPy array of that dtype bound for the CPU is shared (as ``from_numpy``); anything
+    else is copied (as ``tensor``)."""
+    if isinstance(data, Tensor):
+        out = data if dtype is None else data.to(np.dtype(dtype))
+        return out if device is None else out.to(device)
+    if (isinstance(data, np.ndarray) and data.dtype.isnative
+            and (dtype is None or np.dtype(dtype) == data.dtype)
+            and placement(device, "as_tensor").type == "cpu"):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
 def _size(size: Sequence[Any], op: str = "size") -> tuple[int, ...]:
     shape = _shape_args(size)
     if any(s < 0 for s in shape):
