@@ -215,6 +215,14 @@ def _linalg(name: str, lib: str) -> Callable[..., Any]:
     return call
 
 
+def _channels_last(name: str) -> Callable[..., Any]:
+    """``x.<name>(memory_format=channels_last)``, the format of x's library."""
+    def call(x: Any) -> Any:
+        lib = importlib.import_module(type(x).__module__.split(".")[0])
+        return getattr(x, name)(memory_format=lib.channels_last)
+    return call
+
+
 def method(name: str) -> Callable[..., Any]:
     return lambda self, *a, **k: getattr(self, name)(*a, **k)
 
@@ -1316,7 +1324,26 @@ OPS: list[OpRow] = [
         Sample("nearest_3d", m(2, 3, 6), size=10),
         Sample("area", m(2, 3, 7, 9), size=(3, 4), mode="area"),
         Sample("noncontig", m(2, 3, 4, 5, layout="T"), scale_factor=2, mode="bilinear"),
+        Sample("bicubic_x2", m(2, 3, 4, 5), scale_factor=2, mode="bicubic"),
+        Sample("bicubic_size_down", m(1, 2, 7, 9), size=(4, 5), mode="bicubic"),
+        Sample("bicubic_align", m(1, 2, 4, 5), size=(7, 9), mode="bicubic",
+               align_corners=True),
+        Sample("bicubic_scale_pair", m(1, 2, 5, 6), scale_factor=(1.5, 0.7), mode="bicubic"),
+        Sample("bicubic_1px", m(1, 1, 1, 3), size=(3, 2), mode="bicubic"),
+        Sample("bilinear_antialias_down", m(2, 3, 9, 11), size=(4, 3), mode="bilinear",
+               antialias=True),
+        Sample("bicubic_antialias_down", m(1, 2, 9, 11), size=(4, 3), mode="bicubic",
+               antialias=True),
+        Sample("antialias_up", m(1, 2, 3, 4), size=(7, 6), mode="bicubic", antialias=True),
+        Sample("antialias_align", m(1, 2, 8, 9), size=(3, 5), mode="bilinear",
+               align_corners=True, antialias=True),
+        Sample("antialias_scale", m(1, 2, 10, 7), scale_factor=0.3, mode="bicubic",
+               antialias=True),
     ], errors=lambda m: [
+        ErrorCase("antialias with nearest", m(1, 2, 4, 4), size=2, antialias=True,
+                  exc=ValueError, match=r"interpolate: Anti-alias option is restricted"),
+        ErrorCase("bicubic on 3-d", m(1, 2, 4), size=2, mode="bicubic",
+                  exc=NotImplementedError, match=r"bicubic"),
         ErrorCase("neither size nor scale", m(1, 2, 3, 3), exc=ValueError,
                   match=r"either size or scale_factor"),
         ErrorCase("both", m(1, 2, 3, 3), size=4, scale_factor=2, exc=ValueError,
@@ -2217,6 +2244,12 @@ OPS: list[OpRow] = [
         Sample("3x4", m(3, 4)), Sample("noncontig", m(4, 3, layout="T")),
     ]),
     OpRow(".double", samples=lambda m: [Sample("3x4", m(3, 4))]),
+    *(OpRow(_channels_last(name), name=f".{name} (channels_last)", samples=lambda m: [
+        Sample("4d", m(2, 3, 4, 5)), Sample("noncontig", m(2, 3, 4, 5, layout="T")),
+    ], errors=lambda m, name=name: [
+        ErrorCase("3d", m(2, 3, 4), exc=RuntimeError,
+                  match=rf"{name}: required rank 4 tensor to use channels_last format"),
+    ], gradcheck=name != "float") for name in ("double", "float", "contiguous")),
     # float64 -> float32: finite differences cannot be resolved in float32
     OpRow(".float", samples=lambda m: [Sample("3x4", m(3, 4))], gradcheck=False),
     OpRow(".to", name=".to(float64)", samples=lambda m: [Sample("3x4", m(3, 4), F64)],

@@ -460,3 +460,15 @@ def test_tensor_copies_and_as_tensor_shares_as_pytorch():
         assert lib.as_tensor(x, dtype=lib.float64).grad_fn is not None
         assert lib.as_tensor([1, 2.0]).dtype == lib.float32
         assert lib.as_tensor(3).dtype == lib.int64
+
+
+def test_channels_last_lays_4d_tensors_out_as_pytorch():
+    for lib in (kiln, torch):
+        x = lib.ones(2, 3, 4, 5)
+        y = x.contiguous(memory_format=lib.channels_last)
+        assert y.is_contiguous(memory_format=lib.channels_last) and not y.is_contiguous()
+        assert x.is_contiguous() and not x.is_contiguous(memory_format=lib.channels_last)
+        assert y.contiguous(memory_format=lib.channels_last) is y
+        assert y.double(memory_format=lib.contiguous_format).is_contiguous()
+    assert kiln.ones(2, 3, 4, 5).contiguous(memory_format=kiln.channels_last)._data.strides \
+        == (240, 4, 60, 12)

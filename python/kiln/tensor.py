@@ -1467,6 +1467,9 @@ class Tensor:
         if mask.dtype != bool_:
             raise RuntimeError(f"masked_fill: only supports boolean masks, but got mask with "
                                f"dtype {mask.dtype} (shape {mask.shape})")
+        if isinstance(value, complex) and self.dtype.kind != "c":
+            raise RuntimeError(f"masked_fill: value cannot be converted to type {self.dtype} "
+                               f"without overflow: {value}")
         if isinstance(value, Tensor):
             if value.ndim != 0:
                 raise RuntimeError(f"masked_fill: only supports a 0-dimensional value "
@@ -1516,6 +1519,10 @@ class Tensor:
     def gather(self, dim: int, index: Tensor) -> Tensor:
         """out[i][j][k] = self[i][index[i][j][k]][k] (dim 1): index's shape, self's dtype;
         differentiable in self."""
+        if isinstance(index, Tensor) and index.numel() == 0:  # any shape, as PyTorch
+            self._index("gather", index, self._one_dim("gather", dim))
+            return Gather.apply(self.reshape(-1), index._data.reshape(-1).astype(int64),
+                                0).reshape(index.shape)
         d, array = self._along_checks("gather", dim, index)
         if self.ndim == 0 or index.ndim == 0:  # 0-d counts as 1-d, as PyTorch
             return Gather.apply(self.reshape(-1), array.reshape(-1), 0).reshape(index.shape)
@@ -1584,12 +1591,19 @@ class Tensor:
             return GetItem.apply(self.reshape(1), array).reshape(())
         return GetItem.apply(self, (slice(None),) * d + (array,))
 
-    def contiguous(self) -> Tensor:
+    def contiguous(self, memory_format: Any = None) -> Tensor:
+        """self laid out C-contiguously (or, with ``memory_format=channels_last``, as
+        (N, H, W, C) in memory); self when it already is."""
+        if _layout("contiguous", memory_format, self.ndim) == "channels_last":
+            return self if self.is_contiguous(memory_format) else self._cast(
+                "contiguous", self.dtype, memory_format)
         if self._data.flags.c_contiguous:
             return self
         return Contiguous.apply(self)
 
-    def is_contiguous(self) -> bool:
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        if _layout("is_contiguous", memory_format, self.ndim) == "channels_last":
+            return bool(np.transpose(self._data, (0, 2, 3, 1)).flags.c_contiguous)
         return bool(self._data.flags.c_contiguous)
 
     def clone(self) -> Tensor:
@@ -1678,13 +1692,13 @@ class Tensor:
 
     def _cast(self, op: str, dtype: np.dtype, memory_format: Any) -> Tensor:
         """self in ``dtype``. ``memory_format`` (PyTorch's keyword): contiguous_format gives
-        a C-contiguous result, preserve_format (or None) keeps self's strides; kiln has no
-        channels_last."""
-        layout = None if memory_format is None else str(memory_format).rsplit(".", 1)[-1]
-        if layout not in (None, "contiguous_format", "preserve_format"):
-            raise RuntimeError(f"{op}: memory_format {memory_format} is not supported: kiln "
-                               "has no other layout than contiguous_format")
+        a C-contiguous result, preserve_format (or None) keeps self's strides,
+        channels_last (4-D) lays the result out as (N, H, W, C) in memory."""
+        layout = _layout(op, memory_format, self.ndim)
         out = self.to(dtype)
+        if layout == "channels_last":
+            nhwc = Contiguous.apply(Permute.apply(out, (0, 2, 3, 1)))
+            return Permute.apply(nhwc, (0, 3, 1, 2))
         return out.contiguous() if layout == "contiguous_format" else out
 
     def cpu(self) -> Tensor:
@@ -1736,6 +1750,37 @@ def _check_matmul_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> None:
         np.broadcast_shapes(a[:-2], b[:-2])
     except ValueError:
         raise broadcast_error("matmul", a[:-2], b[:-2]) from None
+
+
+class memory_format:  # noqa: N801  (PyTorch's name)
+    """torch.memory_format: how a 4-D tensor lies in memory (``kiln.contiguous_format``,
+    ``kiln.channels_last``: (N, H, W, C), ``kiln.preserve_format``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"kiln.{self.name}"
+
+
+contiguous_format = memory_format("contiguous_format")
+channels_last = memory_format("channels_last")
+preserve_format = memory_format("preserve_format")
+
+
+def _layout(op: str, value: Any, ndim: int) -> str | None:
+    """The name of the memory format ``value`` (kiln's or torch's, by name; None: none
+    given); RuntimeError for one kiln lacks, or channels_last on a tensor not 4-D."""
+    layout = None if value is None else str(value).rsplit(".", 1)[-1]
+    if layout not in (None, "contiguous_format", "preserve_format", "channels_last"):
+        raise RuntimeError(f"{op}: memory_format {value} is not supported: kiln has "
+                           "contiguous_format, preserve_format and channels_last")
+    if layout == "channels_last" and ndim != 4:
+        raise RuntimeError(f"{op}: required rank 4 tensor to use channels_last format, got "
+                           f"{ndim} dimensions")
+    return layout
 
 
 def _derive_view(view: Tensor, base: Tensor, positions: Any) -> None:
