@@ -1733,8 +1733,8 @@ def _check_matmul_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> None:
     """PyTorch's errors for matmul operands whose shapes do not multiply: a 0-d operand,
     inner sizes that differ, batch dimensions that do not broadcast."""
     if not a or not b:
-        raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but "
-                           f"they are {len(a)}D and {len(b)}D")
+        raise ShapeMismatchError(f"matmul: both arguments to matmul need to be at least 1D, "
+                                 f"but they are {len(a)}D and {len(b)}D")
     inner = b[0] if len(b) == 1 else b[-2]
     if a[-1] != inner:
         if len(a) == len(b) == 1:
@@ -1749,7 +1749,7 @@ def _check_matmul_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> None:
     try:
         np.broadcast_shapes(a[:-2], b[:-2])
     except ValueError:
-        raise broadcast_error("matmul", a[:-2], b[:-2]) from None
+        raise broadcast_error("matmul (batch dimensions)", a[:-2], b[:-2]) from None
 
 
 class memory_format:  # noqa: N801  (PyTorch's name)
