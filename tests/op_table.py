@@ -25,6 +25,7 @@ passes as it is. ``m`` (a ``Maker``) draws arrays of the dtype under test.
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
 from collections.abc import Iterable
@@ -204,6 +205,22 @@ def resolve(spec: str | Callable[..., Any], lib: str) -> Callable[..., Any]:
         import torch.nn.functional as tf
         module = tf if spec.startswith("F.") else torch
     return getattr(module, spec.split(".", 1)[1])
+
+
+def _linalg(name: str, lib: str) -> Callable[..., Any]:
+    """``kiln.linalg.<name>`` or ``torch.linalg.<name>``, looked up when called."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        module = importlib.import_module("kiln.linalg" if lib == "kiln" else "torch.linalg")
+        return getattr(module, name)(*args, **kwargs)
+    return call
+
+
+def _channels_last(name: str) -> Callable[..., Any]:
+    """``x.<name>(memory_format=channels_last)``, the format of x's library."""
+    def call(x: Any) -> Any:
+        lib = importlib.import_module(type(x).__module__.split(".")[0])
+        return getattr(x, name)(memory_format=lib.channels_last)
+    return call
 
 
 def method(name: str) -> Callable[..., Any]:
@@ -750,18 +767,20 @@ def _matmul_samples(m: Maker) -> list[Sample]:
 
 def _matmul_errors(op: str) -> Callable[[Maker], list[ErrorCase]]:
     return lambda m: [
-        ErrorCase("inner mismatch", m(2, 3), m(4, 5), exc=ValueError,
+        ErrorCase("inner mismatch", m(2, 3), m(4, 5), exc=RuntimeError,
                   match=rf"{op}.*\(2, 3\).*\(4, 5\)"),
-        ErrorCase("0d operand", m(), m(3), exc=ValueError, match=rf"{op}"),
+        ErrorCase("0d operand", m(), m(3), exc=RuntimeError, match=rf"{op}"),
         ErrorCase("dtype mismatch", m(2, 3), Const(m(3, 2, dtype=F64)),
-                  exc=(TypeError, ValueError), match=rf"{op}.*float(32|64).*float(32|64)"),
+                  exc=RuntimeError, match=rf"{op}.*float(32|64).*float(32|64)"),
     ]
 
 
 def _binary_errors(name: str, sym: str) -> Callable[[Maker], list[ErrorCase]]:
     return lambda m: [
-        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=ValueError,
-                  match=rf"({name}|{re.escape(sym)}).*\(2, ?3\).*\(4, ?3\)"),
+        ErrorCase("unbroadcastable", m(2, 3), m(4, 3), exc=RuntimeError,
+                  match=rf"({name}|{re.escape(sym)}).*The size of tensor a \(2\) must match "
+                        rf"the size of tensor b \(4\) at non-singleton dimension 0.*"
+                        rf"\(2, ?3\).*\(4, ?3\)"),
     ]
 
 
@@ -1305,7 +1324,26 @@ OPS: list[OpRow] = [
         Sample("nearest_3d", m(2, 3, 6), size=10),
         Sample("area", m(2, 3, 7, 9), size=(3, 4), mode="area"),
         Sample("noncontig", m(2, 3, 4, 5, layout="T"), scale_factor=2, mode="bilinear"),
+        Sample("bicubic_x2", m(2, 3, 4, 5), scale_factor=2, mode="bicubic"),
+        Sample("bicubic_size_down", m(1, 2, 7, 9), size=(4, 5), mode="bicubic"),
+        Sample("bicubic_align", m(1, 2, 4, 5), size=(7, 9), mode="bicubic",
+               align_corners=True),
+        Sample("bicubic_scale_pair", m(1, 2, 5, 6), scale_factor=(1.5, 0.7), mode="bicubic"),
+        Sample("bicubic_1px", m(1, 1, 1, 3), size=(3, 2), mode="bicubic"),
+        Sample("bilinear_antialias_down", m(2, 3, 9, 11), size=(4, 3), mode="bilinear",
+               antialias=True),
+        Sample("bicubic_antialias_down", m(1, 2, 9, 11), size=(4, 3), mode="bicubic",
+               antialias=True),
+        Sample("antialias_up", m(1, 2, 3, 4), size=(7, 6), mode="bicubic", antialias=True),
+        Sample("antialias_align", m(1, 2, 8, 9), size=(3, 5), mode="bilinear",
+               align_corners=True, antialias=True),
+        Sample("antialias_scale", m(1, 2, 10, 7), scale_factor=0.3, mode="bicubic",
+               antialias=True),
     ], errors=lambda m: [
+        ErrorCase("antialias with nearest", m(1, 2, 4, 4), size=2, antialias=True,
+                  exc=ValueError, match=r"interpolate: Anti-alias option is restricted"),
+        ErrorCase("bicubic on 3-d", m(1, 2, 4), size=2, mode="bicubic",
+                  exc=NotImplementedError, match=r"bicubic"),
         ErrorCase("neither size nor scale", m(1, 2, 3, 3), exc=ValueError,
                   match=r"either size or scale_factor"),
         ErrorCase("both", m(1, 2, 3, 3), size=4, scale_factor=2, exc=ValueError,
@@ -1864,6 +1902,54 @@ OPS: list[OpRow] = [
         ErrorCase("dim out of range", m(2, 3), 2, 2, exc=IndexError,
                   match=r"norm.*dimension 2 out of range"),
     ]),
+    OpRow(".norm", name=".norm (nuc)", samples=lambda m: [
+        Sample("2d", m(3, 4), "nuc"),
+        Sample("dims_keepdim", m(2, 3, 4), "nuc", (0, 2), True),
+        Sample("noncontig", m(4, 3, layout="T"), p="nuc"),
+    ], errors=lambda m: [
+        ErrorCase("3d without dim", m(2, 3, 4), "nuc", exc=RuntimeError,
+                  match=r"norm: dim must be a 2-tuple"),
+        ErrorCase("1d", m(3), "nuc", exc=RuntimeError, match=r"norm.*at least 2 dimensions"),
+    ]),
+    OpRow(_linalg("matrix_norm", "kiln"), name="linalg.matrix_norm",
+          torch_op=_linalg("matrix_norm", "torch"), samples=lambda m: [
+        Sample(name, m(2, 3, 4), order)
+        for name, order in (("nuc", "nuc"), ("2", 2), ("-2", -2), ("inf", float("inf")),
+                            ("-inf", float("-inf")), ("1", 1), ("-1", -1))
+    ] + [
+        Sample("fro", m(3, 4)),
+        Sample("dims_keepdim", m(3, 2, 4), "nuc", (2, 0), True),
+        Sample("inf_dims", m(3, 2, 4), float("inf"), dim=(0, 2)),
+        Sample("noncontig_2", m(4, 3, layout="T"), 2),
+        Sample("fro_zero", np.zeros((2, 2), m.dtype), gradcheck=False),
+        Sample("inf_ties", np.array([[1.0, -2.0], [2.0, 1.0]], m.dtype), float("inf"),
+               gradcheck=False),
+        Sample("fro_empty", m(0, 3)),
+    ], errors=lambda m: [
+        ErrorCase("1d", m(3), exc=RuntimeError, match=r"matrix_norm.*at least 2 dimensions"),
+        ErrorCase("bad ord", m(3, 3), 3, exc=RuntimeError, match=r"matrix_norm: Order 3"),
+        ErrorCase("dim of 3", m(2, 3, 3), "fro", (0, 1, 2), exc=RuntimeError,
+                  match=r"matrix_norm: dim must be a 2-tuple"),
+        ErrorCase("int input", m.ints(3, 3), exc=RuntimeError, match=r"matrix_norm.*int64"),
+    ]),
+    OpRow(_linalg("norm", "kiln"), name="linalg.norm", torch_op=_linalg("norm", "torch"),
+          samples=lambda m: [
+        Sample("vector_all", m(2, 3, 4)),
+        Sample("matrix_ord", m(3, 4), "nuc"),
+        Sample("matrix_inf", m(3, 4), float("inf")),
+        Sample("vector_ord", m(5), 3),
+        Sample("vector_dim", m(2, 3, 4), 1, 1),
+        Sample("matrix_dims", m(2, 3, 4), 2, (1, 2), True),
+    ], errors=lambda m: [
+        ErrorCase("ord without dim on 3d", m(2, 3, 4), 2, exc=RuntimeError,
+                  match=r"linalg.norm: If dim is not specified but ord is, the input must "
+                        r"be 1D or 2D"),
+    ]),
+    OpRow(_linalg("vector_norm", "kiln"), name="linalg.vector_norm",
+          torch_op=_linalg("vector_norm", "torch"), samples=lambda m: [
+        Sample("all", m(2, 3, 4)), Sample("p1_dims", m(2, 3, 4), 1, (0, 2), True),
+        Sample("inf_dim", m(3, 4, kind="distinct"), float("inf"), 1),
+    ]),
     OpRow(".sort", samples=_sort_samples, errors=lambda m: _dim_error("sort")(m)),
     OpRow(".argsort", samples=_sort_samples, differentiable=False, errors=_dim_error("argsort")),
     OpRow(".topk", samples=lambda m: [
@@ -2158,6 +2244,12 @@ OPS: list[OpRow] = [
         Sample("3x4", m(3, 4)), Sample("noncontig", m(4, 3, layout="T")),
     ]),
     OpRow(".double", samples=lambda m: [Sample("3x4", m(3, 4))]),
+    *(OpRow(_channels_last(name), name=f".{name} (channels_last)", samples=lambda m: [
+        Sample("4d", m(2, 3, 4, 5)), Sample("noncontig", m(2, 3, 4, 5, layout="T")),
+    ], errors=lambda m, name=name: [
+        ErrorCase("3d", m(2, 3, 4), exc=RuntimeError,
+                  match=rf"{name}: required rank 4 tensor to use channels_last format"),
+    ], gradcheck=name != "float") for name in ("double", "float", "contiguous")),
     # float64 -> float32: finite differences cannot be resolved in float32
     OpRow(".float", samples=lambda m: [Sample("3x4", m(3, 4))], gradcheck=False),
     OpRow(".to", name=".to(float64)", samples=lambda m: [Sample("3x4", m(3, 4), F64)],

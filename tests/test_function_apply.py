@@ -202,6 +202,7 @@ def test_views_share_the_version_counter_of_their_base():
     row = x[1]
     fresh = x + 1
     assert v._version_counter is x._version_counter is row._version_counter
-    assert x._version_counter.view and fresh._version_counter is None
+    assert v._base is x and row._base is x and x[0][1:]._base is x
+    assert fresh._version_counter is None and fresh._base is None
     row.add_(1)
     assert x._version == v._version == 1

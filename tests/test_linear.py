@@ -141,11 +141,12 @@ def test_linear_bad_input():
 
 def test_matmul_bad_input():
     a = kiln.tensor(rand((3, 4)))
-    with pytest.raises(ValueError, match=r"matmul.*\(3, 4\).*\(5, 6\).*4 != 5"):
+    with pytest.raises(RuntimeError, match=r"matmul: mat1 and mat2 shapes cannot be multiplied "
+                                           r"\(3x4 and 5x6\)"):
         F.matmul(a, kiln.tensor(rand((5, 6))))
-    with pytest.raises(ValueError, match=r"matmul.*batch.*\(2,\).*\(3,\)"):
+    with pytest.raises(RuntimeError, match=r"matmul.*batch.*\(2,\).*\(3,\)"):
         F.matmul(kiln.tensor(rand((2, 3, 4))), kiln.tensor(rand((3, 4, 5))))
-    with pytest.raises(ValueError, match="matmul.*at least 1 dimension"):
+    with pytest.raises(RuntimeError, match="matmul.*at least 1D"):
         F.matmul(kiln.tensor(rand(())), a)
     with pytest.raises(TypeError, match="matmul.*dtype"):
         F.matmul(a, kiln.tensor(rand((4, 2), dtype=np.float64)))

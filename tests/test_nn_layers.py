@@ -159,9 +159,25 @@ def test_parameter_list_registers_appends_and_prints_as_torch() -> None:
     assert [name for name, _ in holder.named_parameters()] == [f"weights.{i}" for i in range(4)]
     with pytest.raises(IndexError, match=r"ParameterList.*4"):
         k[4]
-    with pytest.raises(TypeError, match=r"ParameterList.*str"):
-        k.append("w")
     assert repr(knn.ParameterList()) == "ParameterList()"
+
+
+def test_parameter_list_holds_modules_and_plain_values_as_torch() -> None:
+    def entries(nn, lib):
+        return [nn.Parameter(lib.ones(2)), 3, nn.Linear(2, 2), lib.ones(3), "x"]
+
+    k, t = knn.ParameterList(entries(knn, kiln)), torch.nn.ParameterList(entries(torch.nn, torch))
+    k.append(5)
+    t.append(5)
+    assert repr(k) == repr(t).replace("torch.", "kiln.")
+    assert [type(v).__name__ for v in k] == [type(v).__name__ for v in t]
+    assert list(k.state_dict()) == list(t.state_dict()) == ["0", "3", "2.weight", "2.bias"]
+    assert len(list(k.parameters())) == len(list(t.parameters())) == 4
+    assert k[1] == 3 and k[4] == "x" and k[-1] == 5 and len(k) == 6
+    k[1] = kiln.zeros(1)
+    assert isinstance(k[1], knn.Parameter) and k[1].requires_grad
+    with pytest.raises(TypeError, match="cannot assign 'int' as parameter '0'"):
+        k[0] = 1
 
 
 def test_parameter_dict_registers_updates_and_prints_as_torch() -> None:

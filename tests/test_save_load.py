@@ -211,6 +211,32 @@ def test_torch_save_checkpoints_are_read(torch, tmp_path, zipped):
         assert list(kiln.load(f)) == list(saved)
 
 
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_torch_save_files_with_numpy_values_and_arguments_are_read(torch, tmp_path, zipped):
+    args = argparse.Namespace(lr=0.1, arch="resnet", sizes=[1, 2])
+    saved = {"args": args, "array": np.arange(6.0).reshape(2, 3),
+             "fortran": np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)),
+             "flags": np.array([True, False]), "best": np.float64(0.5),
+             "count": np.int64(7), "tensor": torch.ones(2)}
+    path = tmp_path / "numpy.pth"
+    torch.save(saved, path, _use_new_zipfile_serialization=zipped)
+    back = kiln.load(path, weights_only=False)
+    assert back["args"] == args and isinstance(back["args"], argparse.Namespace)
+    for key in ("array", "fortran", "flags"):
+        assert type(back[key]) is np.ndarray and back[key].dtype == saved[key].dtype
+        np.testing.assert_array_equal(back[key], saved[key])
+    assert back["best"] == 0.5 and type(back["best"]) is np.float64
+    assert back["count"] == 7 and type(back["count"]) is np.int64
+    assert isinstance(back["tensor"], kiln.Tensor)
+
+
+def test_numpy_object_arrays_in_pickles_are_refused(tmp_path):
+    path = tmp_path / "objects.pth"
+    path.write_bytes(pickle.dumps({"a": np.array([object()], dtype=object)}, protocol=2))
+    with pytest.raises(UnsafeWeightsError, match="dtype"):
+        kiln.load(path)
+
+
 class _Exploit:
     def __init__(self, marker):
         self.marker = marker

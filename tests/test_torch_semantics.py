@@ -445,3 +445,30 @@ def test_inference_mode_records_nothing_as_context_and_decorator():
 
     assert not called(x).requires_grad and not bare(x).requires_grad
     assert kiln.is_grad_enabled()
+
+
+def test_tensor_copies_and_as_tensor_shares_as_pytorch():
+    for lib in (kiln, torch):
+        a = np.arange(4.0)
+        copied, shared = lib.tensor(a), lib.as_tensor(a)
+        converted = lib.as_tensor(a, dtype=lib.float32)
+        a[0] = 9.0
+        assert copied[0].item() == 0.0 and shared[0].item() == 9.0
+        assert converted[0].item() == 0.0 and converted.dtype == lib.float32
+        x = lib.ones(2, requires_grad=True)
+        assert lib.as_tensor(x) is x
+        assert lib.as_tensor(x, dtype=lib.float64).grad_fn is not None
+        assert lib.as_tensor([1, 2.0]).dtype == lib.float32
+        assert lib.as_tensor(3).dtype == lib.int64
+
+
+def test_channels_last_lays_4d_tensors_out_as_pytorch():
+    for lib in (kiln, torch):
+        x = lib.ones(2, 3, 4, 5)
+        y = x.contiguous(memory_format=lib.channels_last)
+        assert y.is_contiguous(memory_format=lib.channels_last) and not y.is_contiguous()
+        assert x.is_contiguous() and not x.is_contiguous(memory_format=lib.channels_last)
+        assert y.contiguous(memory_format=lib.channels_last) is y
+        assert y.double(memory_format=lib.contiguous_format).is_contiguous()
+    assert kiln.ones(2, 3, 4, 5).contiguous(memory_format=kiln.channels_last)._data.strides \
+        == (240, 4, 60, 12)

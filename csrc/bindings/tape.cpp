@@ -14,7 +14,14 @@
 //     outputs  a new Tensor around each array, on device
 //     views    an output whose array shares its root storage (ndarray.base, followed to
 //              the end) with a Tensor argument's array shares that argument's version
-//              counter (made when missing), which is marked .view = True
+//              counter (made when missing) and is marked a view of that argument's base
+//              (the argument itself, or its base when it is a view):
+//              output._view = (base, counter.value), the version at which the output's
+//              history is that of a view of base's history
+//     stale    before an argument is read, a view whose storage changed in place since
+//              its history was made (counter.value != _view[1]) is handed to the
+//              registered refresh(tensor), which re-derives its history from its base's
+//              current one (kiln/tensor.py; PyTorch regenerates a view's grad_fn so)
 //     tape     when some argument requires grad and grad mode is on:
 //              node = Node(cls, ctx, [edge per argument], [(array.shape, array.dtype)
 //                          per output])   (made here)
@@ -46,19 +53,16 @@ namespace kiln::bind {
 namespace {
 
 // kiln._C._VersionCounter (kiln.autograd.function.VersionCounter): how many in-place ops have
-// changed a storage, shared by a tensor, its views and detach(); `view` is set once a
-// view of the storage exists. A plain C object (no GC, no dict): apply makes one for each
-// saved output, so it must cost next to nothing.
+// changed a storage, shared by a tensor, its views and detach(). A plain C object (no GC,
+// no dict): apply makes one for each saved output, so it must cost next to nothing.
 struct VersionCounter {
   PyObject_HEAD
   Py_ssize_t value;
-  char view;
 };
 
 PyMemberDef counter_members[] = {
     {"value", T_PYSSIZET, offsetof(VersionCounter, value), 0,
      "in-place changes of the storage so far"},
-    {"view", T_BOOL, offsetof(VersionCounter, view), 0, "whether a view of the storage exists"},
     {nullptr, 0, 0, 0, nullptr}};
 
 // A copy (deepcopy, pickle) is a fresh counter: a copied tensor has storage of its own.
@@ -67,13 +71,12 @@ PyObject* counter_reduce(PyObject* self, PyObject*) {
 }
 
 PyMethodDef counter_methods[] = {
-    {"__reduce__", counter_reduce, METH_NOARGS, "A fresh counter (value 0, no views)."},
+    {"__reduce__", counter_reduce, METH_NOARGS, "A fresh counter (value 0)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyType_Slot counter_slots[] = {
     {Py_tp_doc, const_cast<char*>("How many in-place ops have changed a storage (shared by a "
-                                  "tensor, its views and detach()); view: whether a view of "
-                                  "it exists.")},
+                                  "tensor, its views and detach()).")},
     {Py_tp_members, counter_members},
     {Py_tp_methods, counter_methods},
     {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
@@ -96,9 +99,10 @@ struct Tape {
   PyObject* empty = nullptr;         // (): nothing saved for backward
   PyTypeObject* ndarray = nullptr;   // numpy.ndarray: results of this type need no asarray
   PyTypeObject* tensor = nullptr;    // kiln.Tensor
+  PyObject* refresh = nullptr;       // refresh(view): re-derives a stale view's history
   // Byte offsets of Tensor's slots.
   Py_ssize_t data = 0, device = 0, requires_grad = 0, grad = 0, node = 0, output_index = 0,
-             hooks = 0, version = 0;
+             hooks = 0, version = 0, view = 0;
   // Byte offsets of Context's and Node's slots.
   Py_ssize_t needs_input_grad = 0, backend = 0, saved_tensors = 0, non_differentiable = 0,
              saved_versions = 0;
@@ -149,6 +153,8 @@ PyObject* wrap(PyObject* array, PyObject* device) {
   slot(t, tape.requires_grad) = Py_False;
   Py_INCREF(Py_None);
   slot(t, tape.version) = Py_None;
+  Py_INCREF(Py_None);
+  slot(t, tape.view) = Py_None;
   return t;
 }
 
@@ -168,18 +174,18 @@ PyObject* storage_root(PyObject* array) {
   }
 }
 
-// `tensor`'s version counter (borrowed), made (value 0, view False) when it has none yet.
+// `tensor`'s version counter (borrowed), made (value 0) when it has none yet.
 PyObject* version_counter(PyObject* tensor) {
   PyObject* counter = slot(tensor, tape.version);
   if (counter != nullptr && counter != Py_None) return counter;
-  counter = counter_type->tp_alloc(counter_type, 0);  // value 0, view false
+  counter = counter_type->tp_alloc(counter_type, 0);  // value 0
   if (counter == nullptr) return nullptr;
   Py_XSETREF(slot(tensor, tape.version), counter);  // the reference moves in
   return counter;
 }
 
-// Outputs that are views of a Tensor argument's storage share its version counter.
-// Returns 0, or -1 with an exception set.
+// Outputs that are views of a Tensor argument's storage share its version counter and
+// are marked views of its base (see the header). Returns 0, or -1 with an exception set.
 int share_versions(PyObject* const* args, PyObject* const* call, Py_ssize_t nargs,
                    PyObject* const* arrays, PyObject* const* outputs, Py_ssize_t nout) {
   for (Py_ssize_t j = 0; j < nout; ++j) {
@@ -189,8 +195,14 @@ int share_versions(PyObject* const* args, PyObject* const* call, Py_ssize_t narg
       if (!PyObject_TypeCheck(args[i], tape.tensor) || storage_root(call[i + 1]) != root) continue;
       PyObject* counter = version_counter(args[i]);
       if (counter == nullptr) return -1;
-      reinterpret_cast<VersionCounter*>(counter)->view = 1;
       set_slot(outputs[j], tape.version, counter);
+      PyObject* of = slot(args[i], tape.view);
+      PyObject* base = of == Py_None ? args[i] : PyTuple_GET_ITEM(of, 0);
+      PyObject* version = PyLong_FromSsize_t(reinterpret_cast<VersionCounter*>(counter)->value);
+      PyObject* view = version ? PyTuple_Pack(2, base, version) : nullptr;
+      Py_XDECREF(version);
+      if (view == nullptr) return -1;
+      Py_XSETREF(slot(outputs[j], tape.view), view);  // the reference moves in
       break;
     }
   }
@@ -256,6 +268,26 @@ int save_versions(PyObject* ctx, PyObject* const* args, PyObject* const* call, P
   }
   if (owners != owner_stack) PyMem_Free(owners);
   return status;
+}
+
+// Hands `tensor` (a view: _view is a (base, version) tuple) to the registered refresh
+// when its storage changed in place since its history was made. Returns 0, or -1 with an
+// exception set.
+int refresh_if_stale(PyObject* tensor) {
+  PyObject* view = slot(tensor, tape.view);
+  PyObject* counter = slot(tensor, tape.version);
+  if (!PyTuple_Check(view) || PyTuple_GET_SIZE(view) != 2 || Py_TYPE(counter) != counter_type) {
+    PyErr_SetString(PyExc_TypeError, "Function.apply: a view's _view must be (base, version) "
+                                     "and its counter a VersionCounter");
+    return -1;
+  }
+  Py_ssize_t then = PyLong_AsSsize_t(PyTuple_GET_ITEM(view, 1));
+  if (then == -1 && PyErr_Occurred()) return -1;
+  if (reinterpret_cast<VersionCounter*>(counter)->value == then) return 0;
+  PyObject* r = PyObject_CallOneArg(tape.refresh, tensor);
+  if (r == nullptr) return -1;
+  Py_DECREF(r);
+  return 0;
 }
 
 // A forward's result that is not an ndarray (a NumPy scalar, a Python float, an array
@@ -391,6 +423,7 @@ PyObject* tape_apply(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
   for (Py_ssize_t i = 0; i < nargs; ++i) {
     PyObject* a = args[i];
     if (PyObject_TypeCheck(a, tape.tensor)) {
+      if (slot(a, tape.view) != Py_None && refresh_if_stale(a) < 0) goto fail;
       call[i + 1] = slot(a, tape.data);
       PyObject* rg = slot(a, tape.requires_grad);
       needs[i] = rg == Py_True ? Py_True : Py_False;
@@ -601,21 +634,24 @@ PyObject* tape_bind(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
-// tape_bind_tensor(Tensor): the class Function.apply wraps outputs in; its slots.
-PyObject* tape_bind_tensor(PyObject*, PyObject* type) {
-  if (!PyType_Check(type)) {
-    PyErr_SetString(PyExc_TypeError, "tape_bind_tensor: expected the Tensor class");
+// tape_bind_tensor(Tensor, refresh): the class Function.apply wraps outputs in, its slots,
+// and the function that re-derives a stale view's history.
+PyObject* tape_bind_tensor(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyType_Check(args[0]) || !PyCallable_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "tape_bind_tensor(Tensor, refresh)");
     return nullptr;
   }
-  auto* t = reinterpret_cast<PyTypeObject*>(type);
+  auto* t = reinterpret_cast<PyTypeObject*>(args[0]);
   if (slot_offsets(t,
-                   {"_data", "_device", "requires_grad", "_grad", "_node", "_output_index",
-                    "_post_accumulate_grad_hooks", "_version_counter"},
+                   {"_data", "_device", "_requires_grad", "_grad", "_node", "_output_index",
+                    "_post_accumulate_grad_hooks", "_version_counter", "_view"},
                    {&tape.data, &tape.device, &tape.requires_grad, &tape.grad, &tape.node,
-                    &tape.output_index, &tape.hooks, &tape.version}) < 0)
+                    &tape.output_index, &tape.hooks, &tape.version, &tape.view}) < 0)
     return nullptr;
-  Py_INCREF(type);
+  Py_INCREF(args[0]);
   Py_XSETREF(tape.tensor, t);
+  Py_INCREF(args[1]);
+  Py_XSETREF(tape.refresh, args[1]);
   Py_RETURN_NONE;
 }
 
@@ -626,8 +662,11 @@ PyMethodDef tape_methods[] = {
      METH_FASTCALL, "Registers the autograd tape's classes and state (kiln.autograd)."},
     {"_tape_moved_version", tape_moved_version, METH_O,
      "The position of the first saved version that moved in ctx._saved_versions, or -1."},
-    {"_tape_bind_tensor", tape_bind_tensor, METH_O,
-     "Registers kiln.Tensor, the class Function.apply wraps outputs in."},
+    {"_tape_bind_tensor",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tape_bind_tensor)),
+     METH_FASTCALL,
+     "Registers kiln.Tensor, the class Function.apply wraps outputs in, and the refresh "
+     "of stale views."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -12,6 +12,7 @@ that answers ``import torch...`` and ``import torchvision...`` with kiln's modul
     torch.optim, torch.optim.lr_scheduler            kiln.optim, kiln.optim.lr_scheduler
     torch.utils.data (.dataset, .sampler, .dataloader)   kiln.utils.data (...)
     torch.backends.cudnn, torch.cuda, torch.autograd     kiln.backends.cudnn, kiln.cuda, ...
+    torch.linalg                                     kiln.linalg
     torchvision (.transforms, .datasets, .models, .utils)   kiln.vision (...)
     torchvision.transforms.functional                kiln.vision.functional
 
@@ -56,6 +57,7 @@ MODULES: dict[str, str | None] = {
     "torch.backends.cudnn": "kiln.backends.cudnn",
     "torch.cuda": "kiln.cuda",
     "torch.autograd": "kiln.autograd",
+    "torch.linalg": "kiln.linalg",
     "torchvision": "kiln.vision",
     "torchvision.transforms": "kiln.vision.transforms",
     "torchvision.transforms.functional": "kiln.vision.functional",

@@ -30,7 +30,7 @@ import numpy as np
 
 from kiln import _safetensors
 from kiln._device import check_device, device
-from kiln.models._torch_pickle import load_torch_file, map_leaves
+from kiln.models._torch_pickle import NumpyArray, load_torch_file, map_leaves
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
@@ -215,4 +215,6 @@ def load(f: FileLike, map_location: Any = None, pickle_module: Any = None, *,
         return _Decoder(arrays, place, source).decode(document.get("object"))
     handle = io.BytesIO(content)
     handle.name = source  # type: ignore[attr-defined]
-    return map_leaves(load_torch_file(handle), np.ndarray, lambda a: place(Tensor(a)))
+    return map_leaves(load_torch_file(handle), np.ndarray,
+                      lambda a: a.view(np.ndarray) if isinstance(a, NumpyArray)
+                      else place(Tensor(a)))

@@ -21,7 +21,7 @@ from kiln._device import CPU, check_device, device
 from kiln._promotion import category, get_default_dtype, result_type
 from kiln.autograd import function as autograd_function
 from kiln.autograd.function import Node, VersionCounter, run_backward
-from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.autograd.grad_mode import enable_grad, is_grad_enabled
 from kiln.autograd.hooks import RemovableHandle
 from kiln.ops.activation import Pointwise, Softmax
 from kiln.ops.device import ToDevice
@@ -31,23 +31,36 @@ from kiln.ops.elementwise import (
     Cast,
     Clamp,
     Div,
+    DtypeMismatchError,
     Exp,
     Extremum,
     Log,
     Mul,
     Neg,
     Pow,
+    ShapeMismatchError,
     Sqrt,
     Step,
     Sub,
     Where,
     broadcast_error,
 )
-from kiln.ops.indexing import Gather, GetItem, ScatterAlong, ScatterReduce, scatter_into
+from kiln.ops.indexing import (
+    AsStrided,
+    CopySlices,
+    Gather,
+    GetItem,
+    IndexPut,
+    ScatterAlong,
+    ScatterReduce,
+    scatter_into,
+    view_positions,
+)
 from kiln.ops.linear import Matmul
 from kiln.ops.reduction import (
     Cumsum,
     Einsum,
+    MatrixNorm,
     MaxMin,
     MaxMinAll,
     Mean,
@@ -130,8 +143,11 @@ class Tensor:
         requires_grad: record operations on this tensor for ``backward``.
     """
 
-    __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_output_index",
-                 "_post_accumulate_grad_hooks", "_version_counter", "__weakref__")
+    # _view: None, or (base, version) for a view of base's storage (made by an op whose
+    # output shares an input's memory), its history valid while the shared version
+    # counter reads ``version`` (see the in-place region).
+    __slots__ = ("_data", "_device", "_requires_grad", "_grad", "_node", "_output_index",
+                 "_post_accumulate_grad_hooks", "_version_counter", "_view", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, *data: Any, requires_grad: bool = False) -> None:
@@ -142,7 +158,8 @@ class Tensor:
         self._output_index = 0
         self._post_accumulate_grad_hooks: dict[int, Any] | None = None
         self._version_counter: VersionCounter | None = None
-        self.requires_grad = False
+        self._view: tuple[Tensor, int] | None = None
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -157,7 +174,8 @@ class Tensor:
         t._output_index = 0
         t._post_accumulate_grad_hooks = None
         t._version_counter = None
-        t.requires_grad = False
+        t._view = None
+        t._requires_grad = False
         return t
 
     # ------------------------------------------------------------------ basics
@@ -184,11 +202,35 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._node is None
+        return self._current()._node is None
 
     @property
     def grad_fn(self) -> Node | None:
-        return self._node
+        return self._current()._node
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether autograd records ops on this tensor (a view's, once its base joined
+        the graph through an in-place op, as soon as that is asked)."""
+        return self._current()._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self._requires_grad = value
+
+    @property
+    def _base(self) -> Tensor | None:
+        """The tensor whose storage this view shares (None for a tensor that is not a
+        view), as PyTorch's ``Tensor._base``."""
+        return None if self._view is None else self._view[0]
+
+    def _current(self) -> Tensor:
+        """self, its history re-derived from its base's first if self is a view whose
+        storage changed in place since (Function.apply does the same for its inputs)."""
+        view = self._view
+        if view is not None and view[1] != self._version_counter.value:  # type: ignore[union-attr]
+            _refresh_view(self)
+        return self
 
     @property
     def T(self) -> Tensor:  # noqa: N802
@@ -367,6 +409,7 @@ class Tensor:
             raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
         self._data = value._data
         self._device = value._device
+        self._view = None
 
     def backward(
         self, gradient: Tensor | np.ndarray | None = None, retain_graph: bool = False
@@ -375,7 +418,7 @@ class Tensor:
 
         ``gradient`` may be omitted only for a one-element tensor (a loss).
         """
-        if not self.requires_grad:
+        if not self._current().requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no grad_fn"
             )
@@ -457,19 +500,15 @@ class Tensor:
             raise TypeError(f"matmul: expected other to be a kiln.Tensor, got "
                             f"{type(other).__name__}")
         if other.dtype != self.dtype:
-            raise TypeError(
-                f"matmul: other dtype {other.dtype} does not match input dtype {self.dtype} "
-                f"(shapes {tuple(other.shape)} and {tuple(self.shape)})")
+            raise DtypeMismatchError(
+                f"matmul: expected m1 and m2 to have the same dtype, but got: {self.dtype} != "
+                f"{other.dtype} (shapes {tuple(self.shape)} and {tuple(other.shape)})")
+        _check_matmul_shapes(self.shape, other.shape)
         if self.dtype.kind in "iu":
             # Integer products (no gradient) go to the array module, whose matmul follows
             # the same shape rules.
             xp = self._xp_with(other, "matmul")
-            try:
-                return Tensor._wrap(xp.matmul(self._data, other._data), self._device)
-            except ValueError as e:
-                raise ValueError(
-                    f"matmul: shapes {tuple(self.shape)} and {tuple(other.shape)} cannot be "
-                    f"multiplied ({e})") from None
+            return Tensor._wrap(xp.matmul(self._data, other._data), self._device)
         if self.dtype not in (float32, float64):
             raise TypeError(f"matmul: expected input of dtype float32 or float64, got "
                             f"{self.dtype} with shape {tuple(self.shape)}")
@@ -505,6 +544,11 @@ class Tensor:
     # or an operand requires grad) the out-of-place op's Function computes the result,
     # which is written into self's storage, and its node becomes self's history
     # (rebase): nodes that used self before keep their edge to self's old node.
+    # When self is a view of a base (self._view), the base is rebased instead, onto a
+    # CopySlices node (base's old history with the result written at the view's
+    # positions), and self's history becomes a view of it (AsStrided); every other view
+    # of the base sees the version move and re-derives its history from the base's the
+    # next time it is used (_refresh_view).
     @property
     def _version(self) -> int:
         """How many in-place ops have changed this tensor's storage (PyTorch's
@@ -520,19 +564,23 @@ class Tensor:
     def _records_inplace(self, op: str, *operands: Any) -> bool:
         """Whether autograd records an in-place op on self with ``operands``; raises
         where PyTorch (or kiln, for views) refuses it."""
-        if not is_grad_enabled() or not (self.requires_grad or any(
-                isinstance(o, Tensor) and o.requires_grad for o in operands)):
+        if not self._recorded(operands):
             return False
+        view = self._view
+        if view is not None and view[0].requires_grad and view[0]._node is None:
+            raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being "
+                               f"used in an in-place operation (shape {self.shape}, base "
+                               f"shape {view[0].shape}).")
         if self.requires_grad and self._node is None:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                f"in-place operation (shape {self.shape}).")
-        if self._version_counter is not None and self._version_counter.view:
-            raise RuntimeError(
-                f"{op}: kiln does not support an in-place operation that autograd records "
-                f"on a tensor that is a view of another tensor or has views (shape "
-                f"{self.shape}): rebasing the view's base (PyTorch's CopySlices) is not "
-                "implemented; use the out-of-place op (e.g. y = y + x) or kiln.no_grad()")
         return True
+
+    def _recorded(self, operands: tuple) -> bool:
+        """Whether autograd records an op on self (brought up to date, if a view) and
+        ``operands``."""
+        return is_grad_enabled() and (self._current().requires_grad or any(
+            isinstance(o, Tensor) and o.requires_grad for o in operands))
 
     def _apply_inplace(self, op: str, function: type, *args: Any, ufunc: str = "",
                        casting: str = "same_kind") -> Tensor:
@@ -546,7 +594,7 @@ class Tensor:
         """Writes ``out`` (an op on self and ``operands``, recorded or not) into self's
         storage; a recorded ``out`` becomes self's history."""
         value = operands[0] if operands else None
-        data, result = self._data, out._data
+        data, result = self._writable(op), out._data
         if result.shape != data.shape or not np.can_cast(result.dtype, data.dtype, casting):
             raise self._inplace_error(op, value._data if isinstance(value, Tensor) else value,
                                       ufunc)
@@ -573,11 +621,39 @@ class Tensor:
             kept += [(k, counter, counter.value) for k, a in enumerate(saved) if a is data]
             ctx.saved_tensors = saved  # type: ignore[union-attr]
             ctx._saved_versions = tuple(x for entry in kept for x in entry)  # type: ignore[union-attr]
-            self._node, self._output_index, self.requires_grad = node, out._output_index, True
+            if self._view is None:
+                self._node, self._output_index, self.requires_grad = node, out._output_index, True
+            else:
+                self._rebase_base(op, out)
         if autograd_function.inplace_observers:
             for observer in list(autograd_function.inplace_observers):
                 observer(self, out)
         return self
+
+    def _writable(self, op: str) -> Any:
+        """self's array, after checking that an in-place op may write it: an expanded
+        view (several elements at one memory location, read-only in NumPy) may not, as
+        PyTorch's."""
+        data = self._data
+        if not data.flags.writeable:
+            if any(s == 0 and n > 1 for s, n in zip(data.strides, data.shape)):
+                raise RuntimeError(
+                    f"{op}: unsupported operation: more than one element of the written-to "
+                    f"tensor refers to a single memory location (shape {self.shape}, strides "
+                    f"{_strides(data)}). Please clone() the tensor before performing the "
+                    "operation.")
+            raise RuntimeError(f"{op}: the tensor's memory is read-only (shape "
+                               f"{self.shape}); clone() it before an in-place operation")
+        return data
+
+    def _rebase_base(self, op: str, out: Tensor) -> None:
+        """After ``out`` (recorded) was written into self, a view: its base's history
+        becomes CopySlices(base's old history, out), self's a view of that."""
+        base = self._view[0]  # type: ignore[index]
+        positions = view_positions(base._data, self._data)
+        written = CopySlices.apply(base, out, positions)
+        base._node, base._output_index, base.requires_grad = written._node, 0, True
+        _derive_view(self, base, positions)
 
     def _inplace(self, other: Any, ufunc: str, op: str, function: type) -> Tensor:
         """self = ufunc(self, other): through ``function`` when autograd records it, else
@@ -587,8 +663,9 @@ class Tensor:
                                 ufunc, "same_kind")
         apply = getattr(self._xp_with(other, op), ufunc)
         value = other._data if isinstance(other, Tensor) else other
+        data = self._writable(op)
         try:
-            apply(self._data, value, out=self._data, casting="same_kind")
+            apply(data, value, out=data, casting="same_kind")
         except (TypeError, ValueError):
             raise self._inplace_error(op, value, ufunc) from None
         self._counter().value += 1
@@ -731,7 +808,7 @@ class Tensor:
         xp = self._xp_with(value, op)
         source = value._data if isinstance(value, Tensor) else value
         try:
-            xp.copyto(self._data, source, casting=casting, where=where)
+            xp.copyto(self._writable(op), source, casting=casting, where=where)
         except ValueError:
             raise broadcast_error(op, self.shape, np.shape(where), np.shape(source)) from None
         self._counter().value += 1
@@ -1103,8 +1180,12 @@ class Tensor:
     def norm(self, p: Any = "fro", dim: Any = None, keepdim: bool = False,
              dtype: Any = None) -> Tensor:
         """The vector p-norm sum(|x|^p)^(1/p) of every element (0-d) or over ``dim`` (an
-        int or a tuple): ``p`` a real number, inf, -inf or 'fro' (2). ``dtype`` casts the
-        input first."""
+        int or a tuple): ``p`` a real number, inf, -inf or 'fro' (2); or ``p='nuc'``, the
+        nuclear norm of the matrices on the two axes ``dim`` (a 2-D tensor's when None).
+        ``dtype`` casts the input first."""
+        if p == "nuc":
+            return self._matrix_norm("norm", p, tuple(range(self.ndim)) if dim is None
+                                     else dim, keepdim, dtype)
         x = self if dtype is None else self.to(dtype)
         if x.dtype.kind != "f":
             raise TypeError(f"norm: expected a floating point tensor, got {x.dtype} with "
@@ -1119,6 +1200,28 @@ class Tensor:
             raise RuntimeError(f"norm: cannot compute the {p} norm of an empty tensor of "
                                f"shape {self.shape} (no identity)")
         return Norm.apply(x, float(p), dims, keepdim)
+
+    def _matrix_norm(self, op: str, ord: Any, dim: Any, keepdim: bool,  # noqa: A002
+                     dtype: Any) -> Tensor:
+        """The ``ord`` matrix norm ('fro', 'nuc', 2, -2, inf, -inf, 1, -1) of the matrices
+        on the two axes ``dim`` (see kiln.linalg.matrix_norm)."""
+        x = self if dtype is None else self.to(dtype)
+        if x.dtype.kind != "f":
+            raise RuntimeError(f"{op}: expected a floating point tensor, got {x.dtype} with "
+                               f"shape {x.shape}")
+        if x.ndim < 2:
+            raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions, "
+                               f"got shape {x.shape}")
+        if not isinstance(dim, (tuple, list)) or len(dim) != 2:
+            raise RuntimeError(f"{op}: dim must be a 2-tuple. Got {dim}")
+        dims = _norm_dims(tuple(dim), x.ndim, op, unique=True)
+        if isinstance(ord, bool) or ord not in ("fro", "nuc", 2, -2, 1, -1, math.inf,
+                                                -math.inf):
+            raise RuntimeError(f"{op}: Order {ord} not supported.")
+        if ord != "fro" and any(x.shape[d] == 0 for d in dims):  # type: ignore[index]
+            raise RuntimeError(f"{op}: the {ord} norm of an empty matrix (shape {x.shape}) "
+                               "is not defined")
+        return MatrixNorm.apply(x, ord if isinstance(ord, str) else float(ord), dims, keepdim)
 
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
         """(values, indices) sorted along ``dim`` (NaN counts as the largest); equal
@@ -1364,6 +1467,9 @@ class Tensor:
         if mask.dtype != bool_:
             raise RuntimeError(f"masked_fill: only supports boolean masks, but got mask with "
                                f"dtype {mask.dtype} (shape {mask.shape})")
+        if isinstance(value, complex) and self.dtype.kind != "c":
+            raise RuntimeError(f"masked_fill: value cannot be converted to type {self.dtype} "
+                               f"without overflow: {value}")
         if isinstance(value, Tensor):
             if value.ndim != 0:
                 raise RuntimeError(f"masked_fill: only supports a 0-dimensional value "
@@ -1413,6 +1519,10 @@ class Tensor:
     def gather(self, dim: int, index: Tensor) -> Tensor:
         """out[i][j][k] = self[i][index[i][j][k]][k] (dim 1): index's shape, self's dtype;
         differentiable in self."""
+        if isinstance(index, Tensor) and index.numel() == 0:  # any shape, as PyTorch
+            self._index("gather", index, self._one_dim("gather", dim))
+            return Gather.apply(self.reshape(-1), index._data.reshape(-1).astype(int64),
+                                0).reshape(index.shape)
         d, array = self._along_checks("gather", dim, index)
         if self.ndim == 0 or index.ndim == 0:  # 0-d counts as 1-d, as PyTorch
             return Gather.apply(self.reshape(-1), array.reshape(-1), 0).reshape(index.shape)
@@ -1436,17 +1546,22 @@ class Tensor:
 
     def scatter_(self, dim: int, index: Tensor, src: Any, *, reduce: str | None = None
                  ) -> Tensor:
-        """scatter written into self (no gradient: not on a tensor that requires grad)."""
+        """scatter written into self; recorded by autograd as scatter is (without
+        ``reduce``: PyTorch has no gradient for it either)."""
         d, array, value = self._scatter_args("scatter_", dim, index, src, reduce)
-        if is_grad_enabled() and (self.requires_grad or (
-                isinstance(value, Tensor) and value.requires_grad)):
-            raise RuntimeError("scatter_: in-place scatter is not differentiable; use "
-                               "scatter, or wrap the update in kiln.no_grad()")
+        if self._records_inplace("scatter_", value):
+            if reduce is not None:
+                raise RuntimeError("scatter_: the derivative of scatter with reduce= is not "
+                                   "implemented (nor in PyTorch); use scatter_ without "
+                                   "reduce=, or wrap the update in kiln.no_grad()")
+            return self._assign("scatter_", self.scatter(d, index, value), (value,), "",
+                                "unsafe")
         out, value = self._data, value._data if isinstance(value, Tensor) else value
         if self.ndim == 0:
             out, array, d = out.reshape(1), array.reshape(1), 0
             value = value.reshape(-1) if value.ndim else value
         scatter_into(self._xp, out, array, value, d, reduce)
+        self._counter().value += 1
         return self
 
     def _scatter_args(self, op: str, dim: int, index: Tensor, src: Any,
@@ -1476,12 +1591,19 @@ class Tensor:
             return GetItem.apply(self.reshape(1), array).reshape(())
         return GetItem.apply(self, (slice(None),) * d + (array,))
 
-    def contiguous(self) -> Tensor:
+    def contiguous(self, memory_format: Any = None) -> Tensor:
+        """self laid out C-contiguously (or, with ``memory_format=channels_last``, as
+        (N, H, W, C) in memory); self when it already is."""
+        if _layout("contiguous", memory_format, self.ndim) == "channels_last":
+            return self if self.is_contiguous(memory_format) else self._cast(
+                "contiguous", self.dtype, memory_format)
         if self._data.flags.c_contiguous:
             return self
         return Contiguous.apply(self)
 
-    def is_contiguous(self) -> bool:
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        if _layout("is_contiguous", memory_format, self.ndim) == "channels_last":
+            return bool(np.transpose(self._data, (0, 2, 3, 1)).flags.c_contiguous)
         return bool(self._data.flags.c_contiguous)
 
     def clone(self) -> Tensor:
@@ -1491,12 +1613,24 @@ class Tensor:
         return GetItem.apply(self, _unwrap_index(index))
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        value_needs_grad = isinstance(value, Tensor) and value.requires_grad
-        if is_grad_enabled() and (self.requires_grad or value_needs_grad):
-            raise RuntimeError(
-                "__setitem__: in-place assignment is not differentiable; use no_grad()"
-            )
-        self._data[_unwrap_index(index)] = value._data if isinstance(value, Tensor) else value
+        """self[index] = value (value broadcast to self[index]'s shape, cast to self's
+        dtype). Recorded by autograd as PyTorch does: an index that makes a view writes
+        value into that view (copy_), any other (masks, index tensors) is index_put_."""
+        index = _unwrap_index(index)
+        if not self._recorded((value,)):
+            self._xp_with(value, "__setitem__")
+            self._data[index] = value._data if isinstance(value, Tensor) else value
+            self._counter().value += 1
+            return
+        target = GetItem.apply(self, index)
+        if target._view is not None:  # basic indexing: a view of self's storage
+            target.copy_(value)
+            return
+        value = value if isinstance(value, Tensor) else Tensor._wrap(
+            self._xp.asarray(value, dtype=self.dtype), self._device)
+        self._records_inplace("index_put_", value)
+        self._assign("index_put_", IndexPut.apply(self, index, value), (value,), "",
+                     "unsafe")
 
     # ------------------------------------------------------------------ dtype
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
@@ -1558,13 +1692,13 @@ class Tensor:
 
     def _cast(self, op: str, dtype: np.dtype, memory_format: Any) -> Tensor:
         """self in ``dtype``. ``memory_format`` (PyTorch's keyword): contiguous_format gives
-        a C-contiguous result, preserve_format (or None) keeps self's strides; kiln has no
-        channels_last."""
-        layout = None if memory_format is None else str(memory_format).rsplit(".", 1)[-1]
-        if layout not in (None, "contiguous_format", "preserve_format"):
-            raise RuntimeError(f"{op}: memory_format {memory_format} is not supported: kiln "
-                               "has no other layout than contiguous_format")
+        a C-contiguous result, preserve_format (or None) keeps self's strides,
+        channels_last (4-D) lays the result out as (N, H, W, C) in memory."""
+        layout = _layout(op, memory_format, self.ndim)
         out = self.to(dtype)
+        if layout == "channels_last":
+            nhwc = Contiguous.apply(Permute.apply(out, (0, 2, 3, 1)))
+            return Permute.apply(nhwc, (0, 3, 1, 2))
         return out.contiguous() if layout == "contiguous_format" else out
 
     def cpu(self) -> Tensor:
@@ -1593,6 +1727,82 @@ def _storage(array: Any) -> Any:
     while isinstance(getattr(array, "base", None), np.ndarray):
         array = array.base
     return array
+
+
+def _check_matmul_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> None:
+    """PyTorch's errors for matmul operands whose shapes do not multiply: a 0-d operand,
+    inner sizes that differ, batch dimensions that do not broadcast."""
+    if not a or not b:
+        raise ShapeMismatchError(f"matmul: both arguments to matmul need to be at least 1D, "
+                                 f"but they are {len(a)}D and {len(b)}D")
+    inner = b[0] if len(b) == 1 else b[-2]
+    if a[-1] != inner:
+        if len(a) == len(b) == 1:
+            raise ShapeMismatchError(
+                f"matmul: inconsistent tensor size, expected tensor [{a[0]}] and src "
+                f"[{b[0]}] to have the same number of elements, but got {a[0]} and {b[0]} "
+                "elements respectively")
+        raise ShapeMismatchError(
+            f"matmul: mat1 and mat2 shapes cannot be multiplied ("
+            f"{'x'.join(map(str, a[-2:] if len(a) > 1 else (1,) + a))} and "
+            f"{'x'.join(map(str, b[-2:] if len(b) > 1 else b + (1,)))}) (shapes {a} and {b})")
+    try:
+        np.broadcast_shapes(a[:-2], b[:-2])
+    except ValueError:
+        raise broadcast_error("matmul (batch dimensions)", a[:-2], b[:-2]) from None
+
+
+class memory_format:  # noqa: N801  (PyTorch's name)
+    """torch.memory_format: how a 4-D tensor lies in memory (``kiln.contiguous_format``,
+    ``kiln.channels_last``: (N, H, W, C), ``kiln.preserve_format``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"kiln.{self.name}"
+
+
+contiguous_format = memory_format("contiguous_format")
+channels_last = memory_format("channels_last")
+preserve_format = memory_format("preserve_format")
+
+
+def _layout(op: str, value: Any, ndim: int) -> str | None:
+    """The name of the memory format ``value`` (kiln's or torch's, by name; None: none
+    given); RuntimeError for one kiln lacks, or channels_last on a tensor not 4-D."""
+    layout = None if value is None else str(value).rsplit(".", 1)[-1]
+    if layout not in (None, "contiguous_format", "preserve_format", "channels_last"):
+        raise RuntimeError(f"{op}: memory_format {value} is not supported: kiln has "
+                           "contiguous_format, preserve_format and channels_last")
+    if layout == "channels_last" and ndim != 4:
+        raise RuntimeError(f"{op}: required rank 4 tensor to use channels_last format, got "
+                           f"{ndim} dimensions")
+    return layout
+
+
+def _derive_view(view: Tensor, base: Tensor, positions: Any) -> None:
+    """view's history: the elements at ``positions`` of base's (AsStrided), valid at the
+    storage's current version."""
+    with enable_grad():
+        derived = AsStrided.apply(base, positions, view._data)
+    view._node, view._output_index, view.requires_grad = derived._node, 0, True
+    view._view = (base, view._version_counter.value)  # type: ignore[union-attr]
+
+
+def _refresh_view(view: Tensor) -> None:
+    """Re-derives the history of ``view``, whose storage changed in place since it was
+    made, from its base's current history (nothing to derive while the base does not
+    require grad; a copy that no longer shares its base's storage stops being a view)."""
+    base = view._view[0]  # type: ignore[index]
+    if view._version_counter is not base._version_counter:
+        view._view = None
+    elif base.requires_grad:
+        _derive_view(view, base, view_positions(base._data, view._data))
+    else:
+        view._view = (base, view._version_counter.value)  # type: ignore[union-attr]
 
 
 def _dim_out_of_range(op: str, dim: int, n: int, shape: tuple | None = None) -> IndexError:
@@ -1734,7 +1944,7 @@ def _unwrap_index(index: Any) -> Any:
     return index
 
 
-autograd_function.register_tensor_type(Tensor)
+autograd_function.register_tensor_type(Tensor, _refresh_view)
 
 
 # -------------------------------------------------------------- legacy types
@@ -1808,6 +2018,21 @@ def from_numpy(array: np.ndarray) -> Tensor:
             "use kiln.tensor(array), which converts it"
         )
     return Tensor(array)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``data`` as a tensor, sharing memory where it can (torch.as_tensor): a Tensor is
+    returned as it is (converted, differentiably, to another ``dtype`` or ``device``); a
+    NumPy array of that dtype bound for the CPU is shared (as ``from_numpy``); anything
+    else is copied (as ``tensor``)."""
+    if isinstance(data, Tensor):
+        out = data if dtype is None else data.to(np.dtype(dtype))
+        return out if device is None else out.to(device)
+    if (isinstance(data, np.ndarray) and data.dtype.isnative
+            and (dtype is None or np.dtype(dtype) == data.dtype)
+            and placement(device, "as_tensor").type == "cpu"):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
 
 
 def _size(size: Sequence[Any], op: str = "size") -> tuple[int, ...]:

@@ -29,10 +29,13 @@ if TYPE_CHECKING:
 _Tensor: Any = None
 
 
-def register_tensor_type(cls: type) -> None:
+def register_tensor_type(cls: type, refresh: Callable[[Any], None]) -> None:
+    """Registers kiln.Tensor and ``refresh(view)``, which Function.apply calls on a view
+    argument whose storage changed in place since its history was made (it re-derives
+    the view's history from its base's)."""
     global _Tensor
     _Tensor = cls
-    _C._tape_bind_tensor(cls)
+    _C._tape_bind_tensor(cls, refresh)
 
 
 def tensor_type() -> type:
@@ -52,11 +55,9 @@ inplace_observers: list[Callable[[Tensor, Tensor], None]] = []
 
 
 # How many in-place ops have changed a storage: shared by a tensor, its views and its
-# detached aliases (``Tensor._version`` reads ``value``). ``view`` is set once a view of
-# the storage exists (Function.apply marks it): kiln refuses recorded in-place ops on
-# such storage, as it cannot rebase a view's base (PyTorch's CopySlices). A C object
-# (csrc/bindings/tape.cpp): apply makes one for each saved output; a copy (deepcopy,
-# pickle) is a fresh counter.
+# detached aliases (``Tensor._version`` reads ``value``; a view's ``_view`` records the
+# value at which its history was made). A C object (csrc/bindings/tape.cpp): apply makes
+# one for each saved output; a copy (deepcopy, pickle) is a fresh counter.
 VersionCounter = _C._VersionCounter
 
 

@@ -11,16 +11,21 @@ Both layouts torch writes are read:
   the storage's raw bytes.
 
 The pickle is read by an Unpickler whose ``find_class`` admits only what a state dict
-is made of: torch's tensor/parameter rebuild functions and storage types, ``OrderedDict``
-and a few plain builtin types. Anything else (``os.system``, ``builtins.eval``,
-``subprocess.Popen``, any class) raises :class:`UnsafeWeightsError` before it is looked
-up, so nothing the file names is ever imported or called. Tensors come back as NumPy
+or a training checkpoint is made of: torch's tensor/parameter rebuild functions and
+storage types, ``OrderedDict``, a few plain builtin types, ``argparse.Namespace`` (a
+script's arguments: its state only sets attributes), and NumPy arrays, dtypes and scalars
+through reconstructors of this module that build them from their bytes (numeric dtypes
+only: an object array would let the pickle place arbitrary objects). Anything else
+(``os.system``, ``builtins.eval``, ``subprocess.Popen``, any class) raises
+:class:`UnsafeWeightsError` before it is looked up, so nothing the file names is ever
+imported or called. Tensors come back as NumPy
 arrays (bfloat16 widened to float32); their sizes, strides and offsets are checked
 against the bytes of their storage before any view is taken.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import pickle
@@ -31,7 +36,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["UnsafeWeightsError", "load_torch_file", "map_leaves"]
+__all__ = ["NumpyArray", "UnsafeWeightsError", "load_torch_file", "map_leaves"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -47,6 +52,9 @@ _BUILTINS = {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list,
              "dict": dict, "int": int, "float": float, "complex": complex, "bool": bool,
              "str": str, "bytes": bytes, "bytearray": bytearray, "slice": slice}
 
+# The modules NumPy's pickles name its array reconstructor and scalars in (NumPy 2, 1).
+_NUMPY_CORE = ("numpy._core.multiarray", "numpy.core.multiarray")
+
 # What find_class hands back for a storage type: a frozen record (no __dict__, no
 # attributes to set), so a pickle's BUILD opcode cannot alter it.
 _StorageType = namedtuple("_StorageType", ["name", "dtype"])
@@ -56,6 +64,47 @@ class UnsafeWeightsError(pickle.UnpicklingError, ValueError):
     """A weights file asked the unpickler for something other than tensors, ordered dicts
     and plain values; nothing it named was imported or run. (A ValueError too, so
     callers that report bad input files report this one.)"""
+
+
+class NumpyArray(np.ndarray):
+    """A NumPy array that the file held as a NumPy array (not a torch tensor), so that
+    callers can tell the two apart; ``.view(np.ndarray)`` is the plain array."""
+
+
+class _NdarrayType:
+    """What find_class hands back for ``numpy.ndarray``: only a marker that the
+    reconstructor accepts as its subtype (the real class is never exposed)."""
+
+    __slots__ = ()
+
+
+class _PickledArray:
+    """A NumPy array being unpickled: ``_reconstruct`` makes it, BUILD hands it NumPy's
+    state (version, shape, dtype, is_fortran, raw bytes), checked and copied out."""
+
+    __slots__ = ("array", "source")
+
+    def __init__(self, source: str) -> None:
+        self.array: np.ndarray | None = None
+        self.source = source
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise UnsafeWeightsError(f"load_torch_file: {self.source}: malformed NumPy "
+                                     "array state")
+        _, shape, dtype, fortran, raw = state
+        shape = _int_tuple(shape, "shape", self.source)
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise UnsafeWeightsError(f"load_torch_file: {self.source}: a NumPy array of "
+                                     f"dtype {dtype!r}; only numeric arrays are allowed")
+        if isinstance(raw, str):  # protocol 0/1 pickles give the bytes as latin-1 text
+            raw = raw.encode("latin1")
+        count = int(np.prod(shape, dtype=np.int64))
+        if not isinstance(raw, (bytes, bytearray)) or len(raw) != count * dtype.itemsize:
+            raise ValueError(f"load_torch_file: {self.source}: a NumPy array of shape "
+                             f"{shape} and dtype {dtype} with the wrong number of bytes")
+        flat = np.frombuffer(bytes(raw), dtype=dtype, count=count)
+        self.array = flat.reshape(shape, order="F" if fortran else "C").copy().view(NumpyArray)
 
 
 class _Storage:
@@ -92,6 +141,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _BUILTINS[name]
         if module == "_codecs" and name == "encode":  # how protocol 2 pickles bytes
             return self._latin1_encode
+        if module in _NUMPY_CORE and name in ("_reconstruct", "scalar"):
+            return self._numpy_array if name == "_reconstruct" else self._numpy_scalar
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return _NdarrayType() if name == "ndarray" else self._numpy_dtype
+        if module == "argparse" and name == "Namespace":
+            return argparse.Namespace
         raise UnsafeWeightsError(
             f"load_torch_file: {self._source} asks the unpickler for {module}.{name}; only "
             "tensors, ordered dicts and plain values are allowed, so the file was refused "
@@ -109,6 +164,28 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise UnsafeWeightsError(f"load_torch_file: {self._source}: unexpected "
                                      f"_codecs.encode({type(text).__name__}, {encoding!r})")
         return text.encode("latin1")
+
+    def _numpy_array(self, subtype: Any, shape: Any, code: Any) -> _PickledArray:
+        if not isinstance(subtype, _NdarrayType):
+            raise UnsafeWeightsError(f"load_torch_file: {self._source}: a NumPy array of "
+                                     f"type {type(subtype).__name__}, not numpy.ndarray")
+        return _PickledArray(self._source)
+
+    def _numpy_dtype(self, spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+        dtype = np.dtype(spec) if isinstance(spec, str) else None
+        if dtype is None or dtype.kind not in "biufc":
+            raise UnsafeWeightsError(f"load_torch_file: {self._source}: NumPy dtype "
+                                     f"{str(spec)[:40]!r}; only numeric dtypes are allowed")
+        return dtype
+
+    def _numpy_scalar(self, dtype: Any, raw: Any = b"") -> Any:
+        if isinstance(raw, str):
+            raw = raw.encode("latin1")
+        if (not isinstance(dtype, np.dtype) or dtype.hasobject
+                or not isinstance(raw, bytes) or len(raw) != dtype.itemsize):
+            raise UnsafeWeightsError(f"load_torch_file: {self._source}: a malformed NumPy "
+                                     "scalar")
+        return np.frombuffer(raw, dtype=dtype)[0]
 
     def _rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any,
                         *_ignored: Any) -> np.ndarray:
@@ -326,6 +403,17 @@ def _remaining(handle: BinaryIO) -> int:
     return end - here
 
 
+def _arrays(obj: Any) -> Any:
+    """``obj`` with each unpickled NumPy array in place of its _PickledArray."""
+    def built(pickled: _PickledArray) -> np.ndarray:
+        if pickled.array is None:
+            raise ValueError(f"load_torch_file: {pickled.source}: a NumPy array without "
+                             "its state")
+        return pickled.array
+
+    return map_leaves(obj, _PickledArray, built)
+
+
 def map_leaves(obj: Any, kind: type, fn: Any) -> Any:
     """``obj`` (dicts, ordered dicts, lists and tuples of plain values) with every
     instance of ``kind`` in it replaced by ``fn(instance)``, containers copied."""
@@ -338,21 +426,25 @@ def map_leaves(obj: Any, kind: type, fn: Any) -> Any:
         return out
     if isinstance(obj, (list, tuple)):
         return type(obj)(map_leaves(v, kind, fn) for v in obj)
+    if isinstance(obj, argparse.Namespace):
+        return argparse.Namespace(**{k: map_leaves(v, kind, fn) for k, v in vars(obj).items()})
     return obj
 
 
 def load_torch_file(file: str | os.PathLike[str] | BinaryIO) -> Any:
     """The object a ``torch.save`` file holds (usually a state dict), with tensors as
-    NumPy arrays; raises :class:`UnsafeWeightsError` if the pickle names anything but
-    tensors, ordered dicts and plain values, ValueError if the file is malformed.
+    NumPy arrays (NumPy arrays the file held as such as :class:`NumpyArray`); raises
+    :class:`UnsafeWeightsError` if the pickle names anything but tensors, ordered dicts,
+    plain values and the NumPy and argparse values above, ValueError if the file is
+    malformed.
     ``file`` is a path or a seekable binary file object (read from its position)."""
     if hasattr(file, "read"):
         name, start = str(getattr(file, "name", "<file object>")), file.tell()
         is_zip = zipfile.is_zipfile(file)
         file.seek(start)
-        return _load_zip(file, name) if is_zip else _load_legacy(name, file)
+        return _arrays(_load_zip(file, name) if is_zip else _load_legacy(name, file))
     path = os.fspath(file)
     if zipfile.is_zipfile(path):
-        return _load_zip(path, path)
+        return _arrays(_load_zip(path, path))
     with open(path, "rb") as handle:
-        return _load_legacy(path, handle)
+        return _arrays(_load_legacy(path, handle))

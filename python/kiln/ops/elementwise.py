@@ -34,9 +34,20 @@ def _shape(x: Any) -> tuple[int, ...]:
     return np.shape(x)
 
 
-def broadcast_error(op: str, *shapes: tuple[int, ...]) -> ValueError:
-    """The error for operands whose shapes do not broadcast: names the op, every shape
-    and the first mismatch from the right (in PyTorch's terms), never NumPy's text."""
+class ShapeMismatchError(RuntimeError, ValueError):
+    """Operands whose shapes do not fit together (broadcasting, matmul): a RuntimeError
+    as PyTorch raises, and a ValueError as kiln raised before (callers catch either)."""
+
+
+class DtypeMismatchError(RuntimeError, TypeError):
+    """Operands whose dtypes must agree and do not (matmul): a RuntimeError as PyTorch
+    raises, and a TypeError as kiln raised before."""
+
+
+def broadcast_error(op: str, *shapes: tuple[int, ...]) -> ShapeMismatchError:
+    """The error for operands whose shapes do not broadcast, in PyTorch's words ("The size
+    of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 1":
+    the first mismatch from the right), naming the op and every shape."""
     ndim = max(len(sh) for sh in shapes)
     padded = [(1,) * (ndim - len(sh)) + tuple(sh) for sh in shapes]
     detail = ""
@@ -44,11 +55,12 @@ def broadcast_error(op: str, *shapes: tuple[int, ...]) -> ValueError:
         sizes = [sh[d] for sh in padded if sh[d] != 1]
         if any(n != sizes[0] for n in sizes):
             x, y = sizes[0], next(n for n in sizes if n != sizes[0])
-            detail = (f": the size {x} must match the size {y} at non-singleton dimension {d}")
+            detail = (f"The size of tensor a ({x}) must match the size of tensor b ({y}) at "
+                      f"non-singleton dimension {d}")
             break
     listed = [str(tuple(sh)) for sh in shapes]
     names = ", ".join(listed[:-1]) + " and " + listed[-1]
-    return ValueError(f"{op}: shapes {names} cannot be broadcast{detail}")
+    return ShapeMismatchError(f"{op}: {detail} (shapes {names} cannot be broadcast)")
 
 
 def _operands(a: Any, b: Any) -> list[Any]:

@@ -14,6 +14,22 @@
              gathered
     ScatterReduce (a, index, src, dim, reduce) -> a copy of a with src added ('add') or
              multiplied ('multiply') in at those positions; no backward (PyTorch has none)
+    IndexPut (a, index, value) -> a copy of a with a[index] = value (value broadcast to
+             a[index]'s shape); backward: a's gradient without the written positions,
+             value's the gradient read at them (summed over value's broadcast axes)
+
+Views written in place (PyTorch's CopySlices, driven by ``Tensor``'s in-place ops): a view
+v of a base b is the set of b's elements at ``view_positions(b, v)`` (flat C-order
+positions in b, v's shape), whatever chain of view ops made it.
+
+    AsStrided   (b, positions, v) -> v: the view array itself (already b's memory),
+                recorded as a function of b; backward adds the gradient into zeros of b's
+                shape at the positions (a position repeated, as in an expanded view,
+                accumulates)
+    CopySlices  (b, value, positions) -> b: b after value was written at the positions
+                (the caller writes it; forward returns b as it is); backward: b's earlier
+                value gets the gradient without the written positions, value the gradient
+                read at them
 """
 
 from __future__ import annotations
@@ -22,7 +38,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from kiln.autograd.function import Context, Function
+from kiln.ops._arrays import unbroadcast
 
 
 class GetItem(Function):
@@ -128,3 +147,84 @@ class ScatterReduce(Function):
     def backward(ctx: Context, g: Any) -> tuple:
         raise RuntimeError("scatter: the derivative of scatter with reduce= is not "
                            "implemented (nor in PyTorch); use scatter without reduce=")
+
+
+class IndexPut(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, index: Any, value: Any) -> Any:
+        ctx.index, ctx.value_shape = index, getattr(value, "shape", ())
+        out = a.copy()
+        out[index] = value
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        grad_a = grad_value = None
+        if ctx.needs_input_grad[0]:
+            grad_a = g.copy()
+            grad_a[ctx.index] = 0
+        if ctx.needs_input_grad[2]:
+            grad_value = unbroadcast(g[ctx.index], ctx.value_shape)
+        return grad_a, None, grad_value
+
+
+def _byte_offsets(a: np.ndarray) -> np.ndarray:
+    """The offset in bytes of each of ``a``'s elements from its first (a's shape)."""
+    offsets = np.zeros(a.shape, np.int64)
+    for d, (n, stride) in enumerate(zip(a.shape, a.strides)):
+        offsets = offsets + (np.arange(n, dtype=np.int64) * stride).reshape(
+            (1,) * d + (n,) + (1,) * (a.ndim - d - 1))
+    return offsets
+
+
+def view_positions(base: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """The flat (C-order) position in ``base`` of each element of ``view``, an array of
+    view's shape; RuntimeError when an element of view lies outside base's elements."""
+    shift = view.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    offsets = _byte_offsets(view) + shift
+    if view.size == 0:
+        return offsets
+    if base.flags.c_contiguous:
+        positions, rest = np.divmod(offsets, base.itemsize)
+        found = (rest == 0) & (positions >= 0) & (positions < base.size)
+    else:
+        flat = _byte_offsets(base).reshape(-1)
+        order = np.argsort(flat, kind="stable")
+        where = np.minimum(np.searchsorted(flat[order], offsets), max(flat.size - 1, 0))
+        found = flat[order][where] == offsets if flat.size else np.zeros(offsets.shape, bool)
+        positions = order[where] if flat.size else offsets
+    if not found.all():
+        raise RuntimeError(f"view_positions: a view of shape {view.shape} (strides "
+                           f"{view.strides}) is not within its base of shape {base.shape}")
+    return positions
+
+
+class AsStrided(Function):
+    @staticmethod
+    def forward(ctx: Context, base: Any, positions: Any, view: Any) -> Any:
+        ctx.shape, ctx.dtype, ctx.positions = base.shape, base.dtype, positions
+        return view
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        out = xp.zeros(ctx.shape, ctx.dtype)
+        xp.add.at(out.reshape(-1), ctx.positions, g)
+        return out, None, None
+
+
+class CopySlices(Function):
+    @staticmethod
+    def forward(ctx: Context, base: Any, value: Any, positions: Any) -> Any:
+        ctx.positions = positions
+        return base
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        grad_base = grad_value = None
+        if ctx.needs_input_grad[0]:
+            grad_base = ctx.backend.xp.array(g, order="C", copy=True)
+            grad_base.reshape(-1)[ctx.positions.reshape(-1)] = 0
+        if ctx.needs_input_grad[1]:
+            grad_value = g.reshape(-1)[ctx.positions]
+        return grad_base, grad_value, None

@@ -27,6 +27,13 @@ the reduced axes with size 1.
                inf and -inf: the largest and smallest |a|; 0: the count of nonzeros). The
                gradient sign(a) |a|^(p-1) / norm^(p-1) is 0 where the norm is 0; for +-inf
                it is split evenly among the elements at the norm, as PyTorch's
+    MatrixNorm (a, ord, dims, keepdim): the matrix norm of the matrices on the two axes
+               ``dims`` (rows, columns): 'fro' sqrt(sum a^2); 'nuc' the sum of the singular
+               values; 2 and -2 the largest and smallest singular value; inf and -inf the
+               largest and smallest row sum of |a|, 1 and -1 of column sums. The gradient:
+               a / norm ('fro', 0 where the norm is 0); U V^T ('nuc', from the SVD
+               a = U diag(s) V^T); u_i v_i^T for the singular value picked (+-2); sign(a)
+               on the row or column picked, split evenly among tied ones (+-inf, +-1)
 """
 
 from __future__ import annotations
@@ -288,3 +295,50 @@ class Einsum(Function):
                 grad = full
             grads.append(grad.astype(a.dtype, copy=False))
         return tuple(grads)
+
+
+class MatrixNorm(Function):
+    @staticmethod
+    def forward(ctx: Context, a: Any, ord: Any, dims: tuple[int, int], keepdim: bool) -> Any:  # noqa: A002
+        xp = ctx.backend.xp
+        m = xp.moveaxis(a, dims, (-2, -1))
+        ctx.ord, ctx.dims, ctx.keepdim = ord, dims, keepdim
+        if ord == "fro":
+            out = xp.sqrt(xp.add.reduce(m * m, axis=(-2, -1)))
+        elif ord == "nuc" or ord in (2, -2):
+            u, s, vh = xp.linalg.svd(m, full_matrices=False)
+            ctx.svd = (u, vh)
+            out = s.sum(-1) if ord == "nuc" else s[..., 0] if ord == 2 else s[..., -1]
+        else:  # +-inf: row sums of |a|; +-1: column sums
+            sums = xp.add.reduce(abs(m), axis=-1 if math.isinf(ord) else -2)
+            out = (xp.amax if ord > 0 else xp.amin)(sums, axis=-1)
+            ctx.sums = sums
+        out = xp.asarray(out, dtype=a.dtype)
+        ctx.save_for_backward(m, out)
+        return xp.expand_dims(out, sorted(dims)) if keepdim else out
+
+    @staticmethod
+    def backward(ctx: Context, g: Any) -> tuple:
+        xp = ctx.backend.xp
+        m, out = ctx.saved_tensors
+        ord = ctx.ord  # noqa: A001
+        if ctx.keepdim:
+            g = xp.squeeze(g, axis=ctx.dims)
+        g = g[..., None, None]
+        if ord == "fro":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad = xp.where(out[..., None, None] == 0, 0, g * m / out[..., None, None])
+        elif ord == "nuc":
+            u, vh = ctx.svd
+            grad = g * (u @ vh)
+        elif ord in (2, -2):
+            u, vh = ctx.svd
+            k = 0 if ord == 2 else -1
+            grad = g * (u[..., :, k, None] @ vh[..., None, k, :])
+        else:
+            hit = ctx.sums == out[..., None]
+            share = hit / xp.add.reduce(hit, axis=-1, keepdims=True, dtype=m.dtype)
+            share = share[..., :, None] if math.isinf(ord) else share[..., None, :]
+            grad = g * xp.sign(m) * share
+        grad = xp.moveaxis(xp.asarray(grad, dtype=m.dtype), (-2, -1), ctx.dims)
+        return grad, None, None, None

@@ -2,9 +2,10 @@
 pixel_unshuffle, with PyTorch's signatures and checks.
 
 interpolate's modes: 'nearest', 'nearest-exact' and 'area' for (N, C, L) and
-(N, C, H, W) input, 'linear' for (N, C, L), 'bilinear' for (N, C, H, W). 1-d input runs
-as a unit-height image. The nearest and (bi)linear kernels are kiln.ops.resample
-(csrc/cpu/resample.h); 'area' is adaptive average pooling, as in PyTorch.
+(N, C, H, W) input, 'linear' for (N, C, L), 'bilinear' and 'bicubic' (antialias too) for
+(N, C, H, W). 1-d input runs as a unit-height image. The nearest, (bi)linear and bicubic
+kernels are kiln.ops.resample (csrc/cpu/resample.h); 'area' is adaptive average pooling,
+as in PyTorch.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from kiln.tensor import Tensor
 
 __all__ = ["interpolate", "pixel_shuffle", "pixel_unshuffle", "upsample"]
 
-_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
-_LINEAR = ("linear", "bilinear")
+_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "area")
+_LINEAR = ("linear", "bilinear", "bicubic")
 
 
 def _per_dim(op: str, name: str, value: Any, spatial: tuple[int, ...], check: Any) -> tuple:
@@ -56,11 +57,13 @@ def interpolate(
     """Resamples (N, C, L) or (N, C, H, W) input to ``size`` or to floor(in * scale_factor).
 
     mode: 'nearest' (source floor(i * in / out)), 'nearest-exact' (floor((i + 0.5) * in /
-    out)), 'linear' (3-D) / 'bilinear' (4-D) and 'area' (adaptive average pooling).
-    align_corners (linear modes only, default False): map the corner pixels' centers onto
-    each other instead of their outer edges. With a scale_factor the kernels step by
-    1 / scale_factor, unless recompute_scale_factor=True (then by in / out, as with a
-    size). Output: (N, C, *out). Gradients flow to input.
+    out)), 'linear' (3-D) / 'bilinear' (4-D), 'bicubic' (4-D: Keys' cubic convolution,
+    A = -0.75) and 'area' (adaptive average pooling). align_corners (linear modes and
+    bicubic, default False): map the corner pixels' centers onto each other instead of
+    their outer edges. antialias (bilinear and bicubic, 4-D): when downsampling, a filter
+    as wide as the scale (PyTorch's and PIL's), not the fixed 2 or 4 taps. With a
+    scale_factor the kernels step by 1 / scale_factor, unless recompute_scale_factor=True
+    (then by in / out, as with a size). Output: (N, C, *out). Gradients flow to input.
     """
     op = "interpolate"
     check_float_tensor(op, "input", input)
@@ -70,6 +73,10 @@ def interpolate(
     if input.ndim not in (3, 4):
         raise NotImplementedError(f"{op}: input must be 3-D (N, C, L) or 4-D (N, C, H, W) for "
                                   f"mode {mode!r}, got shape {tuple(input.shape)}")
+    if antialias and (mode not in ("bilinear", "bicubic") or input.ndim != 4):
+        raise ValueError(f"{op}: Anti-alias option is restricted to bilinear and bicubic modes "
+                         f"and requires a 4-D tensor as input, got mode {mode!r} and shape "
+                         f"{tuple(input.shape)}")
     if mode in _LINEAR and input.ndim != (3 if mode == "linear" else 4):
         raise NotImplementedError(f"{op}: got {input.ndim}D input of shape "
                                   f"{tuple(input.shape)}, but {mode} mode needs "
@@ -80,8 +87,6 @@ def interpolate(
                              "modes: linear | bilinear | bicubic | trilinear")
     elif align_corners is None:
         align_corners = False
-    if antialias:
-        raise NotImplementedError(f"{op}: antialias=True is not supported by kiln")
     spatial = tuple(input.shape[2:])
     if (size is None) == (scale_factor is None):
         raise ValueError("only one of size or scale_factor should be defined" if size is not None
@@ -103,13 +108,13 @@ def interpolate(
     if mode == "area":
         pool = adaptive_avg_pool1d if input.ndim == 3 else adaptive_avg_pool2d
         return pool(input, out if input.ndim == 4 else out[0])
-    kernel_mode = "bilinear" if mode in _LINEAR else mode
+    kernel_mode = "bilinear" if mode == "linear" else mode
     if input.ndim == 3:
         y = Resample.apply(input.unsqueeze(2), 1, out[0], kernel_mode, bool(align_corners), 0.0,
-                           scales[0])
+                           scales[0], False)
         return y.squeeze(2)
     return Resample.apply(input, out[0], out[1], kernel_mode, bool(align_corners), scales[0],
-                          scales[1])
+                          scales[1], bool(antialias))
 
 
 def upsample(

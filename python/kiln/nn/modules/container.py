@@ -240,12 +240,18 @@ class ModuleDict(Module):
             self[key] = module
 
 
+def _as_entry(value: Any) -> Any:
+    """A ParameterList entry: a plain tensor wrapped in a Parameter, anything else as it
+    is."""
+    return Parameter(value) if isinstance(value, Tensor) and not isinstance(
+        value, Parameter) else value
+
+
 def _as_parameter(owner: str, value: Any) -> Parameter:
     """A Parameter as it is, a plain tensor wrapped in one (as PyTorch's containers do)."""
-    if isinstance(value, Parameter):
-        return value
-    if isinstance(value, Tensor):
-        return Parameter(value)
+    entry = _as_entry(value)
+    if isinstance(entry, Parameter):
+        return entry
     raise TypeError(f"{owner}: expected a kiln.Tensor or kiln.nn.Parameter, got "
                     f"{type(value).__name__}")
 
@@ -261,41 +267,44 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "
 
 
 class ParameterList(Module):
-    """A list of parameters, registered as '0', '1', ... (so they appear in
-    ``parameters()`` and ``state_dict()``); plain tensors are wrapped in Parameters."""
+    """A list whose entries are held as attributes '0', '1', ... as PyTorch's: tensors
+    become Parameters (in ``parameters()`` and ``state_dict()``), Modules are registered
+    as submodules, anything else (a number, a string) is kept as a plain attribute."""
 
     def __init__(self, values: Iterable[Any] | None = None) -> None:
         super().__init__()
+        self._size = 0
         if values is not None:
             self.extend(values)
 
     def _position(self, idx: Any) -> int:
         idx = operator.index(idx)
-        n = len(self._parameters)
+        n = self._size
         if not -n <= idx < n:
             raise IndexError(f"ParameterList: index {idx} is out of range for length {n}")
         return idx % n
 
     def __getitem__(self, idx: int | slice) -> Any:
         if isinstance(idx, slice):
-            return ParameterList(list(self)[idx])
-        return self._parameters[str(self._position(idx))]
+            return ParameterList([self[i] for i in range(self._size)[idx]])
+        return getattr(self, str(self._position(idx)))
 
     def __setitem__(self, idx: int, value: Any) -> None:
-        self._parameters[str(self._position(idx))] = _as_parameter("ParameterList", value)
+        setattr(self, str(self._position(idx)), _as_entry(value))
 
     def __len__(self) -> int:
-        return len(self._parameters)
+        return self._size
 
-    def __iter__(self) -> Iterator[Parameter]:
-        return iter(self._parameters.values())
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(self._size))
 
     def __iadd__(self, values: Iterable[Any]) -> ParameterList:
         return self.extend(values)
 
     def append(self, value: Any) -> ParameterList:
         """Adds ``value`` (a tensor becomes a Parameter) at the end."""
-        self.register_parameter(str(len(self)), _as_parameter("ParameterList", value))
+        self._size += 1
+        self[self._size - 1] = value
         return self
 
     def extend(self, values: Iterable[Any]) -> ParameterList:
@@ -309,6 +318,7 @@ class ParameterList(Module):
     def extra_repr(self) -> str:
         return "\n".join(
             f"  ({i}): Parameter containing: [kiln.{p.dtype} of size {_size_str(p)}]"
+            if isinstance(p, Tensor) else f"  ({i}): Object of type: {type(p).__name__}"
             for i, p in enumerate(self))
 
 
