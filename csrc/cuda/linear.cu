@@ -17,6 +17,9 @@ void check_cublas(cublasStatus_t status, const char* call) {
     throw CudaError(std::string(call) + " failed: " + cublasGetStatusString(status));
 }
 
+// Hopper's recommended cuBLAS workspace.
+constexpr size_t kCublasWorkspace = size_t{32} << 20;
+
 // The current device's cuBLAS handle, made on first use and bound to its stream.
 cublasHandle_t handle() {
   static std::mutex mutex;
@@ -28,6 +31,12 @@ cublasHandle_t handle() {
     cublasHandle_t h = nullptr;
     check_cublas(cublasCreate(&h), "cublasCreate");
     check_cublas(cublasSetStream(h, stream(device)), "cublasSetStream");
+    // A workspace of its own, set once, so that cuBLAS never allocates while a
+    // stream is being captured into a CUDA graph. It lives as long as the handle
+    // (the process), outside the caching allocator's statistics.
+    void* workspace = nullptr;
+    KILN_CUDA_CHECK(cudaMalloc(&workspace, kCublasWorkspace));
+    check_cublas(cublasSetWorkspace(h, workspace, kCublasWorkspace), "cublasSetWorkspace");
     handles[device] = h;
   }
   return handles[device];

@@ -292,6 +292,10 @@ __global__ void lrn_backward_dx(const T* dy, const T* x, const double* t, T* dx,
 
 cudaStream_t current_stream() { return stream(current_device()); }
 
+// Threads of a batch-norm block: one block per channel over N*S values, so few
+// blocks; more threads each.
+constexpr int kChannelThreads = 512;
+
 unsigned blocks(int64_t n, const char* op) {
   KILN_CHECK(n <= INT_MAX, op, ": too many rows or channels (", n, ") for one launch");
   return static_cast<unsigned>(n);
@@ -304,7 +308,8 @@ void batch_norm_forward(const T* x, T* y, const BatchNormSizes& sz, const T* wei
                         const T* bias, T* running_mean, T* running_var, bool training,
                         double momentum, double eps, T* save_mean, T* save_invstd) {
   if (sz.c == 0) return;
-  batch_norm_forward_kernel<<<blocks(sz.c, "batch_norm"), kThreads, 0, current_stream()>>>(
+  batch_norm_forward_kernel<<<blocks(sz.c, "batch_norm"), kChannelThreads, 0,
+                              current_stream()>>>(
       x, y, sz, weight, bias, running_mean, running_var, training, momentum, eps, save_mean,
       save_invstd);
   KILN_CUDA_CHECK_LAUNCH();
@@ -315,7 +320,7 @@ void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, cons
                          const T* save_mean, const T* save_invstd, bool training, T* dx,
                          T* dweight, T* dbias) {
   if (sz.c == 0) return;
-  batch_norm_backward_kernel<<<blocks(sz.c, "batch_norm_backward"), kThreads, 0,
+  batch_norm_backward_kernel<<<blocks(sz.c, "batch_norm_backward"), kChannelThreads, 0,
                                current_stream()>>>(dy, x, sz, weight, save_mean, save_invstd,
                                                    training, dx, dweight, dbias);
   KILN_CUDA_CHECK_LAUNCH();
