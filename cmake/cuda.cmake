@@ -79,12 +79,33 @@ target_include_directories(kiln_cuda PUBLIC ${KILN_CUBLAS_INCLUDE})
 target_link_libraries(kiln_cuda PUBLIC kiln_core ${KILN_CUDART_STATIC} ${KILN_CUBLAS}
                                        ${CMAKE_DL_LIBS} rt Threads::Threads)
 
+# cuDNN (the convolutions, cuda/conv.h), when found: the nvidia-cudnn wheel (beside
+# PyTorch's) or a system install; versioned name only in the wheel, so linked by full
+# path with its folder on the run path. Without it the convolutions use im2col + cuBLAS.
+find_path(KILN_CUDNN_INCLUDE cudnn.h
+          PATHS "${KILN_CUDNN_ROOT}/include" "${KILN_CUDA_ROOT}/include" /usr/include
+                /usr/include/x86_64-linux-gnu
+          NO_DEFAULT_PATH)
+find_library(KILN_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
+             PATHS "${KILN_CUDNN_ROOT}/lib" "${KILN_CUDA_ROOT}/lib64" /usr/lib/x86_64-linux-gnu
+             NO_DEFAULT_PATH)
+set(KILN_CUDNN_DIR "")
+if(KILN_CUDNN_INCLUDE AND KILN_CUDNN_LIBRARY)
+  get_filename_component(KILN_CUDNN_DIR "${KILN_CUDNN_LIBRARY}" DIRECTORY)
+  message(STATUS "kiln: cuDNN ${KILN_CUDNN_LIBRARY}")
+  target_compile_definitions(kiln_cuda PRIVATE KILN_CUDNN)
+  target_include_directories(kiln_cuda PRIVATE ${KILN_CUDNN_INCLUDE})
+  target_link_libraries(kiln_cuda PUBLIC ${KILN_CUDNN_LIBRARY})
+else()
+  message(STATUS "kiln: no cuDNN found; CUDA convolutions use im2col + cuBLAS")
+endif()
+
 file(GLOB KILN_CUDA_BINDING_SOURCES CONFIGURE_DEPENDS csrc/bindings/cuda/*.cpp)
 pybind11_add_module(_C_cuda ${KILN_CUDA_BINDING_SOURCES})
 target_link_libraries(_C_cuda PRIVATE kiln_cuda)
 set_target_properties(_C_cuda PROPERTIES
-  BUILD_RPATH "${OPENBLAS_LIB_DIR};${KILN_CUBLAS_DIR}"
-  INSTALL_RPATH "$ORIGIN/../scipy_openblas32/lib;${KILN_CUBLAS_DIR}")
+  BUILD_RPATH "${OPENBLAS_LIB_DIR};${KILN_CUBLAS_DIR};${KILN_CUDNN_DIR}"
+  INSTALL_RPATH "$ORIGIN/../scipy_openblas32/lib;${KILN_CUBLAS_DIR};${KILN_CUDNN_DIR}")
 install(TARGETS _C_cuda LIBRARY DESTINATION kiln)
 
 if(KILN_BUILD_TESTS)
@@ -92,6 +113,6 @@ if(KILN_BUILD_TESTS)
   add_executable(kiln_cuda_tests ${KILN_CUDA_TEST_SOURCES})
   target_link_libraries(kiln_cuda_tests PRIVATE kiln_cuda GTest::gtest_main)
   set_target_properties(kiln_cuda_tests PROPERTIES
-                        BUILD_RPATH "${OPENBLAS_LIB_DIR};${KILN_CUBLAS_DIR}")
+                        BUILD_RPATH "${OPENBLAS_LIB_DIR};${KILN_CUBLAS_DIR};${KILN_CUDNN_DIR}")
   gtest_discover_tests(kiln_cuda_tests DISCOVERY_MODE PRE_TEST)
 endif()

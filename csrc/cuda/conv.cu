@@ -2,6 +2,19 @@
 #include "cuda/conv.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#ifdef KILN_CUDNN
+#include <cudnn.h>
+#endif
 
 #include "cuda/block_sum.cuh"
 #include "cuda/linear.h"
@@ -156,13 +169,236 @@ int64_t chunk_images(int64_t N, int64_t per_image) {
                              std::max<int64_t>(N, 1));
 }
 
+
+// Off when the environment says KILN_CUDNN=0.
+std::atomic<bool>& cudnn_switch() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("KILN_CUDNN");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }()};
+  return on;
+}
+
+#ifdef KILN_CUDNN
+
+void check_cudnn(cudnnStatus_t status, const char* call) {
+  if (status != CUDNN_STATUS_SUCCESS)
+    throw CudaError(std::string(call) + " failed: " + cudnnGetErrorString(status));
+}
+
+// The current device's cuDNN handle, made on first use and bound to its stream.
+cudnnHandle_t cudnn_handle() {
+  static std::mutex mutex;
+  static std::vector<cudnnHandle_t> handles;
+  const int device = current_device();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (handles.size() <= static_cast<size_t>(device)) handles.resize(device + 1, nullptr);
+  if (handles[device] == nullptr) {
+    cudnnHandle_t h = nullptr;
+    check_cudnn(cudnnCreate(&h), "cudnnCreate");
+    check_cudnn(cudnnSetStream(h, stream(device)), "cudnnSetStream");
+    handles[device] = h;
+  }
+  return handles[device];
+}
+
+// One geometry and dtype's descriptors and the algorithm of each map (has_* false:
+// cuDNN offers none, the im2col path runs instead).
+struct CudnnPlan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  bool has_fwd = false, has_data = false, has_filter = false;
+  cudnnConvolutionFwdAlgo_t fwd{};
+  cudnnConvolutionBwdDataAlgo_t data{};
+  cudnnConvolutionBwdFilterAlgo_t filter{};
+  size_t fwd_bytes = 0, data_bytes = 0, filter_bytes = 0;
+
+  CudnnPlan() = default;
+  CudnnPlan(const CudnnPlan&) = delete;
+  CudnnPlan& operator=(const CudnnPlan&) = delete;
+  ~CudnnPlan() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+  }
+};
+
+bool fits_int(const ConvGeometry& g) {
+  for (int64_t v : {g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.P, g.Q, g.N * g.C * g.H * g.W,
+                    g.N * g.K * g.P * g.Q})
+    if (v > INT32_MAX) return false;
+  return true;
+}
+
+// The first algorithm of cuDNN's heuristic list that it can run; for float32
+// (fma_only) one in FMA math, never TF32 tensor cores (DEFAULT_MATH permits them).
+template <typename Algo, typename Perf, typename Get>
+bool pick(Get&& get, bool fma_only, Algo& algo, size_t& bytes) {
+  std::array<Perf, 16> perf{};
+  int returned = 0;
+  if (get(static_cast<int>(perf.size()), &returned, perf.data()) != CUDNN_STATUS_SUCCESS)
+    return false;
+  for (int i = 0; i < returned; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+        (!fma_only || perf[i].mathType == CUDNN_FMA_MATH)) {
+      algo = perf[i].algo;
+      bytes = perf[i].memory;
+      return true;
+    }
+  return false;
+}
+
+std::unique_ptr<CudnnPlan> make_plan(const ConvGeometry& g, cudnnDataType_t type) {
+  auto p = std::make_unique<CudnnPlan>();
+  if (!fits_int(g) || g.N == 0 || g.P * g.Q == 0) return p;
+  const auto i = [](int64_t v) { return static_cast<int>(v); };
+  cudnnHandle_t h = cudnn_handle();
+  bool ok = cudnnCreateTensorDescriptor(&p->x) == CUDNN_STATUS_SUCCESS &&
+            cudnnCreateTensorDescriptor(&p->y) == CUDNN_STATUS_SUCCESS &&
+            cudnnCreateFilterDescriptor(&p->w) == CUDNN_STATUS_SUCCESS &&
+            cudnnCreateConvolutionDescriptor(&p->conv) == CUDNN_STATUS_SUCCESS;
+  ok = ok &&
+       cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, type, i(g.N), i(g.C), i(g.H),
+                                  i(g.W)) == CUDNN_STATUS_SUCCESS &&
+       cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, type, i(g.N), i(g.K), i(g.P),
+                                  i(g.Q)) == CUDNN_STATUS_SUCCESS &&
+       cudnnSetFilter4dDescriptor(p->w, type, CUDNN_TENSOR_NCHW, i(g.K), i(g.C / g.groups),
+                                  i(g.R), i(g.S)) == CUDNN_STATUS_SUCCESS &&
+       cudnnSetConvolution2dDescriptor(p->conv, i(g.pad_h), i(g.pad_w), i(g.stride_h),
+                                       i(g.stride_w), i(g.dil_h), i(g.dil_w),
+                                       CUDNN_CROSS_CORRELATION, type) == CUDNN_STATUS_SUCCESS &&
+       cudnnSetConvolutionGroupCount(p->conv, i(g.groups)) == CUDNN_STATUS_SUCCESS &&
+       cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH) == CUDNN_STATUS_SUCCESS;
+  // cuDNN derives the output size from the input's; a transposed convolution's
+  // output_padding can make the input taller than P windows need.
+  int dims[4] = {0, 0, 0, 0};
+  ok = ok &&
+       cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &dims[0], &dims[1], &dims[2],
+                                             &dims[3]) == CUDNN_STATUS_SUCCESS &&
+       dims[0] == g.N && dims[1] == g.K && dims[2] == g.P && dims[3] == g.Q;
+  if (!ok) return p;
+  const bool fma_only = type == CUDNN_DATA_FLOAT;
+  p->has_fwd = pick<cudnnConvolutionFwdAlgo_t, cudnnConvolutionFwdAlgoPerf_t>(
+      [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* perf) {
+        return cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->conv, p->y, n, got,
+                                                      perf);
+      },
+      fma_only, p->fwd, p->fwd_bytes);
+  p->has_data = pick<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
+      [&](int n, int* got, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+        return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->conv, p->x, n, got,
+                                                           perf);
+      },
+      fma_only, p->data, p->data_bytes);
+  p->has_filter = pick<cudnnConvolutionBwdFilterAlgo_t, cudnnConvolutionBwdFilterAlgoPerf_t>(
+      [&](int n, int* got, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv, p->w, n,
+                                                             got, perf);
+      },
+      fma_only, p->filter, p->filter_bytes);
+  return p;
+}
+
+// The cached plan of g for T on the current device (made on first use).
+template <typename T>
+const CudnnPlan& plan_for(const ConvGeometry& g) {
+  static std::mutex mutex;
+  static std::map<std::array<int64_t, 18>, std::unique_ptr<CudnnPlan>> plans;
+  const std::array<int64_t, 18> key{current_device(), int64_t(sizeof(T)), g.N, g.C, g.H, g.W,
+                                    g.K, g.R, g.S, g.P, g.Q, g.stride_h, g.stride_w, g.pad_h,
+                                    g.pad_w, g.dil_h, g.dil_w, g.groups};
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& plan = plans[key];
+  if (!plan) plan = make_plan(g, sizeof(T) == 4 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE);
+  return *plan;
+}
+
+// cuDNN's scaling factors: float for float data, double for double.
+template <typename T>
+struct Scale {
+  T one = 1, zero = 0;
+};
+
+template <typename T>
+bool cudnn_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
+  if (!cudnn_switch()) return false;
+  const CudnnPlan& p = plan_for<T>(g);
+  if (!p.has_fwd) return false;
+  Workspace<char> ws(static_cast<int64_t>(p.fwd_bytes));
+  const Scale<T> a;
+  check_cudnn(cudnnConvolutionForward(cudnn_handle(), &a.one, p.x, x, p.w, w, p.conv, p.fwd,
+                                      ws.get(), p.fwd_bytes, &a.zero, p.y, y),
+              "cudnnConvolutionForward");
+  return true;
+}
+
+template <typename T>
+bool cudnn_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (!cudnn_switch()) return false;
+  const CudnnPlan& p = plan_for<T>(g);
+  if (!p.has_data) return false;
+  Workspace<char> ws(static_cast<int64_t>(p.data_bytes));
+  const Scale<T> a;
+  check_cudnn(cudnnConvolutionBackwardData(cudnn_handle(), &a.one, p.w, w, p.y, dy, p.conv,
+                                           p.data, ws.get(), p.data_bytes, &a.zero, p.x, dx),
+              "cudnnConvolutionBackwardData");
+  return true;
+}
+
+template <typename T>
+bool cudnn_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  if (!cudnn_switch()) return false;
+  const CudnnPlan& p = plan_for<T>(g);
+  if (!p.has_filter) return false;
+  Workspace<char> ws(static_cast<int64_t>(p.filter_bytes));
+  const Scale<T> a;
+  check_cudnn(cudnnConvolutionBackwardFilter(cudnn_handle(), &a.one, p.x, x, p.y, dy, p.conv,
+                                             p.filter, ws.get(), p.filter_bytes, &a.zero, p.w,
+                                             dw),
+              "cudnnConvolutionBackwardFilter");
+  return true;
+}
+
+#else  // without cuDNN: always the im2col path
+
+template <typename T>
+bool cudnn_forward(const ConvGeometry&, const T*, const T*, T*) {
+  return false;
+}
+template <typename T>
+bool cudnn_backward_input(const ConvGeometry&, const T*, const T*, T*) {
+  return false;
+}
+template <typename T>
+bool cudnn_backward_weight(const ConvGeometry&, const T*, const T*, T*) {
+  return false;
+}
+
+#endif  // KILN_CUDNN
+
 }  // namespace
+
+bool cudnn_enabled() {
+#ifdef KILN_CUDNN
+  return cudnn_switch();
+#else
+  return false;
+#endif
+}
+
+void set_cudnn_enabled(bool enabled) { cudnn_switch() = enabled; }
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t G = g.groups, Kg = g.K / G, Cg = g.C / G, RS = g.R * g.S, PQ = g.P * g.Q;
   const int64_t CRS = g.C * RS, chw = g.C * g.H * g.W, kpq = g.K * PQ;
   if (g.N * kpq == 0) return;
+  if (cudnn_forward(g, x, w, y)) {
+    if (bias) add_channel_bias(g.N, g.K, PQ, bias, y);
+    return;
+  }
   const int64_t chunk = chunk_images(g.N, CRS * PQ);
   Workspace<T> col(chunk * CRS * PQ);
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
@@ -180,6 +416,7 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   const int64_t G = g.groups, Kg = g.K / G, Cg = g.C / G, RS = g.R * g.S, PQ = g.P * g.Q;
   const int64_t CRS = g.C * RS, chw = g.C * g.H * g.W, kpq = g.K * PQ;
   if (g.N * chw == 0) return;
+  if (cudnn_backward_input(g, dy, w, dx)) return;
   const int64_t chunk = chunk_images(g.N, CRS * PQ);
   Workspace<T> dcol(chunk * CRS * PQ);
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
@@ -201,6 +438,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* d
     KILN_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(T) * weights, current_stream()));
     return;
   }
+  if (cudnn_backward_weight(g, dy, x, dw)) return;
   const int64_t chunk = chunk_images(g.N, (CRS + g.K) * PQ);
   Workspace<T> col(chunk * CRS * PQ), dyt(chunk * kpq);
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {

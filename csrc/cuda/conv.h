@@ -12,6 +12,13 @@
 //                     summing over the chunk's images and pixels, chunks added in order
 //   bias:             db[c] = sum over n, pixels, one block per channel (deterministic)
 // conv_transpose2d is the same maps swapped (see cpu/conv.h and the bindings).
+//
+// With cuDNN (built when CMake finds it: KILN_CUDNN), the three maps run through
+// cuDNN's convolutions instead: descriptors and algorithms (cudnnGet*_v7, the first
+// that cuDNN's heuristics return for full-precision FMA math, so float32 is not
+// rounded to TF32) are chosen once per geometry and dtype and cached; workspaces come
+// from the caching allocator. A geometry cuDNN refuses falls back to the path above.
+// The environment variable KILN_CUDNN=0 (or set_cudnn_enabled(false)) turns it off.
 // Pointers are device memory; everything runs on the current device's stream.
 #pragma once
 
@@ -22,6 +29,11 @@
 namespace kiln::cuda {
 
 using cpu::ConvGeometry;
+
+// Whether the convolutions use cuDNN: false without it or when turned off.
+bool cudnn_enabled();
+// Turns cuDNN on (when built with it) or off for this process (tests run both paths).
+void set_cudnn_enabled(bool enabled);
 
 // bias may be null.
 template <typename T>

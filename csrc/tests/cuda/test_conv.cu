@@ -1,6 +1,6 @@
-// CUDA conv2d (im2col + cuBLAS) against the CPU kernels on the same inputs: forward,
-// both backwards and the bias gradient, for strides, padding, dilation, groups and
-// the transposed geometry, plus unfold/fold.
+// CUDA conv2d (im2col + cuBLAS, and cuDNN when built with it) against the CPU kernels
+// on the same inputs: forward, both backwards and the bias gradient, for strides,
+// padding, dilation, groups and the transposed geometry, plus unfold/fold.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -32,14 +32,19 @@ void check_geometry(const ConvGeometry& g) {
   cpu::channel_sum(g.N, g.K, g.P * g.Q, dy.data(), db.data());
 
   DeviceBuffer<T> gx(x), gw(w), gb(b), gdy(dy), gy(ny), gdx(nx), gdw(nw), gdb(g.K);
-  cuda::conv2d_forward(g, gx.get(), gw.get(), gb.get(), gy.get());
-  cuda::conv2d_backward_input(g, gdy.get(), gw.get(), gdx.get());
-  cuda::conv2d_backward_weight(g, gdy.get(), gx.get(), gdw.get());
-  cuda::channel_sum(g.N, g.K, g.P * g.Q, gdy.get(), gdb.get());
-  expect_close(gy.host(), y, "y");
-  expect_close(gdx.host(), dx, "dx");
-  expect_close(gdw.host(), dw, "dw");
-  expect_close(gdb.host(), db, "db");
+  // Both paths: im2col + cuBLAS, and cuDNN when built with it.
+  for (const bool use_cudnn : {false, true}) {
+    SCOPED_TRACE(use_cudnn && cudnn_enabled() ? "cuDNN" : "im2col");
+    set_cudnn_enabled(use_cudnn);
+    cuda::conv2d_forward(g, gx.get(), gw.get(), gb.get(), gy.get());
+    cuda::conv2d_backward_input(g, gdy.get(), gw.get(), gdx.get());
+    cuda::conv2d_backward_weight(g, gdy.get(), gx.get(), gdw.get());
+    cuda::channel_sum(g.N, g.K, g.P * g.Q, gdy.get(), gdb.get());
+    expect_close(gy.host(), y, "y");
+    expect_close(gdx.host(), dx, "dx");
+    expect_close(gdw.host(), dw, "dw");
+    expect_close(gdb.host(), db, "db");
+  }
 }
 
 template <typename T>
@@ -64,6 +69,9 @@ TEST(CudaConvTranspose2d, GeometryWithOutputPaddingEqualsTheCpu) {
                                                        {2, 2}, {1, 1}, {1, 1}, {1, 1}, 1));
   check_geometry<double>(cpu::conv_transpose2d_geometry("test", {1, 4, 4, 3}, {4, 1, 2, 3},
                                                         {3, 2}, {0, 1}, {2, 0}, {1, 1}, 2));
+  // output_padding >= stride (allowed below the dilation): taller than cuDNN derives.
+  check_geometry<float>(cpu::conv_transpose2d_geometry("test", {2, 3, 4, 4}, {3, 2, 3, 3},
+                                                       {1, 1}, {0, 0}, {1, 1}, {2, 2}, 1));
 }
 
 template <typename T>
