@@ -1,37 +1,16 @@
 // conv2d and conv_transpose2d kernels on NumPy arrays (see csrc/cpu/conv.h).
 #include "cpu/conv.h"
 
-#include "bindings/args.h"
+#include "bindings/conv_args.h"
 #include "bindings/families.h"
 #include "bindings/marshal.h"
 
 namespace kiln::bind {
 namespace {
 
-using cpu::ConvGeometry;
 using marshal::in;
 using marshal::opt;
 using marshal::out;
-
-void check_bias(const char* op, const OptArray& bias, int64_t channels) {
-  if (bias) cpu::check_shape(op, "bias", shape_of(*bias), {channels});
-}
-
-ConvGeometry conv2d_geometry(const char* op, const Shape& input, const Shape& weight,
-                             py::handle stride, py::handle padding, py::handle dilation,
-                             int64_t groups) {
-  return cpu::conv2d_geometry(op, input, weight, int_pair(stride, op, "stride"),
-                              int_pair(padding, op, "padding"),
-                              int_pair(dilation, op, "dilation"), groups);
-}
-
-ConvGeometry transpose_geometry(const char* op, const Shape& input, const Shape& weight,
-                                py::handle stride, py::handle padding, py::handle output_padding,
-                                int64_t groups, py::handle dilation) {
-  return cpu::conv_transpose2d_geometry(
-      op, input, weight, int_pair(stride, op, "stride"), int_pair(padding, op, "padding"),
-      int_pair(output_padding, op, "output_padding"), int_pair(dilation, op, "dilation"), groups);
-}
 
 py::object conv2d_forward(const py::array& x, const py::array& w, const OptArray& bias,
                           py::handle stride, py::handle padding, py::handle dilation,
@@ -39,7 +18,7 @@ py::object conv2d_forward(const py::array& x, const py::array& w, const OptArray
   const char* op = "conv2d";
   const ConvGeometry g =
       conv2d_geometry(op, shape_of(x), shape_of(w), stride, padding, dilation, groups);
-  check_bias(op, bias, g.K);
+  if (bias) cpu::check_shape(op, "bias", shape_of(*bias), {g.K});
   return marshal::call<float, double>(
       op, in(x, "input"), in(w, "weight"), opt(bias, "bias"), out(g.output_shape()),
       [&](auto* x, auto* w, auto* b, auto* y) { cpu::conv2d_forward(g, x, w, b, y); });
@@ -70,8 +49,8 @@ py::object conv2d_backward_weight(const py::array& dy, const py::array& x,
 }
 
 py::object conv_backward_bias(const char* op, const py::array& dy) {
-  check_ndim(dy, {4}, op, "grad_output");
   const Shape s = shape_of(dy);
+  check_bias_grad(op, s);
   return marshal::call<float, double>(
       op, in(dy, "grad_output"), out({s[1]}),
       [&](auto* dy, auto* db) { cpu::channel_sum(s[0], s[1], s[2] * s[3], dy, db); });
@@ -84,7 +63,7 @@ py::object conv_transpose2d_forward(const py::array& x, const py::array& w, cons
   const char* op = "conv_transpose2d";
   const ConvGeometry g = transpose_geometry(op, shape_of(x), shape_of(w), stride, padding,
                                             output_padding, groups, dilation);
-  check_bias(op, bias, g.C);
+  if (bias) cpu::check_shape(op, "bias", shape_of(*bias), {g.C});
   return marshal::call<float, double>(
       op, in(x, "input"), in(w, "weight"), opt(bias, "bias"), out(g.input_shape()),
       [&](auto* x, auto* w, auto* b, auto* y) {
@@ -122,16 +101,6 @@ py::object conv_transpose2d_backward_weight(const py::array& dy, const py::array
       [&](auto* dy, auto* x, auto* dw) { cpu::conv2d_backward_weight(g, x, dy, dw); });
 }
 
-// unfold's windows over input (N, C, H, W) as the geometry of a one-filter conv2d.
-ConvGeometry window_geometry(const char* op, const Shape& input, py::handle kernel_size,
-                             py::handle dilation, py::handle padding, py::handle stride) {
-  if (input.size() != 4)
-    fail<ValueError>(op, ": expected a 4-D (N, C, H, W) image batch, got ", shape_str(input));
-  const auto k = int_pair(kernel_size, op, "kernel_size");
-  return conv2d_geometry(op, input, Shape{1, input[1], k[0], k[1]}, stride, padding, dilation,
-                         1);
-}
-
 py::object unfold_forward(const py::array& x, py::handle kernel_size, py::handle dilation,
                           py::handle padding, py::handle stride) {
   const char* op = "unfold";
@@ -144,18 +113,8 @@ py::object unfold_forward(const py::array& x, py::handle kernel_size, py::handle
 py::object fold_forward(const py::array& col, py::handle output_size, py::handle kernel_size,
                         py::handle dilation, py::handle padding, py::handle stride) {
   const char* op = "fold";
-  const Shape c = shape_of(col);
-  const auto k = int_pair(kernel_size, op, "kernel_size");
-  const auto size = int_pair(output_size, op, "output_size");
-  if (c.size() != 3 || k[0] < 1 || k[1] < 1 || c[1] % (k[0] * k[1]) != 0)
-    fail<ValueError>(op, ": expected input of shape (N, C * ", k[0], " * ", k[1],
-                     ", L) (C times the kernel's size), got ", shape_str(c));
-  const ConvGeometry g = window_geometry(op, Shape{c[0], c[1] / (k[0] * k[1]), size[0], size[1]},
-                                         kernel_size, dilation, padding, stride);
-  if (c[2] != g.P * g.Q)
-    fail<ValueError>(op, ": input ", shape_str(c), " has ", c[2], " blocks, but output_size (",
-                     size[0], ", ", size[1], ") with these windows has ", g.P, " x ", g.Q, " = ",
-                     g.P * g.Q);
+  const ConvGeometry g =
+      fold_geometry(op, shape_of(col), output_size, kernel_size, dilation, padding, stride);
   return marshal::call<float, double>(op, in(col, "input"), out(g.input_shape()),
                                       [&](auto* col, auto* x) { cpu::fold_images(g, col, x); });
 }

@@ -1,10 +1,9 @@
 // Batch, group, layer and local response normalization kernels on NumPy arrays,
 // exposed as kiln.kernels.batch_norm_*, group_norm_*, layer_norm_* and
 // local_response_norm_*.
-#include <utility>
-
 #include "bindings/families.h"
 #include "bindings/marshal.h"
+#include "bindings/norm_args.h"
 #include "cpu/norm.h"
 
 namespace kiln::bind {
@@ -20,12 +19,6 @@ void check_channel(const OptArray& a, const char* op, const char* name, const Sh
   if (a) check_channel_param(op, name, shape_of(*a), input);
 }
 
-void check_grad_output(const py::array& grad_output, const Shape& input, const char* op) {
-  if (shape_of(grad_output) != input)
-    fail(op, ": grad_output ", shape_str(shape_of(grad_output)), " must have the shape of input ",
-         shape_str(input));
-}
-
 py::object batch_norm_forward_py(const py::array& input, const OptArray& running_mean,
                                  const OptArray& running_var, const OptArray& weight,
                                  const OptArray& bias, bool training, double momentum,
@@ -33,9 +26,8 @@ py::object batch_norm_forward_py(const py::array& input, const OptArray& running
   const char* op = "batch_norm";
   const Shape shape = shape_of(input);
   const BatchNormSizes sz = batch_norm_sizes(op, shape);
-  if (running_mean.has_value() != running_var.has_value())
-    fail(op, ": running_mean and running_var must either both be None or neither be None");
-  check_batch_norm_args(op, shape, training, running_mean.has_value(), eps);
+  check_batch_norm_call(op, shape, training, running_mean.has_value(), running_var.has_value(),
+                        eps);
   check_channel(weight, op, "weight", shape);
   check_channel(bias, op, "bias", shape);
   check_channel(running_mean, op, "running_mean", shape);
@@ -55,7 +47,7 @@ py::object batch_norm_backward_py(const py::array& grad_output, const py::array&
   const char* op = "batch_norm_backward";
   const Shape shape = shape_of(input);
   const BatchNormSizes sz = batch_norm_sizes(op, shape);
-  check_grad_output(grad_output, shape, op);
+  check_grad_output(shape_of(grad_output), shape, op);
   check_channel(weight, op, "weight", shape);
   check_channel_param(op, "save_mean", shape_of(save_mean), shape);
   check_channel_param(op, "save_invstd", shape_of(save_invstd), shape);
@@ -73,7 +65,7 @@ py::object group_norm_forward_py(const py::array& input, int64_t num_groups,
   const char* op = "group_norm";
   const Shape shape = shape_of(input);
   const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
-  if (!(eps > 0)) fail(op, ": eps must be positive, got ", eps);
+  check_eps(op, eps, true);
   check_channel(weight, op, "weight", shape);
   check_channel(bias, op, "bias", shape);
   return marshal::call<float, double>(
@@ -91,12 +83,9 @@ py::object group_norm_backward_py(const py::array& grad_output, const py::array&
   const char* op = "group_norm_backward";
   const Shape shape = shape_of(input);
   const GroupNormSizes sz = group_norm_sizes(op, shape, num_groups);
-  check_grad_output(grad_output, shape, op);
+  check_grad_output(shape_of(grad_output), shape, op);
   check_channel(weight, op, "weight", shape);
-  for (const auto& [stat, name] : {std::pair(&mean, "mean"), std::pair(&rstd, "rstd")})
-    if (shape_of(*stat) != Shape{sz.n, sz.groups})
-      fail(op, ": expected ", name, " of shape ", shape_str({sz.n, sz.groups}), ", got ",
-           shape_str(shape_of(*stat)));
+  check_group_stats(shape_of(mean), shape_of(rstd), sz, op);
   return marshal::call<float, double>(
       op, in(input, "input"), in(grad_output, "grad_output"), opt(weight, "weight"),
       in(mean, "mean"), in(rstd, "rstd"), out(shape, input_grad), out({sz.c}, weight_grad),
@@ -108,15 +97,7 @@ py::object group_norm_backward_py(const py::array& grad_output, const py::array&
 
 // weight and bias of layer_norm, when present, have normalized_shape.
 void check_affine(const OptArray& a, const char* op, const char* name, const Shape& norm_shape) {
-  if (a && shape_of(*a) != norm_shape)
-    fail(op, ": expected ", name, " of shape ", shape_str(norm_shape), " (normalized_shape), got ",
-         shape_str(shape_of(*a)));
-}
-
-void check_row_stat(const py::array& stat, const char* op, const char* name,
-                    const LayerNormSizes& sz) {
-  if (shape_of(stat) != Shape{sz.rows})
-    fail(op, ": expected ", name, " of shape (", sz.rows, ",), got ", shape_str(shape_of(stat)));
+  if (a) check_layer_affine(shape_of(*a), op, name, norm_shape);
 }
 
 py::object layer_norm_forward_py(const py::array& input, const Shape& normalized_shape,
@@ -124,7 +105,7 @@ py::object layer_norm_forward_py(const py::array& input, const Shape& normalized
   const char* op = "layer_norm";
   const Shape shape = shape_of(input);
   const LayerNormSizes sz = layer_norm_sizes(op, shape, normalized_shape);
-  if (!(eps >= 0)) fail(op, ": eps must be non-negative, got ", eps);
+  check_eps(op, eps, false);
   check_affine(weight, op, "weight", normalized_shape);
   check_affine(bias, op, "bias", normalized_shape);
   return marshal::call<float, double>(
@@ -142,10 +123,10 @@ py::object layer_norm_backward_py(const py::array& grad_output, const py::array&
   const char* op = "layer_norm_backward";
   const Shape shape = shape_of(input);
   const LayerNormSizes sz = layer_norm_sizes(op, shape, normalized_shape);
-  check_grad_output(grad_output, shape, op);
+  check_grad_output(shape_of(grad_output), shape, op);
   check_affine(weight, op, "weight", normalized_shape);
-  check_row_stat(mean, op, "mean", sz);
-  check_row_stat(rstd, op, "rstd", sz);
+  check_row_stat(shape_of(mean), op, "mean", sz);
+  check_row_stat(shape_of(rstd), op, "rstd", sz);
   return marshal::call<float, double>(
       op, in(input, "input"), in(grad_output, "grad_output"), opt(weight, "weight"),
       in(mean, "mean"), in(rstd, "rstd"), out(shape, input_grad),
@@ -172,7 +153,7 @@ py::object local_response_norm_backward_py(const py::array& grad_output, const p
   const Shape shape = shape_of(input);
   const LocalResponseNormArgs args{size, alpha, beta, k};
   const BatchNormSizes sz = local_response_norm_sizes(op, shape, args);
-  check_grad_output(grad_output, shape, op);
+  check_grad_output(shape_of(grad_output), shape, op);
   return marshal::call<float, double>(
       op, in(input, "input"), in(grad_output, "grad_output"), out(shape),
       [&](auto* x, auto* dy, auto* dx) { local_response_norm_backward(dy, x, dx, sz, args); });

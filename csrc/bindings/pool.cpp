@@ -1,9 +1,9 @@
 // Pooling kernels on NumPy arrays: max_pool2d, avg_pool2d, adaptive_avg_pool2d,
 // adaptive_max_pool2d (forward and backward), fractional_max_pool2d (forward; its
 // backward is max_pool2d_backward), exposed as kiln.kernels.*.
-#include "bindings/args.h"
 #include "bindings/families.h"
 #include "bindings/marshal.h"
+#include "bindings/pool_args.h"
 #include "cpu/pool.h"
 
 namespace kiln::bind {
@@ -11,30 +11,6 @@ namespace {
 
 using marshal::in;
 using marshal::out;
-
-// The window of avg_pool2d (dilation 1) or, given `dilation`, of max_pool2d.
-Pool2dWindow make_window(const char* op, py::handle kernel_size, py::handle stride,
-                         py::handle padding, bool ceil_mode, py::handle dilation = {}) {
-  Pool2dWindow w;
-  const auto k = int_pair(kernel_size, op, "kernel_size");
-  // stride=None (or an empty sequence, as PyTorch allows) means stride = kernel_size.
-  const bool default_stride = stride.is_none() || (py::isinstance<py::sequence>(stride) &&
-                                                   py::len(stride) == 0);
-  const auto s = default_stride ? k : int_pair(stride, op, "stride");
-  const auto p = int_pair(padding, op, "padding");
-  for (int i = 0; i < 2; ++i) {
-    w.kernel[i] = k[i];
-    w.stride[i] = s[i];
-    w.padding[i] = p[i];
-  }
-  if (dilation) {
-    const auto d = int_pair(dilation, op, "dilation");
-    w.dilation[0] = d[0];
-    w.dilation[1] = d[1];
-  }
-  w.ceil_mode = ceil_mode;
-  return w;
-}
 
 py::object max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
                                  py::handle stride, py::handle padding, py::handle dilation,
@@ -58,11 +34,8 @@ py::object max_pool2d_forward_py(const py::array& input, py::handle kernel_size,
 py::object max_pool2d_backward_py(const py::array& grad_output, const py::array& indices,
                                   const Shape& input_shape) {
   const char* op = "max_pool2d_backward";
-  const Shape g_shape = shape_of(grad_output);
-  if (shape_of(indices) != g_shape)
-    fail(op, ": indices ", shape_str(shape_of(indices)), " must have the shape of grad_output ",
-         shape_str(g_shape));
-  const Pool2dSizes s = pool2d_grad_sizes(op, g_shape, input_shape);
+  const Pool2dSizes s =
+      max_pool2d_grad_sizes(op, shape_of(grad_output), shape_of(indices), input_shape);
   return marshal::call<float, double>(
       op, in(grad_output, "grad_output"), in<int64_t>(indices, "indices"), out(input_shape),
       [&](auto* dy, const int64_t* indices, auto* dx) {
@@ -98,14 +71,6 @@ py::object avg_pool2d_backward_py(const py::array& grad_output, const Shape& inp
       op, in(grad_output, "grad_output"), out(input_shape), [&](auto* dy, auto* dx) {
         avg_pool2d_backward(dy, dx, s, w, count_include_pad, divisor_override);
       });
-}
-
-// Adaptive output_size: int, or pair whose None entries keep the input's size.
-Pool2dSizes adaptive_sizes(const char* op, const Shape& in_shape, py::handle output_size) {
-  std::array<int64_t, 2> keep{in_shape.size() >= 2 ? in_shape[in_shape.size() - 2] : 0,
-                              in_shape.size() >= 2 ? in_shape[in_shape.size() - 1] : 0};
-  const auto o = int_pair(output_size, op, "output_size", &keep);
-  return adaptive_pool2d_sizes(op, in_shape, o[0], o[1]);
 }
 
 py::object adaptive_avg_pool2d_forward_py(const py::array& input, py::handle output_size) {

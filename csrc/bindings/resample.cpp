@@ -4,6 +4,7 @@
 
 #include "bindings/families.h"
 #include "bindings/marshal.h"
+#include "bindings/resample_args.h"
 #include "cpu/resample.h"
 
 namespace kiln::bind {
@@ -12,35 +13,12 @@ namespace {
 using marshal::in;
 using marshal::out;
 
-Resample parse_mode(const std::string& mode, const char* op) {
-  if (mode == "nearest") return Resample::Nearest;
-  if (mode == "nearest-exact") return Resample::NearestExact;
-  if (mode == "bilinear") return Resample::Bilinear;
-  if (mode == "bicubic") return Resample::Bicubic;
-  fail<ValueError>(op, ": mode must be 'nearest', 'nearest-exact', 'bilinear' or 'bicubic', got '",
-                   mode, "'");
-}
-
-ResampleOptions options(const std::string& mode, bool align_corners, double scale_h,
-                        double scale_w, bool antialias, const char* op) {
-  return {parse_mode(mode, op), align_corners, scale_h, scale_w, antialias};
-}
-
-ResampleSizes sizes(const Shape& in_shape, int64_t out_h, int64_t out_w, const char* op) {
-  if (in_shape.size() != 4)
-    fail<ValueError>(op, ": expected a 4-D (N, C, H, W) input, got ", shape_str(in_shape));
-  if (out_h <= 0 || out_w <= 0 || in_shape[2] <= 0 || in_shape[3] <= 0)
-    fail<ValueError>(op, ": input ", shape_str(in_shape), " and output size (", out_h, ", ",
-                     out_w, ") must be positive");
-  return {in_shape[0] * in_shape[1], in_shape[2], in_shape[3], out_h, out_w};
-}
-
 py::object resample_forward_py(const py::array& input, int64_t out_h, int64_t out_w,
                                const std::string& mode, bool align_corners, double scale_h,
                                double scale_w, bool antialias) {
   const char* op = "interpolate";
   const Shape in_shape = shape_of(input);
-  const ResampleSizes s = sizes(in_shape, out_h, out_w, op);
+  const ResampleSizes s = resample_sizes(in_shape, out_h, out_w, op);
   const ResampleOptions o = options(mode, align_corners, scale_h, scale_w, antialias, op);
   return marshal::call<float, double>(
       op, in(input, "input"), out(Shape{in_shape[0], in_shape[1], out_h, out_w}),
@@ -51,12 +29,7 @@ py::object resample_backward_py(const py::array& grad_output, const Shape& input
                                 const std::string& mode, bool align_corners, double scale_h,
                                 double scale_w, bool antialias) {
   const char* op = "interpolate_backward";
-  const Shape g = shape_of(grad_output);
-  if (g.size() != 4 || input_shape.size() != 4 || g[0] != input_shape[0] ||
-      g[1] != input_shape[1])
-    fail<ValueError>(op, ": grad_output ", shape_str(g), " does not match input ",
-                     shape_str(input_shape));
-  const ResampleSizes s = sizes(input_shape, g[2], g[3], op);
+  const ResampleSizes s = backward_sizes(shape_of(grad_output), input_shape, op);
   const ResampleOptions o = options(mode, align_corners, scale_h, scale_w, antialias, op);
   return marshal::call<float, double>(op, in(grad_output, "grad_output"), out(input_shape),
                                       [&](auto* dy, auto* dx) { resample_backward(dy, dx, s, o); });

@@ -8,57 +8,23 @@
 #include "common/parallel.h"
 
 namespace kiln {
-namespace {
 
-void check_sizes(const char* op, const ResampleSizes& s) {
+void check_resample_sizes(const char* op, const ResampleSizes& s) {
   KILN_CHECK(s.planes >= 0 && s.in_h > 0 && s.in_w > 0 && s.out_h > 0 && s.out_w > 0, op,
              ": input (", s.planes, " planes of ", s.in_h, "x", s.in_w, ") and output (", s.out_h,
              "x", s.out_w, ") sizes must be positive");
 }
 
-// One output position's sources and weights along an axis.
-template <typename T>
-struct Tap {
-  int64_t i0, i1;
-  T l0, l1;
-};
+namespace {
 
-// PyTorch's compute_scales_value / area_pixel_compute_scale in the type S.
-template <typename S>
-S axis_scale(int64_t in, int64_t out, double scale_factor, bool align_corners) {
-  if (align_corners) return out > 1 ? S(in - 1) / S(out - 1) : S(0);
-  return scale_factor > 0 ? S(1.0 / scale_factor) : S(in) / S(out);
-}
+template <typename T>
+using Tap = ResampleTap<T>;
 
 template <typename T>
 std::vector<Tap<T>> axis_taps(int64_t in, int64_t out, double scale_factor, const ResampleOptions& o) {
   std::vector<Tap<T>> taps(static_cast<size_t>(out));
-  if (o.mode == Resample::Bilinear) {
-    const T scale = axis_scale<T>(in, out, scale_factor, o.align_corners);
-    for (int64_t i = 0; i < out; ++i) {
-      T r = o.align_corners ? scale * T(i) : scale * (T(i) + T(0.5)) - T(0.5);
-      if (!o.align_corners && r < T(0)) r = T(0);
-      // The clamp only guards scale factors inconsistent with the sizes (memory safety).
-      const int64_t i0 = std::min(static_cast<int64_t>(r), in - 1);
-      const int64_t i1 = i0 + (i0 < in - 1 ? 1 : 0);
-      const T l1 = r - T(i0);
-      taps[i] = {i0, i1, T(1) - l1, l1};
-    }
-    return taps;
-  }
-  const float scale = axis_scale<float>(in, out, scale_factor, false);
-  for (int64_t i = 0; i < out; ++i) {
-    int64_t src;
-    if (o.mode == Resample::Nearest) {
-      src = out == in ? i
-            : out == 2 * in
-                ? i >> 1
-                : std::min(static_cast<int64_t>(std::floor(float(i) * scale)), in - 1);
-    } else {
-      src = std::min(static_cast<int64_t>(std::floor((float(i) + 0.5f) * scale)), in - 1);
-    }
-    taps[i] = {src, src, T(1), T(0)};
-  }
+  for (int64_t i = 0; i < out; ++i)
+    taps[i] = resample_tap<T>(i, in, out, scale_factor, o.mode, o.align_corners);
   return taps;
 }
 
@@ -69,7 +35,7 @@ struct Plan {
   int64_t in_plane, out_plane, grain;
   bool linear;
   Plan(const char* op, const ResampleSizes& s, const ResampleOptions& o)
-      : th((check_sizes(op, s), axis_taps<T>(s.in_h, s.out_h, o.scale_h, o))),
+      : th((check_resample_sizes(op, s), axis_taps<T>(s.in_h, s.out_h, o.scale_h, o))),
         tw(axis_taps<T>(s.in_w, s.out_w, o.scale_w, o)),
         in_plane(s.in_h * s.in_w),
         out_plane(s.out_h * s.out_w),
@@ -99,7 +65,7 @@ T cubic2(T x, T a) {
 template <typename T>
 WideTaps<T> wide_taps(int64_t in, int64_t out, double scale_factor, const ResampleOptions& o) {
   WideTaps<T> taps;
-  const T scale = axis_scale<T>(in, out, scale_factor, o.align_corners);
+  const T scale = resample_scale<T>(in, out, scale_factor, o.align_corners);
   if (!o.antialias) {  // bicubic
     taps.k = 4;
     taps.index.resize(static_cast<size_t>(out * 4));
@@ -156,7 +122,7 @@ struct WidePlan {
   WideTaps<T> th, tw;
   int64_t in_plane, out_plane, grain;
   WidePlan(const char* op, const ResampleSizes& s, const ResampleOptions& o)
-      : th((check_sizes(op, s), wide_taps<T>(s.in_h, s.out_h, o.scale_h, o))),
+      : th((check_resample_sizes(op, s), wide_taps<T>(s.in_h, s.out_h, o.scale_h, o))),
         tw(wide_taps<T>(s.in_w, s.out_w, o.scale_w, o)),
         in_plane(s.in_h * s.in_w),
         out_plane(s.out_h * s.out_w),

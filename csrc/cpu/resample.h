@@ -35,7 +35,10 @@
 // K per output position (unused taps weigh 0).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+
+#include "common/hd.h"
 
 namespace kiln {
 
@@ -54,6 +57,55 @@ struct ResampleOptions {
   double scale_h = 0, scale_w = 0;
   bool antialias = false;
 };
+
+// ValueError naming op unless every size is positive (planes may be 0).
+void check_resample_sizes(const char* op, const ResampleSizes& s);
+
+// One output position's sources and weights along an axis: the output reads
+// l0 * in[i0] + l1 * in[i1] (nearest modes: i0 = i1, l0 = 1, l1 = 0).
+template <typename T>
+struct ResampleTap {
+  int64_t i0, i1;
+  T l0, l1;
+};
+
+// PyTorch's compute_scales_value / area_pixel_compute_scale in the type S.
+template <typename S>
+KILN_HD inline S resample_scale(int64_t in, int64_t out, double scale_factor,
+                                bool align_corners) {
+  if (align_corners) return out > 1 ? S(in - 1) / S(out - 1) : S(0);
+  return scale_factor > 0 ? S(1.0 / scale_factor) : S(in) / S(out);
+}
+
+KILN_HD inline int64_t resample_at_most(int64_t v, int64_t hi) { return v < hi ? v : hi; }
+
+// The tap of output position i along an axis of `in` inputs and `out` outputs, as
+// the formulas above (shared by the CPU and CUDA kernels). The clamps only guard
+// scale factors inconsistent with the sizes (memory safety).
+template <typename T>
+KILN_HD inline ResampleTap<T> resample_tap(int64_t i, int64_t in, int64_t out,
+                                           double scale_factor, Resample mode,
+                                           bool align_corners) {
+  if (mode == Resample::Bilinear) {
+    const T scale = resample_scale<T>(in, out, scale_factor, align_corners);
+    T r = align_corners ? scale * T(i) : scale * (T(i) + T(0.5)) - T(0.5);
+    if (!align_corners && r < T(0)) r = T(0);
+    const int64_t i0 = resample_at_most(static_cast<int64_t>(r), in - 1);
+    const int64_t i1 = i0 + (i0 < in - 1 ? 1 : 0);
+    const T l1 = r - T(i0);
+    return {i0, i1, T(1) - l1, l1};
+  }
+  const float scale = resample_scale<float>(in, out, scale_factor, false);
+  int64_t src;
+  if (mode == Resample::Nearest)
+    src = out == in       ? i
+          : out == 2 * in ? i >> 1
+                          : resample_at_most(static_cast<int64_t>(floorf(float(i) * scale)),
+                                             in - 1);
+  else
+    src = resample_at_most(static_cast<int64_t>(floorf((float(i) + 0.5f) * scale)), in - 1);
+  return {src, src, T(1), T(0)};
+}
 
 // x: (P, H, W) -> y: (P, OH, OW). Throws ValueError for empty or negative sizes.
 template <typename T>

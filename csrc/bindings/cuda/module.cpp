@@ -12,6 +12,14 @@
 namespace py = pybind11;
 namespace kc = kiln::cuda;
 
+namespace kiln::cuda::bind {  // the kernel families, one per csrc/bindings/cuda/<family>.cpp
+void bind_linear(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_norm(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_resample(py::module_& m);
+}  // namespace kiln::cuda::bind
+
 namespace {
 
 py::dict stats_dict(const kiln::AllocatorStats& s) {
@@ -72,4 +80,9 @@ PYBIND11_MODULE(_C_cuda, m) {
         py::call_guard<py::gil_scoped_release>());
 
   kiln::cuda::bind::bind_device_array(m);
+  kiln::cuda::bind::bind_linear(m);
+  kiln::cuda::bind::bind_conv(m);
+  kiln::cuda::bind::bind_norm(m);
+  kiln::cuda::bind::bind_pool(m);
+  kiln::cuda::bind::bind_resample(m);
 }
