@@ -155,50 +155,59 @@ template <typename T>
 void batch_norm_backward_impl(const T* dy, const T* y, const T* x, const BatchNormSizes& sz,
                               const T* weight, const T* save_mean, const T* save_invstd,
                               bool training, T* dx, T* dweight, T* dbias, T* dresidual) {
-  // The row passes take g as a callable grad(row offset, i), masked or not.
-  auto backward = [&](auto grad) {
-    // Per row: sum g and sum g * (x - mean); then per channel, summed in n order.
-    const int64_t rows = sz.n * sz.c, count = sz.n * sz.s;
-    std::vector<double> row_dy(rows), row_dy_xc(rows);
-    for_each_row(sz, [&](int64_t r) {
-      const T m = save_mean[r % sz.c];
-      const int64_t o = r * sz.s;
-      const T* xr = x + o;
-      row_dy[r] = lane_sum(sz.s, [&](int64_t i) { return double(grad(o, i)); });
-      row_dy_xc[r] =
-          lane_sum(sz.s, [&](int64_t i) { return double(grad(o, i)) * double(xr[i] - m); });
-    });
-    // dx = g * a + (x - mean) * b + k per channel; in eval mode the statistics
-    // are constants, so only the first term remains.
-    std::vector<T> a(sz.c), b(sz.c), k(sz.c);
-    for (int64_t c = 0; c < sz.c; ++c) {
-      double sum_dy = 0, sum_dy_xc = 0;
-      for (int64_t n = 0; n < sz.n; ++n) {
-        sum_dy += row_dy[n * sz.c + c];
-        sum_dy_xc += row_dy_xc[n * sz.c + c];
+  // After a ReLU, the first pass writes g (dy masked as the pointwise ReLU's
+  // gradient masks it: 0 where y <= 0, NaN passing) where the second pass reads
+  // it: into dresidual, which wants it anyway, or else into dx, which the second
+  // pass then overwrites in place. So y is read once, and g never materialized
+  // beyond the output arrays.
+  T* g = y ? (dresidual ? dresidual : dx) : nullptr;
+  // Per row: sum g and sum g * (x - mean); then per channel, summed in n order.
+  const int64_t rows = sz.n * sz.c, count = sz.n * sz.s;
+  std::vector<double> row_dy(rows), row_dy_xc(rows);
+  for_each_row(sz, [&](int64_t r) {
+    const T m = save_mean[r % sz.c];
+    const T* xr = x + r * sz.s;
+    const T* gr = dy + r * sz.s;
+    if (g) {
+      const T* yr = y + r * sz.s;
+      T* out = g + r * sz.s;
+      for (int64_t i = 0; i < sz.s; ++i) {
+        const T d = gr[i];  // both loads before the select: a blend, not a branch
+        out[i] = yr[i] <= T(0) ? T(0) : d;
       }
-      const double invstd = save_invstd[c];
-      const double ac = (weight ? double(weight[c]) : 1.0) * invstd;
-      dbias[c] = T(sum_dy);
-      dweight[c] = T(sum_dy_xc * invstd);
-      a[c] = T(ac);
-      b[c] = T(training && count > 0 ? -ac * invstd * invstd * sum_dy_xc / count : 0.0);
-      k[c] = T(training && count > 0 ? -ac * sum_dy / count : 0.0);
+      gr = out;
     }
-    for_each_row(sz, [&](int64_t r) {
-      const int64_t c = r % sz.c, o = r * sz.s;
-      const T m = save_mean[c], ac = a[c], bc = b[c], kc = k[c];
-      const T* xr = x + o;
-      T* dxr = dx + o;
-      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = grad(o, i) * ac + (xr[i] - m) * bc + kc;
-      if (dresidual)
-        for (int64_t i = 0; i < sz.s; ++i) dresidual[o + i] = grad(o, i);
-    });
-  };
-  if (y)  // ReLU's gradient as the pointwise ReLU's: 0 where y <= 0 (NaN passes)
-    backward([&](int64_t o, int64_t i) { return y[o + i] <= T(0) ? T(0) : dy[o + i]; });
-  else
-    backward([&](int64_t o, int64_t i) { return dy[o + i]; });
+    row_dy[r] = lane_sum(sz.s, [&](int64_t i) { return double(gr[i]); });
+    row_dy_xc[r] = lane_sum(sz.s, [&](int64_t i) { return double(gr[i]) * double(xr[i] - m); });
+  });
+  // dx = g * a + (x - mean) * b + k per channel; in eval mode the statistics
+  // are constants, so only the first term remains.
+  std::vector<T> a(sz.c), b(sz.c), k(sz.c);
+  for (int64_t c = 0; c < sz.c; ++c) {
+    double sum_dy = 0, sum_dy_xc = 0;
+    for (int64_t n = 0; n < sz.n; ++n) {
+      sum_dy += row_dy[n * sz.c + c];
+      sum_dy_xc += row_dy_xc[n * sz.c + c];
+    }
+    const double invstd = save_invstd[c];
+    const double ac = (weight ? double(weight[c]) : 1.0) * invstd;
+    dbias[c] = T(sum_dy);
+    dweight[c] = T(sum_dy_xc * invstd);
+    a[c] = T(ac);
+    b[c] = T(training && count > 0 ? -ac * invstd * invstd * sum_dy_xc / count : 0.0);
+    k[c] = T(training && count > 0 ? -ac * sum_dy / count : 0.0);
+  }
+  for_each_row(sz, [&](int64_t r) {
+    const int64_t c = r % sz.c;
+    const T m = save_mean[c], ac = a[c], bc = b[c], kc = k[c];
+    const T* gr = (g ? g : dy) + r * sz.s;
+    const T* xr = x + r * sz.s;
+    T* dxr = dx + r * sz.s;
+    if (gr == dxr)  // in place, said so: a vectorized loop needs no overlap check
+      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = dxr[i] * ac + (xr[i] - m) * bc + kc;
+    else
+      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = gr[i] * ac + (xr[i] - m) * bc + kc;
+  });
 }
 
 }  // namespace
