@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Where one training step's time goes, by op family: a profile of kiln alone.
 
-    python bench/profile.py [--model resnet20] [--batch 128] [--threads 2] [--steps 10]
-                            [--ceilings]
+    python bench/step_profile.py [--model resnet20] [--batch 128] [--threads 2] [--steps 10]
+                                 [--ceilings]
 
 The step is bench/train.py's: zero the gradients, forward, cross-entropy, backward, SGD
 (momentum 0.9, weight decay 5e-4). Every kernel of the CPU backend is wrapped by a timer
@@ -19,7 +19,9 @@ kernels return per step, and NumPy's peak of newly allocated bytes within a step
 (tracemalloc, one separate step). --ceilings adds the machine's sgemm and memory-copy
 rates (bench/ops.py's). Models: kiln.models' names (resnet20, vgg_cifar, lenet5, ...) and
 bench/networks.py's zoo (resnet18, mobilenet, vgg16). A profile, never a test; the timer
-costs about a microsecond per kernel call.
+costs about a microsecond per kernel call. (Not bench/profile.py: bench/ is the first entry
+of sys.path for its scripts, and that name would hide the standard library's ``profile``,
+which torch imports.)
 """
 
 from __future__ import annotations
