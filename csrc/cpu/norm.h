@@ -27,12 +27,14 @@
 //                                                dr = g
 //                                                dbeta, dgamma, dx: batch norm's with dy := g
 //
-// One pass over memory each way where the unfused ops take three or four: the
-// forward's statistics pass, then x (and r) read and y written once; the
-// backward's two batch-norm passes read dy and y in place of a materialized g.
-// y is what forward returns and backward reads for the mask (ReLU saves its
-// output too). Values round as the unfused ops round them (z, then z + r, then
-// the ReLU), and the sums are batch norm's, so results equal the unfused path.
+// The forward makes one pass after the statistics where the unfused ops take
+// three (normalize, add, ReLU): x (and r) read, y written once. The backward
+// masks dy by y in its first pass and writes g where its second pass reads it
+// (into dr, wanted anyway, or into dx, then overwritten in place): 7 array
+// passes against the unfused 8 (ReLU's gradient 3, batch norm's 5). y is what
+// forward returns and backward reads for the mask (ReLU saves its output too).
+// Values round as the unfused ops round them (z, then z + r, then the ReLU),
+// and the sums are batch norm's, so results equal the unfused path.
 //
 // Group normalization over input (N, C, *), viewed as (N, G, D) with G groups
 // of C/G channels and D = C/G * S values per (n, g); a group is D contiguous

@@ -113,10 +113,11 @@ def batch_norm_relu(
     input's shape and dtype; returns a tensor of input's shape. kiln's, not in PyTorch.
 
     The arguments, the running-statistics update and the errors are batch_norm's; results
-    and gradients (input, weight, bias, residual) equal the unfused ops'. The fused kernel
-    reads and writes memory once each way where batch norm, the add and the ReLU take
-    three or four passes. While an observer of ``Function.apply`` is registered (the ONNX
-    tracer), the unfused ops run, so observers see PyTorch's op sequence.
+    and gradients (input, weight, bias, residual) equal the unfused ops'. After the
+    statistics, the forward makes one pass over memory where batch norm, the add and the
+    ReLU take three; the backward 7 array passes against 8. While an observer of
+    ``Function.apply`` is registered (the ONNX tracer), the unfused ops run, so observers
+    see PyTorch's op sequence.
     """
     op = "batch_norm_relu"
     _check_batch_norm(op, input, running_mean, running_var, weight, bias, momentum, eps)
