@@ -11,7 +11,7 @@ namespace py = pybind11;
 PYBIND11_MODULE(_C, m) {
   m.doc() = "kiln's C++ kernels (forward and backward), on NumPy arrays";
   // Freed activation buffers stay in the heap for the next step (common/heap.h).
-  m.attr("malloc_tuned") = kiln::keep_freed_memory();
+  m.attr("_malloc_tuned") = kiln::keep_freed_memory();
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -215,7 +215,7 @@ for _ in range(3):
 before = faults()
 for _ in range(10):
     step()
-print(kiln._C.malloc_tuned, faults() - before)
+print(kiln._C._malloc_tuned, faults() - before)
 """
 
 
