@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -189,36 +190,65 @@ def pool_rows(repeats: int) -> list[Row]:
 
 
 def batch_norm_rows(repeats: int) -> list[Row]:
+    """batch_norm; batch norm -> ReLU and batch norm -> + residual -> ReLU, in kiln unfused
+    (the three ops) and fused (F.batch_norm_relu), each against PyTorch's unfused ops."""
     n, c, h = 64, 64, 32
     shape = f"({n},{c},{h},{h}) train"
     note = missing("batch_norm")
     if note:
         return [Row("batch_norm fwd+bwd", shape, None, None, 0, "GB/s", note)]
-    x, g = rand(n, c, h, h), rand(n, c, h, h, seed=1)
-    xk = kiln.tensor(x, requires_grad=True)
-    wk = kiln.tensor(np.ones(c, np.float32), requires_grad=True)
-    bk = kiln.tensor(np.zeros(c, np.float32), requires_grad=True)
-    mean_k, var_k = kiln.tensor(np.zeros(c, np.float32)), kiln.tensor(np.ones(c, np.float32))
-    gk = kiln.tensor(g)
+    x, g, r = rand(n, c, h, h), rand(n, c, h, h, seed=1), rand(n, c, h, h, seed=2)
 
-    def kiln_step() -> None:
-        xk.grad = wk.grad = bk.grad = None
-        F.batch_norm(xk, mean_k, var_k, wk, bk, training=True).backward(gk)
+    def kiln_unfused(*args: Any, residual: Any = None) -> Any:
+        y = F.batch_norm(*args)
+        return F.relu(y if residual is None else y + residual)
 
-    torch_step = None
-    if torch is not None:
-        xt = torch.from_numpy(x).requires_grad_()
-        wt, bt = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
-        mean_t, var_t, gt = torch.zeros(c), torch.ones(c), torch.from_numpy(g)
+    def torch_unfused(*args: Any, residual: Any = None) -> Any:
+        y = TF.batch_norm(*args)
+        return TF.relu(y if residual is None else y + residual)
 
-        def torch_step() -> None:
-            xt.grad = wt.grad = bt.grad = None
-            TF.batch_norm(xt, mean_t, var_t, wt, bt, training=True).backward(gt)
+    # (name, kiln op, torch op, with a residual, minimum traffic in units of x's bytes:
+    # forward reads x (and the residual) and writes y; backward reads x, dy (and y for
+    # the ReLU's mask) and writes dx (and the residual's gradient))
+    cases = [
+        ("batch_norm fwd+bwd", F.batch_norm, TF.batch_norm, False, 5),
+        ("bn+relu unfused fwd+bwd", kiln_unfused, torch_unfused, False, 6),
+        ("bn+relu fused fwd+bwd", F.batch_norm_relu, torch_unfused, False, 6),
+        ("bn+add+relu unfused fwd+bwd", kiln_unfused, torch_unfused, True, 8),
+        ("bn+add+relu fused fwd+bwd", F.batch_norm_relu, torch_unfused, True, 8),
+    ]
+    rows = []
+    for name, kiln_op, torch_op, with_residual, traffic in cases:
+        xk, rk = kiln.tensor(x, requires_grad=True), kiln.tensor(r, requires_grad=True)
+        wk = kiln.tensor(np.ones(c, np.float32), requires_grad=True)
+        bk = kiln.tensor(np.zeros(c, np.float32), requires_grad=True)
+        mean_k, var_k = kiln.tensor(np.zeros(c, np.float32)), kiln.tensor(np.ones(c, np.float32))
+        gk = kiln.tensor(g)
+        extra_k = {"residual": rk} if with_residual else {}
 
-    # Minimum traffic: forward reads x and writes y; backward reads x and dy, writes dx.
-    return [Row("batch_norm fwd+bwd", shape, *block_medians(kiln_step, torch_step,
-                                                                   repeats),
-                5 * x.nbytes, "GB/s")]
+        def kiln_step(op: Any = kiln_op, xk: Any = xk, rk: Any = rk, wk: Any = wk, bk: Any = bk,
+                      mean_k: Any = mean_k, var_k: Any = var_k, gk: Any = gk,
+                      extra: Any = extra_k) -> None:
+            xk.grad = rk.grad = wk.grad = bk.grad = None
+            op(xk, mean_k, var_k, wk, bk, True, **extra).backward(gk)
+
+        torch_step = None
+        if torch is not None:
+            xt = torch.from_numpy(x).requires_grad_()
+            rt = torch.from_numpy(r).requires_grad_()
+            wt, bt = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
+            mean_t, var_t, gt = torch.zeros(c), torch.ones(c), torch.from_numpy(g)
+            extra_t = {"residual": rt} if with_residual else {}
+
+            def torch_step(op: Any = torch_op, xt: Any = xt, rt: Any = rt, wt: Any = wt,
+                           bt: Any = bt, mean_t: Any = mean_t, var_t: Any = var_t,
+                           gt: Any = gt, extra: Any = extra_t) -> None:
+                xt.grad = rt.grad = wt.grad = bt.grad = None
+                op(xt, mean_t, var_t, wt, bt, True, **extra).backward(gt)
+
+        rows.append(Row(name, shape, *block_medians(kiln_step, torch_step, repeats),
+                        traffic * x.nbytes, "GB/s"))
+    return rows
 
 
 def linear_rows(repeats: int) -> list[Row]:

@@ -4,11 +4,14 @@
 
 #include "bindings/families.h"
 #include "common/check.h"
+#include "common/heap.h"
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "kiln's C++ kernels (forward and backward), on NumPy arrays";
+  // Freed activation buffers stay in the heap for the next step (common/heap.h).
+  m.attr("_malloc_tuned") = kiln::keep_freed_memory();
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

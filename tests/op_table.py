@@ -559,6 +559,59 @@ def _batch_norm_errors(m: Maker) -> list[ErrorCase]:
     ]
 
 
+def _torch_batch_norm_relu(input: Any, running_mean: Any, running_var: Any,  # noqa: A002
+                           weight: Any = None, bias: Any = None, training: bool = False,
+                           momentum: float = 0.1, eps: float = 1e-5,
+                           residual: Any = None) -> Any:
+    """What kiln's fused F.batch_norm_relu equals: relu(batch_norm(...) + residual)."""
+    import torch
+    import torch.nn.functional as tf
+    out = tf.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return torch.relu(out if residual is None else out + residual)
+
+
+def _batch_norm_relu_samples(m: Maker) -> list[Sample]:
+    rm = lambda c: m.const(c)  # noqa: E731
+    rv = lambda c: m.const(c, kind="pos")  # noqa: E731
+    return [
+        Sample("eval_4d", m(2, 3, 4, 4), rm(3), rv(3), m(3), m(3)),
+        Sample("train_4d", m(2, 3, 4, 4), rm(3), rv(3), m(3), m(3), training=True),
+        Sample("train_residual", m(2, 3, 4, 4), rm(3), rv(3), m(3), m(3), training=True,
+               residual=m(2, 3, 4, 4)),
+        Sample("eval_residual", m(2, 3, 3, 3), rm(3), rv(3), m(3), m(3),
+               residual=m(2, 3, 3, 3)),
+        Sample("train_residual_const", m(3, 2, 3, 3), rm(2), rv(2), m(2), m(2),
+               training=True, residual=m.const(3, 2, 3, 3)),
+        Sample("train_no_stats", m(3, 2, 3, 3), None, None, m(2), m(2), training=True),
+        Sample("train_no_affine", m(2, 3, 3, 3), rm(3), rv(3), training=True, momentum=0.3,
+               residual=m(2, 3, 3, 3)),
+        Sample("train_2d", m(4, 3), rm(3), rv(3), m(3), m(3), training=True),
+        Sample("train_3d", m(2, 3, 5), rm(3), rv(3), m(3), m(3), training=True, eps=1e-3),
+        Sample("train_batch1_spatial", m(1, 2, 3, 3), rm(2), rv(2), m(2), m(2), training=True,
+               residual=m(1, 2, 3, 3)),
+        Sample("noncontig", m(2, 3, 4, 5, layout="T"), rm(3), rv(3), m(3), m(3),
+               training=True, residual=m(2, 3, 4, 5, layout="step")),
+        Sample("empty_1d_train", m(0), rm(0), rv(0), training=True),
+        Sample("empty_batch_train_residual", m(0, 3, 2), rm(3), rv(3), m(3), m(3),
+               training=True, residual=m(0, 3, 2)),
+    ]
+
+
+def _batch_norm_relu_errors(m: Maker) -> list[ErrorCase]:
+    return [
+        ErrorCase("running_mean size", m(2, 3, 4, 4), m.const(4), m.const(3, kind="pos"),
+                  exc=ValueError, match=r"batch_norm_relu.*running_mean.*\(4,\)"),
+        ErrorCase("one value per channel", m(1, 3), m.const(3), m.const(3, kind="pos"),
+                  training=True, exc=ValueError, match=r"batch_norm_relu.*\(1, 3\)"),
+        ErrorCase("residual shape", m(2, 3, 4, 4), m.const(3), m.const(3, kind="pos"),
+                  residual=m(2, 3, 4, 5), exc=(ValueError, RuntimeError),
+                  match=r"batch_norm_relu.*residual.*\(2, 3, 4, 5\)"),
+        ErrorCase("residual not a tensor", m(2, 3, 4), m.const(3), m.const(3, kind="pos"),
+                  residual=1.0, exc=TypeError, match=r"batch_norm_relu: residual",
+                  torch_raises=False),
+    ]
+
+
 def _layer_norm_samples(m: Maker) -> list[Sample]:
     return [
         Sample("2d_last_dim", m(4, 5), (5,), m(5), m(5)),
@@ -1378,6 +1431,8 @@ OPS: list[OpRow] = [
     OpRow("F.local_response_norm", samples=_local_response_norm_samples,
           errors=_local_response_norm_errors),
     OpRow("F.batch_norm", samples=_batch_norm_samples, errors=_batch_norm_errors, tol=LOOSE_TOL),
+    OpRow("F.batch_norm_relu", torch_op=_torch_batch_norm_relu, samples=_batch_norm_relu_samples,
+          errors=_batch_norm_relu_errors, tol=LOOSE_TOL),
     OpRow("F.group_norm", samples=lambda m: [
         Sample("4d_2groups", m(2, 4, 3, 3), 2, m(4), m(4)),
         Sample("4d_groups_eq_channels", m(2, 3, 2, 2), 3, m(3), m(3)),

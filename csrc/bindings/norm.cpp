@@ -19,12 +19,11 @@ void check_channel(const OptArray& a, const char* op, const char* name, const Sh
   if (a) check_channel_param(op, name, shape_of(*a), input);
 }
 
-py::object batch_norm_forward_py(const py::array& input, const OptArray& running_mean,
-                                 const OptArray& running_var, const OptArray& weight,
-                                 const OptArray& bias, bool training, double momentum,
-                                 double eps) {
-  const char* op = "batch_norm";
-  const Shape shape = shape_of(input);
+// The checks of batch_norm's forward (and the fused batch_norm_relu's); returns (N, C, S).
+BatchNormSizes check_batch_norm_forward(const char* op, const Shape& shape,
+                                        const OptArray& running_mean,
+                                        const OptArray& running_var, const OptArray& weight,
+                                        const OptArray& bias, bool training, double eps) {
   const BatchNormSizes sz = batch_norm_sizes(op, shape);
   check_batch_norm_call(op, shape, training, running_mean.has_value(), running_var.has_value(),
                         eps);
@@ -32,6 +31,30 @@ py::object batch_norm_forward_py(const py::array& input, const OptArray& running
   check_channel(bias, op, "bias", shape);
   check_channel(running_mean, op, "running_mean", shape);
   check_channel(running_var, op, "running_var", shape);
+  return sz;
+}
+
+// The checks of batch_norm's backward (and the fused one's); returns (N, C, S).
+BatchNormSizes check_batch_norm_backward(const char* op, const Shape& shape,
+                                         const py::array& grad_output, const OptArray& weight,
+                                         const py::array& save_mean,
+                                         const py::array& save_invstd) {
+  const BatchNormSizes sz = batch_norm_sizes(op, shape);
+  check_grad_output(shape_of(grad_output), shape, op);
+  check_channel(weight, op, "weight", shape);
+  check_channel_param(op, "save_mean", shape_of(save_mean), shape);
+  check_channel_param(op, "save_invstd", shape_of(save_invstd), shape);
+  return sz;
+}
+
+py::object batch_norm_forward_py(const py::array& input, const OptArray& running_mean,
+                                 const OptArray& running_var, const OptArray& weight,
+                                 const OptArray& bias, bool training, double momentum,
+                                 double eps) {
+  const char* op = "batch_norm";
+  const Shape shape = shape_of(input);
+  const BatchNormSizes sz = check_batch_norm_forward(op, shape, running_mean, running_var,
+                                                     weight, bias, training, eps);
   return marshal::call<float, double>(
       op, in(input, "input"), opt(weight, "weight"), opt(bias, "bias"),
       opt_inout(running_mean, "running_mean", training),
@@ -46,17 +69,62 @@ py::object batch_norm_backward_py(const py::array& grad_output, const py::array&
                                   const py::array& save_invstd, bool training) {
   const char* op = "batch_norm_backward";
   const Shape shape = shape_of(input);
-  const BatchNormSizes sz = batch_norm_sizes(op, shape);
-  check_grad_output(shape_of(grad_output), shape, op);
-  check_channel(weight, op, "weight", shape);
-  check_channel_param(op, "save_mean", shape_of(save_mean), shape);
-  check_channel_param(op, "save_invstd", shape_of(save_invstd), shape);
+  const BatchNormSizes sz =
+      check_batch_norm_backward(op, shape, grad_output, weight, save_mean, save_invstd);
   return marshal::call<float, double>(
       op, in(input, "input"), in(grad_output, "grad_output"), opt(weight, "weight"),
       in(save_mean, "save_mean"), in(save_invstd, "save_invstd"), out(shape), out({sz.c}),
       out({sz.c}),
       [&](auto* x, auto* dy, auto* w, auto* mean, auto* invstd, auto* dx, auto* dw, auto* db) {
         batch_norm_backward(dy, x, sz, w, mean, invstd, training, dx, dw, db);
+      });
+}
+
+// A residual or the fused output, when present, has input's shape.
+void check_like_input(const OptArray& a, const char* op, const char* name, const Shape& input) {
+  if (a && shape_of(*a) != input)
+    fail(op, ": ", name, " ", shape_str(shape_of(*a)), " must have the shape of input ",
+         shape_str(input));
+}
+
+py::object batch_norm_relu_forward_py(const py::array& input, const OptArray& residual,
+                                      const OptArray& running_mean,
+                                      const OptArray& running_var, const OptArray& weight,
+                                      const OptArray& bias, bool training, double momentum,
+                                      double eps) {
+  const char* op = "batch_norm_relu";
+  const Shape shape = shape_of(input);
+  const BatchNormSizes sz = check_batch_norm_forward(op, shape, running_mean, running_var,
+                                                     weight, bias, training, eps);
+  check_like_input(residual, op, "residual", shape);
+  return marshal::call<float, double>(
+      op, in(input, "input"), opt(residual, "residual"), opt(weight, "weight"),
+      opt(bias, "bias"), opt_inout(running_mean, "running_mean", training),
+      opt_inout(running_var, "running_var", training), out(shape), out({sz.c}), out({sz.c}),
+      [&](auto* x, auto* r, auto* w, auto* b, auto* rm, auto* rv, auto* y, auto* mean,
+          auto* invstd) {
+        batch_norm_relu_forward(x, r, y, sz, w, b, rm, rv, training, momentum, eps, mean,
+                                invstd);
+      });
+}
+
+py::object batch_norm_relu_backward_py(const py::array& grad_output, const py::array& output,
+                                       const py::array& input, const OptArray& weight,
+                                       const py::array& save_mean,
+                                       const py::array& save_invstd, bool training,
+                                       bool residual_grad) {
+  const char* op = "batch_norm_relu_backward";
+  const Shape shape = shape_of(input);
+  const BatchNormSizes sz =
+      check_batch_norm_backward(op, shape, grad_output, weight, save_mean, save_invstd);
+  check_like_input(output, op, "output", shape);
+  return marshal::call<float, double>(
+      op, in(input, "input"), in(grad_output, "grad_output"), in(output, "output"),
+      opt(weight, "weight"), in(save_mean, "save_mean"), in(save_invstd, "save_invstd"),
+      out(shape), out({sz.c}), out({sz.c}), out(shape, residual_grad),
+      [&](auto* x, auto* dy, auto* y, auto* w, auto* mean, auto* invstd, auto* dx, auto* dw,
+          auto* db, auto* dr) {
+        batch_norm_relu_backward(dy, y, x, sz, w, mean, invstd, training, dx, dw, db, dr);
       });
 }
 
@@ -187,6 +255,24 @@ statistics depend on the input, giving the full batch-norm gradient; False:
 grad_input = grad_output * weight * save_invstd). grad_weight = sum of
 grad_output * (input - mean) * invstd and grad_bias = sum of grad_output over
 all but the channel dimension, each (C,).)doc");
+  m.def("batch_norm_relu_forward", &batch_norm_relu_forward_py, py::arg("input"),
+        py::arg("residual"), py::arg("running_mean"), py::arg("running_var"),
+        py::arg("weight") = py::none(), py::arg("bias") = py::none(),
+        py::arg("training") = false, py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+        R"doc(Fused batch norm + (residual add) + ReLU: returns (output, save_mean, save_invstd).
+
+output = relu(batch_norm(input) + residual) in one pass over memory; residual
+has input's shape, or None (no add). The other arguments, the running
+statistics' in-place update and save_mean / save_invstd are batch_norm_forward's.)doc");
+  m.def("batch_norm_relu_backward", &batch_norm_relu_backward_py, py::arg("grad_output"),
+        py::arg("output"), py::arg("input"), py::arg("weight"), py::arg("save_mean"),
+        py::arg("save_invstd"), py::arg("training") = false, py::arg("residual_grad") = false,
+        R"doc(Gradients of batch_norm_relu: returns (grad_input, grad_weight, grad_bias,
+grad_residual), grad_residual None unless residual_grad.
+
+grad_output, output (the forward's result) and input (N, C, *); the others as
+batch_norm_backward. The gradient reaching batch norm is grad_output where
+output > 0, else 0; grad_residual is that gradient.)doc");
   m.def("group_norm_forward", &group_norm_forward_py, py::arg("input"), py::arg("num_groups"),
         py::arg("weight") = py::none(), py::arg("bias") = py::none(), py::arg("eps") = 1e-5,
         R"doc(Group normalization: returns (output, mean, rstd).

@@ -91,10 +91,21 @@ void check_batch_norm_args(const char* op, const Shape& input, bool training,
   if (training && !(eps > 0)) fail(op, ": eps must be positive during training, got ", eps);
 }
 
+namespace {
+
+// relu(v) as the pointwise ReLU computes it (NaN passes through).
 template <typename T>
-void batch_norm_forward(const T* x, T* y, const BatchNormSizes& sz, const T* weight,
-                        const T* bias, T* running_mean, T* running_var, bool training,
-                        double momentum, double eps, T* save_mean, T* save_invstd) {
+T relu_value(T v) {
+  return v < T(0) ? T(0) : v;
+}
+
+// Batch norm's forward with the fused epilogue y = relu(bn(x) + residual):
+// residual may be null, relu false gives plain batch norm.
+template <typename T>
+void batch_norm_forward_impl(const T* x, const T* residual, bool relu, T* y,
+                             const BatchNormSizes& sz, const T* weight, const T* bias,
+                             T* running_mean, T* running_var, bool training, double momentum,
+                             double eps, T* save_mean, T* save_invstd) {
   const int64_t count = sz.n * sz.s;
   std::vector<double> mean(sz.c), var(sz.c);
   if (training) {
@@ -125,25 +136,51 @@ void batch_norm_forward(const T* x, T* y, const BatchNormSizes& sz, const T* wei
     const T m = center[c], a = scale[c], b = shift[c];
     const T* xr = x + r * sz.s;
     T* yr = y + r * sz.s;
-    for (int64_t i = 0; i < sz.s; ++i) yr[i] = (xr[i] - m) * a + b;
+    // Each value rounds as the unfused ops round it: bn(x), then + residual, then relu.
+    if (residual) {
+      const T* rr = residual + r * sz.s;
+      for (int64_t i = 0; i < sz.s; ++i) yr[i] = relu_value(T((xr[i] - m) * a + b) + rr[i]);
+    } else if (relu) {
+      for (int64_t i = 0; i < sz.s; ++i) yr[i] = relu_value(T((xr[i] - m) * a + b));
+    } else {
+      for (int64_t i = 0; i < sz.s; ++i) yr[i] = (xr[i] - m) * a + b;
+    }
   });
 }
 
+// Batch norm's backward after the fused epilogue: the gradient reaching batch
+// norm is g = (y > 0 ? dy : 0) when y (the fused output) is given, else dy; it
+// is also written to dresidual when that is not null.
 template <typename T>
-void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, const T* weight,
-                         const T* save_mean, const T* save_invstd, bool training, T* dx,
-                         T* dweight, T* dbias) {
-  // Per row: sum dy and sum dy * (x - mean); then per channel, summed in n order.
+void batch_norm_backward_impl(const T* dy, const T* y, const T* x, const BatchNormSizes& sz,
+                              const T* weight, const T* save_mean, const T* save_invstd,
+                              bool training, T* dx, T* dweight, T* dbias, T* dresidual) {
+  // After a ReLU, the first pass writes g (dy masked as the pointwise ReLU's
+  // gradient masks it: 0 where y <= 0, NaN passing) where the second pass reads
+  // it: into dresidual, which wants it anyway, or else into dx, which the second
+  // pass then overwrites in place. So y is read once, and g never materialized
+  // beyond the output arrays.
+  T* g = y ? (dresidual ? dresidual : dx) : nullptr;
+  // Per row: sum g and sum g * (x - mean); then per channel, summed in n order.
   const int64_t rows = sz.n * sz.c, count = sz.n * sz.s;
   std::vector<double> row_dy(rows), row_dy_xc(rows);
   for_each_row(sz, [&](int64_t r) {
     const T m = save_mean[r % sz.c];
-    const T* dyr = dy + r * sz.s;
     const T* xr = x + r * sz.s;
-    row_dy[r] = lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]); });
-    row_dy_xc[r] = lane_sum(sz.s, [&](int64_t i) { return double(dyr[i]) * double(xr[i] - m); });
+    const T* gr = dy + r * sz.s;
+    if (g) {
+      const T* yr = y + r * sz.s;
+      T* out = g + r * sz.s;
+      for (int64_t i = 0; i < sz.s; ++i) {
+        const T d = gr[i];  // both loads before the select: a blend, not a branch
+        out[i] = yr[i] <= T(0) ? T(0) : d;
+      }
+      gr = out;
+    }
+    row_dy[r] = lane_sum(sz.s, [&](int64_t i) { return double(gr[i]); });
+    row_dy_xc[r] = lane_sum(sz.s, [&](int64_t i) { return double(gr[i]) * double(xr[i] - m); });
   });
-  // dx = dy * a + (x - mean) * b + k per channel; in eval mode the statistics
+  // dx = g * a + (x - mean) * b + k per channel; in eval mode the statistics
   // are constants, so only the first term remains.
   std::vector<T> a(sz.c), b(sz.c), k(sz.c);
   for (int64_t c = 0; c < sz.c; ++c) {
@@ -163,11 +200,49 @@ void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, cons
   for_each_row(sz, [&](int64_t r) {
     const int64_t c = r % sz.c;
     const T m = save_mean[c], ac = a[c], bc = b[c], kc = k[c];
-    const T* dyr = dy + r * sz.s;
+    const T* gr = (g ? g : dy) + r * sz.s;
     const T* xr = x + r * sz.s;
     T* dxr = dx + r * sz.s;
-    for (int64_t i = 0; i < sz.s; ++i) dxr[i] = dyr[i] * ac + (xr[i] - m) * bc + kc;
+    if (gr == dxr)  // in place, said so: a vectorized loop needs no overlap check
+      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = dxr[i] * ac + (xr[i] - m) * bc + kc;
+    else
+      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = gr[i] * ac + (xr[i] - m) * bc + kc;
   });
+}
+
+}  // namespace
+
+template <typename T>
+void batch_norm_forward(const T* x, T* y, const BatchNormSizes& sz, const T* weight,
+                        const T* bias, T* running_mean, T* running_var, bool training,
+                        double momentum, double eps, T* save_mean, T* save_invstd) {
+  batch_norm_forward_impl<T>(x, nullptr, false, y, sz, weight, bias, running_mean, running_var,
+                             training, momentum, eps, save_mean, save_invstd);
+}
+
+template <typename T>
+void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, const T* weight,
+                         const T* save_mean, const T* save_invstd, bool training, T* dx,
+                         T* dweight, T* dbias) {
+  batch_norm_backward_impl<T>(dy, nullptr, x, sz, weight, save_mean, save_invstd, training, dx,
+                              dweight, dbias, nullptr);
+}
+
+template <typename T>
+void batch_norm_relu_forward(const T* x, const T* residual, T* y, const BatchNormSizes& sz,
+                             const T* weight, const T* bias, T* running_mean, T* running_var,
+                             bool training, double momentum, double eps, T* save_mean,
+                             T* save_invstd) {
+  batch_norm_forward_impl(x, residual, true, y, sz, weight, bias, running_mean, running_var,
+                          training, momentum, eps, save_mean, save_invstd);
+}
+
+template <typename T>
+void batch_norm_relu_backward(const T* dy, const T* y, const T* x, const BatchNormSizes& sz,
+                              const T* weight, const T* save_mean, const T* save_invstd,
+                              bool training, T* dx, T* dweight, T* dbias, T* dresidual) {
+  batch_norm_backward_impl(dy, y, x, sz, weight, save_mean, save_invstd, training, dx, dweight,
+                           dbias, dresidual);
 }
 
 GroupNormSizes group_norm_sizes(const char* op, const Shape& input, int64_t num_groups) {
@@ -441,7 +516,13 @@ void local_response_norm_backward(const T* dy, const T* x, T* dx, const BatchNor
   template void batch_norm_forward<T>(const T*, T*, const BatchNormSizes&, const T*,       \
                                       const T*, T*, T*, bool, double, double, T*, T*);     \
   template void batch_norm_backward<T>(const T*, const T*, const BatchNormSizes&, const T*, \
-                                       const T*, const T*, bool, T*, T*, T*);     \
+                                       const T*, const T*, bool, T*, T*, T*);              \
+  template void batch_norm_relu_forward<T>(const T*, const T*, T*, const BatchNormSizes&,  \
+                                           const T*, const T*, T*, T*, bool, double, double, \
+                                           T*, T*);                                        \
+  template void batch_norm_relu_backward<T>(const T*, const T*, const T*,                  \
+                                            const BatchNormSizes&, const T*, const T*,     \
+                                            const T*, bool, T*, T*, T*, T*);               \
   template void group_norm_forward<T>(const T*, T*, const GroupNormSizes&, const T*,       \
                                       const T*, double, T*, T*);                           \
   template void group_norm_backward<T>(const T*, const T*, const GroupNormSizes&, const T*, \

@@ -18,6 +18,24 @@
 // in double: per (n, c) row a two-pass mean and sum of squared deviations,
 // merged across rows with Chan's formula, so one sweep over memory is stable.
 //
+// Fused batch norm + ReLU, and batch norm + residual add + ReLU (a ResNet
+// block's tail): with z = gamma * xhat + beta as above and r the residual
+// (input's shape; absent: 0),
+//
+//   forward                                      backward (g: the gradient reaching z)
+//   y = relu(z + r) = max(z + r, 0)              g  = dy where y > 0, else 0   (ReLU's rule)
+//                                                dr = g
+//                                                dbeta, dgamma, dx: batch norm's with dy := g
+//
+// The forward makes one pass after the statistics where the unfused ops take
+// three (normalize, add, ReLU): x (and r) read, y written once. The backward
+// masks dy by y in its first pass and writes g where its second pass reads it
+// (into dr, wanted anyway, or into dx, then overwritten in place): 7 array
+// passes against the unfused 8 (ReLU's gradient 3, batch norm's 5). y is what
+// forward returns and backward reads for the mask (ReLU saves its output too).
+// Values round as the unfused ops round them (z, then z + r, then the ReLU),
+// and the sums are batch norm's, so results equal the unfused path.
+//
 // Group normalization over input (N, C, *), viewed as (N, G, D) with G groups
 // of C/G channels and D = C/G * S values per (n, g); a group is D contiguous
 // values. Statistics are per (n, g) over its D values; weight and bias (C,)
@@ -99,6 +117,22 @@ template <typename T>
 void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, const T* weight,
                          const T* save_mean, const T* save_invstd, bool training, T* dx,
                          T* dweight, T* dbias);
+
+// y = relu(batch_norm(x) + residual); residual (x's shape) may be null. Other
+// arguments and outputs as batch_norm_forward.
+template <typename T>
+void batch_norm_relu_forward(const T* x, const T* residual, T* y, const BatchNormSizes& sz,
+                             const T* weight, const T* bias, T* running_mean, T* running_var,
+                             bool training, double momentum, double eps, T* save_mean,
+                             T* save_invstd);
+
+// Gradients of batch_norm_relu_forward from dy and its output y: dx, dweight,
+// dbias as batch_norm_backward with dy masked by y > 0, and, when dresidual is
+// not null, dresidual (x's shape) = the masked dy.
+template <typename T>
+void batch_norm_relu_backward(const T* dy, const T* y, const T* x, const BatchNormSizes& sz,
+                              const T* weight, const T* save_mean, const T* save_invstd,
+                              bool training, T* dx, T* dweight, T* dbias, T* dresidual);
 
 struct GroupNormSizes {
   int64_t n = 0, c = 0, groups = 0, s = 0;

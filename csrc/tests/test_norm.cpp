@@ -83,6 +83,94 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormShapes,
                                            Shape{3, 4, 5, 6}, Shape{1, 2, 3, 3},
                                            Shape{2, 3, 2, 2, 3}));
 
+// The fused batch norm + residual + ReLU against the unfused composition, in
+// float: batch_norm_forward, + residual, ReLU; ReLU's gradient, batch_norm_backward.
+// Both round alike, so the results are equal, not merely close.
+void check_fused_equals_unfused(bool training, bool with_residual) {
+  const Shape shape{3, 4, 5, 7};
+  const BatchNormSizes sz = batch_norm_sizes("batch_norm", shape);
+  const int64_t total = sz.n * sz.c * sz.s;
+  auto as_float = [](const std::vector<double>& v) {
+    return std::vector<float>(v.begin(), v.end());
+  };
+  const auto x = as_float(random_vector(total, 11, 0.5, 2.0));
+  const auto r = as_float(random_vector(total, 12));
+  const auto dy = as_float(random_vector(total, 13));
+  const auto w = as_float(random_vector(sz.c, 14)), b = as_float(random_vector(sz.c, 15));
+  const float* res = with_residual ? r.data() : nullptr;
+  std::vector<float> rm1(sz.c, 0.5f), rv1(sz.c, 2.0f), rm2 = rm1, rv2 = rv1;
+  std::vector<float> y1(total), y2(total), m1(sz.c), m2(sz.c), is1(sz.c), is2(sz.c);
+  // unfused
+  batch_norm_forward(x.data(), y1.data(), sz, w.data(), b.data(), rm1.data(), rv1.data(),
+                     training, 0.1, 1e-5, m1.data(), is1.data());
+  for (int64_t k = 0; k < total; ++k) {
+    const float z = res ? y1[k] + res[k] : y1[k];
+    y1[k] = z < 0.f ? 0.f : z;
+  }
+  std::vector<float> g(total), dx1(total), dw1(sz.c), db1(sz.c);
+  for (int64_t k = 0; k < total; ++k) g[k] = y1[k] <= 0.f ? 0.f : dy[k];
+  batch_norm_backward(g.data(), x.data(), sz, w.data(), m1.data(), is1.data(), training,
+                      dx1.data(), dw1.data(), db1.data());
+  // fused
+  batch_norm_relu_forward(x.data(), res, y2.data(), sz, w.data(), b.data(), rm2.data(),
+                          rv2.data(), training, 0.1, 1e-5, m2.data(), is2.data());
+  std::vector<float> dx2(total), dw2(sz.c), db2(sz.c), dr(total);
+  batch_norm_relu_backward(dy.data(), y2.data(), x.data(), sz, w.data(), m2.data(), is2.data(),
+                           training, dx2.data(), dw2.data(), db2.data(),
+                           with_residual ? dr.data() : nullptr);
+  EXPECT_EQ(y1, y2);
+  EXPECT_EQ(rm1, rm2);
+  EXPECT_EQ(rv1, rv2);
+  EXPECT_EQ(m1, m2);
+  EXPECT_EQ(is1, is2);
+  EXPECT_EQ(dx1, dx2);
+  EXPECT_EQ(dw1, dw2);
+  EXPECT_EQ(db1, db2);
+  if (with_residual) {
+    EXPECT_EQ(g, dr);
+  }
+  int64_t zeros = 0;
+  for (float v : y2) zeros += v == 0.f;
+  EXPECT_GT(zeros, total / 20);  // the ReLU's mask is exercised
+}
+
+TEST(BatchNormReLU, TrainingEqualsUnfused) { check_fused_equals_unfused(true, false); }
+TEST(BatchNormReLU, TrainingWithResidualEqualsUnfused) { check_fused_equals_unfused(true, true); }
+TEST(BatchNormReLU, EvalEqualsUnfused) { check_fused_equals_unfused(false, false); }
+TEST(BatchNormReLU, EvalWithResidualEqualsUnfused) { check_fused_equals_unfused(false, true); }
+
+TEST(BatchNormReLU, FiniteDifferences) {
+  // d/dx, d/dresidual of sum(relu(bn(x) + r) * dy) in double, away from the kink.
+  const Shape shape{2, 3, 4};
+  const BatchNormSizes sz = batch_norm_sizes("batch_norm", shape);
+  const int64_t total = 24;
+  const auto x0 = random_vector(total, 21), r0 = random_vector(total, 22);
+  const auto dy = random_vector(total, 23);
+  const auto w = random_vector(sz.c, 24), b = random_vector(sz.c, 25);
+  auto loss = [&](const std::vector<double>& x, const std::vector<double>& r) {
+    std::vector<double> y(total), m(sz.c), is(sz.c);
+    batch_norm_relu_forward(x.data(), r.data(), y.data(), sz, w.data(), b.data(),
+                            static_cast<double*>(nullptr), static_cast<double*>(nullptr), true,
+                            0.1, 1e-5, m.data(), is.data());
+    double sum = 0;
+    for (int64_t k = 0; k < total; ++k) sum += y[k] * dy[k];
+    return sum;
+  };
+  std::vector<double> y(total), m(sz.c), is(sz.c), dx(total), dw(sz.c), db(sz.c), dr(total);
+  batch_norm_relu_forward(x0.data(), r0.data(), y.data(), sz, w.data(), b.data(),
+                          static_cast<double*>(nullptr), static_cast<double*>(nullptr), true,
+                          0.1, 1e-5, m.data(), is.data());
+  batch_norm_relu_backward(dy.data(), y.data(), x0.data(), sz, w.data(), m.data(), is.data(),
+                           true, dx.data(), dw.data(), db.data(), dr.data());
+  const double h = 1e-6;
+  for (int64_t k = 0; k < total; ++k) {
+    auto xp = x0, xm = x0, rp = r0, rm = r0;
+    xp[k] += h, xm[k] -= h, rp[k] += h, rm[k] -= h;
+    EXPECT_NEAR(dx[k], (loss(xp, r0) - loss(xm, r0)) / (2 * h), 1e-5) << k;
+    EXPECT_NEAR(dr[k], (loss(x0, rp) - loss(x0, rm)) / (2 * h), 1e-5) << k;
+  }
+}
+
 TEST(BatchNorm, EvalUsesRunningStatistics) {
   const Shape shape{3, 2, 4};
   const BatchNormSizes sz = batch_norm_sizes("batch_norm", shape);

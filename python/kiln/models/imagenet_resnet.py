@@ -17,7 +17,7 @@ from typing import Any
 from kiln import nn
 from kiln.models._imagenet import ImageNetModel, check_args, finish, torchvision_init
 from kiln.models.resnet import BasicBlock
-from kiln.nn import functional as F
+from kiln.nn.modules.norm import batch_norm_relu
 from kiln.tensor import Tensor
 
 __all__ = ["Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50"]
@@ -44,11 +44,12 @@ class Bottleneck(nn.Module):
                 nn.Conv2d(inplanes, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        # each BN -> [+ shortcut] -> ReLU as one fused op (see resnet.BasicBlock)
+        out = batch_norm_relu(self.bn1, self.conv1(x))
+        out = batch_norm_relu(self.bn2, self.conv2(out))
+        out = self.conv3(out)
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        return batch_norm_relu(self.bn3, out, shortcut)
 
 
 class ResNet(ImageNetModel):

@@ -7,6 +7,7 @@
     global average pool (N, 64) -> fc num_classes
 
     BasicBlock: out = ReLU(BN2(conv3x3(ReLU(BN1(conv3x3(x))))) + shortcut(x))
+    (each BN -> [+ shortcut] -> ReLU runs as one fused op, nn.modules.norm.batch_norm_relu)
 
 Shortcuts are option B of the paper: identity where shapes agree, a strided 1x1
 convolution + BN (``downsample``) where a stage halves the size and doubles the width.
@@ -39,6 +40,7 @@ from __future__ import annotations
 from kiln import nn
 from kiln._checks import int_arg, probability
 from kiln.nn import functional as F
+from kiln.nn.modules.norm import batch_norm_relu
 from kiln.tensor import Tensor
 
 NORMS = ("batch", "group")
@@ -70,12 +72,14 @@ class BasicBlock(nn.Module):
         self.drop_path = nn.StochasticDepth(drop_path, "row") if drop_path != 0 else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.drop_path is not None:
-            out = self.drop_path(out)
+        # batch_norm_relu: BN -> (+ shortcut) -> ReLU fused in one op (for BatchNorm2d
+        # without hooks; GroupNorm and hooked norms run unfused), same results
+        out = batch_norm_relu(self.bn1, self.conv1(x))
+        out = self.conv2(out)
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        if self.drop_path is not None:
+            return F.relu(self.drop_path(self.bn2(out)) + shortcut)
+        return batch_norm_relu(self.bn2, out, shortcut)
 
 
 class CifarResNet(nn.Module):
@@ -118,7 +122,7 @@ class CifarResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = batch_norm_relu(self.bn1, self.conv1(x))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(self.avgpool(x).flatten(1))
 

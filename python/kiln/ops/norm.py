@@ -5,6 +5,8 @@ the argument checks and PyTorch's signatures live in ``kiln.nn.functional.norm``
 
     BatchNorm: x (N, C, *), per-channel statistics over N and *; running statistics
                (C,) updated in place when training.
+    BatchNormReLU: relu(BatchNorm(x) + residual), residual (N, C, *) or None, fused in
+               one pass over memory each way (kiln's, no PyTorch twin).
     GroupNorm: x (N, C, *), statistics per (n, group of C/G channels) over C/G * prod(*)
                values; weight and bias (C,).
     InstanceNorm: x (N, C, *), statistics per (n, c) over prod(*) values (group norm with
@@ -47,6 +49,32 @@ class BatchNorm(Function):
         needs = ctx.needs_input_grad
         return (gx if needs[0] else None, None, None, gw if needs[3] else None,
                 gb if needs[4] else None, None, None, None)
+
+
+class BatchNormReLU(Function):
+    """relu(batch_norm(x, ...) + residual) with residual (x's shape) or None (no add):
+    BatchNorm's arguments after residual; the statistics, the running-statistics update
+    and the gradients equal the unfused ops' (the kernel masks the gradient by y > 0)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray, residual: np.ndarray | None,
+                running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                weight: np.ndarray | None, bias: np.ndarray | None, training: bool,
+                momentum: float, eps: float) -> np.ndarray:
+        y, mean, invstd = ctx.backend.batch_norm_relu_forward(
+            x, residual, running_mean, running_var, weight, bias, training, momentum, eps)
+        ctx.save_for_backward(x, weight, mean, invstd, y)
+        ctx.training = training
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray) -> tuple[Any, ...]:
+        x, weight, mean, invstd, y = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx, gw, gb, gr = ctx.backend.batch_norm_relu_backward(
+            grad, y, x, weight, mean, invstd, ctx.training, needs[1])
+        return (gx if needs[0] else None, gr, None, None, gw if needs[4] else None,
+                gb if needs[5] else None, None, None, None)
 
 
 def _group_norm_forward(ctx: Any, x: np.ndarray, num_groups: int, weight: np.ndarray | None,

@@ -8,7 +8,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from kiln.nn.modules.activation import ReLU
 from kiln.nn.modules.module import Module, _addindent
+from kiln.nn.modules.norm import fusable_batch_norm
 from kiln.nn.parameter import Parameter
 from kiln.tensor import Tensor
 
@@ -132,9 +134,29 @@ class Sequential(_ModuleSequence):
         return Sequential(*self, *other)
 
     def forward(self, input: Any) -> Any:  # noqa: A002
+        # A batch norm directly followed by a ReLU runs as one fused op (batch_norm_relu)
+        # when neither has hooks nor an overridden forward: the batch norm's output is then
+        # seen by nothing but the ReLU, so fusing changes no result, only memory passes.
+        norm = None  # a fusable batch norm waiting to see whether a ReLU follows
         for module in self:
-            input = module(input)  # noqa: A001
-        return input
+            if norm is not None:
+                if _fusable_relu(module):
+                    input = norm.forward_relu(input)  # noqa: A001
+                    norm = None
+                    continue
+                input = norm(input)  # noqa: A001
+                norm = None
+            if fusable_batch_norm(module):
+                norm = module
+            else:
+                input = module(input)  # noqa: A001
+        return input if norm is None else norm(input)
+
+
+def _fusable_relu(module: Module) -> bool:
+    """A ReLU (its own forward, inplace or not) without forward hooks or pre-hooks."""
+    return (isinstance(module, ReLU) and type(module).forward is ReLU.forward
+            and not (module._forward_hooks or module._forward_pre_hooks))
 
 
 class ModuleList(_ModuleSequence):

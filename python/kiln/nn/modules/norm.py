@@ -140,7 +140,9 @@ class _BatchNorm(_NormBase):
                 f"expected num_features={self.num_features}"
             )
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+    def _batch_norm_args(self, input: Tensor) -> tuple[Any, ...]:  # noqa: A002
+        """Checks input, counts the batch, and returns F.batch_norm's arguments after
+        input: (running_mean, running_var, weight, bias, training, momentum, eps)."""
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
@@ -150,12 +152,37 @@ class _BatchNorm(_NormBase):
         # Batch statistics in training, or whenever there are no running estimates to use.
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         keep_running = not self.training or self.track_running_stats
-        return F.batch_norm(
-            input,
-            self.running_mean if keep_running else None,
-            self.running_var if keep_running else None,
-            self.weight, self.bias, use_batch_stats, factor, self.eps,
-        )
+        return (self.running_mean if keep_running else None,
+                self.running_var if keep_running else None,
+                self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return F.batch_norm(input, *self._batch_norm_args(input))
+
+    def forward_relu(self, input: Tensor, residual: Tensor | None = None) -> Tensor:  # noqa: A002
+        """``relu(self.forward(input) + residual)`` (residual None: no add) in one fused op
+        (F.batch_norm_relu); input (N, C, *), residual of its shape. Like ``forward``, it
+        runs no hooks: ``batch_norm_relu`` below decides when fusing is invisible."""
+        return F.batch_norm_relu(input, *self._batch_norm_args(input), residual=residual)
+
+
+def fusable_batch_norm(module: Module) -> bool:
+    """Whether ``module`` is a batch norm whose call fusing may replace: BatchNorm's own
+    forward (not a subclass's override) and no forward hooks or pre-hooks."""
+    return (isinstance(module, _BatchNorm) and type(module).forward is _BatchNorm.forward
+            and not (module._forward_hooks or module._forward_pre_hooks))
+
+
+def batch_norm_relu(norm: Module, input: Tensor,  # noqa: A002
+                    residual: Tensor | None = None) -> Tensor:
+    """``relu(norm(input) + residual)`` (residual None: ``relu(norm(input))``), fused into
+    one op when ``norm`` is a batch norm that fusing does not change
+    (``fusable_batch_norm``); any other norm (GroupNorm, a hooked or subclassed
+    BatchNorm) runs as written. input (N, C, *); residual of norm's output's shape."""
+    if fusable_batch_norm(norm):
+        return norm.forward_relu(input, residual)
+    out = norm(input)
+    return F.relu(out if residual is None else out + residual)
 
 
 class BatchNorm1d(_BatchNorm):
