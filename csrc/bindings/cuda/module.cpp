@@ -12,6 +12,12 @@
 namespace py = pybind11;
 namespace kc = kiln::cuda;
 
+// One registration function per kernel family, each in csrc/bindings/cuda/<family>.cpp.
+namespace kiln::cuda::bind {
+void bind_activation(py::module_& m);
+void bind_loss(py::module_& m);
+}  // namespace kiln::cuda::bind
+
 namespace {
 
 py::dict stats_dict(const kiln::AllocatorStats& s) {
@@ -72,4 +78,6 @@ PYBIND11_MODULE(_C_cuda, m) {
         py::call_guard<py::gil_scoped_release>());
 
   kiln::cuda::bind::bind_device_array(m);
+  kiln::cuda::bind::bind_activation(m);
+  kiln::cuda::bind::bind_loss(m);
 }
