@@ -60,11 +60,6 @@ bool holds_probabilities(const DeviceView& target) {
   return target.dtype == Dtype::Float32 || target.dtype == Dtype::Float64;
 }
 
-std::string twin_doc(const char* name) {
-  return std::string("The CUDA twin of kiln._C.") + name +
-         ": the same arguments, checks and results, on CUDA arrays.";
-}
-
 struct ClassArgs {
   ClassDims d;
   Reduction r;

@@ -16,6 +16,7 @@ namespace kc = kiln::cuda;
 namespace kiln::cuda::bind {
 void bind_activation(py::module_& m);
 void bind_loss(py::module_& m);
+void bind_dropout(py::module_& m);
 }  // namespace kiln::cuda::bind
 
 namespace {
@@ -80,4 +81,5 @@ PYBIND11_MODULE(_C_cuda, m) {
   kiln::cuda::bind::bind_device_array(m);
   kiln::cuda::bind::bind_activation(m);
   kiln::cuda::bind::bind_loss(m);
+  kiln::cuda::bind::bind_dropout(m);
 }

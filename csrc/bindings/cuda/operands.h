@@ -6,6 +6,8 @@
 
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "bindings/cuda/device_array.h"
 #include "common/check.h"
 #include "cuda/runtime.h"
@@ -24,6 +26,12 @@ inline void check_like(const DeviceView& v, const DeviceView& first, const char*
                        const char* name) {
   check_dtype(v, first.dtype, op, name);
   check_same_device(v, first, op);
+}
+
+// The docstring of a twin whose CPU binding documents it.
+inline std::string twin_doc(const char* name) {
+  return std::string("The CUDA twin of kiln._C.") + name +
+         ": the same arguments, checks and results, on CUDA arrays.";
 }
 
 // Runs launch() on `device` with the GIL released (kernels only enqueue work on the
