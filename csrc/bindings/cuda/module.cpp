@@ -17,6 +17,7 @@ namespace kiln::cuda::bind {
 void bind_activation(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_dropout(py::module_& m);
+void bind_optim(py::module_& m);
 }  // namespace kiln::cuda::bind
 
 namespace {
@@ -82,4 +83,5 @@ PYBIND11_MODULE(_C_cuda, m) {
   kiln::cuda::bind::bind_activation(m);
   kiln::cuda::bind::bind_loss(m);
   kiln::cuda::bind::bind_dropout(m);
+  kiln::cuda::bind::bind_optim(m);
 }

@@ -22,11 +22,14 @@ std::vector<T> random_values(size_t n, uint32_t seed, double lo = -3, double hi 
   return v;
 }
 
+// rtol: the default for T unless given (a float computation reported in double).
 template <typename T>
-void expect_close(const std::vector<T>& gpu, const std::vector<T>& cpu, const char* what) {
+void expect_close(const std::vector<T>& gpu, const std::vector<T>& cpu, const char* what,
+                  double rtol = 0) {
   ASSERT_EQ(gpu.size(), cpu.size()) << what;
   constexpr bool single = std::is_same_v<T, float>;
-  const double rtol = single ? 1e-4 : 1e-12, atol = single ? 1e-6 : 1e-14;
+  if (rtol == 0) rtol = single ? 1e-4 : 1e-12;
+  const double atol = single ? 1e-6 : 1e-14;
   int reported = 0;
   for (size_t i = 0; i < cpu.size() && reported < 5; ++i) {
     const double g = gpu[i], c = cpu[i];
