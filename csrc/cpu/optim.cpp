@@ -657,10 +657,7 @@ std::vector<double> combine_norm_partials(const NormBlocks& blocks,
 
 template <typename T>
 std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, double q) {
-  check_norm_type(q);
-  std::vector<int64_t> numels;
-  for (const Span<const T>& t : tensors) numels.push_back(t.numel);
-  const NormBlocks blocks = norm_blocks(numels);
+  const NormBlocks blocks = norm_blocks_of(tensors, q);
   const bool extreme = is_pos_inf(q) || is_neg_inf(q);
   std::vector<double> partial(blocks.owner.size());
   parallel_for(0, static_cast<int64_t>(blocks.owner.size()),

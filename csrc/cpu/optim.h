@@ -162,15 +162,22 @@ struct NormBlocks {
 };
 // ValueError for a negative size.
 NormBlocks norm_blocks(const std::vector<int64_t>& numels);
+// ValueError for a NaN norm type; for a NaN clamp bound.
+void check_norm_type(double q);
+void check_clamp_bounds(double lo, double hi);
+// The blocks of a tensor_norms call, after checking q.
+template <typename T>
+NormBlocks norm_blocks_of(const std::vector<Span<const T>>& tensors, double q) {
+  check_norm_type(q);
+  std::vector<int64_t> numels;
+  for (const Span<const T>& t : tensors) numels.push_back(t.numel);
+  return norm_blocks(numels);
+}
 // The count per-tensor norms from the blocks' partial results (sums of |x|^q, or the
 // extremes of |x| for q = +-inf), combined in block order.
 std::vector<double> combine_norm_partials(const NormBlocks& blocks,
                                           const std::vector<double>& partial, std::size_t count,
                                           double q);
-// ValueError for a NaN norm type; for a NaN clamp bound.
-void check_norm_type(double q);
-void check_clamp_bounds(double lo, double hi);
-
 // norm(t_i, q) for every tensor (see the header comment), in double.
 template <typename T>
 std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, double q);

@@ -143,10 +143,7 @@ __global__ void norm_partials(const NormBlock* blocks, int64_t count, double q, 
 
 template <typename T>
 std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, double q) {
-  check_norm_type(q);
-  std::vector<int64_t> numels;
-  for (const Span<const T>& t : tensors) numels.push_back(t.numel);
-  const NormBlocks blocks = norm_blocks(numels);
+  const NormBlocks blocks = norm_blocks_of(tensors, q);
   const int64_t count = static_cast<int64_t>(blocks.owner.size());
   std::vector<double> partial(blocks.owner.size());
   if (count > 0) {

@@ -60,10 +60,7 @@ void def_softmax(py::module_& m, bool log) {
         });
         return py::cast(y);
       },
-      py::arg("input"), py::arg("dim"),
-      log ? "log(softmax(input)) along dim, computed stably (max subtracted). input: any shape; "
-            "output: same shape."
-          : "exp(x - max) / sum(exp(x - max)) along dim. input: any shape; output: same shape.");
+      py::arg("input"), py::arg("dim"), twin_doc(fwd).c_str());
   m.def(
       bwd,
       [log, bwd](const py::object& dy_obj, const py::object& y_obj, int64_t dim) {
@@ -82,9 +79,7 @@ void def_softmax(py::module_& m, bool log) {
         });
         return py::cast(dx);
       },
-      py::arg("grad_output"), py::arg("output"), py::arg("dim"),
-      "Gradient with respect to the input, from grad_output and the forward output (same "
-      "shape). Returns grad_input.");
+      py::arg("grad_output"), py::arg("output"), py::arg("dim"), twin_doc(bwd).c_str());
 }
 
 void def_prelu(py::module_& m) {
@@ -106,9 +101,7 @@ void def_prelu(py::module_& m) {
         });
         return py::cast(y);
       },
-      py::arg("input"), py::arg("weight"),
-      "input > 0 ? input : weight[c] * input with c the channel (dimension 1; inputs of rank < 2 "
-      "have one channel). weight: scalar, (1,) or (C,).");
+      py::arg("input"), py::arg("weight"), twin_doc("prelu_forward").c_str());
   m.def(
       "prelu_backward",
       [](const py::object& dy_obj, const py::object& x_obj, const py::object& w_obj) {
@@ -133,7 +126,7 @@ void def_prelu(py::module_& m) {
         return py::make_tuple(dx, dw);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("weight"),
-      "Returns (grad_input, grad_weight): grad_input like input, grad_weight like weight.");
+      twin_doc("prelu_backward").c_str());
 }
 
 }  // namespace
