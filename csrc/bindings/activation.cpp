@@ -1,9 +1,8 @@
 // kiln.kernels activations: <op>_forward / <op>_backward on NumPy arrays
 // (float32 or float64, C-contiguous, any shape; outputs are new arrays).
-#include <cstring>
 #include <string>
-#include <utility>
 
+#include "bindings/activation_defs.h"
 #include "bindings/families.h"
 #include "bindings/marshal.h"
 #include "cpu/activation.h"
@@ -14,10 +13,11 @@ namespace {
 using marshal::in;
 using marshal::out;
 using marshal::Scalar;
-
-const char* saved_name(const PointwiseInfo& info) {
-  return info.saved == Saved::Output ? "output" : "input";
-}
+using activation::prelu_view;
+using activation::prelu_weight_numel;
+using activation::saved_name;
+using activation::softmax_view;
+using activation::SoftmaxView;
 
 py::object run_forward(Pointwise op, double param, const py::array& x, const char* fn) {
   const int64_t n = x.size();
@@ -40,70 +40,10 @@ py::object run_backward(Pointwise op, double param, const py::array& dy, const p
       });
 }
 
-// The op named info.name whose string parameter is `value`; ValueError naming the
-// choices otherwise.
-Pointwise variant_of(const PointwiseInfo& info, const std::string& value, const char* fn) {
-  std::string choices;
-  for (Pointwise op : kPointwiseOps) {
-    const PointwiseInfo& other = pointwise_info(op);
-    if (std::strcmp(other.name, info.name) != 0) continue;
-    if (value == other.variant) return op;
-    choices += (choices.empty() ? "'" : " or '") + std::string(other.variant) + "'";
-  }
-  fail<ValueError>(fn, ": ", info.param, " must be ", choices, ", got '", value, "'");
-}
-
-// Registers <name>_forward(input, *param) and <name>_backward(grad_output, saved,
-// *param); resolve(fn, param...) gives the op to run and its numeric parameter.
-template <typename... Param, typename Resolve, typename... ParamArg>
-void def_pair(py::module_& m, const PointwiseInfo& info, Resolve resolve,
-              const ParamArg&... param_arg) {
-  const std::string fwd = std::string(info.name) + "_forward";
-  const std::string bwd = std::string(info.name) + "_backward";
-  const char* saved = saved_name(info);
-  m.def(
-      fwd.c_str(),
-      [resolve, fwd](const py::array& x, Param... p) {
-        const auto [op, value] = resolve(fwd.c_str(), p...);
-        return run_forward(op, value, x, fwd.c_str());
-      },
-      py::arg("input"), param_arg...,
-      (std::string(info.formula) +
-       ", elementwise. input: any shape, float32/float64; output: same shape.")
-          .c_str());
-  m.def(
-      bwd.c_str(),
-      [resolve, bwd](const py::array& dy, const py::array& s, Param... p) {
-        const auto [op, value] = resolve(bwd.c_str(), p...);
-        return run_backward(op, value, dy, s, bwd.c_str());
-      },
-      py::arg("grad_output"), py::arg(saved), param_arg...,
-      (std::string("Gradient with respect to the input, from grad_output and the forward ") +
-       saved + " (same shape). Returns grad_input.")
-          .c_str());
-}
-
 // Every name of cpu/pointwise.h's list; the ops sharing a name (its string
 // parameter's values) are registered once, by the first.
 void def_pointwise_ops(py::module_& m) {
-  for (Pointwise op : kPointwiseOps) {
-    const PointwiseInfo& info = pointwise_info(op);
-    if (py::hasattr(m, (std::string(info.name) + "_forward").c_str())) continue;
-    if (!info.param) {
-      def_pair<>(m, info, [op](const char*) { return std::pair(op, 0.0); });
-    } else if (!info.variant) {
-      def_pair<double>(
-          m, info, [op](const char*, double p) { return std::pair(op, p); },
-          py::arg(info.param) = info.default_param);
-    } else {
-      def_pair<const std::string&>(
-          m, info,
-          [&info](const char* fn, const std::string& value) {
-            return std::pair(variant_of(info, value, fn), 0.0);
-          },
-          py::arg(info.param) = std::string(info.variant));
-    }
-  }
+  activation::def_pointwise_pairs<const py::array&>(m, run_forward, run_backward);
   m.def(
       "pointwise_ops",
       [] {
@@ -121,26 +61,6 @@ void def_pointwise_ops(py::module_& m) {
       },
       "The pointwise ops' metadata: {name: {'saved': 'input' or 'output' (what "
       "<name>_backward reads besides grad_output), 'params': {name: default}}}.");
-}
-
-// (outer, dim, inner) view of `shape` around dimension `dim` (negative counts from the end).
-struct SoftmaxView {
-  int64_t outer = 1, dim = 1, inner = 1;
-};
-
-SoftmaxView softmax_view(const Shape& shape, int64_t dim, const char* op) {
-  const int64_t nd = static_cast<int64_t>(shape.size());
-  const int64_t lo = nd == 0 ? -1 : -nd, hi = nd == 0 ? 0 : nd - 1;
-  if (dim < lo || dim > hi)
-    fail<ValueError>(op, ": dim ", dim, " is out of range for input of shape ", shape_str(shape),
-                     " (expected ", lo, " to ", hi, ")");
-  SoftmaxView v;
-  if (nd == 0) return v;
-  if (dim < 0) dim += nd;
-  for (int64_t i = 0; i < dim; ++i) v.outer *= shape[i];
-  v.dim = shape[dim];
-  for (int64_t i = dim + 1; i < nd; ++i) v.inner *= shape[i];
-  return v;
 }
 
 void def_softmax(py::module_& m, bool log) {
@@ -174,24 +94,6 @@ void def_softmax(py::module_& m, bool log) {
       "shape). Returns grad_input.");
 }
 
-// PReLU's channel view: channels are dimension 1; inputs of rank < 2 have one channel.
-SoftmaxView prelu_view(const Shape& s) {
-  if (s.size() < 2) {
-    SoftmaxView v;
-    for (int64_t d : s) v.inner *= d;
-    return v;
-  }
-  return softmax_view(s, 1, "prelu");
-}
-
-int64_t prelu_weight_numel(const py::array& x, const py::array& w, const char* op) {
-  const SoftmaxView v = prelu_view(shape_of(x));
-  if (w.ndim() > 1 || (w.size() != 1 && w.size() != v.dim))
-    fail<ValueError>(op, ": weight of shape ", shape_str(shape_of(w)), " must be a scalar or 1-D "
-                     "with 1 or ", v.dim, " elements for input of shape ", shape_str(shape_of(x)));
-  return w.size();
-}
-
 }  // namespace
 
 void bind_activation(py::module_& m) {
@@ -203,7 +105,7 @@ void bind_activation(py::module_& m) {
       "prelu_forward",
       [](const py::array& x, const py::array& w) {
         const char* op = "prelu_forward";
-        const int64_t wn = prelu_weight_numel(x, w, op);
+        const int64_t wn = prelu_weight_numel(shape_of(x), shape_of(w), op);
         const SoftmaxView v = prelu_view(shape_of(x));
         return marshal::call<float, double>(
             op, in(x, "input"), in(w, "weight"), out(shape_of(x)),
@@ -219,7 +121,7 @@ void bind_activation(py::module_& m) {
       [](const py::array& dy, const py::array& x, const py::array& w) {
         const char* op = "prelu_backward";
         check_same_shape(dy, x, op, "grad_output", "input");
-        const int64_t wn = prelu_weight_numel(x, w, op);
+        const int64_t wn = prelu_weight_numel(shape_of(x), shape_of(w), op);
         const SoftmaxView v = prelu_view(shape_of(x));
         return marshal::call<float, double>(
             op, in(x, "input"), in(dy, "grad_output"), in(w, "weight"), out(shape_of(x)),

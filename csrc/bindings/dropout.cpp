@@ -1,6 +1,5 @@
 // Dropout kernels on NumPy arrays, exposed as kiln.kernels.dropout_*.
-#include <algorithm>
-
+#include "bindings/dropout_checks.h"
 #include "bindings/families.h"
 #include "bindings/marshal.h"
 #include "cpu/dropout.h"
@@ -18,7 +17,7 @@ py::object dropout_apply(const char* op, const py::array& input, const Shape& ma
   check_dropout_p(op, p);  // the kernel's own check would name dropout2d's p "dropout"
   int64_t groups = 1;
   for (int64_t d : mask_shape) groups *= d;
-  const int64_t inner = groups > 0 ? static_cast<int64_t>(input.size()) / groups : 0;
+  const int64_t inner = dropout::inner_of(groups, static_cast<int64_t>(input.size()));
   return marshal::call<float, double>(
       op, in(input, "input"), out(shape_of(input)), out<uint8_t>(mask_shape),
       [&](auto* x, auto* y, uint8_t* mask) {
@@ -32,22 +31,16 @@ py::object dropout_forward_py(const py::array& input, double p, uint64_t seed, u
 
 py::object dropout2d_forward_py(const py::array& input, double p, uint64_t seed,
                                 uint64_t offset) {
-  const Shape shape = shape_of(input);
-  if (shape.size() < 2)
-    fail("dropout2d: expected input of shape (N, C, *) with at least 2 dimensions, got ",
-         shape_str(shape));
-  return dropout_apply("dropout2d", input, {shape[0], shape[1]}, p, seed, offset);
+  return dropout_apply("dropout2d", input, dropout::dropout2d_mask_shape(shape_of(input)), p, seed,
+                       offset);
 }
 
 py::object dropout_backward_py(const py::array& grad_output, const py::array& mask, double p) {
   const char* op = "dropout_backward";  // the kernel checks p
   const Shape g_shape = shape_of(grad_output), m_shape = shape_of(mask);
-  if (m_shape.size() > g_shape.size() ||
-      !std::equal(m_shape.begin(), m_shape.end(), g_shape.begin()))
-    fail(op, ": mask ", shape_str(m_shape), " must be grad_output's shape ", shape_str(g_shape),
-         " or a leading part of it");
+  dropout::check_mask_shape(g_shape, m_shape, op);
   const int64_t groups = static_cast<int64_t>(mask.size());
-  const int64_t inner = groups > 0 ? static_cast<int64_t>(grad_output.size()) / groups : 0;
+  const int64_t inner = dropout::inner_of(groups, static_cast<int64_t>(grad_output.size()));
   return marshal::call<float, double>(
       op, in(grad_output, "grad_output"), in<uint8_t>(mask, "mask"), out(g_shape),
       [&](auto* dy, const uint8_t* mask, auto* dx) {

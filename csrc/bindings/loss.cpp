@@ -3,6 +3,7 @@
 #include <string>
 
 #include "bindings/families.h"
+#include "bindings/loss_checks.h"
 #include "bindings/marshal.h"
 #include "cpu/loss.h"
 
@@ -13,51 +14,13 @@ using marshal::in;
 using marshal::opt;
 using marshal::out;
 using marshal::Scalar;
+using loss::check_class_targets;
+using loss::check_upstream;
+using loss::loss_shape;
+using loss::per_position_shape;
 
-// (N, C, d1, ...) viewed as (N, C, S).
-ClassDims class_dims(const py::array& input, const char* op) {
-  if (input.ndim() < 2)
-    fail<ValueError>(op, ": expected input of shape (N, C) or (N, C, d1, ...), got ",
-                     shape_str(shape_of(input)));
-  ClassDims d{input.shape(0), input.shape(1), 1};
-  for (py::ssize_t i = 2; i < input.ndim(); ++i) d.S *= input.shape(i);
-  return d;
-}
-
-// The shape of class-index targets (and of an unreduced loss): input's without C.
-Shape per_position_shape(const py::array& input) {
-  Shape s = shape_of(input);
-  s.erase(s.begin() + 1);
-  return s;
-}
-
-void check_class_targets(const py::array& target, const py::array& input, const char* op) {
-  const Shape want = per_position_shape(input), got = shape_of(target);
-  if (got == want) return;
-  if (input.ndim() == 2 && target.ndim() == 1)
-    fail<ValueError>(op, ": expected input batch size (", input.shape(0),
-                     ") to match target batch size (", target.shape(0), "): input ",
-                     shape_str(shape_of(input)), ", target ", shape_str(got));
-  fail<ValueError>(op, ": target shape ", shape_str(got), " does not match input ",
-                   shape_str(shape_of(input)), " (expected ", shape_str(want), ")");
-}
-
-void check_class_weight(const OptArray& weight, int64_t C, const char* op) {
-  if (weight && (weight->ndim() != 1 || weight->shape(0) != C))
-    fail<ValueError>(op, ": weight should have one entry per class (", C, ",), got shape ",
-                     shape_str(shape_of(*weight)));
-}
-
-// The loss's shape: `per_term` under 'none', 0-D otherwise.
-Shape loss_shape(Reduction r, const Shape& per_term) {
-  return r == Reduction::None ? per_term : Shape{};
-}
-
-// Checks the incoming gradient against the loss's shape.
-void check_upstream(const py::array& g, Reduction r, const Shape& per_term, const char* op) {
-  if (r == Reduction::None ? shape_of(g) != per_term : g.size() != 1)
-    fail<ValueError>(op, ": grad_output has shape ", shape_str(shape_of(g)), " but the loss has ",
-                     shape_str(loss_shape(r, per_term)));
+std::optional<Shape> shape_or_none(const OptArray& a) {
+  return a ? std::optional<Shape>(shape_of(*a)) : std::nullopt;
 }
 
 // binary_cross_entropy_with_logits' weight / pos_weight broadcast to the input's
@@ -74,18 +37,6 @@ OptArray broadcast_to(const OptArray& a, const py::array& like, const char* op, 
   }
 }
 
-// input (N, C) or (C,), target (N,) or () / (1,): the row count N.
-int64_t margin_rows(const py::array& x, const py::array& target, const char* op) {
-  check_ndim(x, {1, 2}, op, "input");
-  const int64_t N = x.ndim() == 2 ? x.shape(0) : 1;
-  if (target.ndim() > 1 || target.size() != N)
-    fail<ValueError>(op, ": expected target of shape (", N, ",) for input ",
-                     shape_str(shape_of(x)), ", got ", shape_str(shape_of(target)));
-  if (x.ndim() == 2 && x.shape(1) == 0 && N > 0)
-    fail<ValueError>(op, ": input ", shape_str(shape_of(x)), " has no classes");
-  return N;
-}
-
 // Class-probability targets (the input's shape and dtype) rather than int64 indices.
 bool holds_probabilities(const py::array& target) { return target.dtype().kind() == 'f'; }
 
@@ -98,9 +49,9 @@ struct ClassArgs {
 
 ClassArgs class_args(const py::array& x, const OptArray& weight, const std::string& reduction,
                      const char* op) {
-  const ClassDims d = class_dims(x, op);
+  const ClassDims d = loss::class_dims(shape_of(x), op);
   const Reduction r = parse_reduction(reduction, op);
-  check_class_weight(weight, d.C, op);
+  loss::check_class_weight(shape_or_none(weight), d.C, op);
   return {d, r};
 }
 
@@ -111,7 +62,7 @@ void def_class_losses(py::module_& m) {
          int64_t ignore_index, const std::string& reduction, double label_smoothing) {
         const char* op = "cross_entropy";
         const ClassArgs a = class_args(x, weight, reduction, op);
-        const Shape per_term = loss_shape(a.r, per_position_shape(x));
+        const Shape per_term = loss_shape(a.r, per_position_shape(shape_of(x)));
         if (holds_probabilities(target)) {
           check_same_shape(target, x, op, "target (class probabilities)", "input");
           return marshal::call<float, double>(
@@ -122,7 +73,7 @@ void def_class_losses(py::module_& m) {
                 return double(T(a.d.N * a.d.S));
               });
         }
-        check_class_targets(target, x, op);
+        check_class_targets(shape_of(target), shape_of(x), op);
         return marshal::call<float, double>(
             op, in(x, "input"), in<int64_t>(target, "target"), opt(weight, "weight"),
             out(per_term), out(shape_of(x)),
@@ -147,7 +98,7 @@ void def_class_losses(py::module_& m) {
          const std::string& reduction, double label_smoothing, bool target_grad) -> py::object {
         const char* op = "cross_entropy_backward";
         const ClassArgs a = class_args(logp, weight, reduction, op);
-        check_upstream(dloss, a.r, per_position_shape(logp), op);
+        check_upstream(shape_of(dloss), a.r, per_position_shape(shape_of(logp)), op);
         if (holds_probabilities(target)) {
           check_same_shape(target, logp, op, "target (class probabilities)", "input");
           return marshal::call<float, double>(
@@ -159,7 +110,7 @@ void def_class_losses(py::module_& m) {
                                             dprobs);
               });
         }
-        check_class_targets(target, logp, op);
+        check_class_targets(shape_of(target), shape_of(logp), op);
         py::object dx = marshal::call<float, double>(
             op, in(logp, "log_probs"), in(dloss, "grad_output"), in<int64_t>(target, "target"),
             opt(weight, "weight"), out(shape_of(logp)),
@@ -182,10 +133,10 @@ void def_class_losses(py::module_& m) {
          int64_t ignore_index, const std::string& reduction) {
         const char* op = "nll_loss";
         const ClassArgs a = class_args(x, weight, reduction, op);
-        check_class_targets(target, x, op);
+        check_class_targets(shape_of(target), shape_of(x), op);
         return marshal::call<float, double>(
             op, in(x, "input"), in<int64_t>(target, "target"), opt(weight, "weight"),
-            out(loss_shape(a.r, per_position_shape(x))),
+            out(loss_shape(a.r, per_position_shape(shape_of(x)))),
             [&](auto* x, const int64_t* t, auto* w, auto* loss) {
               using T = Scalar<decltype(loss)>;
               const ClassTargets<T> targets{t, w, ignore_index, 0};
@@ -202,8 +153,8 @@ void def_class_losses(py::module_& m) {
          const OptArray& weight, int64_t ignore_index, const std::string& reduction) {
         const char* op = "nll_loss_backward";
         const ClassArgs a = class_args(x, weight, reduction, op);
-        check_upstream(dloss, a.r, per_position_shape(x), op);
-        check_class_targets(target, x, op);
+        check_upstream(shape_of(dloss), a.r, per_position_shape(shape_of(x)), op);
+        check_class_targets(shape_of(target), shape_of(x), op);
         // input only fixes the dtype and the shape: the gradient does not read it.
         return marshal::call<float, double>(
             op, in(x, "input"), in(dloss, "grad_output"), in<int64_t>(target, "target"),
@@ -249,7 +200,7 @@ py::object regression_backward(Regression kind, const char* op, const py::array&
                                bool input_grad, bool target_grad, bool weight_grad,
                                double param) {
   const Reduction r = pair_args(x, y, weight, reduction, op);
-  check_upstream(dloss, r, shape_of(x), op);
+  check_upstream(shape_of(dloss), r, shape_of(x), op);
   const int64_t n = x.size();
   return marshal::call<float, double>(
       op, in(x, "input"), in(y, "target"), opt(weight, "weight"), in(dloss, "grad_output"),
@@ -353,7 +304,7 @@ void def_bce(py::module_& m) {
         const Reduction r = parse_reduction(reduction, op);
         const OptArray w = broadcast_to(weight, x, op, "weight");
         const OptArray pw = broadcast_to(pos_weight, x, op, "pos_weight");
-        check_upstream(dloss, r, shape_of(x), op);
+        check_upstream(shape_of(dloss), r, shape_of(x), op);
         const int64_t n = x.size();
         return marshal::call<float, double>(
             op, in(x, "input"), in(y, "target"), opt(w, "weight"), opt(pw, "pos_weight"),
@@ -396,7 +347,7 @@ void def_bce_probs(py::module_& m) {
         check_same_shape(y, x, op, "target", "input");
         const Reduction r = parse_reduction(reduction, op);
         const OptArray w = broadcast_to(weight, x, op, "weight");
-        check_upstream(dloss, r, shape_of(x), op);
+        check_upstream(shape_of(dloss), r, shape_of(x), op);
         const int64_t n = x.size();
         return marshal::call<float, double>(
             op, in(x, "input"), in(y, "target"), opt(w, "weight"), in(dloss, "grad_output"),
@@ -419,8 +370,9 @@ struct MarginArgs {
 
 MarginArgs margin_args(const py::array& x, const py::array& target, const OptArray& weight,
                        const std::string& reduction, const char* op) {
-  const int64_t N = margin_rows(x, target, op), C = x.shape(x.ndim() - 1);
-  check_class_weight(weight, C, op);
+  const int64_t N = loss::margin_rows(shape_of(x), shape_of(target), op);
+  const int64_t C = x.shape(x.ndim() - 1);
+  loss::check_class_weight(shape_or_none(weight), C, op);
   return {N, C, parse_reduction(reduction, op)};
 }
 
@@ -450,7 +402,7 @@ void def_multi_margin(py::module_& m) {
          double margin, const OptArray& weight, const std::string& reduction) {
         const char* op = "multi_margin_loss_backward";
         const MarginArgs a = margin_args(x, target, weight, reduction, op);
-        check_upstream(dloss, a.r, shape_of(target), op);
+        check_upstream(shape_of(dloss), a.r, shape_of(target), op);
         return marshal::call<float, double>(
             op, in(x, "input"), in<int64_t>(target, "target"), opt(weight, "weight"),
             in(dloss, "grad_output"), out(shape_of(x)),

@@ -8,6 +8,7 @@
 
 #include "bindings/arrays.h"
 #include "bindings/families.h"
+#include "bindings/optim_checks.h"
 #include "cpu/optim.h"
 
 namespace kiln::bind {
@@ -26,16 +27,7 @@ std::string indexed(const char* name, size_t i) {
   return std::string(name) + "[" + std::to_string(i) + "]";
 }
 
-// Fails if two entries of a list updated in place share their data: they
-// would race between threads and be updated twice. seen: (data, index) pairs.
-void check_distinct(const char* op, const char* list,
-                    std::vector<std::pair<const void*, size_t>>& seen) {
-  std::sort(seen.begin(), seen.end());
-  for (size_t k = 1; k < seen.size(); ++k)
-    if (seen[k].first == seen[k - 1].first)
-      fail(op, ": ", list, "[", std::min(seen[k].second, seen[k - 1].second), "] and ", list,
-           "[", std::max(seen[k].second, seen[k - 1].second), "] are the same array");
-}
+using optim::check_distinct;
 
 struct BufferList {
   const char* name;

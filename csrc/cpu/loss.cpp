@@ -7,9 +7,13 @@
 #include "common/check.h"
 #include "common/parallel.h"
 #include "cpu/activation.h"
+#include "cpu/loss_terms.h"
 #include "cpu/vmath.h"
 
 namespace kiln {
+
+using namespace loss_terms;
+
 namespace {
 
 // Per-element work below this many (element x class) steps runs on the caller.
@@ -70,31 +74,13 @@ class Upstream {
   T scale_;
 };
 
-void check_count(const char* op, int64_t n) {
-  KILN_CHECK(n >= 0, op, ": negative element count ", n);
-}
-
-void check_dims(const char* op, ClassDims d) {
-  KILN_CHECK(d.N >= 0 && d.C >= 0 && d.S >= 0, op, ": negative size in (N=", d.N, ", C=", d.C,
-             ", S=", d.S, ")");
-}
-
-template <typename T>
-void check_smoothing(const char* op, T eps) {
-  KILN_CHECK(eps >= T(0) && eps <= T(1), op, ": label_smoothing must be between 0.0 and 1.0, got ",
-             eps);
-}
-
 // Every target must be a class in [0, C) or ignore_index: checked before any lookup.
 void check_class_targets(const char* op, const int64_t* target, int64_t n, int64_t C,
                          int64_t ignore_index, bool has_ignore) {
   for (int64_t i = 0; i < n; ++i) {
     const int64_t t = target[i];
     if ((has_ignore && t == ignore_index) || (t >= 0 && t < C)) continue;
-    fail<ValueError>(op, ": target class index ", t, " at position ", i, " is out of range for ",
-                     C, " classes (expected 0 to ", C - 1,
-                     has_ignore ? ", or ignore_index " : "",
-                     has_ignore ? std::to_string(ignore_index) : std::string(), ")");
+    fail_class_target(op, t, i, C, ignore_index, has_ignore);
   }
 }
 
@@ -105,17 +91,33 @@ void check_class_args(const char* op, ClassDims d, const ClassTargets<T>& t) {
   check_class_targets(op, t.target, d.N * d.S, d.C, t.ignore_index, true);
 }
 
-// Element (position i, class c) of an (N, C, S) array.
-inline int64_t at(ClassDims d, int64_t i, int64_t c) {
-  return (i / d.S * d.C + c) * d.S + i % d.S;
-}
-
 template <typename T>
 double class_weight(const T* w, int64_t c) {
   return w ? static_cast<double>(w[c]) : 1.0;
 }
 
 }  // namespace
+
+void check_count(const char* op, int64_t n) {
+  KILN_CHECK(n >= 0, op, ": negative element count ", n);
+}
+
+void check_dims(const char* op, ClassDims d) {
+  KILN_CHECK(d.N >= 0 && d.C >= 0 && d.S >= 0, op, ": negative size in (N=", d.N, ", C=", d.C,
+             ", S=", d.S, ")");
+}
+
+void check_smoothing(const char* op, double eps) {
+  KILN_CHECK(eps >= 0 && eps <= 1, op, ": label_smoothing must be between 0.0 and 1.0, got ",
+             eps);
+}
+
+void fail_class_target(const char* op, int64_t t, int64_t i, int64_t C, int64_t ignore_index,
+                       bool has_ignore) {
+  fail<ValueError>(op, ": target class index ", t, " at position ", i, " is out of range for ", C,
+                   " classes (expected 0 to ", C - 1, has_ignore ? ", or ignore_index " : "",
+                   has_ignore ? std::to_string(ignore_index) : std::string(), ")");
+}
 
 Reduction parse_reduction(const std::string& reduction, const char* op) {
   if (reduction == "mean") return Reduction::Mean;
@@ -226,6 +228,8 @@ double regression_divisor(const T* weight, int64_t n) {
   return weight ? blocked_sum(n, 1, [&](int64_t i) { return double(weight[i]); }) : double(n);
 }
 
+}  // namespace
+
 const char* regression_name(Regression kind) {
   switch (kind) {
     case Regression::MSE: return "mse_loss";
@@ -242,34 +246,6 @@ void check_regression_param(Regression kind, double param) {
   if (kind == Regression::Huber)
     KILN_CHECK(param > 0, "huber_loss: delta must be > 0 (got ", param, ")");
 }
-
-// The unweighted term e(diff; param) of the header comment.
-template <typename T>
-T regression_term(Regression kind, T diff, T param) {
-  const T a = std::abs(diff);
-  switch (kind) {
-    case Regression::MSE: return diff * diff;
-    case Regression::L1: return a;
-    case Regression::SmoothL1: return a < param ? T(0.5) * diff * diff / param : a - T(0.5) * param;
-    case Regression::Huber: return a < param ? T(0.5) * diff * diff : param * (a - T(0.5) * param);
-  }
-  return a;
-}
-
-// de/d(diff), 0 at the kink of l1 (and of smooth_l1 with beta 0).
-template <typename T>
-T regression_slope(Regression kind, T diff, T param) {
-  const T sign = T((diff > T(0)) - (diff < T(0)));
-  switch (kind) {
-    case Regression::MSE: return T(2) * diff;
-    case Regression::L1: return sign;
-    case Regression::SmoothL1: return std::abs(diff) < param ? diff / param : sign;
-    case Regression::Huber: return diff < -param ? -param : diff > param ? param : diff;
-  }
-  return sign;
-}
-
-}  // namespace
 
 template <typename T>
 void regression_loss_forward(Regression kind, const T* x, const T* y, const T* weight, int64_t n,
@@ -311,22 +287,12 @@ void regression_loss_backward(Regression kind, const T* dloss, const T* x, const
   });
 }
 
-namespace {
-
-template <typename T>
-T log_sigmoid(T v) {
-  return std::min(v, T(0)) - std::log1p(std::exp(-std::abs(v)));
-}
-
-}  // namespace
-
 template <typename T>
 void bce_with_logits_forward(const T* x, const T* y, const T* weight, const T* pos_weight,
                              int64_t n, Reduction r, T* loss) {
   check_count("binary_cross_entropy_with_logits", n);
   reduce_terms(n, 4, r, double(n), loss, [&](int64_t i) {
-    const T lw = pos_weight ? T(1) + (pos_weight[i] - T(1)) * y[i] : T(1);
-    const T l = (T(1) - y[i]) * x[i] - lw * log_sigmoid(x[i]);
+    const T l = bce_logits_term(x[i], y[i], pos_weight ? pos_weight[i] - T(1) : T(0));
     return weight ? weight[i] * l : l;
   });
 }
@@ -340,8 +306,8 @@ void bce_with_logits_backward(const T* dloss, const T* x, const T* y, const T* w
     for (int64_t i = b; i < e; ++i) {
       const T gw = weight ? g(i) * weight[i] : g(i);
       const T pw1 = pos_weight ? pos_weight[i] - T(1) : T(0);
-      if (dx) dx[i] = gw * ((T(1) - y[i]) - (T(1) + pw1 * y[i]) / (T(1) + std::exp(x[i])));
-      if (dy) dy[i] = gw * (-x[i] - pw1 * log_sigmoid(x[i]));
+      if (dx) dx[i] = gw * bce_logits_dx(x[i], y[i], pw1);
+      if (dy) dy[i] = gw * bce_logits_dy(x[i], pw1);
     }
   });
 }
@@ -350,12 +316,9 @@ template <typename T>
 void bce_forward(const T* x, const T* y, const T* weight, int64_t n, Reduction r, T* loss) {
   check_count("binary_cross_entropy", n);
   for (int64_t i = 0; i < n; ++i)
-    KILN_CHECK(x[i] >= T(0) && x[i] <= T(1),
-               "binary_cross_entropy: all elements of input should be between 0 and 1, got ",
-               x[i], " at flat index ", i);
+    if (!(x[i] >= T(0) && x[i] <= T(1))) fail_bce_input(x[i], i);
   reduce_terms(n, 4, r, double(n), loss, [&](int64_t i) {
-    const T l = (y[i] - T(1)) * std::max(T(std::log1p(-x[i])), T(-100)) -
-                y[i] * std::max(T(std::log(x[i])), T(-100));
+    const T l = bce_term(x[i], y[i]);
     return weight ? weight[i] * l : l;
   });
 }
@@ -368,18 +331,22 @@ void bce_backward(const T* dloss, const T* x, const T* y, const T* weight, int64
   parallel_for(0, n, kGrain / 4, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T gw = weight ? g(i) * weight[i] : g(i);
-      if (dx) dx[i] = gw * (x[i] - y[i]) / std::max((T(1) - x[i]) * x[i], T(1e-12));
-      if (dy) dy[i] = gw * (T(std::log1p(-x[i])) - T(std::log(x[i])));
+      if (dx) dx[i] = gw * bce_dx(x[i], y[i]);
+      if (dy) dy[i] = gw * bce_dy(x[i]);
     }
   });
+}
+
+void check_margin_sizes(const char* op, int64_t N, int64_t C, int p) {
+  KILN_CHECK(N >= 0 && C >= 0, op, ": negative size in (N=", N, ", C=", C, ")");
+  KILN_CHECK(p == 1 || p == 2, op, ": only p == 1 and p == 2 are supported, got p=", p);
 }
 
 namespace {
 
 template <typename T>
 void check_margin_args(const char* op, const int64_t* target, int64_t N, int64_t C, int p) {
-  KILN_CHECK(N >= 0 && C >= 0, op, ": negative size in (N=", N, ", C=", C, ")");
-  KILN_CHECK(p == 1 || p == 2, op, ": only p == 1 and p == 2 are supported, got p=", p);
+  check_margin_sizes(op, N, C, p);
   check_class_targets(op, target, N, C, 0, false);
 }
 
@@ -394,8 +361,7 @@ void multi_margin_forward(const T* x, const int64_t* target, const T* weight, in
     const int64_t t = target[n];
     double s = 0;
     for (int64_t c = 0; c < C; ++c) {
-      const double h = double(margin) - row[t] + row[c];
-      if (c != t && h > 0) s += p == 1 ? h : h * h;
+      if (c != t) s += margin_term(double(margin) - row[t] + row[c], p);
     }
     return s * class_weight(weight, t) / double(C);
   });
@@ -415,7 +381,7 @@ void multi_margin_backward(const T* dloss, const T* x, const int64_t* target, co
       T total = 0;
       for (int64_t c = 0; c < C; ++c) {
         const T h = margin - row[t] + row[c];
-        const T v = (c != t && h > T(0)) ? gn * (p == 1 ? T(1) : T(2) * h) : T(0);
+        const T v = (c != t && h > T(0)) ? gn * margin_slope(h, p) : T(0);
         drow[c] = v;
         total += v;
       }

@@ -57,6 +57,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/check.h"
+
 namespace kiln {
 
 enum class Reduction { None, Mean, Sum };
@@ -67,6 +69,25 @@ Reduction parse_reduction(const std::string& reduction, const char* op);
 struct ClassDims {
   int64_t N, C, S;
 };
+
+enum class Regression { MSE, L1, SmoothL1, Huber };
+
+// The argument checks (ValueError naming op) the CPU kernels and their CUDA twins
+// (cuda/loss.h) share.
+void check_count(const char* op, int64_t n);
+void check_dims(const char* op, ClassDims d);
+void check_smoothing(const char* op, double label_smoothing);  // in [0, 1]
+[[noreturn]] void fail_class_target(const char* op, int64_t target, int64_t position, int64_t C,
+                                    int64_t ignore_index, bool has_ignore);
+const char* regression_name(Regression kind);  // "mse_loss", ...
+void check_regression_param(Regression kind, double param);
+void check_margin_sizes(const char* op, int64_t N, int64_t C, int p);  // N, C >= 0; p 1 or 2
+// binary_cross_entropy's input x at flat index i is outside [0, 1] (or NaN).
+template <typename T>
+[[noreturn]] void fail_bce_input(T x, int64_t i) {
+  fail<ValueError>("binary_cross_entropy: all elements of input should be between 0 and 1, got ",
+                   x, " at flat index ", i);
+}
 
 // Class-index targets for nll_loss and cross_entropy.
 template <typename T>
@@ -100,8 +121,6 @@ void soft_cross_entropy_forward(const T* x, const T* probs, const T* weight, Cla
 template <typename T>
 void soft_cross_entropy_backward(const T* dloss, const T* logp, const T* probs, const T* weight,
                                  ClassDims d, T label_smoothing, Reduction r, T* dx, T* dprobs);
-
-enum class Regression { MSE, L1, SmoothL1, Huber };
 
 // x, y, weight: n elements each (weight may be null); dx, dy, dweight may each be null.
 // param: smooth_l1_loss' beta or huber_loss' delta, unused by the others.

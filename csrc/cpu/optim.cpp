@@ -17,8 +17,6 @@ namespace {
 // Elements per parallel chunk: ~0.5 MB of traffic for Adam, enough that waking
 // a worker (a few microseconds) pays for itself.
 constexpr int64_t kGrain = 1 << 15;
-// Fixed reduction blocks for the norms: partial sums do not depend on threads.
-constexpr int64_t kBlock = 1 << 14;
 
 // Calls piece(i, begin, end) for every part [begin, end) of tensor i that a
 // chunk of the flattened range [0, sum numel) covers; chunks run in parallel.
@@ -619,40 +617,35 @@ double finish_norm(double acc, double q) {
   return std::pow(acc, 1 / q);
 }
 
+}  // namespace
+
 void check_norm_type(double q) {
   if (std::isnan(q)) fail("clip_grad_norm_: norm_type must be a number, got nan");
 }
 
-}  // namespace
+void check_clamp_bounds(double lo, double hi) {
+  if (std::isnan(lo) || std::isnan(hi)) fail("clip_grad_value_: clip value must not be nan");
+}
 
-template <typename T>
-std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, double q) {
-  check_norm_type(q);
-  // Blocks of at most kBlock elements that never straddle two tensors.
-  std::vector<size_t> owner;
-  std::vector<int64_t> first;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    if (tensors[i].numel < 0) fail("clip_grad_norm_: tensor ", i, " has a negative size");
-    for (int64_t b = 0; b < tensors[i].numel; b += kBlock) {
-      owner.push_back(i);
-      first.push_back(b);
+NormBlocks norm_blocks(const std::vector<int64_t>& numels) {
+  NormBlocks blocks;
+  for (size_t i = 0; i < numels.size(); ++i) {
+    if (numels[i] < 0) fail("clip_grad_norm_: tensor ", i, " has a negative size");
+    for (int64_t b = 0; b < numels[i]; b += kNormBlock) {
+      blocks.owner.push_back(i);
+      blocks.first.push_back(b);
     }
   }
+  return blocks;
+}
+
+std::vector<double> combine_norm_partials(const NormBlocks& blocks,
+                                          const std::vector<double>& partial, size_t count,
+                                          double q) {
   const bool extreme = is_pos_inf(q) || is_neg_inf(q);
-  std::vector<double> partial(owner.size());
-  parallel_for(0, static_cast<int64_t>(owner.size()), std::max<int64_t>(1, kGrain / kBlock),
-               [&](int64_t b0, int64_t b1) {
-                 for (int64_t k = b0; k < b1; ++k) {
-                   const Span<const T>& t = tensors[owner[k]];
-                   const T* x = t.data + first[k];
-                   const int64_t n = std::min(kBlock, t.numel - first[k]);
-                   partial[k] = extreme ? abs_extreme(x, n, is_pos_inf(q)) : power_sum(x, n, q);
-                 }
-               });
-  std::vector<double> norms(tensors.size(),
-                            is_neg_inf(q) ? std::numeric_limits<double>::infinity() : 0.0);
-  for (size_t k = 0; k < owner.size(); ++k) {
-    double& acc = norms[owner[k]];
+  std::vector<double> norms(count, is_neg_inf(q) ? std::numeric_limits<double>::infinity() : 0.0);
+  for (size_t k = 0; k < blocks.owner.size(); ++k) {
+    double& acc = norms[blocks.owner[k]];
     const double v = partial[k];
     if (!extreme) acc += v;
     else if (std::isnan(v) || std::isnan(acc)) acc = acc + v;
@@ -660,6 +653,23 @@ std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, doub
   }
   for (double& v : norms) v = finish_norm(v, q);
   return norms;
+}
+
+template <typename T>
+std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, double q) {
+  const NormBlocks blocks = norm_blocks_of(tensors, q);
+  const bool extreme = is_pos_inf(q) || is_neg_inf(q);
+  std::vector<double> partial(blocks.owner.size());
+  parallel_for(0, static_cast<int64_t>(blocks.owner.size()),
+               std::max<int64_t>(1, kGrain / kNormBlock), [&](int64_t b0, int64_t b1) {
+                 for (int64_t k = b0; k < b1; ++k) {
+                   const Span<const T>& t = tensors[blocks.owner[k]];
+                   const T* x = t.data + blocks.first[k];
+                   const int64_t n = std::min(kNormBlock, t.numel - blocks.first[k]);
+                   partial[k] = extreme ? abs_extreme(x, n, is_pos_inf(q)) : power_sum(x, n, q);
+                 }
+               });
+  return combine_norm_partials(blocks, partial, tensors.size(), q);
 }
 
 double vector_norm(const std::vector<double>& values, double q) {
@@ -682,7 +692,7 @@ void scale_(const std::vector<Span<T>>& tensors, double factor) {
 
 template <typename T>
 void clamp_(const std::vector<Span<T>>& tensors, double lo, double hi) {
-  if (std::isnan(lo) || std::isnan(hi)) fail("clip_grad_value_: clip value must not be nan");
+  check_clamp_bounds(lo, hi);
   const T l = T(lo), h = T(hi);
   walk(tensors.size(), [&](size_t i) { return tensors[i].numel; }, kGrain,
        [&](size_t i, int64_t b, int64_t e) {

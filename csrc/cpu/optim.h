@@ -59,6 +59,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -151,6 +152,32 @@ struct Span {
   int64_t numel = 0;
 };
 
+// The norms' fixed reduction blocks, shared with the CUDA twin (cuda/optim.h): block
+// k covers elements [first[k], first[k] + min(kNormBlock, numel - first[k])) of tensor
+// owner[k], never two tensors, so the partial results do not depend on the threads.
+constexpr int64_t kNormBlock = 1 << 14;
+struct NormBlocks {
+  std::vector<std::size_t> owner;
+  std::vector<int64_t> first;
+};
+// ValueError for a negative size.
+NormBlocks norm_blocks(const std::vector<int64_t>& numels);
+// ValueError for a NaN norm type; for a NaN clamp bound.
+void check_norm_type(double q);
+void check_clamp_bounds(double lo, double hi);
+// The blocks of a tensor_norms call, after checking q.
+template <typename T>
+NormBlocks norm_blocks_of(const std::vector<Span<const T>>& tensors, double q) {
+  check_norm_type(q);
+  std::vector<int64_t> numels;
+  for (const Span<const T>& t : tensors) numels.push_back(t.numel);
+  return norm_blocks(numels);
+}
+// The count per-tensor norms from the blocks' partial results (sums of |x|^q, or the
+// extremes of |x| for q = +-inf), combined in block order.
+std::vector<double> combine_norm_partials(const NormBlocks& blocks,
+                                          const std::vector<double>& partial, std::size_t count,
+                                          double q);
 // norm(t_i, q) for every tensor (see the header comment), in double.
 template <typename T>
 std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, double q);

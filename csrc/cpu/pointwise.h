@@ -20,13 +20,15 @@
 // selu test x <= 0 (not x > 0) so that a NaN input passes the gradient through, as
 // PyTorch's threshold and elu backwards do. In float, exp/expm1/tanh/erf come from
 // cpu/vmath.h so that the loops vectorize (erf: the same approximation as
-// PyTorch's float path).
+// PyTorch's float path). f and df are KILN_HD: the CUDA kernels (cuda/activation.cu)
+// instantiate the same structs.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
 #include "common/check.h"
+#include "common/hd.h"
 #include "cpu/vmath.h"
 
 namespace kiln {
@@ -61,9 +63,9 @@ constexpr double kGeluCubic = 0.044715;
 struct ReLU {
   static constexpr PointwiseInfo info{"relu", "max(input, 0)", Saved::Output};
   template <typename T>
-  static T f(T x, T) { return x < T(0) ? T(0) : x; }
+  KILN_HD static T f(T x, T) { return x < T(0) ? T(0) : x; }
   template <typename T>
-  static T df(T y, T g, T) { return y <= T(0) ? T(0) : g; }
+  KILN_HD static T df(T y, T g, T) { return y <= T(0) ? T(0) : g; }
 };
 
 // leaky_relu: y = x > 0 ? x : a x; dx = g * (x > 0 ? 1 : a).
@@ -71,9 +73,9 @@ struct LeakyReLU {
   static constexpr PointwiseInfo info{"leaky_relu", "input > 0 ? input : negative_slope * input",
                                       Saved::Input, "negative_slope", 0.01};
   template <typename T>
-  static T f(T x, T a) { return x > T(0) ? x : a * x; }
+  KILN_HD static T f(T x, T a) { return x > T(0) ? x : a * x; }
   template <typename T>
-  static T df(T x, T g, T a) { return x > T(0) ? g : a * g; }
+  KILN_HD static T df(T x, T g, T a) { return x > T(0) ? g : a * g; }
 };
 
 // elu: y = x > 0 ? x : a (exp(x) - 1); dx = g * (x > 0 ? 1 : a exp(x)).
@@ -81,9 +83,9 @@ struct ELU {
   static constexpr PointwiseInfo info{"elu", "input > 0 ? input : alpha * (exp(input) - 1)",
                                       Saved::Input, "alpha", 1.0};
   template <typename T>
-  static T f(T x, T a) { return x > T(0) ? x : a * vmath::expm1(x); }
+  KILN_HD static T f(T x, T a) { return x > T(0) ? x : a * vmath::expm1(x); }
   template <typename T>
-  static T df(T x, T g, T a) { return x <= T(0) ? g * a * vmath::exp(x) : g; }
+  KILN_HD static T df(T x, T g, T a) { return x <= T(0) ? g * a * vmath::exp(x) : g; }
 };
 
 // selu: y = s elu(x, A) with s = 1.0507.., A = 1.6733.. (self-normalizing);
@@ -92,11 +94,11 @@ struct SELU {
   static constexpr PointwiseInfo info{
       "selu", "scale * elu(input, alpha) with SELU's fixed constants", Saved::Input};
   template <typename T>
-  static T f(T x, T) {
+  KILN_HD static T f(T x, T) {
     return T(kSeluScale) * (x > T(0) ? x : T(kSeluAlpha) * vmath::expm1(x));
   }
   template <typename T>
-  static T df(T x, T g, T) {
+  KILN_HD static T df(T x, T g, T) {
     return T(kSeluScale) * g * (x <= T(0) ? T(kSeluAlpha) * vmath::exp(x) : T(1));
   }
 };
@@ -108,9 +110,9 @@ struct GELU {
       "gelu", "input * Phi(input) (approximate='none': exact erf; 'tanh': its tanh approximation)",
       Saved::Input, "approximate", 0, "none"};
   template <typename T>
-  static T f(T x, T) { return T(0.5) * x * (T(1) + vmath::erf(x * T(kSqrtHalf))); }
+  KILN_HD static T f(T x, T) { return T(0.5) * x * (T(1) + vmath::erf(x * T(kSqrtHalf))); }
   template <typename T>
-  static T df(T x, T g, T) {
+  KILN_HD static T df(T x, T g, T) {
     const T cdf = T(0.5) * (T(1) + vmath::erf(x * T(kSqrtHalf)));
     const T pdf = T(kInvSqrt2Pi) * vmath::exp(T(-0.5) * x * x);
     return g * (cdf + x * pdf);
@@ -123,11 +125,11 @@ struct GELUTanh {
   static constexpr PointwiseInfo info{"gelu", GELU::info.formula, Saved::Input, "approximate", 0,
                                       "tanh"};
   template <typename T>
-  static T u(T x) { return T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x); }
+  KILN_HD static T u(T x) { return T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x); }
   template <typename T>
-  static T f(T x, T) { return T(0.5) * x * (T(1) + vmath::tanh(u(x))); }
+  KILN_HD static T f(T x, T) { return T(0.5) * x * (T(1) + vmath::tanh(u(x))); }
   template <typename T>
-  static T df(T x, T g, T) {
+  KILN_HD static T df(T x, T g, T) {
     const T t = vmath::tanh(u(x));
     const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
     return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
@@ -138,18 +140,18 @@ struct GELUTanh {
 struct Sigmoid {
   static constexpr PointwiseInfo info{"sigmoid", "1 / (1 + exp(-input))", Saved::Output};
   template <typename T>
-  static T f(T x, T) { return T(1) / (T(1) + vmath::exp(-x)); }
+  KILN_HD static T f(T x, T) { return T(1) / (T(1) + vmath::exp(-x)); }
   template <typename T>
-  static T df(T y, T g, T) { return g * y * (T(1) - y); }
+  KILN_HD static T df(T y, T g, T) { return g * y * (T(1) - y); }
 };
 
 // tanh: y = tanh(x); dx = g * (1 - y^2), from the output.
 struct Tanh {
   static constexpr PointwiseInfo info{"tanh", "tanh(input)", Saved::Output};
   template <typename T>
-  static T f(T x, T) { return vmath::tanh(x); }
+  KILN_HD static T f(T x, T) { return vmath::tanh(x); }
   template <typename T>
-  static T df(T y, T g, T) { return g * (T(1) - y * y); }
+  KILN_HD static T df(T y, T g, T) { return g * (T(1) - y * y); }
 };
 
 // hardswish (MobileNetV3): y = x relu6(x + 3) / 6;
@@ -159,14 +161,14 @@ struct Tanh {
 struct Hardswish {
   static constexpr PointwiseInfo info{"hardswish", "input * relu6(input + 3) / 6", Saved::Input};
   template <typename T>
-  static T f(T x, T) {
+  KILN_HD static T f(T x, T) {
     T r = x + T(3);
     r = r < T(0) ? T(0) : r;  // max(r, 0) and min(r, 6) that keep a NaN
     r = r > T(6) ? T(6) : r;
     return x * r / T(6);
   }
   template <typename T>
-  static T df(T x, T g, T) {
+  KILN_HD static T df(T x, T g, T) {
     return x <= T(-3) ? T(0) : x >= T(3) ? g : g * (x / T(3) + T(0.5));
   }
 };
@@ -176,9 +178,9 @@ struct Hardswish {
 struct SiLU {
   static constexpr PointwiseInfo info{"silu", "input * sigmoid(input)", Saved::Input};
   template <typename T>
-  static T f(T x, T) { return x / (T(1) + vmath::exp(-x)); }
+  KILN_HD static T f(T x, T) { return x / (T(1) + vmath::exp(-x)); }
   template <typename T>
-  static T df(T x, T g, T) {
+  KILN_HD static T df(T x, T g, T) {
     const T s = T(1) / (T(1) + vmath::exp(-x));
     return g * s * (T(1) + x * (T(1) - s));
   }
@@ -189,14 +191,14 @@ struct SiLU {
 struct Hardsigmoid {
   static constexpr PointwiseInfo info{"hardsigmoid", "relu6(input + 3) / 6", Saved::Input};
   template <typename T>
-  static T f(T x, T) {
+  KILN_HD static T f(T x, T) {
     T r = x + T(3);
     r = r < T(0) ? T(0) : r;
     r = r > T(6) ? T(6) : r;
     return r / T(6);
   }
   template <typename T>
-  static T df(T x, T g, T) {  // PyTorch multiplies by 1/6 rounded to float, in both dtypes
+  KILN_HD static T df(T x, T g, T) {  // PyTorch multiplies by 1/6 rounded to float, in both dtypes
     return x > T(-3) && x < T(3) ? g * T(1.0f / 6.0f) : T(0);
   }
 };
@@ -206,9 +208,9 @@ struct Hardsigmoid {
 struct Mish {
   static constexpr PointwiseInfo info{"mish", "input * tanh(softplus(input))", Saved::Input};
   template <typename T>
-  static T f(T x, T) { return x * vmath::tanh(T(std::log1p(vmath::exp(x)))); }
+  KILN_HD static T f(T x, T) { return x * vmath::tanh(T(std::log1p(vmath::exp(x)))); }
   template <typename T>
-  static T df(T x, T g, T) {
+  KILN_HD static T df(T x, T g, T) {
     const T s = T(1) / (T(1) + vmath::exp(-x));
     const T t = vmath::tanh(T(std::log1p(vmath::exp(x))));
     return g * (t + x * s * (T(1) - t * t));
@@ -220,12 +222,12 @@ struct Mish {
 struct LogSigmoid {
   static constexpr PointwiseInfo info{"logsigmoid", "log(1 / (1 + exp(-input)))", Saved::Input};
   template <typename T>
-  static T f(T x, T) {
+  KILN_HD static T f(T x, T) {
     const T m = x < T(0) ? x : T(0);
     return m - T(std::log1p(vmath::exp(-std::abs(x))));
   }
   template <typename T>
-  static T df(T x, T g, T) {
+  KILN_HD static T df(T x, T g, T) {
     const bool neg = x < T(0);
     const T z = vmath::exp(-std::abs(x));
     return g * ((neg ? T(1) : T(0)) - (neg ? T(1) : T(-1)) * (z / (T(1) + z)));

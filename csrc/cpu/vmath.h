@@ -3,6 +3,8 @@
 // calls: a loop calling them runs one element at a time unless built with
 // -ffast-math, which kiln avoids.
 // double keeps the std:: functions (gradient checks want their last bit).
+// All are KILN_HD: the CUDA twins of the pointwise ops (cuda/activation.cu) run the
+// same formulas, so both devices agree to an ulp or two.
 //
 //   exp(x)   = 2^n exp(r),  n = round(x / ln2),  r = x - n ln2 in [-ln2/2, ln2/2]
 //              (ln2 split in two for an exact reduction; Cephes' minimax polynomial,
@@ -14,18 +16,18 @@
 //              PyTorch's vectorized float erf uses)
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
+
+#include "common/hd.h"
 
 namespace kiln::vmath {
 
 namespace detail {
 
 // 2^e as a float, for e in [-126, 127].
-inline float pow2(int32_t e) {
+KILN_HD inline float pow2(int32_t e) {
   const uint32_t bits = static_cast<uint32_t>(e + 127) << 23;
   float f;
   std::memcpy(&f, &bits, sizeof f);
@@ -34,11 +36,14 @@ inline float pow2(int32_t e) {
 
 }  // namespace detail
 
-inline float exp(float x) {
+KILN_HD inline float exp(float x) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   constexpr float kOverflow = 88.72283935546875f, kUnderflow = -103.972084f;
-  const float xc = std::min(std::max(x, -104.0f), 88.8f);  // NaN passes through
+  // min(max(x, -104), 88.8) as std::min/max compare (NaN passes through), written
+  // out so that device code needs no constexpr std:: functions.
+  const float lo = x < -104.0f ? -104.0f : x;
+  const float xc = 88.8f < lo ? 88.8f : lo;
   const float xs = xc == xc ? xc : 0.0f;  // a number for the exponent, even for NaN
   // Round to nearest by adding and removing 1.5 * 2^23 (std::nearbyint/floor would
   // not vectorize without -fno-trapping-math); |xs * log2e| < 2^22 keeps it exact.
@@ -54,10 +59,10 @@ inline float exp(float x) {
   p = p * r * r + r + 1.0f;
   const int32_t ni = static_cast<int32_t>(n), half = ni / 2;
   p = p * detail::pow2(half) * detail::pow2(ni - half);
-  return x > kOverflow ? std::numeric_limits<float>::infinity() : x < kUnderflow ? 0.0f : p;
+  return x > kOverflow ? HUGE_VALF : x < kUnderflow ? 0.0f : p;
 }
 
-inline float expm1(float x) {
+KILN_HD inline float expm1(float x) {
   float t = 1.0f / 40320;
   t = t * x + 1.0f / 5040;
   t = t * x + 1.0f / 720;
@@ -69,13 +74,14 @@ inline float expm1(float x) {
   return std::abs(x) < 0.5f ? small : vmath::exp(x) - 1.0f;
 }
 
-inline float tanh(float x) {
-  const float a = std::min(std::abs(x), 9.0f);
+KILN_HD inline float tanh(float x) {
+  const float ax = std::abs(x);
+  const float a = 9.0f < ax ? 9.0f : ax;
   const float e = vmath::expm1(2.0f * a);
   return std::copysign(e / (e + 2.0f), x);
 }
 
-inline float erf(float x) {
+KILN_HD inline float erf(float x) {
   const float a = std::abs(x);
   const float t = 1.0f / (1.0f + 0.3275911f * a);
   float p = 1.061405429f;
@@ -103,9 +109,9 @@ T lane_sum(int64_t n, F f) {
   return s;
 }
 
-inline double exp(double x) { return std::exp(x); }
-inline double expm1(double x) { return std::expm1(x); }
-inline double tanh(double x) { return std::tanh(x); }
-inline double erf(double x) { return std::erf(x); }
+KILN_HD inline double exp(double x) { return std::exp(x); }
+KILN_HD inline double expm1(double x) { return std::expm1(x); }
+KILN_HD inline double tanh(double x) { return std::tanh(x); }
+KILN_HD inline double erf(double x) { return std::erf(x); }
 
 }  // namespace kiln::vmath

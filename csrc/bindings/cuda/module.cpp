@@ -12,7 +12,12 @@
 namespace py = pybind11;
 namespace kc = kiln::cuda;
 
-namespace kiln::cuda::bind {  // the kernel families, one per csrc/bindings/cuda/<family>.cpp
+// One registration function per kernel family, each in csrc/bindings/cuda/<family>.cpp.
+namespace kiln::cuda::bind {
+void bind_activation(py::module_& m);
+void bind_loss(py::module_& m);
+void bind_dropout(py::module_& m);
+void bind_optim(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_norm(py::module_& m);
@@ -80,6 +85,10 @@ PYBIND11_MODULE(_C_cuda, m) {
         py::call_guard<py::gil_scoped_release>());
 
   kiln::cuda::bind::bind_device_array(m);
+  kiln::cuda::bind::bind_activation(m);
+  kiln::cuda::bind::bind_loss(m);
+  kiln::cuda::bind::bind_dropout(m);
+  kiln::cuda::bind::bind_optim(m);
   kiln::cuda::bind::bind_linear(m);
   kiln::cuda::bind::bind_conv(m);
   kiln::cuda::bind::bind_norm(m);

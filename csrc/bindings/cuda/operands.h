@@ -1,4 +1,8 @@
-// The operands of a kiln._C_cuda kernel binding beyond the first: each has the
+// What the kernel bindings of kiln._C_cuda share beyond view_of(): the operand checks
+// (the same ValueError/TypeError texts as the CPU bindings, made before anything is
+// launched), outputs, and the launch on the operands' device with the GIL released.
+//
+// The operands of a kernel binding beyond the first: each has the
 // first operand's dtype and device (TypeError / ValueError naming the op and the
 // operand otherwise), optional ones may be None (a null pointer), and outputs not
 // asked for are None. The first operand is read with view_of and picks the dtype
@@ -9,8 +13,10 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "bindings/cuda/device_array.h"
+#include "common/check.h"
 #include "cuda/runtime.h"
 
 namespace kiln::cuda::bind {
@@ -71,6 +77,35 @@ void launch(const DeviceView& first, const char* op, const char* name, F&& f) {
     DeviceGuard guard(first.device);
     f(zero);
   });
+}
+
+inline void check_same_shape(const DeviceView& a, const DeviceView& b, const char* op,
+                             const char* a_name, const char* b_name) {
+  if (a.shape != b.shape)
+    fail<ValueError>(op, ": ", a_name, " shape ", shape_str(a.shape), " does not match ", b_name,
+                     " shape ", shape_str(b.shape));
+}
+
+// An operand that must share the dispatching operand's dtype and device.
+inline void check_like(const DeviceView& v, const DeviceView& first, const char* op,
+                       const char* name) {
+  check_dtype(v, first.dtype, op, name);
+  check_same_device(v, first, op);
+}
+
+// The docstring of a twin whose CPU binding documents it.
+inline std::string twin_doc(const char* name) {
+  return std::string("The CUDA twin of kiln._C.") + name +
+         ": the same arguments, checks and results, on CUDA arrays.";
+}
+
+// Runs launch() on `device` with the GIL released (kernels only enqueue work on the
+// device's stream; errors still propagate as exceptions).
+template <typename F>
+void launch_on(int device, F&& launch) {
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  launch();
 }
 
 }  // namespace kiln::cuda::bind

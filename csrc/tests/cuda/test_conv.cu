@@ -40,10 +40,10 @@ void check_geometry(const ConvGeometry& g) {
     cuda::conv2d_backward_input(g, gdy.get(), gw.get(), gdx.get());
     cuda::conv2d_backward_weight(g, gdy.get(), gx.get(), gdw.get());
     cuda::channel_sum(g.N, g.K, g.P * g.Q, gdy.get(), gdb.get());
-    expect_close(gy.host(), y, "y");
-    expect_close(gdx.host(), dx, "dx");
-    expect_close(gdw.host(), dw, "dw");
-    expect_close(gdb.host(), db, "db");
+    expect_close_scaled(gy.host(), y, "y");
+    expect_close_scaled(gdx.host(), dx, "dx");
+    expect_close_scaled(gdw.host(), dw, "dw");
+    expect_close_scaled(gdb.host(), db, "db");
   }
 }
 
@@ -87,8 +87,8 @@ void check_unfold(const Shape& x_shape, cpu::Pair k, cpu::Pair stride, cpu::Pair
   DeviceBuffer<T> gx(x), gcol(col), gcol_out(ncol), gx_out(nx);
   cuda::unfold_images(g, gx.get(), gcol_out.get());
   cuda::fold_images(g, gcol.get(), gx_out.get());
-  expect_close(gcol_out.host(), col_cpu, "unfold");
-  expect_close(gx_out.host(), x_cpu, "fold");
+  expect_close_scaled(gcol_out.host(), col_cpu, "unfold");
+  expect_close_scaled(gx_out.host(), x_cpu, "fold");
 }
 
 TEST(CudaUnfoldFold, EqualTheCpu) {

@@ -22,10 +22,10 @@ void check_linear(int64_t M, int64_t K, int64_t N, bool with_bias) {
   DeviceBuffer<T> gx(x), gw(w), gb(b), gdy(dy), gy(M * N), gdx(M * K), gdw(N * K), gdb(N);
   cuda::linear_forward(gx.get(), gw.get(), with_bias ? gb.get() : nullptr, gy.get(), M, K, N);
   cuda::linear_backward(gdy.get(), gx.get(), gw.get(), gdx.get(), gdw.get(), gdb.get(), M, K, N);
-  expect_close(gy.host(), y, "y");
-  expect_close(gdx.host(), dx, "dx");
-  expect_close(gdw.host(), dw, "dw");
-  expect_close(gdb.host(), db, "db");
+  expect_close_scaled(gy.host(), y, "y");
+  expect_close_scaled(gdx.host(), dx, "dx");
+  expect_close_scaled(gdw.host(), dw, "dw");
+  expect_close_scaled(gdb.host(), db, "db");
 }
 
 TEST(CudaLinear, ForwardAndBackwardEqualTheCpu) {
@@ -53,9 +53,9 @@ void check_matmul(const Shape& a_shape, const Shape& b_shape) {
   DeviceBuffer<T> ga(a), gb(b), gdc(dc), gc(c.size()), gda(a.size()), gdb(b.size());
   cuda::matmul_forward(ga.get(), gb.get(), gc.get(), bb, M, K, N);
   cuda::matmul_backward(gdc.get(), ga.get(), gb.get(), gda.get(), gdb.get(), bb, M, K, N);
-  expect_close(gc.host(), c, "c");
-  expect_close(gda.host(), da, "da");
-  expect_close(gdb.host(), db, "db");
+  expect_close_scaled(gc.host(), c, "c");
+  expect_close_scaled(gda.host(), da, "da");
+  expect_close_scaled(gdb.host(), db, "db");
 }
 
 TEST(CudaMatmul, EveryBroadcastPatternEqualsTheCpu) {

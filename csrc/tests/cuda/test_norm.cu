@@ -35,14 +35,14 @@ void check_batch_norm(const BatchNormSizes& sz, bool training, bool affine) {
                            gmean.get(), ginv.get());
   cuda::batch_norm_backward(gdy.get(), gx.get(), sz, affine ? gw.get() : nullptr, gmean.get(),
                             ginv.get(), training, gdx.get(), gdw.get(), gdb.get());
-  expect_close(gy.host(), y, "y");
-  expect_close(gmean.host(), mean, "save_mean");
-  expect_close(ginv.host(), invstd, "save_invstd");
-  expect_close(grm.host(), rm, "running_mean");
-  expect_close(grv.host(), rv, "running_var");
-  expect_close(gdx.host(), dx, "dx");
-  expect_close(gdw.host(), dw, "dweight");
-  expect_close(gdb.host(), db, "dbias");
+  expect_close_scaled(gy.host(), y, "y");
+  expect_close_scaled(gmean.host(), mean, "save_mean");
+  expect_close_scaled(ginv.host(), invstd, "save_invstd");
+  expect_close_scaled(grm.host(), rm, "running_mean");
+  expect_close_scaled(grv.host(), rv, "running_var");
+  expect_close_scaled(gdx.host(), dx, "dx");
+  expect_close_scaled(gdw.host(), dw, "dweight");
+  expect_close_scaled(gdb.host(), db, "dbias");
 }
 
 TEST(CudaBatchNorm, TrainAndEvalEqualTheCpu) {
@@ -70,12 +70,12 @@ void check_group_norm(const GroupNormSizes& sz) {
                            grstd.get());
   cuda::group_norm_backward(gdy.get(), gx.get(), sz, gw.get(), gmean.get(), grstd.get(), gdx.get(),
                             gdw.get(), gdb.get());
-  expect_close(gy.host(), y, "y");
-  expect_close(gmean.host(), mean, "mean");
-  expect_close(grstd.host(), rstd, "rstd");
-  expect_close(gdx.host(), dx, "dx");
-  expect_close(gdw.host(), dw, "dweight");
-  expect_close(gdb.host(), db, "dbias");
+  expect_close_scaled(gy.host(), y, "y");
+  expect_close_scaled(gmean.host(), mean, "mean");
+  expect_close_scaled(grstd.host(), rstd, "rstd");
+  expect_close_scaled(gdx.host(), dx, "dx");
+  expect_close_scaled(gdw.host(), dw, "dweight");
+  expect_close_scaled(gdb.host(), db, "dbias");
 }
 
 TEST(CudaGroupNorm, EqualsTheCpu) {
@@ -102,12 +102,12 @@ void check_layer_norm(const LayerNormSizes& sz, bool affine) {
                            affine ? gb.get() : nullptr, 1e-5, gmean.get(), grstd.get());
   cuda::layer_norm_backward(gdy.get(), gx.get(), sz, affine ? gw.get() : nullptr, gmean.get(),
                             grstd.get(), gdx.get(), gdw.get(), gdb.get());
-  expect_close(gy.host(), y, "y");
-  expect_close(gmean.host(), mean, "mean");
-  expect_close(grstd.host(), rstd, "rstd");
-  expect_close(gdx.host(), dx, "dx");
-  expect_close(gdw.host(), dw, "dweight");
-  expect_close(gdb.host(), db, "dbias");
+  expect_close_scaled(gy.host(), y, "y");
+  expect_close_scaled(gmean.host(), mean, "mean");
+  expect_close_scaled(grstd.host(), rstd, "rstd");
+  expect_close_scaled(gdx.host(), dx, "dx");
+  expect_close_scaled(gdw.host(), dw, "dweight");
+  expect_close_scaled(gdb.host(), db, "dbias");
 }
 
 TEST(CudaLayerNorm, EqualsTheCpu) {
@@ -128,8 +128,8 @@ void check_lrn(const BatchNormSizes& sz, int64_t size) {
   DeviceBuffer<T> gx(x), gdy(dy), gy(n), gdx(n);
   cuda::local_response_norm_forward(gx.get(), gy.get(), sz, args);
   cuda::local_response_norm_backward(gdy.get(), gx.get(), gdx.get(), sz, args);
-  expect_close(gy.host(), y, "y");
-  expect_close(gdx.host(), dx, "dx");
+  expect_close_scaled(gy.host(), y, "y");
+  expect_close_scaled(gdx.host(), dx, "dx");
 }
 
 TEST(CudaLocalResponseNorm, EqualsTheCpu) {

@@ -1,0 +1,190 @@
+// Gradient clipping on the GPU (cuda/optim.h).
+#include "cuda/optim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "common/check.h"
+#include "cuda/reduce.cuh"
+#include "cuda/runtime.h"
+
+namespace kiln::cuda {
+namespace {
+
+// A host table copied to a device block that lives until the end of the call (then
+// back to the cache: later users run after the kernels on the same stream).
+template <typename V>
+class DeviceTable {
+ public:
+  explicit DeviceTable(const std::vector<V>& host)
+      : device_(current_device()),
+        p_(static_cast<V*>(device_malloc(sizeof(V) * (host.size() + 1), device_))) {
+    if (!host.empty())
+      KILN_CUDA_CHECK(cudaMemcpyAsync(p_, host.data(), sizeof(V) * host.size(),
+                                      cudaMemcpyHostToDevice, stream(device_)));
+  }
+  ~DeviceTable() { device_free(p_, device_); }
+  DeviceTable(const DeviceTable&) = delete;
+  DeviceTable& operator=(const DeviceTable&) = delete;
+  V* get() const { return p_; }
+
+ private:
+  int device_;
+  V* p_;
+};
+
+// The tensors as one range: start[i] is tensor i's first index in it, start[count]
+// the total.
+template <typename T>
+struct TensorTable {
+  std::vector<Span<T>> spans;
+  std::vector<int64_t> start;
+};
+
+template <typename T>
+TensorTable<T> table_of(const std::vector<Span<T>>& tensors) {
+  TensorTable<T> t{tensors, {0}};
+  for (const Span<T>& s : tensors) {
+    KILN_CHECK(s.numel >= 0, "clip_grad: a tensor has a negative size ", s.numel);
+    t.start.push_back(t.start.back() + s.numel);
+  }
+  return t;
+}
+
+// The tensor holding index i of the range: the last k with start[k] <= i.
+__device__ inline int64_t owner_of(const int64_t* start, int64_t count, int64_t i) {
+  int64_t lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (start[mid] <= i) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+template <typename T, typename F>
+__global__ void for_each_element(const Span<T>* spans, const int64_t* start, int64_t count,
+                                 F f) {
+  for (int64_t i = first_index(); i < start[count]; i += grid_stride()) {
+    const int64_t k = owner_of(start, count, i);
+    T& x = spans[k].data[i - start[k]];
+    x = f(x);
+  }
+}
+
+// Applies f to every element of every tensor, in place, in one launch.
+template <typename T, typename F>
+void map_tensors(const std::vector<Span<T>>& tensors, F f) {
+  const TensorTable<T> t = table_of(tensors);
+  const int64_t total = t.start.back();
+  if (total == 0) return;
+  const DeviceTable<Span<T>> spans(t.spans);
+  const DeviceTable<int64_t> start(t.start);
+  for_each_element<<<grid_for(total), kThreads, 0, stream(current_device())>>>(
+      spans.get(), start.get(), static_cast<int64_t>(tensors.size()), f);
+  KILN_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+struct Scale {
+  T f;
+  __device__ T operator()(T v) const { return v * f; }
+};
+
+template <typename T>
+struct Clamp {
+  T lo, hi;
+  __device__ T operator()(T v) const { return v < lo ? lo : (v > hi ? hi : v); }
+};
+
+// |x|'s extreme with NaN winning, as the CPU's abs_extreme.
+struct PickAbs {
+  bool want_max;
+  __device__ double operator()(double a, double v) const {
+    return (v != v || a != a) ? a + v : ((want_max ? v > a : v < a) ? v : a);
+  }
+};
+
+struct AddDouble {
+  __device__ double operator()(double a, double b) const { return a + b; }
+};
+
+struct NormBlock {
+  const void* x;  // the block's first element
+  int64_t n;
+};
+
+// Block b of the grid reduces norm blocks b, b + gridDim.x, ...: the power sum of
+// |x|^q (q = 0: the count of nonzeros) or the extreme of |x|, in double.
+template <typename T>
+__global__ void norm_partials(const NormBlock* blocks, int64_t count, double q, bool extreme,
+                              bool want_max, double* partial) {
+  const double identity = extreme && !want_max ? HUGE_VAL : 0.0;
+  for (int64_t k = blockIdx.x; k < count; k += gridDim.x) {
+    const T* x = static_cast<const T*>(blocks[k].x);
+    double acc = identity;
+    for (int64_t i = threadIdx.x; i < blocks[k].n; i += blockDim.x) {
+      const double a = fabs(double(x[i]));
+      if (extreme) acc = PickAbs{want_max}(acc, a);
+      else if (q == 2) acc += a * a;
+      else if (q == 1) acc += a;
+      else if (q == 0) acc += x[i] != T(0) ? 1.0 : 0.0;
+      else acc += pow(a, q);
+    }
+    if (extreme) acc = block_reduce(acc, PickAbs{want_max});
+    else acc = block_reduce(acc, AddDouble{});
+    if (threadIdx.x == 0) partial[k] = acc;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+std::vector<double> tensor_norms(const std::vector<Span<const T>>& tensors, double q) {
+  const NormBlocks blocks = norm_blocks_of(tensors, q);
+  const int64_t count = static_cast<int64_t>(blocks.owner.size());
+  std::vector<double> partial(blocks.owner.size());
+  if (count > 0) {
+    std::vector<NormBlock> table;
+    for (size_t k = 0; k < blocks.owner.size(); ++k) {
+      const Span<const T>& t = tensors[blocks.owner[k]];
+      table.push_back({t.data + blocks.first[k], std::min(kNormBlock, t.numel - blocks.first[k])});
+    }
+    const int device = current_device();
+    cudaStream_t s = stream(device);
+    const DeviceTable<NormBlock> d_table(table);
+    const DeviceTable<double> d_partial(partial);
+    const bool extreme = std::isinf(q);
+    const unsigned grid = static_cast<unsigned>(count > 65535 ? 65535 : count);
+    norm_partials<T><<<grid, kThreads, 0, s>>>(d_table.get(), count, q, extreme, q > 0,
+                                                d_partial.get());
+    KILN_CUDA_CHECK_LAUNCH();
+    KILN_CUDA_CHECK(cudaMemcpyAsync(partial.data(), d_partial.get(), sizeof(double) * count,
+                                    cudaMemcpyDeviceToHost, s));
+    synchronize(device);
+  }
+  return combine_norm_partials(blocks, partial, tensors.size(), q);
+}
+
+template <typename T>
+void scale_(const std::vector<Span<T>>& tensors, double factor) {
+  map_tensors(tensors, Scale<T>{T(factor)});
+}
+
+template <typename T>
+void clamp_(const std::vector<Span<T>>& tensors, double lo, double hi) {
+  check_clamp_bounds(lo, hi);
+  map_tensors(tensors, Clamp<T>{T(lo), T(hi)});
+}
+
+#define KILN_INSTANTIATE(T)                                                                \
+  template std::vector<double> tensor_norms<T>(const std::vector<Span<const T>>&, double); \
+  template void scale_<T>(const std::vector<Span<T>>&, double);                            \
+  template void clamp_<T>(const std::vector<Span<T>>&, double, double);
+KILN_INSTANTIATE(float)
+KILN_INSTANTIATE(double)
+#undef KILN_INSTANTIATE
+
+}  // namespace kiln::cuda
