@@ -187,6 +187,22 @@ void pad_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* x, 
                1, j1 - j0);
 }
 
+// pad_planes for one plane spread out by `spread` (one zero between neighbours for
+// spread 2): padded row ih * spread_h + pad_h, column iw * spread_w + pad_w holds
+// x[ih, iw]. Every plane writes the same cells, so here too a buffer zeroed once
+// serves every plane.
+template <typename T>
+void spread_plane(const ConvGeometry& g, const Padded& pd, Pair spread, const T* x, T* xp) {
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    const int64_t i = ih * spread[0] + g.pad_h;
+    if (i < 0 || i >= pd.H) continue;
+    for (int64_t iw = 0; iw < g.W; ++iw) {
+      const int64_t j = iw * spread[1] + g.pad_w;
+      if (j >= 0 && j < pd.W) xp[i * pd.W + j] = x[ih * g.W + iw];
+    }
+  }
+}
+
 // The adjoint of pad_planes: dx = the input-sized window of dxp.
 template <typename T>
 void crop_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* dxp, T* dx) {
@@ -275,36 +291,105 @@ void backward_input_as_forward(const ConvGeometry& g, const T* dy, const T* w, T
   conv2d_forward(t, dy, flipped.get(), static_cast<const T*>(nullptr), dx);
 }
 
-// Any stride: dcol = W^T . dY block by block, scattered into dx by col2im.
-// Blocks of one image overlap in dx, so an image and group is one task.
+// Output channels padded to whole vectors: the width of the B and C blocks.
+int64_t padded_channels(int64_t k) { return (k + 15) / 16 * 16; }
+
+// dx (C, H, W) of one image = the input-sized window of its channels-last padded
+// gradient dxh (pd.H x pd.W pixels of C channels); the adjoint of pad_channels_last.
 template <typename T>
-void backward_input_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
-  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
-  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+void crop_channels_last(const ConvGeometry& g, const Padded& pd, int64_t C, const T* dxh, T* dx) {
+  const int64_t HW = g.H * g.W;
+  const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
+  const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    const int64_t i = ih + g.pad_h;
+    const bool inside = i >= 0 && i < pd.H;
+    // Input columns [iw0, iw1) lie inside dxh; the rest (rows or columns no window
+    // reaches) get no gradient.
+    const int64_t iw0 = inside ? j0 - g.pad_w : 0, iw1 = inside ? j1 - g.pad_w : 0;
+    for (int64_t c = 0; c < C; ++c) {
+      T* row = dx + c * HW + ih * g.W;
+      std::fill(row, row + iw0, T(0));
+      std::fill(row + iw1, row + g.W, T(0));
+    }
+    if (iw1 > iw0)
+      transpose(dxh + (i * pd.W + j0) * C, C, iw1 - iw0, C, dx + ih * g.W + iw0, HW);
+  }
+}
+
+// The input gradient at any stride, channels last. For a block of output
+// pixels, dcol[pixel, (r, s, c)] = sum_k dY^T[pixel, k] * w[k, c, r, s]: one
+// gemm_tile against the weight laid out (k, r, s, c); then each pixel's tap
+// rows are added into its image's channels-last padded gradient dxh, where
+// (dil_w == 1) the S taps of a kernel row and all their channels are one
+// contiguous run of S*C' elements, so the scatter is whole-vector adds. Images
+// with few output pixels share blocks (a task holds kScatterRows pixels or
+// more), so the product is not a sliver. Each image's dxh gets its terms in an
+// order fixed by the shapes (blocks, tap chunks, pixels, taps), so any thread
+// count gives the same bits.
+constexpr int64_t kScatterRows = 96;     // a multiple of every micro-kernel tile height
+constexpr int64_t kScatterCols = 16384;  // block x tap-chunk elements: 64 KiB of float
+
+template <typename T>
+void backward_input_scatter(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S, CRS = Cg * RS;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, ld = padded_channels(CRS);
   const Padded pd(g);
-  const int64_t tasks = g.N * g.groups;
-  parallel_for(0, tasks, grain_for(2 * CRS * Kg * PQ), [&](int64_t t0, int64_t t1) {
-    auto dxp = scratch<T>(static_cast<size_t>(Cg * pd.plane()));
-    auto dcol = scratch<T>(static_cast<size_t>(CRS * kBlock));
-    auto dyb = scratch<T>(static_cast<size_t>(Kg * kBlock));
-    for (int64_t t = t0; t < t1; ++t) {  // t = n * groups + grp
-      std::fill(dxp.get(), dxp.get() + Cg * pd.plane(), T(0));
-      const T* dyg = dy + t * Kg * PQ;
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t pq0 = blk * kBlock, cols = std::min(kBlock, PQ - pq0);
-        for (int64_t k = 0; k < Kg; ++k)
-          std::copy(dyg + k * PQ + pq0, dyg + k * PQ + pq0 + cols, dyb.get() + k * kBlock);
-        gemm_tile<T>(CRS, cols, Kg, w + (t % g.groups) * Kg * CRS, 1, CRS, dyb.get(), kBlock,
-                     dcol.get(), kBlock, false);
-        col2im_add(g, pd, dcol.get(), kBlock, pq0, cols, dxp.get());
+  const int64_t plane = pd.plane() * Cg;  // one image's dxh
+  // B: wt[grp, k, (r, s, c)] = w[grp*Kg + k, c, r, s], rows ld apart; the slack
+  // covers the micro-kernel reading a last row's final vector in full.
+  auto wt = scratch<T>(static_cast<size_t>(g.groups * Kg * ld + kSlack));
+  for (int64_t k = 0; k < g.K; ++k)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t rs = 0; rs < RS; ++rs) wt[k * ld + rs * Cg + c] = w[(k * Cg + c) * RS + rs];
+  std::vector<int64_t> window(static_cast<size_t>(PQ));
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q)
+      window[p * g.Q + q] = (p * g.stride_h * pd.W + q * g.stride_w) * Cg;
+  const bool merged = g.dil_w == 1;
+  const int64_t taps = merged ? g.R : RS, run = merged ? g.S * Cg : Cg;
+  std::vector<int64_t> tap(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
+    tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * Cg;
+  }
+  const int64_t images = std::clamp<int64_t>((kScatterRows + PQ - 1) / PQ, 1,
+                                             std::max<int64_t>(g.N, 1));
+  const int64_t pixels = images * PQ;  // of a full task
+  const int64_t block = std::min(kScatterRows, pixels);
+  const int64_t chunk = std::clamp<int64_t>(kScatterCols / (block * run), 1, taps);  // taps
+  const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups;
+  parallel_for(0, tasks, grain_for(2 * pixels * Kg * CRS), [&](int64_t t0, int64_t t1) {
+    auto dxh = scratch<T>(static_cast<size_t>(images * plane));
+    auto dyt = scratch<T>(static_cast<size_t>(pixels * Kg));
+    auto dcol = scratch<T>(static_cast<size_t>(block * chunk * run));
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t grp = task % g.groups, n0 = task / g.groups * images;
+      const int64_t n1 = std::min(g.N, n0 + images), count = (n1 - n0) * PQ;
+      std::fill(dxh.get(), dxh.get() + (n1 - n0) * plane, T(0));
+      for (int64_t n = n0; n < n1; ++n)  // dY^T[pixel, k], images one after another
+        transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ, dyt.get() + (n - n0) * PQ * Kg,
+                  Kg);
+      for (int64_t b0 = 0; b0 < count; b0 += block) {
+        const int64_t rows = std::min(block, count - b0);
+        for (int64_t c0 = 0; c0 < taps; c0 += chunk) {
+          const int64_t cn = std::min(chunk, taps - c0), cols = cn * run;
+          gemm_tile<T>(rows, cols, Kg, dyt.get() + b0 * Kg, Kg, 1,
+                       wt.get() + grp * Kg * ld + c0 * run, ld, dcol.get(), cols, false);
+          for (int64_t i = 0; i < rows; ++i) {
+            const int64_t u = b0 + i;  // pixel u % PQ of image n0 + u / PQ
+            T* base = dxh.get() + (u / PQ) * plane + window[u % PQ];
+            for (int64_t t = 0; t < cn; ++t)
+              add_run(base + tap[c0 + t], dcol.get() + (i * cn + t) * run, 1, run);
+          }
+        }
       }
-      crop_planes(g, pd, Cg, dxp.get(), dx + t * Cg * HW);
+      for (int64_t n = n0; n < n1; ++n)
+        crop_channels_last(g, pd, Cg, dxh.get() + (n - n0) * plane,
+                           dx + (n * g.groups + grp) * Cg * HW);
     }
   });
 }
-
-// Output channels padded to whole vectors: the width of the B and C blocks.
-int64_t padded_channels(int64_t k) { return (k + 15) / 16 * 16; }
 
 // y[img] (+ bias) = the im2col blocks times the weights, 64 pixels at a time.
 template <typename T>
@@ -633,9 +718,12 @@ bool fast_depthwise_rows(const ConvGeometry& g) {
   return has_fast_tile<T>() && g.stride_w == 1 && g.dil_w == 1;
 }
 
-// One task per image and output channel, reading the padded input plane.
+// One task per image and output channel, reading the padded input plane; with a
+// spread above 1 the input is first spread out (spread_plane), which makes this
+// the strided input gradient (backward_input_depthwise).
 template <typename T>
-void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                       Pair spread = {1, 1}) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
   parallel_for(0, g.N * g.K, grain_for(2 * RS * PQ), [&](int64_t t0, int64_t t1) {
@@ -644,7 +732,10 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
     for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
       const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
       if (plane != in_xp) {
-        pad_planes(g, pd, 1, x + plane * HW, xp.get());
+        if (spread == Pair{1, 1})
+          pad_planes(g, pd, 1, x + plane * HW, xp.get());
+        else
+          spread_plane(g, pd, spread, x + plane * HW, xp.get());
         in_xp = plane;
       }
 #if KILN_FLOAT_VEC
@@ -675,11 +766,32 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
   });
 }
 
-// One task per image and input channel c: the adjoint of forward_depthwise,
-// scattering each of c's output channels back into a padded plane.
+// With one output channel per input channel (K == C), the input gradient is
+// itself a depthwise convolution at stride 1: of dy spread out by the stride
+// (zeros between its pixels), with the flipped kernel and padding
+// dil*(R-1) - pad, so it runs forward_depthwise's vector rows:
+//   dx[i, j] = sum_{r, s} w[R-1-r, S-1-s] * spread(dy)[i + r*dil_h, j + s*dil_w].
+// Otherwise one task per image and input channel c, scattering each of c's
+// output channels back into a padded plane.
 template <typename T>
 void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  if (Kg == 1) {
+    auto flipped = scratch<T>(static_cast<size_t>(g.K * RS));
+    for (int64_t k = 0; k < g.K; ++k) std::reverse_copy(w + k * RS, w + (k + 1) * RS,
+                                                        flipped.get() + k * RS);
+    ConvGeometry t = g;
+    t.H = g.P;
+    t.W = g.Q;
+    t.P = g.H;
+    t.Q = g.W;
+    t.stride_h = t.stride_w = 1;
+    t.pad_h = g.dil_h * (g.R - 1) - g.pad_h;
+    t.pad_w = g.dil_w * (g.S - 1) - g.pad_w;
+    forward_depthwise(t, dy, flipped.get(), static_cast<const T*>(nullptr), dx,
+                      {g.stride_h, g.stride_w});
+    return;
+  }
   const Padded pd(g);
   parallel_for(0, g.N * g.C, grain_for(2 * Kg * RS * PQ), [&](int64_t t0, int64_t t1) {
     auto dxp = scratch<T>(static_cast<size_t>(pd.plane()));
@@ -869,7 +981,7 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   else if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
     backward_input_as_forward(g, dy, w, dx);
   else
-    backward_input_col2im(g, dy, w, dx);
+    backward_input_scatter(g, dy, w, dx);
 }
 
 template <typename T>
