@@ -644,31 +644,61 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
 // together, vectorized along the row.
 bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
 
-// out[t] += v * in[t * stride] for t < n.
+// A depthwise task's padded input plane with its columns split by their residue
+// mod stride_w (phase b holds padded columns b, b + stride_w, ...; one phase at
+// stride 1, the plain padded plane), so that for every stride the columns one
+// tap reads along an output row are contiguous:
+//   padded (i, j) at  i * W + col(j),   col(j) = (j % sw) * H * W + j / sw
+//   tap (r, s) of output pixel (p, q) at  (p*stride_h + r*dil_h) * W + tap_col[s] + q,
+//   tap_col[s] = col(s * dil_w).
+struct PhasePlane {
+  int64_t sw, H, W;  // W: columns per phase row
+  std::vector<int64_t> tap_col;
+  PhasePlane(const ConvGeometry& g, const Padded& pd)
+      : sw(g.stride_w), H(pd.H), W((pd.W + g.stride_w - 1) / g.stride_w),
+        tap_col(static_cast<size_t>(g.S)) {
+    for (int64_t s = 0; s < g.S; ++s) tap_col[s] = col(s * g.dil_w);
+  }
+  int64_t col(int64_t j) const { return (j % sw) * H * W + j / sw; }
+  int64_t size() const { return sw * H * W + kSlack; }  // kSlack: see depthwise_rows
+};
+
+// pad_planes for one plane into a PhasePlane (the same cells written each time,
+// so a buffer zeroed once serves every plane).
 template <typename T>
-inline void axpy_run(T* out, const T* in, int64_t stride, int64_t n, T v) {
-  if (stride == 1)
-    for (int64_t t = 0; t < n; ++t) out[t] += v * in[t];
-  else
-    for (int64_t t = 0; t < n; ++t) out[t] += v * in[t * stride];
+void pad_phases(const ConvGeometry& g, const Padded& pd, const PhasePlane& ph, const T* x, T* xp) {
+  if (ph.sw == 1) {
+    pad_planes(g, pd, 1, x, xp);
+    return;
+  }
+  const int64_t i0 = std::clamp<int64_t>(g.pad_h, 0, pd.H);
+  const int64_t i1 = std::clamp<int64_t>(g.pad_h + g.H, i0, pd.H);
+  const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
+  const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+  for (int64_t b = 0; b < ph.sw; ++b) {  // phase b: padded columns jb, jb + sw, ...
+    const int64_t jb = j0 + ((b - j0 % ph.sw) % ph.sw + ph.sw) % ph.sw;
+    if (jb >= j1) continue;
+    const int64_t n = (j1 - jb + ph.sw - 1) / ph.sw;
+    for (int64_t i = i0; i < i1; ++i)
+      copy_run(xp + i * ph.W + ph.col(jb), x + (i - g.pad_h) * g.W + (jb - g.pad_w), ph.sw, n);
+  }
 }
 
 #if KILN_FLOAT_VEC
 using simd::kLanes;
 using simd::Vec;
 
-// Depthwise rows with unit column stride and dilation (almost every depthwise
-// layer, and LeNet's one-channel first layer, which takes this path), float32:
-// kRows output rows of kLanes pixels stay in registers across all R*S taps, one
-// broadcast weight and kRows loads and multiply-adds a tap, where axpy_run
-// loads and stores the output row at every tap. The sum's order is axpy_run's
-// (bias, then the taps row by row), so both give the same bits. Loads past a
-// row's end read the next row or the plane's kSlack spare elements (masked
-// off at the store).
-//   y[p, q] = b + sum_{r, s} w[r, s] * xp[p * row_step + r * tap_rows + s + q]
+// Depthwise rows, float32, read from a PhasePlane (any stride and dilation;
+// LeNet's one-channel first layer takes this path too): kRows output rows of
+// kLanes pixels stay in registers across all R*S taps, one broadcast weight and
+// kRows loads and multiply-adds a tap, where the plain loop loads and stores the
+// output row at every tap. The sum's order is the plain loop's (bias, then the
+// taps row by row), so both give the same bits. Loads past a row's end read the
+// next row or the plane's kSlack spare elements (masked off at the store).
+//   y[p, q] = b + sum_{r, s} w[r, s] * xp[p * row_step + r * tap_rows + tap_col[s] + q]
 template <int kRows>
 void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t R, int64_t S,
-                    const float* w, float b, float* y, int64_t Q) {
+                    const int64_t* tap_col, const float* w, float b, float* y, int64_t Q) {
   for (int64_t q0 = 0; q0 < Q; q0 += kLanes) {
     const simd::Mask keep = simd::first(Q - q0);
     Vec acc[kRows];
@@ -676,7 +706,7 @@ void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t
     for (int64_t r = 0; r < R; ++r)
       for (int64_t s = 0; s < S; ++s) {
         const Vec v = simd::broadcast(w[r * S + s]);
-        const float* in = xp + r * tap_rows + s + q0;
+        const float* in = xp + r * tap_rows + tap_col[s] + q0;
         for (int i = 0; i < kRows; ++i)
           acc[i] = simd::fmadd(v, simd::load(in + i * row_step), acc[i]);
       }
@@ -713,11 +743,6 @@ inline float depthwise_tap_dot(const float* dy, const float* xp, int64_t row_ste
 }
 #endif
 
-template <typename T>
-bool fast_depthwise_rows(const ConvGeometry& g) {
-  return has_fast_tile<T>() && g.stride_w == 1 && g.dil_w == 1;
-}
-
 // One task per image and output channel, reading the padded input plane; with a
 // spread above 1 the input is first spread out (spread_plane), which makes this
 // the strided input gradient (backward_input_depthwise).
@@ -726,41 +751,42 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
                        Pair spread = {1, 1}) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
+  const PhasePlane ph(g, pd);  // spread: only at stride 1, where ph is the padded plane
+  const int64_t row_step = g.stride_h * ph.W, tap_rows = g.dil_h * ph.W;
   parallel_for(0, g.N * g.K, grain_for(2 * RS * PQ), [&](int64_t t0, int64_t t1) {
-    auto xp = scratch<T>(static_cast<size_t>(pd.plane() + kSlack));
+    auto xp = scratch<T>(static_cast<size_t>(ph.size()));
     int64_t in_xp = -1;  // which input plane xp holds
     for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
       const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
       if (plane != in_xp) {
         if (spread == Pair{1, 1})
-          pad_planes(g, pd, 1, x + plane * HW, xp.get());
+          pad_phases(g, pd, ph, x + plane * HW, xp.get());
         else
           spread_plane(g, pd, spread, x + plane * HW, xp.get());
         in_xp = plane;
       }
 #if KILN_FLOAT_VEC
       if constexpr (std::is_same_v<T, float>) {
-        if (fast_depthwise_rows<T>(g)) {
-          const int64_t row_step = g.stride_h * pd.W, tap_rows = g.dil_h * pd.W;
-          const float b = bias != nullptr ? bias[k] : 0.0f;
-          int64_t p = 0;
-          for (; p + 4 <= g.P; p += 4)
-            depthwise_rows<4>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
-                              w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
-          for (; p < g.P; ++p)
-            depthwise_rows<1>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
-                              w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
-          continue;
-        }
+        const float b = bias != nullptr ? bias[k] : 0.0f;
+        int64_t p = 0;
+        for (; p + 4 <= g.P; p += 4)
+          depthwise_rows<4>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
+                            ph.tap_col.data(), w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
+        for (; p < g.P; ++p)
+          depthwise_rows<1>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
+                            ph.tap_col.data(), w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
+        continue;
       }
 #endif
       for (int64_t p = 0; p < g.P; ++p) {
         T* out = y + t * PQ + p * g.Q;
         std::fill(out, out + g.Q, bias != nullptr ? bias[k] : T(0));
         for (int64_t r = 0; r < g.R; ++r)
-          for (int64_t s = 0; s < g.S; ++s)
-            axpy_run(out, xp.get() + (p * g.stride_h + r * g.dil_h) * pd.W + s * g.dil_w,
-                     g.stride_w, g.Q, w[k * RS + r * g.S + s]);
+          for (int64_t s = 0; s < g.S; ++s) {
+            const T* in = xp.get() + p * row_step + r * tap_rows + ph.tap_col[s];
+            const T v = w[k * RS + r * g.S + s];
+            for (int64_t q = 0; q < g.Q; ++q) out[q] += v * in[q];
+          }
       }
     }
   });
@@ -823,36 +849,34 @@ template <typename T>
 void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
+  const PhasePlane ph(g, pd);
+  const int64_t row_step = g.stride_h * ph.W, tap_rows = g.dil_h * ph.W;
   parallel_reduce<T>(
       g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g, g.K * RS), g.K * RS, dw,
       [&](int64_t t0, int64_t t1, T* part) {
-        auto xp = scratch<T>(static_cast<size_t>(pd.plane() + kSlack));
+        auto xp = scratch<T>(static_cast<size_t>(ph.size()));
         std::vector<T> products(static_cast<size_t>(g.Q));
         int64_t in_xp = -1;  // which input plane xp holds
         for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
           const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
           if (plane != in_xp) {
-            pad_planes(g, pd, 1, x + plane * HW, xp.get());
+            pad_phases(g, pd, ph, x + plane * HW, xp.get());
             in_xp = plane;
           }
           for (int64_t r = 0; r < g.R; ++r)
             for (int64_t s = 0; s < g.S; ++s) {
+              const T* in = xp.get() + r * tap_rows + ph.tap_col[s];
 #if KILN_FLOAT_VEC
               if constexpr (std::is_same_v<T, float>) {
-                if (fast_depthwise_rows<T>(g)) {
-                  part[k * RS + r * g.S + s] += depthwise_tap_dot(
-                      dy + t * PQ, xp.get() + r * g.dil_h * pd.W + s, g.stride_h * pd.W, g.P,
-                      g.Q);
-                  continue;
-                }
+                part[k * RS + r * g.S + s] += depthwise_tap_dot(dy + t * PQ, in, row_step,
+                                                                g.P, g.Q);
+                continue;
               }
 #endif
               std::fill(products.begin(), products.end(), T(0));
               for (int64_t p = 0; p < g.P; ++p)
                 for (int64_t q = 0; q < g.Q; ++q)  // (a dot product would not vectorize)
-                  products[q] += dy[t * PQ + p * g.Q + q] *
-                                 xp[(p * g.stride_h + r * g.dil_h) * pd.W + s * g.dil_w +
-                                    q * g.stride_w];
+                  products[q] += dy[t * PQ + p * g.Q + q] * in[p * row_step + q];
               for (T v : products) part[k * RS + r * g.S + s] += v;
             }
         }
