@@ -456,10 +456,25 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
                       wt.get() + (grp * RS * Cg + rs * Cg + c) * Kp);
     }
   }
-  std::vector<int64_t> window(static_cast<size_t>(PQ));
-  for (int64_t p = 0; p < g.P; ++p)
-    for (int64_t q = 0; q < g.Q; ++q)
-      window[p * g.Q + q] = (p * g.stride_h * pd.W + q * g.stride_w) * Cg;
+  // Pixels per block: a multiple of every tile height, yt within 32 KiB (L1) but
+  // at least 96 rows, so that each panel of B (the weights) is reused by enough
+  // row tiles. Images with fewer output pixels than that are taken several at a
+  // time (a chunk), their pixels one after another in the same block: late
+  // layers (8x8, 4x4) and a transposed convolution's input gradient would
+  // otherwise stream the whole weight for a sliver of pixels.
+  const int64_t most = 24 * std::max<int64_t>(4, 8192 / (24 * Kp));
+  const int64_t images =
+      PQ >= most ? 1 : std::clamp<int64_t>(most / PQ, 1, std::max<int64_t>(g.N, 1));
+  const int64_t chunk_pixels = images * PQ, plane = pd.plane() * Cg;
+  const int64_t block = std::min(most, chunk_pixels);
+  const int64_t blocks = (chunk_pixels + block - 1) / block;
+  const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups * blocks;
+  std::vector<int64_t> window(static_cast<size_t>(chunk_pixels));
+  for (int64_t i = 0; i < images; ++i)
+    for (int64_t p = 0; p < g.P; ++p)
+      for (int64_t q = 0; q < g.Q; ++q)
+        window[(i * g.P + p) * g.Q + q] =
+            i * plane + (p * g.stride_h * pd.W + q * g.stride_w) * Cg;
   const bool merged = g.dil_w == 1;
   const int64_t taps = merged ? g.R : RS, run = merged ? g.S * Cg : Cg;
   std::vector<int64_t> tap(static_cast<size_t>(taps));
@@ -467,27 +482,34 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
     const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
     tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * Cg;
   }
-  // Pixels per block: a multiple of every tile height, yt within 32 KiB (L1).
-  const int64_t block = 24 * std::max<int64_t>(1, 8192 / (24 * Kp));
-  const int64_t blocks = (PQ + block - 1) / block, tasks = g.N * g.groups * blocks;
   parallel_for(0, tasks, grain_for(2 * Kg * CRS * block), [&](int64_t t0, int64_t t1) {
-    auto xh = scratch<T>(static_cast<size_t>(pd.plane() * Cg));
+    auto xh = scratch<T>(static_cast<size_t>(images * plane));
     auto yt = scratch<T>(static_cast<size_t>(block * Kp));
-    int64_t in_xh = -1;  // which image and group xh holds
+    int64_t in_xh = -1;  // which chunk and group xh holds
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
-      const int64_t px0 = (t % blocks) * block, cols = std::min(block, PQ - px0);
-      if (img != in_xh) {
-        pad_channels_last(g, pd, Cg, x + img * Cg * HW, xh.get());
-        in_xh = img;
+      const int64_t held = t / blocks;  // = chunk * groups + grp
+      const int64_t grp = held % g.groups, n0 = held / g.groups * images;
+      const int64_t count = (std::min(g.N, n0 + images) - n0) * PQ;  // the chunk's pixels
+      const int64_t px0 = (t % blocks) * block;
+      if (px0 >= count) continue;  // the last chunk has fewer images
+      const int64_t cols = std::min(block, count - px0);
+      if (held != in_xh) {
+        for (int64_t n = n0; n * PQ < n0 * PQ + count; ++n)
+          pad_channels_last(g, pd, Cg, x + (n * g.groups + grp) * Cg * HW,
+                            xh.get() + (n - n0) * plane);
+        in_xh = held;
       }
       tap_gemm<T>(cols, Kg, run, taps, xh.get(), window.data() + px0, tap.data(), 1,
                   wt.get() + grp * CRS * Kp, run * Kp, Kp, yt.get(), Kp, false);
-      T* out = y + img * Kg * PQ + px0;
-      transpose(yt.get(), Kp, cols, Kg, out, PQ);
-      if (bias != nullptr)
-        for (int64_t k = 0; k < Kg; ++k)
-          for (int64_t i = 0; i < cols; ++i) out[k * PQ + i] += bias[grp * Kg + k];
+      for (int64_t u = px0; u < px0 + cols;) {  // the block's pixels, image by image
+        const int64_t n = n0 + u / PQ, pq = u % PQ, len = std::min(PQ - pq, px0 + cols - u);
+        T* out = y + (n * g.groups + grp) * Kg * PQ + pq;
+        transpose(yt.get() + (u - px0) * Kp, Kp, len, Kg, out, PQ);
+        if (bias != nullptr)
+          for (int64_t k = 0; k < Kg; ++k)
+            for (int64_t i = 0; i < len; ++i) out[k * PQ + i] += bias[grp * Kg + k];
+        u += len;
+      }
     }
   });
 }

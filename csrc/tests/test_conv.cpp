@@ -75,6 +75,9 @@ const Case kCases[] = {
     {{2, 64, 9, 9}, {20, 64, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},   // one tap per chunk
     {{1, 4, 13, 12}, {6, 2, 3, 3}, {2, 2}, {1, 1}, {1, 2}, 2},    // column dilation: RS taps
     {{1, 3, 30, 30}, {4, 3, 1, 1}, {2, 2}, {0, 0}, {1, 1}, 1},    // several pixel blocks
+    // Several small images in one block of the direct forward (the last chunk short):
+    {{7, 8, 4, 4}, {70, 8, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+    {{5, 8, 3, 3}, {12, 4, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 2},
     // Depthwise input gradient as a forward over the spread-out dy:
     {{2, 8, 11, 13}, {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 8},
     {{1, 4, 12, 10}, {4, 1, 3, 3}, {2, 3}, {3, 1}, {1, 2}, 4},  // padding beyond dil*(R-1)
@@ -154,7 +157,7 @@ TEST(Conv2d, OneThreadMatchesNaive) {
 // The weight gradient sums over images and pixels: its chunks come from the
 // problem, so every thread count gives the same bits (float: the direct path on
 // AVX-512 or AVX2, im2col otherwise; double: im2col; and the depthwise path).
-// So does the input gradient, whose scatter paths group images by the shapes.
+// So do the forward and the input gradient, whose paths group images by the shapes.
 template <typename T>
 void expect_grads_thread_independent(const Shape& x, const Shape& w, int64_t groups,
                                      Pair padding, Pair stride = {1, 1}) {
@@ -162,10 +165,12 @@ void expect_grads_thread_independent(const Shape& x, const Shape& w, int64_t gro
   const auto xv = random_vector<T>(numel(x), 3);
   const auto wv = random_vector<T>(numel(w), 5);
   const auto dy = random_vector<T>(g.N * g.K * g.P * g.Q, 4);
-  std::vector<std::vector<T>> dws, dxs;
+  std::vector<std::vector<T>> dws, dxs, ys;
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
-    std::vector<T> dw(numel(w)), dx(numel(x));
+    std::vector<T> dw(numel(w)), dx(numel(x)), y(dy.size());
+    conv2d_forward(g, xv.data(), wv.data(), static_cast<const T*>(nullptr), y.data());
+    ys.push_back(y);
     conv2d_backward_weight(g, dy.data(), xv.data(), dw.data());
     conv2d_backward_input(g, dy.data(), wv.data(), dx.data());
     dws.push_back(dw);
@@ -176,6 +181,8 @@ void expect_grads_thread_independent(const Shape& x, const Shape& w, int64_t gro
   EXPECT_EQ(dws[0], dws[2]);
   EXPECT_EQ(dxs[0], dxs[1]);
   EXPECT_EQ(dxs[0], dxs[2]);
+  EXPECT_EQ(ys[0], ys[1]);
+  EXPECT_EQ(ys[0], ys[2]);
 }
 
 TEST(Conv2d, GradientsSameAtAnyThreadCount) {
@@ -187,6 +194,7 @@ TEST(Conv2d, GradientsSameAtAnyThreadCount) {
   expect_grads_thread_independent<float>({16, 6, 14, 14}, {16, 6, 5, 5}, 1, {0, 0});
   expect_grads_thread_independent<float>({40, 32, 8, 8}, {64, 32, 3, 3}, 1, {1, 1}, {2, 2});
   expect_grads_thread_independent<float>({16, 32, 16, 16}, {32, 1, 3, 3}, 32, {1, 1}, {2, 2});
+  expect_grads_thread_independent<float>({23, 64, 4, 4}, {256, 64, 3, 3}, 1, {1, 1});
 }
 
 TEST(Conv2d, BiasGradientIsChannelSum) {
