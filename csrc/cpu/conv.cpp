@@ -317,6 +317,39 @@ void crop_channels_last(const ConvGeometry& g, const Padded& pd, int64_t C, cons
   }
 }
 
+// Where output pixel u of `images` consecutive images starts its window in their
+// channels-last padded copies (C channels, images `plane` elements apart):
+// the rows of the direct paths' tap_gemm.
+std::vector<int64_t> window_starts(const ConvGeometry& g, const Padded& pd, int64_t C,
+                                   int64_t images, int64_t plane) {
+  std::vector<int64_t> window(static_cast<size_t>(images * g.P * g.Q));
+  for (int64_t i = 0; i < images; ++i)
+    for (int64_t p = 0; p < g.P; ++p)
+      for (int64_t q = 0; q < g.Q; ++q)
+        window[(i * g.P + p) * g.Q + q] =
+            i * plane + (p * g.stride_h * pd.W + q * g.stride_w) * C;
+  return window;
+}
+
+// The kernel taps as runs of a channels-last padded image (C channels): with
+// dil_w == 1 the taps of one kernel row are contiguous, so (s, c) makes one run
+// of S*C and there are only R taps; otherwise R*S taps of C. tap[t] is where
+// tap t starts relative to a window.
+struct TapRuns {
+  int64_t taps, run;
+  std::vector<int64_t> tap;
+  TapRuns(const ConvGeometry& g, const Padded& pd, int64_t C) {
+    const bool merged = g.dil_w == 1;
+    taps = merged ? g.R : g.R * g.S;
+    run = merged ? g.S * C : C;
+    tap.resize(static_cast<size_t>(taps));
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
+      tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * C;
+    }
+  }
+};
+
 // The input gradient at any stride, channels last. For a block of output
 // pixels, dcol[pixel, (r, s, c)] = sum_k dY^T[pixel, k] * w[k, c, r, s]: one
 // gemm_tile against the weight laid out (k, r, s, c); then each pixel's tap
@@ -342,19 +375,11 @@ void backward_input_scatter(const ConvGeometry& g, const T* dy, const T* w, T* d
   for (int64_t k = 0; k < g.K; ++k)
     for (int64_t c = 0; c < Cg; ++c)
       for (int64_t rs = 0; rs < RS; ++rs) wt[k * ld + rs * Cg + c] = w[(k * Cg + c) * RS + rs];
-  std::vector<int64_t> window(static_cast<size_t>(PQ));
-  for (int64_t p = 0; p < g.P; ++p)
-    for (int64_t q = 0; q < g.Q; ++q)
-      window[p * g.Q + q] = (p * g.stride_h * pd.W + q * g.stride_w) * Cg;
-  const bool merged = g.dil_w == 1;
-  const int64_t taps = merged ? g.R : RS, run = merged ? g.S * Cg : Cg;
-  std::vector<int64_t> tap(static_cast<size_t>(taps));
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
-    tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * Cg;
-  }
+  const TapRuns taps_of(g, pd, Cg);
+  const int64_t taps = taps_of.taps, run = taps_of.run;
   const int64_t images = std::clamp<int64_t>((kScatterRows + PQ - 1) / PQ, 1,
                                              std::max<int64_t>(g.N, 1));
+  const std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
   const int64_t pixels = images * PQ;  // of a full task
   const int64_t block = std::min(kScatterRows, pixels);
   const int64_t chunk = std::clamp<int64_t>(kScatterCols / (block * run), 1, taps);  // taps
@@ -378,9 +403,9 @@ void backward_input_scatter(const ConvGeometry& g, const T* dy, const T* w, T* d
                        wt.get() + grp * Kg * ld + c0 * run, ld, dcol.get(), cols, false);
           for (int64_t i = 0; i < rows; ++i) {
             const int64_t u = b0 + i;  // pixel u % PQ of image n0 + u / PQ
-            T* base = dxh.get() + (u / PQ) * plane + window[u % PQ];
             for (int64_t t = 0; t < cn; ++t)
-              add_run(base + tap[c0 + t], dcol.get() + (i * cn + t) * run, 1, run);
+              add_run(dxh.get() + window[u] + taps_of.tap[c0 + t],
+                      dcol.get() + (i * cn + t) * run, 1, run);
           }
         }
       }
@@ -469,19 +494,8 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const int64_t block = std::min(most, chunk_pixels);
   const int64_t blocks = (chunk_pixels + block - 1) / block;
   const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups * blocks;
-  std::vector<int64_t> window(static_cast<size_t>(chunk_pixels));
-  for (int64_t i = 0; i < images; ++i)
-    for (int64_t p = 0; p < g.P; ++p)
-      for (int64_t q = 0; q < g.Q; ++q)
-        window[(i * g.P + p) * g.Q + q] =
-            i * plane + (p * g.stride_h * pd.W + q * g.stride_w) * Cg;
-  const bool merged = g.dil_w == 1;
-  const int64_t taps = merged ? g.R : RS, run = merged ? g.S * Cg : Cg;
-  std::vector<int64_t> tap(static_cast<size_t>(taps));
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
-    tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * Cg;
-  }
+  const std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
+  const TapRuns taps(g, pd, Cg);
   parallel_for(0, tasks, grain_for(2 * Kg * CRS * block), [&](int64_t t0, int64_t t1) {
     auto xh = scratch<T>(static_cast<size_t>(images * plane));
     auto yt = scratch<T>(static_cast<size_t>(block * Kp));
@@ -499,8 +513,9 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
                             xh.get() + (n - n0) * plane);
         in_xh = held;
       }
-      tap_gemm<T>(cols, Kg, run, taps, xh.get(), window.data() + px0, tap.data(), 1,
-                  wt.get() + grp * CRS * Kp, run * Kp, Kp, yt.get(), Kp, false);
+      tap_gemm<T>(cols, Kg, taps.run, taps.taps, xh.get(), window.data() + px0,
+                  taps.tap.data(), 1, wt.get() + grp * CRS * Kp, taps.run * Kp, Kp, yt.get(),
+                  Kp, false);
       for (int64_t u = px0; u < px0 + cols;) {  // the block's pixels, image by image
         const int64_t n = n0 + u / PQ, pq = u % PQ, len = std::min(PQ - pq, px0 + cols - u);
         T* out = y + (n * g.groups + grp) * Kg * PQ + pq;
