@@ -18,7 +18,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,35 +49,38 @@ class Row:
 def block_medians(
     kiln_fn: Callable[[], object] | None, torch_fn: Callable[[], object] | None, repeats: int
 ) -> tuple[float | None, float | None]:
+    """Median seconds of each function (None for a missing one), see `medians`."""
+    times = iter(medians([f for f in (kiln_fn, torch_fn) if f is not None], repeats))
+    return (next(times) if kiln_fn is not None else None,
+            next(times) if torch_fn is not None else None)
+
+
+def medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
     """Median seconds of each function, timed in alternating blocks of runs.
 
     Not call by call: PyTorch's OpenMP workers keep spinning for a while after each
     op, which would slow whatever runs next on a small machine. Each block starts
     after a pause and a warm-up call.
     """
-    fns = [f for f in (kiln_fn, torch_fn) if f is not None]
-    times: dict[int, list[float]] = {id(f): [] for f in fns}
+    times: list[list[float]] = [[] for _ in fns]
     rounds = 5
     for _ in range(rounds):
-        for f in fns:
+        for f, spent in zip(fns, times):
             time.sleep(0.05)
             f()
             for _ in range(max(1, repeats // rounds)):
                 start = time.perf_counter()
                 f()
-                times[id(f)].append(time.perf_counter() - start)
-
-    def median(f: Callable[[], object] | None) -> float | None:
-        return statistics.median(times[id(f)]) if f is not None else None
-
-    return median(kiln_fn), median(torch_fn)
+                spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def rand(*shape: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def sgemm_ceilings(threads: int, repeats: int) -> list[str]:
+def sgemm_ceilings(threads: int, repeats: int) -> tuple[list[str], float]:
+    """Header lines, and the GFLOP/s of OpenBLAS sgemm via kiln on all the threads."""
     n = 2048
     a, b = rand(n, n), rand(n, n, seed=1)
     flops = 2.0 * n**3
@@ -85,8 +88,8 @@ def sgemm_ceilings(threads: int, repeats: int) -> list[str]:
     for t in sorted({1, threads}):
         kiln.set_num_threads(t)
         seconds, _ = block_medians(lambda: kernels.matmul_forward(a, b), None, repeats)
-        lines.append(f"OpenBLAS sgemm via kiln, {t} thread(s): "
-                     f"{flops / seconds / 1e9:6.1f} GFLOP/s")
+        ceiling = flops / seconds / 1e9
+        lines.append(f"OpenBLAS sgemm via kiln, {t} thread(s): {ceiling:6.1f} GFLOP/s")
     kiln.set_num_threads(threads)
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
@@ -97,52 +100,107 @@ def sgemm_ceilings(threads: int, repeats: int) -> list[str]:
     seconds, _ = block_medians(lambda: np.copyto(dst, src), None, repeats)
     lines.append(f"memory copy (NumPy, 1 thread):             "
                  f"{2 * src.nbytes / seconds / 1e9:6.1f} GB/s")
-    return lines
+    return lines, ceiling
 
 
-def conv_rows(n: int, c: int, h: int, k: int, r: int, pad: int, repeats: int) -> list[Row]:
-    x, w = rand(n, c, h, h), rand(k, c, r, r, seed=1)
-    p = h + 2 * pad - r + 1
-    dy = rand(n, k, p, p, seed=2)
-    flops = 2.0 * n * k * c * r * r * p * p
-    shape = f"({n},{c},{h},{h},{k}) {r}x{r} pad {pad}"
-    xk, wk = kiln.tensor(x, requires_grad=True), kiln.tensor(w, requires_grad=True)
-    dyk = kiln.tensor(dy)
+@dataclass(frozen=True)
+class ConvCase:
+    """One convolution layer: x (n, c, h, h); conv2d weight (k, c/groups, r, r), or with
+    transposed=True conv_transpose2d weight (c, k/groups, r, r)."""
 
-    def kiln_step() -> None:
-        xk.grad = wk.grad = None
-        F.conv2d(xk, wk, padding=pad).backward(dyk)
+    label: str
+    n: int
+    c: int
+    h: int
+    k: int
+    r: int
+    stride: int = 1
+    pad: int = 0
+    groups: int = 1
+    transposed: bool = False
 
-    kiln_fns = [
-        lambda: kernels.conv2d_forward(x, w, None, 1, pad),
-        lambda: kernels.conv2d_backward_input(dy, w, x.shape, 1, pad),
-        lambda: kernels.conv2d_backward_weight(dy, x, w.shape, 1, pad),
-        kiln_step,
-    ]
-    torch_fns: list[Callable[[], object] | None] = [None] * 4
-    if torch is not None:
-        xt, wt, dyt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(dy)
-        xg, wg = xt.clone().requires_grad_(), wt.clone().requires_grad_()
+
+CONV_CASES = [
+    ConvCase("LeNet conv1", 64, 1, 28, 6, 5, pad=2),
+    ConvCase("LeNet conv2", 64, 6, 14, 16, 5),
+    ConvCase("ResNet-20 32x32", 128, 16, 32, 16, 3, pad=1),
+    ConvCase("ResNet-20 s2 ->16x16", 128, 16, 32, 32, 3, stride=2, pad=1),
+    ConvCase("ResNet-20 16x16", 128, 32, 16, 32, 3, pad=1),
+    ConvCase("ResNet-20 s2 ->8x8", 128, 32, 16, 64, 3, stride=2, pad=1),
+    ConvCase("ResNet-20 8x8", 128, 64, 8, 64, 3, pad=1),
+    ConvCase("late 8x8", 64, 128, 8, 128, 3, pad=1),
+    ConvCase("MobileNet dw 32", 128, 32, 32, 32, 3, pad=1, groups=32),
+    ConvCase("MobileNet dw 64 s2", 128, 64, 32, 64, 3, stride=2, pad=1, groups=64),
+    ConvCase("MobileNet dw 128", 128, 128, 16, 128, 3, pad=1, groups=128),
+    ConvCase("MobileNet dw 128 s2", 128, 128, 16, 128, 3, stride=2, pad=1, groups=128),
+    ConvCase("DCGAN G 512->256", 64, 512, 4, 256, 4, stride=2, pad=1, transposed=True),
+    ConvCase("DCGAN G 256->128", 64, 256, 8, 128, 4, stride=2, pad=1, transposed=True),
+    ConvCase("DCGAN G 64->3", 64, 64, 32, 3, 4, stride=2, pad=1, transposed=True),
+    ConvCase("DCGAN D 3->64", 64, 3, 64, 64, 4, stride=2, pad=1),
+    ConvCase("DCGAN D 128->256", 64, 128, 16, 256, 4, stride=2, pad=1),
+]
+
+
+def conv_rows(case: ConvCase, repeats: int) -> list[Row]:
+    """Forward, input gradient and weight gradient of one layer, each timed alone.
+
+    PyTorch runs in NCHW and in channels_last (what an experienced user picks on a
+    CPU), all three timed in alternating blocks; the row's torch time is the faster
+    layout's, and the note gives both.
+    """
+    n, c, h, k, r, s, pad, groups = (case.n, case.c, case.h, case.k, case.r, case.stride,
+                                     case.pad, case.groups)
+    p = (h - 1) * s - 2 * pad + r if case.transposed else (h + 2 * pad - r) // s + 1
+    w_shape = (c, k // groups, r, r) if case.transposed else (k, c // groups, r, r)
+    x, w, dy = rand(n, c, h, h), rand(*w_shape, seed=1), rand(n, k, p, p, seed=2)
+    pixels = h * h if case.transposed else p * p  # pixels of the side the weight maps from
+    flops = 2.0 * n * (k * c // groups) * r * r * pixels
+    shape = (f"({n},{c},{h},{h},{k}) {r}x{r}" + (f" s{s}" if s > 1 else "")
+             + (f" g{groups}" if groups > 1 else "") + (" T" if case.transposed else ""))
+    if case.transposed:
+        kiln_fns = [
+            lambda: kernels.conv_transpose2d_forward(x, w, None, s, pad, 0, groups),
+            lambda: kernels.conv_transpose2d_backward_input(dy, w, x.shape, s, pad, 0, groups),
+            lambda: kernels.conv_transpose2d_backward_weight(dy, x, w.shape, s, pad, 0, groups),
+        ]
+    else:
+        kiln_fns = [
+            lambda: kernels.conv2d_forward(x, w, None, s, pad, 1, groups),
+            lambda: kernels.conv2d_backward_input(dy, w, x.shape, s, pad, 1, groups),
+            lambda: kernels.conv2d_backward_weight(dy, x, w.shape, s, pad, 1, groups),
+        ]
+    names = ["forward", "backward input", "backward weight"]
+    prefix = "conv_transpose2d " if case.transposed else "conv2d "
+    if torch is None:
+        return [Row(prefix + name, shape, block_medians(kf, None, repeats)[0], None, flops,
+                    note=case.label) for name, kf in zip(names, kiln_fns)]
+
+    def torch_fns(layout: torch.memory_format) -> list[Callable[[], object]]:
+        xt, wt, dyt = (torch.from_numpy(a).contiguous(memory_format=layout) for a in (x, w, dy))
 
         def forward() -> object:
             with torch.no_grad():
-                return TF.conv2d(xt, wt, padding=pad)
+                if case.transposed:
+                    return TF.conv_transpose2d(xt, wt, None, s, pad, 0, groups)
+                return TF.conv2d(xt, wt, None, s, pad, 1, groups)
 
         def backward(mask: list[bool]) -> Callable[[], object]:
             return lambda: torch.ops.aten.convolution_backward(
-                dyt, xt, wt, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask)
+                dyt, xt, wt, None, [s, s], [pad, pad], [1, 1], case.transposed, [0, 0], groups,
+                mask)
 
-        def torch_step() -> None:
-            xg.grad = wg.grad = None
-            TF.conv2d(xg, wg, padding=pad).backward(dyt)
+        return [forward, backward([True, False, False]), backward([False, True, False])]
 
-        torch_fns = [forward, backward([True, False, False]), backward([False, True, False]),
-                     torch_step]
-    names = ["conv2d forward", "conv2d backward input", "conv2d backward weight",
-             "conv2d fwd+bwd (autograd)"]
-    work = [flops, flops, flops, 3 * flops]
-    return [Row(name, shape, *block_medians(kf, tf, repeats), fl)
-            for name, kf, tf, fl in zip(names, kiln_fns, torch_fns, work)]
+    layouts = [("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)]
+    per_layout = [torch_fns(layout) for _, layout in layouts]
+    rows = []
+    for i, name in enumerate(names):
+        kiln_s, *torch_s = medians([kiln_fns[i]] + [fns[i] for fns in per_layout], repeats)
+        best = min(range(len(layouts)), key=lambda j: torch_s[j])
+        times = ", ".join(f"{layout} {t * 1e3:.3f}" for (layout, _), t in zip(layouts, torch_s))
+        rows.append(Row(prefix + name, shape, kiln_s, torch_s[best], flops,
+                        note=f"{case.label}; torch ms {times}"))
+    return rows
 
 
 def missing(name: str) -> str | None:
@@ -308,6 +366,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per op (median)")
     parser.add_argument("--only", choices=["conv", "pool", "norm", "linear"],
                         help="run one family")
+    parser.add_argument("--case", default="",
+                        help="conv layers whose label contains this text (e.g. DCGAN)")
     args = parser.parse_args()
     kiln.set_num_threads(args.threads)
     if torch is not None:
@@ -316,16 +376,16 @@ def main() -> None:
           f"{'PyTorch ' + torch.__version__ if torch is not None else 'no PyTorch'}, "
           f"{args.threads} thread(s) each, median of {args.repeats} runs in alternating blocks "
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
-    for line in sgemm_ceilings(args.threads, max(5, args.repeats // 3)):
+    lines, ceiling = sgemm_ceilings(args.threads, max(5, args.repeats // 3))
+    for line in lines:
         print("  " + line)
-    print("speed = torch_time / kiln_time (above 1: kiln is faster)\n")
-    print(f"{'op':27s} {'shape (N,C,H,W,K)':26s} {'kiln ms':>9s} {'rate':>8s} "
+    print("speed = torch_time / kiln_time (above 1: kiln is faster); %peak = kiln's "
+          "GFLOP/s as a share of the sgemm line above\n")
+    print(f"{'op':27s} {'shape (N,C,H,W,K)':26s} {'kiln ms':>9s} {'rate':>8s} {'%peak':>5s} "
           f"{'torch ms':>9s} {'rate':>8s} {'unit':8s} {'speed':>6s}")
-    families = {
-        "conv": lambda: [row for shape in [(64, 64, 32, 64, 3, 1), (128, 32, 32, 32, 3, 1),
-                                           (64, 128, 8, 128, 3, 1), (64, 6, 14, 16, 5, 0),
-                                           (128, 1, 28, 6, 5, 2)]
-                         for row in conv_rows(*shape, args.repeats)],
+    families: dict[str, Callable[[], Iterable[Row]]] = {
+        "conv": lambda: (row for case in CONV_CASES if args.case in case.label
+                         for row in conv_rows(case, args.repeats)),
         "pool": lambda: pool_rows(args.repeats),
         "norm": lambda: batch_norm_rows(args.repeats),
         "linear": lambda: linear_rows(args.repeats),
@@ -334,19 +394,19 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         try:
-            rows = family()
+            for row in family():
+                speed = (f"{row.torch_s / row.kiln_s:6.2f}" if row.kiln_s and row.torch_s
+                         else "     -")
+                peak = (f"{row.work / row.kiln_s / 1e9 / ceiling:5.0%}"
+                        if row.kiln_s and row.unit == "GFLOP/s" else "    -")
+                line = (f"{row.op:27s} {row.shape:26s} {fmt_time(row.kiln_s)} "
+                        f"{fmt_rate(row, row.kiln_s)} {peak} {fmt_time(row.torch_s)} "
+                        f"{fmt_rate(row, row.torch_s)} {row.unit:8s} {speed}")
+                print(line + (f"  ({row.note})" if row.note else ""))
+                sys.stdout.flush()
         except Exception as error:  # another family's op may be unfinished: report, go on
             first_line = str(error).splitlines()[0][:120] if str(error) else ""
             print(f"{name}: skipped, {type(error).__name__}: {first_line}")
-            continue
-        for row in rows:
-            speed = (f"{row.torch_s / row.kiln_s:6.2f}" if row.kiln_s and row.torch_s
-                     else "     -")
-            line = (f"{row.op:27s} {row.shape:26s} {fmt_time(row.kiln_s)} "
-                    f"{fmt_rate(row, row.kiln_s)} {fmt_time(row.torch_s)} "
-                    f"{fmt_rate(row, row.torch_s)} {row.unit:8s} {speed}")
-            print(line + (f"  ({row.note})" if row.note else ""))
-            sys.stdout.flush()
 
 
 if __name__ == "__main__":

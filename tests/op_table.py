@@ -399,6 +399,16 @@ def _conv_samples(m: Maker) -> list[Sample]:
         ("groups2", (2, 4, 5, 5), (6, 2, 3, 3), True, 1, 1, 1, 2),
         ("depthwise", (1, 3, 5, 5), (3, 1, 3, 3), True, 1, 1, 1, 3),
         ("kernel_eq_input", (2, 2, 3, 3), (3, 2, 3, 3), True, 1, 0, 1, 1),
+        # the shape classes with their own kernel paths: one input channel (LeNet's
+        # first layer), few input channels at 5x5, strided 4x4 (a DCGAN discriminator),
+        # strided and dilated depthwise, strided groups, odd sizes throughout
+        ("cin1_5x5_pad2", (2, 1, 9, 8), (3, 1, 5, 5), True, 1, 2, 1, 1),
+        ("cin6_5x5", (2, 6, 9, 9), (5, 6, 5, 5), True, 1, 0, 1, 1),
+        ("cin8_5x5_dilation2", (1, 8, 11, 12), (4, 8, 5, 5), False, 1, 1, 2, 1),
+        ("cin3_4x4_stride2", (2, 3, 9, 11), (4, 3, 4, 4), False, 2, 1, 1, 1),
+        ("depthwise_stride2_odd", (2, 4, 9, 7), (4, 1, 3, 3), True, 2, 1, 1, 4),
+        ("depthwise_5x5_dilated", (1, 3, 11, 10), (3, 1, 5, 5), False, (1, 2), 2, (2, 1), 3),
+        ("groups2_stride2", (2, 8, 7, 9), (6, 4, 3, 3), True, 2, 1, 1, 2),
     ]
     out = []
     for desc, xs, ws, b, s, p, d, g in cases:
@@ -447,6 +457,10 @@ def _conv_t_samples(m: Maker) -> list[Sample]:
         ("asymmetric", (1, 2, 3, 4), (2, 2, 3, 2), True, (2, 1), (1, 0), (1, 0), 1, (1, 2)),
         ("groups2", (2, 4, 3, 3), (4, 1, 3, 3), True, 1, 1, 0, 2, 1),
         ("dilation2", (1, 2, 4, 4), (2, 2, 3, 3), True, 1, 1, 0, 1, 2),
+        # DCGAN's 4x4 stride-2 layers (down to 3 channels, odd sizes) and a depthwise one
+        ("4x4_stride2_pad1", (2, 6, 3, 5), (6, 4, 4, 4), False, 2, 1, 0, 1, 1),
+        ("to3_4x4_stride2_outpad1", (1, 5, 5, 3), (5, 3, 4, 4), True, 2, 1, 1, 1, 1),
+        ("depthwise_stride2", (2, 3, 4, 5), (3, 1, 3, 3), True, 2, 1, 1, 3, 1),
     ]
     out = [Sample(d, m(*xs), m(*ws), m(ws[1] * g) if b else None, stride=s, padding=p,
                   output_padding=op, groups=g, dilation=dl)

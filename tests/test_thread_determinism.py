@@ -73,6 +73,9 @@ CONV_CASES = {
     "1x1": ((32, 24, 9, 9), (40, 24, 1, 1), {}),
     "wide, 2 images": ((2, 64, 10, 10), (96, 64, 3, 3), {"padding": 1}),
     "float64": ((16, 4, 10, 10), (6, 4, 3, 3), {"padding": 1, "dtype": np.float64}),
+    "depthwise stride 2": ((16, 32, 15, 15), (32, 1, 3, 3), {"groups": 32, "stride": 2,
+                                                             "padding": 1}),
+    "4x4 stride 2, 4x4 out": ((24, 64, 8, 8), (48, 64, 4, 4), {"stride": 2, "padding": 1}),
 }
 
 
@@ -91,11 +94,12 @@ def test_conv_gradients(case: str) -> None:
         kernels.conv2d_backward_bias(dy)), case)
 
 
-def test_conv_transpose_weight_gradient() -> None:
+def test_conv_transpose_forward_and_weight_gradient() -> None:
     x, w = f32(16, 12, 9, 9), f32(12, 8, 4, 4)
     y = kernels.conv_transpose2d_forward(x, w, None, stride=2, padding=1)
     dy = f32(*y.shape)
     _assert_same_at_every_count(lambda: (
+        kernels.conv_transpose2d_forward(x, w, None, stride=2, padding=1),
         kernels.conv_transpose2d_backward_weight(dy, x, w.shape, stride=2, padding=1),
         kernels.conv_transpose2d_backward_bias(dy)), "conv_transpose2d")
 

@@ -187,6 +187,22 @@ void pad_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* x, 
                1, j1 - j0);
 }
 
+// pad_planes for one plane spread out by `spread` (one zero between neighbours for
+// spread 2): padded row ih * spread_h + pad_h, column iw * spread_w + pad_w holds
+// x[ih, iw]. Every plane writes the same cells, so here too a buffer zeroed once
+// serves every plane.
+template <typename T>
+void spread_plane(const ConvGeometry& g, const Padded& pd, Pair spread, const T* x, T* xp) {
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    const int64_t i = ih * spread[0] + g.pad_h;
+    if (i < 0 || i >= pd.H) continue;
+    for (int64_t iw = 0; iw < g.W; ++iw) {
+      const int64_t j = iw * spread[1] + g.pad_w;
+      if (j >= 0 && j < pd.W) xp[i * pd.W + j] = x[ih * g.W + iw];
+    }
+  }
+}
+
 // The adjoint of pad_planes: dx = the input-sized window of dxp.
 template <typename T>
 void crop_planes(const ConvGeometry& g, const Padded& pd, int64_t C, const T* dxp, T* dx) {
@@ -275,36 +291,130 @@ void backward_input_as_forward(const ConvGeometry& g, const T* dy, const T* w, T
   conv2d_forward(t, dy, flipped.get(), static_cast<const T*>(nullptr), dx);
 }
 
-// Any stride: dcol = W^T . dY block by block, scattered into dx by col2im.
-// Blocks of one image overlap in dx, so an image and group is one task.
+// Output channels padded to whole vectors: the width of the B and C blocks.
+int64_t padded_channels(int64_t k) { return (k + 15) / 16 * 16; }
+
+// dx (C, H, W) of one image = the input-sized window of its channels-last padded
+// gradient dxh (pd.H x pd.W pixels of C channels); the adjoint of pad_channels_last.
 template <typename T>
-void backward_input_col2im(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
-  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, CRS = Cg * g.R * g.S;
-  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, blocks = blocks_of(g);
+void crop_channels_last(const ConvGeometry& g, const Padded& pd, int64_t C, const T* dxh, T* dx) {
+  const int64_t HW = g.H * g.W;
+  const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
+  const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    const int64_t i = ih + g.pad_h;
+    const bool inside = i >= 0 && i < pd.H;
+    // Input columns [iw0, iw1) lie inside dxh; the rest (rows or columns no window
+    // reaches) get no gradient.
+    const int64_t iw0 = inside ? j0 - g.pad_w : 0, iw1 = inside ? j1 - g.pad_w : 0;
+    for (int64_t c = 0; c < C; ++c) {
+      T* row = dx + c * HW + ih * g.W;
+      std::fill(row, row + iw0, T(0));
+      std::fill(row + iw1, row + g.W, T(0));
+    }
+    if (iw1 > iw0)
+      transpose(dxh + (i * pd.W + j0) * C, C, iw1 - iw0, C, dx + ih * g.W + iw0, HW);
+  }
+}
+
+// Where output pixel u of `images` consecutive images starts its window in their
+// channels-last padded copies (C channels, images `plane` elements apart):
+// the rows of the direct paths' tap_gemm.
+std::vector<int64_t> window_starts(const ConvGeometry& g, const Padded& pd, int64_t C,
+                                   int64_t images, int64_t plane) {
+  std::vector<int64_t> window(static_cast<size_t>(images * g.P * g.Q));
+  for (int64_t i = 0; i < images; ++i)
+    for (int64_t p = 0; p < g.P; ++p)
+      for (int64_t q = 0; q < g.Q; ++q)
+        window[(i * g.P + p) * g.Q + q] =
+            i * plane + (p * g.stride_h * pd.W + q * g.stride_w) * C;
+  return window;
+}
+
+// The kernel taps as runs of a channels-last padded image (C channels): with
+// dil_w == 1 the taps of one kernel row are contiguous, so (s, c) makes one run
+// of S*C and there are only R taps; otherwise R*S taps of C. tap[t] is where
+// tap t starts relative to a window.
+struct TapRuns {
+  int64_t taps, run;
+  std::vector<int64_t> tap;
+  TapRuns(const ConvGeometry& g, const Padded& pd, int64_t C) {
+    const bool merged = g.dil_w == 1;
+    taps = merged ? g.R : g.R * g.S;
+    run = merged ? g.S * C : C;
+    tap.resize(static_cast<size_t>(taps));
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
+      tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * C;
+    }
+  }
+};
+
+// The input gradient at any stride, channels last. For a block of output
+// pixels, dcol[pixel, (r, s, c)] = sum_k dY^T[pixel, k] * w[k, c, r, s]: one
+// gemm_tile against the weight laid out (k, r, s, c); then each pixel's tap
+// rows are added into its image's channels-last padded gradient dxh, where
+// (dil_w == 1) the S taps of a kernel row and all their channels are one
+// contiguous run of S*C' elements, so the scatter is whole-vector adds. Images
+// with few output pixels share blocks (a task holds kScatterRows pixels or
+// more), so the product is not a sliver. Each image's dxh gets its terms in an
+// order fixed by the shapes (blocks, tap chunks, pixels, taps), so any thread
+// count gives the same bits.
+constexpr int64_t kScatterRows = 96;     // a multiple of every micro-kernel tile height
+constexpr int64_t kScatterCols = 16384;  // block x tap-chunk elements: 64 KiB of float
+
+template <typename T>
+void backward_input_scatter(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S, CRS = Cg * RS;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W, ld = padded_channels(CRS);
   const Padded pd(g);
-  const int64_t tasks = g.N * g.groups;
-  parallel_for(0, tasks, grain_for(2 * CRS * Kg * PQ), [&](int64_t t0, int64_t t1) {
-    auto dxp = scratch<T>(static_cast<size_t>(Cg * pd.plane()));
-    auto dcol = scratch<T>(static_cast<size_t>(CRS * kBlock));
-    auto dyb = scratch<T>(static_cast<size_t>(Kg * kBlock));
-    for (int64_t t = t0; t < t1; ++t) {  // t = n * groups + grp
-      std::fill(dxp.get(), dxp.get() + Cg * pd.plane(), T(0));
-      const T* dyg = dy + t * Kg * PQ;
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t pq0 = blk * kBlock, cols = std::min(kBlock, PQ - pq0);
-        for (int64_t k = 0; k < Kg; ++k)
-          std::copy(dyg + k * PQ + pq0, dyg + k * PQ + pq0 + cols, dyb.get() + k * kBlock);
-        gemm_tile<T>(CRS, cols, Kg, w + (t % g.groups) * Kg * CRS, 1, CRS, dyb.get(), kBlock,
-                     dcol.get(), kBlock, false);
-        col2im_add(g, pd, dcol.get(), kBlock, pq0, cols, dxp.get());
+  const int64_t plane = pd.plane() * Cg;  // one image's dxh
+  // B: wt[grp, k, (r, s, c)] = w[grp*Kg + k, c, r, s], rows ld apart; the slack
+  // covers the micro-kernel reading a last row's final vector in full.
+  auto wt = scratch<T>(static_cast<size_t>(g.groups * Kg * ld + kSlack));
+  for (int64_t k = 0; k < g.K; ++k)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t rs = 0; rs < RS; ++rs) wt[k * ld + rs * Cg + c] = w[(k * Cg + c) * RS + rs];
+  const TapRuns taps_of(g, pd, Cg);
+  const int64_t taps = taps_of.taps, run = taps_of.run;
+  const int64_t images = std::clamp<int64_t>((kScatterRows + PQ - 1) / PQ, 1,
+                                             std::max<int64_t>(g.N, 1));
+  const std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
+  const int64_t pixels = images * PQ;  // of a full task
+  const int64_t block = std::min(kScatterRows, pixels);
+  const int64_t chunk = std::clamp<int64_t>(kScatterCols / (block * run), 1, taps);  // taps
+  const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups;
+  parallel_for(0, tasks, grain_for(2 * pixels * Kg * CRS), [&](int64_t t0, int64_t t1) {
+    auto dxh = scratch<T>(static_cast<size_t>(images * plane));
+    auto dyt = scratch<T>(static_cast<size_t>(pixels * Kg));
+    auto dcol = scratch<T>(static_cast<size_t>(block * chunk * run));
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t grp = task % g.groups, n0 = task / g.groups * images;
+      const int64_t n1 = std::min(g.N, n0 + images), count = (n1 - n0) * PQ;
+      std::fill(dxh.get(), dxh.get() + (n1 - n0) * plane, T(0));
+      for (int64_t n = n0; n < n1; ++n)  // dY^T[pixel, k], images one after another
+        transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ, dyt.get() + (n - n0) * PQ * Kg,
+                  Kg);
+      for (int64_t b0 = 0; b0 < count; b0 += block) {
+        const int64_t rows = std::min(block, count - b0);
+        for (int64_t c0 = 0; c0 < taps; c0 += chunk) {
+          const int64_t cn = std::min(chunk, taps - c0), cols = cn * run;
+          gemm_tile<T>(rows, cols, Kg, dyt.get() + b0 * Kg, Kg, 1,
+                       wt.get() + grp * Kg * ld + c0 * run, ld, dcol.get(), cols, false);
+          for (int64_t i = 0; i < rows; ++i) {
+            const int64_t u = b0 + i;  // pixel u % PQ of image n0 + u / PQ
+            for (int64_t t = 0; t < cn; ++t)
+              add_run(dxh.get() + window[u] + taps_of.tap[c0 + t],
+                      dcol.get() + (i * cn + t) * run, 1, run);
+          }
+        }
       }
-      crop_planes(g, pd, Cg, dxp.get(), dx + t * Cg * HW);
+      for (int64_t n = n0; n < n1; ++n)
+        crop_channels_last(g, pd, Cg, dxh.get() + (n - n0) * plane,
+                           dx + (n * g.groups + grp) * Cg * HW);
     }
   });
 }
-
-// Output channels padded to whole vectors: the width of the B and C blocks.
-int64_t padded_channels(int64_t k) { return (k + 15) / 16 * 16; }
 
 // y[img] (+ bias) = the im2col blocks times the weights, 64 pixels at a time.
 template <typename T>
@@ -371,38 +481,50 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
                       wt.get() + (grp * RS * Cg + rs * Cg + c) * Kp);
     }
   }
-  std::vector<int64_t> window(static_cast<size_t>(PQ));
-  for (int64_t p = 0; p < g.P; ++p)
-    for (int64_t q = 0; q < g.Q; ++q)
-      window[p * g.Q + q] = (p * g.stride_h * pd.W + q * g.stride_w) * Cg;
-  const bool merged = g.dil_w == 1;
-  const int64_t taps = merged ? g.R : RS, run = merged ? g.S * Cg : Cg;
-  std::vector<int64_t> tap(static_cast<size_t>(taps));
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t r = merged ? t : t / g.S, s = merged ? 0 : t % g.S;
-    tap[t] = (r * g.dil_h * pd.W + s * g.dil_w) * Cg;
-  }
-  // Pixels per block: a multiple of every tile height, yt within 32 KiB (L1).
-  const int64_t block = 24 * std::max<int64_t>(1, 8192 / (24 * Kp));
-  const int64_t blocks = (PQ + block - 1) / block, tasks = g.N * g.groups * blocks;
+  // Pixels per block: a multiple of every tile height, yt within 32 KiB (L1) but
+  // at least 96 rows, so that each panel of B (the weights) is reused by enough
+  // row tiles. Images with fewer output pixels than that are taken several at a
+  // time (a chunk), their pixels one after another in the same block: late
+  // layers (8x8, 4x4) and a transposed convolution's input gradient would
+  // otherwise stream the whole weight for a sliver of pixels.
+  const int64_t most = 24 * std::max<int64_t>(4, 8192 / (24 * Kp));
+  const int64_t images =
+      PQ >= most ? 1 : std::clamp<int64_t>(most / PQ, 1, std::max<int64_t>(g.N, 1));
+  const int64_t chunk_pixels = images * PQ, plane = pd.plane() * Cg;
+  const int64_t block = std::min(most, chunk_pixels);
+  const int64_t blocks = (chunk_pixels + block - 1) / block;
+  const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups * blocks;
+  const std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
+  const TapRuns taps(g, pd, Cg);
   parallel_for(0, tasks, grain_for(2 * Kg * CRS * block), [&](int64_t t0, int64_t t1) {
-    auto xh = scratch<T>(static_cast<size_t>(pd.plane() * Cg));
+    auto xh = scratch<T>(static_cast<size_t>(images * plane));
     auto yt = scratch<T>(static_cast<size_t>(block * Kp));
-    int64_t in_xh = -1;  // which image and group xh holds
+    int64_t in_xh = -1;  // which chunk and group xh holds
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t img = t / blocks, grp = img % g.groups;  // img = n * groups + grp
-      const int64_t px0 = (t % blocks) * block, cols = std::min(block, PQ - px0);
-      if (img != in_xh) {
-        pad_channels_last(g, pd, Cg, x + img * Cg * HW, xh.get());
-        in_xh = img;
+      const int64_t held = t / blocks;  // = chunk * groups + grp
+      const int64_t grp = held % g.groups, n0 = held / g.groups * images;
+      const int64_t count = (std::min(g.N, n0 + images) - n0) * PQ;  // the chunk's pixels
+      const int64_t px0 = (t % blocks) * block;
+      if (px0 >= count) continue;  // the last chunk has fewer images
+      const int64_t cols = std::min(block, count - px0);
+      if (held != in_xh) {
+        for (int64_t n = n0; n * PQ < n0 * PQ + count; ++n)
+          pad_channels_last(g, pd, Cg, x + (n * g.groups + grp) * Cg * HW,
+                            xh.get() + (n - n0) * plane);
+        in_xh = held;
       }
-      tap_gemm<T>(cols, Kg, run, taps, xh.get(), window.data() + px0, tap.data(), 1,
-                  wt.get() + grp * CRS * Kp, run * Kp, Kp, yt.get(), Kp, false);
-      T* out = y + img * Kg * PQ + px0;
-      transpose(yt.get(), Kp, cols, Kg, out, PQ);
-      if (bias != nullptr)
-        for (int64_t k = 0; k < Kg; ++k)
-          for (int64_t i = 0; i < cols; ++i) out[k * PQ + i] += bias[grp * Kg + k];
+      tap_gemm<T>(cols, Kg, taps.run, taps.taps, xh.get(), window.data() + px0,
+                  taps.tap.data(), 1, wt.get() + grp * CRS * Kp, taps.run * Kp, Kp, yt.get(),
+                  Kp, false);
+      for (int64_t u = px0; u < px0 + cols;) {  // the block's pixels, image by image
+        const int64_t n = n0 + u / PQ, pq = u % PQ, len = std::min(PQ - pq, px0 + cols - u);
+        T* out = y + (n * g.groups + grp) * Kg * PQ + pq;
+        transpose(yt.get() + (u - px0) * Kp, Kp, len, Kg, out, PQ);
+        if (bias != nullptr)
+          for (int64_t k = 0; k < Kg; ++k)
+            for (int64_t i = 0; i < len; ++i) out[k * PQ + i] += bias[grp * Kg + k];
+        u += len;
+      }
     }
   });
 }
@@ -559,31 +681,61 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
 // together, vectorized along the row.
 bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
 
-// out[t] += v * in[t * stride] for t < n.
+// A depthwise task's padded input plane with its columns split by their residue
+// mod stride_w (phase b holds padded columns b, b + stride_w, ...; one phase at
+// stride 1, the plain padded plane), so that for every stride the columns one
+// tap reads along an output row are contiguous:
+//   padded (i, j) at  i * W + col(j),   col(j) = (j % sw) * H * W + j / sw
+//   tap (r, s) of output pixel (p, q) at  (p*stride_h + r*dil_h) * W + tap_col[s] + q,
+//   tap_col[s] = col(s * dil_w).
+struct PhasePlane {
+  int64_t sw, H, W;  // W: columns per phase row
+  std::vector<int64_t> tap_col;
+  PhasePlane(const ConvGeometry& g, const Padded& pd)
+      : sw(g.stride_w), H(pd.H), W((pd.W + g.stride_w - 1) / g.stride_w),
+        tap_col(static_cast<size_t>(g.S)) {
+    for (int64_t s = 0; s < g.S; ++s) tap_col[s] = col(s * g.dil_w);
+  }
+  int64_t col(int64_t j) const { return (j % sw) * H * W + j / sw; }
+  int64_t size() const { return sw * H * W + kSlack; }  // kSlack: see depthwise_rows
+};
+
+// pad_planes for one plane into a PhasePlane (the same cells written each time,
+// so a buffer zeroed once serves every plane).
 template <typename T>
-inline void axpy_run(T* out, const T* in, int64_t stride, int64_t n, T v) {
-  if (stride == 1)
-    for (int64_t t = 0; t < n; ++t) out[t] += v * in[t];
-  else
-    for (int64_t t = 0; t < n; ++t) out[t] += v * in[t * stride];
+void pad_phases(const ConvGeometry& g, const Padded& pd, const PhasePlane& ph, const T* x, T* xp) {
+  if (ph.sw == 1) {
+    pad_planes(g, pd, 1, x, xp);
+    return;
+  }
+  const int64_t i0 = std::clamp<int64_t>(g.pad_h, 0, pd.H);
+  const int64_t i1 = std::clamp<int64_t>(g.pad_h + g.H, i0, pd.H);
+  const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
+  const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+  for (int64_t b = 0; b < ph.sw; ++b) {  // phase b: padded columns jb, jb + sw, ...
+    const int64_t jb = j0 + ((b - j0 % ph.sw) % ph.sw + ph.sw) % ph.sw;
+    if (jb >= j1) continue;
+    const int64_t n = (j1 - jb + ph.sw - 1) / ph.sw;
+    for (int64_t i = i0; i < i1; ++i)
+      copy_run(xp + i * ph.W + ph.col(jb), x + (i - g.pad_h) * g.W + (jb - g.pad_w), ph.sw, n);
+  }
 }
 
 #if KILN_FLOAT_VEC
 using simd::kLanes;
 using simd::Vec;
 
-// Depthwise rows with unit column stride and dilation (almost every depthwise
-// layer, and LeNet's one-channel first layer, which takes this path), float32:
-// kRows output rows of kLanes pixels stay in registers across all R*S taps, one
-// broadcast weight and kRows loads and multiply-adds a tap, where axpy_run
-// loads and stores the output row at every tap. The sum's order is axpy_run's
-// (bias, then the taps row by row), so both give the same bits. Loads past a
-// row's end read the next row or the plane's kSlack spare elements (masked
-// off at the store).
-//   y[p, q] = b + sum_{r, s} w[r, s] * xp[p * row_step + r * tap_rows + s + q]
+// Depthwise rows, float32, read from a PhasePlane (any stride and dilation;
+// LeNet's one-channel first layer takes this path too): kRows output rows of
+// kLanes pixels stay in registers across all R*S taps, one broadcast weight and
+// kRows loads and multiply-adds a tap, where the plain loop loads and stores the
+// output row at every tap. The sum's order is the plain loop's (bias, then the
+// taps row by row), so both give the same bits. Loads past a row's end read the
+// next row or the plane's kSlack spare elements (masked off at the store).
+//   y[p, q] = b + sum_{r, s} w[r, s] * xp[p * row_step + r * tap_rows + tap_col[s] + q]
 template <int kRows>
 void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t R, int64_t S,
-                    const float* w, float b, float* y, int64_t Q) {
+                    const int64_t* tap_col, const float* w, float b, float* y, int64_t Q) {
   for (int64_t q0 = 0; q0 < Q; q0 += kLanes) {
     const simd::Mask keep = simd::first(Q - q0);
     Vec acc[kRows];
@@ -591,7 +743,7 @@ void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t
     for (int64_t r = 0; r < R; ++r)
       for (int64_t s = 0; s < S; ++s) {
         const Vec v = simd::broadcast(w[r * S + s]);
-        const float* in = xp + r * tap_rows + s + q0;
+        const float* in = xp + r * tap_rows + tap_col[s] + q0;
         for (int i = 0; i < kRows; ++i)
           acc[i] = simd::fmadd(v, simd::load(in + i * row_step), acc[i]);
       }
@@ -628,58 +780,81 @@ inline float depthwise_tap_dot(const float* dy, const float* xp, int64_t row_ste
 }
 #endif
 
+// One task per image and output channel, reading the padded input plane; with a
+// spread above 1 the input is first spread out (spread_plane), which makes this
+// the strided input gradient (backward_input_depthwise).
 template <typename T>
-bool fast_depthwise_rows(const ConvGeometry& g) {
-  return has_fast_tile<T>() && g.stride_w == 1 && g.dil_w == 1;
-}
-
-// One task per image and output channel, reading the padded input plane.
-template <typename T>
-void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                       Pair spread = {1, 1}) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
+  const PhasePlane ph(g, pd);  // spread: only at stride 1, where ph is the padded plane
+  const int64_t row_step = g.stride_h * ph.W, tap_rows = g.dil_h * ph.W;
   parallel_for(0, g.N * g.K, grain_for(2 * RS * PQ), [&](int64_t t0, int64_t t1) {
-    auto xp = scratch<T>(static_cast<size_t>(pd.plane() + kSlack));
+    auto xp = scratch<T>(static_cast<size_t>(ph.size()));
     int64_t in_xp = -1;  // which input plane xp holds
     for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
       const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
       if (plane != in_xp) {
-        pad_planes(g, pd, 1, x + plane * HW, xp.get());
+        if (spread == Pair{1, 1})
+          pad_phases(g, pd, ph, x + plane * HW, xp.get());
+        else
+          spread_plane(g, pd, spread, x + plane * HW, xp.get());
         in_xp = plane;
       }
 #if KILN_FLOAT_VEC
       if constexpr (std::is_same_v<T, float>) {
-        if (fast_depthwise_rows<T>(g)) {
-          const int64_t row_step = g.stride_h * pd.W, tap_rows = g.dil_h * pd.W;
-          const float b = bias != nullptr ? bias[k] : 0.0f;
-          int64_t p = 0;
-          for (; p + 4 <= g.P; p += 4)
-            depthwise_rows<4>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
-                              w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
-          for (; p < g.P; ++p)
-            depthwise_rows<1>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
-                              w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
-          continue;
-        }
+        const float b = bias != nullptr ? bias[k] : 0.0f;
+        int64_t p = 0;
+        for (; p + 4 <= g.P; p += 4)
+          depthwise_rows<4>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
+                            ph.tap_col.data(), w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
+        for (; p < g.P; ++p)
+          depthwise_rows<1>(xp.get() + p * row_step, row_step, tap_rows, g.R, g.S,
+                            ph.tap_col.data(), w + k * RS, b, y + t * PQ + p * g.Q, g.Q);
+        continue;
       }
 #endif
       for (int64_t p = 0; p < g.P; ++p) {
         T* out = y + t * PQ + p * g.Q;
         std::fill(out, out + g.Q, bias != nullptr ? bias[k] : T(0));
         for (int64_t r = 0; r < g.R; ++r)
-          for (int64_t s = 0; s < g.S; ++s)
-            axpy_run(out, xp.get() + (p * g.stride_h + r * g.dil_h) * pd.W + s * g.dil_w,
-                     g.stride_w, g.Q, w[k * RS + r * g.S + s]);
+          for (int64_t s = 0; s < g.S; ++s) {
+            const T* in = xp.get() + p * row_step + r * tap_rows + ph.tap_col[s];
+            const T v = w[k * RS + r * g.S + s];
+            for (int64_t q = 0; q < g.Q; ++q) out[q] += v * in[q];
+          }
       }
     }
   });
 }
 
-// One task per image and input channel c: the adjoint of forward_depthwise,
-// scattering each of c's output channels back into a padded plane.
+// With one output channel per input channel (K == C), the input gradient is
+// itself a depthwise convolution at stride 1: of dy spread out by the stride
+// (zeros between its pixels), with the flipped kernel and padding
+// dil*(R-1) - pad, so it runs forward_depthwise's vector rows:
+//   dx[i, j] = sum_{r, s} w[R-1-r, S-1-s] * spread(dy)[i + r*dil_h, j + s*dil_w].
+// Otherwise one task per image and input channel c, scattering each of c's
+// output channels back into a padded plane.
 template <typename T>
 void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  if (Kg == 1) {
+    auto flipped = scratch<T>(static_cast<size_t>(g.K * RS));
+    for (int64_t k = 0; k < g.K; ++k) std::reverse_copy(w + k * RS, w + (k + 1) * RS,
+                                                        flipped.get() + k * RS);
+    ConvGeometry t = g;
+    t.H = g.P;
+    t.W = g.Q;
+    t.P = g.H;
+    t.Q = g.W;
+    t.stride_h = t.stride_w = 1;
+    t.pad_h = g.dil_h * (g.R - 1) - g.pad_h;
+    t.pad_w = g.dil_w * (g.S - 1) - g.pad_w;
+    forward_depthwise(t, dy, flipped.get(), static_cast<const T*>(nullptr), dx,
+                      {g.stride_h, g.stride_w});
+    return;
+  }
   const Padded pd(g);
   parallel_for(0, g.N * g.C, grain_for(2 * Kg * RS * PQ), [&](int64_t t0, int64_t t1) {
     auto dxp = scratch<T>(static_cast<size_t>(pd.plane()));
@@ -711,36 +886,34 @@ template <typename T>
 void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
+  const PhasePlane ph(g, pd);
+  const int64_t row_step = g.stride_h * ph.W, tap_rows = g.dil_h * ph.W;
   parallel_reduce<T>(
       g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g, g.K * RS), g.K * RS, dw,
       [&](int64_t t0, int64_t t1, T* part) {
-        auto xp = scratch<T>(static_cast<size_t>(pd.plane() + kSlack));
+        auto xp = scratch<T>(static_cast<size_t>(ph.size()));
         std::vector<T> products(static_cast<size_t>(g.Q));
         int64_t in_xp = -1;  // which input plane xp holds
         for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
           const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
           if (plane != in_xp) {
-            pad_planes(g, pd, 1, x + plane * HW, xp.get());
+            pad_phases(g, pd, ph, x + plane * HW, xp.get());
             in_xp = plane;
           }
           for (int64_t r = 0; r < g.R; ++r)
             for (int64_t s = 0; s < g.S; ++s) {
+              const T* in = xp.get() + r * tap_rows + ph.tap_col[s];
 #if KILN_FLOAT_VEC
               if constexpr (std::is_same_v<T, float>) {
-                if (fast_depthwise_rows<T>(g)) {
-                  part[k * RS + r * g.S + s] += depthwise_tap_dot(
-                      dy + t * PQ, xp.get() + r * g.dil_h * pd.W + s, g.stride_h * pd.W, g.P,
-                      g.Q);
-                  continue;
-                }
+                part[k * RS + r * g.S + s] += depthwise_tap_dot(dy + t * PQ, in, row_step,
+                                                                g.P, g.Q);
+                continue;
               }
 #endif
               std::fill(products.begin(), products.end(), T(0));
               for (int64_t p = 0; p < g.P; ++p)
                 for (int64_t q = 0; q < g.Q; ++q)  // (a dot product would not vectorize)
-                  products[q] += dy[t * PQ + p * g.Q + q] *
-                                 xp[(p * g.stride_h + r * g.dil_h) * pd.W + s * g.dil_w +
-                                    q * g.stride_w];
+                  products[q] += dy[t * PQ + p * g.Q + q] * in[p * row_step + q];
               for (T v : products) part[k * RS + r * g.S + s] += v;
             }
         }
@@ -869,7 +1042,7 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   else if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
     backward_input_as_forward(g, dy, w, dx);
   else
-    backward_input_col2im(g, dy, w, dx);
+    backward_input_scatter(g, dy, w, dx);
 }
 
 template <typename T>

@@ -21,15 +21,21 @@
 //     one tap_gemm (gemm_tile.h) reading xp in place, then transposed into y;
 //   forward, im2col (float64, no vector unit, or wide layers on AVX2): Y[K/G, PQ] = W[K/G, C'RS] . col[C'RS, PQ],
 //     col[(c,r,s), (p,q)] = xp[c, window(p,q) + tap(r,s)], 64 pixels at a time;
-//   backward input: with stride 1, a forward convolution of dy by the flipped,
-//     transposed weight (w'[c,k,r,s] = w[k,c,R-1-r,S-1-s], padding dil*(R-1) - pad);
-//     otherwise dcol = W^T . dY block by block, scattered into dx (col2im);
+//   backward input: with stride 1 (and enough input channels to fill the vector
+//     lanes), a forward convolution of dy by the flipped, transposed weight
+//     (w'[c,k,r,s] = w[k,c,R-1-r,S-1-s], padding dil*(R-1) - pad); otherwise, channels
+//     last: dcol[pixel, (r,s,c)] = dY^T . W for a block of pixels (images with few
+//     output pixels share a block), each pixel's taps added into the image's padded
+//     channels-last gradient as contiguous runs of S*C' (vector adds), then cropped
+//     and transposed into dx;
 //   backward weight: dW^T[(c,r,s), k] += sum over pixels of
 //     xp[c, window(pixel) + tap(r,s)] * dY^T[pixel, k], summed over images
 //     (directly with tap_gemm, or as col . dY^T);
 //   depthwise (C/G == 1), all three: each output row is R*S shifted, scaled
 //     input rows summed, vectorized along the row (there is no sum over
-//     channels for a matrix product to share).
+//     channels for a matrix product to share); with one output channel per
+//     input channel the input gradient is such a forward at stride 1 over dy
+//     spread out by the stride (zeros between its pixels), with the flipped kernel.
 //
 // conv_transpose2d is the same pair of maps swapped: its forward is conv2d's
 // backward input, its backward input is conv2d's forward, and its weight

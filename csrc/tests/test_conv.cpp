@@ -68,6 +68,20 @@ const Case kCases[] = {
     {{2, 1, 9, 9}, {5, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},   // one input channel
     {{2, 1, 7, 35}, {4, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, 1},  // rows of 3 lane segments
     {{1, 2, 6, 20}, {4, 1, 3, 3}, {1, 1}, {1, 0}, {2, 1}, 2},  // depthwise, row dilation 2
+    // The channels-last scatter input gradient (strides, or few input channels):
+    {{2, 6, 14, 14}, {16, 6, 5, 5}, {1, 1}, {0, 0}, {1, 1}, 1},   // LeNet's second layer
+    {{2, 3, 16, 17}, {8, 3, 4, 4}, {2, 2}, {1, 1}, {1, 1}, 1},    // DCGAN-style 4x4 stride 2
+    {{7, 5, 5, 5}, {12, 5, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},     // images share a block
+    {{2, 64, 9, 9}, {20, 64, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},   // one tap per chunk
+    {{1, 4, 13, 12}, {6, 2, 3, 3}, {2, 2}, {1, 1}, {1, 2}, 2},    // column dilation: RS taps
+    {{1, 3, 30, 30}, {4, 3, 1, 1}, {2, 2}, {0, 0}, {1, 1}, 1},    // several pixel blocks
+    // Several small images in one block of the direct forward (the last chunk short):
+    {{7, 8, 4, 4}, {70, 8, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+    {{5, 8, 3, 3}, {12, 4, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 2},
+    // Depthwise input gradient as a forward over the spread-out dy:
+    {{2, 8, 11, 13}, {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 8},
+    {{1, 4, 12, 10}, {4, 1, 3, 3}, {2, 3}, {3, 1}, {1, 2}, 4},  // padding beyond dil*(R-1)
+    {{2, 5, 9, 40}, {5, 1, 5, 5}, {1, 1}, {0, 2}, {1, 1}, 5},
 };
 
 template <typename T>
@@ -110,6 +124,30 @@ TEST(Conv2d, MatchesNaiveDouble) {
   for (const Case& cs : kCases) check_against_naive<double>(cs, 1e-10);
 }
 
+// The three maps are adjoint: <dy, conv(x)> = <backward_input(dy), x> =
+// <backward_weight(dy, x), w>, in float64 to near rounding.
+TEST(Conv2d, GradientsAreAdjointsDouble) {
+  for (const Case& cs : kCases) {
+    const ConvGeometry g = conv2d_geometry("conv2d", cs.input, cs.weight, cs.stride,
+                                           cs.padding, cs.dilation, cs.groups);
+    const auto x = random_vector<double>(numel(cs.input), 11);
+    const auto w = random_vector<double>(numel(cs.weight), 12);
+    const auto dy = random_vector<double>(numel(g.output_shape()), 13);
+    std::vector<double> y(dy.size()), dx(x.size()), dw(w.size());
+    conv2d_forward<double>(g, x.data(), w.data(), nullptr, y.data());
+    conv2d_backward_input<double>(g, dy.data(), w.data(), dx.data());
+    conv2d_backward_weight<double>(g, dy.data(), x.data(), dw.data());
+    auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
+      double s = 0;
+      for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+      return s;
+    };
+    const double want = dot(dy, y), scale = 1e-10 * (1 + std::abs(want)) * std::sqrt(y.size());
+    EXPECT_NEAR(dot(dx, x), want, scale) << "input " << shape_str(cs.input);
+    EXPECT_NEAR(dot(dw, w), want, scale) << "input " << shape_str(cs.input);
+  }
+}
+
 TEST(Conv2d, OneThreadMatchesNaive) {
   set_num_threads(1);
   check_against_naive<float>(kCases[1], 1e-4);
@@ -119,30 +157,44 @@ TEST(Conv2d, OneThreadMatchesNaive) {
 // The weight gradient sums over images and pixels: its chunks come from the
 // problem, so every thread count gives the same bits (float: the direct path on
 // AVX-512 or AVX2, im2col otherwise; double: im2col; and the depthwise path).
+// So do the forward and the input gradient, whose paths group images by the shapes.
 template <typename T>
-void expect_weight_grad_thread_independent(const Shape& x, const Shape& w, int64_t groups,
-                                           Pair padding) {
-  const ConvGeometry g = conv2d_geometry("conv2d", x, w, {1, 1}, padding, {1, 1}, groups);
+void expect_grads_thread_independent(const Shape& x, const Shape& w, int64_t groups,
+                                     Pair padding, Pair stride = {1, 1}) {
+  const ConvGeometry g = conv2d_geometry("conv2d", x, w, stride, padding, {1, 1}, groups);
   const auto xv = random_vector<T>(numel(x), 3);
+  const auto wv = random_vector<T>(numel(w), 5);
   const auto dy = random_vector<T>(g.N * g.K * g.P * g.Q, 4);
-  std::vector<std::vector<T>> dws;
+  std::vector<std::vector<T>> dws, dxs, ys;
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
-    std::vector<T> dw(numel(w));
+    std::vector<T> dw(numel(w)), dx(numel(x)), y(dy.size());
+    conv2d_forward(g, xv.data(), wv.data(), static_cast<const T*>(nullptr), y.data());
+    ys.push_back(y);
     conv2d_backward_weight(g, dy.data(), xv.data(), dw.data());
+    conv2d_backward_input(g, dy.data(), wv.data(), dx.data());
     dws.push_back(dw);
+    dxs.push_back(dx);
   }
   set_num_threads(2);
   EXPECT_EQ(dws[0], dws[1]);
   EXPECT_EQ(dws[0], dws[2]);
+  EXPECT_EQ(dxs[0], dxs[1]);
+  EXPECT_EQ(dxs[0], dxs[2]);
+  EXPECT_EQ(ys[0], ys[1]);
+  EXPECT_EQ(ys[0], ys[2]);
 }
 
-TEST(Conv2d, WeightGradientSameAtAnyThreadCount) {
-  expect_weight_grad_thread_independent<float>({64, 16, 16, 16}, {32, 16, 3, 3}, 1, {1, 1});
-  expect_weight_grad_thread_independent<float>({3, 64, 9, 9}, {96, 64, 3, 3}, 1, {1, 1});
-  expect_weight_grad_thread_independent<float>({9, 8, 11, 11}, {12, 2, 3, 3}, 4, {0, 1});
-  expect_weight_grad_thread_independent<double>({16, 6, 12, 12}, {8, 6, 3, 3}, 1, {1, 1});
-  expect_weight_grad_thread_independent<float>({16, 8, 12, 12}, {8, 1, 3, 3}, 8, {1, 1});
+TEST(Conv2d, GradientsSameAtAnyThreadCount) {
+  expect_grads_thread_independent<float>({64, 16, 16, 16}, {32, 16, 3, 3}, 1, {1, 1});
+  expect_grads_thread_independent<float>({3, 64, 9, 9}, {96, 64, 3, 3}, 1, {1, 1});
+  expect_grads_thread_independent<float>({9, 8, 11, 11}, {12, 2, 3, 3}, 4, {0, 1});
+  expect_grads_thread_independent<double>({16, 6, 12, 12}, {8, 6, 3, 3}, 1, {1, 1});
+  expect_grads_thread_independent<float>({16, 8, 12, 12}, {8, 1, 3, 3}, 8, {1, 1});
+  expect_grads_thread_independent<float>({16, 6, 14, 14}, {16, 6, 5, 5}, 1, {0, 0});
+  expect_grads_thread_independent<float>({40, 32, 8, 8}, {64, 32, 3, 3}, 1, {1, 1}, {2, 2});
+  expect_grads_thread_independent<float>({16, 32, 16, 16}, {32, 1, 3, 3}, 32, {1, 1}, {2, 2});
+  expect_grads_thread_independent<float>({23, 64, 4, 4}, {256, 64, 3, 3}, 1, {1, 1});
 }
 
 TEST(Conv2d, BiasGradientIsChannelSum) {
