@@ -5,7 +5,8 @@
 #   bash scripts/gpu_check.sh            (logs under $OUT when set, else gpu-check/)
 # 1. builds kiln with CUDA for sm_90 (scripts/dev_build.sh into build-gpu);
 # 2. runs the CUDA C++ tests, then again under compute-sanitizer's memcheck;
-# 3. runs the Python CUDA tests (tests/test_cuda*.py) against the CPU backend.
+# 3. runs the Python CUDA tests (tests/test_cuda*.py) against the CPU backend;
+# 4. runs bench/gpu.py (kiln eager and captured against PyTorch eager, same GPU).
 # Each step's log is kept; the summary at the end says which failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +35,10 @@ step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/kil
 shopt -s nullglob
 cuda_py_tests=(tests/test_cuda*.py)
 if (( ${#cuda_py_tests[@]} )); then
-  step cuda_py_tests env PYTHONPATH=build-gpu/stage python3 -m pytest -q -p no:cacheprovider \
-    "${cuda_py_tests[@]}"
+  step cuda_py_tests env PYTHONPATH=build-gpu/stage timeout 240 python3 -m pytest -q \
+    -p no:cacheprovider -rf "${cuda_py_tests[@]}"
 fi
+step bench_gpu env PYTHONPATH=build-gpu/stage timeout 150 python3 bench/gpu.py --rounds 5 \
+  --steps 20
 echo "== gpu_check: $([[ $status == 0 ]] && echo passed || echo FAILED)"
 exit $status
