@@ -2076,7 +2076,8 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     if cond.dtype != bool_:
         raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a "
                            f"tensor with dtype {cond.dtype} and shape {cond.shape}")
-    return Where.apply(cond, input, other)
+    # the condition as a tensor, when it is one: its device is the result's with scalars
+    return Where.apply(condition if isinstance(condition, Tensor) else cond, input, other)
 
 
 def einsum(equation: str, *operands: Any) -> Tensor:

@@ -225,10 +225,7 @@ class CudaBackend(DeviceBackend):
     def begin_capture(self, mode: str = "relaxed") -> None:
         """Starts capturing the current device's stream (``mode``: 'global',
         'thread_local' or 'relaxed', CUDA's stream-capture modes)."""
-        runtime = self.xp.cuda.runtime
-        modes = {"global": runtime.streamCaptureModeGlobal,
-                 "thread_local": runtime.streamCaptureModeThreadLocal,
-                 "relaxed": runtime.streamCaptureModeRelaxed}
+        modes = {"global": 0, "thread_local": 1, "relaxed": 2}  # cudaStreamCaptureMode
         if mode not in modes:
             raise ValueError(f"capture: capture_error_mode must be one of "
                              f"{', '.join(modes)}, got {mode!r}")
