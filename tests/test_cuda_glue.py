@@ -233,7 +233,8 @@ def test_kiln_train_device_option(tmp_path, capsys):
 
 
 def test_every_cpu_kernel_has_a_cuda_twin():
-    c_cuda = pytest.importorskip("kiln._C_cuda", reason="this build has no kiln._C_cuda")
+    c_cuda = pytest.importorskip(
+        "kiln._C_cuda", reason="needs a CUDA device build: this kiln has no kiln._C_cuda")
     missing = sorted(kernel_names(kiln._C) - kernel_names(c_cuda))
     if missing:
         pytest.xfail(f"{len(missing)} kernels of kiln._C have no kiln._C_cuda twin yet: "

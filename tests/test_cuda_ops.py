@@ -35,6 +35,8 @@ class OnCuda(Built):
 
 
 def _params(backward: bool) -> list[Any]:
+    if not kiln.cuda.is_available():  # one skipped placeholder, not thousands
+        return [pytest.param(None, None, None, id="no-cuda")]
     out = []
     for row in OPS:
         if backward and not row.differentiable:

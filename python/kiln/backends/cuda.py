@@ -150,9 +150,18 @@ class CudaBackend(DeviceBackend):
     """kiln._C_cuda's kernels on CuPy arrays; see the module docstring."""
 
     def __init__(self, kernels: Any, reference: ModuleType, cupy: ModuleType) -> None:
-        super().__init__("cuda", kernels, reference, cupy, kernels.DeviceArray, cupy.asarray)
+        super().__init__("cuda", kernels, reference, cupy, kernels.DeviceArray, self._as_cupy)
         self.runtime = kernels
         self._streams: dict[int, Any] = {}
+
+    def _as_cupy(self, out: Any) -> Any:
+        """A DeviceArray as a CuPy array over the same memory (CuPy keeps it alive)."""
+        try:
+            return self.xp.asarray(out)
+        except RuntimeError:
+            if 0 not in out.shape:  # an empty array has no memory: CuPy cannot look it up
+                raise
+            return self.xp.empty(out.shape, out.dtype)
 
     def stream(self, index: int | None = None) -> Any:
         """kiln's stream of device ``index`` (None: the current device) as a CuPy stream."""
