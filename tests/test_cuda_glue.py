@@ -7,6 +7,7 @@ twin in kiln._C_cuda (built wherever nvcc is, importable without a GPU)."""
 from __future__ import annotations
 
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from kiln import backends, nn
 from kiln.backends import cuda as cuda_backend
 from kiln.backends.cuda import UTILITIES, DeviceBackend, kernel_names
 from kiln.cli import main
+from kiln.recipe import activation_stats, check_initial_loss, overfit_small_batch
 from kiln.train import Trainer
 from kiln.utils.data import DataLoader, TensorDataset
 
@@ -239,3 +241,15 @@ def test_every_cpu_kernel_has_a_cuda_twin():
     if missing:
         pytest.xfail(f"{len(missing)} kernels of kiln._C have no kiln._C_cuda twin yet: "
                      f"{', '.join(missing)}")
+
+
+def test_recipe_checks_run_on_the_models_device(fake):
+    model = SmallCNN().to("cuda")
+    batch = _batches(1)[0]  # on the host, as a loader gives it
+    report = overfit_small_batch(model, batch, steps=3)
+    assert report.steps >= 1
+    with warnings.catch_warnings():  # 4 images: the loss may be far from log C
+        warnings.simplefilter("ignore", UserWarning)
+        assert check_initial_loss(model, batch, num_classes=3).loss > 0
+    assert len(activation_stats(model, batch)) >= 3
+    assert {"conv2d_forward"} <= set(fake.seen)
