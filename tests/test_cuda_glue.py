@@ -6,8 +6,10 @@ twin in kiln._C_cuda (built wherever nvcc is, importable without a GPU)."""
 
 from __future__ import annotations
 
+import importlib.util
 import types
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +255,14 @@ def test_recipe_checks_run_on_the_models_device(fake):
         assert check_initial_loss(model, batch, num_classes=3).loss > 0
     assert len(activation_stats(model, batch)) >= 3
     assert {"conv2d_forward"} <= set(fake.seen)
+
+
+def test_gpu_bench_exits_cleanly_without_a_device(capsys):
+    if kiln.cuda.is_available():
+        pytest.skip("a CUDA device is present: scripts/gpu_check.sh runs the bench")
+    path = Path(__file__).resolve().parent.parent / "bench" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main([]) == 0
+    assert "no CUDA device for kiln" in capsys.readouterr().out

@@ -19,6 +19,7 @@ dropout seed) are recorded as they were: a replay reuses them. Host synchronisat
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from kiln import backends
@@ -125,5 +126,12 @@ class graph:  # noqa: N801  (PyTorch's name)
     def __enter__(self) -> None:
         self.cuda_graph.capture_begin(self.pool, self.mode)
 
-    def __exit__(self, *exc: Any) -> None:
-        self.cuda_graph.capture_end()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.cuda_graph.capture_end()
+            return
+        # The block failed: end the capture so the stream works again, and let the
+        # block's error (not the invalidated capture's) propagate.
+        with contextlib.suppress(Exception):
+            self.cuda_graph.capture_end()
+        self.cuda_graph.reset()
