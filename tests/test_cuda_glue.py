@@ -266,3 +266,135 @@ def test_gpu_bench_exits_cleanly_without_a_device(capsys):
     spec.loader.exec_module(bench)
     assert bench.main([]) == 0
     assert "no CUDA device for kiln" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- CudaBackend's plumbing
+class _PinnedMemoryPointer(bytearray):
+    """Stands for cupy.cuda.PinnedMemoryPointer (host memory with the buffer protocol)."""
+
+
+class _Stream:
+    def __init__(self, ptr: int, device: int) -> None:
+        self.ptr, self.device_id, self.calls = ptr, device, []
+        self.done = True
+
+    def use(self) -> None:
+        self.calls.append("use")
+
+    def synchronize(self) -> None:
+        self.calls.append("synchronize")
+
+    def begin_capture(self, mode: int) -> None:
+        self.calls.append(("begin_capture", mode))
+
+    def end_capture(self) -> _Graph:
+        self.calls.append("end_capture")
+        return _Graph()
+
+
+class _Graph:
+    launches: list = []
+
+    def launch(self, stream: _Stream) -> None:
+        _Graph.launches.append(stream)
+
+
+class _DeviceArray:
+    """Stands for _C_cuda.DeviceArray: a kernel's output."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape = array, array.shape
+
+
+def _fake_cupy(allocations: list) -> types.ModuleType:
+    """NumPy dressed as the parts of CuPy the backend uses."""
+    class FakeCuPy(types.ModuleType):
+        def __getattr__(self, name: str):  # the array math: NumPy's
+            return getattr(np, name)
+
+    cupy = FakeCuPy("fake_cupy")
+
+    class _Host(np.ndarray):
+        def set(self, host, stream=None):
+            allocations.append(("set", stream))
+            self[...] = host
+
+    cupy.empty = lambda shape, dtype=np.float32: np.empty(shape, dtype).view(_Host)
+    cupy.asarray = lambda a, **kw: a.array if isinstance(a, _DeviceArray) else np.asarray(a, **kw)
+    cupy.asnumpy = lambda a, stream=None, blocking=True: np.array(a)
+    cuda = cupy.cuda = types.ModuleType("fake_cupy.cuda")
+    cuda.runtime = types.SimpleNamespace(getDevice=lambda: 0)
+    cuda.ExternalStream = _Stream
+    cuda.Device = lambda index: types.SimpleNamespace(use=lambda: None)
+    cuda.PinnedMemoryPointer = _PinnedMemoryPointer
+    cuda.alloc_pinned_memory = _PinnedMemoryPointer
+    cuda.UnownedMemory = lambda ptr, size, owner, device: (ptr, size, owner, device)
+    cuda.MemoryPointer = lambda memory, offset: memory
+    return cupy
+
+
+def _fake_runtime(kernels: types.ModuleType, log: list) -> types.ModuleType:
+    runtime = types.ModuleType("fake_C_cuda")
+    runtime.__dict__.update({n: getattr(kernels, n) for n in kernel_names(kernels)})
+    runtime.DeviceArray = _DeviceArray
+    runtime.device_count = lambda: 1
+    runtime.stream = lambda index: 0x5000 + index
+    runtime.synchronize = lambda index: log.append(("synchronize", index))
+    runtime.malloc = lambda nbytes, index: (log.append(("malloc", nbytes)), 0x1000)[1]
+    runtime.free = lambda ptr, index: log.append(("free", ptr))
+    return runtime
+
+
+@pytest.fixture
+def cuda_backend_on_numpy(monkeypatch):
+    """CudaBackend itself, over a stand-in CuPy and _C_cuda (kiln._C's kernels returning
+    stand-in DeviceArrays), registered as 'cuda'."""
+    log: list = []
+    kernels = types.ModuleType("kernels")
+    for name in kernel_names(kiln._C):
+        cpu_kernel = getattr(kiln._C, name)
+
+        def kernel(*args, _kernel=cpu_kernel, **kwargs):
+            out = _kernel(*args, **kwargs)
+            return _DeviceArray(out) if isinstance(out, np.ndarray) else out
+
+        setattr(kernels, name, kernel)
+    backend = cuda_backend.CudaBackend(_fake_runtime(kernels, log), kiln._C, _fake_cupy(log))
+    backend.log = log
+    monkeypatch.setitem(backends._BACKENDS, "cuda", backend)
+    return backend
+
+
+def test_cuda_backend_copies_on_kiln_stream_and_allocates_from_kiln(cuda_backend_on_numpy):
+    b = cuda_backend_on_numpy
+    x = kiln.arange(6.0).reshape(2, 3).to("cuda")
+    assert ("set", b.stream(0)) in b.log and b.stream(0).ptr == 0x5000
+    assert x.cpu().tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert type(F.relu(x)._data) is np.ndarray  # the DeviceArray unwrapped
+    ptr, size, owner, device = b.malloc(100)
+    assert (ptr, size, device) == (0x1000, 100, 0) and ("malloc", 100) in b.log
+    del owner
+    assert ("free", 0x1000) in b.log  # the block went back when its owner did
+    pinned = kiln.ones(3).pin_memory()
+    assert pinned.is_pinned() and not kiln.ones(3).is_pinned()
+    b.log.clear()
+    pinned.to("cuda")  # blocking from pinned memory: waits for the copy
+    assert "synchronize" in b.stream(0).calls
+    b.stream(0).calls.clear()
+    pinned.to("cuda", non_blocking=True)
+    assert "synchronize" not in b.stream(0).calls
+
+
+def test_captured_trainer_steps_replay_the_graph(cuda_backend_on_numpy):
+    b = cuda_backend_on_numpy
+    model = SmallCNN().to("cuda")
+    _Graph.launches.clear()
+    trainer = Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=0.1),
+                      capture=True, capture_warmup=2)
+    trainer.fit(_batches(5), epochs=1)
+    assert ("begin_capture", 2) in b.stream(0).calls  # relaxed mode, once
+    assert b.stream(0).calls.count("end_capture") == 1
+    assert len(_Graph.launches) == 3  # steps 3, 4 and 5 replayed
+    step = trainer._step
+    assert all(p.grad is g for p, g in step.grads) and len(step.grads) == 6
+    assert step.static[0].shape == (4, 1, 8, 8)
