@@ -12,8 +12,8 @@ that answers ``import torch...`` and ``import torchvision...`` with kiln's modul
     torch.optim, torch.optim.lr_scheduler            kiln.optim, kiln.optim.lr_scheduler
     torch.utils.data (.dataset, .sampler, .dataloader)   kiln.utils.data (...)
     torch.backends.cudnn, torch.cuda, torch.autograd     kiln.backends.cudnn, kiln.cuda, ...
-    torchvision.transforms, .datasets, .models       kiln.data.transforms, kiln.data.datasets,
-                                                     kiln.models
+    torchvision (.transforms, .datasets, .models, .utils)   kiln.vision (...)
+    torchvision.transforms.functional                kiln.vision.functional
 
 Anything else under torch or torchvision fails where it is used, never by falling
 back to the real PyTorch (even when it is installed): importing an unmapped module
@@ -56,10 +56,12 @@ MODULES: dict[str, str | None] = {
     "torch.backends.cudnn": "kiln.backends.cudnn",
     "torch.cuda": "kiln.cuda",
     "torch.autograd": "kiln.autograd",
-    "torchvision": None,
-    "torchvision.transforms": "kiln.data.transforms",
-    "torchvision.datasets": "kiln.data.datasets",
-    "torchvision.models": "kiln.models",
+    "torchvision": "kiln.vision",
+    "torchvision.transforms": "kiln.vision.transforms",
+    "torchvision.transforms.functional": "kiln.vision.functional",
+    "torchvision.datasets": "kiln.vision.datasets",
+    "torchvision.models": "kiln.vision.models",
+    "torchvision.utils": "kiln.vision.utils",
 }
 _ROOTS = ("torch", "torchvision")
 

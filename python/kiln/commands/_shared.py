@@ -191,7 +191,9 @@ def _augment_steps(config: dict[str, Any], channels: int, size: int) -> list[Any
         return steps
     steps.append(T.RandomCrop(size, padding=max(1, size // 14) if channels == 1 else size // 8))
     if kind == "crop-affine":
-        steps.append(T.RandomAffine(degrees=10, scale=(0.9, 1.1), shear=5))
+        # Bilinear, as the recipe was chosen with (torchvision's default is nearest).
+        steps.append(T.RandomAffine(degrees=10, scale=(0.9, 1.1), shear=5,
+                                    interpolation=T.InterpolationMode.BILINEAR))
     elif kind == "crop-flip":
         steps.append(T.RandomHorizontalFlip())
     return steps

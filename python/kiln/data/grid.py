@@ -24,7 +24,7 @@ from kiln.data._atomic import atomic_write
 from kiln.data.dataset import numeric_array
 from kiln.tensor import Tensor
 
-__all__ = ["make_grid", "save_grid"]
+__all__ = ["make_grid", "save_grid", "tile"]
 
 # 3x5 glyphs: five rows, each an octal digit whose 3 bits are the row's pixels.
 _FONT = {
@@ -88,6 +88,26 @@ def _to_unit(images: np.ndarray, normalize: bool, value_range: tuple[float, floa
     return np.clip(x, 0.0, 1.0)
 
 
+def tile(images: np.ndarray, nrow: int, padding: int, pad_value: Any,
+         strip: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """images (N, H, W, C) laid out ``nrow`` per row with ``padding`` pixels between and
+    around them (torchvision's make_grid layout), ``strip`` extra rows under each, on a
+    background of ``pad_value``: the grid (rows, cols, C) of the images' dtype and each
+    image's (top, left) corner."""
+    n, h, w, c = images.shape
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    cell_h, cell_w = h + strip + padding, w + padding
+    grid = np.full((rows * cell_h + padding, cols * cell_w + padding, c), pad_value,
+                   images.dtype)
+    corners = []
+    for i in range(n):
+        top, left = (i // cols) * cell_h + padding, (i % cols) * cell_w + padding
+        grid[top:top + h, left:left + w] = images[i]
+        corners.append((top, left))
+    return grid, corners
+
+
 def make_grid(images: Any, nrow: int = 8, padding: int = 2, normalize: bool = False,
               value_range: tuple[float, float] | None = None, scale_each: bool = False,
               pad_value: float = 0.0, labels: Sequence[Any] | None = None) -> np.ndarray:
@@ -120,19 +140,13 @@ def make_grid(images: Any, nrow: int = 8, padding: int = 2, normalize: bool = Fa
     pixels = pixels.astype(np.uint8).transpose(0, 2, 3, 1)
     scale = max(1, round(w / 48))
     strip = 0 if labels is None else 5 * scale + max(2, scale)
-    cols = min(nrow, n)
-    rows = math.ceil(n / cols)
-    cell_h, cell_w = h + strip + padding, w + padding
     background = int(np.floor(pad_value * 255 + 0.5))
-    grid = np.full((rows * cell_h + padding, cols * cell_w + padding, c), background, np.uint8)
+    grid, corners = tile(pixels, nrow, padding, background, strip)
     ink = 0 if background >= 128 else 255
-    for i in range(n):
-        top, left = (i // cols) * cell_h + padding, (i % cols) * cell_w + padding
-        grid[top:top + h, left:left + w] = pixels[i]
-        if labels is not None:
-            mask = _text_mask(str(labels[i]), scale, w)
-            y = top + h + max(1, scale // 2)
-            grid[y:y + mask.shape[0], left:left + mask.shape[1]][mask] = ink
+    for i, (top, left) in enumerate(corners if labels is not None else []):
+        mask = _text_mask(str(labels[i]), scale, w)
+        y = top + h + max(1, scale // 2)
+        grid[y:y + mask.shape[0], left:left + mask.shape[1]][mask] = ink
     return grid
 
 

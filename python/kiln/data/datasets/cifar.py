@@ -4,7 +4,8 @@ Python version: each batch file is a pickled dict {b"data": uint8 (N, 3072) arra
 b"labels" (CIFAR-10) or b"fine_labels"/b"coarse_labels" (CIFAR-100): list of ints,
 b"filenames", b"batch_label"}. It is read with a restricted unpickler that admits
 only what those files hold (dicts, lists, bytes, str, ints, and NumPy arrays rebuilt
-through numpy's own _reconstruct/ndarray/dtype): any other global, e.g. os.system in
+through numpy's own _reconstruct/ndarray/dtype, and bytes through _codecs.encode as
+Python 3 writes them at protocol 2): any other global, e.g. os.system in
 a crafted file, is refused before it can run.
 Binary version: fixed records of label byte(s) then 3072 pixel bytes (R, G, B planes
 of 32 x 32); CIFAR-100 records carry the coarse label byte, then the fine one.
@@ -12,6 +13,7 @@ of 32 x 32); CIFAR-100 records carry the coarse label byte, then the fine one.
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 from pathlib import Path
@@ -34,6 +36,9 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        # Python 3 pickles of protocol <= 2 spell bytes as _codecs.encode(str, 'latin1'):
+        # a pure function, safe to allow.
+        ("_codecs", "encode"): codecs.encode,
     }
 
     def find_class(self, module: str, name: str) -> Any:

@@ -4,12 +4,14 @@
 
 Classes are the subfolder names in sorted order (index = position), as in
 torchvision's ImageFolder; files are taken in sorted order within each class, and
-nested folders inside a class are searched too.
+nested folders inside a class are searched too (``find_classes`` and
+``make_dataset``, torchvision's rules, also serve kiln.vision's lazy DatasetFolder).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ import numpy as np
 
 from kiln.data.dataset import TensorDataset
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "require_pillow"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "find_classes", "has_file_allowed_extension",
+           "make_dataset", "require_pillow"]
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff",
                     ".webp")
@@ -32,6 +35,61 @@ def require_pillow(op: str) -> Any:
         raise ImportError(f"{op} needs Pillow to decode images: pip install Pillow "
                           f"(or pip install 'kiln[data]')") from None
     return Image
+
+
+def find_classes(directory: str | os.PathLike[str]) -> tuple[list[str], dict[str, int]]:
+    """The class subfolders of ``directory``, sorted, and their indices (torchvision's
+    find_classes). FileNotFoundError if there are none."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a folder")
+    classes = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+    if not classes:
+        raise FileNotFoundError(f"Couldn't find any class folder in {directory}.")
+    return classes, {name: i for i, name in enumerate(classes)}
+
+
+def has_file_allowed_extension(filename: str, extensions: str | tuple[str, ...]) -> bool:
+    """Whether the file name ends (case-insensitively) in one of the extensions."""
+    return filename.lower().endswith(extensions if isinstance(extensions, str)
+                                     else tuple(extensions))
+
+
+def make_dataset(directory: str | os.PathLike[str], class_to_idx: dict[str, int],
+                 extensions: str | tuple[str, ...] | None = None,
+                 is_valid_file: Callable[[str], bool] | None = None,
+                 allow_empty: bool = False) -> list[tuple[str, int]]:
+    """(path, class index) of every file under each class folder with one of the
+    ``extensions`` or that ``is_valid_file`` accepts (exactly one of the two), classes
+    in name order, each folder walked in sorted order (links followed), as
+    torchvision's make_dataset. FileNotFoundError for a class without files unless
+    allow_empty."""
+    if (extensions is None) == (is_valid_file is None):
+        raise ValueError("Both extensions and is_valid_file cannot be None or not None at the "
+                         "same time")
+    if is_valid_file is None:
+        def is_valid_file(path: str) -> bool:
+            return has_file_allowed_extension(path, extensions)  # type: ignore[arg-type]
+    directory = Path(directory).expanduser()
+    samples: list[tuple[str, int]] = []
+    empty = []
+    for name in sorted(class_to_idx):  # by name, as torchvision (not by index)
+        found = 0
+        for folder, _, files in sorted(os.walk(directory / name, followlinks=True)):
+            for file in sorted(files):
+                path = os.path.join(folder, file)
+                if is_valid_file(path):
+                    samples.append((path, class_to_idx[name]))
+                    found += 1
+        if not found:
+            empty.append(name)
+    if empty and not allow_empty:
+        message = f"Found no valid file for the classes {', '.join(sorted(empty))}. "
+        if extensions is not None:
+            message += ("Supported extensions are: "
+                        f"{extensions if isinstance(extensions, str) else ', '.join(extensions)}")
+        raise FileNotFoundError(message)
+    return samples
 
 
 def _size_pair(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -70,15 +128,13 @@ class ImageFolder(TensorDataset):
         target = _size_pair(size)
         if not root.is_dir():
             raise FileNotFoundError(f"ImageFolder: {root} is not a folder")
-        self.classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
-        if not self.classes:
-            raise FileNotFoundError(f"ImageFolder: {root} has no class subfolders")
-        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+        try:
+            self.classes, self.class_to_idx = find_classes(root)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"ImageFolder: {root} has no class subfolders") from None
         self.samples = [
-            (path, index)
-            for index, name in enumerate(self.classes)
-            for path in sorted((root / name).rglob("*"))
-            if path.is_file() and path.suffix.lower() in extensions
+            (Path(path), index) for path, index in make_dataset(
+                root, self.class_to_idx, tuple(extensions), allow_empty=True)
         ]
         if not self.samples:
             raise FileNotFoundError(f"ImageFolder: no files ending in {', '.join(extensions)} "

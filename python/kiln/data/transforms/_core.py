@@ -12,6 +12,8 @@ stream is, in order of precedence: ``seed=`` / ``generator=`` given to the call
 
 from __future__ import annotations
 
+import enum
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +27,77 @@ from kiln.tensor import Tensor
 
 Images = Any  # np.ndarray or kiln.Tensor, (N, C, H, W) or (C, H, W), uint8 or float32
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class InterpolationMode(enum.Enum):
+    """torchvision's resampling modes (the values are its strings)."""
+
+    NEAREST = "nearest"
+    NEAREST_EXACT = "nearest-exact"
+    BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+    BOX = "box"
+    HAMMING = "hamming"
+    LANCZOS = "lanczos"
+
+
+_PIL_INTERPOLATION = {0: InterpolationMode.NEAREST, 2: InterpolationMode.BILINEAR,
+                      3: InterpolationMode.BICUBIC, 4: InterpolationMode.BOX,
+                      5: InterpolationMode.HAMMING, 1: InterpolationMode.LANCZOS}
+
+
+def interpolation_arg(op: str, value: Any,
+                      supported: tuple[InterpolationMode, ...]) -> InterpolationMode:
+    """An InterpolationMode (or Pillow's int constant for one) that kiln implements."""
+    if is_int(value) and int(value) in _PIL_INTERPOLATION:
+        value = _PIL_INTERPOLATION[int(value)]
+    if not isinstance(value, InterpolationMode):
+        raise TypeError(f"{op}: argument interpolation should be a InterpolationMode or a "
+                        f"corresponding Pillow integer constant, got {value!r}")
+    if value not in supported:
+        raise NotImplementedError(
+            f"{op}: kiln supports interpolation {', '.join(m.name for m in supported)}, "
+            f"not {value.name}")
+    return value
+
+
+def pil_image_class() -> Any:
+    """PIL.Image.Image if Pillow has been imported (else no PIL image can exist), or None."""
+    module = sys.modules.get("PIL.Image")
+    return None if module is None else module.Image
+
+
+def is_pil_image(value: Any) -> bool:
+    cls = pil_image_class()
+    return cls is not None and isinstance(value, cls)
+
+
+# Pillow modes with one uint8 (or float32: "F") value per band, by band count.
+_PIL_MODES = {"L": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "HSV": 3, "LAB": 3, "RGBA": 4,
+              "CMYK": 4, "F": 1}
+
+
+def pil_to_chw(op: str, image: Any) -> np.ndarray:
+    """A PIL image as a (C, H, W) array: uint8, or float32 for mode "F"."""
+    if image.mode not in _PIL_MODES:
+        raise TypeError(f"{op}: PIL images of mode {image.mode!r} are not supported (convert "
+                        f"to one of {', '.join(_PIL_MODES)})")
+    array = np.asarray(image)
+    return (array[None] if array.ndim == 2 else array.transpose(2, 0, 1)).copy()
+
+
+def chw_to_pil(array: np.ndarray, mode: str | None = None) -> Any:
+    """A (C, H, W) uint8 (or float32, one channel) array as a PIL image of ``mode`` (default:
+    by the channel count: L, LA, RGB, RGBA)."""
+    from_mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+    c, h, w = array.shape
+    if mode is None or _PIL_MODES.get(mode) != c:
+        mode = "F" if array.dtype == np.float32 and c == 1 else from_mode[c]
+    hwc = np.ascontiguousarray(array[0] if c == 1 else array.transpose(1, 2, 0))
+    module = sys.modules["PIL.Image"]
+    if mode == "F":
+        return module.fromarray(hwc.astype(np.float32), "F")
+    return module.frombytes(mode, (w, h), hwc.astype(np.uint8).tobytes())
 
 
 class Generator:
@@ -101,19 +174,52 @@ def randint(u: np.ndarray, high: np.ndarray | int) -> np.ndarray:
     return np.minimum((u * high).astype(np.int64), np.asarray(high, dtype=np.int64) - 1)
 
 
+class PILPixels:
+    """A PIL image's pixels as (C, H, W) and its mode, passed between the steps of a
+    Compose so that a chain of transforms converts a PIL image once, not at every step;
+    steps that must see the PIL image itself (``accepts_pixels = False``) and the
+    Compose's caller get a PIL image again."""
+
+    __slots__ = ("array", "mode")
+
+    def __init__(self, array: np.ndarray, mode: str) -> None:
+        self.array, self.mode = array, mode
+
+    @staticmethod
+    def wrap(images: Any) -> Any:
+        """A PIL image of a supported mode as PILPixels; anything else as it is."""
+        if is_pil_image(images) and images.mode in _PIL_MODES:
+            return PILPixels(pil_to_chw("Compose", images), images.mode)
+        return images
+
+    @staticmethod
+    def unwrap(images: Any) -> Any:
+        """PILPixels (also inside a tuple of views) as PIL images; anything else as it is."""
+        if isinstance(images, tuple):
+            return tuple(PILPixels.unwrap(view) for view in images)
+        return chw_to_pil(images.array, images.mode) if isinstance(images, PILPixels) else images
+
+
 class Batch:
     """An image batch as a contiguous NCHW array, and how to hand results back in the
-    caller's kind (NumPy array or kiln.Tensor, with or without the batch axis)."""
+    caller's kind (NumPy array, kiln.Tensor or one PIL image, with or without the batch
+    axis)."""
 
     def __init__(self, op: str, images: Any, dtypes: tuple[str, ...] = ("uint8", "float32")):
         self.tensor = isinstance(images, Tensor)
-        if self.tensor:
+        self.pixels = isinstance(images, PILPixels)
+        self.pil_mode = images.mode if self.pixels or is_pil_image(images) else None
+        if self.pixels:
+            array = images.array
+        elif self.pil_mode is not None:
+            array = pil_to_chw(op, images)
+        elif self.tensor:
             array = images.detach().numpy()  # augmentation is not differentiated
         elif isinstance(images, np.ndarray):
             array = images
         else:
             raise TypeError(
-                f"{op}: expected images as a numpy.ndarray or kiln.Tensor, "
+                f"{op}: expected images as a numpy.ndarray, kiln.Tensor or PIL image, "
                 f"got {type(images).__name__}"
             )
         if array.ndim not in (3, 4):
@@ -141,6 +247,10 @@ class Batch:
         return self.array.shape[1:]
 
     def out(self, array: np.ndarray) -> Images:
+        if self.pixels:
+            return PILPixels(array[0], self.pil_mode)
+        if self.pil_mode is not None:
+            return chw_to_pil(array[0], self.pil_mode)
         if self.single:
             array = array[0]
         return Tensor(array) if self.tensor else array
@@ -189,16 +299,30 @@ def check_fill(op: str, fill: Any) -> Any:
     return fill
 
 
+def write_back(op: str, images: Images, out: Images) -> Images:
+    """``out`` written into ``images`` (a Tensor or array of the same dtype and shape),
+    for the transforms' ``inplace=True``; returns ``images``."""
+    target = images.detach().numpy() if isinstance(images, Tensor) else images
+    result = out.detach().numpy() if isinstance(out, Tensor) else out
+    if not isinstance(target, np.ndarray) or target.dtype != result.dtype:
+        raise TypeError(f"{op}: inplace=True needs a tensor or array of dtype {result.dtype}, "
+                        f"got {getattr(target, 'dtype', type(images).__name__)}")
+    target[...] = result
+    return images
+
+
 class Transform:
     """A callable on an image batch: ``t(images) -> images`` of the same kind.
 
     images: np.ndarray or kiln.Tensor, (N, C, H, W) or one (C, H, W) image; uint8
-    (0..255) or float32 (0..1 where values are clamped). Random transforms draw
+    (0..255) or float32 (0..1 where values are clamped); or one PIL image (returned as
+    a PIL image of the same mode, as torchvision's per-sample transforms). Random transforms draw
     each image's parameters independently; ``seed=`` / ``generator=`` (to the
     constructor, or to one call) fix the stream, else kiln.manual_seed does.
     """
 
     op = "Transform"
+    accepts_pixels = True  # Compose may hand it a PIL image's pixels (PILPixels)
 
     def __init__(self, *, seed: int | None = None, generator: StreamArg = None) -> None:
         self._stream = make_stream(self.op, seed, generator)
@@ -235,10 +359,12 @@ class MixingTransform:
         raise NotImplementedError
 
 
-def _apply_step(step: Callable[..., Any], images: Any, stream: StreamArg) -> Any:
+def apply_step(step: Callable[..., Any], images: Any, stream: StreamArg) -> Any:
     """One Compose step; multi-view results (tuples of batches) map the next steps over views."""
     if isinstance(images, (tuple, list)):
-        return tuple(_apply_step(step, view, stream) for view in images)
+        return tuple(apply_step(step, view, stream) for view in images)
+    if isinstance(images, PILPixels) and not getattr(step, "accepts_pixels", False):
+        images = PILPixels.unwrap(images)
     if isinstance(step, Transform):
         return step.run(images, stream)
     return step(images)
@@ -274,9 +400,10 @@ class Compose:
     def __call__(self, images: Images, *, seed: int | None = None,
                  generator: StreamArg = None) -> Images:
         stream = make_stream("Compose", seed, generator)
+        images = PILPixels.wrap(images)
         for t in self.transforms:
-            images = _apply_step(t, images, stream)
-        return images
+            images = apply_step(t, images, stream)
+        return PILPixels.unwrap(images)
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {t!r}," for t in self.transforms)
@@ -295,5 +422,5 @@ class _MixingCompose(Compose):
                     raise ValueError("Compose: MixUp/CutMix cannot follow a multi-view step")
                 images, labels = t.run(images, labels, stream)
             else:
-                images = _apply_step(t, images, stream)
+                images = apply_step(t, images, stream)
         return images, labels

@@ -1,4 +1,5 @@
-"""Color and value transforms: ColorJitter, PCA lighting (AlexNet), Normalize, ToFloat."""
+"""Color and value transforms: ColorJitter, PCA lighting (AlexNet), Normalize, ToFloat,
+Grayscale and RandomGrayscale."""
 
 from __future__ import annotations
 
@@ -8,18 +9,21 @@ from typing import Any
 import numpy as np
 
 from kiln import _C
-from kiln._checks import is_real
+from kiln._checks import is_int, is_real, probability
 from kiln.data.transforms._core import (
     Batch,
     Images,
     StreamArg,
     Transform,
     channel_values,
+    is_pil_image,
     reals,
     uniforms,
+    write_back,
 )
 
-__all__ = ["ColorJitter", "Normalize", "PCALighting", "ToFloat"]
+__all__ = ["ColorJitter", "Grayscale", "Normalize", "PCALighting", "RandomGrayscale",
+           "ToFloat"]
 
 
 def _jitter_range(op: str, name: str, value: Any, center: float,
@@ -177,19 +181,29 @@ class Normalize(Transform):
 
     uint8 images are first divided by 255, as ToTensor would, so mean and std are in
     [0, 1] units for both dtypes (e.g. CIFAR-10's (0.4914, 0.4822, 0.4465)). mean, std:
-    a number or one per channel; std must be non-zero.
+    a number or one per channel; std must be non-zero. inplace: write the result into a
+    float32 input (a Tensor or array; as torchvision's Normalize(inplace=True)).
+    PIL images are refused, as torchvision does (ToTensor first).
     """
 
     op = "Normalize"
+    accepts_pixels = False  # refuses PIL images, as torchvision
 
-    def __init__(self, mean: Any, std: Any) -> None:
+    def __init__(self, mean: Any, std: Any, inplace: bool = False) -> None:
         self.mean = reals(self.op, "mean", mean)
         self.std = reals(self.op, "std", std)
         if (self.std == 0).any() or not (np.isfinite(self.std).all()
                                          and np.isfinite(self.mean).all()):
             raise ValueError(f"{self.op}: mean and std must be finite and std non-zero, got "
                              f"mean={self.mean.tolist()}, std={self.std.tolist()}")
+        self.inplace = bool(inplace)
         super().__init__()
+
+    def run(self, images: Images, stream: StreamArg) -> Images:
+        if is_pil_image(images):
+            raise TypeError(f"{self.op}: img should be Tensor Image. Got {type(images)}")
+        out = super().run(images, stream)
+        return write_back(self.op, images, out) if self.inplace else out
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
         c = batch.chw[0]
@@ -201,7 +215,8 @@ class Normalize(Transform):
         return _C.augment_channel_affine(batch.array, scale, offset, "float32")
 
     def __repr__(self) -> str:
-        return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
+        return (f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()}, "
+                f"inplace={self.inplace})")
 
 
 class ToFloat(Transform):
@@ -219,3 +234,84 @@ class ToFloat(Transform):
         c = batch.chw[0]
         return _C.augment_channel_affine(batch.array, np.full(c, 1.0 / 255.0, np.float32),
                                          np.zeros(c, np.float32), "float32")
+
+
+_GRAY_WEIGHTS = np.array([0.2989, 0.587, 0.114], np.float32)
+
+
+def _grayscale(op: str, array: np.ndarray, channels: int) -> np.ndarray:
+    """(N, 3, H, W) RGB -> (N, channels, H, W) gray: 0.2989 R + 0.587 G + 0.114 B,
+    truncated for uint8 (torchvision's rgb_to_grayscale); 1-channel input is kept."""
+    if array.shape[1] == 1:
+        gray = array
+    elif array.shape[1] == 3:
+        gray = np.einsum("nchw,c->nhw", array.astype(np.float32), _GRAY_WEIGHTS)[:, None]
+        gray = gray.astype(array.dtype)
+    else:
+        raise TypeError(f"{op}: Input image tensor permitted channel values are [1, 3], but "
+                        f"found {array.shape[1]} (images of shape {array.shape})")
+    return np.ascontiguousarray(np.repeat(gray, channels, axis=1))
+
+
+def _output_channels(op: str, value: Any) -> int:
+    if not is_int(value) or value not in (1, 3):
+        raise ValueError(f"{op}: num_output_channels should be either 1 or 3, got {value!r}")
+    return int(value)
+
+
+class Grayscale(Transform):
+    """RGB images to gray (torchvision's Grayscale): (N, 3, H, W) -> (N, k, H, W),
+    k = num_output_channels (1, or 3 equal channels). Arrays and tensors weigh
+    0.2989 R + 0.587 G + 0.114 B (truncated for uint8); a PIL image is converted by
+    Pillow (mode "L", or "RGB" for 3 channels), as torchvision does."""
+
+    op = "Grayscale"
+    accepts_pixels = False  # Pillow converts PIL images
+
+    def __init__(self, num_output_channels: int = 1) -> None:
+        self.num_output_channels = _output_channels(self.op, num_output_channels)
+        super().__init__()
+
+    def run(self, images: Images, stream: StreamArg) -> Images:
+        if is_pil_image(images):
+            gray = images.convert("L")
+            return gray if self.num_output_channels == 1 else gray.convert("RGB")
+        return super().run(images, stream)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        return _grayscale(self.op, batch.array, self.num_output_channels)
+
+    def __repr__(self) -> str:
+        return f"Grayscale(num_output_channels={self.num_output_channels})"
+
+
+class RandomGrayscale(Transform):
+    """Turns each image gray with probability p, keeping its channel count (3 equal
+    channels for RGB); as Grayscale otherwise. Images with 1 channel pass unchanged."""
+
+    op = "RandomGrayscale"
+    accepts_pixels = False  # Pillow converts PIL images
+
+    def __init__(self, p: float = 0.1, *, seed: int | None = None,
+                 generator: StreamArg = None) -> None:
+        self.p = probability(self.op, p)
+        super().__init__(seed=seed, generator=generator)
+
+    def run(self, images: Images, stream: StreamArg) -> Images:
+        if is_pil_image(images):
+            draw = uniforms(stream if stream is not None else self._stream, 1, 1)[0, 0]
+            if draw >= self.p:
+                return images
+            gray = images.convert("L")
+            return gray if images.mode == "L" else gray.convert(images.mode)
+        return super().run(images, stream)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        chosen = uniforms(stream, batch.n, 1)[:, 0] < self.p
+        out = batch.array.copy()
+        if chosen.any():
+            out[chosen] = _grayscale(self.op, batch.array[chosen], batch.chw[0])
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomGrayscale(p={self.p})"

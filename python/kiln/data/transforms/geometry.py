@@ -1,5 +1,7 @@
 """Geometric transforms: flips, crops with padding, resizing, random resized crops,
-random affine warps (rotation, translation, scaling, shear) and elastic distortions."""
+random affine warps (rotation, translation, scaling, shear), padding and elastic
+distortions. Bilinear resampling runs in C++; nearest-neighbour sampling (torchvision's
+default for RandomAffine and RandomRotation) gathers pixels in NumPy."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from kiln import _C
 from kiln._checks import is_int, is_real, pair, probability
 from kiln.data.transforms._core import (
     Batch,
+    InterpolationMode,
     StreamArg,
     Transform,
     channel_values,
     check_fill,
+    interpolation_arg,
     randint,
     real_range,
     uniforms,
@@ -25,9 +29,13 @@ from kiln.data.transforms._core import (
 from kiln.ops.padding import index_map
 
 __all__ = [
-    "CenterCrop", "ElasticTransform", "RandomAffine", "RandomCrop", "RandomHorizontalFlip",
-    "RandomResizedCrop", "RandomVerticalFlip", "Resize",
+    "CenterCrop", "ElasticTransform", "GaussianBlur", "Pad", "RandomAffine", "RandomCrop",
+    "RandomHorizontalFlip", "RandomResizedCrop", "RandomRotation", "RandomVerticalFlip",
+    "Resize",
 ]
+RESIZE_MODES = (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EXACT,
+                 InterpolationMode.BILINEAR)
+WARP_MODES = (InterpolationMode.NEAREST, InterpolationMode.BILINEAR)
 
 _PADDING_MODES = ("constant", "reflect", "edge")
 
@@ -61,7 +69,7 @@ class RandomVerticalFlip(_RandomFlip):
     axis = "vertical"
 
 
-def _padding(op: str, padding: Any) -> tuple[int, int, int, int]:
+def padding_arg(op: str, padding: Any) -> tuple[int, int, int, int]:
     """torchvision's padding argument as (left, top, right, bottom)."""
     if padding is None:
         return 0, 0, 0, 0
@@ -80,14 +88,53 @@ def _padding(op: str, padding: Any) -> tuple[int, int, int, int]:
     return tuple(int(v) for v in values)  # type: ignore[return-value]
 
 
-def _crop(batch: Batch, size: tuple[int, int], top: Any, left: Any, mode: str,
-          fill: Any, op: str) -> np.ndarray:
+def crop_windows(batch: Batch, size: tuple[int, int], top: Any, left: Any, mode: str,
+                 fill: Any, op: str) -> np.ndarray:
+    """The (h, w) = size window at (top, left) of each image (a number, or one per
+    image); parts outside the image padded by mode ('constant' with fill, 'reflect',
+    'edge')."""
     n = batch.n
     return _C.augment_crop(
         batch.array, size, np.broadcast_to(np.asarray(top, np.int64), (n,)).copy(),
         np.broadcast_to(np.asarray(left, np.int64), (n,)).copy(), mode,
         channel_values(op, "fill", fill, batch.chw[0]),
     )
+
+
+def _padding_mode(op: str, padding_mode: Any) -> str:
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(
+            f"{op}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
+        )
+    return padding_mode
+
+
+class Pad(Transform):
+    """Pads every image on its four sides (torchvision's Pad).
+
+    padding: int (all sides), (left/right, top/bottom) or (left, top, right, bottom).
+    fill: the constant pad value (a number or one per channel, pixel units).
+    padding_mode: 'constant', 'reflect' (mirror without repeating the edge pixel) or
+    'edge'. (N, C, H, W) -> (N, C, H + top + bottom, W + left + right).
+    """
+
+    op = "Pad"
+
+    def __init__(self, padding: Any, fill: Any = 0, padding_mode: str = "constant") -> None:
+        self.padding = padding_arg(self.op, padding)
+        self.fill = check_fill(self.op, fill)
+        self.padding_mode = _padding_mode(self.op, padding_mode)
+        super().__init__()
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        _, h, w = batch.chw
+        left, top, right, bottom = self.padding
+        size = (h + top + bottom, w + left + right)
+        return crop_windows(batch, size, -top, -left, self.padding_mode, self.fill, self.op)
+
+    def __repr__(self) -> str:
+        return (f"Pad(padding={self.padding}, fill={self.fill}, "
+                f"padding_mode={self.padding_mode!r})")
 
 
 class RandomCrop(Transform):
@@ -107,14 +154,10 @@ class RandomCrop(Transform):
                  pad_if_needed: bool = False, fill: Any = 0, padding_mode: str = "constant",
                  *, seed: int | None = None, generator: StreamArg = None) -> None:
         self.size = pair(self.op, "size", size, 1)
-        self.padding = _padding(self.op, padding)
+        self.padding = padding_arg(self.op, padding)
         self.pad_if_needed = bool(pad_if_needed)
         self.fill = check_fill(self.op, fill)
-        if padding_mode not in _PADDING_MODES:
-            raise ValueError(
-                f"{self.op}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
-            )
-        self.padding_mode = padding_mode
+        self.padding_mode = _padding_mode(self.op, padding_mode)
         super().__init__(seed=seed, generator=generator)
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
@@ -137,7 +180,7 @@ class RandomCrop(Transform):
         u = uniforms(stream, batch.n, 2)
         i = randint(u[:, 0], ph - th + 1) - top
         j = randint(u[:, 1], pw - tw + 1) - left
-        return _crop(batch, self.size, i, j, self.padding_mode, self.fill, self.op)
+        return crop_windows(batch, self.size, i, j, self.padding_mode, self.fill, self.op)
 
     def __repr__(self) -> str:
         return (f"RandomCrop(size={self.size}, padding={self.padding}, "
@@ -165,19 +208,49 @@ class CenterCrop(Transform):
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
         _, h, w = batch.chw
         top, left = center_offsets(h, w, *self.size)
-        return _crop(batch, self.size, top, left, "constant", 0, self.op)
+        return crop_windows(batch, self.size, top, left, "constant", 0, self.op)
 
     def __repr__(self) -> str:
         return f"CenterCrop(size={self.size})"
 
 
-def resize_shape(op: str, size: int | tuple[int, int], h: int, w: int) -> tuple[int, int]:
-    """Output (h, w): an int matches the shorter side, keeping the aspect ratio (truncated)."""
+def resize_shape(op: str, size: int | tuple[int, int], h: int, w: int,
+                 max_size: int | None = None) -> tuple[int, int]:
+    """Output (h, w): an int matches the shorter side, keeping the aspect ratio (truncated);
+    with max_size, the longer side is then capped at max_size (torchvision's rule)."""
     if isinstance(size, tuple):
         return size
-    if h <= w:
-        return size, max(1, int(size * w / h))
-    return max(1, int(size * h / w)), size
+    short, long = min(h, w), max(h, w)
+    new_short, new_long = size, max(1, int(size * long / short))
+    if max_size is not None and new_long > max_size:
+        new_short, new_long = max(1, int(max_size * new_short / new_long)), max_size
+    return (new_short, new_long) if h <= w else (new_long, new_short)
+
+
+def _nearest_resized_crop(array: np.ndarray, boxes: np.ndarray, size: tuple[int, int],
+                          exact: bool) -> np.ndarray:
+    """Each image's box (top, left, height, width) resized to size by nearest neighbour:
+    source index floor(i * in / out) (PyTorch's 'nearest'), or floor((i + 0.5) * in / out)
+    ('nearest-exact', Pillow's NEAREST)."""
+    oh, ow = size
+    offset = 0.5 if exact else 0.0
+    top, left, ch, cw = (boxes[:, k:k + 1] for k in range(4))
+    ys = top + np.minimum(((np.arange(oh) + offset) * (ch / oh)).astype(np.int64), ch - 1)
+    xs = left + np.minimum(((np.arange(ow) + offset) * (cw / ow)).astype(np.int64), cw - 1)
+    rows = np.arange(array.shape[0])[:, None, None]
+    return np.ascontiguousarray(
+        array.transpose(0, 2, 3, 1)[rows, ys[:, :, None], xs[:, None, :]].transpose(0, 3, 1, 2))
+
+
+def resample_boxes(batch: Batch, boxes: np.ndarray, size: tuple[int, int],
+                   interpolation: InterpolationMode, antialias: bool) -> np.ndarray:
+    """Each image's box (top, left, height, width) resized to size: bilinear (antialiased
+    when shrinking, if asked) in C++, or nearest neighbour. NEAREST on a PIL image samples
+    pixel centres, as Pillow (and so torchvision on PIL images) does."""
+    if interpolation is InterpolationMode.BILINEAR:
+        return _C.augment_resized_crop(batch.array, boxes, size, antialias)
+    exact = interpolation is InterpolationMode.NEAREST_EXACT or batch.pil_mode is not None
+    return _nearest_resized_crop(batch.array, boxes, size, exact)
 
 
 def _size_arg(op: str, size: Any) -> int | tuple[int, int]:
@@ -191,29 +264,45 @@ def _size_arg(op: str, size: Any) -> int | tuple[int, int]:
 
 
 class Resize(Transform):
-    """Resizes every image with bilinear interpolation.
+    """Resizes every image (torchvision's Resize): (N, C, H, W) -> (N, C, h, w).
 
     size: (h, w), or an int that the shorter side becomes (the other side keeps the
-    aspect ratio, truncated, as torchvision). antialias: when shrinking, widen the
-    bilinear filter by the scale factor (PIL's and torchvision's antialiased
-    bilinear; False samples plain bilinear, which aliases). uint8 results round.
+    aspect ratio, truncated, as torchvision). interpolation: BILINEAR, NEAREST or
+    NEAREST_EXACT (an InterpolationMode; others raise NotImplementedError). max_size:
+    with an int size, the longer side is capped at max_size. antialias: when shrinking
+    bilinearly, widen the filter by the scale factor (PIL's and torchvision's
+    antialiased bilinear; False samples plain bilinear, which aliases). uint8 results
+    round.
     """
 
     op = "Resize"
 
-    def __init__(self, size: int | Sequence[int], antialias: bool = True) -> None:
+    def __init__(self, size: int | Sequence[int],
+                 interpolation: InterpolationMode | int = InterpolationMode.BILINEAR,
+                 max_size: int | None = None, antialias: bool = True) -> None:
         self.size = _size_arg(self.op, size)
+        self.interpolation = interpolation_arg(self.op, interpolation, RESIZE_MODES)
+        if max_size is not None:
+            if not isinstance(self.size, int):
+                raise ValueError(f"{self.op}: max_size should only be passed if size specifies "
+                                 f"the length of the smaller edge, i.e. size should be an int "
+                                 f"or a sequence of length 1, got size={size!r}")
+            if not is_int(max_size) or max_size <= self.size:
+                raise ValueError(f"{self.op}: max_size = {max_size} must be strictly greater "
+                                 f"than the requested size for the smaller edge size = {size}")
+        self.max_size = max_size
         self.antialias = bool(antialias)
         super().__init__()
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
         _, h, w = batch.chw
         boxes = np.tile(np.array([0, 0, h, w], np.int64), (batch.n, 1))
-        return _C.augment_resized_crop(batch.array, boxes, resize_shape(self.op, self.size, h, w),
-                                       self.antialias)
+        size = resize_shape(self.op, self.size, h, w, self.max_size)
+        return resample_boxes(batch, boxes, size, self.interpolation, self.antialias)
 
     def __repr__(self) -> str:
-        return f"Resize(size={self.size}, antialias={self.antialias})"
+        return (f"Resize(size={self.size}, interpolation={self.interpolation.value}, "
+                f"max_size={self.max_size}, antialias={self.antialias})")
 
 
 def resized_crop_boxes(u: np.ndarray, h: int, w: int, scale: tuple[float, float],
@@ -252,31 +341,35 @@ class RandomResizedCrop(Transform):
 
     scale: range of the crop's share of the image area; ratio: range of its aspect
     ratio (width / height), drawn log-uniformly. torchvision's sampling (10 tries,
-    then a central crop); bilinear resampling, antialiased when shrinking.
+    then a central crop); interpolation BILINEAR (antialiased when shrinking), NEAREST
+    or NEAREST_EXACT.
     """
 
     op = "RandomResizedCrop"
 
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.08, 1.0),
-                 ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0), antialias: bool = True,
-                 *, seed: int | None = None, generator: StreamArg = None) -> None:
+                 ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0),
+                 interpolation: InterpolationMode | int = InterpolationMode.BILINEAR,
+                 antialias: bool = True, *, seed: int | None = None,
+                 generator: StreamArg = None) -> None:
         self.size = pair(self.op, "size", size, 1)
         self.scale = real_range(self.op, "scale", scale, 0.0)
         self.ratio = real_range(self.op, "ratio", ratio, 0.0)
         if self.ratio[0] <= 0 or self.scale[1] <= 0:
             raise ValueError(f"{self.op}: ratio and scale must be positive, got "
                              f"scale={self.scale}, ratio={self.ratio}")
+        self.interpolation = interpolation_arg(self.op, interpolation, RESIZE_MODES)
         self.antialias = bool(antialias)
         super().__init__(seed=seed, generator=generator)
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
         _, h, w = batch.chw
         boxes = resized_crop_boxes(uniforms(stream, batch.n, 40), h, w, self.scale, self.ratio)
-        return _C.augment_resized_crop(batch.array, boxes, self.size, self.antialias)
+        return resample_boxes(batch, boxes, self.size, self.interpolation, self.antialias)
 
     def __repr__(self) -> str:
         return (f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
-                f"antialias={self.antialias})")
+                f"interpolation={self.interpolation.value}, antialias={self.antialias})")
 
 
 def _symmetric(op: str, name: str, value: Any, count: int = 2) -> tuple[float, ...]:
@@ -293,9 +386,11 @@ def _symmetric(op: str, name: str, value: Any, count: int = 2) -> tuple[float, .
 
 
 def affine_matrices(angle: np.ndarray, tx: np.ndarray, ty: np.ndarray, scale: np.ndarray,
-                    shear_x: np.ndarray, shear_y: np.ndarray, h: int, w: int) -> np.ndarray:
+                    shear_x: np.ndarray, shear_y: np.ndarray, h: int, w: int,
+                    center: Sequence[float] | None = None) -> np.ndarray:
     """(N, 2, 3) output-to-input maps in pixel-index coordinates: torchvision's
-    _get_inverse_affine_matrix about the image center (angles in degrees, clockwise)."""
+    _get_inverse_affine_matrix about the image center, or about ``center`` (x, y) in
+    torchvision's pixel coordinates (angles in degrees, clockwise)."""
     rot, sx, sy = np.radians(angle), np.radians(shear_x), np.radians(shear_y)
     a = np.cos(rot - sy) / np.cos(sy)
     b = -np.cos(rot - sy) * np.tan(sx) / np.cos(sy) - np.sin(rot)
@@ -303,26 +398,69 @@ def affine_matrices(angle: np.ndarray, tx: np.ndarray, ty: np.ndarray, scale: np
     d = -np.sin(rot - sy) * np.tan(sx) / np.cos(sy) + np.cos(rot)
     m = np.stack([d, -b, np.zeros_like(a), -c, a, np.zeros_like(a)], axis=1) / scale[:, None]
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    if center is not None:  # torchvision's (x, y) puts pixel (0, 0)'s centre at (0.5, 0.5)
+        cx, cy = center[0] - 0.5, center[1] - 0.5
     m[:, 2] = m[:, 0] * (-cx - tx) + m[:, 1] * (-cy - ty) + cx
     m[:, 5] = m[:, 3] * (-cx - tx) + m[:, 4] * (-cy - ty) + cy
     return m.reshape(-1, 2, 3)
 
 
+def _nearest_affine(images: np.ndarray, theta: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """images (N, C, H, W) warped by the output-to-input maps theta (N, 2, 3), each output
+    pixel the input pixel nearest to its source point (ties to even, as grid_sample);
+    sources outside the image read fill[c]."""
+    n, c, h, w = images.shape
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    xs = np.rint(theta[:, 0, 0, None, None] * cols + theta[:, 0, 1, None, None] * rows
+                 + theta[:, 0, 2, None, None]).astype(np.int64)
+    ys = np.rint(theta[:, 1, 0, None, None] * cols + theta[:, 1, 1, None, None] * rows
+                 + theta[:, 1, 2, None, None]).astype(np.int64)
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    picked = images.transpose(0, 2, 3, 1)[np.arange(n)[:, None, None], np.clip(ys, 0, h - 1),
+                                         np.clip(xs, 0, w - 1)]
+    picked[~inside] = fill.astype(images.dtype) if images.dtype == np.float32 else \
+        np.clip(np.rint(fill), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(picked.transpose(0, 3, 1, 2))
+
+
+def warp(batch: Batch, theta: np.ndarray, interpolation: InterpolationMode, fill: Any,
+         op: str) -> np.ndarray:
+    """Each image warped by its output-to-input map theta (N, 2, 3) in pixel-index
+    coordinates (``affine_matrices``), NEAREST or BILINEAR (C++), outside read fill."""
+    fill = channel_values(op, "fill", fill, batch.chw[0])
+    if interpolation is InterpolationMode.NEAREST:
+        return _nearest_affine(batch.array, theta, fill)
+    return _C.augment_affine(batch.array, theta, fill)
+
+
+def center_arg(op: str, center: Any) -> tuple[float, float] | None:
+    if center is None:
+        return None
+    if not (isinstance(center, Sequence) and len(center) == 2
+            and all(is_real(v) for v in center)):
+        raise ValueError(f"{op}: center should be a sequence of length 2, got {center!r}")
+    return float(center[0]), float(center[1])
+
+
 class RandomAffine(Transform):
-    """Random rotation, translation, scaling and shear per image, bilinear sampling.
+    """Random rotation, translation, scaling and shear per image (torchvision's).
 
     degrees: d (angle uniform in [-d, d]) or (min, max); positive turns the content
     clockwise (torchvision's affine). translate: (a, b), horizontal shift uniform in
     [-a*W, a*W] (rounded to pixels), vertical in [-b*H, b*H]. scale: (min, max).
     shear: s ([-s, s] along x), (min, max) along x, or (xmin, xmax, ymin, ymax), in
-    degrees. fill: value of pixels mapped from outside the image (number or per
-    channel). About the image center; the output has the input's size.
+    degrees. interpolation: NEAREST (torchvision's default) or BILINEAR. fill: value of
+    pixels mapped from outside the image (number or per channel). center: (x, y) to
+    turn about (default: the image center); the output has the input's size.
     """
 
     op = "RandomAffine"
+    angle_sign = 1.0
 
     def __init__(self, degrees: float | Sequence[float], translate: Sequence[float] | None = None,
-                 scale: Sequence[float] | None = None, shear: Any = None, fill: Any = 0,
+                 scale: Sequence[float] | None = None, shear: Any = None,
+                 interpolation: InterpolationMode | int = InterpolationMode.NEAREST,
+                 fill: Any = 0, center: Sequence[float] | None = None,
                  *, seed: int | None = None, generator: StreamArg = None) -> None:
         self.degrees = _symmetric(self.op, "degrees", degrees)
         if len(self.degrees) != 2 or self.degrees[0] > self.degrees[1]:
@@ -340,7 +478,9 @@ class RandomAffine(Transform):
         self.shear = None if shear is None else _symmetric(self.op, "shear", shear, 4)
         if self.shear is not None and any(abs(s) >= 90 for s in self.shear):
             raise ValueError(f"{self.op}: shear angles must lie in (-90, 90), got {self.shear}")
+        self.interpolation = interpolation_arg(self.op, interpolation, WARP_MODES)
         self.fill = check_fill(self.op, fill)
+        self.center = center_arg(self.op, center)
         super().__init__(seed=seed, generator=generator)
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
@@ -350,7 +490,7 @@ class RandomAffine(Transform):
         def between(lo: float, hi: float, k: int) -> np.ndarray:
             return lo + (hi - lo) * u[:, k]
 
-        angle = between(*self.degrees, 0)
+        angle = self.angle_sign * between(*self.degrees, 0)
         tx = ty = np.zeros(batch.n)
         if self.translate is not None:
             dx, dy = self.translate[0] * w, self.translate[1] * h
@@ -361,12 +501,36 @@ class RandomAffine(Transform):
             shear_x = between(self.shear[0], self.shear[1], 4)
             if len(self.shear) == 4:
                 shear_y = between(self.shear[2], self.shear[3], 5)
-        theta = affine_matrices(angle, tx, ty, scale, shear_x, shear_y, h, w)
-        return _C.augment_affine(batch.array, theta, channel_values(self.op, "fill", self.fill, c))
+        theta = affine_matrices(angle, tx, ty, scale, shear_x, shear_y, h, w, self.center)
+        return warp(batch, theta, self.interpolation, self.fill, self.op)
 
     def __repr__(self) -> str:
-        return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, "
-                f"scale={self.scale}, shear={self.shear}, fill={self.fill})")
+        return (f"{type(self).__name__}(degrees={self.degrees}, translate={self.translate}, "
+                f"scale={self.scale}, shear={self.shear}, "
+                f"interpolation={self.interpolation.value}, fill={self.fill}, "
+                f"center={self.center})")
+
+
+class RandomRotation(RandomAffine):
+    """Rotates each image by an angle uniform in [-d, d] (degrees=d) or (min, max);
+    positive turns the content counter-clockwise (torchvision's rotate). interpolation:
+    NEAREST (default) or BILINEAR; fill: value of pixels from outside the image;
+    center: (x, y) to turn about. expand=True (grow the output to hold the whole
+    rotated image) is not supported.
+    """
+
+    op = "RandomRotation"
+    angle_sign = -1.0  # torchvision's rotate(angle) is affine(-angle)
+
+    def __init__(self, degrees: float | Sequence[float],
+                 interpolation: InterpolationMode | int = InterpolationMode.NEAREST,
+                 expand: bool = False, center: Sequence[float] | None = None, fill: Any = 0,
+                 *, seed: int | None = None, generator: StreamArg = None) -> None:
+        if expand:
+            raise NotImplementedError(f"{self.op}: kiln does not support expand=True yet")
+        super().__init__(degrees, interpolation=interpolation, fill=fill, center=center,
+                         seed=seed, generator=generator)
+
 
 
 def _two(op: str, name: str, value: Any) -> tuple[float, float]:
@@ -384,14 +548,18 @@ class ElasticTransform(Transform):
     pixels (torchvision's ``alpha / size`` in grid units of half the image). Output
     pixel (i, j) is the input bilinearly sampled at (i + dy[i, j], j + dx[i, j]);
     pixels outside the image read ``fill``. alpha, sigma: a number, or a pair for
-    (x, y). Images (N, C, H, W) or (C, H, W), uint8 (rounded) or float32.
+    (x, y). interpolation: BILINEAR only (torchvision's default). Images (N, C, H, W)
+    or (C, H, W), uint8 (rounded) or float32.
     """
 
     op = "ElasticTransform"
 
     def __init__(self, alpha: float | Sequence[float] = 50.0,
-                 sigma: float | Sequence[float] = 5.0, fill: Any = 0, *,
-                 seed: int | None = None, generator: StreamArg = None) -> None:
+                 sigma: float | Sequence[float] = 5.0,
+                 interpolation: InterpolationMode | int = InterpolationMode.BILINEAR,
+                 fill: Any = 0, *, seed: int | None = None,
+                 generator: StreamArg = None) -> None:
+        interpolation_arg(self.op, interpolation, (InterpolationMode.BILINEAR,))
         self.alpha = _two(self.op, "alpha", (alpha, alpha) if is_real(alpha) else alpha)
         self.sigma = _two(self.op, "sigma", (sigma, sigma) if is_real(sigma) else sigma)
         if not all(math.isfinite(v) and v >= 0 for v in (*self.alpha, *self.sigma)):
@@ -413,16 +581,21 @@ class ElasticTransform(Transform):
         return f"ElasticTransform(alpha={self.alpha}, sigma={self.sigma}, fill={self.fill})"
 
 
-@functools.lru_cache(maxsize=16)
-def _blur_matrix(size: int, sigma: float) -> np.ndarray:
-    """(size, size) M with field @ M = the field's rows blurred: a Gaussian of sigma
-    pixels over int(8 * sigma + 1) taps (made odd), reflect padding folded in.
-    Cached (read-only): every batch of one image size reuses it."""
-    taps = int(8 * sigma + 1)
-    taps += 1 - taps % 2
+def _gaussian_kernel(taps: int, sigma: float) -> np.ndarray:
+    """An odd number of taps of exp(-x^2 / (2 sigma^2)), x = -(taps // 2)..taps // 2,
+    summing to 1."""
     half = taps // 2
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
+    return kernel / kernel.sum()
+
+
+@functools.lru_cache(maxsize=64)
+def _blur_matrix(size: int, taps: int, sigma: float) -> np.ndarray:
+    """(size, size) M with field @ M = the field's rows convolved with the Gaussian of
+    ``taps`` (odd) taps and ``sigma`` pixels, reflect padding folded in. Cached
+    (read-only): every batch of one image size reuses it."""
+    half = taps // 2
+    kernel = _gaussian_kernel(taps, sigma)
     source = index_map(np, size, half, half, "reflect")  # padded position -> input column
     window = np.arange(size)[:, None] + np.arange(taps)  # output column -> its taps
     matrix = np.zeros((size, size))
@@ -431,12 +604,89 @@ def _blur_matrix(size: int, sigma: float) -> np.ndarray:
     return matrix
 
 
+def _elastic_taps(sigma: float) -> int:
+    """ElasticTransform's kernel: int(8 * sigma + 1) taps, made odd."""
+    taps = int(8 * sigma + 1)
+    return taps + 1 - taps % 2
+
+
 def _gaussian_blur(fields: np.ndarray, sigma: float) -> np.ndarray:
     """(N, H, W) fields blurred along both axes (sigma 0: unchanged)."""
     if sigma == 0:
         return fields
     h, w = fields.shape[1:]
-    return _blur_matrix(h, sigma).T @ fields @ _blur_matrix(w, sigma)
+    taps = _elastic_taps(sigma)
+    return _blur_matrix(h, taps, sigma).T @ fields @ _blur_matrix(w, taps, sigma)
+
+
+def gaussian_blur(batch: Batch, kernel_size: tuple[int, int], sigmas: np.ndarray,
+                  op: str) -> np.ndarray:
+    """Each image blurred by Gaussians of kernel_size (kx, ky) taps and its sigmas
+    (N, 2) = (sigma_x, sigma_y), reflect padding; uint8 results rounded."""
+    _, h, w = batch.chw
+    kx, ky = kernel_size
+    if ky // 2 >= h or kx // 2 >= w:
+        raise ValueError(f"{op}: Padding size should be less than the corresponding input "
+                         f"dimension: kernel {kernel_size} on images of shape "
+                         f"{batch.array.shape}")
+    out = np.empty(batch.array.shape, np.float64)
+    for i, (sx, sy) in enumerate(sigmas):
+        out[i] = (_blur_matrix(h, ky, float(sy)).T @ batch.array[i].astype(np.float64)
+                  @ _blur_matrix(w, kx, float(sx)))
+    if batch.array.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(np.float32)
+
+
+class GaussianBlur(Transform):
+    """Blurs each image with a Gaussian (torchvision's GaussianBlur).
+
+    kernel_size: odd positive int, or (kx, ky) (width, height taps). sigma: a positive
+    number (fixed), or (min, max) from which each image draws its sigma uniformly (used
+    for both axes). Kernel taps x = -(k // 2)..k // 2 weigh exp(-x^2 / (2 sigma^2)),
+    normalized; reflect padding; uint8 images round the result. (N, C, H, W) -> same.
+    """
+
+    op = "GaussianBlur"
+
+    def __init__(self, kernel_size: int | Sequence[int],
+                 sigma: float | Sequence[float] = (0.1, 2.0), *, seed: int | None = None,
+                 generator: StreamArg = None) -> None:
+        sizes = (kernel_size, kernel_size) if is_int(kernel_size) else kernel_size
+        if not (isinstance(sizes, Sequence) and len(sizes) in (1, 2)
+                and all(is_int(k) for k in sizes)):
+            raise ValueError(f"{self.op}: Kernel size should be a tuple/list of two integers, "
+                             f"got {kernel_size!r}")
+        sizes = (sizes[0], sizes[-1])
+        if any(k <= 0 or k % 2 == 0 for k in sizes):
+            raise ValueError(f"{self.op}: Kernel size value should be an odd and positive "
+                             f"number, got {kernel_size!r}")
+        self.kernel_size = (int(sizes[0]), int(sizes[1]))
+        if is_real(sigma):
+            if sigma <= 0:
+                raise ValueError(f"{self.op}: If sigma is a single number, it must be "
+                                 f"positive, got {sigma}")
+            self.sigma = (float(sigma), float(sigma))
+        elif (isinstance(sigma, Sequence) and len(sigma) == 2
+              and all(is_real(v) for v in sigma)):
+            if not 0.0 < sigma[0] <= sigma[1]:
+                raise ValueError(f"{self.op}: sigma values should be positive and of the form "
+                                 f"(min, max), got {tuple(sigma)}")
+            self.sigma = (float(sigma[0]), float(sigma[1]))
+        else:
+            raise ValueError(f"{self.op}: sigma should be a single number or a list/tuple "
+                             f"with length 2, got {sigma!r}")
+        super().__init__(seed=seed, generator=generator)
+
+    def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        _, h, w = batch.chw
+        lo, hi = self.sigma
+        sigmas = lo + (hi - lo) * uniforms(stream, batch.n, 1)[:, 0]
+        return gaussian_blur(batch, self.kernel_size, np.stack([sigmas, sigmas], axis=1),
+                             self.op)
+
+    def __repr__(self) -> str:
+        return f"GaussianBlur(kernel_size={self.kernel_size}, sigma={self.sigma})"
 
 
 def _bilinear(images: np.ndarray, ys: np.ndarray, xs: np.ndarray,

@@ -13,6 +13,7 @@ from kiln import _C
 from kiln._checks import pair, probability
 from kiln.data.transforms._core import (
     Batch,
+    Images,
     StreamArg,
     Transform,
     channel_values,
@@ -21,6 +22,7 @@ from kiln.data.transforms._core import (
     randint,
     real_range,
     uniforms,
+    write_back,
 )
 
 __all__ = ["Cutout", "RandomErasing"]
@@ -42,14 +44,16 @@ class RandomErasing(Transform):
     scale: range of the rectangle's share of the image area; ratio: range of its aspect
     ratio (height / width), log-uniform; 10 tries, else the image stays as it is.
     value: a number, one per channel, or 'random' (N(0, 1) noise; float32 images only).
+    inplace: write into the input tensor or array (torchvision's inplace=True).
     """
 
     op = "RandomErasing"
 
     def __init__(self, p: float = 0.5, scale: Sequence[float] = (0.02, 0.33),
-                 ratio: Sequence[float] = (0.3, 3.3), value: Any = 0, *,
-                 seed: int | None = None, generator: StreamArg = None) -> None:
+                 ratio: Sequence[float] = (0.3, 3.3), value: Any = 0, inplace: bool = False,
+                 *, seed: int | None = None, generator: StreamArg = None) -> None:
         self.p = probability(self.op, p)
+        self.inplace = bool(inplace)
         self.scale = real_range(self.op, "scale", scale, 0.0, 1.0)
         self.ratio = real_range(self.op, "ratio", ratio, 0.0)
         if self.ratio[0] <= 0:
@@ -62,6 +66,10 @@ class RandomErasing(Transform):
             check_fill(self.op, value)
         self.value = value
         super().__init__(seed=seed, generator=generator)
+
+    def run(self, images: Images, stream: StreamArg) -> Images:
+        out = super().run(images, stream)
+        return write_back(self.op, images, out) if self.inplace else out
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
         if self.value == "random" and batch.array.dtype != np.float32:
@@ -88,7 +96,7 @@ class RandomErasing(Transform):
 
     def __repr__(self) -> str:
         return (f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, "
-                f"value={self.value!r})")
+                f"value={self.value!r}, inplace={self.inplace})")
 
 
 class Cutout(Transform):
