@@ -1,6 +1,6 @@
 """What the CUDA tests share: the skip without a device (conftest.GPU_SKIP's wording, so
-CI, which has no GPU, does not count it as a missing install) and device copies that
-keep a host array's layout."""
+CI, which has no GPU, does not count it as a missing install), device copies that
+keep a host array's layout, and a small CNN to train."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import kiln
-from kiln import backends
+import kiln.nn.functional as F
+from kiln import backends, nn
 from kiln.backends import cuda as cuda_backend
 
 needs_cuda = pytest.mark.skipif(
@@ -38,3 +39,17 @@ def on_cuda(array: np.ndarray, requires_grad: bool = False) -> kiln.Tensor:
     """A CUDA leaf tensor with ``array``'s values, dtype and layout."""
     t = kiln.Tensor._wrap(device_array(array), CUDA)
     return t.requires_grad_(True) if requires_grad else t
+
+
+class SmallCNN(nn.Module):
+    """conv 3x3 (4 channels), batch norm, ReLU, 2x2 max pool, linear: (N, 1, 8, 8) ->
+    (N, classes)."""
+
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 4 * 4, classes)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(F.max_pool2d(F.relu(self.bn(self.conv(x))), 2).flatten(1))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cuda import SmallCNN
 
 import kiln
 import kiln.nn.functional as F
@@ -113,17 +114,6 @@ def test_capture_pool_keeps_the_outputs_of_a_capture_only(fake):
     fake.relu_forward(x)
     fake.keep("later")
     assert len(pool) == 4
-
-
-class SmallCNN(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.fc = nn.Linear(4 * 4 * 4, 3)
-
-    def forward(self, x):
-        return self.fc(F.max_pool2d(F.relu(self.bn(self.conv(x))), 2).flatten(1))
 
 
 def _batches(n=3):

@@ -79,10 +79,16 @@ def test_forward_on_cuda(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
     one_frame(check_forward, row, sample, dtype)
 
 
-def check_forward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
+def _run(row: OpRow, sample: Sample) -> tuple[Built, Built, list[Any], list[Any], int]:
+    """The sample called on both devices: (cpu args, cuda args, cpu outputs, cuda
+    outputs, the seed both drew from)."""
     seed = zlib.crc32(f"{row.name}/{sample.desc}".encode())
     cpu, gpu = Built(row, sample, "kiln"), OnCuda(row, sample)
-    cout, gout = _call(cpu, seed), _call(gpu, seed)
+    return cpu, gpu, _call(cpu, seed), _call(gpu, seed), seed
+
+
+def check_forward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
+    cpu, gpu, cout, gout, _ = _run(row, sample)
     assert len(cout) == len(gout)
     tol = _tol(row, dtype)
     for i, (g, c) in enumerate(zip(gout, cout)):
@@ -97,9 +103,7 @@ def test_backward_on_cuda(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
 
 
 def check_backward(row: OpRow, sample: Sample, dtype: np.dtype) -> None:
-    seed = zlib.crc32(f"{row.name}/{sample.desc}".encode())
-    cpu, gpu = Built(row, sample, "kiln"), OnCuda(row, sample)
-    cout, gout = _call(cpu, seed), _call(gpu, seed)
+    cpu, gpu, cout, gout, seed = _run(row, sample)
     pairs = [(c, g) for c, g in zip(cout, gout) if c.requires_grad]
     assert [g.requires_grad for g in gout] == [c.requires_grad for c in cout]
     if not pairs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _cuda import CUDA, needs_cuda
+from _cuda import CUDA, SmallCNN, needs_cuda
 
 import kiln
 import kiln.nn.functional as F
@@ -102,15 +102,8 @@ def test_tensor_round_trips_and_numpy_error():
     assert g.grad.tolist() == [3.0, 3.0, 3.0] and g.grad.device.type == "cpu"
 
 
-class Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 6, 3, padding=1)
-        self.bn = nn.BatchNorm2d(6)
-        self.fc = nn.Linear(6 * 4 * 4, 10)
-
-    def forward(self, x):
-        return self.fc(F.max_pool2d(F.relu(self.bn(self.conv(x))), 2).flatten(1))
+def Net() -> SmallCNN:  # noqa: N802  (reads as the class it builds)
+    return SmallCNN(classes=10)
 
 
 def test_module_to_moves_parameters_and_buffers_and_optimizer_state_follows():
