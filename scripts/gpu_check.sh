@@ -5,7 +5,9 @@
 #   bash scripts/gpu_check.sh            (logs under $OUT when set, else gpu-check/)
 # 1. builds kiln with CUDA for sm_90 (scripts/dev_build.sh into build-gpu);
 # 2. runs the CUDA C++ tests, then again under compute-sanitizer's memcheck;
-# 3. runs the Python CUDA tests (tests/test_cuda*.py) against the CPU backend.
+# 3. runs the Python CUDA tests (tests/test_cuda*.py) against the CPU backend;
+# 4. runs bench/gpu.py (kiln eager and captured against PyTorch eager, same GPU).
+# Steps 3 and 4 have time limits (200 s, 100 s) so the whole check stays under 8 minutes.
 # Each step's log is kept; the summary at the end says which failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +35,13 @@ step cuda_cpp_tests build-gpu/kiln_cuda_tests
 step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/kiln_cuda_tests
 shopt -s nullglob
 cuda_py_tests=(tests/test_cuda*.py)
+xdist=()  # the op table's thousands of small cases, over 8 processes where xdist is there
+python3 -c "import xdist" 2>/dev/null && xdist=(-n 8)
 if (( ${#cuda_py_tests[@]} )); then
-  step cuda_py_tests env PYTHONPATH=build-gpu/stage python3 -m pytest -q -p no:cacheprovider \
-    "${cuda_py_tests[@]}"
+  step cuda_py_tests env PYTHONPATH=build-gpu/stage timeout 200 python3 -m pytest -q \
+    -p no:cacheprovider -rf "${xdist[@]}" "${cuda_py_tests[@]}"
 fi
+step bench_gpu env PYTHONPATH=build-gpu/stage timeout 100 python3 bench/gpu.py --rounds 5 \
+  --steps 20
 echo "== gpu_check: $([[ $status == 0 ]] && echo passed || echo FAILED)"
 exit $status

@@ -34,7 +34,7 @@ ROOT = Path(kiln.__file__).resolve().parent  # the source tree, not the staged s
 
 LAYERS = [
     ("kiln._device", 0), ("kiln._promotion", 0), ("kiln.random", 0), ("kiln.backends", 0),
-    ("kiln.kernels", 0), ("kiln._openblas", 0), ("kiln._C", 0),
+    ("kiln.kernels", 0), ("kiln._openblas", 0), ("kiln._C", 0), ("kiln._C_cuda", 0),
     ("kiln._checks", 0),  # argument checks shared by every layer (from main's d8b43cd)
     ("kiln._atomic", 0), ("kiln._safetensors", 0),  # the file writes Module.save shares
     ("kiln.autograd", 1),
@@ -67,7 +67,7 @@ def _sources() -> dict[str, Path]:
 
 MODULES = _sources()
 THIRD_PARTY_LOCAL: list[tuple[str, str, int]] = []  # (module, package, line), by _imports
-KNOWN_NAMES = set(MODULES) | {"kiln._C"}
+KNOWN_NAMES = set(MODULES) | {"kiln._C", "kiln._C_cuda"}
 
 
 def _target(name: str) -> str | None:

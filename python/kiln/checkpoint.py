@@ -62,7 +62,7 @@ def save_model(model: Any, path: str | os.PathLike[str],
 def _as_array(value: Any) -> Any:
     """A kiln.Tensor's array; anything else as it is, for ``_safetensors.write`` to
     check."""
-    return value.detach().numpy() if isinstance(value, Tensor) else value
+    return value.detach().cpu().numpy() if isinstance(value, Tensor) else value
 
 
 # ---------------------------------------------------------------- JSON state
@@ -135,7 +135,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
                 if isinstance(value, (Tensor, np.ndarray)) and np.ndim(value) > 0:
                     tensors[f"optimizer.state.{index}.{name}"] = value
                 elif isinstance(value, Tensor):  # 0-d, e.g. Adam's step: keep its dtype
-                    tensors[f"optimizer.state.{index}.{name}"] = value.detach().numpy()
+                    tensors[f"optimizer.state.{index}.{name}"] = value.detach().cpu().numpy()
                 else:
                     scalars.setdefault(index, {})[name] = value
         metadata["optimizer"] = _dumps(
@@ -216,12 +216,13 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
 
 def _snapshot(model: Any, optimizer: Any, scheduler: Any) -> Any:
     """A function that puts model, optimizer and scheduler back as they are now."""
-    weights = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    weights = {k: v.cpu().numpy().copy() for k, v in model.state_dict().items()}
     opt_state = None
     if optimizer is not None:
         saved = optimizer.state_dict()
         opt_state = {"param_groups": saved["param_groups"], "state": {
-            index: {k: v.numpy().copy() if isinstance(v, Tensor) else v for k, v in values.items()}
+            index: {k: v.cpu().numpy().copy() if isinstance(v, Tensor) else v
+                    for k, v in values.items()}
             for index, values in saved["state"].items()}}
     sched_state = None if scheduler is None else scheduler.state_dict()
 

@@ -51,6 +51,7 @@ from kiln.commands._shared import (
 )
 from kiln.data.transforms import FiveCrop
 from kiln.recipe import activation_stats, check_initial_loss, lr_find, overfit_small_batch
+from kiln.tensor import placement
 from kiln.train import (
     CSVLogger,
     CurvePlot,
@@ -86,6 +87,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args, True)
 
 
+def _train_device(name: str | None) -> kiln.device:
+    """--device: the one named ('cpu', 'cuda', 'cuda:1'), else CUDA when available."""
+    if name is None:
+        return kiln.device("cuda", 0) if kiln.cuda.is_available() else kiln.device("cpu")
+    try:
+        return placement(name, "--device")
+    except (RuntimeError, TypeError) as error:
+        raise UsageError(str(error)) from None
+
+
 def _train(args: argparse.Namespace, distributed: bool) -> int:
     start = time.perf_counter()
     if args.threads is not None:
@@ -108,6 +119,8 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
     kiln.manual_seed(config["seed"])
     model, split, train_loader, val_loader = _prepare(config)
     _probe(model, val_loader)
+    device = _train_device(args.device)
+    model.to(device)
     if not args.resume:  # the inputs are checked: claim the run's folder now
         run = _shared_run_dir(args, config, distributed)
     optimizer = _optimizer(config, model)
@@ -127,7 +140,7 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
     if args.tensorboard:
         callbacks.append(TensorBoard(run / "tensorboard"))
     trainer = Trainer(model, _loss(config), optimizer, scheduler, callbacks,
-                      scheduler_interval=interval, distributed=distributed)
+                      scheduler_interval=interval, distributed=distributed, device=device)
     if args.resume:
         trainer.load_checkpoint(args.resume)
         if args.epochs is not None and args.epochs != config["epochs"]:
@@ -296,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "last.safetensors.")
     _data_options(train, with_training=True)
     train.add_argument("--threads", type=int, help="worker threads of the kernels")
+    train.add_argument("--device", help="where to train: cpu, cuda or cuda:N (default cuda "
+                       "when a CUDA device is available, else cpu)")
     train.add_argument("--out", default="runs", help="folder of the runs (default runs)")
     train.add_argument("--name", help="run name (default MODEL-DATA-TIME)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run that wrote "

@@ -1635,22 +1635,29 @@ class Tensor:
     # ------------------------------------------------------------------ dtype
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other)`` (its device
-        and dtype); returns self when nothing changes. A move to another device copies the
-        storage (differentiably); a device this build cannot compute on raises
-        RuntimeError."""
+        and dtype), keywords ``device=``, ``dtype=``, ``non_blocking=`` (a copy from pinned
+        memory that returns before it ends; work queued after it is ordered behind it);
+        returns self when nothing changes. A move to another device copies the storage
+        (differentiably, with the same shape); a device this build cannot compute on
+        raises RuntimeError."""
         dtype, target = kwargs.get("dtype"), kwargs.get("device")
+        non_blocking = bool(kwargs.get("non_blocking", False))
         for a in args:
             if isinstance(a, Tensor):
                 target, dtype = a.device, a.dtype
-            elif isinstance(a, (str, device)):
-                target = a
-            elif not isinstance(a, bool):  # a positional non_blocking is accepted, as in PyTorch
+            elif isinstance(a, (str, device, int)) and not isinstance(a, bool):
+                target = a  # an int is a CUDA ordinal, as in PyTorch
+            elif isinstance(a, bool):  # a positional non_blocking, as in PyTorch
+                non_blocking = a
+            else:
                 dtype = a
         out = self
         if target is not None:
             where = placement(target, "to")
             if where != self._device:
-                out = ToDevice.apply(self, backends.get(where.type))
+                backend = backends.get(where.type)
+                with backend.on(where.index):  # type: ignore[union-attr]
+                    out = ToDevice.apply(self, backend, non_blocking)
                 out._device = where  # apply placed it on the input's device
         if dtype is None or np.dtype(dtype) == out.dtype:
             return out
@@ -1705,10 +1712,30 @@ class Tensor:
         """This tensor on the CPU: itself when it is there, else a copy."""
         return self.to(CPU)
 
-    def cuda(self, device: Any = None) -> Tensor:
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
         """This tensor on a CUDA device (``device``: an index, a name or a kiln.device;
         None: the first); RuntimeError when this build has no CUDA backend."""
-        return self.to(placement("cuda" if device is None else device, "cuda"))
+        return self.to(placement("cuda" if device is None else device, "cuda"),
+                       non_blocking=non_blocking)
+
+    def pin_memory(self) -> Tensor:
+        """A copy of this CPU tensor in page-locked host memory, from which
+        ``to('cuda', non_blocking=True)`` copies without waiting; RuntimeError without
+        a CUDA backend or for a tensor not on the CPU."""
+        backend = backends.get("cuda")
+        if backend is None:
+            raise RuntimeError("pin_memory: no CUDA device: pinned memory needs one (this "
+                               f"build of kiln computes on {', '.join(backends.available())})")
+        if self._device.type != "cpu":
+            raise RuntimeError(f"pin_memory: cannot pin a {self._device} tensor, only dense "
+                               "CPU tensors can be pinned")
+        return Tensor._wrap(backend.pin(self._data), CPU)  # type: ignore[attr-defined]
+
+    def is_pinned(self) -> bool:
+        """Whether this tensor lies in page-locked host memory (``pin_memory``)."""
+        backend = backends.get("cuda")
+        return (backend is not None and self._device.type == "cpu"
+                and backend.is_pinned(self._data))  # type: ignore[attr-defined]
 
 
 def _stream(generator: Any, op: str) -> np.random.Generator:
@@ -1992,7 +2019,9 @@ def _make(op: str, array: np.ndarray, device: Any, requires_grad: bool) -> Tenso
                            f"gradients, got {array.dtype}")
     t = Tensor(array, requires_grad=bool(requires_grad))
     if where.type != "cpu":
-        t._data, t._device = backends.get(where.type).from_host(t._data), where
+        backend = backends.get(where.type)
+        with backend.on(where.index):  # type: ignore[union-attr]
+            t._data, t._device = backend.from_host(t._data), where
     return t
 
 
@@ -2272,7 +2301,8 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:  # noqa: A002
     if cond.dtype != bool_:
         raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a "
                            f"tensor with dtype {cond.dtype} and shape {cond.shape}")
-    return Where.apply(cond, input, other)
+    # the condition as a tensor, when it is one: its device is the result's with scalars
+    return Where.apply(condition if isinstance(condition, Tensor) else cond, input, other)
 
 
 def einsum(equation: str, *operands: Any) -> Tensor:

@@ -19,7 +19,8 @@ names: op code does not change. Storage crosses devices through the host:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -46,10 +47,17 @@ class Backend:
         self.device_type = device_type
         self.xp = xp
 
-    def from_host(self, array: np.ndarray) -> Any:
+    def from_host(self, array: np.ndarray, non_blocking: bool = False) -> Any:
         """A host (NumPy) array as an array of this device, same shape and dtype: a copy
-        on an accelerator, the array itself on the CPU."""
+        on an accelerator (``non_blocking``: from pinned memory, without waiting for
+        it), the array itself on the CPU."""
         return self.xp.asarray(array)
+
+    @contextlib.contextmanager
+    def on(self, index: int | None) -> Iterator[None]:
+        """Device ``index`` of this type is the current one while open (new arrays and
+        copies land there); the CPU has one device."""
+        yield
 
     def to_host(self, array: Any) -> np.ndarray:
         """An array of this device as a host NumPy array, same shape and dtype: a copy
@@ -102,5 +110,6 @@ def available() -> tuple[str, ...]:
 # The CPU backend is always there: kiln's C++ kernels and NumPy.
 register(Backend("cpu", _C, np))
 
-# PyTorch's torch.backends.cudnn flags (accepted; no-ops on the CPU).
+# PyTorch's torch.backends.cudnn flags (accepted; no-ops on the CPU). The CUDA backend
+# (kiln.backends.cuda) registers itself when imported, which kiln.cuda does.
 from kiln.backends import cudnn as cudnn  # noqa: E402

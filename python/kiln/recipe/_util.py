@@ -33,8 +33,9 @@ def keeps_rng(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def as_batch(op: str, batch: Any) -> Batch:
-    """Returns ``(inputs, targets)`` from a pair of tensors (a DataLoader batch)."""
+def as_batch(op: str, batch: Any, model: Any = None) -> Batch:
+    """Returns ``(inputs, targets)`` from a pair of tensors (a DataLoader batch), on the
+    device of ``model``'s parameters when a model is given."""
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise TypeError(f"{op}: expected a batch (inputs, targets), got {type(batch).__name__}")
     x, y = batch[0], batch[1]
@@ -45,15 +46,23 @@ def as_batch(op: str, batch: Any) -> Batch:
         raise ValueError(
             f"{op}: inputs {x.shape} and targets {y.shape} disagree on the batch size"
         )
-    return x, y
+    where = model_device(model)
+    return (x, y) if where is None else (x.to(where), y.to(where))
 
 
-def batches(op: str, loader_or_batch: Any) -> Iterator[Batch]:
-    """Yields batches from a DataLoader-like iterable, or the single batch given."""
+def model_device(model: Any) -> Any:
+    """The device of ``model``'s first parameter (None without a model or parameters)."""
+    params = [] if model is None else list(model.parameters())
+    return params[0].device if params else None
+
+
+def batches(op: str, loader_or_batch: Any, model: Any = None) -> Iterator[Batch]:
+    """Yields batches from a DataLoader-like iterable, or the single batch given (on
+    ``model``'s device, as ``as_batch``)."""
     if isinstance(loader_or_batch, (tuple, list)) and loader_or_batch and isinstance(
         loader_or_batch[0], Tensor
     ):
-        yield as_batch(op, loader_or_batch)
+        yield as_batch(op, loader_or_batch, model)
         return
     if not isinstance(loader_or_batch, Iterable):
         raise TypeError(
@@ -63,7 +72,7 @@ def batches(op: str, loader_or_batch: Any) -> Iterator[Batch]:
     found = False
     for batch in loader_or_batch:
         found = True
-        yield as_batch(op, batch)
+        yield as_batch(op, batch, model)
     if not found:
         raise ValueError(f"{op}: the loader yielded no batch")
 
@@ -100,10 +109,10 @@ def make_optimizer(op: str, optimizer: Any, params: list, lr: float) -> Any:
 
 def accuracy(logits: Tensor, targets: Tensor) -> float:
     """Fraction of rows whose arg-max matches an integer class target."""
-    out = logits.detach().numpy()
+    out = logits.detach().cpu().numpy()
     if out.ndim < 2 or targets.dtype.kind not in "iu":
         return float("nan")
-    return float(np.mean(out.argmax(axis=1) == targets.detach().numpy()))
+    return float(np.mean(out.argmax(axis=1) == targets.detach().cpu().numpy()))
 
 
 def pyplot(op: str) -> Any:

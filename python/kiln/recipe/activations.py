@@ -10,7 +10,7 @@ import numpy as np
 from kiln.autograd import no_grad
 from kiln.nn.modules.activation import ReLU, Sigmoid, Tanh
 from kiln.nn.modules.module import Module
-from kiln.recipe._util import keeps_rng, pyplot
+from kiln.recipe._util import keeps_rng, model_device, pyplot
 from kiln.tensor import Tensor
 
 _NONLINEAR = (ReLU, Tanh, Sigmoid)
@@ -100,12 +100,14 @@ def activation_stats(model: Module, batch: Any) -> ActivationStats:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: batch must be a kiln.Tensor or (inputs, targets), "
                         f"got {type(x).__name__}")
+    where = model_device(model)
+    x = x if where is None else x.to(where)
     stats = ActivationStats()
 
     def record(name: str) -> Any:
         def hook(module: Module, args: tuple, output: Any) -> None:
             if isinstance(output, Tensor) and output.dtype.kind == "f":
-                stats.append(_layer_stats(name, module, output.detach().numpy().copy()))
+                stats.append(_layer_stats(name, module, output.detach().cpu().numpy().copy()))
         return hook
 
     handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules()

@@ -70,7 +70,7 @@ def check_initial_loss(
     labels: list[np.ndarray] = []
     net = train_without_dropout(copy.deepcopy(model))
     with no_grad():
-        for i, (x, y) in enumerate(batches(op, loader_or_batch)):
+        for i, (x, y) in enumerate(batches(op, loader_or_batch, net)):
             if i == max_batches:
                 break
             out = net(x)
@@ -80,8 +80,8 @@ def check_initial_loss(
                 num_classes = out.shape[1]
             losses.append(float(loss_fn(out, y)))
             weights.append(x.shape[0])
-            logit_stds.append(float(np.std(out.detach().numpy())))
-            labels.append(np.asarray(y.detach().numpy()).reshape(-1))
+            logit_stds.append(float(np.std(out.detach().cpu().numpy())))
+            labels.append(np.asarray(y.detach().cpu().numpy()).reshape(-1))
     int_arg(op, "num_classes", num_classes, 1)
     if num_classes < 2:
         raise ValueError(f"{op}: num_classes must be at least 2, got {num_classes}")

@@ -113,7 +113,7 @@ def lr_find(
     avg = 0.0
     diverged = False
     while len(lrs) < num_steps and not diverged:
-        for x, y in batches(op, loader):
+        for x, y in batches(op, loader, model):
             i = len(lrs)
             if i == num_steps:
                 break

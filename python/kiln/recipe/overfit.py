@@ -65,7 +65,7 @@ def overfit_small_batch(
     op = "overfit_small_batch"
     if not isinstance(model, Module):
         raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
-    x, y = as_batch(op, batch)
+    x, y = as_batch(op, batch, model)
     int_arg(op, "steps", steps, 1)
     if not isinstance(target_accuracy, (int, float)) or not 0 < target_accuracy <= 1:
         raise ValueError(f"{op}: target_accuracy must be in (0, 1], got {target_accuracy!r}")

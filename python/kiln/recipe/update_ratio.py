@@ -92,23 +92,23 @@ def update_ratio(
         raise TypeError(f"{op}: expected a kiln.optim.Optimizer or a float lr, "
                         f"got {type(optimizer_or_lr).__name__}")
     if batch is not None:
-        x, y = as_batch(op, batch)
+        x, y = as_batch(op, batch, net)
         net.zero_grad()
         default_loss(loss_fn)(net(x), y).backward()
     named = [(n, p) for n, p in net.named_parameters() if p.grad is not None]
     if not named:
         raise ValueError(f"{op}: no parameter has a gradient: pass a batch or call "
                          "loss.backward() first")
-    before = {n: p.detach().numpy().astype(np.float64) for n, p in named}
+    before = {n: p.detach().cpu().numpy().astype(np.float64) for n, p in named}
     if opt is not None:
         opt.step()
     items = []
     for name, p in named:
         w = before[name]
         if opt is not None:
-            delta = p.detach().numpy().astype(np.float64) - w
+            delta = p.detach().cpu().numpy().astype(np.float64) - w
         else:
-            delta = float(optimizer_or_lr) * p.grad.detach().numpy().astype(np.float64)
+            delta = float(optimizer_or_lr) * p.grad.detach().cpu().numpy().astype(np.float64)
         un, wn = float(np.linalg.norm(delta)), float(np.linalg.norm(w))
         ratio = un / wn if wn > 0 else math.nan
         if wn == 0:

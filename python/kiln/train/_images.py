@@ -16,7 +16,7 @@ def first_conv_weight(model: Any) -> tuple[str, np.ndarray] | None:
     order, or None when the model has none."""
     for name, module in model.named_modules():
         if isinstance(module, Conv2d):
-            return name, module.weight.detach().numpy()
+            return name, module.weight.detach().cpu().numpy()
     return None
 
 

@@ -132,7 +132,7 @@ class EarlyStopping(Callback):
         if self._track.update(epoch, logs):
             self.wait = 0
             if self.restore_best:
-                self.best_state = {k: np.array(v.numpy(), copy=True)
+                self.best_state = {k: np.array(v.cpu().numpy(), copy=True)
                                    for k, v in self.trainer.model.state_dict().items()}
             return
         self.wait += 1

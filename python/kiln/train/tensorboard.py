@@ -105,7 +105,7 @@ class TensorBoard(Callback):
 
     def _grab_inputs(self, module: Any, args: tuple[Any, ...]) -> None:
         if self._capture and module.training and args and isinstance(args[0], Tensor):
-            self._batch = np.array(args[0].detach().numpy()[: self.max_images], copy=True)
+            self._batch = np.array(args[0].detach().cpu().numpy()[: self.max_images], copy=True)
             self._capture = False
 
     def _histogram_epoch(self, epoch: int) -> bool:
@@ -118,7 +118,7 @@ class TensorBoard(Callback):
 
     def on_batch_begin(self, step: int, logs: Logs) -> None:
         if step == 1 and self._histogram_epoch(self._epoch):
-            self._before = {n: np.array(p.detach().numpy(), np.float64)
+            self._before = {n: np.array(p.detach().cpu().numpy(), np.float64)
                             for n, p in self.trainer.model.named_parameters()}
 
     def on_batch_end(self, step: int, logs: Logs) -> None:
@@ -139,10 +139,10 @@ class TensorBoard(Callback):
             if before is None:
                 continue
             if p.grad is not None:
-                self._grads[name] = np.array(p.grad.detach().numpy(), copy=True)
+                self._grads[name] = np.array(p.grad.detach().cpu().numpy(), copy=True)
             norm = float(np.linalg.norm(before))
             if norm > 0:
-                delta = float(np.linalg.norm(p.detach().numpy() - before))
+                delta = float(np.linalg.norm(p.detach().cpu().numpy() - before))
                 self.writer.add_scalar(f"update_ratio/{name}", delta / norm, self._epoch)
 
     # ------------------------------------------------------------------ epochs
@@ -155,7 +155,7 @@ class TensorBoard(Callback):
         model = self.trainer.model
         if self._histogram_epoch(epoch):
             for name, p in model.named_parameters():
-                self.writer.add_histogram(f"weights/{name}", p.detach().numpy(), epoch)
+                self.writer.add_histogram(f"weights/{name}", p.detach().cpu().numpy(), epoch)
             for name, grad in self._grads.items():
                 self.writer.add_histogram(f"gradients/{name}", grad, epoch)
             if self._batch is not None:

@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from kiln._checks import int_arg
+from kiln._checks import bool_arg, int_arg
+from kiln._device import device as Device
 from kiln.autograd import no_grad
 from kiln.checkpoint import load_checkpoint
 from kiln.data.transforms import tta_predict
 from kiln.distributed.training import TrainingJob, shard_loader
-from kiln.tensor import Tensor
+from kiln.tensor import Tensor, placement
 from kiln.train.callbacks import Callback, LRSchedulerCallback
+from kiln.train.capture import CapturedStep
 from kiln.train.history import History
 from kiln.train.metrics import Averages, MetricFn, resolve_metrics
 
@@ -48,11 +50,25 @@ def _batch_values(outputs: Tensor, targets: Tensor, loss: float,
                   metrics: dict[str, MetricFn]) -> dict[str, float | None]:
     values: dict[str, float | None] = {"loss": loss}
     if metrics:
-        out, tgt = outputs.detach().numpy(), targets.detach().numpy()
+        out, tgt = outputs.detach().cpu().numpy(), targets.detach().cpu().numpy()
         for name, fn in metrics.items():
             value = fn(out, tgt)
             values[name] = None if value is None else float(value)
     return values
+
+
+def _device_of(op: str, model: Any, device: Any) -> Device:
+    """The training device: ``device``, else that of the model's first parameter (the
+    CPU for a model without any); a model elsewhere is a ValueError."""
+    params = list(model.parameters())
+    where = params[0].device if params else Device("cpu")
+    if device is None:
+        return where
+    target = placement(device, op)
+    if params and where != target:
+        raise ValueError(f"{op}: the model's parameters are on {where} but device={target}: "
+                         f"move the model first (model.to({str(target)!r}))")
+    return target
 
 
 def _iterable(op: str, name: str, loader: Any) -> Iterable[Any]:
@@ -81,6 +97,12 @@ class Trainer:
             kiln.distributed.training): gradients averaged over the ranks, loaders split
             among them, epoch metrics summed over all of them, files and printing on
             rank 0 only. Needs ``pip install 'kiln[mpi]'``.
+        device: where the steps run (e.g. 'cuda'); None: the device of the model's
+            parameters. Batches are copied there (without waiting, from pinned memory);
+            the model must already be there (``model.to(device)``).
+        capture: record the training step (forward, loss, backward) once in a CUDA
+            graph after ``capture_warmup`` eager steps and replay it for every batch of
+            the same shape (kiln.train.capture); needs a CUDA device.
 
     Attributes: ``history`` (History, kept across fit calls), ``epoch`` (epochs done),
     ``stop_training`` (a callback sets it to end fit), ``stop_reason`` (why, if given),
@@ -91,7 +113,8 @@ class Trainer:
     def __init__(self, model: Any, loss_fn: Any, optimizer: Any, scheduler: Any = None,
                  callbacks: Sequence[Callback] = (), metrics: Sequence[str | MetricFn] | None = (
                      "accuracy",), scheduler_interval: str | None = None,
-                 distributed: bool = False) -> None:
+                 distributed: bool = False, device: Any = None, capture: bool = False,
+                 capture_warmup: int = 3) -> None:
         op = "Trainer"
         if not callable(model) or not hasattr(model, "parameters") or not hasattr(model, "train"):
             raise TypeError(f"{op}: model must be a kiln.nn.Module, got {type(model).__name__}")
@@ -109,6 +132,12 @@ class Trainer:
         if scheduler is None and scheduler_interval is not None:
             raise ValueError(f"{op}: scheduler_interval={scheduler_interval!r} needs a scheduler")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.device = _device_of(op, model, device)
+        bool_arg(op, "capture", capture)
+        int_arg(op, "capture_warmup", capture_warmup, 1)
+        if capture and self.device.type != "cuda":
+            raise ValueError(f"{op}: capture=True records CUDA graphs: it needs a CUDA "
+                             f"device, but the steps run on {self.device}")
         self.scheduler = scheduler
         self.metrics = resolve_metrics(metrics)
         # The scheduler steps before the other callbacks so a checkpoint written at an
@@ -121,6 +150,9 @@ class Trainer:
         if distributed:
             self._job = TrainingJob(model, self.callbacks)
             self._net, self.callbacks = self._job.ddp, self._job.callbacks
+        self._step = (CapturedStep(self._net, loss_fn, optimizer, self._eager_step,
+                                   self._checked_loss, capture_warmup)
+                      if capture else self._eager_step)
         for callback in self.callbacks:
             callback.set_trainer(self)
         self.history = History()
@@ -196,21 +228,36 @@ class Trainer:
             self._call("on_train_end", {})
         return self.history
 
+    def _batch(self, op: str, batch: Any) -> tuple[Tensor, Tensor]:
+        """A loader's batch as (images, targets) on the training device."""
+        images, targets = _split(op, batch)
+        return (images.to(self.device, non_blocking=True),
+                targets.to(self.device, non_blocking=True))
+
+    @staticmethod
+    def _checked_loss(loss: Any) -> Tensor:
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise ValueError(f"Trainer.fit: loss_fn must return a one-element Tensor, got "
+                             f"{type(loss).__name__}")
+        return loss
+
+    def _eager_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """One training step, op by op: (outputs, loss)."""
+        outputs = self._net(images)
+        loss = self._checked_loss(self.loss_fn(outputs, targets))
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return outputs, loss
+
     def _train_epoch(self, op: str, epoch: int, loader: Iterable[Any]) -> dict[str, float]:
         self.model.train()
         averages = Averages(list(self.metrics))
         for step, batch in enumerate(loader, start=1):
-            images, targets = _split(op, batch)
+            images, targets = self._batch(op, batch)
             self._call("on_batch_begin", step, {"epoch": epoch, "step": step})
             lr = self.lr
-            outputs = self._net(images)
-            loss = self.loss_fn(outputs, targets)
-            if not isinstance(loss, Tensor) or loss.numel() != 1:
-                raise ValueError(f"{op}: loss_fn must return a one-element Tensor, got "
-                                 f"{type(loss).__name__}")
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            outputs, loss = self._step(images, targets)
             values = _batch_values(outputs, targets, float(loss.item()), self.metrics)
             n = int(images.shape[0])
             averages.add(values, n)
@@ -236,7 +283,7 @@ class Trainer:
         try:
             with no_grad():
                 for batch in loader:
-                    images, targets = _split(op, batch)
+                    images, targets = self._batch(op, batch)
                     outputs = self.model(images)
                     loss = float(self.loss_fn(outputs, targets).item())
                     averages.add(_batch_values(outputs, targets, loss, self.metrics),
@@ -268,7 +315,7 @@ class Trainer:
         op = "Trainer.predict"
         if isinstance(data, (Tensor, np.ndarray)):
             int_arg(op, "batch_size", batch_size, 1)
-            array = data.detach().numpy() if isinstance(data, Tensor) else data
+            array = data.detach().cpu().numpy() if isinstance(data, Tensor) else data
             if array.ndim < 2:
                 raise ValueError(f"{op}: images must be batched (N, ...), got shape "
                                  f"{tuple(array.shape)}")
@@ -277,7 +324,17 @@ class Trainer:
         else:
             batches = (b[0] if isinstance(b, (tuple, list)) else b
                        for b in _iterable(op, "data", data))
-        probs = [tta_predict(self.model, images, tta).numpy() for images in batches]
+        training = self.model.training
+        self.model.eval()  # tta_predict sees the wrapper below, which has no mode
+        try:
+            probs = [tta_predict(self._on_device, images, tta).numpy() for images in batches]
+        finally:
+            self.model.train(training)
         if not probs:
             raise ValueError(f"{op}: no images to predict")
         return np.concatenate(probs)
+
+    def _on_device(self, images: Tensor) -> Tensor:
+        """The model's logits for host images, computed on the training device, back
+        on the host."""
+        return self.model(images.to(self.device)).cpu()

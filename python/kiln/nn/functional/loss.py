@@ -76,7 +76,7 @@ def _check_class_input(op: str, input: Tensor) -> None:
 def _class_indices(op: str, target: Tensor) -> Tensor:
     check_tensor(op, "target", target)
     if target.dtype == np.uint8:
-        return Tensor._wrap(target.numpy().astype(np.int64))
+        return Tensor._wrap(target._data.astype(np.int64), target.device)
     if target.dtype != np.int64:
         raise TypeError(
             f"{op}: expected target of dtype int64 (class indices), got {target.dtype} "

@@ -312,7 +312,7 @@ class Module:
                 param.grad = None
             else:
                 grad = param.grad.detach_()
-                grad.numpy()[...] = 0
+                grad._data[...] = 0  # in place, on its device
 
     def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Calls ``fn`` on every descendant, then on self (e.g. custom init). Returns self."""
@@ -483,7 +483,7 @@ class Module:
     # --------------------------------------------------------------- state dict
     def save(self, path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> None:
         """Writes ``state_dict()`` as safetensors; ``kiln.load_state(path)`` reads it back."""
-        _safetensors.write({k: v.detach().numpy() for k, v in self.state_dict().items()},
+        _safetensors.write({k: v.detach().cpu().numpy() for k, v in self.state_dict().items()},
                            path, metadata)
 
     def state_dict(
@@ -560,7 +560,7 @@ class Module:
                 continue
             value = state_dict[key]
             if isinstance(value, Tensor):
-                array = value.detach().numpy()
+                array = value.detach().cpu().numpy()
             elif isinstance(value, np.ndarray):
                 array = value
             else:
@@ -582,8 +582,10 @@ class Module:
                 if isinstance(param, Parameter):
                     tensor = Parameter(tensor, requires_grad=param.requires_grad)
                 setattr(self, name, tensor)
-            else:
+            elif param.device.type == "cpu":
                 np.copyto(param.detach().numpy(), array, casting="unsafe")
+            else:  # a copy from the host into the parameter's device memory
+                param.detach().copy_(Tensor(array))
         for key in state_dict:
             if isinstance(key, str) and key.startswith(prefix):
                 head = key[len(prefix):].split(".", 1)

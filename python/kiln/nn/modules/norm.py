@@ -146,7 +146,7 @@ class _BatchNorm(_NormBase):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.detach().numpy()[...] += 1
+            self.num_batches_tracked._data[...] += 1  # in place, on its device
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked.item())
         # Batch statistics in training, or whenever there are no running estimates to use.

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln import backends
 from kiln.data.dataset import IterableDataset, Subset, TensorDataset, gather_batch, uniform
 from kiln.data.loader import BatchIterator
 from kiln.tensor import Tensor
@@ -54,6 +55,20 @@ class WorkerInfo:
 def get_worker_info() -> WorkerInfo | None:
     """The WorkerInfo of the DataLoader worker this runs in, None outside workers."""
     return getattr(_local, "info", None)
+
+
+def pinned(batch: Any) -> Any:
+    """``batch`` with every CPU tensor in it (in tuples, lists and dicts) copied into
+    page-locked memory (``Tensor.pin_memory``)."""
+    if isinstance(batch, Tensor):
+        return batch.pin_memory() if batch.device.type == "cpu" else batch
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(pinned(b) for b in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(pinned(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: pinned(v) for k, v in batch.items()}
+    return batch
 
 
 def _gathers_batches(dataset: Any) -> bool:
@@ -167,7 +182,9 @@ class DataLoader:
             sampler or drop_last).
         num_workers: worker threads building batches ahead (0: built on demand).
         collate_fn: a list of samples -> a batch (default ``default_collate``).
-        pin_memory, pin_memory_device: accepted; no-ops on the CPU.
+        pin_memory: with a CUDA device, each batch's tensors are copied into
+            page-locked memory, so ``batch.to('cuda', non_blocking=True)`` copies
+            without waiting; without one, a no-op. pin_memory_device: accepted.
         drop_last: drop the last, smaller batch.
         timeout: seconds to wait for a batch from the workers (0: no limit).
         worker_init_fn: called with the worker id in each worker thread.
@@ -297,6 +314,12 @@ class DataLoader:
         return int(uniform(1, self.generator)[0] * 2**62)
 
     def __iter__(self) -> Iterator[Any]:
+        batches = self._batches()
+        if self.pin_memory and backends.get("cuda") is not None:
+            return (pinned(batch) for batch in batches)
+        return batches
+
+    def _batches(self) -> Iterator[Any]:
         if isinstance(self.dataset, IterableDataset):
             return _IterablePass(self, self._base_seed() if self.num_workers else 0)
         epoch = _MapEpoch(self)

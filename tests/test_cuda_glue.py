@@ -1,0 +1,390 @@
+"""The CUDA backend's Python glue, checked on the CPU: the backend class (kiln.backends.
+cuda.DeviceBackend) built from NumPy, kiln._C and a stand-in device-array type, so its
+conversions, contiguity handling, name coverage, capture pool and device bookkeeping
+run without a GPU; kiln.cuda's answers without a device; every kernel of kiln._C has a
+twin in kiln._C_cuda (built wherever nvcc is, importable without a GPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _cuda import SmallCNN
+
+import kiln
+import kiln.nn.functional as F
+from kiln import backends, nn
+from kiln.backends import cuda as cuda_backend
+from kiln.backends.cuda import UTILITIES, DeviceBackend, kernel_names
+from kiln.cli import main
+from kiln.recipe import activation_stats, check_initial_loss, overfit_small_batch
+from kiln.train import Trainer
+from kiln.utils.data import DataLoader, TensorDataset
+
+
+class FakeDeviceArray:
+    """Stands for _C_cuda.DeviceArray: owns an array the backend must unwrap."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+
+def _device_arrays(out):
+    if isinstance(out, np.ndarray):
+        return FakeDeviceArray(out)
+    if isinstance(out, (tuple, list)):
+        return type(out)(_device_arrays(o) for o in out)
+    return out
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """A DeviceBackend registered as 'cuda': kiln._C's kernels that insist on C-contiguous
+    arrays passed directly (as _C_cuda's do) and return FakeDeviceArrays."""
+    seen: list[str] = []
+    kernels = types.ModuleType("fake_C_cuda")
+    for name in kernel_names(kiln._C):
+        cpu_kernel = getattr(kiln._C, name)
+
+        def kernel(*args, _name=name, _kernel=cpu_kernel, **kwargs):
+            for a in (*args, *kwargs.values()):
+                assert not isinstance(a, np.ndarray) or a.flags.c_contiguous, _name
+                assert not isinstance(a, FakeDeviceArray), f"{_name}: got a device array"
+            seen.append(_name)
+            return _device_arrays(_kernel(*args, **kwargs))
+
+        setattr(kernels, name, kernel)
+    backend = DeviceBackend("cuda", kernels, kiln._C, np, FakeDeviceArray, lambda d: d.array)
+    backend.seen = seen
+    monkeypatch.setitem(backends._BACKENDS, "cuda", backend)
+    return backend
+
+
+def test_every_kernel_and_utility_is_on_the_backend(fake):
+    for name in kernel_names(kiln._C):
+        assert callable(getattr(fake, name)), name
+    assert fake.pointwise_ops() == kiln._C.pointwise_ops()
+    assert UTILITIES & set(vars(kiln._C)) <= set(vars(fake))
+
+
+def test_outputs_become_arrays_at_any_depth(fake):
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    y = fake.relu_forward(x)
+    assert type(y) is np.ndarray and np.array_equal(y, kiln._C.relu_forward(x))
+    out = fake.max_pool2d_forward(x, 2, 2, 0, 1, False)
+    expect = kiln._C.max_pool2d_forward(x, 2, 2, 0, 1, False)
+    assert type(out) is type(expect) and len(out) == len(expect)
+    for a, b in zip(out, expect):
+        assert type(a) is np.ndarray and np.array_equal(a, b)
+
+
+def test_a_strided_input_reaches_the_kernel_contiguous(fake):
+    base = np.random.default_rng(1).standard_normal((5, 7)).astype(np.float64)
+    view = base.T
+    assert np.array_equal(fake.relu_forward(view), np.maximum(view, 0))
+    assert fake.seen == ["relu_forward"]
+
+
+def test_lists_of_arrays_reach_the_kernel_as_they_are(fake):
+    """The fused optimizers update their list arguments in place: no copies there."""
+    params = [nn.Parameter(kiln.ones(4, device="cuda")), nn.Parameter(kiln.ones(3, device="cuda"))]
+    arrays = [p._data for p in params]
+    for p in params:
+        p.grad = kiln.full(tuple(p.shape), 2.0, device="cuda")
+    kiln.optim.SGD(params, lr=0.5).step()
+    for p, a in zip(params, arrays):
+        assert p._data is a and p.tolist() == [0.0] * len(a)
+    assert any(n.startswith("sgd") for n in fake.seen)
+
+
+def test_capture_pool_keeps_the_outputs_of_a_capture_only(fake):
+    x = np.ones((2, 3), np.float32)
+    fake.relu_forward(x)
+    with fake.capturing() as pool:
+        fake.relu_forward(x)
+        fake.max_pool2d_forward(np.ones((1, 1, 4, 4), np.float32), 2, 2, 0, 1, False)
+        fake.keep("owner")
+        with pytest.raises(RuntimeError, match="do not nest"), fake.capturing():
+            pass
+    assert sum(isinstance(o, FakeDeviceArray) for o in pool) == 3 and pool[-1] == "owner"
+    fake.relu_forward(x)
+    fake.keep("later")
+    assert len(pool) == 4
+
+
+def _batches(n=3):
+    rng = np.random.default_rng(2)
+    return [(kiln.from_numpy(rng.standard_normal((4, 1, 8, 8)).astype(np.float32)),
+             kiln.from_numpy(rng.integers(0, 3, 4))) for _ in range(n)]
+
+
+def test_trainer_on_the_device_matches_the_cpu(fake):
+    kiln.manual_seed(0)
+    cpu = SmallCNN()
+    dev = SmallCNN()
+    dev.load_state_dict(cpu.state_dict())
+    dev.to("cuda")
+    histories = []
+    for model in (cpu, dev):
+        trainer = Trainer(model, F.cross_entropy, kiln.optim.Adam(model.parameters(), lr=0.01))
+        histories.append(trainer.fit(_batches(), epochs=2).steps["loss"])
+        assert trainer.device == next(model.parameters()).device
+    assert len(histories[0]) == 6
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
+    for (name, p), q in zip(dev.state_dict().items(), cpu.state_dict().values()):
+        assert p.device.type == "cuda", name
+        np.testing.assert_allclose(p.cpu().numpy(), q.numpy(), rtol=1e-5, atol=1e-6)
+    # the device's kernels ran the step
+    assert {"conv2d_forward", "batch_norm_forward"} <= set(fake.seen)
+
+
+def test_trainer_checks_its_device_and_capture(fake):
+    model = SmallCNN()
+    with pytest.raises(ValueError, match="parameters are on cpu but device=cuda:0"):
+        Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=0.1),
+                device="cuda")
+    with pytest.raises(ValueError, match="capture=True .* needs a CUDA device"):
+        Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=0.1),
+                capture=True)
+    model.to("cuda")
+    trainer = Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=0.1))
+    probs = trainer.predict(np.zeros((3, 1, 8, 8), np.float32))
+    assert probs.shape == (3, 3) and model.training
+
+
+def test_tensor_device_bookkeeping(fake):
+    x = kiln.arange(6.0).reshape(2, 3)
+    y = x.to("cuda:1", non_blocking=True)
+    assert y.device == kiln.device("cuda", 1) and y.is_cuda
+    assert x.cuda().device == kiln.device("cuda", 0)
+    assert x.to(1).device == kiln.device("cuda", 1)  # an int is a CUDA ordinal
+    with pytest.raises(TypeError, match=r"can't convert cuda:1 device type tensor to numpy\. "
+                                        r"Use Tensor\.cpu\(\) to copy the tensor to host "
+                                        r"memory first\."):
+        y.numpy()
+    assert y.tolist() == x.tolist() and y[0, 1].item() == 1.0
+    assert y.cpu().device == kiln.device("cpu") and y.cpu().tolist() == x.tolist()
+    z = kiln.zeros(2, device="cuda:1")
+    assert z.device == kiln.device("cuda", 1)
+    w = x.requires_grad_().to("cuda")
+    (w * 2).sum().backward()
+    assert x.grad.device == kiln.device("cpu") and x.grad.tolist() == [[2.0] * 3] * 2
+
+
+def test_save_from_the_device_and_load_to_either(fake, tmp_path):
+    model = SmallCNN().to("cuda")
+    opt = kiln.optim.Adam(model.parameters(), lr=0.1)
+    model(kiln.ones(2, 1, 8, 8, device="cuda")).sum().backward()
+    opt.step()
+    kiln.save({"model": model.state_dict(), "opt": opt.state_dict()}, tmp_path / "s.kiln")
+    back = kiln.load(tmp_path / "s.kiln")
+    assert all(t.device.type == "cpu" for t in back["model"].values())
+    back = kiln.load(tmp_path / "s.kiln", map_location="cuda")
+    assert all(t.device.type == "cuda" for t in back["model"].values())
+    fresh = SmallCNN().to("cuda")
+    fresh.load_state_dict(back["model"])
+    for p, q in zip(fresh.parameters(), model.parameters()):
+        assert p.device == q.device and p.tolist() == q.tolist()
+    opt2 = kiln.optim.Adam(fresh.parameters(), lr=0.1)
+    opt2.load_state_dict(back["opt"])
+    state = opt2.state[next(fresh.parameters())]
+    assert state["exp_avg"].device.type == "cuda"  # optimizer state on its parameter's device
+
+
+def test_kiln_cuda_without_a_device():
+    if kiln.cuda.is_available():
+        pytest.skip("a CUDA device is present: tests/test_cuda_runtime.py covers it")
+    assert kiln.cuda.device_count() == 0
+    assert kiln.cuda.memory_allocated() == 0 and kiln.cuda.max_memory_allocated() == 0
+    assert kiln.cuda.memory_reserved() == 0
+    kiln.cuda.empty_cache()
+    kiln.cuda.reset_peak_memory_stats()
+    kiln.cuda.manual_seed_all(3)
+    for call in (kiln.cuda.current_device, kiln.cuda.synchronize, kiln.cuda.get_device_name,
+                 kiln.cuda.Stream, kiln.cuda.Event):
+        with pytest.raises(AssertionError, match="no CUDA device"):
+            call()
+    with pytest.raises(RuntimeError, match="CUDA graphs need a CUDA device"):
+        kiln.cuda.CUDAGraph().capture_begin()
+    with pytest.raises(RuntimeError, match="pin_memory: no CUDA device"):
+        kiln.ones(2).pin_memory()
+    assert not kiln.ones(2).is_pinned()
+    loader = DataLoader(TensorDataset(kiln.ones(4, 2)), batch_size=2, pin_memory=True)
+    assert [b[0].tolist() for b in loader] == [[[1.0, 1.0]] * 2] * 2
+    assert cuda_backend.UNAVAILABLE_REASON
+
+
+def test_kiln_train_device_option(tmp_path, capsys):
+    if kiln.cuda.is_available():
+        pytest.skip("a CUDA device is present: tests/test_cuda_runtime.py trains on it")
+    assert main(["train", "--device", "cuda:0", "--out", str(tmp_path)]) != 0
+    assert "device 'cuda:0' is not available" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before the run's folder was made
+
+
+def test_every_cpu_kernel_has_a_cuda_twin():
+    c_cuda = pytest.importorskip(
+        "kiln._C_cuda", reason="needs a CUDA device build: this kiln has no kiln._C_cuda")
+    missing = sorted(kernel_names(kiln._C) - kernel_names(c_cuda))
+    if missing:
+        pytest.xfail(f"{len(missing)} kernels of kiln._C have no kiln._C_cuda twin yet: "
+                     f"{', '.join(missing)}")
+
+
+def test_recipe_checks_run_on_the_models_device(fake):
+    model = SmallCNN().to("cuda")
+    batch = _batches(1)[0]  # on the host, as a loader gives it
+    report = overfit_small_batch(model, batch, steps=3)
+    assert report.steps >= 1
+    with warnings.catch_warnings():  # 4 images: the loss may be far from log C
+        warnings.simplefilter("ignore", UserWarning)
+        assert check_initial_loss(model, batch, num_classes=3).loss > 0
+    assert len(activation_stats(model, batch)) >= 3
+    assert {"conv2d_forward"} <= set(fake.seen)
+
+
+def test_gpu_bench_exits_cleanly_without_a_device(capsys):
+    if kiln.cuda.is_available():
+        pytest.skip("a CUDA device is present: scripts/gpu_check.sh runs the bench")
+    path = Path(__file__).resolve().parent.parent / "bench" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main([]) == 0
+    assert "no CUDA device for kiln" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- CudaBackend's plumbing
+class _PinnedMemoryPointer(bytearray):
+    """Stands for cupy.cuda.PinnedMemoryPointer (host memory with the buffer protocol)."""
+
+
+class _Stream:
+    def __init__(self, ptr: int, device: int) -> None:
+        self.ptr, self.device_id, self.calls = ptr, device, []
+        self.done = True
+
+    def use(self) -> None:
+        self.calls.append("use")
+
+    def synchronize(self) -> None:
+        self.calls.append("synchronize")
+
+    def begin_capture(self, mode: int) -> None:
+        self.calls.append(("begin_capture", mode))
+
+    def end_capture(self) -> _Graph:
+        self.calls.append("end_capture")
+        return _Graph()
+
+
+class _Graph:
+    launches: list = []
+
+    def launch(self, stream: _Stream) -> None:
+        _Graph.launches.append(stream)
+
+
+class _DeviceArray:
+    """Stands for _C_cuda.DeviceArray: a kernel's output."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape = array, array.shape
+
+
+def _fake_cupy(allocations: list) -> types.ModuleType:
+    """NumPy dressed as the parts of CuPy the backend uses."""
+    class FakeCuPy(types.ModuleType):
+        def __getattr__(self, name: str):  # the array math: NumPy's
+            return getattr(np, name)
+
+    cupy = FakeCuPy("fake_cupy")
+
+    class _Host(np.ndarray):
+        def set(self, host, stream=None):
+            allocations.append(("set", stream))
+            self[...] = host
+
+    cupy.empty = lambda shape, dtype=np.float32: np.empty(shape, dtype).view(_Host)
+    cupy.asarray = lambda a, **kw: a.array if isinstance(a, _DeviceArray) else np.asarray(a, **kw)
+    cupy.asnumpy = lambda a, stream=None, blocking=True: np.array(a)
+    cuda = cupy.cuda = types.ModuleType("fake_cupy.cuda")
+    cuda.runtime = types.SimpleNamespace(getDevice=lambda: 0)
+    cuda.ExternalStream = _Stream
+    cuda.Device = lambda index: types.SimpleNamespace(use=lambda: None)
+    cuda.PinnedMemoryPointer = _PinnedMemoryPointer
+    cuda.alloc_pinned_memory = _PinnedMemoryPointer
+    cuda.UnownedMemory = lambda ptr, size, owner, device: (ptr, size, owner, device)
+    cuda.MemoryPointer = lambda memory, offset: memory
+    return cupy
+
+
+def _fake_runtime(kernels: types.ModuleType, log: list) -> types.ModuleType:
+    runtime = types.ModuleType("fake_C_cuda")
+    runtime.__dict__.update({n: getattr(kernels, n) for n in kernel_names(kernels)})
+    runtime.DeviceArray = _DeviceArray
+    runtime.device_count = lambda: 1
+    runtime.stream = lambda index: 0x5000 + index
+    runtime.synchronize = lambda index: log.append(("synchronize", index))
+    runtime.malloc = lambda nbytes, index: (log.append(("malloc", nbytes)), 0x1000)[1]
+    runtime.free = lambda ptr, index: log.append(("free", ptr))
+    return runtime
+
+
+@pytest.fixture
+def cuda_backend_on_numpy(monkeypatch):
+    """CudaBackend itself, over a stand-in CuPy and _C_cuda (kiln._C's kernels returning
+    stand-in DeviceArrays), registered as 'cuda'."""
+    log: list = []
+    kernels = types.ModuleType("kernels")
+    for name in kernel_names(kiln._C):
+        cpu_kernel = getattr(kiln._C, name)
+
+        def kernel(*args, _kernel=cpu_kernel, **kwargs):
+            out = _kernel(*args, **kwargs)
+            return _DeviceArray(out) if isinstance(out, np.ndarray) else out
+
+        setattr(kernels, name, kernel)
+    backend = cuda_backend.CudaBackend(_fake_runtime(kernels, log), kiln._C, _fake_cupy(log))
+    backend.log = log
+    monkeypatch.setitem(backends._BACKENDS, "cuda", backend)
+    return backend
+
+
+def test_cuda_backend_copies_on_kiln_stream_and_allocates_from_kiln(cuda_backend_on_numpy):
+    b = cuda_backend_on_numpy
+    x = kiln.arange(6.0).reshape(2, 3).to("cuda")
+    assert ("set", b.stream(0)) in b.log and b.stream(0).ptr == 0x5000
+    assert x.cpu().tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert type(F.relu(x)._data) is np.ndarray  # the DeviceArray unwrapped
+    ptr, size, owner, device = b.malloc(100)
+    assert (ptr, size, device) == (0x1000, 100, 0) and ("malloc", 100) in b.log
+    del owner
+    assert ("free", 0x1000) in b.log  # the block went back when its owner did
+    pinned = kiln.ones(3).pin_memory()
+    assert pinned.is_pinned() and not kiln.ones(3).is_pinned()
+    b.log.clear()
+    pinned.to("cuda")  # blocking from pinned memory: waits for the copy
+    assert "synchronize" in b.stream(0).calls
+    b.stream(0).calls.clear()
+    pinned.to("cuda", non_blocking=True)
+    assert "synchronize" not in b.stream(0).calls
+
+
+def test_captured_trainer_steps_replay_the_graph(cuda_backend_on_numpy):
+    b = cuda_backend_on_numpy
+    model = SmallCNN().to("cuda")
+    _Graph.launches.clear()
+    trainer = Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=0.1),
+                      capture=True, capture_warmup=2)
+    trainer.fit(_batches(5), epochs=1)
+    assert ("begin_capture", 2) in b.stream(0).calls  # relaxed mode, once
+    assert b.stream(0).calls.count("end_capture") == 1
+    assert len(_Graph.launches) == 3  # steps 3, 4 and 5 replayed
+    step = trainer._step
+    assert all(p.grad is g for p, g in step.grads) and len(step.grads) == 6
+    assert step.static[0].shape == (4, 1, 8, 8)
