@@ -226,13 +226,26 @@ def test_kiln_train_device_option(tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # refused before the run's folder was made
 
 
+# The kernels of kiln._C that kiln._C_cuda does not have yet. On CUDA the fused batch
+# norm + ReLU falls back to the unfused ops and the optimizers to array math
+# (optim/optimizer.py); augmentation runs on the host before the copy.
+NO_CUDA_TWIN_YET = {
+    "adadelta_step", "adagrad_step", "adam_step", "adamax_step", "nadam_step", "radam_step",
+    "rmsprop_step", "sgd_step",
+    "augment_affine", "augment_blend_pairs", "augment_box_fill", "augment_channel_affine",
+    "augment_color_jitter", "augment_crop", "augment_flip", "augment_resized_crop",
+    "augment_uniform",
+    "batch_norm_relu_backward", "batch_norm_relu_forward",
+}
+
+
 def test_every_cpu_kernel_has_a_cuda_twin():
+    """Every kernel of kiln._C has its kiln._C_cuda twin, but the listed ones; a new CPU
+    kernel without a twin, or a new twin still listed, fails here."""
     c_cuda = pytest.importorskip(
         "kiln._C_cuda", reason="needs a CUDA device build: this kiln has no kiln._C_cuda")
-    missing = sorted(kernel_names(kiln._C) - kernel_names(c_cuda))
-    if missing:
-        pytest.xfail(f"{len(missing)} kernels of kiln._C have no kiln._C_cuda twin yet: "
-                     f"{', '.join(missing)}")
+    missing = kernel_names(kiln._C) - kernel_names(c_cuda)
+    assert missing == NO_CUDA_TWIN_YET
 
 
 def test_recipe_checks_run_on_the_models_device(fake):

@@ -275,3 +275,68 @@ def test_cpu_backend_host_transfers_are_identity():
     cpu = backends.get("cpu")
     a = np.arange(6.0).reshape(2, 3)
     assert cpu.from_host(a) is a and cpu.to_host(a) is a
+
+
+def test_fused_batch_norm_relu_falls_back_where_the_backend_lacks_it(fake_cuda):
+    """A device without the fused kernel (CUDA has none yet) runs batch norm and ReLU
+    unfused, with the same results as the CPU's fused op."""
+    for name in ("batch_norm_relu_forward", "batch_norm_relu_backward"):
+        del fake_cuda.__dict__[name]
+    assert not fake_cuda.has("batch_norm_relu_forward") and fake_cuda.has("relu_forward")
+    kiln.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    x = kiln.randn(2, 1, 5, 5)
+    on_cpu = model(x)
+    on_cpu.sum().backward()
+    cpu_grad = model[0].weight.grad.numpy().copy()
+    model.zero_grad()
+    model.to("cuda")
+    out = model(x.to("cuda"))
+    out.sum().backward()
+    assert {"batch_norm_forward", "relu_forward", "batch_norm_backward"} <= set(fake_cuda.calls)
+    np.testing.assert_allclose(out.detach().cpu().numpy(), on_cpu.detach().numpy(), rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(model[0].weight.grad.cpu().numpy(), cpu_grad, rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [
+    lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=5e-4),
+    lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, maximize=True),
+    lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: kiln.optim.SGD(ps, lr=0.05),
+    lambda ps: kiln.optim.Adam(ps, lr=0.01, weight_decay=1e-3),
+    lambda ps: kiln.optim.Adam(ps, lr=0.01, amsgrad=True, maximize=True),
+    lambda ps: kiln.optim.AdamW(ps, lr=0.01, betas=(0.8, 0.9), weight_decay=0.1),
+])
+def test_optimizers_run_as_array_math_where_the_backend_lacks_the_kernel(fake_cuda, make,
+                                                                         dtype):
+    """A device without the fused update (CUDA has none yet) steps SGD and Adam(W)
+    through optim/_array_steps.py, with the C++ kernels' results."""
+    for name in ("sgd_step", "adam_step"):
+        del fake_cuda.__dict__[name]
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(s).astype(dtype) for s in ((3, 4), (5,), (2, 1, 3))]
+    grads = [[rng.standard_normal(a.shape).astype(dtype) for a in start] for _ in range(3)]
+    results = []
+    for device in ("cpu", "cuda"):
+        params = [nn.Parameter(kiln.tensor(a.copy()).to(device)) for a in start]
+        opt = make(params)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = kiln.tensor(g).to(device)
+            opt.step()
+        results.append([p.detach().cpu().numpy() for p in params])
+    assert not {"sgd_step", "adam_step"} & set(fake_cuda.calls)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for got, want in zip(*results[::-1]):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_an_optimizer_without_any_kernel_on_the_device_says_so(fake_cuda):
+    del fake_cuda.__dict__["rmsprop_step"]
+    p = nn.Parameter(kiln.zeros(3).to("cuda"))
+    p.grad = kiln.ones(3).to("cuda")
+    with pytest.raises(NotImplementedError, match="rmsprop_step: kiln has no cuda kernel"):
+        kiln.optim.RMSprop([p]).step()

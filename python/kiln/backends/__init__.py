@@ -66,6 +66,10 @@ class Backend:
         asnumpy = getattr(self.xp, "asnumpy", None)
         return np.asarray(array) if asnumpy is None else asnumpy(array)
 
+    def has(self, kernel: str) -> bool:
+        """Whether this backend has the kernel (an op with a fallback asks before use)."""
+        return kernel in self.__dict__
+
     def __getattr__(self, name: str) -> Any:  # only reached for a kernel it lacks
         raise NotImplementedError(f"{name}: kiln has no {self.device_type} kernel for this op")
 

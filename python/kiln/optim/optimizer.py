@@ -14,12 +14,14 @@ import copy
 import numbers
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Union
 
 import numpy as np
 
 from kiln import backends
 from kiln.autograd import enable_grad
+from kiln.optim import _array_steps
 from kiln.tensor import Tensor
 
 __all__ = ["Optimizer", "ParamsT"]
@@ -284,14 +286,15 @@ class Optimizer:
 
     def _fused(self, name: str, params: list[Tensor], *args: Any) -> Any:
         """kernel([p], [p.grad], *args) with the kernel ``name`` of the parameters'
-        backend (one device per group): one C++ call for the whole group.
+        backend (one device per group): one C++ call for the whole group. A backend
+        without that kernel runs its array-math twin (``_array_steps``) in its ``xp``.
 
         The kernel checks every array before it changes any; it needs C-contiguous
         arrays, so a strided parameter (rare: a Parameter over a transposed view) is
         updated through a contiguous copy that is written back.
         """
         backend = backends.of_tensors(params, f"{type(self).__name__}.step")
-        kernel = getattr(backend, name)
+        kernel = getattr(backend, name) if backend.has(name) else _array_step(backend, name)
         arrays = [p._data for p in params]
         grads = [p._grad._data for p in params]
         try:
@@ -307,6 +310,16 @@ class Optimizer:
             if c is not a:
                 a[...] = c
         return result
+
+
+def _array_step(backend: backends.Backend, name: str) -> Callable[..., Any]:
+    """The array-math twin of the kernel ``name`` over the backend's array module."""
+    step = _array_steps.STEPS.get(name)
+    if step is None:
+        raise NotImplementedError(
+            f"{name}: kiln has no {backend.device_type} kernel for this optimizer yet "
+            f"(on {backend.device_type}: {', '.join(sorted(_array_steps.STEPS))})")
+    return partial(step, backend.xp)
 
 
 def _full_like(p: Tensor, value: float) -> Tensor:

@@ -28,6 +28,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
+from kiln import backends
 from kiln._checks import int_arg, is_int, real_arg
 from kiln.autograd.function import apply_observers
 from kiln.nn.functional._args import check_float_tensor, check_tensor
@@ -117,7 +118,7 @@ def batch_norm_relu(
     statistics, the forward makes one pass over memory where batch norm, the add and the
     ReLU take three; the backward 7 array passes against 8. While an observer of
     ``Function.apply`` is registered (the ONNX tracer), the unfused ops run, so observers
-    see PyTorch's op sequence.
+    see PyTorch's op sequence; so do they on a device whose backend has no fused kernel.
     """
     op = "batch_norm_relu"
     _check_batch_norm(op, input, running_mean, running_var, weight, bias, momentum, eps)
@@ -127,7 +128,8 @@ def batch_norm_relu(
             raise ValueError(f"{op}: residual {tuple(residual.shape)} {residual.dtype} must "
                              f"have input's shape and dtype, {tuple(input.shape)} "
                              f"{input.dtype}")
-    if apply_observers or input.ndim < 2:
+    if (apply_observers or input.ndim < 2
+            or not backends.get(input.device.type).has("batch_norm_relu_forward")):
         out = batch_norm(input, running_mean, running_var, weight, bias, training, momentum,
                          eps)
         return relu(out if residual is None else out + residual)
