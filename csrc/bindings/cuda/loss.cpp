@@ -21,27 +21,8 @@ namespace ls = kiln::bind::loss;
 using Array = ArrayPtr;
 using OptView = std::optional<DeviceView>;
 
-// The array behind an optional argument (None: nullopt), checked against `like`.
-OptView optional_like(const py::object& obj, const DeviceView& like, const char* op,
-                      const char* name) {
-  if (obj.is_none()) return std::nullopt;
-  const DeviceView v = view_of(obj, op, name);
-  check_like(v, like, op, name);
-  return v;
-}
-
 std::optional<Shape> shape_or_none(const OptView& v) {
   return v ? std::optional<Shape>(v->shape) : std::nullopt;
-}
-
-template <typename T>
-const T* data_or_null(const OptView& v) {
-  return v ? v->ptr<T>() : nullptr;
-}
-
-template <typename T>
-T* data_or_null(const Array& a) {
-  return a ? a->ptr<T>() : nullptr;
 }
 
 void check_indices(const DeviceView& t, const DeviceView& input, const char* op) {
@@ -77,7 +58,7 @@ void def_class_losses(py::module_& m) {
         py::tuple result;
         dispatch_float(x, op, "input", [&](auto zero) {
           using T = decltype(zero);
-          const OptView w = optional_like(w_obj, x, op, "weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
           const ClassArgs a = class_args(x, w, reduction, op);
           const Array loss = output(ls::loss_shape(a.r, ls::per_position_shape(x.shape)), x);
           const Array logp = output(x.shape, x);
@@ -86,7 +67,7 @@ void def_class_losses(py::module_& m) {
             check_same_shape(target, x, op, "target (class probabilities)", "input");
             check_like(target, x, op, "target");
             launch_on(x.device, [&] {
-              kc::soft_cross_entropy_forward(x.ptr<T>(), target.ptr<T>(), data_or_null<T>(w), a.d,
+              kc::soft_cross_entropy_forward(x.ptr<T>(), target.ptr<T>(), ptr_or_null<T>(w), a.d,
                                          T(label_smoothing), a.r, logp->ptr<T>(),
                                          loss->ptr<T>());
             });
@@ -95,7 +76,7 @@ void def_class_losses(py::module_& m) {
             ls::check_class_targets(target.shape, x.shape, op);
             check_indices(target, x, op);
             launch_on(x.device, [&] {
-              const ClassTargets<T> targets{target.ptr<int64_t>(), data_or_null<T>(w), ignore_index,
+              const ClassTargets<T> targets{target.ptr<int64_t>(), ptr_or_null<T>(w), ignore_index,
                                             T(label_smoothing)};
               total = double(kc::cross_entropy_forward(x.ptr<T>(), a.d, targets, a.r,
                                                      logp->ptr<T>(), loss->ptr<T>()));
@@ -120,7 +101,7 @@ void def_class_losses(py::module_& m) {
         py::tuple result;
         dispatch_float(logp, op, "log_probs", [&](auto zero) {
           using T = decltype(zero);
-          const OptView w = optional_like(w_obj, logp, op, "weight");
+          const OptView w = optional_operand(w_obj, logp, op, "weight");
           const ClassArgs a = class_args(logp, w, reduction, op);
           ls::check_upstream(g.shape, a.r, ls::per_position_shape(logp.shape), op);
           check_like(g, logp, op, "grad_output");
@@ -131,8 +112,8 @@ void def_class_losses(py::module_& m) {
             const Array dprobs = output(target.shape, logp, target_grad);
             launch_on(logp.device, [&] {
               kc::soft_cross_entropy_backward(g.ptr<T>(), logp.ptr<T>(), target.ptr<T>(),
-                                          data_or_null<T>(w), a.d, T(label_smoothing), a.r,
-                                          dx->ptr<T>(), data_or_null<T>(dprobs));
+                                          ptr_or_null<T>(w), a.d, T(label_smoothing), a.r,
+                                          dx->ptr<T>(), ptr_or_null<T>(dprobs));
             });
             result = py::make_tuple(dx, or_none(dprobs));
             return;
@@ -140,7 +121,7 @@ void def_class_losses(py::module_& m) {
           ls::check_class_targets(target.shape, logp.shape, op);
           check_indices(target, logp, op);
           launch_on(logp.device, [&] {
-            const ClassTargets<T> targets{target.ptr<int64_t>(), data_or_null<T>(w), ignore_index,
+            const ClassTargets<T> targets{target.ptr<int64_t>(), ptr_or_null<T>(w), ignore_index,
                                           T(label_smoothing)};
             kc::cross_entropy_backward(g.ptr<T>(), logp.ptr<T>(), a.d, targets, a.r,
                                        T(total_weight), dx->ptr<T>());
@@ -162,7 +143,7 @@ void def_class_losses(py::module_& m) {
         py::tuple result;
         dispatch_float(x, op, "input", [&](auto zero) {
           using T = decltype(zero);
-          const OptView w = optional_like(w_obj, x, op, "weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
           const ClassArgs a = class_args(x, w, reduction, op);
           const DeviceView t = view_of(t_obj, op, "target");
           ls::check_class_targets(t.shape, x.shape, op);
@@ -170,7 +151,7 @@ void def_class_losses(py::module_& m) {
           const Array loss = output(ls::loss_shape(a.r, ls::per_position_shape(x.shape)), x);
           double total = 0;
           launch_on(x.device, [&] {
-            const ClassTargets<T> targets{t.ptr<int64_t>(), data_or_null<T>(w), ignore_index, 0};
+            const ClassTargets<T> targets{t.ptr<int64_t>(), ptr_or_null<T>(w), ignore_index, 0};
             total = double(kc::nll_loss_forward(x.ptr<T>(), a.d, targets, a.r, loss->ptr<T>()));
           });
           result = py::make_tuple(loss, total);
@@ -191,7 +172,7 @@ void def_class_losses(py::module_& m) {
         Array dx;
         dispatch_float(x, op, "input", [&](auto zero) {
           using T = decltype(zero);
-          const OptView w = optional_like(w_obj, x, op, "weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
           const ClassArgs a = class_args(x, w, reduction, op);
           ls::check_upstream(g.shape, a.r, ls::per_position_shape(x.shape), op);
           check_like(g, x, op, "grad_output");
@@ -200,7 +181,7 @@ void def_class_losses(py::module_& m) {
           check_indices(t, x, op);
           dx = output(x.shape, x);
           launch_on(x.device, [&] {
-            const ClassTargets<T> targets{t.ptr<int64_t>(), data_or_null<T>(w), ignore_index, 0};
+            const ClassTargets<T> targets{t.ptr<int64_t>(), ptr_or_null<T>(w), ignore_index, 0};
             kc::nll_loss_backward(g.ptr<T>(), a.d, targets, a.r, T(total_weight), dx->ptr<T>());
           });
         });
@@ -229,11 +210,11 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
     Array loss;
     dispatch_float(x, fwd, "input", [&](auto zero) {
       using T = decltype(zero);
-      const OptView w = optional_like(w_obj, x, fwd, "weight");
+      const OptView w = optional_operand(w_obj, x, fwd, "weight");
       const Reduction r = pair_args(x, y, w, reduction, fwd);
       loss = output(ls::loss_shape(r, x.shape), x);
       launch_on(x.device, [&] {
-        kc::regression_loss_forward(kind, x.ptr<T>(), y.ptr<T>(), data_or_null<T>(w), x.numel(), r,
+        kc::regression_loss_forward(kind, x.ptr<T>(), y.ptr<T>(), ptr_or_null<T>(w), x.numel(), r,
                                 loss->ptr<T>(), T(p));
       });
     });
@@ -249,16 +230,16 @@ void def_regression(py::module_& m, const char* fwd, const char* bwd, Regression
     py::tuple result;
     dispatch_float(x, bwd, "input", [&](auto zero) {
       using T = decltype(zero);
-      const OptView w = optional_like(w_obj, x, bwd, "weight");
+      const OptView w = optional_operand(w_obj, x, bwd, "weight");
       const Reduction r = pair_args(x, y, w, reduction, bwd);
       ls::check_upstream(g.shape, r, x.shape, bwd);
       check_like(g, x, bwd, "grad_output");
       const Array dx = output(x.shape, x, input_grad), dy = output(x.shape, x, target_grad);
       const Array dw = output(x.shape, x, weight_grad && w);
       launch_on(x.device, [&] {
-        kc::regression_loss_backward(kind, g.ptr<T>(), x.ptr<T>(), y.ptr<T>(), data_or_null<T>(w),
-                                 x.numel(), r, data_or_null<T>(dx), data_or_null<T>(dy),
-                                 data_or_null<T>(dw), T(p));
+        kc::regression_loss_backward(kind, g.ptr<T>(), x.ptr<T>(), y.ptr<T>(), ptr_or_null<T>(w),
+                                 x.numel(), r, ptr_or_null<T>(dx), ptr_or_null<T>(dy),
+                                 ptr_or_null<T>(dw), T(p));
       });
       result = py::make_tuple(or_none(dx), or_none(dy), or_none(dw));
     });
@@ -321,12 +302,12 @@ void def_bce(py::module_& m) {
           const Reduction r = pair_args(x, y, std::nullopt, reduction, op);
           const py::object w_obj = broadcast_to(weight, x, op, "weight");
           const py::object pw_obj = broadcast_to(pos_weight, x, op, "pos_weight");
-          const OptView w = optional_like(w_obj, x, op, "weight");
-          const OptView pw = optional_like(pw_obj, x, op, "pos_weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
+          const OptView pw = optional_operand(pw_obj, x, op, "pos_weight");
           loss = output(ls::loss_shape(r, x.shape), x);
           launch_on(x.device, [&] {
-            kc::bce_with_logits_forward(x.ptr<T>(), y.ptr<T>(), data_or_null<T>(w),
-                                    data_or_null<T>(pw), x.numel(), r, loss->ptr<T>());
+            kc::bce_with_logits_forward(x.ptr<T>(), y.ptr<T>(), ptr_or_null<T>(w),
+                                    ptr_or_null<T>(pw), x.numel(), r, loss->ptr<T>());
           });
         });
         return loss;
@@ -349,15 +330,15 @@ void def_bce(py::module_& m) {
           const Reduction r = pair_args(x, y, std::nullopt, reduction, op);
           const py::object w_obj = broadcast_to(weight, x, op, "weight");
           const py::object pw_obj = broadcast_to(pos_weight, x, op, "pos_weight");
-          const OptView w = optional_like(w_obj, x, op, "weight");
-          const OptView pw = optional_like(pw_obj, x, op, "pos_weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
+          const OptView pw = optional_operand(pw_obj, x, op, "pos_weight");
           ls::check_upstream(g.shape, r, x.shape, op);
           check_like(g, x, op, "grad_output");
           const Array dx = output(x.shape, x, input_grad), dy = output(x.shape, x, target_grad);
           launch_on(x.device, [&] {
-            kc::bce_with_logits_backward(g.ptr<T>(), x.ptr<T>(), y.ptr<T>(), data_or_null<T>(w),
-                                     data_or_null<T>(pw), x.numel(), r, data_or_null<T>(dx),
-                                     data_or_null<T>(dy));
+            kc::bce_with_logits_backward(g.ptr<T>(), x.ptr<T>(), y.ptr<T>(), ptr_or_null<T>(w),
+                                     ptr_or_null<T>(pw), x.numel(), r, ptr_or_null<T>(dx),
+                                     ptr_or_null<T>(dy));
           });
           result = py::make_tuple(or_none(dx), or_none(dy));
         });
@@ -379,10 +360,10 @@ void def_bce(py::module_& m) {
           using T = decltype(zero);
           const Reduction r = pair_args(x, y, std::nullopt, reduction, op);
           const py::object w_obj = broadcast_to(weight, x, op, "weight");
-          const OptView w = optional_like(w_obj, x, op, "weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
           loss = output(ls::loss_shape(r, x.shape), x);
           launch_on(x.device, [&] {
-            kc::bce_forward(x.ptr<T>(), y.ptr<T>(), data_or_null<T>(w), x.numel(), r,
+            kc::bce_forward(x.ptr<T>(), y.ptr<T>(), ptr_or_null<T>(w), x.numel(), r,
                             loss->ptr<T>());
           });
         });
@@ -404,13 +385,13 @@ void def_bce(py::module_& m) {
           using T = decltype(zero);
           const Reduction r = pair_args(x, y, std::nullopt, reduction, op);
           const py::object w_obj = broadcast_to(weight, x, op, "weight");
-          const OptView w = optional_like(w_obj, x, op, "weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
           ls::check_upstream(g.shape, r, x.shape, op);
           check_like(g, x, op, "grad_output");
           const Array dx = output(x.shape, x, input_grad), dy = output(x.shape, x, target_grad);
           launch_on(x.device, [&] {
-            kc::bce_backward(g.ptr<T>(), x.ptr<T>(), y.ptr<T>(), data_or_null<T>(w), x.numel(), r,
-                         data_or_null<T>(dx), data_or_null<T>(dy));
+            kc::bce_backward(g.ptr<T>(), x.ptr<T>(), y.ptr<T>(), ptr_or_null<T>(w), x.numel(), r,
+                         ptr_or_null<T>(dx), ptr_or_null<T>(dy));
           });
           result = py::make_tuple(or_none(dx), or_none(dy));
         });
@@ -446,11 +427,11 @@ void def_multi_margin(py::module_& m) {
         Array loss;
         dispatch_float(x, op, "input", [&](auto zero) {
           using T = decltype(zero);
-          const OptView w = optional_like(w_obj, x, op, "weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
           const MarginArgs a = margin_args(x, t, w, reduction, op);
           loss = output(ls::loss_shape(a.r, t.shape), x);
           launch_on(x.device, [&] {
-            kc::multi_margin_forward(x.ptr<T>(), t.ptr<int64_t>(), data_or_null<T>(w), a.N, a.C, p,
+            kc::multi_margin_forward(x.ptr<T>(), t.ptr<int64_t>(), ptr_or_null<T>(w), a.N, a.C, p,
                                  T(margin), a.r, loss->ptr<T>());
           });
         });
@@ -470,13 +451,13 @@ void def_multi_margin(py::module_& m) {
         Array dx;
         dispatch_float(x, op, "input", [&](auto zero) {
           using T = decltype(zero);
-          const OptView w = optional_like(w_obj, x, op, "weight");
+          const OptView w = optional_operand(w_obj, x, op, "weight");
           const MarginArgs a = margin_args(x, t, w, reduction, op);
           ls::check_upstream(g.shape, a.r, t.shape, op);
           check_like(g, x, op, "grad_output");
           dx = output(x.shape, x);
           launch_on(x.device, [&] {
-            kc::multi_margin_backward(g.ptr<T>(), x.ptr<T>(), t.ptr<int64_t>(), data_or_null<T>(w),
+            kc::multi_margin_backward(g.ptr<T>(), x.ptr<T>(), t.ptr<int64_t>(), ptr_or_null<T>(w),
                                   a.N, a.C, p, T(margin), a.r, dx->ptr<T>());
           });
         });

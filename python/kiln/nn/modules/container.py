@@ -155,8 +155,7 @@ class Sequential(_ModuleSequence):
 
 def _fusable_relu(module: Module) -> bool:
     """A ReLU (its own forward, inplace or not) without forward hooks or pre-hooks."""
-    return (isinstance(module, ReLU) and type(module).forward is ReLU.forward
-            and not (module._forward_hooks or module._forward_pre_hooks))
+    return module._runs_as_written(ReLU)
 
 
 class ModuleList(_ModuleSequence):

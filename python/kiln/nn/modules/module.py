@@ -405,6 +405,13 @@ class Module:
             f'Module [{type(self).__name__}] is missing the required "forward" function'
         )
 
+    def _runs_as_written(self, cls: type) -> bool:
+        """Whether calling self runs ``cls.forward`` and nothing else: self is a ``cls``
+        whose forward is not overridden, with no forward hooks or pre-hooks (so a fused
+        op may stand in for the call)."""
+        return (isinstance(self, cls) and type(self).forward is cls.forward
+                and not (self._forward_hooks or self._forward_pre_hooks))
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not (self._forward_hooks or self._forward_pre_hooks):
             return self.forward(*args, **kwargs)

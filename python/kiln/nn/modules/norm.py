@@ -169,8 +169,7 @@ class _BatchNorm(_NormBase):
 def fusable_batch_norm(module: Module) -> bool:
     """Whether ``module`` is a batch norm whose call fusing may replace: BatchNorm's own
     forward (not a subclass's override) and no forward hooks or pre-hooks."""
-    return (isinstance(module, _BatchNorm) and type(module).forward is _BatchNorm.forward
-            and not (module._forward_hooks or module._forward_pre_hooks))
+    return module._runs_as_written(_BatchNorm)
 
 
 def batch_norm_relu(norm: Module, input: Tensor,  # noqa: A002
