@@ -16,7 +16,7 @@
 #include <cudnn.h>
 #endif
 
-#include "cuda/block_sum.cuh"
+#include "cuda/reduce.cuh"
 #include "cuda/linear.h"
 #include "cuda/runtime.h"
 

@@ -4,7 +4,7 @@
 #include <climits>
 #include <cmath>
 
-#include "cuda/block_sum.cuh"
+#include "cuda/reduce.cuh"
 #include "cuda/runtime.h"
 
 namespace kiln::cuda {
