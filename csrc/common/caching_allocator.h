@@ -10,7 +10,19 @@
 //                 release every cached block to the device and try once more;
 //                 if that fails too, throw MemoryError naming n and the pool's state
 //   release(p):   p's block goes back to its bin (never to the device)
-//   empty_cache(): every cached block goes back to the device
+//   empty_cache(): every cached block of the general pool goes back to the device
+//
+// Private pools (a CUDA graph's memory, as PyTorch's graph pools): between
+// begin_pool(id) and end_pool() every allocation comes from pool id (its own cached
+// blocks, else the device) and a block of pool id goes back to pool id's cache when
+// released, so memory a captured graph's kernels use, scratch included, is never
+// handed to other work while the graph may replay. A freed block may be reused within
+// its pool: captured work replays in the order it was recorded. While a pool is
+// active an allocation the device refuses does not free the general cache (that waits
+// for the device, which a capture forbids): it is a MemoryError at once.
+// release_pool(id) (the pool's graphs are gone) moves its cached blocks to the
+// general cache, and its blocks still in use go there when released. empty_cache()
+// never touches a live private pool.
 //
 // Statistics (bytes of whole blocks, as PyTorch counts them): allocated (in use),
 // peak allocated since the last reset, reserved (in use + cached).
@@ -24,6 +36,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -47,7 +60,10 @@ class CachingAllocator {
   static constexpr size_t kLargeRound = size_t(2) << 20;   // 2 MiB
 
   explicit CachingAllocator(Raw raw = Raw()) : raw_(std::move(raw)) {}
-  ~CachingAllocator() { empty_cache(); }
+  ~CachingAllocator() {
+    for (auto& [id, bins] : cached_)
+      for (auto& [size, p] : bins) raw_.release(p);
+  }
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
 
@@ -60,9 +76,9 @@ class CachingAllocator {
   void* allocate(size_t n) {
     std::lock_guard<std::mutex> lock(mutex_);
     size_t size = bin_size(n);
-    void* p = take_cached(size);
+    void* p = take_cached(cached_[pool_], size);
     if (!p) p = allocate_raw(n, size);
-    in_use_.emplace(p, size);
+    in_use_.emplace(p, Block{size, pool_});
     stats_.allocated += size;
     if (stats_.allocated > stats_.peak_allocated) stats_.peak_allocated = stats_.allocated;
     return p;
@@ -73,9 +89,40 @@ class CachingAllocator {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = in_use_.find(p);
     KILN_CHECK(it != in_use_.end(), "caching allocator: release of a pointer it did not allocate");
-    cached_.emplace(it->second, p);
-    stats_.allocated -= it->second;
+    const Block block = it->second;
+    cached_[cached_.count(block.pool) ? block.pool : 0].emplace(block.size, p);
+    stats_.allocated -= block.size;
     in_use_.erase(it);
+  }
+
+  // Allocations come from private pool id (> 0) until end_pool().
+  void begin_pool(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    KILN_CHECK(id > 0, "caching allocator: a private pool's id must be positive");
+    KILN_CHECK(pool_ == 0, "caching allocator: pool ", id, " begun while pool ", pool_,
+               " is active (captures do not nest)");
+    pool_ = id;
+    cached_[id];  // the pool is live from now until release_pool(id)
+  }
+
+  void end_pool() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pool_ = 0;
+  }
+
+  // Pool id's graphs are gone: its blocks join the general pool.
+  void release_pool(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    KILN_CHECK(id != pool_, "caching allocator: pool ", id, " released while active");
+    auto it = cached_.find(id);
+    if (id == 0 || it == cached_.end()) return;
+    cached_[0].insert(it->second.begin(), it->second.end());
+    cached_.erase(it);
+  }
+
+  uint64_t active_pool() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return pool_;
   }
 
   void empty_cache() {
@@ -99,45 +146,55 @@ class CachingAllocator {
   }
 
  private:
-  // The smallest cached block that fits size without wasting more than an eighth;
-  // size becomes that block's own size, which is what its owner holds.
-  void* take_cached(size_t& size) {
-    auto it = cached_.lower_bound(size);
+  using Bins = std::multimap<size_t, void*>;  // block size -> free block
+  struct Block {
+    size_t size;
+    uint64_t pool;
+  };
+
+  // The smallest cached block of bins that fits size without wasting more than an
+  // eighth; size becomes that block's own size, which is what its owner holds.
+  static void* take_cached(Bins& bins, size_t& size) {
+    auto it = bins.lower_bound(size);
     const size_t limit = size <= kSmallLimit ? size : size + size / 8;
-    if (it == cached_.end() || it->first > limit) return nullptr;
+    if (it == bins.end() || it->first > limit) return nullptr;
     void* p = it->second;
     size = it->first;
-    cached_.erase(it);
+    bins.erase(it);
     return p;
   }
 
   void* allocate_raw(size_t requested, size_t size) {
     void* p = raw_.allocate(size);
-    if (!p && !cached_.empty()) {
+    if (!p && pool_ == 0 && !cached_[0].empty()) {
       release_cached();
       p = raw_.allocate(size);
     }
     if (!p)
       fail<MemoryError>("out of device memory: tried to allocate ", requested, " bytes (",
-                        size, " with rounding); ", stats_.allocated,
-                        " bytes are in use by kiln and nothing was left to free from its cache");
+                        size, " with rounding); ", stats_.allocated, " bytes are in use by kiln",
+                        pool_ == 0 ? " and nothing was left to free from its cache"
+                                   : " (while capturing a CUDA graph its cache is kept)");
     ++stats_.raw_allocations;
     stats_.reserved += size;
     return p;
   }
 
+  // The general pool's cached blocks back to the device.
   void release_cached() {
-    for (auto& [size, p] : cached_) {
+    Bins& bins = cached_[0];
+    for (auto& [size, p] : bins) {
       raw_.release(p);
       stats_.reserved -= size;
     }
-    cached_.clear();
+    bins.clear();
   }
 
   Raw raw_;
   mutable std::mutex mutex_;
-  std::multimap<size_t, void*> cached_;       // block size -> free block
-  std::unordered_map<void*, size_t> in_use_;  // block -> its size
+  std::map<uint64_t, Bins> cached_{{0, Bins()}};  // pool (0: general; else live) -> bins
+  std::unordered_map<void*, Block> in_use_;       // block -> its size and pool
+  uint64_t pool_ = 0;                              // the pool allocations come from
   AllocatorStats stats_;
 };
 

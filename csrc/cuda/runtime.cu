@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "common/check.h"
@@ -47,6 +48,8 @@ struct Device {
   std::once_flag stream_once;
   cudaStream_t stream = nullptr;
   std::unique_ptr<CachingAllocator<CudaRaw>> allocator;
+  std::mutex checks_mutex;
+  std::vector<DeferredCheck> checks;  // registered during the capture under way
 };
 
 struct Devices {
@@ -129,6 +132,45 @@ AllocatorStats memory_stats(int device) { return get(device).allocator->stats();
 void reset_peak_memory_stats(int device) { get(device).allocator->reset_peak(); }
 
 void empty_cache(int device) { get(device).allocator->empty_cache(); }
+
+void begin_capture_pool(int device, uint64_t pool) {
+  Device& d = get(device);
+  d.allocator->begin_pool(pool);
+  std::lock_guard<std::mutex> lock(d.checks_mutex);
+  d.checks.clear();  // a failed capture's
+}
+
+void end_capture_pool(int device) { get(device).allocator->end_pool(); }
+
+void release_capture_pool(int device, uint64_t pool) { get(device).allocator->release_pool(pool); }
+
+bool capturing(int device) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  KILN_CUDA_CHECK(cudaStreamIsCapturing(stream(device), &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+std::shared_ptr<void> device_slot(size_t bytes, int device) {
+  return std::shared_ptr<void>(device_malloc(bytes, device),
+                               [device](void* p) { device_free(p, device); });
+}
+
+void defer_check(int device, DeferredCheck check) {
+  Device& d = get(device);
+  std::lock_guard<std::mutex> lock(d.checks_mutex);
+  d.checks.push_back(std::move(check));
+}
+
+std::vector<DeferredCheck> take_deferred_checks(int device) {
+  Device& d = get(device);
+  std::lock_guard<std::mutex> lock(d.checks_mutex);
+  return std::exchange(d.checks, {});
+}
+
+void run_deferred_checks(int device, const std::vector<DeferredCheck>& checks) {
+  DeviceGuard guard(device);
+  for (const DeferredCheck& check : checks) check.verify();
+}
 
 DeviceGuard::DeviceGuard(int device) {
   KILN_CUDA_CHECK(cudaGetDevice(&previous_));

@@ -9,13 +9,26 @@
 //                           was freed and the request retried once
 //   synchronize(d)          waits until d's stream is idle
 //
+// CUDA graphs (kiln.cuda.graphs): while d's stream is captured, begin_capture_pool(d, id)
+// routes d's allocations, kernels' scratch included, to the allocator's private pool id
+// (common/caching_allocator.h), which keeps them from other work while the graph lives;
+// release_capture_pool(d, id) when its graphs are gone. A check a kernel makes on the
+// host when it runs eagerly (a class target out of range) cannot wait for the device
+// inside a capture: capturing(d) tells the kernel, which then registers a DeferredCheck
+// (its verdict in device memory the check owns) with defer_check; the graph takes them
+// with take_deferred_checks after the capture and runs them after each replay.
+//
 // Errors of the CUDA runtime become CudaError (Python RuntimeError) naming the call.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "common/caching_allocator.h"
 
@@ -57,6 +70,23 @@ void device_free(void* ptr, int device);
 AllocatorStats memory_stats(int device);
 void reset_peak_memory_stats(int device);
 void empty_cache(int device);
+
+void begin_capture_pool(int device, uint64_t pool);
+void end_capture_pool(int device);
+void release_capture_pool(int device, uint64_t pool);
+bool capturing(int device);  // whether device's stream is being captured
+
+// n bytes of device memory owned by the pointer (device_free when the last owner goes).
+std::shared_ptr<void> device_slot(size_t bytes, int device);
+
+struct DeferredCheck {
+  std::shared_ptr<void> memory;  // what the captured kernels write and verify reads
+  std::function<void()> verify;  // reads it (waiting for the stream) and throws as eagerly
+};
+void defer_check(int device, DeferredCheck check);
+std::vector<DeferredCheck> take_deferred_checks(int device);
+// Runs each check on device (after a replay); the first failing one throws.
+void run_deferred_checks(int device, const std::vector<DeferredCheck>& checks);
 
 // Makes device the current one for this thread until the guard goes out of scope.
 class DeviceGuard {

@@ -1,5 +1,6 @@
 // The device caching allocator's policy, on a fake device that lives on the CPU:
-// bins, reuse, statistics, and the free-the-cache-and-retry-once rule on OOM.
+// bins, reuse, statistics, the free-the-cache-and-retry-once rule on OOM, and the
+// private pools of CUDA graphs.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -159,6 +160,79 @@ TEST(CachingAllocator, OutOfMemoryAfterTheRetryNamesTheSize) {
   a.release(p);
   a.empty_cache();
   EXPECT_EQ(dev.used, 0u);
+}
+
+TEST(CachingAllocator, APrivatePoolKeepsItsBlocksFromOtherWork) {
+  FakeDevice dev;
+  Allocator a(FakeRaw{&dev});
+  void* cached = a.allocate(1000);
+  a.release(cached);                 // cached in the general pool
+  void* eager = a.allocate(1000);    // in use by work before the capture
+  EXPECT_EQ(eager, cached);
+  a.begin_pool(7);
+  EXPECT_EQ(a.active_pool(), 7u);
+  void* scratch = a.allocate(1000);  // a pool never takes the general pool's blocks
+  EXPECT_NE(scratch, eager);
+  a.release(eager);                  // dropped during the capture: the general pool's
+  a.release(scratch);                // a kernel's scratch: back to pool 7, reused there
+  EXPECT_EQ(a.allocate(1000), scratch);
+  a.end_pool();
+  EXPECT_EQ(a.active_pool(), 0u);
+  // After the capture other work never gets the graph's blocks, in use or cached.
+  EXPECT_EQ(a.allocate(1000), eager);
+  a.release(scratch);  // e.g. a graph output dropped while the graph lives
+  void* other = a.allocate(1000);
+  EXPECT_NE(other, scratch);
+  a.release(other);
+  a.empty_cache();  // frees the general pool's blocks, never a live pool's
+  EXPECT_EQ(dev.frees, 1);
+  EXPECT_NE(a.allocate(1000), scratch);
+  // The graph is gone: its blocks serve everyone.
+  a.release_pool(7);
+  EXPECT_EQ(a.allocate(1000), scratch);
+}
+
+TEST(CachingAllocator, PoolsDoNotNestAndAnActivePoolIsNotReleased) {
+  FakeDevice dev;
+  Allocator a(FakeRaw{&dev});
+  EXPECT_THROW(a.begin_pool(0), ValueError);
+  a.begin_pool(3);
+  EXPECT_THROW(a.begin_pool(4), ValueError);
+  EXPECT_THROW(a.release_pool(3), ValueError);
+  a.end_pool();
+  a.release_pool(3);
+  a.release_pool(3);  // twice, or a pool never begun: nothing to do
+  a.release_pool(99);
+}
+
+TEST(CachingAllocator, APrivatePoolBlockReleasedAfterItsPoolGoesToTheGeneralPool) {
+  FakeDevice dev;
+  Allocator a(FakeRaw{&dev});
+  a.begin_pool(5);
+  void* p = a.allocate(4096);
+  a.end_pool();
+  a.release_pool(5);
+  a.release(p);
+  EXPECT_EQ(a.allocate(4096), p);
+}
+
+TEST(CachingAllocator, OutOfMemoryWhileCapturingKeepsTheCache) {
+  FakeDevice dev;
+  dev.capacity = size_t(8) << 20;
+  Allocator a(FakeRaw{&dev});
+  a.release(a.allocate(size_t(6) << 20));  // 6 MiB cached in the general pool
+  a.begin_pool(1);
+  try {
+    a.allocate(size_t(3) << 20);
+    FAIL() << "expected MemoryError";
+  } catch (const MemoryError& e) {
+    EXPECT_NE(std::string(e.what()).find("while capturing a CUDA graph"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(dev.frees, 0);  // freeing would wait for the device, which capture forbids
+  a.end_pool();
+  EXPECT_NE(a.allocate(size_t(3) << 20), nullptr);  // outside: cache freed, retried
+  EXPECT_EQ(dev.frees, 1);
 }
 
 TEST(CachingAllocator, ReleaseOfAForeignPointerIsAnError) {

@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "bindings/cuda/device_array.h"
 #include "common/check.h"
@@ -35,6 +37,12 @@ py::dict stats_dict(const kiln::AllocatorStats& s) {
   d["device_allocations"] = s.raw_allocations;
   return d;
 }
+
+// The deferred checks of one captured graph (runtime.h), run after each replay.
+struct CaptureChecks {
+  int device;
+  std::vector<kc::DeferredCheck> checks;
+};
 
 }  // namespace
 
@@ -83,6 +91,23 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("reset_peak_memory_stats", &kc::reset_peak_memory_stats, py::arg("device"));
   m.def("empty_cache", &kc::empty_cache, py::arg("device"),
         py::call_guard<py::gil_scoped_release>());
+
+  m.def("capture_pool_begin", &kc::begin_capture_pool, py::arg("device"), py::arg("pool"),
+        "Until capture_pool_end, the device's allocations (kernels' scratch included) come "
+        "from the private pool `pool` (> 0), kept from other work until released");
+  m.def("capture_pool_end", &kc::end_capture_pool, py::arg("device"));
+  m.def("capture_pool_release", &kc::release_capture_pool, py::arg("device"), py::arg("pool"),
+        "The pool's graphs are gone: its blocks join the general cache");
+  py::class_<CaptureChecks>(m, "CaptureChecks",
+                            "Checks a captured graph's kernels make on the device (class "
+                            "targets in range, ...); verify() after each replay")
+      .def("verify", [](const CaptureChecks& c) { kc::run_deferred_checks(c.device, c.checks); },
+           py::call_guard<py::gil_scoped_release>(),
+           "Waits for the stream and raises the eager kernels' error if a check failed")
+      .def("__len__", [](const CaptureChecks& c) { return c.checks.size(); });
+  m.def("capture_checks", [](int device) {
+    return CaptureChecks{device, kc::take_deferred_checks(device)};
+  }, py::arg("device"), "The checks registered by the kernels captured since capture_pool_begin");
 
   kiln::cuda::bind::bind_device_array(m);
   kiln::cuda::bind::bind_activation(m);
