@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
 
 #include "common/check.h"
 #include "cpu/loss_terms.h"
@@ -26,7 +29,8 @@ struct Min {
 };
 
 // Device scratch memory for one call; back to the cache when it leaves scope, which is
-// safe at once because every later user of the block runs after it on the same stream.
+// safe at once because every later user of the block runs after it on the same stream
+// (inside a capture the block comes from, and returns to, the graph's private pool).
 class Scratch {
  public:
   explicit Scratch(size_t bytes) : device_(current_device()), p_(device_malloc(bytes, device_)) {}
@@ -143,11 +147,38 @@ struct BadTarget {
   }
 };
 
-// Throws the CPU's ValueError when *bad (on the device, after the wait) names a position.
-void check_bad_target(const char* op, const int64_t* bad, const int64_t* target, int64_t C,
+// A position found bad on the device: *bad (kNone: none), filled by the kernels queued
+// before. Its owner runs fail(i) for a bad i after waiting for them: at once when the
+// stream runs eagerly; inside a capture (no waiting allowed) after each replay of the
+// graph, through runtime.h's deferred checks, which keep the slot alive.
+class BadPosition {
+ public:
+  BadPosition() : device_(current_device()), slot_(device_slot(sizeof(int64_t), device_)) {}
+  int64_t* get() const { return static_cast<int64_t*>(slot_.get()); }
+
+  template <typename Fail>
+  void check(Fail fail) const {
+    auto verify = [slot = slot_, fail] {
+      const int64_t i = read_back(static_cast<const int64_t*>(slot.get()));
+      if (i != kNone) fail(i);
+    };
+    if (capturing(device_))
+      defer_check(device_, DeferredCheck{slot_, verify});
+    else
+      verify();
+  }
+
+ private:
+  int device_;
+  std::shared_ptr<void> slot_;
+};
+
+// Throws the CPU's ValueError when bad names a position (see BadPosition).
+void check_bad_target(const char* op, const BadPosition& bad, const int64_t* target, int64_t C,
                       int64_t ignore_index, bool has_ignore) {
-  const int64_t i = read_back(bad);
-  if (i != kNone) fail_class_target(op, read_back(target + i), i, C, ignore_index, has_ignore);
+  bad.check([=](int64_t i) {
+    fail_class_target(op, read_back(target + i), i, C, ignore_index, has_ignore);
+  });
 }
 
 template <typename T>
@@ -182,19 +213,27 @@ struct NllTerm {
   }
 };
 
+// *z = Z, the mean's divisor: the summed weights of the counted positions.
+template <typename T>
+void total_weight_into(ClassDims d, const ClassTargets<T>& t, double* z) {
+  reduce_into<double, Add>(TargetWeight<T>{t.target, t.weight, d.C, t.ignore_index}, d.N * d.S,
+                           0.0, z);
+}
+
 template <typename T>
 T nll_forward(const char* op, const T* logp, ClassDims d, const ClassTargets<T>& t, Reduction r,
               T* loss) {
   const int64_t n = d.N * d.S;
   const double eps = t.label_smoothing, smooth = d.C > 0 ? eps / d.C : 0.0;
-  Scratch z(sizeof(double)), bad(sizeof(int64_t));
-  reduce_into<int64_t, Min>(BadTarget{t.target, d.C, t.ignore_index, true}, n, kNone,
-                            bad.as<int64_t>());
-  reduce_into<double, Add>(TargetWeight<T>{t.target, t.weight, d.C, t.ignore_index}, n, 0.0,
-                           z.as<double>());
+  Scratch z(sizeof(double));
+  BadPosition bad;
+  reduce_into<int64_t, Min>(BadTarget{t.target, d.C, t.ignore_index, true}, n, kNone, bad.get());
+  total_weight_into(d, t, z.as<double>());
   reduce_terms(NllTerm<T>{logp, d, t.target, t.weight, t.ignore_index, eps, smooth}, n, r,
                z.as<double>(), 0.0, loss);
-  check_bad_target(op, bad.as<int64_t>(), t.target, d.C, t.ignore_index, true);
+  check_bad_target(op, bad, t.target, d.C, t.ignore_index, true);
+  // Inside a capture Z stays on the device (the backward computes it again there).
+  if (capturing(current_device())) return std::numeric_limits<T>::quiet_NaN();
   return static_cast<T>(read_back(z.as<double>()));
 }
 
@@ -261,9 +300,16 @@ void nll_loss_backward(const T* dloss, ClassDims d, const ClassTargets<T>& t, Re
   const int64_t n = d.N * d.S;
   if (n == 0 || d.C == 0) return;
   const T eps = t.label_smoothing, smooth = d.C > 0 ? eps / T(d.C) : T(0);
+  // Inside a capture the forward could not hand Z to the host: the mean's divisor is
+  // computed again on the device (the same reduction, so the same value).
+  std::optional<Scratch> z_slot;
+  if (r == Reduction::Mean && capturing(current_device())) {
+    z_slot.emplace(sizeof(double));
+    total_weight_into(d, t, z_slot->as<double>());
+  }
   nll_backward_kernel<<<grid_for(n), kThreads, 0, current_stream()>>>(
-      Upstream<T>{dloss, r, double(z), nullptr}, d, t.target, t.weight, t.ignore_index, eps,
-      smooth, dlogp);
+      Upstream<T>{dloss, r, double(z), z_slot ? z_slot->as<double>() : nullptr}, d, t.target,
+      t.weight, t.ignore_index, eps, smooth, dlogp);
   KILN_CUDA_CHECK_LAUNCH();
 }
 
@@ -472,11 +518,10 @@ void bce_with_logits_backward(const T* dloss, const T* x, const T* y, const T* w
 template <typename T>
 void bce_forward(const T* x, const T* y, const T* weight, int64_t n, Reduction r, T* loss) {
   check_count("binary_cross_entropy", n);
-  Scratch bad(sizeof(int64_t));
-  reduce_into<int64_t, Min>(BadProbability<T>{x}, n, kNone, bad.as<int64_t>());
+  BadPosition bad;
+  reduce_into<int64_t, Min>(BadProbability<T>{x}, n, kNone, bad.get());
   reduce_terms(BceTerm<T>{x, y, weight}, n, r, nullptr, double(n), loss);
-  const int64_t i = read_back(bad.as<int64_t>());
-  if (i != kNone) fail_bce_input(read_back(x + i), i);
+  bad.check([=](int64_t i) { fail_bce_input(read_back(x + i), i); });
 }
 
 template <typename T>
@@ -541,10 +586,10 @@ void multi_margin_forward(const T* x, const int64_t* target, const T* weight, in
                           int64_t C, int p, T margin, Reduction r, T* loss) {
   const char* op = "multi_margin_loss";
   check_margin_sizes(op, N, C, p);
-  Scratch bad(sizeof(int64_t));
-  reduce_into<int64_t, Min>(BadTarget{target, C, 0, false}, N, kNone, bad.as<int64_t>());
+  BadPosition bad;
+  reduce_into<int64_t, Min>(BadTarget{target, C, 0, false}, N, kNone, bad.get());
   reduce_terms(MarginTerm<T>{x, target, weight, C, p, margin}, N, r, nullptr, double(N), loss);
-  check_bad_target(op, bad.as<int64_t>(), target, C, 0, false);
+  check_bad_target(op, bad, target, C, 0, false);
 }
 
 template <typename T>

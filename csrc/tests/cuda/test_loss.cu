@@ -1,9 +1,10 @@
 // CUDA losses against the CPU kernels on the same random inputs: every loss of
 // cpu/loss.h, forward and backward, each reduction, with and without weights, label
-// smoothing and ignored positions; and the CPU's errors for bad class indices and
-// probabilities out of [0, 1].
+// smoothing and ignored positions; the CPU's errors for bad class indices and
+// probabilities out of [0, 1], eagerly and (checked on the device) inside a CUDA graph.
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "compare.h"
@@ -226,6 +227,77 @@ TEST(CudaLoss, BadClassIndexAndProbabilityThrowTheCpuErrors) {
   EXPECT_THROW(cuda::bce_forward(probs.get(), y.get(), static_cast<const float*>(nullptr), 2,
                            Reduction::Sum, loss.get()),
                ValueError);
+}
+
+// Inside a CUDA graph the class-target and probability checks run on the device and
+// are raised after a replay with the eager text, and the backward of the mean finds
+// its divisor Z (ignored positions, class weights) on the device.
+TEST(CudaLoss, CapturedLossesCheckOnTheDeviceAndKeepTheMeanDivisor) {
+  KILN_REQUIRE_DEVICE();
+  const ClassDims d{7, 4, 1};
+  const std::vector<float> x = random_values<float>(28, 11, -3, 3);
+  const std::vector<float> w = random_values<float>(4, 12, 0.5, 2);
+  std::vector<int64_t> t = class_targets(7, 4, 13, true);
+  DeviceBuffer<float> d_x(x), d_w(w), g(std::vector<float>{1.5f}), logp(28), loss(1), dx(28);
+  DeviceBuffer<float> eager_logp(28), eager_loss(1), eager_dx(28);
+  DeviceBuffer<float> probs(std::vector<float>{0.25f, 0.5f, 0.75f}), y(std::vector<float>(3, 1));
+  DeviceBuffer<float> bce_loss(1);
+  DeviceBuffer<int64_t> d_t(t);
+  const ClassTargets<float> targets{d_t.get(), d_w.get(), -100, 0.1f};
+  const float z = cuda::cross_entropy_forward(d_x.get(), d, targets, Reduction::Mean,
+                                              eager_logp.get(), eager_loss.get());
+  cuda::cross_entropy_backward(g.get(), eager_logp.get(), d, targets, Reduction::Mean, z,
+                               eager_dx.get());
+  synchronize(0);
+
+  cudaStream_t s = stream(0);
+  begin_capture_pool(0, 4242);
+  KILN_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+  EXPECT_TRUE(capturing(0));
+  const float z_captured = cuda::cross_entropy_forward(d_x.get(), d, targets, Reduction::Mean,
+                                                       logp.get(), loss.get());
+  cuda::cross_entropy_backward(g.get(), logp.get(), d, targets, Reduction::Mean, z_captured,
+                               dx.get());
+  cuda::bce_forward(probs.get(), y.get(), static_cast<const float*>(nullptr), 3, Reduction::Sum,
+                    bce_loss.get());
+  cudaGraph_t graph = nullptr;
+  KILN_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  end_capture_pool(0);
+  EXPECT_FALSE(capturing(0));
+  const std::vector<DeferredCheck> checks = take_deferred_checks(0);
+  EXPECT_EQ(checks.size(), 2u);  // cross_entropy's targets, bce's probabilities
+  EXPECT_TRUE(take_deferred_checks(0).empty());
+  cudaGraphExec_t exec = nullptr;
+  KILN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+
+  KILN_CUDA_CHECK(cudaGraphLaunch(exec, s));
+  EXPECT_NO_THROW(run_deferred_checks(0, checks));
+  EXPECT_EQ(loss.host(), eager_loss.host());
+  // Z found again on the device (in double; the eager backward gets it rounded to T)
+  expect_close(dx.host(), eager_dx.host(), "captured cross_entropy grad_input");
+
+  t[5] = 9;  // a target out of range: the eager error, after the replay
+  KILN_CUDA_CHECK(cudaMemcpyAsync(d_t.get(), t.data(), t.size() * sizeof(int64_t),
+                                  cudaMemcpyHostToDevice, s));
+  std::string eager_error, captured_error;
+  try {
+    cuda::cross_entropy_forward(d_x.get(), d, targets, Reduction::Mean, eager_logp.get(),
+                                eager_loss.get());
+  } catch (const ValueError& e) {
+    eager_error = e.what();
+  }
+  KILN_CUDA_CHECK(cudaGraphLaunch(exec, s));
+  try {
+    run_deferred_checks(0, checks);
+  } catch (const ValueError& e) {
+    captured_error = e.what();
+  }
+  EXPECT_FALSE(eager_error.empty());
+  EXPECT_EQ(captured_error, eager_error);
+
+  KILN_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  KILN_CUDA_CHECK(cudaGraphDestroy(graph));
+  release_capture_pool(0, 4242);
 }
 
 }  // namespace
