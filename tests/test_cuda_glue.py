@@ -6,10 +6,12 @@ twin in kiln._C_cuda (built wherever nvcc is, importable without a GPU)."""
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import types
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from kiln import backends, nn
 from kiln.backends import cuda as cuda_backend
 from kiln.backends.cuda import UTILITIES, DeviceBackend, kernel_names
 from kiln.cli import main
+from kiln.optim.optimizer import CapturedScalars
 from kiln.recipe import activation_stats, check_initial_loss, overfit_small_batch
 from kiln.train import Trainer
 from kiln.utils.data import DataLoader, TensorDataset
@@ -287,6 +290,9 @@ class _Stream:
     def synchronize(self) -> None:
         self.calls.append("synchronize")
 
+    def wait_event(self, event: _Event) -> None:
+        self.calls.append(("wait", event.name))
+
     def begin_capture(self, mode: int) -> None:
         self.calls.append(("begin_capture", mode))
 
@@ -295,11 +301,50 @@ class _Stream:
         return _Graph()
 
 
+class _Event:
+    """Stands for cupy.cuda.Event: records on which stream it was recorded."""
+
+    count = 0
+
+    def __init__(self, disable_timing: bool = False) -> None:
+        _Event.count += 1
+        self.name = f"event{_Event.count}"
+
+    def record(self, stream: _Stream) -> None:
+        stream.calls.append(("record", self.name))
+
+
 class _Graph:
+    """Stands for a captured graph. NumPy cannot defer work: the capture itself ran the
+    recorded step once, which stands for the first launch; a later launch calls
+    ``rerun`` (a test's stand-in for running the recorded work again), when set."""
+
     launches: list = []
+    rerun: Any = None
+
+    def __init__(self) -> None:
+        self.launched = 0
 
     def launch(self, stream: _Stream) -> None:
         _Graph.launches.append(stream)
+        self.launched += 1
+        if self.launched > 1 and _Graph.rerun is not None:
+            _Graph.rerun()
+
+
+class _Checks:
+    """Stands for _C_cuda.CaptureChecks: ``failure`` (an exception) raised by verify."""
+
+    def __init__(self, failure: Exception | None) -> None:
+        self.failure, self.verified = failure, 0
+
+    def __len__(self) -> int:
+        return 1
+
+    def verify(self) -> None:
+        self.verified += 1
+        if self.failure is not None:
+            raise self.failure
 
 
 class _DeviceArray:
@@ -318,15 +363,28 @@ def _fake_cupy(allocations: list) -> types.ModuleType:
     cupy = FakeCuPy("fake_cupy")
 
     class _Host(np.ndarray):
+        device = types.SimpleNamespace(id=0)
+
         def set(self, host, stream=None):
             allocations.append(("set", stream))
             self[...] = host
 
+        @property
+        def data(self):  # CuPy's memory pointer
+            return types.SimpleNamespace(ptr=self.ctypes.data)
+
+    def memcpy_peer_async(dst, dst_device, src, src_device, nbytes, stream):
+        allocations.append(("peer", dst_device, src_device, nbytes, stream))
+        ctypes.memmove(dst, src, nbytes)
+
     cupy.empty = lambda shape, dtype=np.float32: np.empty(shape, dtype).view(_Host)
+    cupy.ascontiguousarray = lambda a: a if a.flags.c_contiguous else np.ascontiguousarray(a)
     cupy.asarray = lambda a, **kw: a.array if isinstance(a, _DeviceArray) else np.asarray(a, **kw)
     cupy.asnumpy = lambda a, stream=None, blocking=True: np.array(a)
     cuda = cupy.cuda = types.ModuleType("fake_cupy.cuda")
-    cuda.runtime = types.SimpleNamespace(getDevice=lambda: 0)
+    cuda.runtime = types.SimpleNamespace(getDevice=lambda: 0, memcpyPeerAsync=memcpy_peer_async)
+    cuda.Event = _Event
+    cupy.Host = _Host
     cuda.ExternalStream = _Stream
     cuda.Device = lambda index: types.SimpleNamespace(use=lambda: None)
     cuda.PinnedMemoryPointer = _PinnedMemoryPointer
@@ -345,6 +403,17 @@ def _fake_runtime(kernels: types.ModuleType, log: list) -> types.ModuleType:
     runtime.synchronize = lambda index: log.append(("synchronize", index))
     runtime.malloc = lambda nbytes, index: (log.append(("malloc", nbytes)), 0x1000)[1]
     runtime.free = lambda ptr, index: log.append(("free", ptr))
+    runtime.capture_pool_begin = lambda index, pool: log.append(("pool_begin", index, pool))
+    runtime.capture_pool_end = lambda index: log.append(("pool_end", index))
+    runtime.capture_pool_release = lambda index, pool: log.append(("pool_release", index, pool))
+    runtime.check_failure = None  # what the captured kernels' checks will raise
+
+    def capture_checks(index):
+        log.append(("checks", index))
+        runtime.checks = _Checks(runtime.check_failure)
+        return runtime.checks
+
+    runtime.capture_checks = capture_checks
     return runtime
 
 
@@ -388,16 +457,193 @@ def test_cuda_backend_copies_on_kiln_stream_and_allocates_from_kiln(cuda_backend
     assert "synchronize" not in b.stream(0).calls
 
 
-def test_captured_trainer_steps_replay_the_graph(cuda_backend_on_numpy):
+def test_a_copy_between_gpus_is_a_peer_copy_ordered_on_both_streams(cuda_backend_on_numpy):
     b = cuda_backend_on_numpy
-    model = SmallCNN().to("cuda")
+    source = np.arange(12.0, dtype=np.float32).reshape(3, 4).view(b.xp.Host)
+    source.device = types.SimpleNamespace(id=1)  # an array of cuda:1
+    b.log.clear()
+    out = b.copy_from_peer(source)
+    assert out.tolist() == source.tolist() and out.device.id == 0
+    assert b.log == [("peer", 0, 1, 48, b.stream(0).ptr)]  # no host copy
+    # cuda:0's copy waits for cuda:1's queued work; cuda:1's later work for the copy
+    on_source = [c for c in b.stream(1).calls if c != "use"]
+    on_target = [c for c in b.stream(0).calls if c != "use"]
+    ready, done = on_source[-2][1], on_target[-1][1]
+    assert on_source[-2:] == [("record", ready), ("wait", done)]
+    assert on_target[-2:] == [("wait", ready), ("record", done)]
+
+
+def test_tensor_to_another_gpu_goes_device_to_device(fake):
+    x = kiln.arange(6.0).reshape(2, 3).to("cuda:1")
+    y = x.to("cuda:0")
+    assert y.device == kiln.device("cuda", 0) and y.tolist() == x.tolist()
+    assert y._data is not x._data and not np.shares_memory(y._data, x._data)
+
+
+@pytest.fixture
+def replays(monkeypatch):
+    """Replays of the stand-in graph rerun the captured trainer's step on its static
+    buffers (set ``replays.trainer``), writing its outputs and loss where a replay
+    writes them."""
+    holder = types.SimpleNamespace(trainer=None)
+
+    def rerun():
+        step = holder.trainer._step
+        x, y, out, loss = step.static
+        new_out, new_loss = step._body(x, y)
+        out._data[...] = new_out._data
+        loss._data[...] = new_loss._data
+
     _Graph.launches.clear()
-    trainer = Trainer(model, F.cross_entropy, kiln.optim.SGD(model.parameters(), lr=0.1),
-                      capture=True, capture_warmup=2)
-    trainer.fit(_batches(5), epochs=1)
+    monkeypatch.setattr(_Graph, "rerun", staticmethod(rerun))
+    return holder
+
+
+def _two_trainers(make_opt, schedule=None, callbacks=(), **kwargs):
+    """The same model trained eagerly and captured (warm-up 2) on the stand-in CUDA
+    backend; the models, the trainers."""
+    kiln.manual_seed(0)
+    models = [SmallCNN().to("cuda"), SmallCNN().to("cuda")]
+    models[1].load_state_dict(models[0].state_dict())
+    trainers = []
+    for model, capture in zip(models, (False, True)):
+        opt = make_opt(model.parameters())
+        scheduler = None if schedule is None else schedule(opt)
+        trainers.append(Trainer(model, F.cross_entropy, opt, scheduler=scheduler,
+                                scheduler_interval=None if schedule is None else "step",
+                                callbacks=[c() for c in callbacks], capture=capture,
+                                capture_warmup=2, **kwargs))
+    return models, trainers
+
+
+def _assert_same_training(models, histories):
+    np.testing.assert_allclose(histories[1].steps["loss"], histories[0].steps["loss"],
+                               rtol=1e-5)
+    for p, q in zip(models[1].parameters(), models[0].parameters()):
+        np.testing.assert_allclose(p.detach().cpu().numpy(), q.detach().cpu().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def _batches_with_a_short_last(n=6):
+    rng = np.random.default_rng(5)
+    return [*_batches(n), (kiln.from_numpy(rng.standard_normal((3, 1, 8, 8)).astype(np.float32)),
+                           kiln.from_numpy(rng.integers(0, 3, 3)))]
+
+
+# Adam's eps is raised: the conv bias before the batch norm has a gradient of rounding
+# noise, which Adam with eps 1e-8 scales up to lr-sized steps of either sign, so the
+# update's rounding (array math here, the C++ kernel in the eager step) would show.
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
+    lambda ps: kiln.optim.Adam(ps, lr=0.01, eps=1e-3),
+    lambda ps: kiln.optim.AdamW(ps, lr=0.01, eps=1e-3, weight_decay=0.1, amsgrad=True),
+])
+def test_captured_step_with_the_optimizer_inside_trains_as_the_eager_one(
+        cuda_backend_on_numpy, replays, make_opt):
+    """Warm-up eager, capture (forward, loss, backward and the update), replays with the
+    learning rate a per-step schedule changes and Adam's bias corrections read from the
+    device, the short last batch eager: the same losses and weights as eager steps."""
+    b = cuda_backend_on_numpy
+    models, trainers = _two_trainers(
+        make_opt, schedule=lambda opt: kiln.optim.lr_scheduler.StepLR(opt, 1, 0.7))
+    replays.trainer = trainers[1]
+    histories = [t.fit(_batches_with_a_short_last(), epochs=2) for t in trainers]
+    _assert_same_training(models, histories)
     assert ("begin_capture", 2) in b.stream(0).calls  # relaxed mode, once
     assert b.stream(0).calls.count("end_capture") == 1
-    assert len(_Graph.launches) == 3  # steps 3, 4 and 5 replayed
-    step = trainer._step
-    assert all(p.grad is g for p, g in step.grads) and len(step.grads) == 6
-    assert step.static[0].shape == (4, 1, 8, 8)
+    # 14 steps: 2 warm-up, the 7th and 14th (short) eager, the other 10 replayed
+    assert len(_Graph.launches) == 10
+    step = trainers[1]._step
+    assert len(step.grads) == 6 and step.static[0].shape == (4, 1, 8, 8)
+    # the allocations of the capture came from one private pool of kiln's allocator
+    pools = [e for e in b.log if e[0] in ("pool_begin", "pool_end", "checks")]
+    assert pools == [("pool_begin", 0, pools[0][2]), ("pool_end", 0), ("checks", 0)]
+    assert b.runtime.checks.verified == 10  # the captured kernels' checks, per replay
+    state = trainers[1].optimizer.state[next(models[1].parameters())]
+    if "step" in state:  # the host step counter moved on with every replay
+        assert float(state["step"]) == 14
+
+
+def test_a_changed_update_is_captured_again(cuda_backend_on_numpy, replays):
+    """Switching weight decay on mid-run changes the captured update's structure: that
+    step runs eagerly, the next one is captured again, the first graph's pool released;
+    the training equals the eager one."""
+    class DecayFromStep5(kiln.train.callbacks.Callback):
+        def on_batch_begin(self, step, logs=None):
+            if step == 5:
+                self.trainer.optimizer.param_groups[0]["weight_decay"] = 1e-2
+
+    b = cuda_backend_on_numpy
+    models, trainers = _two_trainers(lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.5),
+                                     callbacks=[DecayFromStep5])
+    replays.trainer = trainers[1]
+    histories = [t.fit(_batches(8), epochs=1) for t in trainers]
+    _assert_same_training(models, histories)
+    assert b.stream(0).calls.count("end_capture") == 2
+    begins = [e[2] for e in b.log if e[0] == "pool_begin"]
+    assert len(begins) == 2 and ("pool_release", 0, begins[0]) in b.log
+    assert len(_Graph.launches) == 5  # steps 3, 4 (first graph), 6, 7, 8 (second)
+
+
+def test_an_error_the_captured_kernels_found_is_raised_after_the_replay(
+        cuda_backend_on_numpy, replays):
+    b = cuda_backend_on_numpy
+    b.runtime.check_failure = ValueError("cross_entropy: Target 7 is out of bounds")
+    models, trainers = _two_trainers(lambda ps: kiln.optim.SGD(ps, lr=0.1))
+    replays.trainer = trainers[1]
+    with pytest.raises(ValueError, match="Target 7 is out of bounds"):
+        trainers[1].fit(_batches(4), epochs=1)
+    assert len(_Graph.launches) == 1 and b.runtime.checks.verified == 1
+
+
+def test_captured_update_reads_its_numbers_from_the_device(cuda_backend_on_numpy):
+    """After the capture, the update uses the numbers last written to the device, not
+    the host values it was recorded with."""
+    rng = np.random.default_rng(3)
+    start, grad = rng.standard_normal((2, 5)).astype(np.float32)
+    results = []
+    for captured in (False, True):
+        p = nn.Parameter(kiln.tensor(start.copy()).to("cuda"))
+        p.grad = kiln.tensor(grad).to("cuda")
+        opt = kiln.optim.Adam([p], lr=0.1, weight_decay=0.01)
+        opt.step()  # the warm-up makes the state
+        if captured:
+            scalars = CapturedScalars(opt)
+            assert scalars.prepare()  # nothing captured yet
+            with scalars.capturing():  # NumPy runs it: the recorded step, step 2
+                opt.step()
+            scalars.advance()
+            opt.param_groups[0]["lr"] = 0.5
+            assert not scalars.prepare()  # same structure: lr 0.5 and step 3's numbers
+            opt.param_groups[0]["lr"] = 123.0  # a host value the replay must not see
+            with scalars.capturing():  # the replay
+                opt.step()
+            scalars.advance()
+        else:
+            opt.step()
+            opt.param_groups[0]["lr"] = 0.5
+            opt.step()
+        results.append(p.detach().cpu().numpy())
+        assert float(opt.state[p]["step"]) == 3
+    np.testing.assert_allclose(results[1], results[0], rtol=2e-6, atol=1e-7)
+
+
+def test_captured_update_refuses_what_a_graph_cannot_do(cuda_backend_on_numpy):
+    p = nn.Parameter(kiln.ones(3).to("cuda"))
+    p.grad = kiln.ones(3).to("cuda")
+    opt = kiln.optim.SGD([p], lr=0.1, momentum=0.9)
+    with pytest.raises(RuntimeError, match="cannot create optimizer state"):
+        CapturedScalars(opt).prepare()  # no momentum buffer yet: no warm-up step
+    opt.step()
+    scalars = CapturedScalars(opt)
+    scalars.prepare()
+    p.grad = None
+    with pytest.raises(RuntimeError, match="captured update differs from the prepared one"):
+        with scalars.capturing():
+            opt.step()
+    q = nn.Parameter(kiln.ones(2, dtype=kiln.float64).to("cuda"))
+    p.grad, q.grad = kiln.ones(3).to("cuda"), kiln.ones(2, dtype=kiln.float64).to("cuda")
+    with pytest.raises(NotImplementedError, match="one dtype per parameter group"):
+        CapturedScalars(kiln.optim.SGD([p, q], lr=0.1)).prepare()
+    with pytest.raises(NotImplementedError, match="rmsprop_step: kiln has no cuda kernel"):
+        CapturedScalars(kiln.optim.RMSprop([p])).prepare()

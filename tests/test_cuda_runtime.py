@@ -156,21 +156,64 @@ def _batches(n: int, seed: int = 0):
 
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_captured_steps_equal_eager_steps(opt):
+    """The optimizer's update inside the graph, its learning rate changed every step by a
+    schedule, a short last batch eager: the same losses and weights as eager steps."""
     kiln.manual_seed(0)
     eager_model = Net().cuda()
     captured_model = Net().cuda()
     captured_model.load_state_dict(eager_model.state_dict())
+    short = _batches(1, seed=1)[0]
+    batches = [*_batches(5), (short[0][:5], short[1][:5])]
     histories = []
     for model, capture in ((eager_model, False), (captured_model, True)):
         optimizer = (kiln.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
                      if opt == "sgd" else kiln.optim.Adam(model.parameters(), lr=1e-3))
         trainer = Trainer(model, F.cross_entropy, optimizer, capture=capture,
-                          capture_warmup=1)
-        history = trainer.fit(_batches(4), epochs=1)  # 1 eager, then 3 captured steps
+                          capture_warmup=1,
+                          scheduler=kiln.optim.lr_scheduler.StepLR(optimizer, 1, 0.8),
+                          scheduler_interval="step")
+        history = trainer.fit(batches, epochs=2)  # per epoch: 4 replays, 1 eager
         histories.append(history.steps["loss"])
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-4)
     for a, b in zip(captured_model.state_dict().values(), eager_model.state_dict().values()):
-        np.testing.assert_allclose(a.cpu().numpy(), b.cpu().numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a.cpu().numpy(), b.cpu().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_bad_target_in_a_captured_loss_is_raised_after_the_replay():
+    logits = kiln.randn(8, 5, device="cuda")
+    target = kiln.zeros(8, dtype=kiln.int64, device="cuda")
+    g = kiln.cuda.CUDAGraph()
+    with kiln.cuda.graph(g):
+        loss = F.cross_entropy(logits, target)
+    g.replay()
+    eager = F.cross_entropy(logits, target)
+    assert loss.item() == pytest.approx(eager.item(), rel=1e-6)
+    target._data[3] = 7
+    with pytest.raises(ValueError) as captured:
+        g.replay()
+    with pytest.raises(ValueError) as eagerly:
+        F.cross_entropy(logits, target)
+    assert str(captured.value) == str(eagerly.value)
+    target._data[3] = 1
+    g.replay()  # a good batch again: no error
+    g.reset()
+
+
+def test_a_captured_graph_keeps_its_scratch_from_later_work():
+    """The kernels' scratch (the loss's reduction partials) comes from the graph's
+    private pool: work after the capture gets other memory, so a replay leaves it be."""
+    logits = kiln.randn(4096, 10, device="cuda")
+    target = kiln.randint(0, 10, (4096,), device="cuda")
+    g = kiln.cuda.CUDAGraph()
+    with kiln.cuda.graph(g):
+        loss = F.cross_entropy(logits, target)
+    later = [kiln.full((64,), 3.0, device="cuda") for _ in range(64)]  # small blocks
+    for _ in range(3):
+        g.replay()
+    kiln.cuda.synchronize()
+    assert all(t.cpu().numpy().tolist() == [3.0] * 64 for t in later)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, target).item(), rel=1e-6)
+    g.reset()
 
 
 def test_cuda_graph_api_replays_the_recorded_work():

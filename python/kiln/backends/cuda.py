@@ -11,16 +11,20 @@ backend puts them under the same seam as the CPU's:
                                   into CuPy arrays without a copy
     backend.xp                    CuPy, for the ops written as array math
     from_host / to_host           copies between NumPy and device memory, on kiln's stream
+    copy_from_peer                a copy from another GPU, device to device (peer copy)
 
 Registering (``install``) routes CuPy's allocations to kiln's caching allocator
 (``_C_cuda.malloc/free``: ``kiln.cuda.memory_allocated`` counts every device byte) and
 makes kiln's one stream of each device CuPy's current stream, so kernels and CuPy's
 array math are ordered on that one stream with no events.
 
-Whole-step capture (``kiln.cuda.graphs``): between ``begin_capture`` and
-``end_capture`` every kernel output and every CuPy allocation is also kept in the
-capture's pool, which the graph holds: memory the graph's kernels write stays theirs
-for as long as the graph lives, and is never handed to other tensors meanwhile.
+Whole-step capture (``kiln.cuda.graphs``): between ``begin_pool`` and ``end_pool``
+every device allocation (kernel outputs, CuPy's arrays, the kernels' scratch) comes
+from a private pool of kiln's caching allocator, and every kernel output and CuPy
+allocation is also kept in the capture's pool list, which the graph holds: memory the
+graph's kernels write stays theirs for as long as the graph lives, and is never handed
+to other work meanwhile. ``capture_checks`` hands the graph the checks its kernels
+make on the device, run after each replay.
 
 The class is written over its array module, its kernel module and the device-array
 type, so tests on the CPU build it from NumPy, ``kiln._C`` and a stand-in array type.
@@ -142,6 +146,11 @@ class DeviceBackend(Backend):
         finally:
             self._pool = None
 
+    def copy_from_peer(self, array: Any) -> Any:
+        """A copy, on the current device, of ``array`` of another device of this backend
+        (``Tensor.to('cuda:1')`` from cuda:0); here through the array module."""
+        return self.xp.array(array, copy=True)
+
     def __repr__(self) -> str:
         return f"DeviceBackend({self.device_type!r})"
 
@@ -216,6 +225,30 @@ class CudaBackend(DeviceBackend):
                 self.stream().synchronize()
         return out
 
+    def copy_from_peer(self, array: Any) -> Any:
+        """A copy, on the current device, of ``array`` of another GPU, straight between
+        the two (cudaMemcpyPeerAsync: NVLink or PCIe, never through host memory). The
+        copy runs on this device's stream after the work queued on the source's stream
+        (an event); the source's stream waits for the copy before its later work, which
+        may reuse the source's memory. Returns at once, like any kernel."""
+        cuda = self.xp.cuda
+        target, source = self.current_device(), int(array.device.id)
+        with self.on(source):
+            src = self.xp.ascontiguousarray(array)
+            ready = cuda.Event(disable_timing=True)
+            ready.record(self.stream(source))
+        out = self.xp.empty(src.shape, src.dtype)
+        if src.nbytes:
+            stream = self.stream(target)
+            stream.wait_event(ready)
+            cuda.runtime.memcpyPeerAsync(out.data.ptr, target, src.data.ptr, source,
+                                         src.nbytes, stream.ptr)
+            done = cuda.Event(disable_timing=True)
+            done.record(stream)
+            with self.on(source):
+                self.stream(source).wait_event(done)
+        return out
+
     def to_host(self, array: Any) -> np.ndarray:
         """A NumPy copy of a device array, after the work queued before it."""
         return self.xp.asnumpy(array, stream=self.stream(), blocking=True)
@@ -242,6 +275,23 @@ class CudaBackend(DeviceBackend):
 
     def end_capture(self) -> Any:
         return self.stream().end_capture()
+
+    def begin_pool(self, index: int, pool: int) -> None:
+        """Device ``index``'s allocations, kernels' scratch included, come from the
+        allocator's private pool ``pool`` until ``end_pool``."""
+        self.runtime.capture_pool_begin(index, pool)
+
+    def end_pool(self, index: int) -> None:
+        self.runtime.capture_pool_end(index)
+
+    def release_pool(self, index: int, pool: int) -> None:
+        """The graphs of ``pool`` are gone: its memory serves all work again."""
+        self.runtime.capture_pool_release(index, pool)
+
+    def capture_checks(self, index: int) -> Any:
+        """The checks the kernels captured since ``begin_pool`` left to run after each
+        replay (``verify()``; ``len``)."""
+        return self.runtime.capture_checks(index)
 
     def synchronize(self, index: int | None = None) -> None:
         self.runtime.synchronize(self.current_device() if index is None else index)

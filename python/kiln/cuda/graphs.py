@@ -8,18 +8,26 @@
 
 Capture records the work queued on the current device's stream (kiln's one stream,
 which kiln's kernels and CuPy's array math share) into a graph. Memory the captured
-work allocates (kernel outputs, CuPy's arrays) joins the graph's pool, which lives as
-long as the graph: replays write the same buffers, which no other tensor is given
-meanwhile. Graphs captured with ``pool=other.pool()`` share one pool.
+work allocates (kernel outputs, CuPy's arrays, the kernels' own scratch) comes from the
+graph's private pool of kiln's caching allocator: replays write the same buffers, which
+no other work is given while the pool lives (until every graph captured into it is
+reset or collected). Graphs captured with ``pool=other.pool()`` share one pool, and
+must replay in the order they were captured. The pool also keeps the captured kernel
+outputs' Python owners alive.
 
 Host scalars passed to kernels during capture (a learning rate, a step count, a
-dropout seed) are recorded as they were: a replay reuses them. Host synchronisation
-(``.item()``, ``.cpu()``, ``synchronize``) is not allowed while capturing.
+dropout seed) are recorded as they were: a replay reuses them (an optimizer's update
+reads its numbers from the device instead: ``kiln.optim.optimizer.CapturedScalars``).
+Host synchronisation (``.item()``, ``.cpu()``, ``synchronize``) is not allowed while
+capturing. Checks a kernel makes on the host when it runs eagerly (the losses' class
+targets in range, binary cross entropy's inputs in [0, 1]) are made on the device
+inside a graph and raised by ``replay``, after the replayed work, with the eager text.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Any
 
 from kiln import backends
@@ -37,12 +45,33 @@ def _backend(op: str) -> Any:
 
 
 class _Pool:
-    """A capture pool: keeps alive what captured work allocated."""
+    """A capture pool: the allocator's private pool ``id`` (its device memory) and the
+    Python owners of what captured work allocated; ``graphs`` counts the graphs
+    captured into it that are alive, and the last one's reset releases it."""
 
-    __slots__ = ("owners",)
+    __slots__ = ("id", "owners", "graphs", "device")
+    _ids = itertools.count(1)
 
     def __init__(self) -> None:
+        self.id = next(_Pool._ids)
         self.owners: list[Any] = []
+        self.graphs = 0
+        self.device: int | None = None
+
+    def check(self, device: int) -> None:
+        if self.device is not None and self.device != device:
+            raise RuntimeError(f"CUDAGraph.capture_begin: the pool belongs to cuda:"
+                               f"{self.device}, the capture is on cuda:{device}")
+
+    def enter(self, device: int) -> None:
+        self.device = device
+        self.graphs += 1
+
+    def leave(self, backend: Any) -> None:
+        self.graphs -= 1
+        if self.graphs == 0 and self.device is not None:
+            backend.release_pool(self.device, self.id)
+            self.owners.clear()
 
 
 def graph_pool_handle() -> _Pool:
@@ -58,6 +87,7 @@ class CUDAGraph:
         self._graph: Any = None
         self._pool: _Pool | None = None
         self._capture: Any = None  # the backend's capturing() context while recording
+        self._checks: Any = None   # the captured kernels' deferred checks
         self._device = 0
 
     def capture_begin(self, pool: _Pool | None = None,
@@ -72,13 +102,18 @@ class CUDAGraph:
                                "call reset() first")
         self._device = backend.current_device()
         backend.synchronize(self._device)
-        self._pool = _Pool() if pool is None else pool
-        self._capture = backend.capturing(self._pool.owners)
-        self._capture.__enter__()
+        pool = _Pool() if pool is None else pool
+        pool.check(self._device)
+        capture = backend.capturing(pool.owners)
+        capture.__enter__()  # refuses a capture under way
+        self._pool, self._capture = pool, capture
+        pool.enter(self._device)
         try:
+            backend.begin_pool(self._device, pool.id)
             backend.begin_capture(capture_error_mode)
         except BaseException:
             self._end_pool()
+            self.reset()
             raise
 
     def capture_end(self) -> None:
@@ -92,18 +127,34 @@ class CUDAGraph:
             self._end_pool()
 
     def _end_pool(self) -> None:
+        backend = _backend("CUDAGraph.capture_end")
         capture, self._capture = self._capture, None
-        capture.__exit__(None, None, None)
+        try:
+            backend.end_pool(self._device)
+            self._checks = backend.capture_checks(self._device)
+        finally:
+            capture.__exit__(None, None, None)
 
     def replay(self) -> None:
-        """Runs the recorded work again, on the stream it was recorded from."""
+        """Runs the recorded work again, on the stream it was recorded from; then, when
+        the captured kernels check their inputs on the device, waits for it and raises
+        their error (the eager kernels' ValueError)."""
         if self._graph is None:
             raise RuntimeError("CUDAGraph.replay: nothing captured yet")
         self._graph.launch(_backend("CUDAGraph.replay").stream(self._device))
+        if self._checks is not None and len(self._checks):
+            self._checks.verify()
 
     def reset(self) -> None:
-        """Drops the graph and, unless shared, its pool's memory."""
-        self._graph, self._pool = None, None
+        """Drops the graph and, unless another live graph shares it, its pool's memory
+        (back to the allocator's general cache)."""
+        pool, self._graph, self._pool, self._checks = self._pool, None, None, None
+        if pool is not None:
+            pool.leave(_backend("CUDAGraph.reset"))
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit the backend may be gone
+            self.reset()
 
     def pool(self) -> _Pool:
         """The graph's memory pool, to share with a later capture."""

@@ -6,14 +6,19 @@ to its buffers). A subclass implements ``_update(group)``, which hands the
 group's parameters that have a gradient to one fused C++ kernel call.
 ``state_dict()`` uses PyTorch's format (state keyed by parameter index,
 ``'params'`` as index lists), so a checkpoint resumes a run exactly.
+
+Inside a CUDA graph (``kiln.train.capture``) the update is captured too: see
+``CapturedScalars``, through which the array-math rules read their real numbers (the
+learning rate, bias corrections) from the device, refreshed before each replay.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import numbers
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any, Union
 
@@ -24,7 +29,7 @@ from kiln.autograd import enable_grad
 from kiln.optim import _array_steps
 from kiln.tensor import Tensor
 
-__all__ = ["Optimizer", "ParamsT"]
+__all__ = ["CapturedScalars", "Optimizer", "ParamsT"]
 
 ParamsT = Union[Iterable[Tensor], Iterable[dict[str, Any]], Iterable[tuple[str, Tensor]]]
 
@@ -52,6 +57,8 @@ class Optimizer:
 
     # per-parameter state kept as float32 scalars, as PyTorch keeps them
     _scalar_state: tuple[str, ...] = ("step",)
+    # while a training step is prepared or captured (CapturedScalars), it takes _fused's calls
+    _captured: CapturedScalars | None = None
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
@@ -294,6 +301,8 @@ class Optimizer:
         updated through a contiguous copy that is written back.
         """
         backend = backends.of_tensors(params, f"{type(self).__name__}.step")
+        if self._captured is not None:
+            return self._captured.call(backend, name, params, args)
         kernel = getattr(backend, name) if backend.has(name) else _array_step(backend, name)
         arrays = [p._data for p in params]
         grads = [p._grad._data for p in params]
@@ -312,14 +321,137 @@ class Optimizer:
         return result
 
 
-def _array_step(backend: backends.Backend, name: str) -> Callable[..., Any]:
-    """The array-math twin of the kernel ``name`` over the backend's array module."""
+def _rule(backend: backends.Backend, name: str) -> _array_steps.ArrayStep:
+    """The array-math rule of the kernel ``name``; NotImplementedError when none."""
     step = _array_steps.STEPS.get(name)
     if step is None:
         raise NotImplementedError(
             f"{name}: kiln has no {backend.device_type} kernel for this optimizer yet "
             f"(on {backend.device_type}: {', '.join(sorted(_array_steps.STEPS))})")
-    return partial(step, backend.xp)
+    return step
+
+
+def _array_step(backend: backends.Backend, name: str) -> Callable[..., Any]:
+    """The array-math twin of the kernel ``name`` over the backend's array module."""
+    return partial(_rule(backend, name), backend.xp)
+
+
+class CapturedScalars:
+    """An optimizer's update inside a CUDA graph: its real numbers on the device.
+
+    A replay repeats the recorded kernels with the host values they were launched
+    with, so a captured update reads every real number it uses (the learning rate a
+    schedule changes, momentum, Adam's bias corrections of the step count) from small
+    device vectors, one per dtype, written before each replay:
+
+        changed = scalars.prepare()   # outside the graph: optimizer.step() with every
+                                      # update only prepared (_array_steps' prepare:
+                                      # the host numbers of the next step, nothing
+                                      # changed), the numbers copied to the device;
+                                      # True when the update's structure (parameters
+                                      # with a gradient, options switched on or off)
+                                      # differs from the captured one
+        with scalars.capturing():     # inside the graph: optimizer.step() records the
+            optimizer.step()          # array math over views of the device vectors
+        scalars.advance()             # per replay: the host state moves on (Adam's
+                                      # step counters), as an eager step moves it
+
+    The update runs as the array-math rules of ``_array_steps`` (SGD, Adam, AdamW), on
+    any backend; the eager step (``capture=False`` or an odd batch) is unchanged.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.layout: list[tuple[Any, ...]] = []    # per update call: what it was, in order
+        self.captured: list[tuple[Any, ...]] = []  # the layout the graph was captured with
+        self.device: dict[Any, Any] = {}           # dtype -> device vector of the numbers
+        self._values: dict[Any, list[float]] = {}  # dtype -> the numbers, while preparing
+        self._pending: list[tuple[Any, ...]] = []  # (rule, arrays, grads, args) per call
+        self._mode = ""
+        self._calls = 0
+
+    def prepare(self) -> bool:
+        """Prepares the next update and writes its numbers to the device; whether its
+        structure differs from the captured one (always True before a capture)."""
+        self.layout, self._values, self._pending = [], {}, []
+        self._run("prepare", self.optimizer.step)
+        for dtype, values in self._values.items():
+            backend = next(call[4] for call in self.layout if call[2] == dtype)
+            host = np.asarray(values, dtype=dtype)
+            vector = self.device.get(dtype)
+            if vector is None or vector.shape != host.shape:
+                self.device[dtype] = backend.from_host(host)
+            else:
+                vector[...] = backend.from_host(host)
+        return self.layout != self.captured or not self.captured
+
+    def advance(self) -> None:
+        """Moves the host state on by the prepared step (after its replay is queued)."""
+        for rule, arrays, grads, args in self._pending:
+            rule.advance(arrays, grads, *args)
+
+    def forget(self) -> None:
+        """The captured graph is gone."""
+        self.captured = []
+
+    def _run(self, mode: str, step: Callable[[], Any]) -> None:
+        self._mode, self._calls = mode, 0
+        self.optimizer._captured = self
+        try:
+            step()
+        finally:
+            self.optimizer._captured, self._mode = None, ""
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[None]:
+        """While open, the optimizer's step records the prepared update's array math."""
+        self.captured, self._mode, self._calls = list(self.layout), "capture", 0
+        self.optimizer._captured = self
+        try:
+            yield
+            if self._calls != len(self.captured):
+                raise RuntimeError(self._mismatch())
+        finally:
+            self.optimizer._captured, self._mode = None, ""
+
+    def _mismatch(self) -> str:
+        return (f"{type(self.optimizer).__name__}.step: the captured update differs from "
+                f"the prepared one (parameters with a gradient or options changed between "
+                f"them)")
+
+    def call(self, backend: backends.Backend, name: str, params: list[Tensor],
+             args: tuple[Any, ...]) -> Any:
+        """Optimizer._fused's call while preparing or capturing."""
+        op = f"{type(self.optimizer).__name__}.step"
+        rule = _rule(backend, name)
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) != 1:
+            raise NotImplementedError(f"{op}: a captured update needs one dtype per parameter "
+                                      f"group, got {sorted(str(d) for d in dtypes)}")
+        dtype = dtypes.pop()
+        arrays = [p._data for p in params]
+        grads = [p._grad._data for p in params]
+        if self._mode == "prepare":
+            if any(b is None for b in rule.idle(*args) or ()):
+                raise RuntimeError(f"{op}: a captured update cannot create optimizer state; "
+                                   f"give every parameter a gradient during the warm-up steps")
+            scalars, structure = rule.prepare(arrays, grads, *args)
+            values = self._values.setdefault(dtype, [])
+            self.layout.append((name, tuple(id(p) for p in params), dtype, structure, backend,
+                                len(values), len(scalars)))
+            self._pending.append((rule, arrays, grads, args))
+            values += scalars
+            return rule.idle(*args)
+        if self._calls >= len(self.captured):
+            raise RuntimeError(self._mismatch())
+        call = self.captured[self._calls]
+        if call[:3] != (name, tuple(id(p) for p in params), dtype):
+            raise RuntimeError(self._mismatch())
+        self._calls += 1
+        start, count = call[5], call[6]
+        vector = self.device[dtype]
+        views = [vector[i:i + 1].reshape(()) for i in range(start, start + count)]
+        return rule.apply(backend.xp, arrays, grads, *args, scalars=views, structure=call[3])
 
 
 def _full_like(p: Tensor, value: float) -> Tensor:

@@ -1,23 +1,29 @@
-"""Whole-step capture for the Trainer: a training step's forward, loss and backward
-recorded once in a CUDA graph and replayed per batch (``Trainer(..., capture=True)``).
+"""Whole-step capture for the Trainer: a training step's forward, loss, backward and
+optimizer update recorded once in a CUDA graph and replayed per batch
+(``Trainer(..., capture=True)``).
 
 Small CNNs on a big GPU are bound by launching kernels one by one from Python; a
 replay launches the whole recorded step at once. The step:
 
-    steps 1..warmup         eager (the allocator's cache and cuDNN's choices settle)
-    step warmup+1           the batch is copied into static input buffers, the forward,
-                            the loss and the backward pass are captured
-                            (``kiln.cuda.graphs``; the gradients land in static buffers
-                            the graph owns), then replayed
-    every later step        the batch is copied into the static buffers, the graph
-                            replayed, the static gradients handed to the parameters
+    steps 1..warmup         eager (the allocator's cache, cuDNN's choices and the
+                            optimizer's state settle)
+    step warmup+1           the update's real numbers are prepared (CapturedScalars:
+                            the learning rate, Adam's bias corrections, in device
+                            vectors), the batch is copied into static input buffers,
+                            and the forward, the loss, the backward pass and the update
+                            are captured (``kiln.cuda.graphs``; the gradients land in
+                            static buffers the graph owns), then replayed
+    every later step        the numbers prepared and copied to the device, the batch
+                            copied into the static buffers, the graph replayed; errors
+                            the captured kernels found (a class target out of range)
+                            are raised after the replay, with the eager step's text
 
-The optimizer's update runs after each replay, eagerly: it is one fused kernel per
-parameter group, and its host scalars (the learning rate a schedule changes, Adam's
-step count) change every step, which a recorded launch would repeat. A batch of
-another shape or dtype (a short last batch) runs eagerly. Capture refuses a model
-with random layers in training mode (dropout, drop-connect, stochastic depth): a
-replay would repeat the recorded random draws.
+A batch of another shape or dtype (a short last batch) runs eagerly, with the same
+optimizer. When the update's structure changes (a parameter frozen or unfrozen, an
+option switched on or off) that step runs eagerly and the next one is captured again.
+Capture refuses a model with random layers in training mode (dropout, drop-connect,
+stochastic depth): a replay would repeat the recorded random draws. The update needs
+an optimizer with an array-math rule (SGD, Adam, AdamW; optim/_array_steps.py).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 from kiln.cuda.graphs import CUDAGraph, graph
 from kiln.nn.modules.dropout import Dropout
 from kiln.nn.modules.stochastic import DropConnectConv2d, DropConnectLinear, StochasticDepth
+from kiln.optim.optimizer import CapturedScalars
 from kiln.tensor import Tensor
 
 Step = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -46,7 +53,7 @@ class CapturedStep:
     Args:
         net: the model (or its DistributedDataParallel) the step calls.
         loss_fn: ``loss_fn(outputs, targets) -> one-element Tensor``.
-        optimizer: its ``step()`` runs eagerly after each replay.
+        optimizer: its ``step()`` is captured inside the graph.
         eager: the Trainer's eager step ``(images, targets) -> (outputs, loss)``, which
             zeroes, back-propagates and steps itself (warm-up and odd batches).
         checked_loss: checks loss_fn's result, raising the Trainer's error.
@@ -59,6 +66,7 @@ class CapturedStep:
         self.eager, self.checked_loss = eager, checked_loss
         self.warmup = max(1, int(warmup))
         self.steps = 0
+        self.scalars = CapturedScalars(optimizer)
         self.graph: CUDAGraph | None = None
         self.key: tuple[Any, ...] | None = None
         self.static: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # x, y, out, loss
@@ -67,18 +75,44 @@ class CapturedStep:
     def __call__(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         self.steps += 1
         key = (tuple(images.shape), images.dtype, tuple(targets.shape), targets.dtype)
-        if self.graph is None and self.steps > self.warmup:
-            self._capture(images, targets, key)
-        if self.graph is None or key != self.key:
+        if self.steps <= self.warmup or (self.graph is not None and key != self.key):
             return self.eager(images, targets)
-        assert self.static is not None
+        self._restore_grads()
+        if self.scalars.prepare() or self.graph is None:
+            if self.graph is not None:  # the update's structure changed: this step
+                self._drop()            # eagerly, a new capture at the next one
+                return self.eager(images, targets)
+            self._capture(images, targets, key)
+        assert self.graph is not None and self.static is not None
         x, y, out, loss = self.static
         x._data[...] = images._data
         y._data[...] = targets._data
         self.graph.replay()
-        for p, g in self.grads:  # a callback may have set them to None meanwhile
-            p.grad = g
-        self.optimizer.step()
+        self.scalars.advance()
+        self._restore_grads()
+        return out, loss
+
+    def _restore_grads(self) -> None:
+        """The graph's gradient buffers as the parameters' gradients (a callback may
+        have set them to None, an eager step replaced them); None for a parameter
+        frozen since, so the update's structure shows the change."""
+        for p, g in self.grads:
+            p.grad = g if p.requires_grad else None
+
+    def _drop(self) -> None:
+        assert self.graph is not None
+        self.graph.reset()
+        self.graph, self.static, self.grads = None, None, []
+        self.scalars.forget()
+
+    def _body(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The captured work: the whole training step on the static batch."""
+        self.optimizer.zero_grad(set_to_none=True)  # backward writes fresh gradients
+        out = self.net(x)
+        loss = self.checked_loss(self.loss_fn(out, y))
+        loss.backward()
+        with self.scalars.capturing():
+            self.optimizer.step()
         return out, loss
 
     def _capture(self, images: Tensor, targets: Tensor, key: tuple[Any, ...]) -> None:
@@ -93,12 +127,9 @@ class CapturedStep:
                              f"in training mode ({', '.join(random)}): each replay would "
                              f"repeat the recorded draws; train with capture=False")
         x, y = images.detach().clone(), targets.detach().clone()
-        self.optimizer.zero_grad(set_to_none=True)
         g = CUDAGraph()
         with graph(g):
-            out = self.net(x)
-            loss = self.checked_loss(self.loss_fn(out, y))
-            loss.backward()
+            out, loss = self._body(x, y)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.grads = [(p, p.grad) for p in params if p.grad is not None]
         self.static = (x, y, out.detach(), loss.detach())
