@@ -4,10 +4,14 @@
 # pybind11, CMake, Ninja, pytest and CuPy; nvcc and compute-sanitizer are on the PATH.
 #   bash scripts/gpu_check.sh            (logs under $OUT when set, else gpu-check/)
 # 1. builds kiln with CUDA for sm_90 (scripts/dev_build.sh into build-gpu);
-# 2. runs the CUDA C++ tests, then again under compute-sanitizer's memcheck;
-# 3. runs the Python CUDA tests (tests/test_cuda*.py) against the CPU backend;
-# 4. runs bench/gpu.py (kiln eager and captured against PyTorch eager, same GPU).
-# Steps 3 and 4 have time limits (200 s, 100 s) so the whole check stays under 8 minutes.
+# 2. first things first: the whole-step capture (forward, loss, backward and the
+#    optimizer inside one CUDA graph) replayed against eager steps, errors found by
+#    captured kernels, the graph's private memory (tests/test_cuda_runtime.py -k capture);
+# 3. runs the CUDA C++ tests, then again under compute-sanitizer's memcheck;
+# 4. runs the Python CUDA tests (tests/test_cuda*.py) against the CPU backend;
+# 5. runs bench/gpu.py (kiln eager and captured against PyTorch eager, same GPU).
+# Steps 2, 4 and 5 have time limits (100 s, 200 s, 100 s) so the whole check stays
+# under 9 minutes.
 # Each step's log is kept; the summary at the end says which failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +35,8 @@ gtest=()
 export CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
 step build bash scripts/dev_build.sh build-gpu -DKILN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DPython_EXECUTABLE="$(command -v python3)" "${gtest[@]}"
+step capture env PYTHONPATH=build-gpu/stage timeout 100 python3 -m pytest -q \
+  -p no:cacheprovider -rf tests/test_cuda_runtime.py -k "capture or graph"
 step cuda_cpp_tests build-gpu/kiln_cuda_tests
 step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 build-gpu/kiln_cuda_tests
 shopt -s nullglob
