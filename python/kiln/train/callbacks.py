@@ -22,10 +22,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from kiln._atomic import WriteBehind, write_bytes
 from kiln._checks import int_arg, real_arg
-from kiln.checkpoint import save_checkpoint
+from kiln.checkpoint import checkpoint_bytes
 from kiln.data import DataLoader
-from kiln.data._atomic import atomic_write
 from kiln.optim import lr_scheduler as _sched
 from kiln.tensor import Tensor
 from kiln.train import plots
@@ -146,21 +146,42 @@ class EarlyStopping(Callback):
                 {k: Tensor(np.array(v, copy=True)) for k, v in self.best_state.items()})
 
 
-class ModelCheckpoint(Callback):
+class _FileWriter(Callback):
+    """A callback that writes files, atomically: at once, or with ``write_behind`` on a
+    background thread (kiln._atomic.WriteBehind) that training does not wait for; the
+    files are all complete when fit returns, errors included."""
+
+    def __init__(self, write_behind: bool) -> None:
+        self.write_behind = bool(write_behind)
+        self._writes = WriteBehind(f"kiln-{type(self).__name__}")
+
+    def _write(self, path: str, data: bytes) -> None:
+        if self.write_behind:
+            self._writes.submit(write_bytes, path, data)
+        else:
+            write_bytes(path, data)
+
+    def on_train_end(self, logs: Logs) -> None:
+        self._writes.flush()
+
+
+class ModelCheckpoint(_FileWriter):
     """Writes a checkpoint (kiln.checkpoint.save_checkpoint: model, optimizer, scheduler,
     epoch and history) at the end of an epoch: every epoch, or with ``save_best_only``
     only when ``monitor`` improved (or, with a ``tie_breaker`` key, tied the best value
     and improved the tie-breaker). ``path`` may hold ``{epoch}`` or any epoch-log key,
-    e.g. ``'runs/x/epoch{epoch:02d}-{val_loss:.3f}.safetensors'``."""
+    e.g. ``'runs/x/epoch{epoch:02d}-{val_loss:.3f}.safetensors'``. With ``write_behind``
+    the state is copied at the epoch's end and written while the next epoch trains."""
 
     def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
                  save_best_only: bool = True, mode: str = "auto",
-                 tie_breaker: str | None = None) -> None:
+                 tie_breaker: str | None = None, write_behind: bool = False) -> None:
+        super().__init__(write_behind)
         self.path = os.fspath(path)
         self._track = _Improvement("ModelCheckpoint", monitor, mode, 0.0, tie_breaker)
         self.save_best_only = bool(save_best_only)
         self.last_saved: str | None = None
-        self._save = save_checkpoint  # a subclass may add to what is saved
+        self._content = checkpoint_bytes  # a subclass may add to what is saved
 
     def on_train_begin(self, logs: Logs) -> None:
         self._track.reset()
@@ -171,8 +192,8 @@ class ModelCheckpoint(Callback):
             return
         path = self.path.format(**{k: (int(v) if k == "epoch" else v) for k, v in logs.items()})
         trainer = self.trainer
-        self._save(path, trainer.model, trainer.optimizer, trainer.scheduler, epoch,
-                   trainer.history.state_dict())
+        self._write(path, self._content(trainer.model, trainer.optimizer, trainer.scheduler,
+                                        epoch, trainer.history.state_dict()))
         self.last_saved = path
 
 
@@ -322,11 +343,13 @@ class ProgressBar(Callback):
             print(reason, file=self._out(), flush=True)
 
 
-class CSVLogger(Callback):
+class CSVLogger(_FileWriter):
     """Rewrites ``path`` as CSV (one row per epoch, the History's columns) at every epoch
-    end, atomically: a crash leaves the previous complete file."""
+    end, atomically: a crash leaves the previous complete file. ``write_behind`` as
+    ModelCheckpoint's."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], write_behind: bool = False) -> None:
+        super().__init__(write_behind)
         self.path = os.fspath(path)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
@@ -338,8 +361,7 @@ class CSVLogger(Callback):
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (int(v) if k == "epoch" else repr(v)) for k, v in row.items()})
-        with atomic_write(self.path) as handle:
-            handle.write(text.getvalue().encode())
+        self._write(self.path, text.getvalue().encode())
 
 
 class CurvePlot(Callback):
