@@ -298,6 +298,7 @@ class ProgressBar(Callback):
         self._acc = 0.0
         self._n = self._n_acc = 0
         self._train_seconds = 0.0
+        self._posted = -math.inf
         self._epoch_start = time.perf_counter()
         if self._tqdm is not None:
             total = self.trainer.steps_per_epoch
@@ -313,11 +314,14 @@ class ProgressBar(Callback):
             self._acc += logs["accuracy"] * n
             self._n_acc += n
         if self._bar is not None:
-            rate = self._n / max(self._train_seconds, 1e-9)
-            post = {"loss": f"{self._loss / self._n:.4f}", "img/s": f"{rate:.0f}"}
-            if self._n_acc:
-                post["acc"] = f"{self._acc / self._n_acc:.4f}"
-            self._bar.set_postfix(post, refresh=False)
+            # The bar redraws at most every mininterval: format the numbers no more often.
+            if self._train_seconds - self._posted >= self._bar.mininterval:
+                self._posted = self._train_seconds
+                rate = self._n / max(self._train_seconds, 1e-9)
+                post = {"loss": f"{self._loss / self._n:.4f}", "img/s": f"{rate:.0f}"}
+                if self._n_acc:
+                    post["acc"] = f"{self._acc / self._n_acc:.4f}"
+                self._bar.set_postfix(post, refresh=False)
             self._bar.update(1)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
