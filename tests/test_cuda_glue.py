@@ -628,6 +628,23 @@ def test_captured_update_reads_its_numbers_from_the_device(cuda_backend_on_numpy
     np.testing.assert_allclose(results[1], results[0], rtol=2e-6, atol=1e-7)
 
 
+def test_replaced_optimizer_state_changes_the_captured_update(cuda_backend_on_numpy):
+    """A graph updates the state arrays it was captured with: state replaced since (a
+    checkpoint loaded) means a new capture."""
+    p = nn.Parameter(kiln.ones(3).to("cuda"))
+    p.grad = kiln.ones(3).to("cuda")
+    opt = kiln.optim.Adam([p], lr=0.1)
+    opt.step()
+    scalars = CapturedScalars(opt)
+    scalars.prepare()
+    with scalars.capturing():
+        opt.step()
+    scalars.advance()
+    assert not scalars.prepare()
+    opt.load_state_dict(opt.state_dict())
+    assert scalars.prepare()
+
+
 def test_captured_update_refuses_what_a_graph_cannot_do(cuda_backend_on_numpy):
     p = nn.Parameter(kiln.ones(3).to("cuda"))
     p.grad = kiln.ones(3).to("cuda")

@@ -437,15 +437,21 @@ class CapturedScalars:
                                    f"give every parameter a gradient during the warm-up steps")
             scalars, structure = rule.prepare(arrays, grads, *args)
             values = self._values.setdefault(dtype, [])
-            self.layout.append((name, tuple(id(p) for p in params), dtype, structure, backend,
-                                len(values), len(scalars)))
+            # the arrays the graph updates in place: the parameters and their state
+            # (replaced by load_state_dict, say, the graph would update the old ones)
+            arrays_key = tuple(id(a) for a in (*params, *(x for arg in args
+                                                        if isinstance(arg, (list, tuple))
+                                                        for x in arg)))
+            self.layout.append((name, arrays_key, dtype, structure, backend, len(values),
+                                len(scalars)))
             self._pending.append((rule, arrays, grads, args))
             values += scalars
             return rule.idle(*args)
         if self._calls >= len(self.captured):
             raise RuntimeError(self._mismatch())
         call = self.captured[self._calls]
-        if call[:3] != (name, tuple(id(p) for p in params), dtype):
+        if call[0] != name or call[1][:len(params)] != tuple(id(p) for p in params) or \
+                call[2] != dtype:
             raise RuntimeError(self._mismatch())
         self._calls += 1
         start, count = call[5], call[6]
