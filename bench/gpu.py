@@ -5,7 +5,8 @@ Networks (bench/train.py's, the PyTorch twins starting from kiln's weights): len
 batch 64 on 1x28x28, vgg_cifar (the CIFAR CNN) and resnet20 at batch 128 on 3x32x32. A
 step: zero the gradients, forward, cross-entropy, backward, SGD (momentum 0.9, weight
 decay 5e-4). kiln captured: kiln.train.capture.CapturedStep, the Trainer's capture=True
-path (forward, loss and backward replayed from a graph; the fused SGD update after it).
+path (forward, loss, backward and the SGD update replayed from one graph, the update's
+learning rate and momentum read from device scalars written before each replay).
 PyTorch runs with torch.backends.cudnn.benchmark = True (the expert's setting).
 
 The four variants run in alternating blocks (--rounds times): each block warms up, then

@@ -100,9 +100,10 @@ class Trainer:
         device: where the steps run (e.g. 'cuda'); None: the device of the model's
             parameters. Batches are copied there (without waiting, from pinned memory);
             the model must already be there (``model.to(device)``).
-        capture: record the training step (forward, loss, backward) once in a CUDA
-            graph after ``capture_warmup`` eager steps and replay it for every batch of
-            the same shape (kiln.train.capture); needs a CUDA device.
+        capture: record the training step (forward, loss, backward and the optimizer's
+            update) once in a CUDA graph after ``capture_warmup`` eager steps and replay
+            it for every batch of the same shape (kiln.train.capture); needs a CUDA
+            device and SGD, Adam or AdamW.
 
     Attributes: ``history`` (History, kept across fit calls), ``epoch`` (epochs done),
     ``stop_training`` (a callback sets it to end fit), ``stop_reason`` (why, if given),
