@@ -13,13 +13,25 @@
 namespace kiln::cuda {
 namespace {
 
+// The current device, outside a CUDA graph capture only: a captured copy of a host
+// table would read host memory freed since at every replay, and the norms are read
+// back on the host, which a capture cannot wait for.
+int uncaptured_device() {
+  const int device = current_device();
+  if (capturing(device))
+    throw CudaError("gradient clipping (grad_norms, scale_, clamp_) cannot run inside a CUDA "
+                    "graph capture: its tensor tables come from the host and the norms go "
+                    "back to it; clip outside the captured work");
+  return device;
+}
+
 // A host table copied to a device block that lives until the end of the call (then
 // back to the cache: later users run after the kernels on the same stream).
 template <typename V>
 class DeviceTable {
  public:
   explicit DeviceTable(const std::vector<V>& host)
-      : device_(current_device()),
+      : device_(uncaptured_device()),
         p_(static_cast<V*>(device_malloc(sizeof(V) * (host.size() + 1), device_))) {
     if (!host.empty())
       KILN_CUDA_CHECK(cudaMemcpyAsync(p_, host.data(), sizeof(V) * host.size(),
@@ -107,10 +119,6 @@ struct PickAbs {
   }
 };
 
-struct AddDouble {
-  __device__ double operator()(double a, double b) const { return a + b; }
-};
-
 struct NormBlock {
   const void* x;  // the block's first element
   int64_t n;
@@ -134,7 +142,7 @@ __global__ void norm_partials(const NormBlock* blocks, int64_t count, double q, 
       else acc += pow(a, q);
     }
     if (extreme) acc = block_reduce(acc, PickAbs{want_max});
-    else acc = block_reduce(acc, AddDouble{});
+    else acc = block_reduce(acc, Add{});
     if (threadIdx.x == 0) partial[k] = acc;
   }
 }

@@ -9,6 +9,9 @@
 //                  by the CPU's combine_norm_partials, in block order: deterministic
 //   scale_, clamp_ one thread per element of the concatenated tensors
 //
+// None of them can run inside a CUDA graph capture (CudaError): the tables come from
+// the host, the norms go back to it.
+//
 // The optimizer steps (sgd_step ... radam_step) have no CUDA twin yet.
 #pragma once
 
