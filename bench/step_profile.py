@@ -271,10 +271,9 @@ def spread(step_times: list[float], events: dict[str, list[int]]) -> None:
     print(f"per step, median (mean over the {sum(slow)} steps slower than 1.3x the median "
           f"/ over the rest):")
     for key, counts in events.items():
-        mean_of = [statistics.fmean([c for c, s in zip(counts, slow) if s == want] or [0])
-                   for want in (True, False)]
-        print(f"  {key:<28} {statistics.median(counts):6.0f}  ({mean_of[0]:.1f} / "
-              f"{mean_of[1]:.1f})")
+        means = [[c for c, s in zip(counts, slow) if s == want] for want in (True, False)]
+        slow_mean, rest_mean = (f"{statistics.fmean(m):.1f}" if m else "-" for m in means)
+        print(f"  {key:<28} {statistics.median(counts):6.0f}  ({slow_mean} / {rest_mean})")
 
 
 def main() -> None:
