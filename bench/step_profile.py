@@ -16,17 +16,20 @@ Function.apply, the engine) and NumPy array math (ops written in ``xp``, gradien
 accumulation). Below the table: minor page faults per step (each is a 4 KiB page the
 kernel hands out again after a freed buffer went back by munmap), the bytes of arrays the
 kernels return per step, and NumPy's peak of newly allocated bytes within a step
-(tracemalloc, one separate step). --ceilings adds the machine's sgemm and memory-copy
-rates (bench/ops.py's). Models: kiln.models' names (resnet20, vgg_cifar, lenet5, ...) and
-bench/networks.py's zoo (resnet18, mobilenet, vgg16). A profile, never a test; the timer
-costs about a microsecond per kernel call. (Not bench/profile.py: bench/ is the first entry
-of sys.path for its scripts, and that name would hide the standard library's ``profile``,
-which torch imports.)
+(tracemalloc, one separate step); the spread of step times (10-90% range) and, per step,
+page faults, context switches and GC passes, for the steps slower than 1.3x the median
+against the rest (what the slow steps had more of). --ceilings adds the machine's sgemm
+and memory-copy rates (bench/ops.py's). Models: kiln.models' names (resnet20, vgg_cifar,
+lenet5, ...) and bench/networks.py's zoo (resnet18, mobilenet, vgg16). A profile, never a
+test; the timer costs about a microsecond per kernel call. (Not bench/profile.py: bench/
+is the first entry of sys.path for its scripts, and that name would hide the standard
+library's ``profile``, which torch imports.)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import statistics
 import sys
@@ -71,6 +74,9 @@ FAMILIES = (
 )
 ZOO = {"resnet18": networks.resnet18, "mobilenet": networks.mobilenet, "vgg16": networks.vgg16}
 PHASES = ("forward", "backward", "optimizer")
+RUSAGE_EVENTS = (("minor page faults", "ru_minflt"),
+                 ("voluntary context switches", "ru_nvcsw"),
+                 ("involuntary context switches", "ru_nivcsw"))
 
 
 def family(name: str, pointwise: set[str]) -> str:
@@ -164,7 +170,15 @@ def profile(model_name: str, batch: int, steps: int) -> None:
     loss_fn = nn.CrossEntropyLoss()
     timer = KernelTimer()
     phase_s: dict[str, list[float]] = defaultdict(list)
-    faults: list[int] = []
+    # per step: minor page faults, context switches (voluntary: a thread slept, e.g. a
+    # pool worker or the caller waiting on one; involuntary: preempted), GC passes
+    events: dict[str, list[int]] = defaultdict(list)
+    gc_passes = [0]
+
+    def count_gc(phase: str, _info: dict) -> None:
+        if phase == "start":
+            gc_passes[0] += 1
+    gc.callbacks.append(count_gc)
 
     def step(record: bool) -> None:
         marks = [time.perf_counter()]
@@ -193,14 +207,17 @@ def profile(model_name: str, batch: int, steps: int) -> None:
     step(False)
     timer.reset()
     for _ in range(steps):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        before, gc_before = resource.getrusage(resource.RUSAGE_SELF), gc_passes[0]
         step(True)
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    report(model_name, batch, steps, timer, phase_s, faults, peak)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        for key, field in RUSAGE_EVENTS:
+            events[key].append(getattr(after, field) - getattr(before, field))
+        events["GC passes"].append(gc_passes[0] - gc_before)
+    report(model_name, batch, steps, timer, phase_s, events, peak)
 
 
 def report(model_name: str, batch: int, steps: int, timer: KernelTimer,
-           phase_s: dict[str, list[float]], faults: list[int], peak: int) -> None:
+           phase_s: dict[str, list[float]], events: dict[str, list[int]], peak: int) -> None:
     # means over the steps, so that a phase's kernels and the rest add up to the phase
     phase_ms = {p: 1e3 * statistics.fmean(phase_s[p]) for p in PHASES}
     total = sum(phase_ms.values())
@@ -235,11 +252,28 @@ def report(model_name: str, batch: int, steps: int, timer: KernelTimer,
     print("by family, largest first:")
     for fam, ms in sorted(by_family.items(), key=lambda kv: -kv[1]):
         print(f"  {fam:<34} {ms:7.2f} ms {100 * ms / total:6.1f}%")
+    faults = events["minor page faults"]
     print(f"minor page faults per step: median {statistics.median(faults):.0f} "
           f"(min {min(faults)}, max {max(faults)}) = "
           f"{statistics.median(faults) * resource.getpagesize() / 2**20:.1f} MiB touched anew")
     print(f"kernel results per step: {timer.result_bytes / steps / 2**20:.1f} MiB; "
           f"NumPy's peak of new bytes within a step (tracemalloc): {peak / 2**20:.1f} MiB")
+    spread(step_times, events)
+
+
+def spread(step_times: list[float], events: dict[str, list[int]]) -> None:
+    """The steps' spread and what the slow ones (over 1.3x the median) had more of."""
+    median = statistics.median(step_times)
+    if len(step_times) >= 2:
+        q = statistics.quantiles(step_times, n=10)
+        print(f"step-time spread: 10-90% range {(q[-1] - q[0]) / median:.0%} of the median")
+    slow = [t > 1.3 * median for t in step_times]
+    print(f"per step, median (mean over the {sum(slow)} steps slower than 1.3x the median "
+          f"/ over the rest):")
+    for key, counts in events.items():
+        means = [[c for c, s in zip(counts, slow) if s == want] for want in (True, False)]
+        slow_mean, rest_mean = (f"{statistics.fmean(m):.1f}" if m else "-" for m in means)
+        print(f"  {key:<28} {statistics.median(counts):6.0f}  ({slow_mean} / {rest_mean})")
 
 
 def main() -> None:

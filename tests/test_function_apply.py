@@ -206,3 +206,46 @@ def test_views_share_the_version_counter_of_their_base():
     assert fresh._version_counter is None and fresh._base is None
     row.add_(1)
     assert x._version == v._version == 1
+
+
+class Fork(Function):
+    """(x, x) -> x + x, whose backward hands one gradient array to both inputs."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Hold(Function):
+    """y = x; backward returns the incoming gradient itself and keeps it."""
+
+    kept: list = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        Hold.kept.append(grad)
+        return grad
+
+
+def test_gradients_summed_in_place_only_where_nothing_else_sees_them():
+    # The engine adds a node's gradients in place once it holds the only reference;
+    # an array that a backward handed to two inputs, that a backward kept, or that the
+    # caller passed to backward, is summed into a new array instead.
+    x = kiln.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = x * 1.0
+    out = Fork.apply(h, h) + Hold.apply(h) * 2.0 + Fork.apply(Hold.apply(h), h)
+    seed = np.array([1.0, 10.0, 100.0])
+    Hold.kept.clear()
+    out.backward(seed)
+    np.testing.assert_array_equal(x.grad.numpy(), 6.0 * seed)
+    np.testing.assert_array_equal(seed, [1.0, 10.0, 100.0])
+    np.testing.assert_array_equal(Hold.kept[0], seed)
+    np.testing.assert_array_equal(Hold.kept[1], 2.0 * seed)

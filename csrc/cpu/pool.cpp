@@ -271,6 +271,74 @@ void max_pool2d_forward_keyed(const float* x, float* y, int64_t* indices, const 
   });
 }
 
+// The common 2x2 window at stride 2 without padding or dilation, every window
+// inside the input (floor mode, or ceil mode that adds no partial window). The
+// scan order a b / c d reduces row by row: PyTorch's rule (a later value wins
+// when strictly larger or NaN) picks over each row's pair, then the bottom row's
+// pick wins over the top's when strictly larger or NaN; that is the first
+// maximum in scan order, or the last NaN, as one pass over the four would give.
+// The row pass runs over the plane as one contiguous array when W is even (long
+// vector loops however short the rows), the column pass over pairs of rows.
+bool is_pair_window(const Pool2dSizes& s, const Pool2dWindow& w) {
+  return w.kernel[0] == 2 && w.kernel[1] == 2 && w.stride[0] == 2 && w.stride[1] == 2 &&
+         w.padding[0] == 0 && w.padding[1] == 0 && w.dilation[0] == 1 && w.dilation[1] == 1 &&
+         2 * s.out_h <= s.in_h && 2 * s.out_w <= s.in_w;
+}
+
+// out[j] = the pick of x[2j], x[2j+1], right[j] = 1 where x[2j+1] won, j < n.
+template <typename T>
+void pick_pairs(const T* __restrict__ x, T* __restrict__ out, int32_t* __restrict__ right,
+                int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T a = x[2 * j], b = x[2 * j + 1];
+    const bool take = takes_max(b, a);
+    out[j] = take ? b : a;
+    right[j] = take ? 1 : 0;
+  }
+}
+
+template <typename T>
+void max_pool2d_pairs(const T* x, T* y, int64_t* indices, const Pool2dSizes& s) {
+  const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
+  parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
+    const int64_t in_w = s.in_w, out_h = s.out_h, out_w = s.out_w, rows = 2 * out_h;
+    std::vector<T> row_max(rows * out_w);
+    std::vector<int32_t> row_right(rows * out_w);
+    T* __restrict__ rm = row_max.data();
+    int32_t* __restrict__ rr = row_right.data();
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* xp = x + p * s.in_h * in_w;
+      if (in_w == 2 * out_w) {
+        pick_pairs(xp, rm, rr, rows * out_w);
+      } else {
+        for (int64_t r = 0; r < rows; ++r)
+          pick_pairs(xp + r * in_w, rm + r * out_w, rr + r * out_w, out_w);
+      }
+      T* __restrict__ yp = y + p * out_h * out_w;
+      int64_t* __restrict__ ip = indices ? indices + p * out_h * out_w : nullptr;
+      for (int64_t oh = 0; oh < out_h; ++oh) {
+        const T* top = rm + 2 * oh * out_w;
+        const T* bottom = top + out_w;
+        T* yr = yp + oh * out_w;
+        if (!ip) {
+          for (int64_t ow = 0; ow < out_w; ++ow)
+            yr[ow] = takes_max(bottom[ow], top[ow]) ? bottom[ow] : top[ow];
+          continue;
+        }
+        const int32_t* top_right = rr + 2 * oh * out_w;
+        const int32_t* bottom_right = top_right + out_w;
+        int64_t* ir = ip + oh * out_w;
+        const int64_t row = 2 * oh * in_w;
+        for (int64_t ow = 0; ow < out_w; ++ow) {
+          const bool take = takes_max(bottom[ow], top[ow]);
+          yr[ow] = take ? bottom[ow] : top[ow];
+          ir[ow] = row + 2 * ow + (take ? in_w + bottom_right[ow] : top_right[ow]);
+        }
+      }
+    }
+  });
+}
+
 // Divisors of one output row of avg_pool2d; 0 marks a window wholly in padding.
 template <typename T>
 void avg_divisors(int64_t oh, const Pool2dSizes& s, const Pool2dWindow& w,
@@ -410,6 +478,10 @@ void check_divisor_override(const char* op, std::optional<int64_t> divisor_overr
 template <typename T>
 void max_pool2d_forward(const T* x, T* y, int64_t* indices, const Pool2dSizes& s,
                         const Pool2dWindow& w) {
+  if (is_pair_window(s, w)) {
+    max_pool2d_pairs(x, y, indices, s);
+    return;
+  }
   if (!indices) {
     max_pool2d_values(x, y, s, w);
     return;

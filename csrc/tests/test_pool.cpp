@@ -109,6 +109,11 @@ std::vector<Case> max_cases() {
       {{1, 1, 9, 9}, window(7, 7, 1, 1, 3, 3)},
       {{2, 1, 4, 4}, window(1, 1, 2, 3, 0, 0)},
       {{1, 1, 2, 2}, window(2, 2, 1, 1, 1, 1, 3, 3)},  // windows wholly in padding
+      // 2x2 stride 2 (the pair path): odd sizes drop the last row and column, ceil
+      // mode that adds no partial window, and one that does (the generic path)
+      {{2, 3, 7, 9}, window(2, 2, 2, 2, 0, 0)},
+      {{3, 6, 10}, window(2, 2, 2, 2, 0, 0, 1, 1, true)},
+      {{1, 2, 5, 7}, window(2, 2, 2, 2, 0, 0, 1, 1, true)},
   };
 }
 
@@ -177,6 +182,27 @@ TEST(MaxPool2d, NanWinsAndMinusInfKeepsFirstIndex) {
   max_pool2d_forward(x.data(), y.data(), ind.data(), s, w);
   EXPECT_EQ(ind[0], 0);
   EXPECT_EQ(ind[1], 1);
+}
+
+TEST(MaxPool2d, PairWindowNanAndTiesAsPyTorch) {
+  // 2x2 stride 2 windows in scan order a b / c d: the last NaN wins, the first of
+  // equal maxima wins, and all -inf names the first element.
+  const Pool2dWindow w = window(2, 2, 2, 2, 0, 0);
+  const Pool2dSizes s = pool2d_sizes("max_pool2d", {1, 1, 2, 8}, w);
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {nan, 1, 5, 5, -inf, -inf, 0, 2,
+                          nan, 2, 1, 5, -inf, -inf, 2, 1};
+  std::vector<float> y(4);
+  std::vector<int64_t> ind(4);
+  max_pool2d_forward(x.data(), y.data(), ind.data(), s, w);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(ind[0], 8);
+  EXPECT_EQ(y[1], 5.0f);
+  EXPECT_EQ(ind[1], 2);
+  EXPECT_EQ(y[2], -inf);
+  EXPECT_EQ(ind[2], 4);
+  EXPECT_EQ(y[3], 2.0f);
+  EXPECT_EQ(ind[3], 7);
 }
 
 TEST(MaxPool2d, BackwardRejectsOutOfRangeIndex) {

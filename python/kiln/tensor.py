@@ -595,7 +595,8 @@ class Tensor:
         storage; a recorded ``out`` becomes self's history."""
         value = operands[0] if operands else None
         data, result = self._writable(op), out._data
-        if result.shape != data.shape or not np.can_cast(result.dtype, data.dtype, casting):
+        if result.shape != data.shape or (result.dtype != data.dtype
+                                          and not np.can_cast(result.dtype, data.dtype, casting)):
             raise self._inplace_error(op, value._data if isinstance(value, Tensor) else value,
                                       ufunc)
         node = out._node

@@ -13,6 +13,7 @@ any input requires grad, links a Node into the graph.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from sys import getrefcount
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -160,24 +161,25 @@ def _version_error(node: Node, i: int) -> RuntimeError:
 
 
 def _topological_order(roots: Sequence[Node]) -> list[Node]:
-    """Nodes reachable from roots, each after every node that consumes its outputs."""
+    """Nodes reachable from roots, each after every node that consumes its outputs: the
+    reverse of a depth-first post-order that visits each node's inputs in order."""
     order: list[Node] = []
-    visited: set[int] = set()
+    visited: set[Node] = set()  # Nodes hash by identity
     for root in roots:
-        if id(root) in visited:
+        if root in visited:
             continue
-        visited.add(id(root))
-        stack: list[tuple[Node, int]] = [(root, 0)]
+        visited.add(root)
+        stack = [(root, iter(root.inputs))]
         while stack:
-            node, i = stack.pop()
-            if i < len(node.inputs):
-                stack.append((node, i + 1))
-                edge = node.inputs[i]
-                child = edge[0] if edge.__class__ is tuple else None
-                if child is not None and id(child) not in visited:
-                    visited.add(id(child))
-                    stack.append((child, 0))
+            node, edges = stack[-1]
+            for edge in edges:  # resumes where this node's walk stopped
+                if edge.__class__ is tuple and edge[0] not in visited:
+                    child = edge[0]
+                    visited.add(child)
+                    stack.append((child, iter(child.inputs)))
+                    break
             else:
+                stack.pop()
                 order.append(node)
     order.reverse()
     return order
@@ -187,7 +189,7 @@ def run_backward(
     tensors: Sequence[Tensor], grads: Sequence[np.ndarray], retain_graph: bool = False
 ) -> None:
     """Accumulates d(sum_i <tensors[i], grads[i]>)/d(leaf) into every leaf's ``.grad``."""
-    pending: dict[int, list[np.ndarray | None]] = {}
+    pending: dict[Node, list[np.ndarray | None]] = {}  # Nodes hash by identity
     roots: list[Node] = []
     for tensor, grad in zip(tensors, grads):
         if tensor._node is None:
@@ -201,15 +203,16 @@ def run_backward(
                 "backward: trying to backward through the graph a second time; "
                 "pass retain_graph=True to the first backward call"
             )
-        slot = pending.setdefault(id(node), [None] * len(node.output_meta))
+        slot = pending.setdefault(node, [None] * len(node.output_meta))
         index = tensor._output_index
         slot[index] = grad if slot[index] is None else slot[index] + grad
         roots.append(node)
     order = _topological_order(roots)
     # The extra walk over the graph only once a program has registered such a hook.
     hooked = _hooked_leaf_edges(order) if post_accumulate_hooks_used else {}
+    ndarray = np.ndarray
     for node in order:
-        grad_outputs = pending.pop(id(node), None)
+        grad_outputs = pending.pop(node, None)
         if grad_outputs is None:
             if hooked:
                 _leaf_edges_done(node, hooked)
@@ -225,7 +228,8 @@ def run_backward(
             if moved >= 0:
                 raise _version_error(node, moved)
         xp = ctx.backend.xp
-        if [g for g in grad_outputs if g is None]:  # outputs without a gradient: zeros
+        # outputs without a gradient get zeros (a node is pending once one output has one)
+        if len(grad_outputs) > 1 and [g for g in grad_outputs if g is None]:
             grad_outputs = [
                 g if g is not None else xp.zeros(shape, dtype)
                 for g, (shape, dtype) in zip(grad_outputs, node.output_meta)
@@ -242,7 +246,8 @@ def run_backward(
         for parent, grad in zip(node.inputs, input_grads):
             if parent is None or grad is None:
                 continue
-            grad = xp.asarray(grad)
+            if grad.__class__ is not ndarray:  # e.g. a NumPy scalar, another device's array
+                grad = xp.asarray(grad)
             if parent.__class__ is tuple:
                 parent_node, index = parent
                 shape, dtype = parent_node.output_meta[index]
@@ -261,11 +266,23 @@ def run_backward(
                 if hooked and id(parent) in hooked:
                     hooked[id(parent)][2] = True
                 continue
-            slot = pending.setdefault(id(parent_node), [None] * len(parent_node.output_meta))
-            # Not in place: a backward may hand the same array to several inputs.
-            slot[index] = grad if slot[index] is None else slot[index] + grad
+            slot = pending.setdefault(parent_node, [None] * len(parent_node.output_meta))
+            held = slot[index]
+            if held is None:
+                slot[index] = grad
+            elif getrefcount(held) == 3 and _owns(held):  # the slot, held and the call
+                held += grad  # nothing else sees it: accumulate in place, as PyTorch does
+            else:  # a backward may hand one array to several inputs: not in place
+                slot[index] = held + grad
         if hooked:
             _leaf_edges_done(node, hooked)
+
+
+def _owns(array: Any) -> bool:
+    """Whether a pending gradient may be added to in place once nothing else refers to it:
+    a writable NumPy array over memory of its own (not a view: another array could share
+    it without referring to this one)."""
+    return array.__class__ is np.ndarray and array.base is None and array.flags.writeable
 
 
 # Set by Tensor.register_post_accumulate_grad_hook: until then backward skips the
