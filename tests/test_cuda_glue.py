@@ -227,11 +227,9 @@ def test_kiln_train_device_option(tmp_path, capsys):
 
 
 # The kernels of kiln._C that kiln._C_cuda does not have yet. On CUDA the fused batch
-# norm + ReLU falls back to the unfused ops and the optimizers to array math
-# (optim/optimizer.py); augmentation runs on the host before the copy.
+# norm + ReLU falls back to the unfused ops; augmentation runs on the host before the
+# copy.
 NO_CUDA_TWIN_YET = {
-    "adadelta_step", "adagrad_step", "adam_step", "adamax_step", "nadam_step", "radam_step",
-    "rmsprop_step", "sgd_step",
     "augment_affine", "augment_blend_pairs", "augment_box_fill", "augment_channel_affine",
     "augment_color_jitter", "augment_crop", "augment_flip", "augment_resized_crop",
     "augment_uniform",
@@ -246,6 +244,51 @@ def test_every_cpu_kernel_has_a_cuda_twin():
         "kiln._C_cuda", reason="needs a CUDA device build: this kiln has no kiln._C_cuda")
     missing = kernel_names(kiln._C) - kernel_names(c_cuda)
     assert missing == NO_CUDA_TWIN_YET
+
+
+
+# Every optimizer with options that take its kernel's variants, and the kernel it calls.
+OPTIMIZERS = [
+    (lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+     "sgd_step"),
+    (lambda ps: kiln.optim.Adagrad(ps, lr=0.1, lr_decay=0.01), "adagrad_step"),
+    (lambda ps: kiln.optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.5), "rmsprop_step"),
+    (lambda ps: kiln.optim.Adam(ps, lr=0.01, amsgrad=True), "adam_step"),
+    (lambda ps: kiln.optim.AdamW(ps, lr=0.01), "adam_step"),
+    (lambda ps: kiln.optim.Adadelta(ps, weight_decay=0.01), "adadelta_step"),
+    (lambda ps: kiln.optim.Adamax(ps, maximize=True), "adamax_step"),
+    (lambda ps: kiln.optim.NAdam(ps, weight_decay=0.01), "nadam_step"),
+    (lambda ps: kiln.optim.RAdam(ps, betas=(0.9, 0.9)), "radam_step"),
+]
+
+
+@pytest.mark.parametrize("make, kernel", OPTIMIZERS)
+def test_every_optimizer_steps_through_the_devices_fused_kernel(fake, make, kernel):
+    """On a device whose backend has the fused kernel (CUDA's _C_cuda twins), each
+    optimizer calls it once per group and step, with the CPU's results; its step
+    counters stay on the host, so the scalars they give are kernel arguments and no
+    step waits for the device."""
+    rng = np.random.default_rng(5)
+    start = [rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (5,), (2, 1, 3))]
+    grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in start] for _ in range(7)]
+    results = []
+    for device in ("cpu", "cuda"):
+        params = [nn.Parameter(kiln.tensor(a.copy()).to(device)) for a in start]
+        opt = make(params)
+        fake.seen.clear()
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = kiln.tensor(g).to(device)
+            opt.step()
+        results.append([p.detach().cpu().numpy() for p in params])
+        if device == "cuda":
+            assert fake.seen == [kernel] * len(grads)
+            for p in params:
+                state = opt.state[p]
+                assert all(v.device.type == ("cpu" if k in type(opt)._scalar_state else "cuda")
+                           for k, v in state.items()), state.keys()
+    for got, want in zip(*results[::-1]):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_recipe_checks_run_on_the_models_device(fake):
