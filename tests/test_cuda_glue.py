@@ -291,6 +291,46 @@ def test_every_optimizer_steps_through_the_devices_fused_kernel(fake, make, kern
         np.testing.assert_array_equal(got, want)
 
 
+# Every function of kiln.nn.init (but calculate_gain), called on a weight.
+INITS = {
+    "uniform_": lambda t: nn.init.uniform_(t, -0.5, 2.0),
+    "normal_": lambda t: nn.init.normal_(t, 0.1, 0.3),
+    "trunc_normal_": lambda t: nn.init.trunc_normal_(t, std=0.5),
+    "constant_": lambda t: nn.init.constant_(t, 0.25),
+    "ones_": nn.init.ones_,
+    "zeros_": nn.init.zeros_,
+    "xavier_uniform_": nn.init.xavier_uniform_,
+    "xavier_normal_": lambda t: nn.init.xavier_normal_(t, gain=2.0),
+    "kaiming_uniform_": lambda t: nn.init.kaiming_uniform_(t, a=5 ** 0.5),
+    "kaiming_normal_": lambda t: nn.init.kaiming_normal_(t, mode="fan_out",
+                                                        nonlinearity="relu"),
+}
+
+
+def test_every_init_function_is_checked_on_the_device():
+    assert set(INITS) == set(nn.init.__all__) - {"calculate_gain"}
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nn_init_fills_a_device_tensor_as_on_the_cpu(cuda_backend_on_numpy, name, dtype):
+    """The draws are made on the host from kiln's generator and copied to the device
+    once: the same values as on the CPU for the same seed, written in place."""
+    values = []
+    for device in ("cpu", "cuda"):
+        kiln.manual_seed(3)
+        w = nn.Parameter(kiln.tensor(np.full((4, 3, 2, 2), 7.0, dtype)).to(device))
+        data = w._data
+        cuda_backend_on_numpy.log.clear()
+        assert INITS[name](w) is w
+        assert w._data is data and w.device.type == device and w.dtype == dtype
+        copies = [e for e in cuda_backend_on_numpy.log if e[0] == "set"]
+        assert len(copies) == (1 if device == "cuda" and name not in (
+            "constant_", "ones_", "zeros_") else 0)
+        values.append(w.detach().cpu().numpy())
+    np.testing.assert_array_equal(values[1], values[0])
+    assert not np.array_equal(values[0], np.full((4, 3, 2, 2), 7.0, dtype))
+
 def test_recipe_checks_run_on_the_models_device(fake):
     model = SmallCNN().to("cuda")
     batch = _batches(1)[0]  # on the host, as a loader gives it
