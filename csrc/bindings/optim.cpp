@@ -95,20 +95,7 @@ struct CpuSteps {
     if (!s.f64.empty()) f(s.f64);
   }
   static std::string doc(const char*, const char* text) { return text; }
-#define KILN_CPU_STEP(rule, Options)                                                   \
-  template <typename T>                                                                \
-  static void rule(const char* op, const std::vector<ParamSlot<T>>& s, const Options& o) { \
-    kiln::rule<T>(op, s, o);                                                           \
-  }
-  KILN_CPU_STEP(sgd_step, SgdOptions)
-  KILN_CPU_STEP(adagrad_step, AdagradOptions)
-  KILN_CPU_STEP(rmsprop_step, RmspropOptions)
-  KILN_CPU_STEP(adam_step, AdamOptions)
-  KILN_CPU_STEP(adadelta_step, AdadeltaOptions)
-  KILN_CPU_STEP(adamax_step, AdamaxOptions)
-  KILN_CPU_STEP(nadam_step, NadamOptions)
-  KILN_CPU_STEP(radam_step, RadamOptions)
-#undef KILN_CPU_STEP
+  KILN_OPTIM_FORWARD_STEPS(kiln)
 };
 
 // ------------------------------------------------------------------ clipping

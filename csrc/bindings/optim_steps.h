@@ -7,6 +7,7 @@
 //   B::like(params, i, op) a new array like params[i] (SGD's first momentum buffer)
 //   B::run(slots, f)       f(slots of T) for each dtype present, GIL released
 //   B::<rule>_step         the backend's kernels, as static member templates
+//                          (KILN_OPTIM_FORWARD_STEPS(namespace) writes them)
 //   B::doc(name, text)     the docstring of _C.<name>
 #pragma once
 
@@ -16,6 +17,15 @@
 
 #include "bindings/optim_checks.h"
 #include "cpu/optim.h"
+
+// Inside a backend's struct: its eight kernels, those of namespace NS, as static member
+// templates B::sgd_step ... B::radam_step.
+#define KILN_OPTIM_FORWARD_STEP(kernel, Options, NS)                                       \
+  template <typename T>                                                                  \
+  static void kernel(const char* op, const std::vector<ParamSlot<T>>& s, const Options& o) { \
+    NS::kernel<T>(op, s, o);                                                             \
+  }
+#define KILN_OPTIM_FORWARD_STEPS(NS) KILN_OPTIM_RULES(KILN_OPTIM_FORWARD_STEP, NS)
 
 namespace kiln::bind::optim {
 
@@ -43,8 +53,8 @@ py::list sgd_step_py(const py::sequence& params, const py::sequence& grads,
     }
   }
   const py::sequence bufs(buffers);
-  Slots s = B::gather(op, params, grads, {{"momentum_buffers", momentum != 0 ? &bufs : nullptr}},
-                   nullptr);
+  Slots s = B::gather(op, params, grads,
+                      {{"momentum_buffers", momentum != 0 ? &bufs : nullptr}}, nullptr);
   for (size_t i : fresh) {
     const auto [f64, k] = s.where[i];
     if (f64) s.f64[k].fresh = true;
@@ -73,10 +83,10 @@ void rmsprop_step_py(const py::sequence& params, const py::sequence& grads,
   const char* op = "rmsprop_step";
   const RmspropOptions o{lr, alpha, eps, weight_decay, momentum, centered, maximize};
   Slots s = B::gather(op, params, grads,
-                   {{"square_avgs", &square_avgs},
-                    {"grad_avgs", centered ? &grad_avgs : nullptr},
-                    {"momentum_buffers", momentum > 0 ? &momentum_buffers : nullptr}},
-                   &state_steps);
+                      {{"square_avgs", &square_avgs},
+                       {"grad_avgs", centered ? &grad_avgs : nullptr},
+                       {"momentum_buffers", momentum > 0 ? &momentum_buffers : nullptr}},
+                      &state_steps);
   B::run(s, [&](const auto& slots) { B::rmsprop_step(op, slots, o); });
 }
 
@@ -90,10 +100,10 @@ void adam_step_py(const py::sequence& params, const py::sequence& grads,
   const AdamOptions o{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
                       decoupled_weight_decay};
   Slots s = B::gather(op, params, grads,
-                   {{"exp_avgs", &exp_avgs},
-                    {"exp_avg_sqs", &exp_avg_sqs},
-                    {"max_exp_avg_sqs", amsgrad ? &max_exp_avg_sqs : nullptr}},
-                   &state_steps);
+                      {{"exp_avgs", &exp_avgs},
+                       {"exp_avg_sqs", &exp_avg_sqs},
+                       {"max_exp_avg_sqs", amsgrad ? &max_exp_avg_sqs : nullptr}},
+                      &state_steps);
   B::run(s, [&](const auto& slots) { B::adam_step(op, slots, o); });
 }
 
@@ -104,8 +114,8 @@ void adadelta_step_py(const py::sequence& params, const py::sequence& grads,
                       double weight_decay, bool maximize) {
   const char* op = "adadelta_step";
   const AdadeltaOptions o{lr, rho, eps, weight_decay, maximize};
-  Slots s = B::gather(op, params, grads, {{"square_avgs", &square_avgs}, {"acc_deltas", &acc_deltas}},
-                   &state_steps);
+  Slots s = B::gather(op, params, grads,
+                      {{"square_avgs", &square_avgs}, {"acc_deltas", &acc_deltas}}, &state_steps);
   B::run(s, [&](const auto& slots) { B::adadelta_step(op, slots, o); });
 }
 
@@ -117,7 +127,7 @@ void adamax_step_py(const py::sequence& params, const py::sequence& grads,
   const char* op = "adamax_step";
   const AdamaxOptions o{lr, beta1, beta2, eps, weight_decay, maximize};
   Slots s = B::gather(op, params, grads, {{"exp_avgs", &exp_avgs}, {"exp_infs", &exp_infs}},
-                   &state_steps);
+                      &state_steps);
   B::run(s, [&](const auto& slots) { B::adamax_step(op, slots, o); });
 }
 
@@ -130,8 +140,9 @@ void nadam_step_py(const py::sequence& params, const py::sequence& grads,
   const char* op = "nadam_step";
   const NadamOptions o{lr,           beta1,          beta2,   eps, weight_decay,
                        momentum_decay, maximize, decoupled_weight_decay};
-  Slots s = B::gather(op, params, grads, {{"exp_avgs", &exp_avgs}, {"exp_avg_sqs", &exp_avg_sqs}},
-                   &state_steps, &mu_products);
+  Slots s = B::gather(op, params, grads,
+                      {{"exp_avgs", &exp_avgs}, {"exp_avg_sqs", &exp_avg_sqs}}, &state_steps,
+                      &mu_products);
   B::run(s, [&](const auto& slots) { B::nadam_step(op, slots, o); });
 }
 
@@ -142,8 +153,8 @@ void radam_step_py(const py::sequence& params, const py::sequence& grads,
                    double eps, double weight_decay, bool maximize, bool decoupled_weight_decay) {
   const char* op = "radam_step";
   const RadamOptions o{lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay};
-  Slots s = B::gather(op, params, grads, {{"exp_avgs", &exp_avgs}, {"exp_avg_sqs", &exp_avg_sqs}},
-                   &state_steps);
+  Slots s = B::gather(op, params, grads,
+                      {{"exp_avgs", &exp_avgs}, {"exp_avg_sqs", &exp_avg_sqs}}, &state_steps);
   B::run(s, [&](const auto& slots) { B::radam_step(op, slots, o); });
 }
 
@@ -153,7 +164,8 @@ void bind_steps(py::module_& m) {
   m.def("sgd_step", &sgd_step_py<B>, py::arg("params"), py::arg("grads"),
         py::arg("momentum_buffers"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
         py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),
-        B::doc("sgd_step", R"doc(One SGD step over a parameter group, in place (torch.optim.SGD's rule).
+        B::doc("sgd_step",
+               R"doc(One SGD step over a parameter group, in place (torch.optim.SGD's rule).
 
 params, grads: lists of C-contiguous float32/float64 arrays, grads[i] of params[i]'s
 shape and dtype. momentum_buffers: one per parameter when momentum != 0, None for a
@@ -163,7 +175,8 @@ allocated ones included; empty when momentum == 0).)doc").c_str());
   m.def("adagrad_step", &adagrad_step_py<B>, py::arg("params"), py::arg("grads"),
         py::arg("state_sums"), py::arg("state_steps"), py::arg("lr"), py::arg("lr_decay"),
         py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"),
-        B::doc("adagrad_step", R"doc(One Adagrad step over a parameter group, in place (torch.optim.Adagrad's rule).
+        B::doc("adagrad_step",
+               R"doc(One Adagrad step over a parameter group, in place (torch.optim.Adagrad's rule).
 
 params, grads, state_sums: lists of arrays of matching shapes and dtype. state_steps:
 one float32 array of one element per parameter, incremented before use.)doc").c_str());
@@ -171,17 +184,18 @@ one float32 array of one element per parameter, incremented before use.)doc").c_
         py::arg("square_avgs"), py::arg("grad_avgs"), py::arg("momentum_buffers"),
         py::arg("state_steps"), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
         py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"),
-        B::doc("rmsprop_step", R"doc(One RMSprop step over a parameter group, in place (torch.optim.RMSprop's rule).
+        B::doc("rmsprop_step",
+               R"doc(One RMSprop step over a parameter group, in place (torch.optim.RMSprop's rule).
 
 params, grads, square_avgs: lists of arrays of matching shapes and dtype; grad_avgs is
 read only when centered and momentum_buffers only when momentum > 0 (else pass []).
 state_steps: one float32 array of one element per parameter, incremented.)doc").c_str());
   m.def("adam_step", &adam_step_py<B>, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
-        py::arg("exp_avg_sqs"), py::arg("max_exp_avg_sqs"), py::arg("state_steps"),
-        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-        py::arg("weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
-        py::arg("decoupled_weight_decay"),
-        B::doc("adam_step", R"doc(One Adam (or AdamW, decoupled_weight_decay=True) step over a parameter group,
+        py::arg("exp_avg_sqs"), py::arg("max_exp_avg_sqs"), py::arg("state_steps"), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("amsgrad"), py::arg("maximize"), py::arg("decoupled_weight_decay"),
+        B::doc("adam_step",
+               R"doc(One Adam (or AdamW, decoupled_weight_decay=True) step over a parameter group,
 in place (torch.optim.Adam's rule, bias-corrected).
 
 params, grads, exp_avgs, exp_avg_sqs: lists of arrays of matching shapes and dtype;
@@ -190,14 +204,17 @@ array of one element per parameter, incremented before the bias corrections.)doc
   m.def("adadelta_step", &adadelta_step_py<B>, py::arg("params"), py::arg("grads"),
         py::arg("square_avgs"), py::arg("acc_deltas"), py::arg("state_steps"), py::arg("lr"),
         py::arg("rho"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
-        B::doc("adadelta_step", R"doc(One Adadelta step over a parameter group, in place (torch.optim.Adadelta's rule).
+        B::doc("adadelta_step",
+               R"doc(One Adadelta step over a parameter group, in place
+(torch.optim.Adadelta's rule).
 
 params, grads, square_avgs, acc_deltas: lists of arrays of matching shapes and dtype.
 state_steps: one float32 array of one element per parameter, incremented.)doc").c_str());
   m.def("adamax_step", &adamax_step_py<B>, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
         py::arg("exp_infs"), py::arg("state_steps"), py::arg("lr"), py::arg("beta1"),
         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
-        B::doc("adamax_step", R"doc(One Adamax step over a parameter group, in place (torch.optim.Adamax's rule).
+        B::doc("adamax_step",
+               R"doc(One Adamax step over a parameter group, in place (torch.optim.Adamax's rule).
 
 params, grads, exp_avgs, exp_infs: lists of arrays of matching shapes and dtype.
 state_steps: one float32 array of one element per parameter, incremented before the
@@ -206,7 +223,8 @@ bias correction.)doc").c_str());
         py::arg("exp_avg_sqs"), py::arg("mu_products"), py::arg("state_steps"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
         py::arg("momentum_decay"), py::arg("maximize"), py::arg("decoupled_weight_decay"),
-        B::doc("nadam_step", R"doc(One NAdam step over a parameter group, in place (torch.optim.NAdam's rule).
+        B::doc("nadam_step",
+               R"doc(One NAdam step over a parameter group, in place (torch.optim.NAdam's rule).
 
 params, grads, exp_avgs, exp_avg_sqs: lists of arrays of matching shapes and dtype.
 mu_products and state_steps: one float32 array of one element per parameter each, updated
@@ -215,7 +233,8 @@ mu_products and state_steps: one float32 array of one element per parameter each
         py::arg("exp_avg_sqs"), py::arg("state_steps"), py::arg("lr"), py::arg("beta1"),
         py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
         py::arg("decoupled_weight_decay"),
-        B::doc("radam_step", R"doc(One RAdam step over a parameter group, in place (torch.optim.RAdam's rule,
+        B::doc("radam_step",
+               R"doc(One RAdam step over a parameter group, in place (torch.optim.RAdam's rule,
 rectified once the variance estimate is tractable).
 
 params, grads, exp_avgs, exp_avg_sqs: lists of arrays of matching shapes and dtype.

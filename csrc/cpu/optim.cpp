@@ -567,22 +567,6 @@ void clamp_(const std::vector<Span<T>>& tensors, double lo, double hi) {
 }
 
 #define KILN_OPTIM_INSTANTIATE(T)                                                          \
-  template void sgd_step<T>(const char*, const std::vector<ParamSlot<T>>&,                \
-                            const SgdOptions&);                                            \
-  template void adagrad_step<T>(const char*, const std::vector<ParamSlot<T>>&,            \
-                                const AdagradOptions&);                                    \
-  template void rmsprop_step<T>(const char*, const std::vector<ParamSlot<T>>&,            \
-                                const RmspropOptions&);                                    \
-  template void adam_step<T>(const char*, const std::vector<ParamSlot<T>>&,               \
-                             const AdamOptions&);                                          \
-  template void adadelta_step<T>(const char*, const std::vector<ParamSlot<T>>&,           \
-                                 const AdadeltaOptions&);                                  \
-  template void adamax_step<T>(const char*, const std::vector<ParamSlot<T>>&,             \
-                               const AdamaxOptions&);                                      \
-  template void nadam_step<T>(const char*, const std::vector<ParamSlot<T>>&,              \
-                              const NadamOptions&);                                        \
-  template void radam_step<T>(const char*, const std::vector<ParamSlot<T>>&,              \
-                              const RadamOptions&);                                        \
   template std::vector<double> tensor_norms<T>(const std::vector<Span<const T>>&, double); \
   template void scale_<T>(const std::vector<Span<T>>&, double);                            \
   template void clamp_<T>(const std::vector<Span<T>>&, double, double);                  \
@@ -605,5 +589,7 @@ void clamp_(const std::vector<Span<T>>& tensors, double lo, double hi) {
 KILN_OPTIM_INSTANTIATE(float)
 KILN_OPTIM_INSTANTIATE(double)
 #undef KILN_OPTIM_INSTANTIATE
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, float)
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, double)
 
 }  // namespace kiln

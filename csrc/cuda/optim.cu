@@ -264,8 +264,10 @@ template <bool WD, bool MOM, bool NESTEROV>
 struct SgdUpdate {
   template <typename T, typename S>
   __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
-    if (d.fresh) optim::sgd_update<T, WD, MOM, NESTEROV, true>(d.param, d.grad, d.state[0], k, d.c);
-    else optim::sgd_update<T, WD, MOM, NESTEROV, false>(d.param, d.grad, d.state[0], k, d.c);
+    if (d.fresh)
+      optim::sgd_update<T, WD, MOM, NESTEROV, true>(d.param, d.grad, d.state[0], k, d.c);
+    else
+      optim::sgd_update<T, WD, MOM, NESTEROV, false>(d.param, d.grad, d.state[0], k, d.c);
   }
 };
 
@@ -323,8 +325,10 @@ template <int WD>
 struct RadamUpdate {
   template <typename T, typename S>
   __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
-    if (d.c.rectify) optim::radam_update<T, WD, true>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
-    else optim::radam_update<T, WD, false>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
+    if (d.c.rectify)
+      optim::radam_update<T, WD, true>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
+    else
+      optim::radam_update<T, WD, false>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
   }
 };
 
@@ -393,25 +397,7 @@ void radam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const Ra
 
 #undef KILN_V
 
-#define KILN_INSTANTIATE_STEPS(T)                                                           \
-  template void sgd_step<T>(const char*, const std::vector<ParamSlot<T>>&,                 \
-                            const SgdOptions&);                                             \
-  template void adagrad_step<T>(const char*, const std::vector<ParamSlot<T>>&,             \
-                                const AdagradOptions&);                                     \
-  template void rmsprop_step<T>(const char*, const std::vector<ParamSlot<T>>&,             \
-                                const RmspropOptions&);                                     \
-  template void adam_step<T>(const char*, const std::vector<ParamSlot<T>>&,                \
-                             const AdamOptions&);                                           \
-  template void adadelta_step<T>(const char*, const std::vector<ParamSlot<T>>&,            \
-                                 const AdadeltaOptions&);                                   \
-  template void adamax_step<T>(const char*, const std::vector<ParamSlot<T>>&,              \
-                               const AdamaxOptions&);                                       \
-  template void nadam_step<T>(const char*, const std::vector<ParamSlot<T>>&,               \
-                              const NadamOptions&);                                         \
-  template void radam_step<T>(const char*, const std::vector<ParamSlot<T>>&,               \
-                              const RadamOptions&);
-KILN_INSTANTIATE_STEPS(float)
-KILN_INSTANTIATE_STEPS(double)
-#undef KILN_INSTANTIATE_STEPS
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, float)
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, double)
 
 }  // namespace kiln::cuda

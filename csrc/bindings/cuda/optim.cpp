@@ -119,20 +119,7 @@ struct CudaSteps {
     });
   }
   static std::string doc(const char* name, const char*) { return twin_doc(name); }
-#define KILN_CUDA_STEP(rule, Options)                                                       \
-  template <typename T>                                                                     \
-  static void rule(const char* op, const std::vector<ParamSlot<T>>& s, const Options& o) {  \
-    kc::rule<T>(op, s, o);                                                                  \
-  }
-  KILN_CUDA_STEP(sgd_step, SgdOptions)
-  KILN_CUDA_STEP(adagrad_step, AdagradOptions)
-  KILN_CUDA_STEP(rmsprop_step, RmspropOptions)
-  KILN_CUDA_STEP(adam_step, AdamOptions)
-  KILN_CUDA_STEP(adadelta_step, AdadeltaOptions)
-  KILN_CUDA_STEP(adamax_step, AdamaxOptions)
-  KILN_CUDA_STEP(nadam_step, NadamOptions)
-  KILN_CUDA_STEP(radam_step, RadamOptions)
-#undef KILN_CUDA_STEP
+  KILN_OPTIM_FORWARD_STEPS(kc)
 };
 
 // -------------------------------------------------------------------- clipping

@@ -142,7 +142,8 @@ struct Group {
       s.numel = static_cast<int64_t>(sizes[i]);
       s.param = device ? d_param[i]->get() : param[i].data();
       s.grad = device ? d_grad[i]->get() : grad[i].data();
-      for (size_t k = 0; k < 3; ++k) s.state[k] = device ? d_state[k][i]->get() : state[k][i].data();
+      for (size_t k = 0; k < 3; ++k)
+        s.state[k] = device ? d_state[k][i]->get() : state[k][i].data();
       s.step = device ? &steps_gpu[i] : &steps_cpu[i];
       s.mu_product = device ? &mu_gpu[i] : &mu_cpu[i];
       s.fresh = fresh;
