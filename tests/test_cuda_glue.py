@@ -230,11 +230,9 @@ def test_kiln_train_device_option(tmp_path, capsys):
 
 
 # The kernels of kiln._C that kiln._C_cuda does not have yet. On CUDA the fused batch
-# norm + ReLU falls back to the unfused ops and the optimizers to array math
-# (optim/optimizer.py); augmentation runs on the host before the copy.
+# norm + ReLU falls back to the unfused ops; augmentation runs on the host before the
+# copy.
 NO_CUDA_TWIN_YET = {
-    "adadelta_step", "adagrad_step", "adam_step", "adamax_step", "nadam_step", "radam_step",
-    "rmsprop_step", "sgd_step",
     "augment_affine", "augment_blend_pairs", "augment_box_fill", "augment_channel_affine",
     "augment_color_jitter", "augment_crop", "augment_flip", "augment_resized_crop",
     "augment_uniform",
@@ -250,6 +248,91 @@ def test_every_cpu_kernel_has_a_cuda_twin():
     missing = kernel_names(kiln._C) - kernel_names(c_cuda)
     assert missing == NO_CUDA_TWIN_YET
 
+
+
+# Every optimizer with options that take its kernel's variants, and the kernel it calls.
+OPTIMIZERS = [
+    (lambda ps: kiln.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+     "sgd_step"),
+    (lambda ps: kiln.optim.Adagrad(ps, lr=0.1, lr_decay=0.01), "adagrad_step"),
+    (lambda ps: kiln.optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.5), "rmsprop_step"),
+    (lambda ps: kiln.optim.Adam(ps, lr=0.01, amsgrad=True), "adam_step"),
+    (lambda ps: kiln.optim.AdamW(ps, lr=0.01), "adam_step"),
+    (lambda ps: kiln.optim.Adadelta(ps, weight_decay=0.01), "adadelta_step"),
+    (lambda ps: kiln.optim.Adamax(ps, maximize=True), "adamax_step"),
+    (lambda ps: kiln.optim.NAdam(ps, weight_decay=0.01), "nadam_step"),
+    (lambda ps: kiln.optim.RAdam(ps, betas=(0.9, 0.9)), "radam_step"),
+]
+
+
+@pytest.mark.parametrize("make, kernel", OPTIMIZERS)
+def test_every_optimizer_steps_through_the_devices_fused_kernel(fake, make, kernel):
+    """On a device whose backend has the fused kernel (CUDA's _C_cuda twins), each
+    optimizer calls it once per group and step, with the CPU's results; its step
+    counters stay on the host, so the scalars they give are kernel arguments and no
+    step waits for the device."""
+    rng = np.random.default_rng(5)
+    start = [rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (5,), (2, 1, 3))]
+    grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in start] for _ in range(7)]
+    results = []
+    for device in ("cpu", "cuda"):
+        params = [nn.Parameter(kiln.tensor(a.copy()).to(device)) for a in start]
+        opt = make(params)
+        fake.seen.clear()
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = kiln.tensor(g).to(device)
+            opt.step()
+        results.append([p.detach().cpu().numpy() for p in params])
+        if device == "cuda":
+            assert fake.seen == [kernel] * len(grads)
+            for p in params:
+                state = opt.state[p]
+                assert all(v.device.type == ("cpu" if k in type(opt)._scalar_state else "cuda")
+                           for k, v in state.items()), state.keys()
+    for got, want in zip(*results[::-1]):
+        np.testing.assert_array_equal(got, want)
+
+
+# Every function of kiln.nn.init (but calculate_gain), called on a weight.
+INITS = {
+    "uniform_": lambda t: nn.init.uniform_(t, -0.5, 2.0),
+    "normal_": lambda t: nn.init.normal_(t, 0.1, 0.3),
+    "trunc_normal_": lambda t: nn.init.trunc_normal_(t, std=0.5),
+    "constant_": lambda t: nn.init.constant_(t, 0.25),
+    "ones_": nn.init.ones_,
+    "zeros_": nn.init.zeros_,
+    "xavier_uniform_": nn.init.xavier_uniform_,
+    "xavier_normal_": lambda t: nn.init.xavier_normal_(t, gain=2.0),
+    "kaiming_uniform_": lambda t: nn.init.kaiming_uniform_(t, a=5 ** 0.5),
+    "kaiming_normal_": lambda t: nn.init.kaiming_normal_(t, mode="fan_out",
+                                                        nonlinearity="relu"),
+}
+
+
+def test_every_init_function_is_checked_on_the_device():
+    assert set(INITS) == set(nn.init.__all__) - {"calculate_gain"}
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nn_init_fills_a_device_tensor_as_on_the_cpu(cuda_backend_on_numpy, name, dtype):
+    """The draws are made on the host from kiln's generator and copied to the device
+    once: the same values as on the CPU for the same seed, written in place."""
+    values = []
+    for device in ("cpu", "cuda"):
+        kiln.manual_seed(3)
+        w = nn.Parameter(kiln.tensor(np.full((4, 3, 2, 2), 7.0, dtype)).to(device))
+        data = w._data
+        cuda_backend_on_numpy.log.clear()
+        assert INITS[name](w) is w
+        assert w._data is data and w.device.type == device and w.dtype == dtype
+        copies = [e for e in cuda_backend_on_numpy.log if e[0] == "set"]
+        assert len(copies) == (1 if device == "cuda" and name not in (
+            "constant_", "ones_", "zeros_") else 0)
+        values.append(w.detach().cpu().numpy())
+    np.testing.assert_array_equal(values[1], values[0])
+    assert not np.array_equal(values[0], np.full((4, 3, 2, 2), 7.0, dtype))
 
 def test_recipe_checks_run_on_the_models_device(fake):
     model = SmallCNN().to("cuda")

@@ -312,8 +312,8 @@ def test_fused_batch_norm_relu_falls_back_where_the_backend_lacks_it(fake_cuda):
 ])
 def test_optimizers_run_as_array_math_where_the_backend_lacks_the_kernel(fake_cuda, make,
                                                                          dtype):
-    """A device without the fused update (CUDA has none yet) steps SGD and Adam(W)
-    through optim/_array_steps.py, with the C++ kernels' results."""
+    """A device without the fused update (a backend lacking the kernel) steps SGD and
+    Adam(W) through optim/_array_steps.py, with the C++ kernels' results."""
     for name in ("sgd_step", "adam_step"):
         del fake_cuda.__dict__[name]
     rng = np.random.default_rng(0)

@@ -10,6 +10,7 @@
 #include "common/check.h"
 #include "common/parallel.h"
 #include "cpu/lane_sum.h"
+#include "cpu/optim_math.h"
 
 namespace kiln {
 namespace {
@@ -38,21 +39,6 @@ template <typename T>
 void walk_slots(const std::vector<ParamSlot<T>>& slots,
                 const std::function<void(size_t, int64_t, int64_t)>& piece) {
   walk(slots.size(), [&](size_t i) { return slots[i].numel; }, kGrain, piece);
-}
-
-// Runs f(std::bool_constant<b>{}) so that option flags become compile-time
-// constants and every inner loop is branch-free.
-template <typename F>
-void with_flag(bool b, F&& f) {
-  if (b) f(std::true_type{});
-  else f(std::false_type{});
-}
-
-// torch.maximum: NaN if either is NaN (a > b is false when b is NaN, so b wins).
-template <typename T>
-inline T nan_max(T a, T b) {
-  const T hi = a > b ? a : b;
-  return a != a ? a : hi;
 }
 
 // The sign of lr is checked when the optimizer is built, as PyTorch does: a
@@ -101,227 +87,6 @@ std::vector<double> advance_steps(const std::vector<ParamSlot<T>>& slots) {
   return steps;
 }
 
-// Each rule's element loop is a function of restrict pointers and a struct of
-// scalars passed by value, so the compiler knows no store changes a scalar or
-// another stream and vectorizes every variant. (Written inside the walk's
-// lambda, with the scalars captured by reference, GCC 12 reloaded them after
-// each store and left the loops scalar.)
-
-// torch.lerp(from, to, w) as ATen's vectorized kernel computes it: one fma,
-// from `from` when |w| < 0.5, else from `to`.
-template <typename T>
-struct Lerp {
-  T coef;
-  // 1 when the lerp starts from `from`, 0 from `to`: a float, because GCC 12
-  // vectorizes a select on a float comparison but not on a scalar bool.
-  T from_start;
-  explicit Lerp(double w)
-      : coef(std::abs(w) < 0.5 ? T(w) : T(w) - T(1)), from_start(std::abs(w) < 0.5 ? 1 : 0) {}
-  T operator()(T from, T to) const {
-    return std::fma(coef, to - from, from_start > T(0) ? from : to);
-  }
-};
-
-// ----------------------------------------------------------------------- SGD
-template <typename T>
-struct SgdScalars {
-  T sign, wd, mom, keep, neg_lr;
-};
-
-template <typename T, bool WD, bool MOM, bool NESTEROV, bool FRESH>
-void sgd_loop(T* __restrict p, const T* __restrict gr, T* __restrict buf, int64_t n,
-              SgdScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    if constexpr (WD) g = std::fma(c.wd, p[k], g);
-    if constexpr (MOM) {
-      const T m = FRESH ? g : std::fma(c.keep, g, buf[k] * c.mom);
-      buf[k] = m;
-      g = NESTEROV ? std::fma(c.mom, m, g) : m;
-    }
-    p[k] = std::fma(c.neg_lr, g, p[k]);
-  }
-}
-
-// ------------------------------------------------------------------- Adagrad
-template <typename T>
-struct AdagradScalars {
-  T sign, wd, eps, neg_clr;
-};
-
-template <typename T, bool WD>
-void adagrad_loop(T* __restrict p, const T* __restrict gr, T* __restrict sum, int64_t n,
-                  AdagradScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    if constexpr (WD) g = std::fma(c.wd, p[k], g);
-    const T acc = std::fma(g, g, sum[k]);
-    sum[k] = acc;
-    p[k] += c.neg_clr * g / (std::sqrt(acc) + c.eps);
-  }
-}
-
-// ------------------------------------------------------------------- RMSprop
-template <typename T>
-struct RmspropScalars {
-  T sign, wd, eps, alpha, rest, mom, neg_lr;
-  Lerp<T> lerp;
-};
-
-template <typename T, bool WD, bool CENTERED, bool MOM>
-void rmsprop_loop(T* __restrict p, const T* __restrict gr, T* __restrict sq, T* __restrict ga,
-                  T* __restrict buf, int64_t n, RmspropScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    if constexpr (WD) g = std::fma(c.wd, p[k], g);
-    const T v = std::fma(c.rest * g, g, sq[k] * c.alpha);
-    sq[k] = v;
-    T d;
-    if constexpr (CENTERED) {
-      const T a = c.lerp(ga[k], g);
-      ga[k] = a;
-      d = std::sqrt(std::fma(-a, a, v)) + c.eps;
-    } else {
-      d = std::sqrt(v) + c.eps;
-    }
-    if constexpr (MOM) {
-      const T m = buf[k] * c.mom + g / d;
-      buf[k] = m;
-      p[k] = std::fma(c.neg_lr, m, p[k]);
-    } else {
-      p[k] += c.neg_lr * g / d;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------- Adam
-template <typename T>
-struct AdamScalars {
-  T sign, wd, beta2, rest2, shrink, eps, neg_step, bc2_sqrt;
-  Lerp<T> lerp;
-};
-
-// WD: 0 none, 1 L2 added to the gradient (Adam), 2 decoupled (AdamW).
-template <typename T, int WD, bool AMSGRAD>
-void adam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
-               T* __restrict vmax, int64_t n, AdamScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    T w = p[k];
-    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
-    if constexpr (WD == 2) w = w * c.shrink;
-    const T m = c.lerp(m1[k], g);
-    m1[k] = m;
-    T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
-    m2[k] = v;
-    if constexpr (AMSGRAD) {
-      v = nan_max(vmax[k], v);
-      vmax[k] = v;
-    }
-    p[k] = w + c.neg_step * m / (std::sqrt(v) / c.bc2_sqrt + c.eps);
-  }
-}
-
-// ------------------------------------------------------------------ Adadelta
-template <typename T>
-struct AdadeltaScalars {
-  T sign, wd, rho, rest, eps, neg_lr;
-};
-
-template <typename T, bool WD>
-void adadelta_loop(T* __restrict p, const T* __restrict gr, T* __restrict sq, T* __restrict acc,
-                   int64_t n, AdadeltaScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    if constexpr (WD) g = std::fma(c.wd, p[k], g);
-    const T v = std::fma(c.rest * g, g, sq[k] * c.rho);
-    sq[k] = v;
-    const T d = std::sqrt(acc[k] + c.eps) / std::sqrt(v + c.eps) * g;
-    acc[k] = std::fma(c.rest * d, d, acc[k] * c.rho);
-    p[k] = std::fma(c.neg_lr, d, p[k]);
-  }
-}
-
-// -------------------------------------------------------------------- Adamax
-template <typename T>
-struct AdamaxScalars {
-  T sign, wd, beta2, eps, neg_clr;
-  Lerp<T> lerp;
-};
-
-template <typename T, bool WD>
-void adamax_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict inf,
-                 int64_t n, AdamaxScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    if constexpr (WD) g = std::fma(c.wd, p[k], g);
-    const T m = c.lerp(m1[k], g);
-    m1[k] = m;
-    const T u = nan_max(inf[k] * c.beta2, std::abs(g) + c.eps);
-    inf[k] = u;
-    p[k] += c.neg_clr * m / u;
-  }
-}
-
-// --------------------------------------------------------------------- NAdam
-template <typename T>
-struct NadamScalars {
-  T sign, wd, beta2, rest2, shrink, eps, bc2, neg_grad_step, neg_avg_step;
-  Lerp<T> lerp;
-};
-
-// WD: 0 none, 1 L2 added to the gradient, 2 decoupled.
-template <typename T, int WD>
-void nadam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
-                int64_t n, NadamScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    T w = p[k];
-    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
-    if constexpr (WD == 2) w = w * c.shrink;
-    const T m = c.lerp(m1[k], g);
-    m1[k] = m;
-    const T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
-    m2[k] = v;
-    const T d = std::sqrt(v / c.bc2) + c.eps;
-    w += c.neg_grad_step * g / d;
-    p[k] = w + c.neg_avg_step * m / d;
-  }
-}
-
-// --------------------------------------------------------------------- RAdam
-template <typename T>
-struct RadamScalars {
-  T sign, wd, beta2, rest2, shrink, eps, bc1, lr, bc2_sqrt, rect;
-  Lerp<T> lerp;
-};
-
-template <typename T, int WD, bool RECTIFY>
-void radam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
-                int64_t n, RadamScalars<T> c) {
-  for (int64_t k = 0; k < n; ++k) {
-    T g = c.sign * gr[k];
-    T w = p[k];
-    if constexpr (WD == 1) g = std::fma(c.wd, w, g);
-    if constexpr (WD == 2) w = w * c.shrink;
-    const T m = c.lerp(m1[k], g);
-    m1[k] = m;
-    const T v = std::fma(c.rest2 * g, g, m2[k] * c.beta2);
-    m2[k] = v;
-    T u = m / c.bc1 * c.lr;
-    if constexpr (RECTIFY) u = u * (c.bc2_sqrt / (std::sqrt(v) + c.eps)) * c.rect;
-    p[k] = w - u;
-  }
-}
-
-// 0 without weight decay, 1 for L2 added to the gradient, 2 for decoupled decay.
-template <typename F>
-void with_decay(double weight_decay, bool decoupled, F&& f) {
-  if (weight_decay == 0) f(std::integral_constant<int, 0>{});
-  else if (!decoupled) f(std::integral_constant<int, 1>{});
-  else f(std::integral_constant<int, 2>{});
-}
-
 void check_betas(const char* op, double beta1, double beta2) {
   if (!(beta1 >= 0 && beta1 < 1))
     fail(op, ": invalid beta1 ", beta1, " (expected 0 <= beta1 < 1)");
@@ -329,122 +94,141 @@ void check_betas(const char* op, double beta1, double beta2) {
     fail(op, ": invalid beta2 ", beta2, " (expected 0 <= beta2 < 1)");
 }
 
+// Each rule's element loop is a function of restrict pointers and a struct of
+// scalars passed by value, so the compiler knows no store changes a scalar or
+// another stream and vectorizes every variant. (Written inside the walk's
+// lambda, with the scalars captured by reference, GCC 12 reloaded them after
+// each store and left the loops scalar.) The update of one element is
+// optim_math.h's, which the CUDA twins call too.
+
+template <typename T, bool WD, bool MOM, bool NESTEROV, bool FRESH>
+void sgd_loop(T* __restrict p, const T* __restrict gr, T* __restrict buf, int64_t n,
+              optim::SgdScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) optim::sgd_update<T, WD, MOM, NESTEROV, FRESH>(p, gr, buf, k, c);
+}
+
+template <typename T, bool WD>
+void adagrad_loop(T* __restrict p, const T* __restrict gr, T* __restrict sum, int64_t n,
+                  optim::AdagradScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) optim::adagrad_update<T, WD>(p, gr, sum, k, c);
+}
+
+template <typename T, bool WD, bool CENTERED, bool MOM>
+void rmsprop_loop(T* __restrict p, const T* __restrict gr, T* __restrict sq, T* __restrict ga,
+                  T* __restrict buf, int64_t n, optim::RmspropScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k)
+    optim::rmsprop_update<T, WD, CENTERED, MOM>(p, gr, sq, ga, buf, k, c);
+}
+
+template <typename T, int WD, bool AMSGRAD>
+void adam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
+               T* __restrict vmax, int64_t n, optim::AdamScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) optim::adam_update<T, WD, AMSGRAD>(p, gr, m1, m2, vmax, k, c);
+}
+
+template <typename T, bool WD>
+void adadelta_loop(T* __restrict p, const T* __restrict gr, T* __restrict sq, T* __restrict acc,
+                   int64_t n, optim::AdadeltaScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) optim::adadelta_update<T, WD>(p, gr, sq, acc, k, c);
+}
+
+template <typename T, bool WD>
+void adamax_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict inf,
+                 int64_t n, optim::AdamaxScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) optim::adamax_update<T, WD>(p, gr, m1, inf, k, c);
+}
+
+template <typename T, int WD>
+void nadam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
+                int64_t n, optim::NadamScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) optim::nadam_update<T, WD>(p, gr, m1, m2, k, c);
+}
+
+template <typename T, int WD, bool RECTIFY>
+void radam_loop(T* __restrict p, const T* __restrict gr, T* __restrict m1, T* __restrict m2,
+                int64_t n, optim::RadamScalars<T> c) {
+  for (int64_t k = 0; k < n; ++k) optim::radam_update<T, WD, RECTIFY>(p, gr, m1, m2, k, c);
+}
+
 }  // namespace
 
-// Entry points: validate everything, advance the step counters, walk the group.
+// ------------------------------------------------------------- preparation
+// The checks, the step counters and the per-slot scalars (optim_math.h), shared with
+// the CUDA twins.
+namespace optim {
 
-// ----------------------------------------------------------------------- SGD
 template <typename T>
-void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdOptions& o) {
+std::vector<SgdScalars<T>> sgd_prepare(const char* op, const std::vector<ParamSlot<T>>& slots,
+                                       const SgdOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   if (!(o.momentum >= 0)) fail(op, ": invalid momentum ", o.momentum, " (expected >= 0)");
   if (!std::isfinite(o.dampening)) fail(op, ": invalid dampening ", o.dampening);
   if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
     fail(op, ": Nesterov momentum requires a momentum and zero dampening");
-  const bool momentum = o.momentum != 0;
-  check_slots(op, slots, {{0, "momentum_buffer", momentum}}, false);
+  check_slots(op, slots, {{0, "momentum_buffer", o.momentum != 0}}, false);
   const SgdScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.momentum),
                         T(1 - o.dampening), T(-o.lr)};
-  with_flag(o.weight_decay != 0, [&](auto WD) {
-    with_flag(momentum, [&](auto MOM) {
-      with_flag(o.nesterov, [&](auto NESTEROV) {
-        walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-          const ParamSlot<T>& s = slots[i];
-          T* buf = MOM ? s.state[0] + b : nullptr;
-          if (s.fresh) sgd_loop<T, WD, MOM, NESTEROV, true>(s.param + b, s.grad + b, buf, e - b, c);
-          else sgd_loop<T, WD, MOM, NESTEROV, false>(s.param + b, s.grad + b, buf, e - b, c);
-        });
-      });
-    });
-  });
+  return std::vector<SgdScalars<T>>(slots.size(), c);
 }
 
-// ------------------------------------------------------------------- Adagrad
 template <typename T>
-void adagrad_step(const char* op, const std::vector<ParamSlot<T>>& slots,
-                  const AdagradOptions& o) {
+std::vector<AdagradScalars<T>> adagrad_prepare(const char* op,
+                                               const std::vector<ParamSlot<T>>& slots,
+                                               const AdagradOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
   if (!(o.lr_decay >= 0)) fail(op, ": invalid lr_decay ", o.lr_decay, " (expected >= 0)");
   check_slots(op, slots, {{0, "sum", true}}, true);
-  const std::vector<double> steps = advance_steps(slots);
-  with_flag(o.weight_decay != 0, [&](auto WD) {
-    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-      const ParamSlot<T>& s = slots[i];
-      const AdagradScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.eps),
-                                T(-(o.lr / (1 + (steps[i] - 1) * o.lr_decay)))};
-      adagrad_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, e - b, c);
-    });
-  });
+  std::vector<AdagradScalars<T>> out;
+  for (double t : advance_steps(slots))
+    out.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.eps),
+                   T(-(o.lr / (1 + (t - 1) * o.lr_decay)))});
+  return out;
 }
 
-// ------------------------------------------------------------------- RMSprop
 template <typename T>
-void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
-                  const RmspropOptions& o) {
+std::vector<RmspropScalars<T>> rmsprop_prepare(const char* op,
+                                               const std::vector<ParamSlot<T>>& slots,
+                                               const RmspropOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
   if (!(o.alpha >= 0)) fail(op, ": invalid alpha ", o.alpha, " (expected alpha >= 0)");
   if (!(o.momentum >= 0)) fail(op, ": invalid momentum ", o.momentum, " (expected >= 0)");
-  const bool momentum = o.momentum > 0;
   check_slots(op, slots,
               {{0, "square_avg", true},
                {1, "grad_avg", o.centered},
-               {2, "momentum_buffer", momentum}},
+               {2, "momentum_buffer", o.momentum > 0}},
               true);
   advance_steps(slots);
   const RmspropScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.eps),
                             T(o.alpha), T(1 - o.alpha), T(o.momentum), T(-o.lr),
                             Lerp<T>(1 - o.alpha)};
-  with_flag(o.weight_decay != 0, [&](auto WD) {
-    with_flag(o.centered, [&](auto CENTERED) {
-      with_flag(momentum, [&](auto MOM) {
-        walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-          const ParamSlot<T>& s = slots[i];
-          rmsprop_loop<T, WD, CENTERED, MOM>(s.param + b, s.grad + b, s.state[0] + b,
-                                             CENTERED ? s.state[1] + b : nullptr,
-                                             MOM ? s.state[2] + b : nullptr, e - b, c);
-        });
-      });
-    });
-  });
+  return std::vector<RmspropScalars<T>>(slots.size(), c);
 }
 
-// ---------------------------------------------------------------------- Adam
 template <typename T>
-void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamOptions& o) {
+std::vector<AdamScalars<T>> adam_prepare(const char* op, const std::vector<ParamSlot<T>>& slots,
+                                         const AdamOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
   check_betas(op, o.beta1, o.beta2);
   check_slots(op, slots,
               {{0, "exp_avg", true}, {1, "exp_avg_sq", true}, {2, "max_exp_avg_sq", o.amsgrad}},
               true);
-  const std::vector<double> steps = advance_steps(slots);
-  const AdamScalars<T> base{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
-                            T(1 - o.beta2), T(1 - o.lr * o.weight_decay), T(o.eps), T(0), T(1),
-                            Lerp<T>(1 - o.beta1)};
   // Per slot: -lr / bias_correction1 and sqrt(bias_correction2), in double as PyTorch.
-  std::vector<AdamScalars<T>> per_slot(slots.size(), base);
-  for (size_t i = 0; i < slots.size(); ++i) {
-    per_slot[i].neg_step = T(-(o.lr / (1 - std::pow(o.beta1, steps[i]))));
-    per_slot[i].bc2_sqrt = T(std::pow(1 - std::pow(o.beta2, steps[i]), 0.5));
-  }
-  auto run = [&](auto WD, auto AMSGRAD) {
-    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-      const ParamSlot<T>& s = slots[i];
-      adam_loop<T, WD, AMSGRAD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b,
-                                AMSGRAD ? s.state[2] + b : nullptr, e - b, per_slot[i]);
-    });
-  };
-  with_flag(o.amsgrad, [&](auto AMSGRAD) {
-    with_decay(o.weight_decay, o.decoupled_weight_decay, [&](auto WD) { run(WD, AMSGRAD); });
-  });
+  std::vector<AdamScalars<T>> out;
+  for (double t : advance_steps(slots))
+    out.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2), T(1 - o.beta2),
+                   T(1 - o.lr * o.weight_decay), T(o.eps),
+                   T(-(o.lr / (1 - std::pow(o.beta1, t)))),
+                   T(std::pow(1 - std::pow(o.beta2, t), 0.5)), Lerp<T>(1 - o.beta1)});
+  return out;
 }
 
-// ------------------------------------------------------------------ Adadelta
 template <typename T>
-void adadelta_step(const char* op, const std::vector<ParamSlot<T>>& slots,
-                   const AdadeltaOptions& o) {
+std::vector<AdadeltaScalars<T>> adadelta_prepare(const char* op,
+                                                 const std::vector<ParamSlot<T>>& slots,
+                                                 const AdadeltaOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
   if (!(o.rho >= 0 && o.rho <= 1)) fail(op, ": invalid rho ", o.rho, " (expected 0 <= rho <= 1)");
@@ -452,36 +236,27 @@ void adadelta_step(const char* op, const std::vector<ParamSlot<T>>& slots,
   advance_steps(slots);
   const AdadeltaScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.rho),
                              T(1 - o.rho), T(o.eps), T(-o.lr)};
-  with_flag(o.weight_decay != 0, [&](auto WD) {
-    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-      const ParamSlot<T>& s = slots[i];
-      adadelta_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b, c);
-    });
-  });
+  return std::vector<AdadeltaScalars<T>>(slots.size(), c);
 }
 
-// -------------------------------------------------------------------- Adamax
 template <typename T>
-void adamax_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamaxOptions& o) {
+std::vector<AdamaxScalars<T>> adamax_prepare(const char* op,
+                                             const std::vector<ParamSlot<T>>& slots,
+                                             const AdamaxOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
   check_betas(op, o.beta1, o.beta2);
   check_slots(op, slots, {{0, "exp_avg", true}, {1, "exp_inf", true}}, true);
-  const std::vector<double> steps = advance_steps(slots);
-  with_flag(o.weight_decay != 0, [&](auto WD) {
-    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-      const ParamSlot<T>& s = slots[i];
-      const AdamaxScalars<T> c{o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
-                               T(o.eps), T(-(o.lr / (1 - std::pow(o.beta1, steps[i])))),
-                               Lerp<T>(1 - o.beta1)};
-      adamax_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b, c);
-    });
-  });
+  std::vector<AdamaxScalars<T>> out;
+  for (double t : advance_steps(slots))
+    out.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2), T(o.eps),
+                   T(-(o.lr / (1 - std::pow(o.beta1, t)))), Lerp<T>(1 - o.beta1)});
+  return out;
 }
 
-// --------------------------------------------------------------------- NAdam
 template <typename T>
-void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const NadamOptions& o) {
+std::vector<NadamScalars<T>> nadam_prepare(const char* op, const std::vector<ParamSlot<T>>& slots,
+                                           const NadamOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
   check_betas(op, o.beta1, o.beta2);
@@ -491,8 +266,8 @@ void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const Na
   for (size_t i = 0; i < slots.size(); ++i)
     if (!slots[i].mu_product) fail(op, ": slot ", i, " has no mu_product");
   const std::vector<double> steps = advance_steps(slots);
-  std::vector<NadamScalars<T>> per_slot;
-  per_slot.reserve(slots.size());
+  std::vector<NadamScalars<T>> out;
+  out.reserve(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     const double t = steps[i];
     const double mu = o.beta1 * (1.0 - 0.5 * std::pow(0.96, t * o.momentum_decay));
@@ -501,54 +276,141 @@ void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const Na
     float& product = *slots[i].mu_product;
     product = product * float(mu);
     const double prod = product, prod_next = prod * mu_next;
-    per_slot.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
-                        T(1 - o.beta2), T(1 - o.lr * o.weight_decay), T(o.eps),
-                        T(1 - std::pow(o.beta2, t)), T(-o.lr * (1.0 - mu) / (1.0 - prod)),
-                        T(-o.lr * mu_next / (1.0 - prod_next)), Lerp<T>(1 - o.beta1)});
+    out.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2), T(1 - o.beta2),
+                   T(1 - o.lr * o.weight_decay), T(o.eps), T(1 - std::pow(o.beta2, t)),
+                   T(-o.lr * (1.0 - mu) / (1.0 - prod)),
+                   T(-o.lr * mu_next / (1.0 - prod_next)), Lerp<T>(1 - o.beta1)});
   }
-  with_decay(o.weight_decay, o.decoupled_weight_decay, [&](auto WD) {
-    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
-      const ParamSlot<T>& s = slots[i];
-      nadam_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b,
-                        per_slot[i]);
-    });
-  });
+  return out;
 }
 
-// --------------------------------------------------------------------- RAdam
 template <typename T>
-void radam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const RadamOptions& o) {
+std::vector<RadamScalars<T>> radam_prepare(const char* op, const std::vector<ParamSlot<T>>& slots,
+                                           const RadamOptions& o) {
   check_common(op, o.lr, o.weight_decay);
   check_eps(op, o.eps);
   check_betas(op, o.beta1, o.beta2);
   check_slots(op, slots, {{0, "exp_avg", true}, {1, "exp_avg_sq", true}}, true);
-  const std::vector<double> steps = advance_steps(slots);
-  std::vector<RadamScalars<T>> per_slot;
-  std::vector<bool> rectify;
-  per_slot.reserve(slots.size());
+  std::vector<RadamScalars<T>> out;
   const double rho_inf = 2 / (1 - o.beta2) - 1;
-  for (size_t i = 0; i < slots.size(); ++i) {
-    const double t = steps[i];
+  for (double t : advance_steps(slots)) {
     const double bc1 = 1 - std::pow(o.beta1, t), bc2 = 1 - std::pow(o.beta2, t);
     const double rho_t = rho_inf - 2 * t * std::pow(o.beta2, t) / bc2;
-    rectify.push_back(rho_t > 5.0);
-    const double rect = rho_t > 5.0 ? std::pow((rho_t - 4) * (rho_t - 2) * rho_inf /
-                                                   ((rho_inf - 4) * (rho_inf - 2) * rho_t),
-                                               0.5)
-                                    : 1.0;
-    per_slot.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2),
-                        T(1 - o.beta2), T(1 - o.lr * o.weight_decay), T(o.eps), T(bc1), T(o.lr),
-                        T(std::pow(bc2, 0.5)), T(rect), Lerp<T>(1 - o.beta1)});
+    const bool rectify = rho_t > 5.0;
+    const double rect = rectify ? std::pow((rho_t - 4) * (rho_t - 2) * rho_inf /
+                                               ((rho_inf - 4) * (rho_inf - 2) * rho_t),
+                                           0.5)
+                                : 1.0;
+    out.push_back({o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.beta2), T(1 - o.beta2),
+                   T(1 - o.lr * o.weight_decay), T(o.eps), T(bc1), T(o.lr),
+                   T(std::pow(bc2, 0.5)), T(rect), Lerp<T>(1 - o.beta1), rectify});
   }
-  with_decay(o.weight_decay, o.decoupled_weight_decay, [&](auto WD) {
+  return out;
+}
+
+}  // namespace optim
+
+// Entry points: prepare (check, advance the step counters, the scalars), walk the group.
+
+template <typename T>
+void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdOptions& o) {
+  const auto c = optim::sgd_prepare(op, slots, o);
+  optim::sgd_variant(o, [&](auto WD, auto MOM, auto NESTEROV) {
     walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
       const ParamSlot<T>& s = slots[i];
-      if (rectify[i])
+      T* buf = MOM ? s.state[0] + b : nullptr;
+      if (s.fresh)
+        sgd_loop<T, WD, MOM, NESTEROV, true>(s.param + b, s.grad + b, buf, e - b, c[i]);
+      else
+        sgd_loop<T, WD, MOM, NESTEROV, false>(s.param + b, s.grad + b, buf, e - b, c[i]);
+    });
+  });
+}
+
+template <typename T>
+void adagrad_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                  const AdagradOptions& o) {
+  const auto c = optim::adagrad_prepare(op, slots, o);
+  optim::adagrad_variant(o, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      adagrad_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, e - b, c[i]);
+    });
+  });
+}
+
+template <typename T>
+void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                  const RmspropOptions& o) {
+  const auto c = optim::rmsprop_prepare(op, slots, o);
+  optim::rmsprop_variant(o, [&](auto WD, auto CENTERED, auto MOM) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      rmsprop_loop<T, WD, CENTERED, MOM>(s.param + b, s.grad + b, s.state[0] + b,
+                                         CENTERED ? s.state[1] + b : nullptr,
+                                         MOM ? s.state[2] + b : nullptr, e - b, c[i]);
+    });
+  });
+}
+
+template <typename T>
+void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamOptions& o) {
+  const auto c = optim::adam_prepare(op, slots, o);
+  optim::adam_variant(o, [&](auto WD, auto AMSGRAD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      adam_loop<T, WD, AMSGRAD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b,
+                                AMSGRAD ? s.state[2] + b : nullptr, e - b, c[i]);
+    });
+  });
+}
+
+template <typename T>
+void adadelta_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                   const AdadeltaOptions& o) {
+  const auto c = optim::adadelta_prepare(op, slots, o);
+  optim::adadelta_variant(o, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      adadelta_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b, c[i]);
+    });
+  });
+}
+
+template <typename T>
+void adamax_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamaxOptions& o) {
+  const auto c = optim::adamax_prepare(op, slots, o);
+  optim::adamax_variant(o, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      adamax_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b, c[i]);
+    });
+  });
+}
+
+template <typename T>
+void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const NadamOptions& o) {
+  const auto c = optim::nadam_prepare(op, slots, o);
+  optim::nadam_variant(o, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      nadam_loop<T, WD>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b, c[i]);
+    });
+  });
+}
+
+template <typename T>
+void radam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const RadamOptions& o) {
+  const auto c = optim::radam_prepare(op, slots, o);
+  optim::radam_variant(o, [&](auto WD) {
+    walk_slots(slots, [&](size_t i, int64_t b, int64_t e) {
+      const ParamSlot<T>& s = slots[i];
+      if (c[i].rectify)
         radam_loop<T, WD, true>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b,
-                                per_slot[i]);
+                                c[i]);
       else
         radam_loop<T, WD, false>(s.param + b, s.grad + b, s.state[0] + b, s.state[1] + b, e - b,
-                                 per_slot[i]);
+                                 c[i]);
     });
   });
 }
@@ -705,27 +567,29 @@ void clamp_(const std::vector<Span<T>>& tensors, double lo, double hi) {
 }
 
 #define KILN_OPTIM_INSTANTIATE(T)                                                          \
-  template void sgd_step<T>(const char*, const std::vector<ParamSlot<T>>&,                \
-                            const SgdOptions&);                                            \
-  template void adagrad_step<T>(const char*, const std::vector<ParamSlot<T>>&,            \
-                                const AdagradOptions&);                                    \
-  template void rmsprop_step<T>(const char*, const std::vector<ParamSlot<T>>&,            \
-                                const RmspropOptions&);                                    \
-  template void adam_step<T>(const char*, const std::vector<ParamSlot<T>>&,               \
-                             const AdamOptions&);                                          \
-  template void adadelta_step<T>(const char*, const std::vector<ParamSlot<T>>&,           \
-                                 const AdadeltaOptions&);                                  \
-  template void adamax_step<T>(const char*, const std::vector<ParamSlot<T>>&,             \
-                               const AdamaxOptions&);                                      \
-  template void nadam_step<T>(const char*, const std::vector<ParamSlot<T>>&,              \
-                              const NadamOptions&);                                        \
-  template void radam_step<T>(const char*, const std::vector<ParamSlot<T>>&,              \
-                              const RadamOptions&);                                        \
   template std::vector<double> tensor_norms<T>(const std::vector<Span<const T>>&, double); \
   template void scale_<T>(const std::vector<Span<T>>&, double);                            \
-  template void clamp_<T>(const std::vector<Span<T>>&, double, double);
+  template void clamp_<T>(const std::vector<Span<T>>&, double, double);                  \
+  template std::vector<optim::SgdScalars<T>> optim::sgd_prepare<T>(                        \
+      const char*, const std::vector<ParamSlot<T>>&, const SgdOptions&);                   \
+  template std::vector<optim::AdagradScalars<T>> optim::adagrad_prepare<T>(                \
+      const char*, const std::vector<ParamSlot<T>>&, const AdagradOptions&);               \
+  template std::vector<optim::RmspropScalars<T>> optim::rmsprop_prepare<T>(                \
+      const char*, const std::vector<ParamSlot<T>>&, const RmspropOptions&);               \
+  template std::vector<optim::AdamScalars<T>> optim::adam_prepare<T>(                      \
+      const char*, const std::vector<ParamSlot<T>>&, const AdamOptions&);                  \
+  template std::vector<optim::AdadeltaScalars<T>> optim::adadelta_prepare<T>(              \
+      const char*, const std::vector<ParamSlot<T>>&, const AdadeltaOptions&);              \
+  template std::vector<optim::AdamaxScalars<T>> optim::adamax_prepare<T>(                  \
+      const char*, const std::vector<ParamSlot<T>>&, const AdamaxOptions&);                \
+  template std::vector<optim::NadamScalars<T>> optim::nadam_prepare<T>(                    \
+      const char*, const std::vector<ParamSlot<T>>&, const NadamOptions&);                 \
+  template std::vector<optim::RadamScalars<T>> optim::radam_prepare<T>(                    \
+      const char*, const std::vector<ParamSlot<T>>&, const RadamOptions&);
 KILN_OPTIM_INSTANTIATE(float)
 KILN_OPTIM_INSTANTIATE(double)
 #undef KILN_OPTIM_INSTANTIATE
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, float)
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, double)
 
 }  // namespace kiln

@@ -146,6 +146,22 @@ void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const Na
 template <typename T>
 void radam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const RadamOptions& o);
 
+// The eight rules as X(kernel, Options, arg): the one list the explicit instantiations
+// of both backends (cpu/optim.cpp, cuda/optim.cu) and the bindings' kernel forwarders
+// (bindings/optim_steps.h) expand.
+#define KILN_OPTIM_RULES(X, arg)         \
+  X(sgd_step, SgdOptions, arg)           \
+  X(adagrad_step, AdagradOptions, arg)   \
+  X(rmsprop_step, RmspropOptions, arg)   \
+  X(adam_step, AdamOptions, arg)         \
+  X(adadelta_step, AdadeltaOptions, arg) \
+  X(adamax_step, AdamaxOptions, arg)     \
+  X(nadam_step, NadamOptions, arg)       \
+  X(radam_step, RadamOptions, arg)
+// The explicit instantiation of a rule's kernel for T.
+#define KILN_OPTIM_INSTANTIATE_STEP(kernel, Options, T) \
+  template void kernel<T>(const char*, const std::vector<ParamSlot<T>>&, const Options&);
+
 template <typename T>
 struct Span {
   T* data = nullptr;

@@ -1,12 +1,14 @@
-// Gradient clipping on the GPU (cuda/optim.h).
+// Optimizer steps and gradient clipping on the GPU (cuda/optim.h).
 #include "cuda/optim.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common/check.h"
+#include "cpu/optim_math.h"
 #include "cuda/reduce.cuh"
 #include "cuda/runtime.h"
 
@@ -194,5 +196,216 @@ void clamp_(const std::vector<Span<T>>& tensors, double lo, double hi) {
 KILN_INSTANTIATE(float)
 KILN_INSTANTIATE(double)
 #undef KILN_INSTANTIATE
+
+// ------------------------------------------------------------ optimizer steps
+namespace {
+
+// Kernel parameters may take 32764 bytes since CUDA 12.1 (Volta and later).
+constexpr size_t kParamBytes = 32000;
+
+// One slot on the device: its arrays (cpu/optim.h's ParamSlot less the host-side step
+// counters) and its scalars (optim_math.h).
+template <typename T, typename S>
+struct DeviceSlot {
+  T* param;
+  const T* grad;
+  T* state[3];
+  S c;
+  bool fresh;  // SGD: the momentum buffer is new this step
+};
+
+// Up to kCapacity slots as one flat range of elements: slot i covers
+// [start[i], start[i + 1]). Passed by value as the kernel's argument.
+template <typename T, typename S>
+struct SlotTable {
+  static constexpr int kCapacity = static_cast<int>(
+      (kParamBytes - 2 * sizeof(int64_t)) / (sizeof(DeviceSlot<T, S>) + sizeof(int64_t)));
+  int64_t start[kCapacity + 1];
+  DeviceSlot<T, S> slot[kCapacity];
+  int count;
+};
+
+// One thread per element of the range (grid-stride): element k of slot s gets
+// update(slot s, k). A thread's indices grow, so after one search its slot only moves
+// forward (past the empty ones too).
+template <typename T, typename S, typename Update>
+__global__ void update_slots(const __grid_constant__ SlotTable<T, S> table, Update update) {
+  const int64_t total = table.start[table.count];
+  int64_t i = first_index();
+  if (i >= total) return;
+  int64_t s = owner_of(table.start, table.count, i);
+  for (; i < total; i += grid_stride()) {
+    while (i >= table.start[s + 1]) ++s;
+    update(table.slot[s], i - table.start[s]);
+  }
+}
+
+// The slots with their scalars, kCapacity at a time (one launch for a usual group),
+// on the current device's stream; nothing waits, nothing is allocated on the device.
+template <typename T, typename S, typename Update>
+void launch_slots(const std::vector<ParamSlot<T>>& slots, const std::vector<S>& scalars,
+                  Update update) {
+  using Table = SlotTable<T, S>;
+  static_assert(sizeof(Table) + sizeof(Update) <= 32764,
+                "the slot table must fit the kernel's parameters");
+  const auto table = std::make_unique<Table>();
+  cudaStream_t s = stream(current_device());
+  for (size_t first = 0; first < slots.size(); first += Table::kCapacity) {
+    const size_t count = std::min(slots.size() - first, static_cast<size_t>(Table::kCapacity));
+    table->count = static_cast<int>(count);
+    table->start[0] = 0;
+    for (size_t j = 0; j < count; ++j) {
+      const ParamSlot<T>& p = slots[first + j];
+      table->slot[j] = {p.param, p.grad, {p.state[0], p.state[1], p.state[2]},
+                        scalars[first + j], p.fresh};
+      table->start[j + 1] = table->start[j] + p.numel;
+    }
+    const int64_t total = table->start[count];
+    if (total == 0) continue;
+    update_slots<<<grid_for(total), kThreads, 0, s>>>(*table, update);
+    KILN_CUDA_CHECK_LAUNCH();
+  }
+}
+
+// The rules' element updates (optim_math.h) on a device slot, one variant each.
+template <bool WD, bool MOM, bool NESTEROV>
+struct SgdUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    if (d.fresh)
+      optim::sgd_update<T, WD, MOM, NESTEROV, true>(d.param, d.grad, d.state[0], k, d.c);
+    else
+      optim::sgd_update<T, WD, MOM, NESTEROV, false>(d.param, d.grad, d.state[0], k, d.c);
+  }
+};
+
+template <bool WD>
+struct AdagradUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    optim::adagrad_update<T, WD>(d.param, d.grad, d.state[0], k, d.c);
+  }
+};
+
+template <bool WD, bool CENTERED, bool MOM>
+struct RmspropUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    optim::rmsprop_update<T, WD, CENTERED, MOM>(d.param, d.grad, d.state[0], d.state[1],
+                                                d.state[2], k, d.c);
+  }
+};
+
+template <int WD, bool AMSGRAD>
+struct AdamUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    optim::adam_update<T, WD, AMSGRAD>(d.param, d.grad, d.state[0], d.state[1], d.state[2], k,
+                                       d.c);
+  }
+};
+
+template <bool WD>
+struct AdadeltaUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    optim::adadelta_update<T, WD>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
+  }
+};
+
+template <bool WD>
+struct AdamaxUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    optim::adamax_update<T, WD>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
+  }
+};
+
+template <int WD>
+struct NadamUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    optim::nadam_update<T, WD>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
+  }
+};
+
+template <int WD>
+struct RadamUpdate {
+  template <typename T, typename S>
+  __device__ void operator()(const DeviceSlot<T, S>& d, int64_t k) const {
+    if (d.c.rectify)
+      optim::radam_update<T, WD, true>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
+    else
+      optim::radam_update<T, WD, false>(d.param, d.grad, d.state[0], d.state[1], k, d.c);
+  }
+};
+
+// The value of a compile-time flag (std::bool_constant / integral_constant) of a variant.
+#define KILN_V(flag) decltype(flag)::value
+
+}  // namespace
+
+template <typename T>
+void sgd_step(const char* op, const std::vector<ParamSlot<T>>& slots, const SgdOptions& o) {
+  const auto c = optim::sgd_prepare(op, slots, o);
+  optim::sgd_variant(o, [&](auto WD, auto MOM, auto NESTEROV) {
+    launch_slots(slots, c, SgdUpdate<KILN_V(WD), KILN_V(MOM), KILN_V(NESTEROV)>{});
+  });
+}
+
+template <typename T>
+void adagrad_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                  const AdagradOptions& o) {
+  const auto c = optim::adagrad_prepare(op, slots, o);
+  optim::adagrad_variant(o, [&](auto WD) { launch_slots(slots, c, AdagradUpdate<KILN_V(WD)>{}); });
+}
+
+template <typename T>
+void rmsprop_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                  const RmspropOptions& o) {
+  const auto c = optim::rmsprop_prepare(op, slots, o);
+  optim::rmsprop_variant(o, [&](auto WD, auto CENTERED, auto MOM) {
+    launch_slots(slots, c, RmspropUpdate<KILN_V(WD), KILN_V(CENTERED), KILN_V(MOM)>{});
+  });
+}
+
+template <typename T>
+void adam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamOptions& o) {
+  const auto c = optim::adam_prepare(op, slots, o);
+  optim::adam_variant(o, [&](auto WD, auto AMSGRAD) {
+    launch_slots(slots, c, AdamUpdate<KILN_V(WD), KILN_V(AMSGRAD)>{});
+  });
+}
+
+template <typename T>
+void adadelta_step(const char* op, const std::vector<ParamSlot<T>>& slots,
+                   const AdadeltaOptions& o) {
+  const auto c = optim::adadelta_prepare(op, slots, o);
+  optim::adadelta_variant(o,
+                          [&](auto WD) { launch_slots(slots, c, AdadeltaUpdate<KILN_V(WD)>{}); });
+}
+
+template <typename T>
+void adamax_step(const char* op, const std::vector<ParamSlot<T>>& slots, const AdamaxOptions& o) {
+  const auto c = optim::adamax_prepare(op, slots, o);
+  optim::adamax_variant(o, [&](auto WD) { launch_slots(slots, c, AdamaxUpdate<KILN_V(WD)>{}); });
+}
+
+template <typename T>
+void nadam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const NadamOptions& o) {
+  const auto c = optim::nadam_prepare(op, slots, o);
+  optim::nadam_variant(o, [&](auto WD) { launch_slots(slots, c, NadamUpdate<KILN_V(WD)>{}); });
+}
+
+template <typename T>
+void radam_step(const char* op, const std::vector<ParamSlot<T>>& slots, const RadamOptions& o) {
+  const auto c = optim::radam_prepare(op, slots, o);
+  optim::radam_variant(o, [&](auto WD) { launch_slots(slots, c, RadamUpdate<KILN_V(WD)>{}); });
+}
+
+#undef KILN_V
+
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, float)
+KILN_OPTIM_RULES(KILN_OPTIM_INSTANTIATE_STEP, double)
 
 }  // namespace kiln::cuda

@@ -1,9 +1,11 @@
 """Weight initialization, with torch.nn.init's names, arguments and formulas.
 
-Every function fills ``tensor`` in place (through its shared NumPy storage, so no
-autograd history is recorded, as under ``no_grad``) and returns it. Random draws
-come from kiln's seeded generator (``kiln.manual_seed``) unless a
-``numpy.random.Generator`` is passed as ``generator``.
+Every function fills ``tensor`` in place (writing its storage directly, so no
+autograd history is recorded, as under ``no_grad``) and returns it, on any device.
+Random draws come from kiln's seeded generator (``kiln.manual_seed``) unless a
+``numpy.random.Generator`` is passed as ``generator``; they are made on the host, so a
+tensor on a GPU gets the same values as one on the CPU for the same seed (one copy to
+the device per call).
 
 Fans of a weight of shape (out, in, *kernel): ``fan_in = in * prod(kernel)``,
 ``fan_out = out * prod(kernel)`` (a Linear weight is (out_features, in_features)).
@@ -22,9 +24,11 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
 
+from kiln import backends
 from kiln import random as krandom
 from kiln.tensor import Tensor
 
@@ -81,13 +85,25 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
-def _storage(tensor: Tensor, op: str, floating: bool = True) -> np.ndarray:
+def _storage(tensor: Tensor, op: str, floating: bool = True) -> Any:
+    """The tensor's array (NumPy on the CPU, the device's array type elsewhere)."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{op}: expected a kiln.Tensor, got {type(tensor).__name__}")
-    array = tensor.detach().numpy()
+    array = tensor._data
     if floating and array.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating point tensor, got {array.dtype}")
     return array
+
+
+def _write(tensor: Tensor, values: Any) -> None:
+    """Fills the tensor's array with values, a number or a host (NumPy) array of its
+    shape: in place on the CPU; on a device, one copy of the values cast on the host."""
+    array = tensor._data
+    if tensor.device.type == "cpu" or np.ndim(values) == 0:
+        array[...] = values
+    else:
+        array[...] = backends.get(tensor.device.type).from_host(
+            np.asarray(values, dtype=array.dtype))
 
 
 def _generator(generator: np.random.Generator | None, op: str) -> np.random.Generator:
@@ -110,27 +126,27 @@ def _real(value: float, op: str, name: str) -> float:
 
 
 def _fill_uniform(
-    array: np.ndarray, a: float, b: float, generator: np.random.Generator | None, op: str
+    tensor: Tensor, a: float, b: float, generator: np.random.Generator | None, op: str
 ) -> None:
     if a > b:
         raise ValueError(f"{op}: expects a [from, to) range, but found from={a} > to={b}")
-    array[...] = _generator(generator, op).uniform(a, b, array.shape)
+    _write(tensor, _generator(generator, op).uniform(a, b, tuple(tensor.shape)))
 
 
 def _fill_normal(
-    array: np.ndarray, mean: float, std: float, generator: np.random.Generator | None, op: str
+    tensor: Tensor, mean: float, std: float, generator: np.random.Generator | None, op: str
 ) -> None:
     if std < 0:
         raise ValueError(f"{op}: expects std >= 0.0, got std={std}")
-    array[...] = _generator(generator, op).normal(mean, std, array.shape)
+    _write(tensor, _generator(generator, op).normal(mean, std, tuple(tensor.shape)))
 
 
 def uniform_(
     tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: np.random.Generator | None = None
 ) -> Tensor:
     """Fills ``tensor`` with values drawn from U(a, b)."""
-    array = _storage(tensor, "uniform_")
-    _fill_uniform(array, _real(a, "uniform_", "a"), _real(b, "uniform_", "b"), generator,
+    _storage(tensor, "uniform_")
+    _fill_uniform(tensor, _real(a, "uniform_", "a"), _real(b, "uniform_", "b"), generator,
                   "uniform_")
     return tensor
 
@@ -140,9 +156,9 @@ def normal_(
     generator: np.random.Generator | None = None,
 ) -> Tensor:
     """Fills ``tensor`` with values drawn from N(mean, std^2)."""
-    array = _storage(tensor, "normal_")
-    _fill_normal(array, _real(mean, "normal_", "mean"), _real(std, "normal_", "std"), generator,
-                 "normal_")
+    _storage(tensor, "normal_")
+    _fill_normal(tensor, _real(mean, "normal_", "mean"), _real(std, "normal_", "std"),
+                 generator, "normal_")
     return tensor
 
 
@@ -193,16 +209,16 @@ def trunc_normal_(
             index = np.flatnonzero(pending)[accepted]
             values.flat[index] = candidates[accepted]
             pending.flat[index] = False
-    array[...] = values
+    _write(tensor, values)
     return tensor
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fills ``tensor`` with ``val``."""
-    array = _storage(tensor, "constant_", floating=False)
+    _storage(tensor, "constant_", floating=False)
     if not isinstance(val, (numbers.Number, np.generic)):
         raise TypeError(f"constant_: val must be a number, got {type(val).__name__}")
-    array[...] = val
+    _write(tensor, val)
     return tensor
 
 
@@ -233,7 +249,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str, op: str) -> int:
     return fan_in if mode.lower() == "fan_in" else fan_out
 
 
-def _empty_no_op(array: np.ndarray, op: str) -> bool:
+def _empty_no_op(array: Any, op: str) -> bool:
     if array.size == 0:
         warnings.warn(f"{op}: initializing zero-element tensors is a no-op", stacklevel=3)
         return True
@@ -245,11 +261,11 @@ def xavier_uniform_(
 ) -> Tensor:
     """Glorot uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     op = "xavier_uniform_"
-    array = _storage(tensor, op)
+    _storage(tensor, op)
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = _real(gain, op, "gain") * math.sqrt(2.0 / float(fan_in + fan_out))
     bound = math.sqrt(3.0) * std
-    _fill_uniform(array, -bound, bound, generator, op)
+    _fill_uniform(tensor, -bound, bound, generator, op)
     return tensor
 
 
@@ -261,10 +277,10 @@ def xavier_normal_(
     For the slides' Xavier std = 1/sqrt(fan_in) use ``kaiming_normal_(w, nonlinearity='linear')``.
     """
     op = "xavier_normal_"
-    array = _storage(tensor, op)
+    _storage(tensor, op)
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = _real(gain, op, "gain") * math.sqrt(2.0 / float(fan_in + fan_out))
-    _fill_normal(array, 0.0, std, generator, op)
+    _fill_normal(tensor, 0.0, std, generator, op)
     return tensor
 
 
@@ -288,7 +304,7 @@ def kaiming_uniform_(
     if _empty_no_op(array, op):
         return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, op)
-    _fill_uniform(array, -bound, bound, generator, op)
+    _fill_uniform(tensor, -bound, bound, generator, op)
     return tensor
 
 
@@ -307,5 +323,5 @@ def kaiming_normal_(
     array = _storage(tensor, op)
     if _empty_no_op(array, op):
         return tensor
-    _fill_normal(array, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, op), generator, op)
+    _fill_normal(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, op), generator, op)
     return tensor
