@@ -226,16 +226,11 @@ def test_kiln_train_device_option(tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # refused before the run's folder was made
 
 
-# The kernels of kiln._C that kiln._C_cuda does not have yet. On CUDA the fused batch
-# norm + ReLU falls back to the unfused ops and the optimizers to array math
-# (optim/optimizer.py); augmentation runs on the host before the copy.
+# The kernels of kiln._C that kiln._C_cuda does not have yet. On CUDA the optimizers
+# fall back to array math (optim/optimizer.py).
 NO_CUDA_TWIN_YET = {
     "adadelta_step", "adagrad_step", "adam_step", "adamax_step", "nadam_step", "radam_step",
     "rmsprop_step", "sgd_step",
-    "augment_affine", "augment_blend_pairs", "augment_box_fill", "augment_channel_affine",
-    "augment_color_jitter", "augment_crop", "augment_flip", "augment_resized_crop",
-    "augment_uniform",
-    "batch_norm_relu_backward", "batch_norm_relu_forward",
 }
 
 

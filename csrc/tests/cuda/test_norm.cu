@@ -54,6 +54,54 @@ TEST(CudaBatchNorm, TrainAndEvalEqualTheCpu) {
   check_batch_norm<double>({2, 3, 5}, false, false);
 }
 
+// The fused batch norm + (residual) + ReLU: forward, running statistics and every
+// gradient (dresidual included) against the CPU's fused kernels.
+template <typename T>
+void check_batch_norm_relu(const BatchNormSizes& sz, bool training, bool with_residual) {
+  const int64_t n = sz.n * sz.c * sz.s;
+  const auto x = random_values<T>(n, 11, -2, 3), r = random_values<T>(n, 12),
+             dy = random_values<T>(n, 13), w = random_values<T>(sz.c, 14, 0.5, 1.5),
+             b = random_values<T>(sz.c, 15), rm0 = random_values<T>(sz.c, 16),
+             rv0 = random_values<T>(sz.c, 17, 0.5, 2);
+  const T* rp = with_residual ? r.data() : nullptr;
+  std::vector<T> y(n), mean(sz.c), invstd(sz.c), rm = rm0, rv = rv0, dx(n), dw(sz.c), db(sz.c),
+      dr(n);
+  kiln::batch_norm_relu_forward(x.data(), rp, y.data(), sz, w.data(), b.data(), rm.data(),
+                                rv.data(), training, 0.1, 1e-5, mean.data(), invstd.data());
+  kiln::batch_norm_relu_backward(dy.data(), y.data(), x.data(), sz, w.data(), mean.data(),
+                                 invstd.data(), training, dx.data(), dw.data(), db.data(),
+                                 with_residual ? dr.data() : nullptr);
+
+  DeviceBuffer<T> gx(x), gr(r), gdy(dy), gw(w), gb(b), grm(rm0), grv(rv0), gy(n), gmean(sz.c),
+      ginv(sz.c), gdx(n), gdw(sz.c), gdb(sz.c), gdr(n);
+  cuda::batch_norm_relu_forward(gx.get(), with_residual ? gr.get() : nullptr, gy.get(), sz,
+                                gw.get(), gb.get(), grm.get(), grv.get(), training, 0.1, 1e-5,
+                                gmean.get(), ginv.get());
+  // The CPU's output: the ReLU mask must be the same for the gradients to compare.
+  DeviceBuffer<T> cpu_y(y);
+  cuda::batch_norm_relu_backward(gdy.get(), cpu_y.get(), gx.get(), sz, gw.get(), gmean.get(),
+                                 ginv.get(), training, gdx.get(), gdw.get(), gdb.get(),
+                                 with_residual ? gdr.get() : nullptr);
+  expect_close_scaled(gy.host(), y, "y");
+  expect_close_scaled(gmean.host(), mean, "save_mean");
+  expect_close_scaled(ginv.host(), invstd, "save_invstd");
+  expect_close_scaled(grm.host(), rm, "running_mean");
+  expect_close_scaled(grv.host(), rv, "running_var");
+  expect_close_scaled(gdx.host(), dx, "dx");
+  expect_close_scaled(gdw.host(), dw, "dweight");
+  expect_close_scaled(gdb.host(), db, "dbias");
+  if (with_residual) EXPECT_EQ(gdr.host(), dr);  // dy masked by y: exact
+}
+
+TEST(CudaBatchNorm, FusedReluAndResidualEqualTheCpu) {
+  KILN_REQUIRE_DEVICE();
+  check_batch_norm_relu<float>({7, 5, 33}, true, true);
+  check_batch_norm_relu<float>({9, 3, 1}, true, false);
+  check_batch_norm_relu<double>({4, 6, 17}, true, true);
+  check_batch_norm_relu<float>({3, 4, 10}, false, true);
+  check_batch_norm_relu<double>({2, 3, 5}, false, false);
+}
+
 template <typename T>
 void check_group_norm(const GroupNormSizes& sz) {
   const int64_t n = sz.n * sz.c * sz.s, stats = sz.n * sz.groups;
