@@ -3,7 +3,8 @@
 // float32, (N, C, H, W)); the per-image parameters stay what the CPU binding takes,
 // host NumPy arrays, read and checked on the host and copied to the device by the
 // kernels (cuda/augment.h), so the same parameter tables give the same batch on
-// either device. augment_uniform returns its table on the current device.
+// either device (a strided table is read through a contiguous copy, as on the CPU).
+// augment_uniform returns its table on the current device.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -25,16 +26,29 @@ namespace ac = kiln::bind::augment;
 namespace kc = kiln::cuda;
 using kiln::bind::OptArray;
 
-// A host parameter: dtype T, C-contiguous, of shape `shape` (the CPU binding's checks).
+// A host parameter table as the kernel reads it: the array, or its C-contiguous copy
+// when the argument is strided (as the CPU binding's marshal::in), kept through the call.
 template <typename T>
-const T* param(const py::array& a, const char* op, const char* name, const Shape& shape) {
+struct Param {
+  py::object keep;
+  const T* data = nullptr;
+};
+
+// Checks a parameter's shape and dtype T as the CPU binding does.
+template <typename T>
+Param<T> param(const py::array& a, const char* op, const char* name, const Shape& shape) {
   ac::check_param(kiln::bind::shape_of(a), op, name, shape);
-  return kiln::bind::data<T>(a, op, name);
+  if (kiln::bind::match_dtype<T>(a) != kiln::bind::DtypeMatch::Yes)
+    kiln::bind::fail_dtype<T>(a, op, name);
+  py::array contiguous = py::array::ensure(a, py::array::c_style);
+  if (!contiguous) throw py::error_already_set();
+  const T* data = static_cast<const T*>(contiguous.data());
+  return {std::move(contiguous), data};
 }
 
 template <typename T>
-const T* param(const OptArray& a, const char* op, const char* name, const Shape& shape) {
-  return a ? param<T>(*a, op, name, shape) : nullptr;
+Param<T> param(const OptArray& a, const char* op, const char* name, const Shape& shape) {
+  return a ? param<T>(*a, op, name, shape) : Param<T>{};
 }
 
 // The images: a CUDA array of 4 dimensions, uint8 or float32 (TypeError as the CPU
@@ -81,12 +95,12 @@ py::object flip_py(py::handle images, const OptArray& horizontal, const OptArray
   const char* op = "augment_flip";
   const Images im = images_of(images, op);
   const ImageBatch b = im.batch;
-  const uint8_t* fh = param<uint8_t>(horizontal, op, "horizontal", {b.n});
-  const uint8_t* fv = param<uint8_t>(vertical, op, "vertical", {b.n});
+  const auto fh = param<uint8_t>(horizontal, op, "horizontal", {b.n});
+  const auto fv = param<uint8_t>(vertical, op, "vertical", {b.n});
   ArrayPtr y = like_images(im, im.view.shape);
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
-    kc::augment_flip(im.view.ptr<T>(), y->ptr<T>(), b, fh, fv);
+    kc::augment_flip(im.view.ptr<T>(), y->ptr<T>(), b, fh.data, fv.data);
   });
   return py::cast(y);
 }
@@ -98,15 +112,15 @@ py::object crop_py(py::handle images, std::pair<int64_t, int64_t> size, const py
   const Images im = images_of(images, op);
   const ImageBatch b = im.batch;
   const PadMode mode = ac::pad_mode(padding_mode, op);
-  const int64_t* tp = param<int64_t>(top, op, "top", {b.n});
-  const int64_t* lp = param<int64_t>(left, op, "left", {b.n});
-  const float* fp = param<float>(fill, op, "fill", {b.c});
+  const auto tp = param<int64_t>(top, op, "top", {b.n});
+  const auto lp = param<int64_t>(left, op, "left", {b.n});
+  const auto fp = param<float>(fill, op, "fill", {b.c});
   const int64_t h = size.first, w = size.second;
   check_out_size(op, "a crop size", h, w);
   ArrayPtr y = like_images(im, {b.n, b.c, h, w});
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
-    kc::augment_crop(im.view.ptr<T>(), y->ptr<T>(), b, h, w, tp, lp, mode, fp);
+    kc::augment_crop(im.view.ptr<T>(), y->ptr<T>(), b, h, w, tp.data, lp.data, mode, fp.data);
   });
   return py::cast(y);
 }
@@ -116,13 +130,13 @@ py::object resized_crop_py(py::handle images, const py::array& boxes,
   const char* op = "augment_resized_crop";
   const Images im = images_of(images, op);
   const ImageBatch b = im.batch;
-  const int64_t* bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
+  const auto bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
   const int64_t h = size.first, w = size.second;
   check_out_size(op, "an output size", h, w);
   ArrayPtr y = like_images(im, {b.n, b.c, h, w});
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
-    kc::augment_resized_crop(im.view.ptr<T>(), y->ptr<T>(), b, bp, h, w, antialias);
+    kc::augment_resized_crop(im.view.ptr<T>(), y->ptr<T>(), b, bp.data, h, w, antialias);
   });
   return py::cast(y);
 }
@@ -131,12 +145,12 @@ py::object affine_py(py::handle images, const py::array& theta, const py::array&
   const char* op = "augment_affine";
   const Images im = images_of(images, op);
   const ImageBatch b = im.batch;
-  const double* tp = param<double>(theta, op, "theta", {b.n, 2, 3});
-  const float* fp = param<float>(fill, op, "fill", {b.c});
+  const auto tp = param<double>(theta, op, "theta", {b.n, 2, 3});
+  const auto fp = param<float>(fill, op, "fill", {b.c});
   ArrayPtr y = like_images(im, im.view.shape);
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
-    kc::augment_affine(im.view.ptr<T>(), y->ptr<T>(), b, tp, fp);
+    kc::augment_affine(im.view.ptr<T>(), y->ptr<T>(), b, tp.data, fp.data);
   });
   return py::cast(y);
 }
@@ -145,12 +159,12 @@ py::object color_jitter_py(py::handle images, const py::array& factors, const py
   const char* op = "augment_color_jitter";
   const Images im = images_of(images, op);
   const ImageBatch b = im.batch;
-  const float* fp = param<float>(factors, op, "factors", {b.n, 4});
-  const int8_t* orp = param<int8_t>(order, op, "order", {b.n, 4});
+  const auto fp = param<float>(factors, op, "factors", {b.n, 4});
+  const auto orp = param<int8_t>(order, op, "order", {b.n, 4});
   ArrayPtr y = like_images(im, im.view.shape);
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
-    kc::augment_color_jitter(im.view.ptr<T>(), y->ptr<T>(), b, fp, orp);
+    kc::augment_color_jitter(im.view.ptr<T>(), y->ptr<T>(), b, fp.data, orp.data);
   });
   return py::cast(y);
 }
@@ -162,8 +176,8 @@ py::object channel_affine_py(py::handle images, const py::array& scale, const py
   const ImageBatch b = im.batch;
   const bool per_image = scale.ndim() == 2;
   const Shape shape = per_image ? Shape{b.n, b.c} : Shape{b.c};
-  const float* sp = param<float>(scale, op, "scale", shape);
-  const float* offp = param<float>(offset, op, "offset", shape);
+  const auto sp = param<float>(scale, op, "scale", shape);
+  const auto offp = param<float>(offset, op, "offset", shape);
   const bool float_out =
       ac::channel_affine_float_out(out_dtype, im.view.dtype == Dtype::Float32, op);
   ArrayPtr y = DeviceArray::empty(im.view.shape, float_out ? Dtype::Float32 : Dtype::UInt8,
@@ -171,9 +185,11 @@ py::object channel_affine_py(py::handle images, const py::array& scale, const py
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
     if (float_out)
-      kc::augment_channel_affine(im.view.ptr<T>(), y->ptr<float>(), b, sp, offp, per_image);
+      kc::augment_channel_affine(im.view.ptr<T>(), y->ptr<float>(), b, sp.data, offp.data,
+                                 per_image);
     else if constexpr (std::is_same_v<T, uint8_t>)
-      kc::augment_channel_affine(im.view.ptr<T>(), y->ptr<uint8_t>(), b, sp, offp, per_image);
+      kc::augment_channel_affine(im.view.ptr<T>(), y->ptr<uint8_t>(), b, sp.data, offp.data,
+                                 per_image);
   });
   return py::cast(y);
 }
@@ -184,16 +200,17 @@ py::object box_fill_py(py::handle images, const py::array& boxes, const std::str
   const char* op = "augment_box_fill";
   const Images im = images_of(images, op);
   const ImageBatch b = im.batch;
-  const int64_t* bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
+  const auto bp = param<int64_t>(boxes, op, "boxes", {b.n, 4});
   const BoxSource src = ac::box_source(source, value.has_value(), partner.has_value(), op);
   // The source's array only: the other is not read, whatever was passed.
-  const float* vp = src == BoxSource::kValue ? param<float>(value, op, "value", {b.c}) : nullptr;
-  const int64_t* pp =
-      src == BoxSource::kPartner ? param<int64_t>(partner, op, "partner", {b.n}) : nullptr;
+  const auto vp = param<float>(src == BoxSource::kValue ? value : OptArray(), op, "value", {b.c});
+  const auto pp =
+      param<int64_t>(src == BoxSource::kPartner ? partner : OptArray(), op, "partner", {b.n});
   ArrayPtr y = like_images(im, im.view.shape);
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
-    kc::augment_box_fill(im.view.ptr<T>(), y->ptr<T>(), b, bp, src, vp, seed, offset, pp);
+    kc::augment_box_fill(im.view.ptr<T>(), y->ptr<T>(), b, bp.data, src, vp.data, seed, offset,
+                         pp.data);
   });
   return py::cast(y);
 }
@@ -202,12 +219,12 @@ py::object blend_pairs_py(py::handle images, const py::array& partner, const py:
   const char* op = "augment_blend_pairs";
   const Images im = images_of(images, op);
   const ImageBatch b = im.batch;
-  const int64_t* pp = param<int64_t>(partner, op, "partner", {b.n});
-  const float* lp = param<float>(lam, op, "lam", {b.n});
+  const auto pp = param<int64_t>(partner, op, "partner", {b.n});
+  const auto lp = param<float>(lam, op, "lam", {b.n});
   ArrayPtr y = like_images(im, im.view.shape);
   launch_images(im.view, [&](auto zero) {
     using T = decltype(zero);
-    kc::augment_blend_pairs(im.view.ptr<T>(), y->ptr<T>(), b, pp, lp);
+    kc::augment_blend_pairs(im.view.ptr<T>(), y->ptr<T>(), b, pp.data, lp.data);
   });
   return py::cast(y);
 }
