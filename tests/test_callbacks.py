@@ -149,9 +149,10 @@ def test_nan_guard_stops_on_a_huge_learning_rate():
     assert "learning rate" in trainer.stop_reason
 
 
-def test_csv_logger_writes_one_row_per_epoch(tmp_path):
+@pytest.mark.parametrize("write_behind", [False, True])
+def test_csv_logger_writes_one_row_per_epoch(tmp_path, write_behind):
     path = tmp_path / "metrics.csv"
-    trainer = make(callbacks=[CSVLogger(path)])
+    trainer = make(callbacks=[CSVLogger(path, write_behind=write_behind)])
     trainer.fit(*loaders(), epochs=3)
     with open(path) as handle:
         rows = list(csv.DictReader(handle))
@@ -227,11 +228,14 @@ def test_progress_bar_tqdm():
     assert "epoch 1/1" in out.getvalue() and "val_loss" in out.getvalue()
 
 
-def test_model_checkpoint_best_only_and_resume_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("write_behind", [False, True])
+def test_model_checkpoint_best_only_and_resume_is_bit_exact(tmp_path, write_behind):
+    """With write_behind the files hold the state as it was at each epoch's end, though
+    they are written while the next epoch trains."""
     pytest.importorskip("kiln.checkpoint")
     path = tmp_path / "best.safetensors"
     script = Script("val_loss", [2.0, 1.0, 3.0, 0.5])
-    check = ModelCheckpoint(path)
+    check = ModelCheckpoint(path, write_behind=write_behind)
     trainer = make(callbacks=[script, check])
     train, val = loaders()
     trainer.fit(train, val, epochs=3)
@@ -243,7 +247,8 @@ def test_model_checkpoint_best_only_and_resume_is_bit_exact(tmp_path):
     def run(epochs, resume=None):
         base = make(lr=0.05, seed=7)
         sched = optim.lr_scheduler.StepLR(base.optimizer, 1, gamma=0.7)
-        every = ModelCheckpoint(tmp_path / "last.safetensors", save_best_only=False)
+        every = ModelCheckpoint(tmp_path / "last.safetensors", save_best_only=False,
+                                write_behind=write_behind)
         trainer = Trainer(base.model, F.cross_entropy, base.optimizer, scheduler=sched,
                           callbacks=[every])
         if resume:

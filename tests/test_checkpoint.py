@@ -403,3 +403,47 @@ def test_a_later_save_removes_what_killed_writers_left(tmp_path):
         for writer in writers:
             writer.kill()
             writer.wait(timeout=60)
+
+
+def test_write_behind_keeps_order_bounds_its_queue_and_reports_errors(tmp_path):
+    """kiln._atomic.WriteBehind: writes run off the caller's thread in submission order;
+    at most ``limit`` wait (a further submit blocks); a failed write's error comes back
+    from flush (or the next submit); no thread is left once flushed."""
+    import threading
+
+    from kiln._atomic import WriteBehind, write_bytes
+
+    gate, done = threading.Event(), []
+
+    def slow_write(path, data):
+        gate.wait(timeout=30)
+        write_bytes(path, data)
+        done.append((threading.current_thread().name, data))
+
+    writes = WriteBehind("test-writes", limit=2)
+    writes.submit(slow_write, tmp_path / "a", b"1")
+    writes.submit(slow_write, tmp_path / "a", b"2")
+    blocked = threading.Thread(target=writes.submit, args=(slow_write, tmp_path / "a", b"3"))
+    blocked.start()
+    blocked.join(timeout=0.3)
+    assert blocked.is_alive() and done == []  # the queue is full: the third submit waits
+    gate.set()
+    blocked.join(timeout=30)
+    writes.flush()
+    assert [data for _, data in done] == [b"1", b"2", b"3"]
+    assert {name for name, _ in done} == {"test-writes"}
+    assert (tmp_path / "a").read_bytes() == b"3"
+    assert not any(t.name == "test-writes" for t in threading.enumerate())
+
+    writes.submit(write_bytes, tmp_path / "missing" / "b", b"x")  # no such folder
+    with pytest.raises(FileNotFoundError):
+        writes.flush()
+    writes.flush()  # the error was reported once
+    writes.submit(write_bytes, tmp_path / "d", b"ok")
+    writes.submit(write_bytes, tmp_path / "missing" / "c", b"x")
+    with pytest.raises(FileNotFoundError):
+        writes.flush()
+    assert (tmp_path / "d").read_bytes() == b"ok"
+    writes.submit(write_bytes, tmp_path / "e", b"on")  # writing goes on after an error
+    writes.flush()
+    assert (tmp_path / "e").read_bytes() == b"on"

@@ -26,7 +26,8 @@ from kiln._checks import int_arg
 from kiln.random import get_rng_state, set_rng_state
 from kiln.tensor import Tensor
 
-__all__ = ["load_checkpoint", "load_state", "save_checkpoint", "save_model", "save_state"]
+__all__ = ["checkpoint_bytes", "load_checkpoint", "load_state", "save_checkpoint", "save_model",
+           "save_state"]
 
 _FORMAT = "1"
 
@@ -119,6 +120,22 @@ def save_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
     epochs done), ``history`` and ``extra`` (JSON-able values: numbers, strings, lists,
     dicts). The file is replaced atomically.
     """
+    tensors, metadata = _checkpoint(model, optimizer, scheduler, epoch, history, extra)
+    save_state(tensors, path, metadata)
+
+
+def checkpoint_bytes(model: Any, optimizer: Any = None, scheduler: Any = None, epoch: int = 0,
+                     history: Any = None, extra: Any = None) -> bytes:
+    """The file save_checkpoint would write, as bytes: a snapshot of the state now, for
+    writing later (kiln._atomic.WriteBehind) while training goes on."""
+    tensors, metadata = _checkpoint(model, optimizer, scheduler, epoch, history, extra)
+    return _safetensors.serialize({name: _as_array(value) for name, value in tensors.items()},
+                                  metadata, "save_checkpoint")
+
+
+def _checkpoint(model: Any, optimizer: Any, scheduler: Any, epoch: int, history: Any,
+                extra: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """A checkpoint's tensors and metadata (see the module docstring)."""
     if not hasattr(model, "state_dict"):
         raise TypeError(f"save_checkpoint: model must be a kiln.nn.Module, "
                         f"got {type(model).__name__}")
@@ -145,7 +162,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = N
         metadata["scheduler"] = _dumps(
             {"class": type(scheduler).__name__, "state": scheduler.state_dict()},
             "scheduler state")
-    save_state(tensors, path, metadata)
+    return tensors, metadata
 
 
 def load_checkpoint(path: str | os.PathLike[str], model: Any, optimizer: Any = None,

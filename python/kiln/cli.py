@@ -133,7 +133,7 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
     callbacks = [stopper, NaNGuard(),
                  _RunCheckpoint(run / "best.safetensors", config, len(split.val[0])),
                  _RunCheckpoint(run / "last.safetensors", config),
-                 CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
+                 CSVLogger(run / "metrics.csv", write_behind=True), CurvePlot(run / "curves.png")]
     # A resumed run given a new --epochs lays the batch-size milestones out for it.
     epochs = args.epochs if args.resume and args.epochs is not None else config["epochs"]
     callbacks[:0] = _schedule_callbacks(config, len(split.train[0]), epochs)

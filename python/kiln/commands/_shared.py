@@ -17,7 +17,7 @@ import numpy as np
 
 import kiln
 from kiln import _safetensors, data, nn, optim
-from kiln.checkpoint import load_checkpoint, save_checkpoint
+from kiln.checkpoint import checkpoint_bytes, load_checkpoint
 from kiln.data import DataLoader, TensorDataset, load_npz, stratified_split
 from kiln.data import transforms as T
 from kiln.data._atomic import atomic_write, claim_folder
@@ -420,14 +420,15 @@ class _RunCheckpoint(ModelCheckpoint):
     (best.safetensors)."""
 
     def __init__(self, path: Path, config: dict[str, Any], val_images: int | None = None) -> None:
-        super().__init__(path, monitor="val_accuracy", save_best_only=val_images is not None)
+        super().__init__(path, monitor="val_accuracy", save_best_only=val_images is not None,
+                         write_behind=True)
         if val_images is not None:
             self._track = _NearBest(val_images)
         self.extra = {"model": config["model"], "config": config}
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         super().on_train_begin(logs)
-        self._save = partial(save_checkpoint, extra=self.extra)
+        self._content = partial(checkpoint_bytes, extra=self.extra)
         # A resumed run keeps its best so far: a worse epoch must not replace best.safetensors.
         # Replaying the recorded epochs through the same rule restores it.
         for row in self.trainer.history.as_rows():

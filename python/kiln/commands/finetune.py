@@ -157,7 +157,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     callbacks = [EarlyStopping(monitor="val_accuracy", patience=config["patience"]),
                  NaNGuard(), _RunCheckpoint(run / "best.safetensors", config, len(split.val[0])),
                  _RunCheckpoint(run / "last.safetensors", config),
-                 CSVLogger(run / "metrics.csv"), CurvePlot(run / "curves.png")]
+                 CSVLogger(run / "metrics.csv", write_behind=True),
+                 CurvePlot(run / "curves.png")]
     callbacks[:0] = _schedule_callbacks(config, len(split.train[0]))
     if not args.quiet:
         callbacks.append(ProgressBar())

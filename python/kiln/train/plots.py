@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from kiln.data._atomic import atomic_write
+
+
+def warm_up() -> None:
+    """Imports matplotlib and renders a small throwaway figure, so that the fonts and
+    the renderer are ready: a process's first plot_history costs about 4 times a later
+    one. Raises ImportError without matplotlib."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1.5), dpi=50)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([1, 2], [1, 10], marker="o", label="warm-up")
+    ax.set_yscale("log")
+    ax.set_title("warm-up")
+    ax.legend()
+    fig.savefig(io.BytesIO(), format="png")
 
 
 def plot_history(history: Any, path: str | os.PathLike[str]) -> None:
