@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "bindings/augment_checks.h"
 #include "bindings/families.h"
 #include "bindings/marshal.h"
 #include "cpu/augment.h"
@@ -16,17 +17,14 @@ using marshal::in;
 using marshal::opt;
 using marshal::out;
 
-// The batch's sizes; each kernel checks them itself (check_image_batch).
+namespace ac = augment;
+
 ImageBatch batch_of(const py::array& images, const char* op) {
-  check_ndim(images, {4}, op, "images (N, C, H, W)");
-  const Shape s = shape_of(images);
-  return {s[0], s[1], s[2], s[3]};
+  return ac::batch_of(shape_of(images), op);
 }
 
-// A parameter array has exactly `shape` (marshal::call checks its dtype).
 void check_param(const py::array& a, const char* op, const char* name, const Shape& shape) {
-  if (shape_of(a) != shape)
-    fail(op, ": expected ", name, " of shape ", shape_str(shape), ", got ", shape_str(shape_of(a)));
+  ac::check_param(shape_of(a), op, name, shape);
 }
 
 void check_param(const OptArray& a, const char* op, const char* name, const Shape& shape) {
@@ -40,7 +38,7 @@ py::object call_images(const char* op, Args&&... args) {
 }
 
 py::object uniform_py(int64_t n, int64_t k, uint64_t seed, uint64_t offset) {
-  if (n < 0 || k < 0) fail("augment_uniform: expected n, k >= 0, got n=", n, ", k=", k);
+  check_uniform_table(n, k);
   return marshal::call<>("augment_uniform", out<double>({n, k}),
                          [&](double* u) { augment_uniform(u, n, k, seed, offset); });
 }
@@ -58,24 +56,17 @@ py::object flip_py(const py::array& images, const OptArray& horizontal,
                      });
 }
 
-PadMode pad_mode(const std::string& mode, const char* op) {
-  if (mode == "constant") return PadMode::kConstant;
-  if (mode == "reflect") return PadMode::kReflect;
-  if (mode == "edge") return PadMode::kEdge;
-  fail(op, ": padding_mode must be 'constant', 'reflect' or 'edge', got '", mode, "'");
-}
-
 py::object crop_py(const py::array& images, std::pair<int64_t, int64_t> size,
                    const py::array& top, const py::array& left, const std::string& padding_mode,
                    const py::array& fill) {
   const char* op = "augment_crop";
   const ImageBatch b = batch_of(images, op);
-  const PadMode mode = pad_mode(padding_mode, op);
+  const PadMode mode = ac::pad_mode(padding_mode, op);
   check_param(top, op, "top", {b.n});
   check_param(left, op, "left", {b.n});
   check_param(fill, op, "fill", {b.c});
   const int64_t h = size.first, w = size.second;
-  if (h < 1 || w < 1) fail(op, ": expected a crop size >= 1, got ", h, "x", w);
+  check_out_size(op, "a crop size", h, w);
   return call_images(op, in(images, "images"), in<int64_t>(top, "top"),
                      in<int64_t>(left, "left"), in<float>(fill, "fill"), out({b.n, b.c, h, w}),
                      [&](auto* x, const int64_t* tp, const int64_t* lp,
@@ -90,7 +81,7 @@ py::object resized_crop_py(const py::array& images, const py::array& boxes,
   const ImageBatch b = batch_of(images, op);
   check_param(boxes, op, "boxes", {b.n, 4});
   const int64_t h = size.first, w = size.second;
-  if (h < 1 || w < 1) fail(op, ": expected an output size >= 1, got ", h, "x", w);
+  check_out_size(op, "an output size", h, w);
   return call_images(op, in(images, "images"), in<int64_t>(boxes, "boxes"),
                      out({b.n, b.c, h, w}), [&](auto* x, const int64_t* bp, auto* y) {
                        augment_resized_crop(x, y, b, bp, h, w, antialias);
@@ -133,13 +124,9 @@ py::object channel_affine_py(const py::array& images, const py::array& scale,
   auto kernel = [&](auto* x, const float* sp, const float* op_, auto* y) {
     augment_channel_affine(x, y, b, sp, op_, per_image);
   };
-  if (out_dtype == "float32")
+  if (ac::channel_affine_float_out(out_dtype, match_dtype<float>(images) == DtypeMatch::Yes, op))
     return call_images(op, in(images, "images"), in<float>(scale, "scale"),
                        in<float>(offset, "offset"), out<float>(shape_of(images)), kernel);
-  if (out_dtype != "uint8")
-    fail(op, ": out_dtype must be 'uint8' or 'float32', got '", out_dtype, "'");
-  if (match_dtype<float>(images) == DtypeMatch::Yes)
-    fail(op, ": float32 images map to float32 only (out_dtype='float32')");
   return marshal::call<uint8_t>(op, in(images, "images"), in<float>(scale, "scale"),
                                 in<float>(offset, "offset"), out<uint8_t>(shape_of(images)),
                                 kernel);
@@ -151,20 +138,9 @@ py::object box_fill_py(const py::array& images, const py::array& boxes,
   const char* op = "augment_box_fill";
   const ImageBatch b = batch_of(images, op);
   check_param(boxes, op, "boxes", {b.n, 4});
-  BoxSource src;
-  if (source == "value") {
-    src = BoxSource::kValue;
-    if (!value) fail(op, ": source='value' needs value (C,)");
-    check_param(value, op, "value", {b.c});
-  } else if (source == "normal") {
-    src = BoxSource::kNormal;
-  } else if (source == "partner") {
-    src = BoxSource::kPartner;
-    if (!partner) fail(op, ": source='partner' needs partner (N,)");
-    check_param(partner, op, "partner", {b.n});
-  } else {
-    fail(op, ": source must be 'value', 'normal' or 'partner', got '", source, "'");
-  }
+  const BoxSource src = ac::box_source(source, value.has_value(), partner.has_value(), op);
+  if (src == BoxSource::kValue) check_param(value, op, "value", {b.c});
+  if (src == BoxSource::kPartner) check_param(partner, op, "partner", {b.n});
   // The source's array only: the other is not read, whatever was passed.
   const OptArray none;
   return call_images(

@@ -82,9 +82,7 @@ py::object batch_norm_backward_py(const py::array& grad_output, const py::array&
 
 // A residual or the fused output, when present, has input's shape.
 void check_like_input(const OptArray& a, const char* op, const char* name, const Shape& input) {
-  if (a && shape_of(*a) != input)
-    fail(op, ": ", name, " ", shape_str(shape_of(*a)), " must have the shape of input ",
-         shape_str(input));
+  if (a) check_input_shaped(shape_of(*a), op, name, input);
 }
 
 py::object batch_norm_relu_forward_py(const py::array& input, const OptArray& residual,

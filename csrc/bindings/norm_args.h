@@ -30,6 +30,13 @@ inline void check_grad_output(const Shape& grad_output, const Shape& input, cons
          shape_str(input));
 }
 
+// The fused batch norm's residual / output: input's shape.
+inline void check_input_shaped(const Shape& a, const char* op, const char* name,
+                             const Shape& input) {
+  if (a != input)
+    fail(op, ": ", name, " ", shape_str(a), " must have the shape of input ", shape_str(input));
+}
+
 // group norm's mean and rstd: (N, G).
 inline void check_group_stats(const Shape& mean, const Shape& rstd, const GroupNormSizes& sz,
                               const char* op) {

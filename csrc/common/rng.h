@@ -35,6 +35,20 @@ KILN_HD inline std::array<uint32_t, 4> philox4x32(uint64_t seed, uint64_t counte
 // Uniform in [0, 1) with 24 random bits.
 KILN_HD inline float uniform01(uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
 
+// A standard normal by Box-Muller from two draws: u1 = 1 - uniform(a), u2 = uniform(b).
+KILN_HD inline float normal_from(uint32_t a, uint32_t b) {
+  const float u1 = 1.0f - uniform01(a), u2 = uniform01(b);
+  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853071795865f * u2);
+}
+
+// Normal k of the stream Philox(seed, first) draws by Philox::normal (2 words each,
+// 2 normals per counter), computed directly: what a GPU thread per element needs.
+KILN_HD inline float philox_normal(uint64_t seed, uint64_t first, uint64_t k) {
+  const auto bits = philox4x32(seed, first + k / 2);
+  const int word = 2 * static_cast<int>(k % 2);
+  return normal_from(bits[word], bits[word + 1]);
+}
+
 // A stream of draws for one (seed, counter) origin: 4 numbers per counter.
 class Philox {
  public:
@@ -49,8 +63,8 @@ class Philox {
   float uniform() { return uniform01(next_u32()); }
   // Standard normal by Box-Muller.
   float normal() {
-    const float u1 = 1.0f - uniform(), u2 = uniform();
-    return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853071795865f * u2);
+    const uint32_t a = next_u32();
+    return normal_from(a, next_u32());
   }
 
  private:

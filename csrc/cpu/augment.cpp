@@ -1,11 +1,14 @@
-// Augmentation kernels that are neither geometry nor color: the uniform table
-// every random transform draws from, per-channel affine maps (Normalize,
+// Augmentation kernels that are neither geometry nor color: the checks of the
+// per-image parameters (shared with the CUDA twins), the uniform table every
+// random transform draws from, per-channel affine maps (Normalize,
 // ToFloat, PCA lighting), box fills (erasing, cutout, CutMix) and pair blends
 // (MixUp). Formulas: augment.h.
 #include "cpu/augment.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "common/check.h"
 #include "common/rng.h"
@@ -22,8 +25,12 @@ void check_image_batch(const char* op, const ImageBatch& b) {
          shape_str({b.n, b.c, b.h, b.w}));
 }
 
-void augment_uniform(double* out, int64_t n, int64_t k, uint64_t seed, uint64_t offset) {
+void check_uniform_table(int64_t n, int64_t k) {
   if (n < 0 || k < 0) fail("augment_uniform: expected n, k >= 0, got n=", n, ", k=", k);
+}
+
+void augment_uniform(double* out, int64_t n, int64_t k, uint64_t seed, uint64_t offset) {
+  check_uniform_table(n, k);
   const int64_t per_row = (k + 3) / 4;
   parallel_for(0, n, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, k)),
                [&](int64_t r0, int64_t r1) {
@@ -55,13 +62,22 @@ void augment_channel_affine(const In* x, Out* y, const ImageBatch& b, const floa
   });
 }
 
+void check_out_size(const char* op, const char* what, int64_t out_h, int64_t out_w) {
+  if (out_h < 1 || out_w < 1) fail(op, ": expected ", what, " >= 1, got ", out_h, "x", out_w);
+}
+
 namespace {
 
-void check_box(const char* op, const ImageBatch& b, int64_t n, const int64_t* box) {
-  const int64_t top = box[0], left = box[1], h = box[2], w = box[3];
-  if (h < 0 || w < 0 || top < 0 || left < 0 || top + h > b.h || left + w > b.w)
-    fail(op, ": box ", n, " (top=", top, ", left=", left, ", height=", h, ", width=", w,
-         ") does not lie inside the ", b.h, "x", b.w, " image");
+// n rows of (top, left, height, width) inside the image; empty boxes allowed unless nonempty.
+void check_boxes(const char* op, const ImageBatch& b, const int64_t* boxes, bool nonempty) {
+  for (int64_t n = 0; n < b.n; ++n) {
+    const int64_t* box = boxes + 4 * n;
+    const int64_t top = box[0], left = box[1], h = box[2], w = box[3], least = nonempty;
+    if (h < least || w < least || top < 0 || left < 0 || top + h > b.h || left + w > b.w)
+      fail(op, ": box ", n, " (top=", top, ", left=", left, ", height=", h, ", width=", w,
+           nonempty ? ") is not a non-empty box inside the " : ") does not lie inside the ",
+           b.h, "x", b.w, " image");
+  }
 }
 
 void check_partners(const char* op, const ImageBatch& b, const int64_t* partner) {
@@ -72,16 +88,61 @@ void check_partners(const char* op, const ImageBatch& b, const int64_t* partner)
 
 }  // namespace
 
+void check_crop(const ImageBatch& b, int64_t out_h, int64_t out_w) {
+  const char* op = "augment_crop";
+  check_image_batch(op, b);
+  check_out_size(op, "a crop size", out_h, out_w);
+}
+
+void check_resized_crop(const ImageBatch& b, const int64_t* boxes, int64_t out_h, int64_t out_w) {
+  const char* op = "augment_resized_crop";
+  check_image_batch(op, b);
+  check_out_size(op, "an output size", out_h, out_w);
+  check_boxes(op, b, boxes, true);
+}
+
+void check_affine(const ImageBatch& b, const double* theta) {
+  const char* op = "augment_affine";
+  check_image_batch(op, b);
+  for (int64_t k = 0; k < 6 * b.n; ++k)
+    if (!std::isfinite(theta[k]))
+      fail(op, ": the matrix of image ", k / 6, " has a non-finite entry ", theta[k]);
+}
+
+void check_color_jitter(const ImageBatch& b, const float* factors, const int8_t* order) {
+  const char* op = "augment_color_jitter";
+  check_image_batch(op, b);
+  if (b.c != 1 && b.c != 3)
+    fail(op, ": expected 1 or 3 channels, got images of shape ", shape_str({b.n, b.c, b.h, b.w}));
+  for (int64_t k = 0; k < 4 * b.n; ++k) {
+    if (order[k] < -1 || order[k] > 3)
+      fail(op, ": order[", k / 4, "] holds ", int(order[k]), "; ops are 0..3 (or -1 for none)");
+    if (!std::isfinite(factors[k]))
+      fail(op, ": factor ", k % 4, " of image ", k / 4, " is not finite: ", factors[k]);
+  }
+}
+
+void check_box_fill(const ImageBatch& b, const int64_t* boxes, BoxSource source,
+                    const int64_t* partner, bool float_images) {
+  const char* op = "augment_box_fill";
+  check_image_batch(op, b);
+  check_boxes(op, b, boxes, false);
+  if (source == BoxSource::kPartner) check_partners(op, b, partner);
+  if (source == BoxSource::kNormal && !float_images)
+    fail(op, ": normal-distributed fill needs float32 images");
+}
+
+void check_blend_pairs(const ImageBatch& b, const int64_t* partner) {
+  const char* op = "augment_blend_pairs";
+  check_image_batch(op, b);
+  check_partners(op, b, partner);
+}
+
 template <typename T>
 void augment_box_fill(const T* x, T* y, const ImageBatch& b, const int64_t* boxes,
                       BoxSource source, const float* value, uint64_t seed, uint64_t offset,
                       const int64_t* partner) {
-  const char* op = "augment_box_fill";
-  check_image_batch(op, b);
-  for (int64_t n = 0; n < b.n; ++n) check_box(op, b, n, boxes + 4 * n);
-  if (source == BoxSource::kPartner) check_partners(op, b, partner);
-  if (source == BoxSource::kNormal && !std::is_same_v<T, float>)
-    fail(op, ": normal-distributed fill needs float32 images");
+  check_box_fill(b, boxes, source, partner, std::is_same_v<T, float>);
   const int64_t hw = b.plane(), per_image = (b.image() + 1) / 2;
   for_each_image(b, [&](int64_t n) {
     const int64_t* box = boxes + 4 * n;
@@ -111,9 +172,7 @@ void augment_box_fill(const T* x, T* y, const ImageBatch& b, const int64_t* boxe
 template <typename T>
 void augment_blend_pairs(const T* x, T* y, const ImageBatch& b, const int64_t* partner,
                          const float* lam) {
-  const char* op = "augment_blend_pairs";
-  check_image_batch(op, b);
-  check_partners(op, b, partner);
+  check_blend_pairs(b, partner);
   const int64_t size = b.image();
   for_each_image(b, [&](int64_t n) {
     const int64_t count = size;  // locals: a uint8 store could alias the captured ones

@@ -33,18 +33,38 @@
 
 #include <cstdint>
 
+#include "common/hd.h"
+
 namespace kiln {
 
 // An NCHW batch: n >= 0 images of c >= 1 channels, h x w >= 1 pixels.
 struct ImageBatch {
   int64_t n, c, h, w;
-  int64_t plane() const { return h * w; }
-  int64_t image() const { return c * h * w; }
+  KILN_HD int64_t plane() const { return h * w; }
+  KILN_HD int64_t image() const { return c * h * w; }
 };
 
 // Throws ValueError naming `op` unless the batch's sizes are valid.
 void check_image_batch(const char* op, const ImageBatch& b);
 
+// An output size (crop, resize) of at least 1x1; `what`: "a crop size", "an output size".
+void check_out_size(const char* op, const char* what, int64_t out_h, int64_t out_w);
+
+// Each kernel's checks of its sizes and per-image parameter tables (host memory),
+// shared by the CPU kernels and their CUDA twins (cuda/augment.h), which make them
+// before anything is copied or launched: ValueError naming the kernel.
+void check_crop(const ImageBatch& b, int64_t out_h, int64_t out_w);
+// boxes: n rows of (top, left, height, width), each non-empty and inside the image.
+void check_resized_crop(const ImageBatch& b, const int64_t* boxes, int64_t out_h, int64_t out_w);
+// theta: n finite matrices of 6.
+void check_affine(const ImageBatch& b, const double* theta);
+// 1 or 3 channels, ops in -1..3 and finite factors (n rows of 4 each).
+void check_color_jitter(const ImageBatch& b, const float* factors, const int8_t* order);
+// partner[n] in [0, N).
+void check_blend_pairs(const ImageBatch& b, const int64_t* partner);
+
+// ValueError unless the uniform table's n, k >= 0.
+void check_uniform_table(int64_t n, int64_t k);
 // Philox counters a uniform table of n rows and k columns consumes.
 inline int64_t augment_uniform_counters(int64_t n, int64_t k) { return n * ((k + 3) / 4); }
 // out[n * k + j] in [0, 1), 32 random bits each.
@@ -86,6 +106,11 @@ void augment_channel_affine(const In* x, Out* y, const ImageBatch& b, const floa
                             const float* offset, bool per_image);
 
 enum class BoxSource { kValue, kNormal, kPartner };
+
+// box_fill's checks: the batch, the boxes (inside the image, empty ones allowed), the
+// partners (kPartner), float images (kNormal).
+void check_box_fill(const ImageBatch& b, const int64_t* boxes, BoxSource source,
+                    const int64_t* partner, bool float_images);
 
 // Philox counters box_fill with kNormal consumes: one normal per element of an image.
 inline int64_t augment_normal_counters(const ImageBatch& b) { return b.n * ((b.image() + 1) / 2); }

@@ -1,13 +1,17 @@
 // Pieces shared by the augmentation kernel files (augment*.cpp): the per-image
-// parallel loop and the conversion of a computed value back to a pixel.
+// parallel loop, resized_crop's resampling weights (also computed on the host for
+// the CUDA twin), and the per-pixel math they share with the CUDA kernels
+// (augment_pixel.h).
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
-#include <type_traits>
+#include <vector>
 
 #include "common/parallel.h"
 #include "cpu/augment.h"
+#include "cpu/augment_pixel.h"
 
 namespace kiln::augment_detail {
 
@@ -21,36 +25,38 @@ void for_each_image(const ImageBatch& b, Fn&& fn) {
   });
 }
 
-// A computed value as a pixel: uint8 rounds half up and saturates (NaN -> 0),
-// float passes through. Selects, not branches, so pixel loops vectorize.
-template <typename T>
-inline T to_pixel(float v) {
-  if constexpr (std::is_same_v<T, uint8_t>) {
-    v = v > 0.0f ? v : 0.0f;
-    v = v < 255.0f ? v : 255.0f;
-    return static_cast<uint8_t>(static_cast<int32_t>(v + 0.5f));
-  } else {
-    return v;
-  }
-}
+// Resampling weights along one axis, PIL's precompute_coeffs with the bilinear
+// (triangle) filter: output i reads inputs [first[i], first[i] + count[i]).
+struct Taps {
+  int64_t stride = 0;
+  std::vector<int64_t> first, count;
+  std::vector<float> weight;  // out_size rows of `stride`
 
-// Pad-mode index map of p into [0, size): -1 where a constant pad applies.
-inline int64_t pad_index(int64_t p, int64_t size, PadMode mode) {
-  if (p >= 0 && p < size) return p;
-  switch (mode) {
-    case PadMode::kConstant:
-      return -1;
-    case PadMode::kEdge:
-      return p < 0 ? 0 : size - 1;
-    case PadMode::kReflect: {
-      if (size == 1) return 0;
-      const int64_t period = 2 * (size - 1);
-      int64_t q = p % period;
-      if (q < 0) q += period;
-      return q < size ? q : period - q;
+  Taps(int64_t in_size, int64_t out_size, bool antialias)
+      : first(out_size), count(out_size) {
+    const double scale = static_cast<double>(in_size) / out_size;
+    const double filter_scale = antialias ? std::max(scale, 1.0) : 1.0;
+    const double support = filter_scale;  // the triangle's support is 1
+    stride = static_cast<int64_t>(std::ceil(2 * support)) + 2;
+    weight.assign(out_size * stride, 0.0f);
+    std::vector<double> w(stride);
+    for (int64_t i = 0; i < out_size; ++i) {
+      const double center = (i + 0.5) * scale;
+      // Truncation toward zero, as PIL's (int) casts.
+      const int64_t lo = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
+      const int64_t hi = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in_size);
+      double total = 0;
+      for (int64_t k = lo; k < hi; ++k) {
+        const double t = std::abs((k - center + 0.5) / filter_scale);
+        w[k - lo] = t < 1 ? 1 - t : 0;
+        total += w[k - lo];
+      }
+      first[i] = lo;
+      count[i] = hi - lo;
+      for (int64_t k = 0; k < hi - lo; ++k)
+        weight[i * stride + k] = static_cast<float>(total > 0 ? w[k] / total : 0);
     }
   }
-  return -1;
-}
+};
 
 }  // namespace kiln::augment_detail

@@ -7,6 +7,7 @@
 
 #include "common/parallel.h"
 #include "cpu/lane_sum.h"
+#include "cpu/pointwise.h"
 
 namespace kiln {
 namespace {
@@ -93,10 +94,11 @@ void check_batch_norm_args(const char* op, const Shape& input, bool training,
 
 namespace {
 
-// relu(v) as the pointwise ReLU computes it (NaN passes through).
+// relu(v) and its gradient mask: the pointwise ReLU's (NaN passes through), also
+// the CUDA twin's (cuda/norm.cu).
 template <typename T>
 T relu_value(T v) {
-  return v < T(0) ? T(0) : v;
+  return pointwise::ReLU::f(v, T(0));
 }
 
 // Batch norm's forward with the fused epilogue y = relu(bn(x) + residual):
@@ -173,7 +175,7 @@ void batch_norm_backward_impl(const T* dy, const T* y, const T* x, const BatchNo
       T* out = g + r * sz.s;
       for (int64_t i = 0; i < sz.s; ++i) {
         const T d = gr[i];  // both loads before the select: a blend, not a branch
-        out[i] = yr[i] <= T(0) ? T(0) : d;
+        out[i] = pointwise::ReLU::df(yr[i], d, T(0));
       }
       gr = out;
     }

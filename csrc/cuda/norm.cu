@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 
+#include "cpu/pointwise.h"
 #include "cuda/reduce.cuh"
 #include "cuda/runtime.h"
 
@@ -19,12 +20,14 @@ __device__ inline int64_t channel_index(int64_t j, int64_t c, const BatchNormSiz
 }
 
 // Block c: channel c's statistics (batch or running), the running update, save_*,
-// then y = (x - center) * scale + shift as cpu/norm.cpp.
+// then y = (x - center) * scale + shift as cpu/norm.cpp, with the fused epilogue
+// when asked: + residual (not null), then ReLU (relu), rounded as the unfused ops.
 template <typename T>
-__global__ void batch_norm_forward_kernel(const T* x, T* y, BatchNormSizes sz, const T* weight,
-                                          const T* bias, T* running_mean, T* running_var,
-                                          bool training, double momentum, double eps,
-                                          T* save_mean, T* save_invstd) {
+__global__ void batch_norm_forward_kernel(const T* x, const T* residual, bool relu, T* y,
+                                          BatchNormSizes sz, const T* weight, const T* bias,
+                                          T* running_mean, T* running_var, bool training,
+                                          double momentum, double eps, T* save_mean,
+                                          T* save_invstd) {
   const int64_t c = blockIdx.x, count = sz.n * sz.s;
   double mean, var;
   if (training) {
@@ -59,23 +62,35 @@ __global__ void batch_norm_forward_kernel(const T* x, T* y, BatchNormSizes sz, c
   }
   KILN_BLOCK_STRIDE(j, count) {
     const int64_t i = channel_index(j, c, sz);
-    y[i] = (x[i] - center) * scale + shift;
+    T v = (x[i] - center) * scale + shift;
+    if (residual) v = v + residual[i];
+    y[i] = relu ? pointwise::ReLU::f(v, T(0)) : v;
   }
 }
 
-// Block c: sum dy and sum dy * (x - mean) over channel c, dweight, dbias, then dx.
+// The gradient reaching batch norm at i: dy, or after the fused ReLU (y: its
+// output, not null) dy masked by y as ReLU's backward masks it.
 template <typename T>
-__global__ void batch_norm_backward_kernel(const T* dy, const T* x, BatchNormSizes sz,
-                                           const T* weight, const T* save_mean,
-                                           const T* save_invstd, bool training, T* dx,
-                                           T* dweight, T* dbias) {
+__device__ inline T reaching(const T* dy, const T* y, int64_t i) {
+  return y ? pointwise::ReLU::df(y[i], dy[i], T(0)) : dy[i];
+}
+
+// Block c: sum g and sum g * (x - mean) over channel c (g: reaching()), dweight,
+// dbias, then dx, and dresidual = g when not null.
+template <typename T>
+__global__ void batch_norm_backward_kernel(const T* dy, const T* y, const T* x,
+                                           BatchNormSizes sz, const T* weight,
+                                           const T* save_mean, const T* save_invstd,
+                                           bool training, T* dx, T* dweight, T* dbias,
+                                           T* dresidual) {
   const int64_t c = blockIdx.x, count = sz.n * sz.s;
   const T m = save_mean[c];
   double s_dy = 0, s_dy_xc = 0;
   KILN_BLOCK_STRIDE(j, count) {
     const int64_t i = channel_index(j, c, sz);
-    s_dy += double(dy[i]);
-    s_dy_xc += double(dy[i]) * double(x[i] - m);
+    const double g = double(reaching(dy, y, i));
+    s_dy += g;
+    s_dy_xc += g * double(x[i] - m);
   }
   const double sum_dy = block_sum(s_dy), sum_dy_xc = block_sum(s_dy_xc);
   const double invstd = save_invstd[c];
@@ -89,7 +104,9 @@ __global__ void batch_norm_backward_kernel(const T* dy, const T* x, BatchNormSiz
   const T k = T(training && count > 0 ? -ac * sum_dy / count : 0.0);
   KILN_BLOCK_STRIDE(j, count) {
     const int64_t i = channel_index(j, c, sz);
-    dx[i] = dy[i] * a + (x[i] - m) * b + k;
+    const T g = reaching(dy, y, i);
+    if (dresidual) dresidual[i] = g;
+    dx[i] = g * a + (x[i] - m) * b + k;
   }
 }
 
@@ -308,10 +325,23 @@ void batch_norm_forward(const T* x, T* y, const BatchNormSizes& sz, const T* wei
                         const T* bias, T* running_mean, T* running_var, bool training,
                         double momentum, double eps, T* save_mean, T* save_invstd) {
   if (sz.c == 0) return;
-  batch_norm_forward_kernel<<<blocks(sz.c, "batch_norm"), kChannelThreads, 0,
+  batch_norm_forward_kernel<T><<<blocks(sz.c, "batch_norm"), kChannelThreads, 0,
                               current_stream()>>>(
-      x, y, sz, weight, bias, running_mean, running_var, training, momentum, eps, save_mean,
-      save_invstd);
+      x, nullptr, false, y, sz, weight, bias, running_mean, running_var, training, momentum,
+      eps, save_mean, save_invstd);
+  KILN_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void batch_norm_relu_forward(const T* x, const T* residual, T* y, const BatchNormSizes& sz,
+                             const T* weight, const T* bias, T* running_mean, T* running_var,
+                             bool training, double momentum, double eps, T* save_mean,
+                             T* save_invstd) {
+  if (sz.c == 0) return;
+  batch_norm_forward_kernel<T><<<blocks(sz.c, "batch_norm_relu"), kChannelThreads, 0,
+                              current_stream()>>>(
+      x, residual, true, y, sz, weight, bias, running_mean, running_var, training, momentum,
+      eps, save_mean, save_invstd);
   KILN_CUDA_CHECK_LAUNCH();
 }
 
@@ -320,9 +350,21 @@ void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, cons
                          const T* save_mean, const T* save_invstd, bool training, T* dx,
                          T* dweight, T* dbias) {
   if (sz.c == 0) return;
-  batch_norm_backward_kernel<<<blocks(sz.c, "batch_norm_backward"), kChannelThreads, 0,
-                               current_stream()>>>(dy, x, sz, weight, save_mean, save_invstd,
-                                                   training, dx, dweight, dbias);
+  batch_norm_backward_kernel<T><<<blocks(sz.c, "batch_norm_backward"), kChannelThreads, 0,
+                               current_stream()>>>(dy, nullptr, x, sz, weight, save_mean,
+                                                   save_invstd, training, dx, dweight, dbias,
+                                                   nullptr);
+  KILN_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void batch_norm_relu_backward(const T* dy, const T* y, const T* x, const BatchNormSizes& sz,
+                              const T* weight, const T* save_mean, const T* save_invstd,
+                              bool training, T* dx, T* dweight, T* dbias, T* dresidual) {
+  if (sz.c == 0) return;
+  batch_norm_backward_kernel<T>
+      <<<blocks(sz.c, "batch_norm_relu_backward"), kChannelThreads, 0, current_stream()>>>(
+          dy, y, x, sz, weight, save_mean, save_invstd, training, dx, dweight, dbias, dresidual);
   KILN_CUDA_CHECK_LAUNCH();
 }
 
@@ -404,6 +446,12 @@ void local_response_norm_backward(const T* dy, const T* x, T* dx, const BatchNor
                                       const T*, T*, T*, bool, double, double, T*, T*);     \
   template void batch_norm_backward<T>(const T*, const T*, const BatchNormSizes&, const T*, \
                                        const T*, const T*, bool, T*, T*, T*);              \
+  template void batch_norm_relu_forward<T>(const T*, const T*, T*, const BatchNormSizes&,  \
+                                           const T*, const T*, T*, T*, bool, double,       \
+                                           double, T*, T*);                                \
+  template void batch_norm_relu_backward<T>(const T*, const T*, const T*,                  \
+                                            const BatchNormSizes&, const T*, const T*,     \
+                                            const T*, bool, T*, T*, T*, T*);               \
   template void group_norm_forward<T>(const T*, T*, const GroupNormSizes&, const T*,       \
                                       const T*, double, T*, T*);                           \
   template void group_norm_backward<T>(const T*, const T*, const GroupNormSizes&, const T*, \

@@ -27,6 +27,19 @@ void batch_norm_backward(const T* dy, const T* x, const BatchNormSizes& sz, cons
                          const T* save_mean, const T* save_invstd, bool training, T* dx,
                          T* dweight, T* dbias);
 
+// Fused batch norm + (residual) + ReLU (cpu/norm.h's formulas): batch norm's kernels
+// with the epilogue y = relu(bn(x) + residual) and, backward, dy masked by y > 0
+// (written to dresidual when not null). The ReLU is pointwise.h's, as on the CPU.
+template <typename T>
+void batch_norm_relu_forward(const T* x, const T* residual, T* y, const BatchNormSizes& sz,
+                             const T* weight, const T* bias, T* running_mean, T* running_var,
+                             bool training, double momentum, double eps, T* save_mean,
+                             T* save_invstd);
+template <typename T>
+void batch_norm_relu_backward(const T* dy, const T* y, const T* x, const BatchNormSizes& sz,
+                              const T* weight, const T* save_mean, const T* save_invstd,
+                              bool training, T* dx, T* dweight, T* dbias, T* dresidual);
+
 template <typename T>
 void group_norm_forward(const T* x, T* y, const GroupNormSizes& sz, const T* weight,
                         const T* bias, double eps, T* mean, T* rstd);

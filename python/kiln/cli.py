@@ -121,6 +121,8 @@ def _train(args: argparse.Namespace, distributed: bool) -> int:
     _probe(model, val_loader)
     device = _train_device(args.device)
     model.to(device)
+    for loader in (train_loader, val_loader):  # augment on the device, after the copy
+        loader.device = device
     if not args.resume:  # the inputs are checked: claim the run's folder now
         run = _shared_run_dir(args, config, distributed)
     optimizer = _optimizer(config, model)

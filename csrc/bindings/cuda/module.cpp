@@ -25,6 +25,7 @@ void bind_conv(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_resample(py::module_& m);
+void bind_augment(py::module_& m);
 }  // namespace kiln::cuda::bind
 
 namespace {
@@ -119,4 +120,5 @@ PYBIND11_MODULE(_C_cuda, m) {
   kiln::cuda::bind::bind_norm(m);
   kiln::cuda::bind::bind_pool(m);
   kiln::cuda::bind::bind_resample(m);
+  kiln::cuda::bind::bind_augment(m);
 }

@@ -1,6 +1,6 @@
-// CUDA batch, group, layer and local response normalization against the CPU
-// kernels on the same inputs: outputs, saved statistics, running statistics and
-// every gradient.
+// CUDA batch (plain, and fused with a residual add + ReLU), group, layer and local
+// response normalization against the CPU kernels on the same inputs: outputs, saved
+// statistics, running statistics and every gradient.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -13,28 +13,57 @@
 namespace kiln::cuda {
 namespace {
 
+// Batch norm's epilogue: none, the fused ReLU, or the fused residual add + ReLU.
+enum class Epilogue { kNone, kRelu, kResidualRelu };
+
+// The CPU's and the device's batch norm (plain or fused) on the same inputs: outputs,
+// saved and running statistics and every gradient (dresidual included).
 template <typename T>
-void check_batch_norm(const BatchNormSizes& sz, bool training, bool affine) {
+void check_batch_norm(const BatchNormSizes& sz, bool training, bool affine,
+                      Epilogue epilogue = Epilogue::kNone) {
+  const bool fused = epilogue != Epilogue::kNone, add = epilogue == Epilogue::kResidualRelu;
   const int64_t n = sz.n * sz.c * sz.s;
-  auto x = random_values<T>(n, 1, -2, 3);
-  const auto dy = random_values<T>(n, 2), w = random_values<T>(sz.c, 3, 0.5, 1.5),
-             b = random_values<T>(sz.c, 4), rm0 = random_values<T>(sz.c, 5),
-             rv0 = random_values<T>(sz.c, 6, 0.5, 2);
+  const auto x = random_values<T>(n, 1, -2, 3), dy = random_values<T>(n, 2),
+             w = random_values<T>(sz.c, 3, 0.5, 1.5), b = random_values<T>(sz.c, 4),
+             rm0 = random_values<T>(sz.c, 5), rv0 = random_values<T>(sz.c, 6, 0.5, 2),
+             r = random_values<T>(n, 7);
   const T* wp = affine ? w.data() : nullptr;
   const T* bp = affine ? b.data() : nullptr;
-  std::vector<T> y(n), mean(sz.c), invstd(sz.c), rm = rm0, rv = rv0, dx(n), dw(sz.c), db(sz.c);
-  kiln::batch_norm_forward(x.data(), y.data(), sz, wp, bp, rm.data(), rv.data(), training, 0.1,
-                           1e-5, mean.data(), invstd.data());
-  kiln::batch_norm_backward(dy.data(), x.data(), sz, wp, mean.data(), invstd.data(), training,
-                            dx.data(), dw.data(), db.data());
+  std::vector<T> y(n), mean(sz.c), invstd(sz.c), rm = rm0, rv = rv0, dx(n), dw(sz.c), db(sz.c),
+      dr(n);
+  if (fused) {
+    kiln::batch_norm_relu_forward(x.data(), add ? r.data() : nullptr, y.data(), sz, wp, bp,
+                                  rm.data(), rv.data(), training, 0.1, 1e-5, mean.data(),
+                                  invstd.data());
+    kiln::batch_norm_relu_backward(dy.data(), y.data(), x.data(), sz, wp, mean.data(),
+                                   invstd.data(), training, dx.data(), dw.data(), db.data(),
+                                   add ? dr.data() : nullptr);
+  } else {
+    kiln::batch_norm_forward(x.data(), y.data(), sz, wp, bp, rm.data(), rv.data(), training, 0.1,
+                             1e-5, mean.data(), invstd.data());
+    kiln::batch_norm_backward(dy.data(), x.data(), sz, wp, mean.data(), invstd.data(), training,
+                              dx.data(), dw.data(), db.data());
+  }
 
-  DeviceBuffer<T> gx(x), gdy(dy), gw(w), gb(b), grm(rm0), grv(rv0), gy(n), gmean(sz.c),
-      ginv(sz.c), gdx(n), gdw(sz.c), gdb(sz.c);
-  cuda::batch_norm_forward(gx.get(), gy.get(), sz, affine ? gw.get() : nullptr,
-                           affine ? gb.get() : nullptr, grm.get(), grv.get(), training, 0.1, 1e-5,
-                           gmean.get(), ginv.get());
-  cuda::batch_norm_backward(gdy.get(), gx.get(), sz, affine ? gw.get() : nullptr, gmean.get(),
-                            ginv.get(), training, gdx.get(), gdw.get(), gdb.get());
+  DeviceBuffer<T> gx(x), gdy(dy), gw(w), gb(b), grm(rm0), grv(rv0), gr(r), gy(n), gmean(sz.c),
+      ginv(sz.c), gdx(n), gdw(sz.c), gdb(sz.c), gdr(n);
+  T* gwp = affine ? gw.get() : nullptr;
+  T* gbp = affine ? gb.get() : nullptr;
+  if (fused) {
+    cuda::batch_norm_relu_forward(gx.get(), add ? gr.get() : nullptr, gy.get(), sz, gwp, gbp,
+                                  grm.get(), grv.get(), training, 0.1, 1e-5, gmean.get(),
+                                  ginv.get());
+    // The CPU's output: the ReLU mask must be the same for the gradients to compare.
+    DeviceBuffer<T> cpu_y(y);
+    cuda::batch_norm_relu_backward(gdy.get(), cpu_y.get(), gx.get(), sz, gwp, gmean.get(),
+                                   ginv.get(), training, gdx.get(), gdw.get(), gdb.get(),
+                                   add ? gdr.get() : nullptr);
+  } else {
+    cuda::batch_norm_forward(gx.get(), gy.get(), sz, gwp, gbp, grm.get(), grv.get(), training,
+                             0.1, 1e-5, gmean.get(), ginv.get());
+    cuda::batch_norm_backward(gdy.get(), gx.get(), sz, gwp, gmean.get(), ginv.get(), training,
+                              gdx.get(), gdw.get(), gdb.get());
+  }
   expect_close_scaled(gy.host(), y, "y");
   expect_close_scaled(gmean.host(), mean, "save_mean");
   expect_close_scaled(ginv.host(), invstd, "save_invstd");
@@ -43,6 +72,7 @@ void check_batch_norm(const BatchNormSizes& sz, bool training, bool affine) {
   expect_close_scaled(gdx.host(), dx, "dx");
   expect_close_scaled(gdw.host(), dw, "dweight");
   expect_close_scaled(gdb.host(), db, "dbias");
+  if (add) EXPECT_EQ(gdr.host(), dr);  // dy masked by the same y: exact
 }
 
 TEST(CudaBatchNorm, TrainAndEvalEqualTheCpu) {
@@ -52,6 +82,15 @@ TEST(CudaBatchNorm, TrainAndEvalEqualTheCpu) {
   check_batch_norm<double>({4, 6, 17}, true, true);
   check_batch_norm<float>({3, 4, 10}, false, true);
   check_batch_norm<double>({2, 3, 5}, false, false);
+}
+
+TEST(CudaBatchNorm, FusedReluAndResidualEqualTheCpu) {
+  KILN_REQUIRE_DEVICE();
+  check_batch_norm<float>({7, 5, 33}, true, true, Epilogue::kResidualRelu);
+  check_batch_norm<float>({9, 3, 1}, true, false, Epilogue::kRelu);
+  check_batch_norm<double>({4, 6, 17}, true, true, Epilogue::kResidualRelu);
+  check_batch_norm<float>({3, 4, 10}, false, true, Epilogue::kResidualRelu);
+  check_batch_norm<double>({2, 3, 5}, false, false, Epilogue::kRelu);
 }
 
 template <typename T>

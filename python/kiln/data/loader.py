@@ -23,7 +23,7 @@ import numpy as np
 
 from kiln.data.dataset import gather_batch
 from kiln.random import numpy_generator
-from kiln.tensor import Tensor
+from kiln.tensor import Tensor, placement
 
 __all__ = ["DataLoader"]
 
@@ -82,15 +82,27 @@ class _Epoch:
         self.mixing, self.seeded = loader._transform_kind
         self.base, self.epoch = base, epoch
         self.length = len(loader)
+        self.device = loader.device
 
     def batch(self, index: int) -> Batch:
+        """Batch ``index``, built in a worker: gathered, and transformed unless the
+        transform runs on a device (``finish``)."""
         indices = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         data = gather_batch(self.dataset, indices)
-        if self.transform is not None:
+        if self.transform is not None and self.device is None:
             data = self._transform(data, index)
-        if isinstance(data, tuple):
-            return tuple(_as_tensor(field) for field in data)
         return _as_tensor(data)
+
+    def finish(self, batch: Batch, index: int) -> Batch:
+        """Batch ``index`` as the consumer receives it: with a device, its fields copied
+        there and then transformed there (the same per-batch seed as on the host)."""
+        if self.device is None:
+            return batch
+        if isinstance(batch, tuple):
+            batch = tuple(field.to(self.device) for field in batch)
+        else:
+            batch = batch.to(self.device)
+        return batch if self.transform is None else _as_tensor(self._transform(batch, index))
 
     def _transform(self, data: Any, index: int) -> Any:
         kwargs = {"seed": batch_seed(self.base, self.epoch, index)} if self.seeded else {}
@@ -201,6 +213,7 @@ class BatchIterator:
                  setup: Callable[[int], None] | None = None, timeout: float = 0) -> None:
         self._workers: _Workers | None = None  # set first: __del__ runs even if _Workers fails
         self._epoch = epoch
+        self._finish = getattr(epoch, "finish", None)  # the consumer's half of a batch
         self._next = 0
         if num_workers:
             self._workers = _Workers(epoch, num_workers, prefetch, setup, timeout)
@@ -220,6 +233,8 @@ class BatchIterator:
                 batch = self._epoch.batch(self._next)
             else:
                 batch = self._workers.take()
+            if self._finish is not None:
+                batch = self._finish(batch, self._next)
         except BaseException:
             self.close()
             raise
@@ -258,6 +273,12 @@ class DataLoader:
         sampler: an iterable of dataset indices with ``__len__`` (e.g.
             kiln.distributed.DistributedSampler), iterated once per epoch, instead of
             ``shuffle``; ``set_epoch`` is passed on to it when it has one.
+        device: where the transform runs. None (or 'cpu'): in the worker threads, on the
+            host. An accelerator ('cuda', 'cuda:1'): the workers only gather; each batch is
+            copied to the device as it is handed over, and the transform runs there, on
+            the device's kernels (kiln.data.transforms dispatch on the images' device),
+            with the same per-batch seeds, so the batches equal the host's up to float
+            rounding. Yields tensors on that device. Settable (``loader.device = ...``).
 
     Yields a tuple of Tensors per batch (one per field: e.g. images (B, C, H, W),
     labels (B,)) or a single Tensor for a dataset whose samples are single arrays.
@@ -275,6 +296,7 @@ class DataLoader:
         prefetch: int = 2,
         seed: int | None = None,
         sampler: Any = None,
+        device: Any = None,
     ) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(
@@ -312,8 +334,19 @@ class DataLoader:
         self.prefetch = int(prefetch)
         self.seed = None if seed is None else int(seed) & 0xFFFF_FFFF_FFFF_FFFF
         self._transform_kind = (False, False) if transform is None else _transform_kind(transform)
+        self.device = device
         self._epoch = 0
         self._live: weakref.ref[BatchIterator] | None = None
+
+    @property
+    def device(self) -> Any:
+        """Where the transform runs: None for the host, else a kiln.device (see above)."""
+        return self._device
+
+    @device.setter
+    def device(self, value: Any) -> None:
+        where = None if value is None else placement(value, "DataLoader")
+        self._device = None if where is None or where.type == "cpu" else where
 
     def __len__(self) -> int:
         n = len(self.dataset) if self.sampler is None else len(self.sampler)

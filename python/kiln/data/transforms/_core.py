@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _C
+from kiln import _C, backends
 from kiln import random as krandom
 from kiln._checks import is_int, is_real
+from kiln._device import CPU
 from kiln.tensor import Tensor
 
 Images = Any  # np.ndarray or kiln.Tensor, (N, C, H, W) or (C, H, W), uint8 or float32
@@ -204,18 +205,28 @@ class PILPixels:
 class Batch:
     """An image batch as a contiguous NCHW array, and how to hand results back in the
     caller's kind (NumPy array, kiln.Tensor or one PIL image, with or without the batch
-    axis)."""
+    axis).
+
+    A kiln.Tensor on an accelerator (``device='cuda'``) stays there: ``array`` is its
+    device array and ``kernels`` that device's backend, whose augment_* kernels take
+    the same host (NumPy) parameter tables as the CPU's, so the same draws give the
+    same batch on either device; the result is a tensor on the same device."""
 
     def __init__(self, op: str, images: Any, dtypes: tuple[str, ...] = ("uint8", "float32")):
+        self.op = op
         self.tensor = isinstance(images, Tensor)
         self.pixels = isinstance(images, PILPixels)
         self.pil_mode = images.mode if self.pixels or is_pil_image(images) else None
+        self.device = images.device if self.tensor else CPU
+        self.kernels: Any = backends.get(self.device.type)  # augment_* on this device
+        xp = self.kernels.xp
         if self.pixels:
             array = images.array
         elif self.pil_mode is not None:
             array = pil_to_chw(op, images)
         elif self.tensor:
-            array = images.detach().numpy()  # augmentation is not differentiated
+            # augmentation is not differentiated: the storage itself, on its device
+            array = images._data if self.on_device else images.detach().numpy()
         elif isinstance(images, np.ndarray):
             array = images
         else:
@@ -237,7 +248,20 @@ class Batch:
         if not array.dtype.isnative:  # e.g. '>f4' from a file: the kernels read native order
             array = array.astype(array.dtype.newbyteorder("="))
         self.single = array.ndim == 3
-        self.array = np.ascontiguousarray(array[None] if self.single else array)
+        self.array = xp.ascontiguousarray(array[None] if self.single else array)
+
+    @property
+    def on_device(self) -> bool:
+        """Whether the images live on an accelerator (not in host memory)."""
+        return self.device.type != "cpu"
+
+    def host_only(self, what: str = "this transform") -> None:
+        """Raises NotImplementedError naming the op for images on an accelerator: for the
+        transforms (and modes) written as NumPy code, with no device kernel."""
+        if self.on_device:
+            raise NotImplementedError(
+                f"{self.op}: kiln runs {what} on CPU images only, got images on "
+                f"{self.device}; apply it before moving the batch to the device")
 
     @property
     def n(self) -> int:
@@ -254,6 +278,8 @@ class Batch:
             return chw_to_pil(array[0], self.pil_mode)
         if self.single:
             array = array[0]
+        if self.on_device:
+            return Tensor._wrap(array, self.device)
         return Tensor(array) if self.tensor else array
 
 
@@ -303,9 +329,10 @@ def check_fill(op: str, fill: Any) -> Any:
 def write_back(op: str, images: Images, out: Images) -> Images:
     """``out`` written into ``images`` (a Tensor or array of the same dtype and shape),
     for the transforms' ``inplace=True``; returns ``images``."""
-    target = images.detach().numpy() if isinstance(images, Tensor) else images
-    result = out.detach().numpy() if isinstance(out, Tensor) else out
-    if not isinstance(target, np.ndarray) or target.dtype != result.dtype:
+    # A tensor's storage itself, on its device (a NumPy or device array).
+    target = images._data if isinstance(images, Tensor) else images
+    result = out._data if isinstance(out, Tensor) else out
+    if not isinstance(target, (np.ndarray, type(result))) or target.dtype != result.dtype:
         raise TypeError(f"{op}: inplace=True needs a tensor or array of dtype {result.dtype}, "
                         f"got {getattr(target, 'dtype', type(images).__name__)}")
     target[...] = result

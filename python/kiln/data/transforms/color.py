@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _C
 from kiln._checks import is_int, is_real, probability
 from kiln.data.transforms._core import (
     Batch,
@@ -86,7 +85,7 @@ class ColorJitter(Transform):
         keys = np.where([r is None for r in ranges], np.inf, keys)
         order = np.argsort(keys, axis=1, kind="stable").astype(np.int8)
         order[np.take_along_axis(keys, order.astype(np.int64), axis=1) == np.inf] = -1
-        return _C.augment_color_jitter(batch.array, factors, order)
+        return batch.kernels.augment_color_jitter(batch.array, factors, order)
 
     def __repr__(self) -> str:
         return (f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
@@ -137,6 +136,7 @@ class PCALighting(Transform):
         """PCALighting with the eigen-decomposition of the RGB (per-channel) covariance of
         ``images`` (N, C, H, W), uint8 (scaled by 1/255) or float32, over all pixels."""
         batch = Batch(f"{cls.op}.fit", images)
+        batch.host_only()
         c = batch.chw[0]
         count = 0
         total = np.zeros(c)
@@ -168,9 +168,9 @@ class PCALighting(Transform):
         is_byte = batch.array.dtype == np.uint8
         if is_byte:
             offset *= 255.0
-        return _C.augment_channel_affine(batch.array, np.ones((batch.n, c), np.float32),
-                                         offset.astype(np.float32),
-                                         "uint8" if is_byte else "float32")
+        return batch.kernels.augment_channel_affine(batch.array, np.ones((batch.n, c), np.float32),
+                                                    offset.astype(np.float32),
+                                                    "uint8" if is_byte else "float32")
 
     def __repr__(self) -> str:
         return f"PCALighting(alphastd={self.alphastd}, eigval={self.eigval.tolist()})"
@@ -212,7 +212,7 @@ class Normalize(Transform):
         unit = 255.0 if batch.array.dtype == np.uint8 else 1.0
         scale = (1.0 / (unit * std)).astype(np.float32)
         offset = (-mean / std).astype(np.float32)
-        return _C.augment_channel_affine(batch.array, scale, offset, "float32")
+        return batch.kernels.augment_channel_affine(batch.array, scale, offset, "float32")
 
     def __repr__(self) -> str:
         return (f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()}, "
@@ -232,8 +232,8 @@ class ToFloat(Transform):
         if batch.array.dtype == np.float32:
             return batch.array
         c = batch.chw[0]
-        return _C.augment_channel_affine(batch.array, np.full(c, 1.0 / 255.0, np.float32),
-                                         np.zeros(c, np.float32), "float32")
+        return batch.kernels.augment_channel_affine(
+            batch.array, np.full(c, 1.0 / 255.0, np.float32), np.zeros(c, np.float32), "float32")
 
 
 _GRAY_WEIGHTS = np.array([0.2989, 0.587, 0.114], np.float32)
@@ -279,6 +279,7 @@ class Grayscale(Transform):
         return super().run(images, stream)
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        batch.host_only()
         return _grayscale(self.op, batch.array, self.num_output_channels)
 
     def __repr__(self) -> str:
@@ -307,6 +308,7 @@ class RandomGrayscale(Transform):
         return super().run(images, stream)
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        batch.host_only()
         chosen = uniforms(stream, batch.n, 1)[:, 0] < self.p
         out = batch.array.copy()
         if chosen.any():

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _C
 from kiln._checks import is_int, is_real, pair, probability
 from kiln.data.transforms._core import (
     Batch,
@@ -50,7 +49,7 @@ class _RandomFlip(Transform):
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
         flags = (uniforms(stream, batch.n, 1)[:, 0] < self.p).astype(np.uint8)
-        return _C.augment_flip(batch.array, **{self.axis: flags})
+        return batch.kernels.augment_flip(batch.array, **{self.axis: flags})
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(p={self.p})"
@@ -94,7 +93,7 @@ def crop_windows(batch: Batch, size: tuple[int, int], top: Any, left: Any, mode:
     image); parts outside the image padded by mode ('constant' with fill, 'reflect',
     'edge')."""
     n = batch.n
-    return _C.augment_crop(
+    return batch.kernels.augment_crop(
         batch.array, size, np.broadcast_to(np.asarray(top, np.int64), (n,)).copy(),
         np.broadcast_to(np.asarray(left, np.int64), (n,)).copy(), mode,
         channel_values(op, "fill", fill, batch.chw[0]),
@@ -248,7 +247,8 @@ def resample_boxes(batch: Batch, boxes: np.ndarray, size: tuple[int, int],
     when shrinking, if asked) in C++, or nearest neighbour. NEAREST on a PIL image samples
     pixel centres, as Pillow (and so torchvision on PIL images) does."""
     if interpolation is InterpolationMode.BILINEAR:
-        return _C.augment_resized_crop(batch.array, boxes, size, antialias)
+        return batch.kernels.augment_resized_crop(batch.array, boxes, size, antialias)
+    batch.host_only(f"{interpolation.name} interpolation")
     exact = interpolation is InterpolationMode.NEAREST_EXACT or batch.pil_mode is not None
     return _nearest_resized_crop(batch.array, boxes, size, exact)
 
@@ -429,8 +429,9 @@ def warp(batch: Batch, theta: np.ndarray, interpolation: InterpolationMode, fill
     coordinates (``affine_matrices``), NEAREST or BILINEAR (C++), outside read fill."""
     fill = channel_values(op, "fill", fill, batch.chw[0])
     if interpolation is InterpolationMode.NEAREST:
+        batch.host_only("NEAREST interpolation")
         return _nearest_affine(batch.array, theta, fill)
-    return _C.augment_affine(batch.array, theta, fill)
+    return batch.kernels.augment_affine(batch.array, theta, fill)
 
 
 def center_arg(op: str, center: Any) -> tuple[float, float] | None:
@@ -569,6 +570,7 @@ class ElasticTransform(Transform):
         super().__init__(seed=seed, generator=generator)
 
     def apply(self, batch: Batch, stream: StreamArg) -> np.ndarray:
+        batch.host_only()
         c, h, w = batch.chw
         noise = 2.0 * uniforms(stream, batch.n, 2 * h * w).reshape(batch.n, 2, h, w) - 1.0
         dx = _gaussian_blur(noise[:, 0], self.sigma[0]) * (self.alpha[0] / 2)
@@ -623,6 +625,7 @@ def gaussian_blur(batch: Batch, kernel_size: tuple[int, int], sigmas: np.ndarray
                   op: str) -> np.ndarray:
     """Each image blurred by Gaussians of kernel_size (kx, ky) taps and its sigmas
     (N, 2) = (sigma_x, sigma_y), reflect padding; uint8 results rounded."""
+    batch.host_only()
     _, h, w = batch.chw
     kx, ky = kernel_size
     if ky // 2 >= h or kx // 2 >= w:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _C
 from kiln._checks import is_int, is_real
 from kiln.data.transforms._core import (
     Batch,
@@ -77,13 +76,16 @@ class _Mix(MixingTransform):
         if batch.single:
             raise ValueError(f"{self.op}: expected a batch (N, C, H, W), got one image "
                              f"{batch.array.shape[1:]}")
-        targets = _one_hot_targets(self.op, labels, batch.n, self.num_classes)
+        on_host = labels.cpu() if isinstance(labels, Tensor) else labels
+        targets = _one_hot_targets(self.op, on_host, batch.n, self.num_classes)
         seed, offset = philox_state(stream if stream is not None else self._stream, 1)
         rng = np.random.default_rng([seed, offset])
         partner = np.roll(np.arange(batch.n, dtype=np.int64), 1)
         mixed, weight = self.mix(batch, partner, rng)
         targets = (weight * targets + (1.0 - weight) * targets[partner]).astype(np.float32)
-        return batch.out(mixed), Tensor(targets) if isinstance(labels, Tensor) else targets
+        if isinstance(labels, Tensor):  # on the labels' device
+            return batch.out(mixed), Tensor(targets).to(labels.device)
+        return batch.out(mixed), targets
 
     def mix(self, batch: Batch, partner: np.ndarray,
             rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -108,7 +110,8 @@ class MixUp(_Mix):
     def mix(self, batch: Batch, partner: np.ndarray,
             rng: np.random.Generator) -> tuple[np.ndarray, float]:
         lam = np.float32(rng.beta(self.alpha, self.alpha))
-        mixed = _C.augment_blend_pairs(batch.array, partner, np.full(batch.n, lam, np.float32))
+        mixed = batch.kernels.augment_blend_pairs(batch.array, partner,
+                                                  np.full(batch.n, lam, np.float32))
         return mixed, float(lam)  # the label weight is the float32 the kernel blended with
 
 
@@ -133,5 +136,5 @@ class CutMix(_Mix):
         y1, y2 = max(cy - rh, 0), min(cy + rh, h)
         x1, x2 = max(cx - rw, 0), min(cx + rw, w)
         boxes = np.tile(np.array([y1, x1, y2 - y1, x2 - x1], np.int64), (batch.n, 1))
-        mixed = _C.augment_box_fill(batch.array, boxes, "partner", partner=partner)
+        mixed = batch.kernels.augment_box_fill(batch.array, boxes, "partner", partner=partner)
         return mixed, 1.0 - (y2 - y1) * (x2 - x1) / (h * w)

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from kiln import _C
 from kiln._checks import pair, probability
 from kiln.data.transforms._core import (
     Batch,
@@ -33,9 +32,10 @@ def _fill_boxes(op: str, batch: Batch, boxes: np.ndarray, value: Any,
     if isinstance(value, str):  # 'random': N(0, 1) noise per pixel
         c, h, w = batch.chw
         seed, offset = philox_state(stream, batch.n * ((c * h * w + 1) // 2))
-        return _C.augment_box_fill(batch.array, boxes, "normal", seed=seed, offset=offset)
-    return _C.augment_box_fill(batch.array, boxes, "value",
-                               value=channel_values(op, "value", value, batch.chw[0]))
+        return batch.kernels.augment_box_fill(batch.array, boxes, "normal", seed=seed,
+                                              offset=offset)
+    return batch.kernels.augment_box_fill(batch.array, boxes, "value",
+                                          value=channel_values(op, "value", value, batch.chw[0]))
 
 
 class RandomErasing(Transform):
