@@ -847,6 +847,25 @@ struct PhasePlane {
   int64_t size() const { return sw * H * W + kSlack; }  // kSlack: see depthwise_rows
 };
 
+#ifdef __AVX512F__
+// even[i] = src[2i], odd[i] = src[2i + 1] for the n elements of src: a row split
+// into its two stride-2 phases, 32 elements at a time (nothing read or written
+// past the row's elements).
+inline void deinterleave2(const float* src, int64_t n, float* even, float* odd) {
+  const __m512i pick_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4,
+                                             2, 0);
+  const __m512i pick_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5,
+                                            3, 1);
+  for (int64_t m = 0; m < n; m += 32) {
+    const int64_t left = n - m;
+    const simd::Mask lo = simd::first(left), hi = simd::first(left - 16);
+    const __m512 a = simd::load(src + m, lo), b = simd::load(src + m + 16, hi);
+    simd::store(even + m / 2, _mm512_permutex2var_ps(a, pick_even, b), simd::first((left + 1) / 2));
+    simd::store(odd + m / 2, _mm512_permutex2var_ps(a, pick_odd, b), simd::first(left / 2));
+  }
+}
+#endif
+
 // pad_planes for one plane into a PhasePlane (the same cells written each time,
 // so a buffer zeroed once serves every plane).
 template <typename T>
@@ -859,6 +878,20 @@ void pad_phases(const ConvGeometry& g, const Padded& pd, const PhasePlane& ph, c
   const int64_t i1 = std::clamp<int64_t>(g.pad_h + g.H, i0, pd.H);
   const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
   const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {
+    if (ph.sw == 2) {
+      // Input column j0 - pad_w + m lands in padded column j0 + m: the even m at
+      // col(j0) + m / 2, the odd m at col(j0 + 1) + m / 2 (the other phase).
+      float* even = xp + ph.col(j0);
+      float* odd = xp + ph.col(j0 + 1);
+      for (int64_t i = i0; i < i1; ++i)
+        deinterleave2(x + (i - g.pad_h) * g.W + (j0 - g.pad_w), j1 - j0, even + i * ph.W,
+                      odd + i * ph.W);
+      return;
+    }
+  }
+#endif
   for (int64_t b = 0; b < ph.sw; ++b) {  // phase b: padded columns jb, jb + sw, ...
     const int64_t jb = j0 + ((b - j0 % ph.sw) % ph.sw + ph.sw) % ph.sw;
     if (jb >= j1) continue;

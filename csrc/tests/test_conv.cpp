@@ -82,6 +82,9 @@ const Case kCases[] = {
     {{2, 8, 11, 13}, {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 8},
     {{1, 4, 12, 10}, {4, 1, 3, 3}, {2, 3}, {3, 1}, {1, 2}, 4},  // padding beyond dil*(R-1)
     {{2, 5, 9, 40}, {5, 1, 5, 5}, {1, 1}, {0, 2}, {1, 1}, 5},
+    // Depthwise at stride 2 along rows longer than one 32-element split (both phases):
+    {{1, 2, 5, 70}, {2, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 2},
+    {{1, 2, 5, 67}, {2, 1, 3, 3}, {2, 2}, {0, 0}, {1, 1}, 2},
     // Pixels along the lanes (stride 1, 4 to 16 output channels): rows that end in a
     // part vector, several tiles, channel blocks of unequal need, groups, dilation:
     {{3, 1, 28, 28}, {6, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, 1},     // LeNet's first layer
