@@ -82,6 +82,9 @@ const Case kCases[] = {
     {{2, 8, 11, 13}, {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 8},
     {{1, 4, 12, 10}, {4, 1, 3, 3}, {2, 3}, {3, 1}, {1, 2}, 4},  // padding beyond dil*(R-1)
     {{2, 5, 9, 40}, {5, 1, 5, 5}, {1, 1}, {0, 2}, {1, 1}, 5},
+    // 1x1 at stride 1 without padding: per-image products on NCHW, grouped or not.
+    {{2, 8, 4, 8}, {24, 8, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    {{3, 6, 4, 4}, {9, 2, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 3},
     // Depthwise at stride 2 along rows longer than one 32-element split (both phases):
     {{1, 2, 5, 70}, {2, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 2},
     {{1, 2, 5, 67}, {2, 1, 3, 3}, {2, 2}, {0, 0}, {1, 1}, 2},
@@ -207,6 +210,7 @@ TEST(Conv2d, GradientsSameAtAnyThreadCount) {
   // Pixels along the lanes: forward, input gradient as a forward, weight gradient.
   expect_grads_thread_independent<float>({12, 1, 20, 20}, {6, 1, 5, 5}, 1, {2, 2});
   expect_grads_thread_independent<float>({10, 16, 16, 16}, {16, 16, 3, 3}, 1, {1, 1});
+  expect_grads_thread_independent<float>({16, 32, 8, 8}, {64, 32, 1, 1}, 1, {0, 0});
 }
 
 TEST(Conv2d, BiasGradientIsChannelSum) {
