@@ -828,6 +828,17 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
 // together, vectorized along the row.
 bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
 
+// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
+// projection shortcuts) are per image one matrix product on NCHW as it is,
+// y[n] = W . x[n] and dx[n] = W^T . dy[n], with pixels along the micro-kernel's
+// vectors and no transposes: the forward and input gradient as gemm_tile calls
+// (each image's rows must be whole 16-float vectors: the micro-kernel reads B rows
+// in full vectors). The weight gradient, a sum over pixels, is backward_weight_pixels.
+bool pointwise(const ConvGeometry& g) {
+  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0 && (g.H * g.W) % 16 == 0 && !depthwise(g);
+}
+
 // A depthwise task's padded input plane with its columns split by their residue
 // mod stride_w (phase b holds padded columns b, b + stride_w, ...; one phase at
 // stride 1, the plain padded plane), so that for every stride the columns one
@@ -1020,17 +1031,6 @@ constexpr std::array<std::array<DotTile, kDotCols>, sizeof...(I)> dot_tiles(
   return {dot_row<I + 1>(std::make_integer_sequence<int, kDotCols>())...};
 }
 const auto kDotTiles = dot_tiles(std::make_integer_sequence<int, kDotRows>());
-
-// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
-// projection shortcuts) are per image one matrix product on NCHW as it is,
-// y[n] = W . x[n] and dx[n] = W^T . dy[n], with pixels along the micro-kernel's
-// vectors and no transposes: the forward and input gradient as gemm_tile calls
-// (each image's rows must be whole 16-float vectors: the micro-kernel reads B rows
-// in full vectors). The weight gradient, a sum over pixels, is backward_weight_pixels.
-bool pointwise(const ConvGeometry& g) {
-  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-         g.pad_w == 0 && (g.H * g.W) % 16 == 0 && !depthwise(g);
-}
 
 // Whether backward_weight_pixels beats backward_weight_direct: the share of
 // useful lanes, Q of each row's whole vectors against K' of K' rounded up to whole
