@@ -828,17 +828,6 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
 // together, vectorized along the row.
 bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
 
-// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
-// projection shortcuts) are per image one matrix product on NCHW as it is,
-// y[n] = W . x[n] and dx[n] = W^T . dy[n], with pixels along the micro-kernel's
-// vectors and no transposes: the forward and input gradient as gemm_tile calls
-// (each image's rows must be whole 16-float vectors: the micro-kernel reads B rows
-// in full vectors). The weight gradient, a sum over pixels, is backward_weight_pixels.
-bool pointwise(const ConvGeometry& g) {
-  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-         g.pad_w == 0 && (g.H * g.W) % 16 == 0 && !depthwise(g);
-}
-
 // A depthwise task's padded input plane with its columns split by their residue
 // mod stride_w (phase b holds padded columns b, b + stride_w, ...; one phase at
 // stride 1, the plain padded plane), so that for every stride the columns one
@@ -1032,15 +1021,25 @@ constexpr std::array<std::array<DotTile, kDotCols>, sizeof...(I)> dot_tiles(
 }
 const auto kDotTiles = dot_tiles(std::make_integer_sequence<int, kDotRows>());
 
+// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
+// projection shortcuts): their weight gradient, a sum over pixels, may take
+// backward_weight_pixels with each image's pixels as one long row.
+bool pointwise(const ConvGeometry& g) {
+  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0 && !depthwise(g);
+}
+
 // Whether backward_weight_pixels beats backward_weight_direct: the share of
 // useful lanes, Q of each row's whole vectors against K' of K' rounded up to whole
 // vectors (less that path's loss to its transposes and short rows, measured at
 // about a quarter on 16-channel layers; from 32 channels on it measured faster
-// than this path even with every lane used, except at 1x1, where it has only
-// transposes to amortize them).
+// than this path even with every lane used, except at 1x1, where that path has
+// only the transposes to amortize them, as long as the lane-separated partials,
+// 16 floats per weight, stay small: (128,32,32,32)->64 measured 39-46 against 55
+// GFLOP per CPU-second, (128,64,16,16)->128 70 against 50).
 bool pixel_weight_grad_pays(const ConvGeometry& g) {
   const int64_t Kg = g.K / g.groups;
-  if (pointwise(g)) return true;
+  if (pointwise(g)) return Kg * (g.C / g.groups) <= 4096;
   if (g.stride_h != 1 || g.stride_w != 1 || Kg > 16 || (depthwise(g) && Kg < 4)) return false;
   const double pixels = double(g.Q) / double((g.Q + kLanes - 1) / kLanes * kLanes);
   return pixels > 0.75 * double(Kg) / double(padded_channels(Kg));
@@ -1221,19 +1220,6 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
       });
 }
 
-// out[img] = A . in[img] for each image and group: A (rows x inner) at a_rs, a_cs
-// within the group's block of `a` (a_group elements apart).
-template <typename T>
-void pointwise_products(const ConvGeometry& g, int64_t rows, int64_t inner, const T* a,
-                        int64_t a_group, int64_t a_rs, int64_t a_cs, const T* in, T* out) {
-  const int64_t HW = g.H * g.W;
-  parallel_for(0, g.N * g.groups, grain_for(2 * rows * inner * HW), [&](int64_t t0, int64_t t1) {
-    for (int64_t img = t0; img < t1; ++img)  // img = n * groups + grp
-      gemm_tile<T>(rows, HW, inner, a + (img % g.groups) * a_group, a_rs, a_cs,
-                   in + img * inner * HW, HW, out + img * rows * HW, HW, false);
-  });
-}
-
 // A geometry holding the kernel size and window arguments; sizes are the caller's.
 ConvGeometry window_geometry(const Shape& weight, Pair stride, Pair padding, Pair dilation,
                              int64_t groups) {
@@ -1344,11 +1330,7 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
     }
   }
 #endif
-  if (has_fast_tile<T>() && pointwise(g)) {
-    const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups;
-    pointwise_products(g, Kg, Cg, w, Kg * Cg, Cg, 1, x, y);
-    if (bias != nullptr) add_channel_bias(g.N, g.K, g.H * g.W, bias, y);
-  } else if (depthwise(g))
+  if (depthwise(g))
     forward_depthwise(g, x, w, bias, y);
   else if (direct_pays<T>(g.K / g.groups))
     forward_direct(g, x, w, bias, y);
@@ -1368,9 +1350,7 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   if constexpr (std::is_same_v<T, float>)
     few_channels = few_channels && !pixels_pay(input_gradient_as_forward(g));
 #endif
-  if (has_fast_tile<T>() && pointwise(g))
-    pointwise_products(g, Cg, g.K / g.groups, w, g.K / g.groups * Cg, 1, Cg, dy, dx);
-  else if (depthwise(g))
+  if (depthwise(g))
     backward_input_depthwise(g, dy, w, dx);
   else if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
     backward_input_as_forward(g, dy, w, dx);
