@@ -133,6 +133,8 @@ CONV_CASES = [
     ConvCase("MobileNet dw 64 s2", 128, 64, 32, 64, 3, stride=2, pad=1, groups=64),
     ConvCase("MobileNet dw 128", 128, 128, 16, 128, 3, pad=1, groups=128),
     ConvCase("MobileNet dw 128 s2", 128, 128, 16, 128, 3, stride=2, pad=1, groups=128),
+    ConvCase("MobileNet pw 32->64", 128, 32, 32, 64, 1),
+    ConvCase("MobileNet pw 64->128", 128, 64, 16, 128, 1),
     ConvCase("DCGAN G 512->256", 64, 512, 4, 256, 4, stride=2, pad=1, transposed=True),
     ConvCase("DCGAN G 256->128", 64, 256, 8, 128, 4, stride=2, pad=1, transposed=True),
     ConvCase("DCGAN G 64->3", 64, 64, 32, 3, 4, stride=2, pad=1, transposed=True),

@@ -1,6 +1,7 @@
 #include "cpu/conv.h"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -268,6 +269,19 @@ int64_t grain_for(int64_t flops_per_task) {
 // The stride-1 input gradient as a forward convolution: dx = conv(dy, w'),
 // w'[g*C/G + c, k, r, s] = w[g*K/G + k, c, R-1-r, S-1-s], padding dil*(R-1) - pad
 // (negative padding crops; the window walk handles either sign).
+ConvGeometry input_gradient_as_forward(const ConvGeometry& g) {
+  ConvGeometry t = g;
+  t.C = g.K;
+  t.H = g.P;
+  t.W = g.Q;
+  t.K = g.C;
+  t.P = g.H;
+  t.Q = g.W;
+  t.pad_h = g.dil_h * (g.R - 1) - g.pad_h;
+  t.pad_w = g.dil_w * (g.S - 1) - g.pad_w;
+  return t;
+}
+
 template <typename T>
 void backward_input_as_forward(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
@@ -279,16 +293,8 @@ void backward_input_as_forward(const ConvGeometry& g, const T* dy, const T* w, T
         T* to = flipped.get() + ((grp * Cg + c) * Kg + k) * RS;
         std::reverse_copy(from, from + RS, to);  // (r, s) -> (R-1-r, S-1-s)
       }
-  ConvGeometry t = g;
-  t.C = g.K;
-  t.H = g.P;
-  t.W = g.Q;
-  t.K = g.C;
-  t.P = g.H;
-  t.Q = g.W;
-  t.pad_h = g.dil_h * (g.R - 1) - g.pad_h;
-  t.pad_w = g.dil_w * (g.S - 1) - g.pad_w;
-  conv2d_forward(t, dy, flipped.get(), static_cast<const T*>(nullptr), dx);
+  conv2d_forward(input_gradient_as_forward(g), dy, flipped.get(), static_cast<const T*>(nullptr),
+                 dx);
 }
 
 // Output channels padded to whole vectors: the width of the B and C blocks.
@@ -529,6 +535,147 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
   });
 }
 
+#if KILN_FLOAT_VEC
+using simd::kLanes;
+using simd::Vec;
+
+// The forward convolution with output pixels along the vector lanes, float32 at
+// stride 1, for layers with few output channels per group (6 or 16: LeNet's, the
+// first ResNet stage's, and the input gradient onto few channels run as a forward),
+// where channels along the lanes would leave lanes idle or pay two transposes per
+// image. On the padded grid (pixel u = p * pd.W + q for q < pd.W; the columns
+// q >= Q are computed and dropped), tap (r, s) of pixel u reads the padded plane
+// at u + off[t], off[t] = r * dil_h * pd.W + s * dil_w, so the pixels of one vector
+// read contiguous inputs for every tap and channel:
+//   yg[k, u] = sum_{c, t} wp[k-block, c, t, k] * xp[c, u + off[t]]
+// A tile keeps MR output channels by NV vectors of pixels in registers across all
+// C'*R*S terms: NV loads and MR broadcasts make MR * NV multiply-adds. Each output
+// is one fixed-order sum, so every thread count gives the same bits.
+#ifdef __AVX512F__
+constexpr int kPixelRows = 8;  // 8 x 3 or 6 x 4 accumulators beside the loads: 32 registers
+template <int MR>
+constexpr int pixel_vectors() { return MR <= 6 ? 4 : 3; }
+#else
+constexpr int kPixelRows = 4;  // 4 x 3 accumulators beside 3 loads and a broadcast: 16
+template <int MR>
+constexpr int pixel_vectors() { return 3; }
+#endif
+
+template <int MR>
+void pixel_tile(const float* xp, int64_t plane, int64_t C, const int64_t* off, int64_t taps,
+                const float* wp, float* yg, int64_t ldy) {
+  constexpr int NV = pixel_vectors<MR>();
+  Vec acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = simd::zero();
+  for (int64_t c = 0; c < C; ++c, xp += plane)
+    for (int64_t t = 0; t < taps; ++t, wp += MR) {
+      const float* in = xp + off[t];
+      Vec xv[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) xv[j] = simd::load(in + j * kLanes);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const Vec wv = simd::broadcast(wp[i]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[i][j] = simd::fmadd(wv, xv[j], acc[i][j]);
+      }
+    }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) simd::store(yg + i * ldy + j * kLanes, acc[i][j]);
+}
+
+using PixelTile = void (*)(const float*, int64_t, int64_t, const int64_t*, int64_t, const float*,
+                           float*, int64_t);
+template <int... R>
+constexpr std::array<PixelTile, sizeof...(R)> pixel_tiles(std::integer_sequence<int, R...>) {
+  return {&pixel_tile<R + 1>...};
+}
+const auto kPixelTiles = pixel_tiles(std::make_integer_sequence<int, kPixelRows>());
+// Pixels per tile for each MR.
+template <int... R>
+constexpr std::array<int64_t, sizeof...(R)> pixel_widths(std::integer_sequence<int, R...>) {
+  return {int64_t(pixel_vectors<R + 1>()) * kLanes...};
+}
+constexpr auto kPixelWidths = pixel_widths(std::make_integer_sequence<int, kPixelRows>());
+
+// Output channels split into equal blocks of at most kPixelRows (the weights
+// zero-padded to blocks * rows).
+struct PixelBlocks {
+  int64_t blocks, rows;
+  explicit PixelBlocks(int64_t K)
+      : blocks((K + kPixelRows - 1) / kPixelRows), rows((K + blocks - 1) / blocks) {}
+};
+
+// Whether forward_pixels beats forward_direct: the share of useful lanes, pixels
+// along them (Q of the grid's pd.W columns, K' of the blocks' rows) against channels
+// along them (K' of K' rounded up to whole vectors, less the two transposes,
+// measured at about an eighth of a 16-channel layer's time; from 32 channels on
+// the direct path measured as fast). A tile needs a few output channels to share
+// its loads: depthwise layers keep their own rows (forward_depthwise), except a
+// single input channel with several outputs (LeNet's first layer), which is an
+// ordinary small layer.
+bool pixels_pay(const ConvGeometry& g) {
+  const int64_t Kg = g.K / g.groups;
+  if (g.stride_h != 1 || g.stride_w != 1 || Kg < 4 || Kg > 16) return false;
+  const PixelBlocks kb(Kg);
+  const double grid = double(g.Q) / double((g.Q - 1) + (g.S - 1) * g.dil_w + 1);
+  const double pixels = grid * double(Kg) / double(kb.blocks * kb.rows);
+  const double channels = 0.88 * double(Kg) / double(padded_channels(Kg));
+  return pixels > channels;
+}
+
+void forward_pixels(const ConvGeometry& g, const float* x, const float* w, const float* bias,
+                    float* y) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W;
+  const Padded pd(g);
+  const PixelBlocks kb(Kg);
+  const int mr = static_cast<int>(kb.rows);
+  const int64_t width = kPixelWidths[mr - 1];
+  const int64_t tiles = (g.P * pd.W + width - 1) / width, ldy = tiles * width;
+  std::vector<int64_t> off(static_cast<size_t>(RS));
+  for (int64_t r = 0; r < g.R; ++r)
+    for (int64_t s = 0; s < g.S; ++s) off[r * g.S + s] = r * g.dil_h * pd.W + s * g.dil_w;
+  // wp[grp, block, c, t, i] = w[grp*Kg + block*rows + i, c, t], zero past Kg.
+  const int64_t block_size = Cg * RS * kb.rows;
+  auto wp = scratch<float>(static_cast<size_t>(g.groups * kb.blocks * block_size));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t ct = 0; ct < Cg * RS; ++ct)
+        wp[(grp * kb.blocks + k / kb.rows) * block_size + ct * kb.rows + k % kb.rows] =
+            w[(grp * Kg + k) * Cg * RS + ct];
+  // The last tile reads up to `width` pixels past the grid's end in the last plane.
+  const int64_t xp_size = Cg * pd.plane() + off.back() + width + kSlack;
+  const PixelTile tile = kPixelTiles[mr - 1];
+  parallel_for(0, g.N * g.groups, grain_for(2 * Kg * Cg * RS * PQ), [&](int64_t t0, int64_t t1) {
+    auto xp = scratch<float>(static_cast<size_t>(xp_size));
+    auto yg = scratch<float>(static_cast<size_t>(kb.blocks * kb.rows * ldy));
+    for (int64_t img = t0; img < t1; ++img) {  // img = n * groups + grp
+      const int64_t grp = img % g.groups;
+      pad_planes(g, pd, Cg, x + img * Cg * HW, xp.get());
+      for (int64_t u = 0; u < tiles; ++u)
+        for (int64_t b = 0; b < kb.blocks; ++b)
+          tile(xp.get() + u * width, pd.plane(), Cg, off.data(), RS,
+               wp.get() + (grp * kb.blocks + b) * block_size, yg.get() + b * kb.rows * ldy + u * width,
+               ldy);
+      for (int64_t k = 0; k < Kg; ++k) {
+        const float b = bias != nullptr ? bias[grp * Kg + k] : 0.0f;
+        for (int64_t p = 0; p < g.P; ++p) {
+          const float* from = yg.get() + k * ldy + p * pd.W;
+          float* to = y + (img * Kg + k) * PQ + p * g.Q;
+          for (int64_t q = 0; q < g.Q; ++q) to[q] = from[q] + b;
+        }
+      }
+    }
+  });
+}
+#endif  // a float vector (simd.h)
+
 // The weight gradients sum over images (and pixels), and that sum must round
 // the same at any thread count: its terms are grouped by the problem alone
 // (FixedChunks of images, each summed in order into its own partial gradient),
@@ -700,6 +847,25 @@ struct PhasePlane {
   int64_t size() const { return sw * H * W + kSlack; }  // kSlack: see depthwise_rows
 };
 
+#ifdef __AVX512F__
+// even[i] = src[2i], odd[i] = src[2i + 1] for the n elements of src: a row split
+// into its two stride-2 phases, 32 elements at a time (nothing read or written
+// past the row's elements).
+inline void deinterleave2(const float* src, int64_t n, float* even, float* odd) {
+  const __m512i pick_even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4,
+                                             2, 0);
+  const __m512i pick_odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5,
+                                            3, 1);
+  for (int64_t m = 0; m < n; m += 32) {
+    const int64_t left = n - m;
+    const simd::Mask lo = simd::first(left), hi = simd::first(left - 16);
+    const __m512 a = simd::load(src + m, lo), b = simd::load(src + m + 16, hi);
+    simd::store(even + m / 2, _mm512_permutex2var_ps(a, pick_even, b), simd::first((left + 1) / 2));
+    simd::store(odd + m / 2, _mm512_permutex2var_ps(a, pick_odd, b), simd::first(left / 2));
+  }
+}
+#endif
+
 // pad_planes for one plane into a PhasePlane (the same cells written each time,
 // so a buffer zeroed once serves every plane).
 template <typename T>
@@ -712,6 +878,20 @@ void pad_phases(const ConvGeometry& g, const Padded& pd, const PhasePlane& ph, c
   const int64_t i1 = std::clamp<int64_t>(g.pad_h + g.H, i0, pd.H);
   const int64_t j0 = std::clamp<int64_t>(g.pad_w, 0, pd.W);
   const int64_t j1 = std::clamp<int64_t>(g.pad_w + g.W, j0, pd.W);
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<T, float>) {
+    if (ph.sw == 2) {
+      // Input column j0 - pad_w + m lands in padded column j0 + m: the even m at
+      // col(j0) + m / 2, the odd m at col(j0 + 1) + m / 2 (the other phase).
+      float* even = xp + ph.col(j0);
+      float* odd = xp + ph.col(j0 + 1);
+      for (int64_t i = i0; i < i1; ++i)
+        deinterleave2(x + (i - g.pad_h) * g.W + (j0 - g.pad_w), j1 - j0, even + i * ph.W,
+                      odd + i * ph.W);
+      return;
+    }
+  }
+#endif
   for (int64_t b = 0; b < ph.sw; ++b) {  // phase b: padded columns jb, jb + sw, ...
     const int64_t jb = j0 + ((b - j0 % ph.sw) % ph.sw + ph.sw) % ph.sw;
     if (jb >= j1) continue;
@@ -722,9 +902,6 @@ void pad_phases(const ConvGeometry& g, const Padded& pd, const PhasePlane& ph, c
 }
 
 #if KILN_FLOAT_VEC
-using simd::kLanes;
-using simd::Vec;
-
 // Depthwise rows, float32, read from a PhasePlane (any stride and dilation;
 // LeNet's one-channel first layer takes this path too): kRows output rows of
 // kLanes pixels stay in registers across all R*S taps, one broadcast weight and
@@ -777,6 +954,129 @@ inline float depthwise_tap_dot(const float* dy, const float* xp, int64_t row_ste
   }
   for (; p < P; ++p) a0 = add_row(p, a0);
   return simd::sum_lanes(simd::add(simd::add(a0, a1), simd::add(a2, a3)));
+}
+
+// The weight gradient with output pixels along the vector lanes, float32 at
+// stride 1 (forward_pixels' layout; for layers whose few output channels would
+// leave most lanes of the channels-along-lanes path idle):
+//   dW[k, c, t] = sum over images and output rows p of the lane-wise products
+//                 dy[n, k, p, q..q+L) * xp[n, c, p * pd.W + off[t] + q..q+L)
+// A tile keeps MR output channels by NT (channel, tap) pairs in registers over one
+// image's rows (the last vector of a row masked, x included, so that no input
+// outside the windows is read), then adds its vectors into the image chunk's
+// partial, which keeps the lanes apart: sums over images in fixed chunks
+// (parallel_reduce), and the lanes of the total added in order at the end, so any
+// thread count gives the same bits.
+#ifdef __AVX512F__
+constexpr int kDotRows = 4, kDotCols = 6;  // 24 accumulators, 4 dy vectors, one x vector
+#else
+constexpr int kDotRows = 2, kDotCols = 5;  // 10 accumulators, 2 dy vectors, one x vector
+#endif
+
+template <int MR, int NT>
+void pixel_dot_tile(const float* dy, int64_t PQ, int64_t P, int64_t Q, const float* xp,
+                    const int64_t* xo, int64_t row_step, float* part, int64_t ldp) {
+  Vec acc[MR][NT];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 6
+    for (int j = 0; j < NT; ++j) acc[i][j] = simd::zero();
+  for (int64_t p = 0; p < P; ++p) {
+    const float* d = dy + p * Q;
+    const float* in = xp + p * row_step;
+    for (int64_t q0 = 0; q0 < Q; q0 += kLanes) {
+      const bool full = q0 + kLanes <= Q;
+      const simd::Mask keep = simd::first(Q - q0);
+      Vec dv[MR];
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i)
+        dv[i] = full ? simd::load(d + i * PQ + q0) : simd::load(d + i * PQ + q0, keep);
+#pragma GCC unroll 6
+      for (int j = 0; j < NT; ++j) {
+        const Vec xv = full ? simd::load(in + xo[j] + q0) : simd::load(in + xo[j] + q0, keep);
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) acc[i][j] = simd::fmadd(dv[i], xv, acc[i][j]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 6
+    for (int j = 0; j < NT; ++j) {
+      float* dst = part + i * ldp + j * kLanes;
+      simd::store(dst, simd::add(simd::load(dst), acc[i][j]));
+    }
+}
+
+using DotTile = void (*)(const float*, int64_t, int64_t, int64_t, const float*, const int64_t*,
+                         int64_t, float*, int64_t);
+template <int MR, int... J>
+constexpr std::array<DotTile, sizeof...(J)> dot_row(std::integer_sequence<int, J...>) {
+  return {&pixel_dot_tile<MR, J + 1>...};
+}
+template <int... I>
+constexpr std::array<std::array<DotTile, kDotCols>, sizeof...(I)> dot_tiles(
+    std::integer_sequence<int, I...>) {
+  return {dot_row<I + 1>(std::make_integer_sequence<int, kDotCols>())...};
+}
+const auto kDotTiles = dot_tiles(std::make_integer_sequence<int, kDotRows>());
+
+// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
+// projection shortcuts): their weight gradient, a sum over pixels, may take
+// backward_weight_pixels with each image's pixels as one long row.
+bool pointwise(const ConvGeometry& g) {
+  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0 && !depthwise(g);
+}
+
+// Whether backward_weight_pixels beats backward_weight_direct: the share of
+// useful lanes, Q of each row's whole vectors against K' of K' rounded up to whole
+// vectors (less that path's loss to its transposes and short rows, measured at
+// about a quarter on 16-channel layers; from 32 channels on it measured faster
+// than this path even with every lane used, except at 1x1, where that path has
+// only the transposes to amortize them, as long as the lane-separated partials,
+// 16 floats per weight, stay small: (128,32,32,32)->64 measured 39-46 against 55
+// GFLOP per CPU-second, (128,64,16,16)->128 70 against 50).
+bool pixel_weight_grad_pays(const ConvGeometry& g) {
+  const int64_t Kg = g.K / g.groups;
+  if (pointwise(g)) return Kg * (g.C / g.groups) <= 4096;
+  if (g.stride_h != 1 || g.stride_w != 1 || Kg > 16 || (depthwise(g) && Kg < 4)) return false;
+  const double pixels = double(g.Q) / double((g.Q + kLanes - 1) / kLanes * kLanes);
+  return pixels > 0.75 * double(Kg) / double(padded_channels(Kg));
+}
+
+void backward_weight_pixels(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups, RS = g.R * g.S, CRS = Cg * RS;
+  const int64_t PQ = g.P * g.Q, HW = g.H * g.W;
+  const Padded pd(g);
+  // xo[c * RS + t]: where (channel c, tap t) starts in the padded planes; the
+  // masked last vector of a row reads nothing past the planes' end.
+  std::vector<int64_t> xo(static_cast<size_t>(CRS));
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s = 0; s < g.S; ++s)
+        xo[(c * g.R + r) * g.S + s] = c * pd.plane() + r * g.dil_h * pd.W + s * g.dil_w;
+  const int64_t ldp = CRS * kLanes, size = g.K * ldp;  // part[k, crs, lane]
+  auto total = scratch<float>(static_cast<size_t>(size));
+  parallel_reduce<float>(
+      g.N, grain_for(2 * Kg * CRS * PQ * g.groups), max_parts<float>(g, size), size, total.get(),
+      [&](int64_t n0, int64_t n1, float* part) {
+        auto xp = scratch<float>(static_cast<size_t>(Cg * pd.plane() + kSlack));
+        for (int64_t n = n0; n < n1; ++n)
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            pad_planes(g, pd, Cg, x + (n * g.groups + grp) * Cg * HW, xp.get());
+            for (int64_t k0 = 0; k0 < Kg; k0 += kDotRows) {
+              const int64_t mr = std::min<int64_t>(kDotRows, Kg - k0);
+              for (int64_t j0 = 0; j0 < CRS; j0 += kDotCols) {
+                const int64_t nt = std::min<int64_t>(kDotCols, CRS - j0);
+                kDotTiles[mr - 1][nt - 1](dy + ((n * g.groups + grp) * Kg + k0) * PQ, PQ, g.P,
+                                          g.Q, xp.get(), xo.data() + j0, pd.W,
+                                          part + (grp * Kg + k0) * ldp + j0 * kLanes, ldp);
+              }
+            }
+          }
+      });
+  for (int64_t i = 0; i < g.K * CRS; ++i) dw[i] = simd::sum_lanes(simd::load(total.get() + i * kLanes));
 }
 #endif
 
@@ -1022,6 +1322,14 @@ bool direct_pays(int64_t out_channels) {
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+#if KILN_FLOAT_VEC
+  if constexpr (std::is_same_v<T, float>) {
+    if (pixels_pay(g)) {
+      forward_pixels(g, x, w, bias, y);
+      return;
+    }
+  }
+#endif
   if (depthwise(g))
     forward_depthwise(g, x, w, bias, y);
   else if (direct_pays<T>(g.K / g.groups))
@@ -1033,10 +1341,15 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 template <typename T>
 void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   // As a forward convolution its output channels are the C/G input channels:
-  // with few of them the direct path would leave most vector lanes idle.
+  // with few of them the channels-along-lanes direct path would leave most vector
+  // lanes idle, unless that forward puts pixels along the lanes.
   const int64_t Cg = g.C / g.groups;
   const int64_t lanes = simd::kLanes;
-  const bool few_channels = has_fast_tile<T>() && 4 * Cg < 3 * ((Cg + lanes - 1) / lanes * lanes);
+  bool few_channels = has_fast_tile<T>() && 4 * Cg < 3 * ((Cg + lanes - 1) / lanes * lanes);
+#if KILN_FLOAT_VEC
+  if constexpr (std::is_same_v<T, float>)
+    few_channels = few_channels && !pixels_pay(input_gradient_as_forward(g));
+#endif
   if (depthwise(g))
     backward_input_depthwise(g, dy, w, dx);
   else if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
@@ -1047,6 +1360,20 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+#if KILN_FLOAT_VEC
+  if constexpr (std::is_same_v<T, float>) {
+    if (pixel_weight_grad_pays(g)) {
+      // At 1x1 without padding an image's pixels make one long row.
+      ConvGeometry flat = g;
+      if (pointwise(g)) {
+        flat.W = flat.Q = g.H * g.W;
+        flat.H = flat.P = 1;
+      }
+      backward_weight_pixels(flat, dy, x, dw);
+      return;
+    }
+  }
+#endif
   if (depthwise(g))
     backward_weight_depthwise(g, dy, x, dw);
   else if (direct_pays<T>(g.K / g.groups))

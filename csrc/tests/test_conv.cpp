@@ -82,6 +82,18 @@ const Case kCases[] = {
     {{2, 8, 11, 13}, {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 8},
     {{1, 4, 12, 10}, {4, 1, 3, 3}, {2, 3}, {3, 1}, {1, 2}, 4},  // padding beyond dil*(R-1)
     {{2, 5, 9, 40}, {5, 1, 5, 5}, {1, 1}, {0, 2}, {1, 1}, 5},
+    // 1x1 at stride 1 without padding: per-image products on NCHW, grouped or not.
+    {{2, 8, 4, 8}, {24, 8, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    {{3, 6, 4, 4}, {9, 2, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 3},
+    // Depthwise at stride 2 along rows longer than one 32-element split (both phases):
+    {{1, 2, 5, 70}, {2, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 2},
+    {{1, 2, 5, 67}, {2, 1, 3, 3}, {2, 2}, {0, 0}, {1, 1}, 2},
+    // Pixels along the lanes (stride 1, 4 to 16 output channels): rows that end in a
+    // part vector, several tiles, channel blocks of unequal need, groups, dilation:
+    {{3, 1, 28, 28}, {6, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, 1},     // LeNet's first layer
+    {{2, 16, 32, 32}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},  // ResNet-20's first stage
+    {{2, 6, 13, 17}, {14, 3, 3, 2}, {1, 1}, {1, 0}, {2, 3}, 2},
+    {{1, 5, 19, 45}, {13, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
 };
 
 template <typename T>
@@ -195,6 +207,10 @@ TEST(Conv2d, GradientsSameAtAnyThreadCount) {
   expect_grads_thread_independent<float>({40, 32, 8, 8}, {64, 32, 3, 3}, 1, {1, 1}, {2, 2});
   expect_grads_thread_independent<float>({16, 32, 16, 16}, {32, 1, 3, 3}, 32, {1, 1}, {2, 2});
   expect_grads_thread_independent<float>({23, 64, 4, 4}, {256, 64, 3, 3}, 1, {1, 1});
+  // Pixels along the lanes: forward, input gradient as a forward, weight gradient.
+  expect_grads_thread_independent<float>({12, 1, 20, 20}, {6, 1, 5, 5}, 1, {2, 2});
+  expect_grads_thread_independent<float>({10, 16, 16, 16}, {16, 16, 3, 3}, 1, {1, 1});
+  expect_grads_thread_independent<float>({16, 32, 8, 8}, {64, 32, 1, 1}, 1, {0, 0});
 }
 
 TEST(Conv2d, BiasGradientIsChannelSum) {
