@@ -179,17 +179,21 @@ TEST(CachingAllocator, APrivatePoolKeepsItsBlocksFromOtherWork) {
   a.end_pool();
   EXPECT_EQ(a.active_pool(), 0u);
   // After the capture other work never gets the graph's blocks, in use or cached.
-  EXPECT_EQ(a.allocate(1000), eager);
+  void* eager_again = a.allocate(1000);
+  EXPECT_EQ(eager_again, eager);
   a.release(scratch);  // e.g. a graph output dropped while the graph lives
   void* other = a.allocate(1000);
   EXPECT_NE(other, scratch);
   a.release(other);
   a.empty_cache();  // frees the general pool's blocks, never a live pool's
   EXPECT_EQ(dev.frees, 1);
-  EXPECT_NE(a.allocate(1000), scratch);
+  void* fresh = a.allocate(1000);
+  EXPECT_NE(fresh, scratch);
   // The graph is gone: its blocks serve everyone.
   a.release_pool(7);
-  EXPECT_EQ(a.allocate(1000), scratch);
+  void* reused = a.allocate(1000);
+  EXPECT_EQ(reused, scratch);
+  for (void* p : {eager_again, fresh, reused}) a.release(p);  // nothing left to leak
 }
 
 TEST(CachingAllocator, PoolsDoNotNestAndAnActivePoolIsNotReleased) {
@@ -213,7 +217,9 @@ TEST(CachingAllocator, APrivatePoolBlockReleasedAfterItsPoolGoesToTheGeneralPool
   a.end_pool();
   a.release_pool(5);
   a.release(p);
-  EXPECT_EQ(a.allocate(4096), p);
+  void* again = a.allocate(4096);
+  EXPECT_EQ(again, p);
+  a.release(again);
 }
 
 TEST(CachingAllocator, OutOfMemoryWhileCapturingKeepsTheCache) {
@@ -231,8 +237,10 @@ TEST(CachingAllocator, OutOfMemoryWhileCapturingKeepsTheCache) {
   }
   EXPECT_EQ(dev.frees, 0);  // freeing would wait for the device, which capture forbids
   a.end_pool();
-  EXPECT_NE(a.allocate(size_t(3) << 20), nullptr);  // outside: cache freed, retried
+  void* p = a.allocate(size_t(3) << 20);  // outside: cache freed, retried
+  EXPECT_NE(p, nullptr);
   EXPECT_EQ(dev.frees, 1);
+  a.release(p);
 }
 
 TEST(CachingAllocator, ReleaseOfAForeignPointerIsAnError) {
