@@ -390,35 +390,7 @@ void multi_margin_backward(const T* dloss, const T* x, const int64_t* target, co
   });
 }
 
-#define KILN_INSTANTIATE(T)                                                                       \
-  template T nll_loss_forward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T*);     \
-  template void nll_loss_backward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T,   \
-                                     T*);                                                         \
-  template T cross_entropy_forward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T*, \
-                                      T*);                                                        \
-  template void cross_entropy_backward<T>(const T*, const T*, ClassDims, const ClassTargets<T>&,  \
-                                          Reduction, T, T*);                                      \
-  template void soft_cross_entropy_forward<T>(const T*, const T*, const T*, ClassDims, T,         \
-                                              Reduction, T*, T*);                                 \
-  template void soft_cross_entropy_backward<T>(const T*, const T*, const T*, const T*, ClassDims, \
-                                               T, Reduction, T*, T*);                             \
-  template void regression_loss_forward<T>(Regression, const T*, const T*, const T*, int64_t,     \
-                                           Reduction, T*, T);                                     \
-  template void regression_loss_backward<T>(Regression, const T*, const T*, const T*, const T*,   \
-                                            int64_t, Reduction, T*, T*, T*, T);                   \
-  template void bce_forward<T>(const T*, const T*, const T*, int64_t, Reduction, T*);             \
-  template void bce_backward<T>(const T*, const T*, const T*, const T*, int64_t, Reduction, T*,   \
-                                T*);                                                              \
-  template void bce_with_logits_forward<T>(const T*, const T*, const T*, const T*, int64_t,       \
-                                           Reduction, T*);                                        \
-  template void bce_with_logits_backward<T>(const T*, const T*, const T*, const T*, const T*,     \
-                                            int64_t, Reduction, T*, T*);                          \
-  template void multi_margin_forward<T>(const T*, const int64_t*, const T*, int64_t, int64_t,     \
-                                        int, T, Reduction, T*);                                   \
-  template void multi_margin_backward<T>(const T*, const T*, const int64_t*, const T*, int64_t,   \
-                                         int64_t, int, T, Reduction, T*);
-KILN_INSTANTIATE(float)
-KILN_INSTANTIATE(double)
-#undef KILN_INSTANTIATE
+KILN_LOSS_KERNELS(float)
+KILN_LOSS_KERNELS(double)
 
 }  // namespace kiln

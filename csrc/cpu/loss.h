@@ -156,3 +156,34 @@ void multi_margin_backward(const T* dloss, const T* x, const int64_t* target, co
                            int64_t N, int64_t C, int p, T margin, Reduction r, T* dx);
 
 }  // namespace kiln
+
+// The explicit instantiations of every loss kernel above for element type T: one
+// list, expanded in cpu/loss.cpp and in cuda/loss.cu (whose twins have the same
+// names and arguments) inside each backend's namespace.
+#define KILN_LOSS_KERNELS(T)                                                                      \
+  template T nll_loss_forward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T*);     \
+  template void nll_loss_backward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T,   \
+                                     T*);                                                         \
+  template T cross_entropy_forward<T>(const T*, ClassDims, const ClassTargets<T>&, Reduction, T*, \
+                                      T*);                                                        \
+  template void cross_entropy_backward<T>(const T*, const T*, ClassDims, const ClassTargets<T>&,  \
+                                          Reduction, T, T*);                                      \
+  template void soft_cross_entropy_forward<T>(const T*, const T*, const T*, ClassDims, T,         \
+                                              Reduction, T*, T*);                                 \
+  template void soft_cross_entropy_backward<T>(const T*, const T*, const T*, const T*, ClassDims, \
+                                               T, Reduction, T*, T*);                             \
+  template void regression_loss_forward<T>(Regression, const T*, const T*, const T*, int64_t,     \
+                                           Reduction, T*, T);                                     \
+  template void regression_loss_backward<T>(Regression, const T*, const T*, const T*, const T*,   \
+                                            int64_t, Reduction, T*, T*, T*, T);                   \
+  template void bce_forward<T>(const T*, const T*, const T*, int64_t, Reduction, T*);             \
+  template void bce_backward<T>(const T*, const T*, const T*, const T*, int64_t, Reduction, T*,   \
+                                T*);                                                              \
+  template void bce_with_logits_forward<T>(const T*, const T*, const T*, const T*, int64_t,       \
+                                           Reduction, T*);                                        \
+  template void bce_with_logits_backward<T>(const T*, const T*, const T*, const T*, const T*,     \
+                                            int64_t, Reduction, T*, T*);                          \
+  template void multi_margin_forward<T>(const T*, const int64_t*, const T*, int64_t, int64_t,     \
+                                        int, T, Reduction, T*);                                   \
+  template void multi_margin_backward<T>(const T*, const T*, const int64_t*, const T*, int64_t,   \
+                                         int64_t, int, T, Reduction, T*);
