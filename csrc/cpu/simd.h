@@ -13,6 +13,7 @@
 //   load(p, m)         those lanes from p, the rest zero; nothing read past them
 //   store(p, v, m)     those lanes of v to p; nothing written past them
 //   sum_lanes(v)       v[0] + v[1] + ... in lane order (a fixed rounding)
+//   fmadd(a, b, c)     a * b + c;  fnmadd(a, b, c)  c - a * b  (one rounding each)
 #pragma once
 
 #include <cstdint>
@@ -41,7 +42,9 @@ inline Vec broadcast(float v) { return _mm512_set1_ps(v); }
 inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
 inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_ps(a, b, c); }
 inline Mask first(int64_t n) {
   return {n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1)};
 }
@@ -62,7 +65,9 @@ inline Vec broadcast(float v) { return _mm256_set1_ps(v); }
 inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
 inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec fnmadd(Vec a, Vec b, Vec c) { return _mm256_fnmadd_ps(a, b, c); }
 inline Mask first(int64_t n) {
   // A sliding window over eight -1s then eight 0s.
   alignas(32) static const int32_t kWindow[16] = {-1, -1, -1, -1, -1, -1, -1, -1,

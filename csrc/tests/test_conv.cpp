@@ -2,6 +2,7 @@
 // the tile GEMM against a naive product.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -96,8 +97,23 @@ const Case kCases[] = {
     {{1, 5, 19, 45}, {13, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
 };
 
+// Winograd F(4x4, 3x3) (winograd.h), float forward and input gradient: output sides
+// not multiples of 4, channels not multiples of a vector, padding 0 and 2 (the input
+// gradient's padding 2 and 0), blocks of tile rows that span images, and one image
+// taller than a block.
+const Case kWinogradCases[] = {
+    {{3, 16, 13, 11}, {20, 16, 3, 3}, {1, 1}, {0, 0}, {1, 1}, 1},
+    {{2, 24, 9, 10}, {17, 24, 3, 3}, {1, 1}, {2, 2}, {1, 1}, 1},
+    {{5, 16, 4, 6}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+    {{1, 33, 45, 18}, {48, 33, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+    {{64, 16, 8, 8}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+};
+
+// Every element within tol * (floor + |want|), floor 1, or with rms_floor the
+// reference's root mean square: transforms such as Winograd's round in proportion
+// to the scale of the whole sum, not of each output.
 template <typename T>
-void check_against_naive(const Case& cs, double tol) {
+void check_against_naive(const Case& cs, double tol, bool rms_floor = false) {
   const ConvGeometry g = conv2d_geometry("conv2d", cs.input, cs.weight, cs.stride, cs.padding,
                                          cs.dilation, cs.groups);
   const auto x = random_vector<T>(numel(cs.input), 1);
@@ -117,8 +133,14 @@ void check_against_naive(const Case& cs, double tol) {
   conv2d_backward_weight<T>(g, dy.data(), x.data(), dw.data());
   auto expect_close = [&](const std::vector<T>& got, const std::vector<double>& want,
                           const char* what) {
+    double floor = 1;
+    if (rms_floor) {
+      double squares = 0;
+      for (double v : want) squares += v * v;
+      floor = std::sqrt(squares / std::max<size_t>(want.size(), 1));
+    }
     for (size_t i = 0; i < got.size(); ++i)
-      ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i])))
+      ASSERT_NEAR(got[i], want[i], tol * (floor + std::abs(want[i])))
           << what << " element " << i << " input " << shape_str(cs.input);
   };
   expect_close(y, y_ref, "forward");
@@ -129,6 +151,13 @@ void check_against_naive(const Case& cs, double tol) {
 TEST(Conv2d, MatchesNaiveFloat) {
   set_num_threads(2);
   for (const Case& cs : kCases) check_against_naive<float>(cs, 1e-4);
+}
+
+// Relative to the scale of the sums, F(4x4, 3x3) in float rounds at about 1e-5.
+TEST(Conv2d, WinogradMatchesNaiveFloat) {
+  set_num_threads(2);
+  for (const Case& cs : kWinogradCases) check_against_naive<float>(cs, 3e-5, true);
+  for (const Case& cs : kWinogradCases) check_against_naive<double>(cs, 1e-10);
 }
 
 TEST(Conv2d, MatchesNaiveDouble) {

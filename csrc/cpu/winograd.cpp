@@ -1,0 +1,262 @@
+#include "cpu/winograd.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/parallel.h"
+#include "cpu/gemm_tile.h"
+#include "cpu/simd.h"
+#include "cpu/transpose.h"
+
+namespace kiln::cpu {
+
+#if KILN_FLOAT_VEC
+
+namespace {
+
+using simd::kLanes;
+using simd::Vec;
+
+constexpr int64_t kOut = 4;     // output tile side (m)
+constexpr int64_t kIn = 6;      // input tile side (m + r - 1)
+constexpr int64_t kPoints = 36;  // kIn * kIn products per tile
+// L2 bytes a block's V and M may take together.
+constexpr int64_t kBlockBytes = int64_t(768) << 10;
+
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// u = G g for one column g of 3 values (double: U is rounded once, to float).
+inline void weight_column(const double g[3], double u[6]) {
+  u[0] = g[0] / 4;
+  u[1] = -(g[0] + g[1] + g[2]) / 6;
+  u[2] = -(g[0] - g[1] + g[2]) / 6;
+  u[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
+  u[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
+  u[5] = g[2];
+}
+
+// U[xi, c, k] (rows of Kp) = (G w[k, c] G^T)[xi]; channels beyond K stay zero.
+void transform_weights(const ConvGeometry& g, const float* w, int64_t Kp, float* U) {
+  const int64_t C = g.C;
+  parallel_for(0, g.K, std::max<int64_t>(1, 2048 / C), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t c = 0; c < C; ++c) {
+        const float* f = w + (k * C + c) * 9;
+        double cols[3][6];  // G applied down each column s of the filter
+        for (int s = 0; s < 3; ++s) {
+          const double col[3] = {f[s], f[3 + s], f[6 + s]};
+          weight_column(col, cols[s]);
+        }
+        for (int i = 0; i < kIn; ++i) {  // then G along each row i
+          const double row[3] = {cols[0][i], cols[1][i], cols[2][i]};
+          double u[6];
+          weight_column(row, u);
+          for (int j = 0; j < kIn; ++j)
+            U[((i * kIn + j) * C + c) * Kp + k] = static_cast<float>(u[j]);
+        }
+      }
+  });
+}
+
+// v = B^T d for 6 vectors (one line of an input tile, a vector of channels each).
+inline void input_line(const Vec d[6], Vec v[6]) {
+  const Vec four = simd::broadcast(4.0f), five = simd::broadcast(5.0f),
+            two = simd::broadcast(2.0f);
+  const Vec t0 = simd::fnmadd(four, d[2], d[4]);  // d4 - 4 d2
+  const Vec t1 = simd::fnmadd(four, d[1], d[3]);  // d3 - 4 d1
+  const Vec t2 = simd::sub(d[4], d[2]);
+  const Vec t3 = simd::sub(d[3], d[1]);
+  v[0] = simd::fmadd(four, d[0], simd::fnmadd(five, d[2], d[4]));
+  v[1] = simd::add(t0, t1);
+  v[2] = simd::sub(t0, t1);
+  v[3] = simd::fmadd(two, t3, t2);
+  v[4] = simd::fnmadd(two, t3, t2);
+  v[5] = simd::fmadd(four, d[1], simd::fnmadd(five, d[3], d[5]));
+}
+
+// y = A^T m for 6 vectors (one line of a product tile, a vector of output channels each).
+inline void output_line(const Vec m[6], Vec y[4]) {
+  const Vec two = simd::broadcast(2.0f), four = simd::broadcast(4.0f),
+            eight = simd::broadcast(8.0f);
+  const Vec a0 = simd::add(m[1], m[2]), a1 = simd::sub(m[1], m[2]);
+  const Vec a2 = simd::add(m[3], m[4]), a3 = simd::sub(m[3], m[4]);
+  y[0] = simd::add(simd::add(m[0], a0), a2);
+  y[1] = simd::fmadd(two, a3, a1);
+  y[2] = simd::fmadd(four, a2, a0);
+  y[3] = simd::add(simd::fmadd(eight, a3, a1), m[5]);
+}
+
+// The sizes every block shares.
+struct Plan {
+  int64_t TH, TW;      // tile rows and columns per image
+  int64_t Cp, Kp;      // channels rounded up to whole vectors
+  int64_t Wi, Wo;      // channels-last row widths (pixels): input 4 TW + 2, output 4 TW
+  int64_t rows;        // tile rows per block
+  int64_t tiles;       // tiles per block (at most)
+
+  explicit Plan(const ConvGeometry& g)
+      : TH((g.P + kOut - 1) / kOut),
+        TW((g.Q + kOut - 1) / kOut),
+        Cp(round_up(g.C, kLanes)),
+        Kp(round_up(g.K, kLanes)),
+        Wi(kOut * TW + 2),
+        Wo(kOut * TW),
+        rows(std::clamp<int64_t>(kBlockBytes / (kPoints * 4 * (Cp + Kp) * TW), 1, TH * g.N)),
+        tiles(rows * TW) {}
+};
+
+// Scratch of one thread: a block's channels-last input rows and output rows, V and M.
+struct Buffers {
+  Scratch<float> xs, ys, V, M;
+  std::vector<int64_t> offsets;  // tile i's row of V: i * Cp
+  explicit Buffers(const Plan& pl)
+      : xs(scratch<float>(static_cast<size_t>((kOut * pl.rows + 2) * pl.Wi * pl.Cp))),
+        ys(scratch<float>(static_cast<size_t>(kOut * pl.rows * pl.Wo * pl.Kp))),
+        V(scratch<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Cp))),
+        M(scratch<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Kp))),
+        offsets(static_cast<size_t>(pl.tiles)) {
+    for (int64_t i = 0; i < pl.tiles; ++i) offsets[i] = i * pl.Cp;
+  }
+};
+
+// Input rows 4 r0 - pad_h .. 4 r1 + 1 - pad_h of image xn (C planes of H x W) into
+// xs channels-last (Wi pixels of Cp channels per row), zero outside the image.
+// Channels C..Cp are never written, so the zeroed buffer keeps them zero.
+void gather_rows(const ConvGeometry& g, const Plan& pl, const float* xn, int64_t r0, int64_t r1,
+                 float* xs) {
+  const int64_t lo = std::max<int64_t>(0, g.pad_w), hi = std::min(pl.Wi, g.pad_w + g.W);
+  for (int64_t r = 0; r < kOut * (r1 - r0) + 2; ++r) {
+    const int64_t ih = kOut * r0 - g.pad_h + r;
+    float* row = xs + r * pl.Wi * pl.Cp;
+    if (ih < 0 || ih >= g.H || hi <= lo) {
+      std::memset(row, 0, sizeof(float) * pl.Wi * pl.Cp);
+      continue;
+    }
+    std::memset(row, 0, sizeof(float) * lo * pl.Cp);
+    std::memset(row + hi * pl.Cp, 0, sizeof(float) * (pl.Wi - hi) * pl.Cp);
+    transpose(xn + ih * g.W + (lo - g.pad_w), g.H * g.W, g.C, hi - lo, row + lo * pl.Cp, pl.Cp);
+  }
+}
+
+// V[xi, i, :] for the tiles of tile rows r0..r1 of one image, i from `first`.
+void transform_input(const Plan& pl, const float* xs, int64_t r0, int64_t r1, int64_t first,
+                     float* V) {
+  const int64_t pixel = pl.Cp, line = pl.Wi * pl.Cp;
+  for (int64_t th = r0; th < r1; ++th)
+    for (int64_t tw = 0; tw < pl.TW; ++tw) {
+      const float* d0 = xs + kOut * (th - r0) * line + kOut * tw * pixel;
+      const int64_t i = first + (th - r0) * pl.TW + tw;
+      for (int64_t c = 0; c < pl.Cp; c += kLanes) {
+        Vec cols[kIn][kIn];  // cols[v] = B^T down column v of the tile
+        for (int v = 0; v < kIn; ++v) {
+          Vec d[kIn];
+          for (int u = 0; u < kIn; ++u) d[u] = simd::load(d0 + u * line + v * pixel + c);
+          input_line(d, cols[v]);
+        }
+        for (int nu = 0; nu < kIn; ++nu) {  // then B along each row nu
+          const Vec d[kIn] = {cols[0][nu], cols[1][nu], cols[2][nu],
+                              cols[3][nu], cols[4][nu], cols[5][nu]};
+          Vec v[kIn];
+          input_line(d, v);
+          for (int mu = 0; mu < kIn; ++mu)
+            simd::store(V + ((nu * kIn + mu) * pl.tiles + i) * pl.Cp + c, v[mu]);
+        }
+      }
+    }
+}
+
+// ys (channels-last output rows) = A^T M A + bias for the tiles of tile rows
+// r0..r1 of one image, whose M rows start at `first`.
+void transform_output(const Plan& pl, const float* M, const float* bias_p, int64_t r0,
+                      int64_t r1, int64_t first, float* ys) {
+  const int64_t pixel = pl.Kp, line = pl.Wo * pl.Kp;
+  for (int64_t th = r0; th < r1; ++th)
+    for (int64_t tw = 0; tw < pl.TW; ++tw) {
+      const int64_t i = first + (th - r0) * pl.TW + tw;
+      float* y0 = ys + kOut * (th - r0) * line + kOut * tw * pixel;
+      for (int64_t k = 0; k < pl.Kp; k += kLanes) {
+        const Vec b = simd::load(bias_p + k);
+        Vec cols[kIn][kOut];  // cols[mu] = A^T down column mu
+        for (int mu = 0; mu < kIn; ++mu) {
+          Vec m[kIn];
+          for (int nu = 0; nu < kIn; ++nu)
+            m[nu] = simd::load(M + ((nu * kIn + mu) * pl.tiles + i) * pl.Kp + k);
+          output_line(m, cols[mu]);
+        }
+        for (int r = 0; r < kOut; ++r) {  // then A along each output row r
+          const Vec m[kIn] = {cols[0][r], cols[1][r], cols[2][r],
+                              cols[3][r], cols[4][r], cols[5][r]};
+          Vec out[kOut];
+          output_line(m, out);
+          for (int s = 0; s < kOut; ++s)
+            simd::store(y0 + r * line + s * pixel + k, simd::add(out[s], b));
+        }
+      }
+    }
+}
+
+// y rows 4 r0 .. min(4 r1, P) of image yn (K planes of P x Q) from ys.
+void scatter_rows(const ConvGeometry& g, const Plan& pl, const float* ys, int64_t r0, int64_t r1,
+                  float* yn) {
+  const int64_t p0 = kOut * r0, p1 = std::min(kOut * r1, g.P), PQ = g.P * g.Q;
+  if (pl.Wo == g.Q) {  // the rows are contiguous on both sides: one transpose
+    transpose(ys, pl.Kp, (p1 - p0) * g.Q, g.K, yn + p0 * g.Q, PQ);
+    return;
+  }
+  for (int64_t p = p0; p < p1; ++p)
+    transpose(ys + (p - p0) * pl.Wo * pl.Kp, pl.Kp, g.Q, g.K, yn + p * g.Q, PQ);
+}
+
+}  // namespace
+
+bool winograd_pays(const ConvGeometry& g) {
+  return g.R == 3 && g.S == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
+         g.dil_w == 1 && g.groups == 1 && g.C >= 16 && g.K >= 16 && g.P >= kOut &&
+         g.Q >= kOut && g.N > 0;
+}
+
+void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
+                             const float* bias, float* y) {
+  const Plan pl(g);
+  auto U = scratch<float>(static_cast<size_t>(kPoints * g.C * pl.Kp));
+  transform_weights(g, w, pl.Kp, U.get());
+  auto bias_p = scratch<float>(static_cast<size_t>(pl.Kp));
+  if (bias != nullptr) std::copy_n(bias, g.K, bias_p.get());
+
+  const int64_t total_rows = g.N * pl.TH, blocks = (total_rows + pl.rows - 1) / pl.rows;
+  const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q;
+  const int64_t zero = 0;
+  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    Buffers buf(pl);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t first_row = blk * pl.rows;
+      const int64_t last_row = std::min(total_rows, first_row + pl.rows);
+      const int64_t tiles = (last_row - first_row) * pl.TW;
+      // The block's tile rows, image by image: into V.
+      for (int64_t gr = first_row; gr < last_row;) {
+        const int64_t n = gr / pl.TH, r0 = gr % pl.TH;
+        const int64_t r1 = std::min(pl.TH, r0 + last_row - gr);
+        gather_rows(g, pl, x + n * CHW, r0, r1, buf.xs.get());
+        transform_input(pl, buf.xs.get(), r0, r1, (gr - first_row) * pl.TW, buf.V.get());
+        gr += r1 - r0;
+      }
+      for (int64_t xi = 0; xi < kPoints; ++xi)
+        tap_gemm<float>(tiles, g.K, g.C, 1, buf.V.get() + xi * pl.tiles * pl.Cp,
+                        buf.offsets.data(), &zero, 1, U.get() + xi * g.C * pl.Kp, 0, pl.Kp,
+                        buf.M.get() + xi * pl.tiles * pl.Kp, pl.Kp, false);
+      for (int64_t gr = first_row; gr < last_row;) {
+        const int64_t n = gr / pl.TH, r0 = gr % pl.TH;
+        const int64_t r1 = std::min(pl.TH, r0 + last_row - gr);
+        transform_output(pl, buf.M.get(), bias_p.get(), r0, r1, (gr - first_row) * pl.TW,
+                         buf.ys.get());
+        scatter_rows(g, pl, buf.ys.get(), r0, r1, y + n * KPQ);
+        gr += r1 - r0;
+      }
+    }
+  });
+}
+
+#endif
+
+}  // namespace kiln::cpu
