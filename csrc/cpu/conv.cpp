@@ -1314,6 +1314,10 @@ template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
+    if (winograd_pays(g)) {
+      conv2d_backward_weight_winograd(g, dy, x, dw);
+      return;
+    }
     if (pixel_weight_grad_pays(g)) {
       // At 1x1 without padding an image's pixels make one long row.
       ConvGeometry flat = g;

@@ -23,6 +23,8 @@ constexpr int64_t kIn = 6;      // input tile side (m + r - 1)
 constexpr int64_t kPoints = 36;  // kIn * kIn products per tile
 // L2 bytes a block's V and M may take together.
 constexpr int64_t kBlockBytes = int64_t(768) << 10;
+// At most this many partial weight-gradient sums (parallel_reduce's chunks).
+constexpr int64_t kMaxParts = 16;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -87,6 +89,27 @@ inline void output_line(const Vec m[6], Vec y[4]) {
   y[3] = simd::add(simd::fmadd(eight, a3, a1), m[5]);
 }
 
+// v = A e for 4 vectors (one line of an output-gradient tile): A = (A^T)^T above.
+inline void grad_line(const Vec e[4], Vec v[6]) {
+  const Vec two = simd::broadcast(2.0f), four = simd::broadcast(4.0f);
+  const Vec p = simd::add(e[0], e[2]), q = simd::add(e[1], e[3]);
+  const Vec r = simd::fmadd(four, e[2], e[0]);               // e0 + 4 e2
+  const Vec t = simd::mul(two, simd::fmadd(four, e[3], e[1]));  // 2 e1 + 8 e3
+  v[0] = e[0];
+  v[1] = simd::add(p, q);
+  v[2] = simd::sub(p, q);
+  v[3] = simd::add(r, t);
+  v[4] = simd::sub(r, t);
+  v[5] = e[3];
+}
+
+// g = G^T s for one line s of 6 point sums (the adjoint of weight_column).
+inline void weight_grad_line(const double s[6], double g[3]) {
+  g[0] = s[0] / 4 - (s[1] + s[2]) / 6 + (s[3] + s[4]) / 24;
+  g[1] = (s[2] - s[1]) / 6 + (s[3] - s[4]) / 12;
+  g[2] = (s[3] + s[4] - s[1] - s[2]) / 6 + s[5];
+}
+
 // The sizes every block shares.
 struct Plan {
   int64_t TH, TW;      // tile rows and columns per image
@@ -120,23 +143,30 @@ struct Buffers {
   }
 };
 
-// Input rows 4 r0 - pad_h .. 4 r1 + 1 - pad_h of image xn (C planes of H x W) into
-// xs channels-last (Wi pixels of Cp channels per row), zero outside the image.
-// Channels C..Cp are never written, so the zeroed buffer keeps them zero.
-void gather_rows(const ConvGeometry& g, const Plan& pl, const float* xn, int64_t r0, int64_t r1,
-                 float* xs) {
-  const int64_t lo = std::max<int64_t>(0, g.pad_w), hi = std::min(pl.Wi, g.pad_w + g.W);
-  for (int64_t r = 0; r < kOut * (r1 - r0) + 2; ++r) {
-    const int64_t ih = kOut * r0 - g.pad_h + r;
-    float* row = xs + r * pl.Wi * pl.Cp;
-    if (ih < 0 || ih >= g.H || hi <= lo) {
-      std::memset(row, 0, sizeof(float) * pl.Wi * pl.Cp);
+// dst[r, j, c] = src[c, row0 + r, col0 + j] for r < rows, j < cols, c < C (C planes
+// of H x W; zero outside them): rows of NCHW moved channels-last, Cp channels a
+// pixel. Channels C..Cp are never written, so a buffer zeroed once keeps them zero.
+void to_channels_last(const float* src, int64_t C, int64_t H, int64_t W, int64_t row0,
+                      int64_t col0, int64_t rows, int64_t cols, int64_t Cp, float* dst) {
+  const int64_t lo = std::clamp<int64_t>(-col0, 0, cols), hi = std::clamp<int64_t>(W - col0, lo, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = row0 + r;
+    float* row = dst + r * cols * Cp;
+    if (i < 0 || i >= H || hi == lo) {
+      std::memset(row, 0, sizeof(float) * cols * Cp);
       continue;
     }
-    std::memset(row, 0, sizeof(float) * lo * pl.Cp);
-    std::memset(row + hi * pl.Cp, 0, sizeof(float) * (pl.Wi - hi) * pl.Cp);
-    transpose(xn + ih * g.W + (lo - g.pad_w), g.H * g.W, g.C, hi - lo, row + lo * pl.Cp, pl.Cp);
+    std::memset(row, 0, sizeof(float) * lo * Cp);
+    std::memset(row + hi * Cp, 0, sizeof(float) * (cols - hi) * Cp);
+    transpose(src + i * W + col0 + lo, H * W, C, hi - lo, row + lo * Cp, Cp);
   }
+}
+
+// Input rows 4 r0 - pad_h .. 4 r1 + 1 - pad_h of image xn into xs (Wi pixels a row).
+void gather_input(const ConvGeometry& g, const Plan& pl, const float* xn, int64_t r0, int64_t r1,
+                  float* xs) {
+  to_channels_last(xn, g.C, g.H, g.W, kOut * r0 - g.pad_h, -g.pad_w, kOut * (r1 - r0) + 2, pl.Wi,
+                   pl.Cp, xs);
 }
 
 // V[xi, i, :] for the tiles of tile rows r0..r1 of one image, i from `first`.
@@ -208,6 +238,69 @@ void scatter_rows(const ConvGeometry& g, const Plan& pl, const float* ys, int64_
     transpose(ys + (p - p0) * pl.Wo * pl.Kp, pl.Kp, g.Q, g.K, yn + p * g.Q, PQ);
 }
 
+// dY^ = A dY A^T for the tiles of tile rows r0..r1 of one image, from dys (its
+// output-gradient rows channels-last, zero beyond P x Q), into Yh from row `first`.
+void transform_output_grad(const Plan& pl, const float* dys, int64_t r0, int64_t r1,
+                           int64_t first, float* Yh) {
+  const int64_t pixel = pl.Kp, line = pl.Wo * pl.Kp;
+  for (int64_t th = r0; th < r1; ++th)
+    for (int64_t tw = 0; tw < pl.TW; ++tw) {
+      const int64_t i = first + (th - r0) * pl.TW + tw;
+      const float* e0 = dys + kOut * (th - r0) * line + kOut * tw * pixel;
+      for (int64_t k = 0; k < pl.Kp; k += kLanes) {
+        Vec cols[kOut][kIn];  // cols[s] = A down column s of the gradient tile
+        for (int s = 0; s < kOut; ++s) {
+          Vec e[kOut];
+          for (int r = 0; r < kOut; ++r) e[r] = simd::load(e0 + r * line + s * pixel + k);
+          grad_line(e, cols[s]);
+        }
+        for (int nu = 0; nu < kIn; ++nu) {  // then A along each row nu
+          const Vec e[kOut] = {cols[0][nu], cols[1][nu], cols[2][nu], cols[3][nu]};
+          Vec v[kIn];
+          grad_line(e, v);
+          for (int mu = 0; mu < kIn; ++mu)
+            simd::store(Yh + ((nu * kIn + mu) * pl.tiles + i) * pl.Kp + k, v[mu]);
+        }
+      }
+    }
+}
+
+// dw[k, c] = G^T S[:, c, k] G (S: 36 points of C rows of Kp).
+void weights_from_points(const ConvGeometry& g, const float* S, int64_t Kp, float* dw) {
+  const int64_t C = g.C;
+  parallel_for(0, g.K, std::max<int64_t>(1, 2048 / C), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t c = 0; c < C; ++c) {
+        double rows[kIn][3];  // G^T along each row i of the 6x6 point sums
+        for (int i = 0; i < kIn; ++i) {
+          double line[kIn];
+          for (int j = 0; j < kIn; ++j) line[j] = S[((i * kIn + j) * C + c) * Kp + k];
+          weight_grad_line(line, rows[i]);
+        }
+        float* out = dw + (k * C + c) * 9;
+        for (int s = 0; s < 3; ++s) {  // then G^T down each column s
+          const double line[kIn] = {rows[0][s], rows[1][s], rows[2][s],
+                                    rows[3][s], rows[4][s], rows[5][s]};
+          double col[3];
+          weight_grad_line(line, col);
+          for (int r = 0; r < 3; ++r) out[r * 3 + s] = static_cast<float>(col[r]);
+        }
+      }
+  });
+}
+
+// fn(n, r0, r1, first) for each image n whose tile rows r0..r1 lie in global tile
+// rows [row0, row1) (tile rows numbered image after image); first = the block row
+// of tile (r0, 0).
+template <typename F>
+void for_each_image_part(const Plan& pl, int64_t row0, int64_t row1, F&& fn) {
+  for (int64_t gr = row0; gr < row1;) {
+    const int64_t n = gr / pl.TH, r0 = gr % pl.TH, r1 = std::min(pl.TH, r0 + row1 - gr);
+    fn(n, r0, r1, (gr - row0) * pl.TW);
+    gr += r1 - r0;
+  }
+}
+
 }  // namespace
 
 bool winograd_pays(const ConvGeometry& g) {
@@ -233,28 +326,58 @@ void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float*
       const int64_t first_row = blk * pl.rows;
       const int64_t last_row = std::min(total_rows, first_row + pl.rows);
       const int64_t tiles = (last_row - first_row) * pl.TW;
-      // The block's tile rows, image by image: into V.
-      for (int64_t gr = first_row; gr < last_row;) {
-        const int64_t n = gr / pl.TH, r0 = gr % pl.TH;
-        const int64_t r1 = std::min(pl.TH, r0 + last_row - gr);
-        gather_rows(g, pl, x + n * CHW, r0, r1, buf.xs.get());
-        transform_input(pl, buf.xs.get(), r0, r1, (gr - first_row) * pl.TW, buf.V.get());
-        gr += r1 - r0;
-      }
+      for_each_image_part(pl, first_row, last_row, [&](int64_t n, int64_t r0, int64_t r1,
+                                                       int64_t first) {
+        gather_input(g, pl, x + n * CHW, r0, r1, buf.xs.get());
+        transform_input(pl, buf.xs.get(), r0, r1, first, buf.V.get());
+      });
       for (int64_t xi = 0; xi < kPoints; ++xi)
         tap_gemm<float>(tiles, g.K, g.C, 1, buf.V.get() + xi * pl.tiles * pl.Cp,
                         buf.offsets.data(), &zero, 1, U.get() + xi * g.C * pl.Kp, 0, pl.Kp,
                         buf.M.get() + xi * pl.tiles * pl.Kp, pl.Kp, false);
-      for (int64_t gr = first_row; gr < last_row;) {
-        const int64_t n = gr / pl.TH, r0 = gr % pl.TH;
-        const int64_t r1 = std::min(pl.TH, r0 + last_row - gr);
-        transform_output(pl, buf.M.get(), bias_p.get(), r0, r1, (gr - first_row) * pl.TW,
-                         buf.ys.get());
+      for_each_image_part(pl, first_row, last_row, [&](int64_t n, int64_t r0, int64_t r1,
+                                                       int64_t first) {
+        transform_output(pl, buf.M.get(), bias_p.get(), r0, r1, first, buf.ys.get());
         scatter_rows(g, pl, buf.ys.get(), r0, r1, y + n * KPQ);
-        gr += r1 - r0;
-      }
+      });
     }
   });
+}
+
+void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, const float* x,
+                                     float* dw) {
+  const Plan pl(g);
+  const int64_t total_rows = g.N * pl.TH, blocks = (total_rows + pl.rows - 1) / pl.rows;
+  const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q;
+  const int64_t size = kPoints * g.C * pl.Kp;
+  // Partial sums: few enough that adding them costs less than reading x and dy.
+  const int64_t parts = std::clamp<int64_t>(g.N * (CHW + KPQ) / size, 1, kMaxParts);
+  std::vector<int64_t> rows(static_cast<size_t>(g.C));
+  for (int64_t c = 0; c < g.C; ++c) rows[c] = c;
+  const int64_t zero = 0;
+  auto S = scratch<float>(static_cast<size_t>(size));
+  parallel_reduce<float>(blocks, 1, parts, size, S.get(), [&](int64_t b0, int64_t b1, float* part) {
+    Buffers buf(pl);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t first_row = blk * pl.rows;
+      const int64_t last_row = std::min(total_rows, first_row + pl.rows);
+      for_each_image_part(pl, first_row, last_row, [&](int64_t n, int64_t r0, int64_t r1,
+                                                       int64_t first) {
+        gather_input(g, pl, x + n * CHW, r0, r1, buf.xs.get());
+        transform_input(pl, buf.xs.get(), r0, r1, first, buf.V.get());
+        to_channels_last(dy + n * KPQ, g.K, g.P, g.Q, kOut * r0, 0, kOut * (r1 - r0), pl.Wo, pl.Kp,
+                         buf.ys.get());
+        transform_output_grad(pl, buf.ys.get(), r0, r1, first, buf.M.get());
+      });
+      // S_xi[c, k] += sum over the block's tiles t of V_xi[t, c] dY^_xi[t, k]
+      const int64_t tiles = (last_row - first_row) * pl.TW;
+      for (int64_t xi = 0; xi < kPoints; ++xi)
+        tap_gemm<float>(g.C, g.K, tiles, 1, buf.V.get() + xi * pl.tiles * pl.Cp, rows.data(),
+                        &zero, pl.Cp, buf.M.get() + xi * pl.tiles * pl.Kp, 0, pl.Kp,
+                        part + xi * g.C * pl.Kp, pl.Kp, true);
+    }
+  });
+  weights_from_points(g, S.get(), pl.Kp, dw);
 }
 
 #endif

@@ -53,5 +53,12 @@ bool winograd_pays(const ConvGeometry& g);
 void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
                              const float* bias, float* y);
 
+// dw = conv2d's weight gradient for such a g: the same transforms read backwards,
+//   dw[k, c] = G^T ( sum over tiles of (A dY A^T)[k] (.) (B^T d B)[c] ) G,
+// the sum over tiles one product per point xi, S_xi[c, k] = sum_t V_xi[t, c] dY^_xi[t, k],
+// its blocks reduced in fixed chunks (parallel_reduce).
+void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, const float* x,
+                                     float* dw);
+
 }  // namespace kiln::cpu
 #endif  // a float vector (simd.h): without one, the direct paths serve every convolution

@@ -92,12 +92,11 @@ const Case kCases[] = {
     // Pixels along the lanes (stride 1, 4 to 16 output channels): rows that end in a
     // part vector, several tiles, channel blocks of unequal need, groups, dilation:
     {{3, 1, 28, 28}, {6, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, 1},     // LeNet's first layer
-    {{2, 16, 32, 32}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},  // ResNet-20's first stage
     {{2, 6, 13, 17}, {14, 3, 3, 2}, {1, 1}, {1, 0}, {2, 3}, 2},
     {{1, 5, 19, 45}, {13, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
 };
 
-// Winograd F(4x4, 3x3) (winograd.h), float forward and input gradient: output sides
+// Winograd F(4x4, 3x3) (winograd.h), float forward and both gradients: output sides
 // not multiples of 4, channels not multiples of a vector, padding 0 and 2 (the input
 // gradient's padding 2 and 0), blocks of tile rows that span images, and one image
 // taller than a block.
@@ -107,6 +106,7 @@ const Case kWinogradCases[] = {
     {{5, 16, 4, 6}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
     {{1, 33, 45, 18}, {48, 33, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
     {{64, 16, 8, 8}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+    {{2, 16, 32, 32}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},  // ResNet-20's first stage
 };
 
 // Every element within tol * (floor + |want|), floor 1, or with rms_floor the
