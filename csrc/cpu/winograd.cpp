@@ -23,9 +23,13 @@ constexpr int64_t kIn = 6;      // input tile side (m + r - 1)
 constexpr int64_t kPoints = 36;  // kIn * kIn products per tile
 // L2 bytes a block's V and M may take together.
 constexpr int64_t kBlockBytes = int64_t(768) << 10;
+// The most memory the whole batch's V and M may take (else blocks, even when the
+// weights outweigh the pixels).
+constexpr int64_t kWholeBytes = int64_t(64) << 20;
 // Tiles a block takes at least, so that each weight matrix streamed past it is reused.
 constexpr int64_t kMinTiles = 48;
-// At most this many partial weight-gradient sums (parallel_reduce's chunks).
+// Partial weight-gradient sums (parallel_reduce's chunks): at least, at most.
+constexpr int64_t kMinParts = 4;
 constexpr int64_t kMaxParts = 16;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
@@ -128,8 +132,8 @@ inline void weight_grad_line(const Vec s[6], Vec g[3]) {
 // one block), at least kMinTiles tiles, else as many as keep its V and M within
 // kBlockBytes. Each block streams all 36 C x K weight matrices past its tiles; when
 // that costs more memory traffic than writing and reading V and M of the whole
-// batch (large weights, few pixels: late layers), the batch is one block instead,
-// its 36 products spread over the threads (`whole`).
+// batch (large weights, few pixels: late layers), and those fit in kWholeBytes, the
+// batch is one block instead, its 36 products spread over the threads (`whole`).
 struct Plan {
   int64_t TH, TW;  // tile rows and columns per image
   int64_t Cp, Kp;  // channels rounded up to whole vectors
@@ -151,7 +155,8 @@ struct Plan {
     const int64_t fit = kBlockBytes / (kPoints * 4 * (Cp + Kp) * TW);
     rows = std::min(std::max(fit, (kMinTiles + TW - 1) / TW), total_rows);
     blocks = (total_rows + rows - 1) / rows;
-    whole = blocks * g.C * Kp > 2 * total_rows * TW * (Cp + Kp);
+    const int64_t whole_bytes = kPoints * 4 * total_rows * TW * (Cp + Kp);
+    whole = blocks * g.C * Kp > 2 * total_rows * TW * (Cp + Kp) && whole_bytes <= kWholeBytes;
     if (whole) {
       rows = total_rows;
       blocks = 1;
@@ -443,8 +448,10 @@ void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, con
     });
   } else {
     // Partial sums over fixed chunks of blocks: few enough that adding them costs
-    // less than reading x and dy.
-    const int64_t parts = std::clamp<int64_t>(g.N * (CHW + KPQ) / size, 1, kMaxParts);
+    // less than reading x and dy, but at least kMinParts (when there are that many
+    // blocks), so that the threads share the work even when the weights are large.
+    const int64_t parts =
+        std::clamp<int64_t>(g.N * (CHW + KPQ) / size, std::min(pl.blocks, kMinParts), kMaxParts);
     parallel_reduce<float>(pl.blocks, 1, parts, size, S.get(), [&](int64_t b0, int64_t b1, float* part) {
       RowBuffers rb(pl);
       Points pts(pl);
