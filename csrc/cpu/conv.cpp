@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "common/parallel.h"
-#include "cpu/conv_s2d.h"
 #include "cpu/gemm_tile.h"
 #include "cpu/transpose.h"
 #include "cpu/winograd.h"
@@ -1277,10 +1276,6 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
       conv2d_forward_winograd(g, x, w, bias, y);
       return;
     }
-    if (space_to_depth_pays(g)) {
-      conv2d_forward_s2d(g, x, w, bias, y);
-      return;
-    }
     if (pixels_pay(g)) {
       forward_pixels(g, x, w, bias, y);
       return;
@@ -1308,14 +1303,6 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
     few_channels = few_channels && !pixels_pay(input_gradient_as_forward(g)) &&
                    !winograd_pays(input_gradient_as_forward(g));
 #endif
-#if KILN_FLOAT_VEC
-  if constexpr (std::is_same_v<T, float>) {
-    if (space_to_depth_pays(g)) {
-      conv2d_backward_input_s2d(g, dy, w, dx);
-      return;
-    }
-  }
-#endif
   if (depthwise(g))
     backward_input_depthwise(g, dy, w, dx);
   else if (g.stride_h == 1 && g.stride_w == 1 && !few_channels)
@@ -1330,10 +1317,6 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* d
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_pays(g)) {
       conv2d_backward_weight_winograd(g, dy, x, dw);
-      return;
-    }
-    if (space_to_depth_pays(g)) {
-      conv2d_backward_weight_s2d(g, dy, x, dw);
       return;
     }
     if (pixel_weight_grad_pays(g)) {
