@@ -176,12 +176,13 @@ struct RowBuffers {
         ys(scratch<float>(static_cast<size_t>(kOut * std::min(pl.rows, pl.TH) * pl.Wo * pl.Kp))) {}
 };
 
-// One block's points: V (36 x tiles x Cp) and M (36 x tiles x Kp).
+// One block's points: V (36 x tiles x Cp; its rows are written before they are read)
+// and M (36 x tiles x Kp; zeroed, as the products write only K of each row's Kp).
 struct Points {
   Scratch<float> V, M;
   std::vector<int64_t> offsets;  // tile i's row of V: i * Cp
   explicit Points(const Plan& pl)
-      : V(scratch<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Cp))),
+      : V(scratch_unfilled<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Cp))),
         M(scratch<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Kp))),
         offsets(static_cast<size_t>(pl.tiles)) {
     for (int64_t i = 0; i < pl.tiles; ++i) offsets[i] = i * pl.Cp;
@@ -371,7 +372,7 @@ bool winograd_pays(const ConvGeometry& g) {
 void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
                              const float* bias, float* y) {
   const Plan pl(g);
-  auto U = scratch<float>(static_cast<size_t>(kPoints * g.C * pl.Kp));
+  auto U = scratch_unfilled<float>(static_cast<size_t>(kPoints * g.C * pl.Kp));
   transform_weights(g, w, pl.Kp, U.get());
   auto bias_p = scratch<float>(static_cast<size_t>(pl.Kp));
   if (bias != nullptr) std::copy_n(bias, g.K, bias_p.get());
