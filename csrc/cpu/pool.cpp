@@ -9,6 +9,7 @@
 
 #include "common/parallel.h"
 #include "cpu/lane_sum.h"
+#include "cpu/simd.h"
 
 namespace kiln {
 namespace {
@@ -297,9 +298,76 @@ void pick_pairs(const T* __restrict__ x, T* __restrict__ out, int32_t* __restric
   }
 }
 
+#if defined(__AVX512F__)
+// One output row of the float 2x2 window, 16 outputs per vector: the even and odd
+// columns of the two input rows r0, r1 by permutes, the same three picks as below
+// (the pairs of each row, then bottom over top) as lane masks, and each index as
+// row + 2 ow + (bottom won ? in_w + its right won : top's right won), formed in
+// 32-bit lanes (in_w < 2^30) and widened. Masked loads and stores: nothing is read
+// or written past the row's 2 out_w inputs and out_w outputs; ir may be null.
+void pair_row_avx512(const float* r0, const float* r1, float* yr, int64_t* ir, int64_t out_w,
+                     int64_t in_w, int64_t row) {
+  const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(lane2, _mm512_set1_epi32(1));
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i below = _mm512_set1_epi32(static_cast<int32_t>(in_w));
+  const auto takes = [](__m512 v, __m512 current) {  // takes_max, lane by lane
+    return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, current, _CMP_GT_OQ) |
+                                  _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+  };
+  for (int64_t ow = 0; ow < out_w; ow += 16) {
+    const int64_t n = std::min<int64_t>(16, out_w - ow);
+    const auto lanes = [](int64_t k) {
+      return static_cast<__mmask16>(k >= 16 ? 0xFFFFu : k <= 0 ? 0u : (1u << k) - 1);
+    };
+    const __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16), out = lanes(n);
+    const float* p0 = r0 + 2 * ow;
+    const float* p1 = r1 + 2 * ow;
+    const __m512 t0 = _mm512_maskz_loadu_ps(lo, p0), t1 = _mm512_maskz_loadu_ps(hi, p0 + 16);
+    const __m512 b0 = _mm512_maskz_loadu_ps(lo, p1), b1 = _mm512_maskz_loadu_ps(hi, p1 + 16);
+    const __m512 a = _mm512_permutex2var_ps(t0, lane2, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
+    const __m512 c = _mm512_permutex2var_ps(b0, lane2, b1), d = _mm512_permutex2var_ps(b0, odd, b1);
+    const __mmask16 top_right = takes(b, a), bottom_right = takes(d, c);
+    const __m512 top = _mm512_mask_mov_ps(a, top_right, b);
+    const __m512 bottom = _mm512_mask_mov_ps(c, bottom_right, d);
+    const __mmask16 take = takes(bottom, top);
+    _mm512_mask_storeu_ps(yr + ow, out, _mm512_mask_mov_ps(top, take, bottom));
+    if (!ir) continue;
+    const __m512i top_off = _mm512_maskz_mov_epi32(top_right, one);
+    const __m512i bottom_off = _mm512_add_epi32(below, _mm512_maskz_mov_epi32(bottom_right, one));
+    const __m512i off = _mm512_add_epi32(lane2, _mm512_mask_mov_epi32(top_off, take, bottom_off));
+    const __m512i base = _mm512_set1_epi64(row + 2 * ow);
+    // the zero-masked forms: the plain ones start from an undefined vector, which
+    // GCC reports as maybe uninitialized
+    const __m512i i0 = _mm512_add_epi64(
+        base, _mm512_maskz_cvtepi32_epi64(0xFF, _mm512_maskz_extracti64x4_epi64(0xF, off, 0)));
+    const __m512i i1 = _mm512_add_epi64(
+        base, _mm512_maskz_cvtepi32_epi64(0xFF, _mm512_maskz_extracti64x4_epi64(0xF, off, 1)));
+    _mm512_mask_storeu_epi64(ir + ow, static_cast<__mmask8>(out & 0xFF), i0);
+    _mm512_mask_storeu_epi64(ir + ow + 8, static_cast<__mmask8>(out >> 8), i1);
+  }
+}
+#endif
+
 template <typename T>
 void max_pool2d_pairs(const T* x, T* y, int64_t* indices, const Pool2dSizes& s) {
   const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.in_w < (int64_t{1} << 30)) {
+      parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t oh = 0; oh < s.out_h; ++oh) {
+            const float* r0 = x + (p * s.in_h + 2 * oh) * s.in_w;
+            const int64_t o = (p * s.out_h + oh) * s.out_w;
+            pair_row_avx512(r0, r0 + s.in_w, y + o, indices ? indices + o : nullptr, s.out_w,
+                            s.in_w, 2 * oh * s.in_w);
+          }
+      });
+      return;
+    }
+  }
+#endif
   parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
     const int64_t in_w = s.in_w, out_h = s.out_h, out_w = s.out_w, rows = 2 * out_h;
     std::vector<T> row_max(rows * out_w);
