@@ -89,6 +89,23 @@ def test_max_pool2d_2x2_rows_of_any_width_match_torch(width, dtype):
                                       torch.nn.functional.max_pool2d(torch.tensor(x), 2).numpy())
 
 
+@pytest.mark.parametrize("k, s, p", [(3, 2, 1), (2, 2, 0), (4, 2, 1)])
+def test_max_pool2d_backward_of_half_size_outputs_matches_torch(k, s, p):
+    """Outputs half the input's size, as the 2x2 stride-2 backward path expects: its
+    argmaxes inside their own 2x2 block or not (3x3 and 4x4 windows reach outside it),
+    so the path and the general scatter both run; one shared input keeps maxima in and
+    out of the blocks in the same batch."""
+    torch = torch_or_skip()
+    x = np.random.default_rng(k).standard_normal((2, 3, 8, 36)).astype(np.float32)
+    xk, xt = kiln.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yk, yt = F.max_pool2d(xk, k, s, p), torch.nn.functional.max_pool2d(xt, k, s, p)
+    assert yk.shape == (2, 3, 4, 18)
+    g = np.random.default_rng(1).standard_normal(yt.shape).astype(np.float32)
+    yk.backward(kiln.tensor(g))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(xk.grad.numpy(), xt.grad.numpy(), rtol=0, atol=1e-6)
+
+
 # shape, kernel_size, stride, padding, ceil_mode
 AVG_CASES = [
     ((2, 3, 8, 8), 2, None, 0, False),
