@@ -608,7 +608,8 @@ class Tensor:
         # becomes self's storage, which is the write without copying it over (a storage
         # has no identity outside its referrers).
         data_refs, result_refs = getrefcount(data), getrefcount(result)
-        adopt = (_sole_owner(data, data_refs) and result_refs == 3 + sum(a is result for a in saved)
+        adopt = (_sole_owner(data, data_refs)
+                 and result_refs == _SOLE_OWNER_REFS + sum(a is result for a in saved)
                  and _adoptable(result, data))
         if node is not None:
             ctx = node.ctx
@@ -1761,7 +1762,6 @@ def _stream(generator: Any, op: str) -> np.random.Generator:
     if not isinstance(stream, np.random.Generator):
         raise TypeError(f"{op}: expected a kiln.Generator, got {type(generator).__name__}")
     return stream
-
 
 
 # getrefcount(array) of an array that only a Tensor's _data refers to, taken into a local
