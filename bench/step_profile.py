@@ -12,20 +12,20 @@ family the table gives ms per step, the work (GFLOP for convolution and linear: 
 multiply-adds; GB for the others: the bytes of the kernel's array arguments and results,
 the least traffic it can cause), the rate, and the % of the step; beside the mean, the
 median over the steps (on a shared machine a step that another process slowed moves the
-mean, hardly the median). The rest of each phase
-(forward, backward, optimizer) is time outside kernels: Python (modules, facades,
-Function.apply, the engine) and NumPy array math (ops written in ``xp``, gradient
-accumulation). Below the table: minor page faults per step (each is a 4 KiB page the
-kernel hands out again after a freed buffer went back by munmap), the bytes of arrays the
-kernels return per step, and NumPy's peak of newly allocated bytes within a step
-(tracemalloc, one separate step); the spread of step times (10-90% range) and, per step,
-page faults, context switches and GC passes, for the steps slower than 1.3x the median
-against the rest (what the slow steps had more of). --ceilings adds the machine's sgemm
-and memory-copy rates (bench/ops.py's). Models: kiln.models' names (resnet20, vgg_cifar,
-lenet5, ...) and bench/networks.py's zoo (resnet18, mobilenet, vgg16). A profile, never a
-test; the timer costs about a microsecond per kernel call. (Not bench/profile.py: bench/
-is the first entry of sys.path for its scripts, and that name would hide the standard
-library's ``profile``, which torch imports.)
+mean, hardly the median). The rest of each phase (forward, backward, optimizer) is time
+outside kernels: Python (modules, facades, Function.apply, the engine) and NumPy array
+math (ops written in ``xp``, gradient accumulation). Below the table: minor page faults
+per step (each is a 4 KiB page the kernel hands out again after a freed buffer went back
+by munmap), the bytes of arrays the kernels return per step, and NumPy's peak of newly
+allocated bytes within a step (tracemalloc, one separate step); the spread of step times
+(10-90% range) and, per step, page faults, context switches and GC passes, for the steps
+slower than 1.3x the median against the rest (what the slow steps had more of).
+--ceilings adds the machine's sgemm and memory-copy rates (bench/ops.py's). Models:
+kiln.models' names (resnet20, vgg_cifar, lenet5, ...) and bench/networks.py's zoo
+(resnet18, mobilenet, vgg16). A profile, never a test; the timer costs about a
+microsecond per kernel call. (Not bench/profile.py: bench/ is the first entry of sys.path
+for its scripts, and that name would hide the standard library's ``profile``, which torch
+imports.)
 """
 
 from __future__ import annotations
