@@ -10,20 +10,22 @@ that sorts its calls into families by name (conv forward / backward-input /
 backward-weight, batch norm, activation, pooling, linear, loss, optimizer, ...). Per
 family the table gives ms per step, the work (GFLOP for convolution and linear: 2 x the
 multiply-adds; GB for the others: the bytes of the kernel's array arguments and results,
-the least traffic it can cause), the rate, and the % of the step. The rest of each phase
-(forward, backward, optimizer) is time outside kernels: Python (modules, facades,
-Function.apply, the engine) and NumPy array math (ops written in ``xp``, gradient
-accumulation). Below the table: minor page faults per step (each is a 4 KiB page the
-kernel hands out again after a freed buffer went back by munmap), the bytes of arrays the
-kernels return per step, and NumPy's peak of newly allocated bytes within a step
-(tracemalloc, one separate step); the spread of step times (10-90% range) and, per step,
-page faults, context switches and GC passes, for the steps slower than 1.3x the median
-against the rest (what the slow steps had more of). --ceilings adds the machine's sgemm
-and memory-copy rates (bench/ops.py's). Models: kiln.models' names (resnet20, vgg_cifar,
-lenet5, ...) and bench/networks.py's zoo (resnet18, mobilenet, vgg16). A profile, never a
-test; the timer costs about a microsecond per kernel call. (Not bench/profile.py: bench/
-is the first entry of sys.path for its scripts, and that name would hide the standard
-library's ``profile``, which torch imports.)
+the least traffic it can cause), the rate, and the % of the step; beside the mean, the
+median over the steps (on a shared machine a step that another process slowed moves the
+mean, hardly the median). The rest of each phase (forward, backward, optimizer) is time
+outside kernels: Python (modules, facades, Function.apply, the engine) and NumPy array
+math (ops written in ``xp``, gradient accumulation). Below the table: minor page faults
+per step (each is a 4 KiB page the kernel hands out again after a freed buffer went back
+by munmap), the bytes of arrays the kernels return per step, and NumPy's peak of newly
+allocated bytes within a step (tracemalloc, one separate step); the spread of step times
+(10-90% range) and, per step, page faults, context switches and GC passes, for the steps
+slower than 1.3x the median against the rest (what the slow steps had more of).
+--ceilings adds the machine's sgemm and memory-copy rates (bench/ops.py's). Models:
+kiln.models' names (resnet20, vgg_cifar, lenet5, ...) and bench/networks.py's zoo
+(resnet18, mobilenet, vgg16). A profile, never a test; the timer costs about a
+microsecond per kernel call. (Not bench/profile.py: bench/ is the first entry of sys.path
+for its scripts, and that name would hide the standard library's ``profile``, which torch
+imports.)
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ class KernelTimer:
         self.flops: dict[tuple[str, str], float] = defaultdict(float)
         self.bytes: dict[tuple[str, str], float] = defaultdict(float)
         self.calls: dict[tuple[str, str], int] = defaultdict(int)
+        # seconds in each timed step, per (phase, family): the medians beside the means
+        self.per_step: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.result_bytes = 0.0
         backend = backends.get("cpu")
         pointwise = set(backend.pointwise_ops())
@@ -148,7 +152,7 @@ class KernelTimer:
         return timed
 
     def reset(self) -> None:
-        for table in (self.seconds, self.flops, self.bytes, self.calls):
+        for table in (self.seconds, self.flops, self.bytes, self.calls, self.per_step):
             table.clear()
         self.result_bytes = 0.0
 
@@ -208,8 +212,11 @@ def profile(model_name: str, batch: int, steps: int) -> None:
     timer.reset()
     for _ in range(steps):
         before, gc_before = resource.getrusage(resource.RUSAGE_SELF), gc_passes[0]
+        seconds_before = dict(timer.seconds)
         step(True)
         after = resource.getrusage(resource.RUSAGE_SELF)
+        for key, total in timer.seconds.items():
+            timer.per_step[key].append(total - seconds_before.get(key, 0.0))
         for key, field in RUSAGE_EVENTS:
             events[key].append(getattr(after, field) - getattr(before, field))
         events["GC passes"].append(gc_passes[0] - gc_before)
@@ -225,33 +232,50 @@ def report(model_name: str, batch: int, steps: int, timer: KernelTimer,
     print(f"{model_name}, batch {batch}, {kiln.get_num_threads()} threads: step "
           f"{total:.1f} ms (mean of {steps}; median {statistics.median(step_times):.1f}, "
           f"min {min(step_times):.1f}, max {max(step_times):.1f})")
-    header = (f"{'phase':<10} {'family':<27} {'ms':>7} {'calls':>6} {'GFLOP':>7} {'GB':>7} "
-              f"{'rate':>13} {'% step':>7}")
+    header = (f"{'phase':<10} {'family':<27} {'ms':>7} {'med ms':>7} {'calls':>6} {'GFLOP':>7} "
+              f"{'GB':>7} {'rate':>13} {'% step':>7}")
     print(header)
     print("-" * len(header))
+
+    def per_step(key: tuple[str, str]) -> list[float]:
+        """The key's ms in each timed step (0 in the steps before its first call)."""
+        times = timer.per_step[key]
+        return [0.0] * (steps - len(times)) + [1e3 * t for t in times]
+
     by_family: dict[str, float] = defaultdict(float)
+    by_family_steps: dict[str, list[float]] = defaultdict(lambda: [0.0] * steps)
     for phase in PHASES:
         keys = sorted((k for k in timer.seconds if k[0] == phase),
                       key=lambda k: -timer.seconds[k])
         inside = 0.0
+        inside_steps = [0.0] * steps
         for key in keys:
             ms = 1e3 * timer.seconds[key] / steps
             inside += ms
             by_family[key[1]] += ms
+            key_steps = per_step(key)
+            inside_steps = [a + b for a, b in zip(inside_steps, key_steps)]
+            by_family_steps[key[1]] = [a + b for a, b in zip(by_family_steps[key[1]], key_steps)]
             gflop = timer.flops[key] / steps / 1e9
             gb = timer.bytes[key] / steps / 1e9
             rate = (f"{gflop / ms * 1e3:7.1f} GFLOP/s" if gflop else
                     f"{gb / ms * 1e3:7.1f} GB/s  ")
-            print(f"{phase:<10} {key[1]:<27} {ms:7.2f} {timer.calls[key] // steps:6d} "
-                  f"{gflop:7.3f} {gb:7.3f} {rate:>13} {100 * ms / total:6.1f}%")
+            print(f"{phase:<10} {key[1]:<27} {ms:7.2f} {statistics.median(key_steps):7.2f} "
+                  f"{timer.calls[key] // steps:6d} {gflop:7.3f} {gb:7.3f} {rate:>13} "
+                  f"{100 * ms / total:6.1f}%")
         outside = phase_ms[phase] - inside
-        by_family[f"outside kernels ({phase})"] += outside
-        print(f"{phase:<10} {'outside kernels':<27} {outside:7.2f} {'':>6} {'':>7} {'':>7} "
+        name = f"outside kernels ({phase})"
+        by_family[name] += outside
+        by_family_steps[name] = [1e3 * t - k for t, k in zip(phase_s[phase], inside_steps)]
+        print(f"{phase:<10} {'outside kernels':<27} {outside:7.2f} "
+              f"{statistics.median(by_family_steps[name]):7.2f} {'':>6} {'':>7} {'':>7} "
               f"{'':>13} {100 * outside / total:6.1f}%")
     print("-" * len(header))
-    print("by family, largest first:")
+    print("by family, largest first (mean ms, % of the mean step; median ms over the steps, "
+          "which a step slowed by another process moves less):")
     for fam, ms in sorted(by_family.items(), key=lambda kv: -kv[1]):
-        print(f"  {fam:<34} {ms:7.2f} ms {100 * ms / total:6.1f}%")
+        print(f"  {fam:<34} {ms:7.2f} ms {100 * ms / total:6.1f}%   median "
+              f"{statistics.median(by_family_steps[fam]):7.2f} ms")
     faults = events["minor page faults"]
     print(f"minor page faults per step: median {statistics.median(faults):.0f} "
           f"(min {min(faults)}, max {max(faults)}) = "

@@ -311,6 +311,32 @@ def test_inplace_activations_return_their_input_and_modify_it():
     assert set(np.unique(x.numpy() / (2 * X.astype(np.float32)))) <= {0.0, 1.0}
 
 
+def test_in_place_results_reach_every_alias_of_the_storage():
+    """An in-place op on a tensor whose array nothing else refers to takes the op's new
+    array as its storage instead of copying it over; wherever anything else shares that
+    storage (a view, a detached alias, a NumPy export, an array a backward saved), the
+    write must reach it, as PyTorch's does."""
+    data = X.astype(np.float32)
+    for lib in (kiln, torch):
+        x = lib.tensor(data)
+        view, alias = x[1], x.detach()
+        export = x.numpy()
+        x.relu_()
+        want = np.maximum(data, 0)
+        np.testing.assert_array_equal(view.numpy(), want[1])
+        np.testing.assert_array_equal(alias.numpy(), want)
+        np.testing.assert_array_equal(export, want)
+        alone = lib.tensor(data)
+        assert alone.relu_() is alone and alone._version == 1
+        np.testing.assert_array_equal(alone.numpy(), np.maximum(data, 0))
+        w = lib.tensor(W, dtype=lib.float32, requires_grad=True)
+        h = w * 1
+        saved = h * w  # mul saves h: the write must reach what its backward reads
+        h.relu_()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            saved.sum().backward()
+
+
 def _cnn(lib):
     nn = lib.nn
 

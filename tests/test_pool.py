@@ -61,6 +61,51 @@ def test_max_pool2d_nan_and_ties_match_torch():
     np.testing.assert_array_equal(yk.numpy(), yt.numpy())
 
 
+@pytest.mark.parametrize("width", [2, 3, 31, 32, 33, 34, 35, 64, 66, 67])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool2d_2x2_rows_of_any_width_match_torch(width, dtype):
+    """The 2x2 stride-2 path (vectors of 16 outputs, a masked tail) on rows shorter
+    than, equal to and longer than a vector, an odd last column left out; values
+    drawn from a few levels so windows tie, with NaN and -inf among them."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(width)
+    x = rng.integers(-2, 3, (2, 3, 5, width)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    for grad in (False, True):
+        xk = kiln.tensor(x, requires_grad=grad)
+        xt = torch.tensor(x, requires_grad=grad)
+        yk, ik = F.max_pool2d(xk, 2, return_indices=True)
+        yt, it = torch.nn.functional.max_pool2d(xt, 2, return_indices=True)
+        np.testing.assert_array_equal(ik.numpy(), it.numpy())
+        np.testing.assert_array_equal(yk.detach().numpy(), yt.detach().numpy())
+        if grad:
+            g = rng.standard_normal(yt.shape).astype(dtype)
+            yk.backward(kiln.tensor(g))
+            yt.backward(torch.tensor(g))
+            np.testing.assert_array_equal(xk.grad.numpy(), xt.grad.numpy())
+    with kiln.no_grad():
+        np.testing.assert_array_equal(F.max_pool2d(kiln.tensor(x), 2).numpy(),
+                                      torch.nn.functional.max_pool2d(torch.tensor(x), 2).numpy())
+
+
+@pytest.mark.parametrize("k, s, p", [(3, 2, 1), (2, 2, 0), (4, 2, 1)])
+def test_max_pool2d_backward_of_half_size_outputs_matches_torch(k, s, p):
+    """Outputs half the input's size, as the 2x2 stride-2 backward path expects: its
+    argmaxes inside their own 2x2 block or not (3x3 and 4x4 windows reach outside it),
+    so the path and the general scatter both run; one shared input keeps maxima in and
+    out of the blocks in the same batch."""
+    torch = torch_or_skip()
+    x = np.random.default_rng(k).standard_normal((2, 3, 8, 36)).astype(np.float32)
+    xk, xt = kiln.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yk, yt = F.max_pool2d(xk, k, s, p), torch.nn.functional.max_pool2d(xt, k, s, p)
+    assert yk.shape == (2, 3, 4, 18)
+    g = np.random.default_rng(1).standard_normal(yt.shape).astype(np.float32)
+    yk.backward(kiln.tensor(g))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(xk.grad.numpy(), xt.grad.numpy(), rtol=0, atol=1e-6)
+
+
 # shape, kernel_size, stride, padding, ceil_mode
 AVG_CASES = [
     ((2, 3, 8, 8), 2, None, 0, False),

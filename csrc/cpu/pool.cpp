@@ -9,6 +9,7 @@
 
 #include "common/parallel.h"
 #include "cpu/lane_sum.h"
+#include "cpu/simd.h"
 
 namespace kiln {
 namespace {
@@ -297,9 +298,136 @@ void pick_pairs(const T* __restrict__ x, T* __restrict__ out, int32_t* __restric
   }
 }
 
+#if defined(__AVX512F__)
+// One output row of the float 2x2 window, 16 outputs per vector: the even and odd
+// columns of the two input rows r0, r1 by permutes, the same three picks as below
+// (the pairs of each row, then bottom over top) as lane masks, and each index as
+// row + 2 ow + (bottom won ? in_w + its right won : top's right won), formed in
+// 32-bit lanes (in_w < 2^30) and widened. Masked loads and stores: nothing is read
+// or written past the row's 2 out_w inputs and out_w outputs; ir may be null.
+void pair_row_avx512(const float* r0, const float* r1, float* yr, int64_t* ir, int64_t out_w,
+                     int64_t in_w, int64_t row) {
+  const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(lane2, _mm512_set1_epi32(1));
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i below = _mm512_set1_epi32(static_cast<int32_t>(in_w));
+  const auto takes = [](__m512 v, __m512 current) {  // takes_max, lane by lane
+    return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, current, _CMP_GT_OQ) |
+                                  _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+  };
+  for (int64_t ow = 0; ow < out_w; ow += 16) {
+    const int64_t n = std::min<int64_t>(16, out_w - ow);
+    const auto lanes = [](int64_t k) {
+      return static_cast<__mmask16>(k >= 16 ? 0xFFFFu : k <= 0 ? 0u : (1u << k) - 1);
+    };
+    const __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16), out = lanes(n);
+    const float* p0 = r0 + 2 * ow;
+    const float* p1 = r1 + 2 * ow;
+    const __m512 t0 = _mm512_maskz_loadu_ps(lo, p0), t1 = _mm512_maskz_loadu_ps(hi, p0 + 16);
+    const __m512 b0 = _mm512_maskz_loadu_ps(lo, p1), b1 = _mm512_maskz_loadu_ps(hi, p1 + 16);
+    const __m512 a = _mm512_permutex2var_ps(t0, lane2, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
+    const __m512 c = _mm512_permutex2var_ps(b0, lane2, b1), d = _mm512_permutex2var_ps(b0, odd, b1);
+    const __mmask16 top_right = takes(b, a), bottom_right = takes(d, c);
+    const __m512 top = _mm512_mask_mov_ps(a, top_right, b);
+    const __m512 bottom = _mm512_mask_mov_ps(c, bottom_right, d);
+    const __mmask16 take = takes(bottom, top);
+    _mm512_mask_storeu_ps(yr + ow, out, _mm512_mask_mov_ps(top, take, bottom));
+    if (!ir) continue;
+    const __m512i top_off = _mm512_maskz_mov_epi32(top_right, one);
+    const __m512i bottom_off = _mm512_add_epi32(below, _mm512_maskz_mov_epi32(bottom_right, one));
+    const __m512i off = _mm512_add_epi32(lane2, _mm512_mask_mov_epi32(top_off, take, bottom_off));
+    const __m512i base = _mm512_set1_epi64(row + 2 * ow);
+    // the zero-masked forms: the plain ones start from an undefined vector, which
+    // GCC reports as maybe uninitialized
+    const __m512i i0 = _mm512_add_epi64(
+        base, _mm512_maskz_cvtepi32_epi64(0xFF, _mm512_maskz_extracti64x4_epi64(0xF, off, 0)));
+    const __m512i i1 = _mm512_add_epi64(
+        base, _mm512_maskz_cvtepi32_epi64(0xFF, _mm512_maskz_extracti64x4_epi64(0xF, off, 1)));
+    _mm512_mask_storeu_epi64(ir + ow, static_cast<__mmask8>(out & 0xFF), i0);
+    _mm512_mask_storeu_epi64(ir + ow + 8, static_cast<__mmask8>(out >> 8), i1);
+  }
+}
+#endif
+
+#if defined(__AVX512F__)
+// The float gradient of one plane of a 2x2 stride-2 pool whose every index lies in
+// its own window (as the forward made them): each input element is either its
+// window's gradient or 0, so the plane is written once, row pair by row pair, 16
+// windows per vector, with no zero fill and no scatter. Returns false, having
+// written part of the plane perhaps, when an index lies outside its window (indices
+// from elsewhere); the caller then runs the general scatter over the whole plane.
+bool pair_plane_backward_avx512(const float* dy, const int64_t* ip, float* dx,
+                                const Pool2dSizes& s) {
+  const int64_t in_w = s.in_w, out_w = s.out_w;
+  const __m512i lane2_lo = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i lane2_hi = _mm512_add_epi64(lane2_lo, _mm512_set1_epi64(16));
+  // interleave (a0, b0, a1, b1, ...): lanes 0-7 of a and b, then lanes 8-15
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+  const __m512i below = _mm512_set1_epi64(in_w);
+  const __m512i below_right = _mm512_add_epi64(below, one);
+  const auto lanes = [](int64_t k) {
+    return static_cast<__mmask16>(k >= 16 ? 0xFFFFu : k <= 0 ? 0u : (1u << k) - 1);
+  };
+  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+    float* r0 = dx + 2 * oh * in_w;
+    float* r1 = r0 + in_w;
+    for (int64_t ow = 0; ow < out_w; ow += 16) {
+      const int64_t n = std::min<int64_t>(16, out_w - ow);
+      const __mmask16 out = lanes(n), lo = lanes(2 * n), hi = lanes(2 * n - 16);
+      const int64_t o = oh * out_w + ow;
+      const __m512 g = _mm512_maskz_loadu_ps(out, dy + o);
+      // each index relative to its window's top-left corner, 8 lanes at a time
+      const __m512i base = _mm512_set1_epi64(2 * oh * in_w + 2 * ow);
+      const __m512i r0_lo = _mm512_sub_epi64(
+          _mm512_maskz_loadu_epi64(static_cast<__mmask8>(out & 0xFF), ip + o), base);
+      const __m512i r0_hi = _mm512_sub_epi64(
+          _mm512_maskz_loadu_epi64(static_cast<__mmask8>(out >> 8), ip + o + 8), base);
+      const __m512i rel_lo = _mm512_sub_epi64(r0_lo, lane2_lo);
+      const __m512i rel_hi = _mm512_sub_epi64(r0_hi, lane2_hi);
+      const auto at = [&](__m512i offset) {
+        return static_cast<__mmask16>(_mm512_cmpeq_epi64_mask(rel_lo, offset) |
+                                      (_mm512_cmpeq_epi64_mask(rel_hi, offset) << 8));
+      };
+      const __mmask16 a = at(zero), b = at(one), c = at(below), d = at(below_right);
+      if (((a | b | c | d) & out) != out) return false;
+      const __m512 ga = _mm512_maskz_mov_ps(a, g), gb = _mm512_maskz_mov_ps(b, g);
+      const __m512 gc = _mm512_maskz_mov_ps(c, g), gd = _mm512_maskz_mov_ps(d, g);
+      _mm512_mask_storeu_ps(r0 + 2 * ow, lo, _mm512_permutex2var_ps(ga, first, gb));
+      _mm512_mask_storeu_ps(r0 + 2 * ow + 16, hi, _mm512_permutex2var_ps(ga, second, gb));
+      _mm512_mask_storeu_ps(r1 + 2 * ow, lo, _mm512_permutex2var_ps(gc, first, gd));
+      _mm512_mask_storeu_ps(r1 + 2 * ow + 16, hi, _mm512_permutex2var_ps(gc, second, gd));
+    }
+    if (in_w > 2 * out_w) {  // a last odd column that no window covers
+      std::fill(r0 + 2 * out_w, r0 + in_w, 0.0f);
+      std::fill(r1 + 2 * out_w, r1 + in_w, 0.0f);
+    }
+  }
+  std::fill(dx + 2 * s.out_h * in_w, dx + s.in_h * in_w, 0.0f);  // a last odd row
+  return true;
+}
+#endif
+
 template <typename T>
 void max_pool2d_pairs(const T* x, T* y, int64_t* indices, const Pool2dSizes& s) {
   const int64_t grain = plane_grain(s.in_h * s.in_w + s.out_h * s.out_w);
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.in_w < (int64_t{1} << 30)) {
+      parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t oh = 0; oh < s.out_h; ++oh) {
+            const float* r0 = x + (p * s.in_h + 2 * oh) * s.in_w;
+            const int64_t o = (p * s.out_h + oh) * s.out_w;
+            pair_row_avx512(r0, r0 + s.in_w, y + o, indices ? indices + o : nullptr, s.out_w,
+                            s.in_w, 2 * oh * s.in_w);
+          }
+      });
+      return;
+    }
+  }
+#endif
   parallel_for(0, s.planes, grain, [&](int64_t p0, int64_t p1) {
     const int64_t in_w = s.in_w, out_h = s.out_h, out_w = s.out_w, rows = 2 * out_h;
     std::vector<T> row_max(rows * out_w);
@@ -532,11 +660,23 @@ template <typename T>
 void max_pool2d_backward(const char* op, const T* dy, const int64_t* indices, T* dx,
                          const Pool2dSizes& s) {
   const int64_t in_plane = s.in_h * s.in_w, out_plane = s.out_h * s.out_w;
+#if defined(__AVX512F__)
+  // windows of a 2x2 stride-2 pool: the planes whose indices all lie in their own
+  // window are written without a scatter (rows of 8 outputs or more: on shorter ones
+  // the vectors are mostly empty, and the scatter measured faster)
+  const bool pairs = std::is_same_v<T, float> && s.in_h / 2 == s.out_h &&
+                     s.in_w / 2 == s.out_w && s.out_w >= 8;
+#endif
   for_each_plane(s, [&](int64_t p) {
     T* dxp = dx + p * in_plane;
-    std::fill(dxp, dxp + in_plane, T(0));
     const T* dyp = dy + p * out_plane;
     const int64_t* ip = indices + p * out_plane;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (pairs && pair_plane_backward_avx512(dyp, ip, dxp, s)) return;
+    }
+#endif
+    std::fill(dxp, dxp + in_plane, T(0));
     for (int64_t o = 0; o < out_plane; ++o) {
       const int64_t i = ip[o];
       if (i >= 0 && i < in_plane) {

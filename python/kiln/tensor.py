@@ -11,6 +11,7 @@ import math
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
+from sys import getrefcount
 from typing import Any
 
 import numpy as np
@@ -600,9 +601,18 @@ class Tensor:
             raise self._inplace_error(op, value._data if isinstance(value, Tensor) else value,
                                       ufunc)
         node = out._node
+        saved = node.ctx.saved_tensors if node is not None else ()  # type: ignore[union-attr]
+        # Nothing but self refers to its array (no view, alias, saved array or NumPy
+        # export), and result is the op's own new array (referred to by the local, out's
+        # slot, the call's argument and the op's saved entries that are it): result
+        # becomes self's storage, which is the write without copying it over (a storage
+        # has no identity outside its referrers).
+        data_refs, result_refs = getrefcount(data), getrefcount(result)
+        adopt = (_sole_owner(data, data_refs)
+                 and result_refs == _SOLE_OWNER_REFS + sum(a is result for a in saved)
+                 and _adoptable(result, data))
         if node is not None:
             ctx = node.ctx
-            saved = ctx.saved_tensors  # type: ignore[union-attr]
             root = _storage(data)
             # What backward reads of self's storage is its old value: a private copy (as
             # PyTorch saves original_self); the op's saved result is self after the write.
@@ -610,9 +620,13 @@ class Tensor:
             # An operand that is self (y.mul_(y)) was saved as a variable that the write
             # changes: its entry stays, so backward raises as PyTorch's does.
             aliased = any(o is self for o in operands)
-            saved = tuple(a.copy() if k in copied else data if a is result else a
+            written = result if adopt else data
+            saved = tuple(a.copy() if k in copied else written if a is result else a
                           for k, a in enumerate(saved))
-        data[...] = result
+        if adopt:
+            data = self._data = result
+        else:
+            data[...] = result
         counter = self._counter()
         counter.value += 1
         if node is not None:
@@ -1748,6 +1762,27 @@ def _stream(generator: Any, op: str) -> np.random.Generator:
     if not isinstance(stream, np.random.Generator):
         raise TypeError(f"{op}: expected a kiln.Generator, got {type(generator).__name__}")
     return stream
+
+
+# getrefcount(array) of an array that only a Tensor's _data refers to, taken into a local
+# of a method holding the array in a local: the slot, the local and the call's argument.
+_SOLE_OWNER_REFS = 3
+
+
+def _sole_owner(data: Any, refs: int) -> bool:
+    """Whether ``data`` (``refs`` its getrefcount in the caller) is a NumPy array that only
+    one Tensor holds: no view, alias or export of it exists, so nothing could see
+    whether an in-place write went into it or into a new array put in its place."""
+    return (refs == _SOLE_OWNER_REFS and data.__class__ is np.ndarray and data.base is None
+            and data.flags.writeable)
+
+
+def _adoptable(result: Any, data: Any) -> bool:
+    """Whether ``result`` can stand for ``data`` as a tensor's storage: a writable NumPy
+    array of its own memory with data's shape, dtype and strides."""
+    return (result.__class__ is np.ndarray and result.base is None and result.flags.writeable
+            and result.dtype == data.dtype and result.shape == data.shape
+            and result.strides == data.strides)
 
 
 def _storage(array: Any) -> Any:
