@@ -409,6 +409,8 @@ def _conv_samples(m: Maker) -> list[Sample]:
         ("depthwise_stride2_odd", (2, 4, 9, 7), (4, 1, 3, 3), True, 2, 1, 1, 4),
         ("depthwise_5x5_dilated", (1, 3, 11, 10), (3, 1, 5, 5), False, (1, 2), 2, (2, 1), 3),
         ("groups2_stride2", (2, 8, 7, 9), (6, 4, 3, 3), True, 2, 1, 1, 2),
+        # depthwise with channels along the lanes, in blocks of 64: a part block
+        ("depthwise_66ch_3x3", (1, 66, 3, 3), (66, 1, 3, 3), True, 1, 1, 1, 66),
     ]
     out = []
     for desc, xs, ws, b, s, p, d, g in cases:

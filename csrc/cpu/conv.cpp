@@ -1028,12 +1028,185 @@ void backward_weight_pixels(const ConvGeometry& g, const float* dy, const float*
 }
 #endif
 
+// Depthwise layers with one output channel per input channel (K == C) whose output
+// rows are shorter than a vector: the per-plane paths (forward_depthwise and the
+// rest) would leave most lanes idle and pay a task per plane, so these run with
+// channels along the lanes instead. A task takes kDwBlock channels of one image
+// (of every image, for the weight gradient), transposes their planes into
+// channels-last blocks (pixel-major, kDwBlock channels a pixel), and every output
+// pixel is then its valid taps' products summed over whole channel vectors, in the
+// tap order (r, s) of the plain loops; the result is transposed back. Channels past
+// C in the last block compute on stale values and are never written out.
+constexpr int64_t kDwBlock = 64;
+
+bool depthwise_channels_last(const ConvGeometry& g) {
+  return depthwise(g) && g.K == g.C && g.Q < 16;
+}
+
+// The running sums of one pixel's kDwBlock channels, in registers where there is a
+// float vector (simd.h), else a plain array.
+template <typename T>
+struct ChannelSums {
+  T v[kDwBlock];
+  void set(const T* from) { std::copy_n(from, kDwBlock, v); }
+  void fma(const T* a, const T* b) {
+    for (int64_t c = 0; c < kDwBlock; ++c) v[c] += a[c] * b[c];
+  }
+  void store(T* to) const { std::copy_n(v, kDwBlock, to); }
+  void add_to(T* to) const {
+    for (int64_t c = 0; c < kDwBlock; ++c) to[c] += v[c];
+  }
+};
+#if KILN_FLOAT_VEC
+template <>
+struct ChannelSums<float> {
+  static constexpr int kVecs = kDwBlock / kLanes;
+  Vec v[kVecs];
+  void set(const float* from) {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i) v[i] = simd::load(from + i * kLanes);
+  }
+  void fma(const float* a, const float* b) {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i)
+      v[i] = simd::fmadd(simd::load(a + i * kLanes), simd::load(b + i * kLanes), v[i]);
+  }
+  void store(float* to) const {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i) simd::store(to + i * kLanes, v[i]);
+  }
+  void add_to(float* to) const {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i)
+      simd::store(to + i * kLanes, simd::add(simd::load(to + i * kLanes), v[i]));
+  }
+};
+#endif
+
+// The valid (tap, output pixel, input pixel) triples of a depthwise geometry: tap
+// t = r * S + s of output pixel (p, q) reads input pixel (ih, iw) = (p*stride -
+// pad + r*dil, ...) when it lies inside the input. Offsets are in channel blocks.
+struct DepthwiseTerm {
+  int64_t tap, out, in;
+};
+std::vector<DepthwiseTerm> depthwise_terms(const ConvGeometry& g) {
+  std::vector<DepthwiseTerm> terms;
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q)
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t s = 0; s < g.S; ++s) {
+          const int64_t i = p * g.stride_h - g.pad_h + r * g.dil_h;
+          const int64_t j = q * g.stride_w - g.pad_w + s * g.dil_w;
+          if (i >= 0 && i < g.H && j >= 0 && j < g.W)
+            terms.push_back({(r * g.S + s) * kDwBlock, (p * g.Q + q) * kDwBlock,
+                             (i * g.W + j) * kDwBlock});
+        }
+  return terms;
+}
+
+// The planes of channels [c0, c0 + cb) of one image (`pixels` each) as a
+// channels-last block: block[pixel * kDwBlock + c].
+template <typename T>
+void planes_to_block(const T* planes, int64_t pixels, int64_t cb, T* block) {
+  transpose(planes, pixels, cb, pixels, block, kDwBlock);
+}
+
+// The weights (and bias) of every channel block, channels last:
+// wt[(b * RS + t) * kDwBlock + c] = w[(b * kDwBlock + c) * RS + t], zero past C.
+template <typename T>
+Scratch<T> block_weights(const T* w, int64_t C, int64_t RS) {
+  auto wt = scratch<T>(static_cast<size_t>((C + kDwBlock - 1) / kDwBlock * RS * kDwBlock));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < RS; ++t)
+      wt[((c / kDwBlock) * RS + t) * kDwBlock + c % kDwBlock] = w[c * RS + t];
+  return wt;
+}
+
+// y = the depthwise convolution of x, or (`adjoint`) its input gradient from dy
+// (then x is dy, y is dx, and each input pixel gathers the output pixels whose
+// taps read it, with the same weights, in tap order): one task per image and
+// channel block.
+template <typename T>
+void depthwise_blocks(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                      bool adjoint) {
+  const int64_t RS = g.R * g.S, blocks = (g.C + kDwBlock - 1) / kDwBlock;
+  const int64_t read = adjoint ? g.P * g.Q : g.H * g.W;   // pixels of x's planes
+  const int64_t write = adjoint ? g.H * g.W : g.P * g.Q;  // and of y's
+  std::vector<DepthwiseTerm> terms = depthwise_terms(g);
+  if (adjoint) {  // gathered per input pixel, in tap order
+    for (auto& t : terms) std::swap(t.out, t.in);
+    std::stable_sort(terms.begin(), terms.end(),
+                     [](const DepthwiseTerm& a, const DepthwiseTerm& b) { return a.out < b.out; });
+  }
+  const auto wt = block_weights(w, g.C, RS);
+  auto bias_blocks = scratch<T>(static_cast<size_t>(blocks * kDwBlock));
+  if (bias != nullptr) std::copy_n(bias, g.C, bias_blocks.get());
+  parallel_for(0, g.N * blocks, grain_for(2 * kDwBlock * RS * write), [&](int64_t t0, int64_t t1) {
+    auto in = scratch<T>(static_cast<size_t>(read * kDwBlock));
+    auto out = scratch<T>(static_cast<size_t>(write * kDwBlock));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / blocks, b = t % blocks, c0 = b * kDwBlock;
+      const int64_t cb = std::min(kDwBlock, g.C - c0);
+      const T* wb = wt.get() + b * RS * kDwBlock;
+      planes_to_block(x + (n * g.C + c0) * read, read, cb, in.get());
+      size_t i = 0;
+      for (int64_t pixel = 0; pixel < write * kDwBlock; pixel += kDwBlock) {
+        ChannelSums<T> acc;
+        acc.set(bias_blocks.get() + c0);
+        for (; i < terms.size() && terms[i].out == pixel; ++i)
+          acc.fma(wb + terms[i].tap, in.get() + terms[i].in);
+        acc.store(out.get() + pixel);
+      }
+      transpose(out.get(), kDwBlock, write, cb, y + (n * g.C + c0) * write, write);
+    }
+  });
+}
+
+// dw[c, r, s] = sum over images and output pixels of dy * the tap's input pixel:
+// one task per channel block, over every image in order (no partial sums), so any
+// thread count gives the same bits.
+template <typename T>
+void depthwise_blocks_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t RS = g.R * g.S, blocks = (g.C + kDwBlock - 1) / kDwBlock;
+  const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
+  std::vector<DepthwiseTerm> terms = depthwise_terms(g);  // by tap, then output pixel
+  std::stable_sort(terms.begin(), terms.end(),
+                   [](const DepthwiseTerm& a, const DepthwiseTerm& b) { return a.tap < b.tap; });
+  parallel_for(0, blocks, grain_for(2 * kDwBlock * RS * PQ * g.N), [&](int64_t b0, int64_t b1) {
+    auto xb = scratch<T>(static_cast<size_t>(HW * kDwBlock));
+    auto dyb = scratch<T>(static_cast<size_t>(PQ * kDwBlock));
+    auto sum = scratch<T>(static_cast<size_t>(RS * kDwBlock));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t c0 = b * kDwBlock, cb = std::min(kDwBlock, g.C - c0);
+      std::fill(sum.get(), sum.get() + RS * kDwBlock, T(0));
+      for (int64_t n = 0; n < g.N; ++n) {
+        planes_to_block(x + (n * g.C + c0) * HW, HW, cb, xb.get());
+        planes_to_block(dy + (n * g.C + c0) * PQ, PQ, cb, dyb.get());
+        size_t i = 0;
+        for (int64_t tap = 0; tap < RS * kDwBlock; tap += kDwBlock) {
+          ChannelSums<T> acc;
+          acc.set(sum.get() + tap);
+          for (; i < terms.size() && terms[i].tap == tap; ++i)
+            acc.fma(dyb.get() + terms[i].out, xb.get() + terms[i].in);
+          acc.store(sum.get() + tap);
+        }
+      }
+      for (int64_t c = 0; c < cb; ++c)
+        for (int64_t t = 0; t < RS; ++t) dw[(c0 + c) * RS + t] = sum[t * kDwBlock + c];
+    }
+  });
+}
+
 // One task per image and output channel, reading the padded input plane; with a
 // spread above 1 the input is first spread out (spread_plane), which makes this
 // the strided input gradient (backward_input_depthwise).
 template <typename T>
 void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                        Pair spread = {1, 1}) {
+  if (spread == Pair{1, 1} && depthwise_channels_last(g)) {
+    depthwise_blocks(g, x, w, bias, y, false);
+    return;
+  }
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
   const PhasePlane ph(g, pd);  // spread: only at stride 1, where ph is the padded plane
@@ -1086,6 +1259,10 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
 // output channels back into a padded plane.
 template <typename T>
 void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (depthwise_channels_last(g)) {
+    depthwise_blocks(g, dy, w, static_cast<const T*>(nullptr), dx, true);
+    return;
+  }
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   if (Kg == 1) {
     auto flipped = scratch<T>(static_cast<size_t>(g.K * RS));
@@ -1132,6 +1309,10 @@ void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T*
 // per task (image, output channel) a row of products per tap, summed once.
 template <typename T>
 void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  if (depthwise_channels_last(g)) {
+    depthwise_blocks_weight(g, dy, x, dw);
+    return;
+  }
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
   const PhasePlane ph(g, pd);
