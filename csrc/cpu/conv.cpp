@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/blas.h"
 #include "common/parallel.h"
 #include "cpu/gemm_tile.h"
 #include "cpu/transpose.h"
@@ -776,6 +777,14 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
 // together, vectorized along the row.
 bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
 
+// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
+// projection shortcuts): their weight gradient, a sum over pixels, may take
+// backward_weight_pixels with each image's pixels as one long row.
+bool pointwise(const ConvGeometry& g) {
+  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0 && !depthwise(g);
+}
+
 // A depthwise task's padded input plane with its columns split by their residue
 // mod stride_w (phase b holds padded columns b, b + stride_w, ...; one phase at
 // stride 1, the plain padded plane), so that for every stride the columns one
@@ -969,14 +978,6 @@ constexpr std::array<std::array<DotTile, kDotCols>, sizeof...(I)> dot_tiles(
 }
 const auto kDotTiles = dot_tiles(std::make_integer_sequence<int, kDotRows>());
 
-// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
-// projection shortcuts): their weight gradient, a sum over pixels, may take
-// backward_weight_pixels with each image's pixels as one long row.
-bool pointwise(const ConvGeometry& g) {
-  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-         g.pad_w == 0 && !depthwise(g);
-}
-
 // Whether backward_weight_pixels beats backward_weight_direct: the share of
 // useful lanes, Q of each row's whole vectors against K' of K' rounded up to whole
 // vectors (less that path's loss to its transposes and short rows, measured at
@@ -1027,6 +1028,64 @@ void backward_weight_pixels(const ConvGeometry& g, const float* dy, const float*
   for (int64_t i = 0; i < g.K * CRS; ++i) dw[i] = simd::sum_lanes(simd::load(total.get() + i * kLanes));
 }
 #endif
+
+// 1x1 layers (pointwise, one group) with planes under 16 pixels (MobileNet's 2x2
+// layers) as one matrix product over the whole batch, through kiln::gemm (split over
+// the pool by blocks of its output, never along the sum, so any thread count gives
+// the same bits):
+//   forward:          Y[K, (n, p)] = W[K, C] . X[C, (n, p)]
+//   input gradient:   dX[C, (n, p)] = W^T . dY[K, (n, p)]
+//   weight gradient:  dW[K, C]      = dY[K, (n, p)] . X[C, (n, p)]^T
+// X[C, (n, p)] is x (N, C, pixels) with its first two axes swapped (runs of
+// `pixels` elements moved). The direct paths' blocks of a few images each stream
+// the whole weight (4 MiB at 1024 -> 1024) for a sliver of pixels. From 4x4 on they
+// measured faster than this path (2 threads, 512 -> 512 at 4x4: 6.5-7.5 ms against
+// 7.1-8.2 a pass; 16x16 layers twice as slow here), at 2x2 slower (1024 -> 1024:
+// 8-18 ms against 6.4-10).
+bool pointwise_batch_gemm(const ConvGeometry& g) {
+  return pointwise(g) && g.groups == 1 && g.H * g.W < 16 && g.N > 0;
+}
+
+// dst (B, A, pixels) = src (A, B, pixels) with its first two axes swapped.
+template <typename T>
+void swap_leading_axes(const T* src, int64_t A, int64_t B, int64_t pixels, T* dst) {
+  parallel_for(0, B, grain_for(A * pixels), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      for (int64_t a = 0; a < A; ++a)
+        std::copy_n(src + (a * B + b) * pixels, pixels, dst + (b * A + a) * pixels);
+  });
+}
+
+template <typename T>
+std::unique_ptr<T[]> uninitialized(int64_t count) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(count)]);
+}
+
+// The forward (transpose_w false: W[K, C] . X) or the input gradient (true: W^T . dY):
+// in (N, rows_in, pixels) to out (N, rows_out, pixels), plus bias.
+template <typename T>
+void pointwise_product(const ConvGeometry& g, const T* in, const T* w, const T* bias, T* out,
+                       bool transpose_w) {
+  const int64_t pixels = g.H * g.W, cols = g.N * pixels;
+  const int64_t rows_in = transpose_w ? g.K : g.C, rows_out = transpose_w ? g.C : g.K;
+  auto a = uninitialized<T>(rows_in * cols), b = uninitialized<T>(rows_out * cols);
+  swap_leading_axes(in, g.N, rows_in, pixels, a.get());
+  gemm(transpose_w, false, rows_out, cols, rows_in, T(1), w, g.C, a.get(), cols, T(0), b.get(),
+       cols);
+  if (bias != nullptr)
+    for (int64_t k = 0; k < rows_out; ++k)
+      for (int64_t j = 0; j < cols; ++j) b[k * cols + j] += bias[k];
+  swap_leading_axes(b.get(), rows_out, g.N, pixels, out);
+}
+
+template <typename T>
+void pointwise_weight_grad(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t pixels = g.H * g.W, cols = g.N * pixels;
+  auto xs = uninitialized<T>(g.C * cols), dys = uninitialized<T>(g.K * cols);
+  swap_leading_axes(x, g.N, g.C, pixels, xs.get());
+  swap_leading_axes(dy, g.N, g.K, pixels, dys.get());
+  gemm(false, true, g.K, g.C, cols, T(1), dys.get(), cols, xs.get(), cols, T(0), dw, g.C);
+}
 
 // Depthwise layers with one output channel per input channel (K == C) whose output
 // rows are shorter than a vector: the per-plane paths (forward_depthwise and the
@@ -1451,6 +1510,10 @@ bool direct_pays(int64_t out_channels) {
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if (pointwise_batch_gemm(g)) {
+    pointwise_product(g, x, w, bias, y, false);
+    return;
+  }
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_pays(g)) {
@@ -1473,6 +1536,10 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 
 template <typename T>
 void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (pointwise_batch_gemm(g)) {
+    pointwise_product(g, dy, w, static_cast<const T*>(nullptr), dx, true);
+    return;
+  }
   // As a forward convolution its output channels are the C/G input channels:
   // with few of them the channels-along-lanes direct path would leave most vector
   // lanes idle, unless that forward puts pixels along the lanes.
@@ -1493,6 +1560,10 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  if (pointwise_batch_gemm(g)) {
+    pointwise_weight_grad(g, dy, x, dw);
+    return;
+  }
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_pays(g)) {

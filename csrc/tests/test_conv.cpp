@@ -101,6 +101,9 @@ const Case kCases[] = {
     {{2, 130, 7, 6}, {130, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 130},
     {{2, 20, 5, 9}, {20, 1, 3, 2}, {1, 2}, {2, 0}, {2, 1}, 20},
     {{5, 64, 2, 2}, {64, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 64},
+    // 1x1 on planes under 16 pixels: one product over the batch (kiln::gemm).
+    {{5, 70, 3, 3}, {130, 70, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    {{3, 33, 2, 2}, {20, 33, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
 };
 
 // Winograd F(4x4, 3x3) (winograd.h), float forward and both gradients: output sides
@@ -250,6 +253,8 @@ TEST(Conv2d, GradientsSameAtAnyThreadCount) {
   // Depthwise with channels along the lanes (blocks of 64 channels).
   expect_grads_thread_independent<float>({9, 200, 4, 4}, {200, 1, 3, 3}, 200, {1, 1});
   expect_grads_thread_independent<double>({9, 130, 8, 8}, {130, 1, 3, 3}, 130, {1, 1}, {2, 2});
+  // 1x1 on 2x2 planes, one product over the batch.
+  expect_grads_thread_independent<float>({64, 96, 2, 2}, {160, 96, 1, 1}, 1, {0, 0});
 }
 
 TEST(Conv2d, BiasGradientIsChannelSum) {
