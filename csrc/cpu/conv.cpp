@@ -718,12 +718,21 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
     return;
   }
   const Padded pd(g);
-  std::vector<int64_t> crs(static_cast<size_t>(CRS)), out_row(static_cast<size_t>(g.P));
+  // Images per tap_gemm call: with small planes one image's sum is short (16 terms
+  // at 4x4), and the call reads and writes the partial dW^T (1 MiB at 512 -> 512)
+  // for it; `batch` images' output rows are taps of one call, so the partial is
+  // passed over once per kBatchPixels pixels or more.
+  constexpr int64_t kBatchPixels = 128;
+  const int64_t batch = std::clamp<int64_t>(kBatchPixels / std::max<int64_t>(PQ, 1), 1, g.N);
+  const int64_t plane = pd.plane() * g.C;  // one image's xh
+  std::vector<int64_t> crs(static_cast<size_t>(CRS)), out_row(static_cast<size_t>(batch * g.P));
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s)
         crs[(c * g.R + r) * g.S + s] = (r * g.dil_h * pd.W + s * g.dil_w) * g.C + c;
-  for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W * g.C;
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t p = 0; p < g.P; ++p)
+      out_row[i * g.P + p] = i * plane + p * g.stride_h * pd.W * g.C;
 
   constexpr int64_t kTasks = 64;    // enough for a pool of 16 threads, 4 tasks each
   constexpr int64_t kMinRows = 48;  // rows per block: a few micro-kernel tiles
@@ -746,23 +755,27 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
                     });
   const int64_t task_flops = 2 * Kg * rows_per_block * PQ * (g.N / images.count + 1);
   parallel_for(0, images.count * per_chunk, grain_for(task_flops), [&](int64_t t0, int64_t t1) {
-    auto xh = scratch<T>(static_cast<size_t>(pd.plane() * g.C));
-    auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
+    auto xh = scratch<T>(static_cast<size_t>(batch * plane));
+    auto dyt = scratch<T>(static_cast<size_t>(batch * PQ * Kp));  // padding stays zero
     for (int64_t i = t0 / per_chunk; i * per_chunk < t1; ++i) {
       // This range's tasks of image chunk i: (group, row block) pairs [u0, u1).
       const int64_t u0 = std::max(t0, i * per_chunk) - i * per_chunk;
       const int64_t u1 = std::min(t1, (i + 1) * per_chunk) - i * per_chunk;
       T* part = sum.part(i);
-      for (int64_t n = images.begin(i); n < images.end(i); ++n) {
-        pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get());
+      for (int64_t n0 = images.begin(i); n0 < images.end(i); n0 += batch) {
+        const int64_t nb = std::min(batch, images.end(i) - n0);
+        for (int64_t n = n0; n < n0 + nb; ++n)
+          pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get() + (n - n0) * plane);
         for (int64_t grp = u0 / row_blocks; grp * row_blocks < u1; ++grp) {
           const int64_t b0 = std::max(u0, grp * row_blocks) - grp * row_blocks;
           const int64_t b1 = std::min(u1, (grp + 1) * row_blocks) - grp * row_blocks;
           const int64_t i0 = b0 * rows_per_block, i1 = std::min(CRS, b1 * rows_per_block);
-          transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ, dyt.get(), Kp);
-          tap_gemm<T>(i1 - i0, Kg, g.Q, g.P, xh.get() + grp * Cg, crs.data() + i0,
+          for (int64_t n = n0; n < n0 + nb; ++n)
+            transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ,
+                      dyt.get() + (n - n0) * PQ * Kp, Kp);
+          tap_gemm<T>(i1 - i0, Kg, g.Q, nb * g.P, xh.get() + grp * Cg, crs.data() + i0,
                       out_row.data(), g.stride_w * g.C, dyt.get(), g.Q * Kp, Kp,
-                      part + (grp * CRS + i0) * Kp, Kp, n != images.begin(i));
+                      part + (grp * CRS + i0) * Kp, Kp, n0 != images.begin(i));
         }
       }
       for (int64_t u = u0; u < u1; ++u) sum.finish(i);

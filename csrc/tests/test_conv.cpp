@@ -104,6 +104,9 @@ const Case kCases[] = {
     // 1x1 on planes under 16 pixels: one product over the batch (kiln::gemm).
     {{5, 70, 3, 3}, {130, 70, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
     {{3, 33, 2, 2}, {20, 33, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    // The direct weight gradient over several images per call (3x3 output planes:
+    // 14 images a call, the last call short):
+    {{19, 6, 5, 5}, {20, 6, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},
 };
 
 // Winograd F(4x4, 3x3) (winograd.h), float forward and both gradients: output sides
@@ -253,6 +256,8 @@ TEST(Conv2d, GradientsSameAtAnyThreadCount) {
   // Depthwise with channels along the lanes (blocks of 64 channels).
   expect_grads_thread_independent<float>({9, 200, 4, 4}, {200, 1, 3, 3}, 200, {1, 1});
   expect_grads_thread_independent<double>({9, 130, 8, 8}, {130, 1, 3, 3}, 130, {1, 1}, {2, 2});
+  // The direct weight gradient over several images per call, in several image chunks.
+  expect_grads_thread_independent<float>({37, 24, 6, 6}, {40, 24, 3, 3}, 1, {1, 1}, {2, 2});
   // 1x1 on 2x2 planes, one product over the batch.
   expect_grads_thread_independent<float>({64, 96, 2, 2}, {160, 96, 1, 1}, 1, {0, 0});
 }
