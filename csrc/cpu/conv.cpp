@@ -1561,7 +1561,8 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
   bool few_channels = has_fast_tile<T>() && 4 * Cg < 3 * ((Cg + lanes - 1) / lanes * lanes);
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>)
-    few_channels = few_channels && !pixels_pay(input_gradient_as_forward(g));
+    few_channels = few_channels && !pixels_pay(input_gradient_as_forward(g)) &&
+                   !winograd_pays(input_gradient_as_forward(g));
 #endif
   if (depthwise(g))
     backward_input_depthwise(g, dy, w, dx);

@@ -24,6 +24,7 @@
 // otherwise, which then needs a_cs == 1 or a_rs == 1.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -57,13 +58,21 @@ struct FreeDeleter {
 template <typename T>
 using Scratch = std::unique_ptr<T[], FreeDeleter>;
 
+// scratch_unfilled leaves out the zero fill, for a buffer whose every element read
+// is written first (a large one's fill would cost a pass over memory).
 template <typename T>
-Scratch<T> scratch(size_t count) {
+Scratch<T> scratch_unfilled(size_t count) {
   const size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
   if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, bytes == 0 ? 64 : bytes);
   return Scratch<T>(static_cast<T*>(p));
+}
+
+template <typename T>
+Scratch<T> scratch(size_t count) {
+  Scratch<T> s = scratch_unfilled<T>(count);
+  std::memset(s.get(), 0, std::max<size_t>((count * sizeof(T) + 63) / 64 * 64, 64));
+  return s;
 }
 
 }  // namespace kiln::cpu

@@ -21,41 +21,56 @@ using simd::Vec;
 constexpr int64_t kOut = 4;     // output tile side (m)
 constexpr int64_t kIn = 6;      // input tile side (m + r - 1)
 constexpr int64_t kPoints = 36;  // kIn * kIn products per tile
-// L2 bytes a block's V and M may take together.
-constexpr int64_t kBlockBytes = int64_t(768) << 10;
-// At most this many partial weight-gradient sums (parallel_reduce's chunks).
+// L2 bytes a block's V and M may take together: with its row buffers and a 16-channel
+// layer's U, within the 1 MiB L2 of a Zen 4 core (768 KiB measured 8-25% slower).
+constexpr int64_t kBlockBytes = int64_t(384) << 10;
+// The most memory the whole batch's V and M may take (else blocks, even when the
+// weights outweigh the pixels).
+constexpr int64_t kWholeBytes = int64_t(64) << 20;
+// Tiles a block takes at least, so that each weight matrix streamed past it is reused.
+constexpr int64_t kMinTiles = 48;
+// Partial weight-gradient sums (parallel_reduce's chunks): at least, at most.
+constexpr int64_t kMinParts = 4;
 constexpr int64_t kMaxParts = 16;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
-// u = G g for one column g of 3 values (double: U is rounded once, to float).
-inline void weight_column(const double g[3], double u[6]) {
-  u[0] = g[0] / 4;
-  u[1] = -(g[0] + g[1] + g[2]) / 6;
-  u[2] = -(g[0] - g[1] + g[2]) / 6;
-  u[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
-  u[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
+// u = G g for one line g of a filter (3 vectors of output channels).
+inline void weight_line(const Vec g[3], Vec u[6]) {
+  const Vec quarter = simd::broadcast(1.0f / 4), sixth = simd::broadcast(1.0f / 6),
+            neg_sixth = simd::broadcast(-1.0f / 6), twelfth = simd::broadcast(1.0f / 12),
+            twenty_fourth = simd::broadcast(1.0f / 24);
+  const Vec outer = simd::add(g[0], g[2]);
+  const Vec mid = simd::fmadd(g[0], twenty_fourth, simd::mul(g[2], sixth));
+  u[0] = simd::mul(g[0], quarter);
+  u[1] = simd::mul(simd::add(outer, g[1]), neg_sixth);
+  u[2] = simd::mul(simd::sub(outer, g[1]), neg_sixth);
+  u[3] = simd::fmadd(g[1], twelfth, mid);
+  u[4] = simd::fnmadd(g[1], twelfth, mid);
   u[5] = g[2];
 }
 
-// U[xi, c, k] (rows of Kp) = (G w[k, c] G^T)[xi]; channels beyond K stay zero.
+// U[xi, c, k] (rows of Kp) = (G w[k, c] G^T)[xi], whole vectors of output channels at
+// a time from the weight transposed to (c, r, s) rows of Kp; channels beyond K stay zero.
 void transform_weights(const ConvGeometry& g, const float* w, int64_t Kp, float* U) {
   const int64_t C = g.C;
-  parallel_for(0, g.K, std::max<int64_t>(1, 2048 / C), [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t c = 0; c < C; ++c) {
-        const float* f = w + (k * C + c) * 9;
-        double cols[3][6];  // G applied down each column s of the filter
+  auto wt = scratch<float>(static_cast<size_t>(C * 9 * Kp));
+  transpose(w, C * 9, g.K, C * 9, wt.get(), Kp);
+  parallel_for(0, C, std::max<int64_t>(1, 4096 / Kp), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t k = 0; k < Kp; k += kLanes) {
+        const float* f = wt.get() + c * 9 * Kp + k;
+        Vec cols[3][kIn];  // G down each column s of the filter
         for (int s = 0; s < 3; ++s) {
-          const double col[3] = {f[s], f[3 + s], f[6 + s]};
-          weight_column(col, cols[s]);
+          const Vec line[3] = {simd::load(f + s * Kp), simd::load(f + (3 + s) * Kp),
+                               simd::load(f + (6 + s) * Kp)};
+          weight_line(line, cols[s]);
         }
         for (int i = 0; i < kIn; ++i) {  // then G along each row i
-          const double row[3] = {cols[0][i], cols[1][i], cols[2][i]};
-          double u[6];
-          weight_column(row, u);
-          for (int j = 0; j < kIn; ++j)
-            U[((i * kIn + j) * C + c) * Kp + k] = static_cast<float>(u[j]);
+          const Vec line[3] = {cols[0][i], cols[1][i], cols[2][i]};
+          Vec u[kIn];
+          weight_line(line, u);
+          for (int j = 0; j < kIn; ++j) simd::store(U + ((i * kIn + j) * C + c) * Kp + k, u[j]);
         }
       }
   });
@@ -103,20 +118,32 @@ inline void grad_line(const Vec e[4], Vec v[6]) {
   v[5] = e[3];
 }
 
-// g = G^T s for one line s of 6 point sums (the adjoint of weight_column).
-inline void weight_grad_line(const double s[6], double g[3]) {
-  g[0] = s[0] / 4 - (s[1] + s[2]) / 6 + (s[3] + s[4]) / 24;
-  g[1] = (s[2] - s[1]) / 6 + (s[3] - s[4]) / 12;
-  g[2] = (s[3] + s[4] - s[1] - s[2]) / 6 + s[5];
+// g = G^T s for one line s of 6 point sums (the adjoint of weight_line).
+inline void weight_grad_line(const Vec s[6], Vec g[3]) {
+  const Vec quarter = simd::broadcast(1.0f / 4), sixth = simd::broadcast(1.0f / 6),
+            twelfth = simd::broadcast(1.0f / 12), twenty_fourth = simd::broadcast(1.0f / 24);
+  const Vec a = simd::add(s[1], s[2]), b = simd::add(s[3], s[4]);
+  g[0] = simd::fnmadd(a, sixth, simd::fmadd(b, twenty_fourth, simd::mul(s[0], quarter)));
+  g[1] = simd::fmadd(simd::sub(s[2], s[1]), sixth, simd::mul(simd::sub(s[3], s[4]), twelfth));
+  g[2] = simd::fmadd(simd::sub(b, a), sixth, s[5]);
 }
 
-// The sizes every block shares.
+// How the batch's tiles are taken. Tile rows are numbered image after image; a
+// block is `rows` consecutive ones (whole tile rows, so an output pixel belongs to
+// one block), at least kMinTiles tiles, else as many as keep its V and M within
+// kBlockBytes. Each block streams all 36 C x K weight matrices past its tiles; when
+// that costs more memory traffic than writing and reading V and M of the whole
+// batch (large weights, few pixels: late layers), and those fit in kWholeBytes, the
+// batch is one block instead, its 36 products spread over the threads (`whole`).
 struct Plan {
-  int64_t TH, TW;      // tile rows and columns per image
-  int64_t Cp, Kp;      // channels rounded up to whole vectors
-  int64_t Wi, Wo;      // channels-last row widths (pixels): input 4 TW + 2, output 4 TW
-  int64_t rows;        // tile rows per block
-  int64_t tiles;       // tiles per block (at most)
+  int64_t TH, TW;  // tile rows and columns per image
+  int64_t Cp, Kp;  // channels rounded up to whole vectors
+  int64_t Wi, Wo;  // channels-last row widths (pixels): input 4 TW + 2, output 4 TW
+  int64_t total_rows;
+  int64_t rows;    // tile rows per block
+  int64_t blocks;
+  int64_t tiles;   // tiles per block (at most)
+  bool whole;
 
   explicit Plan(const ConvGeometry& g)
       : TH((g.P + kOut - 1) / kOut),
@@ -125,18 +152,37 @@ struct Plan {
         Kp(round_up(g.K, kLanes)),
         Wi(kOut * TW + 2),
         Wo(kOut * TW),
-        rows(std::clamp<int64_t>(kBlockBytes / (kPoints * 4 * (Cp + Kp) * TW), 1, TH * g.N)),
-        tiles(rows * TW) {}
+        total_rows(TH * g.N) {
+    const int64_t fit = kBlockBytes / (kPoints * 4 * (Cp + Kp) * TW);
+    rows = std::min(std::max(fit, (kMinTiles + TW - 1) / TW), total_rows);
+    blocks = (total_rows + rows - 1) / rows;
+    const int64_t whole_bytes = kPoints * 4 * total_rows * TW * (Cp + Kp);
+    whole = blocks * g.C * Kp > 2 * total_rows * TW * (Cp + Kp) && whole_bytes <= kWholeBytes;
+    if (whole) {
+      rows = total_rows;
+      blocks = 1;
+    }
+    tiles = rows * TW;
+  }
 };
 
-// Scratch of one thread: a block's channels-last input rows and output rows, V and M.
-struct Buffers {
-  Scratch<float> xs, ys, V, M;
+// Channels-last rows of one image part (at most one block's tile rows, at most one
+// image): the input rows it reads and the output (or output-gradient) rows.
+struct RowBuffers {
+  Scratch<float> xs, ys;
+  explicit RowBuffers(const Plan& pl)
+      : xs(scratch<float>(static_cast<size_t>(
+            (kOut * std::min(pl.rows, pl.TH) + 2) * pl.Wi * pl.Cp))),
+        ys(scratch<float>(static_cast<size_t>(kOut * std::min(pl.rows, pl.TH) * pl.Wo * pl.Kp))) {}
+};
+
+// One block's points: V (36 x tiles x Cp; its rows are written before they are read)
+// and M (36 x tiles x Kp; zeroed, as the products write only K of each row's Kp).
+struct Points {
+  Scratch<float> V, M;
   std::vector<int64_t> offsets;  // tile i's row of V: i * Cp
-  explicit Buffers(const Plan& pl)
-      : xs(scratch<float>(static_cast<size_t>((kOut * pl.rows + 2) * pl.Wi * pl.Cp))),
-        ys(scratch<float>(static_cast<size_t>(kOut * pl.rows * pl.Wo * pl.Kp))),
-        V(scratch<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Cp))),
+  explicit Points(const Plan& pl)
+      : V(scratch_unfilled<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Cp))),
         M(scratch<float>(static_cast<size_t>(kPoints * pl.tiles * pl.Kp))),
         offsets(static_cast<size_t>(pl.tiles)) {
     for (int64_t i = 0; i < pl.tiles; ++i) offsets[i] = i * pl.Cp;
@@ -265,40 +311,54 @@ void transform_output_grad(const Plan& pl, const float* dys, int64_t r0, int64_t
     }
 }
 
-// dw[k, c] = G^T S[:, c, k] G (S: 36 points of C rows of Kp).
+// dw[k, c] = G^T S[:, c, k] G (S: 36 points of C rows of Kp), whole vectors of
+// output channels at a time into (c, r, s) rows of Kp, then transposed into dw.
 void weights_from_points(const ConvGeometry& g, const float* S, int64_t Kp, float* dw) {
   const int64_t C = g.C;
-  parallel_for(0, g.K, std::max<int64_t>(1, 2048 / C), [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t c = 0; c < C; ++c) {
-        double rows[kIn][3];  // G^T along each row i of the 6x6 point sums
+  auto dwt = scratch<float>(static_cast<size_t>(C * 9 * Kp));
+  parallel_for(0, C, std::max<int64_t>(1, 4096 / Kp), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t k = 0; k < Kp; k += kLanes) {
+        Vec rows[kIn][3];  // G^T along each row i of the 6x6 point sums
         for (int i = 0; i < kIn; ++i) {
-          double line[kIn];
-          for (int j = 0; j < kIn; ++j) line[j] = S[((i * kIn + j) * C + c) * Kp + k];
+          Vec line[kIn];
+          for (int j = 0; j < kIn; ++j) line[j] = simd::load(S + ((i * kIn + j) * C + c) * Kp + k);
           weight_grad_line(line, rows[i]);
         }
-        float* out = dw + (k * C + c) * 9;
         for (int s = 0; s < 3; ++s) {  // then G^T down each column s
-          const double line[kIn] = {rows[0][s], rows[1][s], rows[2][s],
-                                    rows[3][s], rows[4][s], rows[5][s]};
-          double col[3];
+          const Vec line[kIn] = {rows[0][s], rows[1][s], rows[2][s],
+                                 rows[3][s], rows[4][s], rows[5][s]};
+          Vec col[3];
           weight_grad_line(line, col);
-          for (int r = 0; r < 3; ++r) out[r * 3 + s] = static_cast<float>(col[r]);
+          for (int r = 0; r < 3; ++r) simd::store(dwt.get() + (c * 9 + r * 3 + s) * Kp + k, col[r]);
         }
       }
   });
+  transpose(dwt.get(), Kp, C * 9, g.K, dw, C * 9);
 }
 
-// fn(n, r0, r1, first) for each image n whose tile rows r0..r1 lie in global tile
-// rows [row0, row1) (tile rows numbered image after image); first = the block row
-// of tile (r0, 0).
+// fn(n, r0, r1, first) for each image n whose tile rows r0..r1 lie in tile rows
+// [row0, row1); first = the point row of tile (r0, 0) in a block that starts at
+// tile row `base`.
 template <typename F>
-void for_each_image_part(const Plan& pl, int64_t row0, int64_t row1, F&& fn) {
+void for_each_image_part(const Plan& pl, int64_t base, int64_t row0, int64_t row1, F&& fn) {
   for (int64_t gr = row0; gr < row1;) {
     const int64_t n = gr / pl.TH, r0 = gr % pl.TH, r1 = std::min(pl.TH, r0 + row1 - gr);
-    fn(n, r0, r1, (gr - row0) * pl.TW);
+    fn(n, r0, r1, (gr - base) * pl.TW);
     gr += r1 - r0;
   }
+}
+
+// fn(rows, row0, row1) over the batch's tile rows: in block mode one block at a
+// time on each thread (row buffers per thread), in whole mode image by image.
+template <typename F>
+void for_each_part(const Plan& pl, int64_t N, F&& fn) {
+  const int64_t step = pl.whole ? pl.TH : pl.rows;
+  const int64_t parts = pl.whole ? N : pl.blocks;
+  parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+    RowBuffers rb(pl);
+    for (int64_t p = p0; p < p1; ++p) fn(rb, p * step, std::min(pl.total_rows, (p + 1) * step));
+  });
 }
 
 }  // namespace
@@ -312,34 +372,47 @@ bool winograd_pays(const ConvGeometry& g) {
 void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
                              const float* bias, float* y) {
   const Plan pl(g);
-  auto U = scratch<float>(static_cast<size_t>(kPoints * g.C * pl.Kp));
+  auto U = scratch_unfilled<float>(static_cast<size_t>(kPoints * g.C * pl.Kp));
   transform_weights(g, w, pl.Kp, U.get());
   auto bias_p = scratch<float>(static_cast<size_t>(pl.Kp));
   if (bias != nullptr) std::copy_n(bias, g.K, bias_p.get());
+  const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q, zero = 0;
 
-  const int64_t total_rows = g.N * pl.TH, blocks = (total_rows + pl.rows - 1) / pl.rows;
-  const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q;
-  const int64_t zero = 0;
-  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    Buffers buf(pl);
+  auto inputs = [&](RowBuffers& rb, Points& pts, int64_t base, int64_t row0, int64_t row1) {
+    for_each_image_part(pl, base, row0, row1, [&](int64_t n, int64_t r0, int64_t r1, int64_t first) {
+      gather_input(g, pl, x + n * CHW, r0, r1, rb.xs.get());
+      transform_input(pl, rb.xs.get(), r0, r1, first, pts.V.get());
+    });
+  };
+  // M_xi[t, k] = sum_c V_xi[t, c] U_xi[c, k] for the block's first `tiles` tiles
+  auto product = [&](Points& pts, int64_t tiles, int64_t xi) {
+    tap_gemm<float>(tiles, g.K, g.C, 1, pts.V.get() + xi * pl.tiles * pl.Cp, pts.offsets.data(),
+                    &zero, 1, U.get() + xi * g.C * pl.Kp, 0, pl.Kp,
+                    pts.M.get() + xi * pl.tiles * pl.Kp, pl.Kp, false);
+  };
+  auto outputs = [&](RowBuffers& rb, Points& pts, int64_t base, int64_t row0, int64_t row1) {
+    for_each_image_part(pl, base, row0, row1, [&](int64_t n, int64_t r0, int64_t r1, int64_t first) {
+      transform_output(pl, pts.M.get(), bias_p.get(), r0, r1, first, rb.ys.get());
+      scatter_rows(g, pl, rb.ys.get(), r0, r1, y + n * KPQ);
+    });
+  };
+  if (pl.whole) {
+    Points pts(pl);
+    for_each_part(pl, g.N, [&](RowBuffers& rb, int64_t r0, int64_t r1) { inputs(rb, pts, 0, r0, r1); });
+    parallel_for(0, kPoints, 1, [&](int64_t x0, int64_t x1) {
+      for (int64_t xi = x0; xi < x1; ++xi) product(pts, pl.tiles, xi);
+    });
+    for_each_part(pl, g.N, [&](RowBuffers& rb, int64_t r0, int64_t r1) { outputs(rb, pts, 0, r0, r1); });
+    return;
+  }
+  parallel_for(0, pl.blocks, 1, [&](int64_t b0, int64_t b1) {
+    RowBuffers rb(pl);
+    Points pts(pl);
     for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t first_row = blk * pl.rows;
-      const int64_t last_row = std::min(total_rows, first_row + pl.rows);
-      const int64_t tiles = (last_row - first_row) * pl.TW;
-      for_each_image_part(pl, first_row, last_row, [&](int64_t n, int64_t r0, int64_t r1,
-                                                       int64_t first) {
-        gather_input(g, pl, x + n * CHW, r0, r1, buf.xs.get());
-        transform_input(pl, buf.xs.get(), r0, r1, first, buf.V.get());
-      });
-      for (int64_t xi = 0; xi < kPoints; ++xi)
-        tap_gemm<float>(tiles, g.K, g.C, 1, buf.V.get() + xi * pl.tiles * pl.Cp,
-                        buf.offsets.data(), &zero, 1, U.get() + xi * g.C * pl.Kp, 0, pl.Kp,
-                        buf.M.get() + xi * pl.tiles * pl.Kp, pl.Kp, false);
-      for_each_image_part(pl, first_row, last_row, [&](int64_t n, int64_t r0, int64_t r1,
-                                                       int64_t first) {
-        transform_output(pl, buf.M.get(), bias_p.get(), r0, r1, first, buf.ys.get());
-        scatter_rows(g, pl, buf.ys.get(), r0, r1, y + n * KPQ);
-      });
+      const int64_t row0 = blk * pl.rows, row1 = std::min(pl.total_rows, row0 + pl.rows);
+      inputs(rb, pts, row0, row0, row1);
+      for (int64_t xi = 0; xi < kPoints; ++xi) product(pts, (row1 - row0) * pl.TW, xi);
+      outputs(rb, pts, row0, row0, row1);
     }
   });
 }
@@ -347,36 +420,51 @@ void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float*
 void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, const float* x,
                                      float* dw) {
   const Plan pl(g);
-  const int64_t total_rows = g.N * pl.TH, blocks = (total_rows + pl.rows - 1) / pl.rows;
-  const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q;
+  const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q, zero = 0;
   const int64_t size = kPoints * g.C * pl.Kp;
-  // Partial sums: few enough that adding them costs less than reading x and dy.
-  const int64_t parts = std::clamp<int64_t>(g.N * (CHW + KPQ) / size, 1, kMaxParts);
-  std::vector<int64_t> rows(static_cast<size_t>(g.C));
-  for (int64_t c = 0; c < g.C; ++c) rows[c] = c;
-  const int64_t zero = 0;
+  std::vector<int64_t> channel_rows(static_cast<size_t>(g.C));
+  for (int64_t c = 0; c < g.C; ++c) channel_rows[c] = c;
+
+  // V (from x) and dY^ (from dy, into M) of tile rows [row0, row1).
+  auto transforms = [&](RowBuffers& rb, Points& pts, int64_t base, int64_t row0, int64_t row1) {
+    for_each_image_part(pl, base, row0, row1, [&](int64_t n, int64_t r0, int64_t r1, int64_t first) {
+      gather_input(g, pl, x + n * CHW, r0, r1, rb.xs.get());
+      transform_input(pl, rb.xs.get(), r0, r1, first, pts.V.get());
+      to_channels_last(dy + n * KPQ, g.K, g.P, g.Q, kOut * r0, 0, kOut * (r1 - r0), pl.Wo, pl.Kp,
+                       rb.ys.get());
+      transform_output_grad(pl, rb.ys.get(), r0, r1, first, pts.M.get());
+    });
+  };
+  // S_xi[c, k] (+)= sum over the block's first `tiles` tiles t of V_xi[t, c] dY^_xi[t, k]
+  auto product = [&](Points& pts, int64_t tiles, int64_t xi, float* S, bool accumulate) {
+    tap_gemm<float>(g.C, g.K, tiles, 1, pts.V.get() + xi * pl.tiles * pl.Cp, channel_rows.data(),
+                    &zero, pl.Cp, pts.M.get() + xi * pl.tiles * pl.Kp, 0, pl.Kp,
+                    S + xi * g.C * pl.Kp, pl.Kp, accumulate);
+  };
   auto S = scratch<float>(static_cast<size_t>(size));
-  parallel_reduce<float>(blocks, 1, parts, size, S.get(), [&](int64_t b0, int64_t b1, float* part) {
-    Buffers buf(pl);
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t first_row = blk * pl.rows;
-      const int64_t last_row = std::min(total_rows, first_row + pl.rows);
-      for_each_image_part(pl, first_row, last_row, [&](int64_t n, int64_t r0, int64_t r1,
-                                                       int64_t first) {
-        gather_input(g, pl, x + n * CHW, r0, r1, buf.xs.get());
-        transform_input(pl, buf.xs.get(), r0, r1, first, buf.V.get());
-        to_channels_last(dy + n * KPQ, g.K, g.P, g.Q, kOut * r0, 0, kOut * (r1 - r0), pl.Wo, pl.Kp,
-                         buf.ys.get());
-        transform_output_grad(pl, buf.ys.get(), r0, r1, first, buf.M.get());
-      });
-      // S_xi[c, k] += sum over the block's tiles t of V_xi[t, c] dY^_xi[t, k]
-      const int64_t tiles = (last_row - first_row) * pl.TW;
-      for (int64_t xi = 0; xi < kPoints; ++xi)
-        tap_gemm<float>(g.C, g.K, tiles, 1, buf.V.get() + xi * pl.tiles * pl.Cp, rows.data(),
-                        &zero, pl.Cp, buf.M.get() + xi * pl.tiles * pl.Kp, 0, pl.Kp,
-                        part + xi * g.C * pl.Kp, pl.Kp, true);
-    }
-  });
+  if (pl.whole) {  // one product per point over every tile: a fixed order
+    Points pts(pl);
+    for_each_part(pl, g.N, [&](RowBuffers& rb, int64_t r0, int64_t r1) { transforms(rb, pts, 0, r0, r1); });
+    parallel_for(0, kPoints, 1, [&](int64_t x0, int64_t x1) {
+      for (int64_t xi = x0; xi < x1; ++xi) product(pts, pl.tiles, xi, S.get(), false);
+    });
+  } else {
+    // Partial sums over fixed chunks of blocks: few enough that adding them costs
+    // less than reading x and dy, but at least kMinParts (when there are that many
+    // blocks), so that the threads share the work even when the weights are large.
+    const int64_t parts =
+        std::clamp<int64_t>(g.N * (CHW + KPQ) / size, std::min(pl.blocks, kMinParts), kMaxParts);
+    parallel_reduce<float>(pl.blocks, 1, parts, size, S.get(), [&](int64_t b0, int64_t b1, float* part) {
+      RowBuffers rb(pl);
+      Points pts(pl);
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t row0 = blk * pl.rows, row1 = std::min(pl.total_rows, row0 + pl.rows);
+        transforms(rb, pts, row0, row0, row1);
+        for (int64_t xi = 0; xi < kPoints; ++xi)
+          product(pts, (row1 - row0) * pl.TW, xi, part, true);
+      }
+    });
+  }
   weights_from_points(g, S.get(), pl.Kp, dw);
 }
 

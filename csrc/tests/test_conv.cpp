@@ -111,8 +111,9 @@ const Case kCases[] = {
 
 // Winograd F(4x4, 3x3) (winograd.h), float forward and both gradients: output sides
 // not multiples of 4, channels not multiples of a vector, padding 0 and 2 (the input
-// gradient's padding 2 and 0), blocks of tile rows that span images, and one image
-// taller than a block.
+// gradient's padding 2 and 0), blocks of tile rows that span images, one image
+// taller than a block, and a layer whose weights outweigh its pixels (one block,
+// its 36 products spread over the threads).
 const Case kWinogradCases[] = {
     {{3, 16, 13, 11}, {20, 16, 3, 3}, {1, 1}, {0, 0}, {1, 1}, 1},
     {{2, 24, 9, 10}, {17, 24, 3, 3}, {1, 1}, {2, 2}, {1, 1}, 1},
@@ -120,6 +121,7 @@ const Case kWinogradCases[] = {
     {{1, 33, 45, 18}, {48, 33, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
     {{64, 16, 8, 8}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
     {{2, 16, 32, 32}, {16, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},  // ResNet-20's first stage
+    {{4, 96, 5, 5}, {128, 96, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},   // the whole batch one block
 };
 
 // Every element within tol * (floor + |want|), floor 1, or with rms_floor the
@@ -166,10 +168,11 @@ TEST(Conv2d, MatchesNaiveFloat) {
   for (const Case& cs : kCases) check_against_naive<float>(cs, 1e-4);
 }
 
-// Relative to the scale of the sums, F(4x4, 3x3) in float rounds at about 1e-5.
+// Relative to the scale of the sums (their root mean square), F(4x4, 3x3) in float
+// rounds at about 2e-6 on average and up to 4e-5 at worst.
 TEST(Conv2d, WinogradMatchesNaiveFloat) {
   set_num_threads(2);
-  for (const Case& cs : kWinogradCases) check_against_naive<float>(cs, 3e-5, true);
+  for (const Case& cs : kWinogradCases) check_against_naive<float>(cs, 1e-4, true);
   for (const Case& cs : kWinogradCases) check_against_naive<double>(cs, 1e-10);
 }
 
