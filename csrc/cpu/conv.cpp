@@ -215,6 +215,21 @@ int64_t grain_for(int64_t flops_per_task) {
   return std::max<int64_t>(1, kGrainFlops / std::max<int64_t>(flops_per_task, 1));
 }
 
+// Depthwise layers: every output channel k reads the one input channel
+// k / (K/G) (C/G == 1, so no sum over channels and nothing for a matrix
+// product to share). Each output row is R*S scaled, shifted input rows added
+// together, vectorized along the row.
+bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
+
+// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
+// projection shortcuts): their weight gradient, a sum over pixels, may take
+// backward_weight_pixels with each image's pixels as one long row, and the
+// direct forward reads their input in place.
+bool pointwise(const ConvGeometry& g) {
+  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0 && !depthwise(g);
+}
+
 // The stride-1 input gradient as a forward convolution: dx = conv(dy, w'),
 // w'[g*C/G + c, k, r, s] = w[g*K/G + k, c, R-1-r, S-1-s], padding dil*(R-1) - pad
 // (negative padding crops; the window walk handles either sign).
@@ -449,10 +464,18 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const int64_t block = std::min(most, chunk_pixels);
   const int64_t blocks = (chunk_pixels + block - 1) / block;
   const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups * blocks;
-  const std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
+  // A 1x1 layer at stride 1 without padding reads x in place: pixel u of the chunk's
+  // image i starts its window at i * C * HW + pq, and its channels lie HW apart
+  // (the product's A column stride), so it needs no channels-last copy. Measured
+  // 4-13% faster forward and input gradient on MobileNet's 16x16 to 4x4 layers
+  // (2 threads), slower at 32x32, where a column's channels are 4 KiB apart.
+  const bool in_place = pointwise(g) && HW <= 256;
+  std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
+  if (in_place)
+    for (int64_t u = 0; u < images * PQ; ++u) window[u] = u / PQ * g.C * HW + u % PQ;
   const TapRuns taps(g, pd, Cg);
   parallel_for(0, tasks, grain_for(2 * Kg * CRS * block), [&](int64_t t0, int64_t t1) {
-    auto xh = scratch<T>(static_cast<size_t>(images * plane));
+    auto xh = scratch<T>(static_cast<size_t>(in_place ? 0 : images * plane));
     auto yt = scratch<T>(static_cast<size_t>(block * Kp));
     int64_t in_xh = -1;  // which chunk and group xh holds
     for (int64_t t = t0; t < t1; ++t) {
@@ -462,14 +485,15 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
       const int64_t px0 = (t % blocks) * block;
       if (px0 >= count) continue;  // the last chunk has fewer images
       const int64_t cols = std::min(block, count - px0);
-      if (held != in_xh) {
+      if (!in_place && held != in_xh) {
         for (int64_t n = n0; n * PQ < n0 * PQ + count; ++n)
           pad_channels_last(g, pd, Cg, x + (n * g.groups + grp) * Cg * HW,
                             xh.get() + (n - n0) * plane);
         in_xh = held;
       }
-      tap_gemm<T>(cols, Kg, taps.run, taps.taps, xh.get(), window.data() + px0,
-                  taps.tap.data(), 1, wt.get() + grp * CRS * Kp, taps.run * Kp, Kp, yt.get(),
+      const T* a = in_place ? x + (n0 * g.groups + grp) * Cg * HW : xh.get();
+      tap_gemm<T>(cols, Kg, taps.run, taps.taps, a, window.data() + px0, taps.tap.data(),
+                  in_place ? HW : 1, wt.get() + grp * CRS * Kp, taps.run * Kp, Kp, yt.get(),
                   Kp, false);
       for (int64_t u = px0; u < px0 + cols;) {  // the block's pixels, image by image
         const int64_t n = n0 + u / PQ, pq = u % PQ, len = std::min(PQ - pq, px0 + cols - u);
@@ -784,19 +808,6 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
   transpose_weight_grad(g, total.get(), Kp, dw);
 }
 
-// Depthwise layers: every output channel k reads the one input channel
-// k / (K/G) (C/G == 1, so no sum over channels and nothing for a matrix
-// product to share). Each output row is R*S scaled, shifted input rows added
-// together, vectorized along the row.
-bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
-
-// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
-// projection shortcuts): their weight gradient, a sum over pixels, may take
-// backward_weight_pixels with each image's pixels as one long row.
-bool pointwise(const ConvGeometry& g) {
-  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-         g.pad_w == 0 && !depthwise(g);
-}
 
 // A depthwise task's padded input plane with its columns split by their residue
 // mod stride_w (phase b holds padded columns b, b + stride_w, ...; one phase at

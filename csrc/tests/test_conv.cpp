@@ -104,6 +104,8 @@ const Case kCases[] = {
     // 1x1 on planes under 16 pixels: one product over the batch (kiln::gemm).
     {{5, 70, 3, 3}, {130, 70, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
     {{3, 33, 2, 2}, {20, 33, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    // 1x1 read in place by the direct forward: chunks of 8 images, the last short.
+    {{9, 20, 4, 5}, {40, 20, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
     // The direct weight gradient over several images per call (3x3 output planes:
     // 14 images a call, the last call short):
     {{19, 6, 5, 5}, {20, 6, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},
