@@ -409,6 +409,10 @@ def _conv_samples(m: Maker) -> list[Sample]:
         ("depthwise_stride2_odd", (2, 4, 9, 7), (4, 1, 3, 3), True, 2, 1, 1, 4),
         ("depthwise_5x5_dilated", (1, 3, 11, 10), (3, 1, 5, 5), False, (1, 2), 2, (2, 1), 3),
         ("groups2_stride2", (2, 8, 7, 9), (6, 4, 3, 3), True, 2, 1, 1, 2),
+        # depthwise with channels along the lanes, in blocks of 64: a part block
+        ("depthwise_66ch_3x3", (1, 66, 3, 3), (66, 1, 3, 3), True, 1, 1, 1, 66),
+        # 1x1 on a plane under 16 pixels: one product over the batch
+        ("1x1_2x2_planes", (3, 5, 2, 2), (4, 5, 1, 1), True, 1, 0, 1, 1),
     ]
     out = []
     for desc, xs, ws, b, s, p, d, g in cases:

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/blas.h"
 #include "common/parallel.h"
 #include "cpu/gemm_tile.h"
 #include "cpu/transpose.h"
@@ -212,6 +213,21 @@ int64_t blocks_of(const ConvGeometry& g) { return (g.P * g.Q + kBlock - 1) / kBl
 
 int64_t grain_for(int64_t flops_per_task) {
   return std::max<int64_t>(1, kGrainFlops / std::max<int64_t>(flops_per_task, 1));
+}
+
+// Depthwise layers: every output channel k reads the one input channel
+// k / (K/G) (C/G == 1, so no sum over channels and nothing for a matrix
+// product to share). Each output row is R*S scaled, shifted input rows added
+// together, vectorized along the row.
+bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
+
+// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
+// projection shortcuts): their weight gradient, a sum over pixels, may take
+// backward_weight_pixels with each image's pixels as one long row, and the
+// direct forward reads their input in place.
+bool pointwise(const ConvGeometry& g) {
+  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+         g.pad_w == 0 && !depthwise(g);
 }
 
 // The stride-1 input gradient as a forward convolution: dx = conv(dy, w'),
@@ -448,10 +464,18 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const int64_t block = std::min(most, chunk_pixels);
   const int64_t blocks = (chunk_pixels + block - 1) / block;
   const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups * blocks;
-  const std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
+  // A 1x1 layer at stride 1 without padding reads x in place: pixel u of the chunk's
+  // image i starts its window at i * C * HW + pq, and its channels lie HW apart
+  // (the product's A column stride), so it needs no channels-last copy. Measured
+  // 4-13% faster forward and input gradient on MobileNet's 16x16 to 4x4 layers
+  // (2 threads), slower at 32x32, where a column's channels are 4 KiB apart.
+  const bool in_place = pointwise(g) && HW <= 256;
+  std::vector<int64_t> window = window_starts(g, pd, Cg, images, plane);
+  if (in_place)
+    for (int64_t u = 0; u < images * PQ; ++u) window[u] = u / PQ * g.C * HW + u % PQ;
   const TapRuns taps(g, pd, Cg);
   parallel_for(0, tasks, grain_for(2 * Kg * CRS * block), [&](int64_t t0, int64_t t1) {
-    auto xh = scratch<T>(static_cast<size_t>(images * plane));
+    auto xh = scratch<T>(static_cast<size_t>(in_place ? 0 : images * plane));
     auto yt = scratch<T>(static_cast<size_t>(block * Kp));
     int64_t in_xh = -1;  // which chunk and group xh holds
     for (int64_t t = t0; t < t1; ++t) {
@@ -461,14 +485,15 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
       const int64_t px0 = (t % blocks) * block;
       if (px0 >= count) continue;  // the last chunk has fewer images
       const int64_t cols = std::min(block, count - px0);
-      if (held != in_xh) {
+      if (!in_place && held != in_xh) {
         for (int64_t n = n0; n * PQ < n0 * PQ + count; ++n)
           pad_channels_last(g, pd, Cg, x + (n * g.groups + grp) * Cg * HW,
                             xh.get() + (n - n0) * plane);
         in_xh = held;
       }
-      tap_gemm<T>(cols, Kg, taps.run, taps.taps, xh.get(), window.data() + px0,
-                  taps.tap.data(), 1, wt.get() + grp * CRS * Kp, taps.run * Kp, Kp, yt.get(),
+      const T* a = in_place ? x + (n0 * g.groups + grp) * Cg * HW : xh.get();
+      tap_gemm<T>(cols, Kg, taps.run, taps.taps, a, window.data() + px0, taps.tap.data(),
+                  in_place ? HW : 1, wt.get() + grp * CRS * Kp, taps.run * Kp, Kp, yt.get(),
                   Kp, false);
       for (int64_t u = px0; u < px0 + cols;) {  // the block's pixels, image by image
         const int64_t n = n0 + u / PQ, pq = u % PQ, len = std::min(PQ - pq, px0 + cols - u);
@@ -717,12 +742,21 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
     return;
   }
   const Padded pd(g);
-  std::vector<int64_t> crs(static_cast<size_t>(CRS)), out_row(static_cast<size_t>(g.P));
+  // Images per tap_gemm call: with small planes one image's sum is short (16 terms
+  // at 4x4), and the call reads and writes the partial dW^T (1 MiB at 512 -> 512)
+  // for it; `batch` images' output rows are taps of one call, so the partial is
+  // passed over once per kBatchPixels pixels or more.
+  constexpr int64_t kBatchPixels = 128;
+  const int64_t batch = std::clamp<int64_t>(kBatchPixels / std::max<int64_t>(PQ, 1), 1, g.N);
+  const int64_t plane = pd.plane() * g.C;  // one image's xh
+  std::vector<int64_t> crs(static_cast<size_t>(CRS)), out_row(static_cast<size_t>(batch * g.P));
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s)
         crs[(c * g.R + r) * g.S + s] = (r * g.dil_h * pd.W + s * g.dil_w) * g.C + c;
-  for (int64_t p = 0; p < g.P; ++p) out_row[p] = p * g.stride_h * pd.W * g.C;
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t p = 0; p < g.P; ++p)
+      out_row[i * g.P + p] = i * plane + p * g.stride_h * pd.W * g.C;
 
   constexpr int64_t kTasks = 64;    // enough for a pool of 16 threads, 4 tasks each
   constexpr int64_t kMinRows = 48;  // rows per block: a few micro-kernel tiles
@@ -745,23 +779,27 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
                     });
   const int64_t task_flops = 2 * Kg * rows_per_block * PQ * (g.N / images.count + 1);
   parallel_for(0, images.count * per_chunk, grain_for(task_flops), [&](int64_t t0, int64_t t1) {
-    auto xh = scratch<T>(static_cast<size_t>(pd.plane() * g.C));
-    auto dyt = scratch<T>(static_cast<size_t>(PQ * Kp));  // padding stays zero
+    auto xh = scratch<T>(static_cast<size_t>(batch * plane));
+    auto dyt = scratch<T>(static_cast<size_t>(batch * PQ * Kp));  // padding stays zero
     for (int64_t i = t0 / per_chunk; i * per_chunk < t1; ++i) {
       // This range's tasks of image chunk i: (group, row block) pairs [u0, u1).
       const int64_t u0 = std::max(t0, i * per_chunk) - i * per_chunk;
       const int64_t u1 = std::min(t1, (i + 1) * per_chunk) - i * per_chunk;
       T* part = sum.part(i);
-      for (int64_t n = images.begin(i); n < images.end(i); ++n) {
-        pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get());
+      for (int64_t n0 = images.begin(i); n0 < images.end(i); n0 += batch) {
+        const int64_t nb = std::min(batch, images.end(i) - n0);
+        for (int64_t n = n0; n < n0 + nb; ++n)
+          pad_channels_last(g, pd, g.C, x + n * g.C * HW, xh.get() + (n - n0) * plane);
         for (int64_t grp = u0 / row_blocks; grp * row_blocks < u1; ++grp) {
           const int64_t b0 = std::max(u0, grp * row_blocks) - grp * row_blocks;
           const int64_t b1 = std::min(u1, (grp + 1) * row_blocks) - grp * row_blocks;
           const int64_t i0 = b0 * rows_per_block, i1 = std::min(CRS, b1 * rows_per_block);
-          transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ, dyt.get(), Kp);
-          tap_gemm<T>(i1 - i0, Kg, g.Q, g.P, xh.get() + grp * Cg, crs.data() + i0,
+          for (int64_t n = n0; n < n0 + nb; ++n)
+            transpose(dy + (n * g.groups + grp) * Kg * PQ, PQ, Kg, PQ,
+                      dyt.get() + (n - n0) * PQ * Kp, Kp);
+          tap_gemm<T>(i1 - i0, Kg, g.Q, nb * g.P, xh.get() + grp * Cg, crs.data() + i0,
                       out_row.data(), g.stride_w * g.C, dyt.get(), g.Q * Kp, Kp,
-                      part + (grp * CRS + i0) * Kp, Kp, n != images.begin(i));
+                      part + (grp * CRS + i0) * Kp, Kp, n0 != images.begin(i));
         }
       }
       for (int64_t u = u0; u < u1; ++u) sum.finish(i);
@@ -770,11 +808,6 @@ void backward_weight_direct(const ConvGeometry& g, const T* dy, const T* x, T* d
   transpose_weight_grad(g, total.get(), Kp, dw);
 }
 
-// Depthwise layers: every output channel k reads the one input channel
-// k / (K/G) (C/G == 1, so no sum over channels and nothing for a matrix
-// product to share). Each output row is R*S scaled, shifted input rows added
-// together, vectorized along the row.
-bool depthwise(const ConvGeometry& g) { return g.C == g.groups; }
 
 // A depthwise task's padded input plane with its columns split by their residue
 // mod stride_w (phase b holds padded columns b, b + stride_w, ...; one phase at
@@ -969,14 +1002,6 @@ constexpr std::array<std::array<DotTile, kDotCols>, sizeof...(I)> dot_tiles(
 }
 const auto kDotTiles = dot_tiles(std::make_integer_sequence<int, kDotRows>());
 
-// 1x1 convolutions at stride 1 without padding (MobileNet's pointwise layers,
-// projection shortcuts): their weight gradient, a sum over pixels, may take
-// backward_weight_pixels with each image's pixels as one long row.
-bool pointwise(const ConvGeometry& g) {
-  return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-         g.pad_w == 0 && !depthwise(g);
-}
-
 // Whether backward_weight_pixels beats backward_weight_direct: the share of
 // useful lanes, Q of each row's whole vectors against K' of K' rounded up to whole
 // vectors (less that path's loss to its transposes and short rows, measured at
@@ -1028,12 +1053,243 @@ void backward_weight_pixels(const ConvGeometry& g, const float* dy, const float*
 }
 #endif
 
+// 1x1 layers (pointwise, one group) with planes under 16 pixels (MobileNet's 2x2
+// layers) as one matrix product over the whole batch, through kiln::gemm (split over
+// the pool by blocks of its output, never along the sum, so any thread count gives
+// the same bits):
+//   forward:          Y[K, (n, p)] = W[K, C] . X[C, (n, p)]
+//   input gradient:   dX[C, (n, p)] = W^T . dY[K, (n, p)]
+//   weight gradient:  dW[K, C]      = dY[K, (n, p)] . X[C, (n, p)]^T
+// X[C, (n, p)] is x (N, C, pixels) with its first two axes swapped (runs of
+// `pixels` elements moved). The direct paths' blocks of a few images each stream
+// the whole weight (4 MiB at 1024 -> 1024) for a sliver of pixels. From 4x4 on they
+// measured faster than this path (2 threads, 512 -> 512 at 4x4: 6.5-7.5 ms against
+// 7.1-8.2 a pass; 16x16 layers twice as slow here), at 2x2 slower (1024 -> 1024:
+// 8-18 ms against 6.4-10).
+bool pointwise_batch_gemm(const ConvGeometry& g) {
+  return pointwise(g) && g.groups == 1 && g.H * g.W < 16 && g.N > 0;
+}
+
+// dst (B, A, pixels) = src (A, B, pixels) with its first two axes swapped.
+template <typename T>
+void swap_leading_axes(const T* src, int64_t A, int64_t B, int64_t pixels, T* dst) {
+  parallel_for(0, B, grain_for(A * pixels), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      for (int64_t a = 0; a < A; ++a)
+        std::copy_n(src + (a * B + b) * pixels, pixels, dst + (b * A + a) * pixels);
+  });
+}
+
+template <typename T>
+std::unique_ptr<T[]> uninitialized(int64_t count) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(count)]);
+}
+
+// The forward (transpose_w false: W[K, C] . X) or the input gradient (true: W^T . dY):
+// in (N, rows_in, pixels) to out (N, rows_out, pixels), plus bias.
+template <typename T>
+void pointwise_product(const ConvGeometry& g, const T* in, const T* w, const T* bias, T* out,
+                       bool transpose_w) {
+  const int64_t pixels = g.H * g.W, cols = g.N * pixels;
+  const int64_t rows_in = transpose_w ? g.K : g.C, rows_out = transpose_w ? g.C : g.K;
+  auto a = uninitialized<T>(rows_in * cols), b = uninitialized<T>(rows_out * cols);
+  swap_leading_axes(in, g.N, rows_in, pixels, a.get());
+  gemm(transpose_w, false, rows_out, cols, rows_in, T(1), w, g.C, a.get(), cols, T(0), b.get(),
+       cols);
+  if (bias != nullptr)
+    for (int64_t k = 0; k < rows_out; ++k)
+      for (int64_t j = 0; j < cols; ++j) b[k * cols + j] += bias[k];
+  swap_leading_axes(b.get(), rows_out, g.N, pixels, out);
+}
+
+template <typename T>
+void pointwise_weight_grad(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t pixels = g.H * g.W, cols = g.N * pixels;
+  auto xs = uninitialized<T>(g.C * cols), dys = uninitialized<T>(g.K * cols);
+  swap_leading_axes(x, g.N, g.C, pixels, xs.get());
+  swap_leading_axes(dy, g.N, g.K, pixels, dys.get());
+  gemm(false, true, g.K, g.C, cols, T(1), dys.get(), cols, xs.get(), cols, T(0), dw, g.C);
+}
+
+// Depthwise layers with one output channel per input channel (K == C) whose output
+// rows are shorter than a vector: the per-plane paths (forward_depthwise and the
+// rest) would leave most lanes idle and pay a task per plane, so these run with
+// channels along the lanes instead. A task takes kDwBlock channels of one image
+// (of every image, for the weight gradient), transposes their planes into
+// channels-last blocks (pixel-major, kDwBlock channels a pixel), and every output
+// pixel is then its valid taps' products summed over whole channel vectors, in the
+// tap order (r, s) of the plain loops; the result is transposed back. Channels past
+// C in the last block compute on stale values and are never written out.
+constexpr int64_t kDwBlock = 64;
+
+bool depthwise_channels_last(const ConvGeometry& g) {
+  return depthwise(g) && g.K == g.C && g.Q < 16;
+}
+
+// The running sums of one pixel's kDwBlock channels, in registers where there is a
+// float vector (simd.h), else a plain array.
+template <typename T>
+struct ChannelSums {
+  T v[kDwBlock];
+  void set(const T* from) { std::copy_n(from, kDwBlock, v); }
+  void fma(const T* a, const T* b) {
+    for (int64_t c = 0; c < kDwBlock; ++c) v[c] += a[c] * b[c];
+  }
+  void store(T* to) const { std::copy_n(v, kDwBlock, to); }
+  void add_to(T* to) const {
+    for (int64_t c = 0; c < kDwBlock; ++c) to[c] += v[c];
+  }
+};
+#if KILN_FLOAT_VEC
+template <>
+struct ChannelSums<float> {
+  static constexpr int kVecs = kDwBlock / kLanes;
+  Vec v[kVecs];
+  void set(const float* from) {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i) v[i] = simd::load(from + i * kLanes);
+  }
+  void fma(const float* a, const float* b) {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i)
+      v[i] = simd::fmadd(simd::load(a + i * kLanes), simd::load(b + i * kLanes), v[i]);
+  }
+  void store(float* to) const {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i) simd::store(to + i * kLanes, v[i]);
+  }
+  void add_to(float* to) const {
+#pragma GCC unroll 8
+    for (int i = 0; i < kVecs; ++i)
+      simd::store(to + i * kLanes, simd::add(simd::load(to + i * kLanes), v[i]));
+  }
+};
+#endif
+
+// The valid (tap, output pixel, input pixel) triples of a depthwise geometry: tap
+// t = r * S + s of output pixel (p, q) reads input pixel (ih, iw) = (p*stride -
+// pad + r*dil, ...) when it lies inside the input. Offsets are in channel blocks.
+struct DepthwiseTerm {
+  int64_t tap, out, in;
+};
+std::vector<DepthwiseTerm> depthwise_terms(const ConvGeometry& g) {
+  std::vector<DepthwiseTerm> terms;
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q)
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t s = 0; s < g.S; ++s) {
+          const int64_t i = p * g.stride_h - g.pad_h + r * g.dil_h;
+          const int64_t j = q * g.stride_w - g.pad_w + s * g.dil_w;
+          if (i >= 0 && i < g.H && j >= 0 && j < g.W)
+            terms.push_back({(r * g.S + s) * kDwBlock, (p * g.Q + q) * kDwBlock,
+                             (i * g.W + j) * kDwBlock});
+        }
+  return terms;
+}
+
+// The planes of channels [c0, c0 + cb) of one image (`pixels` each) as a
+// channels-last block: block[pixel * kDwBlock + c].
+template <typename T>
+void planes_to_block(const T* planes, int64_t pixels, int64_t cb, T* block) {
+  transpose(planes, pixels, cb, pixels, block, kDwBlock);
+}
+
+// The weights (and bias) of every channel block, channels last:
+// wt[(b * RS + t) * kDwBlock + c] = w[(b * kDwBlock + c) * RS + t], zero past C.
+template <typename T>
+Scratch<T> block_weights(const T* w, int64_t C, int64_t RS) {
+  auto wt = scratch<T>(static_cast<size_t>((C + kDwBlock - 1) / kDwBlock * RS * kDwBlock));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < RS; ++t)
+      wt[((c / kDwBlock) * RS + t) * kDwBlock + c % kDwBlock] = w[c * RS + t];
+  return wt;
+}
+
+// y = the depthwise convolution of x, or (`adjoint`) its input gradient from dy
+// (then x is dy, y is dx, and each input pixel gathers the output pixels whose
+// taps read it, with the same weights, in tap order): one task per image and
+// channel block.
+template <typename T>
+void depthwise_blocks(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                      bool adjoint) {
+  const int64_t RS = g.R * g.S, blocks = (g.C + kDwBlock - 1) / kDwBlock;
+  const int64_t read = adjoint ? g.P * g.Q : g.H * g.W;   // pixels of x's planes
+  const int64_t write = adjoint ? g.H * g.W : g.P * g.Q;  // and of y's
+  std::vector<DepthwiseTerm> terms = depthwise_terms(g);
+  if (adjoint) {  // gathered per input pixel, in tap order
+    for (auto& t : terms) std::swap(t.out, t.in);
+    std::stable_sort(terms.begin(), terms.end(),
+                     [](const DepthwiseTerm& a, const DepthwiseTerm& b) { return a.out < b.out; });
+  }
+  const auto wt = block_weights(w, g.C, RS);
+  auto bias_blocks = scratch<T>(static_cast<size_t>(blocks * kDwBlock));
+  if (bias != nullptr) std::copy_n(bias, g.C, bias_blocks.get());
+  parallel_for(0, g.N * blocks, grain_for(2 * kDwBlock * RS * write), [&](int64_t t0, int64_t t1) {
+    auto in = scratch<T>(static_cast<size_t>(read * kDwBlock));
+    auto out = scratch<T>(static_cast<size_t>(write * kDwBlock));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / blocks, b = t % blocks, c0 = b * kDwBlock;
+      const int64_t cb = std::min(kDwBlock, g.C - c0);
+      const T* wb = wt.get() + b * RS * kDwBlock;
+      planes_to_block(x + (n * g.C + c0) * read, read, cb, in.get());
+      size_t i = 0;
+      for (int64_t pixel = 0; pixel < write * kDwBlock; pixel += kDwBlock) {
+        ChannelSums<T> acc;
+        acc.set(bias_blocks.get() + c0);
+        for (; i < terms.size() && terms[i].out == pixel; ++i)
+          acc.fma(wb + terms[i].tap, in.get() + terms[i].in);
+        acc.store(out.get() + pixel);
+      }
+      transpose(out.get(), kDwBlock, write, cb, y + (n * g.C + c0) * write, write);
+    }
+  });
+}
+
+// dw[c, r, s] = sum over images and output pixels of dy * the tap's input pixel:
+// one task per channel block, over every image in order (no partial sums), so any
+// thread count gives the same bits.
+template <typename T>
+void depthwise_blocks_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  const int64_t RS = g.R * g.S, blocks = (g.C + kDwBlock - 1) / kDwBlock;
+  const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
+  std::vector<DepthwiseTerm> terms = depthwise_terms(g);  // by tap, then output pixel
+  std::stable_sort(terms.begin(), terms.end(),
+                   [](const DepthwiseTerm& a, const DepthwiseTerm& b) { return a.tap < b.tap; });
+  parallel_for(0, blocks, grain_for(2 * kDwBlock * RS * PQ * g.N), [&](int64_t b0, int64_t b1) {
+    auto xb = scratch<T>(static_cast<size_t>(HW * kDwBlock));
+    auto dyb = scratch<T>(static_cast<size_t>(PQ * kDwBlock));
+    auto sum = scratch<T>(static_cast<size_t>(RS * kDwBlock));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t c0 = b * kDwBlock, cb = std::min(kDwBlock, g.C - c0);
+      std::fill(sum.get(), sum.get() + RS * kDwBlock, T(0));
+      for (int64_t n = 0; n < g.N; ++n) {
+        planes_to_block(x + (n * g.C + c0) * HW, HW, cb, xb.get());
+        planes_to_block(dy + (n * g.C + c0) * PQ, PQ, cb, dyb.get());
+        size_t i = 0;
+        for (int64_t tap = 0; tap < RS * kDwBlock; tap += kDwBlock) {
+          ChannelSums<T> acc;
+          acc.set(sum.get() + tap);
+          for (; i < terms.size() && terms[i].tap == tap; ++i)
+            acc.fma(dyb.get() + terms[i].out, xb.get() + terms[i].in);
+          acc.store(sum.get() + tap);
+        }
+      }
+      for (int64_t c = 0; c < cb; ++c)
+        for (int64_t t = 0; t < RS; ++t) dw[(c0 + c) * RS + t] = sum[t * kDwBlock + c];
+    }
+  });
+}
+
 // One task per image and output channel, reading the padded input plane; with a
 // spread above 1 the input is first spread out (spread_plane), which makes this
 // the strided input gradient (backward_input_depthwise).
 template <typename T>
 void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                        Pair spread = {1, 1}) {
+  if (spread == Pair{1, 1} && depthwise_channels_last(g)) {
+    depthwise_blocks(g, x, w, bias, y, false);
+    return;
+  }
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
   const PhasePlane ph(g, pd);  // spread: only at stride 1, where ph is the padded plane
@@ -1086,6 +1342,10 @@ void forward_depthwise(const ConvGeometry& g, const T* x, const T* w, const T* b
 // output channels back into a padded plane.
 template <typename T>
 void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (depthwise_channels_last(g)) {
+    depthwise_blocks(g, dy, w, static_cast<const T*>(nullptr), dx, true);
+    return;
+  }
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   if (Kg == 1) {
     auto flipped = scratch<T>(static_cast<size_t>(g.K * RS));
@@ -1132,6 +1392,10 @@ void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T*
 // per task (image, output channel) a row of products per tap, summed once.
 template <typename T>
 void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  if (depthwise_channels_last(g)) {
+    depthwise_blocks_weight(g, dy, x, dw);
+    return;
+  }
   const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
   const Padded pd(g);
   const PhasePlane ph(g, pd);
@@ -1270,6 +1534,10 @@ bool direct_pays(int64_t out_channels) {
 
 template <typename T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if (pointwise_batch_gemm(g)) {
+    pointwise_product(g, x, w, bias, y, false);
+    return;
+  }
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_pays(g)) {
@@ -1292,6 +1560,10 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
 
 template <typename T>
 void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  if (pointwise_batch_gemm(g)) {
+    pointwise_product(g, dy, w, static_cast<const T*>(nullptr), dx, true);
+    return;
+  }
   // As a forward convolution its output channels are the C/G input channels:
   // with few of them the channels-along-lanes direct path would leave most vector
   // lanes idle, unless that forward puts pixels along the lanes.
@@ -1313,6 +1585,10 @@ void conv2d_backward_input(const ConvGeometry& g, const T* dy, const T* w, T* dx
 
 template <typename T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* dw) {
+  if (pointwise_batch_gemm(g)) {
+    pointwise_weight_grad(g, dy, x, dw);
+    return;
+  }
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_pays(g)) {

@@ -94,6 +94,21 @@ const Case kCases[] = {
     {{3, 1, 28, 28}, {6, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, 1},     // LeNet's first layer
     {{2, 6, 13, 17}, {14, 3, 3, 2}, {1, 1}, {1, 0}, {2, 3}, 2},
     {{1, 5, 19, 45}, {13, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+    // Depthwise with output rows shorter than 16, channels along the lanes in blocks of
+    // 64: a part block, several blocks, stride 2, dilation, padding beyond the kernel,
+    // 2x2 planes:
+    {{3, 70, 4, 4}, {70, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 70},
+    {{2, 130, 7, 6}, {130, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 130},
+    {{2, 20, 5, 9}, {20, 1, 3, 2}, {1, 2}, {2, 0}, {2, 1}, 20},
+    {{5, 64, 2, 2}, {64, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 64},
+    // 1x1 on planes under 16 pixels: one product over the batch (kiln::gemm).
+    {{5, 70, 3, 3}, {130, 70, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    {{3, 33, 2, 2}, {20, 33, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    // 1x1 read in place by the direct forward: chunks of 8 images, the last short.
+    {{9, 20, 4, 5}, {40, 20, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    // The direct weight gradient over several images per call (3x3 output planes:
+    // 14 images a call, the last call short):
+    {{19, 6, 5, 5}, {20, 6, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},
 };
 
 // Winograd F(4x4, 3x3) (winograd.h), float forward and both gradients: output sides
@@ -243,6 +258,13 @@ TEST(Conv2d, GradientsSameAtAnyThreadCount) {
   expect_grads_thread_independent<float>({12, 1, 20, 20}, {6, 1, 5, 5}, 1, {2, 2});
   expect_grads_thread_independent<float>({10, 16, 16, 16}, {16, 16, 3, 3}, 1, {1, 1});
   expect_grads_thread_independent<float>({16, 32, 8, 8}, {64, 32, 1, 1}, 1, {0, 0});
+  // Depthwise with channels along the lanes (blocks of 64 channels).
+  expect_grads_thread_independent<float>({9, 200, 4, 4}, {200, 1, 3, 3}, 200, {1, 1});
+  expect_grads_thread_independent<double>({9, 130, 8, 8}, {130, 1, 3, 3}, 130, {1, 1}, {2, 2});
+  // The direct weight gradient over several images per call, in several image chunks.
+  expect_grads_thread_independent<float>({37, 24, 6, 6}, {40, 24, 3, 3}, 1, {1, 1}, {2, 2});
+  // 1x1 on 2x2 planes, one product over the batch.
+  expect_grads_thread_independent<float>({64, 96, 2, 2}, {160, 96, 1, 1}, 1, {0, 0});
 }
 
 TEST(Conv2d, BiasGradientIsChannelSum) {
