@@ -689,21 +689,33 @@ void max_pool2d_backward(const char* op, const T* dy, const int64_t* indices, T*
   });
 }
 
+// The divisors of every output position (out_h rows of out_w), the same for every
+// plane: computed once, not per plane (small planes, e.g. (128, 1024, 2, 2), have
+// more planes than outputs per plane).
+template <typename T>
+std::vector<T> avg_divisor_table(const Pool2dSizes& s, const Pool2dWindow& w,
+                                 bool count_include_pad, std::optional<int64_t> divisor_override) {
+  std::vector<T> div(static_cast<size_t>(s.out_h * s.out_w));
+  for (int64_t oh = 0; oh < s.out_h; ++oh)
+    avg_divisors(oh, s, w, count_include_pad, divisor_override, div.data() + oh * s.out_w);
+  return div;
+}
+
 template <typename T>
 void avg_pool2d_forward(const T* x, T* y, const Pool2dSizes& s, const Pool2dWindow& w,
                         bool count_include_pad, std::optional<int64_t> divisor_override) {
   const Geometry g(s, w);
+  const std::vector<T> divisors = avg_divisor_table<T>(s, w, count_include_pad, divisor_override);
   for_each_plane(s, [&](int64_t p) {
-    std::vector<T> div(s.out_w);
     const T* xp = x + p * s.in_h * s.in_w;
     for (int64_t oh = 0; oh < s.out_h; ++oh) {
       T* yr = y + (p * s.out_h + oh) * s.out_w;
+      const T* div = divisors.data() + oh * s.out_w;
       std::fill(yr, yr + s.out_w, T(0));
       g.for_each_tap(oh, [&](int64_t ih, const ColumnTap& tap) {
         const T* xr = xp + ih * s.in_w;
         for (int64_t ow = tap.lo; ow < tap.hi; ++ow) yr[ow] += xr[ow * g.sw + tap.offset];
       });
-      avg_divisors(oh, s, w, count_include_pad, divisor_override, div.data());
       for (int64_t ow = 0; ow < s.out_w; ++ow)
         yr[ow] = div[ow] != T(0) ? yr[ow] / div[ow] : T(0);
     }
@@ -714,18 +726,17 @@ template <typename T>
 void avg_pool2d_backward(const T* dy, T* dx, const Pool2dSizes& s, const Pool2dWindow& w,
                          bool count_include_pad, std::optional<int64_t> divisor_override) {
   const Geometry g(s, w);
+  const std::vector<T> divisors = avg_divisor_table<T>(s, w, count_include_pad, divisor_override);
   for_each_plane(s, [&](int64_t p) {
-    std::vector<T> div(s.out_w), share(s.out_w);
     T* dxp = dx + p * s.in_h * s.in_w;
     std::fill(dxp, dxp + s.in_h * s.in_w, T(0));
     for (int64_t oh = 0; oh < s.out_h; ++oh) {
       const T* dyr = dy + (p * s.out_h + oh) * s.out_w;
-      avg_divisors(oh, s, w, count_include_pad, divisor_override, div.data());
-      for (int64_t ow = 0; ow < s.out_w; ++ow)
-        share[ow] = div[ow] != T(0) ? dyr[ow] / div[ow] : T(0);
+      const T* div = divisors.data() + oh * s.out_w;
       g.for_each_tap(oh, [&](int64_t ih, const ColumnTap& tap) {
         T* dxr = dxp + ih * s.in_w;
-        for (int64_t ow = tap.lo; ow < tap.hi; ++ow) dxr[ow * g.sw + tap.offset] += share[ow];
+        for (int64_t ow = tap.lo; ow < tap.hi; ++ow)  // each tap its output's share
+          dxr[ow * g.sw + tap.offset] += div[ow] != T(0) ? dyr[ow] / div[ow] : T(0);
       });
     }
   });
