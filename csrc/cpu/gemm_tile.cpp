@@ -98,6 +98,10 @@ void micro(int64_t taps, const int64_t* tap, int64_t K, const float* a, const in
 using Micro = void (*)(int64_t, const int64_t*, int64_t, const float*, const int64_t*, int64_t,
                        const float*, int64_t, int64_t, float*, int64_t, int64_t, bool);
 
+// The most of a panel of B one slice of the sum reads (see tap_gemm): a quarter of
+// a 1 MiB L2, beside A's rows and C's tiles.
+constexpr int64_t kSliceBytes = int64_t(256) << 10;
+
 // Rows per tile for each width NV = 1..4: as many accumulators as the register
 // file holds beside the NV vectors of B and the broadcast (32 registers on
 // AVX-512, 16 on AVX2, where a tile is at most 3 vectors wide: 4 x 3
@@ -145,15 +149,28 @@ void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const i
     // most kMaxVectors wide; within one, every row tile of A streams past it.
     const int64_t vectors = (N + kLanes - 1) / kLanes;
     const int64_t panels = (vectors + kMaxVectors - 1) / kMaxVectors;
+    // The sum is taken in slices of taps (or, with one tap, of K) whose part of a
+    // panel of B fits in kSliceBytes, so every row tile of A rereads it from L2
+    // rather than from L3 or memory (a conv layer with many channels has panels of
+    // MiBs, and two cores share the L3's bandwidth); C accumulates between slices.
+    const int64_t slice_rows = std::max<int64_t>(kSliceBytes / (kMaxVectors * kLanes * 4), 1);
+    const int64_t tap_slice = taps > 1 ? std::max<int64_t>(slice_rows / std::max<int64_t>(K, 1), 1) : 1;
+    const int64_t k_slice = taps > 1 ? std::max<int64_t>(K, 1) : slice_rows;
     for (int64_t panel = 0, j0 = 0; panel < panels; ++panel) {
       const int nv = static_cast<int>(vectors / panels + (panel < vectors % panels ? 1 : 0));
       const int64_t cols = std::min<int64_t>(nv * kLanes, N - j0);
       const int mr = kRows[nv - 1];
-      for (int64_t i0 = 0; i0 < M; i0 += mr) {
-        const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
-        micro_for(nv, m)(taps, tap, K, a, rows + i0, a_cs, b + j0, b_tap, ldb,
-                         c + i0 * ldc + j0, ldc, cols, accumulate);
-      }
+      for (int64_t t0 = 0; t0 < std::max<int64_t>(taps, 1); t0 += tap_slice)
+        for (int64_t k0 = 0; k0 < std::max<int64_t>(K, 1); k0 += k_slice) {
+          const int64_t nt = std::min(tap_slice, taps - t0), nk = std::min(k_slice, K - k0);
+          const bool add = accumulate || t0 > 0 || k0 > 0;
+          for (int64_t i0 = 0; i0 < M; i0 += mr) {
+            const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
+            micro_for(nv, m)(nt, tap + t0, nk, a + k0 * a_cs, rows + i0, a_cs,
+                             b + j0 + t0 * b_tap + k0 * ldb, b_tap, ldb, c + i0 * ldc + j0, ldc,
+                             cols, add);
+          }
+        }
       j0 += cols;
     }
     return;
