@@ -441,7 +441,9 @@ void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, con
                     &zero, pl.Cp, pts.M.get() + xi * pl.tiles * pl.Kp, 0, pl.Kp,
                     S + xi * g.C * pl.Kp, pl.Kp, accumulate);
   };
-  auto S = scratch<float>(static_cast<size_t>(size));
+  // Unfilled: the whole batch's products write the K columns of every row that dw
+  // takes; with blocks, parallel_reduce zeroes it as its first part.
+  auto S = scratch_unfilled<float>(static_cast<size_t>(size));
   if (pl.whole) {  // one product per point over every tile: a fixed order
     Points pts(pl);
     for_each_part(pl, g.N, [&](RowBuffers& rb, int64_t r0, int64_t r1) { transforms(rb, pts, 0, r0, r1); });
