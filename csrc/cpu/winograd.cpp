@@ -24,8 +24,9 @@ constexpr int64_t kPoints = 36;  // kIn * kIn products per tile
 // L2 bytes a block's V and M may take together: with its row buffers and a 16-channel
 // layer's U, within the 1 MiB L2 of a Zen 4 core (768 KiB measured 8-25% slower).
 constexpr int64_t kBlockBytes = int64_t(384) << 10;
-// The most memory the whole batch's V and M may take (else blocks, even when the
-// weights outweigh the pixels).
+// The most memory V and M may take: the whole batch's to run as one block (else
+// blocks, even when the weights outweigh the pixels), one tile row's to take this
+// path at all.
 constexpr int64_t kWholeBytes = int64_t(64) << 20;
 // Tiles a block takes at least, so that each weight matrix streamed past it is reused.
 constexpr int64_t kMinTiles = 48;
@@ -364,9 +365,15 @@ void for_each_part(const Plan& pl, int64_t N, F&& fn) {
 }  // namespace
 
 bool winograd_pays(const ConvGeometry& g) {
-  return g.R == 3 && g.S == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
-         g.dil_w == 1 && g.groups == 1 && g.C >= 16 && g.K >= 16 && g.P >= kOut &&
-         g.Q >= kOut && g.N > 0;
+  if (!(g.R == 3 && g.S == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
+        g.dil_w == 1 && g.groups == 1 && g.C >= 16 && g.K >= 16 && g.P >= kOut &&
+        g.Q >= kOut && g.N > 0))
+    return false;
+  // A block holds at least one tile row: very wide images with many channels would
+  // need more scratch per thread than the direct method's.
+  const int64_t row_bytes = kPoints * 4 * ((g.Q + kOut - 1) / kOut) *
+                            (round_up(g.C, kLanes) + round_up(g.K, kLanes));
+  return row_bytes <= kWholeBytes;
 }
 
 void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
