@@ -79,6 +79,26 @@ def test_conv2d_noncontiguous_input():
     assert rel_err(y.numpy(), ref.numpy()) < 1e-4
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_conv2d_nonfinite_input_spreads_as_torch(bad):
+    """An Inf or NaN reaches exactly the outputs (and weight gradients) whose windows
+    hold it, as in PyTorch: a layer the Winograd path would take (16 -> 16 channels)
+    is recomputed by the direct sum, since the transforms would spread the value over
+    whole 4x4 tiles."""
+    torch = torch_or_skip()
+    x, w, g = rand((2, 16, 12, 12)), rand((16, 16, 3, 3), 1), rand((2, 16, 12, 12), 2)
+    x[0, 3, 5, 7] = bad
+    xk, wk = kiln.tensor(x, requires_grad=True), kiln.tensor(w, requires_grad=True)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yk, yt = F.conv2d(xk, wk, padding=1), torch.nn.functional.conv2d(xt, wt, padding=1)
+    yk.backward(kiln.tensor(g))
+    yt.backward(torch.tensor(g))
+    for k, t in ((yk.detach().numpy(), yt.detach().numpy()), (wk.grad.numpy(), wt.grad.numpy())):
+        np.testing.assert_array_equal(np.isnan(k), np.isnan(t))
+        np.testing.assert_array_equal(np.isinf(k), np.isinf(t))
+        np.testing.assert_allclose(k[np.isfinite(t)], t[np.isfinite(t)], rtol=1e-4, atol=1e-4)
+
+
 def test_conv2d_thread_counts_agree():
     x, w = rand((3, 8, 12, 12)), rand((16, 8, 3, 3), 1)
     threads = kiln.get_num_threads()

@@ -1540,10 +1540,7 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias
   }
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
-    if (winograd_pays(g)) {
-      conv2d_forward_winograd(g, x, w, bias, y);
-      return;
-    }
+    if (winograd_pays(g) && conv2d_forward_winograd(g, x, w, bias, y)) return;
     if (pixels_pay(g)) {
       forward_pixels(g, x, w, bias, y);
       return;
@@ -1591,10 +1588,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* dy, const T* x, T* d
   }
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
-    if (winograd_pays(g)) {
-      conv2d_backward_weight_winograd(g, dy, x, dw);
-      return;
-    }
+    if (winograd_pays(g) && conv2d_backward_weight_winograd(g, dy, x, dw)) return;
     if (pixel_weight_grad_pays(g)) {
       // At 1x1 without padding an image's pixels make one long row.
       ConvGeometry flat = g;

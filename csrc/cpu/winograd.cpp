@@ -1,6 +1,8 @@
 #include "cpu/winograd.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -245,8 +247,10 @@ void transform_input(const Plan& pl, const float* xs, int64_t r0, int64_t r1, in
 
 // ys (channels-last output rows) = A^T M A + bias for the tiles of tile rows
 // r0..r1 of one image, whose M rows start at `first`.
-void transform_output(const Plan& pl, const float* M, const float* bias_p, int64_t r0,
+// Returns whether every value written is finite.
+bool transform_output(const Plan& pl, const float* M, const float* bias_p, int64_t r0,
                       int64_t r1, int64_t first, float* ys) {
+  Vec poison = simd::zero();  // stays 0 unless a value is Inf or NaN (then v * 0 is NaN)
   const int64_t pixel = pl.Kp, line = pl.Wo * pl.Kp;
   for (int64_t th = r0; th < r1; ++th)
     for (int64_t tw = 0; tw < pl.TW; ++tw) {
@@ -266,11 +270,15 @@ void transform_output(const Plan& pl, const float* M, const float* bias_p, int64
                               cols[3][r], cols[4][r], cols[5][r]};
           Vec out[kOut];
           output_line(m, out);
-          for (int s = 0; s < kOut; ++s)
-            simd::store(y0 + r * line + s * pixel + k, simd::add(out[s], b));
+          for (int s = 0; s < kOut; ++s) {
+            const Vec v = simd::add(out[s], b);
+            poison = simd::fmadd(v, simd::zero(), poison);
+            simd::store(y0 + r * line + s * pixel + k, v);
+          }
         }
       }
     }
+  return simd::sum_lanes(poison) == 0.0f;
 }
 
 // y rows 4 r0 .. min(4 r1, P) of image yn (K planes of P x Q) from ys.
@@ -376,7 +384,7 @@ bool winograd_pays(const ConvGeometry& g) {
   return row_bytes <= kWholeBytes;
 }
 
-void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
+bool conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
                              const float* bias, float* y) {
   const Plan pl(g);
   auto U = scratch_unfilled<float>(static_cast<size_t>(kPoints * g.C * pl.Kp));
@@ -384,6 +392,7 @@ void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float*
   auto bias_p = scratch<float>(static_cast<size_t>(pl.Kp));
   if (bias != nullptr) std::copy_n(bias, g.K, bias_p.get());
   const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q, zero = 0;
+  std::atomic<bool> finite{true};
 
   auto inputs = [&](RowBuffers& rb, Points& pts, int64_t base, int64_t row0, int64_t row1) {
     for_each_image_part(pl, base, row0, row1, [&](int64_t n, int64_t r0, int64_t r1, int64_t first) {
@@ -399,7 +408,8 @@ void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float*
   };
   auto outputs = [&](RowBuffers& rb, Points& pts, int64_t base, int64_t row0, int64_t row1) {
     for_each_image_part(pl, base, row0, row1, [&](int64_t n, int64_t r0, int64_t r1, int64_t first) {
-      transform_output(pl, pts.M.get(), bias_p.get(), r0, r1, first, rb.ys.get());
+      if (!transform_output(pl, pts.M.get(), bias_p.get(), r0, r1, first, rb.ys.get()))
+        finite.store(false, std::memory_order_relaxed);
       scatter_rows(g, pl, rb.ys.get(), r0, r1, y + n * KPQ);
     });
   };
@@ -410,7 +420,7 @@ void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float*
       for (int64_t xi = x0; xi < x1; ++xi) product(pts, pl.tiles, xi);
     });
     for_each_part(pl, g.N, [&](RowBuffers& rb, int64_t r0, int64_t r1) { outputs(rb, pts, 0, r0, r1); });
-    return;
+    return finite.load();
   }
   parallel_for(0, pl.blocks, 1, [&](int64_t b0, int64_t b1) {
     RowBuffers rb(pl);
@@ -422,9 +432,10 @@ void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float*
       outputs(rb, pts, row0, row0, row1);
     }
   });
+  return finite.load();
 }
 
-void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, const float* x,
+bool conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, const float* x,
                                      float* dw) {
   const Plan pl(g);
   const int64_t CHW = g.C * g.H * g.W, KPQ = g.K * g.P * g.Q, zero = 0;
@@ -475,6 +486,7 @@ void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, con
     });
   }
   weights_from_points(g, S.get(), pl.Kp, dw);
+  return std::all_of(dw, dw + g.K * g.C * 9, [](float v) { return std::isfinite(v); });
 }
 
 #endif

@@ -51,15 +51,20 @@ namespace kiln::cpu {
 // channels and output pixels to amortize the transforms).
 bool winograd_pays(const ConvGeometry& g);
 
-// y = conv2d(x, w, bias) for such a g; bias may be null.
-void conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
+// y = conv2d(x, w, bias) for such a g; bias may be null. Returns false, y then
+// undefined, when an output is not finite (an Inf or NaN in x or w, or an
+// overflow): the transforms spread such a value over whole tiles, to outputs whose
+// windows never saw it, so the caller recomputes with the direct sum, which gives
+// PyTorch's pattern of Inf and NaN.
+bool conv2d_forward_winograd(const ConvGeometry& g, const float* x, const float* w,
                              const float* bias, float* y);
 
 // dw = conv2d's weight gradient for such a g: the same transforms read backwards,
 //   dw[k, c] = G^T ( sum over tiles of (A dY A^T)[k] (.) (B^T d B)[c] ) G,
 // the sum over tiles one product per point xi, S_xi[c, k] = sum_t V_xi[t, c] dY^_xi[t, k],
 // its blocks reduced in fixed chunks (parallel_reduce).
-void conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, const float* x,
+// Returns false likewise, dw then undefined, when a gradient is not finite.
+bool conv2d_backward_weight_winograd(const ConvGeometry& g, const float* dy, const float* x,
                                      float* dw);
 
 }  // namespace kiln::cpu
