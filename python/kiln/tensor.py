@@ -12,6 +12,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from sys import getrefcount
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -1764,9 +1765,22 @@ def _stream(generator: Any, op: str) -> np.random.Generator:
     return stream
 
 
-# getrefcount(array) of an array that only a Tensor's _data refers to, taken into a local
-# of a method holding the array in a local: the slot, the local and the call's argument.
-_SOLE_OWNER_REFS = 3
+def _sole_owner_refs() -> int:
+    """getrefcount(array), in this interpreter, of an array that only one object's
+    attribute refers to, read into a local of a function: on CPython 3.11 that is 3 (the
+    attribute, the local and the call's argument). Measured rather than assumed, because
+    how the interpreter counts references held by a frame differs between versions; a
+    count assumed too high would let an in-place write skip a view that still exists."""
+    holder = SimpleNamespace(data=np.empty(1))
+
+    def probe(owner: SimpleNamespace) -> int:
+        data = owner.data
+        return getrefcount(data)
+
+    return probe(holder)
+
+
+_SOLE_OWNER_REFS = _sole_owner_refs()
 
 
 def _sole_owner(data: Any, refs: int) -> bool:
