@@ -6,7 +6,8 @@ a discriminator and a generator step with Adam, as PyTorch's example). Networks:
 lenet5 at batch 64 on 1x28x28, vgg_cifar (the CIFAR-sized plain CNN: 6 conv3x3-BN-ReLU
 layers of 32/64/128 channels) and resnet20 at batch 128 on 3x32x32; and the zoo networks
 of bench/networks.py, written once as PyTorch code and built by both libraries:
-resnet18 (b64), mobilenet (b128), vgg16 (b64) on 3x32x32, dcgan (b64, 3x64x64). Each
+resnet18 (b64), mobilenet (b128), vgg16 (b64) on 3x32x32, dcgan (b64, 3x64x64); then,
+beyond the issue's list, densenet, resnext, effnet (b64) and preact (b32). Each
 PyTorch twin has the same layers and names and starts from kiln's weights (copied
 through the state_dict); the script checks that both compute the same logits before
 timing. PyTorch runs twice: NCHW, and channels_last (network and input converted), the
@@ -127,6 +128,11 @@ NETWORKS: list[tuple[str, Callable[[], Any], Callable[[Any], Any], tuple[int, ..
     ("vgg16", lambda: networks.vgg16(kiln), zoo_twin("vgg16"), (64, 3, 32, 32)),
     ("dcgan", lambda: (networks.dcgan_g(kiln), networks.dcgan_d(kiln)),
      lambda _: (networks.dcgan_g(torch), networks.dcgan_d(torch)), (64, 3, 64, 64)),
+    # beyond the list: shapes the kernels were not tuned for
+    ("densenet", lambda: networks.densenet(kiln), zoo_twin("densenet"), (64, 3, 32, 32)),
+    ("resnext", lambda: networks.resnext(kiln), zoo_twin("resnext"), (64, 3, 32, 32)),
+    ("preact", lambda: networks.preact(kiln), zoo_twin("preact"), (32, 3, 32, 32)),
+    ("effnet", lambda: networks.effnet(kiln), zoo_twin("effnet"), (64, 3, 32, 32)),
 ]
 
 
