@@ -413,6 +413,9 @@ def _conv_samples(m: Maker) -> list[Sample]:
         ("depthwise_66ch_3x3", (1, 66, 3, 3), (66, 1, 3, 3), True, 1, 1, 1, 66),
         # 1x1 on a plane under 16 pixels: one product over the batch
         ("1x1_2x2_planes", (3, 5, 2, 2), (4, 5, 1, 1), True, 1, 0, 1, 1),
+        # 1x1 on planes of 512 pixels or more: pixels along the lanes, on NCHW
+        ("1x1_pixel_lanes", (2, 5, 16, 32), (7, 5, 1, 1), True, 1, 0, 1, 1),
+        ("1x1_pixel_lanes_groups3", (1, 6, 32, 32), (9, 2, 1, 1), False, 1, 0, 1, 3),
     ]
     out = []
     for desc, xs, ws, b, s, p, d, g in cases:
