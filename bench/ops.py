@@ -164,6 +164,10 @@ CONV_CASES = [
     ConvCase("ResNeXt 3x3 g8 @32", 64, 32, 32, 32, 3, pad=1, groups=8),
     ConvCase("ResNeXt 3x3 g8 s2", 64, 64, 32, 64, 3, stride=2, pad=1, groups=8),
     ConvCase("ResNeXt 3x3 g8 @8", 64, 128, 8, 128, 3, pad=1, groups=8),
+    ConvCase("ResNeXt 1x1 64->32 @32", 64, 64, 32, 32, 1),
+    ConvCase("ResNeXt 1x1 32->64 @32", 64, 32, 32, 64, 1),
+    ConvCase("ResNeXt 1x1 128->64 @16", 64, 128, 16, 64, 1),
+    ConvCase("ResNeXt 1x1 s2 64->128", 64, 64, 32, 128, 1, stride=2),
 ]
 
 

@@ -110,6 +110,9 @@ const Case kCases[] = {
     // along the lanes, straight on NCHW (grouped or not; the input gradient too).
     {{2, 5, 16, 32}, {7, 5, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
     {{2, 6, 32, 32}, {9, 2, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 3},
+    // 1x1 at strides above 1: the stride-1 layer on the subsampled input.
+    {{2, 6, 9, 8}, {8, 3, 1, 1}, {2, 2}, {0, 0}, {1, 1}, 2},
+    {{2, 5, 33, 32}, {7, 5, 1, 1}, {2, 3}, {0, 0}, {1, 1}, 1},
     // The direct weight gradient over several images per call (3x3 output planes:
     // 14 images a call, the last call short):
     {{19, 6, 5, 5}, {20, 6, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},
