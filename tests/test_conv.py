@@ -99,6 +99,40 @@ def test_conv2d_nonfinite_input_spreads_as_torch(bad):
         np.testing.assert_allclose(k[np.isfinite(t)], t[np.isfinite(t)], rtol=1e-4, atol=1e-4)
 
 
+def test_conv2d_winograd_switch():
+    """kiln.backends.cpu.conv.allow_winograd: off, a layer the Winograd path takes runs
+    the direct sums (error of float32's order against float64, and different bits from
+    the Winograd result; the input gradient too); on again by default."""
+    conv = kiln.backends.cpu.conv
+    x, w, g = rand((2, 32, 12, 12)), rand((32, 32, 3, 3), 1), rand((2, 32, 12, 12), 2)
+    ref = F.conv2d(kiln.tensor(x.astype(np.float64)), kiln.tensor(w.astype(np.float64)),
+                   padding=1).numpy()
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        xk = kiln.tensor(x, requires_grad=True)
+        y = F.conv2d(xk, kiln.tensor(w), padding=1)
+        y.backward(kiln.tensor(g))
+        return y.detach().numpy(), xk.grad.numpy()
+
+    assert conv.allow_winograd is True
+    fast = run()
+    try:
+        conv.allow_winograd = False
+        assert conv.allow_winograd is False
+        exact = run()
+    finally:
+        conv.allow_winograd = True
+    # mean errors against float64, over the output's root mean square: direct about
+    # 2e-7, Winograd about 8e-7 (worst elements 2e-6 and 2e-5)
+    scale = np.sqrt(np.mean(ref ** 2))
+    assert np.abs(exact[0] - ref).mean() < 4e-7 * scale
+    assert np.abs(exact[0] - ref).max() < 1e-5 * scale
+    assert not np.array_equal(fast[0], exact[0]) and not np.array_equal(fast[1], exact[1])
+    np.testing.assert_allclose(fast[0], ref, atol=1e-4 * scale)
+    with pytest.raises(TypeError, match="allow_winograd.*bool"):
+        conv.allow_winograd = 0
+
+
 def test_conv2d_thread_counts_agree():
     x, w = rand((3, 8, 12, 12)), rand((16, 8, 3, 3), 1)
     threads = kiln.get_num_threads()

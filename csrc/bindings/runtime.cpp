@@ -2,6 +2,7 @@
 #include "bindings/families.h"
 #include "common/blas.h"
 #include "common/parallel.h"
+#include "cpu/winograd.h"
 
 namespace kiln::bind {
 
@@ -11,6 +12,9 @@ void bind_runtime(py::module_& m) {
         "Threads for kiln's kernels (OpenBLAS calls run on them). Results do not "
         "depend on the count: reductions use chunks fixed by the problem size.");
   m.def("get_num_threads", &kiln::get_num_threads);
+  // kiln.backends.cpu.conv.allow_winograd (private: a setting, not a kernel)
+  m.def("_set_winograd_allowed", &kiln::cpu::set_winograd_allowed, py::arg("allowed"));
+  m.def("_winograd_allowed", &kiln::cpu::winograd_allowed);
 }
 
 }  // namespace kiln::bind

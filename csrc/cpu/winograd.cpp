@@ -13,6 +13,13 @@
 
 namespace kiln::cpu {
 
+namespace {
+std::atomic<bool> g_winograd_allowed{true};
+}  // namespace
+
+void set_winograd_allowed(bool allowed) { g_winograd_allowed.store(allowed); }
+bool winograd_allowed() { return g_winograd_allowed.load(); }
+
 #if KILN_FLOAT_VEC
 
 namespace {
@@ -373,6 +380,7 @@ void for_each_part(const Plan& pl, int64_t N, F&& fn) {
 }  // namespace
 
 bool winograd_pays(const ConvGeometry& g) {
+  if (!winograd_allowed()) return false;
   if (!(g.R == 3 && g.S == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
         g.dil_w == 1 && g.groups == 1 && g.C >= 16 && g.K >= 16 && g.P >= kOut &&
         g.Q >= kOut && g.N > 0))

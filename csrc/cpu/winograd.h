@@ -43,12 +43,23 @@
 #include "cpu/conv.h"
 #include "cpu/simd.h"
 
+namespace kiln::cpu {
+
+// The switch (Python: kiln.backends.cpu.conv.allow_winograd): on by default; off,
+// every float32 convolution takes the direct sums, PyTorch's CPU precision. Any
+// build has it (without a float vector the path never runs).
+void set_winograd_allowed(bool allowed);
+bool winograd_allowed();
+
+}  // namespace kiln::cpu
+
 #if KILN_FLOAT_VEC
 namespace kiln::cpu {
 
 // Whether g is a convolution this path computes (3x3, stride 1, no dilation,
 // one group, on a machine with a float vector) and is faster for (enough
-// channels and output pixels to amortize the transforms).
+// channels and output pixels to amortize the transforms); always false while the
+// path is switched off.
 bool winograd_pays(const ConvGeometry& g);
 
 // y = conv2d(x, w, bias) for such a g; bias may be null. Returns false, y then

@@ -114,6 +114,8 @@ def available() -> tuple[str, ...]:
 # The CPU backend is always there: kiln's C++ kernels and NumPy.
 register(Backend("cpu", _C, np))
 
-# PyTorch's torch.backends.cudnn flags (accepted; no-ops on the CPU). The CUDA backend
-# (kiln.backends.cuda) registers itself when imported, which kiln.cuda does.
+# PyTorch's torch.backends.cudnn flags (accepted; no-ops on the CPU), and the switches
+# of kiln's CPU kernels. The CUDA backend (kiln.backends.cuda) registers itself when
+# imported, which kiln.cuda does.
+from kiln.backends import cpu as cpu  # noqa: E402
 from kiln.backends import cudnn as cudnn  # noqa: E402
