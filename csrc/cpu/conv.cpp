@@ -451,12 +451,18 @@ void forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias
   // row tiles. Images with fewer output pixels than that are taken several at a
   // time (a chunk), their pixels one after another in the same block: late
   // layers (8x8, 4x4) and a transposed convolution's input gradient would
-  // otherwise stream the whole weight for a sliver of pixels.
+  // otherwise stream the whole weight for a sliver of pixels. Several images per
+  // chunk are rounded up to a power of two, one block: batches are mostly powers
+  // of two, so then every chunk is full and the tasks split evenly over the
+  // threads (6 images of 4x4 made 11 tasks of a batch of 64, the last one short,
+  // 6 and 5 of them for two threads; 256 -> 512 from 8x8 at 2 threads measured
+  // 23.6-24.3 -> 21.3-22.7 ms).
   const int64_t most = 24 * std::max<int64_t>(4, 8192 / (24 * Kp));
-  const int64_t images =
-      PQ >= most ? 1 : std::clamp<int64_t>(most / PQ, 1, std::max<int64_t>(g.N, 1));
+  int64_t images = PQ >= most ? 1 : most / PQ, rounded = 1;
+  while (images > 1 && rounded < images) rounded *= 2;
+  images = std::clamp<int64_t>(rounded, 1, std::max<int64_t>(g.N, 1));
   const int64_t chunk_pixels = images * PQ, plane = pd.plane() * Cg;
-  const int64_t block = std::min(most, chunk_pixels);
+  const int64_t block = images > 1 ? chunk_pixels : std::min(most, chunk_pixels);
   const int64_t blocks = (chunk_pixels + block - 1) / block;
   const int64_t chunks = (g.N + images - 1) / images, tasks = chunks * g.groups * blocks;
   // A 1x1 layer at stride 1 without padding reads x in place: pixel u of the chunk's

@@ -109,6 +109,9 @@ const Case kCases[] = {
     // The direct weight gradient over several images per call (3x3 output planes:
     // 14 images a call, the last call short):
     {{19, 6, 5, 5}, {20, 6, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},
+    // A DCGAN-style 4x4 stride-2 layer onto 4x4 planes: the direct forward takes 8
+    // images a chunk (6 rounded up to a power of two), the last chunk short.
+    {{11, 24, 8, 8}, {200, 24, 4, 4}, {2, 2}, {1, 1}, {1, 1}, 1},
 };
 
 // Winograd F(4x4, 3x3) (winograd.h), float forward and both gradients: output sides
