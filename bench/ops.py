@@ -154,9 +154,12 @@ CONV_CASES = [
     ConvCase("MobileNet pw 1024->1024", 128, 1024, 2, 1024, 1),
     ConvCase("DCGAN G 512->256", 64, 512, 4, 256, 4, stride=2, pad=1, transposed=True),
     ConvCase("DCGAN G 256->128", 64, 256, 8, 128, 4, stride=2, pad=1, transposed=True),
+    ConvCase("DCGAN G 128->64", 64, 128, 16, 64, 4, stride=2, pad=1, transposed=True),
     ConvCase("DCGAN G 64->3", 64, 64, 32, 3, 4, stride=2, pad=1, transposed=True),
     ConvCase("DCGAN D 3->64", 64, 3, 64, 64, 4, stride=2, pad=1),
+    ConvCase("DCGAN D 64->128", 64, 64, 32, 128, 4, stride=2, pad=1),
     ConvCase("DCGAN D 128->256", 64, 128, 16, 256, 4, stride=2, pad=1),
+    ConvCase("DCGAN D 256->512", 64, 256, 8, 512, 4, stride=2, pad=1),
 ]
 
 
