@@ -11,6 +11,16 @@ are the shapes of common CIFAR model-zoo programs (written for PyTorch by others
     vgg16       VGG-16 with batch norm (13 conv3x3-BN-ReLU, 5 max-pools), 3x32x32
     dcgan_g     DCGAN generator: z (100x1x1) -> 3x64x64 by 4x4 stride-2 transposed convs
     dcgan_d     DCGAN discriminator: 3x64x64 -> 1 logit by 4x4 stride-2 convs, LeakyReLU
+
+and four more CIFAR programs of other shapes, which no bar names (a check on networks
+the kernels were not tuned for):
+
+    densenet    DenseNet-BC (growth 12, 3 dense blocks of 8 bottleneck layers):
+                BN-ReLU-conv pre-activation, channel concatenation, odd channel counts
+    resnext     ResNeXt-29-style (3 stages of 2 bottleneck blocks, 3x3 convs of 8 groups)
+    preact      PreAct ResNet-18 (BN-ReLU before each conv, identity shortcuts)
+    effnet      EfficientNet-style MBConv blocks: 1x1 expand, 3x3/5x5 depthwise,
+                squeeze-and-excitation, SiLU, 1x1 project with residual
 """
 
 from __future__ import annotations
@@ -175,7 +185,205 @@ def dcgan_d(lib: Any) -> Any:
     return Discriminator()
 
 
+def densenet(lib: Any, num_classes: int = 10) -> Any:
+    nn, F = lib.nn, lib.nn.functional
+    growth, layers_per_block = 12, 8
+
+    class Bottleneck(nn.Module):
+        def __init__(self, inplanes: int) -> None:
+            super().__init__()
+            self.bn1 = nn.BatchNorm2d(inplanes)
+            self.conv1 = nn.Conv2d(inplanes, 4 * growth, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(4 * growth)
+            self.conv2 = nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False)
+
+        def forward(self, x: Any) -> Any:
+            out = self.conv1(F.relu(self.bn1(x)))
+            out = self.conv2(F.relu(self.bn2(out)))
+            return lib.cat([out, x], 1)
+
+    class Transition(nn.Module):
+        def __init__(self, inplanes: int, planes: int) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm2d(inplanes)
+            self.conv = nn.Conv2d(inplanes, planes, 1, bias=False)
+
+        def forward(self, x: Any) -> Any:
+            return F.avg_pool2d(self.conv(F.relu(self.bn(x))), 2)
+
+    class DenseNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            planes = 2 * growth
+            self.conv1 = nn.Conv2d(3, planes, 3, padding=1, bias=False)
+            stages: list[Any] = []
+            for stage in range(3):
+                for _ in range(layers_per_block):
+                    stages.append(Bottleneck(planes))
+                    planes += growth
+                if stage < 2:
+                    stages.append(Transition(planes, planes // 2))
+                    planes //= 2
+            self.features = nn.Sequential(*stages)
+            self.bn = nn.BatchNorm2d(planes)
+            self.linear = nn.Linear(planes, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            out = F.relu(self.bn(self.features(self.conv1(x))))
+            out = F.adaptive_avg_pool2d(out, 1)
+            return self.linear(lib.flatten(out, 1))
+
+    return DenseNet()
+
+
+def resnext(lib: Any, num_classes: int = 10) -> Any:
+    nn, F = lib.nn, lib.nn.functional
+    cardinality, base_width = 8, 4
+
+    class Block(nn.Module):
+        def __init__(self, inplanes: int, width: int, stride: int) -> None:
+            super().__init__()
+            planes = 2 * width
+            self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=cardinality, bias=False)
+            self.bn2 = nn.BatchNorm2d(width)
+            self.conv3 = nn.Conv2d(width, planes, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(planes)
+            self.shortcut = nn.Sequential()
+            if stride != 1 or inplanes != planes:
+                self.shortcut = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                              nn.BatchNorm2d(planes))
+
+        def forward(self, x: Any) -> Any:
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = F.relu(self.bn2(self.conv2(out)))
+            out = self.bn3(self.conv3(out))
+            return F.relu(out + self.shortcut(x))
+
+    class ResNeXt(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            blocks: list[Any] = []
+            inplanes, width = 64, cardinality * base_width
+            for stage in range(3):
+                for i in range(2):
+                    blocks.append(Block(inplanes, width, 2 if stage > 0 and i == 0 else 1))
+                    inplanes = 2 * width
+                width *= 2
+            self.layers = nn.Sequential(*blocks)
+            self.linear = nn.Linear(inplanes, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            out = self.layers(F.relu(self.bn1(self.conv1(x))))
+            out = F.adaptive_avg_pool2d(out, 1)
+            return self.linear(out.view(out.size(0), -1))
+
+    return ResNeXt()
+
+
+def preact(lib: Any, num_classes: int = 10) -> Any:
+    nn, F = lib.nn, lib.nn.functional
+
+    class PreActBlock(nn.Module):
+        def __init__(self, inplanes: int, planes: int, stride: int) -> None:
+            super().__init__()
+            self.bn1 = nn.BatchNorm2d(inplanes)
+            self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.shortcut = None
+            if stride != 1 or inplanes != planes:
+                self.shortcut = nn.Conv2d(inplanes, planes, 1, stride, bias=False)
+
+        def forward(self, x: Any) -> Any:
+            out = F.relu(self.bn1(x))
+            shortcut = self.shortcut(out) if self.shortcut is not None else x
+            out = self.conv1(out)
+            out = self.conv2(F.relu(self.bn2(out)))
+            return out + shortcut
+
+    class PreActResNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+            layers, inplanes = [], 64
+            for i, planes in enumerate((64, 128, 256, 512)):
+                layers += [PreActBlock(inplanes, planes, 1 if i == 0 else 2),
+                           PreActBlock(planes, planes, 1)]
+                inplanes = planes
+            self.layers = nn.Sequential(*layers)
+            self.bn = nn.BatchNorm2d(512)
+            self.linear = nn.Linear(512, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            out = F.relu(self.bn(self.layers(self.conv1(x))))
+            out = F.adaptive_avg_pool2d(out, 1)
+            return self.linear(lib.flatten(out, 1))
+
+    return PreActResNet()
+
+
+def effnet(lib: Any, num_classes: int = 10) -> Any:
+    nn, F = lib.nn, lib.nn.functional
+    # (expansion, out channels, kernel, stride) of the MBConv blocks
+    cfg = [(1, 16, 3, 1), (6, 24, 3, 1), (6, 24, 3, 1), (6, 40, 5, 2), (6, 40, 5, 1),
+           (6, 80, 3, 2), (6, 80, 3, 1), (6, 112, 5, 1), (6, 192, 5, 2), (6, 320, 3, 1)]
+
+    class MBConv(nn.Module):
+        def __init__(self, inplanes: int, expansion: int, planes: int, kernel: int,
+                     stride: int) -> None:
+            super().__init__()
+            width = expansion * inplanes
+            self.expand = expansion != 1
+            if self.expand:
+                self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+                self.bn1 = nn.BatchNorm2d(width)
+            self.conv2 = nn.Conv2d(width, width, kernel, stride, kernel // 2, groups=width,
+                                   bias=False)
+            self.bn2 = nn.BatchNorm2d(width)
+            squeeze = max(1, inplanes // 4)
+            self.se1 = nn.Conv2d(width, squeeze, 1)
+            self.se2 = nn.Conv2d(squeeze, width, 1)
+            self.conv3 = nn.Conv2d(width, planes, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(planes)
+            self.residual = stride == 1 and inplanes == planes
+
+        def forward(self, x: Any) -> Any:
+            out = F.silu(self.bn1(self.conv1(x))) if self.expand else x
+            out = F.silu(self.bn2(self.conv2(out)))
+            scale = F.adaptive_avg_pool2d(out, 1)
+            scale = lib.sigmoid(self.se2(F.silu(self.se1(scale))))
+            out = self.bn3(self.conv3(out * scale))
+            return out + x if self.residual else out
+
+    class EffNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 32, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(32)
+            blocks, inplanes = [], 32
+            for expansion, planes, kernel, stride in cfg:
+                blocks.append(MBConv(inplanes, expansion, planes, kernel, stride))
+                inplanes = planes
+            self.layers = nn.Sequential(*blocks)
+            self.conv2 = nn.Conv2d(inplanes, 1280, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(1280)
+            self.linear = nn.Linear(1280, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            out = self.layers(F.silu(self.bn1(self.conv1(x))))
+            out = F.silu(self.bn2(self.conv2(out)))
+            out = F.adaptive_avg_pool2d(out, 1)
+            return self.linear(lib.flatten(out, 1))
+
+    return EffNet()
+
+
 BUILDERS: dict[str, Callable[[Any], Any]] = {
     "resnet18": resnet18, "mobilenet": mobilenet, "vgg16": vgg16,
-    "dcgan_g": dcgan_g, "dcgan_d": dcgan_d,
+    "dcgan_g": dcgan_g, "dcgan_d": dcgan_d, "densenet": densenet, "resnext": resnext,
+    "preact": preact, "effnet": effnet,
 }

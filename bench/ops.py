@@ -160,6 +160,17 @@ CONV_CASES = [
     ConvCase("DCGAN D 64->128", 64, 64, 32, 128, 4, stride=2, pad=1),
     ConvCase("DCGAN D 128->256", 64, 128, 16, 256, 4, stride=2, pad=1),
     ConvCase("DCGAN D 256->512", 64, 256, 8, 512, 4, stride=2, pad=1),
+    ConvCase("DenseNet 1x1 60->48", 64, 60, 32, 48, 1),
+    ConvCase("DenseNet 3x3 48->12 @32", 64, 48, 32, 12, 3, pad=1),
+    ConvCase("DenseNet 3x3 48->12 @16", 64, 48, 16, 12, 3, pad=1),
+    ConvCase("DenseNet 1x1 132->48", 64, 132, 16, 48, 1),
+    ConvCase("ResNeXt 3x3 g8 @32", 64, 32, 32, 32, 3, pad=1, groups=8),
+    ConvCase("ResNeXt 3x3 g8 s2", 64, 64, 32, 64, 3, stride=2, pad=1, groups=8),
+    ConvCase("ResNeXt 3x3 g8 @8", 64, 128, 8, 128, 3, pad=1, groups=8),
+    ConvCase("ResNeXt 1x1 64->32 @32", 64, 64, 32, 32, 1),
+    ConvCase("ResNeXt 1x1 32->64 @32", 64, 32, 32, 64, 1),
+    ConvCase("ResNeXt 1x1 128->64 @16", 64, 128, 16, 64, 1),
+    ConvCase("ResNeXt 1x1 s2 64->128", 64, 64, 32, 128, 1, stride=2),
 ]
 
 

@@ -413,6 +413,13 @@ def _conv_samples(m: Maker) -> list[Sample]:
         ("depthwise_66ch_3x3", (1, 66, 3, 3), (66, 1, 3, 3), True, 1, 1, 1, 66),
         # 1x1 on a plane under 16 pixels: one product over the batch
         ("1x1_2x2_planes", (3, 5, 2, 2), (4, 5, 1, 1), True, 1, 0, 1, 1),
+        # 1x1 on planes of 512 pixels or more: pixels along the lanes, on NCHW
+        ("1x1_pixel_lanes", (2, 5, 16, 32), (7, 5, 1, 1), True, 1, 0, 1, 1),
+        ("1x1_pixel_lanes_groups3", (1, 6, 32, 32), (9, 2, 1, 1), False, 1, 0, 1, 3),
+        # 1x1 at stride 2 or 3 (projection shortcuts): the stride-1 layer on the
+        # subsampled input, its input gradient spread back
+        ("1x1_stride2_groups2", (2, 6, 9, 8), (8, 3, 1, 1), True, 2, 0, 1, 2),
+        ("1x1_stride_3x2", (1, 4, 10, 7), (5, 4, 1, 1), False, (3, 2), 0, 1, 1),
     ]
     out = []
     for desc, xs, ws, b, s, p, d, g in cases:
@@ -465,6 +472,9 @@ def _conv_t_samples(m: Maker) -> list[Sample]:
         ("4x4_stride2_pad1", (2, 6, 3, 5), (6, 4, 4, 4), False, 2, 1, 0, 1, 1),
         ("to3_4x4_stride2_outpad1", (1, 5, 5, 3), (5, 3, 4, 4), True, 2, 1, 1, 1, 1),
         ("depthwise_stride2", (2, 3, 4, 5), (3, 1, 3, 3), True, 2, 1, 1, 3, 1),
+        # 1x1 at stride 2 with output padding: the stride-1 1x1 spread onto the
+        # strided pixels (zero between and in the padding)
+        ("1x1_stride2_outpad1", (2, 4, 3, 5), (4, 3, 1, 1), True, 2, 0, 1, 1, 1),
     ]
     out = [Sample(d, m(*xs), m(*ws), m(ws[1] * g) if b else None, stride=s, padding=p,
                   output_padding=op, groups=g, dilation=dl)

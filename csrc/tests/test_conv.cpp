@@ -106,6 +106,13 @@ const Case kCases[] = {
     {{3, 33, 2, 2}, {20, 33, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
     // 1x1 read in place by the direct forward: chunks of 8 images, the last short.
     {{9, 20, 4, 5}, {40, 20, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    // 1x1 on planes of whole vectors and at least kPointwisePixels pixels: pixels
+    // along the lanes, straight on NCHW (grouped or not; the input gradient too).
+    {{2, 5, 16, 32}, {7, 5, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+    {{2, 6, 32, 32}, {9, 2, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 3},
+    // 1x1 at strides above 1: the stride-1 layer on the subsampled input.
+    {{2, 6, 9, 8}, {8, 3, 1, 1}, {2, 2}, {0, 0}, {1, 1}, 2},
+    {{2, 5, 33, 32}, {7, 5, 1, 1}, {2, 3}, {0, 0}, {1, 1}, 1},
     // The direct weight gradient over several images per call (3x3 output planes:
     // 14 images a call, the last call short):
     {{19, 6, 5, 5}, {20, 6, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},
