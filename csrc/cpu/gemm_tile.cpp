@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <numeric>
 #include <utility>
 #include <vector>
 
 #include "common/blas.h"
 #include "common/check.h"
+#include "common/parallel.h"
 
 
 namespace kiln::cpu {
@@ -134,6 +136,59 @@ Micro micro_for(int nv, int rows) {
   }
 }
 
+// Panel p's B: B_t(k, j0 + j) = b[t * b_tap + k * ldb + j].
+struct PanelOf {
+  const float* b;
+  int64_t b_tap, ldb;
+};
+
+// Panels of B as even as whole vectors allow (no narrow leftover panel), each at
+// most kMaxVectors wide: panel p holds columns [col(p), col(p + 1)).
+struct Panels {
+  int64_t vectors, count;
+  explicit Panels(int64_t N)
+      : vectors((N + kLanes - 1) / kLanes), count((vectors + kMaxVectors - 1) / kMaxVectors) {}
+  int nv(int64_t p) const {
+    return static_cast<int>(vectors / count + (p < vectors % count ? 1 : 0));
+  }
+  int64_t col(int64_t p) const {  // whole vectors before panel p
+    return kLanes * (p * (vectors / count) + std::min(p, vectors % count));
+  }
+};
+
+// The float sum, panel by panel; panel_b(j0, nv) gives the B of the panel of nv
+// vectors from column j0.
+template <typename PanelB>
+void tap_gemm_float(int64_t M, int64_t N, int64_t K, int64_t taps, const float* a,
+                    const int64_t* rows, const int64_t* tap, int64_t a_cs, PanelB&& panel_b,
+                    float* c, int64_t ldc, bool accumulate) {
+  const Panels panels(N);
+  // The sum is taken in slices of taps (or, with one tap, of K) whose part of a
+  // panel of B fits in kSliceBytes, so every row tile of A rereads it from L2
+  // rather than from L3 or memory (a conv layer with many channels has panels of
+  // MiBs, and two cores share the L3's bandwidth); C accumulates between slices.
+  const int64_t slice_rows = std::max<int64_t>(kSliceBytes / (kMaxVectors * kLanes * 4), 1);
+  const int64_t tap_slice =
+      taps > 1 ? std::max<int64_t>(slice_rows / std::max<int64_t>(K, 1), 1) : 1;
+  const int64_t k_slice = taps > 1 ? std::max<int64_t>(K, 1) : slice_rows;
+  for (int64_t panel = 0; panel < panels.count; ++panel) {
+    const int nv = panels.nv(panel);
+    const int64_t j0 = panels.col(panel), cols = std::min<int64_t>(nv * kLanes, N - j0);
+    const PanelOf pb = panel_b(j0, nv);
+    const int mr = kRows[nv - 1];
+    for (int64_t t0 = 0; t0 < std::max<int64_t>(taps, 1); t0 += tap_slice)
+      for (int64_t k0 = 0; k0 < std::max<int64_t>(K, 1); k0 += k_slice) {
+        const int64_t nt = std::min(tap_slice, taps - t0), nk = std::min(k_slice, K - k0);
+        const bool add = accumulate || t0 > 0 || k0 > 0;
+        for (int64_t i0 = 0; i0 < M; i0 += mr) {
+          const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
+          micro_for(nv, m)(nt, tap + t0, nk, a + k0 * a_cs, rows + i0, a_cs,
+                           pb.b + t0 * pb.b_tap + k0 * pb.ldb, pb.b_tap, pb.ldb,
+                           c + i0 * ldc + j0, ldc, cols, add);
+        }
+      }
+  }
+}
 #endif  // a float vector (simd.h)
 
 }  // namespace
@@ -145,38 +200,82 @@ void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const i
   if (M <= 0 || N <= 0) return;
 #if KILN_FLOAT_VEC
   if constexpr (std::is_same_v<T, float>) {
-    // Panels of B as even as whole vectors allow (no narrow leftover panel), each at
-    // most kMaxVectors wide; within one, every row tile of A streams past it.
-    const int64_t vectors = (N + kLanes - 1) / kLanes;
-    const int64_t panels = (vectors + kMaxVectors - 1) / kMaxVectors;
-    // The sum is taken in slices of taps (or, with one tap, of K) whose part of a
-    // panel of B fits in kSliceBytes, so every row tile of A rereads it from L2
-    // rather than from L3 or memory (a conv layer with many channels has panels of
-    // MiBs, and two cores share the L3's bandwidth); C accumulates between slices.
-    const int64_t slice_rows = std::max<int64_t>(kSliceBytes / (kMaxVectors * kLanes * 4), 1);
-    const int64_t tap_slice = taps > 1 ? std::max<int64_t>(slice_rows / std::max<int64_t>(K, 1), 1) : 1;
-    const int64_t k_slice = taps > 1 ? std::max<int64_t>(K, 1) : slice_rows;
-    for (int64_t panel = 0, j0 = 0; panel < panels; ++panel) {
-      const int nv = static_cast<int>(vectors / panels + (panel < vectors % panels ? 1 : 0));
-      const int64_t cols = std::min<int64_t>(nv * kLanes, N - j0);
-      const int mr = kRows[nv - 1];
-      for (int64_t t0 = 0; t0 < std::max<int64_t>(taps, 1); t0 += tap_slice)
-        for (int64_t k0 = 0; k0 < std::max<int64_t>(K, 1); k0 += k_slice) {
-          const int64_t nt = std::min(tap_slice, taps - t0), nk = std::min(k_slice, K - k0);
-          const bool add = accumulate || t0 > 0 || k0 > 0;
-          for (int64_t i0 = 0; i0 < M; i0 += mr) {
-            const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
-            micro_for(nv, m)(nt, tap + t0, nk, a + k0 * a_cs, rows + i0, a_cs,
-                             b + j0 + t0 * b_tap + k0 * ldb, b_tap, ldb, c + i0 * ldc + j0, ldc,
-                             cols, add);
-          }
-        }
-      j0 += cols;
-    }
+    tap_gemm_float(M, N, K, taps, a, rows, tap, a_cs,
+                   [&](int64_t j0, int) { return PanelOf{b + j0, b_tap, ldb}; }, c, ldc,
+                   accumulate);
     return;
   }
 #endif
   tap_gemm_loops(M, N, K, taps, a, rows, tap, a_cs, b, b_tap, ldb, c, ldc, accumulate);
+}
+
+// The widths of tap_gemm's panels of B for N columns: whole vectors (see Panels),
+// or without the micro-kernel one panel of N.
+template <typename T>
+std::vector<int64_t> panel_widths(int64_t N) {
+#if KILN_FLOAT_VEC
+  if constexpr (std::is_same_v<T, float>) {
+    const Panels panels(N);
+    std::vector<int64_t> widths;
+    for (int64_t p = 0; p < panels.count; ++p) widths.push_back(panels.nv(p) * kLanes);
+    return widths;
+  }
+#endif
+  return {N};
+}
+
+template <typename T>
+int64_t packed_b_size(int64_t N, int64_t K, int64_t taps) {
+  const std::vector<int64_t> widths = panel_widths<T>(N);
+  return taps * K * std::accumulate(widths.begin(), widths.end(), int64_t(0));
+}
+
+template <typename T>
+void pack_b(int64_t N, int64_t K, int64_t taps, const T* b, int64_t b_tap, int64_t ldb,
+            int64_t b_js, T* bp) {
+  const std::vector<int64_t> widths = panel_widths<T>(N);
+  std::vector<int64_t> starts(widths.size() + 1, 0);  // first column of each panel
+  std::partial_sum(widths.begin(), widths.end(), starts.begin() + 1);
+  // One task per panel, its columns 16 at a time: each packed row's cache line is
+  // written whole, and with a layer's weights as B (columns far apart, taps and
+  // rows near) the source lines of 16 columns stay in L2 across the taps and rows.
+  constexpr int64_t kColumns = 16;
+  const int64_t count = static_cast<int64_t>(widths.size());
+  const int64_t grain =
+      std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(taps * K * widths[0], 1));
+  parallel_for(0, count, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t width = widths[p], j0 = starts[p], cols = std::min(width, N - j0);
+      T* panel = bp + taps * K * j0;
+      for (int64_t c0 = 0; c0 < width; c0 += kColumns)
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t k = 0; k < K; ++k) {
+            T* to = panel + (t * K + k) * width;
+            const T* from = b + t * b_tap + k * ldb + j0 * b_js;
+            for (int64_t j = c0; j < std::min(c0 + kColumns, width); ++j)
+              to[j] = j < cols ? from[j * b_js] : T(0);
+          }
+    }
+  });
+}
+
+template <typename T>
+void tap_gemm_packed(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a,
+                     const int64_t* rows, const int64_t* tap, int64_t a_cs, const T* bp, T* c,
+                     int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+#if KILN_FLOAT_VEC
+  if constexpr (std::is_same_v<T, float>) {
+    tap_gemm_float(M, N, K, taps, a, rows, tap, a_cs,
+                   [&](int64_t j0, int nv) {
+                     const int64_t width = nv * kLanes;
+                     return PanelOf{bp + taps * K * j0, K * width, width};
+                   },
+                   c, ldc, accumulate);
+    return;
+  }
+#endif
+  tap_gemm_loops(M, N, K, taps, a, rows, tap, a_cs, bp, K * N, N, c, ldc, accumulate);
 }
 
 template <typename T>
@@ -203,6 +302,18 @@ template void tap_gemm<float>(int64_t, int64_t, int64_t, int64_t, const float*, 
 template void tap_gemm<double>(int64_t, int64_t, int64_t, int64_t, const double*,
                                const int64_t*, const int64_t*, int64_t, const double*, int64_t,
                                int64_t, double*, int64_t, bool);
+template int64_t packed_b_size<float>(int64_t, int64_t, int64_t);
+template int64_t packed_b_size<double>(int64_t, int64_t, int64_t);
+template void pack_b<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, int64_t,
+                            float*);
+template void pack_b<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                             int64_t, double*);
+template void tap_gemm_packed<float>(int64_t, int64_t, int64_t, int64_t, const float*,
+                                     const int64_t*, const int64_t*, int64_t, const float*, float*,
+                                     int64_t, bool);
+template void tap_gemm_packed<double>(int64_t, int64_t, int64_t, int64_t, const double*,
+                                      const int64_t*, const int64_t*, int64_t, const double*,
+                                      double*, int64_t, bool);
 template void gemm_tile<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                                const float*, int64_t, float*, int64_t, bool);
 template void gemm_tile<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,

@@ -47,6 +47,28 @@ void tap_gemm(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a, const i
               const int64_t* tap, int64_t a_cs, const T* b, int64_t b_tap, int64_t ldb, T* c,
               int64_t ldc, bool accumulate);
 
+// tap_gemm with B packed by pack_b: each panel of columns the micro-kernel
+// streams (at most 64 wide) stored contiguously, tap after tap and row after row,
+// zero-filled to whole vectors. A B that many calls share (a layer's weights) is
+// packed once; its panels are then read sequentially, not ldb apart (with
+// hundreds of channels every row of a panel would be on its own page).
+// pack_b reads B_t(k, j) = b[t * b_tap + k * ldb + j * b_js] (any strides: a
+// layer's weights are packed straight from their (K, C, R, S) layout) into bp,
+// packed_b_size<T>(N, K, taps) elements, splitting the work over the pool. Within
+// a panel the rows run tap after tap, so B packed as `taps` taps of K rows is
+// also B as taps / m taps of m * K rows (a conv's kernel rows taken as one tap).
+template <typename T>
+int64_t packed_b_size(int64_t N, int64_t K, int64_t taps);
+
+template <typename T>
+void pack_b(int64_t N, int64_t K, int64_t taps, const T* b, int64_t b_tap, int64_t ldb,
+            int64_t b_js, T* bp);
+
+template <typename T>
+void tap_gemm_packed(int64_t M, int64_t N, int64_t K, int64_t taps, const T* a,
+                     const int64_t* rows, const int64_t* tap, int64_t a_cs, const T* bp, T* c,
+                     int64_t ldc, bool accumulate);
+
 template <typename T>
 void gemm_tile(int64_t M, int64_t N, int64_t K, const T* a, int64_t a_rs, int64_t a_cs,
                const T* b, int64_t ldb, T* c, int64_t ldc, bool accumulate);

@@ -116,6 +116,9 @@ const Case kCases[] = {
     // The direct weight gradient over several images per call (3x3 output planes:
     // 14 images a call, the last call short):
     {{19, 6, 5, 5}, {20, 6, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 1},
+    // A DCGAN-style 4x4 stride-2 layer onto 4x4 planes: the direct forward takes 8
+    // images a chunk (6 rounded up to a power of two), the last chunk short.
+    {{11, 24, 8, 8}, {200, 24, 4, 4}, {2, 2}, {1, 1}, {1, 1}, 1},
 };
 
 // Winograd F(4x4, 3x3) (winograd.h), float forward and both gradients: output sides
@@ -361,6 +364,51 @@ TEST(GemmTile, MatchesNaive) {
                     << "M=" << M << " N=" << N << " K=" << K << " i=" << i << " j=" << j;
               }
           }
+}
+
+// tap_gemm_packed on B packed from strided layouts gives tap_gemm's bits on the
+// same B laid out row by row: uneven and partial panels, several taps, float
+// (the micro-kernel's panels) and double (one panel).
+template <typename T>
+void check_packed_matches_unpacked() {
+  for (int64_t N : {1, 15, 16, 33, 100, 200})
+    for (int64_t K : {1, 7, 40})
+      for (int64_t taps : {1, 3})
+        for (bool rows_contiguous : {false, true}) {
+          const int64_t M = 13, ldb = (N + 15) / 16 * 16, ldc = N + 5, a_cs = 2;
+          // The source: B_t(k, j) = src[t * b_tap + k * s_ld + j * b_js].
+          const int64_t b_js = rows_contiguous ? 1 : taps * K + 1;
+          const int64_t s_ld = rows_contiguous ? N + 2 : taps;
+          const int64_t b_tap = rows_contiguous ? K * s_ld : 1;
+          const auto src = random_vector<T>(N * taps * K * (N + 2), 4);
+          std::vector<T> rows_b(static_cast<size_t>(taps * K * ldb), T(0));
+          for (int64_t t = 0; t < taps; ++t)
+            for (int64_t k = 0; k < K; ++k)
+              for (int64_t j = 0; j < N; ++j)
+                rows_b[(t * K + k) * ldb + j] = src[t * b_tap + k * s_ld + j * b_js];
+          std::vector<T> packed(static_cast<size_t>(packed_b_size<T>(N, K, taps)), T(-1));
+          pack_b<T>(N, K, taps, src.data(), b_tap, s_ld, b_js, packed.data());
+          const auto a = random_vector<T>((M + taps) * K * a_cs, 1);
+          std::vector<int64_t> rows(static_cast<size_t>(M)), tap(static_cast<size_t>(taps));
+          for (int64_t i = 0; i < M; ++i) rows[i] = i * K * a_cs;
+          for (int64_t t = 0; t < taps; ++t) tap[t] = t * K * a_cs;
+          for (bool accumulate : {false, true}) {
+            auto want = random_vector<T>(M * ldc, 3);
+            auto got = want;
+            tap_gemm<T>(M, N, K, taps, a.data(), rows.data(), tap.data(), a_cs, rows_b.data(),
+                        K * ldb, ldb, want.data(), ldc, accumulate);
+            tap_gemm_packed<T>(M, N, K, taps, a.data(), rows.data(), tap.data(), a_cs,
+                               packed.data(), got.data(), ldc, accumulate);
+            for (size_t i = 0; i < want.size(); ++i)
+              ASSERT_EQ(got[i], want[i]) << "N=" << N << " K=" << K << " taps=" << taps
+                                         << " contiguous=" << rows_contiguous << " at " << i;
+          }
+        }
+}
+
+TEST(GemmTile, PackedMatchesUnpacked) {
+  check_packed_matches_unpacked<float>();
+  check_packed_matches_unpacked<double>();
 }
 
 }  // namespace
