@@ -1360,6 +1360,25 @@ void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T*
   });
 }
 
+// Calls f(t, k, xp) for the depthwise tasks t = n * K + k in [t0, t1), xp holding
+// the padded phases of the input plane that image n's output channel k reads
+// (loaded once for the tasks in a row that share it).
+template <typename T, typename F>
+void over_phase_planes(const ConvGeometry& g, const Padded& pd, const PhasePlane& ph, const T* x,
+                       int64_t t0, int64_t t1, F&& f) {
+  const int64_t Kg = g.K / g.groups, HW = g.H * g.W;
+  auto xp = scratch<T>(static_cast<size_t>(ph.size()));
+  int64_t in_xp = -1;  // which input plane xp holds
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
+    if (plane != in_xp) {
+      pad_phases(g, pd, ph, x + plane * HW, xp.get());
+      in_xp = plane;
+    }
+    f(t, k, static_cast<const T*>(xp.get()));
+  }
+}
+
 #if KILN_FLOAT_VEC
 // The depthwise weight gradient, float32, any stride and dilation (the planes
 // read through a PhasePlane, so that every tap's inputs for a row of outputs are
@@ -1370,7 +1389,7 @@ void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T*
 // order at the end. Chunks of planes are fixed by the problem (parallel_reduce),
 // so any thread count gives the same bits.
 void depthwise_weight_lanes(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
-  const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  const int64_t RS = g.R * g.S, PQ = g.P * g.Q;
   const Padded pd(g);
   const PhasePlane ph(g, pd);
   std::vector<int64_t> xo(static_cast<size_t>(RS));
@@ -1381,20 +1400,13 @@ void depthwise_weight_lanes(const ConvGeometry& g, const float* dy, const float*
   parallel_reduce<float>(
       g.N * g.K, grain_for(2 * RS * PQ), max_parts<float>(g, size), size, total.get(),
       [&](int64_t t0, int64_t t1, float* part) {
-        auto xp = scratch<float>(static_cast<size_t>(ph.size()));
-        int64_t in_xp = -1;  // which input plane xp holds
-        for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
-          const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
-          if (plane != in_xp) {
-            pad_phases(g, pd, ph, x + plane * HW, xp.get());
-            in_xp = plane;
-          }
+        over_phase_planes(g, pd, ph, x, t0, t1, [&](int64_t t, int64_t k, const float* xp) {
           for (int64_t j0 = 0; j0 < RS; j0 += kDotCols) {
             const int64_t nt = std::min<int64_t>(kDotCols, RS - j0);
-            kDotTiles[0][nt - 1](dy + t * PQ, PQ, g.P, g.Q, xp.get(), xo.data() + j0,
+            kDotTiles[0][nt - 1](dy + t * PQ, PQ, g.P, g.Q, xp, xo.data() + j0,
                                  g.stride_h * ph.W, part + k * ldp + j0 * kLanes, ldp);
           }
-        }
+        });
       });
   for (int64_t i = 0; i < g.K * RS; ++i)
     dw[i] = simd::sum_lanes(simd::load(total.get() + i * kLanes));
@@ -1415,32 +1427,25 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
     return;
   }
 #endif
-  const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+  const int64_t RS = g.R * g.S, PQ = g.P * g.Q;
   const Padded pd(g);
   const PhasePlane ph(g, pd);
   const int64_t row_step = g.stride_h * ph.W, tap_rows = g.dil_h * ph.W;
   parallel_reduce<T>(
       g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g, g.K * RS), g.K * RS, dw,
       [&](int64_t t0, int64_t t1, T* part) {
-        auto xp = scratch<T>(static_cast<size_t>(ph.size()));
         std::vector<T> products(static_cast<size_t>(g.Q));
-        int64_t in_xp = -1;  // which input plane xp holds
-        for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
-          const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
-          if (plane != in_xp) {
-            pad_phases(g, pd, ph, x + plane * HW, xp.get());
-            in_xp = plane;
-          }
+        over_phase_planes(g, pd, ph, x, t0, t1, [&](int64_t t, int64_t k, const T* xp) {
           for (int64_t r = 0; r < g.R; ++r)
             for (int64_t s = 0; s < g.S; ++s) {
-              const T* in = xp.get() + r * tap_rows + ph.tap_col[s];
+              const T* in = xp + r * tap_rows + ph.tap_col[s];
               std::fill(products.begin(), products.end(), T(0));
               for (int64_t p = 0; p < g.P; ++p)
                 for (int64_t q = 0; q < g.Q; ++q)  // (a dot product would not vectorize)
                   products[q] += dy[t * PQ + p * g.Q + q] * in[p * row_step + q];
               for (T v : products) part[k * RS + r * g.S + s] += v;
             }
-        }
+        });
       });
 }
 
