@@ -571,6 +571,11 @@ def _batch_norm_samples(m: Maker) -> list[Sample]:
         Sample("empty_1d_eval_affine", m(0), rm(3), rv(3), m(3), m(3)),
         Sample("empty_1d_train_no_stats", m(0), None, None, training=True),
         Sample("empty_batch_train_affine", m(0, 3, 2), rm(3), rv(3), m(3), m(3), training=True),
+        # planes of up to 64 values run by channel spans (here 7, the last one short),
+        # larger planes row by row
+        Sample("train_small_planes", m(3, 20, 2, 2), rm(20), rv(20), m(20), m(20),
+               training=True),
+        Sample("train_large_planes", m(2, 3, 9, 9), rm(3), rv(3), m(3), m(3), training=True),
     ]
 
 
@@ -622,6 +627,10 @@ def _batch_norm_relu_samples(m: Maker) -> list[Sample]:
         Sample("empty_1d_train", m(0), rm(0), rv(0), training=True),
         Sample("empty_batch_train_residual", m(0, 3, 2), rm(3), rv(3), m(3), m(3),
                training=True, residual=m(0, 3, 2)),
+        Sample("train_small_planes", m(3, 20, 2, 2), rm(20), rv(20), m(20), m(20),
+               training=True, residual=m(3, 20, 2, 2)),
+        Sample("train_large_planes", m(2, 3, 9, 9), rm(3), rv(3), m(3), m(3), training=True,
+               residual=m(2, 3, 9, 9)),
     ]
 
 

@@ -104,12 +104,14 @@ def test_conv_transpose_forward_and_weight_gradient() -> None:
         kernels.conv_transpose2d_backward_bias(dy)), "conv_transpose2d")
 
 
-def test_batch_norm() -> None:
-    x, dy = f32(64, 16, 14, 14) * 3 + 1, f32(64, 16, 14, 14)
-    weight, bias = f32(16), f32(16)
+@pytest.mark.parametrize("shape", [(64, 16, 14, 14), (64, 40, 4, 4)])  # by rows, by spans
+def test_batch_norm(shape: tuple[int, ...]) -> None:
+    x, dy = f32(*shape) * 3 + 1, f32(*shape)
+    c = shape[1]
+    weight, bias = f32(c), f32(c)
 
     def run() -> Any:
-        mean, var = np.zeros(16, np.float32), np.ones(16, np.float32)
+        mean, var = np.zeros(c, np.float32), np.ones(c, np.float32)
         y, save_mean, save_invstd = kernels.batch_norm_forward(x, mean, var, weight, bias,
                                                                training=True)
         grads = kernels.batch_norm_backward(dy, x, weight, save_mean, save_invstd,

@@ -942,34 +942,6 @@ void depthwise_rows(const float* xp, int64_t row_step, int64_t tap_rows, int64_t
   }
 }
 
-// The weight gradient's tap over a whole plane, float32: sum_{p, q} dy[p, q] *
-// xp[p * row_step + q] (xp already shifted to the tap), in four accumulators
-// (rows p mod 4) so the multiply-adds do not wait on each other, then added
-// lane by lane in a fixed order; masked loads past the row's end.
-inline float depthwise_tap_dot(const float* dy, const float* xp, int64_t row_step, int64_t P,
-                               int64_t Q) {
-  const int64_t full = Q / kLanes * kLanes;
-  const simd::Mask tail = simd::first(Q - full);
-  auto add_row = [&](int64_t p, Vec a) {
-    const float* d = dy + p * Q;
-    const float* in = xp + p * row_step;
-    for (int64_t q0 = 0; q0 < full; q0 += kLanes)
-      a = simd::fmadd(simd::load(d + q0), simd::load(in + q0), a);
-    if (full < Q) a = simd::fmadd(simd::load(d + full, tail), simd::load(in + full, tail), a);
-    return a;
-  };
-  Vec a0 = simd::zero(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t p = 0;
-  for (; p + 4 <= P; p += 4) {
-    a0 = add_row(p, a0);
-    a1 = add_row(p + 1, a1);
-    a2 = add_row(p + 2, a2);
-    a3 = add_row(p + 3, a3);
-  }
-  for (; p < P; ++p) a0 = add_row(p, a0);
-  return simd::sum_lanes(simd::add(simd::add(a0, a1), simd::add(a2, a3)));
-}
-
 // The weight gradient with output pixels along the vector lanes, float32 at
 // stride 1 (forward_pixels' layout; for layers whose few output channels would
 // leave most lanes of the channels-along-lanes path idle):
@@ -1421,6 +1393,59 @@ void backward_input_depthwise(const ConvGeometry& g, const T* dy, const T* w, T*
   });
 }
 
+// Calls f(t, k, xp) for the depthwise tasks t = n * K + k in [t0, t1), xp holding
+// the padded phases of the input plane that image n's output channel k reads
+// (loaded once for the tasks in a row that share it).
+template <typename T, typename F>
+void over_phase_planes(const ConvGeometry& g, const Padded& pd, const PhasePlane& ph, const T* x,
+                       int64_t t0, int64_t t1, F&& f) {
+  const int64_t Kg = g.K / g.groups, HW = g.H * g.W;
+  auto xp = scratch<T>(static_cast<size_t>(ph.size()));
+  int64_t in_xp = -1;  // which input plane xp holds
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
+    if (plane != in_xp) {
+      pad_phases(g, pd, ph, x + plane * HW, xp.get());
+      in_xp = plane;
+    }
+    f(t, k, static_cast<const T*>(xp.get()));
+  }
+}
+
+#if KILN_FLOAT_VEC
+// The depthwise weight gradient, float32, any stride and dilation (the planes
+// read through a PhasePlane, so that every tap's inputs for a row of outputs are
+// contiguous): per (image, output channel) plane, pixel_dot_tile with one output
+// channel keeps up to kDotCols taps in registers over the whole plane, so dy is
+// loaded once per group of taps rather than once per tap, and adds its vectors
+// into the chunk's lane-separated partial; the lanes of the total are added in
+// order at the end. Chunks of planes are fixed by the problem (parallel_reduce),
+// so any thread count gives the same bits.
+void depthwise_weight_lanes(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  const int64_t RS = g.R * g.S, PQ = g.P * g.Q;
+  const Padded pd(g);
+  const PhasePlane ph(g, pd);
+  std::vector<int64_t> xo(static_cast<size_t>(RS));
+  for (int64_t r = 0; r < g.R; ++r)
+    for (int64_t s = 0; s < g.S; ++s) xo[r * g.S + s] = r * g.dil_h * ph.W + ph.tap_col[s];
+  const int64_t ldp = RS * kLanes, size = g.K * ldp;  // part[k, tap, lane]
+  auto total = scratch<float>(static_cast<size_t>(size));
+  parallel_reduce<float>(
+      g.N * g.K, grain_for(2 * RS * PQ), max_parts<float>(g, size), size, total.get(),
+      [&](int64_t t0, int64_t t1, float* part) {
+        over_phase_planes(g, pd, ph, x, t0, t1, [&](int64_t t, int64_t k, const float* xp) {
+          for (int64_t j0 = 0; j0 < RS; j0 += kDotCols) {
+            const int64_t nt = std::min<int64_t>(kDotCols, RS - j0);
+            kDotTiles[0][nt - 1](dy + t * PQ, PQ, g.P, g.Q, xp, xo.data() + j0,
+                                 g.stride_h * ph.W, part + k * ldp + j0 * kLanes, ldp);
+          }
+        });
+      });
+  for (int64_t i = 0; i < g.K * RS; ++i)
+    dw[i] = simd::sum_lanes(simd::load(total.get() + i * kLanes));
+}
+#endif
+
 // dw[k, r, s] = sum over images and output pixels of dy * the shifted input:
 // per task (image, output channel) a row of products per tap, summed once.
 template <typename T>
@@ -1429,39 +1454,31 @@ void backward_weight_depthwise(const ConvGeometry& g, const T* dy, const T* x, T
     depthwise_blocks_weight(g, dy, x, dw);
     return;
   }
-  const int64_t Kg = g.K / g.groups, RS = g.R * g.S, PQ = g.P * g.Q, HW = g.H * g.W;
+#if KILN_FLOAT_VEC
+  if constexpr (std::is_same_v<T, float>) {
+    depthwise_weight_lanes(g, dy, x, dw);
+    return;
+  }
+#endif
+  const int64_t RS = g.R * g.S, PQ = g.P * g.Q;
   const Padded pd(g);
   const PhasePlane ph(g, pd);
   const int64_t row_step = g.stride_h * ph.W, tap_rows = g.dil_h * ph.W;
   parallel_reduce<T>(
       g.N * g.K, grain_for(2 * RS * PQ), max_parts<T>(g, g.K * RS), g.K * RS, dw,
       [&](int64_t t0, int64_t t1, T* part) {
-        auto xp = scratch<T>(static_cast<size_t>(ph.size()));
         std::vector<T> products(static_cast<size_t>(g.Q));
-        int64_t in_xp = -1;  // which input plane xp holds
-        for (int64_t t = t0; t < t1; ++t) {  // t = n * K + k
-          const int64_t k = t % g.K, plane = (t / g.K) * g.C + k / Kg;
-          if (plane != in_xp) {
-            pad_phases(g, pd, ph, x + plane * HW, xp.get());
-            in_xp = plane;
-          }
+        over_phase_planes(g, pd, ph, x, t0, t1, [&](int64_t t, int64_t k, const T* xp) {
           for (int64_t r = 0; r < g.R; ++r)
             for (int64_t s = 0; s < g.S; ++s) {
-              const T* in = xp.get() + r * tap_rows + ph.tap_col[s];
-#if KILN_FLOAT_VEC
-              if constexpr (std::is_same_v<T, float>) {
-                part[k * RS + r * g.S + s] += depthwise_tap_dot(dy + t * PQ, in, row_step,
-                                                                g.P, g.Q);
-                continue;
-              }
-#endif
+              const T* in = xp + r * tap_rows + ph.tap_col[s];
               std::fill(products.begin(), products.end(), T(0));
               for (int64_t p = 0; p < g.P; ++p)
                 for (int64_t q = 0; q < g.Q; ++q)  // (a dot product would not vectorize)
                   products[q] += dy[t * PQ + p * g.Q + q] * in[p * row_step + q];
               for (T v : products) part[k * RS + r * g.S + s] += v;
             }
-        }
+        });
       });
 }
 

@@ -29,15 +29,76 @@ void for_each_row(const BatchNormSizes& sz, F&& f) {
   for_each_block(sz.n * sz.c, sz.s, std::forward<F>(f));
 }
 
+// Batch-norm planes of at most kSmallPlane values (the late stages of a CNN:
+// 8x8, 4x4, 2x2; BatchNorm1d's single values) are too short to pay a task, a
+// two-pass sum and a loop per (n, c) row: rows of 4 values measured 4x slower
+// than PyTorch. They run by channel spans instead: a task takes a span of
+// adjacent channels, whose values in one image are one contiguous run of at most
+// kSpanValues, and sweeps the images in order with per-value accumulators and
+// per-value copies of the channel constants, so every loop runs over whole runs.
+constexpr int64_t kSmallPlane = 64;
+constexpr int64_t kSpanValues = 2048;
+
+bool small_planes(const BatchNormSizes& sz) {
+  return sz.n > 0 && sz.s > 0 && sz.s <= kSmallPlane;
+}
+
+// Calls f(c0, c1) for spans of adjacent channels (at least 8 spans where there
+// are that many channels, so that threads share the work), threaded over spans.
+template <typename F>
+void for_each_channel_span(const BatchNormSizes& sz, F&& f) {
+  const int64_t width = std::clamp<int64_t>((sz.c + 7) / 8, 1, kSpanValues / sz.s);
+  const int64_t spans = (sz.c + width - 1) / width;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / (sz.n * width * sz.s));
+  parallel_for(0, spans, grain, [&](int64_t s0, int64_t s1) {
+    for (int64_t span = s0; span < s1; ++span)
+      f(span * width, std::min(sz.c, (span + 1) * width));
+  });
+}
+
+// to[(c - c0) * S + i] = from[c] for the channels of a span.
+template <typename T, typename U>
+void per_value(const U* from, int64_t c0, int64_t c1, int64_t s, T* to) {
+  for (int64_t c = c0; c < c1; ++c) std::fill_n(to + (c - c0) * s, s, T(from[c]));
+}
+
 // Per-channel mean and biased variance. Each (n, c) row gets an exact two-pass
 // mean and sum of squared deviations; rows then merge per channel in n order by
 // Chan et al.'s pairwise update (stable, and independent of the thread count).
+// Small planes take an exact two-pass mean and sum of squared deviations per
+// channel, each value's terms summed over images in n order, then over the
+// plane in order (a channel's sums never depend on its span, so neither on the
+// thread count).
 template <typename T>
 void channel_moments(const T* x, const BatchNormSizes& sz, std::vector<double>& mean,
                      std::vector<double>& var) {
-  const int64_t rows = sz.n * sz.c;
-  std::vector<double> row_mean(rows), row_m2(rows);
-  if (sz.s > 0)
+  const int64_t rows = sz.n * sz.c, count = sz.n * sz.s;
+  mean.assign(sz.c, 0.0);
+  var.assign(sz.c, 0.0);  // holds M2 until the final division
+  if (small_planes(sz)) {
+    for_each_channel_span(sz, [&](int64_t c0, int64_t c1) {
+      const int64_t len = (c1 - c0) * sz.s;
+      std::vector<double> acc(len), center(len);
+      auto sweep = [&](auto term) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t n = 0; n < sz.n; ++n) {
+          const T* xs = x + (n * sz.c + c0) * sz.s;
+          for (int64_t j = 0; j < len; ++j) acc[j] += term(double(xs[j]), j);
+        }
+      };
+      auto channel_total = [&](int64_t c) {
+        double total = 0;
+        for (int64_t i = 0; i < sz.s; ++i) total += acc[(c - c0) * sz.s + i];
+        return total;
+      };
+      sweep([](double v, int64_t) { return v; });
+      for (int64_t c = c0; c < c1; ++c) mean[c] = channel_total(c) / count;
+      per_value(mean.data(), c0, c1, sz.s, center.data());
+      sweep([&](double v, int64_t j) { return (v - center[j]) * (v - center[j]); });
+      for (int64_t c = c0; c < c1; ++c) var[c] = channel_total(c);
+    });
+  } else if (sz.s > 0) {
+    std::vector<double> row_mean(rows), row_m2(rows);
     for_each_row(sz, [&](int64_t r) {
       const T* xr = x + r * sz.s;
       const double m = lane_sum(sz.s, [&](int64_t i) { return double(xr[i]); }) / sz.s;
@@ -47,18 +108,16 @@ void channel_moments(const T* x, const BatchNormSizes& sz, std::vector<double>& 
         return d * d;
       });
     });
-  mean.assign(sz.c, 0.0);
-  var.assign(sz.c, 0.0);  // holds M2 until the final division
-  for (int64_t n = 0; n < sz.n && sz.s > 0; ++n) {
-    const double before = double(n) * sz.s, total = before + sz.s;
-    const double weight = sz.s / total, cross = before * sz.s / total;
-    for (int64_t c = 0; c < sz.c; ++c) {
-      const double delta = row_mean[n * sz.c + c] - mean[c];
-      mean[c] += delta * weight;
-      var[c] += row_m2[n * sz.c + c] + delta * delta * cross;
+    for (int64_t n = 0; n < sz.n; ++n) {
+      const double before = double(n) * sz.s, total = before + sz.s;
+      const double weight = sz.s / total, cross = before * sz.s / total;
+      for (int64_t c = 0; c < sz.c; ++c) {
+        const double delta = row_mean[n * sz.c + c] - mean[c];
+        mean[c] += delta * weight;
+        var[c] += row_m2[n * sz.c + c] + delta * delta * cross;
+      }
     }
   }
-  const int64_t count = sz.n * sz.s;
   for (double& v : var) v = count > 0 ? v / count : 0.0;
 }
 
@@ -101,6 +160,24 @@ T relu_value(T v) {
   return pointwise::ReLU::f(v, T(0));
 }
 
+// One run of batch norm's forward values: y = relu((x - m) * a + b + r) (r, relu
+// as asked), with m, a, b one per value (kPerValue: a small-plane span's
+// per_value copies) or one for the whole run. Each value rounds as the unfused
+// ops round it: bn(x), then + residual, then relu.
+template <bool kPerValue, typename T>
+void normalize_run(const T* x, const T* r, bool relu, T* y, int64_t len, const T* m, const T* a,
+                   const T* b) {
+  auto at = [](const T* v, int64_t i) { return kPerValue ? v[i] : v[0]; };
+  if (r) {
+    for (int64_t i = 0; i < len; ++i)
+      y[i] = relu_value(T((x[i] - at(m, i)) * at(a, i) + at(b, i)) + r[i]);
+  } else if (relu) {
+    for (int64_t i = 0; i < len; ++i) y[i] = relu_value(T((x[i] - at(m, i)) * at(a, i) + at(b, i)));
+  } else {
+    for (int64_t i = 0; i < len; ++i) y[i] = (x[i] - at(m, i)) * at(a, i) + at(b, i);
+  }
+}
+
 // Batch norm's forward with the fused epilogue y = relu(bn(x) + residual):
 // residual may be null, relu false gives plain batch norm.
 template <typename T>
@@ -133,21 +210,53 @@ void batch_norm_forward_impl(const T* x, const T* residual, bool relu, T* y,
     scale[c] = T(a);
     shift[c] = T((bias ? double(bias[c]) : 0.0) - (mean[c] - double(center[c])) * a);
   }
+  if (small_planes(sz)) {
+    for_each_channel_span(sz, [&](int64_t c0, int64_t c1) {
+      const int64_t len = (c1 - c0) * sz.s;
+      std::vector<T> m(len), a(len), b(len);
+      per_value(center.data(), c0, c1, sz.s, m.data());
+      per_value(scale.data(), c0, c1, sz.s, a.data());
+      per_value(shift.data(), c0, c1, sz.s, b.data());
+      for (int64_t n = 0; n < sz.n; ++n) {
+        const int64_t at = (n * sz.c + c0) * sz.s;
+        normalize_run<true>(x + at, residual ? residual + at : nullptr, relu, y + at, len,
+                            m.data(), a.data(), b.data());
+      }
+    });
+    return;
+  }
   for_each_row(sz, [&](int64_t r) {
-    const int64_t c = r % sz.c;
-    const T m = center[c], a = scale[c], b = shift[c];
-    const T* xr = x + r * sz.s;
-    T* yr = y + r * sz.s;
-    // Each value rounds as the unfused ops round it: bn(x), then + residual, then relu.
-    if (residual) {
-      const T* rr = residual + r * sz.s;
-      for (int64_t i = 0; i < sz.s; ++i) yr[i] = relu_value(T((xr[i] - m) * a + b) + rr[i]);
-    } else if (relu) {
-      for (int64_t i = 0; i < sz.s; ++i) yr[i] = relu_value(T((xr[i] - m) * a + b));
-    } else {
-      for (int64_t i = 0; i < sz.s; ++i) yr[i] = (xr[i] - m) * a + b;
-    }
+    const int64_t c = r % sz.c, at = r * sz.s;
+    normalize_run<false>(x + at, residual ? residual + at : nullptr, relu, y + at, sz.s,
+                         &center[c], &scale[c], &shift[c]);
   });
+}
+
+// The gradient reaching batch norm over one run: dy itself, or (y given, the
+// fused output) dy masked as the pointwise ReLU's gradient masks it (0 where
+// y <= 0, NaN passing), written to out and returned.
+template <typename T>
+const T* masked_run(const T* dy, const T* y, T* out, int64_t len) {
+  if (!y) return dy;
+  for (int64_t i = 0; i < len; ++i) {
+    const T d = dy[i];  // both loads before the select: a blend, not a branch
+    out[i] = pointwise::ReLU::df(y[i], d, T(0));
+  }
+  return out;
+}
+
+// One run of batch norm's input gradient, dx = g * a + (x - m) * b + k, with the
+// constants one per value (kPerValue) or one for the run; g may be dx itself.
+template <bool kPerValue, typename T>
+void input_gradient_run(const T* g, const T* x, T* dx, int64_t len, const T* m, const T* a,
+                        const T* b, const T* k) {
+  auto at = [](const T* v, int64_t i) { return kPerValue ? v[i] : v[0]; };
+  if (g == dx)  // in place, said so: a vectorized loop needs no overlap check
+    for (int64_t i = 0; i < len; ++i)
+      dx[i] = dx[i] * at(a, i) + (x[i] - at(m, i)) * at(b, i) + at(k, i);
+  else
+    for (int64_t i = 0; i < len; ++i)
+      dx[i] = g[i] * at(a, i) + (x[i] - at(m, i)) * at(b, i) + at(k, i);
 }
 
 // Batch norm's backward after the fused epilogue: the gradient reaching batch
@@ -157,58 +266,88 @@ template <typename T>
 void batch_norm_backward_impl(const T* dy, const T* y, const T* x, const BatchNormSizes& sz,
                               const T* weight, const T* save_mean, const T* save_invstd,
                               bool training, T* dx, T* dweight, T* dbias, T* dresidual) {
-  // After a ReLU, the first pass writes g (dy masked as the pointwise ReLU's
-  // gradient masks it: 0 where y <= 0, NaN passing) where the second pass reads
-  // it: into dresidual, which wants it anyway, or else into dx, which the second
-  // pass then overwrites in place. So y is read once, and g never materialized
+  // After a ReLU, the first pass writes g where the second pass reads it: into
+  // dresidual, which wants it anyway, or else into dx, which the second pass
+  // then overwrites in place. So y is read once, and g never materialized
   // beyond the output arrays.
   T* g = y ? (dresidual ? dresidual : dx) : nullptr;
-  // Per row: sum g and sum g * (x - mean); then per channel, summed in n order.
-  const int64_t rows = sz.n * sz.c, count = sz.n * sz.s;
-  std::vector<double> row_dy(rows), row_dy_xc(rows);
-  for_each_row(sz, [&](int64_t r) {
-    const T m = save_mean[r % sz.c];
-    const T* xr = x + r * sz.s;
-    const T* gr = dy + r * sz.s;
-    if (g) {
-      const T* yr = y + r * sz.s;
-      T* out = g + r * sz.s;
-      for (int64_t i = 0; i < sz.s; ++i) {
-        const T d = gr[i];  // both loads before the select: a blend, not a branch
-        out[i] = pointwise::ReLU::df(yr[i], d, T(0));
+  // Per channel: sum g and sum g * (x - mean); per (n, c) row, then summed in n
+  // order, or for small planes per value over images in n order, then over the
+  // plane in order.
+  const int64_t count = sz.n * sz.s;
+  std::vector<double> sum_dy(sz.c), sum_dy_xc(sz.c);
+  if (small_planes(sz)) {
+    for_each_channel_span(sz, [&](int64_t c0, int64_t c1) {
+      const int64_t len = (c1 - c0) * sz.s;
+      std::vector<T> m(len);
+      per_value(save_mean, c0, c1, sz.s, m.data());
+      std::vector<double> acc_dy(len), acc_dy_xc(len);
+      for (int64_t n = 0; n < sz.n; ++n) {
+        const int64_t at = (n * sz.c + c0) * sz.s;
+        const T* gr = masked_run(dy + at, y ? y + at : nullptr, g ? g + at : nullptr, len);
+        const T* xr = x + at;
+        for (int64_t j = 0; j < len; ++j) {
+          acc_dy[j] += double(gr[j]);
+          acc_dy_xc[j] += double(gr[j]) * double(xr[j] - m[j]);
+        }
       }
-      gr = out;
-    }
-    row_dy[r] = lane_sum(sz.s, [&](int64_t i) { return double(gr[i]); });
-    row_dy_xc[r] = lane_sum(sz.s, [&](int64_t i) { return double(gr[i]) * double(xr[i] - m); });
-  });
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t i = 0; i < sz.s; ++i) {
+          sum_dy[c] += acc_dy[(c - c0) * sz.s + i];
+          sum_dy_xc[c] += acc_dy_xc[(c - c0) * sz.s + i];
+        }
+    });
+  } else {
+    const int64_t rows = sz.n * sz.c;
+    std::vector<double> row_dy(rows), row_dy_xc(rows);
+    for_each_row(sz, [&](int64_t r) {
+      const T m = save_mean[r % sz.c];
+      const T* xr = x + r * sz.s;
+      const T* gr = masked_run(dy + r * sz.s, y ? y + r * sz.s : nullptr,
+                               g ? g + r * sz.s : nullptr, sz.s);
+      row_dy[r] = lane_sum(sz.s, [&](int64_t i) { return double(gr[i]); });
+      row_dy_xc[r] =
+          lane_sum(sz.s, [&](int64_t i) { return double(gr[i]) * double(xr[i] - m); });
+    });
+    for (int64_t c = 0; c < sz.c; ++c)
+      for (int64_t n = 0; n < sz.n; ++n) {
+        sum_dy[c] += row_dy[n * sz.c + c];
+        sum_dy_xc[c] += row_dy_xc[n * sz.c + c];
+      }
+  }
   // dx = g * a + (x - mean) * b + k per channel; in eval mode the statistics
   // are constants, so only the first term remains.
   std::vector<T> a(sz.c), b(sz.c), k(sz.c);
   for (int64_t c = 0; c < sz.c; ++c) {
-    double sum_dy = 0, sum_dy_xc = 0;
-    for (int64_t n = 0; n < sz.n; ++n) {
-      sum_dy += row_dy[n * sz.c + c];
-      sum_dy_xc += row_dy_xc[n * sz.c + c];
-    }
     const double invstd = save_invstd[c];
     const double ac = (weight ? double(weight[c]) : 1.0) * invstd;
-    dbias[c] = T(sum_dy);
-    dweight[c] = T(sum_dy_xc * invstd);
+    dbias[c] = T(sum_dy[c]);
+    dweight[c] = T(sum_dy_xc[c] * invstd);
     a[c] = T(ac);
-    b[c] = T(training && count > 0 ? -ac * invstd * invstd * sum_dy_xc / count : 0.0);
-    k[c] = T(training && count > 0 ? -ac * sum_dy / count : 0.0);
+    b[c] = T(training && count > 0 ? -ac * invstd * invstd * sum_dy_xc[c] / count : 0.0);
+    k[c] = T(training && count > 0 ? -ac * sum_dy[c] / count : 0.0);
+  }
+  const T* grad = g ? g : dy;
+  if (small_planes(sz)) {
+    for_each_channel_span(sz, [&](int64_t c0, int64_t c1) {
+      const int64_t len = (c1 - c0) * sz.s;
+      std::vector<T> mv(len), av(len), bv(len), kv(len);
+      per_value(save_mean, c0, c1, sz.s, mv.data());
+      per_value(a.data(), c0, c1, sz.s, av.data());
+      per_value(b.data(), c0, c1, sz.s, bv.data());
+      per_value(k.data(), c0, c1, sz.s, kv.data());
+      for (int64_t n = 0; n < sz.n; ++n) {
+        const int64_t at = (n * sz.c + c0) * sz.s;
+        input_gradient_run<true>(grad + at, x + at, dx + at, len, mv.data(), av.data(),
+                                 bv.data(), kv.data());
+      }
+    });
+    return;
   }
   for_each_row(sz, [&](int64_t r) {
-    const int64_t c = r % sz.c;
-    const T m = save_mean[c], ac = a[c], bc = b[c], kc = k[c];
-    const T* gr = (g ? g : dy) + r * sz.s;
-    const T* xr = x + r * sz.s;
-    T* dxr = dx + r * sz.s;
-    if (gr == dxr)  // in place, said so: a vectorized loop needs no overlap check
-      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = dxr[i] * ac + (xr[i] - m) * bc + kc;
-    else
-      for (int64_t i = 0; i < sz.s; ++i) dxr[i] = gr[i] * ac + (xr[i] - m) * bc + kc;
+    const int64_t c = r % sz.c, at = r * sz.s;
+    input_gradient_run<false>(grad + at, x + at, dx + at, sz.s, &save_mean[c], &a[c], &b[c],
+                              &k[c]);
   });
 }
 

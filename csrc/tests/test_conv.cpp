@@ -263,6 +263,8 @@ TEST(Conv2d, GradientsSameAtAnyThreadCount) {
   expect_grads_thread_independent<float>({16, 6, 14, 14}, {16, 6, 5, 5}, 1, {0, 0});
   expect_grads_thread_independent<float>({40, 32, 8, 8}, {64, 32, 3, 3}, 1, {1, 1}, {2, 2});
   expect_grads_thread_independent<float>({16, 32, 16, 16}, {32, 1, 3, 3}, 32, {1, 1}, {2, 2});
+  // Depthwise weight gradient with taps along registers (rows of 16 or more outputs).
+  expect_grads_thread_independent<float>({16, 8, 20, 20}, {8, 1, 3, 3}, 8, {1, 1});
   expect_grads_thread_independent<float>({23, 64, 4, 4}, {256, 64, 3, 3}, 1, {1, 1});
   // Pixels along the lanes: forward, input gradient as a forward, weight gradient.
   expect_grads_thread_independent<float>({12, 1, 20, 20}, {6, 1, 5, 5}, 1, {2, 2});

@@ -81,13 +81,15 @@ TEST_P(BatchNormShapes, TrainingForwardAndBackwardMatchReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormShapes,
                          ::testing::Values(Shape{8, 5}, Shape{2, 3}, Shape{4, 3, 7},
                                            Shape{3, 4, 5, 6}, Shape{1, 2, 3, 3},
-                                           Shape{2, 3, 2, 2, 3}));
+                                           Shape{2, 3, 2, 2, 3}, Shape{3, 20, 2, 2},
+                                           Shape{2, 3, 9, 9}));
 
 // The fused batch norm + residual + ReLU against the unfused composition, in
 // float: batch_norm_forward, + residual, ReLU; ReLU's gradient, batch_norm_backward.
 // Both round alike, so the results are equal, not merely close.
-void check_fused_equals_unfused(bool training, bool with_residual) {
-  const Shape shape{3, 4, 5, 7};
+// Planes of 35 values run by channel spans, of 81 row by row.
+void check_fused_equals_unfused(bool training, bool with_residual,
+                                const Shape& shape = Shape{3, 4, 5, 7}) {
   const BatchNormSizes sz = batch_norm_sizes("batch_norm", shape);
   const int64_t total = sz.n * sz.c * sz.s;
   auto as_float = [](const std::vector<double>& v) {
@@ -138,6 +140,10 @@ TEST(BatchNormReLU, TrainingEqualsUnfused) { check_fused_equals_unfused(true, fa
 TEST(BatchNormReLU, TrainingWithResidualEqualsUnfused) { check_fused_equals_unfused(true, true); }
 TEST(BatchNormReLU, EvalEqualsUnfused) { check_fused_equals_unfused(false, false); }
 TEST(BatchNormReLU, EvalWithResidualEqualsUnfused) { check_fused_equals_unfused(false, true); }
+TEST(BatchNormReLU, LargePlanesEqualUnfused) {
+  check_fused_equals_unfused(true, true, Shape{2, 3, 9, 9});
+  check_fused_equals_unfused(false, false, Shape{2, 3, 9, 9});
+}
 
 TEST(BatchNormReLU, FiniteDifferences) {
   // d/dx, d/dresidual of sum(relu(bn(x) + r) * dy) in double, away from the kink.
