@@ -31,6 +31,13 @@ int get_num_threads();
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn);
 
+// The grain for rows of `row_size` values in a memory-bound loop (a copy, a
+// normalization pass): about 16K values a task, so that both threads of a small
+// machine share even a tensor of a few MiB, and a task is never a sliver.
+inline int64_t rows_per_grain(int64_t row_size) {
+  return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, row_size));
+}
+
 // [0, n) cut into `count` contiguous chunks whose sizes differ by at most one:
 // chunk c is [begin(c), begin(c + 1)).
 struct FixedChunks {

@@ -1601,17 +1601,11 @@ ConvGeometry subsampled(const ConvGeometry& g) {
   return t;
 }
 
-// Planes of HW values per task of a memory-bound copy: about 16K values, so that
-// both threads share even a layer of a few MiB.
-int64_t copy_grain(int64_t HW) {
-  return std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(HW, 1));
-}
-
 // xs[n, c, p, q] = x[n, c, p * stride_h, q * stride_w] (pixels of a 1x1 layer's windows).
 template <typename T>
 void subsample(const ConvGeometry& g, const T* x, T* xs) {
   const int64_t HW = g.H * g.W;
-  parallel_for(0, g.N * g.C, copy_grain(HW), [&](int64_t r0, int64_t r1) {
+  parallel_for(0, g.N * g.C, rows_per_grain(HW), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)  // r = n * C + c
       for (int64_t p = 0; p < g.P; ++p) {
         const T* row = x + r * HW + p * g.stride_h * g.W;
@@ -1624,7 +1618,7 @@ void subsample(const ConvGeometry& g, const T* x, T* xs) {
 template <typename T>
 void spread_subsampled(const ConvGeometry& g, const T* dxs, T* dx) {
   const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
-  parallel_for(0, g.N * g.C, copy_grain(HW), [&](int64_t r0, int64_t r1) {
+  parallel_for(0, g.N * g.C, rows_per_grain(HW), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       T* plane = dx + r * HW;
       std::fill(plane, plane + HW, T(0));

@@ -17,8 +17,7 @@ namespace {
 // ranges of blocks: memory streams in order, and a block's second pass hits L1.
 template <typename F>
 void for_each_block(int64_t blocks, int64_t size, F&& f) {
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, size));
-  parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+  parallel_for(0, blocks, rows_per_grain(size), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) f(b);
   });
 }

@@ -39,7 +39,7 @@ struct Plan {
         tw(axis_taps<T>(s.in_w, s.out_w, o.scale_w, o)),
         in_plane(s.in_h * s.in_w),
         out_plane(s.out_h * s.out_w),
-        grain(std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(out_plane, 1))),
+        grain(rows_per_grain(out_plane)),
         linear(o.mode == Resample::Bilinear) {}
 };
 
@@ -126,7 +126,7 @@ struct WidePlan {
         tw(wide_taps<T>(s.in_w, s.out_w, o.scale_w, o)),
         in_plane(s.in_h * s.in_w),
         out_plane(s.out_h * s.out_w),
-        grain(std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(out_plane, 1))) {
+        grain(rows_per_grain(out_plane)) {
     KILN_CHECK(!o.antialias || o.mode == Resample::Bilinear || o.mode == Resample::Bicubic, op,
                ": antialias is only for the bilinear and bicubic modes");
   }
